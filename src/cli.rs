@@ -1,0 +1,466 @@
+//! The `s2cr` command line: argument parsing (clap), rendering job events as progress bars, and
+//! printing results. Every command calls library functions; none holds pipeline logic.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::aoi::{Aoi, AoiLimits, DEFAULT_MAX_AREA_KM2};
+use crate::job::{JobEvent, JobHandle, LogLevel};
+use crate::project::{Bands, DateRange, Project, ProjectConfig, Provider, StageState, AOI_FILE, SCHEMA_VERSION};
+
+/// Synthesize cloud-free Sentinel-2 images from Sentinel-1 radar, and judge them by the burned
+/// areas they map. Without a command, opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(name = "s2cr", version, about, long_about = None)]
+pub struct Cli {
+    /// Project folder (default: the current folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// More log output (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project folder for an area of interest and two date ranges.
+    Init(InitArgs),
+    /// Work with area-of-interest files (GeoJSON, WKT).
+    #[command(subcommand)]
+    Aoi(AoiCommand),
+    /// Show a project: AOI, dates, grid, and each stage as done / stale / missing.
+    Info {
+        /// Project folder (default: --project or the current folder).
+        dir: Option<PathBuf>,
+    },
+    /// Inspect rasters with GDAL.
+    #[command(subcommand)]
+    Raster(RasterCommand),
+    /// Open the desktop app (also what `s2cr` alone does).
+    #[cfg(feature = "gui")]
+    Gui {
+        /// Project folder to open.
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the project in (created if missing).
+    pub dir: PathBuf,
+    /// Area of interest: GeoJSON (.geojson/.json) or WKT (.wkt/.txt), WGS84 lon/lat.
+    #[arg(long, value_name = "FILE")]
+    pub aoi: PathBuf,
+    /// Reference (pre-fire) date range, FROM/TO, e.g. 2019-11-01/2019-12-31.
+    #[arg(long, value_name = "FROM/TO")]
+    pub t0: String,
+    /// Target (post-fire) date range, FROM/TO, e.g. 2020-01-10/2020-02-28.
+    #[arg(long, value_name = "FROM/TO")]
+    pub t1: String,
+    /// Project name (default: the folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Scene provider.
+    #[arg(long, value_enum, default_value = "earth-search")]
+    pub provider: ProviderArg,
+    /// Largest cloud cover over the AOI, percent.
+    #[arg(long, default_value_t = 20.0)]
+    pub max_cloud: f64,
+    /// Target grid pixel size in metres (10, 20 or 60).
+    #[arg(long, default_value_t = 10.0)]
+    pub pixel_size: f64,
+    /// Largest AOI accepted, km2.
+    #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+    pub max_area_km2: f64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderArg {
+    EarthSearch,
+    PlanetaryComputer,
+    Cdse,
+    Local,
+}
+
+impl From<ProviderArg> for Provider {
+    fn from(p: ProviderArg) -> Provider {
+        match p {
+            ProviderArg::EarthSearch => Provider::EarthSearch,
+            ProviderArg::PlanetaryComputer => Provider::PlanetaryComputer,
+            ProviderArg::Cdse => Provider::Cdse,
+            ProviderArg::Local => Provider::Local,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AoiCommand {
+    /// Convert between GeoJSON and WKT (one polygon per line), by the files' extensions.
+    Convert {
+        #[arg(long, short)]
+        input: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Check an AOI and list every problem found.
+    Validate {
+        file: PathBuf,
+        #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+        max_area_km2: f64,
+    },
+    /// Area, bounds, UTM zone and target grid of an AOI.
+    Info {
+        file: PathBuf,
+        #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+        max_area_km2: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RasterCommand {
+    /// Size, CRS, geotransform and bands of a raster (local path or http(s) URL).
+    Info { location: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &anyhow::Error) -> String {
+    crate::error_chain(e.as_ref())
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("S2CR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("s2cr={level},gdal={level}")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let project_dir = cli.project.clone();
+    match cli.command {
+        None => open_gui(project_dir),
+        #[cfg(feature = "gui")]
+        Some(Command::Gui { dir }) => open_gui(dir.or(project_dir)),
+        Some(Command::Init(args)) => init(args),
+        Some(Command::Aoi(cmd)) => aoi(cmd),
+        Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
+        Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
+    }
+}
+
+#[cfg(feature = "gui")]
+fn open_gui(project: Option<PathBuf>) -> Result<()> {
+    use anyhow::Context as _;
+    crate::gui::run(project).context("opening the desktop app (use a subcommand for the command line; see --help)")
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_gui(_project: Option<PathBuf>) -> Result<()> {
+    anyhow::bail!("this s2cr was built without the desktop app (feature `gui`); see `s2cr --help` for the commands")
+}
+
+fn parse_range(field: &str, text: &str) -> Result<DateRange> {
+    text.parse::<DateRange>().map_err(|e| anyhow::anyhow!("--{field}: {e}"))
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let t0 = parse_range("t0", &args.t0)?;
+    let t1 = parse_range("t1", &args.t1)?;
+    if t0.to >= t1.from {
+        anyhow::bail!("--t1: {t1} must start after --t0 ({t0}) ends");
+    }
+    if !(0.0..=100.0).contains(&args.max_cloud) {
+        anyhow::bail!("--max-cloud: {} is not a percentage 0..100", args.max_cloud);
+    }
+    let aoi = Aoi::load(&args.aoi, &AoiLimits { max_area_km2: args.max_area_km2 })?;
+    let grid = aoi.target_grid(args.pixel_size)?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        std::path::absolute(&args.dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "project".into())
+    });
+    let config = ProjectConfig {
+        schema_version: SCHEMA_VERSION,
+        name,
+        aoi: PathBuf::from(AOI_FILE),
+        t0,
+        t1,
+        provider: args.provider.into(),
+        max_cloud_percent: args.max_cloud,
+        bands: Bands::default(),
+        grid,
+        model_config: None,
+        train_config: None,
+    };
+    let project = Project::create(&args.dir, config, &aoi)?;
+    let g = &project.config.grid;
+    println!(
+        "Created project '{}' in {}\n  AOI {:.1} km2, grid EPSG:{} at {} m: {} x {} pixels\nNext: s2cr info {}",
+        project.config.name,
+        project.root().display(),
+        aoi.area_km2(),
+        g.epsg,
+        g.pixel_size_m,
+        g.width,
+        g.height,
+        args.dir.display()
+    );
+    Ok(())
+}
+
+fn aoi(cmd: AoiCommand) -> Result<()> {
+    match cmd {
+        AoiCommand::Convert { input, output } => {
+            // Conversion keeps what it is given; only structure and geometry must be valid.
+            let aoi = Aoi::load(&input, &AoiLimits { max_area_km2: f64::INFINITY })?;
+            aoi.write(&output)?;
+            println!("Wrote {} ({} polygon(s))", output.display(), aoi.summary().polygons);
+            Ok(())
+        }
+        AoiCommand::Validate { file, max_area_km2 } => {
+            let aoi = Aoi::load(&file, &AoiLimits { max_area_km2 })?;
+            println!("{}: valid, {:.2} km2", file.display(), aoi.area_km2());
+            Ok(())
+        }
+        AoiCommand::Info { file, max_area_km2 } => {
+            let aoi = Aoi::load(&file, &AoiLimits { max_area_km2 })?;
+            let s = aoi.summary();
+            let g = aoi.target_grid(10.0)?;
+            println!("File       {}", file.display());
+            println!("Polygons   {} ({} vertices)", s.polygons, s.vertices);
+            println!("Area       {:.2} km2 (geodesic, WGS84)", s.area_km2);
+            println!("Bounds     lon {:.5} .. {:.5}, lat {:.5} .. {:.5}", s.bbox[0], s.bbox[2], s.bbox[1], s.bbox[3]);
+            println!("Centroid   {:.5}, {:.5}", s.centroid[0], s.centroid[1]);
+            println!("UTM        EPSG:{}", s.utm_epsg);
+            println!(
+                "Grid 10 m  {} x {} pixels, x {} .. {}, y {} .. {}",
+                g.width,
+                g.height,
+                g.bounds()[0],
+                g.bounds()[2],
+                g.bounds()[1],
+                g.bounds()[3]
+            );
+            Ok(())
+        }
+    }
+}
+
+fn info(dir: &Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    let c = &project.config;
+    println!("Project   {} ({})", c.name, std::path::absolute(project.root()).unwrap_or(project.root().to_path_buf()).display());
+    match project.aoi() {
+        Ok(aoi) => {
+            let s = aoi.summary();
+            println!(
+                "AOI       {}: {} polygon(s), {:.2} km2, lon {:.4} .. {:.4}, lat {:.4} .. {:.4}",
+                c.aoi.display(),
+                s.polygons,
+                s.area_km2,
+                s.bbox[0],
+                s.bbox[2],
+                s.bbox[1],
+                s.bbox[3]
+            );
+        }
+        Err(e) => println!("AOI       {}: unusable: {}", c.aoi.display(), crate::error_chain(&e)),
+    }
+    println!("Dates     t0 {}   t1 {}", c.t0, c.t1);
+    println!("Provider  {}, at most {} % cloud over the AOI", c.provider, c.max_cloud_percent);
+    println!("Bands     S2 {}   S1 {}", c.bands.s2.join(" "), c.bands.s1.join(" "));
+    println!(
+        "Grid      EPSG:{}, {} m, {} x {} pixels ({:.1} km2), origin ({}, {})",
+        c.grid.epsg,
+        c.grid.pixel_size_m,
+        c.grid.width,
+        c.grid.height,
+        c.grid.area_km2(),
+        c.grid.x_min,
+        c.grid.y_max
+    );
+    println!("Stages");
+    for s in project.status()? {
+        let name = match &s.run {
+            Some(run) => format!("{} [{run}]", s.stage),
+            None => s.stage.to_string(),
+        };
+        let when = match (&s.state, &s.finished) {
+            (StageState::Done, Some(t)) => format!("  ({t})"),
+            _ => String::new(),
+        };
+        println!("  {name:<20} {}{when}", s.state);
+    }
+    Ok(())
+}
+
+fn raster_info(location: &str) -> Result<()> {
+    let i = crate::raster::info(location)?;
+    println!("Raster     {} ({}{})", i.location, i.driver, if i.is_cog { ", cloud-optimized" } else { "" });
+    println!("Size       {} x {} pixels, {} band(s)", i.width, i.height, i.bands.len());
+    println!("CRS        {}", i.epsg.map(|e| format!("EPSG:{e}")).unwrap_or_else(|| if i.crs_wkt.is_empty() { "none".into() } else { "custom (WKT)".into() }));
+    let gt = i.geo_transform;
+    println!("Origin     ({}, {}), pixel {} x {}", gt[0], gt[3], gt[1], gt[5]);
+    for (n, b) in i.bands.iter().enumerate() {
+        println!(
+            "Band {:<3}   {} {}{}{}",
+            n + 1,
+            b.data_type,
+            if b.description.is_empty() { String::new() } else { format!("'{}' ", b.description) },
+            b.nodata.map(|v| format!("nodata={v} ")).unwrap_or_default(),
+            if b.overviews > 0 { format!("{} overviews", b.overviews) } else { String::new() }
+        );
+    }
+    Ok(())
+}
+
+/// The cancel flag of the job the CLI is currently showing; Ctrl-C sets it.
+fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
+    static TARGET: OnceLock<Mutex<Option<Arc<AtomicBool>>>> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let _ = ctrlc::set_handler(|| {
+            if let Ok(target) = ctrl_c_target().lock()
+                && let Some(flag) = target.as_ref()
+            {
+                if flag.swap(true, Ordering::SeqCst) {
+                    // Second Ctrl-C: the user really wants out.
+                    std::process::exit(130);
+                }
+                eprintln!("\nCancelling after the current step (Ctrl-C again to quit at once)...");
+            } else {
+                std::process::exit(130);
+            }
+        });
+        Mutex::new(None)
+    })
+}
+
+/// Shows a job's events as progress bars (or log lines when not on a terminal / quiet) until it
+/// ends, then returns its result. Ctrl-C cancels the job cleanly.
+pub fn render_job<T>(handle: JobHandle<T>, quiet: bool) -> Result<T> {
+    if let Ok(mut t) = ctrl_c_target().lock() {
+        *t = Some(handle.cancel_flag());
+    }
+    let bars = MultiProgress::with_draw_target(if quiet || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let plain = !quiet && !std::io::stderr().is_terminal();
+    let style = ProgressStyle::with_template("{prefix:>12.bold} [{bar:30}] {pos}/{len} {wide_msg} ({eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut current: Option<(String, ProgressBar)> = None;
+    for event in handle.events().iter() {
+        let stage = event.stage().to_string();
+        if current.as_ref().is_none_or(|(s, _)| *s != stage) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish_and_clear();
+            }
+            let bar = bars.add(ProgressBar::new(0));
+            bar.set_style(style.clone());
+            bar.set_prefix(stage.clone());
+            current = Some((stage.clone(), bar));
+        }
+        let Some((_, bar)) = current.as_ref() else { continue };
+        for line in event_lines(&event) {
+            if plain {
+                eprintln!("{line}");
+            } else if !quiet && !matches!(event, JobEvent::Advanced { .. } | JobEvent::Started { .. }) {
+                bars.suspend(|| eprintln!("{line}"));
+            }
+        }
+        match &event {
+            JobEvent::Started { total, .. } => bar.set_length(total.unwrap_or(0)),
+            JobEvent::Advanced { done, total, message, .. } => {
+                bar.set_length(*total);
+                bar.set_position(*done);
+                bar.set_message(message.clone());
+            }
+            JobEvent::Finished { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled { .. } => bar.finish_and_clear(),
+            _ => {}
+        }
+    }
+    if let Ok(mut t) = ctrl_c_target().lock() {
+        *t = None;
+    }
+    Ok(handle.join()?)
+}
+
+/// How an event reads as a log line (for non-terminal output and the log panel).
+pub fn event_lines(event: &JobEvent) -> Vec<String> {
+    match event {
+        JobEvent::Started { stage, total } => {
+            vec![format!("[{stage}] started{}", total.map(|t| format!(" ({t} steps)")).unwrap_or_default())]
+        }
+        JobEvent::Advanced { stage, done, total, message } => vec![format!("[{stage}] {done}/{total} {message}")],
+        JobEvent::Metric { stage, name, value, step } => vec![format!("[{stage}] step {step}: {name} = {value:.5}")],
+        JobEvent::Log { stage, level: LogLevel::Info, message } => vec![format!("[{stage}] {message}")],
+        JobEvent::Log { stage, level: LogLevel::Warn, message } => vec![format!("[{stage}] warning: {message}")],
+        JobEvent::Finished { stage, summary, elapsed_secs } => vec![format!("[{stage}] {summary} in {elapsed_secs:.1} s")],
+        JobEvent::Failed { stage, error } => vec![format!("[{stage}] failed: {error}")],
+        JobEvent::Cancelled { stage } => vec![format!("[{stage}] cancelled; run the command again to resume")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn render_job_returns_the_result_and_the_error() {
+        let ok = crate::job::spawn("count", |p| {
+            p.started(Some(2));
+            p.advanced(1, 2, "a");
+            p.advanced(2, 2, "b");
+            Ok(7)
+        })
+        .unwrap();
+        assert_eq!(render_job(ok, true).unwrap(), 7);
+        let bad = crate::job::spawn("bad", |_| -> crate::Result<()> { Err(crate::Error::invalid("x", "nope")) }).unwrap();
+        assert!(render_job(bad, true).unwrap_err().to_string().contains("nope"));
+    }
+
+    #[test]
+    fn events_read_as_lines() {
+        let line = &event_lines(&JobEvent::Metric { stage: "train".into(), name: "g_l1".into(), value: 0.25, step: 10 })[0];
+        assert_eq!(line, "[train] step 10: g_l1 = 0.25000");
+    }
+}

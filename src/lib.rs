@@ -1,0 +1,35 @@
+//! sent2-cloud-remover: synthesize a cloud-free Sentinel-2 image from Sentinel-1 radar and an
+//! earlier Sentinel-2 with a pix2pix-style conditional GAN, and judge it by the burned-area map
+//! (dNBR) it yields.
+//!
+//! The pipeline is a chain of stages over files in a project folder (see `project`). Each stage is
+//! a plain function taking the project, its configuration and a [`job::Progress`]; the CLI
+//! (`cli`) and the desktop app (`gui`) call the same functions and hold no pipeline logic.
+
+pub mod aoi;
+pub mod cli;
+pub mod error;
+pub mod job;
+pub mod project;
+pub mod raster;
+
+#[cfg(feature = "gui")]
+pub mod gui;
+
+pub use error::{Error, Result};
+
+/// An error and all its causes on one line, outermost first.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // thiserror variants often print their source already; do not repeat it.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

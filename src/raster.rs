@@ -1,0 +1,838 @@
+//! A thin layer over GDAL: open local files or HTTP(S) URLs (through `/vsicurl/`), read windows
+//! of chosen bands into `f32` arrays with a validity mask, write GeoTIFF and Cloud-Optimized
+//! GeoTIFF, warp onto a target grid, and build VRTs (mosaics and band stacks).
+//!
+//! Every output is written under a temporary name and renamed when complete, so a file with the
+//! final name is always whole. This module knows nothing of Sentinel bands or project folders.
+
+use std::ffi::{c_char, c_int, CString};
+use std::path::{Path, PathBuf};
+use std::ptr::null_mut;
+use std::sync::Once;
+
+use gdal::raster::{Buffer, RasterCreationOptions};
+use gdal::{Dataset, DriverManager, Metadata};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The one grid every preprocessed raster of a project lands on: a north-up UTM grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGrid {
+    /// EPSG code of the CRS (WGS84 / UTM zone).
+    pub epsg: u32,
+    pub pixel_size_m: f64,
+    /// Left edge of the first column, metres.
+    pub x_min: f64,
+    /// Top edge of the first row, metres.
+    pub y_max: f64,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl TargetGrid {
+    /// GDAL geotransform: [x_min, pixel width, 0, y_max, 0, -pixel height].
+    pub fn geo_transform(&self) -> [f64; 6] {
+        [self.x_min, self.pixel_size_m, 0.0, self.y_max, 0.0, -self.pixel_size_m]
+    }
+
+    /// [x_min, y_min, x_max, y_max] in the grid's CRS.
+    pub fn bounds(&self) -> [f64; 4] {
+        [
+            self.x_min,
+            self.y_max - self.height as f64 * self.pixel_size_m,
+            self.x_min + self.width as f64 * self.pixel_size_m,
+            self.y_max,
+        ]
+    }
+
+    pub fn crs(&self) -> String {
+        format!("EPSG:{}", self.epsg)
+    }
+
+    pub fn area_km2(&self) -> f64 {
+        self.width as f64 * self.height as f64 * self.pixel_size_m * self.pixel_size_m / 1.0e6
+    }
+}
+
+/// What GDAL reports about a raster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RasterInfo {
+    pub location: String,
+    pub driver: String,
+    pub width: usize,
+    pub height: usize,
+    pub geo_transform: [f64; 6],
+    /// CRS as WKT; empty when the raster has none.
+    pub crs_wkt: String,
+    /// EPSG code when the CRS has one.
+    pub epsg: Option<u32>,
+    pub bands: Vec<BandInfo>,
+    /// True when the file carries GDAL's `LAYOUT=COG` marker.
+    pub is_cog: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandInfo {
+    pub description: String,
+    pub data_type: String,
+    pub nodata: Option<f64>,
+    pub overviews: usize,
+}
+
+/// A rectangle of pixels: column/row offset and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelWindow {
+    pub x_off: usize,
+    pub y_off: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Bands read into memory, row-major, with a per-pixel validity mask shared by all bands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandStack {
+    pub width: usize,
+    pub height: usize,
+    /// One `width * height` vector per band.
+    pub bands: Vec<Vec<f32>>,
+    /// True where every band holds a real value (finite, not nodata, not masked).
+    pub valid: Vec<bool>,
+    pub geo_transform: [f64; 6],
+    pub crs_wkt: String,
+    pub descriptions: Vec<String>,
+}
+
+impl BandStack {
+    /// The value of `band` at (column, row).
+    pub fn get(&self, band: usize, col: usize, row: usize) -> f32 {
+        self.bands[band][row * self.width + col]
+    }
+
+    pub fn valid_fraction(&self) -> f64 {
+        if self.valid.is_empty() {
+            return 0.0;
+        }
+        self.valid.iter().filter(|v| **v).count() as f64 / self.valid.len() as f64
+    }
+}
+
+/// Resampling methods, by GDAL's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Resampling {
+    Nearest,
+    #[default]
+    Bilinear,
+    Cubic,
+    CubicSpline,
+    Lanczos,
+    Average,
+    Mode,
+}
+
+impl Resampling {
+    pub fn gdal_name(self) -> &'static str {
+        match self {
+            Resampling::Nearest => "near",
+            Resampling::Bilinear => "bilinear",
+            Resampling::Cubic => "cubic",
+            Resampling::CubicSpline => "cubicspline",
+            Resampling::Lanczos => "lanczos",
+            Resampling::Average => "average",
+            Resampling::Mode => "mode",
+        }
+    }
+}
+
+impl std::str::FromStr for Resampling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "near" | "nearest" => Resampling::Nearest,
+            "bilinear" => Resampling::Bilinear,
+            "cubic" => Resampling::Cubic,
+            "cubicspline" => Resampling::CubicSpline,
+            "lanczos" => Resampling::Lanczos,
+            "average" => Resampling::Average,
+            "mode" => Resampling::Mode,
+            other => {
+                return Err(Error::invalid(
+                    "resampling",
+                    format!("'{other}' is not one of nearest, bilinear, cubic, cubicspline, lanczos, average, mode"),
+                ));
+            }
+        })
+    }
+}
+
+/// Compression of written GeoTIFFs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    None,
+    Lzw,
+    #[default]
+    Deflate,
+    Zstd,
+}
+
+/// How [`write_raster`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// Cloud-Optimized GeoTIFF (tiled, with overviews) instead of a plain tiled GeoTIFF.
+    pub cog: bool,
+    pub compression: Compression,
+    /// Value written where the stack is not valid; NaN by default.
+    pub nodata: f32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN }
+    }
+}
+
+/// Routes GDAL's own messages to `tracing` instead of stderr, once per process. Errors still
+/// reach callers through the `Result`s of the GDAL calls.
+fn init_gdal() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gdal::config::set_error_handler(|class, code, msg| {
+            tracing::debug!(target: "gdal", "{class:?} {code}: {msg}");
+        });
+        // Network reads: retry transient errors, do not list remote directories.
+        for (key, value) in [
+            ("GDAL_HTTP_MAX_RETRY", "4"),
+            ("GDAL_HTTP_RETRY_DELAY", "1"),
+            ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+        ] {
+            let _ = gdal::config::set_config_option(key, value);
+        }
+    });
+}
+
+/// The GDAL path for a location: `/vsicurl/` for HTTP(S) URLs, the path otherwise.
+pub fn gdal_path(location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        format!("/vsicurl/{location}")
+    } else {
+        location.to_string()
+    }
+}
+
+/// Opens a local file or an HTTP(S) URL (by range requests) read-only.
+pub fn open(location: &str) -> Result<Dataset> {
+    init_gdal();
+    if !location.contains("://") && !location.starts_with("/vsi") && !Path::new(location).exists() {
+        return Err(Error::Raster { location: location.into(), message: "no such file".into() });
+    }
+    Dataset::open(gdal_path(location)).map_err(Error::gdal(location, "opening the raster (is it a GeoTIFF or another format GDAL reads?)"))
+}
+
+/// Size, georeferencing and bands of a raster.
+pub fn info(location: &str) -> Result<RasterInfo> {
+    let ds = open(location)?;
+    info_of(&ds, location)
+}
+
+fn info_of(ds: &Dataset, location: &str) -> Result<RasterInfo> {
+    let (width, height) = ds.raster_size();
+    let geo_transform = ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    let crs_wkt = ds.projection();
+    let epsg = ds.spatial_ref().ok().and_then(|mut s| {
+        let _ = s.auto_identify_epsg();
+        s.auth_code().ok().map(|c| c as u32)
+    });
+    let mut bands = Vec::new();
+    for i in 1..=ds.raster_count() {
+        let band = ds.rasterband(i).map_err(Error::gdal(location, format!("reading band {i}")))?;
+        bands.push(BandInfo {
+            description: band.description().unwrap_or_default(),
+            data_type: band.band_type().name(),
+            nodata: band.no_data_value(),
+            overviews: band.overview_count().unwrap_or(0).max(0) as usize,
+        });
+    }
+    let is_cog = ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref() == Some("COG");
+    Ok(RasterInfo {
+        location: location.to_string(),
+        driver: ds.driver().short_name(),
+        width,
+        height,
+        geo_transform,
+        crs_wkt,
+        epsg,
+        bands,
+        is_cog,
+    })
+}
+
+/// The pixel window of `info` covering `bounds` ([x_min, y_min, x_max, y_max] in the raster's
+/// CRS), rounded outward to whole pixels and clipped to the raster.
+pub fn window_for_bounds(info: &RasterInfo, bounds: [f64; 4]) -> Result<PixelWindow> {
+    let gt = info.geo_transform;
+    if gt[2] != 0.0 || gt[4] != 0.0 {
+        return Err(Error::Raster {
+            location: info.location.clone(),
+            message: "the raster is rotated; warp it to a north-up grid first".into(),
+        });
+    }
+    let col = |x: f64| (x - gt[0]) / gt[1];
+    let row = |y: f64| (y - gt[3]) / gt[5];
+    // Tolerate float noise of a thousandth of a pixel before rounding outward.
+    let eps = 1e-3;
+    let (c0, c1) = (col(bounds[0]).min(col(bounds[2])), col(bounds[0]).max(col(bounds[2])));
+    let (r0, r1) = (row(bounds[1]).min(row(bounds[3])), row(bounds[1]).max(row(bounds[3])));
+    let c0 = ((c0 + eps).floor().max(0.0)) as usize;
+    let r0 = ((r0 + eps).floor().max(0.0)) as usize;
+    let c1 = ((c1 - eps).ceil().min(info.width as f64)).max(0.0) as usize;
+    let r1 = ((r1 - eps).ceil().min(info.height as f64)).max(0.0) as usize;
+    if c1 <= c0 || r1 <= r0 {
+        return Err(Error::Raster {
+            location: info.location.clone(),
+            message: format!("the bounds {bounds:?} do not overlap the raster"),
+        });
+    }
+    Ok(PixelWindow { x_off: c0, y_off: r0, width: c1 - c0, height: r1 - r0 })
+}
+
+/// Reads `bands` (1-based) of the whole raster, or of `window`, as `f32`.
+pub fn read_window(location: &str, bands: &[usize], window: Option<PixelWindow>) -> Result<BandStack> {
+    let ds = open(location)?;
+    read_window_of(&ds, location, bands, window)
+}
+
+/// Reads `bands` over `bounds` given in the raster's CRS (see [`window_for_bounds`]).
+pub fn read_bounds(location: &str, bands: &[usize], bounds: [f64; 4]) -> Result<BandStack> {
+    let ds = open(location)?;
+    let window = window_for_bounds(&info_of(&ds, location)?, bounds)?;
+    read_window_of(&ds, location, bands, Some(window))
+}
+
+fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<PixelWindow>) -> Result<BandStack> {
+    let (w, h) = ds.raster_size();
+    let win = window.unwrap_or(PixelWindow { x_off: 0, y_off: 0, width: w, height: h });
+    if win.x_off + win.width > w || win.y_off + win.height > h || win.width == 0 || win.height == 0 {
+        return Err(Error::Raster {
+            location: location.into(),
+            message: format!("window {win:?} is outside the raster's {w} x {h} pixels"),
+        });
+    }
+    let bands: Vec<usize> = if bands.is_empty() { (1..=ds.raster_count()).collect() } else { bands.to_vec() };
+    let n = win.width * win.height;
+    let mut valid = vec![true; n];
+    let mut data = Vec::with_capacity(bands.len());
+    let mut descriptions = Vec::with_capacity(bands.len());
+    for &b in &bands {
+        if b == 0 || b > ds.raster_count() {
+            return Err(Error::Raster {
+                location: location.into(),
+                message: format!("band {b} requested but the raster has bands 1..={}", ds.raster_count()),
+            });
+        }
+        let band = ds.rasterband(b).map_err(Error::gdal(location, format!("opening band {b}")))?;
+        let buf: Buffer<f32> = band
+            .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (win.width, win.height), None)
+            .map_err(Error::gdal(location, format!("reading band {b}, window {win:?}")))?;
+        let (_, values) = buf.into_shape_and_vec();
+        let nodata = band.no_data_value();
+        for (v, ok) in values.iter().zip(valid.iter_mut()) {
+            if !v.is_finite() || nodata.is_some_and(|nd| (*v as f64) == nd || (nd.is_nan() && v.is_nan())) {
+                *ok = false;
+            }
+        }
+        // A real mask band (not the implicit all-valid or nodata one) marks more invalid pixels.
+        if let Ok(flags) = band.mask_flags()
+            && !flags.is_all_valid()
+            && !flags.is_nodata()
+            && let Ok(mask) = band.open_mask_band()
+        {
+            let m: Buffer<u8> = mask
+                .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (win.width, win.height), None)
+                .map_err(Error::gdal(location, format!("reading the mask of band {b}")))?;
+            for (mv, ok) in m.data().iter().zip(valid.iter_mut()) {
+                if *mv == 0 {
+                    *ok = false;
+                }
+            }
+        }
+        descriptions.push(band.description().unwrap_or_default());
+        data.push(values);
+    }
+    let gt = ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    let geo_transform = [
+        gt[0] + win.x_off as f64 * gt[1] + win.y_off as f64 * gt[2],
+        gt[1],
+        gt[2],
+        gt[3] + win.x_off as f64 * gt[4] + win.y_off as f64 * gt[5],
+        gt[4],
+        gt[5],
+    ];
+    Ok(BandStack { width: win.width, height: win.height, bands: data, valid, geo_transform, crs_wkt: ds.projection(), descriptions })
+}
+
+/// A temporary sibling of `path` (same folder, so the final rename is atomic).
+pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial-{}{ext}", std::process::id()))
+}
+
+/// Renames a finished temporary file onto its final name, removing it on failure.
+fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Error::Io { path: path.to_path_buf(), action: "moving the finished file into place", source: e }
+    })
+}
+
+fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(Error::io(parent, "creating the output folder"))?;
+    }
+    Ok(())
+}
+
+/// Writes a band stack as a GeoTIFF or COG (Float32), with nodata where the stack is invalid
+/// and the band descriptions. The file appears under its name only when complete.
+pub fn write_raster(path: &Path, stack: &BandStack, options: &WriteOptions) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    if stack.bands.is_empty() || stack.bands.iter().any(|b| b.len() != stack.width * stack.height) {
+        return Err(Error::Raster { location: loc, message: "band sizes do not match the stack's width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem
+        .create_with_band_type::<f32, _>("", stack.width, stack.height, stack.bands.len())
+        .map_err(Error::gdal(&loc, "creating the in-memory raster"))?;
+    ds.set_geo_transform(&stack.geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    if !stack.crs_wkt.is_empty() {
+        ds.set_projection(&stack.crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    }
+    for (i, values) in stack.bands.iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+        let data: Vec<f32> =
+            values.iter().zip(&stack.valid).map(|(v, ok)| if *ok { *v } else { options.nodata }).collect();
+        let mut buf = Buffer::new((stack.width, stack.height), data);
+        band.write((0, 0), (stack.width, stack.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
+        band.set_no_data_value(Some(options.nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+        if let Some(d) = stack.descriptions.get(i).filter(|d| !d.is_empty()) {
+            band.set_description(d).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+    }
+    translate_to_file(&ds, path, options)
+}
+
+/// Copies an open dataset to `path` as GeoTIFF or COG, atomically.
+fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Result<()> {
+    let loc = path.display().to_string();
+    let compress = match options.compression {
+        Compression::None => "NONE",
+        Compression::Lzw => "LZW",
+        Compression::Deflate => "DEFLATE",
+        Compression::Zstd => "ZSTD",
+    };
+    let driver_name = if options.cog { "COG" } else { "GTiff" };
+    let driver = DriverManager::get_driver_by_name(driver_name).map_err(Error::gdal(driver_name, "loading the GDAL driver"))?;
+    let mut opts = vec![format!("COMPRESS={compress}"), "BIGTIFF=IF_SAFER".to_string()];
+    if compress != "NONE" {
+        // Floating-point predictor: better compression of reflectances and backscatter.
+        opts.push("PREDICTOR=3".into());
+    }
+    if !options.cog {
+        opts.push("TILED=YES".into());
+    }
+    let creation = RasterCreationOptions::from_iter(opts.iter().map(String::as_str));
+    let tmp = temp_sibling(path);
+    let written = ds.create_copy(&driver, &tmp, &creation).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Gdal { location: loc.clone(), action: format!("writing a {driver_name}"), source: e }
+    })?;
+    drop(written);
+    commit(&tmp, path)
+}
+
+/// Turns any raster GDAL reads into a COG at `path` (e.g. after a warp).
+pub fn to_cog(src: &str, path: &Path, options: &WriteOptions) -> Result<()> {
+    let ds = open(src)?;
+    ensure_parent(path)?;
+    translate_to_file(&ds, path, &WriteOptions { cog: true, ..options.clone() })
+}
+
+/// A single-band Byte raster of class codes (0 = no data) with a colour table and category
+/// names, as QGIS and ArcGIS show classified maps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassRaster<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub codes: &'a [u8],
+    pub geo_transform: [f64; 6],
+    pub crs_wkt: &'a str,
+    pub description: &'a str,
+    /// (code, RGB, name) of each class.
+    pub classes: &'a [(u8, [u8; 3], &'a str)],
+}
+
+/// Writes a [`ClassRaster`] as a COG with a colour table, atomically.
+pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    if raster.codes.len() != raster.width * raster.height {
+        return Err(Error::Raster { location: loc, message: "class codes do not match width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem
+        .create_with_band_type::<u8, _>("", raster.width, raster.height, 1)
+        .map_err(Error::gdal(&loc, "creating the in-memory raster"))?;
+    ds.set_geo_transform(&raster.geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    if !raster.crs_wkt.is_empty() {
+        ds.set_projection(raster.crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    }
+    {
+        let mut band = ds.rasterband(1).map_err(Error::gdal(&loc, "opening the band"))?;
+        let mut buf = Buffer::new((raster.width, raster.height), raster.codes.to_vec());
+        band.write((0, 0), (raster.width, raster.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
+        band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
+        band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
+        let mut table = gdal::raster::ColorTable::new(gdal::raster::PaletteInterpretation::Rgba);
+        let max_code = raster.classes.iter().map(|c| c.0).max().unwrap_or(0);
+        let mut names = vec![String::new(); max_code as usize + 1];
+        for code in 0..=max_code {
+            let (rgb, alpha) = match raster.classes.iter().find(|c| c.0 == code) {
+                Some(c) => {
+                    names[code as usize] = c.2.to_string();
+                    (c.1, 255)
+                }
+                None => ([0, 0, 0], 0),
+            };
+            let entry = gdal::raster::RgbaEntry { r: rgb[0] as i16, g: rgb[1] as i16, b: rgb[2] as i16, a: alpha };
+            table.set_color_entry(code as u16, &gdal::raster::ColorEntry::Rgba(entry));
+        }
+        band.set_color_table(&table);
+        let names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap_or_default()).collect();
+        let mut ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
+        // SAFETY: a NUL-terminated list of C strings that outlive the call; GDAL copies them.
+        unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), ptrs.as_mut_ptr()) };
+    }
+    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
+}
+
+/// Writes the outlines of the `true` pixels of a mask as polygons to a GeoJSON file in WGS84
+/// (RFC 7946; GDAL reprojects from the raster's CRS), with GDAL's polygonize. Returns the
+/// number of polygons.
+pub fn polygonize_mask(
+    path: &Path,
+    mask: &[bool],
+    width: usize,
+    height: usize,
+    geo_transform: [f64; 6],
+    crs_wkt: &str,
+    layer_name: &str,
+) -> Result<usize> {
+    use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
+    init_gdal();
+    let loc = path.display().to_string();
+    if mask.len() != width * height {
+        return Err(Error::Raster { location: loc, message: "mask does not match width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem.create_with_band_type::<u8, _>("", width, height, 1).map_err(Error::gdal(&loc, "creating the mask raster"))?;
+    ds.set_geo_transform(&geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    ds.set_projection(crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    let mut buf = Buffer::new((width, height), mask.iter().map(|m| *m as u8).collect::<Vec<u8>>());
+    ds.rasterband(1)
+        .and_then(|mut b| b.write((0, 0), (width, height), &mut buf))
+        .map_err(Error::gdal(&loc, "writing the mask"))?;
+    let srs = gdal::spatial_ref::SpatialRef::from_wkt(crs_wkt).map_err(Error::gdal(&loc, "reading the CRS"))?;
+    let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(Error::gdal("GeoJSON", "loading the GDAL driver"))?;
+    let tmp = temp_sibling(path);
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| -> std::result::Result<usize, String> {
+        let mut out = driver.create_vector_only(&tmp).map_err(|e| e.to_string())?;
+        let layer = out
+            .create_layer(LayerOptions {
+                name: layer_name,
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7"]),
+            })
+            .map_err(|e| e.to_string())?;
+        layer.create_defn_fields(&[("burned", OGRFieldType::OFTInteger)]).map_err(|e| e.to_string())?;
+        let band = ds.rasterband(1).map_err(|e| e.to_string())?;
+        // SAFETY: the band (also used as its own mask, so only 1-pixels become polygons) and the
+        // layer stay alive for the call; options may be null.
+        let err = unsafe {
+            gdal_sys::CPLErrorReset();
+            gdal_sys::GDALPolygonize(
+                band.c_rasterband(),
+                band.c_rasterband(),
+                layer.c_layer(),
+                0,
+                null_mut(),
+                None,
+                null_mut(),
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(last_gdal_message());
+        }
+        let count = layer.feature_count() as usize;
+        drop(out);
+        Ok(count)
+    })();
+    match result {
+        Ok(count) => {
+            commit(&tmp, path)?;
+            Ok(count)
+        }
+        Err(message) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Raster { location: loc, message: format!("polygonizing the mask: {message}") })
+        }
+    }
+}
+
+/// Options of [`warp_to_grid`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WarpOptions {
+    pub resampling: Resampling,
+    /// Overrides the sources' nodata value.
+    pub src_nodata: Option<f64>,
+    /// Nodata of the output; NaN when none is given and the output is Float32.
+    pub dst_nodata: Option<f64>,
+    /// Output data type by GDAL name (`Float32`, `UInt16` ...); the source type when `None`.
+    pub output_type: Option<String>,
+}
+
+/// The `gdalwarp` arguments [`warp_to_grid`] uses: the same as running
+/// `gdalwarp <args> src dst` on the command line.
+pub fn warp_args(grid: &TargetGrid, options: &WarpOptions) -> Vec<String> {
+    let b = grid.bounds();
+    let mut args: Vec<String> = vec![
+        "-of".into(),
+        "GTiff".into(),
+        "-t_srs".into(),
+        grid.crs(),
+        "-te".into(),
+        b[0].to_string(),
+        b[1].to_string(),
+        b[2].to_string(),
+        b[3].to_string(),
+        "-tr".into(),
+        grid.pixel_size_m.to_string(),
+        grid.pixel_size_m.to_string(),
+        "-r".into(),
+        options.resampling.gdal_name().into(),
+        "-co".into(),
+        "TILED=YES".into(),
+        "-co".into(),
+        "COMPRESS=DEFLATE".into(),
+        "-overwrite".into(),
+    ];
+    if let Some(nd) = options.src_nodata {
+        args.extend(["-srcnodata".into(), nd.to_string()]);
+    }
+    if let Some(nd) = options.dst_nodata {
+        args.extend(["-dstnodata".into(), nd.to_string()]);
+    }
+    if let Some(t) = &options.output_type {
+        args.extend(["-ot".into(), t.clone()]);
+    }
+    args
+}
+
+/// Warps (reprojects, resamples, mosaics) `sources` onto `grid`, writing a tiled GeoTIFF at
+/// `path`. Several sources are mosaicked in order, later ones on top.
+pub fn warp_to_grid(sources: &[&str], path: &Path, grid: &TargetGrid, options: &WarpOptions) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    if sources.is_empty() {
+        return Err(Error::Raster { location: loc, message: "nothing to warp: no source rasters".into() });
+    }
+    let datasets = sources.iter().map(|s| open(s)).collect::<Result<Vec<_>>>()?;
+    ensure_parent(path)?;
+    let args = warp_args(grid, options);
+    let tmp = temp_sibling(path);
+    let result = run_gdal_warp(&datasets, &tmp, &args);
+    match result {
+        Ok(()) => commit(&tmp, path),
+        Err(message) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Raster { location: loc, message: format!("warping {} onto {}: {message}", sources.join(", "), grid.crs()) })
+        }
+    }
+}
+
+/// Owned, NUL-terminated argv for GDAL's utility option parsers.
+struct CArgs {
+    _strings: Vec<CString>,
+    ptrs: Vec<*mut c_char>,
+}
+
+impl CArgs {
+    fn new(args: &[String]) -> std::result::Result<CArgs, String> {
+        let strings = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| format!("argument {a:?} contains a NUL byte")))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ptrs = strings.iter().map(|s| s.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
+        Ok(CArgs { _strings: strings, ptrs })
+    }
+}
+
+fn last_gdal_message() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
+    let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) };
+    let msg = msg.to_string_lossy().trim().to_string();
+    if msg.is_empty() { "GDAL gave no reason".into() } else { msg }
+}
+
+fn run_gdal_warp(sources: &[Dataset], dst: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let mut cargs = CArgs::new(args)?;
+    let dst_c = CString::new(dst.to_string_lossy().as_bytes()).map_err(|_| "output path contains a NUL byte".to_string())?;
+    let mut handles: Vec<gdal_sys::GDALDatasetH> = sources.iter().map(|d| d.c_dataset()).collect();
+    // SAFETY: argv is NUL-terminated and outlives the call; options are freed below; the
+    // source handles stay open (owned by `sources`) for the whole call; the returned dataset
+    // is closed before returning.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let opts = gdal_sys::GDALWarpAppOptionsNew(cargs.ptrs.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(format!("bad warp options {args:?}: {}", last_gdal_message()));
+        }
+        let mut usage_error: c_int = 0;
+        let out = gdal_sys::GDALWarp(dst_c.as_ptr(), null_mut(), handles.len() as c_int, handles.as_mut_ptr(), opts, &mut usage_error);
+        gdal_sys::GDALWarpAppOptionsFree(opts);
+        if out.is_null() {
+            return Err(last_gdal_message());
+        }
+        gdal_sys::GDALClose(out);
+        // Errors raised while flushing on close (disk full) surface here.
+        if gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
+            return Err(last_gdal_message());
+        }
+    }
+    Ok(())
+}
+
+/// Builds a VRT at `path` over `sources`: a mosaic, or with `separate` one band per source (like
+/// `gdalbuildvrt -separate`). With `grid`, the VRT covers exactly that grid (sources resampled
+/// with `resampling`). Source paths are stored relative to the VRT when possible.
+pub fn build_vrt(
+    path: &Path,
+    sources: &[&str],
+    separate: bool,
+    grid: Option<&TargetGrid>,
+    resampling: Resampling,
+) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    if sources.is_empty() {
+        return Err(Error::Raster { location: loc, message: "a VRT needs at least one source".into() });
+    }
+    let datasets = sources.iter().map(|s| open(s)).collect::<Result<Vec<_>>>()?;
+    let mut args: Vec<String> = vec!["-r".into(), resampling.gdal_name().into()];
+    if separate {
+        args.push("-separate".into());
+    }
+    if let Some(g) = grid {
+        let b = g.bounds();
+        args.extend(["-te".into(), b[0].to_string(), b[1].to_string(), b[2].to_string(), b[3].to_string()]);
+        args.extend(["-tr".into(), g.pixel_size_m.to_string(), g.pixel_size_m.to_string()]);
+    }
+    ensure_parent(path)?;
+    let tmp = temp_sibling(path);
+    let options = gdal::programs::raster::BuildVRTOptions::new(args.clone())
+        .map_err(Error::gdal(&loc, format!("parsing VRT options {args:?}")))?;
+    let vrt = gdal::programs::raster::build_vrt(Some(&tmp), &datasets, Some(options)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Gdal { location: loc.clone(), action: "building the VRT".into(), source: e }
+    })?;
+    drop(vrt);
+    // A VRT names its sources relative to its own folder; the temp file is in the same folder.
+    commit(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> TargetGrid {
+        TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 300000.0, y_max: 4600020.0, width: 4, height: 3 }
+    }
+
+    #[test]
+    fn grid_bounds_and_transform() {
+        let g = grid();
+        assert_eq!(g.bounds(), [300000.0, 4599990.0, 300040.0, 4600020.0]);
+        assert_eq!(g.geo_transform(), [300000.0, 10.0, 0.0, 4600020.0, 0.0, -10.0]);
+    }
+
+    #[test]
+    fn urls_go_through_vsicurl() {
+        assert_eq!(gdal_path("https://x.org/a.tif"), "/vsicurl/https://x.org/a.tif");
+        assert_eq!(gdal_path("/data/a.tif"), "/data/a.tif");
+    }
+
+    #[test]
+    fn write_then_read_round_trips_values_nodata_and_descriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid();
+        let n = g.width * g.height;
+        let mut valid = vec![true; n];
+        valid[5] = false;
+        let stack = BandStack {
+            width: g.width,
+            height: g.height,
+            bands: vec![(0..n).map(|i| i as f32 * 0.5).collect(), (0..n).map(|i| -(i as f32)).collect()],
+            valid,
+            geo_transform: g.geo_transform(),
+            crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(g.epsg).unwrap().to_wkt().unwrap(),
+            descriptions: vec!["B04".into(), "B08".into()],
+        };
+        for cog in [false, true] {
+            let path = dir.path().join(format!("out-{cog}.tif"));
+            write_raster(&path, &stack, &WriteOptions { cog, ..Default::default() }).unwrap();
+            let back = read_window(path.to_str().unwrap(), &[], None).unwrap();
+            assert_eq!(back.geo_transform, stack.geo_transform);
+            assert_eq!(back.valid, stack.valid);
+            assert_eq!(back.descriptions, stack.descriptions);
+            assert_eq!(back.get(1, 3, 2), -11.0);
+            let i = info(path.to_str().unwrap()).unwrap();
+            assert_eq!(i.epsg, Some(32633));
+            assert_eq!(i.is_cog, cog);
+            // No temporary file is left behind.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), if cog { 2 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn window_for_bounds_rounds_outward_and_clips() {
+        let i = RasterInfo {
+            location: "x".into(),
+            driver: "GTiff".into(),
+            width: 100,
+            height: 100,
+            geo_transform: [0.0, 10.0, 0.0, 1000.0, 0.0, -10.0],
+            crs_wkt: String::new(),
+            epsg: None,
+            bands: vec![],
+            is_cog: false,
+        };
+        let w = window_for_bounds(&i, [15.0, 900.0, 45.0, 985.0]).unwrap();
+        assert_eq!(w, PixelWindow { x_off: 1, y_off: 1, width: 4, height: 9 });
+        let clipped = window_for_bounds(&i, [-50.0, -50.0, 50.0, 2000.0]).unwrap();
+        assert_eq!(clipped, PixelWindow { x_off: 0, y_off: 0, width: 5, height: 100 });
+        assert!(window_for_bounds(&i, [5000.0, 0.0, 6000.0, 10.0]).is_err());
+    }
+
+    #[test]
+    fn resampling_names_parse() {
+        assert_eq!("Bilinear".parse::<Resampling>().unwrap(), Resampling::Bilinear);
+        assert!("fancy".parse::<Resampling>().unwrap_err().to_string().contains("not one of"));
+    }
+}

@@ -1,0 +1,172 @@
+//! The `s2cr` command line, run as a user would (assert_cmd).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::example_aoi;
+
+fn s2cr() -> Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+    cmd.env_remove("S2CR_LOG");
+    cmd
+}
+
+fn init_example(dir: &Path) {
+    s2cr()
+        .args(["init", dir.to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
+        .args(["--t0", "2019-11-01/2019-12-15", "--t1", "2020-01-15/2020-02-28"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("grid EPSG:32753 at 10 m"));
+}
+
+#[test]
+fn init_then_info_shows_every_stage_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ki-west");
+    init_example(&dir);
+    for sub in ["catalog", "raw", "preprocessed", "dataset", "runs", "outputs"] {
+        assert!(dir.join(sub).is_dir(), "{sub}/ missing");
+    }
+    assert!(dir.join("aoi.geojson").is_file());
+    let out = s2cr().args(["info", dir.to_str().unwrap()]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Project   ki-west"), "{text}");
+    assert!(text.contains("t0 2019-11-01/2019-12-15   t1 2020-01-15/2020-02-28"), "{text}");
+    assert!(text.contains("Grid      EPSG:32753, 10 m"), "{text}");
+    for stage in ["search", "fetch", "preprocess", "dataset", "train", "infer", "assess", "export"] {
+        assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [stage, "missing"]), "{stage}: {text}");
+    }
+    // --project works the same, and a second init refuses to overwrite.
+    s2cr().args(["--project", dir.to_str().unwrap(), "info"]).assert().success();
+    s2cr()
+        .args(["init", dir.to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
+        .args(["--t0", "2019-11-01/2019-12-15", "--t1", "2020-01-15/2020-02-28"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("a project already exists here"));
+}
+
+#[test]
+fn info_reports_a_done_stage_and_then_a_stale_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    init_example(&dir);
+    let project = s2cr::project::Project::open(&dir).unwrap();
+    std::fs::write(dir.join("catalog/items.json"), "[]").unwrap();
+    let mut m = s2cr::project::Manifest::new(s2cr::project::Stage::Search, serde_json::json!({"max_cloud": 20}));
+    m.add_input(project.root(), Path::new("aoi.geojson")).unwrap();
+    m.add_output(project.root(), Path::new("catalog/items.json")).unwrap();
+    m.save(&project.manifest_path(s2cr::project::Stage::Search, None)).unwrap();
+    s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"search +done").unwrap());
+    std::fs::write(dir.join("catalog/items.json"), "[1]").unwrap();
+    s2cr()
+        .args(["info", dir.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("stale (output catalog/items.json changed size)"));
+}
+
+#[test]
+fn a_yaml_typo_is_reported_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    init_example(&dir);
+    let file = dir.join("project.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = text.lines().position(|l| l.starts_with("max_cloud_percent")).unwrap() + 1;
+    std::fs::write(&file, text.replace("max_cloud_percent", "max_cloud_precent")).unwrap();
+    s2cr()
+        .args(["info", dir.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(format!("project.yaml: line {line}, column 1: unknown field `max_cloud_precent`")));
+}
+
+#[test]
+fn aoi_convert_round_trips_geojson_and_wkt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wkt = tmp.path().join("zone_wkt.txt");
+    let back = tmp.path().join("zone.geojson");
+    s2cr().args(["aoi", "convert", "--input", example_aoi().to_str().unwrap(), "--output", wkt.to_str().unwrap()]).assert().success();
+    let text = std::fs::read_to_string(&wkt).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with("POLYGON ((136.56 -35.93, 136.65 -36.06,"), "{text}");
+    s2cr().args(["aoi", "convert", "-i", wkt.to_str().unwrap(), "-o", back.to_str().unwrap()]).assert().success();
+    let a = s2cr::aoi::Aoi::load(&example_aoi(), &Default::default()).unwrap();
+    let b = s2cr::aoi::Aoi::load(&back, &Default::default()).unwrap();
+    assert_eq!(a.geometry(), b.geometry());
+    s2cr()
+        .args(["aoi", "info", example_aoi().to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("UTM        EPSG:32753"));
+}
+
+#[test]
+fn bad_aois_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let cases = [
+        (write("syntax.geojson", r#"{"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]"#), "invalid GeoJSON"),
+        (write("bowtie.geojson", r#"{"type":"Polygon","coordinates":[[[136.6,-35.9],[136.7,-35.8],[136.7,-35.9],[136.6,-35.8],[136.6,-35.9]]]}"#), "self-intersection"),
+        (write("huge.geojson", r#"{"type":"Polygon","coordinates":[[[130,-30],[135,-30],[135,-25],[130,-25],[130,-30]]]}"#), "over the limit of 10000 km2"),
+        (write("open.wkt", "POLYGON ((0 0, 1 0, 1 1, 0 1))"), "is not closed"),
+        (write("empty.wkt", "\n"), "invalid WKT: the file is empty"),
+    ];
+    for (file, expected) in cases {
+        let out = s2cr().args(["aoi", "validate", &file]).assert().failure().get_output().stderr.clone();
+        let err = String::from_utf8(out).unwrap();
+        assert!(err.starts_with("error: ") && err.contains(&file) && err.contains(expected), "{file}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    // The limit is configurable.
+    s2cr().args(["aoi", "validate", &tmp.path().join("huge.geojson").to_string_lossy(), "--max-area-km2", "500000"]).assert().success();
+}
+
+#[test]
+fn bad_dates_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    s2cr()
+        .args(["init", tmp.path().join("p").to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
+        .args(["--t0", "2019-11-01/2019-12-15", "--t1", "2019-12-01/2020-02-28"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("must start after --t0"));
+    s2cr()
+        .args(["init", tmp.path().join("p").to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
+        .args(["--t0", "2019-11-01", "--t1", "2020-01-01/2020-02-28"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--t0: '2019-11-01' is not a date range"));
+    assert!(!tmp.path().join("p").exists(), "nothing is created when the arguments are wrong");
+}
+
+#[test]
+fn raster_info_and_an_unreadable_tiff() {
+    s2cr()
+        .args(["raster", "info", &crate::bigearthnet_s2("B11")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("60 x 60 pixels, 1 band(s)").and(predicate::str::contains("EPSG:32633")));
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("corrupt.tif");
+    std::fs::write(&bad, vec![0u8; 1000]).unwrap();
+    s2cr()
+        .args(["raster", "info", bad.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("corrupt.tif: opening the raster"));
+}
+
+#[test]
+fn info_outside_a_project_says_how_to_make_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    s2cr().current_dir(tmp.path()).arg("info").assert().failure().stderr(predicate::str::contains("create a project with `s2cr init`"));
+}

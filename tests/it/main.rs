@@ -1,0 +1,37 @@
+//! Integration tests, in one binary so the library is linked once.
+
+mod cli;
+#[cfg(feature = "gui")]
+mod gui;
+mod raster;
+
+use std::path::PathBuf;
+
+/// `../shared/data` beside the repository: real captured satellite data (see its README).
+pub fn shared_data() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(dir.is_dir(), "the reference data folder {} is missing; the tests need it", dir.display());
+    dir
+}
+
+/// A BigEarthNet Sentinel-2 patch band (Austria, 2017-06-13, EPSG:32633).
+pub fn bigearthnet_s2(band: &str) -> String {
+    let name = "S2A_MSIL2A_20170613T101031_87_48";
+    shared_data()
+        .join(format!("s1s2-bigearthnet/BigEarthNet-S2-Example/{name}/{name}_{band}.tif"))
+        .to_string_lossy()
+        .to_string()
+}
+
+/// The Sentinel-1 patch on the same grid as [`bigearthnet_s2`].
+pub fn bigearthnet_s1(pol: &str) -> String {
+    let name = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48";
+    shared_data()
+        .join(format!("s1s2-bigearthnet/BigEarthNet-S1-Example/{name}/{name}_{pol}.tif"))
+        .to_string_lossy()
+        .to_string()
+}
+
+pub fn example_aoi() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson")
+}
