@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -45,6 +45,8 @@ pub enum Command {
         /// Project folder (default: --project or the current folder).
         dir: Option<PathBuf>,
     },
+    /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
+    Assess(AssessArgs),
     /// Inspect rasters with GDAL.
     #[command(subcommand)]
     Raster(RasterCommand),
@@ -84,6 +86,62 @@ pub struct InitArgs {
     /// Largest AOI accepted, km2.
     #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
     pub max_area_km2: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// Pre-fire Sentinel-2 image (t0).
+    #[arg(long, value_name = "TIF")]
+    pub pre: PathBuf,
+    /// Real post-fire Sentinel-2 image (t1), the reference.
+    #[arg(long, value_name = "TIF")]
+    pub real: PathBuf,
+    /// Synthetic post-fire Sentinel-2 image (t1).
+    #[arg(long, value_name = "TIF")]
+    pub synthetic: PathBuf,
+    /// Output folder. Without it the assessment goes to the project's outputs/<run>/assess/
+    /// with a manifest, and is skipped when up to date.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Training run the synthetic image comes from (project mode).
+    #[arg(long, default_value = "default")]
+    pub run: String,
+    /// Band names in file order, for files without band descriptions, e.g. B01,B02,...,B12.
+    #[arg(long, value_name = "B02,B03,...", value_delimiter = ',')]
+    pub band_order: Option<Vec<String>>,
+    /// Multiplier from stored values to reflectance (0.0001 for DN x 10000).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f32,
+    /// Near-infrared band of NBR.
+    #[arg(long, value_enum, default_value = "b08")]
+    pub nir: NirArg,
+    /// Least severe class counted as burned.
+    #[arg(long, value_enum, default_value = "low")]
+    pub burned_from: BurnedFromArg,
+    /// dNBR class bounds: regrowth-high, regrowth-low, low, moderate-low, moderate-high, high
+    /// (USGS defaults -0.25,-0.1,0.1,0.27,0.44,0.66).
+    #[arg(long, value_name = "T1,...,T6", value_delimiter = ',', allow_hyphen_values = true)]
+    pub thresholds: Option<Vec<f32>>,
+    /// Reflectance data range for PSNR and SSIM.
+    #[arg(long, default_value_t = 1.0)]
+    pub data_range: f64,
+    /// Say in every output that the post-fire burn scar is simulated, and how.
+    #[arg(long, value_name = "DESCRIPTION")]
+    pub simulated_burn: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NirArg {
+    B08,
+    B8a,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BurnedFromArg {
+    Low,
+    ModerateLow,
+    ModerateHigh,
+    High,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -175,12 +233,85 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
+        Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
     }
+}
+
+fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    use crate::assess::{AssessConfig, AssessInputs, NirBand};
+    use crate::assess::severity::{Severity, SeverityThresholds};
+    for (flag, path) in [("--pre", &args.pre), ("--real", &args.real), ("--synthetic", &args.synthetic)] {
+        if !path.is_file() {
+            anyhow::bail!("{flag}: {} does not exist", path.display());
+        }
+    }
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let inputs = AssessInputs { pre: absolute(&args.pre), real: absolute(&args.real), synthetic: absolute(&args.synthetic) };
+    let mut thresholds = SeverityThresholds::default();
+    if let Some(t) = &args.thresholds {
+        if t.len() != 6 {
+            anyhow::bail!("--thresholds: give 6 increasing dNBR bounds, e.g. -0.25,-0.1,0.1,0.27,0.44,0.66 (got {})", t.len());
+        }
+        (thresholds.regrowth_high_below, thresholds.regrowth_low_below, thresholds.low_from) = (t[0], t[1], t[2]);
+        (thresholds.moderate_low_from, thresholds.moderate_high_from, thresholds.high_from) = (t[3], t[4], t[5]);
+        thresholds.validate().map_err(|m| anyhow::anyhow!("--thresholds: {m}"))?;
+    }
+    let cfg = AssessConfig {
+        band_order: args.band_order.map(|v| v.iter().map(|b| b.trim().to_ascii_uppercase()).collect()),
+        scale: args.scale,
+        nir: match args.nir {
+            NirArg::B08 => NirBand::B08,
+            NirArg::B8a => NirBand::B8A,
+        },
+        thresholds: SeverityThresholds {
+            burned_from: match args.burned_from {
+                BurnedFromArg::Low => Severity::Low,
+                BurnedFromArg::ModerateLow => Severity::ModerateLow,
+                BurnedFromArg::ModerateHigh => Severity::ModerateHigh,
+                BurnedFromArg::High => Severity::High,
+            },
+            ..thresholds
+        },
+        data_range: args.data_range,
+        simulated_burn: args.simulated_burn,
+        ..Default::default()
+    };
+    let (out_dir, project) = match &args.out {
+        Some(out) => (out.clone(), None),
+        None => {
+            let dir = project_dir.unwrap_or_else(|| PathBuf::from("."));
+            let project = Project::open(&dir).map_err(|e| {
+                anyhow::anyhow!("{}; give --out DIR to assess files outside a project", crate::error_chain(&e))
+            })?;
+            (project.output_dir(&args.run).join("assess"), Some(project))
+        }
+    };
+    let handle = match project {
+        None => {
+            let out = out_dir.clone();
+            crate::job::spawn("assess", move |p| crate::assess::assess_files(&inputs, &out, &cfg, p).map(|_| ()))?
+        }
+        Some(project) => {
+            let run = args.run.clone();
+            crate::job::spawn("assess", move |p| crate::assess::assess(&project, &run, &inputs, &cfg, p).map(|_| ()))?
+        }
+    };
+    render_job(handle, quiet)?;
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("report.json")).with_context(|| format!("reading {}", out_dir.join("report.json").display()))?,
+    )?;
+    let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+    let b = &report["burned"];
+    let q = &report["quality"];
+    println!("Burned area   real {} ha, synthetic {} ha", f(&b["burned_ha_real"]), f(&b["burned_ha_synthetic"]));
+    println!("Agreement     kappa {}, F1 {}, IoU {}, OA {}", f(&b["kappa"]), f(&b["f1"]), f(&b["iou"]), f(&b["overall_accuracy"]));
+    println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(&q["psnr_db"]), f(&q["ssim"]), f(&q["sam_degrees"]), f(&q["rmse"]));
+    println!("Report        {}", out_dir.join("report.html").display());
+    Ok(())
 }
 
 #[cfg(feature = "gui")]
 fn open_gui(project: Option<PathBuf>) -> Result<()> {
-    use anyhow::Context as _;
     crate::gui::run(project).context("opening the desktop app (use a subcommand for the command line; see --help)")
 }
 

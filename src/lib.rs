@@ -7,6 +7,7 @@
 //! (`cli`) and the desktop app (`gui`) call the same functions and hold no pipeline logic.
 
 pub mod aoi;
+pub mod assess;
 pub mod cli;
 pub mod error;
 pub mod job;

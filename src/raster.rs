@@ -380,7 +380,14 @@ pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
 }
 
 /// Renames a finished temporary file onto its final name, removing it on failure.
+/// GDAL's side-car file (category names, statistics) travels with it.
 fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    let aux = |p: &Path| PathBuf::from(format!("{}.aux.xml", p.display()));
+    if aux(tmp).exists() {
+        std::fs::rename(aux(tmp), aux(path)).map_err(Error::io(aux(path), "moving the side-car file into place"))?;
+    } else {
+        let _ = std::fs::remove_file(aux(path));
+    }
     std::fs::rename(tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
         Error::Io { path: path.to_path_buf(), action: "moving the finished file into place", source: e }
@@ -438,8 +445,14 @@ fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Resul
     let driver = DriverManager::get_driver_by_name(driver_name).map_err(Error::gdal(driver_name, "loading the GDAL driver"))?;
     let mut opts = vec![format!("COMPRESS={compress}"), "BIGTIFF=IF_SAFER".to_string()];
     if compress != "NONE" {
-        // Floating-point predictor: better compression of reflectances and backscatter.
-        opts.push("PREDICTOR=3".into());
+        // Predictors shrink smooth rasters: floating-point (3) for reflectance and backscatter,
+        // horizontal differencing (2) for integers; none for class maps (Byte).
+        let band_type = ds.rasterband(1).map(|b| b.band_type().name()).unwrap_or_default();
+        match band_type.as_str() {
+            "Float32" | "Float64" => opts.push("PREDICTOR=3".into()),
+            "Byte" => {}
+            _ => opts.push("PREDICTOR=2".into()),
+        }
     }
     if !options.cog {
         opts.push("TILED=YES".into());

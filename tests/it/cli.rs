@@ -170,3 +170,40 @@ fn info_outside_a_project_says_how_to_make_one() {
     let tmp = tempfile::tempdir().unwrap();
     s2cr().current_dir(tmp.path()).arg("info").assert().failure().stderr(predicate::str::contains("create a project with `s2cr init`"));
 }
+
+#[test]
+fn assess_in_a_project_writes_a_manifest_and_skips_when_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    init_example(&dir);
+    let chip = |kind: &str| crate::shared_data().join(format!("s1s2-sen12mscr/{kind}/ROIs2017_winter_112_p797.tif"));
+    let order = "B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12";
+    let run = || {
+        let mut cmd = s2cr();
+        cmd.args(["--project", dir.to_str().unwrap(), "assess", "--run", "r1", "--band-order", order, "--scale", "0.0001"])
+            .arg("--pre")
+            .arg(chip("s2_cloudfree"))
+            .arg("--real")
+            .arg(chip("s2_cloudfree"))
+            .arg("--synthetic")
+            .arg(chip("s2_cloudy"));
+        cmd
+    };
+    run().assert().success().stdout(predicate::str::contains("Burned area   real 0.000 ha"));
+    assert!(dir.join("outputs/r1/manifest-assess.json").is_file());
+    assert!(dir.join("outputs/r1/assess/report.html").is_file());
+    run().assert().success().stderr(predicate::str::contains("up to date"));
+    s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"assess \[r1\] +done").unwrap());
+    // Files on different grids are refused with the remedy.
+    s2cr()
+        .args(["assess", "--out", tmp.path().join("x").to_str().unwrap(), "--band-order", order])
+        .arg("--pre")
+        .arg(chip("s2_cloudfree"))
+        .arg("--real")
+        .arg(crate::shared_data().join("s1s2-sen12mscr/s2_cloudfree/ROIs1970_fall_139_p839.tif"))
+        .arg("--synthetic")
+        .arg(chip("s2_cloudy"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("warp it onto the project grid first"));
+}

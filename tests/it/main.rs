@@ -1,5 +1,6 @@
 //! Integration tests, in one binary so the library is linked once.
 
+mod assess;
 mod cli;
 #[cfg(feature = "gui")]
 mod gui;

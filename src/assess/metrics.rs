@@ -1,0 +1,211 @@
+//! Image quality of a synthetic image against the real one, on valid pixels only: RMSE, MAE,
+//! PSNR, SSIM and the spectral angle (SAM). Computed in f64.
+
+/// Mean squared, mean absolute error and count over valid pixels.
+fn error_sums(real: &[f32], synthetic: &[f32], valid: &[bool]) -> (f64, f64, u64) {
+    let (mut sq, mut abs, mut n) = (0.0f64, 0.0f64, 0u64);
+    for ((r, s), ok) in real.iter().zip(synthetic).zip(valid) {
+        if *ok && r.is_finite() && s.is_finite() {
+            let d = *r as f64 - *s as f64;
+            sq += d * d;
+            abs += d.abs();
+            n += 1;
+        }
+    }
+    (sq, abs, n)
+}
+
+pub fn rmse(real: &[f32], synthetic: &[f32], valid: &[bool]) -> f64 {
+    let (sq, _, n) = error_sums(real, synthetic, valid);
+    if n == 0 { f64::NAN } else { (sq / n as f64).sqrt() }
+}
+
+pub fn mae(real: &[f32], synthetic: &[f32], valid: &[bool]) -> f64 {
+    let (_, abs, n) = error_sums(real, synthetic, valid);
+    if n == 0 { f64::NAN } else { abs / n as f64 }
+}
+
+/// Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE), as scikit-image's
+/// `peak_signal_noise_ratio`; infinite for identical images.
+pub fn psnr(real: &[f32], synthetic: &[f32], valid: &[bool], data_range: f64) -> f64 {
+    let (sq, _, n) = error_sums(real, synthetic, valid);
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mse = sq / n as f64;
+    if mse == 0.0 { f64::INFINITY } else { 10.0 * (data_range * data_range / mse).log10() }
+}
+
+/// SSIM window: a Gaussian of sigma 1.5 truncated at 3.5 sigma, i.e. 11 x 11 (Wang et al. 2004;
+/// scikit-image `structural_similarity(gaussian_weights=True, sigma=1.5,
+/// use_sample_covariance=False)`, whose filter is scipy's `gaussian_filter(truncate=3.5)`).
+const SSIM_SIGMA: f64 = 1.5;
+const SSIM_RADIUS: usize = 5;
+/// Stability constants of Wang et al. (2004).
+const SSIM_K1: f64 = 0.01;
+const SSIM_K2: f64 = 0.03;
+
+fn gaussian_kernel() -> [f64; 2 * SSIM_RADIUS + 1] {
+    let mut k = [0.0; 2 * SSIM_RADIUS + 1];
+    for (i, w) in k.iter_mut().enumerate() {
+        let x = i as f64 - SSIM_RADIUS as f64;
+        *w = (-0.5 * x * x / (SSIM_SIGMA * SSIM_SIGMA)).exp();
+    }
+    let sum: f64 = k.iter().sum();
+    k.iter_mut().for_each(|w| *w /= sum);
+    k
+}
+
+/// Mean structural similarity over the pixels whose whole 11 x 11 window lies inside the image
+/// and holds only valid pixels. With every pixel valid this equals scikit-image's mean SSIM,
+/// which also leaves out the 5-pixel border. Works in strips of rows, so memory stays
+/// proportional to the image width.
+pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid: &[bool], data_range: f64) -> f64 {
+    let r = SSIM_RADIUS;
+    if width <= 2 * r || height <= 2 * r {
+        return f64::NAN;
+    }
+    let k = gaussian_kernel();
+    let c1 = (SSIM_K1 * data_range).powi(2);
+    let c2 = (SSIM_K2 * data_range).powi(2);
+    let ok = |i: usize| valid[i] && real[i].is_finite() && synthetic[i].is_finite();
+    // Column-wise count of invalid pixels in a vertical run, via a per-row prefix over rows.
+    // invalid_rows[y][x] = 1 when pixel (x, y) is invalid; window validity checks 11 x 11 boxes
+    // with a summed-area table built strip by strip.
+    const STRIP: usize = 128;
+    let (mut sum, mut count) = (0.0f64, 0u64);
+    let out_rows = r..height - r;
+    let mut y0 = out_rows.start;
+    while y0 < out_rows.end {
+        let y1 = (y0 + STRIP).min(out_rows.end);
+        let in0 = y0 - r;
+        let in1 = y1 + r;
+        let rows = in1 - in0;
+        // Horizontal pass on the input rows of this strip: five moments, plus invalid counts.
+        let mut h = vec![[0.0f64; 5]; rows * width];
+        let mut bad_h = vec![0u32; rows * width];
+        for yy in 0..rows {
+            let y = in0 + yy;
+            let base = y * width;
+            for x in r..width - r {
+                let mut m = [0.0f64; 5];
+                let mut bad = 0u32;
+                for (j, w) in k.iter().enumerate() {
+                    let i = base + x + j - r;
+                    if ok(i) {
+                        let (a, b) = (real[i] as f64, synthetic[i] as f64);
+                        m[0] += w * a;
+                        m[1] += w * b;
+                        m[2] += w * a * a;
+                        m[3] += w * b * b;
+                        m[4] += w * a * b;
+                    } else {
+                        bad += 1;
+                    }
+                }
+                h[yy * width + x] = m;
+                bad_h[yy * width + x] = bad;
+            }
+        }
+        // Vertical pass and the SSIM formula.
+        for y in y0..y1 {
+            let yy = y - in0;
+            for x in r..width - r {
+                let mut m = [0.0f64; 5];
+                let mut bad = 0u32;
+                for (j, w) in k.iter().enumerate() {
+                    let idx = (yy + j - r) * width + x;
+                    bad += bad_h[idx];
+                    let hm = &h[idx];
+                    for q in 0..5 {
+                        m[q] += w * hm[q];
+                    }
+                }
+                if bad > 0 {
+                    continue;
+                }
+                let (ux, uy) = (m[0], m[1]);
+                let vx = m[2] - ux * ux;
+                let vy = m[3] - uy * uy;
+                let vxy = m[4] - ux * uy;
+                let s = ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+                sum += s;
+                count += 1;
+            }
+        }
+        y0 = y1;
+    }
+    if count == 0 { f64::NAN } else { sum / count as f64 }
+}
+
+/// Mean spectral angle in degrees between real and synthetic spectra (Kruse et al. 1993), over
+/// valid pixels where neither spectrum is all zero. `real[b]` is band b.
+pub fn sam_degrees(real: &[&[f32]], synthetic: &[&[f32]], valid: &[bool]) -> f64 {
+    let (mut sum, mut n) = (0.0f64, 0u64);
+    for (i, ok) in valid.iter().enumerate() {
+        if !*ok {
+            continue;
+        }
+        let (mut dot, mut nr, mut ns) = (0.0f64, 0.0f64, 0.0f64);
+        let mut finite = true;
+        for (rb, sb) in real.iter().zip(synthetic) {
+            let (a, b) = (rb[i] as f64, sb[i] as f64);
+            finite &= a.is_finite() && b.is_finite();
+            dot += a * b;
+            nr += a * a;
+            ns += b * b;
+        }
+        if !finite || nr == 0.0 || ns == 0.0 {
+            continue;
+        }
+        let cos = (dot / (nr.sqrt() * ns.sqrt())).clamp(-1.0, 1.0);
+        sum += cos.acos().to_degrees();
+        n += 1;
+    }
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Vec<f32> {
+        (0..w * h).map(|i| ((i % w) as f32 * 0.01 + (i / w) as f32 * 0.003).sin().abs()).collect()
+    }
+
+    #[test]
+    fn identical_images_are_perfect() {
+        let a = ramp(40, 30);
+        let v = vec![true; a.len()];
+        assert_eq!(rmse(&a, &a, &v), 0.0);
+        assert_eq!(psnr(&a, &a, &v, 1.0), f64::INFINITY);
+        assert!((ssim(&a, &a, 40, 30, &v, 1.0) - 1.0).abs() < 1e-12);
+        assert!(sam_degrees(&[&a, &a], &[&a, &a], &v).abs() < 1e-5);
+    }
+
+    #[test]
+    fn known_errors() {
+        let a = vec![0.5f32; 100];
+        let b = vec![0.6f32; 100];
+        let v = vec![true; 100];
+        assert!((rmse(&a, &b, &v) - 0.1).abs() < 1e-6);
+        assert!((mae(&a, &b, &v) - 0.1).abs() < 1e-6);
+        assert!((psnr(&a, &b, &v, 1.0) - 20.0).abs() < 1e-4);
+        // Spectra (1, 0) and (1, 1) are 45 degrees apart.
+        let (one, zero) = (vec![1.0f32; 4], vec![0.0f32; 4]);
+        assert!((sam_degrees(&[&one, &zero], &[&one, &one], &[true; 4]) - 45.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn invalid_pixels_are_left_out() {
+        let a = ramp(30, 30);
+        let mut b = a.clone();
+        let mut v = vec![true; a.len()];
+        b[15 * 30 + 15] = 100.0;
+        v[15 * 30 + 15] = false;
+        assert_eq!(rmse(&a, &b, &v), 0.0);
+        assert!((ssim(&a, &b, 30, 30, &v, 1.0) - 1.0).abs() < 1e-12);
+        let all_bad = vec![false; a.len()];
+        assert!(rmse(&a, &b, &all_bad).is_nan());
+    }
+}

@@ -1,0 +1,242 @@
+//! Assessment on real chips: metrics against numpy / scikit-image references
+//! (scripts/assess_reference.py), and burned-area agreement on a simulated burn scar.
+
+use std::path::{Path, PathBuf};
+
+use s2cr::assess::{self, AssessConfig, AssessInputs};
+use s2cr::job::Progress;
+use s2cr::raster::{self, BandStack, WriteOptions};
+
+use crate::shared_data;
+
+const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+/// 1-based positions of BANDS in SEN12MS-CR's 13-band files (B1..B8, B8A, B9, B10, B11, B12).
+const SEN12MS_INDEX: [usize; 6] = [2, 3, 4, 8, 12, 13];
+
+fn sen12ms(kind: &str) -> PathBuf {
+    shared_data().join(format!("s1s2-sen12mscr/{kind}/ROIs1970_fall_139_p839.tif"))
+}
+
+/// The six bands of a SEN12MS-CR chip as reflectance (DN / 10000, in f32 as the reference does).
+fn reflectance(kind: &str) -> BandStack {
+    let mut s = raster::read_window(sen12ms(kind).to_str().unwrap(), &SEN12MS_INDEX, None).unwrap();
+    s.bands.iter_mut().flatten().for_each(|v| *v /= 10000.0);
+    s.descriptions = BANDS.map(String::from).to_vec();
+    s
+}
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/assess_reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn close(got: f64, expected: &serde_json::Value, what: &str) {
+    let e = expected.as_f64().unwrap_or_else(|| panic!("{what}: no reference value"));
+    assert!((got - e).abs() < 1e-5, "{what}: {got} vs reference {e}");
+}
+
+#[test]
+fn metrics_match_numpy_and_scikit_image_on_a_real_chip() {
+    use s2cr::assess::metrics;
+    let (real, synth) = (reflectance("s2_cloudfree"), reflectance("s2_cloudy"));
+    let reference = reference();
+    let all_valid = vec![true; real.width * real.height];
+    let masked: Vec<bool> = synth.bands[0].iter().map(|v| *v < 0.2).collect();
+    for (case, valid) in [("all_valid", &all_valid), ("masked", &masked)] {
+        let r = &reference[case];
+        assert_eq!(valid.iter().filter(|v| **v).count() as u64, r["valid_pixels"].as_u64().unwrap());
+        for (i, band) in BANDS.iter().enumerate() {
+            let e = &r["bands"][band];
+            let (a, b) = (&real.bands[i], &synth.bands[i]);
+            close(metrics::rmse(a, b, valid), &e["rmse"], &format!("{case} {band} rmse"));
+            close(metrics::mae(a, b, valid), &e["mae"], &format!("{case} {band} mae"));
+            close(metrics::psnr(a, b, valid, 1.0), &e["psnr"], &format!("{case} {band} psnr"));
+            close(metrics::ssim(a, b, real.width, real.height, valid, 1.0), &e["ssim"], &format!("{case} {band} ssim"));
+        }
+        let rr: Vec<&[f32]> = real.bands.iter().map(Vec::as_slice).collect();
+        let ss: Vec<&[f32]> = synth.bands.iter().map(Vec::as_slice).collect();
+        close(metrics::sam_degrees(&rr, &ss, valid), &r["sam_degrees"], &format!("{case} sam"));
+    }
+    let nbr = s2cr::assess::indices::nbr(&real.bands[3], &real.bands[5], &all_valid);
+    let nbr_synth = s2cr::assess::indices::nbr(&synth.bands[3], &synth.bands[5], &all_valid);
+    let mean = |v: &[f32]| v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
+    // NBR is computed in f32 here and in f64 by numpy: agreement to 1e-5 still holds.
+    close(mean(&nbr), &reference["nbr_real_mean"], "mean NBR");
+    let dnbr = s2cr::assess::indices::dnbr(&nbr, &nbr_synth);
+    close(mean(&dnbr), &reference["dnbr_mean"], "mean dNBR");
+    close(dnbr[100 * 256 + 200] as f64, &reference["dnbr_at_100_200"], "dNBR at (100, 200)");
+}
+
+/// Simulated burn scar: NIR (B08) halved and SWIR2 (B12) raised by 60 % inside a rectangle, the
+/// direction of change that burned vegetation shows (NIR falls, SWIR rises).
+fn apply_simulated_burn(stack: &mut BandStack, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    for r in rows {
+        for c in cols.clone() {
+            let i = r * stack.width + c;
+            stack.bands[3][i] *= 0.5;
+            stack.bands[5][i] *= 1.6;
+        }
+    }
+}
+
+/// Burned pixels expected inside a rectangle, from the closed form of dNBR for this simulation:
+/// with r = NIR/SWIR2 before, dNBR = (r-1)/(r+1) - (r-3.2)/(r+3.2) = 4.4 r / ((r+1)(r+3.2)).
+fn expected_burned(pre: &BandStack, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> u64 {
+    let mut n = 0;
+    for r in rows {
+        for c in cols.clone() {
+            let i = r * pre.width + c;
+            let ratio = pre.bands[3][i] as f64 / pre.bands[5][i] as f64;
+            if 4.4 * ratio / ((ratio + 1.0) * (ratio + 3.2)) >= 0.1 + 1e-6 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn write(dir: &Path, name: &str, stack: &BandStack) -> PathBuf {
+    let p = dir.join(name);
+    raster::write_raster(&p, stack, &WriteOptions::default()).unwrap();
+    p
+}
+
+fn kappa(tp: f64, fp: f64, fn_: f64, tn: f64) -> f64 {
+    let n = tp + fp + fn_ + tn;
+    let po = (tp + tn) / n;
+    let pe = ((tp + fn_) / n) * ((tp + fp) / n) + ((tn + fp) / n) * ((tn + fn_) / n);
+    (po - pe) / (1.0 - pe)
+}
+
+#[test]
+fn simulated_burn_nir_halved_swir2_up_60_percent_gives_expected_hectares_and_kappa() {
+    let tmp = tempfile::tempdir().unwrap();
+    // S2CR_KEEP_TEST_OUTPUT=DIR keeps the outputs there, to look at the report.
+    let kept = std::env::var_os("S2CR_KEEP_TEST_OUTPUT").map(PathBuf::from);
+    let tmp_path = kept.unwrap_or_else(|| tmp.path().to_path_buf());
+    let pre = reflectance("s2_cloudfree");
+    let mut post = pre.clone();
+    apply_simulated_burn(&mut post, 64..128, 64..192);
+    // The synthetic image found only the left half of the scar.
+    let mut partial = pre.clone();
+    apply_simulated_burn(&mut partial, 64..128, 64..128);
+    let (pre_p, post_p, partial_p) = (write(tmp_path.as_path(), "pre.tif", &pre), write(tmp_path.as_path(), "post.tif", &post), write(tmp_path.as_path(), "partial.tif", &partial));
+    let cfg = AssessConfig { simulated_burn: Some("NIR (B08) x 0.5 and SWIR2 (B12) x 1.6 in a 64 x 128 px rectangle".into()), ..Default::default() };
+
+    let left = expected_burned(&pre, 64..128, 64..128);
+    let right = expected_burned(&pre, 64..128, 128..192);
+    assert!(left + right > 7000, "most of the 8192 scar pixels burn: {}", left + right);
+
+    let same = assess::assess_files(
+        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: post_p.clone() },
+        &tmp_path.as_path().join("same"),
+        &cfg,
+        &Progress::silent("assess"),
+    )
+    .unwrap();
+    let b = &same.burned;
+    assert_eq!(b.true_positive, left + right);
+    assert_eq!((b.false_positive, b.false_negative), (0, 0));
+    assert!((b.burned_ha_real - (left + right) as f64 * 0.01).abs() < 1e-9, "10 m pixels are 0.01 ha");
+    assert_eq!(b.kappa, 1.0);
+    assert_eq!(b.f1, 1.0);
+    assert!(same.quality.psnr_db.is_infinite());
+
+    let half = assess::assess_files(
+        &AssessInputs { pre: pre_p, real: post_p, synthetic: partial_p },
+        &tmp_path.as_path().join("half"),
+        &cfg,
+        &Progress::silent("assess"),
+    )
+    .unwrap();
+    let b = &half.burned;
+    let total = (256 * 256) as u64;
+    assert_eq!((b.true_positive, b.false_positive, b.false_negative), (left, 0, right));
+    let expected_kappa = kappa(left as f64, 0.0, right as f64, (total - left - right) as f64);
+    assert!((b.kappa - expected_kappa).abs() < 1e-12, "{} vs {expected_kappa}", b.kappa);
+    assert!(b.kappa < 0.9);
+    assert!((b.omission_error - right as f64 / (left + right) as f64).abs() < 1e-12);
+    assert!((b.burned_ha_synthetic - left as f64 * 0.01).abs() < 1e-9);
+
+    // The outputs a user opens.
+    let out = tmp_path.as_path().join("half");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for section in ["id=\"simulated\"", "id=\"agreement\"", "id=\"areas\"", "id=\"quality\"", "id=\"figures\"", "id=\"files\""] {
+        assert!(html.contains(section), "report.html lacks {section}");
+    }
+    assert_eq!(html.matches("data:image/png;base64,").count(), 5);
+    for fig in ["rgb", "dnbr", "severity", "confusion", "bands"] {
+        let bytes = std::fs::read(out.join(format!("figures/{fig}.png"))).unwrap();
+        assert!(bytes.len() > 2000 && bytes.starts_with(b"\x89PNG"), "{fig}.png");
+    }
+    let sev = raster::info(out.join("severity_synthetic.tif").to_str().unwrap()).unwrap();
+    assert_eq!(sev.bands[0].data_type, "Byte");
+    assert!(sev.is_cog);
+    let gdalinfo = std::process::Command::new("gdalinfo").arg(out.join("severity_synthetic.tif")).output().unwrap();
+    let text = String::from_utf8_lossy(&gdalinfo.stdout);
+    assert!(text.contains("Color Table") && text.contains("high severity"), "{text}");
+    let geojson: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("burned_synthetic.geojson")).unwrap()).unwrap();
+    let features = geojson["features"].as_array().unwrap();
+    assert!(!features.is_empty());
+    // RFC 7946: WGS84 lon/lat (the chip is in eastern China, EPSG:32650, centre 119.19 E 33.50 N).
+    let first = &features[0]["geometry"]["coordinates"][0][0];
+    let (lon, lat) = (first[0].as_f64().unwrap(), first[1].as_f64().unwrap());
+    assert!((119.1..119.3).contains(&lon) && (33.4..33.6).contains(&lat), "({lon}, {lat})");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["burned"]["true_positive"].as_u64(), Some(left));
+    assert!(std::fs::read_to_string(out.join("severity.qml")).unwrap().contains("paletteEntry value=\"7\""));
+}
+
+/// The HTML report renders in headless Chromium: the page loads, every figure decodes, and the
+/// console shows no error. Skipped (with a message) where Chromium is not installed.
+#[test]
+fn the_html_report_renders_in_a_headless_browser() {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        eprintln!("SKIPPED: no Chromium installed (apt-get install chromium) to render the HTML report");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pre = reflectance("s2_cloudfree");
+    let mut post = pre.clone();
+    apply_simulated_burn(&mut post, 100..160, 40..200);
+    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &post));
+    let out = tmp.path().join("out");
+    assess::assess_files(
+        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: pre_p },
+        &out,
+        &AssessConfig { simulated_burn: Some("NIR (B08) x 0.5, SWIR2 (B12) x 1.6 in a rectangle".into()), ..Default::default() },
+        &Progress::silent("assess"),
+    )
+    .unwrap();
+    // A page script would be a second source of truth; instead ask the browser for the DOM after
+    // load with every image's natural width written into it by a tiny wrapper page.
+    let wrapper = tmp.path().join("check.html");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "<!DOCTYPE html><html><body><iframe id=f src=\"{}\" width=1200 height=800></iframe><pre id=r>pending</pre><script>\
+             document.getElementById('f').onload=()=>{{const d=document.getElementById('f').contentDocument;\
+             const imgs=[...d.images];document.getElementById('r').textContent='IMAGES '+imgs.length+' DECODED '+\
+             imgs.filter(i=>i.complete&&i.naturalWidth>100).length+' H1 '+d.querySelector('h1').textContent;}};</script></body></html>",
+            out.join("report.html").display()
+        ),
+    )
+    .unwrap();
+    let profile = tmp.path().join("profile");
+    let output = std::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--allow-file-access-from-files"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--enable-logging=stderr", "--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("file://{}", wrapper.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(dom.contains("IMAGES 5 DECODED 5 H1 Burned-area assessment"), "DOM: {dom}\nlog: {log}");
+    let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && l.to_lowercase().contains("error")).collect();
+    assert!(console_errors.is_empty(), "{console_errors:?}");
+}
