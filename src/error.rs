@@ -42,6 +42,10 @@ pub enum Error {
     #[error("{location}: {message}")]
     Raster { location: String, message: String },
 
+    /// An HTTP request failed (after its retries, where it had any).
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+
     /// The project folder or its configuration is not usable.
     #[error("{}: {message}", path.display())]
     Project { path: PathBuf, message: String },

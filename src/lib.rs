@@ -8,6 +8,7 @@
 
 pub mod aoi;
 pub mod assess;
+pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod job;

@@ -1,10 +1,12 @@
 //! Integration tests, in one binary so the library is linked once.
 
 mod assess;
+mod catalog;
 mod cli;
 #[cfg(feature = "gui")]
 mod gui;
 mod raster;
+mod stac_server;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,267 @@
+//! Scene catalogs: STAC providers (Earth Search, Planetary Computer, CDSE, or any STAC API of
+//! one of those kinds), their asset keys mapped to our band names, search over HTTP with
+//! paging, and the pairing of Sentinel-1 scenes with Sentinel-2 dates.
+//!
+//! This module reads catalogs; it downloads no imagery (that is `fetch`).
+
+pub mod pairing;
+pub mod search;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::project::Provider;
+
+/// The kinds of STAC API we know the conventions of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    EarthSearch,
+    PlanetaryComputer,
+    Cdse,
+}
+
+/// Which mission an item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mission {
+    Sentinel1,
+    Sentinel2,
+}
+
+/// Where and how to search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// STAC API root, without a trailing slash.
+    pub stac_url: String,
+    pub s2_collection: String,
+    pub s1_collection: String,
+    /// Planetary Computer's SAS token endpoint (assets must be signed before reading).
+    pub token_url: Option<String>,
+}
+
+impl ProviderConfig {
+    /// The public endpoint of a provider kind.
+    pub fn default_for(kind: ProviderKind) -> ProviderConfig {
+        match kind {
+            ProviderKind::EarthSearch => ProviderConfig {
+                kind,
+                stac_url: "https://earth-search.aws.element84.com/v1".into(),
+                s2_collection: "sentinel-2-l2a".into(),
+                s1_collection: "sentinel-1-grd".into(),
+                token_url: None,
+            },
+            ProviderKind::PlanetaryComputer => ProviderConfig {
+                kind,
+                stac_url: "https://planetarycomputer.microsoft.com/api/stac/v1".into(),
+                s2_collection: "sentinel-2-l2a".into(),
+                // Radiometrically terrain-corrected gamma0, linear power.
+                s1_collection: "sentinel-1-rtc".into(),
+                token_url: Some("https://planetarycomputer.microsoft.com/api/sas/v1/token".into()),
+            },
+            ProviderKind::Cdse => ProviderConfig {
+                kind,
+                stac_url: "https://stac.dataspace.copernicus.eu/v1".into(),
+                s2_collection: "sentinel-2-l2a".into(),
+                s1_collection: "sentinel-1-grd".into(),
+                token_url: None,
+            },
+        }
+    }
+
+    /// The provider of a project, or an error for providers that are not STAC APIs.
+    pub fn for_project(provider: Provider) -> Result<ProviderConfig> {
+        match provider {
+            Provider::EarthSearch => Ok(Self::default_for(ProviderKind::EarthSearch)),
+            Provider::PlanetaryComputer => Ok(Self::default_for(ProviderKind::PlanetaryComputer)),
+            Provider::Cdse => Ok(Self::default_for(ProviderKind::Cdse)),
+            Provider::Local => Err(Error::invalid("provider", "the local provider searches a static catalog, not a STAC API")),
+        }
+    }
+}
+
+/// Asset keys that hold `band` for a provider kind and mission, most likely first.
+pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static [&'static str] {
+    use Mission::*;
+    use ProviderKind::*;
+    match (kind, mission, band) {
+        // Earth Search v1 names assets by common name (eo:bands common_name).
+        (EarthSearch, Sentinel2, "B01") => &["coastal"],
+        (EarthSearch, Sentinel2, "B02") => &["blue"],
+        (EarthSearch, Sentinel2, "B03") => &["green"],
+        (EarthSearch, Sentinel2, "B04") => &["red"],
+        (EarthSearch, Sentinel2, "B05") => &["rededge1"],
+        (EarthSearch, Sentinel2, "B06") => &["rededge2"],
+        (EarthSearch, Sentinel2, "B07") => &["rededge3"],
+        (EarthSearch, Sentinel2, "B08") => &["nir"],
+        (EarthSearch, Sentinel2, "B8A") => &["nir08"],
+        (EarthSearch, Sentinel2, "B09") => &["nir09"],
+        (EarthSearch, Sentinel2, "B11") => &["swir16"],
+        (EarthSearch, Sentinel2, "B12") => &["swir22"],
+        (EarthSearch, Sentinel2, "SCL") => &["scl"],
+        // Planetary Computer keeps the band names.
+        (PlanetaryComputer, Sentinel2, "B01") => &["B01"],
+        (PlanetaryComputer, Sentinel2, "B02") => &["B02"],
+        (PlanetaryComputer, Sentinel2, "B03") => &["B03"],
+        (PlanetaryComputer, Sentinel2, "B04") => &["B04"],
+        (PlanetaryComputer, Sentinel2, "B05") => &["B05"],
+        (PlanetaryComputer, Sentinel2, "B06") => &["B06"],
+        (PlanetaryComputer, Sentinel2, "B07") => &["B07"],
+        (PlanetaryComputer, Sentinel2, "B08") => &["B08"],
+        (PlanetaryComputer, Sentinel2, "B8A") => &["B8A"],
+        (PlanetaryComputer, Sentinel2, "B09") => &["B09"],
+        (PlanetaryComputer, Sentinel2, "B11") => &["B11"],
+        (PlanetaryComputer, Sentinel2, "B12") => &["B12"],
+        (PlanetaryComputer, Sentinel2, "SCL") => &["SCL"],
+        // CDSE suffixes the native resolution.
+        (Cdse, Sentinel2, "B01") => &["B01_60m"],
+        (Cdse, Sentinel2, "B02") => &["B02_10m"],
+        (Cdse, Sentinel2, "B03") => &["B03_10m"],
+        (Cdse, Sentinel2, "B04") => &["B04_10m"],
+        (Cdse, Sentinel2, "B05") => &["B05_20m"],
+        (Cdse, Sentinel2, "B06") => &["B06_20m"],
+        (Cdse, Sentinel2, "B07") => &["B07_20m"],
+        (Cdse, Sentinel2, "B08") => &["B08_10m"],
+        (Cdse, Sentinel2, "B8A") => &["B8A_20m"],
+        (Cdse, Sentinel2, "B09") => &["B09_60m"],
+        (Cdse, Sentinel2, "B11") => &["B11_20m"],
+        (Cdse, Sentinel2, "B12") => &["B12_20m"],
+        (Cdse, Sentinel2, "SCL") => &["SCL_20m"],
+        // Sentinel-1: lower-case polarisation keys everywhere (Earth Search GRD, PC RTC and GRD,
+        // CDSE's GRD COGs).
+        (_, Sentinel1, "VV") => &["vv", "VV"],
+        (_, Sentinel1, "VH") => &["vh", "VH"],
+        (_, Sentinel1, "HH") => &["hh", "HH"],
+        (_, Sentinel1, "HV") => &["hv", "HV"],
+        _ => &[],
+    }
+}
+
+/// A scene as the pipeline needs it, read from a STAC item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scene {
+    pub id: String,
+    pub collection: String,
+    pub mission: Mission,
+    pub datetime: DateTime<Utc>,
+    /// e.g. sentinel-2a, sentinel-1a.
+    pub platform: Option<String>,
+    /// Scene cloud cover, percent (Sentinel-2).
+    pub cloud_cover: Option<f64>,
+    /// [min lon, min lat, max lon, max lat].
+    pub bbox: Option<[f64; 4]>,
+    /// Our band name -> asset href.
+    pub assets: BTreeMap<String, String>,
+    pub relative_orbit: Option<u32>,
+    /// ascending or descending (Sentinel-1).
+    pub orbit_state: Option<String>,
+    /// Sentinel-2 processing baseline, e.g. "04.00".
+    pub processing_baseline: Option<String>,
+    /// Earth Search removes the BOA offset of baseline >= 04.00 itself when true.
+    pub boa_offset_applied: Option<bool>,
+    /// MGRS tile, e.g. "53HNA" (Sentinel-2).
+    pub mgrs_tile: Option<String>,
+}
+
+fn prop<'a>(item: &'a stac::Item, key: &str) -> Option<&'a serde_json::Value> {
+    item.properties.additional_fields.get(key)
+}
+
+impl Scene {
+    /// Reads a STAC item; `None` when it is neither Sentinel-1 nor Sentinel-2 L2A (other
+    /// collections returned by mixed searches).
+    pub fn from_item(item: &stac::Item, kind: ProviderKind, config: &ProviderConfig) -> Option<Scene> {
+        let collection = item.collection.clone().unwrap_or_default();
+        let mission = if collection == config.s2_collection {
+            Mission::Sentinel2
+        } else if collection == config.s1_collection || collection.starts_with("sentinel-1") || collection.starts_with("sentinel1") {
+            Mission::Sentinel1
+        } else {
+            return None;
+        };
+        let datetime = item.properties.datetime.or(item.properties.start_datetime)?;
+        let bands: &[&str] = match mission {
+            Mission::Sentinel2 => crate::project::S2_BANDS,
+            Mission::Sentinel1 => crate::project::S1_BANDS,
+        };
+        let mut assets = BTreeMap::new();
+        for band in bands {
+            if let Some(asset) = asset_keys(kind, mission, band).iter().find_map(|k| item.assets.get(*k)) {
+                assets.insert(band.to_string(), asset.href.clone());
+            }
+        }
+        let bbox = item.bbox.map(|b| match b {
+            stac::Bbox::TwoDimensional(b) => b,
+            stac::Bbox::ThreeDimensional(b) => [b[0], b[1], b[3], b[4]],
+        });
+        let mgrs_tile = match (prop(item, "mgrs:utm_zone"), prop(item, "mgrs:latitude_band"), prop(item, "mgrs:grid_square")) {
+            (Some(z), Some(b), Some(s)) => Some(format!("{:02}{}{}", z.as_u64().unwrap_or(0), b.as_str().unwrap_or(""), s.as_str().unwrap_or(""))),
+            // PC: s2:mgrs_tile "33TWM"; CDSE (and newer Earth Search): grid:code "MGRS-33TWM".
+            _ => prop(item, "s2:mgrs_tile")
+                .or_else(|| prop(item, "grid:code"))
+                .and_then(|v| v.as_str())
+                .map(|s| s.trim_start_matches("MGRS-").to_string()),
+        };
+        Some(Scene {
+            id: item.id.clone(),
+            collection,
+            mission,
+            datetime,
+            platform: prop(item, "platform").and_then(|v| v.as_str()).map(|s| s.to_ascii_lowercase()),
+            cloud_cover: prop(item, "eo:cloud_cover").and_then(|v| v.as_f64()),
+            bbox,
+            assets,
+            relative_orbit: prop(item, "sat:relative_orbit").and_then(|v| v.as_u64()).map(|v| v as u32),
+            orbit_state: prop(item, "sat:orbit_state").and_then(|v| v.as_str()).map(|s| s.to_ascii_lowercase()),
+            processing_baseline: prop(item, "s2:processing_baseline")
+                .or_else(|| prop(item, "processing:version"))
+                .and_then(|v| v.as_str())
+                .map(String::from),
+            boa_offset_applied: prop(item, "earthsearch:boa_offset_applied").and_then(|v| v.as_bool()),
+            mgrs_tile,
+        })
+    }
+
+    /// The polarisations available as assets.
+    pub fn polarisations(&self) -> Vec<&str> {
+        crate::project::S1_BANDS.iter().copied().filter(|p| self.assets.contains_key(*p)).collect()
+    }
+}
+
+/// Turns a STAC item id into a folder name that cannot leave its parent folder.
+pub fn safe_id(id: &str) -> String {
+    let cleaned: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    if trimmed.is_empty() { "item".into() } else { trimmed.chars().take(200).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_project() {
+        assert_eq!(safe_id("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_id(".."), "item");
+        assert_eq!(safe_id("S2B_20EPT_20250731_0_L2A"), "S2B_20EPT_20250731_0_L2A");
+        assert_eq!(safe_id("a/b\\c:d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn every_provider_maps_the_pipeline_bands() {
+        for kind in [ProviderKind::EarthSearch, ProviderKind::PlanetaryComputer, ProviderKind::Cdse] {
+            for band in ["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"] {
+                assert!(!asset_keys(kind, Mission::Sentinel2, band).is_empty(), "{kind:?} {band}");
+            }
+            for pol in ["VV", "VH"] {
+                assert!(!asset_keys(kind, Mission::Sentinel1, pol).is_empty(), "{kind:?} {pol}");
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Scene search against a real STAC API shape on loopback, and parsing of every real captured
+//! STAC response with each provider's band mapping.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use s2cr::catalog::search::{SearchQuery, StacClient};
+use s2cr::catalog::{Mission, ProviderConfig, ProviderKind, Scene};
+use s2cr::job::Progress;
+use s2cr::project::DateRange;
+
+use crate::shared_data;
+use crate::stac_server::{Fault, StacServer};
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(shared_data().join("stac").join(path)).unwrap()).unwrap()
+}
+
+fn features(path: &str) -> Vec<Value> {
+    let v = fixture(path);
+    match v["features"].as_array() {
+        Some(f) => f.clone(),
+        None => vec![v],
+    }
+}
+
+fn scenes(path: &str, kind: ProviderKind) -> Vec<Scene> {
+    let config = ProviderConfig::default_for(kind);
+    features(path)
+        .iter()
+        .map(|f| serde_json::from_value::<stac::Item>(f.clone()).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .filter_map(|item| Scene::from_item(&item, kind, &config))
+        .collect()
+}
+
+const S2_PIPELINE: [&str; 8] = ["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"];
+
+#[test]
+fn every_real_fixture_parses_with_its_providers_band_mapping() {
+    // Earth Search v1: common-name asset keys; the mixed search also returns L1C, C1 and S1 HH.
+    let es = scenes("pystac-client/earth-search-v1_search_s1grd_s2l2a_mixed.json", ProviderKind::EarthSearch);
+    let s2: Vec<&Scene> = es.iter().filter(|s| s.mission == Mission::Sentinel2).collect();
+    assert_eq!(s2.len(), 2, "only the sentinel-2-l2a items are Sentinel-2 L2A scenes");
+    for s in &s2 {
+        for band in S2_PIPELINE {
+            assert!(s.assets.contains_key(band), "{} lacks {band}", s.id);
+        }
+        assert!(s.assets["B12"].ends_with("B12.tif"), "{}", s.assets["B12"]);
+        assert_eq!(s.boa_offset_applied, Some(true));
+        assert_eq!(s.processing_baseline.as_deref(), Some("05.11"));
+        assert_eq!(s.mgrs_tile.as_deref().map(|t| t.len()), Some(5));
+    }
+    let s1: Vec<&Scene> = es.iter().filter(|s| s.mission == Mission::Sentinel1).collect();
+    assert_eq!(s1.len(), 3);
+    assert!(s1.iter().all(|s| s.polarisations() == ["HH"] && s.orbit_state.as_deref() == Some("ascending") && s.relative_orbit == Some(56)));
+    let es2 = scenes("pystac-client/earth-search-v1_search_s2l2a_landsat.json", ProviderKind::EarthSearch);
+    assert!(es2.iter().all(|s| S2_PIPELINE.iter().all(|b| s.assets[*b].ends_with(".tif"))), "COGs, not the -jp2 assets");
+
+    // Planetary Computer: band-name keys.
+    let pc = scenes("pystac-client/planetary-computer_search_sentinel-2-l2a.json", ProviderKind::PlanetaryComputer);
+    assert_eq!(pc.len(), 33);
+    assert!(pc.iter().all(|s| S2_PIPELINE.iter().all(|b| s.assets.contains_key(*b)) && s.cloud_cover.is_some()));
+    let odc = scenes("odc-stac/S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json", ProviderKind::PlanetaryComputer);
+    assert_eq!(odc.len(), 1);
+    let page = scenes("rustac/crates_io_mocks_search-page-1.json", ProviderKind::PlanetaryComputer);
+    assert_eq!(page.len(), 1);
+
+    // The PC-style Sentinel-1 GRD item (stactools): VV and VH, orbit geometry.
+    let grd = scenes("stactools-sentinel1/S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13.json", ProviderKind::PlanetaryComputer);
+    assert_eq!(grd.len(), 1);
+    assert_eq!(grd[0].mission, Mission::Sentinel1);
+    assert_eq!(grd[0].polarisations(), ["VV", "VH"]);
+    assert!(grd[0].relative_orbit.is_some() && grd[0].orbit_state.is_some());
+
+    // Earth Search collection 1 items parse as STAC (their collection is not the L2A one we search).
+    let c1 = features("rustac/crates_server_data_sentinel-2_item-collection_earth-search-c1.json");
+    assert_eq!(c1.len(), 10);
+    for f in c1 {
+        serde_json::from_value::<stac::Item>(f).unwrap();
+    }
+}
+
+fn pc_query(page_size: u32) -> SearchQuery {
+    SearchQuery {
+        collections: vec!["sentinel-2-l2a".into()],
+        bbox: [170.0, 50.0, 180.0, 65.0],
+        dates: "2019-01-01/2019-01-01".parse::<DateRange>().unwrap(),
+        max_cloud_percent: None,
+        page_size,
+        max_items: 1000,
+    }
+}
+
+fn client(server: &StacServer) -> StacClient {
+    let mut c = StacClient::new(&server.url, Duration::from_secs(5)).unwrap();
+    c.backoff = Duration::from_millis(10);
+    c
+}
+
+#[test]
+fn search_follows_next_links_through_every_page() {
+    let items = features("pystac-client/planetary-computer_search_sentinel-2-l2a.json");
+    let server = StacServer::start(items.clone());
+    let found = client(&server).search(&pc_query(10), &Progress::silent("search")).unwrap();
+    let expected: Vec<&Value> = items.iter().filter(|i| i["bbox"][0].as_f64().unwrap() <= 180.0 && i["bbox"][2].as_f64().unwrap() >= 170.0 && i["bbox"][1].as_f64().unwrap() <= 65.0 && i["bbox"][3].as_f64().unwrap() >= 50.0).collect();
+    assert!(expected.len() > 10, "the query spans several pages");
+    assert_eq!(found.len(), expected.len());
+    assert_eq!(server.requests.load(Ordering::SeqCst), expected.len().div_ceil(10));
+    // Every page repeats the original parameters next to the server's token.
+    let bodies = server.bodies.lock().unwrap();
+    assert!(bodies[1]["next"].is_string() && bodies[1]["collections"] == bodies[0]["collections"] && bodies[1]["bbox"] == bodies[0]["bbox"]);
+}
+
+#[test]
+fn search_filters_by_cloud_cover_dates_and_area() {
+    let items = features("pystac-client/planetary-computer_search_sentinel-2-l2a.json");
+    let server = StacServer::start(items.clone());
+    let mut q = pc_query(100);
+    q.max_cloud_percent = Some(10.0);
+    let found = client(&server).search(&q, &Progress::silent("search")).unwrap();
+    let clear = items.iter().filter(|i| i["properties"]["eo:cloud_cover"].as_f64().unwrap() <= 10.0 && i["bbox"][0].as_f64().unwrap() <= 180.0 && i["bbox"][2].as_f64().unwrap() >= 170.0).count();
+    assert_eq!(found.len(), clear);
+    q.dates = "2019-01-02/2019-01-31".parse().unwrap();
+    assert!(client(&server).search(&q, &Progress::silent("search")).unwrap().is_empty());
+}
+
+#[test]
+fn search_retries_a_503_and_a_dropped_connection() {
+    let server = StacServer::start(features("pystac-client/planetary-computer_search_sentinel-2-l2a.json"));
+    server.faults.lock().unwrap().extend([Fault::Status(503), Fault::Drop]);
+    let found = client(&server).search(&pc_query(100), &Progress::silent("search")).unwrap();
+    assert!(!found.is_empty());
+    assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_failing_server_is_reported_with_url_and_status() {
+    let server = StacServer::start(vec![]);
+    server.faults.lock().unwrap().extend([Fault::Status(500); 4]);
+    let err = client(&server).search(&pc_query(10), &Progress::silent("search")).unwrap_err().to_string();
+    assert!(err.contains(&format!("{}/search", server.url)) && err.contains("HTTP 500"), "{err}");
+    // A 400 is not retried: the request itself is wrong.
+    let server = StacServer::start(vec![]);
+    server.faults.lock().unwrap().extend([Fault::Status(400), Fault::Status(400)]);
+    let err = client(&server).search(&pc_query(10), &Progress::silent("search")).unwrap_err().to_string();
+    assert!(err.contains("HTTP 400"), "{err}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
