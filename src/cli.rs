@@ -45,6 +45,8 @@ pub enum Command {
         /// Project folder (default: --project or the current folder).
         dir: Option<PathBuf>,
     },
+    /// Search Sentinel-2 and Sentinel-1 scenes for the project's AOI and dates (STAC).
+    Search(SearchArgs),
     /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
     Assess(AssessArgs),
     /// Inspect rasters with GDAL.
@@ -86,6 +88,29 @@ pub struct InitArgs {
     /// Largest AOI accepted, km2.
     #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
     pub max_area_km2: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Any STAC API (a mirror, a private catalog) instead of the provider's public one.
+    #[arg(long, value_name = "URL")]
+    pub stac_url: Option<String>,
+    /// Conventions (asset keys, collections) of the API at --stac-url; default: the project's provider.
+    #[arg(long, value_enum)]
+    pub provider_kind: Option<ProviderKindArg>,
+    /// Scene-level cloud cover prefilter, percent.
+    #[arg(long, default_value_t = 80.0)]
+    pub scene_max_cloud: f64,
+    /// Largest time between a Sentinel-2 scene and its Sentinel-1 partner, days.
+    #[arg(long, default_value_t = 6.0)]
+    pub max_gap_days: f64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderKindArg {
+    EarthSearch,
+    Pc,
+    Cdse,
 }
 
 #[derive(Debug, Args)]
@@ -234,7 +259,60 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
+        Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
+    use crate::catalog::{ProviderConfig, ProviderKind};
+    let project = Project::open(dir)?;
+    let mut provider = match args.provider_kind {
+        Some(k) => ProviderConfig::default_for(match k {
+            ProviderKindArg::EarthSearch => ProviderKind::EarthSearch,
+            ProviderKindArg::Pc => ProviderKind::PlanetaryComputer,
+            ProviderKindArg::Cdse => ProviderKind::Cdse,
+        }),
+        None => ProviderConfig::for_project(project.config.provider)?,
+    };
+    if let Some(url) = &args.stac_url {
+        provider.stac_url = url.trim_end_matches('/').to_string();
+    }
+    let mut cfg = crate::catalog::stage::SearchConfig::new(provider);
+    cfg.scene_max_cloud_percent = args.scene_max_cloud;
+    cfg.max_gap_days = args.max_gap_days;
+    let handle = crate::job::spawn("search", move |p| crate::catalog::stage::search(&project, &cfg, p))?;
+    let r = render_job(handle, quiet)?;
+    println!("Sentinel-2: {} scenes at t0, {} at t1; Sentinel-1: {} scenes", r.s2_t0.len(), r.s2_t1.len(), r.s1.len());
+    println!("{:<6} {:<17} {:<12} {:>7}  id", "role", "date (UTC)", "platform", "cloud");
+    for (role, scenes, chosen) in [("t0", &r.s2_t0, &r.chosen_t0), ("t1", &r.s2_t1, &r.chosen_t1)] {
+        for s in scenes.iter() {
+            let mark = if chosen.as_deref() == Some(s.id.as_str()) { "*" } else { " " };
+            println!(
+                "{role}{mark:<4} {:<17} {:<12} {:>6.1}%  {}",
+                s.datetime.format("%Y-%m-%d %H:%M"),
+                s.platform.as_deref().unwrap_or("?"),
+                s.cloud_cover.unwrap_or(f64::NAN),
+                s.id
+            );
+        }
+    }
+    for p in &r.pairs {
+        println!(
+            "S1 for {}: {} (gap {:+.1} h, relative orbit {}, {})",
+            p.s2_id,
+            p.s1_id,
+            p.gap_hours,
+            p.relative_orbit.map(|o| o.to_string()).unwrap_or_else(|| "?".into()),
+            p.orbit_state.as_deref().unwrap_or("?")
+        );
+    }
+    for u in &r.unpaired {
+        println!("S1 for {}: none ({})", u.s2_id, u.reason);
+    }
+    if r.chosen_t0.is_none() || r.chosen_t1.is_none() {
+        println!("No usable Sentinel-2 scene for {}: widen the dates or raise --scene-max-cloud.", if r.chosen_t0.is_none() { "t0" } else { "t1" });
+    }
+    Ok(())
 }
 
 fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {

@@ -6,6 +6,7 @@
 
 pub mod pairing;
 pub mod search;
+pub mod stage;
 
 use std::collections::BTreeMap;
 

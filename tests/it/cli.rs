@@ -207,3 +207,40 @@ fn assess_in_a_project_writes_a_manifest_and_skips_when_up_to_date() {
         .failure()
         .stderr(predicate::str::contains("warp it onto the project grid first"));
 }
+
+#[test]
+fn search_against_a_loopback_stac_api_writes_the_catalog() {
+    let text = std::fs::read_to_string(crate::shared_data().join("stac/pystac-client/planetary-computer_search_sentinel-2-l2a.json")).unwrap();
+    let items: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&text).unwrap()["features"].as_array().unwrap().clone();
+    let server = crate::stac_server::StacServer::start(items);
+    let tmp = tempfile::tempdir().unwrap();
+    let aoi = tmp.path().join("aoi.geojson");
+    std::fs::write(&aoi, r#"{"type":"Polygon","coordinates":[[[173.6,57.7],[174.0,57.7],[174.0,58.0],[173.6,58.0],[173.6,57.7]]]}"#).unwrap();
+    let dir = tmp.path().join("p");
+    s2cr()
+        .args(["init", dir.to_str().unwrap(), "--aoi", aoi.to_str().unwrap(), "--provider", "planetary-computer"])
+        .args(["--t0", "2018-12-20/2019-01-05", "--t1", "2019-02-01/2019-02-28"])
+        .assert()
+        .success();
+    let search = || {
+        let mut c = s2cr();
+        c.args(["--project", dir.to_str().unwrap(), "search", "--stac-url", &server.url]);
+        c
+    };
+    let out = search().assert().success().get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("No usable Sentinel-2 scene for t1"), "{out}");
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("catalog/search.json")).unwrap()).unwrap();
+    let t0 = result["s2_t0"].as_array().unwrap();
+    assert!(!t0.is_empty());
+    // The clearest candidate is chosen.
+    let min_cloud = t0.iter().map(|s| s["cloud_cover"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
+    let chosen = t0.iter().find(|s| s["id"] == result["chosen_t0"]).unwrap();
+    assert_eq!(chosen["cloud_cover"].as_f64().unwrap(), min_cloud);
+    assert!(chosen["assets"]["SCL"].as_str().unwrap().ends_with("SCL_20m.tif"));
+    assert!(out.contains("t0*   "), "{out}");
+    let requests = server.requests.load(std::sync::atomic::Ordering::SeqCst);
+    search().assert().success().stderr(predicate::str::contains("up to date"));
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), requests, "an up-to-date catalog asks nothing");
+    s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"search +done").unwrap());
+}
