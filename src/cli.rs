@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// Search Sentinel-2 and Sentinel-1 scenes for the project's AOI and dates (STAC).
     Search(SearchArgs),
+    /// Download the AOI windows of the chosen scenes into raw/ (resumable).
+    Fetch(FetchArgs),
     /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
     Assess(AssessArgs),
     /// Inspect rasters with GDAL.
@@ -104,6 +106,22 @@ pub struct SearchArgs {
     /// Largest time between a Sentinel-2 scene and its Sentinel-1 partner, days.
     #[arg(long, default_value_t = 6.0)]
     pub max_gap_days: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Files fetched at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Margin around the AOI, metres.
+    #[arg(long, default_value_t = 200.0)]
+    pub margin_m: f64,
+    /// Timeout of one HTTP request, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Attempts per file before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -259,8 +277,34 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
+        Some(Command::Fetch(args)) => fetch(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn fetch(args: FetchArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let opts = crate::fetch::FetchOptions {
+        attempts: args.attempts,
+        backoff_ms: 1000,
+        timeout_secs: args.timeout,
+        margin_m: args.margin_m,
+        parallel: args.parallel,
+    };
+    let handle = crate::job::spawn("fetch", move |p| crate::fetch::fetch(&project, &opts, p))?;
+    let r = render_job(handle, quiet)?;
+    let downloaded = r.files.iter().filter(|f| f.downloaded).count();
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    println!("{} files ({} downloaded, {} already there) in {:.1} s", r.files.len(), downloaded, r.files.len() - downloaded, r.elapsed_secs);
+    if r.source_bytes > 0 {
+        println!(
+            "Fetched {:.2} MiB over the network for source files of {:.2} MiB ({:.2} %)",
+            mb(r.network_bytes),
+            mb(r.source_bytes),
+            100.0 * r.network_bytes as f64 / r.source_bytes as f64
+        );
+    }
+    Ok(())
 }
 
 fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {

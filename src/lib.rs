@@ -11,6 +11,7 @@ pub mod assess;
 pub mod catalog;
 pub mod cli;
 pub mod error;
+pub mod fetch;
 pub mod job;
 pub mod project;
 pub mod raster;

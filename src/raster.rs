@@ -206,6 +206,8 @@ fn init_gdal() {
             ("GDAL_HTTP_MAX_RETRY", "4"),
             ("GDAL_HTTP_RETRY_DELAY", "1"),
             ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+            // Count the bytes received, so fetches can report them.
+            ("CPL_VSIL_NETWORK_STATS_ENABLED", "YES"),
         ] {
             let _ = gdal::config::set_config_option(key, value);
         }
@@ -678,6 +680,110 @@ pub fn warp_to_grid(sources: &[&str], path: &Path, grid: &TargetGrid, options: &
             Err(Error::Raster { location: loc, message: format!("warping {} onto {}: {message}", sources.join(", "), grid.crs()) })
         }
     }
+}
+
+/// Timeout of GDAL's HTTP requests, seconds (process-wide).
+pub fn set_http_timeout(secs: u64) {
+    init_gdal();
+    let _ = gdal::config::set_config_option("GDAL_HTTP_TIMEOUT", &secs.to_string());
+    let _ = gdal::config::set_config_option("GDAL_HTTP_CONNECTTIMEOUT", &secs.min(30).to_string());
+}
+
+/// Drops what GDAL cached of remote files (sizes, blocks), e.g. after a failed transfer.
+pub fn clear_http_cache() {
+    // SAFETY: no arguments; clears GDAL's global /vsicurl/ caches.
+    unsafe { gdal_sys::VSICurlClearCache() };
+}
+
+pub fn network_stats_reset() {
+    init_gdal();
+    // SAFETY: no arguments.
+    unsafe { gdal_sys::VSINetworkStatsReset() };
+}
+
+/// Bytes received over HTTP by GDAL since the last reset.
+pub fn network_stats_downloaded_bytes() -> u64 {
+    // SAFETY: returns a string GDAL allocated (or null), freed with VSIFree below.
+    let json = unsafe {
+        let ptr = gdal_sys::VSINetworkStatsGetAsSerializedJSON(null_mut());
+        if ptr.is_null() {
+            return 0;
+        }
+        let s = std::ffi::CStr::from_ptr(ptr).to_string_lossy().to_string();
+        gdal_sys::VSIFree(ptr as *mut std::ffi::c_void);
+        s
+    };
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    value["methods"].as_object().map(|m| m.values().filter_map(|v| v["downloaded_bytes"].as_u64()).sum()).unwrap_or(0)
+}
+
+/// Copies a pixel window of `src` (a path or URL) to a tiled, compressed GeoTIFF at `dst` in
+/// the source's data type, with its georeferencing, nodata, scale/offset and metadata (like
+/// `gdal_translate -srcwin`). The result is read back whole before it takes its final name.
+pub fn extract_window(src: &str, dst: &Path, window: PixelWindow) -> Result<()> {
+    init_gdal();
+    let loc = dst.display().to_string();
+    let ds = open(src)?;
+    ensure_parent(dst)?;
+    let args: Vec<String> = vec![
+        "-srcwin".into(),
+        window.x_off.to_string(),
+        window.y_off.to_string(),
+        window.width.to_string(),
+        window.height.to_string(),
+        "-of".into(),
+        "GTiff".into(),
+        "-co".into(),
+        "TILED=YES".into(),
+        "-co".into(),
+        "COMPRESS=DEFLATE".into(),
+    ];
+    let tmp = temp_sibling(dst);
+    let result = run_gdal_translate(&ds, &tmp, &args).and_then(|()| {
+        // Decode every pixel of the copy: a truncated transfer shows up here at the latest.
+        let copy = Dataset::open(&tmp).map_err(|e| e.to_string())?;
+        if copy.raster_size() != (window.width, window.height) {
+            return Err(format!("the copy is {:?}, expected {} x {}", copy.raster_size(), window.width, window.height));
+        }
+        for b in 1..=copy.raster_count() {
+            let band = copy.rasterband(b).map_err(|e| e.to_string())?;
+            band.read_as::<f64>((0, 0), (window.width, window.height), (window.width, window.height), None).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => commit(&tmp, dst),
+        Err(message) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Raster { location: loc, message: format!("copying window {window:?} of {src}: {message}") })
+        }
+    }
+}
+
+fn run_gdal_translate(src: &Dataset, dst: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let mut cargs = CArgs::new(args)?;
+    let dst_c = CString::new(dst.to_string_lossy().as_bytes()).map_err(|_| "output path contains a NUL byte".to_string())?;
+    // SAFETY: as in run_gdal_warp: NUL-terminated argv outliving the call, options freed, the
+    // source open for the whole call, the result closed before returning.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let opts = gdal_sys::GDALTranslateOptionsNew(cargs.ptrs.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(format!("bad translate options {args:?}: {}", last_gdal_message()));
+        }
+        let mut usage_error: c_int = 0;
+        let out = gdal_sys::GDALTranslate(dst_c.as_ptr(), src.c_dataset(), opts, &mut usage_error);
+        gdal_sys::GDALTranslateOptionsFree(opts);
+        if out.is_null() {
+            return Err(last_gdal_message());
+        }
+        let failed_during_copy = gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure;
+        gdal_sys::GDALClose(out);
+        if failed_during_copy || gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
+            return Err(last_gdal_message());
+        }
+    }
+    Ok(())
 }
 
 /// Owned, NUL-terminated argv for GDAL's utility option parsers.

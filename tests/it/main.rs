@@ -3,6 +3,8 @@
 mod assess;
 mod catalog;
 mod cli;
+mod cog_server;
+mod fetch;
 #[cfg(feature = "gui")]
 mod gui;
 mod raster;

@@ -1,0 +1,225 @@
+//! Downloads only the area of interest of each chosen scene: windowed reads of Cloud-Optimized
+//! GeoTIFFs over HTTP range requests (GDAL /vsicurl/), written as `raw/<date>/<scene>/<band>.tif`
+//! in the source's data type. Retries with exponential backoff on timeouts, server errors and
+//! truncated bodies; a file appears under its final name only after it was read back whole, so
+//! an interrupted fetch resumes by skipping the files that exist.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::stage::SearchResult;
+use crate::catalog::{Scene, safe_id};
+use crate::error::{Error, Result};
+use crate::job::Progress;
+use crate::project::{Manifest, Project, Stage};
+use crate::raster::{self, PixelWindow};
+
+/// How to fetch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchOptions {
+    /// Attempts per file.
+    pub attempts: u32,
+    /// First retry delay, milliseconds; doubles each attempt.
+    pub backoff_ms: u64,
+    /// Timeout of one HTTP request, seconds.
+    pub timeout_secs: u64,
+    /// Margin around the AOI, metres (room for reprojection and filters' edges).
+    pub margin_m: f64,
+    /// Files fetched at once.
+    pub parallel: usize,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions { attempts: 5, backoff_ms: 1000, timeout_secs: 60, margin_m: 200.0, parallel: 4 }
+    }
+}
+
+/// One fetched file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetched {
+    pub href: String,
+    pub path: PathBuf,
+    pub window: [usize; 4],
+    /// Size of the source file, from the server.
+    pub source_bytes: u64,
+    /// False when the file was already there (resumed run).
+    pub downloaded: bool,
+}
+
+/// The pixel window of `location` covering a WGS84 bounding box plus `margin_m`.
+pub fn window_for_wgs84_bbox(location: &str, bbox: [f64; 4], margin_m: f64) -> Result<(raster::RasterInfo, PixelWindow)> {
+    let info = raster::info(location)?;
+    if info.crs_wkt.is_empty() {
+        return Err(Error::Raster {
+            location: location.into(),
+            message: "the raster has no map projection (a Sentinel-1 GRD in radar geometry?); use a terrain-corrected \
+                      product such as Planetary Computer's sentinel-1-rtc"
+                .into(),
+        });
+    }
+    let wgs84 = crate::aoi::wgs84_traditional()?;
+    let mut target = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).map_err(Error::gdal(location, "reading the CRS"))?;
+    target.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
+    let transform = gdal::spatial_ref::CoordTransform::new(&wgs84, &target).map_err(Error::gdal(location, "creating a transformation"))?;
+    let b = transform.transform_bounds(&bbox, 21).map_err(Error::gdal(location, "projecting the AOI"))?;
+    let bounds = [b[0] - margin_m, b[1] - margin_m, b[2] + margin_m, b[3] + margin_m];
+    let window = raster::window_for_bounds(&info, bounds)?;
+    Ok((info, window))
+}
+
+/// Size in bytes of a local file or URL, as GDAL sees it (for a URL, from the size GDAL already
+/// learnt; no extra download).
+fn source_size(location: &str) -> u64 {
+    let (Ok(path), Ok(mode)) = (std::ffi::CString::new(raster::gdal_path(location)), std::ffi::CString::new("rb")) else {
+        return 0;
+    };
+    // SAFETY: a file handle opened, positioned and closed here; null checked.
+    unsafe {
+        let f = gdal_sys::VSIFOpenL(path.as_ptr(), mode.as_ptr());
+        if f.is_null() {
+            return 0;
+        }
+        let size = if gdal_sys::VSIFSeekL(f, 0, 2 /* SEEK_END */) == 0 { gdal_sys::VSIFTellL(f) } else { 0 };
+        gdal_sys::VSIFCloseL(f);
+        size
+    }
+}
+
+/// Copies the window of `href` over the AOI to `dst`, retrying transient failures. An existing
+/// `dst` is complete (it was renamed into place after validation) and is kept.
+pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions, progress: &Progress) -> Result<Fetched> {
+    if dst.is_file() {
+        let info = raster::info(&dst.display().to_string())?;
+        return Ok(Fetched { href: href.into(), path: dst.to_path_buf(), window: [0, 0, info.width, info.height], source_bytes: 0, downloaded: false });
+    }
+    raster::set_http_timeout(opts.timeout_secs);
+    let mut last: Option<Error> = None;
+    for attempt in 0..opts.attempts.max(1) {
+        progress.check_cancelled()?;
+        if attempt > 0 {
+            let delay = Duration::from_millis(opts.backoff_ms.saturating_mul(1 << (attempt - 1).min(10)));
+            progress.warn(format!(
+                "{href}: attempt {attempt} failed ({}); retrying in {:.1} s",
+                last.as_ref().map(|e| crate::error_chain(e)).unwrap_or_default(),
+                delay.as_secs_f64()
+            ));
+            std::thread::sleep(delay);
+            // Forget what GDAL cached of a failed transfer.
+            raster::clear_http_cache();
+        }
+        let result = (|| -> Result<Fetched> {
+            let (_, w) = window_for_wgs84_bbox(href, bbox, opts.margin_m)?;
+            raster::extract_window(href, dst, w)?;
+            Ok(Fetched { href: href.into(), path: dst.to_path_buf(), window: [w.x_off, w.y_off, w.width, w.height], source_bytes: source_size(href), downloaded: true })
+        })();
+        match result {
+            Ok(f) => return Ok(f),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(Error::Cancelled))
+}
+
+/// A file to fetch.
+#[derive(Debug, Clone)]
+struct Task {
+    href: String,
+    dst: PathBuf,
+}
+
+fn scene_tasks(project: &Project, scene: &Scene, bands: &[String]) -> Result<Vec<Task>> {
+    let dir = project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id));
+    let mut tasks = Vec::new();
+    for band in bands {
+        let href = scene.assets.get(band).ok_or_else(|| Error::Raster {
+            location: scene.id.clone(),
+            message: format!("the scene has no {band} asset (assets: {})", scene.assets.keys().cloned().collect::<Vec<_>>().join(", ")),
+        })?;
+        tasks.push(Task { href: href.clone(), dst: dir.join(format!("{}.tif", safe_id(band))) });
+    }
+    Ok(tasks)
+}
+
+/// Totals of a fetch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchReport {
+    pub files: Vec<Fetched>,
+    /// Bytes received over the network (GDAL's network statistics).
+    pub network_bytes: u64,
+    /// Sum of the sizes of the source files touched.
+    pub source_bytes: u64,
+    pub elapsed_secs: f64,
+}
+
+/// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
+pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
+    let search_path = project.catalog_dir().join("search.json");
+    let text = std::fs::read_to_string(&search_path).map_err(|e| Error::Project {
+        path: search_path.clone(),
+        message: format!("{e}; run `s2cr search` first"),
+    })?;
+    let search: SearchResult = serde_json::from_str(&text).map_err(|e| Error::Json { path: search_path.clone(), message: e.to_string() })?;
+    let find = |id: &Option<String>, list: &[Scene]| id.as_ref().and_then(|id| list.iter().find(|s| &s.id == id).cloned());
+    let (Some(t0), Some(t1)) = (find(&search.chosen_t0, &search.s2_t0), find(&search.chosen_t1, &search.s2_t1)) else {
+        return Err(Error::Project { path: search_path, message: "the search chose no Sentinel-2 scene for t0 or t1; widen the dates and search again".into() });
+    };
+    let mut tasks = Vec::new();
+    tasks.extend(scene_tasks(project, &t0, &project.config.bands.s2)?);
+    tasks.extend(scene_tasks(project, &t1, &project.config.bands.s2)?);
+    for pair in &search.pairs {
+        if let Some(s1) = search.s1.iter().find(|s| s.id == pair.s1_id) {
+            tasks.extend(scene_tasks(project, s1, &project.config.bands.s1)?);
+        }
+    }
+    let bbox = project.aoi()?.bbox();
+    let start = Instant::now();
+    raster::network_stats_reset();
+    let total = tasks.len() as u64;
+    progress.started(Some(total));
+    let next = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let results: Mutex<Vec<Result<Fetched>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..opts.parallel.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(task) = tasks.get(i) else { break };
+                    if progress.is_cancelled() {
+                        break;
+                    }
+                    let r = fetch_window(&task.href, &task.dst, bbox, opts, progress);
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    progress.advanced(n, total, task.dst.strip_prefix(project.root()).unwrap_or(&task.dst).display().to_string());
+                    if let Ok(mut r_all) = results.lock() {
+                        r_all.push(r);
+                    }
+                }
+            });
+        }
+    });
+    progress.check_cancelled()?;
+    let mut files = Vec::new();
+    for r in results.into_inner().unwrap_or_default() {
+        files.push(r?);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let report = FetchReport {
+        network_bytes: raster::network_stats_downloaded_bytes(),
+        source_bytes: files.iter().map(|f| f.source_bytes).sum(),
+        elapsed_secs: start.elapsed().as_secs_f64(),
+        files,
+    };
+    let mut manifest = Manifest::new(Stage::Fetch, serde_json::json!({"margin_m": opts.margin_m, "bands_s2": project.config.bands.s2, "bands_s1": project.config.bands.s1}));
+    manifest.add_input(project.root(), &search_path)?;
+    for f in &report.files {
+        manifest.add_output(project.root(), &f.path)?;
+    }
+    manifest.save(&project.manifest_path(Stage::Fetch, None))?;
+    Ok(report)
+}

@@ -1,0 +1,239 @@
+//! Fetching AOI windows of Cloud-Optimized GeoTIFFs over HTTP range requests from a loopback
+//! server that plays faults. The COGs are made with GDAL's COG driver from a real SEN12MS-CR chip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gdal::Metadata;
+use s2cr::fetch::{self, FetchOptions};
+use s2cr::job::Progress;
+use s2cr::raster;
+
+use crate::cog_server::{CogServer, Fault};
+use crate::shared_data;
+
+/// A 2560 x 2560 COG (256 px tiles, DEFLATE) of band 4 (B04) of the real chip, resampled to
+/// 1 m pixels so that a small AOI touches a small part of a large file.
+fn big_cog(dir: &Path) -> PathBuf {
+    let src = shared_data().join("s1s2-sen12mscr/s2_cloudfree/ROIs1970_fall_139_p839.tif");
+    let out = dir.join("B04.tif");
+    let status = Command::new("gdal_translate")
+        .args(["-q", "-b", "4", "-outsize", "2560", "2560", "-r", "bilinear", "-of", "COG", "-co", "BLOCKSIZE=256", "-co", "COMPRESS=DEFLATE", "-co", "OVERVIEWS=AUTO"])
+        .arg(&src)
+        .arg(&out)
+        .status()
+        .expect("gdal_translate (gdal-bin) is needed by this test");
+    assert!(status.success());
+    out
+}
+
+/// A WGS84 box of about 300 x 300 m inside the chip (EPSG:32650, centre 119.187 E 33.500 N).
+const AOI: [f64; 4] = [119.1855, 33.4985, 119.1887, 33.5012];
+
+fn options() -> FetchOptions {
+    FetchOptions { attempts: 4, backoff_ms: 50, timeout_secs: 2, margin_m: 0.0, parallel: 1 }
+}
+
+/// Compressed bytes of the full-resolution tiles of `path` that intersect `window`.
+fn tile_bytes(path: &Path, w: raster::PixelWindow) -> u64 {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let (bx, by) = band.block_size();
+    let mut total = 0;
+    for ty in w.y_off / by..=(w.y_off + w.height - 1) / by {
+        for tx in w.x_off / bx..=(w.x_off + w.width - 1) / bx {
+            let size: u64 = band.metadata_item(&format!("BLOCK_SIZE_{tx}_{ty}"), "TIFF").unwrap().parse().unwrap();
+            total += size;
+        }
+    }
+    total
+}
+
+/// Fetches the AOI window; returns the bytes served and the retry warnings the fetch sent.
+fn fetch_and_compare(server: &CogServer, dir: &Path, cog: &Path, name: &str, opts: &FetchOptions) -> (u64, Vec<String>) {
+    let href = format!("{}/B04.tif", server.url);
+    let dst = dir.join(format!("{name}.tif"));
+    server.reset_counters();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let progress = Progress::new("fetch", tx, Default::default());
+    let fetched = fetch::fetch_window(&href, &dst, AOI, opts, &progress).unwrap();
+    drop(progress);
+    let warnings: Vec<String> = rx
+        .iter()
+        .filter_map(|e| match e {
+            s2cr::job::JobEvent::Log { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(fetched.downloaded);
+    let [x, y, w, h] = fetched.window;
+    let window = raster::PixelWindow { x_off: x, y_off: y, width: w, height: h };
+    // Same pixels as a local read of the same window, same georeferencing and data type.
+    let local = raster::read_window(cog.to_str().unwrap(), &[1], Some(window)).unwrap();
+    let got = raster::read_window(dst.to_str().unwrap(), &[1], None).unwrap();
+    assert_eq!(got.bands, local.bands, "{name}: pixels differ");
+    assert_eq!(got.geo_transform, local.geo_transform);
+    assert_eq!(raster::info(dst.to_str().unwrap()).unwrap().bands[0].data_type, "UInt16");
+    // Nothing half-written is left.
+    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(fetched.source_bytes, std::fs::metadata(cog).unwrap().len());
+    (server.bytes_served.load(Ordering::SeqCst), warnings)
+}
+
+#[test]
+fn a_small_aoi_costs_a_small_fraction_of_a_large_cog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cog = big_cog(tmp.path());
+    let server = CogServer::start(tmp.path().to_path_buf());
+    let out = tmp.path().join("out");
+    let (served, warnings) = fetch_and_compare(&server, &out, &cog, "clean", &options());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (_, window) = fetch::window_for_wgs84_bbox(cog.to_str().unwrap(), AOI, 0.0).unwrap();
+    let tiles = tile_bytes(&cog, window);
+    let file = std::fs::metadata(&cog).unwrap().len();
+    println!("served {served} bytes for a {}x{} window: tiles {tiles} bytes, file {file} bytes", window.width, window.height);
+    assert!(window.width > 250 && window.width < 400, "{window:?}");
+    // The tiles, at most half again for read-ahead, plus the header and tile index (one 16 KiB
+    // chunk each).
+    assert!(served <= tiles * 3 / 2 + 2 * 16384, "served {served}, tiles {tiles}");
+    assert!(served * 5 < file, "served {served} of a {file}-byte file");
+}
+
+#[test]
+fn fetch_survives_every_fault_with_identical_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cog = big_cog(tmp.path());
+    let server = CogServer::start(tmp.path().to_path_buf());
+    let out = tmp.path().join("out");
+    for (name, fault) in [
+        ("status503", Fault::Status(503)),
+        ("cut", Fault::CutMidBody),
+        ("slow", Fault::Slow(Duration::from_millis(3500))),
+        ("wrong_length", Fault::WrongLength),
+    ] {
+        raster::clear_http_cache();
+        server.faults.lock().unwrap().push(fault);
+        let (_, warnings) = fetch_and_compare(&server, &out, &cog, name, &options());
+        assert!(server.faults.lock().unwrap().is_empty(), "{name}: the fault was played");
+        // GDAL recovers from some of these itself, our retry loop from the rest.
+        println!("{name}: {warnings:?}");
+    }
+}
+
+#[test]
+fn the_retry_loop_recovers_when_gdal_gives_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cog = big_cog(tmp.path());
+    let server = CogServer::start(tmp.path().to_path_buf());
+    raster::info(cog.to_str().unwrap()).unwrap();
+    // No retries inside GDAL: every failure reaches our loop.
+    gdal::config::set_config_option("GDAL_HTTP_MAX_RETRY", "0").unwrap();
+    server.faults.lock().unwrap().extend([Fault::Status(503), Fault::CutMidBody, Fault::Status(502)]);
+    let (_, warnings) = fetch_and_compare(&server, &tmp.path().join("out"), &cog, "retried", &options());
+    let retries = warnings.iter().filter(|w| w.contains("retrying")).count();
+    assert!(retries >= 2, "{warnings:?}");
+    assert!(server.faults.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_unreachable_file_fails_after_its_attempts_naming_the_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = CogServer::start(tmp.path().to_path_buf());
+    let href = format!("{}/missing.tif", server.url);
+    let dst = tmp.path().join("x.tif");
+    let err = fetch::fetch_window(&href, &dst, AOI, &options(), &Progress::silent("fetch")).unwrap_err();
+    let text = s2cr::error_chain(&err);
+    assert!(text.contains("missing.tif"), "{text}");
+    assert!(!dst.exists());
+}
+
+/// Single-band COGs of the real chip's bands, named as the band.
+fn band_cogs(dir: &Path, bands: &[(&str, u32)]) {
+    let src = shared_data().join("s1s2-sen12mscr/s2_cloudfree/ROIs1970_fall_139_p839.tif");
+    for (name, index) in bands {
+        let status = Command::new("gdal_translate")
+            .args(["-q", "-b", &index.to_string(), "-of", "COG", "-co", "BLOCKSIZE=128", "-co", "COMPRESS=DEFLATE"])
+            .arg(&src)
+            .arg(dir.join(format!("{name}.tif")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    band_cogs(&served, &[("B02", 2), ("B04", 4), ("B08", 8), ("B12", 13)]);
+    let server = CogServer::start(served.clone());
+
+    // A project over the chip, with four bands.
+    let aoi = tmp.path().join("aoi.geojson");
+    std::fs::write(&aoi, format!(r#"{{"type":"Polygon","coordinates":[[[{a},{b}],[{c},{b}],[{c},{d}],[{a},{d}],[{a},{b}]]]}}"#, a = AOI[0], b = AOI[1], c = AOI[2], d = AOI[3])).unwrap();
+    let dir = tmp.path().join("p");
+    let mut init = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+    init.args(["init", dir.to_str().unwrap(), "--aoi", aoi.to_str().unwrap(), "--t0", "2024-03-30/2024-04-08", "--t1", "2024-04-10/2024-04-22"]).assert().success();
+    let yaml = dir.join("project.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let start = text.find("  s2:").unwrap();
+    let end = text.find("  s1:").unwrap();
+    std::fs::write(&yaml, format!("{}  s2: [B02, B04, B08, B12]\n{}", &text[..start], &text[end..])).unwrap();
+
+    // The catalog the search stage would write: two real Earth Search items (a clear date in
+    // each range) whose asset hrefs are rewritten to the loopback COGs.
+    let items: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared_data().join("stac/rustac/crates_server_data_sentinel-2_item-collection_earth-search-c1.json")).unwrap(),
+    )
+    .unwrap();
+    let kind = s2cr::catalog::ProviderKind::EarthSearch;
+    let mut config = s2cr::catalog::ProviderConfig::default_for(kind);
+    config.s2_collection = "sentinel-2-c1-l2a".into();
+    let mut scenes: Vec<s2cr::catalog::Scene> = items["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| s2cr::catalog::Scene::from_item(&serde_json::from_value(f.clone()).unwrap(), kind, &config))
+        .collect();
+    for s in &mut scenes {
+        for (band, href) in s.assets.iter_mut() {
+            *href = format!("{}/{band}.tif", server.url);
+        }
+    }
+    let pick = |id: &str| scenes.iter().find(|s| s.id == id).unwrap().clone();
+    let result = s2cr::catalog::stage::SearchResult {
+        s2_t0: vec![pick("S2A_T13TDE_20240402T174230_L2A")],
+        s2_t1: vec![pick("S2A_T13TDE_20240412T175055_L2A")],
+        s1: vec![],
+        chosen_t0: Some("S2A_T13TDE_20240402T174230_L2A".into()),
+        chosen_t1: Some("S2A_T13TDE_20240412T175055_L2A".into()),
+        pairs: vec![],
+        unpaired: vec![],
+    };
+    std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
+
+    let fetch = || {
+        let mut c = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+        c.args(["--project", dir.to_str().unwrap(), "fetch", "--margin-m", "50"]);
+        c
+    };
+    let out = String::from_utf8(fetch().assert().success().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("8 files (8 downloaded, 0 already there)"), "{out}");
+    assert!(out.contains("Fetched") && out.contains("MiB over the network for source files of"), "{out}");
+    let b08 = dir.join("raw/2024-04-12/S2A_T13TDE_20240412T175055_L2A/B08.tif");
+    let info = raster::info(b08.to_str().unwrap()).unwrap();
+    assert_eq!(info.epsg, Some(32650));
+    assert!(info.width > 35 && info.width < 45, "~300 m + 2 x 50 m at 10 m: {}", info.width);
+    assert!(dir.join("raw/manifest.json").is_file());
+
+    // Resume: only the missing file is fetched again.
+    std::fs::remove_file(&b08).unwrap();
+    server.reset_counters();
+    let out = String::from_utf8(fetch().assert().success().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("8 files (1 downloaded, 7 already there)"), "{out}");
+    assert!(b08.is_file());
+}
