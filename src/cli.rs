@@ -100,9 +100,15 @@ pub struct SearchArgs {
     /// Conventions (asset keys, collections) of the API at --stac-url; default: the project's provider.
     #[arg(long, value_enum)]
     pub provider_kind: Option<ProviderKindArg>,
+    /// Token endpoint for signing asset URLs (Planetary Computer kind), instead of the public one.
+    #[arg(long, value_name = "URL")]
+    pub token_url: Option<String>,
     /// Scene-level cloud cover prefilter, percent.
     #[arg(long, default_value_t = 80.0)]
     pub scene_max_cloud: f64,
+    /// Do not read each candidate's SCL to measure cloud over the AOI; choose by scene cloud.
+    #[arg(long)]
+    pub skip_aoi_cloud: bool,
     /// Largest time between a Sentinel-2 scene and its Sentinel-1 partner, days.
     #[arg(long, default_value_t = 6.0)]
     pub max_gap_days: f64,
@@ -321,21 +327,28 @@ fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
     if let Some(url) = &args.stac_url {
         provider.stac_url = url.trim_end_matches('/').to_string();
     }
+    if let Some(url) = &args.token_url {
+        provider.token_url = Some(url.trim_end_matches('/').to_string());
+    }
     let mut cfg = crate::catalog::stage::SearchConfig::new(provider);
     cfg.scene_max_cloud_percent = args.scene_max_cloud;
     cfg.max_gap_days = args.max_gap_days;
+    cfg.measure_aoi_cover = !args.skip_aoi_cloud;
     let handle = crate::job::spawn("search", move |p| crate::catalog::stage::search(&project, &cfg, p))?;
     let r = render_job(handle, quiet)?;
     println!("Sentinel-2: {} scenes at t0, {} at t1; Sentinel-1: {} scenes", r.s2_t0.len(), r.s2_t1.len(), r.s1.len());
-    println!("{:<6} {:<17} {:<12} {:>7}  id", "role", "date (UTC)", "platform", "cloud");
+    println!("{:<6} {:<17} {:<12} {:>7} {:>9} {:>9}  id", "role", "date (UTC)", "platform", "scene", "AOI cloud", "coverage");
     for (role, scenes, chosen) in [("t0", &r.s2_t0, &r.chosen_t0), ("t1", &r.s2_t1, &r.chosen_t1)] {
         for s in scenes.iter() {
             let mark = if chosen.as_deref() == Some(s.id.as_str()) { "*" } else { " " };
+            let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "?".into());
             println!(
-                "{role}{mark:<4} {:<17} {:<12} {:>6.1}%  {}",
+                "{role}{mark:<4} {:<17} {:<12} {:>7} {:>9} {:>9}  {}",
                 s.datetime.format("%Y-%m-%d %H:%M"),
                 s.platform.as_deref().unwrap_or("?"),
-                s.cloud_cover.unwrap_or(f64::NAN),
+                pct(s.cloud_cover),
+                pct(s.aoi_cloud_percent),
+                pct(s.aoi_coverage_percent),
                 s.id
             );
         }
@@ -353,8 +366,11 @@ fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
     for u in &r.unpaired {
         println!("S1 for {}: none ({})", u.s2_id, u.reason);
     }
+    for note in &r.notes {
+        println!("No choice for {note}");
+    }
     if r.chosen_t0.is_none() || r.chosen_t1.is_none() {
-        println!("No usable Sentinel-2 scene for {}: widen the dates or raise --scene-max-cloud.", if r.chosen_t0.is_none() { "t0" } else { "t1" });
+        println!("Widen the dates, raise max_cloud_percent in project.yaml, or raise --scene-max-cloud.");
     }
     Ok(())
 }

@@ -129,6 +129,7 @@ pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions,
 #[derive(Debug, Clone)]
 struct Task {
     href: String,
+    collection: String,
     dst: PathBuf,
 }
 
@@ -140,7 +141,7 @@ fn scene_tasks(project: &Project, scene: &Scene, bands: &[String]) -> Result<Vec
             location: scene.id.clone(),
             message: format!("the scene has no {band} asset (assets: {})", scene.assets.keys().cloned().collect::<Vec<_>>().join(", ")),
         })?;
-        tasks.push(Task { href: href.clone(), dst: dir.join(format!("{}.tif", safe_id(band))) });
+        tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{}.tif", safe_id(band))) });
     }
     Ok(tasks)
 }
@@ -164,16 +165,40 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
         message: format!("{e}; run `s2cr search` first"),
     })?;
     let search: SearchResult = serde_json::from_str(&text).map_err(|e| Error::Json { path: search_path.clone(), message: e.to_string() })?;
-    let find = |id: &Option<String>, list: &[Scene]| id.as_ref().and_then(|id| list.iter().find(|s| &s.id == id).cloned());
-    let (Some(t0), Some(t1)) = (find(&search.chosen_t0, &search.s2_t0), find(&search.chosen_t1, &search.s2_t1)) else {
-        return Err(Error::Project { path: search_path, message: "the search chose no Sentinel-2 scene for t0 or t1; widen the dates and search again".into() });
+    if search.chosen_t0.is_none() || search.chosen_t1.is_none() {
+        return Err(Error::Project {
+            path: search_path,
+            message: format!("the search chose no Sentinel-2 scene for t0 or t1 ({}); widen the dates and search again", search.notes.join("; ")),
+        });
+    }
+    // The chosen scene of each date and the other scenes of its acquisition (AOI across tiles).
+    let ids = |chosen: &Option<String>, group: &[String]| -> Vec<String> {
+        if group.is_empty() { chosen.iter().cloned().collect() } else { group.to_vec() }
     };
     let mut tasks = Vec::new();
-    tasks.extend(scene_tasks(project, &t0, &project.config.bands.s2)?);
-    tasks.extend(scene_tasks(project, &t1, &project.config.bands.s2)?);
+    for (list, wanted) in [(&search.s2_t0, ids(&search.chosen_t0, &search.t0_scenes)), (&search.s2_t1, ids(&search.chosen_t1, &search.t1_scenes))] {
+        for id in wanted {
+            if let Some(scene) = list.iter().find(|s| s.id == id) {
+                tasks.extend(scene_tasks(project, scene, &project.config.bands.s2)?);
+            }
+        }
+    }
     for pair in &search.pairs {
         if let Some(s1) = search.s1.iter().find(|s| s.id == pair.s1_id) {
             tasks.extend(scene_tasks(project, s1, &project.config.bands.s1)?);
+        }
+    }
+    // Protected assets: Planetary Computer URLs are signed here (tokens expire, so never
+    // stored); CDSE downloads take a bearer token from the environment.
+    if let Some(provider) = &search.provider {
+        if let Some(token_url) = &provider.token_url {
+            let signer = crate::catalog::sign::PcSigner::new(token_url, Duration::from_secs(opts.timeout_secs))?;
+            for t in &mut tasks {
+                t.href = signer.sign(&t.href, &t.collection)?;
+            }
+        }
+        if provider.kind == crate::catalog::ProviderKind::Cdse && !crate::catalog::sign::use_cdse_token_from_env() {
+            progress.warn("CDSE downloads need an access token: set CDSE_ACCESS_TOKEN (it is never written to the project)");
         }
     }
     let bbox = project.aoi()?.bbox();

@@ -4,8 +4,10 @@
 //!
 //! This module reads catalogs; it downloads no imagery (that is `fetch`).
 
+pub mod cover;
 pub mod pairing;
 pub mod search;
+pub mod sign;
 pub mod stage;
 
 use std::collections::BTreeMap;
@@ -165,6 +167,13 @@ pub struct Scene {
     pub boa_offset_applied: Option<bool>,
     /// MGRS tile, e.g. "53HNA" (Sentinel-2).
     pub mgrs_tile: Option<String>,
+    /// Cloud over the AOI, percent, from the SCL (with the other scenes of the same date and
+    /// platform); `None` until measured.
+    #[serde(default)]
+    pub aoi_cloud_percent: Option<f64>,
+    /// Share of the AOI with data, percent (same scenes combined).
+    #[serde(default)]
+    pub aoi_coverage_percent: Option<f64>,
 }
 
 fn prop<'a>(item: &'a stac::Item, key: &str) -> Option<&'a serde_json::Value> {
@@ -223,6 +232,8 @@ impl Scene {
                 .map(String::from),
             boa_offset_applied: prop(item, "earthsearch:boa_offset_applied").and_then(|v| v.as_bool()),
             mgrs_tile,
+            aoi_cloud_percent: None,
+            aoi_coverage_percent: None,
         })
     }
 

@@ -103,6 +103,8 @@ mod tests {
             processing_baseline: None,
             boa_offset_applied: None,
             mgrs_tile: None,
+            aoi_cloud_percent: None,
+            aoi_coverage_percent: None,
         }
     }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::pairing::{Pair, Unpaired, pair_scenes};
 use super::search::{SearchQuery, StacClient};
-use super::{Mission, ProviderConfig, Scene};
+use super::sign::PcSigner;
+use super::{Mission, ProviderConfig, Scene, cover};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::{DateRange, Manifest, Project, Stage, StageState};
@@ -25,13 +26,31 @@ pub struct SearchConfig {
     pub page_size: u32,
     pub max_items: usize,
     pub timeout_secs: u64,
+    /// Measure cloud and coverage over the AOI from each candidate's SCL (a few kB each).
+    pub measure_aoi_cover: bool,
+    /// Least share of the AOI a date's scenes must cover, percent.
+    pub min_coverage_percent: f64,
 }
 
 impl SearchConfig {
     pub fn new(provider: ProviderConfig) -> Self {
-        SearchConfig { provider, scene_max_cloud_percent: 80.0, max_gap_days: 6.0, page_size: 100, max_items: 2000, timeout_secs: 60 }
+        SearchConfig {
+            provider,
+            scene_max_cloud_percent: 80.0,
+            max_gap_days: 6.0,
+            page_size: 100,
+            max_items: 2000,
+            timeout_secs: 60,
+            measure_aoi_cover: true,
+            min_coverage_percent: 95.0,
+        }
     }
 }
+
+/// Sample points per side of the AOI grid for cloud cover.
+const COVER_SAMPLES: usize = 48;
+/// Largest SCL read per scene, pixels per side (GDAL takes it from an overview).
+const COVER_READ_PX: usize = 96;
 
 /// What the search found and chose; written as `catalog/search.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,16 +62,84 @@ pub struct SearchResult {
     pub chosen_t1: Option<String>,
     pub pairs: Vec<Pair>,
     pub unpaired: Vec<Unpaired>,
+    /// Every scene of the chosen date and platform (a mosaic when the AOI spans tiles).
+    #[serde(default)]
+    pub t0_scenes: Vec<String>,
+    #[serde(default)]
+    pub t1_scenes: Vec<String>,
+    /// The provider searched, so later stages can sign or authorise asset URLs.
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+    /// Why a date range has no choice, and other findings for the user.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
-/// The clearest scene of a date range, the one nearest to the fire breaking the ties: the latest
-/// before (t0), the earliest after (t1).
-fn choose(scenes: &[Scene], latest: bool) -> Option<&Scene> {
-    scenes.iter().min_by(|a, b| {
-        let ca = a.cloud_cover.unwrap_or(100.0);
-        let cb = b.cloud_cover.unwrap_or(100.0);
-        ca.total_cmp(&cb).then_with(|| if latest { b.datetime.cmp(&a.datetime) } else { a.datetime.cmp(&b.datetime) })
-    })
+/// Scenes of one acquisition: the same day and platform.
+fn group_key(s: &Scene) -> (String, String) {
+    (s.datetime.format("%Y-%m-%d").to_string(), s.platform.clone().unwrap_or_default())
+}
+
+/// Sets each scene's cloud and coverage over the AOI, scenes of one acquisition combined.
+fn measure_cover(scenes: &mut [Scene], points: &[(f64, f64)], signer: Option<&PcSigner>, progress: &Progress) {
+    let mut keys: Vec<(String, String)> = scenes.iter().map(group_key).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        progress.check_cancelled().ok();
+        let mut samples = Vec::new();
+        for s in scenes.iter().filter(|s| group_key(s) == key) {
+            let Some(href) = s.assets.get("SCL") else { continue };
+            let href = match signer {
+                Some(signer) => match signer.sign(href, &s.collection) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        progress.warn(format!("{}: {}", s.id, crate::error_chain(&e)));
+                        continue;
+                    }
+                },
+                None => href.clone(),
+            };
+            match cover::sample_scl(&href, points, COVER_READ_PX) {
+                Ok(v) => samples.push(v),
+                Err(e) => progress.warn(format!("{}: cloud over the AOI unknown: {}", s.id, crate::error_chain(&e))),
+            }
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        let c = cover::combine(&samples);
+        for s in scenes.iter_mut().filter(|s| group_key(s) == key) {
+            s.aoi_cloud_percent = Some(c.cloud_percent);
+            s.aoi_coverage_percent = Some(c.coverage_percent);
+        }
+    }
+}
+
+/// The clearest acceptable scene of a date range (cloud over the AOI when measured, else the
+/// scene's), the one nearest to the fire breaking ties: the latest before (t0), the earliest
+/// after (t1). Scenes covering too little of the AOI, or cloudier over it than allowed, are
+/// left out; `Err` says why nothing was chosen.
+fn choose<'a>(scenes: &'a [Scene], latest: bool, max_aoi_cloud: f64, min_coverage: f64) -> Result<&'a Scene, String> {
+    let cloud = |s: &Scene| s.aoi_cloud_percent.or(s.cloud_cover).unwrap_or(100.0);
+    if scenes.is_empty() {
+        return Err("no Sentinel-2 scene in the date range".into());
+    }
+    let acceptable: Vec<&Scene> = scenes
+        .iter()
+        .filter(|s| s.aoi_coverage_percent.is_none_or(|c| c >= min_coverage))
+        .filter(|s| cloud(s) <= max_aoi_cloud)
+        .collect();
+    acceptable
+        .into_iter()
+        .min_by(|a, b| cloud(a).total_cmp(&cloud(b)).then_with(|| if latest { b.datetime.cmp(&a.datetime) } else { a.datetime.cmp(&b.datetime) }))
+        .ok_or_else(|| {
+            let best = scenes.iter().map(cloud).fold(f64::INFINITY, f64::min);
+            format!(
+                "{} scenes, none with at most {max_aoi_cloud} % cloud over the AOI and {min_coverage} % coverage (clearest: {best:.1} % cloud)",
+                scenes.len()
+            )
+        })
 }
 
 fn widen(range: DateRange, days: f64) -> DateRange {
@@ -99,25 +186,44 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
         Ok(scenes)
     };
     let (t0, t1) = (project.config.t0, project.config.t1);
-    let s2_t0 = run(1, "Sentinel-2 at t0", &cfg.provider.s2_collection, t0, Some(cfg.scene_max_cloud_percent))?;
-    let s2_t1 = run(2, "Sentinel-2 at t1", &cfg.provider.s2_collection, t1, Some(cfg.scene_max_cloud_percent))?;
+    let mut s2_t0 = run(1, "Sentinel-2 at t0", &cfg.provider.s2_collection, t0, Some(cfg.scene_max_cloud_percent))?;
+    let mut s2_t1 = run(2, "Sentinel-2 at t1", &cfg.provider.s2_collection, t1, Some(cfg.scene_max_cloud_percent))?;
     let mut s1 = run(3, "Sentinel-1 around t0", &cfg.provider.s1_collection, widen(t0, cfg.max_gap_days), None)?;
     s1.extend(run(4, "Sentinel-1 around t1", &cfg.provider.s1_collection, widen(t1, cfg.max_gap_days), None)?);
     s1.retain(|s| s.mission == Mission::Sentinel1);
     s1.sort_by(|a, b| a.datetime.cmp(&b.datetime).then(a.id.cmp(&b.id)));
     s1.dedup_by(|a, b| a.id == b.id);
 
-    let chosen_t0 = choose(&s2_t0, true);
-    let chosen_t1 = choose(&s2_t1, false);
+    let signer = match &cfg.provider.token_url {
+        Some(url) => Some(PcSigner::new(url, Duration::from_secs(cfg.timeout_secs))?),
+        None => None,
+    };
+    if cfg.measure_aoi_cover {
+        let points = cover::sample_points(&aoi, COVER_SAMPLES);
+        progress.info(format!("measuring cloud over the AOI at {} points from each scene's SCL", points.len()));
+        measure_cover(&mut s2_t0, &points, signer.as_ref(), progress);
+        measure_cover(&mut s2_t1, &points, signer.as_ref(), progress);
+    }
+    let max_cloud = project.config.max_cloud_percent;
+    let mut notes = Vec::new();
+    let chosen_t0 = choose(&s2_t0, true, max_cloud, cfg.min_coverage_percent).map_err(|why| notes.push(format!("t0: {why}"))).ok();
+    let chosen_t1 = choose(&s2_t1, false, max_cloud, cfg.min_coverage_percent).map_err(|why| notes.push(format!("t1: {why}"))).ok();
     let (pairs, unpaired) = match (chosen_t0, chosen_t1) {
         (Some(a), Some(b)) => pair_scenes(a, b, &s1, cfg.max_gap_days * 24.0),
         _ => (Vec::new(), Vec::new()),
     };
+    let group = |chosen: Option<&Scene>, list: &[Scene]| -> Vec<String> {
+        chosen.map(|c| list.iter().filter(|s| group_key(s) == group_key(c)).map(|s| s.id.clone()).collect()).unwrap_or_default()
+    };
     let result = SearchResult {
         chosen_t0: chosen_t0.map(|s| s.id.clone()),
         chosen_t1: chosen_t1.map(|s| s.id.clone()),
-        s2_t0,
-        s2_t1,
+        t0_scenes: group(chosen_t0, &s2_t0),
+        t1_scenes: group(chosen_t1, &s2_t1),
+        provider: Some(cfg.provider.clone()),
+        notes,
+        s2_t0: s2_t0.clone(),
+        s2_t1: s2_t1.clone(),
         s1,
         pairs,
         unpaired,

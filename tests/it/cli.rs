@@ -218,18 +218,20 @@ fn search_against_a_loopback_stac_api_writes_the_catalog() {
     std::fs::write(&aoi, r#"{"type":"Polygon","coordinates":[[[173.6,57.7],[174.0,57.7],[174.0,58.0],[173.6,58.0],[173.6,57.7]]]}"#).unwrap();
     let dir = tmp.path().join("p");
     s2cr()
-        .args(["init", dir.to_str().unwrap(), "--aoi", aoi.to_str().unwrap(), "--provider", "planetary-computer"])
+        .args(["init", dir.to_str().unwrap(), "--aoi", aoi.to_str().unwrap(), "--provider", "planetary-computer", "--max-cloud", "100"])
         .args(["--t0", "2018-12-20/2019-01-05", "--t1", "2019-02-01/2019-02-28"])
         .assert()
         .success();
     let search = || {
         let mut c = s2cr();
-        c.args(["--project", dir.to_str().unwrap(), "search", "--stac-url", &server.url]);
+        // The fixture's assets are on the internet: no SCL reads, and a loopback token endpoint.
+        c.args(["--project", dir.to_str().unwrap(), "search", "--stac-url", &server.url, "--skip-aoi-cloud"]);
+        c.args(["--token-url", &format!("{}/token", server.url)]);
         c
     };
     let out = search().assert().success().get_output().stdout.clone();
     let out = String::from_utf8(out).unwrap();
-    assert!(out.contains("No usable Sentinel-2 scene for t1"), "{out}");
+    assert!(out.contains("No choice for t1: no Sentinel-2 scene in the date range"), "{out}");
     let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("catalog/search.json")).unwrap()).unwrap();
     let t0 = result["s2_t0"].as_array().unwrap();
     assert!(!t0.is_empty());

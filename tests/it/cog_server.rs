@@ -27,6 +27,10 @@ pub struct CogServer {
     pub requests: Arc<AtomicUsize>,
     /// Faults for the next GET requests with a Range header, in order.
     pub faults: Arc<Mutex<Vec<Fault>>>,
+    /// When set, file requests without this text in their query get 403 (a SAS signature).
+    pub required_query: Arc<Mutex<Option<String>>>,
+    /// Requests to /token/<collection>, which answers like Planetary Computer's SAS endpoint.
+    pub token_requests: Arc<AtomicUsize>,
 }
 
 impl CogServer {
@@ -36,14 +40,16 @@ impl CogServer {
         let bytes_served = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let faults = Arc::new(Mutex::new(Vec::new()));
-        let (b, r, f) = (bytes_served.clone(), requests.clone(), faults.clone());
+        let required_query = Arc::new(Mutex::new(None));
+        let token_requests = Arc::new(AtomicUsize::new(0));
+        let (b, r, f, q, t) = (bytes_served.clone(), requests.clone(), faults.clone(), required_query.clone(), token_requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (root, b, r, f) = (root.clone(), b.clone(), r.clone(), f.clone());
-                std::thread::spawn(move || handle(stream, &root, &b, &r, &f));
+                let (root, b, r, f, q, t) = (root.clone(), b.clone(), r.clone(), f.clone(), q.clone(), t.clone());
+                std::thread::spawn(move || handle(stream, &root, &b, &r, &f, &q, &t));
             }
         });
-        CogServer { url, bytes_served, requests, faults }
+        CogServer { url, bytes_served, requests, faults, required_query, token_requests }
     }
 
     pub fn reset_counters(&self) {
@@ -52,7 +58,15 @@ impl CogServer {
     }
 }
 
-fn handle(mut stream: TcpStream, root: &PathBuf, bytes: &AtomicU64, requests: &AtomicUsize, faults: &Mutex<Vec<Fault>>) {
+fn handle(
+    mut stream: TcpStream,
+    root: &PathBuf,
+    bytes: &AtomicU64,
+    requests: &AtomicUsize,
+    faults: &Mutex<Vec<Fault>>,
+    required_query: &Mutex<Option<String>>,
+    token_requests: &AtomicUsize,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     loop {
         let mut request_line = String::new();
@@ -74,6 +88,20 @@ fn handle(mut stream: TcpStream, root: &PathBuf, bytes: &AtomicU64, requests: &A
         requests.fetch_add(1, Ordering::SeqCst);
         let parts: Vec<&str> = request_line.split_whitespace().collect();
         let (method, target) = (parts.first().copied().unwrap_or(""), parts.get(1).copied().unwrap_or("/"));
+        if target.starts_with("/token/") {
+            token_requests.fetch_add(1, Ordering::SeqCst);
+            let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+            let body = format!(r#"{{"msft:expiry":"{expiry}","token":"st=2026-01-01&se=2026-01-02&sp=rl&sig=loopback"}}"#);
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            continue;
+        }
+        let required = required_query.lock().unwrap().clone();
+        if let Some(q) = required
+            && !target.split_once('?').is_some_and(|(_, query)| query.contains(&q))
+        {
+            let _ = write!(stream, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
         let path = root.join(target.split('?').next().unwrap_or("").trim_start_matches('/'));
         let Ok(data) = std::fs::read(&path) else {
             let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");

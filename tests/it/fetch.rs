@@ -213,6 +213,10 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         chosen_t1: Some("S2A_T13TDE_20240412T175055_L2A".into()),
         pairs: vec![],
         unpaired: vec![],
+        t0_scenes: vec![],
+        t1_scenes: vec![],
+        provider: Some(config.clone()),
+        notes: vec![],
     };
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
 

@@ -4,6 +4,7 @@ mod assess;
 mod catalog;
 mod cli;
 mod cog_server;
+mod cover;
 mod fetch;
 #[cfg(feature = "gui")]
 mod gui;

@@ -1,0 +1,92 @@
+//! Access to protected assets: Planetary Computer's SAS tokens (one per collection, cached until
+//! shortly before expiry) and CDSE's OAuth bearer token (from the environment, never logged and
+//! never written into the project).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+
+/// Refresh a token this long before it expires.
+const EXPIRY_MARGIN_SECS: i64 = 60;
+
+/// Signs Planetary Computer asset URLs with SAS tokens from its token endpoint.
+pub struct PcSigner {
+    http: reqwest::blocking::Client,
+    token_url: String,
+    tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+}
+
+impl PcSigner {
+    /// `token_url` without the collection, e.g. `https://planetarycomputer.microsoft.com/api/sas/v1/token`.
+    pub fn new(token_url: &str, timeout: Duration) -> Result<PcSigner> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::invalid("http client", e.to_string()))?;
+        Ok(PcSigner { http, token_url: token_url.trim_end_matches('/').to_string(), tokens: Mutex::new(HashMap::new()) })
+    }
+
+    /// The SAS token of a collection, fetched once and reused until a minute before expiry.
+    pub fn token(&self, collection: &str) -> Result<String> {
+        let now = Utc::now();
+        if let Ok(cache) = self.tokens.lock()
+            && let Some((token, expiry)) = cache.get(collection)
+            && (*expiry - now).num_seconds() > EXPIRY_MARGIN_SECS
+        {
+            return Ok(token.clone());
+        }
+        let url = format!("{}/{collection}", self.token_url);
+        let mut request = self.http.get(&url);
+        // An optional subscription key raises rate limits (the SDK's variable name).
+        if let Ok(key) = std::env::var("PC_SDK_SUBSCRIPTION_KEY") {
+            request = request.header("Ocp-Apim-Subscription-Key", key);
+        }
+        let response = request.send().map_err(|e| Error::Http { url: url.clone(), message: format!("requesting a SAS token: {e}") })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Error::Http {
+                url,
+                message: format!(
+                    "HTTP {status} for a SAS token; collections marked as requiring an account need PC_SDK_SUBSCRIPTION_KEY"
+                ),
+            });
+        }
+        let body: serde_json::Value = response.json().map_err(|e| Error::Http { url: url.clone(), message: format!("the token response is not JSON: {e}") })?;
+        let token = body["token"].as_str().ok_or_else(|| Error::Http { url: url.clone(), message: "the response has no `token`".into() })?.to_string();
+        let expiry = body["msft:expiry"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(now + chrono::Duration::minutes(30));
+        if let Ok(mut cache) = self.tokens.lock() {
+            cache.insert(collection.to_string(), (token.clone(), expiry));
+        }
+        Ok(token)
+    }
+
+    /// `href?token` for HTTP(S) hrefs not signed yet.
+    pub fn sign(&self, href: &str, collection: &str) -> Result<String> {
+        if !(href.starts_with("http://") || href.starts_with("https://")) || href.contains("sig=") {
+            return Ok(href.to_string());
+        }
+        let token = self.token(collection)?;
+        let sep = if href.contains('?') { '&' } else { '?' };
+        Ok(format!("{href}{sep}{token}"))
+    }
+}
+
+/// The CDSE access token from `CDSE_ACCESS_TOKEN`, handed to GDAL as a bearer header for
+/// downloads. Returns whether one was set. The token itself is never printed.
+pub fn use_cdse_token_from_env() -> bool {
+    match std::env::var("CDSE_ACCESS_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => {
+            let _ = gdal::config::set_config_option("GDAL_HTTP_HEADERS", &format!("Authorization: Bearer {}", token.trim()));
+            true
+        }
+        _ => false,
+    }
+}
