@@ -125,6 +125,115 @@ pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions,
     Err(last.unwrap_or(Error::Cancelled))
 }
 
+/// Downloads a whole file (e.g. a Sentinel-1 GRD SAFE zip for the SNAP engine) to `dst`,
+/// resuming an interrupted transfer with a Range request from where it stopped. The partial
+/// file is `<dst>.partial`; `dst` appears only when the size matches what the server announced.
+pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progress) -> Result<u64> {
+    use std::io::{Read, Write};
+    if dst.is_file() {
+        return Ok(0);
+    }
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io(parent, "creating the download folder"))?;
+    }
+    let partial = PathBuf::from(format!("{}.partial", dst.display()));
+    let http = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(opts.timeout_secs))
+        // For the blocking client this bounds each read, not the whole transfer.
+        .timeout(Duration::from_secs(opts.timeout_secs))
+        .build()
+        .map_err(|e| Error::invalid("http client", e.to_string()))?;
+    let bearer = std::env::var("CDSE_ACCESS_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let mut received = 0u64;
+    let mut last = String::new();
+    for attempt in 0..opts.attempts.max(1) {
+        progress.check_cancelled()?;
+        if attempt > 0 {
+            let delay = Duration::from_millis(opts.backoff_ms.saturating_mul(1 << (attempt - 1).min(10)));
+            progress.warn(format!("{url}: {last}; resuming in {:.1} s", delay.as_secs_f64()));
+            std::thread::sleep(delay);
+        }
+        let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        let mut request = http.get(url);
+        if have > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        if let Some(token) = &bearer {
+            request = request.bearer_auth(token.trim());
+        }
+        let mut response = match request.send() {
+            Ok(r) => r,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let status = response.status();
+        let (append, total) = match status.as_u16() {
+            206 => {
+                let total = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit('/').next())
+                    .and_then(|v| v.parse::<u64>().ok());
+                (true, total)
+            }
+            200 => (false, response.content_length()),
+            416 if have > 0 => {
+                // The partial file is already whole or longer than the file: start again.
+                let _ = std::fs::remove_file(&partial);
+                last = "the server refused the resume range".into();
+                continue;
+            }
+            _ => {
+                last = format!("HTTP {status}");
+                if status.is_client_error() && status.as_u16() != 429 {
+                    break;
+                }
+                continue;
+            }
+        };
+        let file = std::fs::OpenOptions::new().create(true).append(append).write(true).truncate(!append).open(&partial);
+        let mut file = file.map_err(Error::io(&partial, "opening the partial download"))?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut failed = None;
+        loop {
+            match response.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    file.write_all(&buf[..n]).map_err(Error::io(&partial, "writing the download"))?;
+                    received += n as u64;
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+            if progress.is_cancelled() {
+                // The partial file stays for the next run to resume.
+                return Err(Error::Cancelled);
+            }
+        }
+        file.flush().map_err(Error::io(&partial, "writing the download"))?;
+        drop(file);
+        let size = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        match (failed, total) {
+            (None, Some(t)) if size == t => {
+                std::fs::rename(&partial, dst).map_err(Error::io(dst, "moving the download into place"))?;
+                return Ok(received);
+            }
+            (None, None) => {
+                std::fs::rename(&partial, dst).map_err(Error::io(dst, "moving the download into place"))?;
+                return Ok(received);
+            }
+            (Some(e), _) => last = format!("transfer broken after {size} bytes: {e}"),
+            (None, Some(t)) => last = format!("got {size} of {t} bytes"),
+        }
+    }
+    Err(Error::Http { url: url.into(), message: format!("{last}; the partial download is kept and the next run resumes it") })
+}
+
 /// A file to fetch.
 #[derive(Debug, Clone)]
 struct Task {

@@ -205,13 +205,34 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         }
     }
     let pick = |id: &str| scenes.iter().find(|s| s.id == id).unwrap().clone();
+    // Sentinel-1: the real PC-style GRD item (stactools), its VV/VH rewritten to COGs of the
+    // real SEN12MS-CR radar chip of the same place (projected dB, as an RTC product would be).
+    let s1_src = shared_data().join("s1s2-sen12mscr/s1/ROIs1970_fall_139_p839.tif");
+    for (pol, band) in [("VV", 1), ("VH", 2)] {
+        let status = Command::new("gdal_translate")
+            .args(["-q", "-b", &band.to_string(), "-of", "COG", "-co", "COMPRESS=DEFLATE"])
+            .arg(&s1_src)
+            .arg(served.join(format!("{pol}.tif")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let s1_item: stac::Item = serde_json::from_str(
+        &std::fs::read_to_string(shared_data().join("stac/stactools-sentinel1/S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13.json")).unwrap(),
+    )
+    .unwrap();
+    let mut s1 = s2cr::catalog::Scene::from_item(&s1_item, s2cr::catalog::ProviderKind::PlanetaryComputer, &s2cr::catalog::ProviderConfig::default_for(s2cr::catalog::ProviderKind::PlanetaryComputer)).unwrap();
+    for (pol, href) in s1.assets.iter_mut() {
+        *href = format!("{}/{pol}.tif", server.url);
+    }
+    let pair = s2cr::catalog::pairing::Pair { s2_id: "S2A_T13TDE_20240412T175055_L2A".into(), s1_id: s1.id.clone(), gap_hours: 0.0, relative_orbit: s1.relative_orbit, orbit_state: s1.orbit_state.clone() };
     let result = s2cr::catalog::stage::SearchResult {
         s2_t0: vec![pick("S2A_T13TDE_20240402T174230_L2A")],
         s2_t1: vec![pick("S2A_T13TDE_20240412T175055_L2A")],
-        s1: vec![],
+        s1: vec![s1.clone()],
         chosen_t0: Some("S2A_T13TDE_20240402T174230_L2A".into()),
         chosen_t1: Some("S2A_T13TDE_20240412T175055_L2A".into()),
-        pairs: vec![],
+        pairs: vec![pair],
         unpaired: vec![],
         t0_scenes: vec![],
         t1_scenes: vec![],
@@ -226,7 +247,9 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         c
     };
     let out = String::from_utf8(fetch().assert().success().get_output().stdout.clone()).unwrap();
-    assert!(out.contains("8 files (8 downloaded, 0 already there)"), "{out}");
+    assert!(out.contains("10 files (10 downloaded, 0 already there)"), "{out}");
+    let vh = dir.join(format!("raw/2021-08-09/{}/VH.tif", s2cr::catalog::safe_id(&s1.id)));
+    assert_eq!(raster::info(vh.to_str().unwrap()).unwrap().bands[0].data_type, "Float32");
     assert!(out.contains("Fetched") && out.contains("MiB over the network for source files of"), "{out}");
     let b08 = dir.join("raw/2024-04-12/S2A_T13TDE_20240412T175055_L2A/B08.tif");
     let info = raster::info(b08.to_str().unwrap()).unwrap();
@@ -238,6 +261,30 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     std::fs::remove_file(&b08).unwrap();
     server.reset_counters();
     let out = String::from_utf8(fetch().assert().success().get_output().stdout.clone()).unwrap();
-    assert!(out.contains("8 files (1 downloaded, 7 already there)"), "{out}");
+    assert!(out.contains("10 files (1 downloaded, 9 already there)"), "{out}");
     assert!(b08.is_file());
+}
+
+#[test]
+fn a_whole_file_download_resumes_after_a_cut_instead_of_starting_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cog = big_cog(tmp.path());
+    let size = std::fs::metadata(&cog).unwrap().len();
+    let server = CogServer::start(tmp.path().to_path_buf());
+    let dst = tmp.path().join("dl/B04-copy.tif");
+    // An earlier run was interrupted after 1 MB; this run's first (ranged) transfer is cut
+    // halfway too. Both must be resumed, not restarted.
+    server.faults.lock().unwrap().push(Fault::CutMidBody);
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::write(format!("{}.partial", dst.display()), &std::fs::read(&cog).unwrap()[..1_000_000]).unwrap();
+    server.reset_counters();
+    let opts = FetchOptions { attempts: 4, backoff_ms: 20, timeout_secs: 5, margin_m: 0.0, parallel: 1 };
+    let received = fetch::fetch_file(&format!("{}/B04.tif", server.url), &dst, &opts, &Progress::silent("fetch")).unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&cog).unwrap(), "byte-identical");
+    assert!(!PathBuf::from(format!("{}.partial", dst.display())).exists());
+    let served = server.bytes_served.load(Ordering::SeqCst);
+    assert_eq!(received, served);
+    // 1 MB was there; after the cut the transfer resumed from where it broke.
+    assert!(served < size, "served {served} for a {size}-byte file with 1 MB already there");
+    assert_eq!(served, size - 1_000_000, "no byte sent twice");
 }
