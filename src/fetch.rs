@@ -143,7 +143,7 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
         .timeout(Duration::from_secs(opts.timeout_secs))
         .build()
         .map_err(|e| Error::invalid("http client", e.to_string()))?;
-    let bearer = std::env::var("CDSE_ACCESS_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let bearer = crate::catalog::sign::cdse_token();
     let mut received = 0u64;
     let mut last = String::new();
     for attempt in 0..opts.attempts.max(1) {
@@ -306,8 +306,11 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
                 t.href = signer.sign(&t.href, &t.collection)?;
             }
         }
-        if provider.kind == crate::catalog::ProviderKind::Cdse && !crate::catalog::sign::use_cdse_token_from_env() {
-            progress.warn("CDSE downloads need an access token: set CDSE_ACCESS_TOKEN (it is never written to the project)");
+        if provider.kind == crate::catalog::ProviderKind::Cdse && !crate::catalog::sign::use_cdse_token() {
+            progress.warn(
+                "CDSE downloads need an access token: set CDSE_ACCESS_TOKEN or write it to ~/.config/s2cr/cdse-token \
+                 (it is never written to the project)",
+            );
         }
     }
     let bbox = project.aoi()?.bbox();

@@ -79,14 +79,46 @@ impl PcSigner {
     }
 }
 
-/// The CDSE access token from `CDSE_ACCESS_TOKEN`, handed to GDAL as a bearer header for
-/// downloads. Returns whether one was set. The token itself is never printed.
-pub fn use_cdse_token_from_env() -> bool {
-    match std::env::var("CDSE_ACCESS_TOKEN") {
-        Ok(token) if !token.trim().is_empty() => {
-            let _ = gdal::config::set_config_option("GDAL_HTTP_HEADERS", &format!("Authorization: Bearer {}", token.trim()));
+/// Where the CDSE access token is looked for: the `CDSE_ACCESS_TOKEN` variable, else the file
+/// `$XDG_CONFIG_HOME/s2cr/cdse-token` (or `~/.config/s2cr/cdse-token`), outside every project.
+pub fn cdse_token() -> Option<String> {
+    if let Ok(token) = std::env::var("CDSE_ACCESS_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Some(token.trim().to_string());
+    }
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+    let token = std::fs::read_to_string(dir.join("s2cr/cdse-token")).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+/// Hands the CDSE token to GDAL as a bearer header for downloads. Returns whether there was
+/// one. The token itself is never printed.
+pub fn use_cdse_token() -> bool {
+    match cdse_token() {
+        Some(token) => {
+            let _ = gdal::config::set_config_option("GDAL_HTTP_HEADERS", &format!("Authorization: Bearer {token}"));
             true
         }
-        _ => false,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cdse_token_comes_from_the_user_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("s2cr")).unwrap();
+        std::fs::write(dir.path().join("s2cr/cdse-token"), "abc.def\n").unwrap();
+        // SAFETY: this test binary's tests do not read these variables concurrently.
+        unsafe {
+            std::env::remove_var("CDSE_ACCESS_TOKEN");
+            std::env::set_var("XDG_CONFIG_HOME", dir.path());
+        }
+        assert_eq!(super::cdse_token().as_deref(), Some("abc.def"));
     }
 }

@@ -148,3 +148,66 @@ fn a_failing_server_is_reported_with_url_and_status() {
     assert!(err.contains("HTTP 400"), "{err}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn the_test_server_answers_in_the_shape_of_the_real_earth_search() {
+    let real = fixture("pystac-client/earth-search-v1_search_s1grd_s2l2a_mixed.json");
+    let items = real["features"].as_array().unwrap().clone();
+    let ours = crate::stac_server::search(&items, &serde_json::json!({"limit": 4}), "http://127.0.0.1:1");
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| k != "stac_extensions");
+        k.sort();
+        k
+    };
+    let mut real_keys = keys(&real);
+    real_keys.retain(|k| k != "stac_extensions");
+    assert_eq!(keys(&ours), real_keys);
+    let next = |v: &Value| v["links"].as_array().unwrap().iter().find(|l| l["rel"] == "next").cloned().unwrap();
+    let (a, b) = (next(&real), next(&ours));
+    for field in ["method", "merge", "type"] {
+        assert_eq!(a[field], b[field], "next link {field}");
+    }
+    assert!(a["body"]["next"].is_string() && b["body"]["next"].is_string());
+    // Both parse as the same STAC type.
+    serde_json::from_value::<stac::ItemCollection>(ours).unwrap();
+    serde_json::from_value::<stac::ItemCollection>(real).unwrap();
+}
+
+#[test]
+fn the_search_stage_on_earth_search_shaped_responses() {
+    let items = features("pystac-client/earth-search-v1_search_s1grd_s2l2a_mixed.json");
+    let server = StacServer::start(items);
+    let tmp = tempfile::tempdir().unwrap();
+    // Inside tile 20EPT (South Orkney Islands, 60.4 S), seen on 2025-07-31.
+    let aoi = s2cr::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[-59.7,-60.48],[-59.4,-60.48],[-59.4,-60.40],[-59.7,-60.40],[-59.7,-60.48]]]}"#, "aoi").unwrap();
+    let config = s2cr::project::ProjectConfig {
+        schema_version: s2cr::project::SCHEMA_VERSION,
+        name: "es".into(),
+        aoi: "aoi.geojson".into(),
+        t0: "2025-07-25/2025-07-31".parse().unwrap(),
+        t1: "2025-08-10/2025-08-31".parse().unwrap(),
+        provider: s2cr::project::Provider::EarthSearch,
+        max_cloud_percent: 100.0,
+        bands: Default::default(),
+        grid: aoi.target_grid(10.0).unwrap(),
+        model_config: None,
+        train_config: None,
+    };
+    let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
+    let mut provider = ProviderConfig::default_for(ProviderKind::EarthSearch);
+    provider.stac_url = server.url.clone();
+    let mut cfg = s2cr::catalog::stage::SearchConfig::new(provider);
+    // The fixture's SCL assets are on the internet.
+    cfg.measure_aoi_cover = false;
+    let r = s2cr::catalog::stage::search(&project, &cfg, &Progress::silent("search")).unwrap();
+    assert_eq!(r.s2_t0.len(), 1, "only the sentinel-2-l2a item of tile 20EPT: {:?}", r.s2_t0.iter().map(|s| &s.id).collect::<Vec<_>>());
+    assert_eq!(r.chosen_t0.as_deref(), Some("S2B_20EPT_20250731_0_L2A"));
+    assert_eq!(r.t0_scenes, ["S2B_20EPT_20250731_0_L2A"]);
+    assert!(r.chosen_t1.is_none() && r.notes.iter().any(|n| n.starts_with("t1: no Sentinel-2 scene")), "{:?}", r.notes);
+    let items: Value = serde_json::from_str(&std::fs::read_to_string(project.catalog_dir().join("items.json")).unwrap()).unwrap();
+    assert!(!items["features"].as_array().unwrap().is_empty());
+    // The Earth Search v0 item (odc-stac) parses too, with band-name keys under its own collection.
+    let v0: stac::Item = serde_json::from_value(fixture("odc-stac/S2A_28QCH_20200714_0_L2A.json")).unwrap();
+    assert_eq!(v0.collection.as_deref(), Some("sentinel-s2-l2a-cogs"));
+}
