@@ -13,6 +13,7 @@ pub mod cli;
 pub mod error;
 pub mod fetch;
 pub mod job;
+pub mod preprocess;
 pub mod project;
 pub mod raster;
 

@@ -6,6 +6,7 @@ mod cli;
 mod cog_server;
 mod cover;
 mod fetch;
+mod preprocess;
 #[cfg(feature = "gui")]
 mod gui;
 mod raster;
