@@ -1,5 +1,7 @@
 //! Preprocessing onto the project's 10 m grid. `s1`: Sentinel-1 radiometry (calibration, thermal
-//! noise, speckle filters, dB). Sentinel-2 resampling and masks, the stage itself and the SNAP
-//! engine are still to come.
+//! noise, speckle filters, dB); `s2`: Sentinel-2 reflectance with the baseline offset and SCL
+//! masks. The stage that applies them to `raw/` and writes `preprocessed/`, block by block, and
+//! the SNAP engine are still to come.
 
 pub mod s1;
+pub mod s2;
