@@ -69,9 +69,9 @@ pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid:
     let c1 = (SSIM_K1 * data_range).powi(2);
     let c2 = (SSIM_K2 * data_range).powi(2);
     let ok = |i: usize| valid[i] && real[i].is_finite() && synthetic[i].is_finite();
-    // Column-wise count of invalid pixels in a vertical run, via a per-row prefix over rows.
-    // invalid_rows[y][x] = 1 when pixel (x, y) is invalid; window validity checks 11 x 11 boxes
-    // with a summed-area table built strip by strip.
+    // Separable filtering strip by strip: a horizontal pass over the strip's input rows (the
+    // five weighted moments and a count of invalid pixels), then a vertical pass; a window
+    // counts only when its invalid count is zero.
     const STRIP: usize = 128;
     let (mut sum, mut count) = (0.0f64, 0u64);
     let out_rows = r..height - r;

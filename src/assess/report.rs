@@ -222,11 +222,12 @@ fn bands_figure(path: &Path, report: &AssessReport) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(width / 2);
-        let metrics: [(&str, Vec<f64>, f64); 2] = [
-            ("PSNR (dB) per band", report.quality.bands.iter().map(|b| if b.psnr_db.is_finite() { b.psnr_db } else { 99.0 }).collect(), 0.0),
-            ("SSIM per band", report.quality.bands.iter().map(|b| b.ssim).collect(), 0.0),
+        // An infinite PSNR (identical bands) is drawn as 99 dB.
+        let metrics: [(&str, Vec<f64>); 2] = [
+            ("PSNR (dB) per band", report.quality.bands.iter().map(|b| if b.psnr_db.is_finite() { b.psnr_db } else { 99.0 }).collect()),
+            ("SSIM per band", report.quality.bands.iter().map(|b| b.ssim).collect()),
         ];
-        for (area, (caption, values, _)) in [left, right].iter().zip(metrics.iter()) {
+        for (area, (caption, values)) in [left, right].iter().zip(metrics.iter()) {
             let top = values.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-6) * 1.15;
             let n = values.len().max(1) as f64;
             let mut chart = ChartBuilder::on(area)
