@@ -126,3 +126,51 @@ fn refined_lee_smooths_homogeneous_areas_and_keeps_edges_sharper_than_a_boxcar()
     let lee = s1::speckle_filter(&linear, w, h, SpeckleFilter::Lee { size: 7, looks: enl_before.max(1.0) });
     assert!(s1::equivalent_number_of_looks(&block(&lee)) > enl_before);
 }
+
+/// A STAND-IN for SNAP's gpt (SNAP cannot be installed here): a shell script that checks the
+/// arguments it gets and writes a GeoTIFF where the graph says, copying a real raster.
+#[test]
+fn the_snap_engine_runs_gpt_with_the_graph_and_parameters() {
+    use s2cr::preprocess::snap::{self, SnapGraph, SnapParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let standin = tmp.path().join("gpt");
+    let chip = shared_data().join("s1s2-sen12mscr/s1/ROIs1970_fall_139_p839.tif");
+    let log = tmp.path().join("args.txt");
+    std::fs::write(
+        &standin,
+        format!(
+            "#!/bin/sh\n# stand-in for SNAP gpt used by the tests\nprintf '%s\\n' \"$@\" > {log}\n\
+             grep -q '<operator>Speckle-Filter</operator>' \"$1\" || exit 3\n\
+             out=''\nfor a in \"$@\"; do case \"$a\" in -Poutput=*) out=\"${{a#-Poutput=}}\";; esac; done\n\
+             [ -n \"$out\" ] || exit 4\ngdal_translate -q {chip} \"$out\"\n",
+            log = log.display(),
+            chip = chip.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gpt = snap::find_gpt(Some(&standin)).unwrap();
+    let params = SnapParams {
+        input: tmp.path().join("S1B_IW_GRDH.SAFE"),
+        output: tmp.path().join("out/s1_vv_vh.tif"),
+        geo_region_wkt: "POLYGON ((12.45 41.95, 12.55 41.95, 12.55 42.05, 12.45 42.05, 12.45 41.95))".into(),
+        grid: raster::TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 290040.0, y_max: 4660020.0, width: 100, height: 100 },
+        polarisations: vec!["VV".into(), "VH".into()],
+        s2_bands: vec![],
+    };
+    snap::run_graph(&gpt, SnapGraph::Sentinel1V3, &params, &s2cr::job::Progress::silent("preprocess")).unwrap();
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(args.lines().next().unwrap().ends_with("calibrate_sent1_v3.xml"), "{args}");
+    for expected in ["-Ppolarisations=VV,VH", "-PmapProjection=EPSG:32633", "-PgridOriginX=290040", "-PgeoRegion=POLYGON ((12.45 41.95"] {
+        assert!(args.contains(expected), "{expected} missing from {args}");
+    }
+    assert_eq!(raster::info(params.output.to_str().unwrap()).unwrap().bands.len(), 2);
+    // A failing gpt leaves no output and reports its stderr.
+    std::fs::write(&standin, "#!/bin/sh\necho 'Error: [NodeId: Calibration] no calibration vectors' >&2\nexit 1\n").unwrap();
+    let mut p2 = params.clone();
+    p2.output = tmp.path().join("out/failed.tif");
+    let err = snap::run_graph(&gpt, SnapGraph::Sentinel1V3, &p2, &s2cr::job::Progress::silent("preprocess")).unwrap_err().to_string();
+    assert!(err.contains("no calibration vectors") && err.contains("calibrate_sent1_v3.xml"), "{err}");
+    assert!(!p2.output.exists());
+}
