@@ -49,6 +49,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Download the AOI windows of the chosen scenes into raw/ (resumable).
     Fetch(FetchArgs),
+    /// Put the fetched scenes on the project grid: S2 reflectance + mask, S1 dB after a speckle filter.
+    Preprocess(PreprocessArgs),
     /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
     Assess(AssessArgs),
     /// Inspect rasters with GDAL.
@@ -128,6 +130,27 @@ pub struct FetchArgs {
     /// Attempts per file before giving up.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Speckle filter on Sentinel-1 linear power.
+    #[arg(long, value_enum, default_value = "refined-lee")]
+    pub speckle: SpeckleArg,
+    /// Grow cloud and shadow masks by this many 10 m pixels.
+    #[arg(long, default_value_t = 2)]
+    pub mask_buffer: usize,
+    /// Also mask snow and ice.
+    #[arg(long)]
+    pub mask_snow: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SpeckleArg {
+    None,
+    Boxcar,
+    Lee,
+    RefinedLee,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -283,9 +306,31 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
+        Some(Command::Preprocess(args)) => preprocess(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Fetch(args)) => fetch(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn preprocess(args: PreprocessArgs, dir: &Path, quiet: bool) -> Result<()> {
+    use crate::preprocess::s1::SpeckleFilter;
+    let project = Project::open(dir)?;
+    let cfg = crate::preprocess::stage::PreprocessConfig {
+        mask: crate::preprocess::s2::SclMaskOptions { snow: args.mask_snow, buffer_px: args.mask_buffer },
+        speckle: match args.speckle {
+            SpeckleArg::None => SpeckleFilter::None,
+            SpeckleArg::Boxcar => SpeckleFilter::Boxcar { size: 7 },
+            // Earth-observation RTC products are multilooked to about 4 looks.
+            SpeckleArg::Lee => SpeckleFilter::Lee { size: 7, looks: 4.0 },
+            SpeckleArg::RefinedLee => SpeckleFilter::RefinedLee,
+        },
+        ..Default::default()
+    };
+    let handle = crate::job::spawn("preprocess", move |p| crate::preprocess::stage::preprocess(&project, &cfg, p))?;
+    for p in render_job(handle, quiet)? {
+        println!("{} {}  {:>5.1} % usable  {}", p.sensor, p.date, p.valid_percent, p.path.display());
+    }
+    Ok(())
 }
 
 fn fetch(args: FetchArgs, dir: &Path, quiet: bool) -> Result<()> {
