@@ -246,3 +246,12 @@ fn search_against_a_loopback_stac_api_writes_the_catalog() {
     assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), requests, "an up-to-date catalog asks nothing");
     s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"search +done").unwrap());
 }
+
+#[test]
+fn bench_prints_throughput_against_its_baseline() {
+    s2cr()
+        .args(["bench", "--size", "96"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("boxcar 7x7 (baseline)").and(predicate::str::contains("Refined Lee 7x7")).and(predicate::str::contains("Mpixel/s")));
+}
