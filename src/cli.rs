@@ -149,6 +149,9 @@ pub struct PreprocessArgs {
     /// Also mask snow and ice.
     #[arg(long)]
     pub mask_snow: bool,
+    /// Rows processed at a time (memory follows rows x grid width).
+    #[arg(long, default_value_t = 512)]
+    pub block_rows: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -331,6 +334,7 @@ fn preprocess(args: PreprocessArgs, dir: &Path, quiet: bool) -> Result<()> {
             SpeckleArg::Lee => SpeckleFilter::Lee { size: 7, looks: 4.0 },
             SpeckleArg::RefinedLee => SpeckleFilter::RefinedLee,
         },
+        block_rows: args.block_rows,
         ..Default::default()
     };
     let handle = crate::job::spawn("preprocess", move |p| crate::preprocess::stage::preprocess(&project, &cfg, p))?;

@@ -469,6 +469,68 @@ fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Resul
     commit(&tmp, path)
 }
 
+/// Writes a Float32 raster on a target grid block by block (so no stage needs a whole scene in
+/// memory), then turns it into a COG under its final name.
+pub struct BlockWriter {
+    ds: Option<Dataset>,
+    tmp: PathBuf,
+    path: PathBuf,
+    width: usize,
+    height: usize,
+}
+
+impl BlockWriter {
+    pub fn create(path: &Path, grid: &TargetGrid, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+        init_gdal();
+        let loc = path.display().to_string();
+        ensure_parent(path)?;
+        let tmp = temp_sibling(&path.with_extension("blocks.tif"));
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+        let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&tmp, grid.width, grid.height, band_names.len(), &options)
+            .map_err(Error::gdal(&loc, "creating the output raster"))?;
+        ds.set_geo_transform(&grid.geo_transform()).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(&loc, "creating the grid CRS"))?;
+        ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+        for (i, name) in band_names.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+            band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+            band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width: grid.width, height: grid.height })
+    }
+
+    /// Writes `rows` full rows of band `band` (0-based) starting at row `y_off`.
+    pub fn write_rows(&mut self, band: usize, y_off: usize, rows: usize, data: &[f32]) -> Result<()> {
+        let loc = self.path.display().to_string();
+        if data.len() != rows * self.width || y_off + rows > self.height {
+            return Err(Error::Raster { location: loc, message: format!("block of {rows} rows at {y_off} does not fit {} x {}", self.width, self.height) });
+        }
+        let ds = self.ds.as_ref().ok_or_else(|| Error::Raster { location: loc.clone(), message: "already finished".into() })?;
+        let mut b = ds.rasterband(band + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+        let mut buf = Buffer::new((self.width, rows), data.to_vec());
+        b.write((0, y_off as isize), (self.width, rows), &mut buf).map_err(Error::gdal(&loc, "writing a block"))
+    }
+
+    /// Closes the blocks and writes the COG under the final name.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(ds) = self.ds.take() {
+            ds.close().map_err(Error::gdal(self.path.display(), "closing the block file"))?;
+        }
+        // The temporary block file is removed by Drop, whatever happens here.
+        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions::default())
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        // Close first (an unfinished writer after an error or a cancel), then leave nothing behind.
+        drop(self.ds.take());
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// Turns any raster GDAL reads into a COG at `path` (e.g. after a warp).
 pub fn to_cog(src: &str, path: &Path, options: &WriteOptions) -> Result<()> {
     let ds = open(src)?;

@@ -7,7 +7,8 @@
 //!
 //! Sentinel-1 input must be map-projected linear power (Planetary Computer's sentinel-1-rtc);
 //! GRD in radar geometry needs the SNAP engine or geocoding that is not built yet.
-//! Rasters are processed whole per date (the AOI window), not yet block by block.
+//! Rasters are warped by GDAL, then converted and filtered in blocks of rows (with the context
+//! rows the mask buffer and the 7 x 7 filters need), so memory follows the grid's width.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ use crate::catalog::{Scene, safe_id};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::{Manifest, Project, Stage};
-use crate::raster::{self, BandStack, Resampling, WarpOptions, WriteOptions};
+use crate::raster::{self, PixelWindow, Resampling, WarpOptions};
 
 /// Parameters of the native engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,11 +29,13 @@ pub struct PreprocessConfig {
     pub s2_resampling: Resampling,
     pub mask: SclMaskOptions,
     pub speckle: SpeckleFilter,
+    /// Rows processed at a time: memory follows block_rows x grid width.
+    pub block_rows: usize,
 }
 
 impl Default for PreprocessConfig {
     fn default() -> Self {
-        PreprocessConfig { s2_resampling: Resampling::Bilinear, mask: SclMaskOptions::default(), speckle: SpeckleFilter::RefinedLee }
+        PreprocessConfig { s2_resampling: Resampling::Bilinear, mask: SclMaskOptions::default(), speckle: SpeckleFilter::RefinedLee, block_rows: 512 }
     }
 }
 
@@ -50,79 +53,94 @@ fn raw_band(project: &Project, scene: &Scene, band: &str) -> PathBuf {
     project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id)).join(format!("{}.tif", safe_id(band)))
 }
 
-/// Warps one band of several scenes (a mosaic) onto the grid and reads it back.
-fn warped(sources: &[PathBuf], tmp_dir: &Path, name: &str, project: &Project, resampling: Resampling, src_nodata: Option<f64>) -> Result<BandStack> {
-    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+/// Warps one band of several scenes (a mosaic) onto the grid, into `tmp_dir/<name>.tif`.
+fn warp_band(sources: &[PathBuf], tmp_dir: &Path, name: &str, project: &Project, resampling: Resampling, src_nodata: Option<f64>) -> Result<String> {
+    // Class rasters (SCL) stay bytes with 0 as no data (they may carry a colour table, which a
+    // Float32 GeoTIFF cannot hold); measurements become Float32 with NaN.
+    let classes = resampling == Resampling::Nearest && name == "SCL";
     for p in sources {
         if !p.is_file() {
             return Err(Error::Project { path: p.clone(), message: "missing; run `s2cr fetch` first".into() });
         }
     }
+    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
     let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
     let out = tmp_dir.join(format!("{name}.tif"));
-    let opts = WarpOptions { resampling, src_nodata, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()) };
+    let opts = if classes {
+        WarpOptions { resampling, src_nodata, dst_nodata: Some(0.0), output_type: Some("Byte".into()) }
+    } else {
+        WarpOptions { resampling, src_nodata, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()) }
+    };
     raster::warp_to_grid(&refs, &out, &project.config.grid, &opts)?;
-    let stack = raster::read_window(&out.display().to_string(), &[1], None)?;
-    let _ = std::fs::remove_file(&out);
-    Ok(stack)
+    Ok(out.display().to_string())
 }
 
-fn write_stack(path: &Path, project: &Project, bands: Vec<Vec<f32>>, names: Vec<String>, valid: Vec<bool>) -> Result<()> {
+/// Rows `y0..y0+rows` of a warped band (invalid pixels as NaN), plus `halo` rows each side where
+/// the grid has them; returns the values and the number of halo rows above.
+fn read_rows(path: &str, width: usize, height: usize, y0: usize, rows: usize, halo: usize) -> Result<(Vec<f32>, usize)> {
+    let top = y0.saturating_sub(halo);
+    let bottom = (y0 + rows + halo).min(height);
+    let stack = raster::read_window(path, &[1], Some(PixelWindow { x_off: 0, y_off: top, width, height: bottom - top }))?;
+    let values = stack.bands[0].iter().zip(&stack.valid).map(|(v, ok)| if *ok { *v } else { f32::NAN }).collect();
+    Ok((values, y0 - top))
+}
+
+fn s2_date(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
     let g = &project.config.grid;
-    let crs_wkt = gdal::spatial_ref::SpatialRef::from_epsg(g.epsg)
-        .and_then(|s| s.to_wkt())
-        .map_err(Error::gdal(format!("EPSG:{}", g.epsg), "creating the grid CRS"))?;
-    let stack = BandStack { width: g.width, height: g.height, bands, valid, geo_transform: g.geo_transform(), crs_wkt, descriptions: names };
-    raster::write_raster(path, &stack, &WriteOptions::default())
-}
-
-fn s2_date(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, tmp: &Path) -> Result<Preprocessed> {
+    let (w, h) = (g.width, g.height);
     let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
-    let n = project.config.grid.width * project.config.grid.height;
-    let mut out_bands = Vec::new();
-    let mut valid = vec![true; n];
+    // DN 0 is no data in L2A; one offset for the mosaic (the scenes of one acquisition share
+    // their baseline).
+    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
+    let mut warped = Vec::new();
     for band in &bands {
         let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, band)).collect();
-        // DN 0 is no data in L2A.
-        let mut stack = warped(&sources, tmp, band, project, cfg.s2_resampling, Some(0.0))?;
-        // One offset for the mosaic: the scenes of one acquisition share their baseline.
-        let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
-        let values = &mut stack.bands[0];
-        for (v, ok) in values.iter_mut().zip(&stack.valid) {
-            if !*ok {
-                *v = 0.0;
-            }
-        }
-        s2::dn_to_reflectance(values, offset);
-        for (ok, v) in valid.iter_mut().zip(values.iter()) {
-            *ok &= v.is_finite();
-        }
-        out_bands.push(std::mem::take(values));
+        warped.push(warp_band(&sources, tmp, band, project, cfg.s2_resampling, Some(0.0))?);
     }
-    let mut mask: Vec<f32> = valid.iter().map(|ok| if *ok { 0.0 } else { 1.0 }).collect();
-    if project.config.bands.s2.iter().any(|b| b == "SCL") {
+    let scl = if project.config.bands.s2.iter().any(|b| b == "SCL") {
         let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, "SCL")).collect();
-        let scl = warped(&sources, tmp, "SCL", project, Resampling::Nearest, Some(0.0))?;
-        let classes: Vec<u8> = scl.bands[0].iter().zip(&scl.valid).map(|(v, ok)| if *ok { *v as u8 } else { 0 }).collect();
-        let g = &project.config.grid;
-        let scl_mask = s2::scl_mask(&classes, g.width, g.height, &cfg.mask);
-        for (m, s) in mask.iter_mut().zip(&scl_mask) {
-            if *s {
-                *m = 1.0;
-            }
-        }
-    }
-    let usable = mask.iter().filter(|m| **m == 0.0).count();
+        Some(warp_band(&sources, tmp, "SCL", project, Resampling::Nearest, Some(0.0))?)
+    } else {
+        None
+    };
     let mut names = bands.clone();
     names.push("mask".into());
-    out_bands.push(mask);
-    // The mask band is valid everywhere; reflectance bands carry NaN where they have no data.
     let path = project.preprocessed_dir().join(date).join("S2.tif");
-    write_stack(&path, project, out_bands, names, vec![true; n])?;
-    Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent: 100.0 * usable as f64 / n as f64 })
+    let mut writer = raster::BlockWriter::create(&path, g, &names, f32::NAN)?;
+    let mut usable = 0usize;
+    let block_rows = cfg.block_rows.max(1);
+    for y0 in (0..h).step_by(block_rows) {
+        progress.check_cancelled()?;
+        let rows = block_rows.min(h - y0);
+        let mut valid = vec![true; rows * w];
+        for (i, band) in warped.iter().enumerate() {
+            let (mut values, _) = read_rows(band, w, h, y0, rows, 0)?;
+            s2::dn_to_reflectance(&mut values, offset);
+            for (ok, v) in valid.iter_mut().zip(&values) {
+                *ok &= v.is_finite();
+            }
+            writer.write_rows(i, y0, rows, &values)?;
+        }
+        let mut mask: Vec<f32> = valid.iter().map(|ok| if *ok { 0.0 } else { 1.0 }).collect();
+        if let Some(scl) = &scl {
+            // The buffer needs the classes of neighbouring rows.
+            let (values, above) = read_rows(scl, w, h, y0, rows, cfg.mask.buffer_px)?;
+            let classes: Vec<u8> = values.iter().map(|v| if v.is_finite() { *v as u8 } else { 0 }).collect();
+            let block_mask = s2::scl_mask(&classes, w, classes.len() / w, &cfg.mask);
+            for (m, s) in mask.iter_mut().zip(&block_mask[above * w..above * w + rows * w]) {
+                if *s {
+                    *m = 1.0;
+                }
+            }
+        }
+        usable += mask.iter().filter(|m| **m == 0.0).count();
+        writer.write_rows(bands.len(), y0, rows, &mask)?;
+    }
+    writer.finish()?;
+    Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent: 100.0 * usable as f64 / (w * h) as f64 })
 }
 
-fn s1_date(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path) -> Result<Preprocessed> {
+fn s1_date(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
     if !scene.collection.contains("rtc") {
         return Err(Error::Project {
             path: project.raw_dir(),
@@ -134,21 +152,36 @@ fn s1_date(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path)
         });
     }
     let g = &project.config.grid;
+    let (w, h) = (g.width, g.height);
     let date = scene.datetime.format("%Y-%m-%d").to_string();
-    let mut bands = Vec::new();
-    let mut names = Vec::new();
-    for pol in &project.config.bands.s1 {
-        let stack = warped(&[raw_band(project, scene, pol)], tmp, pol, project, Resampling::Bilinear, None)?;
-        let linear: Vec<f32> = stack.bands[0].iter().zip(&stack.valid).map(|(v, ok)| if *ok { *v } else { f32::NAN }).collect();
-        let filtered = s1::speckle_filter(&linear, g.width, g.height, cfg.speckle);
-        bands.push(s1::to_db(&filtered));
-        names.push(pol.clone());
+    let pols = project.config.bands.s1.clone();
+    let mut warped = Vec::new();
+    for pol in &pols {
+        warped.push(warp_band(&[raw_band(project, scene, pol)], tmp, pol, project, Resampling::Bilinear, None)?);
     }
-    let valid: Vec<bool> = (0..g.width * g.height).map(|i| bands.iter().all(|b| b[i].is_finite())).collect();
-    let usable = valid.iter().filter(|v| **v).count();
     let path = project.preprocessed_dir().join(&date).join("S1.tif");
-    write_stack(&path, project, bands, names, valid)?;
-    Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent: 100.0 * usable as f64 / (g.width * g.height) as f64 })
+    let mut writer = raster::BlockWriter::create(&path, g, &pols, f32::NAN)?;
+    // A 7 x 7 filter window needs 3 rows of context on each side of a block.
+    let halo = 3;
+    let mut usable = 0usize;
+    let block_rows = cfg.block_rows.max(1);
+    for y0 in (0..h).step_by(block_rows) {
+        progress.check_cancelled()?;
+        let rows = block_rows.min(h - y0);
+        let mut valid = vec![true; rows * w];
+        for (i, band) in warped.iter().enumerate() {
+            let (linear, above) = read_rows(band, w, h, y0, rows, halo)?;
+            let filtered = s1::speckle_filter(&linear, w, linear.len() / w, cfg.speckle);
+            let db = s1::to_db(&filtered[above * w..above * w + rows * w]);
+            for (ok, v) in valid.iter_mut().zip(&db) {
+                *ok &= v.is_finite();
+            }
+            writer.write_rows(i, y0, rows, &db)?;
+        }
+        usable += valid.iter().filter(|v| **v).count();
+    }
+    writer.finish()?;
+    Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent: 100.0 * usable as f64 / (w * h) as f64 })
 }
 
 /// Runs the native preprocessing of the fetched scenes.
@@ -173,7 +206,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     let mut manifest = Manifest::new(Stage::Preprocess, serde_json::to_value(cfg).unwrap_or_default());
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
-        let p = s2_date(project, scenes, cfg, date, &tmp)?;
+        let p = s2_date(project, scenes, cfg, date, &tmp, progress)?;
         progress.advanced(done.len() as u64 + 1, total, format!("S2 {date}: {:.1} % usable", p.valid_percent));
         for s in scenes {
             for band in &project.config.bands.s2 {
@@ -184,7 +217,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     }
     for scene in s1 {
         progress.check_cancelled()?;
-        let p = s1_date(project, scene, cfg, &tmp)?;
+        let p = s1_date(project, scene, cfg, &tmp, progress)?;
         progress.advanced(done.len() as u64 + 1, total, format!("S1 {}: {:.1} % valid", p.date, p.valid_percent));
         for pol in &project.config.bands.s1 {
             manifest.add_input(project.root(), &raw_band(project, scene, pol))?;

@@ -288,6 +288,13 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     let dn = raster::read_window(warped.to_str().unwrap(), &[1], Some(raster::PixelWindow { x_off: info.width / 2, y_off: info.height / 2, width: 1, height: 1 })).unwrap();
     assert!((centre.bands[0][0] - (dn.bands[0][0] - 1000.0) / 10000.0).abs() < 1e-5, "{} vs DN {}", centre.bands[0][0], dn.bands[0][0]);
     assert!(dir.join("preprocessed/manifest.json").is_file());
+    // Blocks of 7 rows give the same raster as one block.
+    let whole = raster::read_window(s2.to_str().unwrap(), &[], None).unwrap();
+    let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+    pre.args(["--project", dir.to_str().unwrap(), "preprocess", "--block-rows", "7"]).assert().success();
+    let blocks = raster::read_window(s2.to_str().unwrap(), &[], None).unwrap();
+    assert!(info.height > 14, "several blocks: {}", info.height);
+    assert_eq!(blocks.bands, whole.bands);
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
     let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
     pre.args(["--project", dir.to_str().unwrap(), "preprocess"]).assert().failure().stderr(predicates::str::contains("for GRD use the SNAP engine"));

@@ -174,3 +174,101 @@ fn the_snap_engine_runs_gpt_with_the_graph_and_parameters() {
     assert!(err.contains("no calibration vectors") && err.contains("calibrate_sent1_v3.xml"), "{err}");
     assert!(!p2.output.exists());
 }
+
+/// The native preprocess stage on real chips placed in raw/ as fetch would leave them: S2 B04
+/// (SEN12MS-CR cloud-free DNs), a SIMULATED SCL (cloud where the cloudy chip's blue reflectance
+/// exceeds 0.2), and S1 VV as linear power from the real dB chip, described as an RTC scene.
+/// Processing in blocks of 5 rows gives the same rasters as one block (halo rows for the mask
+/// buffer and the 7 x 7 filter).
+#[test]
+fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
+    use s2cr::catalog::{Mission, Scene, stage::SearchResult};
+    use s2cr::preprocess::stage::{self, PreprocessConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let sen = |kind: &str| shared_data().join(format!("s1s2-sen12mscr/{kind}/ROIs1970_fall_139_p839.tif"));
+    let aoi_path = tmp.path().join("aoi.geojson");
+    std::fs::write(&aoi_path, r#"{"type":"Polygon","coordinates":[[[119.180,33.494],[119.194,33.494],[119.194,33.506],[119.180,33.506],[119.180,33.494]]]}"#).unwrap();
+    let aoi = s2cr::aoi::Aoi::load(&aoi_path, &Default::default()).unwrap();
+    let mut config = s2cr::project::ProjectConfig {
+        schema_version: s2cr::project::SCHEMA_VERSION,
+        name: "blocks".into(),
+        aoi: "aoi.geojson".into(),
+        t0: "2024-03-30/2024-04-08".parse().unwrap(),
+        t1: "2024-04-10/2024-04-22".parse().unwrap(),
+        provider: s2cr::project::Provider::PlanetaryComputer,
+        max_cloud_percent: 100.0,
+        bands: Default::default(),
+        grid: aoi.target_grid(10.0).unwrap(),
+        model_config: None,
+        train_config: None,
+    };
+    config.bands.s2 = vec!["B04".into(), "SCL".into()];
+    config.bands.s1 = vec!["VV".into()];
+    let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
+    let scene = |id: &str, mission: Mission, collection: &str, date: &str| Scene {
+        id: id.into(),
+        collection: collection.into(),
+        mission,
+        datetime: format!("{date}T03:00:00Z").parse().unwrap(),
+        platform: Some("sentinel-2a".into()),
+        cloud_cover: Some(10.0),
+        bbox: None,
+        assets: Default::default(),
+        relative_orbit: Some(10),
+        orbit_state: Some("descending".into()),
+        processing_baseline: Some("05.10".into()),
+        boa_offset_applied: None,
+        mgrs_tile: None,
+        aoi_cloud_percent: None,
+        aoi_coverage_percent: None,
+    };
+    let t0 = scene("S2_T0", Mission::Sentinel2, "sentinel-2-l2a", "2024-04-02");
+    let t1 = scene("S2_T1", Mission::Sentinel2, "sentinel-2-l2a", "2024-04-12");
+    let s1 = scene("S1_RTC", Mission::Sentinel1, "sentinel-1-rtc", "2024-04-11");
+    let raw = |s: &Scene, band: &str| project.raw_dir().join(s.datetime.format("%Y-%m-%d").to_string()).join(&s.id).join(format!("{band}.tif"));
+    // S2 B04 DNs and the simulated SCL.
+    let blue = raster::read_window(sen("s2_cloudy").to_str().unwrap(), &[2], None).unwrap();
+    let codes: Vec<u8> = blue.bands[0].iter().map(|v| if v / 10000.0 > 0.2 { 9 } else { 4 }).collect();
+    for s in [&t0, &t1] {
+        std::fs::create_dir_all(raw(s, "B04").parent().unwrap()).unwrap();
+        assert!(std::process::Command::new("gdal_translate").args(["-q", "-b", "4"]).arg(sen("s2_cloudfree")).arg(raw(s, "B04")).status().unwrap().success());
+        raster::write_classes(&raw(s, "SCL"), &raster::ClassRaster { width: blue.width, height: blue.height, codes: &codes, geo_transform: blue.geo_transform, crs_wkt: &blue.crs_wkt, description: "SCL (simulated)", classes: &[(4, [0, 160, 0], "vegetation"), (9, [255, 255, 255], "cloud")] }).unwrap();
+    }
+    let mut vv = raster::read_window(sen("s1").to_str().unwrap(), &[1], None).unwrap();
+    vv.bands[0] = s1::from_db(&vv.bands[0]);
+    raster::write_raster(&raw(&s1, "VV"), &vv, &raster::WriteOptions::default()).unwrap();
+    let result = SearchResult {
+        s2_t0: vec![t0.clone()],
+        s2_t1: vec![t1.clone()],
+        s1: vec![s1.clone()],
+        chosen_t0: Some(t0.id.clone()),
+        chosen_t1: Some(t1.id.clone()),
+        pairs: vec![s2cr::catalog::pairing::Pair { s2_id: t1.id.clone(), s1_id: s1.id.clone(), gap_hours: -24.0, relative_orbit: Some(10), orbit_state: Some("descending".into()) }],
+        unpaired: vec![],
+        t0_scenes: vec![],
+        t1_scenes: vec![],
+        provider: None,
+        notes: vec![],
+    };
+    std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&result).unwrap()).unwrap();
+
+    let run = |block_rows: usize| {
+        let cfg = PreprocessConfig { block_rows, ..Default::default() };
+        let out = stage::preprocess(&project, &cfg, &s2cr::job::Progress::silent("preprocess")).unwrap();
+        out.iter().map(|p| (p.sensor.clone(), raster::read_window(p.path.to_str().unwrap(), &[], None).unwrap())).collect::<Vec<_>>()
+    };
+    let whole = run(10_000);
+    let blocks = run(5);
+    assert_eq!(whole.len(), 3, "S2 t0, S2 t1, S1");
+    let bits = |v: &[Vec<f32>]| v.iter().map(|b| b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    for ((sensor, a), (_, b)) in whole.iter().zip(&blocks) {
+        assert_eq!(bits(&a.bands), bits(&b.bands), "{sensor}: blocks differ from one block");
+    }
+    let (_, s2) = &whole[0];
+    assert!(s2.height > 10, "several 5-row blocks: {}", s2.height);
+    let mask = &s2.bands[1];
+    let masked = mask.iter().filter(|m| **m == 1.0).count();
+    assert!(masked > 0 && masked < mask.len(), "a partly cloudy mask: {masked} of {}", mask.len());
+    let (_, s1_out) = &whole[2];
+    assert!(s1_out.bands[0].iter().all(|v| v.is_finite() && *v < 5.0 && *v > -40.0), "dB values");
+}
