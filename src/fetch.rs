@@ -269,33 +269,21 @@ pub struct FetchReport {
 /// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
 pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
     let search_path = project.catalog_dir().join("search.json");
-    let text = std::fs::read_to_string(&search_path).map_err(|e| Error::Project {
-        path: search_path.clone(),
-        message: format!("{e}; run `s2cr search` first"),
-    })?;
-    let search: SearchResult = serde_json::from_str(&text).map_err(|e| Error::Json { path: search_path.clone(), message: e.to_string() })?;
+    let search = SearchResult::load(project, "fetch")?;
     if search.chosen_t0.is_none() || search.chosen_t1.is_none() {
         return Err(Error::Project {
             path: search_path,
             message: format!("the search chose no Sentinel-2 scene for t0 or t1 ({}); widen the dates and search again", search.notes.join("; ")),
         });
     }
-    // The chosen scene of each date and the other scenes of its acquisition (AOI across tiles).
-    let ids = |chosen: &Option<String>, group: &[String]| -> Vec<String> {
-        if group.is_empty() { chosen.iter().cloned().collect() } else { group.to_vec() }
-    };
     let mut tasks = Vec::new();
-    for (list, wanted) in [(&search.s2_t0, ids(&search.chosen_t0, &search.t0_scenes)), (&search.s2_t1, ids(&search.chosen_t1, &search.t1_scenes))] {
-        for id in wanted {
-            if let Some(scene) = list.iter().find(|s| s.id == id) {
-                tasks.extend(scene_tasks(project, scene, &project.config.bands.s2)?);
-            }
+    for scenes in search.chosen_s2() {
+        for scene in scenes {
+            tasks.extend(scene_tasks(project, scene, &project.config.bands.s2)?);
         }
     }
-    for pair in &search.pairs {
-        if let Some(s1) = search.s1.iter().find(|s| s.id == pair.s1_id) {
-            tasks.extend(scene_tasks(project, s1, &project.config.bands.s1)?);
-        }
+    for s1 in search.paired_s1() {
+        tasks.extend(scene_tasks(project, s1, &project.config.bands.s1)?);
     }
     // Protected assets: Planetary Computer URLs are signed here (tokens expire, so never
     // stored); CDSE downloads take a bearer token from the environment.

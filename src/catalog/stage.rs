@@ -75,6 +75,31 @@ pub struct SearchResult {
     pub notes: Vec<String>,
 }
 
+impl SearchResult {
+    /// Reads `catalog/search.json`; `next` names the command the user wants to run after search.
+    pub fn load(project: &Project, next: &str) -> Result<SearchResult> {
+        let path = project.catalog_dir().join("search.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Project { path: path.clone(), message: format!("{e}; run `s2cr search` before `s2cr {next}`") })?;
+        serde_json::from_str(&text).map_err(|e| Error::Json { path, message: format!("{e}; run `s2cr search` again") })
+    }
+
+    /// The Sentinel-2 scenes to use for t0 and for t1: the chosen scene of each date range with
+    /// the other scenes of its acquisition (an AOI across tiles). Empty where nothing was chosen.
+    pub fn chosen_s2(&self) -> [Vec<&Scene>; 2] {
+        fn pick<'a>(list: &'a [Scene], chosen: &Option<String>, group: &[String]) -> Vec<&'a Scene> {
+            let wanted: Vec<&String> = if group.is_empty() { chosen.iter().collect() } else { group.iter().collect() };
+            list.iter().filter(|s| wanted.contains(&&s.id)).collect()
+        }
+        [pick(&self.s2_t0, &self.chosen_t0, &self.t0_scenes), pick(&self.s2_t1, &self.chosen_t1, &self.t1_scenes)]
+    }
+
+    /// The Sentinel-1 scenes paired with the chosen Sentinel-2 scenes.
+    pub fn paired_s1(&self) -> Vec<&Scene> {
+        self.pairs.iter().filter_map(|p| self.s1.iter().find(|s| s.id == p.s1_id)).collect()
+    }
+}
+
 /// Scenes of one acquisition: the same day and platform.
 fn group_key(s: &Scene) -> (String, String) {
     (s.datetime.format("%Y-%m-%d").to_string(), s.platform.clone().unwrap_or_default())

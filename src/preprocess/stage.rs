@@ -186,20 +186,15 @@ fn s1_date(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path,
 
 /// Runs the native preprocessing of the fetched scenes.
 pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<Vec<Preprocessed>> {
-    let search_path = project.catalog_dir().join("search.json");
-    let text = std::fs::read_to_string(&search_path).map_err(|e| Error::Project { path: search_path.clone(), message: format!("{e}; run `s2cr search` and `s2cr fetch` first") })?;
-    let search: SearchResult = serde_json::from_str(&text).map_err(|e| Error::Json { path: search_path.clone(), message: e.to_string() })?;
+    let search = SearchResult::load(project, "preprocess")?;
     let tmp = project.preprocessed_dir().join(".work");
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a working folder"))?;
-    let ids = |chosen: &Option<String>, group: &[String]| -> Vec<String> { if group.is_empty() { chosen.iter().cloned().collect() } else { group.to_vec() } };
-    let mut jobs: Vec<(String, Vec<&Scene>)> = Vec::new();
-    for (list, wanted) in [(&search.s2_t0, ids(&search.chosen_t0, &search.t0_scenes)), (&search.s2_t1, ids(&search.chosen_t1, &search.t1_scenes))] {
-        let scenes: Vec<&Scene> = list.iter().filter(|s| wanted.contains(&s.id)).collect();
-        if let Some(first) = scenes.first() {
-            jobs.push((first.datetime.format("%Y-%m-%d").to_string(), scenes));
-        }
-    }
-    let s1: Vec<&Scene> = search.pairs.iter().filter_map(|p| search.s1.iter().find(|s| s.id == p.s1_id)).collect();
+    let jobs: Vec<(String, Vec<&Scene>)> = search
+        .chosen_s2()
+        .into_iter()
+        .filter_map(|scenes| scenes.first().map(|first| (first.datetime.format("%Y-%m-%d").to_string(), scenes.clone())))
+        .collect();
+    let s1 = search.paired_s1();
     let total = (jobs.len() + s1.len()) as u64;
     progress.started(Some(total));
     let mut done = Vec::new();
