@@ -51,6 +51,8 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Put the fetched scenes on the project grid: S2 reflectance + mask, S1 dB after a speckle filter.
     Preprocess(PreprocessArgs),
+    /// Build the training set: VRT stacks, patches, spatial split, normalization statistics.
+    Dataset(DatasetArgs),
     /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
     Assess(AssessArgs),
     /// Inspect rasters with GDAL.
@@ -61,6 +63,14 @@ pub enum Command {
         /// Image side in pixels (a full Sentinel-2 tile is 10980).
         #[arg(long, default_value_t = 2048)]
         size: usize,
+        /// filters: speckle filters in memory; preprocess: the whole preprocess stage on one
+        /// generated Sentinel-2 and one Sentinel-1 scene (written to --dir, a few GB at 10980);
+        /// loader: training patches per second from disk (generated scenes of --size).
+        #[arg(long, value_enum, default_value = "filters")]
+        what: BenchWhat,
+        /// Working folder of the preprocess benchmark (default: the system's temporary folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Open the desktop app (also what `s2cr` alone does).
     #[cfg(feature = "gui")]
@@ -120,6 +130,10 @@ pub struct SearchArgs {
     /// Largest time between a Sentinel-2 scene and its Sentinel-1 partner, days.
     #[arg(long, default_value_t = 6.0)]
     pub max_gap_days: f64,
+    /// Sentinel-1 collection instead of the provider's default, e.g. sentinel-1-grd on
+    /// Planetary Computer (radar geometry, calibrated and geocoded by `s2cr preprocess`).
+    #[arg(long, value_name = "ID")]
+    pub s1_collection: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +166,108 @@ pub struct PreprocessArgs {
     /// Rows processed at a time (memory follows rows x grid width).
     #[arg(long, default_value_t = 512)]
     pub block_rows: usize,
+    /// native: this program (RTC or GRD windows from `s2cr fetch`); snap: ESA SNAP's gpt with
+    /// the research graphs on whole SAFE products.
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
+    /// SNAP engine: the Sentinel-1 graph (v3 terrain-corrects onto the Sentinel-2 grid).
+    #[arg(long, value_enum, default_value = "v3")]
+    pub snap_graph: SnapGraphArg,
+    /// SNAP engine: the gpt executable (default: gpt on the PATH, ~/esa-snap/bin/gpt).
+    #[arg(long, value_name = "PATH")]
+    pub gpt: Option<PathBuf>,
+    /// SNAP engine: folder with the SAFE products (folders or zips); default raw/<date>/<scene>/.
+    #[arg(long, value_name = "DIR")]
+    pub products: Option<PathBuf>,
+    /// Native engine, GRD input: backscatter coefficient of the calibration.
+    #[arg(long, value_enum, default_value = "sigma0")]
+    pub grd_coefficient: CoefficientArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Input channels: research (S1 t0 + S1 t1 + S2 t0), sar-only (S1 t1), or a list such as
+    /// S1_t1:VV,S1_t1:VH,S2_t0:B04,mask_t0.
+    #[arg(long, default_value = "research", value_name = "PRESET|LIST")]
+    pub inputs: String,
+    /// Add the S2 t0 cloud mask as an input channel.
+    #[arg(long)]
+    pub mask_channel: bool,
+    /// Output bands (Sentinel-2 at t1); B08 and B12 are needed for NBR.
+    #[arg(long, value_delimiter = ',', default_value = "B02,B03,B04,B08,B11,B12")]
+    pub outputs: Vec<String>,
+    /// Patch side, pixels.
+    #[arg(long, default_value_t = 256)]
+    pub patch: usize,
+    /// Distance between patches, pixels (default: the patch side).
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Least share of valid pixels in a patch (no cloud, shadow or no data).
+    #[arg(long, default_value_t = 0.9)]
+    pub min_valid: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub val: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub test: f64,
+    /// Side of the blocks shuffled into splits, in patches.
+    #[arg(long, default_value_t = 4)]
+    pub split_block: usize,
+    /// Pixels kept between patches of different splits.
+    #[arg(long, default_value_t = 0)]
+    pub gap: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Sentinel-2 normalization.
+    #[arg(long, value_enum, default_value = "batch-min-max")]
+    pub s2_norm: S2NormArg,
+    /// Sentinel-1 normalization.
+    #[arg(long, value_enum, default_value = "standardize")]
+    pub s1_norm: S1NormArg,
+    /// Date range FROM/TO of the yearly S2 min/max (STAC search + COG overviews).
+    #[arg(long, value_name = "FROM/TO")]
+    pub yearly: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum S2NormArg {
+    BatchMinMax,
+    TileMinMax,
+    Percentile,
+    TrainMinMax,
+    Yearly,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum S1NormArg {
+    Standardize,
+    Percentile,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BenchWhat {
+    Filters,
+    Preprocess,
+    Loader,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EngineArg {
+    Native,
+    Snap,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SnapGraphArg {
+    V1,
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CoefficientArg {
+    Sigma0,
+    Beta0,
+    Gamma0,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -314,12 +430,74 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
-        Some(Command::Bench { size }) => bench(size),
+        Some(Command::Bench { size, what: BenchWhat::Filters, .. }) => bench(size),
+        Some(Command::Bench { size, what: BenchWhat::Preprocess, dir }) => bench_preprocess(size, dir, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Loader, dir }) => bench_loader(size, dir, cli.quiet),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
+        Some(Command::Dataset(args)) => dataset(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Preprocess(args)) => preprocess(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Fetch(args)) => fetch(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn dataset(args: DatasetArgs, dir: &Path, quiet: bool) -> Result<()> {
+    use crate::dataset::normalize::{S1Method, S2Method};
+    let project = Project::open(dir)?;
+    let mut inputs = match args.inputs.as_str() {
+        "research" => crate::dataset::research_inputs(&project.config.bands.s1, &project.config.bands.s2),
+        "sar-only" => crate::dataset::sar_only_inputs(&project.config.bands.s1),
+        list => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    };
+    if args.mask_channel && !inputs.iter().any(|c| c == "mask_t0") {
+        inputs.push("mask_t0".into());
+    }
+    let cfg = crate::dataset::DatasetConfig {
+        inputs,
+        outputs: args.outputs,
+        tiles: crate::dataset::tiles::TileConfig {
+            size: args.patch,
+            stride: args.stride.unwrap_or(args.patch),
+            min_valid: args.min_valid,
+            val_fraction: args.val,
+            test_fraction: args.test,
+            split_block_patches: args.split_block,
+            gap_px: args.gap,
+            seed: args.seed,
+        },
+        s2_method: match args.s2_norm {
+            S2NormArg::BatchMinMax => S2Method::BatchMinMax,
+            S2NormArg::TileMinMax => S2Method::TileMinMax,
+            S2NormArg::Percentile => S2Method::Percentile,
+            S2NormArg::TrainMinMax => S2Method::TrainMinMax,
+            S2NormArg::Yearly => S2Method::Yearly,
+        },
+        s1_method: match args.s1_norm {
+            S1NormArg::Standardize => S1Method::Standardize,
+            S1NormArg::Percentile => S1Method::Percentile,
+        },
+        yearly_range: args.yearly,
+    };
+    let handle = crate::job::spawn("dataset", move |p| {
+        let summary = crate::dataset::build(&project, &cfg, p)?;
+        let normalization = crate::dataset::loader::load_normalization(&project)?;
+        Ok((summary, normalization))
+    })?;
+    let (s, n) = render_job(handle, quiet)?;
+    println!("{} input channels: {}", s.inputs.len(), s.inputs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" "));
+    println!("{} output channels: {}", s.outputs.len(), s.outputs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" "));
+    println!(
+        "patches of {0} x {0} px (stride {1}): train {2}, val {3}, test {4}; dropped {5} (too few valid pixels) + {6} (split borders)",
+        s.config.tiles.size, s.config.tiles.stride, s.train, s.val, s.test, s.dropped_invalid, s.dropped_split_border
+    );
+    println!("mean valid share of kept patches: {:.1} %", 100.0 * s.mean_valid_fraction);
+    println!("normalization: S2 {:?}, S1 {:?} (statistics of the training split)", n.s2_method, n.s1_method);
+    println!("  {:<14} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "channel", "pixels", "min", "p2", "mean", "std", "p98", "max");
+    for c in n.inputs.iter().chain(&n.outputs) {
+        println!("  {:<14} {:>10} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4}", c.name, c.count, c.min, c.p2, c.mean, c.std, c.p98, c.max);
+    }
+    println!("written to {}", dir.join("dataset").display());
+    Ok(())
 }
 
 fn preprocess(args: PreprocessArgs, dir: &Path, quiet: bool) -> Result<()> {
@@ -335,11 +513,42 @@ fn preprocess(args: PreprocessArgs, dir: &Path, quiet: bool) -> Result<()> {
             SpeckleArg::RefinedLee => SpeckleFilter::RefinedLee,
         },
         block_rows: args.block_rows,
+        engine: match args.engine {
+            EngineArg::Native => crate::preprocess::stage::Engine::Native,
+            EngineArg::Snap => crate::preprocess::stage::Engine::Snap {
+                s1_graph: match args.snap_graph {
+                    SnapGraphArg::V1 => crate::preprocess::snap::SnapGraph::Sentinel1V1,
+                    SnapGraphArg::V2 => crate::preprocess::snap::SnapGraph::Sentinel1V2,
+                    SnapGraphArg::V3 => crate::preprocess::snap::SnapGraph::Sentinel1V3,
+                },
+                gpt: args.gpt,
+                products: args.products,
+            },
+        },
+        grd_coefficient: match args.grd_coefficient {
+            CoefficientArg::Sigma0 => crate::preprocess::s1::Coefficient::Sigma0,
+            CoefficientArg::Beta0 => crate::preprocess::s1::Coefficient::Beta0,
+            CoefficientArg::Gamma0 => crate::preprocess::s1::Coefficient::Gamma0,
+        },
         ..Default::default()
     };
     let handle = crate::job::spawn("preprocess", move |p| crate::preprocess::stage::preprocess(&project, &cfg, p))?;
     for p in render_job(handle, quiet)? {
         println!("{} {}  {:>5.1} % usable  {}", p.sensor, p.date, p.valid_percent, p.path.display());
+        if let Some(c) = p.mask_counts {
+            let total = (c.no_data + c.cloud_shadow_cirrus + c.snow + c.buffer + c.missing_bands + c.clear).max(1) as f64;
+            let pct = |n: usize| 100.0 * n as f64 / total;
+            println!(
+                "      masked: no data {:.1} %, cloud/shadow/cirrus {:.1} %, snow {:.1} %, buffer {:.1} %, band gaps {:.1} %; clear {:.1} %",
+                pct(c.no_data),
+                pct(c.cloud_shadow_cirrus),
+                pct(c.snow),
+                pct(c.buffer),
+                pct(c.missing_bands),
+                pct(c.clear)
+            );
+        }
+        println!("      {}", p.processing);
     }
     Ok(())
 }
@@ -385,6 +594,9 @@ fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
     }
     if let Some(url) = &args.token_url {
         provider.token_url = Some(url.trim_end_matches('/').to_string());
+    }
+    if let Some(c) = &args.s1_collection {
+        provider.s1_collection = c.clone();
     }
     let mut cfg = crate::catalog::stage::SearchConfig::new(provider);
     cfg.scene_max_cloud_percent = args.scene_max_cloud;
@@ -670,13 +882,46 @@ fn raster_info(location: &str) -> Result<()> {
     Ok(())
 }
 
-/// Peak resident memory of this process so far, MiB (Linux; 0 elsewhere).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+use crate::bench::peak_rss_mib;
+
+/// Training patches per second from disk, against plain GDAL reads of the same windows.
+fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
+    let work = dir.clone();
+    let patch = 256.min(size);
+    let handle = crate::job::spawn("bench", move |p| crate::bench::loader(size, patch, &work, p))?;
+    let result = render_job(handle, quiet);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    println!(
+        "data loader, {0} x {0} grid, {1} patches of {2} x {2} px, {3} input + {4} output channels, {5} threads",
+        r.size, r.patches, r.patch, r.channels.0, r.channels.1, rayon::current_num_threads()
+    );
+    println!("  baseline: GDAL window reads, 1 thread        {:>8.1} patches/s", r.raw_read_patches_per_sec);
+    for (workers, rate) in &r.loader_patches_per_sec {
+        println!("  Burn loader (augment + normalize), {workers} workers {rate:>8.1} patches/s  ({:.2}x baseline)", rate / r.raw_read_patches_per_sec);
+    }
+    println!("  peak RSS {:.0} MiB", r.peak_rss_mib);
+    Ok(())
+}
+
+/// The whole preprocess stage on generated scenes: time and peak memory.
+fn bench_preprocess(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
+    let cfg = crate::preprocess::stage::PreprocessConfig::default();
+    let work = dir.clone();
+    let handle = crate::job::spawn("bench", move |p| crate::bench::preprocess_stage(size, &work, &cfg, p))?;
+    let result = render_job(handle, quiet);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    let mpx = (r.size * r.size) as f64 / 1e6;
+    println!("preprocess stage, {0} x {0} grid ({mpx:.1} Mpixel), {1} threads, native engine, Refined Lee, blocks of 512 rows", r.size, rayon::current_num_threads());
+    println!("  inputs generated in {:.1} s (peak RSS so far {:.0} MiB)", r.generate_secs, r.rss_after_generate_mib);
+    println!("  stage: {:.1} s for one S2 scene (7 bands + SCL) and one S1 scene (VV + VH); peak RSS {:.0} MiB", r.stage_secs, r.peak_rss_mib);
+    for o in &r.outputs {
+        println!("  {} {} {:.1} % usable", o.sensor, o.date, o.valid_percent);
+    }
+    Ok(())
 }
 
 /// Throughput of the speckle filters on synthetic 4-look speckle (gamma-distributed, over a

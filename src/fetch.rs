@@ -55,12 +55,16 @@ pub struct Fetched {
 pub fn window_for_wgs84_bbox(location: &str, bbox: [f64; 4], margin_m: f64) -> Result<(raster::RasterInfo, PixelWindow)> {
     let info = raster::info(location)?;
     if info.crs_wkt.is_empty() {
-        return Err(Error::Raster {
-            location: location.into(),
-            message: "the raster has no map projection (a Sentinel-1 GRD in radar geometry?); use a terrain-corrected \
-                      product such as Planetary Computer's sentinel-1-rtc"
-                .into(),
-        });
+        // Radar geometry (Sentinel-1 GRD): the window comes from the GCPs. GRD pixels are 10 m.
+        let points = bbox_outline(bbox, 21);
+        let window = raster::gcp_window_for_wgs84(location, &points, (margin_m / GRD_PIXEL_M).ceil() as usize).map_err(|e| match e {
+            Error::Raster { location, message } => Error::Raster {
+                location,
+                message: format!("{message}; without a map projection or GCPs use a terrain-corrected product such as Planetary Computer's sentinel-1-rtc"),
+            },
+            e => e,
+        })?;
+        return Ok((info, window));
     }
     let wgs84 = crate::aoi::wgs84_traditional()?;
     let mut target = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).map_err(Error::gdal(location, "reading the CRS"))?;
@@ -70,6 +74,25 @@ pub fn window_for_wgs84_bbox(location: &str, bbox: [f64; 4], margin_m: f64) -> R
     let bounds = [b[0] - margin_m, b[1] - margin_m, b[2] + margin_m, b[3] + margin_m];
     let window = raster::window_for_bounds(&info, bounds)?;
     Ok((info, window))
+}
+
+/// Pixel spacing of Sentinel-1 IW GRDH products, metres.
+const GRD_PIXEL_M: f64 = 10.0;
+
+/// Metadata item of a window cut from a radar-geometry raster: "x_off,y_off" of the window in
+/// the full product, which the calibration LUTs are indexed by.
+pub const WINDOW_OFFSET_KEY: &str = "S2CR_WINDOW_OFFSET";
+
+/// `n` points along each edge of a lon/lat bounding box.
+fn bbox_outline(b: [f64; 4], n: usize) -> Vec<(f64, f64)> {
+    let n = n.max(2);
+    let mut points = Vec::with_capacity(4 * n);
+    for i in 0..n {
+        let t = i as f64 / (n - 1) as f64;
+        let (x, y) = (b[0] + t * (b[2] - b[0]), b[1] + t * (b[3] - b[1]));
+        points.extend([(x, b[1]), (x, b[3]), (b[0], y), (b[2], y)]);
+    }
+    points
 }
 
 /// Size in bytes of a local file or URL, as GDAL sees it (for a URL, from the size GDAL already
@@ -113,8 +136,12 @@ pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions,
             raster::clear_http_cache();
         }
         let result = (|| -> Result<Fetched> {
-            let (_, w) = window_for_wgs84_bbox(href, bbox, opts.margin_m)?;
-            raster::extract_window(href, dst, w)?;
+            let (info, w) = window_for_wgs84_bbox(href, bbox, opts.margin_m)?;
+            if info.crs_wkt.is_empty() {
+                raster::extract_window_with_metadata(href, dst, w, &[(WINDOW_OFFSET_KEY, format!("{},{}", w.x_off, w.y_off))])?;
+            } else {
+                raster::extract_window(href, dst, w)?;
+            }
             Ok(Fetched { href: href.into(), path: dst.to_path_buf(), window: [w.x_off, w.y_off, w.width, w.height], source_bytes: source_size(href), downloaded: true })
         })();
         match result {
@@ -240,6 +267,8 @@ struct Task {
     href: String,
     collection: String,
     dst: PathBuf,
+    /// A small file fetched whole (GRD calibration and noise XML), not a raster window.
+    whole: bool,
 }
 
 fn scene_tasks(project: &Project, scene: &Scene, bands: &[String]) -> Result<Vec<Task>> {
@@ -250,7 +279,18 @@ fn scene_tasks(project: &Project, scene: &Scene, bands: &[String]) -> Result<Vec
             location: scene.id.clone(),
             message: format!("the scene has no {band} asset (assets: {})", scene.assets.keys().cloned().collect::<Vec<_>>().join(", ")),
         })?;
-        tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{}.tif", safe_id(band))) });
+        tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{}.tif", safe_id(band))), whole: false });
+        // GRD digital numbers need their calibration and noise tables.
+        if scene.is_grd() {
+            for kind in ["calibration", "noise"] {
+                let key = format!("{kind}-{band}");
+                let href = scene.assets.get(&key).ok_or_else(|| Error::Raster {
+                    location: scene.id.clone(),
+                    message: format!("the GRD scene has no {key} asset (schema-{kind}-{}); the native engine needs it to calibrate", band.to_lowercase()),
+                })?;
+                tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{key}.xml")), whole: true });
+            }
+        }
     }
     Ok(tasks)
 }
@@ -318,7 +358,17 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
                     if progress.is_cancelled() {
                         break;
                     }
-                    let r = fetch_window(&task.href, &task.dst, bbox, opts, progress);
+                    let r = if task.whole {
+                        fetch_file(&task.href, &task.dst, opts, progress).map(|bytes| Fetched {
+                            href: task.href.clone(),
+                            path: task.dst.clone(),
+                            window: [0; 4],
+                            source_bytes: std::fs::metadata(&task.dst).map(|m| m.len()).unwrap_or(bytes),
+                            downloaded: bytes > 0,
+                        })
+                    } else {
+                        fetch_window(&task.href, &task.dst, bbox, opts, progress)
+                    };
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     progress.advanced(n, total, task.dst.strip_prefix(project.root()).unwrap_or(&task.dst).display().to_string());
                     if let Ok(mut r_all) = results.lock() {

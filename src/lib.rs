@@ -8,8 +8,10 @@
 
 pub mod aoi;
 pub mod assess;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod dataset;
 pub mod error;
 pub mod fetch;
 pub mod job;

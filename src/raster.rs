@@ -299,6 +299,51 @@ pub fn window_for_bounds(info: &RasterInfo, bounds: [f64; 4]) -> Result<PixelWin
     Ok(PixelWindow { x_off: c0, y_off: r0, width: c1 - c0, height: r1 - r0 })
 }
 
+/// The pixel window of a raster georeferenced only by GCPs (a Sentinel-1 GRD in radar geometry)
+/// that covers the given WGS84 (lon, lat) points, grown by `margin_px` and clipped to the raster.
+/// Points are placed by a thin-plate spline through the GCPs, as [`WarpOptions::tps`] does.
+pub fn gcp_window_for_wgs84(location: &str, points: &[(f64, f64)], margin_px: usize) -> Result<PixelWindow> {
+    init_gdal();
+    let ds = open(location)?;
+    let (width, height) = ds.raster_size();
+    let err = |message: String| Error::Raster { location: location.into(), message };
+    let srs = ds.gcp_spatial_ref().ok_or_else(|| err("the raster has neither a map projection nor GCPs".into()))?;
+    if !srs.is_geographic() || ds.gcps().len() < 3 {
+        return Err(err(format!("{} GCPs in a projected CRS: only GCPs in longitude/latitude (as in Sentinel-1 GRD) are supported", ds.gcps().len())));
+    }
+    let mut options = gdal::cpl::CslStringList::new();
+    options.set_name_value("METHOD", "GCP_TPS").map_err(Error::gdal(location, "setting transformer options"))?;
+    let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let mut ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let mut zs = vec![0.0; points.len()];
+    let mut ok = vec![0 as c_int; points.len()];
+    // SAFETY: the dataset outlives the transformer, which is destroyed before returning; the
+    // point arrays hold points.len() values each.
+    unsafe {
+        let arg = gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), null_mut(), options.as_ptr() as *mut *mut c_char);
+        if arg.is_null() {
+            return Err(err(format!("cannot build a transformer from its {} GCPs", ds.gcps().len())));
+        }
+        gdal_sys::GDALGenImgProjTransform(arg, 1, points.len() as c_int, xs.as_mut_ptr(), ys.as_mut_ptr(), zs.as_mut_ptr(), ok.as_mut_ptr());
+        gdal_sys::GDALDestroyGenImgProjTransformer(arg);
+    }
+    let placed: Vec<(f64, f64)> = xs.iter().zip(&ys).zip(&ok).filter(|(_, s)| **s != 0).map(|((x, y), _)| (*x, *y)).collect();
+    if placed.is_empty() {
+        return Err(err("no point of the AOI could be placed in the image by its GCPs".into()));
+    }
+    let m = margin_px as f64;
+    let x0 = placed.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) - m;
+    let x1 = placed.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max) + m;
+    let y0 = placed.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) - m;
+    let y1 = placed.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max) + m;
+    let (cx0, cy0) = (x0.floor().max(0.0) as usize, y0.floor().max(0.0) as usize);
+    let (cx1, cy1) = ((x1.ceil().max(0.0) as usize).min(width), (y1.ceil().max(0.0) as usize).min(height));
+    if cx1 <= cx0 || cy1 <= cy0 {
+        return Err(err(format!("the AOI falls outside the image (pixels {x0:.0}..{x1:.0}, lines {y0:.0}..{y1:.0} of {width} x {height})")));
+    }
+    Ok(PixelWindow { x_off: cx0, y_off: cy0, width: cx1 - cx0, height: cy1 - cy0 })
+}
+
 /// Reads `bands` (1-based) of the whole raster, or of `window`, as `f32`.
 pub fn read_window(location: &str, bands: &[usize], window: Option<PixelWindow>) -> Result<BandStack> {
     let ds = open(location)?;
@@ -477,6 +522,8 @@ pub struct BlockWriter {
     path: PathBuf,
     width: usize,
     height: usize,
+    /// Write a COG on finish; otherwise the tiled GeoTIFF itself takes the final name.
+    cog: bool,
 }
 
 impl BlockWriter {
@@ -498,7 +545,43 @@ impl BlockWriter {
             band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
             band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
         }
-        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width: grid.width, height: grid.height })
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width: grid.width, height: grid.height, cog: true })
+    }
+
+    /// A Float32 raster in the geometry of `like` (same size, its GCPs or geotransform and CRS),
+    /// e.g. calibrated radar values in the geometry of a GRD window, written as a tiled GeoTIFF.
+    pub fn create_like(path: &Path, like: &str, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+        init_gdal();
+        let loc = path.display().to_string();
+        let src = open(like)?;
+        let (width, height) = src.raster_size();
+        ensure_parent(path)?;
+        let tmp = temp_sibling(path);
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+        let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&tmp, width, height, band_names.len(), &options)
+            .map_err(Error::gdal(&loc, "creating the output raster"))?;
+        if let Some(srs) = src.gcp_spatial_ref() {
+            let gcps: Vec<gdal::Gcp> = src
+                .gcps()
+                .iter()
+                .map(|g| gdal::Gcp { id: g.id(), info: g.info(), pixel: g.pixel(), line: g.line(), x: g.x(), y: g.y(), z: g.z() })
+                .collect();
+            ds.set_gcps(gcps, &srs).map_err(Error::gdal(&loc, "copying the GCPs"))?;
+        } else {
+            let gt = src.geo_transform().map_err(Error::gdal(like, "reading the geotransform"))?;
+            ds.set_geo_transform(&gt).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+            if let Ok(srs) = src.spatial_ref() {
+                ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+            }
+        }
+        for (i, name) in band_names.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+            band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+            band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height, cog: false })
     }
 
     /// Writes `rows` full rows of band `band` (0-based) starting at row `y_off`.
@@ -517,6 +600,9 @@ impl BlockWriter {
     pub fn finish(mut self) -> Result<()> {
         if let Some(ds) = self.ds.take() {
             ds.close().map_err(Error::gdal(self.path.display(), "closing the block file"))?;
+        }
+        if !self.cog {
+            return commit(&self.tmp, &self.path);
         }
         // The temporary block file is removed by Drop, whatever happens here.
         to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions::default())
@@ -683,6 +769,9 @@ pub struct WarpOptions {
     pub dst_nodata: Option<f64>,
     /// Output data type by GDAL name (`Float32`, `UInt16` ...); the source type when `None`.
     pub output_type: Option<String>,
+    /// Place pixels of a GCP-georeferenced source (radar geometry) by a thin-plate spline
+    /// through its GCPs (`-tps`), exact at every GCP, instead of a polynomial fit.
+    pub tps: bool,
 }
 
 /// The `gdalwarp` arguments [`warp_to_grid`] uses: the same as running
@@ -718,6 +807,9 @@ pub fn warp_args(grid: &TargetGrid, options: &WarpOptions) -> Vec<String> {
     }
     if let Some(t) = &options.output_type {
         args.extend(["-ot".into(), t.clone()]);
+    }
+    if options.tps {
+        args.push("-tps".into());
     }
     args
 }
@@ -783,11 +875,16 @@ pub fn network_stats_downloaded_bytes() -> u64 {
 /// the source's data type, with its georeferencing, nodata, scale/offset and metadata (like
 /// `gdal_translate -srcwin`). The result is read back whole before it takes its final name.
 pub fn extract_window(src: &str, dst: &Path, window: PixelWindow) -> Result<()> {
+    extract_window_with_metadata(src, dst, window, &[])
+}
+
+/// [`extract_window`], adding dataset metadata items (`gdal_translate -mo KEY=VALUE`).
+pub fn extract_window_with_metadata(src: &str, dst: &Path, window: PixelWindow, metadata: &[(&str, String)]) -> Result<()> {
     init_gdal();
     let loc = dst.display().to_string();
     let ds = open(src)?;
     ensure_parent(dst)?;
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "-srcwin".into(),
         window.x_off.to_string(),
         window.y_off.to_string(),
@@ -800,6 +897,9 @@ pub fn extract_window(src: &str, dst: &Path, window: PixelWindow) -> Result<()> 
         "-co".into(),
         "COMPRESS=DEFLATE".into(),
     ];
+    for (k, v) in metadata {
+        args.extend(["-mo".into(), format!("{k}={v}")]);
+    }
     let tmp = temp_sibling(dst);
     let result = run_gdal_translate(&ds, &tmp, &args).and_then(|()| {
         // Decode every pixel of the copy: a truncated transfer shows up here at the latest.
@@ -898,6 +998,42 @@ fn run_gdal_warp(sources: &[Dataset], dst: &Path, args: &[String]) -> std::resul
         }
     }
     Ok(())
+}
+
+/// A single-band VRT at `path` over band `band` (1-based) of `source` (`gdalbuildvrt -b`),
+/// keeping the band's description.
+pub fn band_vrt(path: &Path, source: &str, band: usize) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    let ds = open(source)?;
+    if band == 0 || band > ds.raster_count() {
+        return Err(Error::Raster { location: source.into(), message: format!("band {band} requested but the raster has bands 1..={}", ds.raster_count()) });
+    }
+    let description = ds.rasterband(band).map(|b| b.description().unwrap_or_default()).unwrap_or_default();
+    let args: Vec<String> = vec!["-b".into(), band.to_string()];
+    ensure_parent(path)?;
+    let tmp = temp_sibling(path);
+    let options = gdal::programs::raster::BuildVRTOptions::new(args.clone()).map_err(Error::gdal(&loc, format!("parsing VRT options {args:?}")))?;
+    let vrt = gdal::programs::raster::build_vrt(Some(&tmp), &[ds], Some(options)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Gdal { location: loc.clone(), action: "building the VRT".into(), source: e }
+    })?;
+    drop(vrt);
+    commit(&tmp, path)?;
+    set_band_descriptions(path, &[description])
+}
+
+/// Sets the descriptions of the first bands of a raster in place (VRT, GeoTIFF).
+pub fn set_band_descriptions(path: &Path, descriptions: &[String]) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    let ds = Dataset::open_ex(path, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() })
+        .map_err(Error::gdal(&loc, "opening for update"))?;
+    for (i, d) in descriptions.iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+        band.set_description(d).map_err(Error::gdal(&loc, "setting a band description"))?;
+    }
+    ds.close().map_err(Error::gdal(&loc, "writing the descriptions"))
 }
 
 /// Builds a VRT at `path` over `sources`: a mosaic, or with `separate` one band per source (like

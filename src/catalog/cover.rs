@@ -55,6 +55,13 @@ pub fn sample_points(aoi: &Aoi, n: usize) -> Vec<(f64, f64)> {
 /// SCL classes of one scene at `points` (0 where the scene has no pixel), from a read of at
 /// most `max_px` x `max_px` pixels over the points' extent.
 pub fn sample_scl(href: &str, points: &[(f64, f64)], max_px: usize) -> Result<Vec<u8>> {
+    sample_band(href, points, max_px)
+}
+
+/// Values of band 1 of a raster at WGS84 `points` (the type's default where the raster has no
+/// pixel), from a nearest-neighbour read of at most `max_px` x `max_px` pixels over the points'
+/// extent: GDAL serves it from the matching overview, so a few kilobytes travel.
+pub fn sample_band<T: gdal::raster::GdalType + Copy + Default>(href: &str, points: &[(f64, f64)], max_px: usize) -> Result<Vec<T>> {
     if points.is_empty() {
         return Ok(Vec::new());
     }
@@ -73,24 +80,24 @@ pub fn sample_scl(href: &str, points: &[(f64, f64)], max_px: usize) -> Result<Ve
     let (c0, c1) = (clamp(cols.iter().copied().fold(f64::INFINITY, f64::min), info.width), clamp(cols.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 1.0, info.width));
     let (r0, r1) = (clamp(rows.iter().copied().fold(f64::INFINITY, f64::min), info.height), clamp(rows.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 1.0, info.height));
     if c1 <= c0 || r1 <= r0 {
-        return Ok(vec![0; points.len()]);
+        return Ok(vec![T::default(); points.len()]);
     }
     let (w, h) = (c1 - c0, r1 - r0);
     let scale = (w.max(h) as f64 / max_px.max(1) as f64).max(1.0);
     let (ow, oh) = (((w as f64 / scale).ceil() as usize).max(1), ((h as f64 / scale).ceil() as usize).max(1));
     let ds = raster::open(href)?;
-    let band = ds.rasterband(1).map_err(Error::gdal(href, "opening the SCL band"))?;
+    let band = ds.rasterband(1).map_err(Error::gdal(href, "opening band 1"))?;
     // Downsampled read with nearest neighbour: GDAL serves it from the matching overview.
     let buf = band
-        .read_as::<u8>((c0 as isize, r0 as isize), (w, h), (ow, oh), Some(gdal::raster::ResampleAlg::NearestNeighbour))
-        .map_err(Error::gdal(href, "reading the SCL overview"))?;
+        .read_as::<T>((c0 as isize, r0 as isize), (w, h), (ow, oh), Some(gdal::raster::ResampleAlg::NearestNeighbour))
+        .map_err(Error::gdal(href, "reading an overview"))?;
     let data = buf.data();
     Ok(cols
         .iter()
         .zip(&rows)
         .map(|(c, r)| {
             if *c < 0.0 || *r < 0.0 || *c >= info.width as f64 || *r >= info.height as f64 {
-                return 0;
+                return T::default();
             }
             let (x, y) = (((c - c0 as f64) / w as f64 * ow as f64) as usize, ((r - r0 as f64) / h as f64 * oh as f64) as usize);
             data[y.min(oh - 1) * ow + x.min(ow - 1)]

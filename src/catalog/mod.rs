@@ -202,6 +202,15 @@ impl Scene {
             if let Some(asset) = asset_keys(kind, mission, band).iter().find_map(|k| item.assets.get(*k)) {
                 assets.insert(band.to_string(), asset.href.clone());
             }
+            // GRD items carry the calibration and noise tables per polarisation (stactools
+            // sentinel1, as on Planetary Computer and Earth Search).
+            if mission == Mission::Sentinel1 {
+                for kind in ["calibration", "noise"] {
+                    if let Some(asset) = item.assets.get(&format!("schema-{kind}-{}", band.to_lowercase())) {
+                        assets.insert(format!("{kind}-{band}"), asset.href.clone());
+                    }
+                }
+            }
         }
         let bbox = item.bbox.map(|b| match b {
             stac::Bbox::TwoDimensional(b) => b,
@@ -235,6 +244,11 @@ impl Scene {
             aoi_cloud_percent: None,
             aoi_coverage_percent: None,
         })
+    }
+
+    /// A Sentinel-1 GRD (digital numbers in radar geometry), not a terrain-corrected product.
+    pub fn is_grd(&self) -> bool {
+        self.mission == Mission::Sentinel1 && self.collection.contains("grd")
     }
 
     /// The polarisations available as assets.

@@ -1,41 +1,79 @@
-//! The preprocess stage (native engine): the fetched AOI windows in `raw/` onto the project's
-//! grid, one COG per date and sensor in `preprocessed/<date>/`:
+//! The preprocess stage: the fetched scenes in `raw/` onto the project's grid, one COG per date
+//! and sensor in `preprocessed/<date>/`:
 //! - `S2.tif`: reflectance of the project's S2 bands (20 m bands resampled by GDAL's warp, which
 //!   places pixels by their geotransforms), the baseline offset removed, and a last band `mask`
 //!   (1 = cloud, shadow, cirrus with buffer, or no data);
 //! - `S1.tif`: VV and VH backscatter in dB after a speckle filter on linear power.
 //!
-//! Sentinel-1 input must be map-projected linear power (Planetary Computer's sentinel-1-rtc);
-//! GRD in radar geometry needs the SNAP engine or geocoding that is not built yet.
-//! Rasters are warped by GDAL, then converted and filtered in blocks of rows (with the context
-//! rows the mask buffer and the 7 x 7 filters need), so memory follows the grid's width.
+//! Two engines. **Native** (default): Sentinel-1 is either map-projected linear power
+//! (Planetary Computer's sentinel-1-rtc: terrain-corrected gamma0) or a GRD window in radar
+//! geometry (digital numbers + the product's calibration and noise XML): calibrated to sigma0
+//! with thermal noise removed, speckle-filtered in radar geometry, then placed on the grid by a
+//! thin-plate spline through the product's geolocation-grid GCPs. That is *ellipsoid*
+//! geocoding: the GCPs sit on the ellipsoid at the heights of the annotation grid, so relief
+//! displacement (foreshortening, layover) is not corrected and no radiometric terrain
+//! flattening is applied; GDAL offers DEM-assisted geocoding only for RPC models, not GCPs. For
+//! terrain correction use RTC input or the SNAP engine. **SNAP**: the research code's graphs run
+//! by ESA SNAP's `gpt` on whole SAFE products (see `snap`); their output is warped onto the grid.
+//!
+//! Rasters are converted and filtered in blocks of rows (with the context rows the mask buffer
+//! and the 7 x 7 filters need), so memory follows the grid's width, not the scene's size.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::s1::{self, SpeckleFilter};
-use super::s2::{self, SclMaskOptions};
+use super::s1::{self, Calibration, Coefficient, Noise, SpeckleFilter};
+use super::s2::{self, MaskCounts, SclMaskOptions};
+use super::snap::{self, SnapGraph, SnapParams};
 use crate::catalog::stage::SearchResult;
 use crate::catalog::{Scene, safe_id};
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::project::{Manifest, Project, Stage};
-use crate::raster::{self, PixelWindow, Resampling, WarpOptions};
+use crate::project::{Manifest, Project, Stage, StageState};
+use crate::raster::{self, PixelWindow, Resampling, TargetGrid, WarpOptions};
 
-/// Parameters of the native engine.
+/// Which software does the preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", tag = "engine")]
+pub enum Engine {
+    /// This program (GDAL for warping).
+    #[default]
+    Native,
+    /// ESA SNAP's gpt with the research graphs, on SAFE products.
+    Snap {
+        /// Sentinel-1 graph (v3 puts the output on the Sentinel-2 grid).
+        s1_graph: SnapGraph,
+        /// gpt executable; PATH and SNAP's install places when unset.
+        gpt: Option<PathBuf>,
+        /// Folder holding the SAFE products (folders or zips); `raw/<date>/<scene>/` when unset.
+        products: Option<PathBuf>,
+    },
+}
+
+/// Parameters of the stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreprocessConfig {
+    pub engine: Engine,
     pub s2_resampling: Resampling,
     pub mask: SclMaskOptions,
     pub speckle: SpeckleFilter,
+    /// Backscatter coefficient of GRD calibration (native engine).
+    pub grd_coefficient: Coefficient,
     /// Rows processed at a time: memory follows block_rows x grid width.
     pub block_rows: usize,
 }
 
 impl Default for PreprocessConfig {
     fn default() -> Self {
-        PreprocessConfig { s2_resampling: Resampling::Bilinear, mask: SclMaskOptions::default(), speckle: SpeckleFilter::RefinedLee, block_rows: 512 }
+        PreprocessConfig {
+            engine: Engine::Native,
+            s2_resampling: Resampling::Bilinear,
+            mask: SclMaskOptions::default(),
+            speckle: SpeckleFilter::RefinedLee,
+            grd_coefficient: Coefficient::Sigma0,
+            block_rows: 512,
+        }
     }
 }
 
@@ -47,148 +85,485 @@ pub struct Preprocessed {
     pub path: PathBuf,
     /// Share of the grid with usable pixels, percent.
     pub valid_percent: f64,
+    /// Sentinel-2: masked pixels by cause.
+    #[serde(default)]
+    pub mask_counts: Option<MaskCounts>,
+    /// What was done, in words (engine, input kind, corrections).
+    #[serde(default)]
+    pub processing: String,
 }
 
 fn raw_band(project: &Project, scene: &Scene, band: &str) -> PathBuf {
-    project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id)).join(format!("{}.tif", safe_id(band)))
+    scene_dir(project, scene).join(format!("{}.tif", safe_id(band)))
+}
+
+fn scene_dir(project: &Project, scene: &Scene) -> PathBuf {
+    project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id))
+}
+
+fn require(path: &Path, what: &str) -> Result<()> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(Error::Project { path: path.to_path_buf(), message: format!("missing {what}; run `s2cr fetch` first") })
+    }
 }
 
 /// Warps one band of several scenes (a mosaic) onto the grid, into `tmp_dir/<name>.tif`.
-fn warp_band(sources: &[PathBuf], tmp_dir: &Path, name: &str, project: &Project, resampling: Resampling, src_nodata: Option<f64>) -> Result<String> {
+fn warp_band(sources: &[PathBuf], tmp_dir: &Path, name: &str, grid: &TargetGrid, resampling: Resampling, src_nodata: Option<f64>) -> Result<String> {
     // Class rasters (SCL) stay bytes with 0 as no data (they may carry a colour table, which a
     // Float32 GeoTIFF cannot hold); measurements become Float32 with NaN.
     let classes = resampling == Resampling::Nearest && name == "SCL";
     for p in sources {
-        if !p.is_file() {
-            return Err(Error::Project { path: p.clone(), message: "missing; run `s2cr fetch` first".into() });
-        }
+        require(p, "raster")?;
     }
     let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
     let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
     let out = tmp_dir.join(format!("{name}.tif"));
     let opts = if classes {
-        WarpOptions { resampling, src_nodata, dst_nodata: Some(0.0), output_type: Some("Byte".into()) }
+        WarpOptions { resampling, src_nodata, dst_nodata: Some(0.0), output_type: Some("Byte".into()), tps: false }
     } else {
-        WarpOptions { resampling, src_nodata, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()) }
+        WarpOptions { resampling, src_nodata, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()), tps: false }
     };
-    raster::warp_to_grid(&refs, &out, &project.config.grid, &opts)?;
+    raster::warp_to_grid(&refs, &out, grid, &opts)?;
     Ok(out.display().to_string())
 }
 
-/// Rows `y0..y0+rows` of a warped band (invalid pixels as NaN), plus `halo` rows each side where
-/// the grid has them; returns the values and the number of halo rows above.
-fn read_rows(path: &str, width: usize, height: usize, y0: usize, rows: usize, halo: usize) -> Result<(Vec<f32>, usize)> {
+/// One band of a raster: path and 1-based band index.
+#[derive(Debug, Clone)]
+struct BandRef {
+    name: String,
+    path: String,
+    band: usize,
+}
+
+/// Rows `y0..y0+rows` of a band (invalid pixels as NaN), plus `halo` rows each side where the
+/// raster has them; returns the values and the number of halo rows above.
+fn read_rows(b: &BandRef, width: usize, height: usize, y0: usize, rows: usize, halo: usize) -> Result<(Vec<f32>, usize)> {
     let top = y0.saturating_sub(halo);
     let bottom = (y0 + rows + halo).min(height);
-    let stack = raster::read_window(path, &[1], Some(PixelWindow { x_off: 0, y_off: top, width, height: bottom - top }))?;
+    let stack = raster::read_window(&b.path, &[b.band], Some(PixelWindow { x_off: 0, y_off: top, width, height: bottom - top }))?;
     let values = stack.bands[0].iter().zip(&stack.valid).map(|(v, ok)| if *ok { *v } else { f32::NAN }).collect();
     Ok((values, y0 - top))
 }
 
-fn s2_date(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
-    let g = &project.config.grid;
-    let (w, h) = (g.width, g.height);
-    let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
-    // DN 0 is no data in L2A; one offset for the mosaic (the scenes of one acquisition share
-    // their baseline).
-    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
-    let mut warped = Vec::new();
-    for band in &bands {
-        let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, band)).collect();
-        warped.push(warp_band(&sources, tmp, band, project, cfg.s2_resampling, Some(0.0))?);
-    }
-    let scl = if project.config.bands.s2.iter().any(|b| b == "SCL") {
-        let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, "SCL")).collect();
-        Some(warp_band(&sources, tmp, "SCL", project, Resampling::Nearest, Some(0.0))?)
-    } else {
-        None
-    };
-    let mut names = bands.clone();
+/// Sentinel-2 bands on the grid, ready to be converted.
+struct S2Sources {
+    bands: Vec<BandRef>,
+    scl: Option<BandRef>,
+    /// DN offset before scaling by 1/10000; `None` when the values are reflectance already.
+    dn_offset: Option<f32>,
+}
+
+/// Writes `S2.tif` (reflectance bands + mask) block by block; returns the usable share and the
+/// mask counts.
+fn write_s2(grid: &TargetGrid, src: &S2Sources, cfg: &PreprocessConfig, path: &Path, progress: &Progress) -> Result<(f64, MaskCounts)> {
+    let (w, h) = (grid.width, grid.height);
+    let mut names: Vec<String> = src.bands.iter().map(|b| b.name.clone()).collect();
     names.push("mask".into());
-    let path = project.preprocessed_dir().join(date).join("S2.tif");
-    let mut writer = raster::BlockWriter::create(&path, g, &names, f32::NAN)?;
-    let mut usable = 0usize;
+    let mut writer = raster::BlockWriter::create(path, grid, &names, f32::NAN)?;
+    let mut counts = MaskCounts::default();
     let block_rows = cfg.block_rows.max(1);
     for y0 in (0..h).step_by(block_rows) {
         progress.check_cancelled()?;
         let rows = block_rows.min(h - y0);
         let mut valid = vec![true; rows * w];
-        for (i, band) in warped.iter().enumerate() {
+        for (i, band) in src.bands.iter().enumerate() {
             let (mut values, _) = read_rows(band, w, h, y0, rows, 0)?;
-            s2::dn_to_reflectance(&mut values, offset);
+            if let Some(offset) = src.dn_offset {
+                s2::dn_to_reflectance(&mut values, offset);
+            }
             for (ok, v) in valid.iter_mut().zip(&values) {
                 *ok &= v.is_finite();
             }
             writer.write_rows(i, y0, rows, &values)?;
         }
         let mut mask: Vec<f32> = valid.iter().map(|ok| if *ok { 0.0 } else { 1.0 }).collect();
-        if let Some(scl) = &scl {
+        if let Some(scl) = &src.scl {
             // The buffer needs the classes of neighbouring rows.
             let (values, above) = read_rows(scl, w, h, y0, rows, cfg.mask.buffer_px)?;
             let classes: Vec<u8> = values.iter().map(|v| if v.is_finite() { *v as u8 } else { 0 }).collect();
             let block_mask = s2::scl_mask(&classes, w, classes.len() / w, &cfg.mask);
-            for (m, s) in mask.iter_mut().zip(&block_mask[above * w..above * w + rows * w]) {
+            let (central_classes, central_mask) = (&classes[above * w..above * w + rows * w], &block_mask[above * w..above * w + rows * w]);
+            let c = s2::mask_counts(central_classes, central_mask, &cfg.mask);
+            counts.no_data += c.no_data;
+            counts.cloud_shadow_cirrus += c.cloud_shadow_cirrus;
+            counts.snow += c.snow;
+            counts.buffer += c.buffer;
+            for ((m, s), (ok, class)) in mask.iter_mut().zip(central_mask).zip(valid.iter().zip(central_classes)) {
                 if *s {
                     *m = 1.0;
+                } else if !*ok && !matches!(class, 0 | 1) {
+                    counts.missing_bands += 1;
+                } else if *ok {
+                    counts.clear += 1;
                 }
             }
+        } else {
+            counts.clear += valid.iter().filter(|v| **v).count();
+            counts.missing_bands += valid.iter().filter(|v| !**v).count();
         }
-        usable += mask.iter().filter(|m| **m == 0.0).count();
-        writer.write_rows(bands.len(), y0, rows, &mask)?;
+        writer.write_rows(src.bands.len(), y0, rows, &mask)?;
     }
     writer.finish()?;
-    Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent: 100.0 * usable as f64 / (w * h) as f64 })
+    Ok((100.0 * counts.clear as f64 / (w * h) as f64, counts))
 }
 
-fn s1_date(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
-    if !scene.collection.contains("rtc") {
-        return Err(Error::Project {
-            path: project.raw_dir(),
-            message: format!(
-                "{} is from {}: the native engine reads terrain-corrected linear power (sentinel-1-rtc); \
-                 for GRD use the SNAP engine",
-                scene.id, scene.collection
-            ),
-        });
-    }
-    let g = &project.config.grid;
-    let (w, h) = (g.width, g.height);
-    let date = scene.datetime.format("%Y-%m-%d").to_string();
-    let pols = project.config.bands.s1.clone();
-    let mut warped = Vec::new();
-    for pol in &pols {
-        warped.push(warp_band(&[raw_band(project, scene, pol)], tmp, pol, project, Resampling::Bilinear, None)?);
-    }
-    let path = project.preprocessed_dir().join(&date).join("S1.tif");
-    let mut writer = raster::BlockWriter::create(&path, g, &pols, f32::NAN)?;
+/// What to do with Sentinel-1 values on the grid before writing them as dB.
+#[derive(Debug, Clone, Copy)]
+enum S1Values {
+    /// Linear power to be speckle-filtered, then dB.
+    LinearToFilter(SpeckleFilter),
+    /// Linear power, already filtered: dB only.
+    Linear,
+    /// dB already (SNAP v2/v3).
+    Db,
+}
+
+/// Writes `S1.tif` (dB per polarisation) block by block; returns the valid share.
+fn write_s1(grid: &TargetGrid, bands: &[BandRef], values: S1Values, block_rows: usize, path: &Path, progress: &Progress) -> Result<f64> {
+    let (w, h) = (grid.width, grid.height);
+    let names: Vec<String> = bands.iter().map(|b| b.name.clone()).collect();
+    let mut writer = raster::BlockWriter::create(path, grid, &names, f32::NAN)?;
     // A 7 x 7 filter window needs 3 rows of context on each side of a block.
-    let halo = 3;
+    let halo = if matches!(values, S1Values::LinearToFilter(_)) { 3 } else { 0 };
     let mut usable = 0usize;
-    let block_rows = cfg.block_rows.max(1);
+    let block_rows = block_rows.max(1);
     for y0 in (0..h).step_by(block_rows) {
         progress.check_cancelled()?;
         let rows = block_rows.min(h - y0);
         let mut valid = vec![true; rows * w];
-        for (i, band) in warped.iter().enumerate() {
-            let (linear, above) = read_rows(band, w, h, y0, rows, halo)?;
-            let filtered = s1::speckle_filter(&linear, w, linear.len() / w, cfg.speckle);
-            let db = s1::to_db(&filtered[above * w..above * w + rows * w]);
-            for (ok, v) in valid.iter_mut().zip(&db) {
-                *ok &= v.is_finite();
+        for (i, band) in bands.iter().enumerate() {
+            let (v, above) = read_rows(band, w, h, y0, rows, halo)?;
+            let db = match values {
+                S1Values::LinearToFilter(filter) => {
+                    let filtered = s1::speckle_filter(&v, w, v.len() / w, filter);
+                    s1::to_db(&filtered[above * w..above * w + rows * w])
+                }
+                S1Values::Linear => s1::to_db(&v),
+                S1Values::Db => v,
+            };
+            for (ok, x) in valid.iter_mut().zip(&db) {
+                *ok &= x.is_finite();
             }
             writer.write_rows(i, y0, rows, &db)?;
         }
         usable += valid.iter().filter(|v| **v).count();
     }
     writer.finish()?;
-    Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent: 100.0 * usable as f64 / (w * h) as f64 })
+    Ok(100.0 * usable as f64 / (w * h) as f64)
 }
 
-/// Runs the native preprocessing of the fetched scenes.
+fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    // DN 0 is no data in L2A; one offset for the mosaic (the scenes of one acquisition share
+    // their baseline).
+    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
+    let mut bands = Vec::new();
+    for band in project.config.bands.s2.iter().filter(|b| *b != "SCL") {
+        let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, band)).collect();
+        bands.push(BandRef { name: band.clone(), path: warp_band(&sources, tmp, band, grid, cfg.s2_resampling, Some(0.0))?, band: 1 });
+    }
+    let scl = if project.config.bands.s2.iter().any(|b| b == "SCL") {
+        let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, "SCL")).collect();
+        Some(BandRef { name: "SCL".into(), path: warp_band(&sources, tmp, "SCL", grid, Resampling::Nearest, Some(0.0))?, band: 1 })
+    } else {
+        None
+    };
+    let path = project.preprocessed_dir().join(date).join("S2.tif");
+    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset: Some(offset) }, cfg, &path, progress)?;
+    Ok(Preprocessed {
+        date: date.into(),
+        sensor: "S2".into(),
+        path,
+        valid_percent,
+        mask_counts: Some(counts),
+        processing: format!("native: DN offset {offset}, /10000, {} resampling to {} m", cfg.s2_resampling.gdal_name(), grid.pixel_size_m),
+    })
+}
+
+fn s1_native(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    let date = scene.datetime.format("%Y-%m-%d").to_string();
+    let path = project.preprocessed_dir().join(&date).join("S1.tif");
+    let mut bands = Vec::new();
+    let (values, processing) = if scene.is_grd() {
+        for pol in &project.config.bands.s1 {
+            progress.check_cancelled()?;
+            let radar = grd_to_radar_power(project, scene, pol, cfg, tmp, progress)?;
+            let out = tmp.join(format!("{pol}.tif"));
+            let opts = WarpOptions { resampling: Resampling::Bilinear, src_nodata: None, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()), tps: true };
+            raster::warp_to_grid(&[radar.as_str()], &out, grid, &opts)?;
+            bands.push(BandRef { name: pol.clone(), path: out.display().to_string(), band: 1 });
+        }
+        (
+            S1Values::Linear,
+            format!(
+                "native GRD: {:?} with thermal noise removed, {:?} in radar geometry, ellipsoid geocoding by thin-plate spline through the GCPs (no terrain correction), dB",
+                cfg.grd_coefficient, cfg.speckle
+            ),
+        )
+    } else if scene.collection.contains("rtc") {
+        for pol in &project.config.bands.s1 {
+            bands.push(BandRef { name: pol.clone(), path: warp_band(&[raw_band(project, scene, pol)], tmp, pol, grid, Resampling::Bilinear, None)?, band: 1 });
+        }
+        (S1Values::LinearToFilter(cfg.speckle), format!("native RTC gamma0: {:?} on the grid, dB", cfg.speckle))
+    } else {
+        return Err(Error::Project {
+            path: scene_dir(project, scene),
+            message: format!(
+                "{} is from {}: the native engine reads sentinel-1-rtc (terrain-corrected power) or sentinel-1-grd (with calibration XML)",
+                scene.id, scene.collection
+            ),
+        });
+    };
+    let valid_percent = write_s1(grid, &bands, values, cfg.block_rows, &path, progress)?;
+    Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent, mask_counts: None, processing })
+}
+
+/// The window offset (pixel, line) of a fetched GRD window in its full product.
+fn window_offset(location: &str) -> Result<(usize, usize)> {
+    use gdal::Metadata;
+    let ds = raster::open(location)?;
+    let Some(text) = ds.metadata_item(crate::fetch::WINDOW_OFFSET_KEY, "") else {
+        return Ok((0, 0));
+    };
+    let parse = |s: Option<&str>| s.and_then(|v| v.trim().parse::<usize>().ok());
+    let mut parts = text.split(',');
+    match (parse(parts.next()), parse(parts.next())) {
+        (Some(x), Some(y)) => Ok((x, y)),
+        _ => Err(Error::Raster { location: location.into(), message: format!("metadata {}={text:?} is not \"x,y\"; fetch the scene again", crate::fetch::WINDOW_OFFSET_KEY) }),
+    }
+}
+
+/// Calibrates a fetched GRD window (digital numbers) to linear power with thermal noise removed
+/// and speckle-filters it, in radar geometry (the GCPs are kept): `tmp/<pol>-radar.tif`.
+fn grd_to_radar_power(project: &Project, scene: &Scene, pol: &str, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<String> {
+    let dir = scene_dir(project, scene);
+    let dn_path = raw_band(project, scene, pol);
+    let cal_path = dir.join(format!("calibration-{pol}.xml"));
+    let noise_path = dir.join(format!("noise-{pol}.xml"));
+    require(&dn_path, "GRD window")?;
+    require(&cal_path, "calibration table")?;
+    require(&noise_path, "noise table")?;
+    let calibration = Calibration::load(&cal_path)?;
+    let noise = Noise::load(&noise_path)?;
+    let dn_loc = dn_path.display().to_string();
+    let origin = window_offset(&dn_loc)?;
+    let info = raster::info(&dn_loc)?;
+    let (w, h) = (info.width, info.height);
+    let out = tmp.join(format!("{pol}-radar.tif"));
+    let mut writer = raster::BlockWriter::create_like(&out, &dn_loc, &[pol.to_string()], f32::NAN)?;
+    let dn = BandRef { name: pol.into(), path: dn_loc, band: 1 };
+    let halo = 3;
+    for y0 in (0..h).step_by(cfg.block_rows.max(1)) {
+        progress.check_cancelled()?;
+        let rows = cfg.block_rows.max(1).min(h - y0);
+        let (values, above) = read_rows(&dn, w, h, y0, rows, halo)?;
+        let top = y0 - above;
+        let power = s1::calibrate(&values, w, (origin.0, origin.1 + top), &calibration, cfg.grd_coefficient, Some(&noise));
+        let filtered = s1::speckle_filter(&power, w, power.len() / w, cfg.speckle);
+        writer.write_rows(0, y0, rows, &filtered[above * w..above * w + rows * w])?;
+    }
+    writer.finish()?;
+    Ok(out.display().to_string())
+}
+
+/// A SAFE product (folder or zip) of `scene` in `dir`: names starting with the scene id (PC
+/// and Earth Search ids are SAFE names without the unique suffix), or for Sentinel-2 any L2A
+/// product of the same date and MGRS tile.
+fn find_product(dir: &Path, scene: &Scene) -> Option<PathBuf> {
+    let id = scene.id.trim_end_matches("_rtc");
+    let day = scene.datetime.format("%Y%m%d").to_string();
+    let tile = scene.mgrs_tile.as_deref().map(|t| format!("_T{t}_"));
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let is_product = name.ends_with(".SAFE") || name.ends_with(".zip");
+            let same_scene = name.starts_with(id)
+                || (name.contains(&format!("MSIL2A_{day}")) && tile.as_ref().is_some_and(|t| name.contains(t.as_str())));
+            is_product && same_scene
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+fn snap_product(project: &Project, scene: &Scene, products: Option<&Path>) -> Result<PathBuf> {
+    let dirs: Vec<PathBuf> = products.map(Path::to_path_buf).into_iter().chain([scene_dir(project, scene)]).collect();
+    dirs.iter().find_map(|d| find_product(d, scene)).ok_or_else(|| Error::Project {
+        path: dirs[0].clone(),
+        message: format!(
+            "no SAFE product (folder or zip) for {} in {}: the SNAP engine works on whole products; download it \
+             (e.g. from the Copernicus Data Space Browser) into one of these folders, or use the native engine",
+            scene.id,
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+        ),
+    })
+}
+
+/// SNAP's names of Sentinel-2 bands (B2 ... B12, B8A).
+fn snap_band_name(band: &str) -> String {
+    match band {
+        "SCL" => "quality_scene_classification".into(),
+        b => match b.strip_prefix("B0") {
+            Some(rest) => format!("B{rest}"),
+            None => b.into(),
+        },
+    }
+}
+
+fn snap_params(project: &Project, input: PathBuf, output: PathBuf) -> Result<SnapParams> {
+    let aoi = project.aoi()?;
+    // Subset takes one polygon: the AOI's when it is one, else its bounding box.
+    let lines = aoi.to_wkt_lines();
+    let geo_region_wkt = match lines.lines().collect::<Vec<_>>().as_slice() {
+        [one] => one.to_string(),
+        _ => {
+            let b = aoi.bbox();
+            format!("POLYGON (({0} {1}, {2} {1}, {2} {3}, {0} {3}, {0} {1}))", b[0], b[1], b[2], b[3])
+        }
+    };
+    Ok(SnapParams {
+        input,
+        output,
+        geo_region_wkt,
+        grid: project.config.grid.clone(),
+        polarisations: project.config.bands.s1.clone(),
+        s2_bands: project.config.bands.s2.iter().map(|b| snap_band_name(b)).collect(),
+    })
+}
+
+fn warp_all_bands(src: &Path, tmp: &Path, name: &str, grid: &TargetGrid, resampling: Resampling) -> Result<String> {
+    let out = tmp.join(format!("{name}.tif"));
+    let opts = WarpOptions { resampling, src_nodata: None, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()), tps: false };
+    raster::warp_to_grid(&[src.display().to_string().as_str()], &out, grid, &opts)?;
+    Ok(out.display().to_string())
+}
+
+fn s2_snap(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, gpt: &Path, products: Option<&Path>, date: &str, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    // One SNAP run per scene of the date; the grid warp mosaics them.
+    let mut outputs = Vec::new();
+    for (i, scene) in scenes.iter().enumerate() {
+        let input = snap_product(project, scene, products)?;
+        let output = tmp.join(format!("snap-s2-{i}.tif"));
+        snap::run_graph(gpt, SnapGraph::Sentinel2, &snap_params(project, input, output.clone())?, progress)?;
+        outputs.push(output.display().to_string());
+    }
+    // The graph keeps the bands in the order asked; SNAP's reader already applied the scale and
+    // offset when the output is floating point, integer output holds digital numbers (0 = none).
+    let first = raster::info(&outputs[0])?;
+    let integer = first.bands.first().is_some_and(|b| !b.data_type.contains("Float"));
+    let src_nodata = integer.then_some(0.0);
+    let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    // Measurements bilinear (or as configured), the classes nearest.
+    let warp = |name: &str, resampling: Resampling| -> Result<String> {
+        let out = tmp.join(name);
+        raster::warp_to_grid(&refs, &out, grid, &WarpOptions { resampling, src_nodata, dst_nodata: Some(f64::NAN), output_type: Some("Float32".into()), tps: false })?;
+        Ok(out.display().to_string())
+    };
+    let mosaic = warp("snap-s2.tif", cfg.s2_resampling)?;
+    let mut bands = Vec::new();
+    let mut scl = None;
+    for (i, name) in project.config.bands.s2.iter().enumerate() {
+        if name == "SCL" {
+            scl = Some(BandRef { name: name.clone(), path: warp("snap-s2-classes.tif", Resampling::Nearest)?, band: i + 1 });
+        } else {
+            bands.push(BandRef { name: name.clone(), path: mosaic.clone(), band: i + 1 });
+        }
+    }
+    let dn_offset = integer.then(|| s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied));
+    let path = project.preprocessed_dir().join(date).join("S2.tif");
+    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset }, cfg, &path, progress)?;
+    Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent, mask_counts: Some(counts), processing: "SNAP gpt calibrate_sent2.xml, warped onto the grid".into() })
+}
+
+fn s1_snap(project: &Project, scene: &Scene, cfg: &PreprocessConfig, graph: SnapGraph, gpt: &Path, products: Option<&Path>, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    let date = scene.datetime.format("%Y-%m-%d").to_string();
+    let input = snap_product(project, scene, products)?;
+    let output = tmp.join("snap-s1.tif");
+    snap::run_graph(gpt, graph, &snap_params(project, input, output.clone())?, progress)?;
+    let warped = warp_all_bands(&output, tmp, "snap-s1-grid", grid, Resampling::Bilinear)?;
+    let bands: Vec<BandRef> = project.config.bands.s1.iter().enumerate().map(|(i, p)| BandRef { name: p.clone(), path: warped.clone(), band: i + 1 }).collect();
+    // v1 writes linear sigma0; v2 and v3 end with LinearToFromdB.
+    let values = if graph == SnapGraph::Sentinel1V1 { S1Values::Linear } else { S1Values::Db };
+    let path = project.preprocessed_dir().join(&date).join("S1.tif");
+    let valid_percent = write_s1(grid, &bands, values, cfg.block_rows, &path, progress)?;
+    Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent, mask_counts: None, processing: format!("SNAP gpt {}, warped onto the grid", graph.file_name()) })
+}
+
+/// The record kept next to an output (`S2.json`): what made it. A rerun with the same record
+/// and the output in place skips the work (resume after an interruption).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OutputRecord {
+    parameters: serde_json::Value,
+    inputs: Vec<(String, u64)>,
+    result: Preprocessed,
+}
+
+fn input_list(paths: &[PathBuf]) -> Vec<(String, u64)> {
+    paths.iter().map(|p| (p.display().to_string(), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))).collect()
+}
+
+fn record_path(output: &Path) -> PathBuf {
+    output.with_extension("json")
+}
+
+fn reuse(output: &Path, parameters: &serde_json::Value, inputs: &[(String, u64)]) -> Option<Preprocessed> {
+    let text = std::fs::read_to_string(record_path(output)).ok()?;
+    let r: OutputRecord = serde_json::from_str(&text).ok()?;
+    (output.is_file() && &r.parameters == parameters && r.inputs == inputs).then_some(r.result)
+}
+
+/// Inputs of one output: the fetched files it reads.
+fn s2_inputs(project: &Project, scenes: &[&Scene]) -> Vec<PathBuf> {
+    scenes.iter().flat_map(|s| project.config.bands.s2.iter().map(|b| raw_band(project, s, b))).collect()
+}
+
+fn s1_inputs(project: &Project, scene: &Scene) -> Vec<PathBuf> {
+    let dir = scene_dir(project, scene);
+    let mut v: Vec<PathBuf> = project.config.bands.s1.iter().map(|p| raw_band(project, scene, p)).collect();
+    if scene.is_grd() {
+        for p in &project.config.bands.s1 {
+            v.push(dir.join(format!("calibration-{p}.xml")));
+            v.push(dir.join(format!("noise-{p}.xml")));
+        }
+    }
+    v
+}
+
+/// What the stage did, written to `preprocessed/report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessReport {
+    pub outputs: Vec<Preprocessed>,
+    /// True when everything was up to date and nothing ran.
+    pub skipped: bool,
+}
+
+/// Runs the preprocessing of the fetched scenes (skipped when its manifest is up to date;
+/// outputs already made with the same inputs and parameters are kept).
 pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<Vec<Preprocessed>> {
+    let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?;
+    let report_path = project.preprocessed_dir().join("report.json");
+    if let (StageState::Done, Some(m)) = project.stage_state(Stage::Preprocess, None)?
+        && m.parameters == parameters
+        && let Ok(text) = std::fs::read_to_string(&report_path)
+        && let Ok(report) = serde_json::from_str::<PreprocessReport>(&text)
+    {
+        progress.info("up to date; nothing to do");
+        return Ok(report.outputs);
+    }
     let search = SearchResult::load(project, "preprocess")?;
     let tmp = project.preprocessed_dir().join(".work");
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a working folder"))?;
+    let gpt = match &cfg.engine {
+        Engine::Snap { gpt, .. } => Some(snap::find_gpt(gpt.as_deref())?),
+        Engine::Native => None,
+    };
     let jobs: Vec<(String, Vec<&Scene>)> = search
         .chosen_s2()
         .into_iter()
@@ -197,29 +572,62 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     let s1 = search.paired_s1();
     let total = (jobs.len() + s1.len()) as u64;
     progress.started(Some(total));
-    let mut done = Vec::new();
-    let mut manifest = Manifest::new(Stage::Preprocess, serde_json::to_value(cfg).unwrap_or_default());
+    let mut done: Vec<Preprocessed> = Vec::new();
+    let mut manifest = Manifest::new(Stage::Preprocess, parameters.clone());
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
-        let p = s2_date(project, scenes, cfg, date, &tmp, progress)?;
+        let inputs = s2_inputs(project, scenes);
+        let out = project.preprocessed_dir().join(date).join("S2.tif");
+        let listed = input_list(&inputs);
+        let p = match reuse(&out, &parameters, &listed) {
+            Some(p) => p,
+            None => {
+                let p = match &cfg.engine {
+                    Engine::Native => s2_native(project, scenes, cfg, date, &tmp, progress)?,
+                    Engine::Snap { products, .. } => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress)?,
+                };
+                let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
+                crate::project::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+                p
+            }
+        };
         progress.advanced(done.len() as u64 + 1, total, format!("S2 {date}: {:.1} % usable", p.valid_percent));
-        for s in scenes {
-            for band in &project.config.bands.s2 {
-                manifest.add_input(project.root(), &raw_band(project, s, band))?;
+        if matches!(cfg.engine, Engine::Native) {
+            for i in &inputs {
+                manifest.add_input(project.root(), i)?;
             }
         }
         done.push(p);
     }
     for scene in s1 {
         progress.check_cancelled()?;
-        let p = s1_date(project, scene, cfg, &tmp, progress)?;
+        let date = scene.datetime.format("%Y-%m-%d").to_string();
+        let inputs = s1_inputs(project, scene);
+        let out = project.preprocessed_dir().join(&date).join("S1.tif");
+        let listed = input_list(&inputs);
+        let p = match reuse(&out, &parameters, &listed) {
+            Some(p) => p,
+            None => {
+                let p = match &cfg.engine {
+                    Engine::Native => s1_native(project, scene, cfg, &tmp, progress)?,
+                    Engine::Snap { s1_graph, products, .. } => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress)?,
+                };
+                let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
+                crate::project::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+                p
+            }
+        };
         progress.advanced(done.len() as u64 + 1, total, format!("S1 {}: {:.1} % valid", p.date, p.valid_percent));
-        for pol in &project.config.bands.s1 {
-            manifest.add_input(project.root(), &raw_band(project, scene, pol))?;
+        if matches!(cfg.engine, Engine::Native) {
+            for i in &inputs {
+                manifest.add_input(project.root(), i)?;
+            }
         }
         done.push(p);
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    let report = PreprocessReport { outputs: done.clone(), skipped: false };
+    crate::project::write_atomic(&report_path, &serde_json::to_vec_pretty(&report).unwrap_or_default())?;
     for p in &done {
         manifest.add_output(project.root(), &p.path)?;
     }

@@ -73,6 +73,11 @@ fn every_real_fixture_parses_with_its_providers_band_mapping() {
     assert_eq!(grd[0].mission, Mission::Sentinel1);
     assert_eq!(grd[0].polarisations(), ["VV", "VH"]);
     assert!(grd[0].relative_orbit.is_some() && grd[0].orbit_state.is_some());
+    // Its calibration and noise tables, which the native engine needs for GRD.
+    assert!(grd[0].is_grd());
+    for key in ["calibration-VV", "noise-VV", "calibration-VH", "noise-VH"] {
+        assert!(grd[0].assets.get(key).is_some_and(|h| h.ends_with(".xml")), "{key}: {:?}", grd[0].assets);
+    }
 
     // Earth Search collection 1 items parse as STAC (their collection is not the L2A one we search).
     let c1 = features("rustac/crates_server_data_sentinel-2_item-collection_earth-search-c1.json");

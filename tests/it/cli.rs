@@ -255,3 +255,29 @@ fn bench_prints_throughput_against_its_baseline() {
         .success()
         .stdout(predicate::str::contains("boxcar 7x7 (baseline)").and(predicate::str::contains("Refined Lee 7x7")).and(predicate::str::contains("Mpixel/s")));
 }
+
+#[test]
+fn the_preprocess_stage_benchmark_runs_on_generated_scenes_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    s2cr()
+        .args(["bench", "--what", "preprocess", "--size", "300", "--dir", tmp.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("preprocess stage, 300 x 300 grid")
+                .and(predicate::str::contains("peak RSS"))
+                .and(predicate::str::is_match(r"S2 2024-02-05 +(8|9)\d\.\d % usable").unwrap())
+                .and(predicate::str::contains("S1 2024-02-04 100.0 % usable")),
+        );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the generated project is removed");
+}
+
+#[test]
+fn the_loader_benchmark_compares_with_plain_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    s2cr()
+        .args(["bench", "--what", "loader", "--size", "512", "--dir", tmp.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 patches of 256 x 256 px, 10 input + 6 output channels").and(predicate::str::contains("baseline: GDAL window reads")).and(predicate::str::contains("2 workers")));
+}

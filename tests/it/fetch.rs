@@ -205,23 +205,22 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         }
     }
     let pick = |id: &str| scenes.iter().find(|s| s.id == id).unwrap().clone();
-    // Sentinel-1: the real PC-style GRD item (stactools), its VV/VH rewritten to COGs of the
-    // real SEN12MS-CR radar chip of the same place (projected dB, as an RTC product would be).
+    // Sentinel-1: the real PC-style item (stactools), described as an RTC scene (terrain-corrected
+    // linear power), its VV/VH rewritten to COGs of the real SEN12MS-CR radar chip of the same
+    // place turned from dB into linear power.
     let s1_src = shared_data().join("s1s2-sen12mscr/s1/ROIs1970_fall_139_p839.tif");
     for (pol, band) in [("VV", 1), ("VH", 2)] {
-        let status = Command::new("gdal_translate")
-            .args(["-q", "-b", &band.to_string(), "-of", "COG", "-co", "COMPRESS=DEFLATE"])
-            .arg(&s1_src)
-            .arg(served.join(format!("{pol}.tif")))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let mut stack = raster::read_window(s1_src.to_str().unwrap(), &[band], None).unwrap();
+        stack.bands[0] = s2cr::preprocess::s1::from_db(&stack.bands[0]);
+        raster::write_raster(&served.join(format!("{pol}.tif")), &stack, &raster::WriteOptions::default()).unwrap();
     }
     let s1_item: stac::Item = serde_json::from_str(
         &std::fs::read_to_string(shared_data().join("stac/stactools-sentinel1/S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13.json")).unwrap(),
     )
     .unwrap();
     let mut s1 = s2cr::catalog::Scene::from_item(&s1_item, s2cr::catalog::ProviderKind::PlanetaryComputer, &s2cr::catalog::ProviderConfig::default_for(s2cr::catalog::ProviderKind::PlanetaryComputer)).unwrap();
+    s1.collection = "sentinel-1-rtc".into();
+    s1.assets.retain(|k, _| k == "VV" || k == "VH");
     for (pol, href) in s1.assets.iter_mut() {
         *href = format!("{}/{pol}.tif", server.url);
     }
@@ -257,8 +256,7 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     assert!(info.width > 35 && info.width < 45, "~300 m + 2 x 50 m at 10 m: {}", info.width);
     assert!(dir.join("raw/manifest.json").is_file());
 
-    // Preprocess the S2 dates (the radar here is a GRD item: the native engine refuses it with
-    // the reason, so the test keeps only the optical part).
+    // Preprocess the S2 dates first (the radar at the end).
     let mut s2_only = result.clone();
     s2_only.pairs.clear();
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&s2_only).unwrap()).unwrap();
@@ -297,7 +295,17 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     assert_eq!(blocks.bands, whole.bands);
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
     let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
-    pre.args(["--project", dir.to_str().unwrap(), "preprocess"]).assert().failure().stderr(predicates::str::contains("for GRD use the SNAP engine"));
+    let out = String::from_utf8(pre.args(["--project", dir.to_str().unwrap(), "preprocess"]).assert().success().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("S1 2021-08-09") && out.contains("native RTC gamma0"), "{out}");
+    assert!(out.contains("masked: no data") && out.contains("clear"), "mask counts reported: {out}");
+    let s1_out = raster::read_window(dir.join("preprocessed/2021-08-09/S1.tif").to_str().unwrap(), &[], None).unwrap();
+    assert_eq!(s1_out.bands.len(), 2);
+    assert!(s1_out.bands[0].iter().filter(|v| v.is_finite()).all(|v| *v > -40.0 && *v < 10.0), "VV in dB");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("preprocessed/report.json")).unwrap()).unwrap();
+    assert_eq!(report["outputs"].as_array().unwrap().len(), 3);
+    // Up to date: a second run does nothing.
+    let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+    pre.args(["--project", dir.to_str().unwrap(), "-v", "preprocess"]).assert().success();
 
     // Resume: only the missing file is fetched again.
     std::fs::remove_file(&b08).unwrap();

@@ -5,6 +5,7 @@ mod catalog;
 mod cli;
 mod cog_server;
 mod cover;
+mod dataset;
 mod fetch;
 mod preprocess;
 #[cfg(feature = "gui")]

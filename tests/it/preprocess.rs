@@ -271,4 +271,229 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
     assert!(masked > 0 && masked < mask.len(), "a partly cloudy mask: {masked} of {}", mask.len());
     let (_, s1_out) = &whole[2];
     assert!(s1_out.bands[0].iter().all(|v| v.is_finite() && *v < 5.0 && *v > -40.0), "dB values");
+
+    // The SNAP engine, with a STAND-IN for gpt (SNAP cannot be installed here): for the S2 graph
+    // it writes what SNAP's subset would hold (the raw B04 digital numbers and the SCL), for the
+    // S1 graph the real VV chip in dB; it checks the parameters the stage passes.
+    use s2cr::preprocess::stage::Engine;
+    let s2_out = tmp.path().join("snap_s2.tif");
+    let vrt = tmp.path().join("snap_s2.vrt");
+    assert!(std::process::Command::new("gdalbuildvrt").args(["-q", "-separate"]).arg(&vrt).arg(raw(&t1, "B04")).arg(raw(&t1, "SCL")).status().unwrap().success());
+    assert!(std::process::Command::new("gdal_translate").args(["-q", "-ot", "UInt16"]).arg(&vrt).arg(&s2_out).status().unwrap().success());
+    let standin = tmp.path().join("gpt");
+    std::fs::write(
+        &standin,
+        format!(
+            "#!/bin/sh\n# stand-in for SNAP gpt used by the tests\nout=''\nfor a in \"$@\"; do case \"$a\" in -Poutput=*) out=\"${{a#-Poutput=}}\";; esac; done\n\
+             case \"$1\" in\n\
+             *calibrate_sent2.xml) echo \"$@\" | grep -q -- '-Pbands=B4,quality_scene_classification' || exit 5; cp {s2} \"$out\";;\n\
+             *calibrate_sent1_v3.xml) echo \"$@\" | grep -q -- '-Ppolarisations=VV' || exit 6; gdal_translate -q -b 1 {s1} \"$out\";;\n\
+             *) exit 7;;\nesac\n",
+            s2 = s2_out.display(),
+            s1 = sen("s1").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let products = tmp.path().join("products");
+    let snap_cfg = PreprocessConfig { engine: Engine::Snap { s1_graph: s2cr::preprocess::snap::SnapGraph::Sentinel1V3, gpt: Some(standin.clone()), products: Some(products.clone()) }, ..Default::default() };
+    let err = stage::preprocess(&project, &snap_cfg, &s2cr::job::Progress::silent("preprocess")).unwrap_err().to_string();
+    assert!(err.contains("no SAFE product") && err.contains("S2_T0"), "{err}");
+    for id in ["S2_T0_20240402.SAFE", "S2_T1_20240412.zip", "S1_RTC_ABCD.SAFE"] {
+        std::fs::create_dir_all(products.join(id)).unwrap();
+    }
+    let snap = stage::preprocess(&project, &snap_cfg, &s2cr::job::Progress::silent("preprocess")).unwrap();
+    assert!(snap[2].processing.contains("calibrate_sent1_v3.xml"), "{}", snap[2].processing);
+    // SNAP's subset of the same digital numbers gives the same S2 raster as the native engine.
+    let snap_t1 = raster::read_window(snap[1].path.to_str().unwrap(), &[], None).unwrap();
+    assert_eq!(bits(&snap_t1.bands), bits(&whole[1].1.bands), "S2 from the SNAP engine equals the native one");
+    let snap_s1 = raster::read_window(snap[2].path.to_str().unwrap(), &[], None).unwrap();
+    assert!(snap_s1.bands[0].iter().all(|v| v.is_finite() && *v < 5.0 && *v > -40.0), "dB passed through");
+    let native = stage::preprocess(&project, &PreprocessConfig::default(), &s2cr::job::Progress::silent("preprocess")).unwrap();
+    let counts = snap[1].mask_counts.unwrap();
+    assert_eq!(Some(counts), native[1].mask_counts);
+    let g = &project.config.grid;
+    assert_eq!(counts.no_data + counts.cloud_shadow_cirrus + counts.snow + counts.buffer + counts.missing_bands + counts.clear, g.width * g.height);
+    assert!(counts.cloud_shadow_cirrus > 0 && counts.buffer > 0 && counts.clear > 0, "{counts:?}");
+}
+
+fn safe_dir() -> PathBuf {
+    shared_data().join("s1-grd-safe-annotation/S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE")
+}
+
+/// lon/lat of a (pixel, line) of a GCP-georeferenced raster by GDAL's own `gdaltransform -tps`.
+fn gdaltransform(path: &std::path::Path, pixel: f64, line: f64) -> (f64, f64) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gdaltransform")
+        .arg("-tps")
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{pixel} {line}").unwrap();
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let v: Vec<f64> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    (v[0], v[1])
+}
+
+/// A Sentinel-1 GRD in radar geometry, end to end in the native engine. The "product" served
+/// over loopback is the first 1024 x 1024 pixels of the real SAFE (its real GCPs, Rome); since
+/// the SAFE's pixels are zeros, its digital numbers are GENERATED from the real SEN12MS-CR VV
+/// chip (dB -> sigma0, upsampled x4) through the inverse of the real calibration and noise
+/// tables: DN = sqrt(sigma0 A^2 + noise). The fetch finds the AOI window by the GCPs and
+/// records its offset; preprocessing must give back the chip's sigma0 on the grid, checked
+/// against GDAL's gdalwarp -tps of the sigma0 itself.
+#[test]
+fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
+    use gdal::Metadata;
+    use s2cr::catalog::{Mission, Scene, stage::SearchResult};
+    use s2cr::preprocess::stage::{self, PreprocessConfig};
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let product = served.join("VV.tif");
+    let n = 1024usize;
+    let ok = Command::new("gdal_translate")
+        .args(["-q", "-srcwin", "0", "0", &n.to_string(), &n.to_string(), "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE", "-a_nodata", "none"])
+        .arg(safe_dir().join("manifest.safe"))
+        .arg(&product)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let cal = Calibration::load(&annotation("calibration")).unwrap();
+    let noise = Noise::load(&annotation("noise")).unwrap();
+    let chip = raster::read_window(shared_data().join("s1s2-sen12mscr/s1/ROIs1970_fall_139_p839.tif").to_str().unwrap(), &[1], None).unwrap();
+    let sigma0 = |x: usize, y: usize| 10f64.powf(chip.bands[0][(y / 4).min(chip.height - 1) * chip.width + (x / 4).min(chip.width - 1)] as f64 / 10.0);
+    let mut dn = vec![0u16; n * n];
+    let mut truth = vec![0f32; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            let a = cal.lut(Coefficient::Sigma0).at(y as f64, x as f64);
+            let s = sigma0(x, y);
+            dn[y * n + x] = (s * a * a + noise.at(y as f64, x as f64)).sqrt().round().clamp(1.0, 65534.0) as u16;
+            truth[y * n + x] = s as f32;
+        }
+    }
+    {
+        let ds = gdal::Dataset::open_ex(&product, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        band.write((0, 0), (n, n), &mut gdal::raster::Buffer::new((n, n), dn)).unwrap();
+    }
+    // The sigma0 itself with the same GCPs, for the reference warp.
+    let truth_path = tmp.path().join("sigma0_radar.tif");
+    assert!(Command::new("gdal_translate").args(["-q", "-ot", "Float32"]).arg(&product).arg(&truth_path).status().unwrap().success());
+    {
+        let ds = gdal::Dataset::open_ex(&truth_path, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
+        ds.rasterband(1).unwrap().write((0, 0), (n, n), &mut gdal::raster::Buffer::new((n, n), truth)).unwrap();
+    }
+
+    // The AOI: the ground under pixels 400..700 x 400..700, by GDAL's transformer.
+    let corners: Vec<(f64, f64)> = [(400.0, 400.0), (700.0, 400.0), (700.0, 700.0), (400.0, 700.0)].iter().map(|(p, l)| gdaltransform(&product, *p, *l)).collect();
+    let bbox = [
+        corners.iter().map(|c| c.0).fold(f64::INFINITY, f64::min),
+        corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min),
+        corners.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max),
+        corners.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max),
+    ];
+    let aoi_path = tmp.path().join("aoi.geojson");
+    std::fs::write(&aoi_path, format!(r#"{{"type":"Polygon","coordinates":[[[{a},{b}],[{c},{b}],[{c},{d}],[{a},{d}],[{a},{b}]]]}}"#, a = bbox[0], b = bbox[1], c = bbox[2], d = bbox[3])).unwrap();
+    let aoi = s2cr::aoi::Aoi::load(&aoi_path, &Default::default()).unwrap();
+    let mut config = s2cr::project::ProjectConfig {
+        schema_version: s2cr::project::SCHEMA_VERSION,
+        name: "grd".into(),
+        aoi: "aoi.geojson".into(),
+        t0: "2021-12-01/2021-12-10".parse().unwrap(),
+        t1: "2021-12-20/2021-12-30".parse().unwrap(),
+        provider: s2cr::project::Provider::PlanetaryComputer,
+        max_cloud_percent: 100.0,
+        bands: Default::default(),
+        grid: aoi.target_grid(10.0).unwrap(),
+        model_config: None,
+        train_config: None,
+    };
+    config.bands.s1 = vec!["VV".into()];
+    let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
+    let scene = Scene {
+        id: "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993".into(),
+        collection: "sentinel-1-grd".into(),
+        mission: Mission::Sentinel1,
+        datetime: "2021-12-23T05:11:22Z".parse().unwrap(),
+        platform: Some("sentinel-1b".into()),
+        cloud_cover: None,
+        bbox: None,
+        assets: Default::default(),
+        relative_orbit: Some(22),
+        orbit_state: Some("descending".into()),
+        processing_baseline: None,
+        boa_offset_applied: None,
+        mgrs_tile: None,
+        aoi_cloud_percent: None,
+        aoi_coverage_percent: None,
+    };
+    assert!(scene.is_grd());
+    let raw = project.raw_dir().join("2021-12-23").join(&scene.id);
+
+    // Fetch over loopback: the window comes from the GCPs and carries its offset.
+    let server = crate::cog_server::CogServer::start(served.clone());
+    let opts = s2cr::fetch::FetchOptions { attempts: 2, backoff_ms: 50, timeout_secs: 5, margin_m: 100.0, parallel: 1 };
+    let fetched = s2cr::fetch::fetch_window(&format!("{}/VV.tif", server.url), &raw.join("VV.tif"), aoi.bbox(), &opts, &s2cr::job::Progress::silent("fetch")).unwrap();
+    let [x, y, w, h] = fetched.window;
+    println!("GRD window {:?} of {n} x {n}", fetched.window);
+    assert!(x <= 400 && y <= 400 && x + w >= 700 && y + h >= 700, "the window covers the AOI: {:?}", fetched.window);
+    // The AOI's lon/lat bounding box around a footprint turned by the orbit's heading, plus
+    // 10 px margins: well under half the image on each side.
+    assert!(w < 480 && h < 480, "and not much more: {:?}", fetched.window);
+    let ds = gdal::Dataset::open(raw.join("VV.tif")).unwrap();
+    assert_eq!(ds.metadata_item(s2cr::fetch::WINDOW_OFFSET_KEY, "").unwrap(), format!("{x},{y}"));
+    assert!(ds.gcps().len() >= 3, "GCPs kept");
+    drop(ds);
+    std::fs::copy(annotation("calibration"), raw.join("calibration-VV.xml")).unwrap();
+    std::fs::copy(annotation("noise"), raw.join("noise-VV.xml")).unwrap();
+    let result = SearchResult {
+        s2_t0: vec![],
+        s2_t1: vec![],
+        s1: vec![scene.clone()],
+        chosen_t0: None,
+        chosen_t1: None,
+        pairs: vec![s2cr::catalog::pairing::Pair { s2_id: "none".into(), s1_id: scene.id.clone(), gap_hours: 0.0, relative_orbit: Some(22), orbit_state: Some("descending".into()) }],
+        unpaired: vec![],
+        t0_scenes: vec![],
+        t1_scenes: vec![],
+        provider: None,
+        notes: vec![],
+    };
+    std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&result).unwrap()).unwrap();
+
+    // No speckle filter, so the output can be compared with the sigma0 warped by gdalwarp.
+    let cfg = PreprocessConfig { speckle: SpeckleFilter::None, block_rows: 64, ..Default::default() };
+    let out = stage::preprocess(&project, &cfg, &s2cr::job::Progress::silent("preprocess")).unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].processing.contains("no terrain correction"), "{}", out[0].processing);
+    assert!(out[0].valid_percent > 99.0, "the AOI lies inside the window: {}", out[0].valid_percent);
+    let got = raster::read_window(out[0].path.to_str().unwrap(), &[1], None).unwrap();
+    let g = &project.config.grid;
+    assert_eq!(got.geo_transform, g.geo_transform());
+    let reference = tmp.path().join("reference.tif");
+    let b = g.bounds();
+    assert!(Command::new("gdalwarp")
+        .args(["-q", "-tps", "-r", "bilinear", "-t_srs", &format!("EPSG:{}", g.epsg), "-tr", "10", "10", "-te"])
+        .args(b.iter().map(|v| v.to_string()))
+        .arg(&truth_path)
+        .arg(&reference)
+        .status()
+        .unwrap()
+        .success());
+    let want = raster::read_window(reference.to_str().unwrap(), &[1], None).unwrap();
+    let mut diffs: Vec<f32> = got.bands[0].iter().zip(&want.bands[0]).filter(|(a, b)| a.is_finite() && b.is_finite() && **b > 0.0).map(|(a, b)| (a - 10.0 * b.log10()).abs()).collect();
+    diffs.sort_by(f32::total_cmp);
+    let (median, p95) = (diffs[diffs.len() / 2], diffs[diffs.len() * 95 / 100]);
+    println!("GRD calibration + geocoding vs gdalwarp -tps of sigma0: median |diff| {median:.3} dB, 95th percentile {p95:.3} dB over {} pixels", diffs.len());
+    assert!(diffs.len() > got.bands[0].len() * 9 / 10);
+    assert!(median < 0.1 && p95 < 0.5, "median {median} dB, p95 {p95} dB");
+    // Run again: up to date, nothing redone.
+    let again = stage::preprocess(&project, &cfg, &s2cr::job::Progress::silent("preprocess")).unwrap();
+    assert_eq!(again, out);
 }

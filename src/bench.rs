@@ -1,0 +1,318 @@
+//! Benchmarks that need more than a loop: the whole preprocess stage on one Sentinel-2 and one
+//! Sentinel-1 scene of a given size, with generated inputs written as `s2cr fetch` leaves them.
+//!
+//! The inputs are synthetic (a benchmark measures time and memory, not content): Sentinel-2
+//! digital numbers over flat fields with 10 % cloud and shadow in the SCL, 20 m bands at half
+//! the size, and Sentinel-1 RTC power with 4-look speckle. Nothing here is used by the pipeline.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gdal::{DriverManager, Metadata};
+use gdal::raster::{Buffer, GdalType, RasterCreationOptions};
+
+use crate::catalog::pairing::Pair;
+use crate::catalog::stage::SearchResult;
+use crate::catalog::{Mission, Scene};
+use crate::error::{Error, Result};
+use crate::job::Progress;
+use crate::preprocess::stage::{self, PreprocessConfig, Preprocessed};
+use crate::project::{Project, ProjectConfig};
+use crate::raster::TargetGrid;
+
+/// Peak resident memory of this process so far, MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// What the stage benchmark measured.
+#[derive(Debug, Clone)]
+pub struct StageBench {
+    pub size: usize,
+    pub generate_secs: f64,
+    pub rss_after_generate_mib: f64,
+    pub stage_secs: f64,
+    pub peak_rss_mib: f64,
+    pub outputs: Vec<Preprocessed>,
+}
+
+/// A small xorshift generator: reproducible noise without a dependency.
+struct Noise(u64);
+
+impl Noise {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+}
+
+/// Writes a single-band tiled GeoTIFF of type `T`, row block by row block, from `value(x, y)`.
+fn write_band<T: GdalType>(path: &Path, size: usize, pixel_m: f64, x_min: f64, y_max: f64, nodata: Option<f64>, mut value: impl FnMut(usize, usize) -> f64) -> Result<()> {
+    write_stack::<T>(path, size, pixel_m, x_min, y_max, nodata, &[], |_, x, y| value(x, y))
+}
+
+/// Writes a tiled GeoTIFF of type `T` with one band per description (at least one), row block
+/// by row block, from `value(band, x, y)`.
+fn write_stack<T: GdalType>(
+    path: &Path,
+    size: usize,
+    pixel_m: f64,
+    x_min: f64,
+    y_max: f64,
+    nodata: Option<f64>,
+    descriptions: &[&str],
+    mut value: impl FnMut(usize, usize, usize) -> f64,
+) -> Result<()> {
+    let loc = path.display().to_string();
+    let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+    let options = RasterCreationOptions::from_iter(["TILED=YES", "BIGTIFF=IF_SAFER"]);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io(parent, "creating a folder"))?;
+    }
+    let count = descriptions.len().max(1);
+    let mut ds = driver.create_with_band_type_with_options::<T, _>(path, size, size, count, &options).map_err(Error::gdal(&loc, "creating"))?;
+    ds.set_geo_transform(&[x_min, pixel_m, 0.0, y_max, 0.0, -pixel_m]).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32633).map_err(Error::gdal(&loc, "creating the CRS"))?;
+    ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    for b in 0..count {
+        let mut band = ds.rasterband(b + 1).map_err(Error::gdal(&loc, "opening the band"))?;
+        if let Some(nd) = nodata {
+            band.set_no_data_value(Some(nd)).map_err(Error::gdal(&loc, "setting nodata"))?;
+        }
+        if let Some(d) = descriptions.get(b) {
+            band.set_description(d).map_err(Error::gdal(&loc, "setting a description"))?;
+        }
+        let rows = 256;
+        for y0 in (0..size).step_by(rows) {
+            let n = rows.min(size - y0);
+            let data: Vec<f64> = (0..n * size).map(|i| value(b, i % size, y0 + i / size)).collect();
+            let mut buf = Buffer::new((size, n), data);
+            band.write((0, y0 as isize), (size, n), &mut buf).map_err(Error::gdal(&loc, "writing"))?;
+        }
+    }
+    Ok(())
+}
+
+fn scene(id: &str, mission: Mission, collection: &str, datetime: &str) -> Result<Scene> {
+    Ok(Scene {
+        id: id.into(),
+        collection: collection.into(),
+        mission,
+        datetime: datetime.parse().map_err(|e| Error::invalid("datetime", format!("{e}")))?,
+        platform: Some(if mission == Mission::Sentinel2 { "sentinel-2a" } else { "sentinel-1a" }.into()),
+        cloud_cover: Some(10.0),
+        bbox: None,
+        assets: Default::default(),
+        relative_orbit: Some(1),
+        orbit_state: Some("descending".into()),
+        processing_baseline: Some("05.10".into()),
+        boa_offset_applied: None,
+        mgrs_tile: None,
+        aoi_cloud_percent: None,
+        aoi_coverage_percent: None,
+    })
+}
+
+/// Generates one S2 scene (7 bands + SCL) and one S1 RTC scene (VV, VH) of `size` x `size`
+/// 10 m pixels in a project under `dir`, then runs the preprocess stage and measures it.
+pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progress: &Progress) -> Result<StageBench> {
+    let (x_min, y_max) = (300_000.0, 5_100_000.0);
+    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min, y_max, width: size, height: size };
+    let root = dir.join("bench-project");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).map_err(Error::io(&root, "removing an earlier benchmark project"))?;
+    }
+    // The AOI is only recorded; the benchmark sets the grid itself.
+    let aoi = crate::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[15.0,45.0],[16.0,45.0],[16.0,46.0],[15.0,46.0],[15.0,45.0]]]}"#, "benchmark")?;
+    let mut config = ProjectConfig {
+        schema_version: crate::project::SCHEMA_VERSION,
+        name: "bench".into(),
+        aoi: "aoi.geojson".into(),
+        t0: "2024-01-01/2024-01-10".parse().map_err(|e: String| Error::invalid("t0", e))?,
+        t1: "2024-02-01/2024-02-10".parse().map_err(|e: String| Error::invalid("t1", e))?,
+        provider: Default::default(),
+        max_cloud_percent: 100.0,
+        bands: Default::default(),
+        grid,
+        model_config: None,
+        train_config: None,
+    };
+    config.bands.s2 = ["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"].map(String::from).to_vec();
+    config.bands.s1 = vec!["VV".into(), "VH".into()];
+    let project = Project::create(&root, config, &aoi)?;
+    let s2 = scene("BENCH_S2", Mission::Sentinel2, "sentinel-2-l2a", "2024-02-05T10:00:00Z")?;
+    let s1 = scene("BENCH_S1", Mission::Sentinel1, "sentinel-1-rtc", "2024-02-04T17:00:00Z")?;
+    let raw = |s: &Scene| -> PathBuf { project.raw_dir().join(s.datetime.format("%Y-%m-%d").to_string()).join(&s.id) };
+
+    let start = Instant::now();
+    progress.info(format!("generating a {size} x {size} Sentinel-2 scene and a Sentinel-1 scene"));
+    let field = |x: usize, y: usize, scale: usize| (((x * scale / 97) ^ (y * scale / 89)) % 7) as f64;
+    for (i, band) in ["B02", "B03", "B04", "B08"].iter().enumerate() {
+        progress.check_cancelled()?;
+        write_band::<u16>(&raw(&s2).join(format!("{band}.tif")), size, 10.0, x_min, y_max, Some(0.0), |x, y| 1000.0 + 300.0 * (i + 1) as f64 + 150.0 * field(x, y, 1))?;
+    }
+    let half = size.div_ceil(2);
+    for (i, band) in ["B8A", "B11", "B12"].iter().enumerate() {
+        progress.check_cancelled()?;
+        write_band::<u16>(&raw(&s2).join(format!("{band}.tif")), half, 20.0, x_min, y_max, Some(0.0), |x, y| 2000.0 + 200.0 * i as f64 + 150.0 * field(x, y, 2))?;
+    }
+    // SCL: vegetation, with cloud (9) and shadow (3) squares over 8 % of the scene.
+    write_band::<u8>(&raw(&s2).join("SCL.tif"), half, 20.0, x_min, y_max, Some(0.0), |x, y| match ((x / 10) % 5, (y / 10) % 5) {
+        (1, 1) => 9.0,
+        (2, 1) => 3.0,
+        _ => 4.0,
+    })?;
+    let mut noise = Noise(0x2545_f491_4f6c_dd1d);
+    for (pol, level) in [("VV", 0.08), ("VH", 0.02)] {
+        progress.check_cancelled()?;
+        write_band::<f32>(&raw(&s1).join(format!("{pol}.tif")), size, 10.0, x_min, y_max, None, |x, y| {
+            let speckle: f64 = (0..4).map(|_| -noise.uniform().ln()).sum::<f64>() / 4.0;
+            level * (1.0 + 0.5 * field(x, y, 1)) * speckle
+        })?;
+    }
+    let generate_secs = start.elapsed().as_secs_f64();
+    let rss_after_generate_mib = peak_rss_mib();
+    let result = SearchResult {
+        s2_t0: vec![],
+        s2_t1: vec![s2.clone()],
+        s1: vec![s1.clone()],
+        chosen_t0: None,
+        chosen_t1: Some(s2.id.clone()),
+        pairs: vec![Pair { s2_id: s2.id.clone(), s1_id: s1.id.clone(), gap_hours: -17.0, relative_orbit: Some(1), orbit_state: Some("descending".into()) }],
+        unpaired: vec![],
+        t0_scenes: vec![],
+        t1_scenes: vec![],
+        provider: None,
+        notes: vec![],
+    };
+    let search = project.catalog_dir().join("search.json");
+    crate::project::write_atomic(&search, &serde_json::to_vec(&result).map_err(|e| Error::Json { path: search.clone(), message: e.to_string() })?)?;
+    let start = Instant::now();
+    let outputs = stage::preprocess(&project, cfg, progress)?;
+    Ok(StageBench { size, generate_secs, rss_after_generate_mib, stage_secs: start.elapsed().as_secs_f64(), peak_rss_mib: peak_rss_mib(), outputs })
+}
+
+/// What the loader benchmark measured.
+#[derive(Debug, Clone)]
+pub struct LoaderBench {
+    pub size: usize,
+    pub patch: usize,
+    pub patches: usize,
+    pub channels: (usize, usize),
+    /// Baseline: GDAL reads of the same windows, one thread, no normalization.
+    pub raw_read_patches_per_sec: f64,
+    /// The Burn data loader (augmentation, normalization, tensors), per worker count.
+    pub loader_patches_per_sec: Vec<(usize, f64)>,
+    pub peak_rss_mib: f64,
+}
+
+/// Generates preprocessed scenes of `size` x `size` (S2 t0/t1 with 6 bands + mask, S1 t0/t1),
+/// builds the dataset with `patch` x `patch` patches, and measures reading it: GDAL window
+/// reads on one thread (baseline) against the Burn data loader with 0, 1 and 2 workers.
+pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Result<LoaderBench> {
+    use burn::data::dataloader::DataLoaderBuilder;
+    use crate::dataset::{self, DatasetConfig, loader::{PatchBatcher, PatchDataset}, tiles::{Split, TileConfig}};
+    let (x_min, y_max) = (300_000.0, 5_100_000.0);
+    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min, y_max, width: size, height: size };
+    let root = dir.join("bench-loader");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).map_err(Error::io(&root, "removing an earlier benchmark project"))?;
+    }
+    let aoi = crate::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[15.0,45.0],[16.0,45.0],[16.0,46.0],[15.0,46.0],[15.0,45.0]]]}"#, "benchmark")?;
+    let mut config = ProjectConfig {
+        schema_version: crate::project::SCHEMA_VERSION,
+        name: "bench".into(),
+        aoi: "aoi.geojson".into(),
+        t0: "2024-01-01/2024-01-10".parse().map_err(|e: String| Error::invalid("t0", e))?,
+        t1: "2024-02-01/2024-02-10".parse().map_err(|e: String| Error::invalid("t1", e))?,
+        provider: Default::default(),
+        max_cloud_percent: 100.0,
+        bands: Default::default(),
+        grid,
+        model_config: None,
+        train_config: None,
+    };
+    let s2_bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
+    config.bands.s2 = s2_bands.iter().map(|s| s.to_string()).collect();
+    let project = Project::create(&root, config, &aoi)?;
+    progress.info(format!("generating {size} x {size} preprocessed scenes"));
+    let pre = project.preprocessed_dir();
+    let field = |x: usize, y: usize| (((x / 97) ^ (y / 89)) % 7) as f64;
+    let mut s2_names: Vec<&str> = s2_bands.to_vec();
+    s2_names.push("mask");
+    for (date, shift) in [("2024-01-05", 0.0), ("2024-02-05", 0.02)] {
+        progress.check_cancelled()?;
+        write_stack::<f32>(&pre.join(date).join("S2.tif"), size, 10.0, x_min, y_max, None, &s2_names, |b, x, y| {
+            if b == 6 { if (x / 40) % 9 == 0 && (y / 40) % 9 == 0 { 1.0 } else { 0.0 } } else { 0.03 * (b + 1) as f64 + 0.02 * field(x, y) + shift }
+        })?;
+    }
+    let mut noise = Noise(0x2545_f491_4f6c_dd1d);
+    for date in ["2024-01-04", "2024-02-04"] {
+        progress.check_cancelled()?;
+        write_stack::<f32>(&pre.join(date).join("S1.tif"), size, 10.0, x_min, y_max, None, &["VV", "VH"], |b, x, y| {
+            -12.0 - 6.0 * b as f64 + field(x, y) + 2.0 * (noise.uniform() - 0.5)
+        })?;
+    }
+    let s2 = |id: &str, date: &str| scene(id, Mission::Sentinel2, "sentinel-2-l2a", date);
+    let s1 = |id: &str, date: &str| scene(id, Mission::Sentinel1, "sentinel-1-rtc", date);
+    let (t0, t1, r0, r1) = (s2("T0", "2024-01-05T10:00:00Z")?, s2("T1", "2024-02-05T10:00:00Z")?, s1("R0", "2024-01-04T17:00:00Z")?, s1("R1", "2024-02-04T17:00:00Z")?);
+    let pair = |a: &Scene, b: &Scene| Pair { s2_id: a.id.clone(), s1_id: b.id.clone(), gap_hours: -17.0, relative_orbit: Some(1), orbit_state: Some("descending".into()) };
+    let result = SearchResult {
+        s2_t0: vec![t0.clone()],
+        s2_t1: vec![t1.clone()],
+        s1: vec![r0.clone(), r1.clone()],
+        chosen_t0: Some(t0.id.clone()),
+        chosen_t1: Some(t1.id.clone()),
+        pairs: vec![pair(&t0, &r0), pair(&t1, &r1)],
+        unpaired: vec![],
+        t0_scenes: vec![],
+        t1_scenes: vec![],
+        provider: None,
+        notes: vec![],
+    };
+    let search = project.catalog_dir().join("search.json");
+    crate::project::write_atomic(&search, &serde_json::to_vec(&result).map_err(|e| Error::Json { path: search.clone(), message: e.to_string() })?)?;
+    let cfg = DatasetConfig { tiles: TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() }, ..DatasetConfig::research(&project) };
+    progress.info("building the dataset");
+    dataset::build(&project, &cfg, progress)?;
+    let data = PatchDataset::open(&project, Split::Train, Some(1))?;
+    let patches = data.patches().len();
+    let channels = data.channels();
+    progress.info(format!("reading {patches} patches"));
+    let start = Instant::now();
+    for i in 0..patches {
+        progress.check_cancelled()?;
+        let p = &data.patches()[i];
+        let w = Some(crate::raster::PixelWindow { x_off: p.x, y_off: p.y, width: patch, height: patch });
+        let root = project.root();
+        std::hint::black_box(crate::raster::read_window(&root.join("dataset/dataX/dataX.vrt").display().to_string(), &[], w)?);
+        std::hint::black_box(crate::raster::read_window(&root.join("dataset/label/label.vrt").display().to_string(), &[], w)?);
+    }
+    let raw_read_patches_per_sec = patches as f64 / start.elapsed().as_secs_f64();
+    let normalization = crate::dataset::loader::load_normalization(&project)?;
+    let mut loader_patches_per_sec = Vec::new();
+    for workers in [0usize, 1, 2] {
+        progress.check_cancelled()?;
+        let data = PatchDataset::open(&project, Split::Train, Some(1))?;
+        let loader = DataLoaderBuilder::new(PatchBatcher { normalization: normalization.clone() })
+            .batch_size(4)
+            .shuffle(1)
+            .num_workers(workers)
+            .set_device(burn::prelude::Device::flex())
+            .build(data);
+        let start = Instant::now();
+        let mut n = 0;
+        for batch in loader.iter() {
+            let batch = batch.map_err(|e| Error::invalid("data loader", e.to_string()))?;
+            n += batch.patch_ids.len();
+        }
+        loader_patches_per_sec.push((workers, n as f64 / start.elapsed().as_secs_f64()));
+    }
+    Ok(LoaderBench { size, patch, patches, channels, raw_read_patches_per_sec, loader_patches_per_sec, peak_rss_mib: peak_rss_mib() })
+}
