@@ -325,3 +325,89 @@ fn the_dataset_command_prints_counts_and_statistics() {
     assert!(String::from_utf8(err).unwrap().contains("is not a channel"));
 }
 
+
+/// The yearly S2 min/max from COG overviews over a loopback STAC API and range server. Two real
+/// Earth Search items (their bbox and geometry moved onto the chips' place, their assets
+/// rewritten to COGs of the real SEN12MS-CR chips): one cloud-free scene, one cloudy scene
+/// whose SCL is SIMULATED (cloud where the blue DN exceeds 2000). Cloud never counts: a fully
+/// cloudy second scene changes nothing; a partly cloudy one widens the range only within the
+/// clear pixels' true range.
+#[test]
+fn yearly_min_max_reads_overviews_and_leaves_clouds_out() {
+    use crate::cog_server::CogServer;
+    use crate::stac_server::StacServer;
+    use s2cr::dataset::yearly::yearly_min_max;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let cogs = CogServer::start(served.clone());
+    let keys = [("blue", 2), ("green", 3), ("red", 4), ("nir", 8), ("swir16", 12), ("swir22", 13)];
+    let blue_cloudy = raster::read_window(&chip("s2_cloudy"), &[2], None).unwrap();
+    let write_scene = |name: &str, kind: &str, scl: &dyn Fn(usize) -> u8| {
+        let dir = served.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (key, band) in keys {
+            let ok = std::process::Command::new("gdal_translate").args(["-q", "-b", &band.to_string(), "-of", "COG", "-co", "OVERVIEWS=AUTO", "-co", "BLOCKSIZE=64"]).arg(chip(kind)).arg(dir.join(format!("{key}.tif"))).status().unwrap();
+            assert!(ok.success());
+        }
+        let codes: Vec<u8> = (0..256 * 256).map(scl).collect();
+        raster::write_classes(&dir.join("scl.tif"), &raster::ClassRaster { width: 256, height: 256, codes: &codes, geo_transform: blue_cloudy.geo_transform, crs_wkt: &blue_cloudy.crs_wkt, description: "SCL (simulated)", classes: &[(4, [0, 160, 0], "vegetation"), (9, [255, 255, 255], "cloud")] }).unwrap();
+    };
+    write_scene("clear", "s2_cloudfree", &|_| 4);
+    write_scene("partly", "s2_cloudy", &|i| if blue_cloudy.bands[0][i] > 2000.0 { 9 } else { 4 });
+    write_scene("overcast", "s2_cloudy", &|_| 9);
+    let collection: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shared_data().join("stac/rustac/crates_server_data_sentinel-2_item-collection_earth-search-c1.json")).unwrap()).unwrap();
+    let b = project.aoi().unwrap().bbox();
+    let item = |i: usize, name: &str| {
+        let mut f = collection["features"][i].clone();
+        f["bbox"] = serde_json::json!([b[0] - 0.01, b[1] - 0.01, b[2] + 0.01, b[3] + 0.01]);
+        f["geometry"] = serde_json::json!({"type": "Polygon", "coordinates": [[[b[0] - 0.01, b[1] - 0.01], [b[2] + 0.01, b[1] - 0.01], [b[2] + 0.01, b[3] + 0.01], [b[0] - 0.01, b[3] + 0.01], [b[0] - 0.01, b[1] - 0.01]]]});
+        for key in keys.iter().map(|k| k.0).chain(["scl"]) {
+            f["assets"][key]["href"] = serde_json::json!(format!("{}/{name}/{key}.tif", cogs.url));
+        }
+        f
+    };
+    let run = |items: Vec<serde_json::Value>| {
+        let stac = StacServer::start(items);
+        let mut search: SearchResult = serde_json::from_str(&std::fs::read_to_string(project.catalog_dir().join("search.json")).unwrap()).unwrap();
+        let mut provider = s2cr::catalog::ProviderConfig::default_for(s2cr::catalog::ProviderKind::EarthSearch);
+        provider.stac_url = stac.url.clone();
+        provider.s2_collection = "sentinel-2-c1-l2a".into();
+        search.provider = Some(provider);
+        std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&search).unwrap()).unwrap();
+        let bands: Vec<String> = ["B02", "B04", "B12"].iter().map(|s| s.to_string()).collect();
+        yearly_min_max(&project, "2024-04-01/2024-04-30", &bands, &Progress::silent("dataset")).unwrap()
+    };
+    let clear = run(vec![item(4, "clear")]);
+    assert_eq!(clear.scenes.len(), 1);
+    let with_overcast = run(vec![item(4, "clear"), item(3, "overcast")]);
+    assert_eq!(with_overcast.bands, clear.bands, "a fully cloudy scene adds nothing");
+    assert_eq!(with_overcast.scenes.len(), 1);
+    let with_partly = run(vec![item(4, "clear"), item(3, "partly")]);
+    assert_eq!(with_partly.scenes.len(), 2);
+    // The true range of clear pixels at full resolution (baseline 05.10: DN - 1000, / 10000).
+    let cf = raster::read_window(&chip("s2_cloudfree"), &[2], None).unwrap();
+    let clear_dn: Vec<f32> = cf.bands[0].iter().copied().chain(blue_cloudy.bands[0].iter().copied().filter(|v| *v <= 2000.0)).collect();
+    let (lo, hi) = (clear_dn.iter().copied().fold(f32::INFINITY, f32::min), clear_dn.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let (lo, hi) = ((lo - 1000.0) / 10000.0, (hi - 1000.0) / 10000.0);
+    let b02 = &with_partly.bands[0];
+    let b02_clear = &clear.bands[0];
+    println!("yearly B02: clear scene {:.4}..{:.4}, both scenes {:.4}..{:.4}, true clear range {lo:.4}..{hi:.4}", b02_clear.min, b02_clear.max, b02.min, b02.max);
+    assert!(b02.min <= b02_clear.min && b02.max >= b02_clear.max);
+    assert!(b02.min >= lo - 1e-6 && b02.max <= hi + 1e-6, "within the clear pixels' range");
+    assert!(b02.samples > clear.bands[0].samples);
+    // The dataset stage stores it and the yearly method uses it.
+    let cfg = DatasetConfig { s2_method: S2Method::Yearly, yearly_range: Some("2024-04-01/2024-04-30".into()), ..config(&project, small_tiles()) };
+    let err = dataset::build(&project, &DatasetConfig { yearly_range: None, ..cfg.clone() }, &Progress::silent("dataset")).unwrap_err().to_string();
+    assert!(err.contains("--yearly"), "{err}");
+    let _server = StacServer::start(vec![item(4, "clear"), item(3, "partly")]);
+    let mut search: SearchResult = serde_json::from_str(&std::fs::read_to_string(project.catalog_dir().join("search.json")).unwrap()).unwrap();
+    search.provider.as_mut().unwrap().stac_url = _server.url.clone();
+    std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&search).unwrap()).unwrap();
+    dataset::build(&project, &cfg, &Progress::silent("dataset")).unwrap();
+    let n = s2cr::dataset::loader::load_normalization(&project).unwrap();
+    let b02_input = n.inputs.iter().find(|c| c.name == "S2_t0:B02").unwrap();
+    assert_eq!(b02_input.yearly, Some((b02.min, b02.max)));
+    assert!(project.dataset_dir().join("yearly.json").is_file());
+}
