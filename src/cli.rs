@@ -53,6 +53,10 @@ pub enum Command {
     Preprocess(PreprocessArgs),
     /// Build the training set: VRT stacks, patches, spatial split, normalization statistics.
     Dataset(DatasetArgs),
+    /// Train the conditional GAN (pix2pix) on the training set; resumable.
+    Train(TrainArgs),
+    /// Synthesize Sentinel-2 at t1 over the whole grid with a trained run.
+    Infer(InferArgs),
     /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
     Assess(AssessArgs),
     /// Inspect rasters with GDAL.
@@ -226,6 +230,62 @@ pub struct DatasetArgs {
     /// Date range FROM/TO of the yearly S2 min/max (STAC search + COG overviews).
     #[arg(long, value_name = "FROM/TO")]
     pub yearly: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Name of the run (runs/<run>/).
+    #[arg(long, default_value = "default")]
+    pub run: String,
+    /// model.yaml (default: the project's model_config, else pix2pix defaults).
+    #[arg(long, value_name = "YAML")]
+    pub model: Option<PathBuf>,
+    /// train.yaml (default: the project's train_config, else pix2pix defaults).
+    #[arg(long = "train", value_name = "YAML")]
+    pub train_config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// Continue the run from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many steps in all (overrides train.yaml).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Overrides train.yaml's batch_size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// The trained run to use.
+    #[arg(long, default_value = "default")]
+    pub run: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// Share of each window shared with its neighbours (blended).
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DeviceArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl From<DeviceArg> for crate::model::DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => crate::model::DeviceChoice::Auto,
+            DeviceArg::Gpu => crate::model::DeviceChoice::Gpu,
+            DeviceArg::Cpu => crate::model::DeviceChoice::Cpu,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -434,11 +494,57 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench { size, what: BenchWhat::Preprocess, dir }) => bench_preprocess(size, dir, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Loader, dir }) => bench_loader(size, dir, cli.quiet),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
+        Some(Command::Train(args)) => train(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
+        Some(Command::Infer(args)) => infer(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Dataset(args)) => dataset(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Preprocess(args)) => preprocess(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Fetch(args)) => fetch(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
+    use crate::model::config::{ModelConfig, TrainConfig};
+    let project = Project::open(dir)?;
+    let in_project = |p: &Option<PathBuf>| p.as_ref().map(|p| project.root().join(p));
+    let model = match args.model.or_else(|| in_project(&project.config.model_config)) {
+        Some(p) => ModelConfig::load(&p)?,
+        None => ModelConfig::default(),
+    };
+    let mut train = match args.train_config.or_else(|| in_project(&project.config.train_config)) {
+        Some(p) => TrainConfig::load(&p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(n) = args.max_steps {
+        train.max_steps = n;
+    }
+    if let Some(n) = args.batch_size {
+        train.batch_size = n.max(1);
+    }
+    let opts = crate::model::train::TrainOptions { run: args.run, model, train, device: args.device.into(), resume: args.resume };
+    let handle = crate::job::spawn("train", move |p| crate::model::train::train(&project, &opts, p))?;
+    let r = render_job(handle, quiet)?;
+    println!("{} steps on {} in {:.1} s{}", r.steps, r.device, r.seconds, r.resumed_from.map(|s| format!(" (resumed at step {s})")).unwrap_or_default());
+    println!(
+        "last step: G L1 {:.4}, G adversarial {:.4}, D real {:.4}, D fake {:.4}{}",
+        r.last.g_l1,
+        r.last.g_adversarial,
+        r.last.d_real,
+        r.last.d_fake,
+        if r.last.val_l1.is_finite() { format!("; validation L1 {:.4}, PSNR {:.2} dB, SSIM {:.3}", r.last.val_l1, r.last.val_psnr, r.last.val_ssim) } else { String::new() }
+    );
+    println!("generator {:.2} M, discriminator {:.2} M parameters; run in {}", r.generator_params as f64 / 1e6, r.discriminator_params as f64 / 1e6, r.run_dir.display());
+    Ok(())
+}
+
+fn infer(args: InferArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let opts = crate::model::infer::InferOptions { run: args.run, device: args.device.into(), overlap: args.overlap, batch_size: args.batch_size };
+    let handle = crate::job::spawn("infer", move |p| crate::model::infer::infer(&project, &opts, p))?;
+    let r = render_job(handle, quiet)?;
+    println!("{} windows on {} in {:.1} s (checkpoint of step {}); {:.1} % of the grid synthesized", r.windows, r.device, r.seconds, r.checkpoint_step, r.valid_percent);
+    println!("written {}", r.path.display());
+    Ok(())
 }
 
 fn dataset(args: DatasetArgs, dir: &Path, quiet: bool) -> Result<()> {

@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod error;
 pub mod fetch;
 pub mod job;
+pub mod model;
 pub mod preprocess;
 pub mod project;
 pub mod raster;

@@ -72,7 +72,8 @@ pub struct PatchItem {
     pub transform: Dihedral,
 }
 
-/// The patches of one split, read from the dataset's VRTs.
+/// The patches of one split, read from the dataset's VRTs. Clones share the epoch.
+#[derive(Clone)]
 pub struct PatchDataset {
     inputs_vrt: String,
     label_vrt: String,
@@ -86,6 +87,8 @@ pub struct PatchDataset {
     /// Random flips and rotations (training).
     augment: Option<u64>,
     epoch: Arc<AtomicU64>,
+    /// Visiting order: a seeded permutation per epoch (training), else the index order.
+    order: Option<(u64, Arc<std::sync::RwLock<(u64, Vec<usize>)>>)>,
 }
 
 impl PatchDataset {
@@ -107,12 +110,40 @@ impl PatchDataset {
             t0_mask_matters: summary.inputs.iter().any(|c| c.source == super::Source::S2T0 && c.kind == super::normalize::ChannelKind::S2),
             augment,
             epoch: Arc::new(AtomicU64::new(0)),
+            order: None,
         })
     }
 
-    /// Sets the epoch, which changes the augmentation of every patch.
+    /// Visits the patches in a seeded order that changes with the epoch (a function of seed and
+    /// epoch only, so a resumed run sees the same batches).
+    pub fn shuffled(mut self, seed: u64) -> PatchDataset {
+        let perm = Self::permutation(seed, 0, self.patches.len());
+        self.order = Some((seed, Arc::new(std::sync::RwLock::new((0, perm)))));
+        self
+    }
+
+    fn permutation(seed: u64, epoch: u64, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        SplitMix(seed ^ epoch.wrapping_mul(0xD6E8_FEB8_6659_FD93)).shuffle(&mut v);
+        v
+    }
+
+    /// Sets the epoch, which changes the augmentation and order of the patches.
     pub fn set_epoch(&self, epoch: u64) {
         self.epoch.store(epoch, Ordering::SeqCst);
+        if let Some((seed, order)) = &self.order
+            && let Ok(mut o) = order.write()
+        {
+            *o = (epoch, Self::permutation(*seed, epoch, self.patches.len()));
+        }
+    }
+
+    /// The patch visited at position `index` in the current epoch.
+    fn position(&self, index: usize) -> usize {
+        match &self.order {
+            Some((_, order)) => order.read().ok().and_then(|o| o.1.get(index).copied()).unwrap_or(index),
+            None => index,
+        }
     }
 
     /// A handle to the epoch counter (the dataset itself moves into the data loader).
@@ -138,8 +169,9 @@ impl PatchDataset {
         }
     }
 
-    /// Reads patch `index` (of this split) from disk.
+    /// Reads the patch at position `index` (of this split, in the current order) from disk.
     pub fn read(&self, index: usize) -> Result<PatchItem> {
+        let index = self.position(index);
         let p = self.patches.get(index).ok_or_else(|| Error::invalid("patch", format!("index {index} of {}", self.patches.len())))?;
         let n = self.size;
         let window = Some(PixelWindow { x_off: p.x, y_off: p.y, width: n, height: n });

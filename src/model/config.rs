@@ -1,0 +1,199 @@
+//! model.yaml and train.yaml, the research code's two configuration files. Both are strict:
+//! an unknown key or a wrong type is reported with the file, line and column.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Normalization layers of both networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    /// Batch normalization (pix2pix's default).
+    #[default]
+    Batch,
+    Instance,
+}
+
+/// The generator's last activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputActivation {
+    /// From the dataset's normalization: sigmoid for maps into [0, 1] (tile and training
+    /// min/max), none otherwise.
+    #[default]
+    Auto,
+    Tanh,
+    Sigmoid,
+    None,
+}
+
+/// model.yaml: the U-Net generator and the PatchGAN discriminator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Input channels; 0 = from the dataset.
+    pub input_channels: usize,
+    /// Output channels; 0 = from the dataset.
+    pub output_channels: usize,
+    /// Generator filters in the first layer (pix2pix: 64).
+    pub ngf: usize,
+    /// Discriminator filters in the first layer (pix2pix: 64).
+    pub ndf: usize,
+    /// Downsamplings of the U-Net (pix2pix unet_256: 8; patches must be a multiple of 2^depth).
+    pub depth: usize,
+    /// Discriminator layers (pix2pix basic 70x70 PatchGAN: 3).
+    pub discriminator_layers: usize,
+    pub norm: NormKind,
+    /// Dropout in the three decoder blocks after the innermost (pix2pix: 0.5).
+    pub dropout: f64,
+    pub output_activation: OutputActivation,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, output_activation: OutputActivation::Auto }
+    }
+}
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GanLoss {
+    /// Binary cross-entropy on logits (pix2pix "vanilla").
+    #[default]
+    Vanilla,
+    /// Least squares (LSGAN).
+    LeastSquares,
+}
+
+/// train.yaml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Epochs at the initial learning rate (pix2pix n_epochs).
+    pub epochs: usize,
+    /// Further epochs with the rate decaying linearly to 0 (pix2pix n_epochs_decay).
+    pub decay_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Weight of the L1 term (pix2pix lambda_L1).
+    pub l1_weight: f64,
+    pub gan_loss: GanLoss,
+    /// Save a checkpoint every this many steps (and always at the end and on cancel).
+    pub checkpoint_every: usize,
+    /// Validate every this many steps (0: at the end of each epoch only).
+    pub validate_every: usize,
+    /// Stop after this many steps in all (0: no limit), e.g. for quick tests.
+    pub max_steps: usize,
+    pub seed: u64,
+    /// Data loading threads.
+    pub workers: usize,
+    /// Random flips and rotations of training patches.
+    pub augment: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            decay_epochs: 100,
+            batch_size: 1,
+            learning_rate: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            l1_weight: 100.0,
+            gan_loss: GanLoss::Vanilla,
+            checkpoint_every: 500,
+            validate_every: 0,
+            max_steps: 0,
+            seed: 42,
+            workers: 2,
+            augment: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate of an epoch: constant, then linear decay (pix2pix's "linear" policy).
+    pub fn learning_rate_at(&self, epoch: usize) -> f64 {
+        if epoch < self.epochs || self.decay_epochs == 0 {
+            return self.learning_rate;
+        }
+        let past = (epoch - self.epochs + 1) as f64;
+        self.learning_rate * (1.0 - past / (self.decay_epochs as f64 + 1.0)).max(0.0)
+    }
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    serde_norway::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        Error::Yaml { path: path.to_path_buf(), line, column, message: e.to_string() }
+    })
+}
+
+impl ModelConfig {
+    pub fn parse(text: &str, path: &Path) -> Result<ModelConfig> {
+        let c: ModelConfig = parse_yaml(text, path)?;
+        if c.depth < 2 || c.ngf == 0 || c.ndf == 0 || c.discriminator_layers == 0 || !(0.0..1.0).contains(&c.dropout) {
+            return Err(Error::invalid(path.display().to_string(), "depth >= 2, ngf, ndf and discriminator_layers >= 1, 0 <= dropout < 1"));
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<ModelConfig> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the model configuration"))?;
+        ModelConfig::parse(&text, path)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+}
+
+impl TrainConfig {
+    pub fn parse(text: &str, path: &Path) -> Result<TrainConfig> {
+        let c: TrainConfig = parse_yaml(text, path)?;
+        if c.batch_size == 0 || c.learning_rate <= 0.0 || c.epochs + c.decay_epochs == 0 {
+            return Err(Error::invalid(path.display().to_string(), "batch_size >= 1, learning_rate > 0 and at least one epoch"));
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<TrainConfig> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the training configuration"))?;
+        TrainConfig::parse(&text, path)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configs_parse_and_typos_name_their_line() {
+        let m = ModelConfig::parse(include_str!("../../confs/model.yaml"), Path::new("confs/model.yaml")).unwrap();
+        assert_eq!((m.ngf, m.ndf, m.depth, m.norm), (64, 64, 8, NormKind::Batch));
+        let t = TrainConfig::parse(include_str!("../../confs/train.yaml"), Path::new("confs/train.yaml")).unwrap();
+        assert_eq!((t.learning_rate, t.beta1, t.beta2, t.l1_weight), (2e-4, 0.5, 0.999, 100.0));
+        let err = TrainConfig::parse("epochs: 3\nbatch_sise: 4\n", Path::new("train.yaml")).unwrap_err().to_string();
+        assert!(err.contains("train.yaml") && err.contains("line 2") && err.contains("batch_sise"), "{err}");
+        let err = ModelConfig::parse("ngf: many\n", Path::new("model.yaml")).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("ngf"), "{err}");
+    }
+
+    #[test]
+    fn the_rate_is_constant_then_decays_linearly_to_zero() {
+        let t = TrainConfig { epochs: 2, decay_epochs: 3, learning_rate: 1.0, ..Default::default() };
+        let rates: Vec<f64> = (0..5).map(|e| t.learning_rate_at(e)).collect();
+        assert_eq!(rates, [1.0, 1.0, 0.75, 0.5, 0.25]);
+    }
+}

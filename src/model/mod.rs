@@ -1,0 +1,160 @@
+//! The conditional GAN (pix2pix) in Burn: `generator` (U-Net), `discriminator` (PatchGAN),
+//! `config` (model.yaml, train.yaml), `train` (the GAN loop, checkpoints, resume) and `infer`
+//! (the whole AOI by overlapping windows, blended, de-normalized, as a COG).
+//!
+//! Devices: wgpu (Vulkan, Metal, DX12) when an adapter exists, Burn's CPU backend otherwise;
+//! `auto` probes once per process.
+
+pub mod config;
+pub mod discriminator;
+pub mod generator;
+pub mod infer;
+pub mod train;
+
+use std::sync::OnceLock;
+
+use burn::prelude::*;
+
+use self::config::{ModelConfig, OutputActivation};
+use self::generator::Activation;
+use crate::dataset::normalize::{Normalization, S2Method};
+use crate::error::{Error, Result};
+
+/// Where the networks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The GPU through wgpu when an adapter exists, else the CPU.
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// The wgpu device, probed once (a second initialisation is an error in Burn).
+fn wgpu_device() -> &'static std::result::Result<Device, String> {
+    static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+    WGPU.get_or_init(|| {
+        // wgpu panics on some broken drivers instead of failing: treat that as no adapter.
+        match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the wgpu driver failed while starting".into()),
+        }
+    })
+}
+
+/// The device for a choice, and a description of it for logs and reports.
+pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
+    let cpu = || {
+        // Burn materialises optimizer state on its default device before moving it: make that
+        // the CPU too when the CPU is what we use.
+        if std::env::var_os("BURN_DEVICE").is_none() {
+            // SAFETY: set once, before any worker thread of ours reads the environment.
+            unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+        }
+        (Device::flex(), format!("CPU (Burn flex, {} threads)", rayon::current_num_threads()))
+    };
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Gpu => match wgpu_device() {
+            Ok(d) => Ok((d.clone(), "GPU (wgpu)".into())),
+            Err(e) => Err(Error::invalid("device", format!("no GPU adapter for wgpu: {e}; use --device cpu"))),
+        },
+        DeviceChoice::Auto => match wgpu_device() {
+            Ok(d) => Ok((d.clone(), "GPU (wgpu)".into())),
+            Err(_) => Ok(cpu()),
+        },
+    }
+}
+
+/// Whether a wgpu adapter exists (software ones such as Mesa's lavapipe count).
+pub fn gpu_available() -> std::result::Result<(), String> {
+    wgpu_device().as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// The generator's output activation for a dataset's normalization.
+pub fn output_activation(cfg: &ModelConfig, normalization: &Normalization) -> Activation {
+    match cfg.output_activation {
+        OutputActivation::Tanh => Activation::Tanh,
+        OutputActivation::Sigmoid => Activation::Sigmoid,
+        OutputActivation::None => Activation::Identity,
+        // Maps that keep every value in [0, 1]; the others can leave it.
+        OutputActivation::Auto => match normalization.s2_method {
+            S2Method::TileMinMax | S2Method::TrainMinMax => Activation::Sigmoid,
+            _ => Activation::Identity,
+        },
+    }
+}
+
+/// The model configuration with the channels of a dataset filled in, checked against a patch
+/// size.
+pub fn resolve(cfg: &ModelConfig, inputs: usize, outputs: usize, patch: usize) -> Result<ModelConfig> {
+    let mut c = cfg.clone();
+    for (name, given, actual) in [("input_channels", &mut c.input_channels, inputs), ("output_channels", &mut c.output_channels, outputs)] {
+        if *given == 0 {
+            *given = actual;
+        } else if *given != actual {
+            return Err(Error::invalid("model.yaml", format!("{name} is {given} but the dataset has {actual}; set it to 0 (from the dataset)")));
+        }
+    }
+    let factor = 1usize << c.depth;
+    if patch % factor != 0 || patch < factor {
+        return Err(Error::invalid(
+            "model.yaml",
+            format!("depth {} halves {patch} px patches {} times, which needs a multiple of {factor}; lower depth or change --patch", c.depth, c.depth),
+        ));
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config::NormKind;
+    use super::discriminator::Discriminator;
+    use super::generator::Generator;
+    use super::*;
+    use burn::module::Module;
+
+    #[test]
+    fn shapes_follow_sizes_and_channels() {
+        let device = Device::flex();
+        for (inputs, outputs, size, depth, norm) in [(10, 6, 64, 6, NormKind::Batch), (2, 6, 32, 5, NormKind::Instance), (7, 3, 64, 4, NormKind::Batch), (10, 6, 256, 8, NormKind::Batch)] {
+            let cfg = ModelConfig { input_channels: inputs, output_channels: outputs, ngf: 4, ndf: 4, depth, norm, ..Default::default() };
+            let g = Generator::new(&cfg, Activation::Sigmoid, &device);
+            let d = Discriminator::new(&cfg, &device);
+            let x = Tensor::<4>::random([2, inputs, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let y = g.forward(x.clone());
+            assert_eq!(y.dims(), [2, outputs, size, size], "{inputs} -> {outputs} at {size}");
+            let v: Vec<f32> = y.clone().try_into_vec_as::<f32>().unwrap();
+            assert!(v.iter().all(|p| (0.0..=1.0).contains(p)), "sigmoid output");
+            // 70x70 PatchGAN: 3 stride-2 layers then two 4x4 stride-1 convolutions.
+            assert_eq!(d.forward(x, y).dims(), [2, 1, size / 8 - 2, size / 8 - 2]);
+        }
+    }
+
+    #[test]
+    fn unet_256_has_the_pix2pix_parameter_count() {
+        // pix2pix's UnetGenerator(10, 6, num_downs=8, ngf=64, BatchNorm): 54,427,270 trainable
+        // parameters (54,413,955 for 3 -> 3, the "54.414 M" pix2pix prints): no bias before a
+        // BatchNorm. Burn also counts BatchNorm's running mean and variance: 2 x 4,928 values
+        // over the 4,928 normalized channels.
+        let cfg = ModelConfig { input_channels: 10, output_channels: 6, ..Default::default() };
+        let g = Generator::new(&cfg, Activation::Tanh, &Device::flex());
+        assert_eq!(g.num_params(), 54_427_270 + 2 * 4_928);
+        // NLayerDiscriminator(16, 64, n_layers=3): 2,778,945 trainable (2,768,705 for 6 input
+        // channels), plus running statistics of 128 + 256 + 512 channels.
+        assert_eq!(Discriminator::new(&cfg, &Device::flex()).num_params(), 2_778_945 + 2 * 896);
+    }
+
+    #[test]
+    fn resolve_checks_channels_and_depth() {
+        let cfg = ModelConfig::default();
+        let r = resolve(&cfg, 10, 6, 256).unwrap();
+        assert_eq!((r.input_channels, r.output_channels), (10, 6));
+        let err = resolve(&cfg, 10, 6, 64).unwrap_err().to_string();
+        assert!(err.contains("multiple of 256"), "{err}");
+        let err = resolve(&ModelConfig { input_channels: 4, ..cfg }, 10, 6, 256).unwrap_err().to_string();
+        assert!(err.contains("input_channels is 4 but the dataset has 10"), "{err}");
+    }
+}

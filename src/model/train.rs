@@ -1,0 +1,380 @@
+//! Training the conditional GAN (pix2pix's loop): for each batch, the discriminator learns real
+//! (condition, label) pairs against (condition, detached fake) pairs, then the generator learns
+//! to fool the updated discriminator plus lambda x L1 to the label (on valid pixels only).
+//!
+//! `runs/<run>/` holds copies of model.yaml, train.yaml, the dataset's normalization and
+//! summary (inference de-normalizes with these numbers), `metrics.csv` (one row per step, with
+//! validation columns where it ran), and `checkpoints/step-<n>/` (generator, discriminator,
+//! both optimizers, position) with `checkpoint.json` naming the latest. A checkpoint is written
+//! every `checkpoint_every` steps, at the end and on cancel; `resume` continues from it with
+//! the step count, the epoch position and the optimizers' state.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation;
+use serde::{Deserialize, Serialize};
+
+use super::config::{GanLoss, ModelConfig, TrainConfig};
+use super::discriminator::Discriminator;
+use super::generator::Generator;
+use super::{DeviceChoice, device, output_activation, resolve};
+use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, load_normalization};
+use crate::dataset::tiles::Split;
+use crate::dataset::{DatasetSummary, TileIndex, load_json};
+use crate::error::{Error, Result};
+use crate::job::Progress;
+use crate::project::{Project, write_atomic};
+
+/// What a training run needs besides the project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub run: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub device: DeviceChoice,
+    pub resume: bool,
+}
+
+/// Where a run stopped: `checkpoint.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// The epoch in progress and the batches of it already done.
+    pub epoch: usize,
+    pub batch_in_epoch: usize,
+    /// Folder with the files, relative to the run.
+    pub dir: PathBuf,
+}
+
+/// One row of metrics.csv.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub epoch: usize,
+    pub learning_rate: f64,
+    pub g_adversarial: f64,
+    pub g_l1: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+    /// Validation, NaN where it did not run.
+    pub val_l1: f64,
+    pub val_psnr: f64,
+    pub val_ssim: f64,
+    pub seconds: f64,
+}
+
+const CSV_HEADER: &str = "step,epoch,learning_rate,g_adversarial,g_l1,d_real,d_fake,val_l1,val_psnr,val_ssim,seconds";
+
+impl StepMetrics {
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{:.3}",
+            self.step, self.epoch, self.learning_rate, self.g_adversarial, self.g_l1, self.d_real, self.d_fake, self.val_l1, self.val_psnr, self.val_ssim, self.seconds
+        )
+    }
+}
+
+/// What a finished (or cancelled) run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub run_dir: PathBuf,
+    pub device: String,
+    pub steps: usize,
+    pub resumed_from: Option<usize>,
+    pub last: StepMetrics,
+    pub generator_params: usize,
+    pub discriminator_params: usize,
+    pub seconds: f64,
+}
+
+/// The adversarial loss of logits against "real" (`true`) or "fake".
+fn gan_loss(kind: GanLoss, logits: Tensor<4>, real: bool) -> Tensor<1> {
+    let target = if real { 1.0 } else { 0.0 };
+    match kind {
+        // BCE with logits: softplus(x) - x y.
+        GanLoss::Vanilla => (activation::softplus(logits.clone(), 1.0) - logits.mul_scalar(target)).mean(),
+        GanLoss::LeastSquares => logits.sub_scalar(target).powf_scalar(2.0).mean(),
+    }
+}
+
+/// Mean absolute difference over valid pixels (`valid` is `[batch, 1, h, w]` of 0/1).
+pub fn masked_l1(prediction: Tensor<4>, target: Tensor<4>, valid: Tensor<4>) -> Tensor<1> {
+    let channels = prediction.dims()[1] as f64;
+    let count = valid.clone().sum().mul_scalar(channels).clamp_min(1.0);
+    (prediction - target).abs().mul(valid).sum().div(count)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.try_into_vec_as::<f32>().ok().and_then(|v| v.first().copied()).map(f64::from).unwrap_or(f64::NAN)
+}
+
+/// The files of a checkpoint.
+pub struct CheckpointFiles {
+    pub generator: PathBuf,
+    pub discriminator: PathBuf,
+    pub optim_g: PathBuf,
+    pub optim_d: PathBuf,
+}
+
+impl CheckpointFiles {
+    pub fn in_dir(dir: &Path) -> CheckpointFiles {
+        CheckpointFiles { generator: dir.join("generator.bpk"), discriminator: dir.join("discriminator.bpk"), optim_g: dir.join("optim_g.bpk"), optim_d: dir.join("optim_d.bpk") }
+    }
+}
+
+fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
+    let location = path.display().to_string();
+    let action = action.to_string();
+    move |e| Error::Raster { location, message: format!("{action}: {e}") }
+}
+
+/// Saves a checkpoint: files into a fresh folder, then `checkpoint.json` names it (atomic), so
+/// an interrupted save leaves the previous checkpoint in charge.
+fn save_checkpoint(run_dir: &Path, cp: &Checkpoint, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
+    let dir = run_dir.join(&cp.dir);
+    let tmp = run_dir.join("checkpoints").join(format!(".step-{}.partial", cp.step));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a checkpoint folder"))?;
+    let f = CheckpointFiles::in_dir(&tmp);
+    g.clone().save_file(&f.generator).map_err(record_err(&f.generator, "saving the generator"))?;
+    d.clone().save_file(&f.discriminator).map_err(record_err(&f.discriminator, "saving the discriminator"))?;
+    opt_g.save(&f.optim_g).map_err(record_err(&f.optim_g, "saving the generator's optimizer"))?;
+    opt_d.save(&f.optim_d).map_err(record_err(&f.optim_d, "saving the discriminator's optimizer"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(Error::io(&dir, "moving the checkpoint into place"))?;
+    write_atomic(&run_dir.join("checkpoint.json"), &serde_json::to_vec_pretty(cp).unwrap_or_default())?;
+    // Keep the last three.
+    let mut old: Vec<(usize, PathBuf)> = std::fs::read_dir(run_dir.join("checkpoints"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("step-")).and_then(|n| n.parse().ok()).map(|n| (n, e.path())))
+                .collect()
+        })
+        .unwrap_or_default();
+    old.sort();
+    while old.len() > 3 {
+        let (_, p) = old.remove(0);
+        let _ = std::fs::remove_dir_all(p);
+    }
+    Ok(())
+}
+
+/// The latest checkpoint of a run, if any.
+pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<Checkpoint>> {
+    let path = run_dir.join("checkpoint.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    load_json(&path).map(Some)
+}
+
+/// The networks of a run, built for its dataset (for inference and tests).
+pub fn build_networks(model: &ModelConfig, project: &Project, dev: &Device) -> Result<(Generator, Discriminator, ModelConfig)> {
+    let summary: DatasetSummary = load_json(&project.dataset_dir().join("dataset.json"))?;
+    let index = TileIndex::load(project)?;
+    let normalization = load_normalization(project)?;
+    let cfg = resolve(model, summary.inputs.len(), summary.outputs.len(), index.size)?;
+    let act = output_activation(&cfg, &normalization);
+    Ok((Generator::new(&cfg, act, dev), Discriminator::new(&cfg, dev), cfg))
+}
+
+/// Validation over the val split: L1 on normalized values, PSNR and SSIM on reflectance
+/// (de-normalized, data range 1), means over patches and bands.
+fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<(f64, f64, f64)> {
+    let model = g.valid();
+    let (mut l1, mut psnr, mut ssim, mut n, mut nb) = (0.0, 0.0, 0.0, 0usize, 0usize);
+    let len = data.patches().len();
+    for start in (0..len).step_by(batch_size.max(1)) {
+        let items: Vec<_> = (start..(start + batch_size).min(len)).map(|i| data.read(i)).collect::<Result<_>>()?;
+        let batch = burn::data::dataloader::batcher::Batcher::batch(batcher, items.clone(), dev);
+        let pred = model.forward(batch.input.clone());
+        l1 += scalar(masked_l1(pred.clone(), batch.label.clone(), batch.valid.clone())) * items.len() as f64;
+        let values: Vec<f32> = pred.try_into_vec_as::<f32>().map_err(|e| Error::invalid("validation", format!("{e:?}")))?;
+        let size = items[0].size;
+        let plane = size * size;
+        for (k, item) in items.iter().enumerate() {
+            for (c, map) in batch.output_maps[k].iter().enumerate() {
+                let start = (k * batch.output_maps[k].len() + c) * plane;
+                let mut synthetic = values[start..start + plane].to_vec();
+                map.denormalize(&mut synthetic);
+                let real = &item.label[c * plane..(c + 1) * plane];
+                psnr += crate::assess::metrics::psnr(real, &synthetic, &item.valid, 1.0);
+                ssim += crate::assess::metrics::ssim(real, &synthetic, size, size, &item.valid, 1.0);
+                nb += 1;
+            }
+        }
+        n += items.len();
+    }
+    if n == 0 {
+        return Ok((f64::NAN, f64::NAN, f64::NAN));
+    }
+    Ok((l1 / n as f64, psnr / nb as f64, ssim / nb as f64))
+}
+
+/// Trains (or resumes) a run of the project's dataset.
+pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
+    let start = Instant::now();
+    let tc = &opts.train;
+    if opts.run.is_empty() || opts.run.contains(['/', '\\']) || opts.run.starts_with('.') {
+        return Err(Error::invalid("run", format!("{:?} is not a run name (letters, digits, - and _)", opts.run)));
+    }
+    let run_dir = project.run_dir(&opts.run);
+    let previous = latest_checkpoint(&run_dir)?;
+    if previous.is_some() && !opts.resume {
+        return Err(Error::Project { path: run_dir, message: "this run has checkpoints: continue it with --resume, or choose another --run".into() });
+    }
+    let (dev, device_name) = device(opts.device)?;
+    dev.seed(tc.seed);
+    let ad = dev.clone().autodiff();
+    let (mut g, mut d, model) = build_networks(&opts.model, project, &ad)?;
+    let mut opt_g = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
+    let mut opt_d = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
+    let normalization = load_normalization(project)?;
+    std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(Error::io(&run_dir, "creating the run folder"))?;
+    let (mut step, mut epoch, mut skip) = (0usize, 0usize, 0usize);
+    if let Some(cp) = &previous {
+        let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));
+        g = g.try_load_file(&f.generator).map_err(record_err(&f.generator, "loading the generator"))?;
+        d = d.try_load_file(&f.discriminator).map_err(record_err(&f.discriminator, "loading the discriminator"))?;
+        opt_g = opt_g.load(&f.optim_g).map_err(record_err(&f.optim_g, "loading the generator's optimizer"))?;
+        opt_d = opt_d.load(&f.optim_d).map_err(record_err(&f.optim_d, "loading the discriminator's optimizer"))?;
+        (step, epoch, skip) = (cp.step, cp.epoch, cp.batch_in_epoch);
+        progress.info(format!("resuming {} at step {step} (epoch {}, batch {skip})", opts.run, epoch + 1));
+    } else {
+        // The run's record of what it used; inference reads these.
+        write_atomic(&run_dir.join("model.yaml"), model.to_yaml().as_bytes())?;
+        write_atomic(&run_dir.join("train.yaml"), tc.to_yaml().as_bytes())?;
+        for f in ["normalization.json", "dataset.json", "tiles.json"] {
+            let (src, dst) = (project.dataset_dir().join(f), run_dir.join(f));
+            std::fs::copy(&src, &dst).map_err(Error::io(&src, "copying into the run"))?;
+        }
+    }
+    // metrics.csv: keep the rows up to the checkpoint (later ones are redone).
+    let metrics_path = run_dir.join("metrics.csv");
+    let kept: Vec<String> = std::fs::read_to_string(&metrics_path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        .map(String::from)
+        .collect();
+    write_atomic(&metrics_path, format!("{CSV_HEADER}\n{}", kept.iter().map(|l| format!("{l}\n")).collect::<String>()).as_bytes())?;
+    let mut metrics_file = std::fs::OpenOptions::new().append(true).open(&metrics_path).map_err(Error::io(&metrics_path, "opening the metrics"))?;
+
+    let train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
+    let val_data = PatchDataset::open(project, Split::Val, None)?;
+    let batcher = PatchBatcher { normalization };
+    let loader = DataLoaderBuilder::new(batcher.clone()).batch_size(tc.batch_size).num_workers(tc.workers).set_device(ad.clone()).build(train_data.clone());
+    let batches_per_epoch = train_data.patches().len().div_ceil(tc.batch_size);
+    let total_epochs = tc.epochs + tc.decay_epochs;
+    let total_steps = if tc.max_steps > 0 { tc.max_steps.min(total_epochs * batches_per_epoch) } else { total_epochs * batches_per_epoch };
+    progress.started(Some(total_steps as u64));
+    progress.info(format!(
+        "training on {device_name}: {} train / {} val patches, batch {}, {} steps; generator {:.1} M, discriminator {:.1} M parameters",
+        train_data.patches().len(),
+        val_data.patches().len(),
+        tc.batch_size,
+        total_steps,
+        g.num_params() as f64 / 1e6,
+        d.num_params() as f64 / 1e6
+    ));
+    let resumed_from = previous.as_ref().map(|c| c.step);
+    let mut last = StepMetrics::default();
+    let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
+        save_checkpoint(&run_dir, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")) }, g, d, og, od)
+    };
+    let mut last_saved = step;
+    'epochs: while epoch < total_epochs && step < total_steps {
+        train_data.set_epoch(epoch as u64);
+        let lr = tc.learning_rate_at(epoch);
+        let mut batch_in_epoch = 0usize;
+        for batch in loader.iter() {
+            if batch_in_epoch < skip {
+                batch_in_epoch += 1;
+                continue;
+            }
+            if progress.is_cancelled() {
+                checkpoint(step, epoch, batch_in_epoch, &g, &d, &opt_g, &opt_d)?;
+                return Err(Error::Cancelled);
+            }
+            let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
+            // Discriminator: real pairs against detached fakes.
+            let fake = g.forward(input.clone());
+            let d_real = gan_loss(tc.gan_loss, d.forward(input.clone(), label.clone()), true);
+            let d_fake = gan_loss(tc.gan_loss, d.forward(input.clone(), fake.clone().detach()), false);
+            let d_loss = (d_real.clone() + d_fake.clone()).mul_scalar(0.5);
+            let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+            d = opt_d.step(lr, d, grads);
+            // Generator: fool the updated discriminator, stay close to the label.
+            let g_adv = gan_loss(tc.gan_loss, d.forward(input, fake.clone()), true);
+            let g_l1 = masked_l1(fake, label, valid);
+            let g_loss = g_adv.clone() + g_l1.clone().mul_scalar(tc.l1_weight);
+            let grads = GradientsParams::from_grads(g_loss.backward(), &g);
+            g = opt_g.step(lr, g, grads);
+            step += 1;
+            batch_in_epoch += 1;
+            last = StepMetrics {
+                step,
+                epoch: epoch + 1,
+                learning_rate: lr,
+                g_adversarial: scalar(g_adv),
+                g_l1: scalar(g_l1),
+                d_real: scalar(d_real),
+                d_fake: scalar(d_fake),
+                val_l1: f64::NAN,
+                val_psnr: f64::NAN,
+                val_ssim: f64::NAN,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            let end_of_epoch = batch_in_epoch == batches_per_epoch;
+            let validate_now = !val_data.patches().is_empty() && ((tc.validate_every > 0 && step % tc.validate_every == 0) || (tc.validate_every == 0 && end_of_epoch) || step == total_steps);
+            if validate_now {
+                let (l1, psnr, ssim) = validate(&g, &val_data, &batcher, tc.batch_size, &dev)?;
+                (last.val_l1, last.val_psnr, last.val_ssim) = (l1, psnr, ssim);
+                progress.metric("val_l1", l1, step as u64);
+                progress.metric("val_psnr", psnr, step as u64);
+            }
+            writeln!(metrics_file, "{}", last.csv()).map_err(Error::io(&metrics_path, "writing the metrics"))?;
+            progress.metric("g_l1", last.g_l1, step as u64);
+            progress.metric("g_adversarial", last.g_adversarial, step as u64);
+            progress.metric("d_real", last.d_real, step as u64);
+            progress.metric("d_fake", last.d_fake, step as u64);
+            progress.advanced(step as u64, total_steps as u64, format!("epoch {} · G L1 {:.4} · G adv {:.3} · D {:.3}/{:.3}", epoch + 1, last.g_l1, last.g_adversarial, last.d_real, last.d_fake));
+            let (next_epoch, next_batch) = if end_of_epoch { (epoch + 1, 0) } else { (epoch, batch_in_epoch) };
+            if tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 {
+                checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d)?;
+                last_saved = step;
+            }
+            if step >= total_steps {
+                if last_saved != step {
+                    checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d)?;
+                }
+                break 'epochs;
+            }
+        }
+        skip = 0;
+        epoch += 1;
+    }
+    if last_saved != step {
+        checkpoint(step, epoch, 0, &g, &d, &opt_g, &opt_d)?;
+    }
+    progress.finished(format!("{step} steps, G L1 {:.4}", last.g_l1), start.elapsed().as_secs_f64());
+    Ok(TrainReport {
+        run_dir: run_dir.clone(),
+        device: device_name,
+        steps: step,
+        resumed_from,
+        last,
+        generator_params: g.num_params(),
+        discriminator_params: d.num_params(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
