@@ -356,6 +356,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
             if step >= total_steps {
                 if last_saved != step {
                     checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d)?;
+                    last_saved = step;
                 }
                 break 'epochs;
             }

@@ -7,6 +7,7 @@ mod cog_server;
 mod cover;
 mod dataset;
 mod fetch;
+mod model;
 mod preprocess;
 #[cfg(feature = "gui")]
 mod gui;

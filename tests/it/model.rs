@@ -1,0 +1,143 @@
+//! Training and inference on the real chips of `dataset.rs` (SEN12MS-CR), with small models so
+//! they run on the CPU in seconds.
+
+use burn::module::Module;
+use burn::prelude::*;
+use s2cr::dataset::{self, DatasetConfig};
+use s2cr::dataset::normalize::S2Method;
+use s2cr::dataset::tiles::TileConfig;
+use s2cr::job::Progress;
+use s2cr::model::config::{ModelConfig, TrainConfig};
+use s2cr::model::train::{TrainOptions, train};
+use s2cr::model::{DeviceChoice, infer};
+use s2cr::project::Project;
+use s2cr::raster;
+
+use crate::dataset::project_with_preprocessed;
+
+fn small_model() -> ModelConfig {
+    ModelConfig { ngf: 8, ndf: 8, depth: 4, dropout: 0.0, ..Default::default() }
+}
+
+fn quick_train(steps: usize) -> TrainConfig {
+    TrainConfig { epochs: 1000, decay_epochs: 0, batch_size: 1, learning_rate: 1e-3, max_steps: steps, checkpoint_every: 0, workers: 0, augment: false, ..Default::default() }
+}
+
+/// A dataset of 64 x 64 patches; `stride` 256 leaves exactly one patch (the top-left one).
+fn dataset_with(project: &Project, stride: usize, s2_method: S2Method) {
+    let tiles = TileConfig { size: 64, stride, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    dataset::build(project, &DatasetConfig { tiles, s2_method, ..DatasetConfig::research(project) }, &Progress::silent("dataset")).unwrap();
+}
+
+fn metrics(project: &Project, run: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(project.run_dir(run).join("metrics.csv")).unwrap().lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+}
+
+#[test]
+fn a_small_model_overfits_one_real_patch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 256, S2Method::TrainMinMax);
+    let opts = TrainOptions { run: "overfit".into(), model: small_model(), train: quick_train(80), device: DeviceChoice::Cpu, resume: false };
+    let report = train(&project, &opts, &Progress::silent("train")).unwrap();
+    assert_eq!(report.steps, 80);
+    let rows = metrics(&project, "overfit");
+    assert_eq!(rows.len(), 80);
+    let l1 = |r: &Vec<String>| r[4].parse::<f64>().unwrap();
+    let first = rows[..5].iter().map(l1).sum::<f64>() / 5.0;
+    let last = rows[rows.len() - 5..].iter().map(l1).sum::<f64>() / 5.0;
+    println!("overfitting one 64 x 64 patch: G L1 {first:.4} (steps 1-5) -> {last:.4} (steps 76-80), {:.1} s on {}", report.seconds, report.device);
+    assert!(last * 3.0 < first, "L1 falls at least threefold: {first} -> {last}");
+    for f in ["model.yaml", "train.yaml", "normalization.json", "dataset.json", "checkpoint.json", "checkpoints/step-80/generator.bpk", "checkpoints/step-80/optim_d.bpk"] {
+        assert!(project.run_dir("overfit").join(f).is_file(), "{f}");
+    }
+    // A second run under the same name is refused unless resumed.
+    let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn resume_continues_the_steps_and_the_optimizer_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let run = |name: &str, steps: usize, resume: bool| {
+        let opts = TrainOptions { run: name.into(), model: small_model(), train: TrainConfig { checkpoint_every: 3, ..quick_train(steps) }, device: DeviceChoice::Cpu, resume };
+        train(&project, &opts, &Progress::silent("train")).unwrap()
+    };
+    // 7 steps in one go, against 4 steps, a stop, and 3 more.
+    run("whole", 7, false);
+    run("parts", 4, false);
+    let resumed = run("parts", 7, true);
+    assert_eq!((resumed.steps, resumed.resumed_from), (7, Some(4)));
+    let (whole, parts) = (metrics(&project, "whole"), metrics(&project, "parts"));
+    assert_eq!(parts.iter().map(|r| r[0].clone()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5", "6", "7"]);
+    // Same data order, same optimizer moments: the same losses (no dropout, no augmentation).
+    for (a, b) in whole.iter().zip(&parts) {
+        for col in 3..7 {
+            let (x, y) = (a[col].parse::<f64>().unwrap(), b[col].parse::<f64>().unwrap());
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "step {} column {col}: {x} vs {y}", a[0]);
+        }
+    }
+    // Save then load gives identical outputs.
+    let dev = Device::flex();
+    let (g, _, _, step) = infer::load_generator(&project, "parts", &dev).unwrap();
+    assert_eq!(step, 7);
+    let x = Tensor::<4>::random([1, 10, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let a: Vec<f32> = g.forward(x.clone()).try_into_vec_as::<f32>().unwrap();
+    let file = tmp.path().join("g.bpk");
+    g.clone().save_file(&file).unwrap();
+    let (fresh, _, _, _) = infer::load_generator(&project, "whole", &dev).unwrap();
+    let loaded = fresh.try_load_file(&file).unwrap();
+    let b: Vec<f32> = loaded.forward(x).try_into_vec_as::<f32>().unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn inference_covers_the_grid_without_seams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let opts = TrainOptions { run: "r".into(), model: small_model(), train: TrainConfig { batch_size: 4, ..quick_train(12) }, device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let report = infer::infer(&project, &infer::InferOptions { run: "r".into(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap();
+    assert_eq!(report.windows, 49, "7 x 7 windows of 64 px every 32 px");
+    let info = raster::info(report.path.to_str().unwrap()).unwrap();
+    let g = &project.config.grid;
+    assert_eq!((info.width, info.height, info.geo_transform), (g.width, g.height, g.geo_transform()));
+    assert_eq!(info.bands.iter().map(|b| b.description.as_str()).collect::<Vec<_>>(), ["B02", "B03", "B04", "B08", "B11", "B12"]);
+    let out = raster::read_window(report.path.to_str().unwrap(), &[], None).unwrap();
+    assert!(report.valid_percent > 99.9, "{}", report.valid_percent);
+    // Seams: the jump between neighbouring columns where windows start is no larger than
+    // elsewhere (within a margin).
+    let b = &out.bands[3];
+    let jump = |x: usize| (0..256).map(|y| (b[y * 256 + x] - b[y * 256 + x - 1]).abs() as f64).sum::<f64>() / 256.0;
+    let borders: Vec<usize> = (1..7).map(|k| k * 32).collect();
+    let at_borders = borders.iter().map(|x| jump(*x)).sum::<f64>() / borders.len() as f64;
+    let elsewhere = (1..256).filter(|x| !borders.contains(x)).map(jump).sum::<f64>() / 249.0;
+    println!("NIR column jumps: {at_borders:.5} where windows start, {elsewhere:.5} elsewhere");
+    assert!(at_borders < elsewhere * 1.5, "{at_borders} vs {elsewhere}");
+    // Reflectance in a plausible range after de-normalization.
+    let finite: Vec<f32> = out.bands[3].iter().copied().filter(|v| v.is_finite()).collect();
+    let mean = finite.iter().map(|v| *v as f64).sum::<f64>() / finite.len() as f64;
+    assert!(mean > 0.0 && mean < 0.6, "mean NIR {mean}");
+}
+
+#[test]
+fn the_wgpu_path_runs_when_an_adapter_exists() {
+    if let Err(why) = s2cr::model::gpu_available() {
+        println!("SKIPPED: no wgpu adapter on this machine ({why})");
+        return;
+    }
+    let (gpu, name) = s2cr::model::device(DeviceChoice::Gpu).unwrap();
+    let cpu = Device::flex();
+    let cfg = ModelConfig { input_channels: 10, output_channels: 6, ..small_model() };
+    let g_cpu = s2cr::model::generator::Generator::new(&cfg, s2cr::model::generator::Activation::Sigmoid, &cpu);
+    let g_gpu = g_cpu.clone().to_device(&gpu);
+    let x = Tensor::<4>::random([2, 10, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &cpu);
+    let a: Vec<f32> = g_cpu.valid().forward(x.clone()).try_into_vec_as::<f32>().unwrap();
+    let b: Vec<f32> = g_gpu.valid().forward(x.to_device(&gpu)).try_into_vec_as::<f32>().unwrap();
+    let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    println!("{name}: largest difference to the CPU {max:e}");
+    assert!(max < 1e-3, "{max}");
+}
