@@ -316,3 +316,88 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
     }
     Ok(LoaderBench { size, patch, patches, channels, raw_read_patches_per_sec, loader_patches_per_sec, peak_rss_mib: peak_rss_mib() })
 }
+
+/// One row of the model benchmark.
+#[derive(Debug, Clone)]
+pub struct ModelBenchRow {
+    pub model: String,
+    pub params_m: f64,
+    pub device: String,
+    /// Milliseconds per patch at batch 1 (generator, inference mode).
+    pub infer_ms: f64,
+    /// Seconds per training step at batch 1 (discriminator and generator, Adam).
+    pub train_step_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Times the generator's inference and a full GAN training step on `patch` x `patch` patches
+/// with 10 input and 6 output channels, for pix2pix's unet_256 and a small model, on the CPU
+/// and on every wgpu adapter present.
+pub fn model(patch: usize, repeats: usize, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
+    use crate::model::config::ModelConfig;
+    use crate::model::discriminator::Discriminator;
+    use crate::model::generator::{Activation, Generator};
+    use crate::model::train::masked_l1;
+    use burn::module::Module;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::prelude::*;
+    let levels = (patch.max(2) as f64).log2().floor() as usize;
+    let models = [
+        (format!("pix2pix unet_256 (ngf 64, depth {})", levels.min(8)), ModelConfig { input_channels: 10, output_channels: 6, depth: levels.min(8), ..Default::default() }),
+        (format!("small (ngf 16, ndf 16, depth {})", levels.min(6)), ModelConfig { input_channels: 10, output_channels: 6, ngf: 16, ndf: 16, depth: levels.min(6), ..Default::default() }),
+    ];
+    let mut devices = vec![crate::model::device(crate::model::DeviceChoice::Cpu)?];
+    if let Ok(gpu) = crate::model::device(crate::model::DeviceChoice::Gpu) {
+        devices.push(gpu);
+    }
+    let mut rows = Vec::new();
+    let read = |t: Tensor<4>| -> Result<()> {
+        t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
+    };
+    for (name, cfg) in &models {
+        for (dev, dev_name) in &devices {
+            progress.check_cancelled()?;
+            progress.info(format!("{name} on {dev_name}"));
+            let g = Generator::new(cfg, Activation::Tanh, dev);
+            let params_m = g.num_params() as f64 / 1e6;
+            let x = Tensor::<4>::random([1, 10, patch, patch], burn::tensor::Distribution::Normal(0.0, 1.0), dev);
+            let infer = g.valid();
+            read(infer.forward(x.clone()))?;
+            let start = Instant::now();
+            for _ in 0..repeats {
+                read(infer.forward(x.clone()))?;
+            }
+            let infer_ms = 1000.0 * start.elapsed().as_secs_f64() / repeats as f64;
+            let ad = dev.clone().autodiff();
+            let mut g = Generator::new(cfg, Activation::Tanh, &ad);
+            let mut d = Discriminator::new(cfg, &ad);
+            let mut opt_g = AdamConfig::new().with_beta_1(0.5).init();
+            let mut opt_d = AdamConfig::new().with_beta_1(0.5).init();
+            let x = Tensor::<4>::random([1, 10, patch, patch], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+            let y = Tensor::<4>::random([1, 6, patch, patch], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+            let valid = Tensor::<4>::ones([1, 1, patch, patch], &ad);
+            let mut step = |g: Generator, d: Discriminator| -> Result<(Generator, Discriminator)> {
+                let fake = g.forward(x.clone());
+                let d_loss = (d.forward(x.clone(), y.clone()).sub_scalar(1.0).powf_scalar(2.0).mean() + d.forward(x.clone(), fake.clone().detach()).powf_scalar(2.0).mean()).mul_scalar(0.5);
+                let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+                let d = opt_d.step(2e-4, d, grads);
+                let g_loss = d.forward(x.clone(), fake.clone()).sub_scalar(1.0).powf_scalar(2.0).mean() + masked_l1(fake, y.clone(), valid.clone()).mul_scalar(100.0);
+                let grads = GradientsParams::from_grads(g_loss.backward(), &g);
+                let g = opt_g.step(2e-4, g, grads);
+                // Wait for the device: read the loss back (the next step's work queues behind
+                // this step's updates).
+                g_loss.try_into_vec_as::<f32>().map_err(|e| Error::invalid("benchmark", format!("{e:?}")))?;
+                Ok((g, d))
+            };
+            (g, d) = step(g, d)?;
+            let start = Instant::now();
+            let steps = repeats.clamp(1, 3);
+            for _ in 0..steps {
+                (g, d) = step(g, d)?;
+            }
+            let train_step_s = start.elapsed().as_secs_f64() / steps as f64;
+            rows.push(ModelBenchRow { model: name.clone(), params_m, device: dev_name.clone(), infer_ms, train_step_s, peak_rss_mib: peak_rss_mib() });
+        }
+    }
+    Ok(rows)
+}

@@ -69,7 +69,9 @@ pub enum Command {
         size: usize,
         /// filters: speckle filters in memory; preprocess: the whole preprocess stage on one
         /// generated Sentinel-2 and one Sentinel-1 scene (written to --dir, a few GB at 10980);
-        /// loader: training patches per second from disk (generated scenes of --size).
+        /// loader: training patches per second from disk (generated scenes of --size);
+        /// model: generator inference and GAN training step times on --size patches
+        /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py.
         #[arg(long, value_enum, default_value = "filters")]
         what: BenchWhat,
         /// Working folder of the preprocess benchmark (default: the system's temporary folder).
@@ -308,6 +310,7 @@ pub enum BenchWhat {
     Filters,
     Preprocess,
     Loader,
+    Model,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -493,6 +496,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench { size, what: BenchWhat::Filters, .. }) => bench(size),
         Some(Command::Bench { size, what: BenchWhat::Preprocess, dir }) => bench_preprocess(size, dir, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Loader, dir }) => bench_loader(size, dir, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Model, .. }) => bench_model(size, cli.quiet),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
         Some(Command::Train(args)) => train(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Infer(args)) => infer(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
@@ -989,6 +993,19 @@ fn raster_info(location: &str) -> Result<()> {
 }
 
 use crate::bench::peak_rss_mib;
+
+/// Generator inference and GAN training step times.
+fn bench_model(size: usize, quiet: bool) -> Result<()> {
+    let handle = crate::job::spawn("bench", move |p| crate::bench::model(size, 3, p))?;
+    let rows = render_job(handle, quiet)?;
+    println!("conditional GAN, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} CPU threads", rayon::current_num_threads());
+    println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
+    for r in &rows {
+        println!("  {:<36} {:>7.1}M {:<48} {:>12.1} {:>14.3} {:>7.0} MiB", r.model, r.params_m, r.device, r.infer_ms, r.train_step_s, r.peak_rss_mib);
+    }
+    println!("  (PyTorch on the same machine: python3 scripts/bench_pytorch.py --size {size})");
+    Ok(())
+}
 
 /// Training patches per second from disk, against plain GDAL reads of the same windows.
 fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {

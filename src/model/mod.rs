@@ -31,20 +31,35 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+/// A wgpu adapter: the device, its name, and whether it is a software rasterizer (Mesa's
+/// lavapipe, WARP) running on the CPU.
+#[derive(Debug, Clone)]
+pub struct GpuAdapter {
+    pub device: Device,
+    pub name: String,
+    pub software: bool,
+}
+
 /// The wgpu device, probed once (a second initialisation is an error in Burn).
-fn wgpu_device() -> &'static std::result::Result<Device, String> {
-    static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+fn wgpu_device() -> &'static std::result::Result<GpuAdapter, String> {
+    static WGPU: OnceLock<std::result::Result<GpuAdapter, String>> = OnceLock::new();
     WGPU.get_or_init(|| {
         // wgpu panics on some broken drivers instead of failing: treat that as no adapter.
-        match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
-            Ok(Ok(d)) => Ok(d),
+        match std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup()) {
+            Ok(Ok((device, setup))) => {
+                let info = setup.adapter.get_info();
+                let software = format!("{:?}", info.device_type) == "Cpu";
+                Ok(GpuAdapter { device, name: format!("{} ({:?})", info.name, setup.backend), software })
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("the wgpu driver failed while starting".into()),
         }
     })
 }
 
-/// The device for a choice, and a description of it for logs and reports.
+/// The device for a choice, and a description of it for logs and reports. `auto` takes a
+/// hardware GPU; a software adapter (lavapipe) is slower than Burn's CPU backend, so `auto`
+/// leaves it for `gpu`, which takes any adapter.
 pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
     let cpu = || {
         // Burn materialises optimizer state on its default device before moving it: make that
@@ -58,19 +73,19 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => match wgpu_device() {
-            Ok(d) => Ok((d.clone(), "GPU (wgpu)".into())),
+            Ok(a) => Ok((a.device.clone(), format!("GPU (wgpu: {}{})", a.name, if a.software { ", software" } else { "" }))),
             Err(e) => Err(Error::invalid("device", format!("no GPU adapter for wgpu: {e}; use --device cpu"))),
         },
         DeviceChoice::Auto => match wgpu_device() {
-            Ok(d) => Ok((d.clone(), "GPU (wgpu)".into())),
-            Err(_) => Ok(cpu()),
+            Ok(a) if !a.software => Ok((a.device.clone(), format!("GPU (wgpu: {})", a.name))),
+            _ => Ok(cpu()),
         },
     }
 }
 
 /// Whether a wgpu adapter exists (software ones such as Mesa's lavapipe count).
-pub fn gpu_available() -> std::result::Result<(), String> {
-    wgpu_device().as_ref().map(|_| ()).map_err(Clone::clone)
+pub fn gpu_available() -> std::result::Result<String, String> {
+    wgpu_device().as_ref().map(|a| a.name.clone()).map_err(Clone::clone)
 }
 
 /// The generator's output activation for a dataset's normalization.

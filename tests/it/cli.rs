@@ -281,3 +281,12 @@ fn the_loader_benchmark_compares_with_plain_reads() {
         .success()
         .stdout(predicate::str::contains("4 patches of 256 x 256 px, 10 input + 6 output channels").and(predicate::str::contains("baseline: GDAL window reads")).and(predicate::str::contains("2 workers")));
 }
+
+#[test]
+fn the_model_benchmark_prints_inference_and_training_times() {
+    s2cr()
+        .args(["bench", "--what", "model", "--size", "32"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex")).and(predicate::str::contains("s/train step")).and(predicate::str::contains("scripts/bench_pytorch.py")));
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The same work as `s2cr bench --what model`, in PyTorch: pix2pix's UnetGenerator and
+NLayerDiscriminator (junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py, re-declared
+here layer for layer) with 10 input and 6 output channels, timing the generator's inference at
+batch 1 and a full GAN training step (D on real vs detached fake, then G on adversarial + 100 L1,
+Adam) on the CPU, to print beside the Burn figures of the same machine.
+
+PyTorch is optional. Install it with:
+    pip install torch --index-url https://download.pytorch.org/whl/cpu
+Run:
+    python3 scripts/bench_pytorch.py --size 256
+"""
+import argparse
+import math
+import os
+import resource
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:
+    sys.exit("PyTorch is not installed: pip install torch --index-url https://download.pytorch.org/whl/cpu")
+
+
+class UnetBlock(nn.Module):
+    """pix2pix's UnetSkipConnectionBlock."""
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None, sub=None, outermost=False, innermost=False, dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = input_nc or outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, 4, 2, 1, bias=False)
+        downrelu, downnorm = nn.LeakyReLU(0.2, True), nn.BatchNorm2d(inner_nc)
+        uprelu, upnorm = nn.ReLU(True), nn.BatchNorm2d(outer_nc)
+        if outermost:
+            up = [uprelu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1), nn.Tanh()]
+            model = [downconv, sub] + up
+        elif innermost:
+            model = [downrelu, downconv, uprelu, nn.ConvTranspose2d(inner_nc, outer_nc, 4, 2, 1, bias=False), upnorm]
+        else:
+            up = [uprelu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1, bias=False), upnorm]
+            model = [downrelu, downconv, downnorm, sub] + up + ([nn.Dropout(0.5)] if dropout else [])
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+def unet(input_nc, output_nc, num_downs, ngf):
+    block = UnetBlock(ngf * 8, ngf * 8, innermost=True)
+    for _ in range(num_downs - 5):
+        block = UnetBlock(ngf * 8, ngf * 8, sub=block, dropout=True)
+    block = UnetBlock(ngf * 4, ngf * 8, sub=block)
+    block = UnetBlock(ngf * 2, ngf * 4, sub=block)
+    block = UnetBlock(ngf, ngf * 2, sub=block)
+    return UnetBlock(output_nc, ngf, input_nc=input_nc, sub=block, outermost=True)
+
+
+def patch_gan(input_nc, ndf, n_layers=3):
+    seq = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    mult = 1
+    for n in range(1, n_layers):
+        prev, mult = mult, min(2 ** n, 8)
+        seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+    prev, mult = mult, min(2 ** n_layers, 8)
+    seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+    seq += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
+    return nn.Sequential(*seq)
+
+
+def bench(name, ngf, ndf, depth, size, repeats):
+    g, d = unet(10, 6, depth, ngf), patch_gan(16, ndf)
+    params = sum(p.numel() for p in g.parameters()) / 1e6
+    x, y = torch.randn(1, 10, size, size), torch.randn(1, 6, size, size)
+    g.eval()
+    with torch.no_grad():
+        g(x)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            g(x)
+        infer_ms = 1000 * (time.perf_counter() - start) / repeats
+    g.train()
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def step():
+        fake = g(x)
+        opt_d.zero_grad()
+        d_loss = 0.5 * ((d(torch.cat([x, y], 1)) - 1).pow(2).mean() + d(torch.cat([x, fake.detach()], 1)).pow(2).mean())
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = (d(torch.cat([x, fake], 1)) - 1).pow(2).mean() + 100 * (fake - y).abs().mean()
+        g_loss.backward()
+        opt_g.step()
+
+    step()
+    steps = max(1, min(repeats, 3))
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    train_s = (time.perf_counter() - start) / steps
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  {name:<36} {params:>7.1f}M {'CPU (PyTorch ' + torch.__version__ + ')':<48} {infer_ms:>12.1f} {train_s:>14.3f} {rss:>7.0f} MiB")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=256, help="patch side (256 for unet_256)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
+    levels = int(math.log2(args.size))
+    print(f"conditional GAN in PyTorch, 10 input and 6 output channels, {args.size} x {args.size} patches, batch 1, {torch.get_num_threads()} CPU threads")
+    print(f"  {'model':<36} {'params':>8} {'device':<48} {'ms/patch':>12} {'s/train step':>14} {'peak RSS':>10}")
+    bench(f"pix2pix unet_256 (ngf 64, depth {min(levels, 8)})", 64, 64, min(levels, 8), args.size, args.repeats)
+    bench(f"small (ngf 16, ndf 16, depth {min(levels, 6)})", 16, 16, min(levels, 6), args.size, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
