@@ -119,12 +119,11 @@ fn scene(id: &str, mission: Mission, collection: &str, datetime: &str) -> Result
     })
 }
 
-/// Generates one S2 scene (7 bands + SCL) and one S1 RTC scene (VV, VH) of `size` x `size`
-/// 10 m pixels in a project under `dir`, then runs the preprocess stage and measures it.
-pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progress: &Progress) -> Result<StageBench> {
-    let (x_min, y_max) = (300_000.0, 5_100_000.0);
-    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min, y_max, width: size, height: size };
-    let root = dir.join("bench-project");
+/// A benchmark project of a `size` x `size` grid at 10 m in `dir/name` (replacing an earlier
+/// one), with the given S2 and S1 bands.
+fn bench_project(dir: &Path, name: &str, size: usize, s2: &[&str], s1: &[&str]) -> Result<Project> {
+    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: X_MIN, y_max: Y_MAX, width: size, height: size };
+    let root = dir.join(name);
     if root.exists() {
         std::fs::remove_dir_all(&root).map_err(Error::io(&root, "removing an earlier benchmark project"))?;
     }
@@ -143,9 +142,20 @@ pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progres
         model_config: None,
         train_config: None,
     };
-    config.bands.s2 = ["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"].map(String::from).to_vec();
-    config.bands.s1 = vec!["VV".into(), "VH".into()];
-    let project = Project::create(&root, config, &aoi)?;
+    config.bands.s2 = s2.iter().map(|s| s.to_string()).collect();
+    config.bands.s1 = s1.iter().map(|s| s.to_string()).collect();
+    Project::create(&root, config, &aoi)
+}
+
+/// Origin of the benchmark grids (UTM 33N).
+const X_MIN: f64 = 300_000.0;
+const Y_MAX: f64 = 5_100_000.0;
+
+/// Generates one S2 scene (7 bands + SCL) and one S1 RTC scene (VV, VH) of `size` x `size`
+/// 10 m pixels in a project under `dir`, then runs the preprocess stage and measures it.
+pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progress: &Progress) -> Result<StageBench> {
+    let (x_min, y_max) = (X_MIN, Y_MAX);
+    let project = bench_project(dir, "bench-project", size, &["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"], &["VV", "VH"])?;
     let s2 = scene("BENCH_S2", Mission::Sentinel2, "sentinel-2-l2a", "2024-02-05T10:00:00Z")?;
     let s1 = scene("BENCH_S1", Mission::Sentinel1, "sentinel-1-rtc", "2024-02-04T17:00:00Z")?;
     let raw = |s: &Scene| -> PathBuf { project.raw_dir().join(s.datetime.format("%Y-%m-%d").to_string()).join(&s.id) };
@@ -218,29 +228,9 @@ pub struct LoaderBench {
 pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Result<LoaderBench> {
     use burn::data::dataloader::DataLoaderBuilder;
     use crate::dataset::{self, DatasetConfig, loader::{PatchBatcher, PatchDataset}, tiles::{Split, TileConfig}};
-    let (x_min, y_max) = (300_000.0, 5_100_000.0);
-    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min, y_max, width: size, height: size };
-    let root = dir.join("bench-loader");
-    if root.exists() {
-        std::fs::remove_dir_all(&root).map_err(Error::io(&root, "removing an earlier benchmark project"))?;
-    }
-    let aoi = crate::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[15.0,45.0],[16.0,45.0],[16.0,46.0],[15.0,46.0],[15.0,45.0]]]}"#, "benchmark")?;
-    let mut config = ProjectConfig {
-        schema_version: crate::project::SCHEMA_VERSION,
-        name: "bench".into(),
-        aoi: "aoi.geojson".into(),
-        t0: "2024-01-01/2024-01-10".parse().map_err(|e: String| Error::invalid("t0", e))?,
-        t1: "2024-02-01/2024-02-10".parse().map_err(|e: String| Error::invalid("t1", e))?,
-        provider: Default::default(),
-        max_cloud_percent: 100.0,
-        bands: Default::default(),
-        grid,
-        model_config: None,
-        train_config: None,
-    };
+    let (x_min, y_max) = (X_MIN, Y_MAX);
     let s2_bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
-    config.bands.s2 = s2_bands.iter().map(|s| s.to_string()).collect();
-    let project = Project::create(&root, config, &aoi)?;
+    let project = bench_project(dir, "bench-loader", size, &s2_bands, &["VV", "VH"])?;
     progress.info(format!("generating {size} x {size} preprocessed scenes"));
     let pre = project.preprocessed_dir();
     let field = |x: usize, y: usize| (((x / 97) ^ (y / 89)) % 7) as f64;
