@@ -367,6 +367,15 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     if last_saved != step {
         checkpoint(step, epoch, 0, &g, &d, &opt_g, &opt_d)?;
     }
+    // The run's manifest: the dataset it learnt from, the configuration, the checkpoint.
+    let mut manifest = crate::project::Manifest::new(crate::project::Stage::Train, serde_json::json!({"model": model, "train": tc, "steps": step}));
+    for f in ["dataset.json", "normalization.json", "tiles.json"] {
+        manifest.add_input(project.root(), &project.dataset_dir().join(f))?;
+    }
+    if let Some(cp) = latest_checkpoint(&run_dir)? {
+        manifest.add_output(project.root(), &CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator)?;
+    }
+    manifest.save(&project.manifest_path(crate::project::Stage::Train, Some(&opts.run)))?;
     progress.finished(format!("{step} steps, G L1 {:.4}", last.g_l1), start.elapsed().as_secs_f64());
     Ok(TrainReport {
         run_dir: run_dir.clone(),

@@ -51,6 +51,8 @@ fn a_small_model_overfits_one_real_patch() {
     for f in ["model.yaml", "train.yaml", "normalization.json", "dataset.json", "checkpoint.json", "checkpoints/step-80/generator.bpk", "checkpoints/step-80/optim_d.bpk"] {
         assert!(project.run_dir("overfit").join(f).is_file(), "{f}");
     }
+    let (state, _) = project.stage_state(s2cr::project::Stage::Train, Some("overfit")).unwrap();
+    assert_eq!(state, s2cr::project::StageState::Done);
     // A second run under the same name is refused unless resumed.
     let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
     assert!(err.contains("--resume"), "{err}");
