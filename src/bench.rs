@@ -391,3 +391,39 @@ pub fn model(patch: usize, repeats: usize, progress: &Progress) -> Result<Vec<Mo
     }
     Ok(rows)
 }
+
+/// Where the generator's inference time goes: each level's encoder convolution and decoder
+/// transposed convolution of pix2pix's unet_256 (10 -> 6 channels, `patch` px), timed alone on
+/// the CPU backend, milliseconds: (level, input size, conv ms, transposed conv ms).
+pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<(usize, usize, f64, f64)>> {
+    use crate::model::generator::{down_conv, level_channels, up_conv};
+    use burn::prelude::*;
+    let dev = Device::flex();
+    let depth = ((patch.max(2) as f64).log2().floor() as usize).min(8);
+    let ch = |i: usize| level_channels(64, i);
+    let read = |t: Tensor<4>| -> Result<()> { t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}"))) };
+    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
+        f()?;
+        let start = Instant::now();
+        for _ in 0..repeats.max(1) {
+            f()?;
+        }
+        Ok(1000.0 * start.elapsed().as_secs_f64() / repeats.max(1) as f64)
+    };
+    let mut rows = Vec::new();
+    for i in 0..depth {
+        let size = patch >> i;
+        let c_in = if i == 0 { 10 } else { ch(i - 1) };
+        let conv = down_conv(c_in, ch(i), false, &dev);
+        let x = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let conv_ms = time(&|| read(conv.forward(x.clone())))?;
+        let innermost = i == depth - 1;
+        let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
+        let c_up_out = if i == 0 { 6 } else { ch(i - 1) };
+        let up = up_conv(c_up_in, c_up_out, false, &dev);
+        let y = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let up_ms = time(&|| read(up.forward(y.clone())))?;
+        rows.push((i, size, conv_ms, up_ms));
+    }
+    Ok(rows)
+}

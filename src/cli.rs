@@ -311,6 +311,8 @@ pub enum BenchWhat {
     Preprocess,
     Loader,
     Model,
+    /// The generator's layers timed alone on the CPU (part of `model`).
+    Profile,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -497,6 +499,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench { size, what: BenchWhat::Preprocess, dir }) => bench_preprocess(size, dir, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Loader, dir }) => bench_loader(size, dir, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Model, .. }) => bench_model(size, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Profile, .. }) => bench_profile(size),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
         Some(Command::Train(args)) => train(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Infer(args)) => infer(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
@@ -1004,6 +1007,19 @@ fn bench_model(size: usize, quiet: bool) -> Result<()> {
         println!("  {:<36} {:>7.1}M {:<48} {:>12.1} {:>14.3} {:>7.0} MiB", r.model, r.params_m, r.device, r.infer_ms, r.train_step_s, r.peak_rss_mib);
     }
     println!("  (PyTorch on the same machine: python3 scripts/bench_pytorch.py --size {size})");
+    bench_profile(size)
+}
+
+/// Each level's convolution and transposed convolution of unet_256, timed alone.
+fn bench_profile(size: usize) -> Result<()> {
+    println!("where unet_256's inference time goes on the CPU (each layer alone, ms):");
+    println!("  {:>5} {:>9} {:>14} {:>22}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2");
+    let profile = crate::bench::generator_profile(size, 3)?;
+    for (level, px, conv, up) in &profile {
+        println!("  {level:>5} {px:>9} {conv:>14.2} {up:>22.2}");
+    }
+    let (conv, up): (f64, f64) = profile.iter().fold((0.0, 0.0), |(a, b), r| (a + r.2, b + r.3));
+    println!("  total: convolutions {conv:.1} ms, transposed convolutions {up:.1} ms");
     Ok(())
 }
 

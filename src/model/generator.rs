@@ -56,7 +56,7 @@ pub fn down_conv(c_in: usize, c_out: usize, bias: bool, device: &Device) -> Conv
         .init(device)
 }
 
-fn up_conv(c_in: usize, c_out: usize, bias: bool, device: &Device) -> ConvTranspose2d {
+pub fn up_conv(c_in: usize, c_out: usize, bias: bool, device: &Device) -> ConvTranspose2d {
     ConvTranspose2dConfig::new([c_in, c_out], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_bias(bias).with_initializer(init_weights()).init(device)
 }
 

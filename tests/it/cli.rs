@@ -288,5 +288,5 @@ fn the_model_benchmark_prints_inference_and_training_times() {
         .args(["bench", "--what", "model", "--size", "32"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex")).and(predicate::str::contains("s/train step")).and(predicate::str::contains("scripts/bench_pytorch.py")));
+        .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex")).and(predicate::str::contains("s/train step")).and(predicate::str::contains("scripts/bench_pytorch.py")).and(predicate::str::contains("transposed convolutions")));
 }
