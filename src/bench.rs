@@ -100,22 +100,13 @@ fn write_stack<T: GdalType>(
 }
 
 fn scene(id: &str, mission: Mission, collection: &str, datetime: &str) -> Result<Scene> {
+    let datetime = datetime.parse().map_err(|e| Error::invalid("datetime", format!("{e}")))?;
     Ok(Scene {
-        id: id.into(),
-        collection: collection.into(),
-        mission,
-        datetime: datetime.parse().map_err(|e| Error::invalid("datetime", format!("{e}")))?,
         platform: Some(if mission == Mission::Sentinel2 { "sentinel-2a" } else { "sentinel-1a" }.into()),
-        cloud_cover: Some(10.0),
-        bbox: None,
-        assets: Default::default(),
         relative_orbit: Some(1),
         orbit_state: Some("descending".into()),
         processing_baseline: Some("05.10".into()),
-        boa_offset_applied: None,
-        mgrs_tile: None,
-        aoi_cloud_percent: None,
-        aoi_coverage_percent: None,
+        ..Scene::new(id, collection, mission, datetime)
     })
 }
 

@@ -246,6 +246,28 @@ impl Scene {
         })
     }
 
+    /// A scene with only its identity: no assets, no properties (for scenes made by hand, such
+    /// as benchmarks and local data).
+    pub fn new(id: &str, collection: &str, mission: Mission, datetime: DateTime<Utc>) -> Scene {
+        Scene {
+            id: id.into(),
+            collection: collection.into(),
+            mission,
+            datetime,
+            platform: None,
+            cloud_cover: None,
+            bbox: None,
+            assets: BTreeMap::new(),
+            relative_orbit: None,
+            orbit_state: None,
+            processing_baseline: None,
+            boa_offset_applied: None,
+            mgrs_tile: None,
+            aoi_cloud_percent: None,
+            aoi_coverage_percent: None,
+        }
+    }
+
     /// A Sentinel-1 GRD (digital numbers in radar geometry), not a terrain-corrected product.
     pub fn is_grd(&self) -> bool {
         self.mission == Mission::Sentinel1 && self.collection.contains("grd")

@@ -29,22 +29,14 @@ fn chip(kind: &str) -> String {
 const S2: [(&str, usize); 6] = [("B02", 2), ("B03", 3), ("B04", 4), ("B08", 8), ("B11", 12), ("B12", 13)];
 
 fn scene(id: &str, mission: Mission, date: &str) -> Scene {
+    let collection = if mission == Mission::Sentinel2 { "sentinel-2-l2a" } else { "sentinel-1-rtc" };
     Scene {
-        id: id.into(),
-        collection: if mission == Mission::Sentinel2 { "sentinel-2-l2a" } else { "sentinel-1-rtc" }.into(),
-        mission,
-        datetime: format!("{date}T03:00:00Z").parse().unwrap(),
         platform: Some("sentinel-2a".into()),
         cloud_cover: Some(10.0),
-        bbox: None,
-        assets: Default::default(),
         relative_orbit: Some(10),
         orbit_state: Some("descending".into()),
         processing_baseline: Some("05.10".into()),
-        boa_offset_applied: None,
-        mgrs_tile: None,
-        aoi_cloud_percent: None,
-        aoi_coverage_percent: None,
+        ..Scene::new(id, collection, mission, format!("{date}T03:00:00Z").parse().unwrap())
     }
 }
 

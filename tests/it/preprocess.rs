@@ -206,21 +206,12 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let scene = |id: &str, mission: Mission, collection: &str, date: &str| Scene {
-        id: id.into(),
-        collection: collection.into(),
-        mission,
-        datetime: format!("{date}T03:00:00Z").parse().unwrap(),
         platform: Some("sentinel-2a".into()),
         cloud_cover: Some(10.0),
-        bbox: None,
-        assets: Default::default(),
         relative_orbit: Some(10),
         orbit_state: Some("descending".into()),
         processing_baseline: Some("05.10".into()),
-        boa_offset_applied: None,
-        mgrs_tile: None,
-        aoi_cloud_percent: None,
-        aoi_coverage_percent: None,
+        ..Scene::new(id, collection, mission, format!("{date}T03:00:00Z").parse().unwrap())
     };
     let t0 = scene("S2_T0", Mission::Sentinel2, "sentinel-2-l2a", "2024-04-02");
     let t1 = scene("S2_T1", Mission::Sentinel2, "sentinel-2-l2a", "2024-04-12");
@@ -417,21 +408,10 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let scene = Scene {
-        id: "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993".into(),
-        collection: "sentinel-1-grd".into(),
-        mission: Mission::Sentinel1,
-        datetime: "2021-12-23T05:11:22Z".parse().unwrap(),
         platform: Some("sentinel-1b".into()),
-        cloud_cover: None,
-        bbox: None,
-        assets: Default::default(),
         relative_orbit: Some(22),
         orbit_state: Some("descending".into()),
-        processing_baseline: None,
-        boa_offset_applied: None,
-        mgrs_tile: None,
-        aoi_cloud_percent: None,
-        aoi_coverage_percent: None,
+        ..Scene::new("S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993", "sentinel-1-grd", Mission::Sentinel1, "2021-12-23T05:11:22Z".parse().unwrap())
     };
     assert!(scene.is_grd());
     let raw = project.raw_dir().join("2021-12-23").join(&scene.id);
