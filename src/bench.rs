@@ -11,7 +11,6 @@ use std::time::Instant;
 use gdal::{DriverManager, Metadata};
 use gdal::raster::{Buffer, GdalType, RasterCreationOptions};
 
-use crate::catalog::pairing::Pair;
 use crate::catalog::stage::SearchResult;
 use crate::catalog::{Mission, Scene};
 use crate::error::{Error, Result};
@@ -179,21 +178,7 @@ pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progres
     }
     let generate_secs = start.elapsed().as_secs_f64();
     let rss_after_generate_mib = peak_rss_mib();
-    let result = SearchResult {
-        s2_t0: vec![],
-        s2_t1: vec![s2.clone()],
-        s1: vec![s1.clone()],
-        chosen_t0: None,
-        chosen_t1: Some(s2.id.clone()),
-        pairs: vec![Pair { s2_id: s2.id.clone(), s1_id: s1.id.clone(), gap_hours: -17.0, relative_orbit: Some(1), orbit_state: Some("descending".into()) }],
-        unpaired: vec![],
-        t0_scenes: vec![],
-        t1_scenes: vec![],
-        provider: None,
-        notes: vec![],
-    };
-    let search = project.catalog_dir().join("search.json");
-    crate::project::write_atomic(&search, &serde_json::to_vec(&result).map_err(|e| Error::Json { path: search.clone(), message: e.to_string() })?)?;
+    SearchResult::of_choice(None, Some(s2.clone()), vec![(s2, s1)]).save(&project)?;
     let start = Instant::now();
     let outputs = stage::preprocess(&project, cfg, progress)?;
     Ok(StageBench { size, generate_secs, rss_after_generate_mib, stage_secs: start.elapsed().as_secs_f64(), peak_rss_mib: peak_rss_mib(), outputs })
@@ -243,22 +228,7 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
     let s2 = |id: &str, date: &str| scene(id, Mission::Sentinel2, "sentinel-2-l2a", date);
     let s1 = |id: &str, date: &str| scene(id, Mission::Sentinel1, "sentinel-1-rtc", date);
     let (t0, t1, r0, r1) = (s2("T0", "2024-01-05T10:00:00Z")?, s2("T1", "2024-02-05T10:00:00Z")?, s1("R0", "2024-01-04T17:00:00Z")?, s1("R1", "2024-02-04T17:00:00Z")?);
-    let pair = |a: &Scene, b: &Scene| Pair { s2_id: a.id.clone(), s1_id: b.id.clone(), gap_hours: -17.0, relative_orbit: Some(1), orbit_state: Some("descending".into()) };
-    let result = SearchResult {
-        s2_t0: vec![t0.clone()],
-        s2_t1: vec![t1.clone()],
-        s1: vec![r0.clone(), r1.clone()],
-        chosen_t0: Some(t0.id.clone()),
-        chosen_t1: Some(t1.id.clone()),
-        pairs: vec![pair(&t0, &r0), pair(&t1, &r1)],
-        unpaired: vec![],
-        t0_scenes: vec![],
-        t1_scenes: vec![],
-        provider: None,
-        notes: vec![],
-    };
-    let search = project.catalog_dir().join("search.json");
-    crate::project::write_atomic(&search, &serde_json::to_vec(&result).map_err(|e| Error::Json { path: search.clone(), message: e.to_string() })?)?;
+    SearchResult::of_choice(Some(t0.clone()), Some(t1.clone()), vec![(t0, r0), (t1, r1)]).save(&project)?;
     let cfg = DatasetConfig { tiles: TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() }, ..DatasetConfig::research(&project) };
     progress.info("building the dataset");
     dataset::build(&project, &cfg, progress)?;

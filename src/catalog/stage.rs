@@ -76,6 +76,39 @@ pub struct SearchResult {
 }
 
 impl SearchResult {
+    /// A choice made without a search (local data, benchmarks): the chosen S2 scenes of t0 and
+    /// t1, and each S1 scene with the S2 scene it partners.
+    pub fn of_choice(t0: Option<Scene>, t1: Option<Scene>, s1_pairs: Vec<(Scene, Scene)>) -> SearchResult {
+        let pairs = s1_pairs
+            .iter()
+            .map(|(s2, s1)| Pair {
+                s2_id: s2.id.clone(),
+                s1_id: s1.id.clone(),
+                gap_hours: (s1.datetime - s2.datetime).num_minutes() as f64 / 60.0,
+                relative_orbit: s1.relative_orbit,
+                orbit_state: s1.orbit_state.clone(),
+            })
+            .collect();
+        SearchResult {
+            chosen_t0: t0.as_ref().map(|s| s.id.clone()),
+            chosen_t1: t1.as_ref().map(|s| s.id.clone()),
+            s2_t0: t0.into_iter().collect(),
+            s2_t1: t1.into_iter().collect(),
+            s1: s1_pairs.into_iter().map(|(_, s1)| s1).collect(),
+            pairs,
+            unpaired: vec![],
+            t0_scenes: vec![],
+            t1_scenes: vec![],
+            provider: None,
+            notes: vec![],
+        }
+    }
+
+    /// Writes `catalog/search.json`.
+    pub fn save(&self, project: &Project) -> Result<()> {
+        write_json(&project.catalog_dir().join("search.json"), self)
+    }
+
     /// Reads `catalog/search.json`; `next` names the command the user wants to run after search.
     pub fn load(project: &Project, next: &str) -> Result<SearchResult> {
         let path = project.catalog_dir().join("search.json");

@@ -85,21 +85,7 @@ pub fn project_with_preprocessed(root: &Path) -> Project {
     }
     let (t0, t1) = (scene("S2_T0", Mission::Sentinel2, "2024-04-02"), scene("S2_T1", Mission::Sentinel2, "2024-04-12"));
     let (r0, r1) = (scene("S1_T0", Mission::Sentinel1, "2024-04-01"), scene("S1_T1", Mission::Sentinel1, "2024-04-11"));
-    let pair = |s2: &Scene, s1: &Scene| s2cr::catalog::pairing::Pair { s2_id: s2.id.clone(), s1_id: s1.id.clone(), gap_hours: -24.0, relative_orbit: Some(10), orbit_state: Some("descending".into()) };
-    let result = SearchResult {
-        s2_t0: vec![t0.clone()],
-        s2_t1: vec![t1.clone()],
-        s1: vec![r0.clone(), r1.clone()],
-        chosen_t0: Some(t0.id.clone()),
-        chosen_t1: Some(t1.id.clone()),
-        pairs: vec![pair(&t0, &r0), pair(&t1, &r1)],
-        unpaired: vec![],
-        t0_scenes: vec![],
-        t1_scenes: vec![],
-        provider: None,
-        notes: vec![],
-    };
-    std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&result).unwrap()).unwrap();
+    SearchResult::of_choice(Some(t0.clone()), Some(t1.clone()), vec![(t0, r0), (t1, r1)]).save(&project).unwrap();
     project
 }
 
