@@ -94,6 +94,16 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     let grid = &project.config.grid;
     let (w, h) = (grid.width, grid.height);
     let (c_in, c_out) = (summary.inputs.len(), summary.outputs.len());
+    // The dataset may have been rebuilt with other channels since the run was trained.
+    let now = raster::info(&inputs_vrt)?;
+    let channels_now: Vec<&str> = now.bands.iter().map(|b| b.description.as_str()).collect();
+    let trained: Vec<&str> = summary.inputs.iter().map(|c| c.name.as_str()).collect();
+    if channels_now != trained {
+        return Err(Error::Project {
+            path: project.root().join(&summary.files.inputs_vrt),
+            message: format!("holds {} but run {} was trained on {}; rebuild the dataset as it was, or train a new run", channels_now.join(" "), opts.run, trained.join(" ")),
+        });
+    }
     let stride = ((n as f64) * (1.0 - opts.overlap.clamp(0.0, 0.9))).round().max(1.0) as usize;
     let (xs, ys) = (window_starts(w, n, stride), window_starts(h, n, stride));
     let total = xs.len() * ys.len();

@@ -123,6 +123,11 @@ fn inference_covers_the_grid_without_seams() {
     let finite: Vec<f32> = out.bands[3].iter().copied().filter(|v| v.is_finite()).collect();
     let mean = finite.iter().map(|v| *v as f64).sum::<f64>() / finite.len() as f64;
     assert!(mean > 0.0 && mean < 0.6, "mean NIR {mean}");
+    // A dataset rebuilt with other channels is refused with the reason, not fed to the model.
+    let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    dataset::build(&project, &DatasetConfig { tiles, inputs: dataset::sar_only_inputs(&project.config.bands.s1), ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
+    let err = infer::infer(&project, &infer::InferOptions { run: "r".into(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap_err().to_string();
+    assert!(err.contains("was trained on") && err.contains("S1_t1:VV S1_t1:VH"), "{err}");
 }
 
 #[test]
