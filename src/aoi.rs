@@ -294,6 +294,12 @@ impl Aoi {
         )
     }
 
+    /// The polygons as given (outer ring first, then holes), each ring a list of [lon, lat]
+    /// ending where it starts: what the map draws and edits.
+    pub fn rings(&self) -> Vec<Vec<Vec<[f64; 2]>>> {
+        self.polygons.iter().filter(|p| !p.is_empty()).cloned().collect()
+    }
+
     /// The polygons with RFC 7946 ring orientation, as coordinate lists.
     fn oriented_raw(&self) -> Vec<RawPolygon> {
         let ring = |l: &LineString<f64>| l.coords().map(|c| [c.x, c.y]).collect::<RawRing>();

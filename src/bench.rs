@@ -198,15 +198,12 @@ pub struct LoaderBench {
     pub peak_rss_mib: f64,
 }
 
-/// Generates preprocessed scenes of `size` x `size` (S2 t0/t1 with 6 bands + mask, S1 t0/t1),
-/// builds the dataset with `patch` x `patch` patches, and measures reading it: GDAL window
-/// reads on one thread (baseline) against the Burn data loader with 0, 1 and 2 workers.
-pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Result<LoaderBench> {
-    use burn::data::dataloader::DataLoaderBuilder;
-    use crate::dataset::{self, DatasetConfig, loader::{PatchBatcher, PatchDataset}, tiles::{Split, TileConfig}};
+/// A project of `size` x `size` generated preprocessed scenes (S2 t0/t1 with 6 bands + mask,
+/// S1 t0/t1 VV/VH) and the search result that names them, ready for the dataset stage.
+fn preprocessed_project(dir: &Path, name: &str, size: usize, progress: &Progress) -> Result<Project> {
     let (x_min, y_max) = (X_MIN, Y_MAX);
     let s2_bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
-    let project = bench_project(dir, "bench-loader", size, &s2_bands, &["VV", "VH"])?;
+    let project = bench_project(dir, name, size, &s2_bands, &["VV", "VH"])?;
     progress.info(format!("generating {size} x {size} preprocessed scenes"));
     let pre = project.preprocessed_dir();
     let field = |x: usize, y: usize| (((x / 97) ^ (y / 89)) % 7) as f64;
@@ -229,6 +226,16 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
     let s1 = |id: &str, date: &str| scene(id, Mission::Sentinel1, "sentinel-1-rtc", date);
     let (t0, t1, r0, r1) = (s2("T0", "2024-01-05T10:00:00Z")?, s2("T1", "2024-02-05T10:00:00Z")?, s1("R0", "2024-01-04T17:00:00Z")?, s1("R1", "2024-02-04T17:00:00Z")?);
     SearchResult::of_choice(Some(t0.clone()), Some(t1.clone()), vec![(t0, r0), (t1, r1)]).save(&project)?;
+    Ok(project)
+}
+
+/// Generates preprocessed scenes of `size` x `size` (S2 t0/t1 with 6 bands + mask, S1 t0/t1),
+/// builds the dataset with `patch` x `patch` patches, and measures reading it: GDAL window
+/// reads on one thread (baseline) against the Burn data loader with 0, 1 and 2 workers.
+pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Result<LoaderBench> {
+    use burn::data::dataloader::DataLoaderBuilder;
+    use crate::dataset::{self, DatasetConfig, loader::{PatchBatcher, PatchDataset}, tiles::{Split, TileConfig}};
+    let project = preprocessed_project(dir, "bench-loader", size, progress)?;
     let cfg = DatasetConfig { tiles: TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() }, ..DatasetConfig::research(&project) };
     progress.info("building the dataset");
     dataset::build(&project, &cfg, progress)?;
@@ -283,8 +290,8 @@ pub struct ModelBenchRow {
 
 /// Times the generator's inference and a full GAN training step on `patch` x `patch` patches
 /// with 10 input and 6 output channels, for pix2pix's unet_256 and a small model, on the CPU
-/// and on every wgpu adapter present.
-pub fn model(patch: usize, repeats: usize, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
+/// (Burn's convolutions and ours) and, with `with_gpu`, on the wgpu adapter.
+pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
     use crate::model::config::ModelConfig;
     use crate::model::discriminator::Discriminator;
     use crate::model::generator::{Activation, Generator};
@@ -297,17 +304,23 @@ pub fn model(patch: usize, repeats: usize, progress: &Progress) -> Result<Vec<Mo
         (format!("pix2pix unet_256 (ngf 64, depth {})", levels.min(8)), ModelConfig { input_channels: 10, output_channels: 6, depth: levels.min(8), ..Default::default() }),
         (format!("small (ngf 16, ndf 16, depth {})", levels.min(6)), ModelConfig { input_channels: 10, output_channels: 6, ngf: 16, ndf: 16, depth: levels.min(6), ..Default::default() }),
     ];
-    let mut devices = vec![crate::model::device(crate::model::DeviceChoice::Cpu)?];
-    if let Ok(gpu) = crate::model::device(crate::model::DeviceChoice::Gpu) {
-        devices.push(gpu);
+    // The CPU twice: Burn's own convolutions (the baseline) and with the product forms of
+    // `model::conv` where they are faster (what training and inference use).
+    let (cpu, cpu_name) = crate::model::device(crate::model::DeviceChoice::Cpu)?;
+    let mut devices = vec![(cpu.clone(), format!("{cpu_name}, Burn's convolutions"), false), (cpu, format!("{cpu_name}, ours"), true)];
+    if with_gpu {
+        if let Ok((gpu, name)) = crate::model::device(crate::model::DeviceChoice::Gpu) {
+            devices.push((gpu, name, true));
+        }
     }
     let mut rows = Vec::new();
     let read = |t: Tensor<4>| -> Result<()> {
         t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
     };
     for (name, cfg) in &models {
-        for (dev, dev_name) in &devices {
+        for (dev, dev_name, matmul_conv) in &devices {
             progress.check_cancelled()?;
+            crate::model::conv::set_matmul_conv(*matmul_conv);
             progress.info(format!("{name} on {dev_name}"));
             let g = Generator::new(cfg, Activation::Tanh, dev);
             let params_m = g.num_params() as f64 / 1e6;
@@ -350,13 +363,27 @@ pub fn model(patch: usize, repeats: usize, progress: &Progress) -> Result<Vec<Mo
             rows.push(ModelBenchRow { model: name.clone(), params_m, device: dev_name.clone(), infer_ms, train_step_s, peak_rss_mib: peak_rss_mib() });
         }
     }
+    crate::model::conv::set_matmul_conv(true);
     Ok(rows)
+}
+
+/// One level of the generator profile: milliseconds of each layer alone, Burn's own kernels
+/// against the matrix-product forms of `model::conv`.
+#[derive(Debug, Clone)]
+pub struct LayerProfile {
+    pub level: usize,
+    pub input_px: usize,
+    pub conv_burn_ms: f64,
+    pub conv_matmul_ms: f64,
+    pub up_burn_ms: f64,
+    pub up_matmul_ms: f64,
 }
 
 /// Where the generator's inference time goes: each level's encoder convolution and decoder
 /// transposed convolution of pix2pix's unet_256 (10 -> 6 channels, `patch` px), timed alone on
-/// the CPU backend, milliseconds: (level, input size, conv ms, transposed conv ms).
-pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<(usize, usize, f64, f64)>> {
+/// the CPU backend, with Burn's kernels and with ours.
+pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfile>> {
+    use crate::model::conv::{conv_transpose4x4_s2, conv4x4_s2};
     use crate::model::generator::{down_conv, level_channels, up_conv};
     use burn::prelude::*;
     let dev = Device::flex();
@@ -377,14 +404,60 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<(usize, usi
         let c_in = if i == 0 { 10 } else { ch(i - 1) };
         let conv = down_conv(c_in, ch(i), false, &dev);
         let x = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let conv_ms = time(&|| read(conv.forward(x.clone())))?;
+        let conv_burn_ms = time(&|| read(conv.forward(x.clone())))?;
+        let conv_matmul_ms = time(&|| read(conv4x4_s2(x.clone(), conv.weight.val(), None)))?;
         let innermost = i == depth - 1;
         let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
         let c_up_out = if i == 0 { 6 } else { ch(i - 1) };
         let up = up_conv(c_up_in, c_up_out, false, &dev);
         let y = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let up_ms = time(&|| read(up.forward(y.clone())))?;
-        rows.push((i, size, conv_ms, up_ms));
+        let up_burn_ms = time(&|| read(up.forward(y.clone())))?;
+        let up_matmul_ms = time(&|| read(conv_transpose4x4_s2(y.clone(), up.weight.val(), None)))?;
+        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_matmul_ms, up_burn_ms, up_matmul_ms });
     }
     Ok(rows)
+}
+
+/// Resets this process's peak resident memory (Linux: `5` to `/proc/self/clear_refs`), so a
+/// later `peak_rss_mib` measures one phase alone. False where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// What the whole-grid inference benchmark measured.
+#[derive(Debug, Clone)]
+pub struct InferBench {
+    pub size: usize,
+    pub patch: usize,
+    pub model: String,
+    pub report: crate::model::infer::InferReport,
+    /// Peak RSS during inference alone (None where it could not be reset after the set-up).
+    pub infer_peak_rss_mib: Option<f64>,
+    pub setup_secs: f64,
+}
+
+/// Generates `size` x `size` preprocessed scenes, builds the dataset (256 px patches), trains a
+/// small generator for one step (the weights do not change the cost) and synthesizes the whole
+/// grid with overlapping windows, measuring time and the peak memory of the inference alone.
+pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench> {
+    use crate::dataset::{self, DatasetConfig, tiles::TileConfig};
+    use crate::model::config::{ModelConfig, TrainConfig};
+    use crate::model::infer::InferOptions;
+    use crate::model::train::{TrainOptions, train};
+    let start = Instant::now();
+    let patch = 256;
+    let project = preprocessed_project(dir, "bench-infer", size, progress)?;
+    let tiles = TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() };
+    progress.info("building the dataset");
+    dataset::build(&project, &DatasetConfig { tiles, ..DatasetConfig::research(&project) }, progress)?;
+    let model = ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() };
+    let name = "small (ngf 16, depth 6)".to_string();
+    let train_cfg = TrainConfig { max_steps: 1, checkpoint_every: 0, workers: 0, ..Default::default() };
+    progress.info("one training step for a checkpoint");
+    train(&project, &TrainOptions { run: "bench".into(), model, train: train_cfg, device: crate::model::DeviceChoice::Cpu, resume: false }, progress)?;
+    let setup_secs = start.elapsed().as_secs_f64();
+    let reset = reset_peak_rss();
+    progress.info("synthesizing the whole grid");
+    let report = crate::model::infer::infer(&project, &InferOptions { run: "bench".into(), device: crate::model::DeviceChoice::Cpu, ..Default::default() }, progress)?;
+    Ok(InferBench { size, patch, model: name, report, infer_peak_rss_mib: reset.then(peak_rss_mib), setup_secs })
 }

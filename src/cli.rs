@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aoi::{Aoi, AoiLimits, DEFAULT_MAX_AREA_KM2};
 use crate::job::{JobEvent, JobHandle, LogLevel};
-use crate::project::{Bands, DateRange, Project, ProjectConfig, Provider, StageState, AOI_FILE, SCHEMA_VERSION};
+use crate::project::{DateRange, Project, ProjectConfig, Provider, StageState};
 
 /// Synthesize cloud-free Sentinel-2 images from Sentinel-1 radar, and judge them by the burned
 /// areas they map. Without a command, opens the desktop app.
@@ -71,10 +71,15 @@ pub enum Command {
         /// generated Sentinel-2 and one Sentinel-1 scene (written to --dir, a few GB at 10980);
         /// loader: training patches per second from disk (generated scenes of --size);
         /// model: generator inference and GAN training step times on --size patches
-        /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py.
+        /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py;
+        /// profile: unet_256's layers one by one on the CPU; infer: whole-grid inference on
+        /// generated scenes of --size (time, peak memory).
         #[arg(long, value_enum, default_value = "filters")]
         what: BenchWhat,
-        /// Working folder of the preprocess benchmark (default: the system's temporary folder).
+        /// model: skip the GPU (wgpu) rows.
+        #[arg(long)]
+        no_gpu: bool,
+        /// Working folder of the preprocess, loader and infer benchmarks (default: the system's temporary folder).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
@@ -268,7 +273,8 @@ pub struct InferArgs {
     /// Share of each window shared with its neighbours (blended).
     #[arg(long, default_value_t = 0.5)]
     pub overlap: f64,
-    /// Windows per forward pass.
+    /// Windows per forward pass. With the batch-min-max normalization the windows of one pass
+    /// share their ranges, as the tiles of a training batch did.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
 }
@@ -313,6 +319,9 @@ pub enum BenchWhat {
     Model,
     /// The generator's layers timed alone on the CPU (part of `model`).
     Profile,
+    /// Whole-grid inference (overlapping windows, blended, written as a COG) on generated
+    /// scenes of --size: time and peak memory.
+    Infer,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -496,10 +505,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
         Some(Command::Bench { size, what: BenchWhat::Filters, .. }) => bench(size),
-        Some(Command::Bench { size, what: BenchWhat::Preprocess, dir }) => bench_preprocess(size, dir, cli.quiet),
-        Some(Command::Bench { size, what: BenchWhat::Loader, dir }) => bench_loader(size, dir, cli.quiet),
-        Some(Command::Bench { size, what: BenchWhat::Model, .. }) => bench_model(size, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Preprocess, dir, .. }) => bench_preprocess(size, dir, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Loader, dir, .. }) => bench_loader(size, dir, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Model, no_gpu, .. }) => bench_model(size, !no_gpu, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Profile, .. }) => bench_profile(size),
+        Some(Command::Bench { size, what: BenchWhat::Infer, dir, .. }) => bench_infer(size, dir, cli.quiet),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
         Some(Command::Train(args)) => train(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Infer(args)) => infer(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
@@ -846,33 +856,14 @@ fn parse_range(field: &str, text: &str) -> Result<DateRange> {
 fn init(args: InitArgs) -> Result<()> {
     let t0 = parse_range("t0", &args.t0)?;
     let t1 = parse_range("t1", &args.t1)?;
-    if t0.to >= t1.from {
-        anyhow::bail!("--t1: {t1} must start after --t0 ({t0}) ends");
-    }
-    if !(0.0..=100.0).contains(&args.max_cloud) {
-        anyhow::bail!("--max-cloud: {} is not a percentage 0..100", args.max_cloud);
-    }
     let aoi = Aoi::load(&args.aoi, &AoiLimits { max_area_km2: args.max_area_km2 })?;
-    let grid = aoi.target_grid(args.pixel_size)?;
     let name = args.name.clone().unwrap_or_else(|| {
         std::path::absolute(&args.dir)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
             .unwrap_or_else(|| "project".into())
     });
-    let config = ProjectConfig {
-        schema_version: SCHEMA_VERSION,
-        name,
-        aoi: PathBuf::from(AOI_FILE),
-        t0,
-        t1,
-        provider: args.provider.into(),
-        max_cloud_percent: args.max_cloud,
-        bands: Bands::default(),
-        grid,
-        model_config: None,
-        train_config: None,
-    };
+    let config = ProjectConfig::for_aoi(&name, &aoi, t0, t1, args.provider.into(), args.max_cloud, args.pixel_size)?;
     let project = Project::create(&args.dir, config, &aoi)?;
     let g = &project.config.grid;
     println!(
@@ -998,8 +989,8 @@ fn raster_info(location: &str) -> Result<()> {
 use crate::bench::peak_rss_mib;
 
 /// Generator inference and GAN training step times.
-fn bench_model(size: usize, quiet: bool) -> Result<()> {
-    let handle = crate::job::spawn("bench", move |p| crate::bench::model(size, 3, p))?;
+fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
+    let handle = crate::job::spawn("bench", move |p| crate::bench::model(size, 3, with_gpu, p))?;
     let rows = render_job(handle, quiet)?;
     println!("conditional GAN, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} CPU threads", rayon::current_num_threads());
     println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
@@ -1010,16 +1001,41 @@ fn bench_model(size: usize, quiet: bool) -> Result<()> {
     bench_profile(size)
 }
 
-/// Each level's convolution and transposed convolution of unet_256, timed alone.
+/// Each level's convolution and transposed convolution of unet_256, timed alone, Burn's
+/// kernels against the matrix-product forms the generator uses on the CPU.
 fn bench_profile(size: usize) -> Result<()> {
-    println!("where unet_256's inference time goes on the CPU (each layer alone, ms):");
-    println!("  {:>5} {:>9} {:>14} {:>22}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2");
+    println!("where unet_256's inference time goes on the CPU (each layer alone, ms; Burn's kernel / ours, used on the CPU):");
+    println!("  {:>5} {:>9} {:>22} {:>30}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2");
     let profile = crate::bench::generator_profile(size, 3)?;
-    for (level, px, conv, up) in &profile {
-        println!("  {level:>5} {px:>9} {conv:>14.2} {up:>22.2}");
+    for r in &profile {
+        println!("  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2}", r.level, r.input_px, r.conv_burn_ms, r.conv_matmul_ms, r.up_burn_ms, r.up_matmul_ms);
     }
-    let (conv, up): (f64, f64) = profile.iter().fold((0.0, 0.0), |(a, b), r| (a + r.2, b + r.3));
-    println!("  total: convolutions {conv:.1} ms, transposed convolutions {up:.1} ms");
+    let sum = |f: fn(&crate::bench::LayerProfile) -> f64| profile.iter().map(f).sum::<f64>();
+    println!(
+        "  total: convolutions {:.1} ms (Burn) / {:.1} ms (ours), transposed convolutions {:.1} ms (Burn) / {:.1} ms (ours)",
+        sum(|r| r.conv_burn_ms),
+        sum(|r| r.conv_matmul_ms),
+        sum(|r| r.up_burn_ms),
+        sum(|r| r.up_matmul_ms)
+    );
+    Ok(())
+}
+
+/// Whole-grid inference: windows per second and the peak memory of the inference alone.
+fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
+    let work = dir.clone();
+    let handle = crate::job::spawn("bench", move |p| crate::bench::infer(size, &work, p))?;
+    let result = render_job(handle, quiet);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    println!("whole-grid inference, {0} x {0} grid, {1} px windows with half overlap, {2}, {3}", r.size, r.patch, r.model, r.report.device);
+    println!("  set-up (scenes, dataset, one training step)  {:>8.1} s", r.setup_secs);
+    println!("  inference: {} windows in {:.1} s, {:.1} windows/s, {:.2} Mpixel/s of grid", r.report.windows, r.report.seconds, r.report.windows as f64 / r.report.seconds, (r.size * r.size) as f64 / 1e6 / r.report.seconds);
+    match r.infer_peak_rss_mib {
+        Some(m) => println!("  peak RSS during inference                    {m:>8.0} MiB"),
+        None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
+    }
     Ok(())
 }
 

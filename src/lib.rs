@@ -16,6 +16,7 @@ pub mod error;
 pub mod fetch;
 pub mod job;
 pub mod model;
+pub mod pipeline;
 pub mod preprocess;
 pub mod project;
 pub mod raster;

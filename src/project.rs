@@ -153,6 +153,31 @@ pub struct ProjectConfig {
 }
 
 impl ProjectConfig {
+    /// A new project's configuration for an AOI: its UTM grid at `pixel_size_m`, default bands,
+    /// built-in model and training settings. Checks that t1 starts after t0 ends and that the
+    /// cloud limit is a percentage.
+    pub fn for_aoi(name: &str, aoi: &Aoi, t0: DateRange, t1: DateRange, provider: Provider, max_cloud_percent: f64, pixel_size_m: f64) -> Result<ProjectConfig> {
+        if t0.to >= t1.from {
+            return Err(Error::invalid("t1", format!("{t1} must start after t0 ({t0}) ends")));
+        }
+        if !(0.0..=100.0).contains(&max_cloud_percent) {
+            return Err(Error::invalid("max_cloud_percent", format!("{max_cloud_percent} is not a percentage 0..100")));
+        }
+        Ok(ProjectConfig {
+            schema_version: SCHEMA_VERSION,
+            name: name.to_string(),
+            aoi: PathBuf::from(AOI_FILE),
+            t0,
+            t1,
+            provider,
+            max_cloud_percent,
+            bands: Bands::default(),
+            grid: aoi.target_grid(pixel_size_m)?,
+            model_config: None,
+            train_config: None,
+        })
+    }
+
     /// Parses `project.yaml` text; every error names the file, line and field.
     pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig> {
         let config: ProjectConfig = serde_norway::from_str(text).map_err(|e| {

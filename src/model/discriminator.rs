@@ -46,7 +46,8 @@ impl Discriminator {
         let mut h = Tensor::cat(vec![condition, image], 1);
         let last = self.convs.len() - 1;
         for (i, conv) in self.convs.iter().enumerate() {
-            h = conv.forward(h);
+            // All but the last two are stride-2 down-sampling convolutions.
+            h = if i + 1 < last { super::conv::down(conv, h) } else { conv.forward(h) };
             if let Some(n) = &self.norms[i] {
                 h = n.forward(h);
             }

@@ -123,7 +123,7 @@ impl Generator {
             if i > 0 {
                 h = activation::leaky_relu(h, 0.2);
             }
-            h = self.down[i].forward(h);
+            h = super::conv::down(&self.down[i], h);
             if let Some(n) = &self.down_norm[i] {
                 h = n.forward(h);
             }
@@ -131,7 +131,7 @@ impl Generator {
         }
         for i in (0..depth).rev() {
             h = activation::relu(h);
-            h = self.up[i].forward(h);
+            h = super::conv::up(&self.up[i], h);
             if i == 0 {
                 break;
             }

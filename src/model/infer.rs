@@ -145,24 +145,34 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
         let wh = n.min(h - y);
         for chunk in xs.chunks(opts.batch_size.max(1)) {
-            let mut batch = Vec::with_capacity(chunk.len() * c_in * n * n);
-            let mut windows = Vec::new();
+            let mut stacks = Vec::with_capacity(chunk.len());
+            let mut ranges = Vec::with_capacity(chunk.len());
             for &x in chunk {
                 let ww = n.min(w - x);
                 let stack = raster::read_window(&inputs_vrt, &[], Some(PixelWindow { x_off: x, y_off: y, width: ww, height: wh }))?;
                 // The window's own ranges, as the tile and batch normalizations use them.
-                let ranges: Vec<TileRange> = stack
-                    .bands
-                    .iter()
-                    .map(|b| {
-                        let (lo, hi) = b.iter().zip(&stack.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
-                        if lo <= hi { TileRange { min: lo, max: hi } } else { TileRange { min: f32::NAN, max: f32::NAN } }
-                    })
-                    .collect();
-                let (in_maps, out_maps) = normalization.maps(&[ranges]);
+                ranges.push(
+                    stack
+                        .bands
+                        .iter()
+                        .map(|b| {
+                            let (lo, hi) = b.iter().zip(&stack.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
+                            if lo <= hi { TileRange { min: lo, max: hi } } else { TileRange { min: f32::NAN, max: f32::NAN } }
+                        })
+                        .collect::<Vec<TileRange>>(),
+                );
+                stacks.push((x, ww, stack));
+            }
+            // One map set for the whole batch of windows, as training computed it for a batch
+            // of tiles (the batch normalization shares ranges across the batch; the tile one
+            // gives each window its own).
+            let (in_maps, out_maps) = normalization.maps(&ranges);
+            let mut batch = Vec::with_capacity(chunk.len() * c_in * n * n);
+            let mut windows = Vec::new();
+            for (k, (x, ww, stack)) in stacks.into_iter().enumerate() {
                 for (c, band) in stack.bands.iter().enumerate() {
                     let mut v = band.clone();
-                    in_maps[0][c].normalize(&mut v);
+                    in_maps[k][c].normalize(&mut v);
                     // Pad to a full window (grids smaller than a patch, or the last window).
                     let mut plane = vec![0f32; n * n];
                     for r in 0..wh {
@@ -173,7 +183,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
                     }
                     batch.extend(plane);
                 }
-                windows.push((x, ww, stack.valid, out_maps[0].clone()));
+                windows.push((x, ww, stack.valid, out_maps[k].clone()));
             }
             let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
             let pred: Vec<f32> = g.forward(input).try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;

@@ -6,6 +6,7 @@
 //! `auto` probes once per process.
 
 pub mod config;
+pub mod conv;
 pub mod discriminator;
 pub mod generator;
 pub mod infer;

@@ -1,31 +1,204 @@
-//! The desktop app window, rendered headless with egui_kittest.
+//! The desktop app, rendered headless with egui_kittest: drawing an AOI with simulated clicks,
+//! importing a GeoJSON by dropping it, running a stage from the wizard with progress, Cancel and
+//! Resume on a small real project, and snapshots of the main screens.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use s2cr::gui::S2crApp;
+use s2cr::gui::wizard::{Outcome, Step};
+
+use eframe::egui;
+
+fn harness(app: S2crApp, size: [f32; 2]) -> Harness<'static, S2crApp> {
+    Harness::builder().with_size(size).with_max_steps(64).build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), app)
+}
+
+fn click_at(h: &mut Harness<'_, S2crApp>, p: Pos2) {
+    h.event(Event::PointerMoved(p));
+    h.event(Event::PointerButton { pos: p, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    h.event(Event::PointerButton { pos: p, button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    h.run();
+    // Far apart in time, so two clicks are never a double click.
+    h.run_steps(3);
+}
+
+/// Steps the app (background jobs report between frames) until `done` holds.
+fn step_until(h: &mut Harness<'_, S2crApp>, what: &str, timeout: Duration, done: impl Fn(&S2crApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 #[test]
 fn the_window_shows_the_app_name_and_no_project() {
-    let mut harness = Harness::builder().with_size([900.0, 500.0]).build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), S2crApp::new(None));
-    harness.run();
-    harness.get_by_label("sent2-cloud-remover");
-    harness.get_by_label("No project open");
+    let mut h = harness(S2crApp::new(None), [1000.0, 650.0]);
+    h.run();
+    h.get_by_label("sent2-cloud-remover");
+    h.get_by_label("No project open");
+    h.get_by_label("Create project");
 }
 
 #[test]
 fn a_broken_project_is_shown_not_crashed_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut harness = Harness::new_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), S2crApp::new(Some(tmp.path().to_path_buf())));
-    harness.run();
-    harness.get_by_label("Project: could not be opened");
+    let mut h = harness(S2crApp::new(Some(tmp.path().to_path_buf())), [1000.0, 650.0]);
+    h.run();
+    h.get_by_label("Project: could not be opened");
 }
 
 #[test]
-fn snapshot_of_the_window_without_a_project() {
-    let mut harness = Harness::builder()
-        .with_size([900.0, 400.0])
-        .wgpu()
-        .build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), S2crApp::new(None));
-    harness.run();
-    harness.snapshot("app_without_project");
+fn clicks_on_the_map_draw_a_polygon() {
+    let mut app = S2crApp::new(None);
+    app.map.memory.center_at(walkers::lon_lat(137.0, -35.8));
+    app.map.memory.set_zoom(10.0).unwrap();
+    let mut h = harness(app, [1000.0, 650.0]);
+    h.run();
+    h.get_by_label("Draw").click();
+    h.run();
+    assert!(h.state().map.drawing);
+    let c = h.state().map.rect.center();
+    let points = [c, c + Vec2::new(100.0, 0.0), c + Vec2::new(100.0, 100.0)];
+    for p in points {
+        click_at(&mut h, p);
+    }
+    assert_eq!(h.state().editor.vertices.len(), 3);
+    // Clicking the first vertex closes the ring.
+    click_at(&mut h, points[0]);
+    let e = &h.state().editor;
+    assert!(e.closed, "{e:?}");
+    assert_eq!(e.vertices.len(), 3);
+    // The centre of the view is where the map was centred; 100 px at zoom 10 is
+    // 100 / (256 * 2^10) of 360 degrees of longitude; y grows southwards.
+    let [a, b, d] = [e.vertices[0], e.vertices[1], e.vertices[2]];
+    assert!((a[0] - 137.0).abs() < 1e-3 && (a[1] + 35.8).abs() < 1e-3, "{a:?}");
+    let dlon = 100.0 / (256.0 * 1024.0) * 360.0;
+    assert!((b[0] - a[0] - dlon).abs() < 1e-4 && (b[1] - a[1]).abs() < 1e-6, "{b:?}");
+    assert!((d[0] - b[0]).abs() < 1e-6 && d[1] < b[1], "{d:?}");
+    let ring = e.ring();
+    assert_eq!(ring.first(), ring.last());
+    // The Area step shows the live area: half of a 0.137 x 0.111 degree box near 35.8 S.
+    let (area, problems) = e.check(&Default::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    let area = area.unwrap();
+    assert!(area > 60.0 && area < 80.0, "{area}");
+    h.get_by_label_contains("Area: ");
+    // Right-click a vertex deletes it (and a two-point ring reopens).
+    let p = h.state().map.vertex_screen[1];
+    h.event(Event::PointerMoved(p));
+    for pressed in [true, false] {
+        h.event(Event::PointerButton { pos: p, button: PointerButton::Secondary, pressed, modifiers: Modifiers::NONE });
+    }
+    h.run();
+    assert_eq!(h.state().editor.vertices.len(), 2);
+    assert!(!h.state().editor.closed);
+}
+
+/// A file dropped on the window, as the windowing system hands it over.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_geojson_is_imported_and_shown() {
+    let aoi = Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson");
+    let mut h = harness(S2crApp::new(None), [1000.0, 650.0]);
+    h.run();
+    h.input_mut().dropped_files.push(Arc::new(Dropped(aoi.clone())));
+    h.run();
+    let expected = s2cr::aoi::Aoi::load(&aoi, &Default::default()).unwrap();
+    let e = &h.state().editor;
+    assert!(e.closed);
+    assert_eq!(e.ring(), expected.rings()[0][0]);
+    h.get_by_label_contains("Imported");
+    // The map zoomed to it: every vertex is on screen.
+    let rect = h.state().map.rect;
+    assert!(!h.state().map.vertex_screen.is_empty());
+    assert!(h.state().map.vertex_screen.iter().all(|p| rect.contains(*p)), "{:?} in {rect:?}", h.state().map.vertex_screen);
+}
+
+#[test]
+fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let tiles = s2cr::dataset::tiles::TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    s2cr::dataset::build(&project, &s2cr::dataset::DatasetConfig { tiles, ..s2cr::dataset::DatasetConfig::research(&project) }, &s2cr::job::Progress::silent("dataset")).unwrap();
+
+    let mut app = S2crApp::new(Some(project.root().to_path_buf()));
+    app.wizard.settings.model = Some(s2cr::model::config::ModelConfig { ngf: 8, ndf: 8, depth: 4, ..Default::default() });
+    app.wizard.settings.train = Some(s2cr::model::config::TrainConfig { max_steps: 40, checkpoint_every: 0, workers: 0, batch_size: 1, ..Default::default() });
+    app.wizard.settings.device = s2cr::model::DeviceChoice::Cpu;
+    let mut h = harness(app, [1100.0, 700.0]);
+    h.run();
+    h.get_by_label("Train").click();
+    h.run();
+    assert_eq!(h.state().wizard.step, Step::Train);
+    h.get_by_label("Run").click();
+    h.step();
+    step_until(&mut h, "training progress", Duration::from_secs(120), |a| a.wizard.job.as_ref().is_some_and(|j| j.done >= 3));
+    // The progress bar names the steps done of all.
+    h.get_by_label_contains("/ 40");
+    h.get_by_label("Cancel").click();
+    h.step();
+    step_until(&mut h, "the cancelled run to stop", Duration::from_secs(60), |a| a.wizard.job.is_none());
+    assert_eq!(h.state().wizard.outcomes.get("train"), Some(&Outcome::Cancelled));
+    let cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.run_dir("default").join("checkpoint.json")).unwrap()).unwrap();
+    let stopped_at = cp["step"].as_u64().unwrap();
+    assert!((3..40).contains(&stopped_at), "checkpoint at {stopped_at}");
+    // Resume continues from the checkpoint to the end.
+    h.run();
+    h.get_by_label("Resume").click();
+    h.step();
+    step_until(&mut h, "the resumed run to finish", Duration::from_secs(300), |a| a.wizard.job.is_none());
+    let outcome = h.state().wizard.outcomes.get("train").cloned();
+    assert!(matches!(outcome, Some(Outcome::Finished(_))), "{outcome:?}");
+    let rows = std::fs::read_to_string(project.run_dir("default").join("metrics.csv")).unwrap().lines().count() - 1;
+    assert_eq!(rows, 40);
+    assert!(h.state().wizard.log.iter().any(|l| l.text.contains(&format!("resuming default at step {stopped_at}"))), "{:?}", h.state().wizard.log);
+    // Curves were drawn from the loss events.
+    assert!(h.state().wizard.curves.series.get("g_l1").is_some_and(|s| !s.is_empty()));
+    h.run();
+    h.get_by_label_contains("Finished:");
+}
+
+#[test]
+fn snapshots_of_the_main_screens() {
+    // Without a project: the Area step and the offline basemap.
+    let mut app = S2crApp::new(None);
+    app.map.memory.center_at(walkers::lon_lat(137.0, -35.8));
+    app.map.memory.set_zoom(4.0).unwrap();
+    let mut h = Harness::builder().with_size([1000.0, 600.0]).with_max_steps(64).wgpu().build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), app);
+    h.run();
+    h.snapshot("app_area_step");
+    // An imported AOI on the map.
+    h.state_mut().import_aoi(&Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson"));
+    h.run();
+    h.snapshot("app_aoi_imported");
+}
+
+#[test]
+fn snapshot_of_a_project_on_the_dataset_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut h = Harness::builder().with_size([1000.0, 600.0]).with_max_steps(64).wgpu().build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), S2crApp::new(Some(project.root().to_path_buf())));
+    h.run();
+    h.get_by_label("Dataset").click();
+    h.run();
+    h.snapshot("app_dataset_step");
 }

@@ -1,0 +1,278 @@
+//! The map: walkers with OpenStreetMap tiles (disk-cached) when a tile server answers, Natural
+//! Earth country outlines drawn over it from the binary (so the map is never blank offline),
+//! and the AOI editor: click to add a vertex, click the first vertex (or "Close") to finish,
+//! drag a vertex to move it, right-click a vertex to delete it.
+
+use std::sync::OnceLock;
+
+use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
+use walkers::{HttpOptions, HttpTiles, MapMemory, MercatorProjection, Position, Projection, Projector, lon_lat};
+
+use super::editor::AoiEditor;
+
+/// Natural Earth country outlines at 1:110m and 1:50m (public domain), see
+/// assets/basemap/README.md.
+const COUNTRIES_110M: &str = include_str!("../../assets/basemap/countries-110m.geojson");
+const COUNTRIES_50M: &str = include_str!("../../assets/basemap/countries-50m.geojson");
+
+/// Map zoom from which the 1:50m outlines are drawn (at 5 a pixel is about 5 km).
+const DETAILED_FROM_ZOOM: f64 = 5.0;
+
+/// One country part: its rings (outer first) and a triangulation of it for the land fill.
+struct LandPolygon {
+    rings: Vec<Vec<[f64; 2]>>,
+    triangle_vertices: Vec<[f64; 2]>,
+    triangle_indices: Vec<u32>,
+    /// [min lon, min lat, max lon, max lat]
+    bbox: [f64; 4],
+}
+
+/// The offline basemap: country polygons in [lon, lat], triangulated once (earcut) so land can
+/// be filled, not only outlined.
+pub struct Basemap {
+    polygons: Vec<LandPolygon>,
+}
+
+impl Basemap {
+    /// The embedded outlines for a map zoom, each scale parsed once when first needed.
+    pub fn natural_earth(zoom: f64) -> &'static Basemap {
+        static COARSE: OnceLock<Basemap> = OnceLock::new();
+        static DETAILED: OnceLock<Basemap> = OnceLock::new();
+        if zoom >= DETAILED_FROM_ZOOM {
+            DETAILED.get_or_init(|| Basemap::parse(COUNTRIES_50M))
+        } else {
+            COARSE.get_or_init(|| Basemap::parse(COUNTRIES_110M))
+        }
+    }
+
+    fn parse(text: &str) -> Basemap {
+        use geo::TriangulateEarcut;
+        let mut polygons = Vec::new();
+        if let Ok(geojson::GeoJson::FeatureCollection(fc)) = text.parse::<geojson::GeoJson>() {
+            for f in fc.features {
+                let parts = match f.geometry.map(|g| g.value) {
+                    Some(geojson::GeometryValue::Polygon { coordinates }) => vec![coordinates],
+                    Some(geojson::GeometryValue::MultiPolygon { coordinates }) => coordinates,
+                    _ => continue,
+                };
+                for part in parts {
+                    let rings: Vec<Vec<[f64; 2]>> = part.iter().map(|r| r.iter().filter(|p| p.len() >= 2).map(|p| [p[0], p[1]]).collect()).collect();
+                    let Some(outer) = rings.first() else { continue };
+                    let bbox = outer.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, c| [b[0].min(c[0]), b[1].min(c[1]), b[2].max(c[0]), b[3].max(c[1])]);
+                    let line = |r: &Vec<[f64; 2]>| geo::LineString::from(r.iter().map(|c| (c[0], c[1])).collect::<Vec<_>>());
+                    let polygon = geo::Polygon::new(line(outer), rings[1..].iter().map(line).collect());
+                    let t = polygon.earcut_triangles_raw();
+                    polygons.push(LandPolygon { triangle_vertices: t.vertices, triangle_indices: t.triangle_indices.iter().map(|i| *i as u32).collect(), rings, bbox });
+                }
+            }
+        }
+        Basemap { polygons }
+    }
+
+    pub fn polygon_count(&self) -> usize {
+        self.polygons.len()
+    }
+
+    pub fn triangle_count(&self) -> usize {
+        self.polygons.iter().map(|p| p.triangle_indices.len() / 3).sum()
+    }
+
+    /// Fills the land that touches the visible area (`fill`, when given) and outlines it.
+    pub fn draw(&self, painter: &egui::Painter, projector: &Projector, fill: Option<Color32>, stroke: Stroke) {
+        let view = visible_lon_lat(projector);
+        let project = |c: &[f64; 2]| projector.project(lon_lat(c[0], c[1])).to_pos2();
+        for p in &self.polygons {
+            let b = p.bbox;
+            if b[2] < view[0] || b[0] > view[2] || b[3] < view[1] || b[1] > view[3] {
+                continue;
+            }
+            if let Some(colour) = fill {
+                let mut mesh = egui::Mesh::default();
+                for v in &p.triangle_vertices {
+                    mesh.colored_vertex(project(v), colour);
+                }
+                mesh.indices.extend_from_slice(&p.triangle_indices);
+                painter.add(egui::Shape::mesh(mesh));
+            }
+            for ring in &p.rings {
+                painter.add(egui::Shape::line(ring.iter().map(project).collect(), stroke));
+            }
+        }
+    }
+}
+
+/// [min lon, min lat, max lon, max lat] of the map's visible rectangle.
+pub fn visible_lon_lat(projector: &Projector) -> [f64; 4] {
+    let r = projector.clip_rect();
+    let a = projector.unproject(r.left_top().to_vec2());
+    let b = projector.unproject(r.right_bottom().to_vec2());
+    [a.x().min(b.x()), a.y().min(b.y()), a.x().max(b.x()), a.y().max(b.y())]
+}
+
+/// Centre and zoom that fit a [min lon, min lat, max lon, max lat] box into a `size` px view,
+/// with a margin.
+pub fn fit_bbox(bbox: [f64; 4], size: Vec2) -> (Position, f64) {
+    let p = MercatorProjection;
+    let a = p.project(lon_lat(bbox[0], bbox[3]), 0.0);
+    let b = p.project(lon_lat(bbox[2], bbox[1]), 0.0);
+    let (w, h) = ((b.x() - a.x()).abs().max(1e-9), (b.y() - a.y()).abs().max(1e-9));
+    let zoom = ((size.x as f64 * 0.8 / w).min(size.y as f64 * 0.8 / h)).log2().clamp(1.0, 18.0);
+    let centre = lon_lat((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+    (centre, zoom)
+}
+
+/// The tiles the map shows.
+pub fn osm_tiles(ctx: &egui::Context) -> HttpTiles {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("s2cr").join("tiles"));
+    HttpTiles::with_options(walkers::sources::OpenStreetMap, HttpOptions { cache, ..Default::default() }, ctx.clone())
+}
+
+/// What the map view keeps between frames.
+pub struct MapView {
+    pub memory: MapMemory,
+    pub tiles: Option<HttpTiles>,
+    /// Screen rectangle of the map in the last frame (for zoom-to-fit and tests).
+    pub rect: Rect,
+    /// Clicks add vertices (otherwise the map only pans and zooms).
+    pub drawing: bool,
+    /// Screen positions of the AOI's vertices in the last frame.
+    pub vertex_screen: Vec<Pos2>,
+    /// A box to fit once the map's size is known (the next frame).
+    pending_fit: Option<[f64; 4]>,
+}
+
+impl MapView {
+    pub fn new(centre: Position, zoom: f64) -> MapView {
+        let mut memory = MapMemory::default();
+        memory.center_at(centre);
+        let _ = memory.set_zoom(zoom);
+        MapView { memory, tiles: None, rect: Rect::NOTHING, drawing: false, vertex_screen: Vec::new(), pending_fit: None }
+    }
+
+    /// Centres and zooms the map on a [min lon, min lat, max lon, max lat] box (at the next
+    /// frame, when the map's size is known).
+    pub fn zoom_to(&mut self, bbox: [f64; 4]) {
+        self.pending_fit = Some(bbox);
+    }
+
+    fn apply_fit(&mut self, size: Vec2) {
+        if let Some(bbox) = self.pending_fit.take() {
+            let (centre, zoom) = fit_bbox(bbox, size);
+            self.memory.center_at(centre);
+            let _ = self.memory.set_zoom(zoom);
+        }
+    }
+
+    /// Draws the map with the basemap, other outlines (footprints), and the AOI editor.
+    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>]) {
+        self.apply_fit(ui.available_size());
+        let my_position = lon_lat(0.0, 0.0);
+        let no_tiles = self.tiles.is_none();
+        let tiles = self.tiles.as_mut().map(|t| t as &mut dyn walkers::Tiles);
+        let drawing = self.drawing && !editor.closed;
+        let map = walkers::Map::new(tiles, &mut self.memory, my_position).double_click_to_zoom(!drawing);
+        let mut vertex_screen = Vec::new();
+        let response = map.show(ui, |ui, response, projector, _memory| {
+            let painter = ui.painter().clone();
+            // Offline: sea and land from the basemap; over tiles, only the borders.
+            if no_tiles {
+                painter.rect_filled(response.rect, 0.0, Color32::from_rgb(0xaa, 0xc6, 0xdc));
+            }
+            let land = no_tiles.then_some(Color32::from_rgb(0xf0, 0xec, 0xe0));
+            Basemap::natural_earth(projector.zoom()).draw(&painter, projector, land, Stroke::new(1.0, Color32::from_gray(110)));
+            for f in footprints {
+                let pts: Vec<Pos2> = f.iter().map(|c| projector.project(lon_lat(c[0], c[1])).to_pos2()).collect();
+                painter.add(egui::Shape::closed_line(pts, Stroke::new(1.0, Color32::from_rgb(0x30, 0x60, 0xc0))));
+            }
+            aoi_ui(ui, response, projector, editor, drawing, &mut vertex_screen);
+        });
+        self.rect = response.response.rect;
+        self.vertex_screen = vertex_screen;
+        if let Some(t) = &self.tiles {
+            use walkers::Tiles;
+            let a = t.attribution();
+            ui.put(Rect::from_min_size(self.rect.right_bottom() - Vec2::new(190.0, 18.0), Vec2::new(190.0, 18.0)), egui::Hyperlink::from_label_and_url(egui::RichText::new(a.text).small(), a.url));
+        }
+    }
+}
+
+const AOI_COLOUR: Color32 = Color32::from_rgb(0xe0, 0x40, 0x20);
+
+/// Draws the AOI and handles the editing gestures.
+fn aoi_ui(ui: &mut egui::Ui, response: &egui::Response, projector: &Projector, editor: &mut AoiEditor, drawing: bool, vertex_screen: &mut Vec<Pos2>) {
+    let to_screen = |c: [f64; 2]| projector.project(lon_lat(c[0], c[1])).to_pos2();
+    let to_lon_lat = |p: Pos2| {
+        let g = projector.unproject(p.to_vec2());
+        [g.x(), g.y()]
+    };
+    let painter = ui.painter().clone();
+    for ring in &editor.other_rings {
+        painter.add(egui::Shape::closed_line(ring.iter().map(|c| to_screen(*c)).collect(), Stroke::new(2.0, AOI_COLOUR)));
+    }
+    let pts: Vec<Pos2> = editor.vertices.iter().map(|c| to_screen(*c)).collect();
+    if editor.closed {
+        painter.add(egui::Shape::closed_line(pts.clone(), Stroke::new(2.0, AOI_COLOUR)));
+    } else if pts.len() > 1 {
+        painter.add(egui::Shape::line(pts.clone(), Stroke::new(2.0, AOI_COLOUR)));
+    }
+    // Vertices are widgets of their own, registered after the map, so a drag on one moves it
+    // instead of panning the map.
+    let mut delete = None;
+    let mut close = false;
+    for (i, p) in pts.iter().enumerate() {
+        let r = ui.interact(Rect::from_center_size(*p, Vec2::splat(12.0)), ui.scope_id().with(("aoi-vertex", i)), Sense::click_and_drag());
+        if r.dragged() {
+            if let Some(pos) = r.interact_pointer_pos() {
+                editor.move_vertex(i, to_lon_lat(pos));
+            }
+        }
+        if r.secondary_clicked() {
+            delete = Some(i);
+        }
+        if r.clicked() && i == 0 && drawing && pts.len() >= 3 {
+            close = true;
+        }
+        let hot = r.hovered() || r.dragged();
+        painter.circle(*p, if hot { 6.0 } else { 4.5 }, Color32::WHITE, Stroke::new(2.0, AOI_COLOUR));
+        r.on_hover_text(if i == 0 && drawing && pts.len() >= 3 { "click to close the polygon; drag to move; right-click to delete" } else { "drag to move; right-click to delete" });
+    }
+    vertex_screen.extend(pts.iter().copied());
+    if let Some(i) = delete {
+        editor.delete(i);
+    } else if close {
+        editor.close();
+    } else if drawing && response.clicked() {
+        if let Some(pos) = response.interact_pointer_pos() {
+            editor.add(to_lon_lat(pos));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_basemap_holds_the_world() {
+        for (zoom, least_polygons) in [(2.0, 250), (8.0, 1000)] {
+            let b = Basemap::natural_earth(zoom);
+            assert!(b.polygon_count() > least_polygons, "{}", b.polygon_count());
+        // Every polygon is triangulated for the land fill.
+        assert!(b.polygons.iter().all(|p| p.triangle_indices.iter().all(|i| (*i as usize) < p.triangle_vertices.len())));
+        let empty = b.polygons.iter().filter(|p| p.triangle_indices.is_empty()).count();
+        assert!(empty * 100 < b.polygon_count(), "{empty} polygons without triangles");
+            assert!(b.triangle_count() > 5000, "{}", b.triangle_count());
+        }
+    }
+
+    #[test]
+    fn fit_bbox_centres_and_zooms_in_on_small_areas() {
+        let (c, z_small) = fit_bbox([136.5, -36.1, 136.9, -35.8], Vec2::new(800.0, 600.0));
+        assert!((c.x() - 136.7).abs() < 1e-9 && (c.y() + 35.95).abs() < 1e-9);
+        let (_, z_large) = fit_bbox([100.0, -40.0, 150.0, -10.0], Vec2::new(800.0, 600.0));
+        assert!(z_small > z_large + 5.0, "{z_small} vs {z_large}");
+    }
+}

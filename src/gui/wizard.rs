@@ -1,0 +1,385 @@
+//! The project wizard: one step per stage (Area -> Scenes -> Fetch -> Preprocess -> Dataset ->
+//! Train -> Synthesize -> Assess -> Export), each with its settings, a Run button that starts
+//! the stage on a worker thread (`crate::pipeline::run_stage`, the same function `s2cr run`
+//! uses), progress with ETA, Cancel, and the step's state read from the project's manifests.
+//! The wizard holds no pipeline logic: it edits settings and watches events.
+
+use std::time::Instant;
+
+use eframe::egui::{self, Color32, RichText};
+
+use crate::job::{JobEvent, JobHandle, LogLevel};
+use crate::pipeline::{PipelineSettings, availability, run_stage};
+use crate::project::{Project, Stage, StageState};
+
+/// The wizard's steps, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Step {
+    Area,
+    Scenes,
+    Fetch,
+    Preprocess,
+    Dataset,
+    Train,
+    Synthesize,
+    Assess,
+    Export,
+}
+
+impl Step {
+    pub const ALL: [Step; 9] = [Step::Area, Step::Scenes, Step::Fetch, Step::Preprocess, Step::Dataset, Step::Train, Step::Synthesize, Step::Assess, Step::Export];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Area => "Area",
+            Step::Scenes => "Scenes",
+            Step::Fetch => "Fetch",
+            Step::Preprocess => "Preprocess",
+            Step::Dataset => "Dataset",
+            Step::Train => "Train",
+            Step::Synthesize => "Synthesize",
+            Step::Assess => "Assess",
+            Step::Export => "Export",
+        }
+    }
+
+    /// The stage a step runs (the Area step runs none).
+    pub fn stage(self) -> Option<Stage> {
+        match self {
+            Step::Area => None,
+            Step::Scenes => Some(Stage::Search),
+            Step::Fetch => Some(Stage::Fetch),
+            Step::Preprocess => Some(Stage::Preprocess),
+            Step::Dataset => Some(Stage::Dataset),
+            Step::Train => Some(Stage::Train),
+            Step::Synthesize => Some(Stage::Infer),
+            Step::Assess => Some(Stage::Assess),
+            Step::Export => Some(Stage::Export),
+        }
+    }
+}
+
+/// A stage running in the background and what it has reported so far.
+pub struct RunningJob {
+    pub stage: Stage,
+    pub handle: JobHandle<String>,
+    pub started: Instant,
+    pub done: u64,
+    pub total: u64,
+    pub message: String,
+}
+
+impl RunningJob {
+    pub fn fraction(&self) -> f32 {
+        if self.total == 0 { 0.0 } else { (self.done as f32 / self.total as f32).clamp(0.0, 1.0) }
+    }
+
+    /// Seconds left at the pace so far, once some work is done.
+    pub fn eta_secs(&self) -> Option<f64> {
+        (self.done > 0 && self.total > self.done).then(|| self.started.elapsed().as_secs_f64() * (self.total - self.done) as f64 / self.done as f64)
+    }
+}
+
+/// How the last run of a stage ended in this session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Finished(String),
+    Failed(String),
+    Cancelled,
+}
+
+/// A line of the log panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub stage: String,
+    pub text: String,
+}
+
+/// Training curves: (step, value) per metric name.
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
+    pub series: std::collections::BTreeMap<String, Vec<[f64; 2]>>,
+}
+
+pub struct Wizard {
+    pub step: Step,
+    pub settings: PipelineSettings,
+    pub job: Option<RunningJob>,
+    /// Each stage's state from the manifests (refreshed when a job ends or a project opens).
+    pub states: Vec<(Stage, StageState)>,
+    pub outcomes: std::collections::BTreeMap<&'static str, Outcome>,
+    pub log: Vec<LogLine>,
+    pub curves: Curves,
+}
+
+impl Default for Wizard {
+    fn default() -> Self {
+        Wizard { step: Step::Area, settings: PipelineSettings::default(), job: None, states: Vec::new(), outcomes: Default::default(), log: Vec::new(), curves: Curves::default() }
+    }
+}
+
+impl Wizard {
+    /// Re-reads every stage's state of the project.
+    pub fn refresh(&mut self, project: &Project) {
+        let run = self.settings.run_name().to_string();
+        self.states = Stage::ALL
+            .iter()
+            .map(|s| {
+                let state = project.stage_state(*s, s.per_run().then_some(run.as_str())).map(|(st, _)| st).unwrap_or_else(|e| StageState::Stale(crate::error_chain(&e)));
+                (*s, state)
+            })
+            .collect();
+    }
+
+    pub fn state(&self, stage: Stage) -> Option<&StageState> {
+        self.states.iter().find(|(s, _)| *s == stage).map(|(_, st)| st)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Starts a stage on a worker thread; refused while another runs.
+    pub fn start(&mut self, project: &Project, stage: Stage) -> Result<(), String> {
+        if let Some(j) = &self.job {
+            return Err(format!("{} is running; wait for it or cancel it", j.stage));
+        }
+        availability(stage).map_err(|why| format!("{stage}: {why}"))?;
+        let project = project.clone();
+        let settings = self.settings.clone();
+        if stage == Stage::Train {
+            self.curves = Curves::default();
+        }
+        let handle = crate::job::spawn(stage.name(), move |p| run_stage(&project, stage, &settings, p)).map_err(|e| crate::error_chain(&e))?;
+        self.outcomes.remove(stage.name());
+        self.log.push(LogLine { level: LogLevel::Info, stage: stage.name().into(), text: "started".into() });
+        self.job = Some(RunningJob { stage, handle, started: Instant::now(), done: 0, total: 0, message: String::new() });
+        Ok(())
+    }
+
+    pub fn cancel(&mut self) {
+        if let Some(j) = &self.job {
+            j.handle.cancel();
+            self.log.push(LogLine { level: LogLevel::Warn, stage: j.stage.name().into(), text: "cancel requested; stopping after the current unit of work".into() });
+        }
+    }
+
+    /// Takes the running job's events; when it has ended, records the outcome and refreshes the
+    /// states. Returns true when something changed.
+    pub fn poll(&mut self, project: Option<&Project>) -> bool {
+        let Some(job) = &mut self.job else { return false };
+        let events = job.handle.drain();
+        let changed = !events.is_empty();
+        for e in events {
+            match e {
+                JobEvent::Started { total, .. } => {
+                    job.total = total.unwrap_or(0);
+                    job.done = 0;
+                }
+                JobEvent::Advanced { done, total, message, .. } => {
+                    (job.done, job.total, job.message) = (done, total, message);
+                }
+                JobEvent::Metric { name, value, step, .. } => {
+                    if value.is_finite() {
+                        self.curves.series.entry(name).or_default().push([step as f64, value]);
+                    }
+                }
+                JobEvent::Log { stage, level, message } => self.log.push(LogLine { level, stage, text: message }),
+                JobEvent::Finished { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled { .. } => {}
+            }
+        }
+        if !job.handle.is_finished() {
+            return changed;
+        }
+        let Some(job) = self.job.take() else { return changed };
+        let stage = job.stage;
+        let outcome = match job.handle.join() {
+            Ok(summary) => Outcome::Finished(summary),
+            Err(crate::Error::Cancelled) => Outcome::Cancelled,
+            Err(e) => Outcome::Failed(crate::error_chain(&e)),
+        };
+        let (level, text) = match &outcome {
+            Outcome::Finished(s) => (LogLevel::Info, format!("finished: {s}")),
+            Outcome::Failed(e) => (LogLevel::Warn, format!("failed: {e}")),
+            Outcome::Cancelled => (LogLevel::Warn, "cancelled; what was finished is kept, Run resumes".to_string()),
+        };
+        self.log.push(LogLine { level, stage: stage.name().into(), text });
+        self.outcomes.insert(stage.name(), outcome);
+        if let Some(p) = project {
+            self.refresh(p);
+        }
+        true
+    }
+
+    /// The step list: a selectable row per step with its state.
+    pub fn steps_ui(&mut self, ui: &mut egui::Ui) {
+        for step in Step::ALL {
+            let (mark, colour) = match step.stage() {
+                None => ("", ui.visuals().text_color()),
+                Some(stage) => self.badge(stage, ui),
+            };
+            ui.horizontal(|ui| {
+                if ui.selectable_label(self.step == step, RichText::new(step.title()).strong()).clicked() {
+                    self.step = step;
+                }
+                if !mark.is_empty() {
+                    ui.label(RichText::new(mark).color(colour).small());
+                }
+            });
+        }
+    }
+
+    fn badge(&self, stage: Stage, ui: &egui::Ui) -> (&'static str, Color32) {
+        if self.job.as_ref().is_some_and(|j| j.stage == stage) {
+            return ("running", Color32::from_rgb(0x20, 0x80, 0xd0));
+        }
+        if availability(stage).is_err() {
+            return ("unavailable", ui.visuals().weak_text_color());
+        }
+        match (self.outcomes.get(stage.name()), self.state(stage)) {
+            (Some(Outcome::Failed(_)), _) => ("failed", ui.visuals().error_fg_color),
+            (Some(Outcome::Cancelled), _) => ("cancelled", ui.visuals().warn_fg_color),
+            (_, Some(StageState::Done)) => ("done", Color32::from_rgb(0x30, 0xa0, 0x40)),
+            (_, Some(StageState::Stale(_))) => ("stale", ui.visuals().warn_fg_color),
+            _ => ("", ui.visuals().text_color()),
+        }
+    }
+
+    /// The selected step's page for a stage: state, settings, Run / Cancel / Retry, progress.
+    pub fn stage_ui(&mut self, ui: &mut egui::Ui, project: Option<&Project>, stage: Stage) {
+        let Some(project) = project else {
+            ui.label("Open or create a project first (Area step).");
+            return;
+        };
+        if let Err(why) = availability(stage) {
+            ui.label(RichText::new(format!("Unavailable here: {why}")).weak());
+            return;
+        }
+        match self.state(stage) {
+            Some(StageState::Done) => ui.label("State: done (up to date; Run again skips or redoes only what changed)"),
+            Some(StageState::Stale(why)) => ui.label(format!("State: stale ({why})")),
+            _ => ui.label("State: not run yet"),
+        };
+        ui.add_space(4.0);
+        self.settings_ui(ui, stage);
+        ui.add_space(6.0);
+        let running_this = self.job.as_ref().is_some_and(|j| j.stage == stage);
+        ui.horizontal(|ui| {
+            let label = match self.outcomes.get(stage.name()) {
+                Some(Outcome::Failed(_)) => "Retry",
+                Some(Outcome::Cancelled) => "Resume",
+                _ => "Run",
+            };
+            if ui.add_enabled(self.job.is_none(), egui::Button::new(label)).clicked() {
+                if let Err(e) = self.start(project, stage) {
+                    self.log.push(LogLine { level: LogLevel::Warn, stage: stage.name().into(), text: e });
+                }
+            }
+            if ui.add_enabled(running_this, egui::Button::new("Cancel")).clicked() {
+                self.cancel();
+            }
+        });
+        if let Some(job) = self.job.as_ref().filter(|j| j.stage == stage) {
+            let eta = job.eta_secs().map(|s| format!(", about {} left", human_secs(s))).unwrap_or_default();
+            let text = if job.total > 0 { format!("{} / {}{eta}  {}", job.done, job.total, job.message) } else { format!("working… {}", job.message) };
+            ui.add(egui::ProgressBar::new(job.fraction()).text(text).animate(job.total == 0));
+        }
+        match self.outcomes.get(stage.name()) {
+            Some(Outcome::Finished(s)) => {
+                ui.label(RichText::new(format!("Finished: {s}")).color(Color32::from_rgb(0x30, 0xa0, 0x40)));
+            }
+            Some(Outcome::Failed(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {e}"));
+            }
+            Some(Outcome::Cancelled) => {
+                ui.colored_label(ui.visuals().warn_fg_color, "Cancelled. What was finished is kept; Resume continues.");
+            }
+            None => {}
+        }
+        if stage == Stage::Train {
+            self.curves_ui(ui);
+        }
+    }
+
+    fn settings_ui(&mut self, ui: &mut egui::Ui, stage: Stage) {
+        let s = &mut self.settings;
+        egui::Grid::new(("settings", stage.name())).num_columns(2).show(ui, |ui| match stage {
+            Stage::Fetch => {
+                let l = ui.label("Parallel downloads");
+                ui.add(egui::DragValue::new(&mut s.fetch.parallel).range(1..=16)).labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Margin around the AOI (m)");
+                ui.add(egui::DragValue::new(&mut s.fetch.margin_m).range(0.0..=5000.0)).labelled_by(l.id);
+                ui.end_row();
+            }
+            Stage::Preprocess => {
+                let l = ui.label("Cloud mask buffer (px)");
+                ui.add(egui::DragValue::new(&mut s.preprocess.mask.buffer_px).range(0..=50)).labelled_by(l.id);
+                ui.end_row();
+                ui.label("Snow");
+                ui.checkbox(&mut s.preprocess.mask.snow, "mask snow");
+                ui.end_row();
+            }
+            Stage::Train | Stage::Infer => {
+                let l = ui.label("Run name");
+                ui.text_edit_singleline(&mut s.run).labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Device");
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(format!("{:?}", s.device))
+                    .show_ui(ui, |ui| {
+                        for d in [crate::model::DeviceChoice::Auto, crate::model::DeviceChoice::Gpu, crate::model::DeviceChoice::Cpu] {
+                            ui.selectable_value(&mut s.device, d, format!("{d:?}"));
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
+                if stage == Stage::Train {
+                    let mut small = s.model.as_ref().is_some_and(|m| m.ngf <= 16);
+                    ui.label("Model");
+                    if ui.checkbox(&mut small, "small (ngf 16, depth 6: CPU-friendly)").changed() {
+                        s.model = small.then(|| crate::model::config::ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() });
+                    }
+                    ui.end_row();
+                    let train = s.train.get_or_insert_with(Default::default);
+                    let l = ui.label("Steps (0 = by epochs)");
+                    ui.add(egui::DragValue::new(&mut train.max_steps).range(0..=1_000_000)).labelled_by(l.id);
+                    ui.end_row();
+                    let l = ui.label("Batch size");
+                    ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=64)).labelled_by(l.id);
+                    ui.end_row();
+                }
+            }
+            _ => {
+                ui.label(RichText::new("Defaults from the project; `s2cr` options give more control.").weak());
+                ui.end_row();
+            }
+        });
+    }
+
+    fn curves_ui(&self, ui: &mut egui::Ui) {
+        if self.curves.series.is_empty() {
+            return;
+        }
+        ui.label("Losses");
+        egui_plot::Plot::new("losses").height(160.0).legend(egui_plot::Legend::default()).allow_scroll(false).show(ui, |plot| {
+            for (name, points) in &self.curves.series {
+                plot.line(egui_plot::Line::new(name.clone(), egui_plot::PlotPoints::from(points.clone())));
+            }
+        });
+    }
+}
+
+/// 75 -> "1 min 15 s".
+pub fn human_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
