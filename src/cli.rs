@@ -88,6 +88,9 @@ pub enum Command {
     Gui {
         /// Project folder to open.
         dir: Option<PathBuf>,
+        /// No map tiles from the internet: the built-in Natural Earth basemap only.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -497,9 +500,9 @@ fn init_logging(verbose: u8, quiet: bool) {
 pub fn run(cli: Cli) -> Result<()> {
     let project_dir = cli.project.clone();
     match cli.command {
-        None => open_gui(project_dir),
+        None => open_gui(project_dir, false),
         #[cfg(feature = "gui")]
-        Some(Command::Gui { dir }) => open_gui(dir.or(project_dir)),
+        Some(Command::Gui { dir, offline }) => open_gui(dir.or(project_dir), offline),
         Some(Command::Init(args)) => init(args),
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
@@ -840,12 +843,12 @@ fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Result
 }
 
 #[cfg(feature = "gui")]
-fn open_gui(project: Option<PathBuf>) -> Result<()> {
-    crate::gui::run(project).context("opening the desktop app (use a subcommand for the command line; see --help)")
+fn open_gui(project: Option<PathBuf>, offline: bool) -> Result<()> {
+    crate::gui::run(project, offline).context("opening the desktop app (use a subcommand for the command line; see --help)")
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_gui(_project: Option<PathBuf>) -> Result<()> {
+fn open_gui(_project: Option<PathBuf>, _offline: bool) -> Result<()> {
     anyhow::bail!("this s2cr was built without the desktop app (feature `gui`); see `s2cr --help` for the commands")
 }
 

@@ -167,12 +167,13 @@ impl MapView {
     }
 
     /// Draws the map with the basemap, other outlines (footprints), and the AOI editor.
-    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>]) {
+    /// `editable`: the AOI's vertices can be moved and deleted (not for an open project's AOI).
+    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool) {
         self.apply_fit(ui.available_size());
         let my_position = lon_lat(0.0, 0.0);
         let no_tiles = self.tiles.is_none();
         let tiles = self.tiles.as_mut().map(|t| t as &mut dyn walkers::Tiles);
-        let drawing = self.drawing && !editor.closed;
+        let drawing = editable && self.drawing && !editor.closed;
         let map = walkers::Map::new(tiles, &mut self.memory, my_position).double_click_to_zoom(!drawing);
         let mut vertex_screen = Vec::new();
         let response = map.show(ui, |ui, response, projector, _memory| {
@@ -187,7 +188,7 @@ impl MapView {
                 let pts: Vec<Pos2> = f.iter().map(|c| projector.project(lon_lat(c[0], c[1])).to_pos2()).collect();
                 painter.add(egui::Shape::closed_line(pts, Stroke::new(1.0, Color32::from_rgb(0x30, 0x60, 0xc0))));
             }
-            aoi_ui(ui, response, projector, editor, drawing, &mut vertex_screen);
+            aoi_ui(ui, response, projector, editor, drawing, editable, &mut vertex_screen);
         });
         self.rect = response.response.rect;
         self.vertex_screen = vertex_screen;
@@ -202,7 +203,7 @@ impl MapView {
 const AOI_COLOUR: Color32 = Color32::from_rgb(0xe0, 0x40, 0x20);
 
 /// Draws the AOI and handles the editing gestures.
-fn aoi_ui(ui: &mut egui::Ui, response: &egui::Response, projector: &Projector, editor: &mut AoiEditor, drawing: bool, vertex_screen: &mut Vec<Pos2>) {
+fn aoi_ui(ui: &mut egui::Ui, response: &egui::Response, projector: &Projector, editor: &mut AoiEditor, drawing: bool, editable: bool, vertex_screen: &mut Vec<Pos2>) {
     let to_screen = |c: [f64; 2]| projector.project(lon_lat(c[0], c[1])).to_pos2();
     let to_lon_lat = |p: Pos2| {
         let g = projector.unproject(p.to_vec2());
@@ -223,6 +224,10 @@ fn aoi_ui(ui: &mut egui::Ui, response: &egui::Response, projector: &Projector, e
     let mut delete = None;
     let mut close = false;
     for (i, p) in pts.iter().enumerate() {
+        if !editable {
+            painter.circle(*p, 3.0, AOI_COLOUR, Stroke::NONE);
+            continue;
+        }
         let r = ui.interact(Rect::from_center_size(*p, Vec2::splat(12.0)), ui.scope_id().with(("aoi-vertex", i)), Sense::click_and_drag());
         if r.dragged() {
             if let Some(pos) = r.interact_pointer_pos() {

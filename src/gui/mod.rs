@@ -208,7 +208,8 @@ impl S2crApp {
         });
         egui::CentralPanel::default().show(ui, |ui| {
             let footprints = self.footprints();
-            self.map.ui(ui, &mut self.editor, &footprints);
+            let editable = self.project.is_none();
+            self.map.ui(ui, &mut self.editor, &footprints, editable);
         });
         if let Some(c) = self.map.memory.detached() {
             self.persisted.map_centre = [c.x(), c.y()];
@@ -441,7 +442,8 @@ impl eframe::App for S2crApp {
 }
 
 /// Opens the main window; tries the wgpu renderer first and falls back to OpenGL (glow).
-pub fn run(project_dir: Option<PathBuf>) -> Result<()> {
+/// `offline`: no map tiles from the internet this session.
+pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
     let options = |renderer| eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title(APP_NAME).with_inner_size([1280.0, 800.0]),
         renderer,
@@ -452,7 +454,7 @@ pub fn run(project_dir: Option<PathBuf>) -> Result<()> {
             let persisted: Persisted = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
             // The last project when none is named.
             let dir = dir.or_else(|| persisted.last_project.clone().filter(|p| p.join("project.yaml").is_file()));
-            let tiles = persisted.osm_tiles;
+            let tiles = persisted.osm_tiles && !offline;
             let mut app = S2crApp::with_state(dir, persisted);
             if tiles {
                 app.map.tiles = Some(map::osm_tiles(&cc.egui_ctx));

@@ -111,11 +111,25 @@ pub struct Wizard {
     pub outcomes: std::collections::BTreeMap<&'static str, Outcome>,
     pub log: Vec<LogLine>,
     pub curves: Curves,
+    /// The training preview (label | synthetic) and the step it shows.
+    pub preview: Option<(egui::TextureHandle, u64)>,
+    /// The step of the newest preview the training reported, not loaded yet.
+    preview_pending: Option<u64>,
 }
 
 impl Default for Wizard {
     fn default() -> Self {
-        Wizard { step: Step::Area, settings: PipelineSettings::default(), job: None, states: Vec::new(), outcomes: Default::default(), log: Vec::new(), curves: Curves::default() }
+        Wizard {
+            step: Step::Area,
+            settings: PipelineSettings::default(),
+            job: None,
+            states: Vec::new(),
+            outcomes: Default::default(),
+            log: Vec::new(),
+            curves: Curves::default(),
+            preview: None,
+            preview_pending: None,
+        }
     }
 }
 
@@ -180,6 +194,7 @@ impl Wizard {
                 JobEvent::Advanced { done, total, message, .. } => {
                     (job.done, job.total, job.message) = (done, total, message);
                 }
+                JobEvent::Metric { name, step, .. } if name == "preview" => self.preview_pending = Some(step),
                 JobEvent::Metric { name, value, step, .. } => {
                     if value.is_finite() {
                         self.curves.series.entry(name).or_default().push([step as f64, value]);
@@ -299,6 +314,29 @@ impl Wizard {
         }
         if stage == Stage::Train {
             self.curves_ui(ui);
+            self.preview_ui(ui, project);
+        }
+    }
+
+    /// The latest training preview of the run, reloaded when training reports a new one.
+    fn preview_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
+        let path = project.run_dir(self.settings.run_name()).join("preview.png");
+        if self.preview.is_none() && self.preview_pending.is_none() && path.is_file() {
+            // A run trained before: show its last preview.
+            self.preview_pending = Some(0);
+        }
+        if let Some(step) = self.preview_pending.take() {
+            match load_png(&path) {
+                Ok(image) => self.preview = Some((ui.ctx().load_texture("training-preview", image, egui::TextureOptions::NEAREST), step)),
+                Err(e) => self.log.push(LogLine { level: LogLevel::Warn, stage: "train".into(), text: format!("{}: {e}", path.display()) }),
+            }
+        }
+        if let Some((texture, step)) = &self.preview {
+            let caption = if *step > 0 { format!("Real | synthetic (true colour), step {step}") } else { "Real | synthetic (true colour), last run".to_string() };
+            ui.label(caption);
+            let size = texture.size_vec2();
+            let width = ui.available_width().min(size.x * 2.0);
+            ui.image((texture.id(), egui::vec2(width, width * size.y / size.x)));
         }
     }
 
@@ -369,6 +407,22 @@ impl Wizard {
                 plot.line(egui_plot::Line::new(name.clone(), egui_plot::PlotPoints::from(points.clone())));
             }
         });
+    }
+}
+
+/// An RGBA PNG as an egui image.
+fn load_png(path: &std::path::Path) -> Result<egui::ColorImage, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    match info.color_type {
+        png::ColorType::Rgba => Ok(egui::ColorImage::from_rgba_unmultiplied([w, h], &buf[..w * h * 4])),
+        png::ColorType::Rgb => Ok(egui::ColorImage::from_rgb([w, h], &buf[..w * h * 3])),
+        other => Err(format!("unexpected PNG colour type {other:?}")),
     }
 }
 

@@ -95,6 +95,9 @@ pub struct TrainConfig {
     pub workers: usize,
     /// Random flips and rotations of training patches.
     pub augment: bool,
+    /// Write runs/<run>/preview.png (label and synthetic, true colour) every this many steps
+    /// (0: never).
+    pub preview_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +117,7 @@ impl Default for TrainConfig {
             seed: 42,
             workers: 2,
             augment: true,
+            preview_every: 50,
         }
     }
 }

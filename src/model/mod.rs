@@ -10,6 +10,7 @@ pub mod conv;
 pub mod discriminator;
 pub mod generator;
 pub mod infer;
+pub mod preview;
 pub mod train;
 
 use std::sync::OnceLock;

@@ -220,6 +220,23 @@ fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_si
 }
 
 /// Trains (or resumes) a run of the project's dataset.
+/// The training preview of a step (first patch of the batch); a failure to write it is logged,
+/// not fatal. Reported as the metric `preview` (its step) so a watcher can reload the image.
+fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalization: &crate::dataset::normalize::Normalization, step: usize, progress: &Progress) {
+    let [_, channels, h, w] = label.dims();
+    let first = |t: Tensor<4>| -> std::result::Result<Vec<f32>, String> { t.slice([0..1, 0..channels, 0..h, 0..w]).try_into_vec_as::<f32>().map_err(|e| format!("{e:?}")) };
+    let names: Vec<String> = normalization.outputs.iter().map(|c| c.name.clone()).collect();
+    let result = match (first(label), first(fake)) {
+        (Ok(real), Ok(synthetic)) if h == w => super::preview::write_preview(path, &real, &synthetic, channels, h, super::preview::rgb_channels(&names)).map_err(|e| crate::error_chain(&e)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        _ => Err(format!("patches of {w} x {h} are not square")),
+    };
+    match result {
+        Ok(()) => progress.metric("preview", step as f64, step as u64),
+        Err(e) => progress.warn(format!("training preview not written: {e}")),
+    }
+}
+
 pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     let start = Instant::now();
     let tc = &opts.train;
@@ -315,6 +332,8 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
             d = opt_d.step(lr, d, grads);
             // Generator: fool the updated discriminator, stay close to the label.
             let g_adv = gan_loss(tc.gan_loss, d.forward(input, fake.clone()), true);
+            // Every preview_every steps: this batch's first patch, label and output.
+            let preview = (tc.preview_every > 0 && (step + 1) % tc.preview_every == 0).then(|| (label.clone(), fake.clone().detach()));
             let g_l1 = masked_l1(fake, label, valid);
             let g_loss = g_adv.clone() + g_l1.clone().mul_scalar(tc.l1_weight);
             let grads = GradientsParams::from_grads(g_loss.backward(), &g);
@@ -334,6 +353,9 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 val_ssim: f64::NAN,
                 seconds: start.elapsed().as_secs_f64(),
             };
+            if let Some((label, fake)) = preview {
+                write_step_preview(&run_dir.join("preview.png"), label, fake, &batcher.normalization, step, progress);
+            }
             let end_of_epoch = batch_in_epoch == batches_per_epoch;
             let validate_now = !val_data.patches().is_empty() && ((tc.validate_every > 0 && step % tc.validate_every == 0) || (tc.validate_every == 0 && end_of_epoch) || step == total_steps);
             if validate_now {

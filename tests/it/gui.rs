@@ -142,7 +142,7 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
 
     let mut app = S2crApp::new(Some(project.root().to_path_buf()));
     app.wizard.settings.model = Some(s2cr::model::config::ModelConfig { ngf: 8, ndf: 8, depth: 4, ..Default::default() });
-    app.wizard.settings.train = Some(s2cr::model::config::TrainConfig { max_steps: 40, checkpoint_every: 0, workers: 0, batch_size: 1, ..Default::default() });
+    app.wizard.settings.train = Some(s2cr::model::config::TrainConfig { max_steps: 40, checkpoint_every: 0, workers: 0, batch_size: 1, preview_every: 10, ..Default::default() });
     app.wizard.settings.device = s2cr::model::DeviceChoice::Cpu;
     let mut h = harness(app, [1100.0, 700.0]);
     h.run();
@@ -175,6 +175,13 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     assert!(h.state().wizard.curves.series.get("g_l1").is_some_and(|s| !s.is_empty()));
     h.run();
     h.get_by_label_contains("Finished:");
+    // The training preview of the last step is shown.
+    assert!(project.run_dir("default").join("preview.png").is_file());
+    assert_eq!(h.state().wizard.preview.as_ref().map(|(_, step)| *step), Some(40));
+    h.get_by_label_contains("Real | synthetic (true colour), step 40");
+    if let Ok(dir) = std::env::var("S2CR_KEEP_TEST_OUTPUT") {
+        std::fs::copy(project.run_dir("default").join("preview.png"), Path::new(&dir).join("training-preview.png")).unwrap();
+    }
 }
 
 #[test]
