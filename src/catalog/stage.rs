@@ -117,6 +117,44 @@ impl SearchResult {
         serde_json::from_str(&text).map_err(|e| Error::Json { path, message: format!("{e}; run `s2cr search` again") })
     }
 
+    /// Chooses another candidate for t0 (`t1` false) or t1 by hand: the scenes of its
+    /// acquisition join it, Sentinel-1 partners are paired again (within `max_gap_days`), and a
+    /// note records the choice. Later stages see the new choice at their next run.
+    pub fn choose(&mut self, t1: bool, id: &str, max_gap_days: f64) -> Result<()> {
+        let list = if t1 { &self.s2_t1 } else { &self.s2_t0 };
+        let Some(scene) = list.iter().find(|s| s.id == id) else {
+            return Err(Error::invalid(if t1 { "t1" } else { "t0" }, format!("{id} is not one of the search's candidates for this date range")));
+        };
+        let group: Vec<String> = list.iter().filter(|s| group_key(s) == group_key(scene)).map(|s| s.id.clone()).collect();
+        if t1 {
+            (self.chosen_t1, self.t1_scenes) = (Some(id.to_string()), group);
+        } else {
+            (self.chosen_t0, self.t0_scenes) = (Some(id.to_string()), group);
+        }
+        let find = |list: &[Scene], id: &Option<String>| list.iter().find(|s| Some(&s.id) == id.as_ref()).cloned();
+        if let (Some(a), Some(b)) = (find(&self.s2_t0, &self.chosen_t0), find(&self.s2_t1, &self.chosen_t1)) {
+            (self.pairs, self.unpaired) = pair_scenes(&a, &b, &self.s1, max_gap_days * 24.0);
+        }
+        self.notes.retain(|n| !n.starts_with(if t1 { "t1:" } else { "t0:" }));
+        self.notes.push(format!("{}: {id} chosen by hand", if t1 { "t1" } else { "t0" }));
+        Ok(())
+    }
+
+    /// Saves a choice made by hand and records the new search.json in the search stage's
+    /// manifest, so the stage stays done (its result is what the user wants).
+    pub fn save_choice(&self, project: &Project) -> Result<()> {
+        self.save(project)?;
+        let manifest_path = project.manifest_path(Stage::Search, None);
+        if let Some(mut m) = Manifest::load(&manifest_path)? {
+            let path = project.catalog_dir().join("search.json");
+            let record = crate::project::FileRecord::of(project.root(), &path)?;
+            m.outputs.retain(|f| f.path != record.path);
+            m.outputs.push(record);
+            m.save(&manifest_path)?;
+        }
+        Ok(())
+    }
+
     /// The Sentinel-2 scenes to use for t0 and for t1: the chosen scene of each date range with
     /// the other scenes of its acquisition (an AOI across tiles). Empty where nothing was chosen.
     pub fn chosen_s2(&self) -> [Vec<&Scene>; 2] {
@@ -302,4 +340,38 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
 fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
     crate::project::write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+    use crate::catalog::Mission;
+
+    fn scene(id: &str, mission: Mission, when: &str) -> Scene {
+        let mut s = Scene::new(id, "c", mission, when.parse().unwrap());
+        s.platform = Some("p".into());
+        if mission == Mission::Sentinel1 {
+            s.assets.insert("VV".into(), "vv.tif".into());
+            s.assets.insert("VH".into(), "vh.tif".into());
+        }
+        s
+    }
+
+    #[test]
+    fn a_choice_by_hand_regroups_and_pairs_again() {
+        let (a, b, c) = (scene("A", Mission::Sentinel2, "2024-01-05T10:00:00Z"), scene("B", Mission::Sentinel2, "2024-01-20T10:00:00Z"), scene("C", Mission::Sentinel2, "2024-02-10T10:00:00Z"));
+        let near_a = scene("S1A", Mission::Sentinel1, "2024-01-04T17:00:00Z");
+        let near_b = scene("S1B", Mission::Sentinel1, "2024-01-21T17:00:00Z");
+        let near_c = scene("S1C", Mission::Sentinel1, "2024-02-11T17:00:00Z");
+        let mut r = SearchResult::of_choice(Some(a.clone()), Some(c.clone()), vec![(a.clone(), near_a.clone()), (c, near_c.clone())]);
+        r.s2_t0.push(b);
+        r.s1.push(near_b);
+        r.choose(false, "B", 6.0).unwrap();
+        assert_eq!(r.chosen_t0.as_deref(), Some("B"));
+        assert_eq!(r.t0_scenes, ["B"]);
+        let partner = r.pairs.iter().find(|p| p.s2_id == "B").map(|p| p.s1_id.as_str());
+        assert_eq!(partner, Some("S1B"));
+        assert!(r.notes.iter().any(|n| n == "t0: B chosen by hand"));
+        assert!(r.choose(true, "A", 6.0).unwrap_err().to_string().contains("not one of the search's candidates"));
+    }
 }

@@ -372,21 +372,25 @@ impl S2crApp {
         }
     }
 
-    /// The search results: candidates per date range, the chosen ones, their S1 partners.
+    /// The search results: candidates per date range with the chosen ones ticked (a click
+    /// chooses another), their cloud and cover over the AOI, their S1 partners.
     fn scenes_ui(&mut self, ui: &mut egui::Ui) {
         let Some(r) = &self.search else {
             ui.label("No search yet: Run finds Sentinel-2 scenes for t0 and t1 and Sentinel-1 partners.");
             return;
         };
+        let mut choice: Option<(bool, String)> = None;
         egui::Grid::new("scenes").striped(true).num_columns(5).show(ui, |ui| {
-            for h in ["", "date", "AOI cloud", "cover", "Sentinel-1 partner"] {
+            for h in ["use", "date", "AOI cloud", "cover", "Sentinel-1 partner"] {
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
             for (role, scenes, chosen) in [("t0", &r.s2_t0, &r.chosen_t0), ("t1", &r.s2_t1, &r.chosen_t1)] {
                 for s in scenes {
                     let is_chosen = chosen.as_deref() == Some(s.id.as_str());
-                    ui.label(if is_chosen { format!("{role} ✔") } else { role.to_string() });
+                    if ui.radio(is_chosen, role).on_hover_text(format!("use this scene for {role}")).clicked() && !is_chosen {
+                        choice = Some((role == "t1", s.id.clone()));
+                    }
                     ui.label(s.datetime.format("%Y-%m-%d").to_string()).on_hover_text(&s.id);
                     let pct = |v: Option<f64>| v.map(|v| format!("{v:.1} %")).unwrap_or_else(|| "?".into());
                     ui.label(pct(s.aoi_cloud_percent));
@@ -402,6 +406,25 @@ impl S2crApp {
         for note in &r.notes {
             ui.label(RichText::new(note).weak());
         }
+        if let Some((t1, id)) = choice {
+            self.choose_scene(t1, &id);
+        }
+    }
+
+    /// Makes another search candidate the choice for t0 or t1 and saves it.
+    pub fn choose_scene(&mut self, t1: bool, id: &str) {
+        let (Some(project), Some(r)) = (self.project().cloned(), self.search.as_mut()) else { return };
+        if self.wizard.is_running() {
+            self.notice = Some((true, "wait for the running stage before changing the choice".into()));
+            return;
+        }
+        let gap = self.wizard.settings.search_config(&project).map(|c| c.max_gap_days).unwrap_or(6.0);
+        let result = r.choose(t1, id, gap).and_then(|()| r.save_choice(&project));
+        self.notice = Some(match result {
+            Ok(()) => (false, format!("{id} is now the {} scene; fetch and the later stages use it at their next run", if t1 { "t1" } else { "t0" })),
+            Err(e) => (true, crate::error_chain(&e)),
+        });
+        self.wizard.refresh(&project);
     }
 
     /// Outlines of the search's candidate scenes (their bounding boxes) for the map.

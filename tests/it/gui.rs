@@ -209,3 +209,29 @@ fn snapshot_of_a_project_on_the_dataset_step() {
     h.run();
     h.snapshot("app_dataset_step");
 }
+
+#[test]
+fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    // A second, later t0 candidate beside the one the fixture chose.
+    let mut r = s2cr::catalog::stage::SearchResult::load(&project, "test").unwrap();
+    let mut other = r.s2_t0[0].clone();
+    other.id = "S2B_LATER".into();
+    other.datetime += chrono::Duration::days(2);
+    other.aoi_cloud_percent = Some(3.5);
+    r.s2_t0.push(other);
+    r.save(&project).unwrap();
+    let mut h = harness(S2crApp::new(Some(project.root().to_path_buf())), [1100.0, 700.0]);
+    h.run();
+    h.get_by_label("Scenes").click();
+    h.run();
+    h.get_by_label("3.5 %");
+    let radios = h.get_all_by_label("t0").collect::<Vec<_>>();
+    assert_eq!(radios.len(), 2);
+    radios[1].click();
+    h.run();
+    let saved = s2cr::catalog::stage::SearchResult::load(&project, "test").unwrap();
+    assert_eq!(saved.chosen_t0.as_deref(), Some("S2B_LATER"));
+    h.get_by_label_contains("is now the t0 scene");
+}
