@@ -83,6 +83,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Run the pipeline's stages in order (search, fetch, preprocess, dataset, train, infer),
+    /// skipping those that are up to date; running it again after a stop resumes.
+    Run {
+        /// Pipeline file (YAML: project, stages, run, device and each stage's settings; see
+        /// confs/pipeline.yaml). Without one, every stage with its defaults.
+        pipeline: Option<PathBuf>,
+    },
     /// Open the desktop app (also what `s2cr` alone does).
     #[cfg(feature = "gui")]
     Gui {
@@ -504,6 +511,7 @@ pub fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "gui")]
         Some(Command::Gui { dir, offline }) => open_gui(dir.or(project_dir), offline),
         Some(Command::Init(args)) => init(args),
+        Some(Command::Run { pipeline }) => run_pipeline(pipeline, project_dir, cli.quiet),
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
@@ -521,6 +529,28 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Fetch(args)) => fetch(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Search(args)) => search(args, &project_dir.unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
     }
+}
+
+fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let settings = match &file {
+        Some(f) => crate::pipeline::PipelineSettings::load(f)?,
+        None => crate::pipeline::PipelineSettings::default(),
+    };
+    // --project wins; then the file's project (relative to the file); then the current folder.
+    let dir = match (project_dir, &settings.project, &file) {
+        (Some(d), _, _) => d,
+        (None, Some(p), Some(f)) => f.parent().unwrap_or(Path::new(".")).join(p),
+        (None, Some(p), None) => p.clone(),
+        (None, None, _) => PathBuf::from("."),
+    };
+    let project = Project::open(&dir)?;
+    let handle = crate::job::spawn("pipeline", move |p| crate::pipeline::run(&project, &settings, p))?;
+    let done = render_job(handle, quiet)?;
+    for (stage, summary) in &done {
+        println!("{:<11} {summary}", stage.name());
+    }
+    println!("pipeline done: {} stage(s) in {}", done.len(), dir.display());
+    Ok(())
 }
 
 fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {

@@ -20,6 +20,7 @@ use crate::raster::{self, PixelWindow};
 
 /// How to fetch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FetchOptions {
     /// Attempts per file.
     pub attempts: u32,

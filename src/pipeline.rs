@@ -16,10 +16,17 @@ use crate::model::infer::InferOptions;
 use crate::preprocess::stage::PreprocessConfig;
 use crate::project::{Project, Stage};
 
-/// Settings of every stage; `None` means the stage's defaults for the project.
+/// Settings of every stage; `None` means the stage's defaults for the project. This is also the
+/// pipeline file of `s2cr run` (YAML), where `project` and `stages` say what to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
+    /// The project folder, relative to the pipeline file (default: `--project` or the current
+    /// folder).
+    pub project: Option<std::path::PathBuf>,
+    /// Stages to run, in pipeline order whatever the order here (default: every stage that can
+    /// run from the project alone).
+    pub stages: Vec<String>,
     pub search: Option<SearchConfig>,
     pub fetch: FetchOptions,
     pub preprocess: PreprocessConfig,
@@ -33,6 +40,29 @@ pub struct PipelineSettings {
 }
 
 impl PipelineSettings {
+    /// Reads a pipeline file; an unknown key or a wrong value names its line.
+    pub fn load(path: &std::path::Path) -> Result<PipelineSettings> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the pipeline file"))?;
+        serde_norway::from_str(&text).map_err(|e| {
+            let at = e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
+            Error::invalid(path.display().to_string(), format!("{at}{e}"))
+        })
+    }
+
+    /// The stages to run, in pipeline order.
+    pub fn selected_stages(&self) -> Result<Vec<Stage>> {
+        for name in &self.stages {
+            if !Stage::ALL.iter().any(|s| s.name() == name) {
+                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+                return Err(Error::invalid("stages", format!("{name:?} is not a stage; use {}", names.join(", "))));
+            }
+        }
+        Ok(Stage::ALL
+            .into_iter()
+            .filter(|s| if self.stages.is_empty() { availability(*s).is_ok() } else { self.stages.iter().any(|n| n == s.name()) })
+            .collect())
+    }
+
     /// The run name, `default` when none is set.
     pub fn run_name(&self) -> &str {
         if self.run.is_empty() { "default" } else { &self.run }
@@ -122,8 +152,55 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             let defaults = InferOptions::default();
             let opts = InferOptions { run, device: settings.device, overlap: settings.overlap.unwrap_or(defaults.overlap), ..defaults };
             let r = crate::model::infer::infer(project, &opts, progress)?;
+            if r.skipped {
+                return Ok(format!("up to date: {}", r.path.display()));
+            }
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
         Stage::Assess | Stage::Export => Err(Error::invalid(stage.name(), "not available")),
+    }
+}
+
+/// Runs the selected stages in order. Each stage skips itself when it is up to date and resumes
+/// what an interrupted run left (fetch: the files it has, training: its last checkpoint), so
+/// running the pipeline again after a stop continues it. Returns each stage's summary.
+pub fn run(project: &Project, settings: &PipelineSettings, progress: &Progress) -> Result<Vec<(Stage, String)>> {
+    let stages = settings.selected_stages()?;
+    let log = progress.for_stage("pipeline");
+    log.info(format!("stages: {}", stages.iter().map(|s| s.name()).collect::<Vec<_>>().join(" -> ")));
+    let mut done = Vec::new();
+    for (i, stage) in stages.iter().enumerate() {
+        progress.check_cancelled()?;
+        log.info(format!("{}/{}: {stage}", i + 1, stages.len()));
+        let summary = run_stage(project, *stage, settings, &progress.for_stage(stage.name()))?;
+        log.info(format!("{stage}: {summary}"));
+        done.push((*stage, summary));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_file_parses_and_typos_name_their_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("pipeline.yaml");
+        std::fs::write(&path, "project: my-fire\nstages: [dataset, train]\nrun: small\nmodel:\n  ngf: 16\n  depth: 6\ntrain:\n  max_steps: 100\npreprocess:\n  block_rows: 256\n").unwrap();
+        let s = PipelineSettings::load(&path).unwrap();
+        assert_eq!(s.selected_stages().unwrap(), [Stage::Dataset, Stage::Train]);
+        assert_eq!(s.model.as_ref().map(|m| (m.ngf, m.ndf)), Some((16, 64)), "unset keys keep their defaults");
+        assert_eq!(s.train.as_ref().map(|t| t.max_steps), Some(100));
+        assert_eq!(s.preprocess.block_rows, 256);
+        std::fs::write(&path, "run: a\ntrian:\n  max_steps: 1\n").unwrap();
+        let err = PipelineSettings::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("trian"), "{err}");
+        let s = PipelineSettings { stages: vec!["fetchh".into()], ..Default::default() };
+        assert!(s.selected_stages().unwrap_err().to_string().contains("\"fetchh\" is not a stage"));
+        assert_eq!(PipelineSettings::default().selected_stages().unwrap(), [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer]);
+        // The example shipped in confs/.
+        let example = PipelineSettings::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/pipeline.yaml")).unwrap();
+        assert_eq!(example.model.map(|m| m.depth), Some(6));
     }
 }

@@ -30,6 +30,7 @@ impl Split {
 
 /// How patches are cut and split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TileConfig {
     /// Patch side, pixels.
     pub size: usize,

@@ -49,6 +49,9 @@ pub struct InferReport {
     pub seconds: f64,
     /// Share of the grid with a synthetic value, percent.
     pub valid_percent: f64,
+    /// Nothing ran: the output was up to date with this checkpoint and these options.
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 /// Window origins along one axis: every `stride`, the last one flush with the end.
@@ -84,6 +87,16 @@ pub fn load_generator(project: &Project, run: &str, dev: &Device) -> Result<(Gen
 /// Runs the generator over the whole grid.
 pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Result<InferReport> {
     let start = Instant::now();
+    // Up to date: the same checkpoint and options made the file that is there.
+    let parameters = serde_json::to_value(opts).unwrap_or_default();
+    if let (crate::project::StageState::Done, Some(m)) = project.stage_state(Stage::Infer, Some(&opts.run))?
+        && m.parameters == parameters
+    {
+        progress.info("up to date; nothing to do");
+        let step = latest_checkpoint(&project.run_dir(&opts.run))?.map(|c| c.step).unwrap_or(0);
+        let path = project.output_dir(&opts.run).join("synthetic_S2_t1.tif");
+        return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
+    }
     let (dev, device_name) = device(opts.device)?;
     let (g, _cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
     let run_dir = project.run_dir(&opts.run);
@@ -213,11 +226,11 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     }
     flush(h, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
     writer.finish()?;
-    let mut manifest = Manifest::new(Stage::Infer, serde_json::to_value(opts).unwrap_or_default());
+    let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(&run_dir)?.map(|c| c.dir).unwrap_or_default())).generator)?;
     manifest.add_output(project.root(), &path)?;
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
-    Ok(InferReport { path, windows: total, device: device_name, checkpoint_step: step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * written_valid as f64 / (w * h) as f64 })
+    Ok(InferReport { path, windows: total, device: device_name, checkpoint_step: step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * written_valid as f64 / (w * h) as f64, skipped: false })
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub fn dn_to_reflectance(values: &mut [f32], offset: f32) {
 
 /// Which SCL classes are masked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SclMaskOptions {
     /// Also mask snow and ice (class 11).
     pub snow: bool,

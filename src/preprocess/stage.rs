@@ -53,6 +53,7 @@ pub enum Engine {
 
 /// Parameters of the stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PreprocessConfig {
     pub engine: Engine,
     pub s2_resampling: Resampling,

@@ -178,3 +178,26 @@ fn training_is_deterministic_across_processes_for_a_seed() {
     let out = |run: &str| -> Vec<f32> { infer::load_generator(&project, run, &dev).unwrap().0.forward(x.clone()).try_into_vec_as::<f32>().unwrap() };
     assert!(out("a") == out("b"), "the two runs' generators differ");
 }
+
+#[test]
+fn s2cr_run_goes_through_the_stages_and_a_second_run_finds_them_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    let file = tmp.path().join("pipeline.yaml");
+    let rel = project.root().strip_prefix(tmp.path()).unwrap().display().to_string();
+    std::fs::write(
+        &file,
+        format!("project: {rel}\n") + "stages: [dataset, train, infer]\nrun: tiny\ndevice: cpu\ndataset:\n  inputs: [S1_t0:VV, S1_t0:VH, S1_t1:VV, S1_t1:VH, S2_t0:B02, S2_t0:B03, S2_t0:B04, S2_t0:B08, S2_t0:B11, S2_t0:B12]\n  outputs: [B02, B03, B04, B08, B11, B12]\n  tiles:\n    size: 64\n    stride: 64\n    min_valid: 0.0\n    val_fraction: 0.0\n    test_fraction: 0.0\n  s2_method: train-min-max\n  s1_method: standardize\n  yearly_range: null\nmodel:\n  ngf: 8\n  ndf: 8\n  depth: 4\ntrain:\n  max_steps: 6\n  workers: 0\n  checkpoint_every: 0\n",
+    )
+    .unwrap();
+    let run = || assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(["run", file.to_str().unwrap()]).assert().success();
+    let out = String::from_utf8(run().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("dataset") && out.contains("patches: train 16") && out.contains("6 steps") && out.contains("synthesized"), "{out}");
+    for stage in [s2cr::project::Stage::Dataset, s2cr::project::Stage::Train, s2cr::project::Stage::Infer] {
+        let (state, _) = project.stage_state(stage, Some("tiny")).unwrap();
+        assert_eq!(state, s2cr::project::StageState::Done, "{stage}");
+    }
+    // Again: nothing to redo.
+    let out = String::from_utf8(run().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("infer       up to date"), "{out}");
+}
