@@ -228,6 +228,9 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     writer.finish()?;
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(&run_dir)?.map(|c| c.dir).unwrap_or_default())).generator)?;
+    // The inputs it read: a rebuilt dataset makes the output stale.
+    manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
+    manifest.add_input(project.root(), &project.dataset_dir().join("dataset.json"))?;
     manifest.add_output(project.root(), &path)?;
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
     Ok(InferReport { path, windows: total, device: device_name, checkpoint_step: step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * written_valid as f64 / (w * h) as f64, skipped: false })
