@@ -377,6 +377,10 @@ pub struct LayerProfile {
     pub conv_matmul_ms: f64,
     pub up_burn_ms: f64,
     pub up_matmul_ms: f64,
+    /// Forward and backward (gradients of input and weight) of both layers, as in a training
+    /// step, Burn's kernels / ours.
+    pub train_burn_ms: f64,
+    pub train_matmul_ms: f64,
 }
 
 /// Where the generator's inference time goes: each level's encoder convolution and decoder
@@ -413,7 +417,24 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfil
         let y = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
         let up_burn_ms = time(&|| read(up.forward(y.clone())))?;
         let up_matmul_ms = time(&|| read(conv_transpose4x4_s2(y.clone(), up.weight.val(), None)))?;
-        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_matmul_ms, up_burn_ms, up_matmul_ms });
+        // Training: both layers forward, then the gradients of their inputs and weights.
+        let ad = dev.clone().autodiff();
+        let (conv_ad, up_ad) = (down_conv(c_in, ch(i), false, &ad), up_conv(c_up_in, c_up_out, false, &ad));
+        let xa = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let ya = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let train = |ours: bool| -> Result<()> {
+            let (a, b) = if ours {
+                (conv4x4_s2(xa.clone(), conv_ad.weight.val(), None), conv_transpose4x4_s2(ya.clone(), up_ad.weight.val(), None))
+            } else {
+                (conv_ad.forward(xa.clone()), up_ad.forward(ya.clone()))
+            };
+            let grads = (a.sum() + b.sum()).backward();
+            let g = conv_ad.weight.grad(&grads).ok_or_else(|| Error::invalid("benchmark", "no gradient"))?;
+            g.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
+        };
+        let train_burn_ms = time(&|| train(false))?;
+        let train_matmul_ms = time(&|| train(true))?;
+        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_matmul_ms, up_burn_ms, up_matmul_ms, train_burn_ms, train_matmul_ms });
     }
     Ok(rows)
 }

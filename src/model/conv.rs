@@ -1,25 +1,24 @@
 //! pix2pix's two convolutions, 4x4 stride 2 padding 1 and its transpose, written as one
-//! large matrix product each, for Burn's CPU backend.
+//! large matrix product each, for Burn's CPU backend where that is faster than Burn's kernels.
 //!
-//! Why: Burn flex's own convolution splits the output into 512-pixel tiles and gives each tile
-//! one single-threaded product, and re-lays out the whole weight on every call; at the U-Net's
-//! inner levels (8, 4, 2 px) that leaves one tile, one core, and a 4-16 MB weight copied with a
-//! cache-hostile stride: 5-6 ms per call for almost no arithmetic. Its transposed convolution
-//! multiplies into a column buffer and scatters it back (col2im). Here:
+//! Why: Burn flex's convolution splits the output into 512-pixel tiles and gives each tile one
+//! single-threaded product, and re-lays out the whole weight on every call; at the U-Net's
+//! inner levels (16 px and less) that leaves one tile, one core, and a 4-16 MB weight copied
+//! with a cache-hostile stride: 5-10 ms per call for almost no arithmetic. Here:
 //!
 //! - the convolution gathers its 16 taps with a space-to-depth view (stride 2 becomes a
 //!   reshape) into `[c_in * 16, batch * pixels]` and multiplies by the weight as it is stored
-//!   (`[c_out, c_in * 16]`, no copy), which Burn's matmul runs on every core;
-//! - the transposed convolution is split by output phase (sub-pixel convolution, Shi et al.
-//!   2016): output pixel `(2i + a, 2j + b)` sees only a 2 x 2 neighbourhood of the input through
-//!   four of the sixteen taps, so each of the four phases is one product with `c_in * 4` terms
-//!   and the phases are interleaved afterwards. The same arithmetic as the transposed
-//!   convolution, no scatter.
+//!   (`[c_out, c_in * 16]`, no copy), a product Burn's matmul runs on every core;
+//! - the transposed convolution multiplies every input pixel by the whole weight (read through
+//!   a transposed view, no copy) into `[c_out * 16, pixels]` and sums the four taps that reach
+//!   each output pixel (2 x 2 per output phase, the sub-pixel view of Shi et al. 2016) as
+//!   shifted slices, instead of a scatter.
 //!
 //! Both are plain tensor operations (pad, reshape, slice, cat, matmul), so autodiff derives
-//! their backward passes, also as large products. Results equal Burn's `conv2d` /
-//! `conv_transpose2d` to float rounding (tests below). Only the CPU takes this path: on wgpu
-//! Burn's fused kernels are the better choice.
+//! their backward passes, also as large products. They equal Burn's `conv2d` /
+//! `conv_transpose2d` to float rounding (tests below). They are used on the CPU for layers with
+//! at most [`MATMUL_CONV_MAX_PIXELS`] output pixels, where they win (`s2cr bench --what profile`
+//! times both per layer); wider layers and every GPU layer keep Burn's kernels.
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
