@@ -120,6 +120,9 @@ pub struct InitArgs {
     /// Scene provider.
     #[arg(long, value_enum, default_value = "earth-search")]
     pub provider: ProviderArg,
+    /// The static STAC catalog (catalog.json) the local provider searches.
+    #[arg(long, value_name = "CATALOG_JSON")]
+    pub catalog: Option<PathBuf>,
     /// Largest cloud cover over the AOI, percent.
     #[arg(long, default_value_t = 20.0)]
     pub max_cloud: f64,
@@ -743,7 +746,7 @@ fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
             ProviderKindArg::Pc => ProviderKind::PlanetaryComputer,
             ProviderKindArg::Cdse => ProviderKind::Cdse,
         }),
-        None => ProviderConfig::for_project(project.config.provider)?,
+        None => ProviderConfig::for_project(&project.config, project.root())?,
     };
     if let Some(url) = &args.stac_url {
         provider.stac_url = url.trim_end_matches('/').to_string();
@@ -896,7 +899,19 @@ fn init(args: InitArgs) -> Result<()> {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
             .unwrap_or_else(|| "project".into())
     });
-    let config = ProjectConfig::for_aoi(&name, &aoi, t0, t1, args.provider.into(), args.max_cloud, args.pixel_size)?;
+    let mut config = ProjectConfig::for_aoi(&name, &aoi, t0, t1, args.provider.into(), args.max_cloud, args.pixel_size)?;
+    match (&args.catalog, config.provider) {
+        // Stored absolute: the project folder may be anywhere relative to the catalog.
+        (Some(c), Provider::Local) => {
+            if !c.exists() {
+                anyhow::bail!("--catalog: {} does not exist", c.display());
+            }
+            config.catalog = Some(std::path::absolute(c)?);
+        }
+        (Some(_), _) => anyhow::bail!("--catalog is for --provider local"),
+        (None, Provider::Local) => anyhow::bail!("--provider local needs --catalog PATH/catalog.json (a static STAC catalog)"),
+        (None, _) => {}
+    }
     let project = Project::create(&args.dir, config, &aoi)?;
     let g = &project.config.grid;
     println!(

@@ -71,7 +71,7 @@ impl PipelineSettings {
     pub fn search_config(&self, project: &Project) -> Result<SearchConfig> {
         match &self.search {
             Some(s) => Ok(s.clone()),
-            None => Ok(SearchConfig::new(ProviderConfig::for_project(project.config.provider)?)),
+            None => Ok(SearchConfig::new(ProviderConfig::for_project(&project.config, project.root())?)),
         }
     }
 

@@ -150,6 +150,10 @@ pub struct ProjectConfig {
     /// Training configuration (train.yaml), relative to the project; built-in defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_config: Option<PathBuf>,
+    /// The static STAC catalog (catalog.json) the `local` provider searches, relative to the
+    /// project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<PathBuf>,
 }
 
 impl ProjectConfig {
@@ -175,6 +179,7 @@ impl ProjectConfig {
             grid: aoi.target_grid(pixel_size_m)?,
             model_config: None,
             train_config: None,
+            catalog: None,
         })
     }
 

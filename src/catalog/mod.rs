@@ -5,6 +5,7 @@
 //! This module reads catalogs; it downloads no imagery (that is `fetch`).
 
 pub mod cover;
+pub mod local;
 pub mod pairing;
 pub mod search;
 pub mod sign;
@@ -25,6 +26,8 @@ pub enum ProviderKind {
     EarthSearch,
     PlanetaryComputer,
     Cdse,
+    /// A static STAC catalog on disk (`stac_url` is its catalog.json); assets named by band.
+    Local,
 }
 
 /// Which mission an item belongs to.
@@ -72,16 +75,28 @@ impl ProviderConfig {
                 s1_collection: "sentinel-1-grd".into(),
                 token_url: None,
             },
+            // The catalog's path is the project's to give (`catalog` in project.yaml).
+            ProviderKind::Local => ProviderConfig {
+                kind,
+                stac_url: "catalog.json".into(),
+                s2_collection: "sentinel-2-l2a".into(),
+                s1_collection: "sentinel-1-rtc".into(),
+                token_url: None,
+            },
         }
     }
 
-    /// The provider of a project, or an error for providers that are not STAC APIs.
-    pub fn for_project(provider: Provider) -> Result<ProviderConfig> {
-        match provider {
+    /// The provider of a project; for the local provider, the static catalog that project.yaml
+    /// names (`catalog`, relative to the project folder).
+    pub fn for_project(config: &crate::project::ProjectConfig, root: &std::path::Path) -> Result<ProviderConfig> {
+        match config.provider {
             Provider::EarthSearch => Ok(Self::default_for(ProviderKind::EarthSearch)),
             Provider::PlanetaryComputer => Ok(Self::default_for(ProviderKind::PlanetaryComputer)),
             Provider::Cdse => Ok(Self::default_for(ProviderKind::Cdse)),
-            Provider::Local => Err(Error::invalid("provider", "the local provider searches a static catalog, not a STAC API")),
+            Provider::Local => match &config.catalog {
+                Some(c) => Ok(ProviderConfig { stac_url: root.join(c).display().to_string(), ..Self::default_for(ProviderKind::Local) }),
+                None => Err(Error::invalid("project.yaml", "provider local needs `catalog:` (the path of a static STAC catalog.json, relative to the project)")),
+            },
         }
     }
 }
@@ -106,19 +121,19 @@ pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static 
         (EarthSearch, Sentinel2, "B12") => &["swir22"],
         (EarthSearch, Sentinel2, "SCL") => &["scl"],
         // Planetary Computer keeps the band names.
-        (PlanetaryComputer, Sentinel2, "B01") => &["B01"],
-        (PlanetaryComputer, Sentinel2, "B02") => &["B02"],
-        (PlanetaryComputer, Sentinel2, "B03") => &["B03"],
-        (PlanetaryComputer, Sentinel2, "B04") => &["B04"],
-        (PlanetaryComputer, Sentinel2, "B05") => &["B05"],
-        (PlanetaryComputer, Sentinel2, "B06") => &["B06"],
-        (PlanetaryComputer, Sentinel2, "B07") => &["B07"],
-        (PlanetaryComputer, Sentinel2, "B08") => &["B08"],
-        (PlanetaryComputer, Sentinel2, "B8A") => &["B8A"],
-        (PlanetaryComputer, Sentinel2, "B09") => &["B09"],
-        (PlanetaryComputer, Sentinel2, "B11") => &["B11"],
-        (PlanetaryComputer, Sentinel2, "B12") => &["B12"],
-        (PlanetaryComputer, Sentinel2, "SCL") => &["SCL"],
+        (PlanetaryComputer | Local, Sentinel2, "B01") => &["B01"],
+        (PlanetaryComputer | Local, Sentinel2, "B02") => &["B02"],
+        (PlanetaryComputer | Local, Sentinel2, "B03") => &["B03"],
+        (PlanetaryComputer | Local, Sentinel2, "B04") => &["B04"],
+        (PlanetaryComputer | Local, Sentinel2, "B05") => &["B05"],
+        (PlanetaryComputer | Local, Sentinel2, "B06") => &["B06"],
+        (PlanetaryComputer | Local, Sentinel2, "B07") => &["B07"],
+        (PlanetaryComputer | Local, Sentinel2, "B08") => &["B08"],
+        (PlanetaryComputer | Local, Sentinel2, "B8A") => &["B8A"],
+        (PlanetaryComputer | Local, Sentinel2, "B09") => &["B09"],
+        (PlanetaryComputer | Local, Sentinel2, "B11") => &["B11"],
+        (PlanetaryComputer | Local, Sentinel2, "B12") => &["B12"],
+        (PlanetaryComputer | Local, Sentinel2, "SCL") => &["SCL"],
         // CDSE suffixes the native resolution.
         (Cdse, Sentinel2, "B01") => &["B01_60m"],
         (Cdse, Sentinel2, "B02") => &["B02_10m"],
@@ -303,7 +318,7 @@ mod tests {
 
     #[test]
     fn every_provider_maps_the_pipeline_bands() {
-        for kind in [ProviderKind::EarthSearch, ProviderKind::PlanetaryComputer, ProviderKind::Cdse] {
+        for kind in [ProviderKind::EarthSearch, ProviderKind::PlanetaryComputer, ProviderKind::Cdse, ProviderKind::Local] {
             for band in ["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"] {
                 assert!(!asset_keys(kind, Mission::Sentinel2, band).is_empty(), "{kind:?} {band}");
             }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::pairing::{Pair, Unpaired, pair_scenes};
 use super::search::{SearchQuery, StacClient};
 use super::sign::PcSigner;
-use super::{Mission, ProviderConfig, Scene, cover};
+use super::local::StaticCatalog;
+use super::{Mission, ProviderConfig, ProviderKind, Scene, cover};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::{DateRange, Manifest, Project, Stage, StageState};
@@ -262,7 +263,11 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
     }
     let aoi = project.aoi()?;
     let bbox = aoi.bbox();
-    let client = StacClient::new(&cfg.provider.stac_url, Duration::from_secs(cfg.timeout_secs))?;
+    // A STAC API, or a static catalog on disk for the local provider.
+    let (client, local) = match cfg.provider.kind {
+        ProviderKind::Local => (None, Some(StaticCatalog::open(std::path::Path::new(&cfg.provider.stac_url))?)),
+        _ => (Some(StacClient::new(&cfg.provider.stac_url, Duration::from_secs(cfg.timeout_secs))?), None),
+    };
     progress.started(Some(4));
     let mut all_items = Vec::new();
     let mut run = |step: u64, what: &str, collection: &str, dates: DateRange, max_cloud: Option<f64>| -> Result<Vec<Scene>> {
@@ -275,7 +280,11 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
             page_size: cfg.page_size,
             max_items: cfg.max_items,
         };
-        let items = client.search(&query, &progress.for_stage("search"))?;
+        let items = match (&client, &local) {
+            (Some(c), _) => c.search(&query, &progress.for_stage("search"))?,
+            (None, Some(l)) => l.search(&query),
+            (None, None) => Vec::new(),
+        };
         let scenes: Vec<Scene> = items.iter().filter_map(|i| Scene::from_item(i, cfg.provider.kind, &cfg.provider)).collect();
         all_items.extend(items);
         progress.info(format!("{what}: {} scenes", scenes.len()));

@@ -45,7 +45,7 @@ pub fn yearly_min_max(project: &Project, range: &str, bands: &[String], progress
     // The provider the project's search used (a mirror or a private catalog), else its default.
     let provider: ProviderConfig = match SearchResult::load(project, "dataset").ok().and_then(|s| s.provider) {
         Some(p) => p,
-        None => ProviderConfig::for_project(project.config.provider)?,
+        None => ProviderConfig::for_project(&project.config, project.root())?,
     };
     let aoi = project.aoi()?;
     let points = sample_points(&aoi, SAMPLES);

@@ -198,6 +198,7 @@ fn the_search_stage_on_earth_search_shaped_responses() {
         grid: aoi.target_grid(10.0).unwrap(),
         model_config: None,
         train_config: None,
+        catalog: None,
     };
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let mut provider = ProviderConfig::default_for(ProviderKind::EarthSearch);
@@ -215,4 +216,57 @@ fn the_search_stage_on_earth_search_shaped_responses() {
     // The Earth Search v0 item (odc-stac) parses too, with band-name keys under its own collection.
     let v0: stac::Item = serde_json::from_value(fixture("odc-stac/S2A_28QCH_20200714_0_L2A.json")).unwrap();
     assert_eq!(v0.collection.as_deref(), Some("sentinel-s2-l2a-cogs"));
+}
+
+#[test]
+fn the_search_stage_searches_a_static_catalog_for_the_local_provider() {
+    // A static catalog on disk (as stactools writes one) with two Sentinel-2 and two Sentinel-1
+    // items over the SEN12MS-CR Jiangsu chip; the assets point at the real chips.
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("stac");
+    let chip = |kind: &str| crate::shared_data().join(format!("s1s2-sen12mscr/{kind}/ROIs1970_fall_139_p839.tif")).display().to_string();
+    let bbox = [119.17, 33.48, 119.21, 33.52];
+    let item = |id: &str, collection: &str, datetime: &str, assets: serde_json::Value, extra: serde_json::Value| {
+        let mut properties = serde_json::json!({"datetime": datetime, "platform": if collection.starts_with("sentinel-2") { "sentinel-2a" } else { "sentinel-1a" }});
+        properties.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::json!({"type": "Feature", "stac_version": "1.0.0", "id": id, "collection": collection, "bbox": bbox,
+            "geometry": {"type": "Polygon", "coordinates": [[[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]], [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]},
+            "properties": properties, "links": [], "assets": assets})
+    };
+    let s2_assets = serde_json::json!({"B04": {"href": chip("s2_cloudfree")}});
+    let s1_assets = serde_json::json!({"vv": {"href": chip("s1")}, "vh": {"href": chip("s1")}});
+    let items = [
+        ("s2/t0.json", item("S2_T0", "sentinel-2-l2a", "2024-04-01T03:00:00Z", s2_assets.clone(), serde_json::json!({"eo:cloud_cover": 2.0}))),
+        ("s2/t1.json", item("S2_T1", "sentinel-2-l2a", "2024-04-15T03:00:00Z", s2_assets, serde_json::json!({"eo:cloud_cover": 4.0}))),
+        ("s1/a.json", item("S1_A", "sentinel-1-rtc", "2024-03-31T10:00:00Z", s1_assets.clone(), serde_json::json!({"sat:relative_orbit": 69, "sat:orbit_state": "ascending"}))),
+        ("s1/b.json", item("S1_B", "sentinel-1-rtc", "2024-04-12T10:00:00Z", s1_assets, serde_json::json!({"sat:relative_orbit": 69, "sat:orbit_state": "ascending"}))),
+    ];
+    let mut links = vec![];
+    for (path, value) in &items {
+        std::fs::create_dir_all(cat.join(path).parent().unwrap()).unwrap();
+        std::fs::write(cat.join(path), value.to_string()).unwrap();
+        links.push(serde_json::json!({"rel": "item", "href": format!("./{path}")}));
+    }
+    std::fs::write(cat.join("catalog.json"), serde_json::json!({"type": "Catalog", "id": "c", "stac_version": "1.0.0", "description": "d", "links": links}).to_string()).unwrap();
+
+    let aoi = s2cr::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[119.180,33.494],[119.194,33.494],[119.194,33.506],[119.180,33.506],[119.180,33.494]]]}"#, "aoi").unwrap();
+    let mut config = s2cr::project::ProjectConfig::for_aoi("local", &aoi, "2024-03-30/2024-04-08".parse().unwrap(), "2024-04-10/2024-04-22".parse().unwrap(), s2cr::project::Provider::Local, 50.0, 10.0).unwrap();
+    let project_dir = tmp.path().join("p");
+    config.catalog = Some("../stac/catalog.json".into());
+    let project = s2cr::project::Project::create(&project_dir, config, &aoi).unwrap();
+    let provider = ProviderConfig::for_project(&project.config, project.root()).unwrap();
+    assert_eq!(provider.kind, ProviderKind::Local);
+    let mut cfg = s2cr::catalog::stage::SearchConfig::new(provider);
+    cfg.measure_aoi_cover = false;
+    let r = s2cr::catalog::stage::search(&project, &cfg, &s2cr::job::Progress::silent("search")).unwrap();
+    assert_eq!((r.chosen_t0.as_deref(), r.chosen_t1.as_deref()), (Some("S2_T0"), Some("S2_T1")));
+    let partners: Vec<(&str, &str)> = r.pairs.iter().map(|p| (p.s2_id.as_str(), p.s1_id.as_str())).collect();
+    assert_eq!(partners, [("S2_T0", "S1_A"), ("S2_T1", "S1_B")]);
+    // Asset hrefs are the files on disk.
+    assert_eq!(r.s2_t0[0].assets["B04"], chip("s2_cloudfree"));
+    // Without `catalog:` the provider says what is missing.
+    let mut c = project.config.clone();
+    c.catalog = None;
+    let err = ProviderConfig::for_project(&c, project.root()).unwrap_err().to_string();
+    assert!(err.contains("catalog"), "{err}");
 }

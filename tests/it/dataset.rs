@@ -60,6 +60,7 @@ pub fn project_with_preprocessed(root: &Path) -> Project {
         grid,
         model_config: None,
         train_config: None,
+        catalog: None,
     };
     config.bands.s2 = S2.iter().map(|(b, _)| b.to_string()).chain(["SCL".to_string()]).collect();
     let project = Project::create(&root.join("p"), config, &aoi).unwrap();
