@@ -15,10 +15,12 @@
 //!   shifted slices, instead of a scatter.
 //!
 //! Both are plain tensor operations (pad, reshape, slice, cat, matmul), so autodiff derives
-//! their backward passes, also as large products. They equal Burn's `conv2d` /
-//! `conv_transpose2d` to float rounding (tests below). They are used on the CPU for layers with
-//! at most [`MATMUL_CONV_MAX_PIXELS`] output pixels, where they win (`s2cr bench --what profile`
-//! times both per layer); wider layers and every GPU layer keep Burn's kernels.
+//! their backward passes. They equal Burn's `conv2d` / `conv_transpose2d` to float rounding
+//! (tests below). Inference on the CPU uses them for layers with at most
+//! [`MATMUL_CONV_MAX_PIXELS`] (transposed: [`MATMUL_CONV_TRANSPOSE_MAX_PIXELS`]) output pixels,
+//! where they win (`s2cr bench --what profile` times both per layer, forward and backward);
+//! wider layers, training (their derived backward pass is slower than Burn's) and every GPU
+//! layer keep Burn's kernels.
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
@@ -33,22 +35,33 @@ pub fn set_matmul_conv(enabled: bool) {
     MATMUL_CONV.store(enabled, Ordering::Relaxed);
 }
 
-/// Output pixels (batch x height x width) up to which the product form beats Burn flex's tiled
-/// convolution: there flex has a single 512-pixel tile (one core) and re-lays out the whole
-/// weight per call. Above it flex's tiles keep every core busy and it is the faster one
-/// (measured with `s2cr bench --what profile`).
+/// Output pixels (batch x height x width) up to which the product form of the convolution
+/// beats Burn flex's tiled one in inference: there flex has a single 512-pixel tile (one core)
+/// and re-lays out the whole weight per call. Above it flex's tiles keep every core busy and it
+/// is the faster one (`s2cr bench --what profile`, release build, 2 cores).
 pub const MATMUL_CONV_MAX_PIXELS: usize = 512;
 
-/// Whether to use the matrix-product form for a layer with `pixels` output pixels on `device`.
-pub fn use_matmul_conv(device: &Device, pixels: usize) -> bool {
-    MATMUL_CONV.load(Ordering::Relaxed) && pixels <= MATMUL_CONV_MAX_PIXELS && *device == Device::flex()
+/// The same for the transposed convolution, which gains only at the innermost levels.
+pub const MATMUL_CONV_TRANSPOSE_MAX_PIXELS: usize = 64;
+
+/// Weights (c_in x c_out x 16 values) from which the product form pays: flex's per-call weight
+/// re-layout grows with the weight, our gathering of the taps with the input. unet_256's inner
+/// levels hold 2-4 M values; a small model's (ngf 16) at most 0.26 M, where flex stays faster.
+pub const MATMUL_CONV_MIN_WEIGHTS: usize = 1 << 20;
+
+/// Whether to use the product form for a layer with `pixels` output pixels (at most `limit`)
+/// and `weights` weight values on `device`: the CPU, in inference only. With autodiff their backward pass (slices taken
+/// back as padded copies) is slower than Burn's, so training keeps Burn's kernels.
+pub fn use_matmul_conv(device: &Device, pixels: usize, limit: usize, weights: usize) -> bool {
+    MATMUL_CONV.load(Ordering::Relaxed) && pixels <= limit && weights >= MATMUL_CONV_MIN_WEIGHTS && !device.is_autodiff() && *device == Device::flex()
 }
 
 /// A pix2pix down-sampling convolution (4x4, stride 2, padding 1) on the fastest path for the
 /// input's device and size.
 pub fn down(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [batch, _, h, w] = x.dims();
-    if h % 2 == 0 && w % 2 == 0 && use_matmul_conv(&x.device(), batch * (h / 2) * (w / 2)) {
+    let weights = conv.weight.shape().num_elements();
+    if h % 2 == 0 && w % 2 == 0 && use_matmul_conv(&x.device(), batch * (h / 2) * (w / 2), MATMUL_CONV_MAX_PIXELS, weights) {
         conv4x4_s2(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()))
     } else {
         conv.forward(x)
@@ -59,7 +72,8 @@ pub fn down(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// for the input's device and size.
 pub fn up(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     let [batch, _, h, w] = x.dims();
-    if use_matmul_conv(&x.device(), batch * 4 * h * w) {
+    let weights = conv.weight.shape().num_elements();
+    if use_matmul_conv(&x.device(), batch * 4 * h * w, MATMUL_CONV_TRANSPOSE_MAX_PIXELS, weights) {
         conv_transpose4x4_s2(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()))
     } else {
         conv.forward(x)
