@@ -18,6 +18,11 @@ fn harness(app: S2crApp, size: [f32; 2]) -> Harness<'static, S2crApp> {
     Harness::builder().with_size(size).with_max_steps(64).build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), app)
 }
 
+/// A harness that renders (wgpu) for snapshots.
+fn snapshot_harness(app: S2crApp) -> Harness<'static, S2crApp> {
+    Harness::builder().with_size([1000.0, 600.0]).with_max_steps(64).wgpu().build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), app)
+}
+
 fn click_at(h: &mut Harness<'_, S2crApp>, p: Pos2) {
     h.event(Event::PointerMoved(p));
     h.event(Event::PointerButton { pos: p, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
@@ -190,7 +195,7 @@ fn snapshots_of_the_main_screens() {
     let mut app = S2crApp::new(None);
     app.map.memory.center_at(walkers::lon_lat(137.0, -35.8));
     app.map.memory.set_zoom(4.0).unwrap();
-    let mut h = Harness::builder().with_size([1000.0, 600.0]).with_max_steps(64).wgpu().build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), app);
+    let mut h = snapshot_harness(app);
     h.run();
     h.snapshot("app_area_step");
     // An imported AOI on the map.
@@ -203,7 +208,7 @@ fn snapshots_of_the_main_screens() {
 fn snapshot_of_a_project_on_the_dataset_step() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());
-    let mut h = Harness::builder().with_size([1000.0, 600.0]).with_max_steps(64).wgpu().build_ui_state(|ui, app: &mut S2crApp| app.ui_contents(ui), S2crApp::new(Some(project.root().to_path_buf())));
+    let mut h = snapshot_harness(S2crApp::new(Some(project.root().to_path_buf())));
     h.run();
     h.get_by_label("Dataset").click();
     h.run();
