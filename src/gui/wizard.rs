@@ -361,7 +361,7 @@ impl Wizard {
             }
             Stage::Train | Stage::Infer => {
                 let l = ui.label("Run name");
-                ui.text_edit_singleline(&mut s.run).labelled_by(l.id);
+                ui.add(egui::TextEdit::singleline(&mut s.run).hint_text("default")).labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Device");
                 egui::ComboBox::from_id_salt("device")
@@ -376,8 +376,12 @@ impl Wizard {
                 ui.end_row();
                 if stage == Stage::Train {
                     let mut small = s.model.as_ref().is_some_and(|m| m.ngf <= 16);
+                    let label = match &s.model {
+                        Some(m) if small => format!("small (ngf {}, depth {}: CPU-friendly)", m.ngf, m.depth),
+                        _ => "small (ngf 16, depth 6: CPU-friendly)".to_string(),
+                    };
                     ui.label("Model");
-                    if ui.checkbox(&mut small, "small (ngf 16, depth 6: CPU-friendly)").changed() {
+                    if ui.checkbox(&mut small, label).changed() {
                         s.model = small.then(|| crate::model::config::ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() });
                     }
                     ui.end_row();
