@@ -368,6 +368,23 @@ pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) 
     Ok(rows)
 }
 
+/// The CPU backend's matrix-product throughput, GFLOP/s, on `n` x `n` matrices: the ceiling
+/// every convolution form here works under.
+pub fn matmul_gflops(n: usize, repeats: usize) -> Result<f64> {
+    use burn::prelude::*;
+    let dev = Device::flex();
+    let a = Tensor::<2>::random([n, n], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let b = Tensor::<2>::random([n, n], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let run = || -> Result<()> { a.clone().matmul(b.clone()).try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}"))) };
+    run()?;
+    let start = Instant::now();
+    for _ in 0..repeats.max(1) {
+        run()?;
+    }
+    let secs = start.elapsed().as_secs_f64() / repeats.max(1) as f64;
+    Ok(2.0 * (n * n * n) as f64 / secs / 1e9)
+}
+
 /// One level of the generator profile: milliseconds of each layer alone, Burn's own kernels
 /// against the matrix-product forms of `model::conv`.
 #[derive(Debug, Clone)]

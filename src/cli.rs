@@ -1073,6 +1073,7 @@ fn bench_profile(size: usize) -> Result<()> {
         sum(|r| r.up_matmul_ms)
     );
     println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours)", sum(|r| r.train_burn_ms), sum(|r| r.train_matmul_ms));
+    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", crate::bench::matmul_gflops(1024, 5)?);
     Ok(())
 }
 

@@ -216,36 +216,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn matmul_ceiling() {
-        let dev = Device::flex();
-        for (m, k, n) in [(128usize, 1024usize, 4096usize), (1024, 1024, 1024), (64, 1024, 16384), (512, 8192, 64), (8192, 1024, 64)] {
-            let a = Tensor::<2>::random([m, k], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-            let b = Tensor::<2>::random([k, n], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-            let _: Vec<f32> = a.clone().matmul(b.clone()).try_into_vec_as().unwrap();
-            let t = std::time::Instant::now();
-            for _ in 0..5 {
-                let _: Vec<f32> = a.clone().matmul(b.clone()).try_into_vec_as().unwrap();
-            }
-            let s = t.elapsed().as_secs_f64() / 5.0;
-            println!("{m}x{k} @ {k}x{n}: {:.2} ms, {:.1} GFLOP/s", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9);
-            let t = std::time::Instant::now();
-            for _ in 0..5 {
-                std::hint::black_box(a.clone().matmul(b.clone()));
-            }
-            let s = t.elapsed().as_secs_f64() / 5.0;
-            println!("  without reading back: {:.2} ms, {:.1} GFLOP/s", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9);
-        }
-        let x = Tensor::<6>::random([64, 1, 65, 2, 65, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let t = std::time::Instant::now();
-        for _ in 0..5 {
-            let _: Vec<f32> = x.clone().slice([0..64, 0..1, 0..64, 1..2, 0..64, 0..1]).reshape([64, 1, 4096]).try_into_vec_as().unwrap();
-        }
-        println!("one strided tap slice of 256k floats: {:.2} ms", t.elapsed().as_secs_f64() / 5.0 * 1e3);
-    }
-}
