@@ -843,6 +843,34 @@ pub fn set_http_timeout(secs: u64) {
     let _ = gdal::config::set_config_option("GDAL_HTTP_CONNECTTIMEOUT", &secs.min(30).to_string());
 }
 
+/// A limit on GDAL's block cache for as long as it lives; the previous limit comes back on
+/// drop. Does nothing when the user set `GDAL_CACHEMAX` (their choice wins).
+pub struct BlockCacheLimit {
+    previous: Option<i64>,
+}
+
+impl BlockCacheLimit {
+    pub fn set(bytes: i64) -> BlockCacheLimit {
+        init_gdal();
+        if std::env::var_os("GDAL_CACHEMAX").is_some() {
+            return BlockCacheLimit { previous: None };
+        }
+        // SAFETY: plain getters and setters of GDAL's global cache size.
+        let previous = unsafe { gdal_sys::GDALGetCacheMax64() };
+        unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
+        BlockCacheLimit { previous: Some(previous) }
+    }
+}
+
+impl Drop for BlockCacheLimit {
+    fn drop(&mut self) {
+        if let Some(p) = self.previous {
+            // SAFETY: as above.
+            unsafe { gdal_sys::GDALSetCacheMax64(p) };
+        }
+    }
+}
+
 /// Drops what GDAL cached of remote files (sizes, blocks), e.g. after a failed transfer.
 pub fn clear_http_cache() {
     // SAFETY: no arguments; clears GDAL's global /vsicurl/ caches.

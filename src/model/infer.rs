@@ -98,6 +98,10 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
     let (dev, device_name) = device(opts.device)?;
+    // Windows are read once or a few times each and the OS caches the files: GDAL's default
+    // block cache (5 % of RAM) only adds memory here (measured: 732 against 288 MiB peak on a
+    // 4096 grid, and no slower with 64 MB).
+    let _cache = raster::BlockCacheLimit::set(64 << 20);
     let (g, _cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
     let run_dir = project.run_dir(&opts.run);
     let summary: DatasetSummary = load_json(&run_dir.join("dataset.json"))?;
