@@ -559,15 +559,14 @@ fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool
 fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
     use crate::model::config::{ModelConfig, TrainConfig};
     let project = Project::open(dir)?;
-    let in_project = |p: &Option<PathBuf>| p.as_ref().map(|p| project.root().join(p));
-    let model = match args.model.or_else(|| in_project(&project.config.model_config)) {
-        Some(p) => ModelConfig::load(&p)?,
-        None => ModelConfig::default(),
+    // --model/--train, else the project's files, else pix2pix's defaults (as `s2cr run`).
+    let settings = crate::pipeline::PipelineSettings {
+        model: args.model.as_deref().map(ModelConfig::load).transpose()?,
+        train: args.train_config.as_deref().map(TrainConfig::load).transpose()?,
+        ..Default::default()
     };
-    let mut train = match args.train_config.or_else(|| in_project(&project.config.train_config)) {
-        Some(p) => TrainConfig::load(&p)?,
-        None => TrainConfig::default(),
-    };
+    let model = settings.model_config(&project)?;
+    let mut train = settings.train_config(&project)?;
     if let Some(n) = args.max_steps {
         train.max_steps = n;
     }

@@ -81,24 +81,22 @@ impl PipelineSettings {
 
     /// model.yaml: these settings, else the project's model_config file, else pix2pix's.
     pub fn model_config(&self, project: &Project) -> Result<ModelConfig> {
-        if let Some(m) = &self.model {
-            return Ok(m.clone());
-        }
-        match &project.config.model_config {
-            Some(p) => ModelConfig::load(&project.root().join(p)),
-            None => Ok(ModelConfig::default()),
-        }
+        given_or_project(&self.model, &project.config.model_config, project, ModelConfig::load)
     }
 
     /// train.yaml: these settings, else the project's train_config file, else pix2pix's.
     pub fn train_config(&self, project: &Project) -> Result<TrainConfig> {
-        if let Some(t) = &self.train {
-            return Ok(t.clone());
-        }
-        match &project.config.train_config {
-            Some(p) => TrainConfig::load(&project.root().join(p)),
-            None => Ok(TrainConfig::default()),
-        }
+        given_or_project(&self.train, &project.config.train_config, project, TrainConfig::load)
+    }
+}
+
+/// A configuration given here, else the file project.yaml names (relative to the project),
+/// else the defaults.
+fn given_or_project<T: Clone + Default>(given: &Option<T>, file: &Option<std::path::PathBuf>, project: &Project, load: fn(&std::path::Path) -> Result<T>) -> Result<T> {
+    match (given, file) {
+        (Some(c), _) => Ok(c.clone()),
+        (None, Some(p)) => load(&project.root().join(p)),
+        (None, None) => Ok(T::default()),
     }
 }
 

@@ -72,6 +72,18 @@ pub struct S2crApp {
     search: Option<SearchResult>,
     /// A message for the user about the last action (import, export, project creation).
     pub notice: Option<(bool, String)>,
+    /// The drawn AOI's check (area, problems, bbox) for the polygon it was made for: redone
+    /// only when the polygon changes, not every frame.
+    area_check: Option<(AoiEditor, AreaCheck)>,
+}
+
+/// What the Area step shows about the drawn polygon.
+#[derive(Debug, Clone)]
+struct AreaCheck {
+    area_km2: Option<f64>,
+    problems: Vec<String>,
+    /// [min lon, min lat, max lon, max lat] when the polygon makes an AOI.
+    bbox: Option<[f64; 4]>,
 }
 
 impl S2crApp {
@@ -94,6 +106,7 @@ impl S2crApp {
             device: Arc::new(Mutex::new(None)),
             search: None,
             notice: None,
+            area_check: None,
         };
         if let Some(dir) = project_dir {
             app.open_project(&dir);
@@ -111,7 +124,7 @@ impl S2crApp {
                 self.editor = AoiEditor::from_aoi(&aoi).0;
                 self.map.zoom_to(aoi.bbox());
             }
-            self.wizard.refresh(p);
+            self.wizard.show_run(p);
             self.search = SearchResult::load(p, "the app").ok();
         }
         self.project = Some(opened);
@@ -171,12 +184,11 @@ impl S2crApp {
 
     /// Draws the whole window content into `ui` (also used by the GUI tests).
     pub fn ui_contents(&mut self, ui: &mut egui::Ui) {
-        // Background work first, so this frame shows its latest state.
-        let project = self.project().cloned();
-        if self.wizard.poll(project.as_ref()) {
-            if let Some(p) = &project {
-                self.search = SearchResult::load(p, "the app").ok();
-            }
+        // Background work first, so this frame shows its latest state; a finished search is read
+        // once.
+        let project = self.project.as_ref().and_then(|p| p.as_ref().ok());
+        if self.wizard.poll(project) == Some(crate::project::Stage::Search) {
+            self.search = project.and_then(|p| SearchResult::load(p, "the app").ok());
         }
         if self.wizard.is_running() {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
@@ -272,24 +284,36 @@ impl S2crApp {
                 ui.label(text);
             }
         }
-        match step {
-            Step::Area => self.area_ui(ui),
-            Step::Scenes => {
-                self.scenes_ui(ui);
-                let project = self.project().cloned();
-                self.wizard.stage_ui(ui, project.as_ref(), crate::project::Stage::Search);
-            }
+        if step == Step::Area {
+            self.area_ui(ui);
+            return;
+        }
+        if step == Step::Scenes {
+            self.scenes_ui(ui);
+        }
+        let project = self.project.as_ref().and_then(|p| p.as_ref().ok());
+        if let Some(stage) = step.stage() {
+            self.wizard.stage_ui(ui, project, stage);
+        }
+    }
+
+    /// The drawn polygon's check, redone when the polygon has changed since the last one.
+    fn area_check(&mut self) -> AreaCheck {
+        match &self.area_check {
+            Some((editor, check)) if *editor == self.editor => check.clone(),
             _ => {
-                let project = self.project().cloned();
-                if let Some(stage) = step.stage() {
-                    self.wizard.stage_ui(ui, project.as_ref(), stage);
-                }
+                let (area_km2, problems) = self.editor.check(&AoiLimits::default());
+                let bbox = area_km2.and_then(|_| self.editor.aoi().ok()).map(|a| a.bbox());
+                let check = AreaCheck { area_km2, problems, bbox };
+                self.area_check = Some((self.editor.clone(), check.clone()));
+                check
             }
         }
     }
 
     fn area_ui(&mut self, ui: &mut egui::Ui) {
         let has_project = self.project().is_some();
+        let check = self.area_check();
         if has_project {
             ui.label("The project's area. A project keeps its grid; to change the area, save it and create a new project.");
         } else {
@@ -313,18 +337,18 @@ impl S2crApp {
                     }
                 }
             }
-            if ui.add_enabled(self.editor.aoi().is_ok(), egui::Button::new("Export…")).clicked() {
+            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Export…")).clicked() {
                 if let Some(p) = rfd::FileDialog::new().add_filter("GeoJSON", &["geojson"]).add_filter("WKT", &["wkt"]).set_file_name("aoi.geojson").save_file() {
                     self.export_aoi(&p);
                 }
             }
-            if ui.add_enabled(self.editor.aoi().is_ok(), egui::Button::new("Zoom to AOI")).clicked() {
-                if let Ok(a) = self.editor.aoi() {
-                    self.map.zoom_to(a.bbox());
+            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Zoom to AOI")).clicked() {
+                if let Some(b) = check.bbox {
+                    self.map.zoom_to(b);
                 }
             }
         });
-        let (area, problems) = self.editor.check(&AoiLimits::default());
+        let AreaCheck { area_km2: area, problems, .. } = check;
         if let Some(a) = area {
             ui.label(format!("Area: {a:.1} km2 ({} vertices{})", self.editor.vertices.len(), if self.editor.closed { ", closed" } else { ", open" }));
         }
@@ -443,10 +467,7 @@ impl S2crApp {
     pub fn probe_device(&self) {
         let slot = self.device.clone();
         let _ = std::thread::Builder::new().name("device-probe".into()).spawn(move || {
-            let text = match crate::model::device(crate::model::DeviceChoice::Auto) {
-                Ok((_, name)) => name,
-                Err(e) => format!("unavailable ({})", crate::error_chain(&e)),
-            };
+            let text = crate::model::auto_device_description();
             if let Ok(mut d) = slot.lock() {
                 *d = Some(text);
             }
@@ -467,6 +488,8 @@ impl eframe::App for S2crApp {
 /// Opens the main window; tries the wgpu renderer first and falls back to OpenGL (glow).
 /// `offline`: no map tiles from the internet this session.
 pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
+    // SAFETY: the window and the workers have not started; nothing else runs yet.
+    unsafe { crate::model::set_default_burn_device() };
     let options = |renderer| eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title(APP_NAME).with_inner_size([1280.0, 800.0]),
         renderer,

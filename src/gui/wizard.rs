@@ -144,6 +144,17 @@ impl Wizard {
                 (*s, state)
             })
             .collect();
+        // The run's last training preview, shown until training reports a new one.
+        if self.preview.is_none() && self.preview_pending.is_none() && project.run_dir(&run).join("preview.png").is_file() {
+            self.preview_pending = Some(0);
+        }
+    }
+
+    /// Shows a project's (or another run's) states, dropping what belonged to the previous one.
+    pub fn show_run(&mut self, project: &Project) {
+        (self.preview, self.preview_pending) = (None, None);
+        self.curves = Curves::default();
+        self.refresh(project);
     }
 
     pub fn state(&self, stage: Stage) -> Option<&StageState> {
@@ -180,11 +191,10 @@ impl Wizard {
     }
 
     /// Takes the running job's events; when it has ended, records the outcome and refreshes the
-    /// states. Returns true when something changed.
-    pub fn poll(&mut self, project: Option<&Project>) -> bool {
-        let Some(job) = &mut self.job else { return false };
+    /// states. Returns the stage that ended this frame, if one did.
+    pub fn poll(&mut self, project: Option<&Project>) -> Option<Stage> {
+        let Some(job) = &mut self.job else { return None };
         let events = job.handle.drain();
-        let changed = !events.is_empty();
         for e in events {
             match e {
                 JobEvent::Started { total, .. } => {
@@ -205,9 +215,9 @@ impl Wizard {
             }
         }
         if !job.handle.is_finished() {
-            return changed;
+            return None;
         }
-        let Some(job) = self.job.take() else { return changed };
+        let Some(job) = self.job.take() else { return None };
         let stage = job.stage;
         let outcome = match job.handle.join() {
             Ok(summary) => Outcome::Finished(summary),
@@ -224,7 +234,7 @@ impl Wizard {
         if let Some(p) = project {
             self.refresh(p);
         }
-        true
+        Some(stage)
     }
 
     /// The step list: a selectable row per step with its state.
@@ -277,7 +287,7 @@ impl Wizard {
             _ => ui.label("State: not run yet"),
         };
         ui.add_space(4.0);
-        self.settings_ui(ui, stage);
+        self.settings_ui(ui, project, stage);
         ui.add_space(6.0);
         let running_this = self.job.as_ref().is_some_and(|j| j.stage == stage);
         ui.horizontal(|ui| {
@@ -321,10 +331,6 @@ impl Wizard {
     /// The latest training preview of the run, reloaded when training reports a new one.
     fn preview_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
         let path = project.run_dir(self.settings.run_name()).join("preview.png");
-        if self.preview.is_none() && self.preview_pending.is_none() && path.is_file() {
-            // A run trained before: show its last preview.
-            self.preview_pending = Some(0);
-        }
         if let Some(step) = self.preview_pending.take() {
             match load_png(&path) {
                 Ok(image) => self.preview = Some((ui.ctx().load_texture("training-preview", image, egui::TextureOptions::NEAREST), step)),
@@ -340,7 +346,10 @@ impl Wizard {
         }
     }
 
-    fn settings_ui(&mut self, ui: &mut egui::Ui, stage: Stage) {
+    fn settings_ui(&mut self, ui: &mut egui::Ui, project: &Project, stage: Stage) {
+        // Training settings shown here start from the project's train.yaml (else the defaults).
+        let project_train = if stage == Stage::Train && self.settings.train.is_none() { self.settings.train_config(project).ok() } else { None };
+        let mut run_changed = false;
         let s = &mut self.settings;
         egui::Grid::new(("settings", stage.name())).num_columns(2).show(ui, |ui| match stage {
             Stage::Fetch => {
@@ -361,7 +370,7 @@ impl Wizard {
             }
             Stage::Train | Stage::Infer => {
                 let l = ui.label("Run name");
-                ui.add(egui::TextEdit::singleline(&mut s.run).hint_text("default")).labelled_by(l.id);
+                run_changed = ui.add(egui::TextEdit::singleline(&mut s.run).hint_text("default")).labelled_by(l.id).changed();
                 ui.end_row();
                 let l = ui.label("Device");
                 egui::ComboBox::from_id_salt("device")
@@ -385,7 +394,7 @@ impl Wizard {
                         s.model = small.then(|| crate::model::config::ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() });
                     }
                     ui.end_row();
-                    let train = s.train.get_or_insert_with(Default::default);
+                    let train = s.train.get_or_insert_with(|| project_train.clone().unwrap_or_default());
                     let l = ui.label("Steps (0 = by epochs)");
                     ui.add(egui::DragValue::new(&mut train.max_steps).range(0..=1_000_000)).labelled_by(l.id);
                     ui.end_row();
@@ -399,6 +408,10 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        if run_changed {
+            // Another run: its own states and preview.
+            self.show_run(project);
+        }
     }
 
     fn curves_ui(&self, ui: &mut egui::Ui) {

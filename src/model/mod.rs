@@ -85,6 +85,29 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
     }
 }
 
+/// What `--device auto` will use, for status displays: probes wgpu (once per process) but,
+/// unlike [`device`], changes nothing, so any thread may ask.
+pub fn auto_device_description() -> String {
+    match wgpu_device() {
+        Ok(a) if !a.software => format!("GPU (wgpu: {})", a.name),
+        _ => format!("CPU (Burn flex, {} threads)", rayon::current_num_threads()),
+    }
+}
+
+/// Sets `BURN_DEVICE=flex` unless the user set it, for programs that start threads of their own
+/// before choosing a device (the desktop app): [`device`] would otherwise set it later, and
+/// changing the environment while other threads run is undefined behaviour. Harmless when the
+/// GPU is used: Burn then creates optimizer state on the CPU and moves it once.
+///
+/// # Safety
+/// Call before any other thread exists.
+pub unsafe fn set_default_burn_device() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
+}
+
 /// Whether a wgpu adapter exists (software ones such as Mesa's lavapipe count).
 pub fn gpu_available() -> std::result::Result<String, String> {
     wgpu_device().as_ref().map(|a| a.name.clone()).map_err(Clone::clone)
