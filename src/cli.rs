@@ -83,12 +83,24 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Run the pipeline's stages in order (search, fetch, preprocess, dataset, train, infer),
+    /// Run the pipeline's stages in order (search, fetch, preprocess, dataset, train, infer, assess),
     /// skipping those that are up to date; running it again after a stop resumes.
     Run {
         /// Pipeline file (YAML: project, stages, run, device and each stage's settings; see
         /// confs/pipeline.yaml). Without one, every stage with its defaults.
         pipeline: Option<PathBuf>,
+    },
+    /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
+    /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
+    Demo(DemoArgs),
+    /// Rebuild the embedded demo's catalog (assets/demo) from SEN12MS-CR's folder.
+    #[command(hide = true)]
+    BuildDemoAssets {
+        /// shared/data/s1s2-sen12mscr
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "assets/demo")]
+        out: PathBuf,
     },
     /// Open the desktop app (also what `s2cr` alone does).
     #[cfg(feature = "gui")]
@@ -373,6 +385,22 @@ pub enum ProviderKindArg {
 }
 
 #[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder of the demo project (created, or resumed when it holds the demo already).
+    #[arg(default_value = "s2cr-demo")]
+    pub dir: PathBuf,
+    /// Do not open the app at the end (it opens only where a display is available anyway).
+    #[arg(long)]
+    pub no_gui: bool,
+    /// Training steps (the demo's default trains for a few minutes on 2 CPU cores).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Where the model trains and runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+}
+
+#[derive(Debug, Args)]
 pub struct AssessArgs {
     /// Pre-fire Sentinel-2 image (t0).
     #[arg(long, value_name = "TIF")]
@@ -515,6 +543,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Gui { dir, offline }) => open_gui(dir.or(project_dir), offline),
         Some(Command::Init(args)) => init(args),
         Some(Command::Run { pipeline }) => run_pipeline(pipeline, project_dir, cli.quiet),
+        Some(Command::Demo(args)) => demo(args, cli.quiet),
+        Some(Command::BuildDemoAssets { from, out }) => build_demo_assets(&from, &out),
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::Raster(RasterCommand::Info { location })) => raster_info(&location),
@@ -553,6 +583,37 @@ fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool
         println!("{:<11} {summary}", stage.name());
     }
     println!("pipeline done: {} stage(s) in {}", done.len(), dir.display());
+    Ok(())
+}
+
+fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
+    let project = crate::demo::create_project(&args.dir)?;
+    let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
+    println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", args.dir.display());
+    let job_project = project.clone();
+    let handle = crate::job::spawn("demo", move |p| crate::pipeline::run(&job_project, &settings, p))?;
+    let done = render_job(handle, quiet)?;
+    for (stage, summary) in &done {
+        println!("{:<11} {summary}", stage.name());
+    }
+    let report = project.output_dir(crate::demo::RUN).join("assess").join("report.html");
+    println!("report: {}", report.display());
+    println!("{}", crate::demo::ATTRIBUTION);
+    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if args.no_gui || !display {
+        if !args.no_gui {
+            println!("no display: open the project later with `s2cr gui {}`", args.dir.display());
+        }
+        return Ok(());
+    }
+    open_gui(Some(args.dir), true)
+}
+
+fn build_demo_assets(from: &Path, out: &Path) -> Result<()> {
+    let s = crate::demo::build_assets(from, out)?;
+    println!("{} files in {}", s.files.len(), out.display());
+    println!("cloud classes: t0 {:.1} %, t1 {:.1} %", s.t0_cloud_percent, s.t1_cloud_percent);
+    println!("simulated scar: {} px, {} of them clear at t1", s.scar_pixels, s.scar_clear_pixels);
     Ok(())
 }
 

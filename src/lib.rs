@@ -12,6 +12,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod dataset;
+pub mod demo;
 pub mod error;
 pub mod fetch;
 pub mod job;

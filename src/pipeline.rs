@@ -104,7 +104,7 @@ fn given_or_project<T: Clone + Default>(given: &Option<T>, file: &Option<std::pa
 pub fn availability(stage: Stage) -> std::result::Result<(), &'static str> {
     match stage {
         Stage::Search | Stage::Fetch | Stage::Preprocess | Stage::Dataset | Stage::Train | Stage::Infer => Ok(()),
-        Stage::Assess => Err("needs a real post-fire Sentinel-2 to compare with: run `s2cr assess --pre --real --synthetic`"),
+        Stage::Assess => Ok(()),
         Stage::Export => Err("not built yet: the files in outputs/<run>/ are GeoTIFFs (COG) already"),
     }
 }
@@ -155,8 +155,52 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             }
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
-        Stage::Assess | Stage::Export => Err(Error::invalid(stage.name(), "not available")),
+        Stage::Assess => assess(project, &run, progress),
+        Stage::Export => Err(Error::invalid(stage.name(), "not available")),
     }
+}
+
+/// The assess stage of a project: the synthetic t1 against the real t1 where it is clear (its
+/// mask), both against the pre-fire t0. Scenes the catalog marks as simulated say so in every
+/// output.
+fn assess(project: &Project, run: &str, progress: &Progress) -> Result<String> {
+    let sources = crate::dataset::Sources::of_project(project)?;
+    let synthetic = project.output_dir(run).join("synthetic_S2_t1.tif");
+    if !synthetic.is_file() {
+        return Err(Error::Project { path: synthetic, message: format!("missing; run `s2cr infer --run {run}` first") });
+    }
+    let search = crate::catalog::stage::SearchResult::load(project, "assess")?;
+    let [t0, t1] = search.chosen_s2();
+    let partners = |group: &[&crate::catalog::Scene]| -> Vec<&crate::catalog::Scene> {
+        search.pairs.iter().filter(|p| group.iter().any(|s| s.id == p.s2_id)).filter_map(|p| search.s1.iter().find(|s| s.id == p.s1_id)).collect()
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for scene in t0.iter().chain(&t1).copied().chain(partners(&t0)).chain(partners(&t1)) {
+        if let Some(note) = &scene.simulated {
+            let line = format!("{}: {note}", scene.id);
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
+    }
+    let cfg = crate::assess::AssessConfig { simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")), ..Default::default() };
+    let inputs = crate::assess::AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
+    crate::assess::assess(project, run, &inputs, &cfg, progress)?;
+    let dir = project.output_dir(run).join("assess");
+    let report: serde_json::Value = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+    let b = &report["burned"];
+    Ok(format!(
+        "burned {} ha real vs {} ha synthetic, kappa {}{}: {}",
+        f(&b["burned_ha_real"]),
+        f(&b["burned_ha_synthetic"]),
+        f(&b["kappa"]),
+        if notes.is_empty() { "" } else { " (SIMULATED burn)" },
+        dir.join("report.html").display()
+    ))
 }
 
 /// Runs the selected stages in order. Each stage skips itself when it is up to date and resumes
@@ -196,7 +240,7 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("trian"), "{err}");
         let s = PipelineSettings { stages: vec!["fetchh".into()], ..Default::default() };
         assert!(s.selected_stages().unwrap_err().to_string().contains("\"fetchh\" is not a stage"));
-        assert_eq!(PipelineSettings::default().selected_stages().unwrap(), [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer]);
+        assert_eq!(PipelineSettings::default().selected_stages().unwrap(), [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess]);
         // The example shipped in confs/.
         let example = PipelineSettings::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/pipeline.yaml")).unwrap();
         assert_eq!(example.model.map(|m| m.depth), Some(6));

@@ -154,6 +154,18 @@ pub struct ProjectConfig {
     /// project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<PathBuf>,
+    /// Collections to search instead of the provider's usual ones (for example Earth Search's
+    /// `sentinel-2-c1-l2a`, or a static catalog's `sentinel-2-l1c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Collections>,
+}
+
+/// The STAC collections that hold a provider's Sentinel-2 and Sentinel-1 scenes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collections {
+    pub s2: String,
+    pub s1: String,
 }
 
 impl ProjectConfig {
@@ -180,6 +192,7 @@ impl ProjectConfig {
             model_config: None,
             train_config: None,
             catalog: None,
+            collections: None,
         })
     }
 

@@ -451,6 +451,19 @@ fn ensure_parent(path: &Path) -> Result<()> {
 /// Writes a band stack as a GeoTIFF or COG (Float32), with nodata where the stack is invalid
 /// and the band descriptions. The file appears under its name only when complete.
 pub fn write_raster(path: &Path, stack: &BandStack, options: &WriteOptions) -> Result<()> {
+    write_typed(path, stack, options, options.nodata, |v| v)
+}
+
+/// Like [`write_raster`], as UInt16 (digital numbers such as Sentinel-2's reflectance x 10000):
+/// values are rounded and clamped to 0..=65535, and pixels that are not valid get `nodata`.
+pub fn write_raster_u16(path: &Path, stack: &BandStack, options: &WriteOptions, nodata: u16) -> Result<()> {
+    write_typed(path, stack, options, nodata, |v| v.round().clamp(0.0, 65535.0) as u16)
+}
+
+fn write_typed<T: gdal::raster::GdalType + Copy>(path: &Path, stack: &BandStack, options: &WriteOptions, nodata: T, convert: impl Fn(f32) -> T) -> Result<()>
+where
+    f64: From<T>,
+{
     init_gdal();
     let loc = path.display().to_string();
     if stack.bands.is_empty() || stack.bands.iter().any(|b| b.len() != stack.width * stack.height) {
@@ -459,7 +472,7 @@ pub fn write_raster(path: &Path, stack: &BandStack, options: &WriteOptions) -> R
     ensure_parent(path)?;
     let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
     let mut ds = mem
-        .create_with_band_type::<f32, _>("", stack.width, stack.height, stack.bands.len())
+        .create_with_band_type::<T, _>("", stack.width, stack.height, stack.bands.len())
         .map_err(Error::gdal(&loc, "creating the in-memory raster"))?;
     ds.set_geo_transform(&stack.geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
     if !stack.crs_wkt.is_empty() {
@@ -467,11 +480,10 @@ pub fn write_raster(path: &Path, stack: &BandStack, options: &WriteOptions) -> R
     }
     for (i, values) in stack.bands.iter().enumerate() {
         let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
-        let data: Vec<f32> =
-            values.iter().zip(&stack.valid).map(|(v, ok)| if *ok { *v } else { options.nodata }).collect();
+        let data: Vec<T> = values.iter().zip(&stack.valid).map(|(v, ok)| if *ok { convert(*v) } else { nodata }).collect();
         let mut buf = Buffer::new((stack.width, stack.height), data);
         band.write((0, 0), (stack.width, stack.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
-        band.set_no_data_value(Some(options.nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+        band.set_no_data_value(Some(f64::from(nodata))).map_err(Error::gdal(&loc, "setting nodata"))?;
         if let Some(d) = stack.descriptions.get(i).filter(|d| !d.is_empty()) {
             band.set_description(d).map_err(Error::gdal(&loc, "setting a band description"))?;
         }

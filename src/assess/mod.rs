@@ -177,12 +177,24 @@ impl Image {
         })
     }
 
-    /// Reads the named bands, scaled to reflectance.
+    /// Reads the named bands, scaled to reflectance. Where the file has a `mask` band (as a
+    /// project's preprocessed Sentinel-2 has: 1 for cloud, shadow or no data), masked pixels are
+    /// not valid and read as NaN.
     fn read(&self, names: &[&str], scale: f32) -> Result<BandStack> {
         let idx = names.iter().map(|n| self.band_index(n)).collect::<Result<Vec<_>>>()?;
-        let mut stack = raster::read_window(&self.path.display().to_string(), &idx, None)?;
+        let location = self.path.display().to_string();
+        let mut stack = raster::read_window(&location, &idx, None)?;
         if scale != 1.0 {
             stack.bands.iter_mut().flatten().for_each(|v| *v *= scale);
+        }
+        if let Some(m) = self.names.iter().position(|n| n.eq_ignore_ascii_case("mask")) {
+            let mask = raster::read_window(&location, &[m + 1], None)?;
+            for (i, masked) in mask.bands[0].iter().enumerate() {
+                if *masked != 0.0 {
+                    stack.valid[i] = false;
+                    stack.bands.iter_mut().for_each(|b| b[i] = f32::NAN);
+                }
+            }
         }
         Ok(stack)
     }

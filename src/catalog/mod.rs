@@ -89,6 +89,14 @@ impl ProviderConfig {
     /// The provider of a project; for the local provider, the static catalog that project.yaml
     /// names (`catalog`, relative to the project folder).
     pub fn for_project(config: &crate::project::ProjectConfig, root: &std::path::Path) -> Result<ProviderConfig> {
+        let provider = Self::provider_of(config, root)?;
+        Ok(match &config.collections {
+            Some(c) => ProviderConfig { s2_collection: c.s2.clone(), s1_collection: c.s1.clone(), ..provider },
+            None => provider,
+        })
+    }
+
+    fn provider_of(config: &crate::project::ProjectConfig, root: &std::path::Path) -> Result<ProviderConfig> {
         match config.provider {
             Provider::EarthSearch => Ok(Self::default_for(ProviderKind::EarthSearch)),
             Provider::PlanetaryComputer => Ok(Self::default_for(ProviderKind::PlanetaryComputer)),
@@ -189,6 +197,10 @@ pub struct Scene {
     /// Share of the AOI with data, percent (same scenes combined).
     #[serde(default)]
     pub aoi_coverage_percent: Option<f64>,
+    /// What was simulated in this scene's pixels, when the catalog says so (the item property
+    /// `s2cr:simulated`, as in the embedded demo); shown wherever its results are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<String>,
 }
 
 fn prop<'a>(item: &'a stac::Item, key: &str) -> Option<&'a serde_json::Value> {
@@ -258,6 +270,7 @@ impl Scene {
             mgrs_tile,
             aoi_cloud_percent: None,
             aoi_coverage_percent: None,
+            simulated: prop(item, "s2cr:simulated").and_then(|v| v.as_str()).map(String::from),
         })
     }
 
@@ -280,6 +293,7 @@ impl Scene {
             mgrs_tile: None,
             aoi_cloud_percent: None,
             aoi_coverage_percent: None,
+            simulated: None,
         }
     }
 

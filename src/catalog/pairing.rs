@@ -105,6 +105,7 @@ mod tests {
             mgrs_tile: None,
             aoi_cloud_percent: None,
             aoi_coverage_percent: None,
+            simulated: None,
         }
     }
 

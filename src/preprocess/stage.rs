@@ -304,16 +304,17 @@ fn s1_native(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Pat
                 cfg.grd_coefficient, cfg.speckle
             ),
         )
-    } else if scene.collection.contains("rtc") {
+    } else if scene.collection.contains("rtc") || scene.collection.contains("sigma0") {
         for pol in &project.config.bands.s1 {
             bands.push(BandRef { name: pol.clone(), path: warp_band(&[raw_band(project, scene, pol)], tmp, pol, grid, Resampling::Bilinear, None)?, band: 1 });
         }
-        (S1Values::LinearToFilter(cfg.speckle), format!("native RTC gamma0: {:?} on the grid, dB", cfg.speckle))
+        let what = if scene.collection.contains("rtc") { "RTC gamma0" } else { "terrain-corrected sigma0" };
+        (S1Values::LinearToFilter(cfg.speckle), format!("native {what} (linear power): {:?} on the grid, dB", cfg.speckle))
     } else {
         return Err(Error::Project {
             path: scene_dir(project, scene),
             message: format!(
-                "{} is from {}: the native engine reads sentinel-1-rtc (terrain-corrected power) or sentinel-1-grd (with calibration XML)",
+                "{} is from {}: the native engine reads map-projected linear power (a collection named *rtc* or *sigma0*) or sentinel-1-grd (with calibration XML)",
                 scene.id, scene.collection
             ),
         });

@@ -61,6 +61,7 @@ pub fn project_with_preprocessed(root: &Path) -> Project {
         model_config: None,
         train_config: None,
         catalog: None,
+        collections: None,
     };
     config.bands.s2 = S2.iter().map(|(b, _)| b.to_string()).chain(["SCL".to_string()]).collect();
     let project = Project::create(&root.join("p"), config, &aoi).unwrap();

@@ -202,6 +202,7 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
         model_config: None,
         train_config: None,
         catalog: None,
+        collections: None,
     };
     config.bands.s2 = vec!["B04".into(), "SCL".into()];
     config.bands.s1 = vec!["VV".into()];
@@ -406,6 +407,7 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
         model_config: None,
         train_config: None,
         catalog: None,
+        collections: None,
     };
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
