@@ -44,11 +44,12 @@ const SEN12MS_S2: [&str; 13] = ["B01", "B02", "B03", "B04", "B05", "B06", "B07",
 /// The Sentinel-2 bands the demo ships (a project's default bands, without SCL).
 pub const S2_BANDS: [&str; 7] = ["B02", "B03", "B04", "B08", "B8A", "B11", "B12"];
 
-/// Multipliers of reflectance at full burn severity (1.0); a pixel of severity `s` is
-/// multiplied by `1 + s (f - 1)`. Char and ash darken the visible bands a little, the loss of
-/// leaf structure drops the near infrared, and drier, exposed soil raises the shortwave
-/// infrared: the post-fire change that NBR and dNBR were designed on (Key & Benson 2006,
-/// FIREMON Landscape Assessment).
+/// Multipliers of pre-fire reflectance that give the burned surface. A burned pixel at t1
+/// takes `(1 - s) t1 + s (f t0)` for severity `s`: the fire burned what stood at t0 (the
+/// patch's fields green up between the two dates; a burned field does not), char and ash
+/// darken the visible bands a little, the loss of leaf structure drops the near infrared, and
+/// drier, exposed soil raises the shortwave infrared: the post-fire change NBR and dNBR were
+/// designed on (Key & Benson 2006, FIREMON Landscape Assessment).
 pub const S2_BURN_FACTORS: [(&str, f32); 7] =
     [("B02", 0.85), ("B03", 0.80), ("B04", 0.85), ("B08", 0.45), ("B8A", 0.50), ("B11", 1.15), ("B12", 1.50)];
 
@@ -91,7 +92,7 @@ pub fn simulation_note(sensor: Sensor) -> String {
     );
     match sensor {
         Sensor::Sentinel2 => format!(
-            "{shape}; Sentinel-2 reflectance multiplied by 1 + severity x (f - 1) with f = {} (Key & Benson 2006: NIR falls, SWIR rises); pixels under the cloud classes are left as they are",
+            "{shape}; Sentinel-2 reflectance at t1 = (1 - severity) x t1 + severity x f x t0, with f = {} (Key & Benson 2006: NIR falls, SWIR rises); pixels in the cloud classes at t1 are left as they are",
             list(&mut S2_BURN_FACTORS.iter().map(|(b, f)| format!("{b} {f}")))
         ),
         Sensor::Sentinel1 => format!(
@@ -230,9 +231,11 @@ pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
             let mut values = stack.bands[sen12ms_band(band) - 1].clone();
             if simulated.is_some() {
                 let f = S2_BURN_FACTORS.iter().find(|(b, _)| *b == band).map(|(_, f)| *f).unwrap_or(1.0);
-                for ((v, s), c) in values.iter_mut().zip(&severity).zip(classes.iter()) {
-                    if *s > 0.0 && !is_cloud(*c) {
-                        *v *= 1.0 + s * (f - 1.0);
+                let before = &s2_t0.bands[sen12ms_band(band) - 1];
+                for (i, v) in values.iter_mut().enumerate() {
+                    let s = severity[i];
+                    if s > 0.0 && !is_cloud(classes[i]) {
+                        *v = (1.0 - s) * *v + s * f * before[i];
                     }
                 }
             }
@@ -477,10 +480,15 @@ pub fn train_config() -> TrainConfig {
     TrainConfig { max_steps: DEFAULT_STEPS, batch_size: 4, checkpoint_every: 100, preview_every: 50, ..TrainConfig::default() }
 }
 
-/// 64 px patches every 32 px: the patch is small, so it needs many (overlapping) patches.
+/// 64 px patches every 16 px (the patch is small, so it needs many overlapping patches), at
+/// least half of each clear; 30 % of the 64 px blocks held out from training, so that the
+/// assessment can also judge pixels the model never saw. The split's seed is one whose
+/// held-out blocks hold about half of the scar's clear part (about half of all seeds do; the
+/// default seed puts none of it there, and a test without the phenomenon tests nothing).
 pub fn dataset_config(project: &Project) -> DatasetConfig {
     let research = DatasetConfig::research(project);
-    DatasetConfig { tiles: TileConfig { size: 64, stride: 32, min_valid: 0.8, split_block_patches: 2, ..TileConfig::default() }, ..research }
+    let tiles = TileConfig { size: 64, stride: 16, min_valid: 0.5, split_block_patches: 1, val_fraction: 0.0, test_fraction: 0.3, seed: 0, ..TileConfig::default() };
+    DatasetConfig { tiles, ..research }
 }
 
 /// The pipeline of `s2cr demo`: every stage, the demo's run, the project's model.yaml and

@@ -144,6 +144,9 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             let resume = project.run_dir(&run).join("checkpoint.json").is_file();
             let opts = crate::model::train::TrainOptions { run: run.clone(), model: settings.model_config(project)?, train: settings.train_config(project)?, device: settings.device, resume };
             let r = crate::model::train::train(project, &opts, progress)?;
+            if r.resumed_from == Some(r.steps) {
+                return Ok(format!("up to date: {} steps done in {}", r.steps, r.run_dir.display()));
+            }
             Ok(format!("{} steps on {}; G L1 {:.4}", r.steps, r.device, r.last.g_l1))
         }
         Stage::Infer => {
@@ -158,6 +161,27 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
         Stage::Assess => assess(project, &run, progress),
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),
     }
+}
+
+/// The pixels of the dataset's validation and test blocks: no training patch covers them (the
+/// split drops patches that would reach into another split's block). `None` when every block
+/// is for training.
+fn held_out(project: &Project) -> Result<Option<crate::assess::HeldOut>> {
+    use crate::dataset::tiles::{Split, block_splits};
+    let summary: crate::dataset::DatasetSummary = crate::dataset::load_json(&project.dataset_dir().join("dataset.json"))?;
+    let (w, h) = (summary.grid_width, summary.grid_height);
+    let tiles = &summary.config.tiles;
+    let (block, splits) = block_splits(w, h, tiles);
+    let mask: Vec<bool> = (0..w * h).map(|i| splits[(i / w) / block][(i % w) / block] != Split::Train).collect();
+    let pixels = mask.iter().filter(|m| **m).count();
+    if pixels == 0 {
+        return Ok(None);
+    }
+    Ok(Some(crate::assess::HeldOut {
+        description: format!("the dataset's validation and test blocks ({block} px blocks, split seed {}): {pixels} of {} grid pixels", tiles.seed, w * h),
+        pixels,
+        mask,
+    }))
 }
 
 /// The assess stage of a project: the synthetic t1 against the real t1 where it is clear (its
@@ -183,7 +207,7 @@ fn assess(project: &Project, run: &str, progress: &Progress) -> Result<String> {
             }
         }
     }
-    let cfg = crate::assess::AssessConfig { simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")), ..Default::default() };
+    let cfg = crate::assess::AssessConfig { simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")), held_out: held_out(project)?, ..Default::default() };
     let inputs = crate::assess::AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
     crate::assess::assess(project, run, &inputs, &cfg, progress)?;
     let dir = project.output_dir(run).join("assess");
@@ -193,8 +217,12 @@ fn assess(project: &Project, run: &str, progress: &Progress) -> Result<String> {
         .unwrap_or_default();
     let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
     let b = &report["burned"];
+    let held = match report["held_out"]["burned"].get("kappa") {
+        Some(k) => format!(", held-out kappa {}", f(k)),
+        None => String::new(),
+    };
     Ok(format!(
-        "burned {} ha real vs {} ha synthetic, kappa {}{}: {}",
+        "burned {} ha real vs {} ha synthetic, kappa {}{held}{}: {}",
         f(&b["burned_ha_real"]),
         f(&b["burned_ha_synthetic"]),
         f(&b["kappa"]),

@@ -350,6 +350,35 @@ pub fn read_window(location: &str, bands: &[usize], window: Option<PixelWindow>)
     read_window_of(&ds, location, bands, window)
 }
 
+/// Like [`read_window`], for many small reads of the same files (training patches): each
+/// thread keeps the last few datasets open, so GDAL's block cache keeps their decompressed
+/// blocks between reads instead of decompressing whole tiles for every patch. A file changed
+/// on disk since it was opened (its modification time or size) is opened again.
+pub fn read_window_reusing(location: &str, bands: &[usize], window: Option<PixelWindow>) -> Result<BandStack> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Stamp = Option<(std::time::SystemTime, u64)>;
+    thread_local! {
+        static OPEN: RefCell<HashMap<String, (Stamp, Dataset)>> = RefCell::new(HashMap::new());
+    }
+    const MAX_OPEN: usize = 8;
+    let stamp: Stamp = std::fs::metadata(location).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        let fresh = open.get(location).is_some_and(|(s, _)| stamp.is_some() && *s == stamp);
+        if !fresh {
+            if open.len() >= MAX_OPEN {
+                open.clear();
+            }
+            open.insert(location.to_string(), (stamp, self::open(location)?));
+        }
+        match open.get(location) {
+            Some((_, ds)) => read_window_of(ds, location, bands, window),
+            None => read_window(location, bands, window),
+        }
+    })
+}
+
 /// Reads `bands` over `bounds` given in the raster's CRS (see [`window_for_bounds`]).
 pub fn read_bounds(location: &str, bands: &[usize], bounds: [f64; 4]) -> Result<BandStack> {
     let ds = open(location)?;

@@ -59,6 +59,25 @@ pub struct AssessConfig {
     /// When the post-fire image carries a simulated burn scar, what was simulated; shown in
     /// every output.
     pub simulated_burn: Option<String>,
+    /// Pixels the model never trained on, for a second agreement over them alone.
+    pub held_out: Option<HeldOut>,
+}
+
+/// A set of pixels (row-major on the grid) with what it is, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOut {
+    pub description: String,
+    /// Number of pixels in the set (so the parameters change when the set does).
+    pub pixels: usize,
+    #[serde(skip)]
+    pub mask: Vec<bool>,
+}
+
+/// The burned-area agreement over held-out pixels only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOutAgreement {
+    pub description: String,
+    pub burned: BurnedAgreement,
 }
 
 impl Default for AssessConfig {
@@ -71,6 +90,7 @@ impl Default for AssessConfig {
             data_range: 1.0,
             quality_bands: ["B02", "B03", "B04", "B08", "B11", "B12"].map(String::from).to_vec(),
             simulated_burn: None,
+            held_out: None,
         }
     }
 }
@@ -115,8 +135,12 @@ pub struct Quality {
 pub struct ClassArea {
     pub class: String,
     pub code: u8,
+    /// Over the pixels with data in both maps (as the agreement).
     pub hectares_real: f64,
     pub hectares_synthetic: f64,
+    /// Over every pixel of the synthetic map, including those the real image cannot show
+    /// (clouds): what the synthetic image adds.
+    pub hectares_synthetic_all: f64,
 }
 
 /// Everything the assessment found; also written as report.json.
@@ -134,6 +158,8 @@ pub struct AssessReport {
     pub quality: Quality,
     pub burned: BurnedAgreement,
     pub severity_confusion: ConfusionMatrix,
+    /// Agreement over the pixels the model never trained on, when the caller knows them.
+    pub held_out: Option<HeldOutAgreement>,
     pub severity_areas: Vec<ClassArea>,
     pub mean_dnbr_real: f64,
     pub mean_dnbr_synthetic: f64,
@@ -300,14 +326,26 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     progress.advanced(3, total, "agreement");
     let burned = agreement::burned_agreement(&sev_real, &sev_synth, &cfg.thresholds, pixel_area_m2);
     let severity_confusion = agreement::severity_confusion(&sev_real, &sev_synth);
+    let held_out = match &cfg.held_out {
+        Some(h) if h.mask.len() == width * height => {
+            let only = |sev: &[Severity]| -> Vec<Severity> { sev.iter().zip(&h.mask).map(|(s, keep)| if *keep { *s } else { Severity::NoData }).collect() };
+            let burned = agreement::burned_agreement(&only(&sev_real), &only(&sev_synth), &cfg.thresholds, pixel_area_m2);
+            Some(HeldOutAgreement { description: h.description.clone(), burned })
+        }
+        Some(h) => {
+            return Err(Error::invalid("held-out pixels", format!("{} values for a {width} x {height} grid", h.mask.len())));
+        }
+        None => None,
+    };
     let ha = pixel_area_m2 / 10_000.0;
     let severity_areas = Severity::CLASSES
         .iter()
         .map(|c| ClassArea {
             class: c.label().into(),
             code: *c as u8,
-            hectares_real: sev_real.iter().filter(|s| *s == c).count() as f64 * ha,
-            hectares_synthetic: sev_synth.iter().filter(|s| *s == c).count() as f64 * ha,
+            hectares_real: sev_real.iter().zip(&sev_synth).filter(|(r, s)| *r == c && **s != Severity::NoData).count() as f64 * ha,
+            hectares_synthetic: sev_synth.iter().zip(&sev_real).filter(|(s, r)| *s == c && **r != Severity::NoData).count() as f64 * ha,
+            hectares_synthetic_all: sev_synth.iter().filter(|s| *s == c).count() as f64 * ha,
         })
         .collect();
 
@@ -331,6 +369,7 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         quality,
         burned,
         severity_confusion,
+        held_out,
         severity_areas,
         mean_dnbr_real: mean(&dnbr_real),
         mean_dnbr_synthetic: mean(&dnbr_synth),

@@ -425,9 +425,9 @@ pub(super) fn write_tables(out_dir: &Path, report: &mut AssessReport) -> Result<
     }
     write_atomic(&out_dir.join("severity_confusion.csv"), confusion.as_bytes())?;
 
-    let mut areas = String::from("code,class,hectares_real,hectares_synthetic\n");
+    let mut areas = String::from("code,class,hectares_real,hectares_synthetic,hectares_synthetic_all\n");
     for c in &report.severity_areas {
-        let _ = writeln!(areas, "{},{},{:.4},{:.4}", c.code, c.class, c.hectares_real, c.hectares_synthetic);
+        let _ = writeln!(areas, "{},{},{:.4},{:.4},{:.4}", c.code, c.class, c.hectares_real, c.hectares_synthetic, c.hectares_synthetic_all);
     }
     write_atomic(&out_dir.join("severity_areas.csv"), areas.as_bytes())?;
     report.files.extend(["metrics_bands.csv", "agreement.csv", "severity_confusion.csv", "severity_areas.csv", "report.json"].map(String::from));
@@ -455,7 +455,8 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
          </style></head><body>\n<h1>Burned-area assessment of a synthetic Sentinel-2 image</h1>\n"
     );
     if let Some(sim) = &report.config.simulated_burn {
-        let _ = write!(h, "<div class=\"sim\" id=\"simulated\"><b>Simulated burn.</b> {}</div>\n", esc(sim));
+        let lines: Vec<String> = sim.lines().map(esc).collect();
+        let _ = write!(h, "<div class=\"sim\" id=\"simulated\"><b>Simulated burn.</b> {}</div>\n", lines.join("<br>\n"));
     }
     let _ = write!(
         h,
@@ -488,9 +489,38 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         num(report.severity_confusion.overall_accuracy()),
         num(report.severity_confusion.kappa()),
     );
-    let _ = write!(h, "<h2 id=\"areas\">Severity classes</h2>\n<table><tr><th>class</th><th>real (ha)</th><th>synthetic (ha)</th></tr>");
+    match &report.held_out {
+        Some(held) => {
+            let b = &held.burned;
+            let _ = write!(
+                h,
+                "<h2 id=\"held-out\">Burned area: agreement where the model did not train</h2>\n<p class=\"small\">{} ({} pixels compared). \
+                 The table above includes pixels the model trained on, where agreement flatters it; this one does not.</p>\n\
+                 <table><tr><th>measure</th><th>value</th></tr><tr><td>burned area, real</td><td>{:.2} ha</td></tr>\
+                 <tr><td>burned area, synthetic</td><td>{:.2} ha</td></tr><tr><td>overall accuracy</td><td>{}</td></tr>\
+                 <tr><td>Cohen's kappa</td><td>{}</td></tr><tr><td>F1 (Dice)</td><td>{}</td></tr><tr><td>IoU</td><td>{}</td></tr></table>\n",
+                esc(&held.description),
+                b.pixels,
+                b.burned_ha_real,
+                b.burned_ha_synthetic,
+                num(b.overall_accuracy),
+                num(b.kappa),
+                num(b.f1),
+                num(b.iou),
+            );
+        }
+        None => {
+            let _ = write!(h, "<p class=\"small\">The agreement above is over every pixel with data in both maps, including any the model was trained on.</p>\n");
+        }
+    }
+    let _ = write!(
+        h,
+        "<h2 id=\"areas\">Severity classes</h2>\n<p class=\"small\">Real and synthetic over the pixels with data in both; the last column over every \
+         pixel of the synthetic image, including those the real image cannot show (clouds, shadows).</p>\n\
+         <table><tr><th>class</th><th>real (ha)</th><th>synthetic (ha)</th><th>synthetic, whole grid (ha)</th></tr>"
+    );
     for c in &report.severity_areas {
-        let _ = write!(h, "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td></tr>", esc(&c.class), c.hectares_real, c.hectares_synthetic);
+        let _ = write!(h, "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>", esc(&c.class), c.hectares_real, c.hectares_synthetic, c.hectares_synthetic_all);
     }
     let t = &report.config.thresholds;
     let _ = write!(

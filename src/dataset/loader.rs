@@ -175,9 +175,9 @@ impl PatchDataset {
         let p = self.patches.get(index).ok_or_else(|| Error::invalid("patch", format!("index {index} of {}", self.patches.len())))?;
         let n = self.size;
         let window = Some(PixelWindow { x_off: p.x, y_off: p.y, width: n, height: n });
-        let inputs = raster::read_window(&self.inputs_vrt, &[], window)?;
-        let label = raster::read_window(&self.label_vrt, &[], window)?;
-        let masks = raster::read_window(&self.masks_vrt, &[], window)?;
+        let inputs = raster::read_window_reusing(&self.inputs_vrt, &[], window)?;
+        let label = raster::read_window_reusing(&self.label_vrt, &[], window)?;
+        let masks = raster::read_window_reusing(&self.masks_vrt, &[], window)?;
         let t = self.transform(index);
         let mut valid = vec![true; n * n];
         for (i, v) in valid.iter_mut().enumerate() {

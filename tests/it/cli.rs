@@ -290,3 +290,53 @@ fn the_model_benchmark_prints_inference_and_training_times() {
         .success()
         .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex, 2 threads), Burn's convolutions").or(predicate::str::contains("Burn's convolutions"))).and(predicate::str::contains("s/train step")).and(predicate::str::contains("scripts/bench_pytorch.py")).and(predicate::str::contains("transposed convolutions")));
 }
+
+/// The embedded demo end to end, with a tiny training run: every stage leaves its manifest, the
+/// report has every section and says the burn is simulated (and how), a second run finds the
+/// stages up to date, and a folder holding something else is refused.
+#[test]
+fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = s2cr()
+        .args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SIMULATED"))
+        .stdout(predicate::str::contains("Contains modified Copernicus Sentinel data 2018"))
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("chosen t0 sen12mscr-p839-s2-cloudfree, t1 sen12mscr-p839-s2-cloudy-simulated-burn"), "{out}");
+    assert!(out.contains("4 steps on CPU"), "{out}");
+    let project = s2cr::project::Project::open(&dir).unwrap();
+    for stage in s2cr::project::Stage::ALL.into_iter().filter(|s| *s != s2cr::project::Stage::Export) {
+        let manifest = dir.join(stage.manifest_path(Some(s2cr::demo::RUN)));
+        assert!(manifest.is_file(), "{stage}: no manifest at {}", manifest.display());
+    }
+    let assess = project.output_dir(s2cr::demo::RUN).join("assess");
+    let html = std::fs::read_to_string(assess.join("report.html")).unwrap();
+    for section in ["id=\"simulated\"", "id=\"inputs\"", "id=\"agreement\"", "id=\"areas\"", "id=\"quality\"", "id=\"figures\"", "id=\"files\""] {
+        assert!(html.contains(section), "report.html lacks {section}");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(assess.join("report.json")).unwrap()).unwrap();
+    let note = report["config"]["simulated_burn"].as_str().unwrap();
+    for words in ["sen12mscr-p839-s2-cloudy-simulated-burn: SIMULATED", "sen12mscr-p839-s1-simulated-burn: SIMULATED", "B08 0.45", "VH -3 dB", "Key & Benson 2006", "Tanase et al. 2010"] {
+        assert!(note.contains(words), "the note lacks {words:?}: {note}");
+    }
+    // Real pixels only where t1 is clear: fewer than the grid's.
+    let (w, h) = (project.config.grid.width as u64, project.config.grid.height as u64);
+    let compared = report["burned"]["pixels"].as_u64().unwrap();
+    assert!(compared > w * h / 5 && compared < w * h * 3 / 4, "{compared} of {} pixels compared", w * h);
+    assert!(report["burned"]["burned_ha_real"].as_f64().unwrap() > 5.0, "the simulated scar burns in the real map");
+
+    let again = s2cr().args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"]).assert().success().get_output().stdout.clone();
+    let again = String::from_utf8_lossy(&again);
+    assert!(again.contains("train       up to date") && again.contains("infer       up to date"), "{again}");
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    s2cr().args(["demo", other.to_str().unwrap(), "--no-gui"]).assert().failure().stderr(predicate::str::contains("is not empty"));
+}
