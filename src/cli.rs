@@ -566,17 +566,22 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     let settings = match &file {
-        Some(f) => crate::pipeline::PipelineSettings::load(f)?,
-        None => crate::pipeline::PipelineSettings::default(),
+        Some(f) => Some(crate::pipeline::PipelineSettings::load(f)?),
+        None => None,
     };
     // --project wins; then the file's project (relative to the file); then the current folder.
-    let dir = match (project_dir, &settings.project, &file) {
+    let dir = match (project_dir, settings.as_ref().and_then(|s| s.project.as_ref()), &file) {
         (Some(d), _, _) => d,
         (None, Some(p), Some(f)) => f.parent().unwrap_or(Path::new(".")).join(p),
         (None, Some(p), None) => p.clone(),
         (None, None, _) => PathBuf::from("."),
     };
     let project = Project::open(&dir)?;
+    // Without a file: the project's own pipeline.yaml, else the defaults.
+    let settings = match settings {
+        Some(s) => s,
+        None => crate::pipeline::PipelineSettings::of_project(&project)?,
+    };
     let handle = crate::job::spawn("pipeline", move |p| crate::pipeline::run(&project, &settings, p))?;
     let done = render_job(handle, quiet)?;
     for (stage, summary) in &done {

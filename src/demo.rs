@@ -463,6 +463,8 @@ pub fn create_project(dir: &Path) -> Result<Project> {
     let project = Project::create(dir, config, &aoi)?;
     write_yaml(&dir.join("model.yaml"), &model_config())?;
     write_yaml(&dir.join("train.yaml"), &train_config())?;
+    let pipeline = PipelineSettings { run: RUN.into(), dataset: Some(dataset_config(&project)), ..PipelineSettings::default() };
+    write_yaml(&dir.join(crate::pipeline::PROJECT_PIPELINE_FILE), &pipeline)?;
     Ok(project)
 }
 
@@ -491,10 +493,10 @@ pub fn dataset_config(project: &Project) -> DatasetConfig {
     DatasetConfig { tiles, ..research }
 }
 
-/// The pipeline of `s2cr demo`: every stage, the demo's run, the project's model.yaml and
-/// train.yaml (with `max_steps` when given).
+/// The pipeline of `s2cr demo`: the project's pipeline.yaml (every stage, the demo's run and
+/// training set), model.yaml and train.yaml (with `max_steps` when given).
 pub fn settings(project: &Project, max_steps: Option<usize>, device: DeviceChoice) -> Result<PipelineSettings> {
-    let mut settings = PipelineSettings { run: RUN.into(), device, dataset: Some(dataset_config(project)), ..PipelineSettings::default() };
+    let mut settings = PipelineSettings { device, ..PipelineSettings::of_project(project)? };
     let mut train = settings.train_config(project)?;
     if let Some(n) = max_steps {
         train.max_steps = n;

@@ -16,6 +16,9 @@ use crate::model::infer::InferOptions;
 use crate::preprocess::stage::PreprocessConfig;
 use crate::project::{Project, Stage};
 
+/// The file in a project folder that holds its pipeline settings.
+pub const PROJECT_PIPELINE_FILE: &str = "pipeline.yaml";
+
 /// Settings of every stage; `None` means the stage's defaults for the project. This is also the
 /// pipeline file of `s2cr run` (YAML), where `project` and `stages` say what to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -47,6 +50,13 @@ impl PipelineSettings {
             let at = e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
             Error::invalid(path.display().to_string(), format!("{at}{e}"))
         })
+    }
+
+    /// A project's own pipeline settings: its `pipeline.yaml` when it has one (the demo's
+    /// does), else the defaults. `s2cr run` without a file and the app start from these.
+    pub fn of_project(project: &Project) -> Result<PipelineSettings> {
+        let path = project.root().join(PROJECT_PIPELINE_FILE);
+        if path.is_file() { PipelineSettings::load(&path) } else { Ok(PipelineSettings::default()) }
     }
 
     /// The stages to run, in pipeline order.

@@ -124,7 +124,15 @@ impl S2crApp {
                 self.editor = AoiEditor::from_aoi(&aoi).0;
                 self.map.zoom_to(aoi.bbox());
             }
+            match crate::pipeline::PipelineSettings::of_project(p) {
+                Ok(settings) => self.wizard.settings = settings,
+                Err(e) => self.notice = Some((true, crate::error_chain(&e))),
+            }
             self.wizard.show_run(p);
+            // A project whose stages are all done opens on its assessment.
+            if crate::project::Stage::ALL.iter().filter(|s| crate::pipeline::availability(**s).is_ok()).all(|s| self.wizard.state(*s) == Some(&crate::project::StageState::Done)) {
+                self.wizard.step = wizard::Step::Assess;
+            }
             self.search = SearchResult::load(p, "the app").ok();
         }
         self.project = Some(opened);
@@ -415,7 +423,11 @@ impl S2crApp {
                     if ui.radio(is_chosen, role).on_hover_text(format!("use this scene for {role}")).clicked() && !is_chosen {
                         choice = Some((role == "t1", s.id.clone()));
                     }
-                    ui.label(s.datetime.format("%Y-%m-%d").to_string()).on_hover_text(&s.id);
+                    if let Some(note) = &s.simulated {
+                        ui.label(RichText::new(format!("{} SIMULATED", s.datetime.format("%Y-%m-%d"))).color(ui.visuals().warn_fg_color)).on_hover_text(format!("{}\n{note}", s.id));
+                    } else {
+                        ui.label(s.datetime.format("%Y-%m-%d").to_string()).on_hover_text(&s.id);
+                    }
                     let pct = |v: Option<f64>| v.map(|v| format!("{v:.1} %")).unwrap_or_else(|| "?".into());
                     ui.label(pct(s.aoi_cloud_percent));
                     ui.label(pct(s.aoi_coverage_percent));
@@ -429,6 +441,15 @@ impl S2crApp {
         });
         for note in &r.notes {
             ui.label(RichText::new(note).weak());
+        }
+        // Simulated scenes (the embedded demo's) say so in full, Sentinel-1 partners included.
+        let simulated: Vec<&crate::catalog::Scene> = r.s2_t0.iter().chain(&r.s2_t1).chain(&r.s1).filter(|s| s.simulated.is_some()).collect();
+        if !simulated.is_empty() {
+            ui.add_space(6.0);
+            ui.colored_label(ui.visuals().warn_fg_color, "Simulated data in this search:");
+            for s in simulated {
+                ui.label(RichText::new(format!("{}: {}", s.id, s.simulated.as_deref().unwrap_or_default())).small());
+            }
         }
         if let Some((t1, id)) = choice {
             self.choose_scene(t1, &id);

@@ -326,6 +326,42 @@ impl Wizard {
             self.curves_ui(ui);
             self.preview_ui(ui, project);
         }
+        if stage == Stage::Assess {
+            self.assessment_ui(ui, project);
+        }
+    }
+
+    /// The run's assessment, when there is one: the burned areas, the agreement (and over the
+    /// held-out pixels), what was simulated, and a button that opens the HTML report.
+    fn assessment_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
+        let dir = project.output_dir(self.settings.run_name()).join("assess");
+        let Some(report) = std::fs::read_to_string(dir.join("report.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) else {
+            return;
+        };
+        ui.add_space(6.0);
+        if let Some(sim) = report["config"]["simulated_burn"].as_str() {
+            ui.colored_label(ui.visuals().warn_fg_color, "SIMULATED burn: the real data has no fire.").on_hover_text(sim);
+        }
+        let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+        egui::Grid::new("assessment").striped(true).num_columns(3).show(ui, |ui| {
+            for h in ["", "all pixels", "held out"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            let (all, held) = (&report["burned"], &report["held_out"]["burned"]);
+            for (name, key) in [("burned, real (ha)", "burned_ha_real"), ("burned, synthetic (ha)", "burned_ha_synthetic"), ("kappa", "kappa"), ("F1", "f1"), ("IoU", "iou")] {
+                ui.label(name);
+                ui.label(f(&all[key]));
+                ui.label(f(&held[key]));
+                ui.end_row();
+            }
+        });
+        let html = dir.join("report.html");
+        if ui.button("Open report").on_hover_text(html.display().to_string()).clicked() {
+            if let Err(e) = open_in_browser(&html) {
+                self.log.push(LogLine { level: LogLevel::Warn, stage: "assess".into(), text: format!("opening {}: {e}; open it in a browser", html.display()) });
+            }
+        }
     }
 
     /// The latest training preview of the run, reloaded when training reports a new one.
@@ -453,4 +489,16 @@ pub fn human_secs(s: f64) -> String {
     } else {
         format!("{s} s")
     }
+}
+
+/// Opens a file with the system's default application (a browser for HTML).
+fn open_in_browser(path: &std::path::Path) -> std::io::Result<()> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(target_os = "windows") {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(program).arg(path).spawn().map(|_| ())
 }

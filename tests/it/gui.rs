@@ -240,3 +240,28 @@ fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
     assert_eq!(saved.chosen_t0.as_deref(), Some("S2B_LATER"));
     h.get_by_label_contains("is now the t0 scene");
 }
+
+/// The embedded demo, run through the pipeline with a tiny training run, opened in the app: it
+/// opens on the assessment, which says the burn is simulated, and the Scenes step marks the
+/// simulated scenes.
+#[test]
+fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(2), s2cr::model::DeviceChoice::Cpu).unwrap();
+    s2cr::pipeline::run(&project, &settings, &s2cr::job::Progress::silent("demo")).unwrap();
+
+    let mut h = snapshot_harness(S2crApp::new(Some(dir.clone())));
+    h.run();
+    assert_eq!(h.state().wizard.step, Step::Assess);
+    assert_eq!(h.state().wizard.settings.run_name(), s2cr::demo::RUN, "the project's pipeline.yaml names the run");
+    h.get_by_label("SIMULATED burn: the real data has no fire.");
+    h.get_by_label("Open report");
+    h.get_by_label("held out");
+    h.snapshot("app_demo_assess");
+    h.get_by_label("Scenes").click();
+    h.run();
+    h.get_by_label("2018-11-04 SIMULATED");
+    h.get_by_label("Simulated data in this search:");
+}
