@@ -1,10 +1,11 @@
-# make run   installs missing system packages, builds s2cr (release) and runs the main job
+# make run   installs missing system packages, builds s2cr (release) and runs the main job: the
+#            whole pipeline on the embedded offline demo, then the app on it (when a display is there)
 # make test  installs missing system packages and runs the whole test suite
 
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 S2CR := $(TARGET_DIR)/release/s2cr
-DEMO_DIR ?= demo-project
+DEMO_DIR ?= s2cr-demo
 
 .PHONY: deps build run test
 
@@ -14,11 +15,10 @@ deps:
 build: deps
 	$(CARGO) build --release
 
-# The main job: a project for the example area (west of Kangaroo Island, burned in 2019-2020).
+# The main job: every stage on the embedded offline demo (real Sentinel-1/2 data of one
+# SEN12MS-CR patch, with a simulated burn), resumed if $(DEMO_DIR) holds it already.
 run: build
-	@test -f $(DEMO_DIR)/project.yaml || $(S2CR) init $(DEMO_DIR) \
-		--aoi confs/kangaroo-island-west.geojson --t0 2019-11-01/2019-12-15 --t1 2020-01-15/2020-02-28
-	$(S2CR) info $(DEMO_DIR)
+	$(S2CR) demo $(DEMO_DIR)
 
 test: deps
 	@if command -v cargo-nextest >/dev/null 2>&1; then \

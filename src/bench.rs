@@ -237,6 +237,8 @@ fn preprocessed_project(dir: &Path, name: &str, size: usize, progress: &Progress
 pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Result<LoaderBench> {
     use burn::data::dataloader::DataLoaderBuilder;
     use crate::dataset::{self, DatasetConfig, loader::{PatchBatcher, PatchDataset}, tiles::{Split, TileConfig}};
+    // As training does: the loader keeps its files open, with GDAL's cache capped.
+    let _cache = crate::raster::BlockCacheLimit::set(crate::model::train::TRAINING_BLOCK_CACHE);
     let project = preprocessed_project(dir, "bench-loader", size, progress)?;
     let cfg = DatasetConfig { tiles: TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() }, ..DatasetConfig::research(&project) };
     progress.info("building the dataset");

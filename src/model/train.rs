@@ -237,8 +237,14 @@ fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalizat
     }
 }
 
+/// GDAL's block cache while training, bytes (`s2cr bench --what loader` measures this setting).
+pub const TRAINING_BLOCK_CACHE: i64 = 64 << 20;
+
 pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     let start = Instant::now();
+    // The loader keeps its VRTs open (decoded blocks are reused between patches); GDAL's block
+    // cache would otherwise grow to 5 % of RAM. GDAL_CACHEMAX, when set, wins.
+    let _cache = crate::raster::BlockCacheLimit::set(TRAINING_BLOCK_CACHE);
     let tc = &opts.train;
     if opts.run.is_empty() || opts.run.contains(['/', '\\']) || opts.run.starts_with('.') {
         return Err(Error::invalid("run", format!("{:?} is not a run name (letters, digits, - and _)", opts.run)));
