@@ -591,7 +591,9 @@ fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool
     Ok(())
 }
 
-fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
+fn demo(mut args: DemoArgs, quiet: bool) -> Result<()> {
+    // Manifests record paths relative to the project's root; give it an absolute one.
+    args.dir = std::path::absolute(&args.dir).with_context(|| format!("{}: not a usable folder path", args.dir.display()))?;
     let project = crate::demo::create_project(&args.dir)?;
     let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
     println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", args.dir.display());

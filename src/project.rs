@@ -568,7 +568,10 @@ impl Project {
             }
         })?;
         let config = ProjectConfig::parse(&text, &file)?;
-        Ok(Project { root: root.to_path_buf(), config })
+        // Absolute, so that paths made from it stay right whatever the current folder (the
+        // manifests record paths relative to it).
+        let root = std::path::absolute(root).map_err(|e| Error::Io { path: root.to_path_buf(), action: "resolving the project folder", source: e })?;
+        Ok(Project { root, config })
     }
 
     pub fn root(&self) -> &Path {

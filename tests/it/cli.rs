@@ -298,8 +298,10 @@ fn the_model_benchmark_prints_inference_and_training_times() {
 fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
+    // A relative folder, as `make run` gives it.
     let out = s2cr()
-        .args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"])
+        .current_dir(tmp.path())
+        .args(["demo", "demo", "--no-gui", "--max-steps", "4", "--device", "cpu"])
         .assert()
         .success()
         .stdout(predicate::str::contains("SIMULATED"))
