@@ -90,6 +90,9 @@ pub enum Command {
         /// confs/pipeline.yaml). Without one, every stage with its defaults.
         pipeline: Option<PathBuf>,
     },
+    /// Write a project layer (Sentinel-2, Sentinel-1, synthetic, dNBR, severity, perimeters) as
+    /// a COG, a PNG as displayed (with a world file), or GeoJSON; --list shows the layers.
+    Export(ExportArgs),
     /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
     /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
     Demo(DemoArgs),
@@ -385,6 +388,33 @@ pub enum ProviderKindArg {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The layer, by id (`--list` shows them): pre, real, synthetic, s1-t0, s1-t1, dnbr-real,
+    /// dnbr-synthetic, severity-real, severity-synthetic, perimeter-real, perimeter-synthetic.
+    #[arg(long, required_unless_present = "list")]
+    pub layer: Option<String>,
+    /// The file to write: .tif (Cloud-Optimized GeoTIFF of the values), .png (as displayed,
+    /// with a world file), .geojson (perimeters).
+    #[arg(long, short, value_name = "FILE", required_unless_present = "list")]
+    pub out: Option<PathBuf>,
+    /// List the project's layers and their files.
+    #[arg(long)]
+    pub list: bool,
+    /// Training run whose outputs to use.
+    #[arg(long, default_value = "default")]
+    pub run: String,
+    /// PNG of an optical layer: true, false, swir, or three bands like B12,B08,B04.
+    #[arg(long, default_value = "true")]
+    pub composite: String,
+    /// PNG: `minmax` or percentiles like `2-98`.
+    #[arg(long, default_value = "2-98")]
+    pub stretch: String,
+    /// PNG: gamma of the stretch (above 1 brightens the darks).
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f32,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Folder of the demo project (created, or resumed when it holds the demo already).
     #[arg(default_value = "s2cr-demo")]
@@ -544,6 +574,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Init(args)) => init(args),
         Some(Command::Run { pipeline }) => run_pipeline(pipeline, project_dir, cli.quiet),
         Some(Command::Demo(args)) => demo(args, cli.quiet),
+        Some(Command::Export(args)) => export(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from("."))),
         Some(Command::BuildDemoAssets { from, out }) => build_demo_assets(&from, &out),
         Some(Command::Aoi(cmd)) => aoi(cmd),
         Some(Command::Info { dir }) => info(&dir.or(project_dir).unwrap_or_else(|| PathBuf::from("."))),
@@ -614,6 +645,44 @@ fn demo(mut args: DemoArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
     open_gui(Some(args.dir), true)
+}
+
+fn parse_stretch(text: &str) -> Result<crate::layers::StretchKind> {
+    use crate::layers::StretchKind;
+    if text.eq_ignore_ascii_case("minmax") {
+        return Ok(StretchKind::MinMax);
+    }
+    let parsed = text.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<f32>().ok()?, b.trim().parse::<f32>().ok()?)));
+    match parsed {
+        Some((lo, hi)) if (0.0..hi).contains(&lo) && hi <= 100.0 => Ok(StretchKind::Percentile(lo, hi)),
+        _ => anyhow::bail!("--stretch {text:?}: give minmax or two percentiles like 2-98"),
+    }
+}
+
+fn export(args: ExportArgs, dir: &Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    let layers = crate::layers::project_layers(&project, &args.run);
+    if args.list {
+        if layers.is_empty() {
+            println!("no layers yet in {} (run {}): run the pipeline first", project.root().display(), args.run);
+        }
+        for l in &layers {
+            println!("{:<20} {:<40} {}", l.id, l.title, l.path.display());
+        }
+        return Ok(());
+    }
+    let (Some(id), Some(out)) = (&args.layer, &args.out) else {
+        anyhow::bail!("give --layer and --out (or --list)");
+    };
+    let Some(layer) = layers.iter().find(|l| &l.id == id) else {
+        let ids: Vec<&str> = layers.iter().map(|l| l.id.as_str()).collect();
+        anyhow::bail!("--layer {id}: not in this project (run {}); it has: {}", args.run, if ids.is_empty() { "none yet".into() } else { ids.join(", ") });
+    };
+    let composite = crate::layers::Composite::parse(&args.composite)?;
+    let stretch = parse_stretch(&args.stretch)?;
+    let done = crate::layers::export(layer, out, &composite, stretch, args.gamma)?;
+    println!("{}: {}", done.path.display(), done.what);
+    Ok(())
 }
 
 fn build_demo_assets(from: &Path, out: &Path) -> Result<()> {

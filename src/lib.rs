@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod fetch;
 pub mod job;
+pub mod layers;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;

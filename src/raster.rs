@@ -229,7 +229,17 @@ pub fn open(location: &str) -> Result<Dataset> {
     if !location.contains("://") && !location.starts_with("/vsi") && !Path::new(location).exists() {
         return Err(Error::Raster { location: location.into(), message: "no such file".into() });
     }
-    Dataset::open(gdal_path(location)).map_err(Error::gdal(location, "opening the raster (is it a GeoTIFF or another format GDAL reads?)"))
+    // Listing folders is switched off for remote files (init_gdal); local files need it to
+    // find their sidecars (a PNG's world file and .aux.xml, external overviews).
+    let local = !location.contains("://") && !location.starts_with("/vsi");
+    if local {
+        let _ = gdal::config::set_thread_local_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "FALSE");
+    }
+    let ds = Dataset::open(gdal_path(location));
+    if local {
+        let _ = gdal::config::clear_thread_local_config_option("GDAL_DISABLE_READDIR_ON_OPEN");
+    }
+    ds.map_err(Error::gdal(location, "opening the raster (is it a GeoTIFF or another format GDAL reads?)"))
 }
 
 /// Size, georeferencing and bands of a raster.
@@ -379,6 +389,17 @@ pub fn read_window_reusing(location: &str, bands: &[usize], window: Option<Pixel
     })
 }
 
+/// Reads `bands` of the whole raster scaled to fit in `max_side` x `max_side` pixels (keeping
+/// its aspect; never enlarged), for display: GDAL reads overviews where the file has them and
+/// averages (or, with `average` false, for class maps, takes the nearest pixel).
+pub fn read_preview(location: &str, bands: &[usize], max_side: usize, average: bool) -> Result<BandStack> {
+    let ds = open(location)?;
+    let (w, h) = ds.raster_size();
+    let scale = (max_side.max(1) as f64 / w.max(h).max(1) as f64).min(1.0);
+    let (ow, oh) = (((w as f64 * scale).round() as usize).max(1), ((h as f64 * scale).round() as usize).max(1));
+    read_window_sized(&ds, location, bands, None, Some((ow, oh, average)))
+}
+
 /// Reads `bands` over `bounds` given in the raster's CRS (see [`window_for_bounds`]).
 pub fn read_bounds(location: &str, bands: &[usize], bounds: [f64; 4]) -> Result<BandStack> {
     let ds = open(location)?;
@@ -387,6 +408,12 @@ pub fn read_bounds(location: &str, bands: &[usize], bounds: [f64; 4]) -> Result<
 }
 
 fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<PixelWindow>) -> Result<BandStack> {
+    read_window_sized(ds, location, bands, window, None)
+}
+
+/// Reads a window into `out` (width, height) pixels when given: GDAL resamples (from overviews
+/// where the file has them) with `average` or nearest neighbour.
+fn read_window_sized(ds: &Dataset, location: &str, bands: &[usize], window: Option<PixelWindow>, out: Option<(usize, usize, bool)>) -> Result<BandStack> {
     let (w, h) = ds.raster_size();
     let win = window.unwrap_or(PixelWindow { x_off: 0, y_off: 0, width: w, height: h });
     if win.x_off + win.width > w || win.y_off + win.height > h || win.width == 0 || win.height == 0 {
@@ -396,7 +423,9 @@ fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<
         });
     }
     let bands: Vec<usize> = if bands.is_empty() { (1..=ds.raster_count()).collect() } else { bands.to_vec() };
-    let n = win.width * win.height;
+    let (ow, oh) = out.map(|(w, h, _)| (w.max(1), h.max(1))).unwrap_or((win.width, win.height));
+    let resample = out.and_then(|(_, _, average)| average.then_some(gdal::raster::ResampleAlg::Average));
+    let n = ow * oh;
     let mut valid = vec![true; n];
     let mut data = Vec::with_capacity(bands.len());
     let mut descriptions = Vec::with_capacity(bands.len());
@@ -409,7 +438,7 @@ fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<
         }
         let band = ds.rasterband(b).map_err(Error::gdal(location, format!("opening band {b}")))?;
         let buf: Buffer<f32> = band
-            .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (win.width, win.height), None)
+            .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (ow, oh), resample)
             .map_err(Error::gdal(location, format!("reading band {b}, window {win:?}")))?;
         let (_, values) = buf.into_shape_and_vec();
         let nodata = band.no_data_value();
@@ -425,7 +454,7 @@ fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<
             && let Ok(mask) = band.open_mask_band()
         {
             let m: Buffer<u8> = mask
-                .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (win.width, win.height), None)
+                .read_as((win.x_off as isize, win.y_off as isize), (win.width, win.height), (ow, oh), None)
                 .map_err(Error::gdal(location, format!("reading the mask of band {b}")))?;
             for (mv, ok) in m.data().iter().zip(valid.iter_mut()) {
                 if *mv == 0 {
@@ -437,15 +466,17 @@ fn read_window_of(ds: &Dataset, location: &str, bands: &[usize], window: Option<
         data.push(values);
     }
     let gt = ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    // Pixels of the output are larger than the file's by these factors.
+    let (sx, sy) = (win.width as f64 / ow as f64, win.height as f64 / oh as f64);
     let geo_transform = [
         gt[0] + win.x_off as f64 * gt[1] + win.y_off as f64 * gt[2],
-        gt[1],
-        gt[2],
+        gt[1] * sx,
+        gt[2] * sy,
         gt[3] + win.x_off as f64 * gt[4] + win.y_off as f64 * gt[5],
-        gt[4],
-        gt[5],
+        gt[4] * sx,
+        gt[5] * sy,
     ];
-    Ok(BandStack { width: win.width, height: win.height, bands: data, valid, geo_transform, crs_wkt: ds.projection(), descriptions })
+    Ok(BandStack { width: ow, height: oh, bands: data, valid, geo_transform, crs_wkt: ds.projection(), descriptions })
 }
 
 /// A temporary sibling of `path` (same folder, so the final rename is atomic).
@@ -475,6 +506,40 @@ fn ensure_parent(path: &Path) -> Result<()> {
         std::fs::create_dir_all(parent).map_err(Error::io(parent, "creating the output folder"))?;
     }
     Ok(())
+}
+
+/// Writes RGBA pixels as a PNG that GIS software places on the map: a world file (`.pgw`) for
+/// the position and an `.aux.xml` with the CRS beside it (as GDAL reads them). Each file is
+/// written atomically; the PNG last.
+pub fn write_rgba_png(path: &Path, width: usize, height: usize, rgba: &[u8], gt: [f64; 6], crs_wkt: &str) -> Result<()> {
+    let loc = path.display().to_string();
+    if rgba.len() != width * height * 4 {
+        return Err(Error::Raster { location: loc, message: "RGBA size does not match width x height".into() });
+    }
+    ensure_parent(path)?;
+    // World file: pixel sizes and rotations, then the centre of the top-left pixel.
+    let world = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n",
+        gt[1],
+        gt[4],
+        gt[2],
+        gt[5],
+        gt[0] + gt[1] / 2.0 + gt[2] / 2.0,
+        gt[3] + gt[4] / 2.0 + gt[5] / 2.0
+    );
+    crate::project::write_atomic(&path.with_extension("pgw"), world.as_bytes())?;
+    let esc = crs_wkt.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let aux = PathBuf::from(format!("{}.aux.xml", path.display()));
+    crate::project::write_atomic(&aux, format!("<PAMDataset>\n  <SRS>{esc}</SRS>\n</PAMDataset>\n").as_bytes())?;
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| Error::Raster { location: loc.clone(), message: format!("encoding PNG: {e}") })?;
+        writer.write_image_data(rgba).map_err(|e| Error::Raster { location: loc.clone(), message: format!("encoding PNG: {e}") })?;
+    }
+    crate::project::write_atomic(path, &bytes)
 }
 
 /// Writes a band stack as a GeoTIFF or COG (Float32), with nodata where the stack is invalid

@@ -103,7 +103,7 @@ fn stretch(v: f32, lo: f32, hi: f32) -> u8 {
 }
 
 /// dNBR colour ramp: regrowth green, unchanged white, burned orange to red to purple.
-fn dnbr_color(v: f32) -> [u8; 3] {
+pub fn dnbr_color(v: f32) -> [u8; 3] {
     const STOPS: [(f32, [f32; 3]); 5] =
         [(-0.5, [26., 150., 65.]), (0.0, [255., 255., 255.]), (0.27, [253., 174., 97.]), (0.66, [215., 25., 28.]), (1.0, [110., 0., 120.])];
     if !v.is_finite() {

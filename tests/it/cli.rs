@@ -337,6 +337,40 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let again = String::from_utf8_lossy(&again);
     assert!(again.contains("train       up to date") && again.contains("infer       up to date"), "{again}");
 
+    // Export: the layers re-open with the project's CRS, transform and values.
+    s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("severity-synthetic"));
+    let export = |layer: &str, file: &str, extra: &[&str]| {
+        let out = tmp.path().join(file);
+        s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", layer, "--out", out.to_str().unwrap()]).args(extra).assert().success();
+        out
+    };
+    let grid = &project.config.grid;
+    let check_grid = |path: &Path| {
+        let info = s2cr::raster::info(&path.display().to_string()).unwrap();
+        assert_eq!(info.epsg, Some(grid.epsg), "{}", path.display());
+        assert_eq!((info.width, info.height), (grid.width, grid.height));
+        let gt = info.geo_transform;
+        assert!((gt[0] - grid.x_min).abs() < 1e-6 && (gt[3] - grid.y_max).abs() < 1e-6 && gt[1] == 10.0 && gt[5] == -10.0, "{gt:?}");
+        info
+    };
+    let synthetic = export("synthetic", "synthetic.tif", &[]);
+    let info = check_grid(&synthetic);
+    assert!(info.is_cog);
+    let source = project.output_dir("demo").join("synthetic_S2_t1.tif").display().to_string();
+    assert_eq!(s2cr::raster::read_window(&synthetic.display().to_string(), &[], None).unwrap().bands, s2cr::raster::read_window(&source, &[], None).unwrap().bands);
+    let dnbr = export("dnbr-real", "dnbr.tif", &[]);
+    check_grid(&dnbr);
+    let indices = s2cr::raster::read_window(&assess.join("indices_real.tif").display().to_string(), &[3], None).unwrap();
+    let exported = s2cr::raster::read_window(&dnbr.display().to_string(), &[], None).unwrap();
+    assert_eq!(exported.descriptions, ["dNBR"]);
+    assert!(exported.bands[0].iter().zip(&indices.bands[0]).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+    let png = export("synthetic", "synthetic.png", &["--composite", "swir", "--stretch", "2-98"]);
+    check_grid(&png);
+    assert!(png.with_extension("pgw").is_file());
+    let perimeter = export("perimeter-real", "burned.geojson", &[]);
+    assert!(std::fs::read_to_string(perimeter).unwrap().contains("\"Polygon\""));
+    s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().failure().stderr(predicate::str::contains("it has: pre, real"));
+
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "mine").unwrap();

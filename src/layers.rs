@@ -1,0 +1,320 @@
+//! A project's rasters as layers to look at and export: which files a project has to show
+//! (Sentinel-2 t0, real and synthetic t1, Sentinel-1, dNBR and severity, burned perimeters),
+//! band composites and contrast stretches (the CPU reference of what the app displays), colour
+//! ramps for dNBR and severity, and `s2cr export`.
+
+use std::path::{Path, PathBuf};
+
+use crate::assess::severity::Severity;
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::raster::{self, BandStack, WriteOptions};
+
+/// How a layer is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Sentinel-2 reflectance: a band composite with a stretch.
+    Optical,
+    /// Sentinel-1 backscatter (dB): VV, VH and VV - VH as red, green, blue.
+    Radar,
+    /// dNBR on the report's colour ramp.
+    Dnbr,
+    /// dNBR severity classes in the USGS colours.
+    Severity,
+    /// Burned-area perimeters (GeoJSON), for export.
+    Perimeter,
+}
+
+/// One layer of a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Short name, as `s2cr export --layer` takes it.
+    pub id: String,
+    pub title: String,
+    pub kind: LayerKind,
+    pub path: PathBuf,
+    /// The band that holds the layer (1-based) in a multi-band file (dNBR in indices_*.tif).
+    pub band: Option<usize>,
+}
+
+impl Layer {
+    fn new(id: &str, title: &str, kind: LayerKind, path: PathBuf, band: Option<usize>) -> Layer {
+        Layer { id: id.into(), title: title.into(), kind, path, band }
+    }
+}
+
+/// The layers a project has on disk now, for a training run; in pipeline order.
+pub fn project_layers(project: &Project, run: &str) -> Vec<Layer> {
+    let mut v = Vec::new();
+    let pre = project.preprocessed_dir();
+    if let Ok(search) = crate::catalog::stage::SearchResult::load(project, "the layers") {
+        let date = |id: &Option<String>, list: &[crate::catalog::Scene]| list.iter().find(|s| Some(&s.id) == id.as_ref()).map(|s| s.datetime.format("%Y-%m-%d").to_string());
+        if let Some(d) = date(&search.chosen_t0, &search.s2_t0) {
+            v.push(Layer::new("pre", &format!("Sentinel-2 t0 ({d})"), LayerKind::Optical, pre.join(&d).join("S2.tif"), None));
+        }
+        if let Some(d) = date(&search.chosen_t1, &search.s2_t1) {
+            v.push(Layer::new("real", &format!("Sentinel-2 t1, real ({d})"), LayerKind::Optical, pre.join(&d).join("S2.tif"), None));
+        }
+        let mut s1: Vec<String> = search.paired_s1().iter().map(|s| s.datetime.format("%Y-%m-%d").to_string()).collect();
+        s1.sort();
+        s1.dedup();
+        for (i, d) in s1.iter().enumerate() {
+            let id = if i == 0 { "s1-t0".to_string() } else { format!("s1-t{i}") };
+            v.push(Layer::new(&id, &format!("Sentinel-1 ({d})"), LayerKind::Radar, pre.join(d).join("S1.tif"), None));
+        }
+    }
+    let out = project.output_dir(run);
+    v.push(Layer::new("synthetic", &format!("Sentinel-2 t1, synthetic ({run})"), LayerKind::Optical, out.join("synthetic_S2_t1.tif"), None));
+    let assess = out.join("assess");
+    for which in ["real", "synthetic"] {
+        v.push(Layer::new(&format!("dnbr-{which}"), &format!("dNBR, {which}"), LayerKind::Dnbr, assess.join(format!("indices_{which}.tif")), Some(3)));
+        v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(format!("severity_{which}.tif")), None));
+        v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(format!("burned_{which}.geojson")), None));
+    }
+    v.retain(|l| l.path.is_file());
+    v
+}
+
+/// A band composite: the bands shown as red, green and blue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composite {
+    pub name: String,
+    pub bands: [String; 3],
+}
+
+impl Composite {
+    pub fn new(name: &str, bands: [&str; 3]) -> Composite {
+        Composite { name: name.into(), bands: bands.map(String::from) }
+    }
+
+    /// True colour (B04 B03 B02), false colour (B08 B04 B03), SWIR (B12 B08 B04).
+    pub fn presets() -> [Composite; 3] {
+        [Composite::new("true colour", ["B04", "B03", "B02"]), Composite::new("false colour", ["B08", "B04", "B03"]), Composite::new("SWIR", ["B12", "B08", "B04"])]
+    }
+
+    /// A preset by name (`true`, `false`, `swir`) or three band names `B12,B08,B04`.
+    pub fn parse(text: &str) -> Result<Composite> {
+        let t = text.trim().to_ascii_lowercase();
+        let presets = Composite::presets();
+        let by_name = match t.as_str() {
+            "true" | "true-colour" | "true-color" | "rgb" => Some(0),
+            "false" | "false-colour" | "false-color" | "cir" => Some(1),
+            "swir" => Some(2),
+            _ => None,
+        };
+        if let Some(i) = by_name {
+            return Ok(presets[i].clone());
+        }
+        let parts: Vec<String> = text.split(',').map(|b| b.trim().to_ascii_uppercase()).collect();
+        match <[String; 3]>::try_from(parts) {
+            Ok(bands) => Ok(Composite { name: bands.join(" "), bands }),
+            Err(_) => Err(Error::invalid("composite", format!("{text:?}: give true, false, swir or three bands like B12,B08,B04"))),
+        }
+    }
+}
+
+/// How the lowest and highest displayed values are found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StretchKind {
+    MinMax,
+    /// Percentiles, e.g. 2 and 98.
+    Percentile(f32, f32),
+}
+
+/// A contrast stretch per channel: `((v - low) / (high - low))` clamped to 0..1, raised to
+/// `1 / gamma`, times 255.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stretch {
+    pub low: [f32; 3],
+    pub high: [f32; 3],
+    pub gamma: f32,
+}
+
+/// One channel's display value: the reference the app's display follows.
+pub fn stretch_value(v: f32, low: f32, high: f32, gamma: f32) -> u8 {
+    if !v.is_finite() {
+        return 0;
+    }
+    let span = if high > low { high - low } else { f32::EPSILON };
+    let t = ((v - low) / span).clamp(0.0, 1.0);
+    let g = if gamma > 0.0 { gamma } else { 1.0 };
+    (t.powf(1.0 / g) * 255.0).round() as u8
+}
+
+/// The low and high values of one channel over the valid pixels.
+pub fn channel_range(values: &[f32], valid: &[bool], kind: StretchKind) -> (f32, f32) {
+    let mut v: Vec<f32> = values.iter().zip(valid).filter(|(x, ok)| **ok && x.is_finite()).map(|(x, _)| *x).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |p: f32| v[(((p / 100.0).clamp(0.0, 1.0)) * (v.len() - 1) as f32).round() as usize];
+    match kind {
+        StretchKind::MinMax => (v[0], v[v.len() - 1]),
+        StretchKind::Percentile(lo, hi) => (at(lo), at(hi)),
+    }
+}
+
+/// Three channels of a layer, ready to stretch: a composite's bands (optical) or VV, VH and
+/// VV - VH (radar). Pixels are valid where all three are.
+pub struct Channels {
+    pub width: usize,
+    pub height: usize,
+    pub values: [Vec<f32>; 3],
+    pub valid: Vec<bool>,
+    pub geo_transform: [f64; 6],
+    pub crs_wkt: String,
+}
+
+fn band_of(stack: &BandStack, name: &str, what: &Path) -> Result<usize> {
+    stack.descriptions.iter().position(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| Error::Raster {
+        location: what.display().to_string(),
+        message: format!("no band named {name} (bands: {})", stack.descriptions.join(", ")),
+    })
+}
+
+/// Reads a layer at display size (at most `max_side` pixels a side; the full size with
+/// `usize::MAX`) as three channels: optical layers by `composite`, radar as VV, VH, VV - VH;
+/// dNBR and severity as their one band in every channel.
+pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> Result<Channels> {
+    let loc = layer.path.display().to_string();
+    let average = layer.kind != LayerKind::Severity;
+    let stack = match layer.band {
+        Some(b) => raster::read_preview(&loc, &[b], max_side, average)?,
+        None => raster::read_preview(&loc, &[], max_side, average)?,
+    };
+    // The mask band of preprocessed Sentinel-2 marks clouds: not valid.
+    let mut valid = stack.valid.clone();
+    if let Some(m) = stack.descriptions.iter().position(|d| d.eq_ignore_ascii_case("mask")) {
+        for (ok, v) in valid.iter_mut().zip(&stack.bands[m]) {
+            *ok &= *v == 0.0;
+        }
+    }
+    let values: [Vec<f32>; 3] = match layer.kind {
+        LayerKind::Optical => {
+            let idx = [0, 1, 2].map(|i| band_of(&stack, &composite.bands[i], &layer.path));
+            let [r, g, b] = idx;
+            [stack.bands[r?].clone(), stack.bands[g?].clone(), stack.bands[b?].clone()]
+        }
+        LayerKind::Radar => {
+            let (vv, vh) = (band_of(&stack, "VV", &layer.path)?, band_of(&stack, "VH", &layer.path)?);
+            let ratio = stack.bands[vv].iter().zip(&stack.bands[vh]).map(|(a, b)| a - b).collect();
+            [stack.bands[vv].clone(), stack.bands[vh].clone(), ratio]
+        }
+        LayerKind::Dnbr | LayerKind::Severity => [stack.bands[0].clone(), stack.bands[0].clone(), stack.bands[0].clone()],
+        LayerKind::Perimeter => return Err(Error::invalid(&layer.id, "a perimeter is vector data; export it as GeoJSON")),
+    };
+    for ch in &values {
+        for (ok, v) in valid.iter_mut().zip(ch) {
+            *ok &= v.is_finite();
+        }
+    }
+    if layer.kind == LayerKind::Severity {
+        for (ok, v) in valid.iter_mut().zip(&values[0]) {
+            *ok &= *v != 0.0;
+        }
+    }
+    Ok(Channels { width: stack.width, height: stack.height, values, valid, geo_transform: stack.geo_transform, crs_wkt: stack.crs_wkt })
+}
+
+impl Channels {
+    /// The stretch of these channels.
+    pub fn stretch(&self, kind: StretchKind, gamma: f32) -> Stretch {
+        let r = [0, 1, 2].map(|i| channel_range(&self.values[i], &self.valid, kind));
+        Stretch { low: r.map(|x| x.0), high: r.map(|x| x.1), gamma }
+    }
+
+    /// RGBA pixels (row-major; transparent where not valid) for a layer kind: stretched
+    /// channels for optical and radar layers, the colour ramps for dNBR and severity.
+    pub fn rgba(&self, kind: LayerKind, stretch: &Stretch) -> Vec<u8> {
+        let n = self.width * self.height;
+        let mut out = vec![0u8; n * 4];
+        for i in 0..n {
+            if !self.valid[i] {
+                continue;
+            }
+            let rgb = match kind {
+                LayerKind::Dnbr => crate::assess::report::dnbr_color(self.values[0][i]),
+                LayerKind::Severity => Severity::from_code(self.values[0][i] as u8).color(),
+                _ => [0, 1, 2].map(|c| stretch_value(self.values[c][i], stretch.low[c], stretch.high[c], stretch.gamma)),
+            };
+            out[i * 4..i * 4 + 3].copy_from_slice(&rgb);
+            out[i * 4 + 3] = 255;
+        }
+        out
+    }
+}
+
+/// What `s2cr export` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+/// Writes a layer to `out`, by its extension: `.tif` a Cloud-Optimized GeoTIFF of the layer's
+/// values (all bands of an optical or radar layer, the one band of dNBR, the classes with their
+/// colours for severity); `.png` the layer as displayed (composite and stretch; colour ramps)
+/// with a world file (`.pgw`) and the CRS in `.aux.xml`, for GIS; `.geojson` a perimeter.
+pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: StretchKind, gamma: f32) -> Result<Exported> {
+    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let loc = layer.path.display().to_string();
+    match (layer.kind, ext.as_str()) {
+        (LayerKind::Perimeter, "geojson" | "json") => {
+            let bytes = std::fs::read(&layer.path).map_err(Error::io(&layer.path, "reading the perimeter"))?;
+            crate::project::write_atomic(out, &bytes)?;
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} (GeoJSON, WGS84)", layer.title) })
+        }
+        (LayerKind::Perimeter, _) => Err(Error::invalid("--out", format!("{}: a perimeter is written as .geojson", out.display()))),
+        (LayerKind::Dnbr, "tif" | "tiff") => {
+            let b = layer.band.unwrap_or(1);
+            let mut stack = raster::read_window(&loc, &[b], None)?;
+            stack.descriptions = vec!["dNBR".into()];
+            raster::write_raster(out, &stack, &WriteOptions::default())?;
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} (Float32 COG)", layer.title) })
+        }
+        (_, "tif" | "tiff") => {
+            raster::to_cog(&loc, out, &WriteOptions::default())?;
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} (COG, as stored)", layer.title) })
+        }
+        (_, "png") => {
+            let ch = read_channels(layer, composite, usize::MAX)?;
+            let s = ch.stretch(stretch, gamma);
+            let rgba = ch.rgba(layer.kind, &s);
+            raster::write_rgba_png(out, ch.width, ch.height, &rgba, ch.geo_transform, &ch.crs_wkt)?;
+            let how = match layer.kind {
+                LayerKind::Optical => format!("{} ({}), {:?}, gamma {gamma}", composite.name, composite.bands.join(" "), stretch),
+                LayerKind::Radar => format!("VV, VH, VV-VH, {stretch:?}, gamma {gamma}"),
+                _ => "colour ramp of the report".into(),
+            };
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} as displayed: {how} (PNG with world file)", layer.title) })
+        }
+        _ => Err(Error::invalid("--out", format!("{}: write .tif (COG), .png (as displayed) or .geojson (perimeters)", out.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stretch_clamps_and_bends_with_gamma() {
+        assert_eq!(stretch_value(0.1, 0.1, 0.3, 1.0), 0);
+        assert_eq!(stretch_value(0.3, 0.1, 0.3, 1.0), 255);
+        assert_eq!(stretch_value(0.2, 0.1, 0.3, 1.0), 128);
+        assert_eq!(stretch_value(0.5, 0.1, 0.3, 1.0), 255, "clamped");
+        assert_eq!(stretch_value(0.15, 0.1, 0.3, 2.0), (0.25f32.sqrt() * 255.0).round() as u8);
+        assert_eq!(stretch_value(f32::NAN, 0.0, 1.0, 1.0), 0);
+        let v: Vec<f32> = (0..=100).map(|i| i as f32).collect();
+        let ok = vec![true; v.len()];
+        assert_eq!(channel_range(&v, &ok, StretchKind::MinMax), (0.0, 100.0));
+        assert_eq!(channel_range(&v, &ok, StretchKind::Percentile(2.0, 98.0)), (2.0, 98.0));
+    }
+
+    #[test]
+    fn composites_parse_by_name_or_bands() {
+        assert_eq!(Composite::parse("swir").unwrap().bands, ["B12", "B08", "B04"]);
+        assert_eq!(Composite::parse("b8a, b11, b04").unwrap().bands, ["B8A", "B11", "B04"]);
+        assert!(Composite::parse("B01,B02").unwrap_err().to_string().contains("three bands"));
+    }
+}
