@@ -168,7 +168,8 @@ impl MapView {
 
     /// Draws the map with the basemap, other outlines (footprints), and the AOI editor.
     /// `editable`: the AOI's vertices can be moved and deleted (not for an open project's AOI).
-    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool) {
+    /// `overlay` draws raster layers under the outlines. Returns the lon/lat under the cursor.
+    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool, overlay: &mut dyn FnMut(&egui::Painter, &Projector)) -> Option<(f64, f64)> {
         self.apply_fit(ui.available_size());
         let my_position = lon_lat(0.0, 0.0);
         let no_tiles = self.tiles.is_none();
@@ -176,6 +177,7 @@ impl MapView {
         let drawing = editable && self.drawing && !editor.closed;
         let map = walkers::Map::new(tiles, &mut self.memory, my_position).double_click_to_zoom(!drawing);
         let mut vertex_screen = Vec::new();
+        let mut hover = None;
         let response = map.show(ui, |ui, response, projector, _memory| {
             let painter = ui.painter().clone();
             // Offline: sea and land from the basemap; over tiles, only the borders.
@@ -184,6 +186,11 @@ impl MapView {
             }
             let land = no_tiles.then_some(Color32::from_rgb(0xf0, 0xec, 0xe0));
             Basemap::natural_earth(projector.zoom()).draw(&painter, projector, land, Stroke::new(1.0, Color32::from_gray(110)));
+            overlay(&painter, projector);
+            if let Some(p) = response.hover_pos() {
+                let g = projector.unproject(p.to_vec2());
+                hover = Some((g.x(), g.y()));
+            }
             for f in footprints {
                 let pts: Vec<Pos2> = f.iter().map(|c| projector.project(lon_lat(c[0], c[1])).to_pos2()).collect();
                 painter.add(egui::Shape::closed_line(pts, Stroke::new(1.0, Color32::from_rgb(0x30, 0x60, 0xc0))));
@@ -197,6 +204,7 @@ impl MapView {
             let a = t.attribution();
             ui.put(Rect::from_min_size(self.rect.right_bottom() - Vec2::new(190.0, 18.0), Vec2::new(190.0, 18.0)), egui::Hyperlink::from_label_and_url(egui::RichText::new(a.text).small(), a.url));
         }
+        hover
     }
 }
 

@@ -3,6 +3,7 @@
 //! actions; stages run on worker threads through `crate::pipeline`, the same code as the CLI.
 
 pub mod editor;
+pub mod layers;
 pub mod map;
 pub mod wizard;
 
@@ -75,6 +76,8 @@ pub struct S2crApp {
     /// The drawn AOI's check (area, problems, bbox) for the polygon it was made for: redone
     /// only when the polygon changes, not every frame.
     area_check: Option<(AoiEditor, AreaCheck)>,
+    /// The open project's rasters on the map, the swipe comparison and the pixel inspector.
+    pub layers: layers::LayerPanel,
 }
 
 /// What the Area step shows about the drawn polygon.
@@ -107,6 +110,7 @@ impl S2crApp {
             search: None,
             notice: None,
             area_check: None,
+            layers: layers::LayerPanel::default(),
         };
         if let Some(dir) = project_dir {
             app.open_project(&dir);
@@ -134,6 +138,7 @@ impl S2crApp {
                 self.wizard.step = wizard::Step::Assess;
             }
             self.search = SearchResult::load(p, "the app").ok();
+            self.layers = layers::LayerPanel::load(p, self.wizard.settings.run_name());
         }
         self.project = Some(opened);
     }
@@ -195,8 +200,15 @@ impl S2crApp {
         // Background work first, so this frame shows its latest state; a finished search is read
         // once.
         let project = self.project.as_ref().and_then(|p| p.as_ref().ok());
-        if self.wizard.poll(project) == Some(crate::project::Stage::Search) {
+        let ended = self.wizard.poll(project);
+        if ended == Some(crate::project::Stage::Search) {
             self.search = project.and_then(|p| SearchResult::load(p, "the app").ok());
+        }
+        // A stage that ended may have made new layers (or a run was renamed).
+        if let Some(p) = project
+            && (ended.is_some() || self.layers.run() != self.wizard.settings.run_name())
+        {
+            self.layers = layers::LayerPanel::load(p, self.wizard.settings.run_name());
         }
         if self.wizard.is_running() {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
@@ -226,10 +238,23 @@ impl S2crApp {
             self.persisted.wizard_width = ui.available_width();
             egui::ScrollArea::vertical().show(ui, |ui| self.wizard_ui(ui));
         });
+        if self.project().is_some() && !self.layers.is_empty() {
+            egui::Panel::right("layers").resizable(true).default_size(290.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.layers.ui(ui));
+            });
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             let footprints = self.footprints();
             let editable = self.project.is_none();
-            self.map.ui(ui, &mut self.editor, &footprints, editable);
+            let ctx = ui.ctx().clone();
+            let layers = &mut self.layers;
+            let hover = self.map.ui(ui, &mut self.editor, &footprints, editable, &mut |painter, projector| layers.draw(&ctx, painter, projector));
+            if let Some((lon, lat)) = hover
+                && !self.layers.is_empty()
+                && self.layers.inspected.as_ref().is_none_or(|i| (i.lon, i.lat) != (lon, lat))
+            {
+                self.layers.inspect(lon, lat);
+            }
         });
         if let Some(c) = self.map.memory.detached() {
             self.persisted.map_centre = [c.x(), c.y()];

@@ -260,6 +260,24 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.get_by_label("Open report");
     h.get_by_label("held out");
     h.snapshot("app_demo_assess");
+
+    // The layers: real against synthetic t1 in a swipe comparison on the map, sharing one
+    // stretch; the inspector reads every layer under the cursor.
+    let ids: Vec<String> = h.state().layers.layers.iter().map(|l| l.layer.id.clone()).collect();
+    assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic"]);
+    let swipe = h.state().layers.swipe.expect("a comparison to start with");
+    assert_eq!((ids[swipe.left].as_str(), ids[swipe.right].as_str()), ("real", "synthetic"));
+    h.get_by_label("Compare two layers (swipe)");
+    let centre = h.state().map.rect.center();
+    h.event(Event::PointerMoved(centre));
+    h.run();
+    let inspected = h.state().layers.inspected.clone().expect("the inspector follows the cursor");
+    let titles: Vec<&str> = inspected.values.iter().map(|v| v.0.as_str()).collect();
+    assert!(titles.iter().any(|t| t.starts_with("Sentinel-2 t1, synthetic")) && titles.iter().any(|t| t.starts_with("dNBR, synthetic")), "{titles:?}");
+    let synthetic = inspected.values.iter().find(|v| v.0.starts_with("Sentinel-2 t1, synthetic")).unwrap();
+    assert_eq!(synthetic.2, ["B02", "B03", "B04", "B08", "B11", "B12"]);
+    h.get_by_label("Pixel inspector");
+    h.snapshot("app_demo_compare");
     h.get_by_label("Scenes").click();
     h.run();
     h.get_by_label("2018-11-04 SIMULATED");

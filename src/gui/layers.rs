@@ -1,0 +1,406 @@
+//! The project's rasters on the map: each layer drawn at its true position (a mesh whose
+//! vertices are projected from the layer's own CRS, so a UTM grid sits right on the Web Mercator
+//! map), with opacity, band composite and stretch for Sentinel-2, colour ramps and legends for
+//! dNBR and severity; a swipe comparison of two layers; and the pixel inspector.
+//!
+//! The display is drawn on the CPU ([`crate::layers::Channels::rgba`], the reference): a layer is
+//! read once at display size (at most [`PREVIEW_SIDE`] px a side, from overviews when the file
+//! has them) and re-coloured when its stretch changes.
+
+use eframe::egui::{self, Color32, Pos2, RichText, Stroke, TextureHandle};
+use walkers::{Projector, lon_lat};
+
+use crate::assess::severity::Severity;
+use crate::layers::{Channels, Composite, Layer, LayerKind, Stretch, StretchKind, project_layers};
+use crate::project::Project;
+
+/// Largest side of a layer's display image, pixels.
+pub const PREVIEW_SIDE: usize = 1024;
+/// Mesh cells a side: enough for the curvature of a UTM grid on Web Mercator.
+const MESH: usize = 16;
+
+/// One layer and how it is shown.
+pub struct MapLayer {
+    pub layer: Layer,
+    pub visible: bool,
+    pub opacity: f32,
+    pub composite: usize,
+    pub percentile: bool,
+    pub gamma: f32,
+    channels: Option<Channels>,
+    /// The stretch the texture was coloured with.
+    used: Option<Stretch>,
+    texture: Option<TextureHandle>,
+    dirty: bool,
+    /// Lon/lat of the mesh vertices, (MESH + 1)^2, row-major from the top-left corner.
+    mesh: Vec<[f64; 2]>,
+    to_pixel: Option<gdal::spatial_ref::CoordTransform>,
+    pub error: Option<String>,
+}
+
+/// A swipe comparison: `left` shown left of the divider, `right` on its right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Swipe {
+    pub left: usize,
+    pub right: usize,
+    /// Divider position across the map, 0..1.
+    pub at: f32,
+}
+
+/// What the cursor is over: lon/lat and each layer's values there.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inspected {
+    pub lon: f64,
+    pub lat: f64,
+    /// (layer title, kind, band names, values) of the layers with data there.
+    pub values: Vec<(String, LayerKind, Vec<String>, Vec<f32>)>,
+}
+
+#[derive(Default)]
+pub struct LayerPanel {
+    pub layers: Vec<MapLayer>,
+    pub swipe: Option<Swipe>,
+    pub inspected: Option<Inspected>,
+    run: String,
+}
+
+impl LayerPanel {
+    /// The layers of a project's run (perimeters are for export only).
+    pub fn load(project: &Project, run: &str) -> LayerPanel {
+        let layers: Vec<MapLayer> = project_layers(project, run)
+            .into_iter()
+            .filter(|l| l.kind != LayerKind::Perimeter)
+            .map(|layer| MapLayer { layer, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
+            .collect();
+        let mut panel = LayerPanel { layers, swipe: None, inspected: None, run: run.into() };
+        // The comparison users come for: real against synthetic t1.
+        let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
+        if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
+            panel.swipe = Some(Swipe { left: real, right: synthetic, at: 0.5 });
+        } else if let Some(first) = panel.layers.last_mut() {
+            first.visible = true;
+        }
+        panel
+    }
+
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The layer list, the comparison, the legends and the inspector.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let presets = Composite::presets();
+        let titles: Vec<String> = self.layers.iter().map(|l| l.layer.title.clone()).collect();
+        ui.heading("Layers");
+        let mut compare = self.swipe.is_some();
+        if ui.checkbox(&mut compare, "Compare two layers (swipe)").changed() {
+            self.swipe = if compare && self.layers.len() >= 2 { Some(Swipe { left: 0, right: 1, at: 0.5 }) } else { None };
+        }
+        if let Some(s) = &mut self.swipe {
+            egui::ComboBox::from_label("left").selected_text(titles[s.left].as_str()).show_ui(ui, |ui| {
+                for (i, t) in titles.iter().enumerate() {
+                    ui.selectable_value(&mut s.left, i, t.as_str());
+                }
+            });
+            egui::ComboBox::from_label("right").selected_text(titles[s.right].as_str()).show_ui(ui, |ui| {
+                for (i, t) in titles.iter().enumerate() {
+                    ui.selectable_value(&mut s.right, i, t.as_str());
+                }
+            });
+            let l = ui.label("divider");
+            ui.add(egui::Slider::new(&mut s.at, 0.0..=1.0).show_value(false)).labelled_by(l.id);
+        }
+        ui.separator();
+        let swipe = self.swipe;
+        for (i, ml) in self.layers.iter_mut().enumerate() {
+            let shown = swipe.map(|s| s.left == i || s.right == i).unwrap_or(ml.visible);
+            ui.horizontal(|ui| {
+                if swipe.is_none() {
+                    ui.checkbox(&mut ml.visible, "").on_hover_text("show on the map");
+                }
+                ui.label(RichText::new(&ml.layer.title).strong()).on_hover_text(ml.layer.path.display().to_string());
+            });
+            if !shown {
+                continue;
+            }
+            ui.indent(("layer", i), |ui| {
+                let l = ui.label("opacity");
+                ui.add(egui::Slider::new(&mut ml.opacity, 0.0..=1.0)).labelled_by(l.id);
+                let before = (ml.composite, ml.percentile, ml.gamma);
+                if ml.layer.kind == LayerKind::Optical {
+                    let l = ui.label("bands");
+                    egui::ComboBox::from_id_salt(("composite", i))
+                        .selected_text(presets[ml.composite].name.as_str())
+                        .show_ui(ui, |ui| {
+                            for (k, c) in presets.iter().enumerate() {
+                                ui.selectable_value(&mut ml.composite, k, format!("{} ({})", c.name, c.bands.join(" ")));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                }
+                if matches!(ml.layer.kind, LayerKind::Optical | LayerKind::Radar) {
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut ml.percentile, true, "2-98 %");
+                        ui.radio_value(&mut ml.percentile, false, "min-max");
+                    });
+                    let l = ui.label("gamma");
+                    ui.add(egui::Slider::new(&mut ml.gamma, 0.3..=3.0)).labelled_by(l.id);
+                }
+                if before.0 != ml.composite {
+                    ml.channels = None;
+                }
+                if before != (ml.composite, ml.percentile, ml.gamma) {
+                    ml.dirty = true;
+                }
+                legend_ui(ui, ml.layer.kind);
+                if let Some(e) = &ml.error {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+            });
+        }
+        ui.separator();
+        inspector_ui(ui, self.inspected.as_ref());
+    }
+
+    /// Draws the shown layers on the map (under the AOI and footprints).
+    pub fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector) {
+        let rect = painter.clip_rect();
+        match self.swipe {
+            Some(s) => {
+                let x = rect.left() + rect.width() * s.at;
+                let (left, right) = (egui::Rect::from_min_max(rect.min, Pos2::new(x, rect.max.y)), egui::Rect::from_min_max(Pos2::new(x, rect.min.y), rect.max));
+                // Both sides of an optical comparison with the same bands share the left one's
+                // stretch, so that a difference in colour is a difference in the data.
+                let mut shared = None;
+                if let Some(ml) = self.layers.get_mut(s.left) {
+                    ml.draw(ctx, &painter.with_clip_rect(left), projector, None);
+                    shared = ml.used;
+                }
+                let same_bands = match (self.layers.get(s.left), self.layers.get(s.right)) {
+                    (Some(a), Some(b)) => a.layer.kind == LayerKind::Optical && b.layer.kind == LayerKind::Optical && a.composite == b.composite,
+                    _ => false,
+                };
+                if let Some(ml) = self.layers.get_mut(s.right) {
+                    ml.draw(ctx, &painter.with_clip_rect(right), projector, shared.filter(|_| same_bands));
+                }
+                painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
+            }
+            None => {
+                for ml in self.layers.iter_mut().filter(|l| l.visible) {
+                    ml.draw(ctx, painter, projector, None);
+                }
+            }
+        }
+    }
+
+    /// Reads every layer's values under the cursor (full resolution).
+    pub fn inspect(&mut self, lon: f64, lat: f64) {
+        let mut values = Vec::new();
+        for ml in &mut self.layers {
+            if let Some((names, v)) = ml.value_at(lon, lat) {
+                values.push((ml.layer.title.clone(), ml.layer.kind, names, v));
+            }
+        }
+        self.inspected = Some(Inspected { lon, lat, values });
+    }
+}
+
+impl MapLayer {
+    /// The stretch of the layer's own settings.
+    fn own_stretch(&self, c: &Channels) -> Stretch {
+        let kind = if self.percentile { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::MinMax };
+        c.stretch(kind, self.gamma)
+    }
+
+    fn ensure_image(&mut self, ctx: &egui::Context, shared: Option<Stretch>) {
+        if self.channels.is_none() {
+            let presets = Composite::presets();
+            match crate::layers::read_channels(&self.layer, &presets[self.composite], PREVIEW_SIDE) {
+                Ok(c) => {
+                    self.mesh = mesh_lon_lat(&c).unwrap_or_default();
+                    self.channels = Some(c);
+                    self.error = None;
+                }
+                Err(e) => {
+                    self.error = Some(crate::error_chain(&e));
+                    self.visible = false;
+                    return;
+                }
+            }
+            self.dirty = true;
+        }
+        let Some(c) = self.channels.as_ref() else { return };
+        let wanted = match shared {
+            Some(s) => Some(Stretch { gamma: self.gamma, ..s }),
+            None if self.dirty || self.used.is_none() => Some(self.own_stretch(c)),
+            None => self.used,
+        };
+        if self.dirty || self.texture.is_none() || wanted != self.used {
+            let stretch = wanted.unwrap_or_else(|| self.own_stretch(c));
+            let rgba = c.rgba(self.layer.kind, &stretch);
+            self.used = Some(stretch);
+            let image = egui::ColorImage::from_rgba_unmultiplied([c.width, c.height], &rgba);
+            let options = egui::TextureOptions::NEAREST;
+            match &mut self.texture {
+                Some(t) => t.set(image, options),
+                None => self.texture = Some(ctx.load_texture(format!("layer-{}", self.layer.id), image, options)),
+            }
+            self.dirty = false;
+        }
+    }
+
+    fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector, shared: Option<Stretch>) {
+        self.ensure_image(ctx, shared);
+        let (Some(texture), false) = (&self.texture, self.mesh.is_empty()) else { return };
+        let mut mesh = egui::Mesh::with_texture(texture.id());
+        let tint = Color32::from_white_alpha((self.opacity.clamp(0.0, 1.0) * 255.0) as u8);
+        for (k, p) in self.mesh.iter().enumerate() {
+            let (i, j) = (k % (MESH + 1), k / (MESH + 1));
+            let pos = projector.project(lon_lat(p[0], p[1])).to_pos2();
+            mesh.vertices.push(egui::epaint::Vertex { pos, uv: Pos2::new(i as f32 / MESH as f32, j as f32 / MESH as f32), color: tint });
+        }
+        let n = (MESH + 1) as u32;
+        for j in 0..MESH as u32 {
+            for i in 0..MESH as u32 {
+                let a = j * n + i;
+                mesh.add_triangle(a, a + 1, a + n);
+                mesh.add_triangle(a + 1, a + n + 1, a + n);
+            }
+        }
+        painter.add(egui::Shape::mesh(mesh));
+    }
+
+    /// The layer's band names and values at a lon/lat, full resolution; `None` outside it or
+    /// where it has no data.
+    fn value_at(&mut self, lon: f64, lat: f64) -> Option<(Vec<String>, Vec<f32>)> {
+        let loc = self.layer.path.display().to_string();
+        let info = crate::raster::info(&loc).ok()?;
+        if self.to_pixel.is_none() {
+            let wgs84 = crate::aoi::wgs84_traditional().ok()?;
+            let crs = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).ok()?;
+            self.to_pixel = gdal::spatial_ref::CoordTransform::new(&wgs84, &crs).ok();
+        }
+        let t = self.to_pixel.as_ref()?;
+        let (mut x, mut y, mut z) = ([lon], [lat], [0.0]);
+        t.transform_coords(&mut x, &mut y, &mut z).ok()?;
+        let gt = info.geo_transform;
+        let (col, row) = ((x[0] - gt[0]) / gt[1], (y[0] - gt[3]) / gt[5]);
+        if col < 0.0 || row < 0.0 || col >= info.width as f64 || row >= info.height as f64 {
+            return None;
+        }
+        let window = crate::raster::PixelWindow { x_off: col as usize, y_off: row as usize, width: 1, height: 1 };
+        let bands: Vec<usize> = self.layer.band.into_iter().collect();
+        let s = crate::raster::read_window_reusing(&loc, &bands, Some(window)).ok()?;
+        if !s.valid[0] {
+            return None;
+        }
+        let names = if self.layer.kind == LayerKind::Dnbr { vec!["dNBR".to_string()] } else { s.descriptions.clone() };
+        Some((names, s.bands.iter().map(|b| b[0]).collect()))
+    }
+}
+
+/// Lon/lat of the mesh's vertices over a layer's extent.
+fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
+    let crs = gdal::spatial_ref::SpatialRef::from_wkt(&c.crs_wkt).ok()?;
+    let wgs84 = crate::aoi::wgs84_traditional().ok()?;
+    let t = gdal::spatial_ref::CoordTransform::new(&crs, &wgs84).ok()?;
+    let gt = c.geo_transform;
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for j in 0..=MESH {
+        for i in 0..=MESH {
+            let (px, py) = (c.width as f64 * i as f64 / MESH as f64, c.height as f64 * j as f64 / MESH as f64);
+            xs.push(gt[0] + px * gt[1] + py * gt[2]);
+            ys.push(gt[3] + px * gt[4] + py * gt[5]);
+        }
+    }
+    let mut zs = vec![0.0; xs.len()];
+    t.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
+    Some(xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect())
+}
+
+fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
+    match kind {
+        LayerKind::Severity => {
+            for s in Severity::CLASSES {
+                ui.horizontal(|ui| {
+                    let [r, g, b] = s.color();
+                    let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
+                    ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+                    ui.label(RichText::new(s.label()).small());
+                });
+            }
+        }
+        LayerKind::Dnbr => {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(180.0, 12.0), egui::Sense::hover());
+            let steps = 60;
+            for k in 0..steps {
+                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
+                let [r, g, b] = crate::assess::report::dnbr_color(v);
+                let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
+                ui.painter().rect_filled(egui::Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, Color32::from_rgb(r, g, b));
+            }
+            ui.label(RichText::new("dNBR -0.5 … 0 … 1.0").small());
+        }
+        _ => {}
+    }
+}
+
+/// The values under the cursor, NBR and dNBR, and the spectral profile of the optical layers.
+fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
+    ui.label(RichText::new("Pixel inspector").strong());
+    let Some(ins) = inspected else {
+        ui.label(RichText::new("Hover over the map.").weak());
+        return;
+    };
+    ui.label(format!("lon {:.5}, lat {:.5}", ins.lon, ins.lat));
+    let mut profiles = Vec::new();
+    for (title, kind, names, values) in &ins.values {
+        let text = match kind {
+            LayerKind::Optical => {
+                let get = |b: &str| names.iter().position(|n| n == b).map(|i| values[i]);
+                let nbr = match (get("B08"), get("B12")) {
+                    (Some(n), Some(s)) if n + s != 0.0 => format!(", NBR {:.3}", (n - s) / (n + s)),
+                    _ => String::new(),
+                };
+                let bands: Vec<(f64, f64)> = names.iter().zip(values).filter(|(n, _)| n.starts_with('B')).filter_map(|(n, v)| Some((band_wavelength(n)?, *v as f64))).collect();
+                profiles.push((title.clone(), bands));
+                let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
+                format!("{}{nbr}", list.join(" "))
+            }
+            LayerKind::Severity => Severity::from_code(values[0] as u8).label().to_string(),
+            _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
+        };
+        ui.label(RichText::new(format!("{title}: {text}")).small());
+    }
+    if !profiles.is_empty() {
+        egui_plot::Plot::new("spectrum").height(120.0).x_axis_label("wavelength (nm)").y_axis_label("reflectance").legend(egui_plot::Legend::default()).show(ui, |plot| {
+            for (title, points) in profiles {
+                plot.line(egui_plot::Line::new(title, egui_plot::PlotPoints::from(points.iter().map(|(x, y)| [*x, *y]).collect::<Vec<_>>())));
+            }
+        });
+    }
+}
+
+/// Central wavelength of a Sentinel-2 band, nm (S2A).
+fn band_wavelength(band: &str) -> Option<f64> {
+    Some(match band {
+        "B01" => 443.0,
+        "B02" => 492.0,
+        "B03" => 560.0,
+        "B04" => 665.0,
+        "B05" => 704.0,
+        "B06" => 740.0,
+        "B07" => 783.0,
+        "B08" => 833.0,
+        "B8A" => 865.0,
+        "B09" => 945.0,
+        "B11" => 1614.0,
+        "B12" => 2202.0,
+        _ => return None,
+    })
+}
