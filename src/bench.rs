@@ -503,3 +503,77 @@ pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench>
     let report = crate::model::infer::infer(&project, &InferOptions { run: "bench".into(), device: crate::model::DeviceChoice::Cpu, ..Default::default() }, progress)?;
     Ok(InferBench { size, patch, model: name, report, infer_peak_rss_mib: reset.then(peak_rss_mib), setup_secs })
 }
+
+/// What `s2cr bench --what display` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisplayBench {
+    pub size: usize,
+    pub preview: (usize, usize),
+    pub write_secs: f64,
+    /// Reading the display image from disk (overviews), as a layer is first shown.
+    pub load_ms: f64,
+    /// A stretch change: new percentiles and re-colouring the cached image.
+    pub stretch_ms: f64,
+    /// A gamma change: re-colouring with the same stretch.
+    pub gamma_ms: f64,
+    /// A pan or zoom: projecting the mesh's vertices to lon/lat (done once) and then to the
+    /// screen (each frame); no raster work.
+    pub mesh_ms: f64,
+}
+
+/// Display costs of one `size` x `size` three-band layer (a generated COG with overviews, as
+/// the pipeline writes): first load, stretch change, gamma change; the first load is the
+/// baseline a stretch change would cost if the display re-read the file.
+pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBench> {
+    use crate::layers::{Composite, Layer, LayerKind, StretchKind};
+    let grid = TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 300_000.0, y_max: 5_000_040.0, width: size, height: size };
+    let path = dir.join("layer.tif");
+    let names: Vec<String> = ["B04", "B03", "B02"].map(String::from).to_vec();
+    let start = Instant::now();
+    progress.info(format!("writing a {size} x {size} three-band COG"));
+    let mut w = crate::raster::BlockWriter::create(&path, &grid, &names, f32::NAN)?;
+    let rows = 512;
+    for y0 in (0..size).step_by(rows) {
+        progress.check_cancelled()?;
+        let n = rows.min(size - y0);
+        for b in 0..3 {
+            let data: Vec<f32> = (0..n * size).map(|i| {
+                let (x, y) = ((i % size) as f32, (y0 + i / size) as f32);
+                0.05 + 0.1 * (1.0 + ((x * 0.013 + b as f32).sin() * (y * 0.007).cos())) + 0.01 * ((x * 7.3 + y * 3.1).sin())
+            }).collect();
+            w.write_rows(b, y0, n, &data)?;
+        }
+        progress.advanced((y0 + n) as u64, size as u64, "writing");
+    }
+    w.finish()?;
+    let write_secs = start.elapsed().as_secs_f64();
+    let layer = Layer { id: "bench".into(), title: "bench".into(), kind: LayerKind::Optical, path: path.clone(), band: None };
+    let composite = Composite::presets()[0].clone();
+    let t = Instant::now();
+    let ch = crate::layers::read_channels(&layer, &composite, 1024)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let repeat = 5;
+    let t = Instant::now();
+    for k in 0..repeat {
+        let s = ch.stretch(if k % 2 == 0 { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::Percentile(1.0, 99.0) }, 1.0);
+        std::hint::black_box(ch.rgba(LayerKind::Optical, &s));
+    }
+    let stretch_ms = t.elapsed().as_secs_f64() * 1e3 / repeat as f64;
+    let s = ch.stretch(StretchKind::Percentile(2.0, 98.0), 1.0);
+    let t = Instant::now();
+    for k in 0..repeat {
+        std::hint::black_box(ch.rgba(LayerKind::Optical, &crate::layers::Stretch { gamma: 1.0 + 0.2 * k as f32, ..s }));
+    }
+    let gamma_ms = t.elapsed().as_secs_f64() * 1e3 / repeat as f64;
+    // The mesh: 17 x 17 vertices from the layer's CRS to lon/lat.
+    let t = Instant::now();
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal("EPSG:32633", "creating the CRS"))?;
+    let wgs84 = crate::aoi::wgs84_traditional()?;
+    let tr = gdal::spatial_ref::CoordTransform::new(&srs, &wgs84).map_err(Error::gdal("EPSG:32633", "creating a transformation"))?;
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = (0..17 * 17).map(|k| (grid.x_min + (k % 17) as f64 * size as f64 * 10.0 / 16.0, grid.y_max - (k / 17) as f64 * size as f64 * 10.0 / 16.0)).unzip();
+    let mut zs = vec![0.0; xs.len()];
+    tr.transform_coords(&mut xs, &mut ys, &mut zs).map_err(Error::gdal("EPSG:32633", "transforming the mesh"))?;
+    let mesh_ms = t.elapsed().as_secs_f64() * 1e3;
+    let _ = std::fs::remove_file(&path);
+    Ok(DisplayBench { size, preview: (ch.width, ch.height), write_secs, load_ms, stretch_ms, gamma_ms, mesh_ms })
+}

@@ -350,6 +350,9 @@ pub enum BenchWhat {
     /// Whole-grid inference (overlapping windows, blended, written as a COG) on generated
     /// scenes of --size: time and peak memory.
     Infer,
+    /// The app's layer display on a generated --size layer: first load, stretch and gamma
+    /// changes, the mesh for pan/zoom.
+    Display,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -585,6 +588,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench { size, what: BenchWhat::Model, no_gpu, .. }) => bench_model(size, !no_gpu, cli.quiet),
         Some(Command::Bench { size, what: BenchWhat::Profile, .. }) => bench_profile(size),
         Some(Command::Bench { size, what: BenchWhat::Infer, dir, .. }) => bench_infer(size, dir, cli.quiet),
+        Some(Command::Bench { size, what: BenchWhat::Display, dir, .. }) => bench_display(size, dir, cli.quiet),
         Some(Command::Assess(args)) => assess(args, project_dir, cli.quiet),
         Some(Command::Train(args)) => train(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
         Some(Command::Infer(args)) => infer(args, &project_dir.clone().unwrap_or_else(|| PathBuf::from(".")), cli.quiet),
@@ -1228,6 +1232,22 @@ fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
         Some(m) => println!("  peak RSS during inference                    {m:>8.0} MiB"),
         None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
     }
+    Ok(())
+}
+
+fn bench_display(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
+    let work = dir.clone();
+    let handle = crate::job::spawn("bench", move |p| crate::bench::display(size, &work, p))?;
+    let result = render_job(handle, quiet);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    println!("layer display, {0} x {0} three-band COG (written in {1:.1} s), display image {2} x {3}, CPU", r.size, r.write_secs, r.preview.0, r.preview.1);
+    println!("  baseline: reading the display image from disk (overviews)   {:>8.1} ms", r.load_ms);
+    println!("  stretch change (percentiles + re-colour)                    {:>8.1} ms  ({:.2}x baseline)", r.stretch_ms, r.stretch_ms / r.load_ms);
+    println!("  gamma change (re-colour)                                    {:>8.1} ms  ({:.2}x baseline)", r.gamma_ms, r.gamma_ms / r.load_ms);
+    println!("  pan/zoom: mesh of 17 x 17 vertices to lon/lat (once)        {:>8.3} ms; then one textured mesh a frame", r.mesh_ms);
+    println!("  peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())
 }
 

@@ -141,18 +141,44 @@ pub fn stretch_value(v: f32, low: f32, high: f32, gamma: f32) -> u8 {
     (t.powf(1.0 / g) * 255.0).round() as u8
 }
 
-/// The low and high values of one channel over the valid pixels.
+/// Percentiles are taken from at most this many pixels (evenly spaced), so a stretch change
+/// stays quick on a large display image.
+const PERCENTILE_SAMPLE: usize = 1 << 18;
+
+/// The low and high values of one channel over the valid pixels (percentiles from a sample of
+/// at most 262,144 of them).
 pub fn channel_range(values: &[f32], valid: &[bool], kind: StretchKind) -> (f32, f32) {
-    let mut v: Vec<f32> = values.iter().zip(valid).filter(|(x, ok)| **ok && x.is_finite()).map(|(x, _)| *x).collect();
-    if v.is_empty() {
-        return (0.0, 1.0);
-    }
-    v.sort_by(f32::total_cmp);
-    let at = |p: f32| v[(((p / 100.0).clamp(0.0, 1.0)) * (v.len() - 1) as f32).round() as usize];
+    let ok = |(x, v): (&f32, &bool)| *v && x.is_finite();
     match kind {
-        StretchKind::MinMax => (v[0], v[v.len() - 1]),
-        StretchKind::Percentile(lo, hi) => (at(lo), at(hi)),
+        StretchKind::MinMax => {
+            let (lo, hi) = values.iter().zip(valid).filter(|p| ok(*p)).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
+            if lo <= hi { (lo, hi) } else { (0.0, 1.0) }
+        }
+        StretchKind::Percentile(lo, hi) => {
+            let step = (values.len() / PERCENTILE_SAMPLE).max(1);
+            let mut v: Vec<f32> = values.iter().zip(valid).step_by(step).filter(|p| ok(*p)).map(|(x, _)| *x).collect();
+            if v.is_empty() {
+                return (0.0, 1.0);
+            }
+            let rank = |p: f32, n: usize| (((p / 100.0).clamp(0.0, 1.0)) * (n - 1) as f32).round() as usize;
+            let n = v.len();
+            let (i, j) = (rank(lo, n), rank(hi, n));
+            let a = *v.select_nth_unstable_by(i, f32::total_cmp).1;
+            let b = *v.select_nth_unstable_by(j, f32::total_cmp).1;
+            (a, b)
+        }
     }
+}
+
+/// Entries of the table that maps a stretched value (0..1) to its display level.
+const LUT_SIZE: usize = 1 << 16;
+
+/// [`stretch_value`] as a table over 65,536 steps of the stretched value: at most 1 level off
+/// for gamma 1 (a value on a rounding edge), 2 for other gammas (in the darkest steps, where
+/// t^(1/gamma) is steepest), and no `powf` per pixel.
+fn stretch_lut(gamma: f32) -> Vec<u8> {
+    let g = if gamma > 0.0 { gamma } else { 1.0 };
+    (0..LUT_SIZE).map(|k| ((k as f32 / (LUT_SIZE - 1) as f32).powf(1.0 / g) * 255.0).round() as u8).collect()
 }
 
 /// Three channels of a layer, ready to stretch: a composite's bands (optical) or VV, VH and
@@ -229,6 +255,18 @@ impl Channels {
     pub fn rgba(&self, kind: LayerKind, stretch: &Stretch) -> Vec<u8> {
         let n = self.width * self.height;
         let mut out = vec![0u8; n * 4];
+        let lut = stretch_lut(stretch.gamma);
+        let scale = [0, 1, 2].map(|c| {
+            let span = stretch.high[c] - stretch.low[c];
+            if span > 0.0 { (LUT_SIZE - 1) as f32 / span } else { 0.0 }
+        });
+        let level = |c: usize, v: f32| -> u8 {
+            if scale[c] == 0.0 {
+                return stretch_value(v, stretch.low[c], stretch.high[c], stretch.gamma);
+            }
+            let k = ((v - stretch.low[c]) * scale[c]).round().clamp(0.0, (LUT_SIZE - 1) as f32) as usize;
+            lut[k]
+        };
         for i in 0..n {
             if !self.valid[i] {
                 continue;
@@ -236,7 +274,7 @@ impl Channels {
             let rgb = match kind {
                 LayerKind::Dnbr => crate::assess::report::dnbr_color(self.values[0][i]),
                 LayerKind::Severity => Severity::from_code(self.values[0][i] as u8).color(),
-                _ => [0, 1, 2].map(|c| stretch_value(self.values[c][i], stretch.low[c], stretch.high[c], stretch.gamma)),
+                _ => [0, 1, 2].map(|c| level(c, self.values[c][i])),
             };
             out[i * 4..i * 4 + 3].copy_from_slice(&rgb);
             out[i * 4 + 3] = 255;
@@ -301,7 +339,7 @@ mod tests {
     fn the_stretch_clamps_and_bends_with_gamma() {
         assert_eq!(stretch_value(0.1, 0.1, 0.3, 1.0), 0);
         assert_eq!(stretch_value(0.3, 0.1, 0.3, 1.0), 255);
-        assert_eq!(stretch_value(0.2, 0.1, 0.3, 1.0), 128);
+        assert_eq!(stretch_value(0.25, 0.0, 0.5, 1.0), 128, "127.5 rounds up");
         assert_eq!(stretch_value(0.5, 0.1, 0.3, 1.0), 255, "clamped");
         assert_eq!(stretch_value(0.15, 0.1, 0.3, 2.0), (0.25f32.sqrt() * 255.0).round() as u8);
         assert_eq!(stretch_value(f32::NAN, 0.0, 1.0, 1.0), 0);
@@ -309,6 +347,25 @@ mod tests {
         let ok = vec![true; v.len()];
         assert_eq!(channel_range(&v, &ok, StretchKind::MinMax), (0.0, 100.0));
         assert_eq!(channel_range(&v, &ok, StretchKind::Percentile(2.0, 98.0)), (2.0, 98.0));
+    }
+
+    #[test]
+    fn the_display_table_follows_the_reference() {
+        let n = 20_000;
+        let values: Vec<f32> = (0..n).map(|i| -0.05 + 0.5 * i as f32 / n as f32).collect();
+        let ch = Channels { width: n, height: 1, values: [values.clone(), values.clone(), values.clone()], valid: vec![true; n], geo_transform: [0.0, 1.0, 0.0, 0.0, 0.0, -1.0], crs_wkt: String::new() };
+        for gamma in [1.0f32, 0.5, 2.2, 3.0] {
+            let s = Stretch { low: [0.0, 0.05, 0.1], high: [0.4, 0.3, 0.2], gamma };
+            let rgba = ch.rgba(LayerKind::Optical, &s);
+            let mut worst = 0;
+            for (i, v) in values.iter().enumerate() {
+                for c in 0..3 {
+                    let exact = stretch_value(*v, s.low[c], s.high[c], gamma) as i32;
+                    worst = worst.max((rgba[i * 4 + c] as i32 - exact).abs());
+                }
+            }
+            assert!(worst <= if gamma == 1.0 { 1 } else { 2 }, "gamma {gamma}: {worst} levels off");
+        }
     }
 
     #[test]
