@@ -4,6 +4,7 @@
 
 pub mod editor;
 pub mod layers;
+pub mod stretch_gpu;
 pub mod map;
 pub mod wizard;
 

@@ -283,3 +283,66 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.get_by_label("2018-11-04 SIMULATED");
     h.get_by_label("Simulated data in this search:");
 }
+
+/// Runs a future to completion on this thread (wgpu's requests resolve without an executor).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The WGSL stretch, read back from its texture, against the CPU reference on a real chip
+/// (SEN12MS-CR, true colour, with a block of invalid pixels), for several stretches and gammas:
+/// within one level of 255 everywhere, transparent where the data is not valid.
+#[test]
+fn the_stretch_shader_matches_the_cpu_reference() {
+    use eframe::egui_wgpu::wgpu;
+    use s2cr::layers::{Channels, Stretch, StretchKind, stretch_value};
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = match block_on(instance.request_adapter(&wgpu::RequestAdapterOptions { force_fallback_adapter: false, ..Default::default() })) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("skipped: no wgpu adapter here ({e})");
+            return;
+        }
+    };
+    println!("adapter: {:?}", adapter.get_info().name);
+    let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("a device from the adapter");
+
+    let chip = crate::shared_data().join("s1s2-sen12mscr/s2_cloudfree/ROIs1970_fall_139_p839.tif");
+    let s = s2cr::raster::read_window(&chip.display().to_string(), &[4, 3, 2], None).unwrap();
+    let (w, h) = (s.width, s.height);
+    let mut valid = s.valid.clone();
+    for y in 100..140 {
+        for x in 30..90 {
+            valid[y * w + x] = false;
+        }
+    }
+    let values = [0, 1, 2].map(|b| s.bands[b].iter().map(|v| v / 10_000.0).collect::<Vec<f32>>());
+    let ch = Channels { width: w, height: h, values, valid: valid.clone(), geo_transform: s.geo_transform, crs_wkt: s.crs_wkt.clone() };
+    let renderer = s2cr::gui::stretch_gpu::StretchRenderer::new(&device, wgpu::TextureFormat::Rgba8Unorm);
+    let layer = renderer.upload(&device, &queue, &ch);
+    for (kind, gamma) in [(StretchKind::Percentile(2.0, 98.0), 1.0), (StretchKind::MinMax, 1.0), (StretchKind::Percentile(2.0, 98.0), 2.2), (StretchKind::Percentile(1.0, 99.0), 0.6)] {
+        let stretch: Stretch = ch.stretch(kind, gamma);
+        let gpu = renderer.render_to_rgba(&device, &queue, &layer, &stretch).unwrap();
+        let mut worst = 0;
+        for i in 0..w * h {
+            if !valid[i] {
+                assert_eq!(gpu[i * 4 + 3], 0, "pixel {i} is not valid: transparent");
+                continue;
+            }
+            assert_eq!(gpu[i * 4 + 3], 255);
+            for c in 0..3 {
+                let cpu = stretch_value(ch.values[c][i], stretch.low[c], stretch.high[c], gamma) as i32;
+                worst = worst.max((gpu[i * 4 + c] as i32 - cpu).abs());
+            }
+        }
+        println!("{kind:?}, gamma {gamma}: largest difference {worst} level(s)");
+        assert!(worst <= 1, "{kind:?} gamma {gamma}: {worst} levels from the CPU reference");
+    }
+}

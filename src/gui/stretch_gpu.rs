@@ -1,0 +1,195 @@
+//! The contrast stretch on the GPU (`shaders/stretch.wgsl`): a layer's three channels go to
+//! the GPU once (an `Rgba32Float` texture, validity in alpha); a stretch or gamma change is then
+//! a new uniform, not a new image. [`StretchRenderer::render_to_rgba`] draws into an offscreen
+//! texture and reads it back, which is how the tests hold the shader to the CPU reference
+//! ([`crate::layers::stretch_value`]).
+//!
+//! Not wired into the map yet: the app's display still colours layers on the CPU
+//! ([`crate::layers::Channels::rgba`]).
+
+use eframe::egui_wgpu::wgpu;
+use wgpu::util::DeviceExt;
+
+use crate::layers::{Channels, Stretch};
+
+/// The shader's source.
+pub const SHADER: &str = include_str!("../../shaders/stretch.wgsl");
+
+/// A layer's channels on the GPU.
+pub struct GpuLayer {
+    pub width: u32,
+    pub height: u32,
+    bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+}
+
+/// The pipeline of the stretch shader for one output format.
+pub struct StretchRenderer {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// Vertex: clip-space position and texture coordinate.
+const VERTEX_BYTES: u64 = 16;
+
+fn params_bytes(s: &Stretch, opacity: f32) -> Vec<u8> {
+    let v: [f32; 12] = [s.low[0], s.low[1], s.low[2], 0.0, s.high[0], s.high[1], s.high[2], 1.0, s.gamma.max(1e-3), opacity, 0.0, 0.0];
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl StretchRenderer {
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> StretchRenderer {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("stretch.wgsl"), source: wgpu::ShaderSource::Wgsl(SHADER.into()) });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("stretch"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture { sample_type: wgpu::TextureSampleType::Float { filterable: false }, view_dimension: wgpu::TextureViewDimension::D2, multisampled: false },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some("stretch"), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("stretch"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: VERTEX_BYTES,
+                    step_mode: wgpu::VertexStepMode::Vertex,
+                    attributes: &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2],
+                })],
+            },
+            primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleList, ..Default::default() },
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState { format, blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING), write_mask: wgpu::ColorWrites::ALL })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        StretchRenderer { pipeline, layout }
+    }
+
+    /// Uploads a layer's channels (values in r, g, b; 1 in a where valid).
+    pub fn upload(&self, device: &wgpu::Device, queue: &wgpu::Queue, ch: &Channels) -> GpuLayer {
+        let (w, h) = (ch.width as u32, ch.height as u32);
+        let mut texels = Vec::with_capacity(ch.width * ch.height * 16);
+        for i in 0..ch.width * ch.height {
+            let ok = ch.valid[i];
+            for v in [ch.values[0][i], ch.values[1][i], ch.values[2][i], if ok { 1.0 } else { 0.0 }] {
+                texels.extend_from_slice(&(if ok { v } else { 0.0f32 }).to_le_bytes());
+            }
+        }
+        let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("layer channels"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo { texture: &texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            &texels,
+            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(16 * w), rows_per_image: Some(h) },
+            size,
+        );
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let params = device.create_buffer(&wgpu::BufferDescriptor { label: Some("stretch params"), size: 48, usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("stretch"),
+            layout: &self.layout,
+            entries: &[wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&view) }, wgpu::BindGroupEntry { binding: 1, resource: params.as_entire_binding() }],
+        });
+        GpuLayer { width: w, height: h, bind_group, params }
+    }
+
+    /// Sets a layer's stretch and opacity (a uniform write: no image work).
+    pub fn set_stretch(&self, queue: &wgpu::Queue, layer: &GpuLayer, stretch: &Stretch, opacity: f32) {
+        queue.write_buffer(&layer.params, 0, &params_bytes(stretch, opacity));
+    }
+
+    /// Records the draw of a layer's mesh: `vertices` are (x, y) in clip space and (u, v) in
+    /// the layer, `indices` its triangles.
+    pub fn draw<'a>(&'a self, pass: &mut wgpu::RenderPass<'a>, layer: &'a GpuLayer, vertices: &'a wgpu::Buffer, indices: &'a wgpu::Buffer, index_count: u32) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &layer.bind_group, &[]);
+        pass.set_vertex_buffer(0, vertices.slice(..));
+        pass.set_index_buffer(indices.slice(..), wgpu::IndexFormat::Uint32);
+        pass.draw_indexed(0..index_count, 0, 0..1);
+    }
+
+    /// Draws a layer over a whole offscreen RGBA8 texture of its size and reads the pixels
+    /// back (unpremultiplied by an opacity of 1, so they compare with the CPU's directly).
+    pub fn render_to_rgba(&self, device: &wgpu::Device, queue: &wgpu::Queue, layer: &GpuLayer, stretch: &Stretch) -> crate::error::Result<Vec<u8>> {
+        self.set_stretch(queue, layer, stretch, 1.0);
+        let (w, h) = (layer.width, layer.height);
+        let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
+        let target = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("stretch target"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+        // One quad over the whole target: clip-space corners with the layer's corners.
+        let quad: [[f32; 4]; 4] = [[-1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0], [-1.0, -1.0, 0.0, 1.0], [1.0, -1.0, 1.0, 1.0]];
+        let vertices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("quad"), contents: &quad.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), usage: wgpu::BufferUsages::VERTEX });
+        let idx: [u32; 6] = [0, 1, 2, 1, 3, 2];
+        let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("quad indices"), contents: &idx.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), usage: wgpu::BufferUsages::INDEX });
+        let row = (4 * w).div_ceil(256) * 256;
+        let readback = device.create_buffer(&wgpu::BufferDescriptor { label: Some("readback"), size: (row * h) as u64, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stretch") });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("stretch"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment { view: &view, depth_slice: None, resolve_target: None, ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT), store: wgpu::StoreOp::Store } })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            self.draw(&mut pass, layer, &vertices, &indices, 6);
+        }
+        encoder.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo { texture: &target, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyBufferInfo { buffer: &readback, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(h) } },
+            size,
+        );
+        queue.submit([encoder.finish()]);
+        let slice = readback.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+        let data = slice.get_mapped_range().map_err(|e| crate::error::Error::invalid("GPU readback", e.to_string()))?;
+        let mut out = Vec::with_capacity((4 * w * h) as usize);
+        for y in 0..h as usize {
+            out.extend_from_slice(&data[y * row as usize..y * row as usize + 4 * w as usize]);
+        }
+        drop(data);
+        readback.unmap();
+        Ok(out)
+    }
+}
