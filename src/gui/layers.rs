@@ -3,9 +3,10 @@
 //! map), with opacity, band composite and stretch for Sentinel-2, colour ramps and legends for
 //! dNBR and severity; a swipe comparison of two layers; and the pixel inspector.
 //!
-//! The display is drawn on the CPU ([`crate::layers::Channels::rgba`], the reference): a layer is
-//! read once at display size (at most [`PREVIEW_SIDE`] px a side, from overviews when the file
-//! has them) and re-coloured when its stretch changes.
+//! A layer is read once at display size (at most [`PREVIEW_SIDE`] px a side, from overviews
+//! when the file has them). With the wgpu renderer its channels go to the GPU once and the WGSL
+//! shader stretches them every frame (a stretch change is a uniform); otherwise it is coloured
+//! on the CPU ([`crate::layers::Channels::rgba`], the reference) when its stretch changes.
 
 use eframe::egui::{self, Color32, Pos2, RichText, Stroke, TextureHandle};
 use walkers::{Projector, lon_lat};
@@ -17,7 +18,7 @@ use crate::project::Project;
 /// Largest side of a layer's display image, pixels.
 pub const PREVIEW_SIDE: usize = 1024;
 /// Mesh cells a side: enough for the curvature of a UTM grid on Web Mercator.
-const MESH: usize = 16;
+pub const MESH: usize = 16;
 
 /// One layer and how it is shown.
 pub struct MapLayer {
@@ -27,7 +28,9 @@ pub struct MapLayer {
     pub composite: usize,
     pub percentile: bool,
     pub gamma: f32,
-    channels: Option<Channels>,
+    channels: Option<std::sync::Arc<Channels>>,
+    /// Bumped whenever `channels` is read again (the GPU copy follows it).
+    generation: u64,
     /// The stretch the texture was coloured with.
     used: Option<Stretch>,
     texture: Option<TextureHandle>,
@@ -62,6 +65,9 @@ pub struct LayerPanel {
     pub swipe: Option<Swipe>,
     pub inspected: Option<Inspected>,
     run: String,
+    /// Set when the window draws with wgpu: layers are then stretched by the WGSL shader
+    /// (`stretch_gpu`), else coloured on the CPU.
+    pub gpu: bool,
 }
 
 impl LayerPanel {
@@ -70,9 +76,9 @@ impl LayerPanel {
         let layers: Vec<MapLayer> = project_layers(project, run)
             .into_iter()
             .filter(|l| l.kind != LayerKind::Perimeter)
-            .map(|layer| MapLayer { layer, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
+            .map(|layer| MapLayer { layer, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
-        let mut panel = LayerPanel { layers, swipe: None, inspected: None, run: run.into() };
+        let mut panel = LayerPanel { layers, swipe: None, inspected: None, run: run.into(), gpu: false };
         // The comparison users come for: real against synthetic t1.
         let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
         if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
@@ -169,6 +175,7 @@ impl LayerPanel {
 
     /// Draws the shown layers on the map (under the AOI and footprints).
     pub fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector) {
+        let gpu = self.gpu;
         let rect = painter.clip_rect();
         match self.swipe {
             Some(s) => {
@@ -178,7 +185,7 @@ impl LayerPanel {
                 // stretch, so that a difference in colour is a difference in the data.
                 let mut shared = None;
                 if let Some(ml) = self.layers.get_mut(s.left) {
-                    ml.draw(ctx, &painter.with_clip_rect(left), projector, None);
+                    ml.draw(ctx, &painter.with_clip_rect(left), projector, None, gpu);
                     shared = ml.used;
                 }
                 let same_bands = match (self.layers.get(s.left), self.layers.get(s.right)) {
@@ -186,13 +193,13 @@ impl LayerPanel {
                     _ => false,
                 };
                 if let Some(ml) = self.layers.get_mut(s.right) {
-                    ml.draw(ctx, &painter.with_clip_rect(right), projector, shared.filter(|_| same_bands));
+                    ml.draw(ctx, &painter.with_clip_rect(right), projector, shared.filter(|_| same_bands), gpu);
                 }
                 painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
             }
             None => {
                 for ml in self.layers.iter_mut().filter(|l| l.visible) {
-                    ml.draw(ctx, painter, projector, None);
+                    ml.draw(ctx, painter, projector, None, gpu);
                 }
             }
         }
@@ -217,13 +224,14 @@ impl MapLayer {
         c.stretch(kind, self.gamma)
     }
 
-    fn ensure_image(&mut self, ctx: &egui::Context, shared: Option<Stretch>) {
+    fn ensure_image(&mut self, ctx: &egui::Context, shared: Option<Stretch>, gpu: bool) {
         if self.channels.is_none() {
             let presets = Composite::presets();
             match crate::layers::read_channels(&self.layer, &presets[self.composite], PREVIEW_SIDE) {
                 Ok(c) => {
                     self.mesh = mesh_lon_lat(&c).unwrap_or_default();
-                    self.channels = Some(c);
+                    self.channels = Some(std::sync::Arc::new(c));
+                    self.generation += 1;
                     self.error = None;
                 }
                 Err(e) => {
@@ -240,6 +248,12 @@ impl MapLayer {
             None if self.dirty || self.used.is_none() => Some(self.own_stretch(c)),
             None => self.used,
         };
+        if gpu {
+            // The shader stretches; only the parameters are needed.
+            self.used = Some(wanted.unwrap_or_else(|| self.own_stretch(c)));
+            self.dirty = false;
+            return;
+        }
         if self.dirty || self.texture.is_none() || wanted != self.used {
             let stretch = wanted.unwrap_or_else(|| self.own_stretch(c));
             let rgba = c.rgba(self.layer.kind, &stretch);
@@ -254,8 +268,14 @@ impl MapLayer {
         }
     }
 
-    fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector, shared: Option<Stretch>) {
-        self.ensure_image(ctx, shared);
+    fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector, shared: Option<Stretch>, gpu: bool) {
+        // The GPU stretches optical and radar layers; the colour ramps stay on the CPU.
+        let gpu = gpu && matches!(self.layer.kind, LayerKind::Optical | LayerKind::Radar);
+        self.ensure_image(ctx, shared, gpu);
+        if gpu {
+            self.draw_gpu(painter, projector);
+            return;
+        }
         let (Some(texture), false) = (&self.texture, self.mesh.is_empty()) else { return };
         let mut mesh = egui::Mesh::with_texture(texture.id());
         let tint = Color32::from_white_alpha((self.opacity.clamp(0.0, 1.0) * 255.0) as u8);
@@ -273,6 +293,33 @@ impl MapLayer {
             }
         }
         painter.add(egui::Shape::mesh(mesh));
+    }
+
+    fn draw_gpu(&self, painter: &egui::Painter, projector: &Projector) {
+        let (Some(channels), Some(stretch), false) = (&self.channels, self.used, self.mesh.is_empty()) else { return };
+        let rect = painter.clip_rect();
+        if rect.width() <= 0.0 || rect.height() <= 0.0 {
+            return;
+        }
+        let vertices = self
+            .mesh
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let (i, j) = (k % (MESH + 1), k / (MESH + 1));
+                let pos = projector.project(lon_lat(p[0], p[1])).to_pos2();
+                [(pos.x - rect.left()) / rect.width() * 2.0 - 1.0, 1.0 - (pos.y - rect.top()) / rect.height() * 2.0, i as f32 / MESH as f32, j as f32 / MESH as f32]
+            })
+            .collect();
+        let callback = super::stretch_gpu::LayerCallback {
+            key: format!("{}:{}", self.layer.path.display(), self.composite),
+            generation: self.generation,
+            channels: channels.clone(),
+            stretch,
+            opacity: self.opacity.clamp(0.0, 1.0),
+            vertices,
+        };
+        painter.add(eframe::egui_wgpu::Callback::new_paint_callback(rect, callback));
     }
 
     /// The layer's band names and values at a lon/lat, full resolution; `None` outside it or

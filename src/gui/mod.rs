@@ -79,6 +79,8 @@ pub struct S2crApp {
     area_check: Option<(AoiEditor, AreaCheck)>,
     /// The open project's rasters on the map, the swipe comparison and the pixel inspector.
     pub layers: layers::LayerPanel,
+    /// The WGSL stretch pipeline is installed in the wgpu renderer.
+    gpu_ready: bool,
 }
 
 /// What the Area step shows about the drawn polygon.
@@ -112,6 +114,7 @@ impl S2crApp {
             notice: None,
             area_check: None,
             layers: layers::LayerPanel::default(),
+            gpu_ready: false,
         };
         if let Some(dir) = project_dir {
             app.open_project(&dir);
@@ -285,6 +288,8 @@ impl S2crApp {
                 Some(j) => ui.label(format!("Jobs: {} running", j.stage)),
                 None => ui.label("Jobs: none running"),
             };
+            ui.separator();
+            ui.label(if self.gpu_ready { "Layers: GPU (WGSL stretch)" } else { "Layers: CPU stretch" }).on_hover_text("how the map's raster layers are coloured");
         });
     }
 
@@ -523,7 +528,17 @@ impl S2crApp {
 }
 
 impl eframe::App for S2crApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // With the wgpu renderer, layers are stretched by the WGSL shader.
+        if !self.gpu_ready
+            && let Some(rs) = frame.wgpu_render_state()
+        {
+            let store = stretch_gpu::GpuStore::new(&rs.device, rs.target_format, layers::MESH as u32);
+            rs.renderer.write().callback_resources.insert(store);
+            tracing::info!("raster layers are stretched on the GPU (WGSL)");
+            self.gpu_ready = true;
+        }
+        self.layers.gpu = self.gpu_ready;
         self.ui_contents(ui);
     }
 

@@ -4,8 +4,9 @@
 //! texture and reads it back, which is how the tests hold the shader to the CPU reference
 //! ([`crate::layers::stretch_value`]).
 //!
-//! Not wired into the map yet: the app's display still colours layers on the CPU
-//! ([`crate::layers::Channels::rgba`]).
+//! The map uses it through an egui_wgpu paint callback ([`LayerCallback`]) when the window runs
+//! on the wgpu renderer; with OpenGL (and in the headless tests of the app) layers are coloured
+//! on the CPU ([`crate::layers::Channels::rgba`]).
 
 use eframe::egui_wgpu::wgpu;
 use wgpu::util::DeviceExt;
@@ -130,7 +131,7 @@ impl StretchRenderer {
 
     /// Records the draw of a layer's mesh: `vertices` are (x, y) in clip space and (u, v) in
     /// the layer, `indices` its triangles.
-    pub fn draw<'a>(&'a self, pass: &mut wgpu::RenderPass<'a>, layer: &'a GpuLayer, vertices: &'a wgpu::Buffer, indices: &'a wgpu::Buffer, index_count: u32) {
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, layer: &GpuLayer, vertices: &wgpu::Buffer, indices: &wgpu::Buffer, index_count: u32) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &layer.bind_group, &[]);
         pass.set_vertex_buffer(0, vertices.slice(..));
@@ -191,5 +192,67 @@ impl StretchRenderer {
         drop(data);
         readback.unmap();
         Ok(out)
+    }
+}
+
+/// What the paint callbacks share, kept in egui_wgpu's callback resources: the pipeline, the
+/// mesh's triangles, and each layer's texture (by key, re-uploaded when its generation
+/// changes) with this frame's vertices.
+pub struct GpuStore {
+    renderer: StretchRenderer,
+    indices: wgpu::Buffer,
+    index_count: u32,
+    layers: std::collections::HashMap<String, (u64, GpuLayer, Option<wgpu::Buffer>)>,
+}
+
+impl GpuStore {
+    /// The store for a mesh of `cells` x `cells` quads, drawing into `format`.
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat, cells: u32) -> GpuStore {
+        let n = cells + 1;
+        let mut idx = Vec::new();
+        for j in 0..cells {
+            for i in 0..cells {
+                let a = j * n + i;
+                idx.extend_from_slice(&[a, a + 1, a + n, a + 1, a + n + 1, a + n]);
+            }
+        }
+        let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("mesh indices"), contents: &idx.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), usage: wgpu::BufferUsages::INDEX });
+        GpuStore { renderer: StretchRenderer::new(device, format), indices, index_count: idx.len() as u32, layers: Default::default() }
+    }
+}
+
+/// One layer's draw in a frame: its mesh in clip space of the callback's rectangle.
+pub struct LayerCallback {
+    pub key: String,
+    pub generation: u64,
+    pub channels: std::sync::Arc<Channels>,
+    pub stretch: Stretch,
+    pub opacity: f32,
+    /// (x, y) clip space, (u, v) in the layer, per mesh vertex.
+    pub vertices: Vec<[f32; 4]>,
+}
+
+impl eframe::egui_wgpu::CallbackTrait for LayerCallback {
+    fn prepare(&self, device: &wgpu::Device, queue: &wgpu::Queue, _screen: &eframe::egui_wgpu::ScreenDescriptor, _encoder: &mut wgpu::CommandEncoder, resources: &mut eframe::egui_wgpu::CallbackResources) -> Vec<wgpu::CommandBuffer> {
+        let Some(store) = resources.get_mut::<GpuStore>() else { return Vec::new() };
+        let fresh = store.layers.get(&self.key).is_some_and(|(g, _, _)| *g == self.generation);
+        if !fresh {
+            let layer = store.renderer.upload(device, queue, &self.channels);
+            store.layers.insert(self.key.clone(), (self.generation, layer, None));
+        }
+        let contents: Vec<u8> = self.vertices.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+        let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("mesh vertices"), contents: &contents, usage: wgpu::BufferUsages::VERTEX });
+        if let Some((_, layer, vertices)) = store.layers.get_mut(&self.key) {
+            store.renderer.set_stretch(queue, layer, &self.stretch, self.opacity);
+            *vertices = Some(buffer);
+        }
+        Vec::new()
+    }
+
+    fn paint(&self, _info: eframe::egui::PaintCallbackInfo, pass: &mut wgpu::RenderPass<'static>, resources: &eframe::egui_wgpu::CallbackResources) {
+        let Some(store) = resources.get::<GpuStore>() else { return };
+        if let Some((_, layer, Some(vertices))) = store.layers.get(&self.key) {
+            store.renderer.draw(pass, layer, vertices, &store.indices, store.index_count);
+        }
     }
 }
