@@ -519,6 +519,9 @@ pub struct DisplayBench {
     /// A pan or zoom: projecting the mesh's vertices to lon/lat (done once) and then to the
     /// screen (each frame); no raster work.
     pub mesh_ms: f64,
+    /// With a wgpu adapter (and the app built in): its name, the upload of the channels, and
+    /// a stretch change on the GPU including a read-back of the frame.
+    pub gpu: Option<(String, f64, f64)>,
 }
 
 /// Display costs of one `size` x `size` three-band layer (a generated COG with overviews, as
@@ -575,5 +578,10 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     tr.transform_coords(&mut xs, &mut ys, &mut zs).map_err(Error::gdal("EPSG:32633", "transforming the mesh"))?;
     let mesh_ms = t.elapsed().as_secs_f64() * 1e3;
     let _ = std::fs::remove_file(&path);
-    Ok(DisplayBench { size, preview: (ch.width, ch.height), write_secs, load_ms, stretch_ms, gamma_ms, mesh_ms })
+    progress.info("timing the GPU stretch");
+    #[cfg(feature = "gui")]
+    let gpu = crate::gui::stretch_gpu::time_stretch(&ch, &s, repeat);
+    #[cfg(not(feature = "gui"))]
+    let gpu = None;
+    Ok(DisplayBench { size, preview: (ch.width, ch.height), write_secs, load_ms, stretch_ms, gamma_ms, mesh_ms, gpu })
 }

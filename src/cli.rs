@@ -1247,6 +1247,14 @@ fn bench_display(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     println!("  stretch change (percentiles + re-colour)                    {:>8.1} ms  ({:.2}x baseline)", r.stretch_ms, r.stretch_ms / r.load_ms);
     println!("  gamma change (re-colour)                                    {:>8.1} ms  ({:.2}x baseline)", r.gamma_ms, r.gamma_ms / r.load_ms);
     println!("  pan/zoom: mesh of 17 x 17 vertices to lon/lat (once)        {:>8.3} ms; then one textured mesh a frame", r.mesh_ms);
+    match &r.gpu {
+        Some((name, upload, frame)) => {
+            println!("  GPU: {name}");
+            println!("  GPU upload of the channels (once per layer)                 {upload:>8.1} ms");
+            println!("  GPU stretch change: uniform + draw + read-back of the frame {frame:>8.1} ms  ({:.2}x baseline)", frame / r.load_ms);
+        }
+        None => println!("  GPU: no wgpu adapter (or built without the app): not measured"),
+    }
     println!("  peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())
 }

@@ -64,6 +64,8 @@ pub struct LayerPanel {
     pub layers: Vec<MapLayer>,
     pub swipe: Option<Swipe>,
     pub inspected: Option<Inspected>,
+    /// The last export's outcome.
+    pub notice: Option<String>,
     run: String,
     /// Set when the window draws with wgpu: layers are then stretched by the WGSL shader
     /// (`stretch_gpu`), else coloured on the CPU.
@@ -78,7 +80,7 @@ impl LayerPanel {
             .filter(|l| l.kind != LayerKind::Perimeter)
             .map(|layer| MapLayer { layer, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
-        let mut panel = LayerPanel { layers, swipe: None, inspected: None, run: run.into(), gpu: false };
+        let mut panel = LayerPanel { layers, swipe: None, inspected: None, notice: None, run: run.into(), gpu: false };
         // The comparison users come for: real against synthetic t1.
         let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
         if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
@@ -122,6 +124,7 @@ impl LayerPanel {
         }
         ui.separator();
         let swipe = self.swipe;
+        let export_notice = &mut self.notice;
         for (i, ml) in self.layers.iter_mut().enumerate() {
             let shown = swipe.map(|s| s.left == i || s.right == i).unwrap_or(ml.visible);
             ui.horizontal(|ui| {
@@ -164,10 +167,24 @@ impl LayerPanel {
                     ml.dirty = true;
                 }
                 legend_ui(ui, ml.layer.kind);
+                if ui.button("Export…").on_hover_text("as a COG (.tif), as displayed (.png with a world file), or the perimeter (.geojson)").clicked() {
+                    let name = format!("{}.tif", ml.layer.id);
+                    if let Some(out) = rfd::FileDialog::new().set_title("Export the layer").set_file_name(name).add_filter("GeoTIFF (COG)", &["tif"]).add_filter("PNG as displayed", &["png"]).save_file() {
+                        let presets = Composite::presets();
+                        let kind = if ml.percentile { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::MinMax };
+                        *export_notice = Some(match crate::layers::export(&ml.layer, &out, &presets[ml.composite], kind, ml.gamma) {
+                            Ok(done) => format!("Exported {}: {}", done.path.display(), done.what),
+                            Err(e) => format!("Export failed: {}", crate::error_chain(&e)),
+                        });
+                    }
+                }
                 if let Some(e) = &ml.error {
                     ui.colored_label(ui.visuals().error_fg_color, e);
                 }
             });
+        }
+        if let Some(n) = &self.notice {
+            ui.label(RichText::new(n).small());
         }
         ui.separator();
         inspector_ui(ui, self.inspected.as_ref());

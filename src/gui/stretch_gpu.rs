@@ -256,3 +256,37 @@ impl eframe::egui_wgpu::CallbackTrait for LayerCallback {
         }
     }
 }
+
+/// Runs a future to completion on this thread (wgpu's requests resolve without an executor).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// GPU timings of a layer for `s2cr bench --what display`: the adapter's name, the upload of
+/// the channels, and a stretch change (new uniform, draw, and a read-back of the frame, which
+/// the window does not need: an upper bound). `None` without a wgpu adapter.
+pub fn time_stretch(ch: &Channels, stretch: &Stretch, repeat: usize) -> Option<(String, f64, f64)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).ok()?;
+    let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).ok()?;
+    let renderer = StretchRenderer::new(&device, wgpu::TextureFormat::Rgba8Unorm);
+    let t = std::time::Instant::now();
+    let layer = renderer.upload(&device, &queue, ch);
+    let _ = device.poll(wgpu::PollType::wait_indefinitely());
+    let upload_ms = t.elapsed().as_secs_f64() * 1e3;
+    // A first frame compiles and warms the pipeline.
+    renderer.render_to_rgba(&device, &queue, &layer, stretch).ok()?;
+    let t = std::time::Instant::now();
+    for k in 0..repeat.max(1) {
+        let s = Stretch { gamma: 0.8 + 0.1 * k as f32, ..*stretch };
+        std::hint::black_box(renderer.render_to_rgba(&device, &queue, &layer, &s).ok()?);
+    }
+    Some((adapter.get_info().name, upload_ms, t.elapsed().as_secs_f64() * 1e3 / repeat.max(1) as f64))
+}

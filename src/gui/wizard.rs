@@ -356,6 +356,24 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        // The burned / unburned confusion matrix over all compared pixels.
+        let c = &report["burned"];
+        let n = |k: &str| c[k].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+        ui.add_space(4.0);
+        egui::Grid::new("confusion").striped(true).num_columns(3).show(ui, |ui| {
+            ui.label(RichText::new("real \\ synthetic").small());
+            ui.label(RichText::new("unburned").strong());
+            ui.label(RichText::new("burned").strong());
+            ui.end_row();
+            ui.label("unburned");
+            ui.label(n("true_negative"));
+            ui.label(n("false_positive"));
+            ui.end_row();
+            ui.label("burned");
+            ui.label(n("false_negative"));
+            ui.label(n("true_positive"));
+            ui.end_row();
+        });
         let html = dir.join("report.html");
         if ui.button("Open report").on_hover_text(html.display().to_string()).clicked() {
             if let Err(e) = open_in_browser(&html) {
