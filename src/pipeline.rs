@@ -115,7 +115,7 @@ pub fn availability(stage: Stage) -> std::result::Result<(), &'static str> {
     match stage {
         Stage::Search | Stage::Fetch | Stage::Preprocess | Stage::Dataset | Stage::Train | Stage::Infer => Ok(()),
         Stage::Assess => Ok(()),
-        Stage::Export => Err("not built yet: the files in outputs/<run>/ are GeoTIFFs (COG) already"),
+        Stage::Export => Err("not a pipeline stage: export layers with Export… in the Layers panel or `s2cr export`"),
     }
 }
 
