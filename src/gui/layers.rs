@@ -19,13 +19,20 @@ use crate::project::Project;
 pub const PREVIEW_SIDE: usize = 1024;
 /// Mesh cells a side: enough for the curvature of a UTM grid on Web Mercator.
 pub const MESH: usize = 16;
+/// [`MapLayer::composite`] of the user's own bands.
+pub const CUSTOM: usize = 3;
 
 /// One layer and how it is shown.
 pub struct MapLayer {
     pub layer: Layer,
     pub visible: bool,
     pub opacity: f32,
+    /// Index into [`Composite::presets`], or [`CUSTOM`] for `custom`.
     pub composite: usize,
+    /// The user's own red, green and blue bands.
+    pub custom: [String; 3],
+    /// The file's band names (for the custom composite).
+    pub bands: Vec<String>,
     pub percentile: bool,
     pub gamma: f32,
     channels: Option<std::sync::Arc<Channels>>,
@@ -78,7 +85,12 @@ impl LayerPanel {
         let layers: Vec<MapLayer> = project_layers(project, run)
             .into_iter()
             .filter(|l| l.kind != LayerKind::Perimeter)
-            .map(|layer| MapLayer { layer, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
+            .map(|layer| {
+                let bands: Vec<String> = crate::raster::info(&layer.path.display().to_string()).map(|i| i.bands.iter().map(|b| b.description.clone()).filter(|d| d.starts_with('B')).collect()).unwrap_or_default();
+                let custom = ["B12", "B8A", "B04"].map(String::from);
+                (layer, bands, custom)
+            })
+            .map(|(layer, bands, custom)| MapLayer { layer, bands, custom, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
         let mut panel = LayerPanel { layers, swipe: None, inspected: None, notice: None, run: run.into(), gpu: false };
         // The comparison users come for: real against synthetic t1.
@@ -139,18 +151,32 @@ impl LayerPanel {
             ui.indent(("layer", i), |ui| {
                 let l = ui.label("opacity");
                 ui.add(egui::Slider::new(&mut ml.opacity, 0.0..=1.0)).labelled_by(l.id);
-                let before = (ml.composite, ml.percentile, ml.gamma);
+                let before = (ml.composite, ml.custom.clone(), ml.percentile, ml.gamma);
                 if ml.layer.kind == LayerKind::Optical {
                     let l = ui.label("bands");
                     egui::ComboBox::from_id_salt(("composite", i))
-                        .selected_text(presets[ml.composite].name.as_str())
+                        .selected_text(ml.composite().name)
                         .show_ui(ui, |ui| {
                             for (k, c) in presets.iter().enumerate() {
                                 ui.selectable_value(&mut ml.composite, k, format!("{} ({})", c.name, c.bands.join(" ")));
                             }
+                            ui.selectable_value(&mut ml.composite, CUSTOM, "your own bands");
                         })
                         .response
                         .labelled_by(l.id);
+                    if ml.composite == CUSTOM {
+                        ui.horizontal(|ui| {
+                            let l = ui.label("R G B");
+                            for (c, colour) in ["red", "green", "blue"].iter().enumerate() {
+                                let current = ml.custom[c].clone();
+                                egui::ComboBox::from_id_salt(("custom", i, c)).width(52.0).selected_text(current).show_ui(ui, |ui| {
+                                    for b in &ml.bands {
+                                        ui.selectable_value(&mut ml.custom[c], b.clone(), b.as_str());
+                                    }
+                                }).response.labelled_by(l.id).on_hover_text(*colour);
+                            }
+                        });
+                    }
                 }
                 if matches!(ml.layer.kind, LayerKind::Optical | LayerKind::Radar) {
                     ui.horizontal(|ui| {
@@ -160,19 +186,18 @@ impl LayerPanel {
                     let l = ui.label("gamma");
                     ui.add(egui::Slider::new(&mut ml.gamma, 0.3..=3.0)).labelled_by(l.id);
                 }
-                if before.0 != ml.composite {
+                if before.0 != ml.composite || before.1 != ml.custom {
                     ml.channels = None;
                 }
-                if before != (ml.composite, ml.percentile, ml.gamma) {
+                if before != (ml.composite, ml.custom.clone(), ml.percentile, ml.gamma) {
                     ml.dirty = true;
                 }
                 legend_ui(ui, ml.layer.kind);
                 if ui.button("Export…").on_hover_text("as a COG (.tif), as displayed (.png with a world file), or the perimeter (.geojson)").clicked() {
                     let name = format!("{}.tif", ml.layer.id);
                     if let Some(out) = rfd::FileDialog::new().set_title("Export the layer").set_file_name(name).add_filter("GeoTIFF (COG)", &["tif"]).add_filter("PNG as displayed", &["png"]).save_file() {
-                        let presets = Composite::presets();
                         let kind = if ml.percentile { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::MinMax };
-                        *export_notice = Some(match crate::layers::export(&ml.layer, &out, &presets[ml.composite], kind, ml.gamma) {
+                        *export_notice = Some(match crate::layers::export(&ml.layer, &out, &ml.composite(), kind, ml.gamma) {
                             Ok(done) => format!("Exported {}: {}", done.path.display(), done.what),
                             Err(e) => format!("Export failed: {}", crate::error_chain(&e)),
                         });
@@ -206,7 +231,7 @@ impl LayerPanel {
                     shared = ml.used;
                 }
                 let same_bands = match (self.layers.get(s.left), self.layers.get(s.right)) {
-                    (Some(a), Some(b)) => a.layer.kind == LayerKind::Optical && b.layer.kind == LayerKind::Optical && a.composite == b.composite,
+                    (Some(a), Some(b)) => a.layer.kind == LayerKind::Optical && b.layer.kind == LayerKind::Optical && a.composite().bands == b.composite().bands,
                     _ => false,
                 };
                 if let Some(ml) = self.layers.get_mut(s.right) {
@@ -219,6 +244,11 @@ impl LayerPanel {
                     ml.draw(ctx, painter, projector, None, gpu);
                 }
             }
+        }
+        // The legend of a colour-ramp layer on the map, top right.
+        let shown = |i: usize, l: &MapLayer| self.swipe.map(|s| s.left == i || s.right == i).unwrap_or(l.visible);
+        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| shown(*i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
+            map_legend(painter, rect, kind);
         }
     }
 
@@ -235,6 +265,14 @@ impl LayerPanel {
 }
 
 impl MapLayer {
+    /// The band composite shown: a preset or the user's bands.
+    pub fn composite(&self) -> Composite {
+        match Composite::presets().get(self.composite) {
+            Some(c) => c.clone(),
+            None => Composite { name: format!("your bands ({})", self.custom.join(" ")), bands: self.custom.clone() },
+        }
+    }
+
     /// The stretch of the layer's own settings.
     fn own_stretch(&self, c: &Channels) -> Stretch {
         let kind = if self.percentile { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::MinMax };
@@ -243,8 +281,7 @@ impl MapLayer {
 
     fn ensure_image(&mut self, ctx: &egui::Context, shared: Option<Stretch>, gpu: bool) {
         if self.channels.is_none() {
-            let presets = Composite::presets();
-            match crate::layers::read_channels(&self.layer, &presets[self.composite], PREVIEW_SIDE) {
+            match crate::layers::read_channels(&self.layer, &self.composite(), PREVIEW_SIDE) {
                 Ok(c) => {
                     self.mesh = mesh_lon_lat(&c).unwrap_or_default();
                     self.channels = Some(std::sync::Arc::new(c));
@@ -329,7 +366,7 @@ impl MapLayer {
             })
             .collect();
         let callback = super::stretch_gpu::LayerCallback {
-            key: format!("{}:{}", self.layer.path.display(), self.composite),
+            key: format!("{}:{}", self.layer.path.display(), self.composite().bands.join(",")),
             generation: self.generation,
             channels: channels.clone(),
             stretch,
@@ -385,6 +422,44 @@ fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
     let mut zs = vec![0.0; xs.len()];
     t.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
     Some(xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect())
+}
+
+/// A legend box in the map's top-right corner.
+fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind) {
+    let font = egui::FontId::proportional(11.0);
+    let (w, line) = (170.0, 15.0);
+    match kind {
+        LayerKind::Severity => {
+            let h = line * (Severity::CLASSES.len() as f32 + 1.0) + 8.0;
+            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, h));
+            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
+            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR severity", font.clone(), Color32::BLACK);
+            for (k, s) in Severity::CLASSES.iter().enumerate() {
+                let y = b.top() + 4.0 + line * (k as f32 + 1.0);
+                let [r, g, bl] = s.color();
+                painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(r, g, bl));
+                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, s.label(), font.clone(), Color32::BLACK);
+            }
+        }
+        LayerKind::Dnbr => {
+            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, 46.0));
+            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
+            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR", font.clone(), Color32::BLACK);
+            let bar = egui::Rect::from_min_size(b.min + egui::vec2(6.0, 20.0), egui::vec2(w - 12.0, 10.0));
+            let steps = 50;
+            for k in 0..steps {
+                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
+                let [r, g, bl] = crate::assess::report::dnbr_color(v);
+                let x0 = bar.left() + bar.width() * k as f32 / steps as f32;
+                painter.rect_filled(egui::Rect::from_min_max(Pos2::new(x0, bar.top()), Pos2::new(x0 + bar.width() / steps as f32 + 0.5, bar.bottom())), 0.0, Color32::from_rgb(r, g, bl));
+            }
+            for (v, align) in [(-0.5f32, egui::Align2::LEFT_TOP), (0.0, egui::Align2::CENTER_TOP), (1.0, egui::Align2::RIGHT_TOP)] {
+                let x = bar.left() + bar.width() * (v + 0.5) / 1.5;
+                painter.text(Pos2::new(x, bar.bottom() + 1.0), align, format!("{v}"), font.clone(), Color32::BLACK);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {

@@ -196,6 +196,7 @@ impl MapView {
                 painter.add(egui::Shape::closed_line(pts, Stroke::new(1.0, Color32::from_rgb(0x30, 0x60, 0xc0))));
             }
             aoi_ui(ui, response, projector, editor, drawing, editable, &mut vertex_screen);
+            scale_bar(&painter, projector, response.rect);
         });
         self.rect = response.response.rect;
         self.vertex_screen = vertex_screen;
@@ -206,6 +207,46 @@ impl MapView {
         }
         hover
     }
+}
+
+/// Ground distance between two lon/lat points, metres (haversine on a sphere of the WGS84
+/// mean radius: ample for a scale bar).
+pub fn ground_distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, la2) = (a.1.to_radians(), b.1.to_radians());
+    let (dla, dlo) = (la2 - la1, (b.0 - a.0).to_radians());
+    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * h.sqrt().asin()
+}
+
+/// The longest round length (1, 2 or 5 x 10^k metres) not over `max_m`.
+pub fn round_length_m(max_m: f64) -> f64 {
+    if !(max_m > 0.0) {
+        return 0.0;
+    }
+    let p = 10f64.powf(max_m.log10().floor());
+    [5.0, 2.0, 1.0].into_iter().map(|f| f * p).find(|l| *l <= max_m).unwrap_or(p)
+}
+
+/// A scale bar in the map's bottom-left corner, true at the map's centre latitude.
+fn scale_bar(painter: &egui::Painter, projector: &Projector, rect: Rect) {
+    let y = rect.center().y;
+    let (a, b) = (projector.unproject(Vec2::new(rect.center().x - 60.0, y)), projector.unproject(Vec2::new(rect.center().x + 60.0, y)));
+    let per_px = ground_distance_m((a.x(), a.y()), (b.x(), b.y())) / 120.0;
+    let length = round_length_m(per_px * 150.0);
+    if !(length > 0.0) || !per_px.is_finite() {
+        return;
+    }
+    let px = (length / per_px) as f32;
+    let origin = Pos2::new(rect.left() + 12.0, rect.bottom() - 14.0);
+    let end = origin + Vec2::new(px, 0.0);
+    let bg = Rect::from_min_max(origin - Vec2::new(6.0, 18.0), end + Vec2::new(6.0, 6.0));
+    painter.rect_filled(bg, 2.0, Color32::from_white_alpha(190));
+    let stroke = Stroke::new(2.0, Color32::BLACK);
+    painter.line_segment([origin, end], stroke);
+    painter.line_segment([origin, origin - Vec2::new(0.0, 5.0)], stroke);
+    painter.line_segment([end, end - Vec2::new(0.0, 5.0)], stroke);
+    let text = if length >= 1000.0 { format!("{} km", length / 1000.0) } else { format!("{length} m") };
+    painter.text(origin + Vec2::new(px / 2.0, -8.0), egui::Align2::CENTER_CENTER, text, egui::FontId::proportional(11.0), Color32::BLACK);
 }
 
 const AOI_COLOUR: Color32 = Color32::from_rgb(0xe0, 0x40, 0x20);
@@ -267,6 +308,17 @@ fn aoi_ui(ui: &mut egui::Ui, response: &egui::Response, projector: &Projector, e
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_bar_lengths_are_round_and_distances_right() {
+        assert_eq!(round_length_m(1234.0), 1000.0);
+        assert_eq!(round_length_m(299.0), 200.0);
+        assert_eq!(round_length_m(5000.0), 5000.0);
+        assert_eq!(round_length_m(0.0), 0.0);
+        // One degree of latitude is about 111.2 km; one of longitude at 60 degrees half that.
+        assert!((ground_distance_m((0.0, 0.0), (0.0, 1.0)) - 111_195.0).abs() < 10.0);
+        assert!((ground_distance_m((0.0, 60.0), (1.0, 60.0)) - 55_597.0).abs() < 50.0);
+    }
 
     #[test]
     fn the_basemap_holds_the_world() {

@@ -278,6 +278,23 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     assert_eq!(synthetic.2, ["B02", "B03", "B04", "B08", "B11", "B12"]);
     h.get_by_label("Pixel inspector");
     h.snapshot("app_demo_compare");
+    // One layer alone: the synthetic severity map with its legend on the map and the scale bar;
+    // the synthetic t1 below it in the user's own bands.
+    {
+        let app = h.state_mut();
+        app.layers.swipe = None;
+        for l in &mut app.layers.layers {
+            l.visible = l.layer.id == "severity-synthetic" || l.layer.id == "synthetic";
+            if l.layer.id == "synthetic" {
+                l.composite = s2cr::gui::layers::CUSTOM;
+                l.custom = ["B12", "B08", "B04"].map(String::from);
+            }
+        }
+    }
+    h.run();
+    assert_eq!(h.state().layers.layers.iter().find(|l| l.layer.id == "synthetic").unwrap().composite().bands, ["B12", "B08", "B04"]);
+    assert!(h.state().layers.layers.iter().all(|l| l.error.is_none()));
+    h.snapshot("app_demo_severity");
     h.get_by_label("Scenes").click();
     h.run();
     h.get_by_label("2018-11-04 SIMULATED");
