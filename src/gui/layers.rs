@@ -69,10 +69,16 @@ pub struct Inspected {
 #[derive(Default)]
 pub struct LayerPanel {
     pub layers: Vec<MapLayer>,
+    /// Burned-area perimeters (GeoJSON), offered for export.
+    pub perimeters: Vec<Layer>,
     pub swipe: Option<Swipe>,
     pub inspected: Option<Inspected>,
     /// The last export's outcome.
     pub notice: Option<String>,
+    /// A PNG of the map view to write at the end of this frame (legend and scale bar included).
+    pub view_request: Option<std::path::PathBuf>,
+    /// The outcome of the last view PNG, written by the renderer's thread.
+    pub view_done: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     run: String,
     /// Set when the window draws with wgpu: layers are then stretched by the WGSL shader
     /// (`stretch_gpu`), else coloured on the CPU.
@@ -82,7 +88,9 @@ pub struct LayerPanel {
 impl LayerPanel {
     /// The layers of a project's run (perimeters are for export only).
     pub fn load(project: &Project, run: &str) -> LayerPanel {
-        let layers: Vec<MapLayer> = project_layers(project, run)
+        let all = project_layers(project, run);
+        let perimeters: Vec<Layer> = all.iter().filter(|l| l.kind == LayerKind::Perimeter).cloned().collect();
+        let layers: Vec<MapLayer> = all
             .into_iter()
             .filter(|l| l.kind != LayerKind::Perimeter)
             .map(|layer| {
@@ -92,7 +100,7 @@ impl LayerPanel {
             })
             .map(|(layer, bands, custom)| MapLayer { layer, bands, custom, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
-        let mut panel = LayerPanel { layers, swipe: None, inspected: None, notice: None, run: run.into(), gpu: false };
+        let mut panel = LayerPanel { layers, perimeters, swipe: None, inspected: None, notice: None, view_request: None, view_done: Default::default(), run: run.into(), gpu: false };
         // The comparison users come for: real against synthetic t1.
         let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
         if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
@@ -208,6 +216,25 @@ impl LayerPanel {
                 }
             });
         }
+        for p in &self.perimeters {
+            if ui.button(format!("Export {}…", p.title.to_lowercase())).on_hover_text("GeoJSON, WGS84").clicked()
+                && let Some(out) = rfd::FileDialog::new().set_title("Export the perimeter").set_file_name(format!("{}.geojson", p.id)).add_filter("GeoJSON", &["geojson"]).save_file()
+            {
+                let presets = Composite::presets();
+                self.notice = Some(match crate::layers::export(p, &out, &presets[0], StretchKind::MinMax, 1.0) {
+                    Ok(done) => format!("Exported {}: {}", done.path.display(), done.what),
+                    Err(e) => format!("Export failed: {}", crate::error_chain(&e)),
+                });
+            }
+        }
+        if ui.button("Save view as PNG…").on_hover_text("the map as shown, with its legend and scale bar").clicked()
+            && let Some(out) = rfd::FileDialog::new().set_title("Save the map view").set_file_name("view.png").add_filter("PNG", &["png"]).save_file()
+        {
+            self.view_request = Some(out);
+        }
+        if let Some(done) = self.view_done.lock().ok().and_then(|mut d| d.take()) {
+            self.notice = Some(done);
+        }
         if let Some(n) = &self.notice {
             ui.label(RichText::new(n).small());
         }
@@ -250,6 +277,36 @@ impl LayerPanel {
         if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| shown(*i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
             map_legend(painter, rect, kind);
         }
+    }
+
+    /// Asks the renderer for this frame's pixels and writes the map's part of them (`map`, in
+    /// points) to the requested PNG, when a view was requested.
+    pub fn save_view_if_requested(&mut self, ctx: &egui::Context, map: egui::Rect) {
+        let Some(path) = self.view_request.take() else { return };
+        let ppp = ctx.pixels_per_point();
+        let done = self.view_done.clone();
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let [w, h] = image.size;
+            let (x0, y0) = (((map.left() * ppp).round().max(0.0) as usize).min(w), ((map.top() * ppp).round().max(0.0) as usize).min(h));
+            let (x1, y1) = (((map.right() * ppp).round().max(0.0) as usize).min(w), ((map.bottom() * ppp).round().max(0.0) as usize).min(h));
+            let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+            let mut rgba = Vec::with_capacity(cw * ch * 4);
+            for y in y0..y1 {
+                for p in &image.pixels[y * w + x0..y * w + x1] {
+                    rgba.extend_from_slice(&p.to_srgba_unmultiplied());
+                }
+            }
+            let result = write_png(&path, cw, ch, &rgba);
+            let text = match result {
+                Ok(()) => format!("Saved the view ({cw} x {ch} px) to {}", path.display()),
+                Err(e) => format!("Saving the view failed: {e}"),
+            };
+            if let Ok(mut d) = done.lock() {
+                *d = Some(text);
+            }
+            repaint.request_repaint();
+        });
     }
 
     /// Reads every layer's values under the cursor (full resolution).
@@ -542,4 +599,20 @@ fn band_wavelength(band: &str) -> Option<f64> {
         "B12" => 2202.0,
         _ => return None,
     })
+}
+
+/// Writes RGBA pixels as a PNG, atomically.
+fn write_png(path: &std::path::Path, w: usize, h: usize, rgba: &[u8]) -> std::result::Result<(), String> {
+    if w == 0 || h == 0 {
+        return Err("the map has no size".into());
+    }
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(rgba).map_err(|e| e.to_string())?;
+    }
+    crate::project::write_atomic(path, &bytes).map_err(|e| crate::error_chain(&e))
 }

@@ -259,6 +259,7 @@ impl S2crApp {
             {
                 self.layers.inspect(lon, lat);
             }
+            self.layers.save_view_if_requested(ui.ctx(), self.map.rect);
         });
         if let Some(c) = self.map.memory.detached() {
             self.persisted.map_centre = [c.x(), c.y()];

@@ -277,6 +277,8 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let synthetic = inspected.values.iter().find(|v| v.0.starts_with("Sentinel-2 t1, synthetic")).unwrap();
     assert_eq!(synthetic.2, ["B02", "B03", "B04", "B08", "B11", "B12"]);
     h.get_by_label("Pixel inspector");
+    h.get_by_label("Export burned perimeter, real…");
+    h.get_by_label("Save view as PNG…");
     h.snapshot("app_demo_compare");
     // One layer alone: the synthetic severity map with its legend on the map and the scale bar;
     // the synthetic t1 below it in the user's own bands.
@@ -295,6 +297,28 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     assert_eq!(h.state().layers.layers.iter().find(|l| l.layer.id == "synthetic").unwrap().composite().bands, ["B12", "B08", "B04"]);
     assert!(h.state().layers.layers.iter().all(|l| l.error.is_none()));
     h.snapshot("app_demo_severity");
+    // The view as a PNG: the map's part of the frame, legend and scale bar included.
+    let view = tmp.path().join("view.png");
+    h.state_mut().layers.view_request = Some(view.clone());
+    h.run();
+    h.run();
+    let map = h.state().map.rect;
+    // The outcome is shown in the layers panel.
+    let done = h.state().layers.notice.clone().or_else(|| h.state().layers.view_done.lock().unwrap().clone()).unwrap_or_default();
+    assert!(done.starts_with("Saved the view"), "{done}");
+    // S2CR_KEEP_TEST_OUTPUT=DIR keeps the view there, to look at.
+    if let Some(keep) = std::env::var_os("S2CR_KEEP_TEST_OUTPUT") {
+        std::fs::copy(&view, Path::new(&keep).join("view.png")).unwrap();
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&view).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let (w, hgt) = (reader.info().width as f32, reader.info().height as f32);
+    assert!((w - map.width()).abs() <= 2.0 && (hgt - map.height()).abs() <= 2.0, "{w} x {hgt} for a map of {map:?}");
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut buf).unwrap();
+    // Severity colours are in it (the USGS high-severity purple is in the legend at least).
+    let purple = s2cr::assess::severity::Severity::High.color();
+    assert!(buf.chunks(4).any(|p| (p[0] as i32 - purple[0] as i32).abs() < 6 && (p[1] as i32 - purple[1] as i32).abs() < 6 && (p[2] as i32 - purple[2] as i32).abs() < 6), "no severity colour in the view");
     h.get_by_label("Scenes").click();
     h.run();
     h.get_by_label("2018-11-04 SIMULATED");
