@@ -1217,14 +1217,20 @@ fn bench_profile(size: usize) -> Result<()> {
     Ok(())
 }
 
-/// Whole-grid inference: windows per second and the peak memory of the inference alone.
-fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+/// Runs a benchmark job in a fresh working folder (under `dir` or the system's temporary
+/// folder), removed afterwards whatever happened.
+fn bench_in_dir<T: Send + 'static>(dir: Option<PathBuf>, quiet: bool, f: impl FnOnce(&Path, &crate::job::Progress) -> crate::error::Result<T> + Send + 'static) -> Result<T> {
     let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
     let work = dir.clone();
-    let handle = crate::job::spawn("bench", move |p| crate::bench::infer(size, &work, p))?;
+    let handle = crate::job::spawn("bench", move |p| f(&work, p))?;
     let result = render_job(handle, quiet);
     let _ = std::fs::remove_dir_all(&dir);
-    let r = result?;
+    result
+}
+
+/// Whole-grid inference: windows per second and the peak memory of the inference alone.
+fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let r = bench_in_dir(dir, quiet, move |work, p| crate::bench::infer(size, work, p))?;
     println!("whole-grid inference, {0} x {0} grid, {1} px windows with half overlap, {2}, {3}", r.size, r.patch, r.model, r.report.device);
     println!("  set-up (scenes, dataset, one training step)  {:>8.1} s", r.setup_secs);
     println!("  inference: {} windows in {:.1} s, {:.1} windows/s, {:.2} Mpixel/s of grid", r.report.windows, r.report.seconds, r.report.windows as f64 / r.report.seconds, (r.size * r.size) as f64 / 1e6 / r.report.seconds);
@@ -1236,12 +1242,7 @@ fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
 }
 
 fn bench_display(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
-    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
-    let work = dir.clone();
-    let handle = crate::job::spawn("bench", move |p| crate::bench::display(size, &work, p))?;
-    let result = render_job(handle, quiet);
-    let _ = std::fs::remove_dir_all(&dir);
-    let r = result?;
+    let r = bench_in_dir(dir, quiet, move |work, p| crate::bench::display(size, work, p))?;
     println!("layer display, {0} x {0} three-band COG (written in {1:.1} s), display image {2} x {3}, CPU", r.size, r.write_secs, r.preview.0, r.preview.1);
     println!("  baseline: reading the display image from disk (overviews)   {:>8.1} ms", r.load_ms);
     println!("  stretch change (percentiles + re-colour)                    {:>8.1} ms  ({:.2}x baseline)", r.stretch_ms, r.stretch_ms / r.load_ms);
@@ -1261,13 +1262,8 @@ fn bench_display(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
 
 /// Training patches per second from disk, against plain GDAL reads of the same windows.
 fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
-    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
-    let work = dir.clone();
     let patch = 256.min(size);
-    let handle = crate::job::spawn("bench", move |p| crate::bench::loader(size, patch, &work, p))?;
-    let result = render_job(handle, quiet);
-    let _ = std::fs::remove_dir_all(&dir);
-    let r = result?;
+    let r = bench_in_dir(dir, quiet, move |work, p| crate::bench::loader(size, patch, work, p))?;
     println!(
         "data loader, {0} x {0} grid, {1} patches of {2} x {2} px, {3} input + {4} output channels, {5} threads",
         r.size, r.patches, r.patch, r.channels.0, r.channels.1, rayon::current_num_threads()
@@ -1282,13 +1278,8 @@ fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
 
 /// The whole preprocess stage on generated scenes: time and peak memory.
 fn bench_preprocess(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
-    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
     let cfg = crate::preprocess::stage::PreprocessConfig::default();
-    let work = dir.clone();
-    let handle = crate::job::spawn("bench", move |p| crate::bench::preprocess_stage(size, &work, &cfg, p))?;
-    let result = render_job(handle, quiet);
-    let _ = std::fs::remove_dir_all(&dir);
-    let r = result?;
+    let r = bench_in_dir(dir, quiet, move |work, p| crate::bench::preprocess_stage(size, work, &cfg, p))?;
     let mpx = (r.size * r.size) as f64 / 1e6;
     println!("preprocess stage, {0} x {0} grid ({mpx:.1} Mpixel), {1} threads, native engine, Refined Lee, blocks of 512 rows", r.size, rayon::current_num_threads());
     println!("  inputs generated in {:.1} s (peak RSS so far {:.0} MiB)", r.generate_secs, r.rss_after_generate_mib);

@@ -33,6 +33,11 @@ pub struct StretchRenderer {
 /// Vertex: clip-space position and texture coordinate.
 const VERTEX_BYTES: u64 = 16;
 
+/// A plain 2D texture (one mip level, one sample).
+fn texture_2d(device: &wgpu::Device, label: &str, size: wgpu::Extent3d, format: wgpu::TextureFormat, usage: wgpu::TextureUsages) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor { label: Some(label), size, mip_level_count: 1, sample_count: 1, dimension: wgpu::TextureDimension::D2, format, usage, view_formats: &[] })
+}
+
 fn params_bytes(s: &Stretch, opacity: f32) -> Vec<u8> {
     let v: [f32; 12] = [s.low[0], s.low[1], s.low[2], 0.0, s.high[0], s.high[1], s.high[2], 1.0, s.gamma.max(1e-3), opacity, 0.0, 0.0];
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -98,16 +103,7 @@ impl StretchRenderer {
             }
         }
         let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("layer channels"),
-            size,
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+        let texture = texture_2d(device, "layer channels", size, wgpu::TextureFormat::Rgba32Float, wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST);
         queue.write_texture(
             wgpu::TexelCopyTextureInfo { texture: &texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
             &texels,
@@ -145,16 +141,7 @@ impl StretchRenderer {
         self.set_stretch(queue, layer, stretch, 1.0);
         let (w, h) = (layer.width, layer.height);
         let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
-        let target = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("stretch target"),
-            size,
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
+        let target = texture_2d(device, "stretch target", size, wgpu::TextureFormat::Rgba8Unorm, wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC);
         let view = target.create_view(&wgpu::TextureViewDescriptor::default());
         // One quad over the whole target: clip-space corners with the layer's corners.
         let quad: [[f32; 4]; 4] = [[-1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0], [-1.0, -1.0, 0.0, 1.0], [1.0, -1.0, 1.0, 1.0]];
@@ -258,7 +245,7 @@ impl eframe::egui_wgpu::CallbackTrait for LayerCallback {
 }
 
 /// Runs a future to completion on this thread (wgpu's requests resolve without an executor).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     loop {

@@ -325,18 +325,6 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.get_by_label("Simulated data in this search:");
 }
 
-/// Runs a future to completion on this thread (wgpu's requests resolve without an executor).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// The WGSL stretch, read back from its texture, against the CPU reference on a real chip
 /// (SEN12MS-CR, true colour, with a block of invalid pixels), for several stretches and gammas:
 /// within one level of 255 everywhere, transparent where the data is not valid.
@@ -345,7 +333,7 @@ fn the_stretch_shader_matches_the_cpu_reference() {
     use eframe::egui_wgpu::wgpu;
     use s2cr::layers::{Channels, Stretch, StretchKind, stretch_value};
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = match block_on(instance.request_adapter(&wgpu::RequestAdapterOptions { force_fallback_adapter: false, ..Default::default() })) {
+    let adapter = match s2cr::gui::stretch_gpu::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions { force_fallback_adapter: false, ..Default::default() })) {
         Ok(a) => a,
         Err(e) => {
             println!("skipped: no wgpu adapter here ({e})");
@@ -353,7 +341,7 @@ fn the_stretch_shader_matches_the_cpu_reference() {
         }
     };
     println!("adapter: {:?}", adapter.get_info().name);
-    let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("a device from the adapter");
+    let (device, queue) = s2cr::gui::stretch_gpu::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("a device from the adapter");
 
     let chip = crate::shared_data().join("s1s2-sen12mscr/s2_cloudfree/ROIs1970_fall_139_p839.tif");
     let s = s2cr::raster::read_window(&chip.display().to_string(), &[4, 3, 2], None).unwrap();
