@@ -152,10 +152,20 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
         }
         Stage::Train => {
             let resume = project.run_dir(&run).join("checkpoint.json").is_file();
+            // A checkpoint from before a change of the training set: training goes on from it
+            // (fine-tuning); say so, and how to start over.
+            let stale = match project.stage_state(Stage::Train, Some(&run)) {
+                Ok((crate::project::StageState::Stale(why), _)) if resume => Some(why),
+                _ => None,
+            };
+            if let Some(why) = &stale {
+                progress.warn(format!("run {run} was trained before a change ({why}); training continues from its checkpoint; delete {} to start over", project.run_dir(&run).display()));
+            }
             let opts = crate::model::train::TrainOptions { run: run.clone(), model: settings.model_config(project)?, train: settings.train_config(project)?, device: settings.device, resume };
             let r = crate::model::train::train(project, &opts, progress)?;
             if r.resumed_from == Some(r.steps) {
-                return Ok(format!("up to date: {} steps done in {}", r.steps, r.run_dir.display()));
+                let note = stale.map(|why| format!(" (trained before a change: {why}; delete the run to train again)")).unwrap_or_default();
+                return Ok(format!("up to date: {} steps done in {}{note}", r.steps, r.run_dir.display()));
             }
             Ok(format!("{} steps on {}; G L1 {:.4}", r.steps, r.device, r.last.g_l1))
         }

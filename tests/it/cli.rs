@@ -371,6 +371,15 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(std::fs::read_to_string(perimeter).unwrap().contains("\"Polygon\""));
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().failure().stderr(predicate::str::contains("it has: pre, real"));
 
+    // A changed training set: the finished run is not retrained silently.
+    let pipeline = dir.join("pipeline.yaml");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    assert!(text.contains("stride: 16"), "{text}");
+    std::fs::write(&pipeline, text.replace("stride: 16", "stride: 32")).unwrap();
+    let changed = s2cr().args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"]).assert().success().get_output().stdout.clone();
+    let changed = String::from_utf8_lossy(&changed);
+    assert!(changed.contains("trained before a change: input dataset/dataset.json changed"), "{changed}");
+
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "mine").unwrap();
