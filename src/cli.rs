@@ -626,12 +626,12 @@ fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool
     Ok(())
 }
 
-fn demo(mut args: DemoArgs, quiet: bool) -> Result<()> {
-    // Manifests record paths relative to the project's root; give it an absolute one.
-    args.dir = std::path::absolute(&args.dir).with_context(|| format!("{}: not a usable folder path", args.dir.display()))?;
+fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
     let project = crate::demo::create_project(&args.dir)?;
     let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
-    println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", args.dir.display());
+    // The project's root is absolute (Project::open makes it so).
+    let dir = project.root().to_path_buf();
+    println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", dir.display());
     let job_project = project.clone();
     let handle = crate::job::spawn("demo", move |p| crate::pipeline::run(&job_project, &settings, p))?;
     let done = render_job(handle, quiet)?;
@@ -644,11 +644,11 @@ fn demo(mut args: DemoArgs, quiet: bool) -> Result<()> {
     let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if args.no_gui || !display {
         if !args.no_gui {
-            println!("no display: open the project later with `s2cr gui {}`", args.dir.display());
+            println!("no display: open the project later with `s2cr gui {}`", dir.display());
         }
         return Ok(());
     }
-    open_gui(Some(args.dir), true)
+    open_gui(Some(dir), true)
 }
 
 fn parse_stretch(text: &str) -> Result<crate::layers::StretchKind> {

@@ -4,8 +4,8 @@
 //! code as the real providers (the `local` provider).
 //!
 //! The real data has no fire: the post-fire scenes carry a **simulated** burn scar, described
-//! by [`simulation_note`], in the catalog's items (`s2cr:simulated`), in the GeoTIFFs' metadata,
-//! and so in the search results, the app and the assessment report. Its cloud classes are not
+//! by [`simulation_note`] in the catalog's items (`s2cr:simulated`), and so in the search
+//! results, the app and the assessment report (the COGs themselves carry no such tag). Its cloud classes are not
 //! ESA's Scene Classification either, but simple thresholds on the real top-of-atmosphere
 //! reflectance ([`cloud_class`]). `assets/demo/README.md` says all of this for people reading
 //! the files; [`build_assets`] makes the catalog from `shared/data` again.

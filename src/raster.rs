@@ -531,14 +531,29 @@ pub fn write_rgba_png(path: &Path, width: usize, height: usize, rgba: &[u8], gt:
     let esc = crs_wkt.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let aux = PathBuf::from(format!("{}.aux.xml", path.display()));
     crate::project::write_atomic(&aux, format!("<PAMDataset>\n  <SRS>{esc}</SRS>\n</PAMDataset>\n").as_bytes())?;
+    write_png(path, width, height, rgba, 4)
+}
+
+/// Writes 8-bit pixels (`channels` 3: RGB, 4: RGBA, row-major) as a PNG, atomically.
+pub fn write_png(path: &Path, width: usize, height: usize, pixels: &[u8], channels: usize) -> Result<()> {
+    let err = |message: String| Error::Raster { location: path.display().to_string(), message };
+    let color = match channels {
+        3 => png::ColorType::Rgb,
+        4 => png::ColorType::Rgba,
+        n => return Err(err(format!("{n} channels: a PNG here is RGB or RGBA"))),
+    };
+    if width == 0 || height == 0 || pixels.len() != width * height * channels {
+        return Err(err(format!("{} bytes do not make a {width} x {height} image of {channels} channels", pixels.len())));
+    }
     let mut bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
-        enc.set_color(png::ColorType::Rgba);
+        enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| Error::Raster { location: loc.clone(), message: format!("encoding PNG: {e}") })?;
-        writer.write_image_data(rgba).map_err(|e| Error::Raster { location: loc.clone(), message: format!("encoding PNG: {e}") })?;
+        let mut writer = enc.write_header().map_err(|e| err(format!("encoding PNG: {e}")))?;
+        writer.write_image_data(pixels).map_err(|e| err(format!("encoding PNG: {e}")))?;
     }
+    ensure_parent(path)?;
     crate::project::write_atomic(path, &bytes)
 }
 

@@ -71,15 +71,7 @@ fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
 
 /// Encodes an RGB buffer as PNG, atomically.
 fn save_png(path: &Path, w: usize, h: usize, rgb: &[u8]) -> Result<()> {
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, w as u32, h as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| plot_err(path)(e.to_string()))?;
-        writer.write_image_data(rgb).map_err(|e| plot_err(path)(e.to_string()))?;
-    }
-    write_atomic(path, &bytes)
+    crate::raster::write_png(path, w, h, rgb, 3)
 }
 
 /// 2 and 98 % percentiles of the finite values (a subsample of at most ~1 million).

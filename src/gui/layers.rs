@@ -44,7 +44,9 @@ pub struct MapLayer {
     dirty: bool,
     /// Lon/lat of the mesh vertices, (MESH + 1)^2, row-major from the top-left corner.
     mesh: Vec<[f64; 2]>,
-    to_pixel: Option<gdal::spatial_ref::CoordTransform>,
+    /// Lon/lat to the layer's CRS, and the file's geotransform and size: for the inspector,
+    /// made on first use (not on every mouse move).
+    to_pixel: Option<(gdal::spatial_ref::CoordTransform, [f64; 6], usize, usize)>,
     pub error: Option<String>,
 }
 
@@ -146,7 +148,7 @@ impl LayerPanel {
         let swipe = self.swipe;
         let export_notice = &mut self.notice;
         for (i, ml) in self.layers.iter_mut().enumerate() {
-            let shown = swipe.map(|s| s.left == i || s.right == i).unwrap_or(ml.visible);
+            let shown = is_shown(swipe, i, ml);
             ui.horizontal(|ui| {
                 if swipe.is_none() {
                     ui.checkbox(&mut ml.visible, "").on_hover_text("show on the map");
@@ -273,8 +275,7 @@ impl LayerPanel {
             }
         }
         // The legend of a colour-ramp layer on the map, top right.
-        let shown = |i: usize, l: &MapLayer| self.swipe.map(|s| s.left == i || s.right == i).unwrap_or(l.visible);
-        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| shown(*i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
+        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, *i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
             map_legend(painter, rect, kind);
         }
     }
@@ -297,10 +298,9 @@ impl LayerPanel {
                     rgba.extend_from_slice(&p.to_srgba_unmultiplied());
                 }
             }
-            let result = write_png(&path, cw, ch, &rgba);
-            let text = match result {
+            let text = match crate::raster::write_png(&path, cw, ch, &rgba, 4) {
                 Ok(()) => format!("Saved the view ({cw} x {ch} px) to {}", path.display()),
-                Err(e) => format!("Saving the view failed: {e}"),
+                Err(e) => format!("Saving the view failed: {}", crate::error_chain(&e)),
             };
             if let Ok(mut d) = done.lock() {
                 *d = Some(text);
@@ -437,18 +437,17 @@ impl MapLayer {
     /// where it has no data.
     fn value_at(&mut self, lon: f64, lat: f64) -> Option<(Vec<String>, Vec<f32>)> {
         let loc = self.layer.path.display().to_string();
-        let info = crate::raster::info(&loc).ok()?;
         if self.to_pixel.is_none() {
+            let info = crate::raster::info(&loc).ok()?;
             let wgs84 = crate::aoi::wgs84_traditional().ok()?;
             let crs = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).ok()?;
-            self.to_pixel = gdal::spatial_ref::CoordTransform::new(&wgs84, &crs).ok();
+            self.to_pixel = Some((gdal::spatial_ref::CoordTransform::new(&wgs84, &crs).ok()?, info.geo_transform, info.width, info.height));
         }
-        let t = self.to_pixel.as_ref()?;
+        let (t, gt, width, height) = self.to_pixel.as_ref()?;
         let (mut x, mut y, mut z) = ([lon], [lat], [0.0]);
         t.transform_coords(&mut x, &mut y, &mut z).ok()?;
-        let gt = info.geo_transform;
         let (col, row) = ((x[0] - gt[0]) / gt[1], (y[0] - gt[3]) / gt[5]);
-        if col < 0.0 || row < 0.0 || col >= info.width as f64 || row >= info.height as f64 {
+        if col < 0.0 || row < 0.0 || col >= *width as f64 || row >= *height as f64 {
             return None;
         }
         let window = crate::raster::PixelWindow { x_off: col as usize, y_off: row as usize, width: 1, height: 1 };
@@ -479,6 +478,11 @@ fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
     let mut zs = vec![0.0; xs.len()];
     t.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
     Some(xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect())
+}
+
+/// Whether layer `i` is on the map: one of the compared two, or ticked when not comparing.
+fn is_shown(swipe: Option<Swipe>, i: usize, layer: &MapLayer) -> bool {
+    swipe.map(|s| s.left == i || s.right == i).unwrap_or(layer.visible)
 }
 
 /// A legend box in the map's top-right corner.
@@ -599,20 +603,4 @@ fn band_wavelength(band: &str) -> Option<f64> {
         "B12" => 2202.0,
         _ => return None,
     })
-}
-
-/// Writes RGBA pixels as a PNG, atomically.
-fn write_png(path: &std::path::Path, w: usize, h: usize, rgba: &[u8]) -> std::result::Result<(), String> {
-    if w == 0 || h == 0 {
-        return Err("the map has no size".into());
-    }
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, w as u32, h as u32);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(rgba).map_err(|e| e.to_string())?;
-    }
-    crate::project::write_atomic(path, &bytes).map_err(|e| crate::error_chain(&e))
 }

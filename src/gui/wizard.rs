@@ -115,6 +115,8 @@ pub struct Wizard {
     pub preview: Option<(egui::TextureHandle, u64)>,
     /// The step of the newest preview the training reported, not loaded yet.
     preview_pending: Option<u64>,
+    /// The run's assessment (report.json), read on refresh, not every frame.
+    assessment: Option<serde_json::Value>,
 }
 
 impl Default for Wizard {
@@ -129,6 +131,7 @@ impl Default for Wizard {
             curves: Curves::default(),
             preview: None,
             preview_pending: None,
+            assessment: None,
         }
     }
 }
@@ -144,6 +147,8 @@ impl Wizard {
                 (*s, state)
             })
             .collect();
+        let report = project.output_dir(&run).join("assess").join("report.json");
+        self.assessment = std::fs::read_to_string(report).ok().and_then(|t| serde_json::from_str(&t).ok());
         // The run's last training preview, shown until training reports a new one.
         if self.preview.is_none() && self.preview_pending.is_none() && project.run_dir(&run).join("preview.png").is_file() {
             self.preview_pending = Some(0);
@@ -335,9 +340,7 @@ impl Wizard {
     /// held-out pixels), what was simulated, and a button that opens the HTML report.
     fn assessment_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
         let dir = project.output_dir(self.settings.run_name()).join("assess");
-        let Some(report) = std::fs::read_to_string(dir.join("report.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) else {
-            return;
-        };
+        let Some(report) = &self.assessment else { return };
         ui.add_space(6.0);
         if let Some(sim) = report["config"]["simulated_burn"].as_str() {
             ui.colored_label(ui.visuals().warn_fg_color, "SIMULATED burn: the real data has no fire.").on_hover_text(sim);
