@@ -1,9 +1,8 @@
 //! The area of interest: import from GeoJSON or WKT, export to both, validation with messages a
-//! user can act on, and the choice of the project's target grid (UTM zone, 10 m, aligned to the
-//! Sentinel-2 tiling grid).
+//! user can act on, and its target grid (the UTM choice itself is `grid`'s).
 //!
 //! Coordinates are WGS84 longitude/latitude (RFC 7946). This module reads and checks geometry; it
-//! does not touch rasters or the project folder.
+//! imports only the leaves (`error`, `fsutil`, `grid`) and does not touch rasters or projects.
 
 use std::path::Path;
 
@@ -13,7 +12,7 @@ use geo::{Coord, LineString, MultiPolygon, Polygon};
 use geojson::{GeoJson, GeometryValue};
 
 use crate::error::{Error, Result};
-use crate::raster::TargetGrid;
+use crate::grid::{TargetGrid, utm_epsg};
 
 /// One ring as given: a list of (lon, lat) positions, first equal to last when closed.
 type RawRing = Vec<[f64; 2]>;
@@ -267,7 +266,7 @@ impl Aoi {
             if area > limits.max_area_km2 {
                 problems.push(format!(
                     "its area is {area:.0} km2, over the limit of {:.0} km2; draw a smaller area or raise the limit \
-                     (--max-area-km2)",
+                     (Largest area in the app, --max-area-km2 on the command line)",
                     limits.max_area_km2
                 ));
             }
@@ -393,70 +392,14 @@ impl Aoi {
             AoiFormat::GeoJson => self.to_geojson(),
             AoiFormat::Wkt => self.to_wkt_lines(),
         };
-        crate::project::write_atomic(path, text.as_bytes())
+        crate::fsutil::write_atomic(path, text.as_bytes())
     }
 
     /// The project's target grid: the UTM zone of the AOI centroid, `pixel_size_m` pixels, bounds
-    /// snapped outward to multiples of 60 m. Sentinel-2 tiles start at multiples of 60 m, so the
-    /// 10, 20 and 60 m pixels of every S2 band fall on whole pixels of this grid.
+    /// snapped outward to multiples of 60 m (see [`TargetGrid::utm_for`]).
     pub fn target_grid(&self, pixel_size_m: f64) -> Result<TargetGrid> {
-        if !(pixel_size_m > 0.0 && 60.0 % pixel_size_m == 0.0) {
-            return Err(Error::invalid(
-                "pixel_size_m",
-                format!("{pixel_size_m} m does not divide the 60 m Sentinel-2 grid; use 10, 20 or 60"),
-            ));
-        }
-        let c = self.centroid();
-        let epsg = utm_epsg(c[0], c[1]);
-        let bbox = self.bbox();
-        let wgs84 = wgs84_traditional()?;
-        let utm = gdal::spatial_ref::SpatialRef::from_epsg(epsg).map_err(Error::gdal(format!("EPSG:{epsg}"), "creating the UTM CRS"))?;
-        let transform = gdal::spatial_ref::CoordTransform::new(&wgs84, &utm)
-            .map_err(Error::gdal(format!("EPSG:4326 -> EPSG:{epsg}"), "creating a coordinate transformation"))?;
-        // Densified edges: a lon/lat box is curved in UTM.
-        let b = transform
-            .transform_bounds(&bbox, 21)
-            .map_err(Error::gdal(format!("EPSG:4326 -> EPSG:{epsg}"), "projecting the AOI bounds"))?;
-        const ALIGN_M: f64 = 60.0;
-        let x_min = (b[0] / ALIGN_M).floor() * ALIGN_M;
-        let y_min = (b[1] / ALIGN_M).floor() * ALIGN_M;
-        let x_max = (b[2] / ALIGN_M).ceil() * ALIGN_M;
-        let y_max = (b[3] / ALIGN_M).ceil() * ALIGN_M;
-        Ok(TargetGrid {
-            epsg,
-            pixel_size_m,
-            x_min,
-            y_max,
-            width: ((x_max - x_min) / pixel_size_m).round() as usize,
-            height: ((y_max - y_min) / pixel_size_m).round() as usize,
-        })
+        TargetGrid::utm_for(self.bbox(), self.centroid(), pixel_size_m)
     }
-}
-
-/// WGS84 with longitude first, as GeoJSON and WKT give coordinates.
-pub(crate) fn wgs84_traditional() -> Result<gdal::spatial_ref::SpatialRef> {
-    let mut srs = gdal::spatial_ref::SpatialRef::from_epsg(4326).map_err(Error::gdal("EPSG:4326", "creating the WGS84 CRS"))?;
-    srs.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
-    Ok(srs)
-}
-
-/// EPSG code of the WGS84 / UTM zone containing (lon, lat), with the Norway and Svalbard
-/// exceptions that the MGRS grid (and so the Sentinel-2 tiling grid) uses.
-pub fn utm_epsg(lon: f64, lat: f64) -> u32 {
-    let mut zone = (((lon + 180.0) / 6.0).floor() as i64 + 1).clamp(1, 60) as u32;
-    if (56.0..64.0).contains(&lat) && (3.0..12.0).contains(&lon) {
-        zone = 32;
-    }
-    if (72.0..84.0).contains(&lat) {
-        zone = match lon {
-            l if (0.0..9.0).contains(&l) => 31,
-            l if (9.0..21.0).contains(&l) => 33,
-            l if (21.0..33.0).contains(&l) => 35,
-            l if (33.0..42.0).contains(&l) => 37,
-            _ => zone,
-        };
-    }
-    if lat >= 0.0 { 32600 + zone } else { 32700 + zone }
 }
 
 fn positions_to_raw(polygon: &[Vec<geojson::Position>]) -> RawPolygon {
@@ -565,16 +508,6 @@ mod tests {
         assert_eq!(aoi.polygons.len(), 2);
         let err = Aoi::parse_wkt("LINESTRING (0 0, 1 1)", "l.wkt").unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("not an area"), "{err}");
-    }
-
-    #[test]
-    fn utm_zones_including_exceptions() {
-        assert_eq!(utm_epsg(136.65, -35.85), 32753);
-        assert_eq!(utm_epsg(12.5, 41.9), 32633);
-        assert_eq!(utm_epsg(5.3, 60.4), 32632); // Bergen: Norway exception
-        assert_eq!(utm_epsg(15.0, 78.0), 32633); // Svalbard
-        assert_eq!(utm_epsg(-180.0, 10.0), 32601);
-        assert_eq!(utm_epsg(180.0, 10.0), 32660);
     }
 
     #[test]

@@ -14,13 +14,22 @@ pub enum Error {
     #[error("{}: {action}: {source}", path.display())]
     Io { path: PathBuf, action: &'static str, source: std::io::Error },
 
-    /// A YAML file has a syntax error, an unknown key or a bad value.
+    /// A YAML file has a syntax error, an unknown key or a bad value. `source` is the parser's
+    /// error where there is one (a value that parses but makes no sense has none).
     #[error("{}: line {line}, column {column}: {message}", path.display())]
-    Yaml { path: PathBuf, line: usize, column: usize, message: String },
+    Yaml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        #[source]
+        source: Option<serde_norway::Error>,
+    },
 
-    /// A JSON file (manifest, STAC item) could not be read or written.
-    #[error("{}: {message}", path.display())]
-    Json { path: PathBuf, message: String },
+    /// A JSON file (manifest, STAC item, report) could not be read or written; `hint` says what
+    /// to do about it.
+    #[error("{}: {source}{}", path.display(), hint_suffix(hint))]
+    Json { path: PathBuf, hint: String, source: serde_json::Error },
 
     /// GeoJSON that does not parse or is not a polygon.
     #[error("{source_name}: invalid GeoJSON: {message}")]
@@ -42,9 +51,23 @@ pub enum Error {
     #[error("{location}: {message}")]
     Raster { location: String, message: String },
 
-    /// An HTTP request failed (after its retries, where it had any).
+    /// A STAC item lacks an asset the pipeline needs.
+    #[error("{item}: {message}")]
+    Asset { item: String, message: String },
+
+    /// A model checkpoint or weights file could not be saved or loaded.
+    #[error("{}: {action}: {source}", path.display())]
+    Checkpoint { path: PathBuf, action: String, source: burn::store::RecordError },
+
+    /// An HTTP request failed (after its retries, where it had any). `source` is the client's
+    /// error where there is one (a refused status has none).
     #[error("{url}: {message}")]
-    Http { url: String, message: String },
+    Http {
+        url: String,
+        message: String,
+        #[source]
+        source: Option<reqwest::Error>,
+    },
 
     /// The project folder or its configuration is not usable.
     #[error("{}: {message}", path.display())]
@@ -80,8 +103,69 @@ impl Error {
         move |source| Error::Gdal { location, action, source }
     }
 
+    /// A YAML parse error of the file `path` holding `text`, with its line and column. Errors
+    /// raised by a value's own parser (a date, say) carry no useful location: the quoted value
+    /// is found in the text instead.
+    pub fn yaml(path: impl AsRef<Path>, text: &str, source: serde_norway::Error) -> Error {
+        let (mut line, mut column) = source.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        let message = source.to_string();
+        if line <= 1
+            && let Some(value) = message.split('\'').nth(1).filter(|v| !v.is_empty())
+            && let Some((l, c)) = text.lines().enumerate().find_map(|(i, l)| l.find(value).map(|c| (i + 1, c + 1)))
+        {
+            (line, column) = (l, c);
+        }
+        // serde_norway appends " at line N column M"; the variant prints the location itself.
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        Error::Yaml { path: path.as_ref().to_path_buf(), line, column, message, source: Some(source) }
+    }
+
+    /// Wraps a JSON error with the file and what to do about it.
+    pub fn json(path: impl AsRef<Path>, hint: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let path = path.as_ref().to_path_buf();
+        let hint = hint.into();
+        move |source| Error::Json { path, hint, source }
+    }
+
+    /// Wraps a checkpoint error with the file and what was being done.
+    pub fn checkpoint(path: impl AsRef<Path>, action: impl Into<String>) -> impl FnOnce(burn::store::RecordError) -> Error {
+        let path = path.as_ref().to_path_buf();
+        let action = action.into();
+        move |source| Error::Checkpoint { path, action, source }
+    }
+
+    /// An HTTP failure without an underlying client error (a refused status, a bad body).
+    pub fn http(url: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Http { url: url.into(), message: message.into(), source: None }
+    }
+
     /// An invalid value for a named field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
         Error::InvalidValue { field: field.into(), message: message.into() }
+    }
+}
+
+/// "; hint", or nothing for an empty hint.
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() { String::new() } else { format!("; {hint}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_errors_keep_their_source() {
+        let json = serde_json::from_str::<u32>("x").map_err(Error::json("a.json", "run it again")).unwrap_err();
+        assert!(json.to_string().starts_with("a.json: expected value"), "{json}");
+        assert!(json.to_string().ends_with("; run it again"), "{json}");
+        assert!(std::error::Error::source(&json).is_some());
+        let yaml = serde_norway::from_str::<u32>("[").unwrap_err();
+        let e = Error::Yaml { path: "a.yaml".into(), line: 1, column: 1, message: "bad".into(), source: Some(yaml) };
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(std::error::Error::source(&Error::http("http://x", "status 500")).is_none());
     }
 }

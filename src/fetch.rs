@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::stage::SearchResult;
-use crate::catalog::{Scene, safe_id};
+use crate::catalog::Scene;
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::{Manifest, Project, Stage};
@@ -67,7 +67,7 @@ pub fn window_for_wgs84_bbox(location: &str, bbox: [f64; 4], margin_m: f64) -> R
         })?;
         return Ok((info, window));
     }
-    let wgs84 = crate::aoi::wgs84_traditional()?;
+    let wgs84 = crate::grid::wgs84_traditional()?;
     let mut target = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).map_err(Error::gdal(location, "reading the CRS"))?;
     target.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
     let transform = gdal::spatial_ref::CoordTransform::new(&wgs84, &target).map_err(Error::gdal(location, "creating a transformation"))?;
@@ -259,7 +259,7 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
             (None, Some(t)) => last = format!("got {size} of {t} bytes"),
         }
     }
-    Err(Error::Http { url: url.into(), message: format!("{last}; the partial download is kept and the next run resumes it") })
+    Err(Error::http(url, format!("{last}; the partial download is kept and the next run resumes it")))
 }
 
 /// A file to fetch.
@@ -273,23 +273,22 @@ struct Task {
 }
 
 fn scene_tasks(project: &Project, scene: &Scene, bands: &[String]) -> Result<Vec<Task>> {
-    let dir = project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id));
     let mut tasks = Vec::new();
     for band in bands {
-        let href = scene.assets.get(band).ok_or_else(|| Error::Raster {
-            location: scene.id.clone(),
+        let href = scene.assets.get(band).ok_or_else(|| Error::Asset {
+            item: scene.id.clone(),
             message: format!("the scene has no {band} asset (assets: {})", scene.assets.keys().cloned().collect::<Vec<_>>().join(", ")),
         })?;
-        tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{}.tif", safe_id(band))), whole: false });
+        tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: project.raw_band_file(&scene.datetime, &scene.id, band), whole: false });
         // GRD digital numbers need their calibration and noise tables.
         if scene.is_grd() {
             for kind in ["calibration", "noise"] {
                 let key = format!("{kind}-{band}");
-                let href = scene.assets.get(&key).ok_or_else(|| Error::Raster {
-                    location: scene.id.clone(),
+                let href = scene.assets.get(&key).ok_or_else(|| Error::Asset {
+                    item: scene.id.clone(),
                     message: format!("the GRD scene has no {key} asset (schema-{kind}-{}); the native engine needs it to calibrate", band.to_lowercase()),
                 })?;
-                tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: dir.join(format!("{key}.xml")), whole: true });
+                tasks.push(Task { href: href.clone(), collection: scene.collection.clone(), dst: project.raw_grd_table(&scene.datetime, &scene.id, kind, band), whole: true });
             }
         }
     }
@@ -309,7 +308,7 @@ pub struct FetchReport {
 
 /// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
 pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
-    let search_path = project.catalog_dir().join("search.json");
+    let search_path = project.search_json();
     let search = SearchResult::load(project, "fetch")?;
     if search.chosen_t0.is_none() || search.chosen_t1.is_none() {
         return Err(Error::Project {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::assess::severity::Severity;
 use crate::error::{Error, Result};
-use crate::project::Project;
+use crate::project::{Project, RunName, date_folder};
 use crate::raster::{self, BandStack, WriteOptions};
 
 /// How a layer is drawn.
@@ -44,32 +44,31 @@ impl Layer {
 }
 
 /// The layers a project has on disk now, for a training run; in pipeline order.
-pub fn project_layers(project: &Project, run: &str) -> Vec<Layer> {
+pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
     let mut v = Vec::new();
-    let pre = project.preprocessed_dir();
     if let Ok(search) = crate::catalog::stage::SearchResult::load(project, "the layers") {
-        let date = |id: &Option<String>, list: &[crate::catalog::Scene]| list.iter().find(|s| Some(&s.id) == id.as_ref()).map(|s| s.datetime.format("%Y-%m-%d").to_string());
+        let date = |id: &Option<String>, list: &[crate::catalog::Scene]| list.iter().find(|s| Some(&s.id) == id.as_ref()).map(|s| date_folder(&s.datetime));
         if let Some(d) = date(&search.chosen_t0, &search.s2_t0) {
-            v.push(Layer::new("pre", &format!("Sentinel-2 t0 ({d})"), LayerKind::Optical, pre.join(&d).join("S2.tif"), None));
+            v.push(Layer::new("pre", &format!("Sentinel-2 t0 ({d})"), LayerKind::Optical, project.preprocessed_s2(&d), None));
         }
         if let Some(d) = date(&search.chosen_t1, &search.s2_t1) {
-            v.push(Layer::new("real", &format!("Sentinel-2 t1, real ({d})"), LayerKind::Optical, pre.join(&d).join("S2.tif"), None));
+            v.push(Layer::new("real", &format!("Sentinel-2 t1, real ({d})"), LayerKind::Optical, project.preprocessed_s2(&d), None));
         }
-        let mut s1: Vec<String> = search.paired_s1().iter().map(|s| s.datetime.format("%Y-%m-%d").to_string()).collect();
+        let mut s1: Vec<String> = search.paired_s1().iter().map(|s| date_folder(&s.datetime)).collect();
         s1.sort();
         s1.dedup();
         for (i, d) in s1.iter().enumerate() {
             let id = if i == 0 { "s1-t0".to_string() } else { format!("s1-t{i}") };
-            v.push(Layer::new(&id, &format!("Sentinel-1 ({d})"), LayerKind::Radar, pre.join(d).join("S1.tif"), None));
+            v.push(Layer::new(&id, &format!("Sentinel-1 ({d})"), LayerKind::Radar, project.preprocessed_s1(d), None));
         }
     }
-    let out = project.output_dir(run);
-    v.push(Layer::new("synthetic", &format!("Sentinel-2 t1, synthetic ({run})"), LayerKind::Optical, out.join("synthetic_S2_t1.tif"), None));
-    let assess = out.join("assess");
+    v.push(Layer::new("synthetic", &format!("Sentinel-2 t1, synthetic ({run})"), LayerKind::Optical, project.synthetic_s2(run), None));
+    let assess = project.assess_dir(run);
+    use crate::assess::files;
     for which in ["real", "synthetic"] {
-        v.push(Layer::new(&format!("dnbr-{which}"), &format!("dNBR, {which}"), LayerKind::Dnbr, assess.join(format!("indices_{which}.tif")), Some(3)));
-        v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(format!("severity_{which}.tif")), None));
-        v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(format!("burned_{which}.geojson")), None));
+        v.push(Layer::new(&format!("dnbr-{which}"), &format!("dNBR, {which}"), LayerKind::Dnbr, assess.join(files::indices(which)), Some(3)));
+        v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::severity(which)), None));
+        v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(files::perimeter(which)), None));
     }
     v.retain(|l| l.path.is_file());
     v
@@ -300,7 +299,7 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
     match (layer.kind, ext.as_str()) {
         (LayerKind::Perimeter, "geojson" | "json") => {
             let bytes = std::fs::read(&layer.path).map_err(Error::io(&layer.path, "reading the perimeter"))?;
-            crate::project::write_atomic(out, &bytes)?;
+            crate::fsutil::write_atomic(out, &bytes)?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (GeoJSON, WGS84)", layer.title) })
         }
         (LayerKind::Perimeter, _) => Err(Error::invalid("--out", format!("{}: a perimeter is written as .geojson", out.display()))),

@@ -5,16 +5,18 @@
 //! The pipeline is a chain of stages over files in a project folder (see `project`). Each stage is
 //! a plain function taking the project, its configuration and a [`job::Progress`]; the CLI
 //! (`cli`) and the desktop app (`gui`) call the same functions and hold no pipeline logic.
+//! ARCHITECTURE.md at the repository root maps the modules.
 
 pub mod aoi;
 pub mod assess;
-pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod dataset;
 pub mod demo;
 pub mod error;
 pub mod fetch;
+pub mod fsutil;
+pub mod grid;
 pub mod job;
 pub mod layers;
 pub mod model;
@@ -22,6 +24,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod project;
 pub mod raster;
+pub mod tools;
 
 #[cfg(feature = "gui")]
 pub mod gui;
@@ -34,8 +37,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
-        // thiserror variants often print their source already; do not repeat it.
-        if !text.contains(&cause_text) {
+        // thiserror variants often print their source already; do not repeat it. Parser errors
+        // are often shown without their " at line N column M" tail (the variant says where).
+        let head = cause_text.split(" at line ").next().unwrap_or(&cause_text);
+        if !text.contains(&cause_text) && !text.contains(head) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }

@@ -14,10 +14,7 @@ use crate::model::DeviceChoice;
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::infer::InferOptions;
 use crate::preprocess::stage::PreprocessConfig;
-use crate::project::{Project, Stage};
-
-/// The file in a project folder that holds its pipeline settings.
-pub const PROJECT_PIPELINE_FILE: &str = "pipeline.yaml";
+use crate::project::{Project, RunName, Stage, StageState};
 
 /// Settings of every stage; `None` means the stage's defaults for the project. This is also the
 /// pipeline file of `s2cr run` (YAML), where `project` and `stages` say what to run.
@@ -34,8 +31,8 @@ pub struct PipelineSettings {
     pub fetch: FetchOptions,
     pub preprocess: PreprocessConfig,
     pub dataset: Option<DatasetConfig>,
-    /// Run name (runs/<run>, outputs/<run>).
-    pub run: String,
+    /// Run name (runs/<run>, outputs/<run>); `default` when not given.
+    pub run: RunName,
     pub model: Option<ModelConfig>,
     pub train: Option<TrainConfig>,
     pub device: DeviceChoice,
@@ -46,16 +43,13 @@ impl PipelineSettings {
     /// Reads a pipeline file; an unknown key or a wrong value names its line.
     pub fn load(path: &std::path::Path) -> Result<PipelineSettings> {
         let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the pipeline file"))?;
-        serde_norway::from_str(&text).map_err(|e| {
-            let at = e.location().map(|l| format!("line {}, column {}: ", l.line(), l.column())).unwrap_or_default();
-            Error::invalid(path.display().to_string(), format!("{at}{e}"))
-        })
+        serde_norway::from_str(&text).map_err(|e| Error::yaml(path, &text, e))
     }
 
     /// A project's own pipeline settings: its `pipeline.yaml` when it has one (the demo's
     /// does), else the defaults. `s2cr run` without a file and the app start from these.
     pub fn of_project(project: &Project) -> Result<PipelineSettings> {
-        let path = project.root().join(PROJECT_PIPELINE_FILE);
+        let path = project.pipeline_file();
         if path.is_file() { PipelineSettings::load(&path) } else { Ok(PipelineSettings::default()) }
     }
 
@@ -73,9 +67,9 @@ impl PipelineSettings {
             .collect())
     }
 
-    /// The run name, `default` when none is set.
-    pub fn run_name(&self) -> &str {
-        if self.run.is_empty() { "default" } else { &self.run }
+    /// The run's name.
+    pub fn run_name(&self) -> &RunName {
+        &self.run
     }
 
     pub fn search_config(&self, project: &Project) -> Result<SearchConfig> {
@@ -125,7 +119,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
     if let Err(why) = availability(stage) {
         return Err(Error::invalid(stage.name(), why));
     }
-    let run = settings.run_name().to_string();
+    let run = settings.run_name().clone();
     match stage {
         Stage::Search => {
             let r = crate::catalog::stage::search(project, &settings.search_config(project)?, progress)?;
@@ -151,11 +145,11 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("patches: train {}, val {}, test {}", s.train, s.val, s.test))
         }
         Stage::Train => {
-            let resume = project.run_dir(&run).join("checkpoint.json").is_file();
+            let resume = project.checkpoint_json(&run).is_file();
             // A checkpoint from before a change of the training set: training goes on from it
             // (fine-tuning); say so, and how to start over.
             let stale = match project.stage_state(Stage::Train, Some(&run)) {
-                Ok((crate::project::StageState::Stale(why), _)) if resume => Some(why),
+                Ok((StageState::Stale(why), _)) if resume => Some(why),
                 _ => None,
             };
             if let Some(why) = &stale {
@@ -178,77 +172,9 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             }
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
-        Stage::Assess => assess(project, &run, progress),
+        Stage::Assess => Ok(crate::assess::assess_project(project, &run, &crate::assess::AssessConfig::default(), progress)?.summary()),
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),
     }
-}
-
-/// The pixels of the dataset's validation and test blocks: no training patch covers them (the
-/// split drops patches that would reach into another split's block). `None` when every block
-/// is for training.
-fn held_out(project: &Project) -> Result<Option<crate::assess::HeldOut>> {
-    use crate::dataset::tiles::{Split, block_splits};
-    let summary: crate::dataset::DatasetSummary = crate::dataset::load_json(&project.dataset_dir().join("dataset.json"))?;
-    let (w, h) = (summary.grid_width, summary.grid_height);
-    let tiles = &summary.config.tiles;
-    let (block, splits) = block_splits(w, h, tiles);
-    let mask: Vec<bool> = (0..w * h).map(|i| splits[(i / w) / block][(i % w) / block] != Split::Train).collect();
-    let pixels = mask.iter().filter(|m| **m).count();
-    if pixels == 0 {
-        return Ok(None);
-    }
-    Ok(Some(crate::assess::HeldOut {
-        description: format!("the dataset's validation and test blocks ({block} px blocks, split seed {}): {pixels} of {} grid pixels", tiles.seed, w * h),
-        pixels,
-        mask,
-    }))
-}
-
-/// The assess stage of a project: the synthetic t1 against the real t1 where it is clear (its
-/// mask), both against the pre-fire t0. Scenes the catalog marks as simulated say so in every
-/// output.
-fn assess(project: &Project, run: &str, progress: &Progress) -> Result<String> {
-    let sources = crate::dataset::Sources::of_project(project)?;
-    let synthetic = project.output_dir(run).join("synthetic_S2_t1.tif");
-    if !synthetic.is_file() {
-        return Err(Error::Project { path: synthetic, message: format!("missing; run `s2cr infer --run {run}` first") });
-    }
-    let search = crate::catalog::stage::SearchResult::load(project, "assess")?;
-    let [t0, t1] = search.chosen_s2();
-    let partners = |group: &[&crate::catalog::Scene]| -> Vec<&crate::catalog::Scene> {
-        search.pairs.iter().filter(|p| group.iter().any(|s| s.id == p.s2_id)).filter_map(|p| search.s1.iter().find(|s| s.id == p.s1_id)).collect()
-    };
-    let mut notes: Vec<String> = Vec::new();
-    for scene in t0.iter().chain(&t1).copied().chain(partners(&t0)).chain(partners(&t1)) {
-        if let Some(note) = &scene.simulated {
-            let line = format!("{}: {note}", scene.id);
-            if !notes.contains(&line) {
-                notes.push(line);
-            }
-        }
-    }
-    let cfg = crate::assess::AssessConfig { simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")), held_out: held_out(project)?, ..Default::default() };
-    let inputs = crate::assess::AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
-    crate::assess::assess(project, run, &inputs, &cfg, progress)?;
-    let dir = project.output_dir(run).join("assess");
-    let report: serde_json::Value = std::fs::read_to_string(dir.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
-    let b = &report["burned"];
-    let held = match report["held_out"]["burned"].get("kappa") {
-        Some(k) => format!(", held-out kappa {}", f(k)),
-        None => String::new(),
-    };
-    Ok(format!(
-        "burned {} ha real vs {} ha synthetic, kappa {}{held}{}: {}",
-        f(&b["burned_ha_real"]),
-        f(&b["burned_ha_synthetic"]),
-        f(&b["kappa"]),
-        if notes.is_empty() { "" } else { " (SIMULATED burn)" },
-        dir.join("report.html").display()
-    ))
 }
 
 /// Runs the selected stages in order. Each stage skips itself when it is up to date and resumes

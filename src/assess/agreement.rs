@@ -2,12 +2,12 @@
 //! post-fire image, taken as reference, and from the synthetic one): confusion matrices, overall
 //! accuracy, Cohen's kappa, F1 (Dice), IoU, commission and omission errors, burned area.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::severity::{Severity, SeverityThresholds};
 
 /// Counts of (reference class, mapped class) pairs: `counts[reference][mapped]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfusionMatrix {
     pub labels: Vec<String>,
     pub counts: Vec<Vec<u64>>,
@@ -56,23 +56,31 @@ impl ConfusionMatrix {
 }
 
 /// Burned / unburned agreement, the synthetic map judged against the real one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BurnedAgreement {
     pub true_positive: u64,
     pub false_positive: u64,
     pub false_negative: u64,
     pub true_negative: u64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub overall_accuracy: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub kappa: f64,
     /// F1 score, equal to the Dice coefficient.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub f1: f64,
     /// Intersection over union of the burned areas (Jaccard).
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub iou: f64,
     /// Fraction of the synthetic burned area that is not burned in the real map.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub commission_error: f64,
     /// Fraction of the real burned area that the synthetic map misses.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub omission_error: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub burned_ha_real: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub burned_ha_synthetic: f64,
     /// Pixels compared (valid in both maps).
     pub pixels: u64,

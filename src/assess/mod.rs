@@ -9,23 +9,33 @@
 pub mod agreement;
 pub mod indices;
 pub mod metrics;
+mod project;
 pub mod report;
 pub mod severity;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::project::{Manifest, Project, Stage, StageState};
 use crate::raster::{self, BandStack, ClassRaster, WriteOptions};
 use agreement::{BurnedAgreement, ConfusionMatrix};
 use severity::{Severity, SeverityThresholds};
 
+/// The names of the files an assessment writes into its folder.
+pub use crate::project::assess_files as files;
+
+pub use project::{ProjectAssessment, assess_project, assess_project_files};
+
+/// Reads a number that JSON holds as `null` when it was not finite (serde_json writes NaN and
+/// infinities as `null`), so a report reads back as it was written.
+pub(crate) fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// The near-infrared band used in NBR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum NirBand {
     /// B8, 10 m, broad NIR (the default).
     #[default]
@@ -44,7 +54,7 @@ impl NirBand {
 }
 
 /// Parameters of the assessment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssessConfig {
     /// Band names of the inputs, in file order, for files without band descriptions.
     pub band_order: Option<Vec<String>>,
@@ -53,6 +63,7 @@ pub struct AssessConfig {
     pub nir: NirBand,
     pub thresholds: SeverityThresholds,
     /// Data range of reflectances for PSNR and SSIM.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub data_range: f64,
     /// Bands compared for image quality.
     pub quality_bands: Vec<String>,
@@ -64,7 +75,7 @@ pub struct AssessConfig {
 }
 
 /// A set of pixels (row-major on the grid) with what it is, in words.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOut {
     pub description: String,
     /// Number of pixels in the set (so the parameters change when the set does).
@@ -74,7 +85,7 @@ pub struct HeldOut {
 }
 
 /// The burned-area agreement over held-out pixels only.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOutAgreement {
     pub description: String,
     pub burned: BurnedAgreement,
@@ -96,7 +107,7 @@ impl Default for AssessConfig {
 }
 
 /// The three images compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssessInputs {
     /// Pre-fire Sentinel-2 (t0).
     pub pre: PathBuf,
@@ -107,50 +118,63 @@ pub struct AssessInputs {
 }
 
 /// Quality of one band.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BandQuality {
     pub band: String,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub psnr_db: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub ssim: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub rmse: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mae: f64,
 }
 
 /// Image quality over all compared bands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     pub bands: Vec<BandQuality>,
     /// PSNR from the MSE over every band's valid pixels.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub psnr_db: f64,
     /// Mean of the bands' SSIM.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub ssim: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub rmse: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mae: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub sam_degrees: f64,
     pub valid_pixels: u64,
 }
 
 /// Area of each severity class, real and synthetic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassArea {
     pub class: String,
     pub code: u8,
     /// Over the pixels with data in both maps (as the agreement).
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub hectares_real: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub hectares_synthetic: f64,
     /// Over every pixel of the synthetic map, including those the real image cannot show
     /// (clouds): what the synthetic image adds.
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub hectares_synthetic_all: f64,
 }
 
 /// Everything the assessment found; also written as report.json.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssessReport {
     pub tool_version: String,
     pub inputs: AssessInputs,
     pub config: AssessConfig,
     pub width: usize,
     pub height: usize,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub pixel_area_m2: f64,
     pub crs_wkt: String,
     /// Which bands made NBR, in words.
@@ -161,7 +185,9 @@ pub struct AssessReport {
     /// Agreement over the pixels the model never trained on, when the caller knows them.
     pub held_out: Option<HeldOutAgreement>,
     pub severity_areas: Vec<ClassArea>,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_synthetic: f64,
     /// Files written, relative to the output folder.
     pub files: Vec<String>,
@@ -283,7 +309,7 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             crs_wkt: crs_wkt.clone(),
             descriptions: ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec(),
         };
-        let file = format!("indices_{name}.tif");
+        let file = files::indices(name);
         raster::write_raster(&out_dir.join(&file), &stack, &WriteOptions::default())?;
         rasters_written.push(file);
         let classes = cfg.thresholds.classify_all(&dnbr);
@@ -299,7 +325,7 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let palette: Vec<(u8, [u8; 3], &str)> = Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect();
     for (name, sev) in [("real", &sev_real), ("synthetic", &sev_synth)] {
         let codes: Vec<u8> = sev.iter().map(|s| *s as u8).collect();
-        let file = format!("severity_{name}.tif");
+        let file = files::severity(name);
         raster::write_classes(
             &out_dir.join(&file),
             &ClassRaster {
@@ -314,11 +340,11 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         )?;
         rasters_written.push(file);
         let burned: Vec<bool> = sev.iter().map(|s| cfg.thresholds.is_burned(*s)).collect();
-        let file = format!("burned_{name}.geojson");
+        let file = files::perimeter(name);
         raster::polygonize_mask(&out_dir.join(&file), &burned, width, height, gt, &crs_wkt, &format!("burned_{name}"))?;
         rasters_written.push(file);
     }
-    crate::project::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.thresholds).as_bytes())?;
+    crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.thresholds).as_bytes())?;
     rasters_written.push("severity.qml".into());
     progress.check_cancelled()?;
 
@@ -436,39 +462,3 @@ fn quality(real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height
     })
 }
 
-/// The assess stage of a project: writes `outputs/<run>/assess/` and its manifest; skipped when
-/// the manifest matches the inputs and parameters.
-pub fn assess(project: &Project, run: &str, inputs: &AssessInputs, cfg: &AssessConfig, progress: &Progress) -> Result<Manifest> {
-    let manifest_path = project.manifest_path(Stage::Assess, Some(run));
-    let params = serde_json::to_value(cfg).map_err(|e| Error::invalid("assess parameters", e.to_string()))?;
-    if let Some(m) = Manifest::load(&manifest_path)?
-        && m.state(project.root(), Some(&params)) == StageState::Done
-        && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs)
-    {
-        progress.info("up to date; nothing to do");
-        return Ok(m);
-    }
-    let start = Instant::now();
-    let out_dir = project.output_dir(run).join("assess");
-    let report = assess_files(inputs, &out_dir, cfg, progress)?;
-    let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in [&inputs.pre, &inputs.real, &inputs.synthetic] {
-        manifest.add_input(project.root(), p)?;
-    }
-    for f in &report.files {
-        manifest.add_output(project.root(), &out_dir.join(f))?;
-    }
-    manifest.save(&manifest_path)?;
-    progress.info(format!("assessment written to {} in {:.1} s", out_dir.display(), start.elapsed().as_secs_f64()));
-    Ok(manifest)
-}
-
-fn input_paths(project: &Project, inputs: &AssessInputs) -> Vec<String> {
-    [&inputs.pre, &inputs.real, &inputs.synthetic]
-        .iter()
-        .map(|p| {
-            let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
-            full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()
-        })
-        .collect()
-}

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use super::severity::{Severity, SeverityThresholds};
 use super::{AssessConfig, AssessReport, Image};
 use crate::error::{Error, Result};
-use crate::project::write_atomic;
+use crate::fsutil::write_atomic;
 
 /// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVu-LICENSE.txt), so figures render
 /// the same on every machine without system fonts.
@@ -422,11 +422,10 @@ pub(super) fn write_tables(out_dir: &Path, report: &mut AssessReport) -> Result<
         let _ = writeln!(areas, "{},{},{:.4},{:.4},{:.4}", c.code, c.class, c.hectares_real, c.hectares_synthetic, c.hectares_synthetic_all);
     }
     write_atomic(&out_dir.join("severity_areas.csv"), areas.as_bytes())?;
-    report.files.extend(["metrics_bands.csv", "agreement.csv", "severity_confusion.csv", "severity_areas.csv", "report.json"].map(String::from));
-    report.files.push("report.html".into());
+    report.files.extend(["metrics_bands.csv", "agreement.csv", "severity_confusion.csv", "severity_areas.csv", super::files::REPORT_JSON].map(String::from));
+    report.files.push(super::files::REPORT_HTML.into());
     // JSON cannot hold NaN/inf: serde_json writes them as null.
-    let json = serde_json::to_string_pretty(report).map_err(|e| Error::Json { path: out_dir.join("report.json"), message: e.to_string() })?;
-    write_atomic(&out_dir.join("report.json"), json.as_bytes())
+    crate::fsutil::save_json(&out_dir.join(super::files::REPORT_JSON), report)
 }
 
 fn esc(s: &str) -> String {
@@ -556,7 +555,7 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         "</ul>\n<p class=\"small\">sent2-cloud-remover {}. Contains modified Copernicus Sentinel data.</p>\n</body></html>\n",
         report.tool_version
     );
-    write_atomic(&out_dir.join("report.html"), h.as_bytes())
+    write_atomic(&out_dir.join(super::files::REPORT_HTML), h.as_bytes())
 }
 
 /// A QGIS layer style (.qml) showing severity rasters with the USGS colours and class names.

@@ -66,7 +66,7 @@ pub fn sample_band<T: gdal::raster::GdalType + Copy + Default>(href: &str, point
         return Ok(Vec::new());
     }
     let info = raster::info(href)?;
-    let wgs84 = crate::aoi::wgs84_traditional()?;
+    let wgs84 = crate::grid::wgs84_traditional()?;
     let mut srs = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).map_err(Error::gdal(href, "reading the CRS"))?;
     srs.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
     let transform = gdal::spatial_ref::CoordTransform::new(&wgs84, &srs).map_err(Error::gdal(href, "creating a transformation"))?;

@@ -71,7 +71,7 @@ impl StaticCatalog {
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the static STAC catalog"))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: format!("{e}; is this a STAC catalog, collection or item?") })
+    serde_json::from_str(&text).map_err(Error::json(path, "is this a STAC catalog, collection or item?"))
 }
 
 /// Follows a document's `child` and `item` links; items get absolute asset hrefs.
@@ -83,7 +83,7 @@ fn walk(path: &Path, depth: usize, seen: &mut HashSet<PathBuf>, items: &mut Vec<
     let value = read_json(&path)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     if value.get("type").and_then(|t| t.as_str()) == Some("Feature") {
-        let mut item: stac::Item = serde_json::from_value(value).map_err(|e| Error::Json { path: path.clone(), message: format!("not a STAC item: {e}") })?;
+        let mut item: stac::Item = serde_json::from_value(value).map_err(Error::json(&path, "this is not a STAC item"))?;
         for asset in item.assets.values_mut() {
             if !asset.href.contains("://") && !Path::new(&asset.href).is_absolute() {
                 asset.href = dir.join(&asset.href).display().to_string();

@@ -308,27 +308,9 @@ impl Scene {
     }
 }
 
-/// Turns a STAC item id into a folder name that cannot leave its parent folder.
-pub fn safe_id(id: &str) -> String {
-    let cleaned: String = id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
-    let trimmed = cleaned.trim_matches('.');
-    if trimmed.is_empty() { "item".into() } else { trimmed.chars().take(200).collect() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_cannot_escape_the_project() {
-        assert_eq!(safe_id("../../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(safe_id(".."), "item");
-        assert_eq!(safe_id("S2B_20EPT_20250731_0_L2A"), "S2B_20EPT_20250731_0_L2A");
-        assert_eq!(safe_id("a/b\\c:d"), "a_b_c_d");
-    }
 
     #[test]
     fn every_provider_maps_the_pipeline_bands() {

@@ -72,10 +72,7 @@ impl StacClient {
         for page in 1.. {
             progress.check_cancelled()?;
             let value = self.request(&method, &url, body.as_ref())?;
-            let collection: stac::ItemCollection = serde_json::from_value(value.clone()).map_err(|e| Error::Json {
-                path: url.clone().into(),
-                message: format!("the search response is not a STAC ItemCollection: {e}"),
-            })?;
+            let collection: stac::ItemCollection = serde_json::from_value(value.clone()).map_err(Error::json(&url, "the search response is not a STAC ItemCollection"))?;
             let n = collection.items.len();
             items.extend(collection.items);
             progress.info(format!("page {page}: {n} items ({} so far)", items.len()));
@@ -121,10 +118,7 @@ impl StacClient {
                     let status = response.status();
                     let text = response.text().unwrap_or_default();
                     if status.is_success() {
-                        return serde_json::from_str(&text).map_err(|e| Error::Json {
-                            path: url.into(),
-                            message: format!("the response is not JSON ({e}); is {} a STAC API?", self.root),
-                        });
+                        return serde_json::from_str(&text).map_err(Error::json(url, format!("the response is not JSON; is {} a STAC API?", self.root)));
                     }
                     let snippet: String = text.chars().take(300).collect();
                     last_error = format!("HTTP {status}: {snippet}");
@@ -138,6 +132,6 @@ impl StacClient {
             }
             tracing::debug!("{method} {url} failed (attempt {}): {last_error}", attempt + 1);
         }
-        Err(Error::Http { url: url.to_string(), message: last_error })
+        Err(Error::http(url.to_string(), last_error))
     }
 }

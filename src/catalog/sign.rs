@@ -45,18 +45,16 @@ impl PcSigner {
         if let Ok(key) = std::env::var("PC_SDK_SUBSCRIPTION_KEY") {
             request = request.header("Ocp-Apim-Subscription-Key", key);
         }
-        let response = request.send().map_err(|e| Error::Http { url: url.clone(), message: format!("requesting a SAS token: {e}") })?;
+        let response = request.send().map_err(|e| Error::Http { url: url.clone(), message: "requesting a SAS token".into(), source: Some(e) })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(Error::Http {
+            return Err(Error::http(
                 url,
-                message: format!(
-                    "HTTP {status} for a SAS token; collections marked as requiring an account need PC_SDK_SUBSCRIPTION_KEY"
-                ),
-            });
+                format!("HTTP {status} for a SAS token; collections marked as requiring an account need PC_SDK_SUBSCRIPTION_KEY"),
+            ));
         }
-        let body: serde_json::Value = response.json().map_err(|e| Error::Http { url: url.clone(), message: format!("the token response is not JSON: {e}") })?;
-        let token = body["token"].as_str().ok_or_else(|| Error::Http { url: url.clone(), message: "the response has no `token`".into() })?.to_string();
+        let body: serde_json::Value = response.json().map_err(|e| Error::Http { url: url.clone(), message: "the token response is not JSON".into(), source: Some(e) })?;
+        let token = body["token"].as_str().ok_or_else(|| Error::http(url.clone(), "the response has no `token`"))?.to_string();
         let expiry = body["msft:expiry"]
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())

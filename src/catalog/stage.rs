@@ -107,15 +107,15 @@ impl SearchResult {
 
     /// Writes `catalog/search.json`.
     pub fn save(&self, project: &Project) -> Result<()> {
-        write_json(&project.catalog_dir().join("search.json"), self)
+        crate::fsutil::save_json(&project.search_json(), self)
     }
 
     /// Reads `catalog/search.json`; `next` names the command the user wants to run after search.
     pub fn load(project: &Project, next: &str) -> Result<SearchResult> {
-        let path = project.catalog_dir().join("search.json");
+        let path = project.search_json();
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::Project { path: path.clone(), message: format!("{e}; run `s2cr search` before `s2cr {next}`") })?;
-        serde_json::from_str(&text).map_err(|e| Error::Json { path, message: format!("{e}; run `s2cr search` again") })
+        serde_json::from_str(&text).map_err(Error::json(&path, "run `s2cr search` again"))
     }
 
     /// Chooses another candidate for t0 (`t1` false) or t1 by hand: the scenes of its
@@ -147,7 +147,7 @@ impl SearchResult {
         self.save(project)?;
         let manifest_path = project.manifest_path(Stage::Search, None);
         if let Some(mut m) = Manifest::load(&manifest_path)? {
-            let path = project.catalog_dir().join("search.json");
+            let path = project.search_json();
             let record = crate::project::FileRecord::of(project.root(), &path)?;
             m.outputs.retain(|f| f.path != record.path);
             m.outputs.push(record);
@@ -246,7 +246,7 @@ fn widen(range: DateRange, days: f64) -> DateRange {
 
 /// Runs the search for a project; skipped when `catalog/` is up to date with these parameters.
 pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Result<SearchResult> {
-    let result_path = project.catalog_dir().join("search.json");
+    let result_path = project.search_json();
     let manifest_path = project.manifest_path(Stage::Search, None);
     let params = serde_json::json!({
         "search": cfg,
@@ -333,10 +333,10 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
         pairs,
         unpaired,
     };
-    let items_path = project.catalog_dir().join("items.json");
+    let items_path = project.items_json();
     let collection = serde_json::json!({"type": "FeatureCollection", "features": all_items});
-    write_json(&items_path, &collection)?;
-    write_json(&result_path, &result)?;
+    crate::fsutil::save_json(&items_path, &collection)?;
+    crate::fsutil::save_json(&result_path, &result)?;
     let mut manifest = Manifest::new(Stage::Search, params);
     manifest.add_input(project.root(), &project.config.aoi)?;
     manifest.add_output(project.root(), &items_path)?;
@@ -344,11 +344,6 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
     manifest.save(&manifest_path)?;
     progress.advanced(4, 4, "done");
     Ok(result)
-}
-
-fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
-    crate::project::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]

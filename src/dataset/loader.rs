@@ -16,7 +16,8 @@ use burn::prelude::*;
 
 use super::normalize::{Affine, Normalization, TileRange};
 use super::tiles::{Patch, Split, SplitMix};
-use super::{DatasetSummary, TileIndex, load_json};
+use super::{DatasetSummary, TileIndex};
+use crate::fsutil::load_json;
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::raster::{self, PixelWindow};
@@ -95,7 +96,7 @@ impl PatchDataset {
     /// The kept patches of `split` of the project's dataset; `augment` = Some(seed) for
     /// training.
     pub fn open(project: &Project, split: Split, augment: Option<u64>) -> Result<PatchDataset> {
-        let summary: DatasetSummary = load_json(&project.dataset_dir().join("dataset.json"))?;
+        let summary: DatasetSummary = load_json(&project.dataset_json(), "run `s2cr dataset` first")?;
         let index = TileIndex::load(project)?;
         let root = project.root();
         let loc = |p: &Path| root.join(p).display().to_string();
@@ -271,7 +272,7 @@ impl Batcher<PatchItem, PatchBatch> for PatchBatcher {
 
 /// The dataset's normalization (dataset/normalization.json).
 pub fn load_normalization(project: &Project) -> Result<Normalization> {
-    load_json(&project.dataset_dir().join("normalization.json"))
+    load_json(&project.normalization_json(), "run `s2cr dataset` first")
 }
 
 #[cfg(test)]

@@ -122,6 +122,22 @@ pub fn sar_only_inputs(s1: &[String]) -> Vec<String> {
     s1.iter().map(|p| format!("S1_t1:{p}")).collect()
 }
 
+/// The input channels a preset or a list names: `research` ([`research_inputs`]), `sar-only`
+/// ([`sar_only_inputs`]) or a comma-separated list such as `S1_t1:VV,S1_t1:VH,S2_t0:B04,mask_t0`
+/// (checked when the dataset is built). `mask_channel` adds the S2 t0 cloud mask (`mask_t0`)
+/// when the channels lack it. `s1_bands` and `s2_bands` are the project's bands.
+pub fn input_channels(preset_or_list: &str, s1_bands: &[String], s2_bands: &[String], mask_channel: bool) -> Vec<String> {
+    let mut inputs = match preset_or_list.trim() {
+        "research" => research_inputs(s1_bands, s2_bands),
+        "sar-only" => sar_only_inputs(s1_bands),
+        list => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    };
+    if mask_channel && !inputs.iter().any(|c| c == "mask_t0") {
+        inputs.push("mask_t0".into());
+    }
+    inputs
+}
+
 /// Default outputs: enough for true colour, NIR and NBR (B08 and B12 are required for NBR).
 pub const DEFAULT_OUTPUTS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
 
@@ -182,7 +198,7 @@ impl Sources {
             (Some(a), Some(b)) => (a, b),
             _ => {
                 return Err(Error::Project {
-                    path: project.catalog_dir().join("search.json"),
+                    path: project.search_json(),
                     message: "no Sentinel-2 scene chosen for t0 or t1; run `s2cr search` with wider dates".into(),
                 });
             }
@@ -192,13 +208,13 @@ impl Sources {
             let ids: Vec<&String> = group.iter().map(|s| &s.id).collect();
             let pair = search.pairs.iter().find(|p| ids.contains(&&p.s2_id))?;
             let s1 = search.s1.iter().find(|s| s.id == pair.s1_id)?;
-            Some(project.preprocessed_dir().join(s1.datetime.format("%Y-%m-%d").to_string()).join("S1.tif"))
+            Some(project.preprocessed_s1(&crate::project::date_folder(&s1.datetime)))
         };
         let sources = Sources {
             s1_t0: s1_for(&g0),
             s1_t1: s1_for(&g1),
-            s2_t0: project.preprocessed_dir().join(&t0).join("S2.tif"),
-            s2_t1: project.preprocessed_dir().join(&t1).join("S2.tif"),
+            s2_t0: project.preprocessed_s2(&t0),
+            s2_t1: project.preprocessed_s2(&t1),
         };
         for p in [Some(&sources.s2_t0), Some(&sources.s2_t1), sources.s1_t0.as_ref(), sources.s1_t1.as_ref()].into_iter().flatten() {
             if !p.is_file() {
@@ -258,10 +274,10 @@ fn build_vrts(project: &Project, sources: &Sources, inputs: &[Channel], outputs:
     let dir = project.dataset_dir();
     let mut per_channel = |c: &Channel| -> Result<String> {
         let src = sources.path(c.source).ok_or_else(|| Error::Project {
-            path: project.catalog_dir().join("search.json"),
+            path: project.search_json(),
             message: format!("channel {} needs a Sentinel-1 scene paired with {}; search with a larger --max-gap-days", c.name, if c.source == Source::S1T0 { "t0" } else { "t1" }),
         })?;
-        let vrt = dir.join(c.source.folder()).join(format!("{}.vrt", crate::catalog::safe_id(&c.band)));
+        let vrt = dir.join(c.source.folder()).join(format!("{}.vrt", crate::fsutil::safe_name(&c.band)));
         raster::band_vrt(&vrt, &src.display().to_string(), band_index(src, &c.band)?)?;
         Ok(vrt.display().to_string())
     };
@@ -309,7 +325,7 @@ struct StripValidity {
 /// Runs the dataset stage.
 pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Result<DatasetSummary> {
     let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("dataset parameters", e.to_string()))?;
-    let summary_path = project.dataset_dir().join("dataset.json");
+    let summary_path = project.dataset_json();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Dataset, None)?
         && m.parameters == parameters
         && let Ok(text) = std::fs::read_to_string(&summary_path)
@@ -433,7 +449,7 @@ pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Res
     if let Some(range) = &cfg.yearly_range {
         let bands: Vec<String> = inputs.iter().chain(&outputs).filter(|c| c.kind == ChannelKind::S2).map(|c| c.band.clone()).collect();
         let yearly = yearly::yearly_min_max(project, range, &bands, progress)?;
-        crate::project::write_atomic(&project.dataset_dir().join("yearly.json"), &pretty(&yearly))?;
+        crate::fsutil::save_json(&project.yearly_json(), &yearly)?;
         for c in normalization.inputs.iter_mut().chain(normalization.outputs.iter_mut()) {
             if c.kind == ChannelKind::S2 {
                 let band = c.name.rsplit(':').next().unwrap_or_default();
@@ -466,18 +482,17 @@ pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Res
         dropped_split_border: patches.iter().filter(|p| !p.kept && !p.reason.starts_with("valid")).count(),
         mean_valid_fraction: kept_all.iter().map(|p| p.valid_fraction).sum::<f64>() / kept_all.len().max(1) as f64,
     };
-    let dir = project.dataset_dir();
-    crate::project::write_atomic(&dir.join("tiles.json"), &pretty(&TileIndex { size: t.size, inputs: inputs.iter().map(|c| c.name.clone()).collect(), outputs: outputs.iter().map(|c| c.name.clone()).collect(), patches: patches.clone() }))?;
-    crate::project::write_atomic(&dir.join("tiles.csv"), tiles_csv(&patches, &inputs, &outputs, t.size).as_bytes())?;
-    crate::project::write_atomic(&dir.join("normalization.json"), &pretty(&normalization))?;
-    crate::project::write_atomic(&dir.join("normalization.csv"), normalization.to_csv().as_bytes())?;
-    crate::project::write_atomic(&summary_path, &pretty(&summary))?;
+    crate::fsutil::save_json(&project.tiles_json(), &TileIndex { size: t.size, inputs: inputs.iter().map(|c| c.name.clone()).collect(), outputs: outputs.iter().map(|c| c.name.clone()).collect(), patches: patches.clone() })?;
+    crate::fsutil::write_atomic(&project.tiles_csv(), tiles_csv(&patches, &inputs, &outputs, t.size).as_bytes())?;
+    crate::fsutil::save_json(&project.normalization_json(), &normalization)?;
+    crate::fsutil::write_atomic(&project.normalization_csv(), normalization.to_csv().as_bytes())?;
+    crate::fsutil::save_json(&summary_path, &summary)?;
     let mut manifest = Manifest::new(Stage::Dataset, parameters);
     for p in [Some(&sources.s2_t0), Some(&sources.s2_t1), sources.s1_t0.as_ref(), sources.s1_t1.as_ref()].into_iter().flatten() {
         manifest.add_input(root, p)?;
     }
-    for f in ["tiles.json", "tiles.csv", "normalization.json", "normalization.csv", "dataset.json"] {
-        manifest.add_output(root, &dir.join(f))?;
+    for f in [project.tiles_json(), project.tiles_csv(), project.normalization_json(), project.normalization_csv(), project.dataset_json()] {
+        manifest.add_output(root, &f)?;
     }
     manifest.save(&project.manifest_path(Stage::Dataset, None))?;
     Ok(summary)
@@ -494,19 +509,10 @@ pub struct TileIndex {
 
 impl TileIndex {
     pub fn load(project: &Project) -> Result<TileIndex> {
-        load_json(&project.dataset_dir().join("tiles.json"))
+        crate::fsutil::load_json(&project.tiles_json(), "run `s2cr dataset` first")
     }
 }
 
-/// Reads one of the dataset's JSON files.
-pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Project { path: path.to_path_buf(), message: format!("{e}; run `s2cr dataset` first") })?;
-    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: format!("{e}; run `s2cr dataset` again") })
-}
-
-fn pretty<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec_pretty(value).unwrap_or_default()
-}
 
 fn tiles_csv(patches: &[Patch], inputs: &[Channel], outputs: &[Channel], size: usize) -> String {
     let mut out = String::from("id,x,y,size,split,kept,valid_fraction,masked_t0,masked_t1,no_data,reason");

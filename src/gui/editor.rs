@@ -4,6 +4,9 @@
 
 use crate::aoi::{Aoi, AoiLimits};
 
+/// What errors call the polygon drawn on the map.
+const SOURCE_NAME: &str = "the drawn area";
+
 /// The polygon under edit.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AoiEditor {
@@ -65,9 +68,10 @@ impl AoiEditor {
     }
 
     /// The AOI this polygon describes (not validated), or why there is none yet.
-    pub fn aoi(&self) -> Result<Aoi, String> {
+    pub fn aoi(&self) -> crate::Result<Aoi> {
         if self.vertices.len() < 3 && self.other_rings.is_empty() {
-            return Err(format!("{} of at least 3 vertices placed; click on the map to add more", self.vertices.len()));
+            let problem = format!("{} of at least 3 vertices placed; click on the map to add more", self.vertices.len());
+            return Err(crate::Error::InvalidAoi { source_name: SOURCE_NAME.into(), problems: vec![problem] });
         }
         let mut rings: Vec<Vec<[f64; 2]>> = self.other_rings.iter().map(|r| closed(r)).collect();
         if self.vertices.len() >= 3 {
@@ -78,13 +82,14 @@ impl AoiEditor {
             .map(|r| format!("[[{}]]", r.iter().map(|c| format!("[{},{}]", c[0], c[1])).collect::<Vec<_>>().join(",")))
             .collect();
         let text = format!(r#"{{"type":"MultiPolygon","coordinates":[{}]}}"#, coords.join(","));
-        Aoi::parse_geojson(&text, "the drawn area").map_err(|e| crate::error_chain(&e))
+        Aoi::parse_geojson(&text, SOURCE_NAME)
     }
 
     /// Area in km2 and the validation problems (empty when the AOI is usable).
     pub fn check(&self, limits: &AoiLimits) -> (Option<f64>, Vec<String>) {
         match self.aoi() {
-            Err(why) => (None, vec![why]),
+            Err(crate::error::Error::InvalidAoi { problems, .. }) => (None, problems),
+            Err(e) => (None, vec![crate::error_chain(&e)]),
             Ok(aoi) => {
                 let problems = match aoi.validate(limits) {
                     Ok(()) => Vec::new(),
@@ -139,7 +144,7 @@ mod tests {
     #[test]
     fn drawing_closing_and_deleting() {
         let mut e = AoiEditor::default();
-        assert!(e.aoi().unwrap_err().contains("0 of at least 3"));
+        assert!(e.aoi().unwrap_err().to_string().contains("0 of at least 3"));
         for v in [[137.0, -35.8], [137.1, -35.8], [137.1, -35.7]] {
             e.add(v);
         }

@@ -1,19 +1,27 @@
 //! The project's rasters on the map: each layer drawn at its true position (a mesh whose
 //! vertices are projected from the layer's own CRS, so a UTM grid sits right on the Web Mercator
 //! map), with opacity, band composite and stretch for Sentinel-2, colour ramps and legends for
-//! dNBR and severity; a swipe comparison of two layers; and the pixel inspector.
+//! dNBR and severity; a swipe comparison of two layers; and the pixel inspector (its panel and
+//! the legends are drawn by `legend`).
 //!
 //! A layer is read once at display size (at most [`PREVIEW_SIDE`] px a side, from overviews
 //! when the file has them). With the wgpu renderer its channels go to the GPU once and the WGSL
 //! shader stretches them every frame (a stretch change is a uniform); otherwise it is coloured
 //! on the CPU ([`crate::layers::Channels::rgba`], the reference) when its stretch changes.
+//!
+//! Finding a run's layers ([`LayerSet::scan`]) and exporting one run on worker threads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use eframe::egui::{self, Color32, Pos2, RichText, Stroke, TextureHandle};
 use walkers::{Projector, lon_lat};
 
-use crate::assess::severity::Severity;
-use crate::layers::{Channels, Composite, Layer, LayerKind, Stretch, StretchKind, project_layers};
-use crate::project::Project;
+use super::background::{Task, busy_ui, take_finished};
+use super::legend::{inspector_ui, legend_ui, map_legend};
+use crate::error::Error;
+use crate::layers::{Channels, Composite, Exported, Layer, LayerKind, Stretch, StretchKind, project_layers};
+use crate::project::{Project, RunName};
 
 /// Largest side of a layer's display image, pixels.
 pub const PREVIEW_SIDE: usize = 1024;
@@ -75,34 +83,65 @@ pub struct LayerPanel {
     pub perimeters: Vec<Layer>,
     pub swipe: Option<Swipe>,
     pub inspected: Option<Inspected>,
-    /// The last export's outcome.
+    /// The last export's (or view's) outcome when it succeeded.
     pub notice: Option<String>,
+    /// The last export's (or view's) failure: what failed, and why.
+    pub failure: Option<(&'static str, Arc<Error>)>,
+    /// The export being written on a worker thread.
+    pub export: Option<Task<Exported>>,
     /// A PNG of the map view to write at the end of this frame (legend and scale bar included).
-    pub view_request: Option<std::path::PathBuf>,
-    /// The outcome of the last view PNG, written by the renderer's thread.
-    pub view_done: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    run: String,
+    pub view_request: Option<PathBuf>,
+    /// The outcome of the last view PNG, written by the renderer's thread: what was saved...
+    pub view_done: Arc<Mutex<Option<String>>>,
+    /// ...or why it was not.
+    pub view_failed: Arc<Mutex<Option<Error>>>,
+    run: RunName,
     /// Set when the window draws with wgpu: layers are then stretched by the WGSL shader
     /// (`stretch_gpu`), else coloured on the CPU.
     pub gpu: bool,
 }
 
-impl LayerPanel {
-    /// The layers of a project's run (perimeters are for export only).
-    pub fn load(project: &Project, run: &str) -> LayerPanel {
-        let all = project_layers(project, run);
-        let perimeters: Vec<Layer> = all.iter().filter(|l| l.kind == LayerKind::Perimeter).cloned().collect();
-        let layers: Vec<MapLayer> = all
+/// A run's layers as found on disk, each raster with its Sentinel-2 band names: read on a
+/// worker thread, shown by [`LayerPanel::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSet {
+    pub run: RunName,
+    pub rasters: Vec<(Layer, Vec<String>)>,
+    /// Burned-area perimeters, for export only.
+    pub perimeters: Vec<Layer>,
+}
+
+impl LayerSet {
+    /// The layers of a project's run and their files' bands (the files are opened).
+    pub fn scan(project: &Project, run: &RunName) -> LayerSet {
+        let (perimeters, rasters): (Vec<Layer>, Vec<Layer>) = project_layers(project, run).into_iter().partition(|l| l.kind == LayerKind::Perimeter);
+        let rasters = rasters
             .into_iter()
-            .filter(|l| l.kind != LayerKind::Perimeter)
             .map(|layer| {
                 let bands: Vec<String> = crate::raster::info(&layer.path.display().to_string()).map(|i| i.bands.iter().map(|b| b.description.clone()).filter(|d| d.starts_with('B')).collect()).unwrap_or_default();
-                let custom = ["B12", "B8A", "B04"].map(String::from);
-                (layer, bands, custom)
+                (layer, bands)
             })
-            .map(|(layer, bands, custom)| MapLayer { layer, bands, custom, visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
-        let mut panel = LayerPanel { layers, perimeters, swipe: None, inspected: None, notice: None, view_request: None, view_done: Default::default(), run: run.into(), gpu: false };
+        LayerSet { run: run.clone(), rasters, perimeters }
+    }
+}
+
+impl LayerPanel {
+    /// The layers of a project's run, read here (the app reads them with [`LayerSet::scan`] on
+    /// a worker thread).
+    pub fn load(project: &Project, run: &RunName) -> LayerPanel {
+        LayerPanel::new(LayerSet::scan(project, run))
+    }
+
+    /// A panel showing a run's layers: real against synthetic t1 when both are there.
+    pub fn new(set: LayerSet) -> LayerPanel {
+        let custom = ["B12", "B8A", "B04"].map(String::from);
+        let layers: Vec<MapLayer> = set
+            .rasters
+            .into_iter()
+            .map(|(layer, bands)| MapLayer { layer, bands, custom: custom.clone(), visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
+            .collect();
+        let mut panel = LayerPanel { layers, perimeters: set.perimeters, run: set.run, ..Default::default() };
         // The comparison users come for: real against synthetic t1.
         let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
         if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
@@ -113,8 +152,55 @@ impl LayerPanel {
         panel
     }
 
-    pub fn run(&self) -> &str {
+    pub fn run(&self) -> &RunName {
         &self.run
+    }
+
+    /// Replaces the shown layers by another panel's, keeping the export and view in flight
+    /// and how layers are drawn.
+    pub fn replace(&mut self, new: LayerPanel) {
+        let (export, gpu) = (self.export.take(), self.gpu);
+        let (view_done, view_failed) = (self.view_done.clone(), self.view_failed.clone());
+        *self = LayerPanel { export, gpu, view_done, view_failed, ..new };
+    }
+
+    /// Takes a finished export's outcome; true while one is being written.
+    pub fn poll(&mut self) -> bool {
+        if let Some(result) = take_finished(&mut self.export) {
+            self.exported(result);
+        }
+        self.export.is_some()
+    }
+
+    /// Waits for an export in flight.
+    pub fn wait_for_export(&mut self) {
+        if let Some(result) = super::background::wait(&mut self.export) {
+            self.exported(result);
+        }
+    }
+
+    fn exported(&mut self, result: crate::Result<Exported>) {
+        match result {
+            Ok(done) => self.succeeded(format!("Exported {}: {}", done.path.display(), done.what)),
+            Err(e) => self.failed("Export failed", e),
+        }
+    }
+
+    fn succeeded(&mut self, text: String) {
+        (self.notice, self.failure) = (Some(text), None);
+    }
+
+    fn failed(&mut self, what: &'static str, error: Error) {
+        (self.notice, self.failure) = (None, Some((what, Arc::new(error))));
+    }
+
+    /// Writes a layer on a worker thread (see [`crate::layers::export`]).
+    fn start_export(&mut self, layer: Layer, out: PathBuf, composite: Composite, stretch: StretchKind, gamma: f32) {
+        let what = format!("Exporting {}…", out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        match Task::spawn("export", what, move |_| crate::layers::export(&layer, &out, &composite, stretch, gamma)) {
+            Ok(task) => self.export = Some(task),
+            Err(e) => self.failed("Export failed", e),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,7 +232,8 @@ impl LayerPanel {
         }
         ui.separator();
         let swipe = self.swipe;
-        let export_notice = &mut self.notice;
+        let can_export = self.export.is_none();
+        let mut export = None;
         for (i, ml) in self.layers.iter_mut().enumerate() {
             let shown = is_shown(swipe, i, ml);
             ui.horizontal(|ui| {
@@ -203,14 +290,11 @@ impl LayerPanel {
                     ml.dirty = true;
                 }
                 legend_ui(ui, ml.layer.kind);
-                if ui.button("Export…").on_hover_text("as a COG (.tif), as displayed (.png with a world file), or the perimeter (.geojson)").clicked() {
+                if ui.add_enabled(can_export, egui::Button::new("Export…")).on_hover_text("as a COG (.tif), as displayed (.png with a world file), or the perimeter (.geojson)").clicked() {
                     let name = format!("{}.tif", ml.layer.id);
                     if let Some(out) = rfd::FileDialog::new().set_title("Export the layer").set_file_name(name).add_filter("GeoTIFF (COG)", &["tif"]).add_filter("PNG as displayed", &["png"]).save_file() {
                         let kind = if ml.percentile { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::MinMax };
-                        *export_notice = Some(match crate::layers::export(&ml.layer, &out, &ml.composite(), kind, ml.gamma) {
-                            Ok(done) => format!("Exported {}: {}", done.path.display(), done.what),
-                            Err(e) => format!("Export failed: {}", crate::error_chain(&e)),
-                        });
+                        export = Some((ml.layer.clone(), out, ml.composite(), kind, ml.gamma));
                     }
                 }
                 if let Some(e) = &ml.error {
@@ -219,15 +303,14 @@ impl LayerPanel {
             });
         }
         for p in &self.perimeters {
-            if ui.button(format!("Export {}…", p.title.to_lowercase())).on_hover_text("GeoJSON, WGS84").clicked()
+            if ui.add_enabled(can_export, egui::Button::new(format!("Export {}…", p.title.to_lowercase()))).on_hover_text("GeoJSON, WGS84").clicked()
                 && let Some(out) = rfd::FileDialog::new().set_title("Export the perimeter").set_file_name(format!("{}.geojson", p.id)).add_filter("GeoJSON", &["geojson"]).save_file()
             {
-                let presets = Composite::presets();
-                self.notice = Some(match crate::layers::export(p, &out, &presets[0], StretchKind::MinMax, 1.0) {
-                    Ok(done) => format!("Exported {}: {}", done.path.display(), done.what),
-                    Err(e) => format!("Export failed: {}", crate::error_chain(&e)),
-                });
+                export = Some((p.clone(), out, presets[0].clone(), StretchKind::MinMax, 1.0));
             }
+        }
+        if let Some((layer, out, composite, stretch, gamma)) = export {
+            self.start_export(layer, out, composite, stretch, gamma);
         }
         if ui.button("Save view as PNG…").on_hover_text("the map as shown, with its legend and scale bar").clicked()
             && let Some(out) = rfd::FileDialog::new().set_title("Save the map view").set_file_name("view.png").add_filter("PNG", &["png"]).save_file()
@@ -235,10 +318,19 @@ impl LayerPanel {
             self.view_request = Some(out);
         }
         if let Some(done) = self.view_done.lock().ok().and_then(|mut d| d.take()) {
-            self.notice = Some(done);
+            self.succeeded(done);
+        }
+        if let Some(e) = self.view_failed.lock().ok().and_then(|mut d| d.take()) {
+            self.failed("Saving the view failed", e);
+        }
+        if let Some(task) = &self.export {
+            busy_ui(ui, task.what());
         }
         if let Some(n) = &self.notice {
             ui.label(RichText::new(n).small());
+        }
+        if let Some((what, e)) = &self.failure {
+            ui.colored_label(ui.visuals().error_fg_color, RichText::new(format!("{what}: {}", crate::error_chain(e.as_ref()))).small());
         }
         ui.separator();
         inspector_ui(ui, self.inspected.as_ref());
@@ -285,7 +377,7 @@ impl LayerPanel {
     pub fn save_view_if_requested(&mut self, ctx: &egui::Context, map: egui::Rect) {
         let Some(path) = self.view_request.take() else { return };
         let ppp = ctx.pixels_per_point();
-        let done = self.view_done.clone();
+        let (done, failed) = (self.view_done.clone(), self.view_failed.clone());
         let repaint = ctx.clone();
         ctx.request_screenshot(move |image| {
             let [w, h] = image.size;
@@ -298,12 +390,17 @@ impl LayerPanel {
                     rgba.extend_from_slice(&p.to_srgba_unmultiplied());
                 }
             }
-            let text = match crate::raster::write_png(&path, cw, ch, &rgba, 4) {
-                Ok(()) => format!("Saved the view ({cw} x {ch} px) to {}", path.display()),
-                Err(e) => format!("Saving the view failed: {}", crate::error_chain(&e)),
-            };
-            if let Ok(mut d) = done.lock() {
-                *d = Some(text);
+            match crate::raster::write_png(&path, cw, ch, &rgba, 4) {
+                Ok(()) => {
+                    if let Ok(mut d) = done.lock() {
+                        *d = Some(format!("Saved the view ({cw} x {ch} px) to {}", path.display()));
+                    }
+                }
+                Err(e) => {
+                    if let Ok(mut f) = failed.lock() {
+                        *f = Some(e);
+                    }
+                }
             }
             repaint.request_repaint();
         });
@@ -439,7 +536,7 @@ impl MapLayer {
         let loc = self.layer.path.display().to_string();
         if self.to_pixel.is_none() {
             let info = crate::raster::info(&loc).ok()?;
-            let wgs84 = crate::aoi::wgs84_traditional().ok()?;
+            let wgs84 = crate::grid::wgs84_traditional().ok()?;
             let crs = gdal::spatial_ref::SpatialRef::from_wkt(&info.crs_wkt).ok()?;
             self.to_pixel = Some((gdal::spatial_ref::CoordTransform::new(&wgs84, &crs).ok()?, info.geo_transform, info.width, info.height));
         }
@@ -464,7 +561,7 @@ impl MapLayer {
 /// Lon/lat of the mesh's vertices over a layer's extent.
 fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
     let crs = gdal::spatial_ref::SpatialRef::from_wkt(&c.crs_wkt).ok()?;
-    let wgs84 = crate::aoi::wgs84_traditional().ok()?;
+    let wgs84 = crate::grid::wgs84_traditional().ok()?;
     let t = gdal::spatial_ref::CoordTransform::new(&crs, &wgs84).ok()?;
     let gt = c.geo_transform;
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -483,124 +580,4 @@ fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
 /// Whether layer `i` is on the map: one of the compared two, or ticked when not comparing.
 fn is_shown(swipe: Option<Swipe>, i: usize, layer: &MapLayer) -> bool {
     swipe.map(|s| s.left == i || s.right == i).unwrap_or(layer.visible)
-}
-
-/// A legend box in the map's top-right corner.
-fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind) {
-    let font = egui::FontId::proportional(11.0);
-    let (w, line) = (170.0, 15.0);
-    match kind {
-        LayerKind::Severity => {
-            let h = line * (Severity::CLASSES.len() as f32 + 1.0) + 8.0;
-            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, h));
-            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
-            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR severity", font.clone(), Color32::BLACK);
-            for (k, s) in Severity::CLASSES.iter().enumerate() {
-                let y = b.top() + 4.0 + line * (k as f32 + 1.0);
-                let [r, g, bl] = s.color();
-                painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(r, g, bl));
-                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, s.label(), font.clone(), Color32::BLACK);
-            }
-        }
-        LayerKind::Dnbr => {
-            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, 46.0));
-            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
-            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR", font.clone(), Color32::BLACK);
-            let bar = egui::Rect::from_min_size(b.min + egui::vec2(6.0, 20.0), egui::vec2(w - 12.0, 10.0));
-            let steps = 50;
-            for k in 0..steps {
-                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
-                let [r, g, bl] = crate::assess::report::dnbr_color(v);
-                let x0 = bar.left() + bar.width() * k as f32 / steps as f32;
-                painter.rect_filled(egui::Rect::from_min_max(Pos2::new(x0, bar.top()), Pos2::new(x0 + bar.width() / steps as f32 + 0.5, bar.bottom())), 0.0, Color32::from_rgb(r, g, bl));
-            }
-            for (v, align) in [(-0.5f32, egui::Align2::LEFT_TOP), (0.0, egui::Align2::CENTER_TOP), (1.0, egui::Align2::RIGHT_TOP)] {
-                let x = bar.left() + bar.width() * (v + 0.5) / 1.5;
-                painter.text(Pos2::new(x, bar.bottom() + 1.0), align, format!("{v}"), font.clone(), Color32::BLACK);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
-    match kind {
-        LayerKind::Severity => {
-            for s in Severity::CLASSES {
-                ui.horizontal(|ui| {
-                    let [r, g, b] = s.color();
-                    let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
-                    ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
-                    ui.label(RichText::new(s.label()).small());
-                });
-            }
-        }
-        LayerKind::Dnbr => {
-            let (rect, _) = ui.allocate_exact_size(egui::vec2(180.0, 12.0), egui::Sense::hover());
-            let steps = 60;
-            for k in 0..steps {
-                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
-                let [r, g, b] = crate::assess::report::dnbr_color(v);
-                let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
-                ui.painter().rect_filled(egui::Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, Color32::from_rgb(r, g, b));
-            }
-            ui.label(RichText::new("dNBR -0.5 … 0 … 1.0").small());
-        }
-        _ => {}
-    }
-}
-
-/// The values under the cursor, NBR and dNBR, and the spectral profile of the optical layers.
-fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
-    ui.label(RichText::new("Pixel inspector").strong());
-    let Some(ins) = inspected else {
-        ui.label(RichText::new("Hover over the map.").weak());
-        return;
-    };
-    ui.label(format!("lon {:.5}, lat {:.5}", ins.lon, ins.lat));
-    let mut profiles = Vec::new();
-    for (title, kind, names, values) in &ins.values {
-        let text = match kind {
-            LayerKind::Optical => {
-                let get = |b: &str| names.iter().position(|n| n == b).map(|i| values[i]);
-                let nbr = match (get("B08"), get("B12")) {
-                    (Some(n), Some(s)) if n + s != 0.0 => format!(", NBR {:.3}", (n - s) / (n + s)),
-                    _ => String::new(),
-                };
-                let bands: Vec<(f64, f64)> = names.iter().zip(values).filter(|(n, _)| n.starts_with('B')).filter_map(|(n, v)| Some((band_wavelength(n)?, *v as f64))).collect();
-                profiles.push((title.clone(), bands));
-                let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
-                format!("{}{nbr}", list.join(" "))
-            }
-            LayerKind::Severity => Severity::from_code(values[0] as u8).label().to_string(),
-            _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
-        };
-        ui.label(RichText::new(format!("{title}: {text}")).small());
-    }
-    if !profiles.is_empty() {
-        egui_plot::Plot::new("spectrum").height(120.0).x_axis_label("wavelength (nm)").y_axis_label("reflectance").legend(egui_plot::Legend::default()).show(ui, |plot| {
-            for (title, points) in profiles {
-                plot.line(egui_plot::Line::new(title, egui_plot::PlotPoints::from(points.iter().map(|(x, y)| [*x, *y]).collect::<Vec<_>>())));
-            }
-        });
-    }
-}
-
-/// Central wavelength of a Sentinel-2 band, nm (S2A).
-fn band_wavelength(band: &str) -> Option<f64> {
-    Some(match band {
-        "B01" => 443.0,
-        "B02" => 492.0,
-        "B03" => 560.0,
-        "B04" => 665.0,
-        "B05" => 704.0,
-        "B06" => 740.0,
-        "B07" => 783.0,
-        "B08" => 833.0,
-        "B8A" => 865.0,
-        "B09" => 945.0,
-        "B11" => 1614.0,
-        "B12" => 2202.0,
-        _ => return None,
-    })
 }

@@ -1,11 +1,16 @@
 //! The desktop application (feature `gui`): the map in the centre (`map`), the project wizard on
-//! the left (`wizard`), log and progress at the bottom, a status bar. It draws state and sends
-//! actions; stages run on worker threads through `crate::pipeline`, the same code as the CLI.
+//! the left (`wizard`, the Area step in `project_form`), log and progress at the bottom, a
+//! status bar. It draws state and sends actions; stages run on worker threads through
+//! `crate::pipeline`, the same code as the CLI, and so does whatever else would hold up a frame
+//! (opening a project, reading it again, exporting a layer: `background`).
 
+pub mod background;
 pub mod editor;
 pub mod layers;
-pub mod stretch_gpu;
+pub mod legend;
 pub mod map;
+pub mod project_form;
+pub mod stretch_gpu;
 pub mod wizard;
 
 use std::path::{Path, PathBuf};
@@ -14,14 +19,17 @@ use std::sync::{Arc, Mutex};
 use eframe::egui::{self, RichText};
 use walkers::lon_lat;
 
+use self::background::{OpenedProject, POLL, Pending, ProjectView, busy_ui, take_finished};
 use self::editor::AoiEditor;
 use self::map::MapView;
 use self::wizard::{LogLine, Step, Wizard};
-use crate::aoi::{Aoi, AoiLimits};
+use crate::aoi::AoiLimits;
 use crate::catalog::stage::SearchResult;
 use crate::error::{Error, Result};
 use crate::job::LogLevel;
-use crate::project::{DateRange, Project, ProjectConfig, Provider};
+use crate::project::{PROJECT_FILE, Project};
+
+pub use self::project_form::NewProjectForm;
 
 pub const APP_NAME: &str = "sent2-cloud-remover";
 
@@ -43,27 +51,38 @@ impl Default for Persisted {
     }
 }
 
-/// The new-project form of the Area step.
+/// What the app tells the user about the last action (import, export, project creation). An
+/// error stays an error until it is drawn.
 #[derive(Debug, Clone)]
-pub struct NewProjectForm {
-    pub folder: String,
-    pub name: String,
-    pub t0: String,
-    pub t1: String,
-    pub provider: Provider,
-    pub max_cloud: f64,
+pub enum Notice {
+    Done(String),
+    Failed(Arc<Error>),
 }
 
-impl Default for NewProjectForm {
-    fn default() -> Self {
-        NewProjectForm { folder: String::new(), name: String::new(), t0: "2019-11-01/2019-12-15".into(), t1: "2020-01-15/2020-02-28".into(), provider: Provider::EarthSearch, max_cloud: 20.0 }
+impl Notice {
+    pub fn failed(error: Error) -> Notice {
+        Notice::Failed(Arc::new(error))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Notice::Failed(_))
+    }
+
+    /// The text shown: the message, or the error with its causes.
+    pub fn text(&self) -> String {
+        match self {
+            Notice::Done(text) => text.clone(),
+            Notice::Failed(e) => crate::error_chain(e.as_ref()),
+        }
     }
 }
 
 /// The application state.
 pub struct S2crApp {
-    project_dir: Option<PathBuf>,
-    project: Option<std::result::Result<Project, String>>,
+    /// The open project, or why the last one asked for did not open.
+    project: Option<std::result::Result<Project, Arc<Error>>>,
+    /// Opening a project and reading it again, on worker threads.
+    pending: Pending,
     pub map: MapView,
     pub editor: AoiEditor,
     pub wizard: Wizard,
@@ -73,37 +92,32 @@ pub struct S2crApp {
     device: Arc<Mutex<Option<String>>>,
     search: Option<SearchResult>,
     /// A message for the user about the last action (import, export, project creation).
-    pub notice: Option<(bool, String)>,
-    /// The drawn AOI's check (area, problems, bbox) for the polygon it was made for: redone
-    /// only when the polygon changes, not every frame.
-    area_check: Option<(AoiEditor, AreaCheck)>,
+    pub notice: Option<Notice>,
+    /// The drawn AOI's check (area, problems, bbox) for the polygon and limits it was made
+    /// for: redone only when they change, not every frame.
+    area_check: Option<(AoiEditor, AoiLimits, project_form::AreaCheck)>,
     /// The open project's rasters on the map, the swipe comparison and the pixel inspector.
     pub layers: layers::LayerPanel,
     /// The WGSL stretch pipeline is installed in the wgpu renderer.
     gpu_ready: bool,
 }
 
-/// What the Area step shows about the drawn polygon.
-#[derive(Debug, Clone)]
-struct AreaCheck {
-    area_km2: Option<f64>,
-    problems: Vec<String>,
-    /// [min lon, min lat, max lon, max lat] when the polygon makes an AOI.
-    bbox: Option<[f64; 4]>,
-}
-
 impl S2crApp {
-    /// The app on a project folder (or none), without tiles or a device probe: what the tests
-    /// drive. [`run`] adds both.
+    /// The app on a project folder (or none), without tiles or a device probe, and with the
+    /// project open once this returns: what the tests drive. [`run`] adds tiles and the probe,
+    /// and opens the project while the window shows.
     pub fn new(project_dir: Option<PathBuf>) -> Self {
-        S2crApp::with_state(project_dir, Persisted { osm_tiles: false, ..Default::default() })
+        let mut app = S2crApp::with_state(project_dir, Persisted { osm_tiles: false, ..Default::default() });
+        app.wait_for_background();
+        app
     }
 
+    /// The app on a project folder (or none); the project opens on a worker thread.
     pub fn with_state(project_dir: Option<PathBuf>, persisted: Persisted) -> Self {
         let centre = lon_lat(persisted.map_centre[0], persisted.map_centre[1]);
         let mut app = S2crApp {
-            project_dir: None,
             project: None,
+            pending: Pending::default(),
             map: MapView::new(centre, persisted.map_zoom),
             editor: AoiEditor::default(),
             wizard: Wizard::default(),
@@ -122,101 +136,126 @@ impl S2crApp {
         app
     }
 
-    /// Opens a project folder: its AOI on the map, its stages' states in the wizard.
+    /// Starts opening a project folder on a worker thread: its AOI goes on the map and its
+    /// stages' states in the wizard when it arrives. The project open so far is closed.
     pub fn open_project(&mut self, dir: &Path) {
-        self.project_dir = Some(dir.to_path_buf());
-        let opened = Project::open(dir).map_err(|e| crate::error_chain(&e));
-        if let Ok(p) = &opened {
-            self.persisted.last_project = Some(p.root().to_path_buf());
-            if let Ok(aoi) = Aoi::load(&p.root().join(&p.config.aoi), &AoiLimits::default()) {
-                self.editor = AoiEditor::from_aoi(&aoi).0;
-                self.map.zoom_to(aoi.bbox());
-            }
-            match crate::pipeline::PipelineSettings::of_project(p) {
-                Ok(settings) => self.wizard.settings = settings,
-                Err(e) => self.notice = Some((true, crate::error_chain(&e))),
-            }
-            self.wizard.show_run(p);
-            // A project whose stages are all done opens on its assessment.
-            if crate::project::Stage::ALL.iter().filter(|s| crate::pipeline::availability(**s).is_ok()).all(|s| self.wizard.state(*s) == Some(&crate::project::StageState::Done)) {
-                self.wizard.step = wizard::Step::Assess;
-            }
-            self.search = SearchResult::load(p, "the app").ok();
-            self.layers = layers::LayerPanel::load(p, self.wizard.settings.run_name());
+        self.project = None;
+        self.search = None;
+        self.layers.replace(layers::LayerPanel::default());
+        self.wizard.forget_run();
+        self.pending.refresh = None;
+        if let Err(e) = self.pending.open(dir) {
+            self.project = Some(Err(Arc::new(e)));
         }
-        self.project = Some(opened);
     }
 
     pub fn project(&self) -> Option<&Project> {
         self.project.as_ref().and_then(|p| p.as_ref().ok())
     }
 
-    /// Reads an AOI file (GeoJSON or WKT) into the editor and zooms to it.
-    pub fn import_aoi(&mut self, path: &Path) {
-        match Aoi::load(path, &AoiLimits { max_area_km2: f64::INFINITY }) {
-            Ok(aoi) => {
-                let (editor, note) = AoiEditor::from_aoi(&aoi);
-                self.editor = editor;
-                self.map.drawing = false;
-                self.map.zoom_to(aoi.bbox());
-                let s = aoi.summary();
-                self.notice = Some((false, format!("Imported {}: {} polygon(s), {:.1} km2{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), s.polygons, s.area_km2, note.map(|n| format!("; {n}")).unwrap_or_default())));
+    /// True while a stage, an opening, a refresh or an export is out.
+    pub fn is_busy(&self) -> bool {
+        self.wizard.is_running() || !self.pending.is_empty() || self.layers.export.is_some()
+    }
+
+    /// Waits for the opening, refresh and export in flight (not for a running stage) and shows
+    /// their results: a headless app (the tests) then sees the state a window would show a
+    /// few frames later.
+    pub fn wait_for_background(&mut self) {
+        self.poll_background(true);
+    }
+
+    /// Takes what the background work has finished (with `wait`, waits for it), starting the
+    /// refresh a finished stage asks for.
+    fn poll_background(&mut self, wait: bool) {
+        self.start_requested();
+        loop {
+            self.wizard.poll();
+            if let Some(layers) = self.wizard.take_refresh_request() {
+                self.start_refresh(layers);
             }
-            Err(e) => self.notice = Some((true, crate::error_chain(&e))),
+            let opened = if wait { background::wait(&mut self.pending.open) } else { take_finished(&mut self.pending.open) };
+            if let Some(result) = opened {
+                self.opened(result);
+                continue;
+            }
+            let refreshed = if wait { background::wait(&mut self.pending.refresh) } else { take_finished(&mut self.pending.refresh) };
+            if let Some(result) = refreshed {
+                match result {
+                    Ok(view) => self.show_view(view),
+                    Err(e) => self.notice = Some(Notice::failed(e)),
+                }
+                continue;
+            }
+            break;
+        }
+        if wait {
+            self.layers.wait_for_export();
+        } else {
+            self.layers.poll();
         }
     }
 
-    pub fn export_aoi(&mut self, path: &Path) {
-        let result = self.editor.aoi().map_err(|e| e.to_string()).and_then(|a| a.write(path).map_err(|e| crate::error_chain(&e)));
-        self.notice = Some(match result {
-            Ok(()) => (false, format!("Saved the AOI to {}", path.display())),
-            Err(e) => (true, e),
-        });
+    /// Starts the refresh the wizard asked for, or that the run shown needs (a run set from
+    /// outside the run field has no layers yet).
+    fn start_requested(&mut self) {
+        if self.project().is_some() && self.pending.is_empty() && self.layers.run() != self.wizard.settings.run_name() {
+            self.wizard.request_refresh(true);
+        }
+        if let Some(layers) = self.wizard.take_refresh_request() {
+            self.start_refresh(layers);
+        }
     }
 
-    /// Creates a project from the drawn AOI and the form, then opens it.
-    pub fn create_project(&mut self) {
-        let result = (|| -> std::result::Result<PathBuf, String> {
-            let aoi = self.editor.aoi()?;
-            aoi.validate(&AoiLimits::default()).map_err(|e| crate::error_chain(&e))?;
-            if self.form.folder.trim().is_empty() {
-                return Err("choose a folder for the project".into());
-            }
-            let dir = PathBuf::from(self.form.folder.trim());
-            let t0: DateRange = self.form.t0.parse().map_err(|e| format!("t0: {e}"))?;
-            let t1: DateRange = self.form.t1.parse().map_err(|e| format!("t1: {e}"))?;
-            let name = if self.form.name.trim().is_empty() { dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "project".into()) } else { self.form.name.trim().to_string() };
-            let config = ProjectConfig::for_aoi(&name, &aoi, t0, t1, self.form.provider, self.form.max_cloud, 10.0).map_err(|e| crate::error_chain(&e))?;
-            Project::create(&dir, config, &aoi).map_err(|e| crate::error_chain(&e))?;
-            Ok(dir)
-        })();
+    fn start_refresh(&mut self, layers: bool) {
+        let Some(Ok(project)) = &self.project else { return };
+        if let Err(e) = self.pending.refresh(project, self.wizard.settings.run_name(), layers) {
+            self.notice = Some(Notice::failed(e));
+        }
+    }
+
+    /// Shows a project that has opened (or why it did not).
+    fn opened(&mut self, result: Result<OpenedProject>) {
         match result {
-            Ok(dir) => {
-                self.open_project(&dir);
-                self.notice = Some((false, format!("Created the project in {}", dir.display())));
+            Ok(OpenedProject { project, settings, settings_error, aoi, view }) => {
+                self.persisted.last_project = Some(project.root().to_path_buf());
+                if let Some(aoi) = aoi {
+                    self.editor = AoiEditor::from_aoi(&aoi).0;
+                    self.map.zoom_to(aoi.bbox());
+                }
+                self.wizard.settings = settings;
+                self.wizard.forget_run();
+                if let Some(e) = settings_error {
+                    self.notice = Some(Notice::failed(e));
+                }
+                self.project = Some(Ok(project));
+                self.show_view(view);
+                // A project whose stages are all done opens on its assessment.
+                if crate::project::Stage::ALL.iter().filter(|s| crate::pipeline::availability(**s).is_ok()).all(|s| self.wizard.state(*s) == Some(&crate::project::StageState::Done)) {
+                    self.wizard.step = wizard::Step::Assess;
+                }
             }
-            Err(e) => self.notice = Some((true, e)),
+            Err(e) => self.project = Some(Err(Arc::new(e))),
+        }
+    }
+
+    /// Shows what was read of the open project, unless it was read for another run than the
+    /// one shown now (a newer reading is on its way).
+    fn show_view(&mut self, view: ProjectView) {
+        if view.run != *self.wizard.settings.run_name() {
+            return;
+        }
+        self.wizard.apply(view.states, view.assessment, view.has_preview);
+        self.search = view.search;
+        if let Some(set) = view.layers {
+            self.layers.replace(layers::LayerPanel::new(set));
         }
     }
 
     /// Draws the whole window content into `ui` (also used by the GUI tests).
     pub fn ui_contents(&mut self, ui: &mut egui::Ui) {
-        // Background work first, so this frame shows its latest state; a finished search is read
-        // once.
-        let project = self.project.as_ref().and_then(|p| p.as_ref().ok());
-        let ended = self.wizard.poll(project);
-        if ended == Some(crate::project::Stage::Search) {
-            self.search = project.and_then(|p| SearchResult::load(p, "the app").ok());
-        }
-        // A stage that ended may have made new layers (or a run was renamed).
-        if let Some(p) = project
-            && (ended.is_some() || self.layers.run() != self.wizard.settings.run_name())
-        {
-            self.layers = layers::LayerPanel::load(p, self.wizard.settings.run_name());
-        }
-        if self.wizard.is_running() {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
-        }
+        // Background work first, so this frame shows its latest state.
+        self.poll_background(false);
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         for path in dropped {
             self.import_aoi(&path);
@@ -249,7 +288,7 @@ impl S2crApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let footprints = self.footprints();
-            let editable = self.project.is_none();
+            let editable = self.project.is_none() && self.pending.open.is_none();
             let ctx = ui.ctx().clone();
             let layers = &mut self.layers;
             let hover = self.map.ui(ui, &mut self.editor, &footprints, editable, &mut |painter, projector| layers.draw(&ctx, painter, projector));
@@ -265,14 +304,20 @@ impl S2crApp {
             self.persisted.map_centre = [c.x(), c.y()];
         }
         self.persisted.map_zoom = self.map.memory.zoom();
+        // What this frame asked for starts now, and frames keep coming while work is out.
+        self.start_requested();
+        if self.is_busy() {
+            ui.ctx().request_repaint_after(POLL);
+        }
     }
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let project = match &self.project {
-                None => "No project open".to_string(),
-                Some(Ok(p)) => format!("Project: {}", p.config.name),
-                Some(Err(_)) => "Project: could not be opened".to_string(),
+            let project = match (&self.project, &self.pending.open) {
+                (_, Some(_)) => "Project: opening…".to_string(),
+                (None, None) => "No project open".to_string(),
+                (Some(Ok(p)), None) => format!("Project: {}", p.config.name),
+                (Some(Err(_)), None) => "Project: could not be opened".to_string(),
             };
             ui.label(project);
             ui.separator();
@@ -291,6 +336,10 @@ impl S2crApp {
             };
             ui.separator();
             ui.label(if self.gpu_ready { "Layers: GPU (WGSL stretch)" } else { "Layers: CPU stretch" }).on_hover_text("how the map's raster layers are coloured");
+            if let Some(task) = &self.pending.refresh {
+                ui.separator();
+                busy_ui(ui, task.what());
+            }
         });
     }
 
@@ -317,11 +366,18 @@ impl S2crApp {
         ui.separator();
         let step = self.wizard.step;
         ui.heading(step.title());
-        if let Some((error, text)) = &self.notice {
-            if *error {
-                ui.colored_label(ui.visuals().error_fg_color, text);
+        // (A refresh says so in the status bar: nothing here moves under the pointer.)
+        if let Some(task) = &self.pending.open {
+            busy_ui(ui, task.what());
+        }
+        if let Some(Err(e)) = &self.project {
+            ui.colored_label(ui.visuals().error_fg_color, format!("The project could not be opened: {}", crate::error_chain(e.as_ref())));
+        }
+        if let Some(notice) = &self.notice {
+            if notice.is_error() {
+                ui.colored_label(ui.visuals().error_fg_color, notice.text());
             } else {
-                ui.label(text);
+                ui.label(notice.text());
             }
         }
         if step == Step::Area {
@@ -334,105 +390,6 @@ impl S2crApp {
         let project = self.project.as_ref().and_then(|p| p.as_ref().ok());
         if let Some(stage) = step.stage() {
             self.wizard.stage_ui(ui, project, stage);
-        }
-    }
-
-    /// The drawn polygon's check, redone when the polygon has changed since the last one.
-    fn area_check(&mut self) -> AreaCheck {
-        match &self.area_check {
-            Some((editor, check)) if *editor == self.editor => check.clone(),
-            _ => {
-                let (area_km2, problems) = self.editor.check(&AoiLimits::default());
-                let bbox = area_km2.and_then(|_| self.editor.aoi().ok()).map(|a| a.bbox());
-                let check = AreaCheck { area_km2, problems, bbox };
-                self.area_check = Some((self.editor.clone(), check.clone()));
-                check
-            }
-        }
-    }
-
-    fn area_ui(&mut self, ui: &mut egui::Ui) {
-        let has_project = self.project().is_some();
-        let check = self.area_check();
-        if has_project {
-            ui.label("The project's area. A project keeps its grid; to change the area, save it and create a new project.");
-        } else {
-            ui.label("Draw the area on the map (click to add points, click the first point to close), or import a GeoJSON/WKT file (or drop it on the window).");
-        }
-        ui.horizontal_wrapped(|ui| {
-            if !has_project {
-                let label = if self.map.drawing { "Stop drawing" } else { "Draw" };
-                if ui.button(label).clicked() {
-                    self.map.drawing = !self.map.drawing;
-                }
-                if ui.add_enabled(!self.editor.closed && self.editor.vertices.len() >= 3, egui::Button::new("Close polygon")).clicked() {
-                    self.editor.close();
-                }
-                if ui.add_enabled(!self.editor.is_empty(), egui::Button::new("Clear")).clicked() {
-                    self.editor.clear();
-                }
-                if ui.button("Import…").clicked() {
-                    if let Some(p) = rfd::FileDialog::new().add_filter("GeoJSON or WKT", &["geojson", "json", "wkt", "txt"]).pick_file() {
-                        self.import_aoi(&p);
-                    }
-                }
-            }
-            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Export…")).clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("GeoJSON", &["geojson"]).add_filter("WKT", &["wkt"]).set_file_name("aoi.geojson").save_file() {
-                    self.export_aoi(&p);
-                }
-            }
-            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Zoom to AOI")).clicked() {
-                if let Some(b) = check.bbox {
-                    self.map.zoom_to(b);
-                }
-            }
-        });
-        let AreaCheck { area_km2: area, problems, .. } = check;
-        if let Some(a) = area {
-            ui.label(format!("Area: {a:.1} km2 ({} vertices{})", self.editor.vertices.len(), if self.editor.closed { ", closed" } else { ", open" }));
-        }
-        for p in &problems {
-            ui.colored_label(if area.is_some() { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() }, p);
-        }
-        if has_project {
-            return;
-        }
-        ui.separator();
-        ui.label(RichText::new("New project").strong());
-        egui::Grid::new("new-project").num_columns(2).show(ui, |ui| {
-            let l = ui.label("Folder");
-            ui.horizontal(|ui| {
-                ui.add(egui::TextEdit::singleline(&mut self.form.folder).desired_width(150.0)).labelled_by(l.id);
-                if ui.button("…").on_hover_text("choose a folder").clicked() {
-                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
-                        self.form.folder = d.display().to_string();
-                    }
-                }
-            });
-            ui.end_row();
-            for (label, value) in [("Name", &mut self.form.name), ("t0 (pre-fire)", &mut self.form.t0), ("t1 (post-fire)", &mut self.form.t1)] {
-                let l = ui.label(label);
-                ui.text_edit_singleline(value).labelled_by(l.id);
-                ui.end_row();
-            }
-            let l = ui.label("Provider");
-            egui::ComboBox::from_id_salt("provider")
-                .selected_text(self.form.provider.to_string())
-                .show_ui(ui, |ui| {
-                    for p in [Provider::EarthSearch, Provider::PlanetaryComputer, Provider::Cdse] {
-                        ui.selectable_value(&mut self.form.provider, p, p.to_string());
-                    }
-                })
-                .response
-                .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Max cloud over the AOI (%)");
-            ui.add(egui::DragValue::new(&mut self.form.max_cloud).range(0.0..=100.0)).labelled_by(l.id);
-            ui.end_row();
-        });
-        if ui.add_enabled(area.is_some() && problems.is_empty(), egui::Button::new("Create project")).clicked() {
-            self.create_project();
         }
     }
 
@@ -492,16 +449,16 @@ impl S2crApp {
     pub fn choose_scene(&mut self, t1: bool, id: &str) {
         let (Some(project), Some(r)) = (self.project().cloned(), self.search.as_mut()) else { return };
         if self.wizard.is_running() {
-            self.notice = Some((true, "wait for the running stage before changing the choice".into()));
+            self.notice = Some(Notice::failed(Error::invalid(if t1 { "t1" } else { "t0" }, "wait for the running stage before changing the choice")));
             return;
         }
         let gap = self.wizard.settings.search_config(&project).map(|c| c.max_gap_days).unwrap_or(6.0);
         let result = r.choose(t1, id, gap).and_then(|()| r.save_choice(&project));
         self.notice = Some(match result {
-            Ok(()) => (false, format!("{id} is now the {} scene; fetch and the later stages use it at their next run", if t1 { "t1" } else { "t0" })),
-            Err(e) => (true, crate::error_chain(&e)),
+            Ok(()) => Notice::Done(format!("{id} is now the {} scene; fetch and the later stages use it at their next run", if t1 { "t1" } else { "t0" })),
+            Err(e) => Notice::failed(e),
         });
-        self.wizard.refresh(&project);
+        self.wizard.request_refresh(false);
     }
 
     /// Outlines of the search's candidate scenes (their bounding boxes) for the map.
@@ -562,7 +519,7 @@ pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
         Box::new(move |cc| {
             let persisted: Persisted = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
             // The last project when none is named.
-            let dir = dir.or_else(|| persisted.last_project.clone().filter(|p| p.join("project.yaml").is_file()));
+            let dir = dir.or_else(|| persisted.last_project.clone().filter(|p| p.join(PROJECT_FILE).is_file()));
             let tiles = persisted.osm_tiles && !offline;
             let mut app = S2crApp::with_state(dir, persisted);
             if tiles {

@@ -2,15 +2,20 @@
 //! Train -> Synthesize -> Assess -> Export), each with its settings, a Run button that starts
 //! the stage on a worker thread (`crate::pipeline::run_stage`, the same function `s2cr run`
 //! uses), progress with ETA, Cancel, and the step's state read from the project's manifests.
-//! The wizard holds no pipeline logic: it edits settings and watches events.
+//! The wizard holds no pipeline logic: it edits settings and watches events. What it shows of
+//! the project (states, assessment) is read on a worker thread by the app
+//! (`background::ProjectView`) when the wizard asks for it ([`Wizard::request_refresh`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use eframe::egui::{self, Color32, RichText};
 
+use crate::assess::AssessReport;
+use crate::error::{Error, Result};
 use crate::job::{JobEvent, JobHandle, LogLevel};
 use crate::pipeline::{PipelineSettings, availability, run_stage};
-use crate::project::{Project, Stage, StageState};
+use crate::project::{Project, RunName, Stage, StageState};
 
 /// The wizard's steps, in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -81,11 +86,22 @@ impl RunningJob {
 }
 
 /// How the last run of a stage ended in this session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Finished(String),
-    Failed(String),
+    Failed(Arc<Error>),
     Cancelled,
+}
+
+impl PartialEq for Outcome {
+    fn eq(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Finished(a), Outcome::Finished(b)) => a == b,
+            (Outcome::Failed(a), Outcome::Failed(b)) => Arc::ptr_eq(a, b) || crate::error_chain(a.as_ref()) == crate::error_chain(b.as_ref()),
+            (Outcome::Cancelled, Outcome::Cancelled) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A line of the log panel.
@@ -106,7 +122,7 @@ pub struct Wizard {
     pub step: Step,
     pub settings: PipelineSettings,
     pub job: Option<RunningJob>,
-    /// Each stage's state from the manifests (refreshed when a job ends or a project opens).
+    /// Each stage's state from the manifests (read again when a job ends or a project opens).
     pub states: Vec<(Stage, StageState)>,
     pub outcomes: std::collections::BTreeMap<&'static str, Outcome>,
     pub log: Vec<LogLine>,
@@ -115,8 +131,13 @@ pub struct Wizard {
     pub preview: Option<(egui::TextureHandle, u64)>,
     /// The step of the newest preview the training reported, not loaded yet.
     preview_pending: Option<u64>,
-    /// The run's assessment (report.json), read on refresh, not every frame.
-    assessment: Option<serde_json::Value>,
+    /// The run's assessment (report.json), read with the states, not every frame.
+    assessment: Option<Result<AssessReport>>,
+    /// The run name field while it does not hold a valid name, and why (the settings keep the
+    /// last valid one).
+    run_edit: Option<(String, Error)>,
+    /// The project should be read again (true: its layers too), for the app to start.
+    refresh_request: Option<bool>,
 }
 
 impl Default for Wizard {
@@ -132,34 +153,47 @@ impl Default for Wizard {
             preview: None,
             preview_pending: None,
             assessment: None,
+            run_edit: None,
+            refresh_request: None,
         }
     }
 }
 
 impl Wizard {
-    /// Re-reads every stage's state of the project.
-    pub fn refresh(&mut self, project: &Project) {
-        let run = self.settings.run_name().to_string();
-        self.states = Stage::ALL
-            .iter()
-            .map(|s| {
-                let state = project.stage_state(*s, s.per_run().then_some(run.as_str())).map(|(st, _)| st).unwrap_or_else(|e| StageState::Stale(crate::error_chain(&e)));
-                (*s, state)
-            })
-            .collect();
-        let report = project.output_dir(&run).join("assess").join("report.json");
-        self.assessment = std::fs::read_to_string(report).ok().and_then(|t| serde_json::from_str(&t).ok());
+    /// Asks for the project's states (and with `layers`, its layers) to be read again; the app
+    /// starts the reading and hands the answer to [`Wizard::apply`].
+    pub fn request_refresh(&mut self, layers: bool) {
+        self.refresh_request = Some(self.refresh_request.unwrap_or(false) || layers);
+    }
+
+    /// The refresh asked for since the last call (true: layers too).
+    pub fn take_refresh_request(&mut self) -> Option<bool> {
+        self.refresh_request.take()
+    }
+
+    /// Shows what was read of the project for the settings' run.
+    pub fn apply(&mut self, states: Vec<(Stage, StageState)>, assessment: Option<Result<AssessReport>>, has_preview: bool) {
+        self.states = states;
+        self.assessment = assessment;
         // The run's last training preview, shown until training reports a new one.
-        if self.preview.is_none() && self.preview_pending.is_none() && project.run_dir(&run).join("preview.png").is_file() {
+        if self.preview.is_none() && self.preview_pending.is_none() && has_preview {
             self.preview_pending = Some(0);
         }
     }
 
-    /// Shows a project's (or another run's) states, dropping what belonged to the previous one.
-    pub fn show_run(&mut self, project: &Project) {
+    /// Drops what belonged to the run (or project) shown so far.
+    pub fn forget_run(&mut self) {
         (self.preview, self.preview_pending) = (None, None);
         self.curves = Curves::default();
-        self.refresh(project);
+        self.states.clear();
+        self.assessment = None;
+        self.run_edit = None;
+    }
+
+    /// Shows another run: drops the previous one's states and asks for the new one's.
+    pub fn show_run(&mut self) {
+        self.forget_run();
+        self.request_refresh(true);
     }
 
     pub fn state(&self, stage: Stage) -> Option<&StageState> {
@@ -171,17 +205,17 @@ impl Wizard {
     }
 
     /// Starts a stage on a worker thread; refused while another runs.
-    pub fn start(&mut self, project: &Project, stage: Stage) -> Result<(), String> {
+    pub fn start(&mut self, project: &Project, stage: Stage) -> Result<()> {
         if let Some(j) = &self.job {
-            return Err(format!("{} is running; wait for it or cancel it", j.stage));
+            return Err(Error::invalid(stage.name(), format!("{} is running; wait for it or cancel it", j.stage)));
         }
-        availability(stage).map_err(|why| format!("{stage}: {why}"))?;
+        availability(stage).map_err(|why| Error::invalid(stage.name(), why))?;
         let project = project.clone();
         let settings = self.settings.clone();
         if stage == Stage::Train {
             self.curves = Curves::default();
         }
-        let handle = crate::job::spawn(stage.name(), move |p| run_stage(&project, stage, &settings, p)).map_err(|e| crate::error_chain(&e))?;
+        let handle = crate::job::spawn(stage.name(), move |p| run_stage(&project, stage, &settings, p))?;
         self.outcomes.remove(stage.name());
         self.log.push(LogLine { level: LogLevel::Info, stage: stage.name().into(), text: "started".into() });
         self.job = Some(RunningJob { stage, handle, started: Instant::now(), done: 0, total: 0, message: String::new() });
@@ -195,9 +229,9 @@ impl Wizard {
         }
     }
 
-    /// Takes the running job's events; when it has ended, records the outcome and refreshes the
-    /// states. Returns the stage that ended this frame, if one did.
-    pub fn poll(&mut self, project: Option<&Project>) -> Option<Stage> {
+    /// Takes the running job's events; when it has ended, records the outcome and asks for the
+    /// project to be read again. Returns the stage that ended this frame, if one did.
+    pub fn poll(&mut self) -> Option<Stage> {
         let Some(job) = &mut self.job else { return None };
         let events = job.handle.drain();
         for e in events {
@@ -226,19 +260,18 @@ impl Wizard {
         let stage = job.stage;
         let outcome = match job.handle.join() {
             Ok(summary) => Outcome::Finished(summary),
-            Err(crate::Error::Cancelled) => Outcome::Cancelled,
-            Err(e) => Outcome::Failed(crate::error_chain(&e)),
+            Err(Error::Cancelled) => Outcome::Cancelled,
+            Err(e) => Outcome::Failed(Arc::new(e)),
         };
         let (level, text) = match &outcome {
             Outcome::Finished(s) => (LogLevel::Info, format!("finished: {s}")),
-            Outcome::Failed(e) => (LogLevel::Warn, format!("failed: {e}")),
+            Outcome::Failed(e) => (LogLevel::Warn, format!("failed: {}", crate::error_chain(e.as_ref()))),
             Outcome::Cancelled => (LogLevel::Warn, "cancelled; what was finished is kept, Run resumes".to_string()),
         };
         self.log.push(LogLine { level, stage: stage.name().into(), text });
         self.outcomes.insert(stage.name(), outcome);
-        if let Some(p) = project {
-            self.refresh(p);
-        }
+        // A stage that ended may have changed states and made new layers.
+        self.request_refresh(true);
         Some(stage)
     }
 
@@ -303,7 +336,7 @@ impl Wizard {
             };
             if ui.add_enabled(self.job.is_none(), egui::Button::new(label)).clicked() {
                 if let Err(e) = self.start(project, stage) {
-                    self.log.push(LogLine { level: LogLevel::Warn, stage: stage.name().into(), text: e });
+                    self.log.push(LogLine { level: LogLevel::Warn, stage: stage.name().into(), text: crate::error_chain(&e) });
                 }
             }
             if ui.add_enabled(running_this, egui::Button::new("Cancel")).clicked() {
@@ -320,7 +353,7 @@ impl Wizard {
                 ui.label(RichText::new(format!("Finished: {s}")).color(Color32::from_rgb(0x30, 0xa0, 0x40)));
             }
             Some(Outcome::Failed(e)) => {
-                ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {e}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {}", crate::error_chain(e.as_ref())));
             }
             Some(Outcome::Cancelled) => {
                 ui.colored_label(ui.visuals().warn_fg_color, "Cancelled. What was finished is kept; Resume continues.");
@@ -339,29 +372,45 @@ impl Wizard {
     /// The run's assessment, when there is one: the burned areas, the agreement (and over the
     /// held-out pixels), what was simulated, and a button that opens the HTML report.
     fn assessment_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
-        let dir = project.output_dir(self.settings.run_name()).join("assess");
-        let Some(report) = &self.assessment else { return };
+        let report = match &self.assessment {
+            None => return,
+            Some(Ok(report)) => report,
+            Some(Err(e)) => {
+                ui.add_space(6.0);
+                ui.colored_label(ui.visuals().error_fg_color, crate::error_chain(e));
+                return;
+            }
+        };
         ui.add_space(6.0);
-        if let Some(sim) = report["config"]["simulated_burn"].as_str() {
+        if let Some(sim) = &report.config.simulated_burn {
             ui.colored_label(ui.visuals().warn_fg_color, "SIMULATED burn: the real data has no fire.").on_hover_text(sim);
         }
-        let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+        // Not finite (nothing burned, no pixels held out): n/a.
+        let f = |v: Option<f64>| v.filter(|x| x.is_finite()).map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
         egui::Grid::new("assessment").striped(true).num_columns(3).show(ui, |ui| {
             for h in ["", "all pixels", "held out"] {
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
-            let (all, held) = (&report["burned"], &report["held_out"]["burned"]);
-            for (name, key) in [("burned, real (ha)", "burned_ha_real"), ("burned, synthetic (ha)", "burned_ha_synthetic"), ("kappa", "kappa"), ("F1", "f1"), ("IoU", "iou")] {
+            let held = report.held_out.as_ref().map(|h| &h.burned);
+            type Pick = fn(&crate::assess::agreement::BurnedAgreement) -> f64;
+            let rows: [(&str, Pick); 5] = [
+                ("burned, real (ha)", |b| b.burned_ha_real),
+                ("burned, synthetic (ha)", |b| b.burned_ha_synthetic),
+                ("kappa", |b| b.kappa),
+                ("F1", |b| b.f1),
+                ("IoU", |b| b.iou),
+            ];
+            for (name, pick) in rows {
                 ui.label(name);
-                ui.label(f(&all[key]));
-                ui.label(f(&held[key]));
+                ui.label(f(Some(pick(&report.burned))));
+                ui.label(f(held.map(pick)));
                 ui.end_row();
             }
         });
         // The burned / unburned confusion matrix over all compared pixels.
-        let c = &report["burned"];
-        let n = |k: &str| c[k].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+        let c = &report.burned;
+        let n = |v: u64| v.to_string();
         ui.add_space(4.0);
         egui::Grid::new("confusion").striped(true).num_columns(3).show(ui, |ui| {
             ui.label(RichText::new("real \\ synthetic").small());
@@ -369,29 +418,29 @@ impl Wizard {
             ui.label(RichText::new("burned").strong());
             ui.end_row();
             ui.label("unburned");
-            ui.label(n("true_negative"));
-            ui.label(n("false_positive"));
+            ui.label(n(c.true_negative));
+            ui.label(n(c.false_positive));
             ui.end_row();
             ui.label("burned");
-            ui.label(n("false_negative"));
-            ui.label(n("true_positive"));
+            ui.label(n(c.false_negative));
+            ui.label(n(c.true_positive));
             ui.end_row();
         });
-        let html = dir.join("report.html");
+        let html = project.report_html(self.settings.run_name());
         if ui.button("Open report").on_hover_text(html.display().to_string()).clicked() {
             if let Err(e) = open_in_browser(&html) {
-                self.log.push(LogLine { level: LogLevel::Warn, stage: "assess".into(), text: format!("opening {}: {e}; open it in a browser", html.display()) });
+                self.log.push(LogLine { level: LogLevel::Warn, stage: "assess".into(), text: format!("{}; open it in a browser", crate::error_chain(&e)) });
             }
         }
     }
 
     /// The latest training preview of the run, reloaded when training reports a new one.
     fn preview_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
-        let path = project.run_dir(self.settings.run_name()).join("preview.png");
+        let path = project.preview_png(self.settings.run_name());
         if let Some(step) = self.preview_pending.take() {
             match load_png(&path) {
                 Ok(image) => self.preview = Some((ui.ctx().load_texture("training-preview", image, egui::TextureOptions::NEAREST), step)),
-                Err(e) => self.log.push(LogLine { level: LogLevel::Warn, stage: "train".into(), text: format!("{}: {e}", path.display()) }),
+                Err(e) => self.log.push(LogLine { level: LogLevel::Warn, stage: "train".into(), text: crate::error_chain(&e) }),
             }
         }
         if let Some((texture, step)) = &self.preview {
@@ -408,6 +457,7 @@ impl Wizard {
         let project_train = if stage == Stage::Train && self.settings.train.is_none() { self.settings.train_config(project).ok() } else { None };
         let mut run_changed = false;
         let s = &mut self.settings;
+        let run_edit = &mut self.run_edit;
         egui::Grid::new(("settings", stage.name())).num_columns(2).show(ui, |ui| match stage {
             Stage::Fetch => {
                 let l = ui.label("Parallel downloads");
@@ -427,7 +477,21 @@ impl Wizard {
             }
             Stage::Train | Stage::Infer => {
                 let l = ui.label("Run name");
-                run_changed = ui.add(egui::TextEdit::singleline(&mut s.run).hint_text("default")).labelled_by(l.id).changed();
+                // The text as typed while it is not a valid name; else the settings' run.
+                let mut text = match run_edit {
+                    Some((t, _)) => t.clone(),
+                    None => s.run.to_string(),
+                };
+                if ui.add(egui::TextEdit::singleline(&mut text).hint_text(RunName::DEFAULT)).labelled_by(l.id).changed() {
+                    match text.parse::<RunName>() {
+                        Ok(name) => {
+                            *run_edit = None;
+                            run_changed = name != s.run;
+                            s.run = name;
+                        }
+                        Err(e) => *run_edit = Some((text, e)),
+                    }
+                }
                 ui.end_row();
                 let l = ui.label("Device");
                 egui::ComboBox::from_id_salt("device")
@@ -465,9 +529,12 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        if let (Some((_, e)), Stage::Train | Stage::Infer) = (&self.run_edit, stage) {
+            ui.colored_label(ui.visuals().error_fg_color, format!("{}; the run stays {}", crate::error_chain(e), self.settings.run_name()));
+        }
         if run_changed {
             // Another run: its own states and preview.
-            self.show_run(project);
+            self.show_run();
         }
     }
 
@@ -485,18 +552,19 @@ impl Wizard {
 }
 
 /// An RGBA PNG as an egui image.
-fn load_png(path: &std::path::Path) -> Result<egui::ColorImage, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+fn load_png(path: &std::path::Path) -> Result<egui::ColorImage> {
+    let bad = |message: String| Error::Raster { location: path.display().to_string(), message };
+    let file = std::fs::File::open(path).map_err(Error::io(path, "reading the training preview"))?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
-    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
     let (w, h) = (info.width as usize, info.height as usize);
     match info.color_type {
         png::ColorType::Rgba => Ok(egui::ColorImage::from_rgba_unmultiplied([w, h], &buf[..w * h * 4])),
         png::ColorType::Rgb => Ok(egui::ColorImage::from_rgb([w, h], &buf[..w * h * 3])),
-        other => Err(format!("unexpected PNG colour type {other:?}")),
+        other => Err(bad(format!("unexpected PNG colour type {other:?}"))),
     }
 }
 
@@ -513,7 +581,7 @@ pub fn human_secs(s: f64) -> String {
 }
 
 /// Opens a file with the system's default application (a browser for HTML).
-fn open_in_browser(path: &std::path::Path) -> std::io::Result<()> {
+fn open_in_browser(path: &std::path::Path) -> Result<()> {
     let program = if cfg!(target_os = "macos") {
         "open"
     } else if cfg!(target_os = "windows") {
@@ -521,5 +589,5 @@ fn open_in_browser(path: &std::path::Path) -> std::io::Result<()> {
     } else {
         "xdg-open"
     };
-    std::process::Command::new(program).arg(path).spawn().map(|_| ())
+    std::process::Command::new(program).arg(path).spawn().map(|_| ()).map_err(Error::io(path, "opening the report in a browser"))
 }

@@ -134,19 +134,23 @@ impl TrainConfig {
 }
 
 fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
-    serde_norway::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        Error::Yaml { path: path.to_path_buf(), line, column, message: e.to_string() }
-    })
+    serde_norway::from_str(text).map_err(|e| Error::yaml(path, text, e))
 }
 
 impl ModelConfig {
     pub fn parse(text: &str, path: &Path) -> Result<ModelConfig> {
         let c: ModelConfig = parse_yaml(text, path)?;
-        if c.depth < 2 || c.ngf == 0 || c.ndf == 0 || c.discriminator_layers == 0 || !(0.0..1.0).contains(&c.dropout) {
-            return Err(Error::invalid(path.display().to_string(), "depth >= 2, ngf, ndf and discriminator_layers >= 1, 0 <= dropout < 1"));
-        }
+        c.check(&path.display().to_string())?;
         Ok(c)
+    }
+
+    /// Checks the values that parse but cannot build a model; `source` names where they came
+    /// from (a file, pipeline.yaml, the app).
+    pub fn check(&self, source: &str) -> Result<()> {
+        if self.depth < 2 || self.ngf == 0 || self.ndf == 0 || self.discriminator_layers == 0 || !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid(source, "depth >= 2, ngf, ndf and discriminator_layers >= 1, 0 <= dropout < 1"));
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<ModelConfig> {
@@ -159,13 +163,28 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// A generator small enough to train in minutes on a CPU: 16 filters in the first layers of
+    /// both networks and 6 levels (patches are multiples of 2^6 = 64 px). The demo's model and
+    /// the app's "small model" choice.
+    pub fn small() -> ModelConfig {
+        ModelConfig { ngf: 16, ndf: 16, depth: 6, ..ModelConfig::default() }
+    }
+}
+
 impl TrainConfig {
     pub fn parse(text: &str, path: &Path) -> Result<TrainConfig> {
         let c: TrainConfig = parse_yaml(text, path)?;
-        if c.batch_size == 0 || c.learning_rate <= 0.0 || c.epochs + c.decay_epochs == 0 {
-            return Err(Error::invalid(path.display().to_string(), "batch_size >= 1, learning_rate > 0 and at least one epoch"));
-        }
+        c.check(&path.display().to_string())?;
         Ok(c)
+    }
+
+    /// Checks the values that parse but cannot train; `source` names where they came from.
+    pub fn check(&self, source: &str) -> Result<()> {
+        if self.batch_size == 0 || self.learning_rate <= 0.0 || self.epochs + self.decay_epochs == 0 {
+            return Err(Error::invalid(source, "batch_size >= 1, learning_rate > 0 and at least one epoch"));
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<TrainConfig> {

@@ -19,15 +19,16 @@ use super::generator::Generator;
 use super::train::{CheckpointFiles, latest_checkpoint};
 use super::{DeviceChoice, device, output_activation};
 use crate::dataset::normalize::{Normalization, TileRange};
-use crate::dataset::{DatasetSummary, TileIndex, load_json};
+use crate::dataset::{DatasetSummary, TileIndex};
+use crate::fsutil::load_json;
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::project::{Manifest, Project, Stage};
+use crate::project::{Manifest, Project, RunName, Stage};
 use crate::raster::{self, PixelWindow};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferOptions {
-    pub run: String,
+    pub run: RunName,
     pub device: DeviceChoice,
     /// Share of a window shared with its neighbour, 0 to 0.9.
     pub overlap: f64,
@@ -36,7 +37,7 @@ pub struct InferOptions {
 
 impl Default for InferOptions {
     fn default() -> Self {
-        InferOptions { run: "default".into(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4 }
+        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4 }
     }
 }
 
@@ -72,15 +73,15 @@ pub fn hann(n: usize) -> Vec<f32> {
 }
 
 /// The generator of a run's latest checkpoint, on `dev`, with the run's configuration.
-pub fn load_generator(project: &Project, run: &str, dev: &Device) -> Result<(Generator, ModelConfig, Normalization, usize)> {
+pub fn load_generator(project: &Project, run: &RunName, dev: &Device) -> Result<(Generator, ModelConfig, Normalization, usize)> {
     let run_dir = project.run_dir(run);
-    let cp = latest_checkpoint(&run_dir)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint; train it first (`s2cr train --run {run}`)") })?;
-    let cfg = ModelConfig::load(&run_dir.join("model.yaml"))?;
-    let normalization: Normalization = load_json(&run_dir.join("normalization.json"))?;
+    let cp = latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint; train it first (`s2cr train --run {run}`)") })?;
+    let cfg = ModelConfig::load(&project.run_model_yaml(run))?;
+    let normalization: Normalization = load_json(&project.run_normalization_json(run), "train the run again")?;
     let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));
     let g = Generator::new(&cfg, output_activation(&cfg, &normalization), dev)
         .try_load_file(&f.generator)
-        .map_err(|e| Error::Raster { location: f.generator.display().to_string(), message: format!("loading the generator: {e}") })?;
+        .map_err(Error::checkpoint(&f.generator, "loading the generator"))?;
     Ok((g.valid(), cfg, normalization, cp.step))
 }
 
@@ -93,8 +94,8 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         && m.parameters == parameters
     {
         progress.info("up to date; nothing to do");
-        let step = latest_checkpoint(&project.run_dir(&opts.run))?.map(|c| c.step).unwrap_or(0);
-        let path = project.output_dir(&opts.run).join("synthetic_S2_t1.tif");
+        let step = latest_checkpoint(project, &opts.run)?.map(|c| c.step).unwrap_or(0);
+        let path = project.synthetic_s2(&opts.run);
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
     let (dev, device_name) = device(opts.device)?;
@@ -104,8 +105,8 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     let _cache = raster::BlockCacheLimit::set(64 << 20);
     let (g, _cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
     let run_dir = project.run_dir(&opts.run);
-    let summary: DatasetSummary = load_json(&run_dir.join("dataset.json"))?;
-    let index: TileIndex = load_json(&run_dir.join("tiles.json"))?;
+    let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
+    let index: TileIndex = load_json(&project.run_tiles_json(&opts.run), "train the run again")?;
     let n = index.size;
     let inputs_vrt = project.root().join(&summary.files.inputs_vrt).display().to_string();
     let grid = &project.config.grid;
@@ -125,8 +126,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     let (xs, ys) = (window_starts(w, n, stride), window_starts(h, n, stride));
     let total = xs.len() * ys.len();
     let weights = hann(n);
-    let out_dir = project.output_dir(&opts.run);
-    let path = out_dir.join("synthetic_S2_t1.tif");
+    let path = project.synthetic_s2(&opts.run);
     let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
     let mut writer = raster::BlockWriter::create(&path, grid, &names, f32::NAN)?;
     // Rolling accumulators over rows [buf_y, buf_y + n) (or fewer at the bottom).
@@ -231,10 +231,10 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     flush(h, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
     writer.finish()?;
     let mut manifest = Manifest::new(Stage::Infer, parameters);
-    manifest.add_input(project.root(), &CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(&run_dir)?.map(|c| c.dir).unwrap_or_default())).generator)?;
+    manifest.add_input(project.root(), &CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator)?;
     // The inputs it read: a rebuilt dataset makes the output stale.
     manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
-    manifest.add_input(project.root(), &project.dataset_dir().join("dataset.json"))?;
+    manifest.add_input(project.root(), &project.dataset_json())?;
     manifest.add_output(project.root(), &path)?;
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
     Ok(InferReport { path, windows: total, device: device_name, checkpoint_step: step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * written_valid as f64 / (w * h) as f64, skipped: false })

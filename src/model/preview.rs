@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::project::write_atomic;
+use crate::fsutil::write_atomic;
 
 /// Output channel indices to show as red, green, blue.
 pub fn rgb_channels(names: &[String]) -> [usize; 3] {

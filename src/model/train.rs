@@ -26,15 +26,17 @@ use super::generator::Generator;
 use super::{DeviceChoice, device, output_activation, resolve};
 use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, load_normalization};
 use crate::dataset::tiles::Split;
-use crate::dataset::{DatasetSummary, TileIndex, load_json};
+use crate::dataset::{DatasetSummary, TileIndex};
+use crate::fsutil::load_json;
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::project::{Project, write_atomic};
+use crate::fsutil::write_atomic;
+use crate::project::{Project, RunName};
 
 /// What a training run needs besides the project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
-    pub run: String,
+    pub run: RunName,
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub device: DeviceChoice,
@@ -130,16 +132,15 @@ impl CheckpointFiles {
 }
 
 fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
-    let location = path.display().to_string();
-    let action = action.to_string();
-    move |e| Error::Raster { location, message: format!("{action}: {e}") }
+    Error::checkpoint(path, action)
 }
 
 /// Saves a checkpoint: files into a fresh folder, then `checkpoint.json` names it (atomic), so
 /// an interrupted save leaves the previous checkpoint in charge.
-fn save_checkpoint(run_dir: &Path, cp: &Checkpoint, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
+fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
+    let run_dir = project.run_dir(run);
     let dir = run_dir.join(&cp.dir);
-    let tmp = run_dir.join("checkpoints").join(format!(".step-{}.partial", cp.step));
+    let tmp = project.checkpoints_dir(run).join(format!(".step-{}.partial", cp.step));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a checkpoint folder"))?;
     let f = CheckpointFiles::in_dir(&tmp);
@@ -149,9 +150,9 @@ fn save_checkpoint(run_dir: &Path, cp: &Checkpoint, g: &Generator, d: &Discrimin
     opt_d.save(&f.optim_d).map_err(record_err(&f.optim_d, "saving the discriminator's optimizer"))?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(Error::io(&dir, "moving the checkpoint into place"))?;
-    write_atomic(&run_dir.join("checkpoint.json"), &serde_json::to_vec_pretty(cp).unwrap_or_default())?;
+    crate::fsutil::save_json(&project.checkpoint_json(run), cp)?;
     // Keep the last three.
-    let mut old: Vec<(usize, PathBuf)> = std::fs::read_dir(run_dir.join("checkpoints"))
+    let mut old: Vec<(usize, PathBuf)> = std::fs::read_dir(project.checkpoints_dir(run))
         .map(|entries| {
             entries
                 .flatten()
@@ -167,18 +168,28 @@ fn save_checkpoint(run_dir: &Path, cp: &Checkpoint, g: &Generator, d: &Discrimin
     Ok(())
 }
 
+/// The dataset files a run keeps a copy of (what it trained on; inference reads the copies),
+/// as (dataset file, run copy).
+fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, PathBuf); 3] {
+    [
+        (project.dataset_json(), project.run_dataset_json(run)),
+        (project.normalization_json(), project.run_normalization_json(run)),
+        (project.tiles_json(), project.run_tiles_json(run)),
+    ]
+}
+
 /// The latest checkpoint of a run, if any.
-pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<Checkpoint>> {
-    let path = run_dir.join("checkpoint.json");
+pub fn latest_checkpoint(project: &Project, run: &RunName) -> Result<Option<Checkpoint>> {
+    let path = project.checkpoint_json(run);
     if !path.is_file() {
         return Ok(None);
     }
-    load_json(&path).map(Some)
+    load_json(&path, "delete the run's folder to train it again").map(Some)
 }
 
 /// The networks of a run, built for its dataset (for inference and tests).
 pub fn build_networks(model: &ModelConfig, project: &Project, dev: &Device) -> Result<(Generator, Discriminator, ModelConfig)> {
-    let summary: DatasetSummary = load_json(&project.dataset_dir().join("dataset.json"))?;
+    let summary: DatasetSummary = load_json(&project.dataset_json(), "run `s2cr dataset` first")?;
     let index = TileIndex::load(project)?;
     let normalization = load_normalization(project)?;
     let cfg = resolve(model, summary.inputs.len(), summary.outputs.len(), index.size)?;
@@ -246,11 +257,11 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     // cache would otherwise grow to 5 % of RAM. GDAL_CACHEMAX, when set, wins.
     let _cache = crate::raster::BlockCacheLimit::set(TRAINING_BLOCK_CACHE);
     let tc = &opts.train;
-    if opts.run.is_empty() || opts.run.contains(['/', '\\']) || opts.run.starts_with('.') {
-        return Err(Error::invalid("run", format!("{:?} is not a run name (letters, digits, - and _)", opts.run)));
-    }
+    // Settings from pipeline.yaml, the app or flags arrive here without passing a file's checks.
+    opts.model.check("model settings")?;
+    tc.check("training settings")?;
     let run_dir = project.run_dir(&opts.run);
-    let previous = latest_checkpoint(&run_dir)?;
+    let previous = latest_checkpoint(project, &opts.run)?;
     if previous.is_some() && !opts.resume {
         return Err(Error::Project { path: run_dir, message: "this run has checkpoints: continue it with --resume, or choose another --run".into() });
     }
@@ -261,7 +272,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let mut opt_g = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
     let mut opt_d = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
     let normalization = load_normalization(project)?;
-    std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(Error::io(&run_dir, "creating the run folder"))?;
+    std::fs::create_dir_all(project.checkpoints_dir(&opts.run)).map_err(Error::io(&run_dir, "creating the run folder"))?;
     let (mut step, mut epoch, mut skip) = (0usize, 0usize, 0usize);
     if let Some(cp) = &previous {
         let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));
@@ -273,15 +284,14 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         progress.info(format!("resuming {} at step {step} (epoch {}, batch {skip})", opts.run, epoch + 1));
     } else {
         // The run's record of what it used; inference reads these.
-        write_atomic(&run_dir.join("model.yaml"), model.to_yaml().as_bytes())?;
-        write_atomic(&run_dir.join("train.yaml"), tc.to_yaml().as_bytes())?;
-        for f in ["normalization.json", "dataset.json", "tiles.json"] {
-            let (src, dst) = (project.dataset_dir().join(f), run_dir.join(f));
+        write_atomic(&project.run_model_yaml(&opts.run), model.to_yaml().as_bytes())?;
+        write_atomic(&project.run_train_yaml(&opts.run), tc.to_yaml().as_bytes())?;
+        for (src, dst) in dataset_copies(project, &opts.run) {
             std::fs::copy(&src, &dst).map_err(Error::io(&src, "copying into the run"))?;
         }
     }
     // metrics.csv: keep the rows up to the checkpoint (later ones are redone).
-    let metrics_path = run_dir.join("metrics.csv");
+    let metrics_path = project.metrics_csv(&opts.run);
     let kept: Vec<String> = std::fs::read_to_string(&metrics_path)
         .unwrap_or_default()
         .lines()
@@ -312,7 +322,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let resumed_from = previous.as_ref().map(|c| c.step);
     let mut last = StepMetrics::default();
     let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
-        save_checkpoint(&run_dir, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")) }, g, d, og, od)
+        save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")) }, g, d, og, od)
     };
     let mut last_saved = step;
     'epochs: while epoch < total_epochs && step < total_steps {
@@ -360,7 +370,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 seconds: start.elapsed().as_secs_f64(),
             };
             if let Some((label, fake)) = preview {
-                write_step_preview(&run_dir.join("preview.png"), label, fake, &batcher.normalization, step, progress);
+                write_step_preview(&project.preview_png(&opts.run), label, fake, &batcher.normalization, step, progress);
             }
             let end_of_epoch = batch_in_epoch == batches_per_epoch;
             let validate_now = !val_data.patches().is_empty() && ((tc.validate_every > 0 && step % tc.validate_every == 0) || (tc.validate_every == 0 && end_of_epoch) || step == total_steps);
@@ -397,10 +407,10 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     }
     // The run's manifest: the dataset it learnt from, the configuration, the checkpoint.
     let mut manifest = crate::project::Manifest::new(crate::project::Stage::Train, serde_json::json!({"model": model, "train": tc, "steps": step}));
-    for f in ["dataset.json", "normalization.json", "tiles.json"] {
-        manifest.add_input(project.root(), &project.dataset_dir().join(f))?;
+    for (src, _) in dataset_copies(project, &opts.run) {
+        manifest.add_input(project.root(), &src)?;
     }
-    if let Some(cp) = latest_checkpoint(&run_dir)? {
+    if let Some(cp) = latest_checkpoint(project, &opts.run)? {
         manifest.add_output(project.root(), &CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator)?;
     }
     manifest.save(&project.manifest_path(crate::project::Stage::Train, Some(&opts.run)))?;

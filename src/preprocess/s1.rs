@@ -262,6 +262,30 @@ pub enum SpeckleFilter {
     RefinedLee,
 }
 
+impl SpeckleFilter {
+    /// Window side of the boxcar and Lee presets, pixels.
+    pub const PRESET_SIZE: usize = 7;
+    /// Number of looks of the Lee preset: Earth-observation RTC products are multilooked to
+    /// about 4 looks.
+    pub const PRESET_LOOKS: f64 = 4.0;
+
+    /// The boxcar preset: the mean over a 7 x 7 window.
+    pub fn boxcar() -> SpeckleFilter {
+        SpeckleFilter::Boxcar { size: Self::PRESET_SIZE }
+    }
+
+    /// The Lee preset: 7 x 7 window, 4 looks (Earth-observation RTC products are multilooked
+    /// to about 4 looks).
+    pub fn lee() -> SpeckleFilter {
+        SpeckleFilter::Lee { size: Self::PRESET_SIZE, looks: Self::PRESET_LOOKS }
+    }
+
+    /// The Refined Lee preset (7 x 7, the research default).
+    pub fn refined_lee() -> SpeckleFilter {
+        SpeckleFilter::RefinedLee
+    }
+}
+
 /// Applies a speckle filter to linear power. NaN marks no data: it is left out of every window
 /// and stays NaN.
 pub fn speckle_filter(img: &[f32], width: usize, height: usize, filter: SpeckleFilter) -> Vec<f32> {

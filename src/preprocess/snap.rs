@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::raster::TargetGrid;
+use crate::grid::TargetGrid;
 
 /// The graphs of snap-confs/.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,8 +115,8 @@ pub fn run_graph(gpt: &Path, graph: SnapGraph, params: &SnapParams, progress: &P
     let dir = params.output.parent().map(Path::to_path_buf).unwrap_or_default();
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "creating the output folder"))?;
     let graph_path = dir.join(graph.file_name());
-    crate::project::write_atomic(&graph_path, graph.template().as_bytes())?;
-    let tmp = crate::raster::temp_sibling(&params.output);
+    crate::fsutil::write_atomic(&graph_path, graph.template().as_bytes())?;
+    let tmp = crate::fsutil::temp_sibling(&params.output);
     let mut with_tmp = params.clone();
     with_tmp.output = tmp.clone();
     progress.info(format!("running {} {}", gpt.display(), graph_path.display()));

@@ -27,11 +27,12 @@ use super::s1::{self, Calibration, Coefficient, Noise, SpeckleFilter};
 use super::s2::{self, MaskCounts, SclMaskOptions};
 use super::snap::{self, SnapGraph, SnapParams};
 use crate::catalog::stage::SearchResult;
-use crate::catalog::{Scene, safe_id};
+use crate::catalog::Scene;
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::{Manifest, Project, Stage, StageState};
-use crate::raster::{self, PixelWindow, Resampling, TargetGrid, WarpOptions};
+use crate::grid::TargetGrid;
+use crate::raster::{self, PixelWindow, Resampling, WarpOptions};
 
 /// Which software does the preprocessing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -95,11 +96,11 @@ pub struct Preprocessed {
 }
 
 fn raw_band(project: &Project, scene: &Scene, band: &str) -> PathBuf {
-    scene_dir(project, scene).join(format!("{}.tif", safe_id(band)))
+    project.raw_band_file(&scene.datetime, &scene.id, band)
 }
 
 fn scene_dir(project: &Project, scene: &Scene) -> PathBuf {
-    project.raw_dir().join(scene.datetime.format("%Y-%m-%d").to_string()).join(safe_id(&scene.id))
+    project.raw_scene_dir(&scene.datetime, &scene.id)
 }
 
 fn require(path: &Path, what: &str) -> Result<()> {
@@ -271,7 +272,7 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
     } else {
         None
     };
-    let path = project.preprocessed_dir().join(date).join("S2.tif");
+    let path = project.preprocessed_s2(&date);
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset: Some(offset) }, cfg, &path, progress)?;
     Ok(Preprocessed {
         date: date.into(),
@@ -285,8 +286,8 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
 
 fn s1_native(project: &Project, scene: &Scene, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
     let grid = &project.config.grid;
-    let date = scene.datetime.format("%Y-%m-%d").to_string();
-    let path = project.preprocessed_dir().join(&date).join("S1.tif");
+    let date = crate::project::date_folder(&scene.datetime);
+    let path = project.preprocessed_s1(&date);
     let mut bands = Vec::new();
     let (values, processing) = if scene.is_grd() {
         for pol in &project.config.bands.s1 {
@@ -341,10 +342,9 @@ fn window_offset(location: &str) -> Result<(usize, usize)> {
 /// Calibrates a fetched GRD window (digital numbers) to linear power with thermal noise removed
 /// and speckle-filters it, in radar geometry (the GCPs are kept): `tmp/<pol>-radar.tif`.
 fn grd_to_radar_power(project: &Project, scene: &Scene, pol: &str, cfg: &PreprocessConfig, tmp: &Path, progress: &Progress) -> Result<String> {
-    let dir = scene_dir(project, scene);
     let dn_path = raw_band(project, scene, pol);
-    let cal_path = dir.join(format!("calibration-{pol}.xml"));
-    let noise_path = dir.join(format!("noise-{pol}.xml"));
+    let cal_path = project.raw_grd_table(&scene.datetime, &scene.id, "calibration", pol);
+    let noise_path = project.raw_grd_table(&scene.datetime, &scene.id, "noise", pol);
     require(&dn_path, "GRD window")?;
     require(&cal_path, "calibration table")?;
     require(&noise_path, "noise table")?;
@@ -478,14 +478,14 @@ fn s2_snap(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, gpt: &P
         }
     }
     let dn_offset = integer.then(|| s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied));
-    let path = project.preprocessed_dir().join(date).join("S2.tif");
+    let path = project.preprocessed_s2(&date);
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset }, cfg, &path, progress)?;
     Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent, mask_counts: Some(counts), processing: "SNAP gpt calibrate_sent2.xml, warped onto the grid".into() })
 }
 
 fn s1_snap(project: &Project, scene: &Scene, cfg: &PreprocessConfig, graph: SnapGraph, gpt: &Path, products: Option<&Path>, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
     let grid = &project.config.grid;
-    let date = scene.datetime.format("%Y-%m-%d").to_string();
+    let date = crate::project::date_folder(&scene.datetime);
     let input = snap_product(project, scene, products)?;
     let output = tmp.join("snap-s1.tif");
     snap::run_graph(gpt, graph, &snap_params(project, input, output.clone())?, progress)?;
@@ -493,7 +493,7 @@ fn s1_snap(project: &Project, scene: &Scene, cfg: &PreprocessConfig, graph: Snap
     let bands: Vec<BandRef> = project.config.bands.s1.iter().enumerate().map(|(i, p)| BandRef { name: p.clone(), path: warped.clone(), band: i + 1 }).collect();
     // v1 writes linear sigma0; v2 and v3 end with LinearToFromdB.
     let values = if graph == SnapGraph::Sentinel1V1 { S1Values::Linear } else { S1Values::Db };
-    let path = project.preprocessed_dir().join(&date).join("S1.tif");
+    let path = project.preprocessed_s1(&date);
     let valid_percent = write_s1(grid, &bands, values, cfg.block_rows, &path, progress)?;
     Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent, mask_counts: None, processing: format!("SNAP gpt {}, warped onto the grid", graph.file_name()) })
 }
@@ -527,12 +527,11 @@ fn s2_inputs(project: &Project, scenes: &[&Scene]) -> Vec<PathBuf> {
 }
 
 fn s1_inputs(project: &Project, scene: &Scene) -> Vec<PathBuf> {
-    let dir = scene_dir(project, scene);
     let mut v: Vec<PathBuf> = project.config.bands.s1.iter().map(|p| raw_band(project, scene, p)).collect();
     if scene.is_grd() {
         for p in &project.config.bands.s1 {
-            v.push(dir.join(format!("calibration-{p}.xml")));
-            v.push(dir.join(format!("noise-{p}.xml")));
+            v.push(project.raw_grd_table(&scene.datetime, &scene.id, "calibration", p));
+            v.push(project.raw_grd_table(&scene.datetime, &scene.id, "noise", p));
         }
     }
     v
@@ -550,7 +549,7 @@ pub struct PreprocessReport {
 /// outputs already made with the same inputs and parameters are kept).
 pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<Vec<Preprocessed>> {
     let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?;
-    let report_path = project.preprocessed_dir().join("report.json");
+    let report_path = project.preprocess_report();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Preprocess, None)?
         && m.parameters == parameters
         && let Ok(text) = std::fs::read_to_string(&report_path)
@@ -579,7 +578,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
         let inputs = s2_inputs(project, scenes);
-        let out = project.preprocessed_dir().join(date).join("S2.tif");
+        let out = project.preprocessed_s2(&date);
         let listed = input_list(&inputs);
         let p = match reuse(&out, &parameters, &listed) {
             Some(p) => p,
@@ -589,7 +588,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
                     Engine::Snap { products, .. } => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress)?,
                 };
                 let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
-                crate::project::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+                crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
                 p
             }
         };
@@ -603,9 +602,9 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     }
     for scene in s1 {
         progress.check_cancelled()?;
-        let date = scene.datetime.format("%Y-%m-%d").to_string();
+        let date = crate::project::date_folder(&scene.datetime);
         let inputs = s1_inputs(project, scene);
-        let out = project.preprocessed_dir().join(&date).join("S1.tif");
+        let out = project.preprocessed_s1(&date);
         let listed = input_list(&inputs);
         let p = match reuse(&out, &parameters, &listed) {
             Some(p) => p,
@@ -615,7 +614,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
                     Engine::Snap { s1_graph, products, .. } => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress)?,
                 };
                 let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
-                crate::project::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+                crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
                 p
             }
         };
@@ -629,7 +628,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     }
     let _ = std::fs::remove_dir_all(&tmp);
     let report = PreprocessReport { outputs: done.clone(), skipped: false };
-    crate::project::write_atomic(&report_path, &serde_json::to_vec_pretty(&report).unwrap_or_default())?;
+    crate::fsutil::write_atomic(&report_path, &serde_json::to_vec_pretty(&report).unwrap_or_default())?;
     for p in &done {
         manifest.add_output(project.root(), &p.path)?;
     }

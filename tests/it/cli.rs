@@ -314,10 +314,10 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(out.contains("4 steps on CPU"), "{out}");
     let project = s2cr::project::Project::open(&dir).unwrap();
     for stage in s2cr::project::Stage::ALL.into_iter().filter(|s| *s != s2cr::project::Stage::Export) {
-        let manifest = dir.join(stage.manifest_path(Some(s2cr::demo::RUN)));
+        let manifest = dir.join(stage.manifest_path(Some(&s2cr::demo::run_name())));
         assert!(manifest.is_file(), "{stage}: no manifest at {}", manifest.display());
     }
-    let assess = project.output_dir(s2cr::demo::RUN).join("assess");
+    let assess = project.assess_dir(&s2cr::demo::run_name());
     let html = std::fs::read_to_string(assess.join("report.html")).unwrap();
     for section in ["id=\"simulated\"", "id=\"inputs\"", "id=\"agreement\"", "id=\"areas\"", "id=\"quality\"", "id=\"figures\"", "id=\"files\""] {
         assert!(html.contains(section), "report.html lacks {section}");
@@ -336,6 +336,37 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let again = s2cr().args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"]).assert().success().get_output().stdout.clone();
     let again = String::from_utf8_lossy(&again);
     assert!(again.contains("train       up to date") && again.contains("infer       up to date"), "{again}");
+
+    // `s2cr assess` is the pipeline's Assess stage: assessed anew by the command, the report keeps
+    // the SIMULATED notice and the held-out section, and `s2cr run` then finds it up to date.
+    std::fs::remove_dir_all(&assess).unwrap();
+    let by_command = s2cr().args(["--project", dir.to_str().unwrap(), "assess", "--run", "demo"]).assert().success().get_output().stdout.clone();
+    let by_command = String::from_utf8_lossy(&by_command);
+    assert!(by_command.contains("SIMULATED") && by_command.contains("Held out"), "{by_command}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(assess.join("report.json")).unwrap()).unwrap();
+    assert!(report["config"]["simulated_burn"].as_str().unwrap().contains("SIMULATED"));
+    assert!(report["held_out"]["burned"]["kappa"].is_number(), "{}", report["held_out"]);
+    let html = std::fs::read_to_string(assess.join("report.html")).unwrap();
+    assert!(html.contains("id=\"simulated\"") && html.contains("id=\"held-out\""), "report.html lacks the simulated or held-out section");
+    // `s2cr run` reads the project's own files: train.yaml says the 4 steps the demo was given.
+    let train_yaml = dir.join("train.yaml");
+    let text = std::fs::read_to_string(&train_yaml).unwrap();
+    let text: String = text.lines().map(|l| if l.starts_with("max_steps:") { "max_steps: 4\n".to_string() } else { format!("{l}\n") }).collect();
+    std::fs::write(&train_yaml, text).unwrap();
+    // ... and pipeline.yaml the device (a setting of inference too).
+    let pipeline_yaml = dir.join("pipeline.yaml");
+    let text = std::fs::read_to_string(&pipeline_yaml).unwrap();
+    let mut text: String = text.lines().filter(|l| !l.starts_with("device:")).map(|l| format!("{l}\n")).collect();
+    text.push_str("device: cpu\n");
+    std::fs::write(&pipeline_yaml, text).unwrap();
+    let run = s2cr().args(["--project", dir.to_str().unwrap(), "run"]).assert().success().get_output().stdout.clone();
+    let run = String::from_utf8_lossy(&run);
+    assert!(run.contains("assess      up to date") && run.contains("(SIMULATED burn)"), "{run}");
+    s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"assess \[demo\] +done").unwrap());
+    // A run name that is not a plain folder name is refused by every command that takes one.
+    for cmd in [&["assess"][..], &["infer"], &["train"], &["export", "--list"]] {
+        s2cr().args(["--project", dir.to_str().unwrap()]).args(cmd).args(["--run", "../../x"]).assert().failure().stderr(predicate::str::contains("a run name uses letters, digits"));
+    }
 
     // Export: the layers re-open with the project's CRS, transform and values.
     s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("severity-synthetic"));
@@ -356,7 +387,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let synthetic = export("synthetic", "synthetic.tif", &[]);
     let info = check_grid(&synthetic);
     assert!(info.is_cog);
-    let source = project.output_dir("demo").join("synthetic_S2_t1.tif").display().to_string();
+    let source = project.synthetic_s2(&s2cr::demo::run_name()).display().to_string();
     assert_eq!(s2cr::raster::read_window(&synthetic.display().to_string(), &[], None).unwrap().bands, s2cr::raster::read_window(&source, &[], None).unwrap().bands);
     let dnbr = export("dnbr-real", "dnbr.tif", &[]);
     check_grid(&dnbr);

@@ -44,7 +44,7 @@ fn scene(id: &str, mission: Mission, date: &str) -> Scene {
 pub fn project_with_preprocessed(root: &Path) -> Project {
     let s1 = raster::read_window(&chip("s1"), &[], None).unwrap();
     let gt = s1.geo_transform;
-    let grid = raster::TargetGrid { epsg: 32650, pixel_size_m: 10.0, x_min: gt[0], y_max: gt[3], width: s1.width, height: s1.height };
+    let grid = s2cr::grid::TargetGrid { epsg: 32650, pixel_size_m: 10.0, x_min: gt[0], y_max: gt[3], width: s1.width, height: s1.height };
     let aoi_path = root.join("aoi.geojson");
     std::fs::write(&aoi_path, r#"{"type":"Polygon","coordinates":[[[119.180,33.494],[119.194,33.494],[119.194,33.506],[119.180,33.506],[119.180,33.494]]]}"#).unwrap();
     let aoi = s2cr::aoi::Aoi::load(&aoi_path, &Default::default()).unwrap();

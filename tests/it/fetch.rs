@@ -247,7 +247,7 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     };
     let out = String::from_utf8(fetch().assert().success().get_output().stdout.clone()).unwrap();
     assert!(out.contains("10 files (10 downloaded, 0 already there)"), "{out}");
-    let vh = dir.join(format!("raw/2021-08-09/{}/VH.tif", s2cr::catalog::safe_id(&s1.id)));
+    let vh = dir.join(format!("raw/2021-08-09/{}/VH.tif", s2cr::fsutil::safe_name(&s1.id)));
     assert_eq!(raster::info(vh.to_str().unwrap()).unwrap().bands[0].data_type, "Float32");
     assert!(out.contains("Fetched") && out.contains("MiB over the network for source files of"), "{out}");
     let b08 = dir.join("raw/2024-04-12/S2A_T13TDE_20240412T175055_L2A/B08.tif");

@@ -163,7 +163,7 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     h.step();
     step_until(&mut h, "the cancelled run to stop", Duration::from_secs(60), |a| a.wizard.job.is_none());
     assert_eq!(h.state().wizard.outcomes.get("train"), Some(&Outcome::Cancelled));
-    let cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.run_dir("default").join("checkpoint.json")).unwrap()).unwrap();
+    let cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.checkpoint_json(&Default::default())).unwrap()).unwrap();
     let stopped_at = cp["step"].as_u64().unwrap();
     assert!((3..40).contains(&stopped_at), "checkpoint at {stopped_at}");
     // Resume continues from the checkpoint to the end.
@@ -173,7 +173,7 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     step_until(&mut h, "the resumed run to finish", Duration::from_secs(300), |a| a.wizard.job.is_none());
     let outcome = h.state().wizard.outcomes.get("train").cloned();
     assert!(matches!(outcome, Some(Outcome::Finished(_))), "{outcome:?}");
-    let rows = std::fs::read_to_string(project.run_dir("default").join("metrics.csv")).unwrap().lines().count() - 1;
+    let rows = std::fs::read_to_string(project.metrics_csv(&Default::default())).unwrap().lines().count() - 1;
     assert_eq!(rows, 40);
     assert!(h.state().wizard.log.iter().any(|l| l.text.contains(&format!("resuming default at step {stopped_at}"))), "{:?}", h.state().wizard.log);
     // Curves were drawn from the loss events.
@@ -181,11 +181,11 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     h.run();
     h.get_by_label_contains("Finished:");
     // The training preview of the last step is shown.
-    assert!(project.run_dir("default").join("preview.png").is_file());
+    assert!(project.preview_png(&Default::default()).is_file());
     assert_eq!(h.state().wizard.preview.as_ref().map(|(_, step)| *step), Some(40));
     h.get_by_label_contains("Real | synthetic (true colour), step 40");
     if let Ok(dir) = std::env::var("S2CR_KEEP_TEST_OUTPUT") {
-        std::fs::copy(project.run_dir("default").join("preview.png"), Path::new(&dir).join("training-preview.png")).unwrap();
+        std::fs::copy(project.preview_png(&Default::default()), Path::new(&dir).join("training-preview.png")).unwrap();
     }
 }
 
@@ -260,7 +260,7 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let mut h = snapshot_harness(S2crApp::new(Some(dir.clone())));
     h.run();
     assert_eq!(h.state().wizard.step, Step::Assess);
-    assert_eq!(h.state().wizard.settings.run_name(), s2cr::demo::RUN, "the project's pipeline.yaml names the run");
+    assert_eq!(h.state().wizard.settings.run_name().as_str(), s2cr::demo::RUN, "the project's pipeline.yaml names the run");
     h.get_by_label("SIMULATED burn: the real data has no fire.");
     h.get_by_label("Open report");
     h.get_by_label("held out");
@@ -379,4 +379,38 @@ fn the_stretch_shader_matches_the_cpu_reference() {
         println!("{kind:?}, gamma {gamma}: largest difference {worst} level(s)");
         assert!(worst <= 1, "{kind:?} gamma {gamma}: {worst} levels from the CPU reference");
     }
+}
+
+/// The app creates projects through the same checks as `s2cr init` (`Project::init`): the area
+/// limit set in the form is enforced, and nothing is written when a check fails.
+#[test]
+fn the_new_project_form_checks_like_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut app = S2crApp::new(None);
+    app.import_aoi(&Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson"));
+    app.form.folder = tmp.path().join("ki").display().to_string();
+    app.form.max_area_km2 = 1.0;
+    app.create_project();
+    match &app.notice {
+        Some(s2cr::gui::Notice::Failed(e)) => assert!(s2cr::error_chain(e.as_ref()).contains("over the limit of 1 km2"), "{}", s2cr::error_chain(e.as_ref())),
+        _ => panic!("an area over the form's limit is refused"),
+    }
+    assert!(!tmp.path().join("ki/project.yaml").exists(), "nothing is written when a check fails");
+    app.form.max_area_km2 = s2cr::aoi::DEFAULT_MAX_AREA_KM2;
+    app.form.t1 = "2019-12-01/2020-02-28".into();
+    app.create_project();
+    match &app.notice {
+        Some(s2cr::gui::Notice::Failed(e)) => assert!(s2cr::error_chain(e.as_ref()).contains("must start after t0"), "{}", s2cr::error_chain(e.as_ref())),
+        _ => panic!("dates out of order are refused"),
+    }
+    app.form.t1 = "2020-01-15/2020-02-28".into();
+    app.create_project();
+    app.wait_for_background();
+    assert!(tmp.path().join("ki/project.yaml").is_file());
+    assert!(app.project().is_some(), "the new project is open");
+    // The form shows the limit and the pixel size (a window tall enough to show the whole form).
+    let mut h = harness(S2crApp::new(None), [1000.0, 1400.0]);
+    h.run();
+    h.get_by_label_contains("Largest area");
+    h.get_by_label_contains("Pixel size");
 }

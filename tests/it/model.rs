@@ -9,6 +9,11 @@ use s2cr::dataset::tiles::TileConfig;
 use s2cr::job::Progress;
 use s2cr::model::config::{ModelConfig, TrainConfig};
 use s2cr::model::train::{TrainOptions, train};
+use s2cr::project::RunName;
+
+fn run_name(name: &str) -> RunName {
+    RunName::new(name).unwrap()
+}
 use s2cr::model::{DeviceChoice, infer};
 use s2cr::project::Project;
 use s2cr::raster;
@@ -30,7 +35,7 @@ fn dataset_with(project: &Project, stride: usize, s2_method: S2Method) {
 }
 
 fn metrics(project: &Project, run: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(project.run_dir(run).join("metrics.csv")).unwrap().lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+    std::fs::read_to_string(project.metrics_csv(&run_name(run))).unwrap().lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
 }
 
 #[test]
@@ -38,7 +43,7 @@ fn a_small_model_overfits_one_real_patch() {
     let tmp = tempfile::tempdir().unwrap();
     let project = project_with_preprocessed(tmp.path());
     dataset_with(&project, 256, S2Method::TrainMinMax);
-    let opts = TrainOptions { run: "overfit".into(), model: small_model(), train: quick_train(80), device: DeviceChoice::Cpu, resume: false };
+    let opts = TrainOptions { run: run_name("overfit"), model: small_model(), train: quick_train(80), device: DeviceChoice::Cpu, resume: false };
     let report = train(&project, &opts, &Progress::silent("train")).unwrap();
     assert_eq!(report.steps, 80);
     let rows = metrics(&project, "overfit");
@@ -49,9 +54,9 @@ fn a_small_model_overfits_one_real_patch() {
     println!("overfitting one 64 x 64 patch: G L1 {first:.4} (steps 1-5) -> {last:.4} (steps 76-80), {:.1} s on {}", report.seconds, report.device);
     assert!(last * 3.0 < first, "L1 falls at least threefold: {first} -> {last}");
     for f in ["model.yaml", "train.yaml", "normalization.json", "dataset.json", "checkpoint.json", "checkpoints/step-80/generator.bpk", "checkpoints/step-80/optim_d.bpk"] {
-        assert!(project.run_dir("overfit").join(f).is_file(), "{f}");
+        assert!(project.run_dir(&run_name("overfit")).join(f).is_file(), "{f}");
     }
-    let (state, _) = project.stage_state(s2cr::project::Stage::Train, Some("overfit")).unwrap();
+    let (state, _) = project.stage_state(s2cr::project::Stage::Train, Some(&run_name("overfit"))).unwrap();
     assert_eq!(state, s2cr::project::StageState::Done);
     // A second run under the same name is refused unless resumed.
     let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
@@ -64,7 +69,7 @@ fn resume_continues_the_steps_and_the_optimizer_state() {
     let project = project_with_preprocessed(tmp.path());
     dataset_with(&project, 64, S2Method::TrainMinMax);
     let run = |name: &str, steps: usize, resume: bool| {
-        let opts = TrainOptions { run: name.into(), model: small_model(), train: TrainConfig { checkpoint_every: 3, ..quick_train(steps) }, device: DeviceChoice::Cpu, resume };
+        let opts = TrainOptions { run: run_name(name), model: small_model(), train: TrainConfig { checkpoint_every: 3, ..quick_train(steps) }, device: DeviceChoice::Cpu, resume };
         train(&project, &opts, &Progress::silent("train")).unwrap()
     };
     // 7 steps in one go, against 4 steps, a stop, and 3 more.
@@ -83,13 +88,13 @@ fn resume_continues_the_steps_and_the_optimizer_state() {
     }
     // Save then load gives identical outputs.
     let dev = Device::flex();
-    let (g, _, _, step) = infer::load_generator(&project, "parts", &dev).unwrap();
+    let (g, _, _, step) = infer::load_generator(&project, &run_name("parts"), &dev).unwrap();
     assert_eq!(step, 7);
     let x = Tensor::<4>::random([1, 10, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
     let a: Vec<f32> = g.forward(x.clone()).try_into_vec_as::<f32>().unwrap();
     let file = tmp.path().join("g.bpk");
     g.clone().save_file(&file).unwrap();
-    let (fresh, _, _, _) = infer::load_generator(&project, "whole", &dev).unwrap();
+    let (fresh, _, _, _) = infer::load_generator(&project, &run_name("whole"), &dev).unwrap();
     let loaded = fresh.try_load_file(&file).unwrap();
     let b: Vec<f32> = loaded.forward(x).try_into_vec_as::<f32>().unwrap();
     assert_eq!(a, b);
@@ -100,9 +105,9 @@ fn inference_covers_the_grid_without_seams() {
     let tmp = tempfile::tempdir().unwrap();
     let project = project_with_preprocessed(tmp.path());
     dataset_with(&project, 64, S2Method::TrainMinMax);
-    let opts = TrainOptions { run: "r".into(), model: small_model(), train: TrainConfig { batch_size: 4, ..quick_train(12) }, device: DeviceChoice::Cpu, resume: false };
+    let opts = TrainOptions { run: run_name("r"), model: small_model(), train: TrainConfig { batch_size: 4, ..quick_train(12) }, device: DeviceChoice::Cpu, resume: false };
     train(&project, &opts, &Progress::silent("train")).unwrap();
-    let report = infer::infer(&project, &infer::InferOptions { run: "r".into(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap();
+    let report = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap();
     assert_eq!(report.windows, 49, "7 x 7 windows of 64 px every 32 px");
     let info = raster::info(report.path.to_str().unwrap()).unwrap();
     let g = &project.config.grid;
@@ -126,7 +131,7 @@ fn inference_covers_the_grid_without_seams() {
     // A dataset rebuilt with other channels is refused with the reason, not fed to the model.
     let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
     dataset::build(&project, &DatasetConfig { tiles, inputs: dataset::sar_only_inputs(&project.config.bands.s1), ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
-    let err = infer::infer(&project, &infer::InferOptions { run: "r".into(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap_err().to_string();
+    let err = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap_err().to_string();
     assert!(err.contains("was trained on") && err.contains("S1_t1:VV S1_t1:VH"), "{err}");
 }
 
@@ -175,7 +180,7 @@ fn training_is_deterministic_across_processes_for_a_seed() {
     // The same weights: the two generators give the same output, bit for bit.
     let dev = Device::flex();
     let x = Tensor::<4>::random([1, 10, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-    let out = |run: &str| -> Vec<f32> { infer::load_generator(&project, run, &dev).unwrap().0.forward(x.clone()).try_into_vec_as::<f32>().unwrap() };
+    let out = |run: &str| -> Vec<f32> { infer::load_generator(&project, &run_name(run), &dev).unwrap().0.forward(x.clone()).try_into_vec_as::<f32>().unwrap() };
     assert!(out("a") == out("b"), "the two runs' generators differ");
 }
 
@@ -194,7 +199,7 @@ fn s2cr_run_goes_through_the_stages_and_a_second_run_finds_them_up_to_date() {
     let out = String::from_utf8(run().get_output().stdout.clone()).unwrap();
     assert!(out.contains("dataset") && out.contains("patches: train 16") && out.contains("6 steps") && out.contains("synthesized"), "{out}");
     for stage in [s2cr::project::Stage::Dataset, s2cr::project::Stage::Train, s2cr::project::Stage::Infer] {
-        let (state, _) = project.stage_state(stage, Some("tiny")).unwrap();
+        let (state, _) = project.stage_state(stage, Some(&run_name("tiny"))).unwrap();
         assert_eq!(state, s2cr::project::StageState::Done, "{stage}");
     }
     // Again: nothing to redo.

@@ -155,7 +155,7 @@ fn the_snap_engine_runs_gpt_with_the_graph_and_parameters() {
         input: tmp.path().join("S1B_IW_GRDH.SAFE"),
         output: tmp.path().join("out/s1_vv_vh.tif"),
         geo_region_wkt: "POLYGON ((12.45 41.95, 12.55 41.95, 12.55 42.05, 12.45 42.05, 12.45 41.95))".into(),
-        grid: raster::TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 290040.0, y_max: 4660020.0, width: 100, height: 100 },
+        grid: s2cr::grid::TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 290040.0, y_max: 4660020.0, width: 100, height: 100 },
         polarisations: vec!["VV".into(), "VH".into()],
         s2_bands: vec![],
     };

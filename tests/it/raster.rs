@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use s2cr::raster::{self, BandStack, Resampling, TargetGrid, WarpOptions, WriteOptions};
+use s2cr::grid::TargetGrid;
+use s2cr::raster::{self, BandStack, Resampling, WarpOptions, WriteOptions};
 
 use crate::{bigearthnet_s1, bigearthnet_s2};
 

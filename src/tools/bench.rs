@@ -1,11 +1,14 @@
-//! Benchmarks that need more than a loop: the whole preprocess stage on one Sentinel-2 and one
-//! Sentinel-1 scene of a given size, with generated inputs written as `s2cr fetch` leaves them.
+//! What `s2cr bench` measures, for people comparing hardware: the preprocess stage, the data
+//! loader, the generator (whole, and layer by layer against the CPU's matrix product),
+//! whole-grid inference and the app's display costs, each with its time and peak memory.
 //!
-//! The inputs are synthetic (a benchmark measures time and memory, not content): Sentinel-2
-//! digital numbers over flat fields with 10 % cloud and shadow in the SCL, 20 m bands at half
-//! the size, and Sentinel-1 RTC power with 4-look speckle. Nothing here is used by the pipeline.
+//! The inputs are generated in a scratch folder, where the stages expect them (a benchmark
+//! measures time and memory, not content): Sentinel-2 digital numbers over flat fields with
+//! 10 % cloud and shadow in the SCL, 20 m bands at half the size, and Sentinel-1 RTC power with
+//! 4-look speckle, written where `s2cr fetch` leaves them; or preprocessed scenes for the
+//! stages after preprocessing. Nothing in the pipeline uses this module.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use gdal::{DriverManager, Metadata};
@@ -16,8 +19,8 @@ use crate::catalog::{Mission, Scene};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::preprocess::stage::{self, PreprocessConfig, Preprocessed};
-use crate::project::{Project, ProjectConfig};
-use crate::raster::TargetGrid;
+use crate::project::{Project, ProjectConfig, RunName};
+use crate::grid::TargetGrid;
 
 /// Peak resident memory of this process so far, MiB (Linux; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
@@ -122,7 +125,7 @@ fn bench_project(dir: &Path, name: &str, size: usize, s2: &[&str], s1: &[&str]) 
     let mut config = ProjectConfig {
         schema_version: crate::project::SCHEMA_VERSION,
         name: "bench".into(),
-        aoi: "aoi.geojson".into(),
+        aoi: crate::project::AOI_FILE.into(),
         t0: "2024-01-01/2024-01-10".parse().map_err(|e: String| Error::invalid("t0", e))?,
         t1: "2024-02-01/2024-02-10".parse().map_err(|e: String| Error::invalid("t1", e))?,
         provider: Default::default(),
@@ -150,22 +153,23 @@ pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progres
     let project = bench_project(dir, "bench-project", size, &["B02", "B03", "B04", "B08", "B8A", "B11", "B12", "SCL"], &["VV", "VH"])?;
     let s2 = scene("BENCH_S2", Mission::Sentinel2, "sentinel-2-l2a", "2024-02-05T10:00:00Z")?;
     let s1 = scene("BENCH_S1", Mission::Sentinel1, "sentinel-1-rtc", "2024-02-04T17:00:00Z")?;
-    let raw = |s: &Scene| -> PathBuf { project.raw_dir().join(s.datetime.format("%Y-%m-%d").to_string()).join(&s.id) };
+    // Where `s2cr fetch` leaves a scene's bands (and where preprocessing looks for them).
+    let raw = |s: &Scene, band: &str| project.raw_band_file(&s.datetime, &s.id, band);
 
     let start = Instant::now();
     progress.info(format!("generating a {size} x {size} Sentinel-2 scene and a Sentinel-1 scene"));
     let field = |x: usize, y: usize, scale: usize| (((x * scale / 97) ^ (y * scale / 89)) % 7) as f64;
     for (i, band) in ["B02", "B03", "B04", "B08"].iter().enumerate() {
         progress.check_cancelled()?;
-        write_band::<u16>(&raw(&s2).join(format!("{band}.tif")), size, 10.0, x_min, y_max, Some(0.0), |x, y| 1000.0 + 300.0 * (i + 1) as f64 + 150.0 * field(x, y, 1))?;
+        write_band::<u16>(&raw(&s2, band), size, 10.0, x_min, y_max, Some(0.0), |x, y| 1000.0 + 300.0 * (i + 1) as f64 + 150.0 * field(x, y, 1))?;
     }
     let half = size.div_ceil(2);
     for (i, band) in ["B8A", "B11", "B12"].iter().enumerate() {
         progress.check_cancelled()?;
-        write_band::<u16>(&raw(&s2).join(format!("{band}.tif")), half, 20.0, x_min, y_max, Some(0.0), |x, y| 2000.0 + 200.0 * i as f64 + 150.0 * field(x, y, 2))?;
+        write_band::<u16>(&raw(&s2, band), half, 20.0, x_min, y_max, Some(0.0), |x, y| 2000.0 + 200.0 * i as f64 + 150.0 * field(x, y, 2))?;
     }
     // SCL: vegetation, with cloud (9) and shadow (3) squares over 8 % of the scene.
-    write_band::<u8>(&raw(&s2).join("SCL.tif"), half, 20.0, x_min, y_max, Some(0.0), |x, y| match ((x / 10) % 5, (y / 10) % 5) {
+    write_band::<u8>(&raw(&s2, "SCL"), half, 20.0, x_min, y_max, Some(0.0), |x, y| match ((x / 10) % 5, (y / 10) % 5) {
         (1, 1) => 9.0,
         (2, 1) => 3.0,
         _ => 4.0,
@@ -173,7 +177,7 @@ pub fn preprocess_stage(size: usize, dir: &Path, cfg: &PreprocessConfig, progres
     let mut noise = Noise(0x2545_f491_4f6c_dd1d);
     for (pol, level) in [("VV", 0.08), ("VH", 0.02)] {
         progress.check_cancelled()?;
-        write_band::<f32>(&raw(&s1).join(format!("{pol}.tif")), size, 10.0, x_min, y_max, None, |x, y| {
+        write_band::<f32>(&raw(&s1, pol), size, 10.0, x_min, y_max, None, |x, y| {
             let speckle: f64 = (0..4).map(|_| -noise.uniform().ln()).sum::<f64>() / 4.0;
             level * (1.0 + 0.5 * field(x, y, 1)) * speckle
         })?;
@@ -207,20 +211,19 @@ fn preprocessed_project(dir: &Path, name: &str, size: usize, progress: &Progress
     let s2_bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
     let project = bench_project(dir, name, size, &s2_bands, &["VV", "VH"])?;
     progress.info(format!("generating {size} x {size} preprocessed scenes"));
-    let pre = project.preprocessed_dir();
     let field = |x: usize, y: usize| (((x / 97) ^ (y / 89)) % 7) as f64;
     let mut s2_names: Vec<&str> = s2_bands.to_vec();
     s2_names.push("mask");
     for (date, shift) in [("2024-01-05", 0.0), ("2024-02-05", 0.02)] {
         progress.check_cancelled()?;
-        write_stack::<f32>(&pre.join(date).join("S2.tif"), size, 10.0, x_min, y_max, None, &s2_names, |b, x, y| {
+        write_stack::<f32>(&project.preprocessed_s2(date), size, 10.0, x_min, y_max, None, &s2_names, |b, x, y| {
             if b == 6 { if (x / 40) % 9 == 0 && (y / 40) % 9 == 0 { 1.0 } else { 0.0 } } else { 0.03 * (b + 1) as f64 + 0.02 * field(x, y) + shift }
         })?;
     }
     let mut noise = Noise(0x2545_f491_4f6c_dd1d);
     for date in ["2024-01-04", "2024-02-04"] {
         progress.check_cancelled()?;
-        write_stack::<f32>(&pre.join(date).join("S1.tif"), size, 10.0, x_min, y_max, None, &["VV", "VH"], |b, x, y| {
+        write_stack::<f32>(&project.preprocessed_s1(date), size, 10.0, x_min, y_max, None, &["VV", "VH"], |b, x, y| {
             -12.0 - 6.0 * b as f64 + field(x, y) + 2.0 * (noise.uniform() - 0.5)
         })?;
     }
@@ -242,7 +245,10 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
     let project = preprocessed_project(dir, "bench-loader", size, progress)?;
     let cfg = DatasetConfig { tiles: TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() }, ..DatasetConfig::research(&project) };
     progress.info("building the dataset");
-    dataset::build(&project, &cfg, progress)?;
+    let summary = dataset::build(&project, &cfg, progress)?;
+    // The VRTs the dataset stage wrote (paths relative to the project, as dataset.json records).
+    let inputs_vrt = project.root().join(&summary.files.inputs_vrt).display().to_string();
+    let label_vrt = project.root().join(&summary.files.label_vrt).display().to_string();
     let data = PatchDataset::open(&project, Split::Train, Some(1))?;
     let patches = data.patches().len();
     let channels = data.channels();
@@ -252,9 +258,8 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
         progress.check_cancelled()?;
         let p = &data.patches()[i];
         let w = Some(crate::raster::PixelWindow { x_off: p.x, y_off: p.y, width: patch, height: patch });
-        let root = project.root();
-        std::hint::black_box(crate::raster::read_window(&root.join("dataset/dataX/dataX.vrt").display().to_string(), &[], w)?);
-        std::hint::black_box(crate::raster::read_window(&root.join("dataset/label/label.vrt").display().to_string(), &[], w)?);
+        std::hint::black_box(crate::raster::read_window(&inputs_vrt, &[], w)?);
+        std::hint::black_box(crate::raster::read_window(&label_vrt, &[], w)?);
     }
     let raw_read_patches_per_sec = patches as f64 / start.elapsed().as_secs_f64();
     let normalization = crate::dataset::loader::load_normalization(&project)?;
@@ -496,11 +501,12 @@ pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench>
     let name = "small (ngf 16, depth 6)".to_string();
     let train_cfg = TrainConfig { max_steps: 1, checkpoint_every: 0, workers: 0, ..Default::default() };
     progress.info("one training step for a checkpoint");
-    train(&project, &TrainOptions { run: "bench".into(), model, train: train_cfg, device: crate::model::DeviceChoice::Cpu, resume: false }, progress)?;
+    let run = RunName::new("bench")?;
+    train(&project, &TrainOptions { run: run.clone(), model, train: train_cfg, device: crate::model::DeviceChoice::Cpu, resume: false }, progress)?;
     let setup_secs = start.elapsed().as_secs_f64();
     let reset = reset_peak_rss();
     progress.info("synthesizing the whole grid");
-    let report = crate::model::infer::infer(&project, &InferOptions { run: "bench".into(), device: crate::model::DeviceChoice::Cpu, ..Default::default() }, progress)?;
+    let report = crate::model::infer::infer(&project, &InferOptions { run, device: crate::model::DeviceChoice::Cpu, ..Default::default() }, progress)?;
     Ok(InferBench { size, patch, model: name, report, infer_peak_rss_mib: reset.then(peak_rss_mib), setup_secs })
 }
 
@@ -571,7 +577,7 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     // The mesh: 17 x 17 vertices from the layer's CRS to lon/lat.
     let t = Instant::now();
     let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal("EPSG:32633", "creating the CRS"))?;
-    let wgs84 = crate::aoi::wgs84_traditional()?;
+    let wgs84 = crate::grid::wgs84_traditional()?;
     let tr = gdal::spatial_ref::CoordTransform::new(&srs, &wgs84).map_err(Error::gdal("EPSG:32633", "creating a transformation"))?;
     let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = (0..17 * 17).map(|k| (grid.x_min + (k % 17) as f64 * size as f64 * 10.0 / 16.0, grid.y_max - (k / 17) as f64 * size as f64 * 10.0 / 16.0)).unzip();
     let mut zs = vec![0.0; xs.len()];

@@ -1,0 +1,154 @@
+//! The assess stage of a project: the one function `s2cr assess`, the pipeline's Assess stage and
+//! the app call. It compares the synthetic t1 with the real t1 where that is clear (its mask),
+//! both against the pre-fire t0, adds the agreement over the dataset's held-out blocks, and says
+//! in every output when the catalog marks a scene as simulated.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{AssessConfig, AssessInputs, AssessReport, HeldOut, assess_files};
+use crate::catalog::Scene;
+use crate::catalog::stage::SearchResult;
+use crate::error::{Error, Result};
+use crate::job::Progress;
+use crate::project::{Manifest, Project, RunName, Stage, StageState};
+
+/// What [`assess_project`] found (or found up to date).
+#[derive(Debug, Clone)]
+pub struct ProjectAssessment {
+    pub report: AssessReport,
+    /// `outputs/<run>/assess/`.
+    pub dir: PathBuf,
+    /// Nothing had changed since the last assessment: the report is that one's.
+    pub up_to_date: bool,
+    /// A scene compared carries a simulated burn (the demo).
+    pub simulated: bool,
+}
+
+impl ProjectAssessment {
+    /// One line for logs, the pipeline's summary and the app.
+    pub fn summary(&self) -> String {
+        let f = |x: f64| if x.is_finite() { format!("{x:.2}") } else { "n/a".into() };
+        let b = &self.report.burned;
+        let held = match &self.report.held_out {
+            Some(h) => format!(", held-out kappa {}", f(h.burned.kappa)),
+            None => String::new(),
+        };
+        format!(
+            "{}burned {} ha real vs {} ha synthetic, kappa {}{held}{}: {}",
+            if self.up_to_date { "up to date: " } else { "" },
+            f(b.burned_ha_real),
+            f(b.burned_ha_synthetic),
+            f(b.kappa),
+            if self.simulated { " (SIMULATED burn)" } else { "" },
+            self.dir.join(super::files::REPORT_HTML).display()
+        )
+    }
+}
+
+/// Assesses run `run` of a project with `options` (thresholds, NIR band, ...): its synthetic t1
+/// against the project's preprocessed t0 and t1. The held-out pixels and the simulated-burn
+/// notes come from the project, whatever `options` says of them. Writes
+/// `outputs/<run>/assess/` and its manifest; skipped when the manifest matches the inputs and
+/// parameters.
+pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, progress: &Progress) -> Result<ProjectAssessment> {
+    let sources = crate::dataset::Sources::of_project(project)?;
+    let synthetic = project.synthetic_s2(run);
+    if !synthetic.is_file() {
+        return Err(Error::Project { path: synthetic, message: format!("missing; run `s2cr infer --run {run}` first") });
+    }
+    let notes = simulation_notes(project)?;
+    let cfg = AssessConfig {
+        simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
+        held_out: held_out(project)?,
+        ..options.clone()
+    };
+    let inputs = AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
+    assess_into_project(project, run, &inputs, &cfg, progress)
+}
+
+/// Like [`assess_project`] for images the user names (any grid): the results still go to the
+/// run's `outputs/<run>/assess/` with a manifest, with `options` as given (no held-out pixels,
+/// no notes from the catalog).
+pub fn assess_project_files(project: &Project, run: &RunName, inputs: &AssessInputs, options: &AssessConfig, progress: &Progress) -> Result<ProjectAssessment> {
+    assess_into_project(project, run, inputs, options, progress)
+}
+
+fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, cfg: &AssessConfig, progress: &Progress) -> Result<ProjectAssessment> {
+    let dir = project.assess_dir(run);
+    let simulated = cfg.simulated_burn.is_some();
+    let manifest_path = project.manifest_path(Stage::Assess, Some(run));
+    let params = serde_json::to_value(cfg).map_err(|e| Error::invalid("assess parameters", e.to_string()))?;
+    if let Some(m) = Manifest::load(&manifest_path)?
+        && m.state(project.root(), Some(&params)) == StageState::Done
+        && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs)
+        && let Ok(report) = crate::fsutil::load_json::<AssessReport>(&project.report_json(run), "")
+    {
+        progress.info("up to date; nothing to do");
+        return Ok(ProjectAssessment { report, dir, up_to_date: true, simulated });
+    }
+    let start = Instant::now();
+    let report = assess_files(inputs, &dir, cfg, progress)?;
+    let mut manifest = Manifest::new(Stage::Assess, params);
+    for p in [&inputs.pre, &inputs.real, &inputs.synthetic] {
+        manifest.add_input(project.root(), p)?;
+    }
+    for f in &report.files {
+        manifest.add_output(project.root(), &dir.join(f))?;
+    }
+    manifest.save(&manifest_path)?;
+    progress.info(format!("assessment written to {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64()));
+    Ok(ProjectAssessment { report, dir, up_to_date: false, simulated })
+}
+
+/// What the catalog says is simulated in the chosen scenes and their Sentinel-1 partners, one
+/// line per scene.
+fn simulation_notes(project: &Project) -> Result<Vec<String>> {
+    let search = SearchResult::load(project, "assess")?;
+    let [t0, t1] = search.chosen_s2();
+    let partners = |group: &[&Scene]| -> Vec<&Scene> {
+        search.pairs.iter().filter(|p| group.iter().any(|s| s.id == p.s2_id)).filter_map(|p| search.s1.iter().find(|s| s.id == p.s1_id)).collect()
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for scene in t0.iter().chain(&t1).copied().chain(partners(&t0)).chain(partners(&t1)) {
+        if let Some(note) = &scene.simulated {
+            let line = format!("{}: {note}", scene.id);
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// The pixels of the dataset's validation and test blocks: no training patch covers them (the
+/// split drops patches that would reach into another split's block). `None` when every block
+/// is for training.
+fn held_out(project: &Project) -> Result<Option<HeldOut>> {
+    use crate::dataset::tiles::{Split, block_splits};
+    let summary: crate::dataset::DatasetSummary = crate::fsutil::load_json(&project.dataset_json(), "run `s2cr dataset` first")?;
+    let (w, h) = (summary.grid_width, summary.grid_height);
+    let tiles = &summary.config.tiles;
+    let (block, splits) = block_splits(w, h, tiles);
+    let mask: Vec<bool> = (0..w * h).map(|i| splits[(i / w) / block][(i % w) / block] != Split::Train).collect();
+    let pixels = mask.iter().filter(|m| **m).count();
+    if pixels == 0 {
+        return Ok(None);
+    }
+    Ok(Some(HeldOut {
+        description: format!("the dataset's validation and test blocks ({block} px blocks, split seed {}): {pixels} of {} grid pixels", tiles.seed, w * h),
+        pixels,
+        mask,
+    }))
+}
+
+/// The inputs' paths as the manifest records them (relative to the project where inside it).
+fn input_paths(project: &Project, inputs: &AssessInputs) -> Vec<String> {
+    [&inputs.pre, &inputs.real, &inputs.synthetic]
+        .iter()
+        .map(|p| {
+            let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
+            full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,526 @@
+//! The command line's shape: clap's definitions of `s2cr`'s commands, arguments and value
+//! enums, and nothing else. The doc comments here are the `--help` text.
+//!
+//! This module must not open projects, convert arguments into the library's settings (that is
+//! `convert`) or run anything; the only code here is `parse_run`, which makes every `--run`
+//! a validated [`RunName`] at parse time.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::aoi::DEFAULT_MAX_AREA_KM2;
+use crate::project::RunName;
+
+/// Parses a `--run` value: a run name is one plain folder name (`--run ../../x` is refused).
+pub fn parse_run(text: &str) -> Result<RunName, String> {
+    RunName::new(text).map_err(|e| match e {
+        crate::Error::InvalidValue { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+/// Synthesize cloud-free Sentinel-2 images from Sentinel-1 radar, and judge them by the burned
+/// areas they map. Without a command, opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(name = "s2cr", version, about, long_about = None)]
+pub struct Cli {
+    /// Project folder (default: the current folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// More log output (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project folder for an area of interest and two date ranges.
+    Init(InitArgs),
+    /// Work with area-of-interest files (GeoJSON, WKT).
+    #[command(subcommand)]
+    Aoi(AoiCommand),
+    /// Show a project: AOI, dates, grid, and each stage as done / stale / missing.
+    Info {
+        /// Project folder (default: --project or the current folder).
+        dir: Option<PathBuf>,
+    },
+    /// Search Sentinel-2 and Sentinel-1 scenes for the project's AOI and dates (STAC).
+    Search(SearchArgs),
+    /// Download the AOI windows of the chosen scenes into raw/ (resumable).
+    Fetch(FetchArgs),
+    /// Put the fetched scenes on the project grid: S2 reflectance + mask, S1 dB after a speckle filter.
+    Preprocess(PreprocessArgs),
+    /// Build the training set: VRT stacks, patches, spatial split, normalization statistics.
+    Dataset(DatasetArgs),
+    /// Train the conditional GAN (pix2pix) on the training set; resumable.
+    Train(TrainArgs),
+    /// Synthesize Sentinel-2 at t1 over the whole grid with a trained run.
+    Infer(InferArgs),
+    /// Judge a synthetic post-fire image by the burned area it maps, against the real one.
+    Assess(AssessArgs),
+    /// Inspect rasters with GDAL.
+    #[command(subcommand)]
+    Raster(RasterCommand),
+    /// Measure speckle-filter throughput and peak memory on a generated size x size image.
+    Bench(BenchArgs),
+    /// Run the pipeline's stages in order (search, fetch, preprocess, dataset, train, infer, assess),
+    /// skipping those that are up to date; running it again after a stop resumes.
+    Run {
+        /// Pipeline file (YAML: project, stages, run, device and each stage's settings; see
+        /// confs/pipeline.yaml). Without one, every stage with its defaults.
+        pipeline: Option<PathBuf>,
+    },
+    /// Write a project layer (Sentinel-2, Sentinel-1, synthetic, dNBR, severity, perimeters) as
+    /// a COG, a PNG as displayed (with a world file), or GeoJSON; --list shows the layers.
+    Export(ExportArgs),
+    /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
+    /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
+    Demo(DemoArgs),
+    /// Rebuild the embedded demo's catalog (assets/demo) from SEN12MS-CR's folder.
+    #[command(hide = true)]
+    BuildDemoAssets {
+        /// shared/data/s1s2-sen12mscr
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "assets/demo")]
+        out: PathBuf,
+    },
+    /// Open the desktop app (also what `s2cr` alone does).
+    #[cfg(feature = "gui")]
+    Gui {
+        /// Project folder to open.
+        dir: Option<PathBuf>,
+        /// No map tiles from the internet: the built-in Natural Earth basemap only.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the project in (created if missing).
+    pub dir: PathBuf,
+    /// Area of interest: GeoJSON (.geojson/.json) or WKT (.wkt/.txt), WGS84 lon/lat.
+    #[arg(long, value_name = "FILE")]
+    pub aoi: PathBuf,
+    /// Reference (pre-fire) date range, FROM/TO, e.g. 2019-11-01/2019-12-31.
+    #[arg(long, value_name = "FROM/TO")]
+    pub t0: String,
+    /// Target (post-fire) date range, FROM/TO, e.g. 2020-01-10/2020-02-28.
+    #[arg(long, value_name = "FROM/TO")]
+    pub t1: String,
+    /// Project name (default: the folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Scene provider.
+    #[arg(long, value_enum, default_value = "earth-search")]
+    pub provider: ProviderArg,
+    /// The static STAC catalog (catalog.json) the local provider searches.
+    #[arg(long, value_name = "CATALOG_JSON")]
+    pub catalog: Option<PathBuf>,
+    /// Largest cloud cover over the AOI, percent.
+    #[arg(long, default_value_t = 20.0)]
+    pub max_cloud: f64,
+    /// Target grid pixel size in metres (10, 20 or 60).
+    #[arg(long, default_value_t = 10.0)]
+    pub pixel_size: f64,
+    /// Largest AOI accepted, km2.
+    #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+    pub max_area_km2: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Any STAC API (a mirror, a private catalog) instead of the provider's public one.
+    #[arg(long, value_name = "URL")]
+    pub stac_url: Option<String>,
+    /// Conventions (asset keys, collections) of the API at --stac-url; default: the project's provider.
+    #[arg(long, value_enum)]
+    pub provider_kind: Option<ProviderKindArg>,
+    /// Token endpoint for signing asset URLs (Planetary Computer kind), instead of the public one.
+    #[arg(long, value_name = "URL")]
+    pub token_url: Option<String>,
+    /// Scene-level cloud cover prefilter, percent.
+    #[arg(long, default_value_t = 80.0)]
+    pub scene_max_cloud: f64,
+    /// Do not read each candidate's SCL to measure cloud over the AOI; choose by scene cloud.
+    #[arg(long)]
+    pub skip_aoi_cloud: bool,
+    /// Largest time between a Sentinel-2 scene and its Sentinel-1 partner, days.
+    #[arg(long, default_value_t = 6.0)]
+    pub max_gap_days: f64,
+    /// Sentinel-1 collection instead of the provider's default, e.g. sentinel-1-grd on
+    /// Planetary Computer (radar geometry, calibrated and geocoded by `s2cr preprocess`).
+    #[arg(long, value_name = "ID")]
+    pub s1_collection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Files fetched at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Margin around the AOI, metres.
+    #[arg(long, default_value_t = 200.0)]
+    pub margin_m: f64,
+    /// Timeout of one HTTP request, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Attempts per file before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Speckle filter on Sentinel-1 linear power.
+    #[arg(long, value_enum, default_value = "refined-lee")]
+    pub speckle: SpeckleArg,
+    /// Grow cloud and shadow masks by this many 10 m pixels.
+    #[arg(long, default_value_t = 2)]
+    pub mask_buffer: usize,
+    /// Also mask snow and ice.
+    #[arg(long)]
+    pub mask_snow: bool,
+    /// Rows processed at a time (memory follows rows x grid width).
+    #[arg(long, default_value_t = 512)]
+    pub block_rows: usize,
+    /// native: this program (RTC or GRD windows from `s2cr fetch`); snap: ESA SNAP's gpt with
+    /// the research graphs on whole SAFE products.
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
+    /// SNAP engine: the Sentinel-1 graph (v3 terrain-corrects onto the Sentinel-2 grid).
+    #[arg(long, value_enum, default_value = "v3")]
+    pub snap_graph: SnapGraphArg,
+    /// SNAP engine: the gpt executable (default: gpt on the PATH, ~/esa-snap/bin/gpt).
+    #[arg(long, value_name = "PATH")]
+    pub gpt: Option<PathBuf>,
+    /// SNAP engine: folder with the SAFE products (folders or zips); default raw/<date>/<scene>/.
+    #[arg(long, value_name = "DIR")]
+    pub products: Option<PathBuf>,
+    /// Native engine, GRD input: backscatter coefficient of the calibration.
+    #[arg(long, value_enum, default_value = "sigma0")]
+    pub grd_coefficient: CoefficientArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Input channels: research (S1 t0 + S1 t1 + S2 t0), sar-only (S1 t1), or a list such as
+    /// S1_t1:VV,S1_t1:VH,S2_t0:B04,mask_t0.
+    #[arg(long, default_value = "research", value_name = "PRESET|LIST")]
+    pub inputs: String,
+    /// Add the S2 t0 cloud mask as an input channel.
+    #[arg(long)]
+    pub mask_channel: bool,
+    /// Output bands (Sentinel-2 at t1); B08 and B12 are needed for NBR.
+    #[arg(long, value_delimiter = ',', default_value = "B02,B03,B04,B08,B11,B12")]
+    pub outputs: Vec<String>,
+    /// Patch side, pixels.
+    #[arg(long, default_value_t = 256)]
+    pub patch: usize,
+    /// Distance between patches, pixels (default: the patch side).
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Least share of valid pixels in a patch (no cloud, shadow or no data).
+    #[arg(long, default_value_t = 0.9)]
+    pub min_valid: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub val: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub test: f64,
+    /// Side of the blocks shuffled into splits, in patches.
+    #[arg(long, default_value_t = 4)]
+    pub split_block: usize,
+    /// Pixels kept between patches of different splits.
+    #[arg(long, default_value_t = 0)]
+    pub gap: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Sentinel-2 normalization.
+    #[arg(long, value_enum, default_value = "batch-min-max")]
+    pub s2_norm: S2NormArg,
+    /// Sentinel-1 normalization.
+    #[arg(long, value_enum, default_value = "standardize")]
+    pub s1_norm: S1NormArg,
+    /// Date range FROM/TO of the yearly S2 min/max (STAC search + COG overviews).
+    #[arg(long, value_name = "FROM/TO")]
+    pub yearly: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Name of the run (runs/<run>/).
+    #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+    pub run: RunName,
+    /// model.yaml (default: the project's model_config, else pix2pix defaults).
+    #[arg(long, value_name = "YAML")]
+    pub model: Option<PathBuf>,
+    /// train.yaml (default: the project's train_config, else pix2pix defaults).
+    #[arg(long = "train", value_name = "YAML")]
+    pub train_config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// Continue the run from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many steps in all (overrides train.yaml).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Overrides train.yaml's batch_size (at least 1).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// The trained run to use.
+    #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+    pub run: RunName,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// Share of each window shared with its neighbours (blended).
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
+    /// Windows per forward pass. With the batch-min-max normalization the windows of one pass
+    /// share their ranges, as the tiles of a training batch did.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DeviceArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum S2NormArg {
+    BatchMinMax,
+    TileMinMax,
+    Percentile,
+    TrainMinMax,
+    Yearly,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum S1NormArg {
+    Standardize,
+    Percentile,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Image side in pixels (a full Sentinel-2 tile is 10980).
+    #[arg(long, default_value_t = 2048)]
+    pub size: usize,
+    /// filters: speckle filters in memory; preprocess: the whole preprocess stage on one
+    /// generated Sentinel-2 and one Sentinel-1 scene (written to --dir, a few GB at 10980);
+    /// loader: training patches per second from disk (generated scenes of --size);
+    /// model: generator inference and GAN training step times on --size patches
+    /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py;
+    /// profile: unet_256's layers one by one on the CPU; infer: whole-grid inference on
+    /// generated scenes of --size (time, peak memory).
+    #[arg(long, value_enum, default_value = "filters")]
+    pub what: BenchWhat,
+    /// model: skip the GPU (wgpu) rows.
+    #[arg(long)]
+    pub no_gpu: bool,
+    /// Working folder of the preprocess, loader and infer benchmarks (default: the system's temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BenchWhat {
+    Filters,
+    Preprocess,
+    Loader,
+    Model,
+    /// The generator's layers timed alone on the CPU (part of `model`).
+    Profile,
+    /// Whole-grid inference (overlapping windows, blended, written as a COG) on generated
+    /// scenes of --size: time and peak memory.
+    Infer,
+    /// The app's layer display on a generated --size layer: first load, stretch and gamma
+    /// changes, the mesh for pan/zoom.
+    Display,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EngineArg {
+    Native,
+    Snap,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SnapGraphArg {
+    V1,
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CoefficientArg {
+    Sigma0,
+    Beta0,
+    Gamma0,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SpeckleArg {
+    None,
+    Boxcar,
+    Lee,
+    RefinedLee,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderKindArg {
+    EarthSearch,
+    Pc,
+    Cdse,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The layer, by id (`--list` shows them): pre, real, synthetic, s1-t0, s1-t1, dnbr-real,
+    /// dnbr-synthetic, severity-real, severity-synthetic, perimeter-real, perimeter-synthetic.
+    #[arg(long, required_unless_present = "list")]
+    pub layer: Option<String>,
+    /// The file to write: .tif (Cloud-Optimized GeoTIFF of the values), .png (as displayed,
+    /// with a world file), .geojson (perimeters).
+    #[arg(long, short, value_name = "FILE", required_unless_present = "list")]
+    pub out: Option<PathBuf>,
+    /// List the project's layers and their files.
+    #[arg(long)]
+    pub list: bool,
+    /// Training run whose outputs to use.
+    #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+    pub run: RunName,
+    /// PNG of an optical layer: true, false, swir, or three bands like B12,B08,B04.
+    #[arg(long, default_value = "true")]
+    pub composite: String,
+    /// PNG: `minmax` or percentiles like `2-98`.
+    #[arg(long, default_value = "2-98")]
+    pub stretch: String,
+    /// PNG: gamma of the stretch (above 1 brightens the darks).
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder of the demo project (created, or resumed when it holds the demo already).
+    #[arg(default_value = "s2cr-demo")]
+    pub dir: PathBuf,
+    /// Do not open the app at the end (it opens only where a display is available anyway).
+    #[arg(long)]
+    pub no_gui: bool,
+    /// Training steps (the demo's default trains for a few minutes on 2 CPU cores).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Where the model trains and runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// Pre-fire Sentinel-2 image (t0). Without --pre, --real and --synthetic: the project's
+    /// preprocessed t0 and t1 and the run's synthetic t1.
+    #[arg(long, value_name = "TIF", requires_all = ["real", "synthetic"])]
+    pub pre: Option<PathBuf>,
+    /// Real post-fire Sentinel-2 image (t1), the reference.
+    #[arg(long, value_name = "TIF", requires_all = ["pre", "synthetic"])]
+    pub real: Option<PathBuf>,
+    /// Synthetic post-fire Sentinel-2 image (t1).
+    #[arg(long, value_name = "TIF", requires_all = ["pre", "real"])]
+    pub synthetic: Option<PathBuf>,
+    /// Output folder (needs --pre, --real and --synthetic). Without it the assessment goes to
+    /// the project's outputs/<run>/assess/ with a manifest, and is skipped when up to date.
+    #[arg(long, value_name = "DIR", requires = "pre")]
+    pub out: Option<PathBuf>,
+    /// Training run the synthetic image comes from (project mode).
+    #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+    pub run: RunName,
+    /// Band names in file order, for files without band descriptions, e.g. B01,B02,...,B12.
+    #[arg(long, value_name = "B02,B03,...", value_delimiter = ',')]
+    pub band_order: Option<Vec<String>>,
+    /// Multiplier from stored values to reflectance (0.0001 for DN x 10000).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f32,
+    /// Near-infrared band of NBR.
+    #[arg(long, value_enum, default_value = "b08")]
+    pub nir: NirArg,
+    /// Least severe class counted as burned.
+    #[arg(long, value_enum, default_value = "low")]
+    pub burned_from: BurnedFromArg,
+    /// dNBR class bounds: regrowth-high, regrowth-low, low, moderate-low, moderate-high, high
+    /// (USGS defaults -0.25,-0.1,0.1,0.27,0.44,0.66).
+    #[arg(long, value_name = "T1,...,T6", value_delimiter = ',', allow_hyphen_values = true)]
+    pub thresholds: Option<Vec<f32>>,
+    /// Reflectance data range for PSNR and SSIM.
+    #[arg(long, default_value_t = 1.0)]
+    pub data_range: f64,
+    /// Say in every output that the post-fire burn scar is simulated, and how.
+    #[arg(long, value_name = "DESCRIPTION")]
+    pub simulated_burn: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NirArg {
+    B08,
+    B8a,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BurnedFromArg {
+    Low,
+    ModerateLow,
+    ModerateHigh,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderArg {
+    EarthSearch,
+    PlanetaryComputer,
+    Cdse,
+    Local,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AoiCommand {
+    /// Convert between GeoJSON and WKT (one polygon per line), by the files' extensions.
+    Convert {
+        #[arg(long, short)]
+        input: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Check an AOI and list every problem found.
+    Validate {
+        file: PathBuf,
+        #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+        max_area_km2: f64,
+    },
+    /// Area, bounds, UTM zone and target grid of an AOI.
+    Info {
+        file: PathBuf,
+        #[arg(long, default_value_t = DEFAULT_MAX_AREA_KM2)]
+        max_area_km2: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RasterCommand {
+    /// Size, CRS, geotransform and bands of a raster (local path or http(s) URL).
+    Info { location: String },
+}

@@ -1,0 +1,150 @@
+//! `s2cr bench`: runs a benchmark of `crate::tools` (as a job where it reports progress) and
+//! prints its table, with the baseline each figure compares against.
+//!
+//! This module prints only: what is generated and measured lives in `crate::tools::bench` and
+//! `crate::tools::filters_bench`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::args::{BenchArgs, BenchWhat};
+use super::render::run_job;
+use crate::tools::bench::{self, peak_rss_mib};
+
+/// `s2cr bench --what ...`.
+pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
+    let (size, dir) = (args.size, args.dir.clone());
+    match args.what {
+        BenchWhat::Filters => bench_filters(size),
+        BenchWhat::Preprocess => bench_preprocess(size, dir, quiet),
+        BenchWhat::Loader => bench_loader(size, dir, quiet),
+        BenchWhat::Model => bench_model(size, !args.no_gpu, quiet),
+        BenchWhat::Profile => bench_profile(size),
+        BenchWhat::Infer => bench_infer(size, dir, quiet),
+        BenchWhat::Display => bench_display(size, dir, quiet),
+    }
+}
+
+/// Throughput of the speckle filters on synthetic 4-look speckle, with the 7 x 7 boxcar as the
+/// baseline of the same run.
+fn bench_filters(size: usize) -> Result<()> {
+    let r = crate::tools::filters_bench::filters(size);
+    println!("{0} x {0} image ({1:.1} Mpixel), {2} threads; peak RSS after setup {3:.0} MiB", r.size, r.megapixels, r.threads, r.setup_peak_rss_mib);
+    for row in &r.rows {
+        println!("{:<24} {:>8.2} s  {:>7.2} Mpixel/s  peak RSS {:.0} MiB", row.name, row.secs, row.mpixel_per_sec, row.peak_rss_mib);
+    }
+    Ok(())
+}
+
+/// Generator inference and GAN training step times.
+fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
+    let rows = run_job("bench", quiet, move |p| bench::model(size, 3, with_gpu, p))?;
+    println!("conditional GAN, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} CPU threads", rayon::current_num_threads());
+    println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
+    for r in &rows {
+        println!("  {:<36} {:>7.1}M {:<48} {:>12.1} {:>14.3} {:>7.0} MiB", r.model, r.params_m, r.device, r.infer_ms, r.train_step_s, r.peak_rss_mib);
+    }
+    println!("  (PyTorch on the same machine: python3 scripts/bench_pytorch.py --size {size})");
+    bench_profile(size)
+}
+
+/// Each level's convolution and transposed convolution of unet_256, timed alone, Burn's
+/// kernels against the matrix-product forms the generator uses on the CPU.
+fn bench_profile(size: usize) -> Result<()> {
+    println!(
+        "where unet_256's inference time goes on the CPU (each layer alone, ms; Burn's kernel / ours, which the CPU uses up to {} output pixels):",
+        crate::model::conv::MATMUL_CONV_MAX_PIXELS
+    );
+    println!("  {:>5} {:>9} {:>22} {:>30} {:>36}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2", "both, forward + backward");
+    let profile = bench::generator_profile(size, 3)?;
+    for r in &profile {
+        println!(
+            "  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2} {:>24.2} / {:>9.2}",
+            r.level, r.input_px, r.conv_burn_ms, r.conv_matmul_ms, r.up_burn_ms, r.up_matmul_ms, r.train_burn_ms, r.train_matmul_ms
+        );
+    }
+    let sum = |f: fn(&bench::LayerProfile) -> f64| profile.iter().map(f).sum::<f64>();
+    println!(
+        "  total: convolutions {:.1} ms (Burn) / {:.1} ms (ours), transposed convolutions {:.1} ms (Burn) / {:.1} ms (ours)",
+        sum(|r| r.conv_burn_ms),
+        sum(|r| r.conv_matmul_ms),
+        sum(|r| r.up_burn_ms),
+        sum(|r| r.up_matmul_ms)
+    );
+    println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours)", sum(|r| r.train_burn_ms), sum(|r| r.train_matmul_ms));
+    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", bench::matmul_gflops(1024, 5)?);
+    Ok(())
+}
+
+/// Runs a benchmark job in a fresh working folder (under `dir` or the system's temporary
+/// folder), removed afterwards whatever happened.
+fn bench_in_dir<T: Send + 'static>(dir: Option<PathBuf>, quiet: bool, f: impl FnOnce(&Path, &crate::job::Progress) -> crate::error::Result<T> + Send + 'static) -> Result<T> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir).join(format!("s2cr-bench-{}", std::process::id()));
+    let work = dir.clone();
+    let result = run_job("bench", quiet, move |p| f(&work, p));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Whole-grid inference: windows per second and the peak memory of the inference alone.
+fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let r = bench_in_dir(dir, quiet, move |work, p| bench::infer(size, work, p))?;
+    println!("whole-grid inference, {0} x {0} grid, {1} px windows with half overlap, {2}, {3}", r.size, r.patch, r.model, r.report.device);
+    println!("  set-up (scenes, dataset, one training step)  {:>8.1} s", r.setup_secs);
+    println!("  inference: {} windows in {:.1} s, {:.1} windows/s, {:.2} Mpixel/s of grid", r.report.windows, r.report.seconds, r.report.windows as f64 / r.report.seconds, (r.size * r.size) as f64 / 1e6 / r.report.seconds);
+    match r.infer_peak_rss_mib {
+        Some(m) => println!("  peak RSS during inference                    {m:>8.0} MiB"),
+        None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
+    }
+    Ok(())
+}
+
+fn bench_display(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let r = bench_in_dir(dir, quiet, move |work, p| bench::display(size, work, p))?;
+    println!("layer display, {0} x {0} three-band COG (written in {1:.1} s), display image {2} x {3}, CPU", r.size, r.write_secs, r.preview.0, r.preview.1);
+    println!("  baseline: reading the display image from disk (overviews)   {:>8.1} ms", r.load_ms);
+    println!("  stretch change (percentiles + re-colour)                    {:>8.1} ms  ({:.2}x baseline)", r.stretch_ms, r.stretch_ms / r.load_ms);
+    println!("  gamma change (re-colour)                                    {:>8.1} ms  ({:.2}x baseline)", r.gamma_ms, r.gamma_ms / r.load_ms);
+    println!("  pan/zoom: mesh of 17 x 17 vertices to lon/lat (once)        {:>8.3} ms; then one textured mesh a frame", r.mesh_ms);
+    match &r.gpu {
+        Some((name, upload, frame)) => {
+            println!("  GPU: {name}");
+            println!("  GPU upload of the channels (once per layer)                 {upload:>8.1} ms");
+            println!("  GPU stretch change: uniform + draw + read-back of the frame {frame:>8.1} ms  ({:.2}x baseline)", frame / r.load_ms);
+        }
+        None => println!("  GPU: no wgpu adapter (or built without the app): not measured"),
+    }
+    println!("  peak RSS {:.0} MiB", peak_rss_mib());
+    Ok(())
+}
+
+/// Training patches per second from disk, against plain GDAL reads of the same windows.
+fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let patch = 256.min(size);
+    let r = bench_in_dir(dir, quiet, move |work, p| bench::loader(size, patch, work, p))?;
+    println!(
+        "data loader, {0} x {0} grid, {1} patches of {2} x {2} px, {3} input + {4} output channels, {5} threads",
+        r.size, r.patches, r.patch, r.channels.0, r.channels.1, rayon::current_num_threads()
+    );
+    println!("  baseline: GDAL window reads, 1 thread        {:>8.1} patches/s", r.raw_read_patches_per_sec);
+    for (workers, rate) in &r.loader_patches_per_sec {
+        println!("  Burn loader (augment + normalize), {workers} workers {rate:>8.1} patches/s  ({:.2}x baseline)", rate / r.raw_read_patches_per_sec);
+    }
+    println!("  peak RSS {:.0} MiB", r.peak_rss_mib);
+    Ok(())
+}
+
+/// The whole preprocess stage on generated scenes: time and peak memory.
+fn bench_preprocess(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let cfg = crate::preprocess::stage::PreprocessConfig::default();
+    let r = bench_in_dir(dir, quiet, move |work, p| bench::preprocess_stage(size, work, &cfg, p))?;
+    let mpx = (r.size * r.size) as f64 / 1e6;
+    println!("preprocess stage, {0} x {0} grid ({mpx:.1} Mpixel), {1} threads, native engine, Refined Lee, blocks of 512 rows", r.size, rayon::current_num_threads());
+    println!("  inputs generated in {:.1} s (peak RSS so far {:.0} MiB)", r.generate_secs, r.rss_after_generate_mib);
+    println!("  stage: {:.1} s for one S2 scene (7 bands + SCL) and one S1 scene (VV + VH); peak RSS {:.0} MiB", r.stage_secs, r.peak_rss_mib);
+    for o in &r.outputs {
+        println!("  {} {} {:.1} % usable", o.sensor, o.date, o.valid_percent);
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! One thin function per `s2cr` command: open the project, convert the arguments (`convert`),
+//! run the library function as a job (`render`), print the result (`print`).
+//!
+//! This module must not hold stage logic, presets or policies (what to skip, how to resume,
+//! which values are valid): those are the library's. Only how a command finds its project
+//! folder is decided here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+
+use super::args::*;
+use super::convert::{self, ExportStyle};
+use super::print;
+use super::render::run_job;
+use crate::aoi::{Aoi, AoiLimits};
+use crate::assess::AssessConfig;
+use crate::fetch::FetchOptions;
+use crate::model::infer::InferOptions;
+use crate::pipeline::PipelineSettings;
+use crate::preprocess::stage::PreprocessConfig;
+use crate::project::{NewProject, Project};
+
+/// The project folder a command works in: the one given, else the current folder.
+pub fn here(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `s2cr init`.
+pub fn init(args: InitArgs) -> Result<()> {
+    let new = NewProject::try_from(&args)?;
+    let project = Project::init(&new).map_err(convert::init_error)?;
+    print::created(&project, &new.aoi, &args.dir);
+    Ok(())
+}
+
+/// `s2cr aoi convert|validate|info`.
+pub fn aoi(cmd: AoiCommand) -> Result<()> {
+    match cmd {
+        AoiCommand::Convert { input, output } => {
+            // Conversion keeps what it is given; only structure and geometry must be valid.
+            let aoi = Aoi::load(&input, &AoiLimits { max_area_km2: f64::INFINITY })?;
+            aoi.write(&output)?;
+            println!("Wrote {} ({} polygon(s))", output.display(), aoi.summary().polygons);
+        }
+        AoiCommand::Validate { file, max_area_km2 } => {
+            let aoi = Aoi::load(&file, &AoiLimits { max_area_km2 })?;
+            println!("{}: valid, {:.2} km2", file.display(), aoi.area_km2());
+        }
+        AoiCommand::Info { file, max_area_km2 } => {
+            let aoi = Aoi::load(&file, &AoiLimits { max_area_km2 })?;
+            print::aoi_info(&file, &aoi, &aoi.target_grid(10.0)?);
+        }
+    }
+    Ok(())
+}
+
+/// `s2cr info`.
+pub fn info(dir: &Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    print::project_info(&project, &project.status()?);
+    Ok(())
+}
+
+/// `s2cr raster info`.
+pub fn raster_info(location: &str) -> Result<()> {
+    print::raster_info(&crate::raster::info(location)?);
+    Ok(())
+}
+
+/// `s2cr search`.
+pub fn search(args: SearchArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let cfg = convert::search_config(&args, &project)?;
+    let r = run_job("search", quiet, move |p| crate::catalog::stage::search(&project, &cfg, p))?;
+    print::search(&r);
+    Ok(())
+}
+
+/// `s2cr fetch`.
+pub fn fetch(args: FetchArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let opts = FetchOptions::from(&args);
+    let r = run_job("fetch", quiet, move |p| crate::fetch::fetch(&project, &opts, p))?;
+    print::fetched(&r);
+    Ok(())
+}
+
+/// `s2cr preprocess`.
+pub fn preprocess(args: PreprocessArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let cfg = PreprocessConfig::from(&args);
+    let done = run_job("preprocess", quiet, move |p| crate::preprocess::stage::preprocess(&project, &cfg, p))?;
+    print::preprocessed(&done);
+    Ok(())
+}
+
+/// `s2cr dataset`.
+pub fn dataset(args: DatasetArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let cfg = convert::dataset_config(&args, &project);
+    let written = project.dataset_dir();
+    let (summary, normalization) = run_job("dataset", quiet, move |p| {
+        let summary = crate::dataset::build(&project, &cfg, p)?;
+        let normalization = crate::dataset::loader::load_normalization(&project)?;
+        Ok((summary, normalization))
+    })?;
+    print::dataset(&summary, &normalization, &written);
+    Ok(())
+}
+
+/// `s2cr train`.
+pub fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let opts = convert::train_options(&args, &project)?;
+    let r = run_job("train", quiet, move |p| crate::model::train::train(&project, &opts, p))?;
+    print::trained(&r);
+    Ok(())
+}
+
+/// `s2cr infer`.
+pub fn infer(args: InferArgs, dir: &Path, quiet: bool) -> Result<()> {
+    let project = Project::open(dir)?;
+    let opts = InferOptions::from(&args);
+    let r = run_job("infer", quiet, move |p| crate::model::infer::infer(&project, &opts, p))?;
+    print::inferred(&r);
+    Ok(())
+}
+
+/// `s2cr assess`: files into `--out`, or a project's run (its own images, or those given).
+pub fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let inputs = convert::assess_inputs(&args)?;
+    let cfg = AssessConfig::try_from(&args)?;
+    if let Some(out) = &args.out {
+        let Some(inputs) = inputs else { bail!("--out: give the images to assess with --pre, --real and --synthetic") };
+        let dir = out.clone();
+        let report = run_job("assess", quiet, move |p| crate::assess::assess_files(&inputs, &dir, &cfg, p))?;
+        print::assessment(&report, &out.join("report.html"));
+        return Ok(());
+    }
+    let project = Project::open(&here(project_dir))
+        .map_err(|e| anyhow!("{}; give --out DIR to assess files outside a project", crate::error_chain(&e)))?;
+    let run = args.run.clone();
+    let done = run_job("assess", quiet, move |p| match inputs {
+        Some(inputs) => crate::assess::assess_project_files(&project, &run, &inputs, &cfg, p),
+        None => crate::assess::assess_project(&project, &run, &cfg, p),
+    })?;
+    print::assessment(&done.report, &done.dir.join("report.html"));
+    Ok(())
+}
+
+/// `s2cr export`.
+pub fn export(args: ExportArgs, dir: &Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    let layers = crate::layers::project_layers(&project, &args.run);
+    if args.list {
+        print::layers(&project, &args.run, &layers);
+        return Ok(());
+    }
+    let (Some(id), Some(out)) = (&args.layer, &args.out) else {
+        bail!("give --layer and --out (or --list)");
+    };
+    let Some(layer) = layers.iter().find(|l| &l.id == id) else {
+        let ids: Vec<&str> = layers.iter().map(|l| l.id.as_str()).collect();
+        bail!("--layer {id}: not in this project (run {}); it has: {}", args.run, if ids.is_empty() { "none yet".into() } else { ids.join(", ") });
+    };
+    let style = ExportStyle::try_from(&args)?;
+    let done = crate::layers::export(layer, out, &style.composite, style.stretch, style.gamma)?;
+    println!("{}: {}", done.path.display(), done.what);
+    Ok(())
+}
+
+/// `s2cr run [PIPELINE]`.
+pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let settings = file.as_deref().map(PipelineSettings::load).transpose()?;
+    // --project wins; then the file's project (relative to the file); then the current folder.
+    let dir = match (project_dir, settings.as_ref().and_then(|s| s.project.as_ref()), &file) {
+        (Some(d), _, _) => d,
+        (None, Some(p), Some(f)) => f.parent().unwrap_or(Path::new(".")).join(p),
+        (None, Some(p), None) => p.clone(),
+        (None, None, _) => PathBuf::from("."),
+    };
+    let project = Project::open(&dir)?;
+    // Without a file: the project's own pipeline.yaml, else the defaults.
+    let settings = match settings {
+        Some(s) => s,
+        None => PipelineSettings::of_project(&project)?,
+    };
+    let done = run_job("pipeline", quiet, move |p| crate::pipeline::run(&project, &settings, p))?;
+    print::stage_summaries(&done);
+    println!("pipeline done: {} stage(s) in {}", done.len(), dir.display());
+    Ok(())
+}
+
+/// `s2cr demo`: the embedded demo project, every stage, then the app where there is a display.
+pub fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
+    let project = crate::demo::create_project(&args.dir)?;
+    let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
+    let report = project.report_html(settings.run_name());
+    // The project's root is absolute (Project::open makes it so).
+    let dir = project.root().to_path_buf();
+    println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", dir.display());
+    let done = run_job("demo", quiet, move |p| crate::pipeline::run(&project, &settings, p))?;
+    print::stage_summaries(&done);
+    println!("report: {}", report.display());
+    println!("{}", crate::demo::ATTRIBUTION);
+    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if args.no_gui || !display {
+        if !args.no_gui {
+            println!("no display: open the project later with `s2cr gui {}`", dir.display());
+        }
+        return Ok(());
+    }
+    open_gui(Some(dir), true)
+}
+
+/// `s2cr build-demo-assets` (hidden).
+pub fn build_demo_assets(from: &Path, out: &Path) -> Result<()> {
+    let s = crate::tools::demo_assets::build_assets(from, out)?;
+    println!("{} files in {}", s.files.len(), out.display());
+    println!("cloud classes: t0 {:.1} %, t1 {:.1} %", s.t0_cloud_percent, s.t1_cloud_percent);
+    println!("simulated scar: {} px, {} of them clear at t1", s.scar_pixels, s.scar_clear_pixels);
+    Ok(())
+}
+
+/// `s2cr gui` and `s2cr` alone.
+#[cfg(feature = "gui")]
+pub fn open_gui(project: Option<PathBuf>, offline: bool) -> Result<()> {
+    use anyhow::Context as _;
+    crate::gui::run(project, offline).context("opening the desktop app (use a subcommand for the command line; see --help)")
+}
+
+#[cfg(not(feature = "gui"))]
+pub fn open_gui(_project: Option<PathBuf>, _offline: bool) -> Result<()> {
+    bail!("this s2cr was built without the desktop app (feature `gui`); see `s2cr --help` for the commands")
+}

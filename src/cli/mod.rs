@@ -1,0 +1,89 @@
+//! The `s2cr` command line, split as ripgrep splits its arguments: `args` (clap's definitions),
+//! `convert` (arguments into the library's typed settings), `commands` (one thin function per
+//! command) with `print` (how results read), `render` (job events as progress bars, Ctrl-C)
+//! and `bench` (benchmark tables). This file sets up logging and dispatches.
+//!
+//! Nothing under `cli` holds pipeline logic: every command opens the project, converts its
+//! arguments, runs one library function as a job and prints what it returned.
+
+pub mod args;
+mod bench;
+mod commands;
+mod convert;
+mod print;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+pub use args::{Cli, Command};
+pub use render::{event_lines, render_job, run_job};
+
+use args::RasterCommand;
+use commands::{here, open_gui};
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::error_chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("S2CR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("s2cr={level},gdal={level}")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let project: Option<PathBuf> = cli.project;
+    let quiet = cli.quiet;
+    match cli.command {
+        None => open_gui(project, false),
+        #[cfg(feature = "gui")]
+        Some(Command::Gui { dir, offline }) => open_gui(dir.or(project), offline),
+        Some(Command::Init(args)) => commands::init(args),
+        Some(Command::Aoi(cmd)) => commands::aoi(cmd),
+        Some(Command::Info { dir }) => commands::info(&here(dir.or(project))),
+        Some(Command::Raster(RasterCommand::Info { location })) => commands::raster_info(&location),
+        Some(Command::Search(args)) => commands::search(args, &here(project), quiet),
+        Some(Command::Fetch(args)) => commands::fetch(args, &here(project), quiet),
+        Some(Command::Preprocess(args)) => commands::preprocess(args, &here(project), quiet),
+        Some(Command::Dataset(args)) => commands::dataset(args, &here(project), quiet),
+        Some(Command::Train(args)) => commands::train(args, &here(project), quiet),
+        Some(Command::Infer(args)) => commands::infer(args, &here(project), quiet),
+        Some(Command::Assess(args)) => commands::assess(args, project, quiet),
+        Some(Command::Export(args)) => commands::export(args, &here(project)),
+        Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet),
+        Some(Command::Demo(args)) => commands::demo(args, quiet),
+        Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),
+        Some(Command::Bench(args)) => bench::run(&args, quiet),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

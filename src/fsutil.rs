@@ -1,0 +1,117 @@
+//! File-system helpers every other module uses: atomic writes, temporary sibling names,
+//! streamed checksums and JSON files. A leaf: it imports nothing of the crate but the error type,
+//! and knows nothing of projects, rasters or stages.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A temporary sibling of `path` (same folder, so the final rename is atomic). The name starts
+/// with a dot and carries the process id, so no later run takes it for a finished file.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial-{}{ext}", std::process::id()))
+}
+
+/// Creates the folder that will hold `path`.
+pub fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(Error::io(parent, "creating the folder"))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, so readers see either the
+/// old file or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    ensure_parent(path)?;
+    let tmp = temp_sibling(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io { path: path.to_path_buf(), action: "writing", source: e }
+    })
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn save_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(Error::json(path, "serializing"))?;
+    write_atomic(path, &text)
+}
+
+/// Reads a JSON file; `hint` says what to do when it is missing or broken (for example "run
+/// `s2cr dataset` first").
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path, hint: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Project { path: path.to_path_buf(), message: format!("{e}; {hint}") })?;
+    serde_json::from_str(&text).map_err(Error::json(path, hint))
+}
+
+/// Turns any text (a STAC item id, a band name) into a file or folder name that cannot leave
+/// its parent folder.
+pub fn safe_name(id: &str) -> String {
+    let cleaned: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    if trimmed.is_empty() { "item".into() } else { trimmed.chars().take(200).collect() }
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(Error::io(path, "opening for checksum"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(Error::io(path, "reading for checksum"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_project() {
+        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_name(".."), "item");
+        assert_eq!(safe_name("S2B_20EPT_20250731_0_L2A"), "S2B_20EPT_20250731_0_L2A");
+        assert_eq!(safe_name("a/b\\c:d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path().join("a")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn json_round_trips_and_a_broken_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        save_json(&path, &vec![1, 2, 3]).unwrap();
+        assert_eq!(load_json::<Vec<i32>>(&path, "run it again").unwrap(), [1, 2, 3]);
+        std::fs::write(&path, "{ broken").unwrap();
+        let err = load_json::<Vec<i32>>(&path, "run it again").unwrap_err();
+        assert!(err.to_string().contains("run it again"), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "the serde error is kept as the source");
+    }
+}

@@ -1,0 +1,128 @@
+//! What the layer panel and the map say about layers besides the layers themselves: the legends
+//! of the colour ramps (in the panel and on the map) and the pixel inspector.
+
+use eframe::egui::{self, Color32, Pos2, RichText};
+
+use super::layers::Inspected;
+use crate::assess::severity::Severity;
+use crate::layers::LayerKind;
+
+/// A legend box in the map's top-right corner.
+pub fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind) {
+    let font = egui::FontId::proportional(11.0);
+    let (w, line) = (170.0, 15.0);
+    match kind {
+        LayerKind::Severity => {
+            let h = line * (Severity::CLASSES.len() as f32 + 1.0) + 8.0;
+            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, h));
+            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
+            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR severity", font.clone(), Color32::BLACK);
+            for (k, s) in Severity::CLASSES.iter().enumerate() {
+                let y = b.top() + 4.0 + line * (k as f32 + 1.0);
+                let [r, g, bl] = s.color();
+                painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(r, g, bl));
+                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, s.label(), font.clone(), Color32::BLACK);
+            }
+        }
+        LayerKind::Dnbr => {
+            let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, 46.0));
+            painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
+            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR", font.clone(), Color32::BLACK);
+            let bar = egui::Rect::from_min_size(b.min + egui::vec2(6.0, 20.0), egui::vec2(w - 12.0, 10.0));
+            let steps = 50;
+            for k in 0..steps {
+                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
+                let [r, g, bl] = crate::assess::report::dnbr_color(v);
+                let x0 = bar.left() + bar.width() * k as f32 / steps as f32;
+                painter.rect_filled(egui::Rect::from_min_max(Pos2::new(x0, bar.top()), Pos2::new(x0 + bar.width() / steps as f32 + 0.5, bar.bottom())), 0.0, Color32::from_rgb(r, g, bl));
+            }
+            for (v, align) in [(-0.5f32, egui::Align2::LEFT_TOP), (0.0, egui::Align2::CENTER_TOP), (1.0, egui::Align2::RIGHT_TOP)] {
+                let x = bar.left() + bar.width() * (v + 0.5) / 1.5;
+                painter.text(Pos2::new(x, bar.bottom() + 1.0), align, format!("{v}"), font.clone(), Color32::BLACK);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
+    match kind {
+        LayerKind::Severity => {
+            for s in Severity::CLASSES {
+                ui.horizontal(|ui| {
+                    let [r, g, b] = s.color();
+                    let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
+                    ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+                    ui.label(RichText::new(s.label()).small());
+                });
+            }
+        }
+        LayerKind::Dnbr => {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(180.0, 12.0), egui::Sense::hover());
+            let steps = 60;
+            for k in 0..steps {
+                let v = -0.5 + 1.5 * k as f32 / (steps - 1) as f32;
+                let [r, g, b] = crate::assess::report::dnbr_color(v);
+                let x0 = rect.left() + rect.width() * k as f32 / steps as f32;
+                ui.painter().rect_filled(egui::Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x0 + rect.width() / steps as f32 + 0.5, rect.bottom())), 0.0, Color32::from_rgb(r, g, b));
+            }
+            ui.label(RichText::new("dNBR -0.5 … 0 … 1.0").small());
+        }
+        _ => {}
+    }
+}
+
+/// The values under the cursor, NBR and dNBR, and the spectral profile of the optical layers.
+pub fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
+    ui.label(RichText::new("Pixel inspector").strong());
+    let Some(ins) = inspected else {
+        ui.label(RichText::new("Hover over the map.").weak());
+        return;
+    };
+    ui.label(format!("lon {:.5}, lat {:.5}", ins.lon, ins.lat));
+    let mut profiles = Vec::new();
+    for (title, kind, names, values) in &ins.values {
+        let text = match kind {
+            LayerKind::Optical => {
+                let get = |b: &str| names.iter().position(|n| n == b).map(|i| values[i]);
+                let nbr = match (get("B08"), get("B12")) {
+                    (Some(n), Some(s)) if n + s != 0.0 => format!(", NBR {:.3}", (n - s) / (n + s)),
+                    _ => String::new(),
+                };
+                let bands: Vec<(f64, f64)> = names.iter().zip(values).filter(|(n, _)| n.starts_with('B')).filter_map(|(n, v)| Some((band_wavelength(n)?, *v as f64))).collect();
+                profiles.push((title.clone(), bands));
+                let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
+                format!("{}{nbr}", list.join(" "))
+            }
+            LayerKind::Severity => Severity::from_code(values[0] as u8).label().to_string(),
+            _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
+        };
+        ui.label(RichText::new(format!("{title}: {text}")).small());
+    }
+    if !profiles.is_empty() {
+        egui_plot::Plot::new("spectrum").height(120.0).x_axis_label("wavelength (nm)").y_axis_label("reflectance").legend(egui_plot::Legend::default()).show(ui, |plot| {
+            for (title, points) in profiles {
+                plot.line(egui_plot::Line::new(title, egui_plot::PlotPoints::from(points.iter().map(|(x, y)| [*x, *y]).collect::<Vec<_>>())));
+            }
+        });
+    }
+}
+
+/// Central wavelength of a Sentinel-2 band, nm (S2A).
+fn band_wavelength(band: &str) -> Option<f64> {
+    Some(match band {
+        "B01" => 443.0,
+        "B02" => 492.0,
+        "B03" => 560.0,
+        "B04" => 665.0,
+        "B05" => 704.0,
+        "B06" => 740.0,
+        "B07" => 783.0,
+        "B08" => 833.0,
+        "B8A" => 865.0,
+        "B09" => 945.0,
+        "B11" => 1614.0,
+        "B12" => 2202.0,
+        _ => return None,
+    })
+}

@@ -1,0 +1,169 @@
+//! The project folder: its configuration (`config`, project.yaml), every path inside it
+//! (`paths`, with [`RunName`]), and stage manifests (`manifest`) that let a stage know whether it
+//! is up to date. This module runs no stage.
+
+mod config;
+mod manifest;
+mod paths;
+
+use std::path::{Path, PathBuf};
+
+pub use config::*;
+pub use manifest::*;
+pub use paths::*;
+
+use crate::aoi::{Aoi, AoiLimits};
+use crate::error::{Error, Result};
+
+/// What a new project is made of: what `s2cr init` takes and the app's "Create project" form.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// Folder to create the project in (created if missing).
+    pub dir: PathBuf,
+    /// Project name; the folder's name when `None`.
+    pub name: Option<String>,
+    pub aoi: Aoi,
+    pub t0: DateRange,
+    pub t1: DateRange,
+    pub provider: Provider,
+    /// The static STAC catalog (catalog.json) of the `local` provider.
+    pub catalog: Option<PathBuf>,
+    pub max_cloud_percent: f64,
+    pub pixel_size_m: f64,
+    /// Largest AOI accepted.
+    pub limits: AoiLimits,
+}
+
+impl NewProject {
+    /// A new project with the defaults of `s2cr init` (Earth Search, 20 % cloud, 10 m, the
+    /// default area limit).
+    pub fn new(dir: PathBuf, aoi: Aoi, t0: DateRange, t1: DateRange) -> NewProject {
+        NewProject {
+            dir,
+            name: None,
+            aoi,
+            t0,
+            t1,
+            provider: Provider::default(),
+            catalog: None,
+            max_cloud_percent: 20.0,
+            pixel_size_m: 10.0,
+            limits: AoiLimits::default(),
+        }
+    }
+}
+
+/// An open project folder.
+#[derive(Debug, Clone)]
+pub struct Project {
+    root: PathBuf,
+    pub config: ProjectConfig,
+}
+
+impl Project {
+    /// Creates a project folder with its layout, `aoi.geojson` and `project.yaml`. Refuses to
+    /// overwrite an existing project.
+    pub fn create(root: &Path, config: ProjectConfig, aoi: &Aoi) -> Result<Project> {
+        let file = root.join(PROJECT_FILE);
+        if file.exists() {
+            return Err(Error::Project {
+                path: file,
+                message: "a project already exists here; open it, or choose another folder".into(),
+            });
+        }
+        for dir in FOLDERS {
+            let d = root.join(dir);
+            std::fs::create_dir_all(&d).map_err(Error::io(&d, "creating the project folder"))?;
+        }
+        aoi.write(&root.join(&config.aoi))?;
+        let text = serde_norway::to_string(&config)
+            .map_err(|e| Error::Project { path: file.clone(), message: format!("serializing: {e}") })?;
+        let header = "# sent2-cloud-remover project (see `s2cr info`). Dates are FROM/TO, inclusive.\n";
+        crate::fsutil::write_atomic(&file, format!("{header}{text}").as_bytes())?;
+        Project::open(root)
+    }
+
+    /// Creates a new project after every check `s2cr init` and the app make: the AOI within
+    /// its limits, the dates in order, the cloud limit a percentage, a catalog exactly when the
+    /// provider is `local`.
+    pub fn init(new: &NewProject) -> Result<Project> {
+        new.aoi.validate(&new.limits)?;
+        let name = match new.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => std::path::absolute(&new.dir)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_else(|| "project".into()),
+        };
+        let mut config = ProjectConfig::for_aoi(&name, &new.aoi, new.t0, new.t1, new.provider, new.max_cloud_percent, new.pixel_size_m)?;
+        match (&new.catalog, config.provider) {
+            // Stored absolute: the project folder may be anywhere relative to the catalog.
+            (Some(c), Provider::Local) => {
+                if !c.exists() {
+                    return Err(Error::invalid("catalog", format!("{} does not exist", c.display())));
+                }
+                config.catalog = Some(std::path::absolute(c).map_err(Error::io(c, "resolving the catalog path"))?);
+            }
+            (Some(_), _) => return Err(Error::invalid("catalog", "a catalog is for the local provider only")),
+            (None, Provider::Local) => {
+                return Err(Error::invalid("catalog", "the local provider needs a static STAC catalog (catalog.json)"));
+            }
+            (None, _) => {}
+        }
+        Project::create(&new.dir, config, &new.aoi)
+    }
+
+    /// Opens the project in `root` (the folder holding `project.yaml`).
+    pub fn open(root: &Path) -> Result<Project> {
+        let file = root.join(PROJECT_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Project {
+                    path: root.to_path_buf(),
+                    message: format!("no {PROJECT_FILE} here; create a project with `s2cr init`"),
+                }
+            } else {
+                Error::Io { path: file.clone(), action: "reading the project file", source: e }
+            }
+        })?;
+        let config = ProjectConfig::parse(&text, &file)?;
+        // Absolute, so that paths made from it stay right whatever the current folder (the
+        // manifests record paths relative to it).
+        let root = std::path::absolute(root).map_err(|e| Error::Io { path: root.to_path_buf(), action: "resolving the project folder", source: e })?;
+        Ok(Project { root, config })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The AOI, read and validated from the project's AOI file.
+    pub fn aoi(&self) -> Result<Aoi> {
+        // The project was created within the limits; an edited AOI is checked for validity only.
+        Aoi::load(&self.root.join(&self.config.aoi), &AoiLimits { max_area_km2: f64::INFINITY })
+    }
+
+    /// The state of one stage from its manifest and the files on disk.
+    pub fn stage_state(&self, stage: Stage, run: Option<&RunName>) -> Result<(StageState, Option<Manifest>)> {
+        match Manifest::load(&self.manifest_path(stage, run))? {
+            None => Ok((StageState::Missing, None)),
+            Some(m) => Ok((m.state(&self.root, None), Some(m))),
+        }
+    }
+
+    /// Every stage's state; per-run stages once per run found (or once as missing).
+    pub fn status(&self) -> Result<Vec<StageStatus>> {
+        let runs = self.runs();
+        let mut out = Vec::new();
+        for stage in Stage::ALL {
+            let run_list: Vec<Option<RunName>> =
+                if stage.per_run() && !runs.is_empty() { runs.iter().cloned().map(Some).collect() } else { vec![None] };
+            for run in run_list {
+                let (state, manifest) = self.stage_state(stage, run.as_ref())?;
+                out.push(StageStatus { stage, run, state, finished: manifest.map(|m| m.finished) });
+            }
+        }
+        Ok(out)
+    }
+}
+

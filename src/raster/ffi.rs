@@ -1,0 +1,86 @@
+//! GDAL's C utility functions (`GDALTranslate`, `GDALWarp`) with command-line style arguments,
+//! for what the `gdal` crate does not wrap. The only `unsafe` code of the raster layer.
+
+use std::ffi::{CString, c_char, c_int};
+use std::path::Path;
+use std::ptr::null_mut;
+
+use gdal::Dataset;
+
+pub(super) fn run_gdal_translate(src: &Dataset, dst: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let mut cargs = CArgs::new(args)?;
+    let dst_c = CString::new(dst.to_string_lossy().as_bytes()).map_err(|_| "output path contains a NUL byte".to_string())?;
+    // SAFETY: as in run_gdal_warp: NUL-terminated argv outliving the call, options freed, the
+    // source open for the whole call, the result closed before returning.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let opts = gdal_sys::GDALTranslateOptionsNew(cargs.ptrs.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(format!("bad translate options {args:?}: {}", last_gdal_message()));
+        }
+        let mut usage_error: c_int = 0;
+        let out = gdal_sys::GDALTranslate(dst_c.as_ptr(), src.c_dataset(), opts, &mut usage_error);
+        gdal_sys::GDALTranslateOptionsFree(opts);
+        if out.is_null() {
+            return Err(last_gdal_message());
+        }
+        let failed_during_copy = gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure;
+        gdal_sys::GDALClose(out);
+        if failed_during_copy || gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
+            return Err(last_gdal_message());
+        }
+    }
+    Ok(())
+}
+
+/// Owned, NUL-terminated argv for GDAL's utility option parsers.
+struct CArgs {
+    _strings: Vec<CString>,
+    ptrs: Vec<*mut c_char>,
+}
+
+impl CArgs {
+    fn new(args: &[String]) -> std::result::Result<CArgs, String> {
+        let strings = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| format!("argument {a:?} contains a NUL byte")))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ptrs = strings.iter().map(|s| s.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
+        Ok(CArgs { _strings: strings, ptrs })
+    }
+}
+
+pub(super) fn last_gdal_message() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
+    let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) };
+    let msg = msg.to_string_lossy().trim().to_string();
+    if msg.is_empty() { "GDAL gave no reason".into() } else { msg }
+}
+
+pub(super) fn run_gdal_warp(sources: &[Dataset], dst: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let mut cargs = CArgs::new(args)?;
+    let dst_c = CString::new(dst.to_string_lossy().as_bytes()).map_err(|_| "output path contains a NUL byte".to_string())?;
+    let mut handles: Vec<gdal_sys::GDALDatasetH> = sources.iter().map(|d| d.c_dataset()).collect();
+    // SAFETY: argv is NUL-terminated and outlives the call; options are freed below; the
+    // source handles stay open (owned by `sources`) for the whole call; the returned dataset
+    // is closed before returning.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let opts = gdal_sys::GDALWarpAppOptionsNew(cargs.ptrs.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(format!("bad warp options {args:?}: {}", last_gdal_message()));
+        }
+        let mut usage_error: c_int = 0;
+        let out = gdal_sys::GDALWarp(dst_c.as_ptr(), null_mut(), handles.len() as c_int, handles.as_mut_ptr(), opts, &mut usage_error);
+        gdal_sys::GDALWarpAppOptionsFree(opts);
+        if out.is_null() {
+            return Err(last_gdal_message());
+        }
+        gdal_sys::GDALClose(out);
+        // Errors raised while flushing on close (disk full) surface here.
+        if gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
+            return Err(last_gdal_message());
+        }
+    }
+    Ok(())
+}

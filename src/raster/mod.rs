@@ -1,0 +1,174 @@
+//! A thin layer over GDAL: open local files or HTTP(S) URLs (through `/vsicurl/`), read windows
+//! of chosen bands into `f32` arrays with a validity mask, write GeoTIFF and Cloud-Optimized
+//! GeoTIFF, warp onto a target grid, and build VRTs (mosaics and band stacks).
+//!
+//! Split by job: `env` (GDAL's process-wide configuration: messages, HTTP, cache), `read`,
+//! `write` (GeoTIFF, COG, class maps, polygons), `warp` (warps, windows, VRTs), `png`, and `ffi`
+//! (GDAL's C utility functions). Every output is written under a temporary name and renamed
+//! when complete, so a file with the final name is always whole. This module knows nothing of
+//! Sentinel bands or project folders.
+
+mod env;
+mod ffi;
+mod png;
+mod read;
+mod warp;
+mod write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use env::*;
+pub use png::*;
+pub use read::*;
+pub use warp::*;
+pub use write::*;
+
+/// What GDAL reports about a raster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RasterInfo {
+    pub location: String,
+    pub driver: String,
+    pub width: usize,
+    pub height: usize,
+    pub geo_transform: [f64; 6],
+    /// CRS as WKT; empty when the raster has none.
+    pub crs_wkt: String,
+    /// EPSG code when the CRS has one.
+    pub epsg: Option<u32>,
+    pub bands: Vec<BandInfo>,
+    /// True when the file carries GDAL's `LAYOUT=COG` marker.
+    pub is_cog: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandInfo {
+    pub description: String,
+    pub data_type: String,
+    pub nodata: Option<f64>,
+    pub overviews: usize,
+}
+
+/// A rectangle of pixels: column/row offset and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelWindow {
+    pub x_off: usize,
+    pub y_off: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Bands read into memory, row-major, with a per-pixel validity mask shared by all bands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandStack {
+    pub width: usize,
+    pub height: usize,
+    /// One `width * height` vector per band.
+    pub bands: Vec<Vec<f32>>,
+    /// True where every band holds a real value (finite, not nodata, not masked).
+    pub valid: Vec<bool>,
+    pub geo_transform: [f64; 6],
+    pub crs_wkt: String,
+    pub descriptions: Vec<String>,
+}
+
+impl BandStack {
+    /// The value of `band` at (column, row).
+    pub fn get(&self, band: usize, col: usize, row: usize) -> f32 {
+        self.bands[band][row * self.width + col]
+    }
+
+    pub fn valid_fraction(&self) -> f64 {
+        if self.valid.is_empty() {
+            return 0.0;
+        }
+        self.valid.iter().filter(|v| **v).count() as f64 / self.valid.len() as f64
+    }
+}
+
+/// Resampling methods, by GDAL's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Resampling {
+    Nearest,
+    #[default]
+    Bilinear,
+    Cubic,
+    CubicSpline,
+    Lanczos,
+    Average,
+    Mode,
+}
+
+impl Resampling {
+    pub fn gdal_name(self) -> &'static str {
+        match self {
+            Resampling::Nearest => "near",
+            Resampling::Bilinear => "bilinear",
+            Resampling::Cubic => "cubic",
+            Resampling::CubicSpline => "cubicspline",
+            Resampling::Lanczos => "lanczos",
+            Resampling::Average => "average",
+            Resampling::Mode => "mode",
+        }
+    }
+}
+
+impl std::str::FromStr for Resampling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "near" | "nearest" => Resampling::Nearest,
+            "bilinear" => Resampling::Bilinear,
+            "cubic" => Resampling::Cubic,
+            "cubicspline" => Resampling::CubicSpline,
+            "lanczos" => Resampling::Lanczos,
+            "average" => Resampling::Average,
+            "mode" => Resampling::Mode,
+            other => {
+                return Err(Error::invalid(
+                    "resampling",
+                    format!("'{other}' is not one of nearest, bilinear, cubic, cubicspline, lanczos, average, mode"),
+                ));
+            }
+        })
+    }
+}
+
+/// Compression of written GeoTIFFs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    None,
+    Lzw,
+    #[default]
+    Deflate,
+    Zstd,
+}
+
+/// How [`write_raster`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// Cloud-Optimized GeoTIFF (tiled, with overviews) instead of a plain tiled GeoTIFF.
+    pub cog: bool,
+    pub compression: Compression,
+    /// Value written where the stack is not valid; NaN by default.
+    pub nodata: f32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_names_parse() {
+        assert_eq!("Bilinear".parse::<Resampling>().unwrap(), Resampling::Bilinear);
+        assert!("fancy".parse::<Resampling>().unwrap_err().to_string().contains("not one of"));
+    }
+}

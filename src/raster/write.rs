@@ -1,0 +1,398 @@
+//! Writing rasters atomically: band stacks as GeoTIFF or COG (Float32 or UInt16), block by block
+//! on a grid ([`BlockWriter`]), class maps with colour tables, and mask outlines as GeoJSON.
+
+use std::ffi::{CString, c_char};
+use std::path::{Path, PathBuf};
+use std::ptr::null_mut;
+
+use gdal::raster::{Buffer, RasterCreationOptions};
+use gdal::{Dataset, DriverManager, Metadata};
+
+use super::env::init_gdal;
+use super::ffi::last_gdal_message;
+use super::read::open;
+use super::{BandStack, Compression, WriteOptions};
+use crate::error::{Error, Result};
+use crate::fsutil::{ensure_parent, temp_sibling};
+use crate::grid::TargetGrid;
+
+/// Renames a finished temporary file onto its final name, removing it on failure.
+/// GDAL's side-car file (category names, statistics) travels with it.
+pub(super) fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    let aux = |p: &Path| PathBuf::from(format!("{}.aux.xml", p.display()));
+    if aux(tmp).exists() {
+        std::fs::rename(aux(tmp), aux(path)).map_err(Error::io(aux(path), "moving the side-car file into place"))?;
+    } else {
+        let _ = std::fs::remove_file(aux(path));
+    }
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Error::Io { path: path.to_path_buf(), action: "moving the finished file into place", source: e }
+    })
+}
+
+
+/// Writes a band stack as a GeoTIFF or COG (Float32), with nodata where the stack is invalid
+/// and the band descriptions. The file appears under its name only when complete.
+pub fn write_raster(path: &Path, stack: &BandStack, options: &WriteOptions) -> Result<()> {
+    write_typed(path, stack, options, options.nodata, |v| v)
+}
+
+/// Like [`write_raster`], as UInt16 (digital numbers such as Sentinel-2's reflectance x 10000):
+/// values are rounded and clamped to 0..=65535, and pixels that are not valid get `nodata`.
+pub fn write_raster_u16(path: &Path, stack: &BandStack, options: &WriteOptions, nodata: u16) -> Result<()> {
+    write_typed(path, stack, options, nodata, |v| v.round().clamp(0.0, 65535.0) as u16)
+}
+
+fn write_typed<T: gdal::raster::GdalType + Copy>(path: &Path, stack: &BandStack, options: &WriteOptions, nodata: T, convert: impl Fn(f32) -> T) -> Result<()>
+where
+    f64: From<T>,
+{
+    init_gdal();
+    let loc = path.display().to_string();
+    if stack.bands.is_empty() || stack.bands.iter().any(|b| b.len() != stack.width * stack.height) {
+        return Err(Error::Raster { location: loc, message: "band sizes do not match the stack's width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem
+        .create_with_band_type::<T, _>("", stack.width, stack.height, stack.bands.len())
+        .map_err(Error::gdal(&loc, "creating the in-memory raster"))?;
+    ds.set_geo_transform(&stack.geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    if !stack.crs_wkt.is_empty() {
+        ds.set_projection(&stack.crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    }
+    for (i, values) in stack.bands.iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+        let data: Vec<T> = values.iter().zip(&stack.valid).map(|(v, ok)| if *ok { convert(*v) } else { nodata }).collect();
+        let mut buf = Buffer::new((stack.width, stack.height), data);
+        band.write((0, 0), (stack.width, stack.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
+        band.set_no_data_value(Some(f64::from(nodata))).map_err(Error::gdal(&loc, "setting nodata"))?;
+        if let Some(d) = stack.descriptions.get(i).filter(|d| !d.is_empty()) {
+            band.set_description(d).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+    }
+    translate_to_file(&ds, path, options)
+}
+
+/// Copies an open dataset to `path` as GeoTIFF or COG, atomically.
+fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Result<()> {
+    let loc = path.display().to_string();
+    let compress = match options.compression {
+        Compression::None => "NONE",
+        Compression::Lzw => "LZW",
+        Compression::Deflate => "DEFLATE",
+        Compression::Zstd => "ZSTD",
+    };
+    let driver_name = if options.cog { "COG" } else { "GTiff" };
+    let driver = DriverManager::get_driver_by_name(driver_name).map_err(Error::gdal(driver_name, "loading the GDAL driver"))?;
+    let mut opts = vec![format!("COMPRESS={compress}"), "BIGTIFF=IF_SAFER".to_string()];
+    if compress != "NONE" {
+        // Predictors shrink smooth rasters: floating-point (3) for reflectance and backscatter,
+        // horizontal differencing (2) for integers; none for class maps (Byte).
+        let band_type = ds.rasterband(1).map(|b| b.band_type().name()).unwrap_or_default();
+        match band_type.as_str() {
+            "Float32" | "Float64" => opts.push("PREDICTOR=3".into()),
+            "Byte" => {}
+            _ => opts.push("PREDICTOR=2".into()),
+        }
+    }
+    if !options.cog {
+        opts.push("TILED=YES".into());
+    }
+    let creation = RasterCreationOptions::from_iter(opts.iter().map(String::as_str));
+    let tmp = temp_sibling(path);
+    let written = ds.create_copy(&driver, &tmp, &creation).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Gdal { location: loc.clone(), action: format!("writing a {driver_name}"), source: e }
+    })?;
+    drop(written);
+    commit(&tmp, path)
+}
+
+/// Writes a Float32 raster on a target grid block by block (so no stage needs a whole scene in
+/// memory), then turns it into a COG under its final name.
+pub struct BlockWriter {
+    ds: Option<Dataset>,
+    tmp: PathBuf,
+    path: PathBuf,
+    width: usize,
+    height: usize,
+    /// Write a COG on finish; otherwise the tiled GeoTIFF itself takes the final name.
+    cog: bool,
+}
+
+impl BlockWriter {
+    pub fn create(path: &Path, grid: &TargetGrid, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+        init_gdal();
+        let loc = path.display().to_string();
+        ensure_parent(path)?;
+        let tmp = temp_sibling(&path.with_extension("blocks.tif"));
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+        let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&tmp, grid.width, grid.height, band_names.len(), &options)
+            .map_err(Error::gdal(&loc, "creating the output raster"))?;
+        ds.set_geo_transform(&grid.geo_transform()).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(&loc, "creating the grid CRS"))?;
+        ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+        for (i, name) in band_names.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+            band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+            band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width: grid.width, height: grid.height, cog: true })
+    }
+
+    /// A Float32 raster in the geometry of `like` (same size, its GCPs or geotransform and CRS),
+    /// e.g. calibrated radar values in the geometry of a GRD window, written as a tiled GeoTIFF.
+    pub fn create_like(path: &Path, like: &str, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+        init_gdal();
+        let loc = path.display().to_string();
+        let src = open(like)?;
+        let (width, height) = src.raster_size();
+        ensure_parent(path)?;
+        let tmp = temp_sibling(path);
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+        let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&tmp, width, height, band_names.len(), &options)
+            .map_err(Error::gdal(&loc, "creating the output raster"))?;
+        if let Some(srs) = src.gcp_spatial_ref() {
+            let gcps: Vec<gdal::Gcp> = src
+                .gcps()
+                .iter()
+                .map(|g| gdal::Gcp { id: g.id(), info: g.info(), pixel: g.pixel(), line: g.line(), x: g.x(), y: g.y(), z: g.z() })
+                .collect();
+            ds.set_gcps(gcps, &srs).map_err(Error::gdal(&loc, "copying the GCPs"))?;
+        } else {
+            let gt = src.geo_transform().map_err(Error::gdal(like, "reading the geotransform"))?;
+            ds.set_geo_transform(&gt).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+            if let Ok(srs) = src.spatial_ref() {
+                ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+            }
+        }
+        for (i, name) in band_names.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+            band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+            band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height, cog: false })
+    }
+
+    /// Writes `rows` full rows of band `band` (0-based) starting at row `y_off`.
+    pub fn write_rows(&mut self, band: usize, y_off: usize, rows: usize, data: &[f32]) -> Result<()> {
+        let loc = self.path.display().to_string();
+        if data.len() != rows * self.width || y_off + rows > self.height {
+            return Err(Error::Raster { location: loc, message: format!("block of {rows} rows at {y_off} does not fit {} x {}", self.width, self.height) });
+        }
+        let ds = self.ds.as_ref().ok_or_else(|| Error::Raster { location: loc.clone(), message: "already finished".into() })?;
+        let mut b = ds.rasterband(band + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+        let mut buf = Buffer::new((self.width, rows), data.to_vec());
+        b.write((0, y_off as isize), (self.width, rows), &mut buf).map_err(Error::gdal(&loc, "writing a block"))
+    }
+
+    /// Closes the blocks and writes the COG under the final name.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(ds) = self.ds.take() {
+            ds.close().map_err(Error::gdal(self.path.display(), "closing the block file"))?;
+        }
+        if !self.cog {
+            return commit(&self.tmp, &self.path);
+        }
+        // The temporary block file is removed by Drop, whatever happens here.
+        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions::default())
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        // Close first (an unfinished writer after an error or a cancel), then leave nothing behind.
+        drop(self.ds.take());
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Turns any raster GDAL reads into a COG at `path` (e.g. after a warp).
+pub fn to_cog(src: &str, path: &Path, options: &WriteOptions) -> Result<()> {
+    let ds = open(src)?;
+    ensure_parent(path)?;
+    translate_to_file(&ds, path, &WriteOptions { cog: true, ..options.clone() })
+}
+
+/// A single-band Byte raster of class codes (0 = no data) with a colour table and category
+/// names, as QGIS and ArcGIS show classified maps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassRaster<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub codes: &'a [u8],
+    pub geo_transform: [f64; 6],
+    pub crs_wkt: &'a str,
+    pub description: &'a str,
+    /// (code, RGB, name) of each class.
+    pub classes: &'a [(u8, [u8; 3], &'a str)],
+}
+
+/// Writes a [`ClassRaster`] as a COG with a colour table, atomically.
+pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
+    init_gdal();
+    let loc = path.display().to_string();
+    if raster.codes.len() != raster.width * raster.height {
+        return Err(Error::Raster { location: loc, message: "class codes do not match width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem
+        .create_with_band_type::<u8, _>("", raster.width, raster.height, 1)
+        .map_err(Error::gdal(&loc, "creating the in-memory raster"))?;
+    ds.set_geo_transform(&raster.geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    if !raster.crs_wkt.is_empty() {
+        ds.set_projection(raster.crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    }
+    {
+        let mut band = ds.rasterband(1).map_err(Error::gdal(&loc, "opening the band"))?;
+        let mut buf = Buffer::new((raster.width, raster.height), raster.codes.to_vec());
+        band.write((0, 0), (raster.width, raster.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
+        band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
+        band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
+        let mut table = gdal::raster::ColorTable::new(gdal::raster::PaletteInterpretation::Rgba);
+        let max_code = raster.classes.iter().map(|c| c.0).max().unwrap_or(0);
+        let mut names = vec![String::new(); max_code as usize + 1];
+        for code in 0..=max_code {
+            let (rgb, alpha) = match raster.classes.iter().find(|c| c.0 == code) {
+                Some(c) => {
+                    names[code as usize] = c.2.to_string();
+                    (c.1, 255)
+                }
+                None => ([0, 0, 0], 0),
+            };
+            let entry = gdal::raster::RgbaEntry { r: rgb[0] as i16, g: rgb[1] as i16, b: rgb[2] as i16, a: alpha };
+            table.set_color_entry(code as u16, &gdal::raster::ColorEntry::Rgba(entry));
+        }
+        band.set_color_table(&table);
+        let names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap_or_default()).collect();
+        let mut ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
+        // SAFETY: a NUL-terminated list of C strings that outlive the call; GDAL copies them.
+        unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), ptrs.as_mut_ptr()) };
+    }
+    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
+}
+
+/// Writes the outlines of the `true` pixels of a mask as polygons to a GeoJSON file in WGS84
+/// (RFC 7946; GDAL reprojects from the raster's CRS), with GDAL's polygonize. Returns the
+/// number of polygons.
+pub fn polygonize_mask(
+    path: &Path,
+    mask: &[bool],
+    width: usize,
+    height: usize,
+    geo_transform: [f64; 6],
+    crs_wkt: &str,
+    layer_name: &str,
+) -> Result<usize> {
+    use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
+    init_gdal();
+    let loc = path.display().to_string();
+    if mask.len() != width * height {
+        return Err(Error::Raster { location: loc, message: "mask does not match width x height".into() });
+    }
+    ensure_parent(path)?;
+    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
+    let mut ds = mem.create_with_band_type::<u8, _>("", width, height, 1).map_err(Error::gdal(&loc, "creating the mask raster"))?;
+    ds.set_geo_transform(&geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
+    ds.set_projection(crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
+    let mut buf = Buffer::new((width, height), mask.iter().map(|m| *m as u8).collect::<Vec<u8>>());
+    ds.rasterband(1)
+        .and_then(|mut b| b.write((0, 0), (width, height), &mut buf))
+        .map_err(Error::gdal(&loc, "writing the mask"))?;
+    let srs = gdal::spatial_ref::SpatialRef::from_wkt(crs_wkt).map_err(Error::gdal(&loc, "reading the CRS"))?;
+    let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(Error::gdal("GeoJSON", "loading the GDAL driver"))?;
+    let tmp = temp_sibling(path);
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| -> std::result::Result<usize, String> {
+        let mut out = driver.create_vector_only(&tmp).map_err(|e| e.to_string())?;
+        let layer = out
+            .create_layer(LayerOptions {
+                name: layer_name,
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7"]),
+            })
+            .map_err(|e| e.to_string())?;
+        layer.create_defn_fields(&[("burned", OGRFieldType::OFTInteger)]).map_err(|e| e.to_string())?;
+        let band = ds.rasterband(1).map_err(|e| e.to_string())?;
+        // SAFETY: the band (also used as its own mask, so only 1-pixels become polygons) and the
+        // layer stay alive for the call; options may be null.
+        let err = unsafe {
+            gdal_sys::CPLErrorReset();
+            gdal_sys::GDALPolygonize(
+                band.c_rasterband(),
+                band.c_rasterband(),
+                layer.c_layer(),
+                0,
+                null_mut(),
+                None,
+                null_mut(),
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(last_gdal_message());
+        }
+        let count = layer.feature_count() as usize;
+        drop(out);
+        Ok(count)
+    })();
+    match result {
+        Ok(count) => {
+            commit(&tmp, path)?;
+            Ok(count)
+        }
+        Err(message) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Raster { location: loc, message: format!("polygonizing the mask: {message}") })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raster::{info, read_window};
+
+    fn grid() -> crate::grid::TargetGrid {
+        crate::grid::TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 300000.0, y_max: 4600020.0, width: 4, height: 3 }
+    }
+
+    #[test]
+    fn write_then_read_round_trips_values_nodata_and_descriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid();
+        let n = g.width * g.height;
+        let mut valid = vec![true; n];
+        valid[5] = false;
+        let stack = BandStack {
+            width: g.width,
+            height: g.height,
+            bands: vec![(0..n).map(|i| i as f32 * 0.5).collect(), (0..n).map(|i| -(i as f32)).collect()],
+            valid,
+            geo_transform: g.geo_transform(),
+            crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(g.epsg).unwrap().to_wkt().unwrap(),
+            descriptions: vec!["B04".into(), "B08".into()],
+        };
+        for cog in [false, true] {
+            let path = dir.path().join(format!("out-{cog}.tif"));
+            write_raster(&path, &stack, &WriteOptions { cog, ..Default::default() }).unwrap();
+            let back = read_window(path.to_str().unwrap(), &[], None).unwrap();
+            assert_eq!(back.geo_transform, stack.geo_transform);
+            assert_eq!(back.valid, stack.valid);
+            assert_eq!(back.descriptions, stack.descriptions);
+            assert_eq!(back.get(1, 3, 2), -11.0);
+            let i = info(path.to_str().unwrap()).unwrap();
+            assert_eq!(i.epsg, Some(32633));
+            assert_eq!(i.is_cog, cog);
+            // No temporary file is left behind.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), if cog { 2 } else { 1 });
+        }
+    }
+}
