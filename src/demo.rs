@@ -153,7 +153,7 @@ fn write_yaml<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// A generator small enough to train in minutes on a CPU (patches are multiples of 2^6 px).
 pub fn model_config() -> ModelConfig {
-    ModelConfig { ngf: 16, ndf: 16, depth: 6, ..ModelConfig::default() }
+    ModelConfig::small()
 }
 
 pub fn train_config() -> TrainConfig {

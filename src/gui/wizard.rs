@@ -512,7 +512,7 @@ impl Wizard {
                     };
                     ui.label("Model");
                     if ui.checkbox(&mut small, label).changed() {
-                        s.model = small.then(|| crate::model::config::ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() });
+                        s.model = small.then(crate::model::config::ModelConfig::small);
                     }
                     ui.end_row();
                     let train = s.train.get_or_insert_with(|| project_train.clone().unwrap_or_default());

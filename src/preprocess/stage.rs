@@ -272,7 +272,7 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
     } else {
         None
     };
-    let path = project.preprocessed_s2(&date);
+    let path = project.preprocessed_s2(date);
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset: Some(offset) }, cfg, &path, progress)?;
     Ok(Preprocessed {
         date: date.into(),
@@ -478,7 +478,7 @@ fn s2_snap(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, gpt: &P
         }
     }
     let dn_offset = integer.then(|| s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied));
-    let path = project.preprocessed_s2(&date);
+    let path = project.preprocessed_s2(date);
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset }, cfg, &path, progress)?;
     Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent, mask_counts: Some(counts), processing: "SNAP gpt calibrate_sent2.xml, warped onto the grid".into() })
 }
@@ -578,7 +578,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
         let inputs = s2_inputs(project, scenes);
-        let out = project.preprocessed_s2(&date);
+        let out = project.preprocessed_s2(date);
         let listed = input_list(&inputs);
         let p = match reuse(&out, &parameters, &listed) {
             Some(p) => p,

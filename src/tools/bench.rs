@@ -497,7 +497,7 @@ pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench>
     let tiles = TileConfig { size: patch, stride: patch, val_fraction: 0.0, test_fraction: 0.0, min_valid: 0.5, ..Default::default() };
     progress.info("building the dataset");
     dataset::build(&project, &DatasetConfig { tiles, ..DatasetConfig::research(&project) }, progress)?;
-    let model = ModelConfig { ngf: 16, ndf: 16, depth: 6, ..Default::default() };
+    let model = ModelConfig::small();
     let name = "small (ngf 16, depth 6)".to_string();
     let train_cfg = TrainConfig { max_steps: 1, checkpoint_every: 0, workers: 0, ..Default::default() };
     progress.info("one training step for a checkpoint");
