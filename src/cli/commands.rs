@@ -135,7 +135,7 @@ pub fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Re
         let Some(inputs) = inputs else { bail!("--out: give the images to assess with --pre, --real and --synthetic") };
         let dir = out.clone();
         let report = run_job("assess", quiet, move |p| crate::assess::assess_files(&inputs, &dir, &cfg, p))?;
-        print::assessment(&report, &out.join("report.html"));
+        print::assessment(&report, &out.join(crate::assess::files::REPORT_HTML));
         return Ok(());
     }
     let project = Project::open(&here(project_dir))
@@ -145,7 +145,7 @@ pub fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Re
         Some(inputs) => crate::assess::assess_project_files(&project, &run, &inputs, &cfg, p),
         None => crate::assess::assess_project(&project, &run, &cfg, p),
     })?;
-    print::assessment(&done.report, &done.dir.join("report.html"));
+    print::assessment(&done.report, &done.dir.join(crate::assess::files::REPORT_HTML));
     Ok(())
 }
 

@@ -414,3 +414,19 @@ fn the_new_project_form_checks_like_init() {
     h.get_by_label_contains("Largest area");
     h.get_by_label_contains("Pixel size");
 }
+
+/// Opening a project is background work: the frame that asks for it returns at once, later
+/// frames show it when it has been read (stage states hash the project's files).
+#[test]
+fn a_project_opens_in_the_background_while_frames_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut h = harness(S2crApp::new(None), [1000.0, 700.0]);
+    h.run();
+    h.state_mut().open_project(project.root());
+    assert!(h.state().project().is_none(), "nothing is read on the UI thread");
+    step_until(&mut h, "the project to open", Duration::from_secs(60), |app| app.project().is_some());
+    h.run();
+    assert_eq!(h.state().project().map(|p| p.root().to_path_buf()), Some(project.root().to_path_buf()));
+    h.get_by_label_contains(&project.config.name);
+}
