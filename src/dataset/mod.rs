@@ -302,13 +302,13 @@ fn build_vrts(project: &Project, sources: &Sources, inputs: &[Channel], outputs:
         raster::set_band_descriptions(&path, &names)?;
         Ok(path)
     };
-    let inputs_vrt = stack(dir.join("dataX/dataX.vrt"), &input_vrts, inputs.iter().map(|c| c.name.clone()).collect())?;
-    let label_vrt = stack(dir.join("label/label.vrt"), &output_vrts, outputs.iter().map(|c| c.name.clone()).collect())?;
-    let mask_t0 = dir.join("dataX/Sentinel2_t0/mask.vrt");
+    let inputs_vrt = stack(project.dataset_inputs_vrt(), &input_vrts, inputs.iter().map(|c| c.name.clone()).collect())?;
+    let label_vrt = stack(project.dataset_label_vrt(), &output_vrts, outputs.iter().map(|c| c.name.clone()).collect())?;
+    let mask_t0 = dir.join(Source::S2T0.folder()).join("mask.vrt");
     raster::band_vrt(&mask_t0, &sources.s2_t0.display().to_string(), band_index(&sources.s2_t0, "mask")?)?;
-    let mask_t1 = dir.join("label/mask.vrt");
+    let mask_t1 = dir.join(Source::S2T1.folder()).join("mask.vrt");
     raster::band_vrt(&mask_t1, &sources.s2_t1.display().to_string(), band_index(&sources.s2_t1, "mask")?)?;
-    let masks_vrt = stack(dir.join("masks.vrt"), &[mask_t0.display().to_string(), mask_t1.display().to_string()], vec!["mask_t0".into(), "mask_t1".into()])?;
+    let masks_vrt = stack(project.dataset_masks_vrt(), &[mask_t0.display().to_string(), mask_t1.display().to_string()], vec!["mask_t0".into(), "mask_t1".into()])?;
     let rel = |p: PathBuf| p.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(p);
     Ok(DatasetFiles { inputs_vrt: rel(inputs_vrt), label_vrt: rel(label_vrt), masks_vrt: rel(masks_vrt) })
 }

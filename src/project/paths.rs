@@ -210,6 +210,19 @@ impl Project {
     pub fn yearly_json(&self) -> PathBuf {
         self.dataset_dir().join("yearly.json")
     }
+    /// Every input channel in tensor order (the research layout's `dataX/dataX.vrt`); the
+    /// per-source folders beside it are the dataset module's (`dataset::Source::folder`).
+    pub fn dataset_inputs_vrt(&self) -> PathBuf {
+        self.dataset_dir().join("dataX").join("dataX.vrt")
+    }
+    /// The output channels (Sentinel-2 at t1).
+    pub fn dataset_label_vrt(&self) -> PathBuf {
+        self.dataset_dir().join("label").join("label.vrt")
+    }
+    /// The t0 and t1 masks as two bands.
+    pub fn dataset_masks_vrt(&self) -> PathBuf {
+        self.dataset_dir().join("masks.vrt")
+    }
 
     // runs/<run>/: the train stage.
     pub fn runs_dir(&self) -> PathBuf {
