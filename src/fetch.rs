@@ -199,13 +199,18 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
         let status = response.status();
         let (append, total) = match status.as_u16() {
             206 => {
-                let total = response
-                    .headers()
-                    .get(reqwest::header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.rsplit('/').next())
-                    .and_then(|v| v.parse::<u64>().ok());
-                (true, total)
+                let range = response.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(content_range);
+                match range {
+                    // The bytes follow what we have, and the whole size is known.
+                    Some((start, Some(total))) if start == have => (true, Some(total)),
+                    _ => {
+                        // Another offset (or no size): what we have cannot be completed from this
+                        // answer; start again from the first byte.
+                        let _ = std::fs::remove_file(&partial);
+                        last = format!("the server answered the resume from byte {have} with {range:?}");
+                        continue;
+                    }
+                }
             }
             200 => (false, response.content_length()),
             416 if have > 0 => {
@@ -262,6 +267,15 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
     Err(Error::http(url, format!("{last}; the partial download is kept and the next run resumes it")))
 }
 
+/// (first byte, whole size) of a `Content-Range: bytes FIRST-LAST/SIZE` header; the size is
+/// `None` where the server gives `*`.
+fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (span, size) = rest.split_once('/')?;
+    let first = span.split_once('-')?.0.trim().parse().ok()?;
+    Some((first, size.trim().parse().ok()))
+}
+
 /// A file to fetch.
 #[derive(Debug, Clone)]
 struct Task {
@@ -308,6 +322,7 @@ pub struct FetchReport {
 
 /// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
 pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.raw_dir()));
     let search_path = project.search_json();
     let search = SearchResult::load(project, "fetch")?;
     if search.chosen_t0.is_none() || search.chosen_t1.is_none() {
@@ -397,4 +412,17 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
     }
     manifest.save(&project.manifest_path(Stage::Fetch, None))?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_give_their_first_byte_and_size() {
+        assert_eq!(content_range("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(content_range("bytes 0-9/*"), Some((0, None)));
+        assert_eq!(content_range("items 0-9/10"), None);
+        assert_eq!(content_range("bytes x-9/10"), None);
+    }
 }

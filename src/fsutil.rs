@@ -17,6 +17,59 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}{ext}", std::process::id()))
 }
 
+/// The process id a [`temp_sibling`] name carries, if `name` is one.
+fn partial_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, after) = rest.rsplit_once(".partial-")?;
+    after.split('.').next()?.parse().ok()
+}
+
+/// Whether process `pid` runs now; `None` where this system cannot say (no `/proc`).
+fn process_runs(pid: u32) -> Option<bool> {
+    if !Path::new("/proc/self").exists() {
+        return None;
+    }
+    Some(Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// What [`remove_stale_partials`] found and removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cleanup {
+    pub dir: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    /// Leftovers that could not be removed, with why.
+    pub failures: Vec<String>,
+}
+
+/// Removes the temporary siblings ([`temp_sibling`]) that writers killed before they finished
+/// left in `dir` and its subfolders: those of processes that no longer run (a rerun after
+/// `kill -9`, a crash or a power cut). Stages call it first, so such leftovers never pile up;
+/// what could not be removed is reported, never an error.
+pub fn remove_stale_partials(dir: &Path) -> Cleanup {
+    let mut done = Cleanup { dir: dir.to_path_buf(), ..Cleanup::default() };
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((folder, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            let stale = entry.file_name().to_str().and_then(partial_owner).is_some_and(|pid| pid != std::process::id() && process_runs(pid) == Some(false));
+            if stale {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                let removed = if kind.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                match removed {
+                    Ok(()) => (done.files, done.bytes) = (done.files + 1, done.bytes + size),
+                    Err(e) => done.failures.push(format!("{}: could not remove this leftover of an interrupted run: {e}", path.display())),
+                }
+            } else if kind.is_dir() && depth < 6 {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+    done
+}
+
 /// Creates the folder that will hold `path`.
 pub fn ensure_parent(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -91,6 +144,25 @@ mod tests {
         assert_eq!(safe_name(".."), "item");
         assert_eq!(safe_name("S2B_20EPT_20250731_0_L2A"), "S2B_20EPT_20250731_0_L2A");
         assert_eq!(safe_name("a/b\\c:d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = temp_sibling(&dir.path().join("a/S2.tif"));
+        assert_eq!(partial_owner(&mine.file_name().unwrap().to_string_lossy()), Some(std::process::id()));
+        // A process id above the kernel's largest (4194304) never runs.
+        let dead = dir.path().join("a/.S1.tif.partial-99999999.tif");
+        let finished = dir.path().join("a/S1.tif");
+        for p in [&mine, &dead, &finished] {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_partials(dir.path()).files, 1);
+        assert!(!dead.exists(), "a dead writer's file is removed");
+        assert!(mine.exists() && finished.exists(), "this process's own and finished files stay");
+        assert_eq!(partial_owner("S2.tif"), None);
+        assert_eq!(partial_owner(".x.partial-12"), Some(12));
     }
 
     #[test]

@@ -111,6 +111,17 @@ impl Progress {
         self.send(JobEvent::Log { stage: self.stage.clone(), level: LogLevel::Warn, message: message.into() });
     }
 
+    /// Says what a removal of an interrupted run's leftovers did (see
+    /// [`crate::fsutil::remove_stale_partials`]): nothing when there were none.
+    pub fn cleaned(&self, cleanup: crate::fsutil::Cleanup) {
+        if cleanup.files > 0 {
+            self.info(format!("removed {} unfinished file(s) of an interrupted run ({:.1} MiB) in {}", cleanup.files, cleanup.bytes as f64 / 1_048_576.0, cleanup.dir.display()));
+        }
+        for failure in cleanup.failures {
+            self.warn(failure);
+        }
+    }
+
     pub fn finished(&self, summary: impl Into<String>, elapsed_secs: f64) {
         self.send(JobEvent::Finished { stage: self.stage.clone(), summary: summary.into(), elapsed_secs });
     }

@@ -246,12 +246,17 @@ fn widen(range: DateRange, days: f64) -> DateRange {
 
 /// Runs the search for a project; skipped when `catalog/` is up to date with these parameters.
 pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Result<SearchResult> {
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.catalog_dir()));
     let result_path = project.search_json();
     let manifest_path = project.manifest_path(Stage::Search, None);
+    // Every setting the search reads, project.yaml's included: a changed one makes the
+    // catalog stale.
     let params = serde_json::json!({
         "search": cfg,
         "t0": project.config.t0.to_string(),
         "t1": project.config.t1.to_string(),
+        "max_cloud_percent": project.config.max_cloud_percent,
+        "bands": project.config.bands,
     });
     if let Some(m) = Manifest::load(&manifest_path)?
         && m.state(project.root(), Some(&params)) == StageState::Done

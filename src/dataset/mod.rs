@@ -293,13 +293,11 @@ fn build_vrts(project: &Project, sources: &Sources, inputs: &[Channel], outputs:
         let stem = folder.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let stack = folder.join(format!("{stem}.vrt"));
         let refs: Vec<&str> = members.iter().map(|(_, v)| v.as_str()).collect();
-        raster::build_vrt(&stack, &refs, true, None, raster::Resampling::Nearest)?;
-        raster::set_band_descriptions(&stack, &members.iter().map(|(c, _)| c.band.clone()).collect::<Vec<_>>())?;
+        raster::build_vrt(&stack, &refs, true, None, raster::Resampling::Nearest, &members.iter().map(|(c, _)| c.band.clone()).collect::<Vec<_>>())?;
     }
     let stack = |path: PathBuf, vrts: &[String], names: Vec<String>| -> Result<PathBuf> {
         let refs: Vec<&str> = vrts.iter().map(String::as_str).collect();
-        raster::build_vrt(&path, &refs, true, None, raster::Resampling::Nearest)?;
-        raster::set_band_descriptions(&path, &names)?;
+        raster::build_vrt(&path, &refs, true, None, raster::Resampling::Nearest, &names)?;
         Ok(path)
     };
     let inputs_vrt = stack(project.dataset_inputs_vrt(), &input_vrts, inputs.iter().map(|c| c.name.clone()).collect())?;
@@ -324,6 +322,7 @@ struct StripValidity {
 
 /// Runs the dataset stage.
 pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Result<DatasetSummary> {
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.dataset_dir()));
     let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("dataset parameters", e.to_string()))?;
     let summary_path = project.dataset_json();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Dataset, None)?

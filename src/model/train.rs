@@ -136,9 +136,20 @@ fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError
 }
 
 /// Saves a checkpoint: files into a fresh folder, then `checkpoint.json` names it (atomic), so
-/// an interrupted save leaves the previous checkpoint in charge.
+/// an interrupted save leaves the previous checkpoint in charge. The folder the live
+/// `checkpoint.json` names is never removed or replaced: a save of the same step goes to
+/// another name.
 fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
     let run_dir = project.run_dir(run);
+    let live = latest_checkpoint(project, run).ok().flatten().map(|c| c.dir);
+    let mut cp = cp.clone();
+    let base = cp.dir.clone();
+    let mut n = 1;
+    while live.as_ref() == Some(&cp.dir) {
+        cp.dir = PathBuf::from(format!("{}.{n}", base.display()));
+        n += 1;
+    }
+    let cp = &cp;
     let dir = run_dir.join(&cp.dir);
     let tmp = project.checkpoints_dir(run).join(format!(".step-{}.partial", cp.step));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -156,7 +167,11 @@ fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Genera
         .map(|entries| {
             entries
                 .flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("step-")).and_then(|n| n.parse().ok()).map(|n| (n, e.path())))
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.strip_prefix("step-")?.to_string();
+                    let step: usize = name.split('.').next()?.parse().ok()?;
+                    Some((step, e.path()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -252,6 +267,7 @@ fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalizat
 pub const TRAINING_BLOCK_CACHE: i64 = 64 << 20;
 
 pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.run_dir(&opts.run)));
     let start = Instant::now();
     // The loader keeps its VRTs open (decoded blocks are reused between patches); GDAL's block
     // cache would otherwise grow to 5 % of RAM. GDAL_CACHEMAX, when set, wins.
@@ -271,7 +287,14 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let (mut g, mut d, model) = build_networks(&opts.model, project, &ad)?;
     let mut opt_g = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
     let mut opt_d = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
-    let normalization = load_normalization(project)?;
+    // A resumed run goes on with the statistics it started with (its copy, which inference
+    // reads too), not with those of a dataset rebuilt since.
+    let run_normalization = project.run_normalization_json(&opts.run);
+    let normalization = if previous.is_some() && run_normalization.is_file() {
+        load_json(&run_normalization, "delete the run's folder to train it again")?
+    } else {
+        load_normalization(project)?
+    };
     std::fs::create_dir_all(project.checkpoints_dir(&opts.run)).map_err(Error::io(&run_dir, "creating the run folder"))?;
     let (mut step, mut epoch, mut skip) = (0usize, 0usize, 0usize);
     if let Some(cp) = &previous {

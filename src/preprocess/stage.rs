@@ -548,6 +548,7 @@ pub struct PreprocessReport {
 /// Runs the preprocessing of the fetched scenes (skipped when its manifest is up to date;
 /// outputs already made with the same inputs and parameters are kept).
 pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<Vec<Preprocessed>> {
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.preprocessed_dir()));
     let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?;
     let report_path = project.preprocess_report();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Preprocess, None)?

@@ -160,9 +160,25 @@ pub fn band_vrt(path: &Path, source: &str, band: usize) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::Gdal { location: loc.clone(), action: "building the VRT".into(), source: e }
     })?;
-    drop(vrt);
-    commit(&tmp, path)?;
-    set_band_descriptions(path, &[description])
+    finish_vrt(vrt, &tmp, path, &[description])
+}
+
+/// Names the bands of a VRT just built at `tmp` and writes it, then gives it its final name:
+/// the file at `path` is whole, descriptions included, or absent.
+fn finish_vrt(vrt: Dataset, tmp: &Path, path: &Path, descriptions: &[String]) -> Result<()> {
+    let loc = path.display().to_string();
+    let described = (|| -> Result<()> {
+        for (i, d) in descriptions.iter().enumerate() {
+            let mut band = vrt.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+            band.set_description(d).map_err(Error::gdal(&loc, "setting a band description"))?;
+        }
+        vrt.close().map_err(Error::gdal(&loc, "writing the VRT"))
+    })();
+    if let Err(e) = described {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    commit(tmp, path)
 }
 
 /// Sets the descriptions of the first bands of a raster in place (VRT, GeoTIFF).
@@ -180,13 +196,15 @@ pub fn set_band_descriptions(path: &Path, descriptions: &[String]) -> Result<()>
 
 /// Builds a VRT at `path` over `sources`: a mosaic, or with `separate` one band per source (like
 /// `gdalbuildvrt -separate`). With `grid`, the VRT covers exactly that grid (sources resampled
-/// with `resampling`). Source paths are stored relative to the VRT when possible.
+/// with `resampling`). `descriptions` name its first bands. Source paths are stored relative to
+/// the VRT when possible; the file appears whole, descriptions included, or not at all.
 pub fn build_vrt(
     path: &Path,
     sources: &[&str],
     separate: bool,
     grid: Option<&TargetGrid>,
     resampling: Resampling,
+    descriptions: &[String],
 ) -> Result<()> {
     init_gdal();
     let loc = path.display().to_string();
@@ -211,7 +229,6 @@ pub fn build_vrt(
         let _ = std::fs::remove_file(&tmp);
         Error::Gdal { location: loc.clone(), action: "building the VRT".into(), source: e }
     })?;
-    drop(vrt);
     // A VRT names its sources relative to its own folder; the temp file is in the same folder.
-    commit(&tmp, path)
+    finish_vrt(vrt, &tmp, path, descriptions)
 }

@@ -245,6 +245,13 @@ fn search_against_a_loopback_stac_api_writes_the_catalog() {
     search().assert().success().stderr(predicate::str::contains("up to date"));
     assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), requests, "an up-to-date catalog asks nothing");
     s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"search +done").unwrap());
+    // A setting of project.yaml that the search reads makes the catalog stale.
+    let yaml = dir.join("project.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("max_cloud_percent: 100"), "{text}");
+    std::fs::write(&yaml, text.replace("max_cloud_percent: 100", "max_cloud_percent: 50")).unwrap();
+    search().assert().success().stderr(predicate::str::contains("up to date").not());
+    assert!(server.requests.load(std::sync::atomic::Ordering::SeqCst) > requests, "the search ran again");
 }
 
 #[test]

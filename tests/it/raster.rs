@@ -66,7 +66,7 @@ fn stacking_10_and_20_m_bands_onto_the_10_m_grid() {
     let vrt = dir.path().join("stack.vrt");
     let sources = [bigearthnet_s1("VV"), bigearthnet_s1("VH"), bigearthnet_s2("B02"), bigearthnet_s2("B11")];
     let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
-    raster::build_vrt(&vrt, &refs, true, Some(&grid), Resampling::Nearest).unwrap();
+    raster::build_vrt(&vrt, &refs, true, Some(&grid), Resampling::Nearest, &[]).unwrap();
     let info = raster::info(vrt.to_str().unwrap()).unwrap();
     assert_eq!((info.width, info.height, info.bands.len()), (120, 120, 4));
     assert_eq!(info.geo_transform, grid.geo_transform());
