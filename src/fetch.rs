@@ -156,7 +156,7 @@ pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions,
 /// Downloads a whole file (e.g. a Sentinel-1 GRD SAFE zip for the SNAP engine) to `dst`,
 /// resuming an interrupted transfer with a Range request from where it stopped. The partial
 /// file is `<dst>.partial`; `dst` appears only when the size matches what the server announced.
-pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progress) -> Result<u64> {
+pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, bearer: Option<&crate::catalog::sign::BearerToken>, progress: &Progress) -> Result<u64> {
     use std::io::{Read, Write};
     if dst.is_file() {
         return Ok(0);
@@ -171,7 +171,9 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
         .timeout(Duration::from_secs(opts.timeout_secs))
         .build()
         .map_err(|e| Error::invalid("http client", e.to_string()))?;
-    let bearer = crate::catalog::sign::cdse_token();
+    // The token goes with requests to its own hosts only; reqwest drops it when a redirect
+    // leads to another host.
+    let bearer = bearer.and_then(|b| b.for_url(url));
     let mut received = 0u64;
     let mut last = String::new();
     for attempt in 0..opts.attempts.max(1) {
@@ -186,8 +188,8 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, progress: &Progres
         if have > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        if let Some(token) = &bearer {
-            request = request.bearer_auth(token.trim());
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
         }
         let mut response = match request.send() {
             Ok(r) => r,
@@ -341,7 +343,9 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
         tasks.extend(scene_tasks(project, s1, &project.config.bands.s1)?);
     }
     // Protected assets: Planetary Computer URLs are signed here (tokens expire, so never
-    // stored); CDSE downloads take a bearer token from the environment.
+    // stored); CDSE downloads take a bearer token from the environment, sent to CDSE's hosts
+    // only.
+    let mut bearer = None;
     if let Some(provider) = &search.provider {
         if let Some(token_url) = &provider.token_url {
             let signer = crate::catalog::sign::PcSigner::new(token_url, Duration::from_secs(opts.timeout_secs))?;
@@ -349,11 +353,17 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
                 t.href = signer.sign(&t.href, &t.collection)?;
             }
         }
-        if provider.kind == crate::catalog::ProviderKind::Cdse && !crate::catalog::sign::use_cdse_token() {
-            progress.warn(
+        bearer = crate::catalog::sign::BearerToken::for_provider(provider);
+        match &bearer {
+            Some(b) => {
+                let mine = tasks.iter().filter(|t| b.applies_to(&t.href)).count();
+                progress.info(format!("the CDSE token goes with the {mine} download(s) from CDSE's hosts, no others"));
+            }
+            None if provider.kind == crate::catalog::ProviderKind::Cdse => progress.warn(
                 "CDSE downloads need an access token: set CDSE_ACCESS_TOKEN or write it to ~/.config/s2cr/cdse-token \
                  (it is never written to the project)",
-            );
+            ),
+            None => {}
         }
     }
     let bbox = project.aoi()?.bbox();
@@ -374,7 +384,7 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
                         break;
                     }
                     let r = if task.whole {
-                        fetch_file(&task.href, &task.dst, opts, progress).map(|bytes| Fetched {
+                        fetch_file(&task.href, &task.dst, opts, bearer.as_ref(), progress).map(|bytes| Fetched {
                             href: task.href.clone(),
                             path: task.dst.clone(),
                             window: [0; 4],
@@ -382,7 +392,15 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
                             downloaded: bytes > 0,
                         })
                     } else {
-                        fetch_window(&task.href, &task.dst, bbox, opts, progress)
+                        // The token rides along with this thread's reads of its own hosts only.
+                        match bearer.as_ref().map(|b| b.gdal_guard(&task.href)).transpose() {
+                            Ok(guard) => {
+                                let fetched = fetch_window(&task.href, &task.dst, bbox, opts, progress);
+                                drop(guard);
+                                fetched
+                            }
+                            Err(e) => Err(e),
+                        }
                     };
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     progress.advanced(n, total, task.dst.strip_prefix(project.root()).unwrap_or(&task.dst).display().to_string());

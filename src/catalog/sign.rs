@@ -93,20 +93,126 @@ pub fn cdse_token() -> Option<String> {
     (!token.is_empty()).then(|| token.to_string())
 }
 
-/// Hands the CDSE token to GDAL as a bearer header for downloads. Returns whether there was
-/// one. The token itself is never printed.
-pub fn use_cdse_token() -> bool {
-    match cdse_token() {
-        Some(token) => {
-            let _ = gdal::config::set_config_option("GDAL_HTTP_HEADERS", &format!("Authorization: Bearer {token}"));
-            true
-        }
-        None => false,
+/// Copernicus Data Space's own hosts end with this: downloads there may carry the token.
+const CDSE_DOMAIN: &str = ".dataspace.copernicus.eu";
+
+/// The CDSE access token with the hosts it belongs to: the provider's STAC API and Copernicus
+/// Data Space's own (`*.dataspace.copernicus.eu`). It is sent per request, to those hosts only,
+/// over HTTPS or to a loopback test server; never printed (`Debug` hides it), logged or
+/// written.
+#[derive(Clone)]
+pub struct BearerToken {
+    token: String,
+    /// `scheme://host[:port]` of the STAC API.
+    api_origin: Option<String>,
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerToken").field("token", &"<hidden>").field("api_origin", &self.api_origin).finish()
     }
+}
+
+/// `scheme://authority` of an http(s) URL (no path, no query), lower-cased; `None` for other
+/// schemes.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Userinfo (`user:pass@`) would let `https://cdse.example@evil.org` pass for the first.
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+impl BearerToken {
+    /// The configured token for a CDSE provider (see [`cdse_token`]); `None` for other providers
+    /// or when none is configured.
+    pub fn for_provider(provider: &super::ProviderConfig) -> Option<BearerToken> {
+        if provider.kind != super::ProviderKind::Cdse {
+            return None;
+        }
+        Some(BearerToken { token: cdse_token()?, api_origin: origin(&provider.stac_url) })
+    }
+
+    /// A token for the hosts of `stac_url` and CDSE (tests give a loopback STAC API).
+    pub fn new(token: &str, stac_url: &str) -> BearerToken {
+        BearerToken { token: token.trim().to_string(), api_origin: origin(stac_url) }
+    }
+
+    /// Whether the token may go with a request for `url`: its host is the STAC API's or CDSE's,
+    /// over HTTPS (plain HTTP only to the STAC API's own origin, for loopback servers).
+    pub fn applies_to(&self, url: &str) -> bool {
+        let Some(o) = origin(url) else { return false };
+        if self.api_origin.as_deref() == Some(o.as_str()) {
+            return true;
+        }
+        let Some(host) = o.strip_prefix("https://") else { return false };
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        host.ends_with(CDSE_DOMAIN)
+    }
+
+    /// The token for a request to `url`, when it may go there.
+    pub fn for_url(&self, url: &str) -> Option<&str> {
+        self.applies_to(url).then_some(self.token.as_str())
+    }
+
+    /// Has GDAL send the token with the requests this thread makes for `url` while the guard
+    /// lives, when the token may go there (`None` otherwise). The header is set for this thread
+    /// only (GDAL's thread-local configuration), so other threads' reads, of other hosts or
+    /// other providers, carry nothing; curl does not send it on across a redirect to another
+    /// host. Needs GDAL 3.6 or newer (`GDAL_HTTP_HEADERS`).
+    pub fn gdal_guard(&self, url: &str) -> Result<Option<crate::raster::ThreadHttpHeaders>> {
+        if !self.applies_to(url) {
+            return Ok(None);
+        }
+        gdal_headers_supported()?;
+        Ok(Some(crate::raster::ThreadHttpHeaders::set(&format!("Authorization: Bearer {}", self.token))))
+    }
+}
+
+/// GDAL reads `GDAL_HTTP_HEADERS` from 3.6 on.
+fn gdal_headers_supported() -> Result<()> {
+    if cfg!(gdal_http_headers) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "GDAL",
+        format!(
+            "CDSE downloads need GDAL 3.6 or newer (for per-request headers); this s2cr was built with GDAL {}. \
+             Install GDAL 3.6+ (Debian 12, Ubuntu 24.04) and rebuild, or use another provider",
+            env!("S2CR_GDAL_BUILD_VERSION")
+        ),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_to_its_hosts_only() {
+        let b = BearerToken::new(" secret ", "https://stac.dataspace.copernicus.eu/v1");
+        assert_eq!(b.for_url("https://zipper.dataspace.copernicus.eu/odata/x.tif"), Some("secret"));
+        assert_eq!(b.for_url("https://stac.dataspace.copernicus.eu/v1/search"), Some("secret"));
+        for other in [
+            "http://zipper.dataspace.copernicus.eu/x.tif",
+            "https://dataspace.copernicus.eu.evil.org/x.tif",
+            "https://evil.org/x.dataspace.copernicus.eu",
+            "https://zipper.dataspace.copernicus.eu@evil.org/x.tif",
+            "file:///etc/passwd",
+            "/vsis3/bucket/x.tif",
+        ] {
+            assert_eq!(b.for_url(other), None, "{other}");
+        }
+        let local = BearerToken::new("t", "http://127.0.0.1:4000");
+        assert!(local.applies_to("http://127.0.0.1:4000/a.tif") && !local.applies_to("http://127.0.0.1:4001/a.tif"));
+        assert!(!format!("{b:?}").contains("secret"));
+    }
     #[test]
     fn the_cdse_token_comes_from_the_user_config_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,24 @@ pub fn gdal_path(location: &str) -> String {
     }
 }
 
+/// HTTP headers GDAL sends with the requests this thread makes while the guard lives
+/// (`GDAL_HTTP_HEADERS`, thread-local): a credential set only around reads of its own host's
+/// URLs. The value is never logged.
+pub struct ThreadHttpHeaders(());
+
+impl ThreadHttpHeaders {
+    pub fn set(headers: &str) -> ThreadHttpHeaders {
+        let _ = gdal::config::set_thread_local_config_option("GDAL_HTTP_HEADERS", headers);
+        ThreadHttpHeaders(())
+    }
+}
+
+impl Drop for ThreadHttpHeaders {
+    fn drop(&mut self) {
+        let _ = gdal::config::clear_thread_local_config_option("GDAL_HTTP_HEADERS");
+    }
+}
+
 /// Timeout of GDAL's HTTP requests, seconds (process-wide).
 pub fn set_http_timeout(secs: u64) {
     init_gdal();

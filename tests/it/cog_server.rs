@@ -1,6 +1,8 @@
 //! A static file server on 127.0.0.1 that honours HTTP Range requests (what GDAL's /vsicurl/
 //! and cloud storage do), counts the bytes it serves, and can play faults: an error status, a
 //! connection cut mid-body, an answer slower than the client's timeout, a wrong Content-Length.
+//! It records every request's target and Authorization header, and can redirect a path to
+//! another server.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -31,6 +33,10 @@ pub struct CogServer {
     pub required_query: Arc<Mutex<Option<String>>>,
     /// Requests to /token/<collection>, which answers like Planetary Computer's SAS endpoint.
     pub token_requests: Arc<AtomicUsize>,
+    /// (target, Authorization header) of every request, in order.
+    pub seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    /// Paths answered with a 302 to the given URL.
+    pub redirects: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl CogServer {
@@ -42,14 +48,18 @@ impl CogServer {
         let faults = Arc::new(Mutex::new(Vec::new()));
         let required_query = Arc::new(Mutex::new(None));
         let token_requests = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let redirects = Arc::new(Mutex::new(Vec::new()));
         let (b, r, f, q, t) = (bytes_served.clone(), requests.clone(), faults.clone(), required_query.clone(), token_requests.clone());
+        let (s, d) = (seen.clone(), redirects.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (root, b, r, f, q, t) = (root.clone(), b.clone(), r.clone(), f.clone(), q.clone(), t.clone());
-                std::thread::spawn(move || handle(stream, &root, &b, &r, &f, &q, &t));
+                let (s, d) = (s.clone(), d.clone());
+                std::thread::spawn(move || handle(stream, &root, &b, &r, &f, &q, &t, &s, &d));
             }
         });
-        CogServer { url, bytes_served, requests, faults, required_query, token_requests }
+        CogServer { url, bytes_served, requests, faults, required_query, token_requests, seen, redirects }
     }
 
     pub fn reset_counters(&self) {
@@ -66,6 +76,8 @@ fn handle(
     faults: &Mutex<Vec<Fault>>,
     required_query: &Mutex<Option<String>>,
     token_requests: &AtomicUsize,
+    seen: &Mutex<Vec<(String, Option<String>)>>,
+    redirects: &Mutex<Vec<(String, String)>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     loop {
@@ -74,12 +86,16 @@ fn handle(
             return;
         }
         let mut range: Option<(u64, Option<u64>)> = None;
+        let mut authorization = None;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                 break;
             }
             let lower = line.to_ascii_lowercase();
+            if lower.starts_with("authorization:") {
+                authorization = Some(line["authorization:".len()..].trim().to_string());
+            }
             if let Some(v) = lower.strip_prefix("range:").and_then(|v| v.trim().strip_prefix("bytes=")) {
                 let (a, b) = v.split_once('-').unwrap_or((v, ""));
                 range = Some((a.trim().parse().unwrap_or(0), b.trim().parse().ok()));
@@ -88,6 +104,12 @@ fn handle(
         requests.fetch_add(1, Ordering::SeqCst);
         let parts: Vec<&str> = request_line.split_whitespace().collect();
         let (method, target) = (parts.first().copied().unwrap_or(""), parts.get(1).copied().unwrap_or("/"));
+        seen.lock().unwrap().push((target.to_string(), authorization));
+        let redirect = redirects.lock().unwrap().iter().find(|(p, _)| p == target).map(|(_, to)| to.clone());
+        if let Some(to) = redirect {
+            let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
         if target.starts_with("/token/") {
             token_requests.fetch_add(1, Ordering::SeqCst);
             let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();

@@ -329,7 +329,7 @@ fn a_whole_file_download_resumes_after_a_cut_instead_of_starting_again() {
     std::fs::write(format!("{}.partial", dst.display()), &std::fs::read(&cog).unwrap()[..1_000_000]).unwrap();
     server.reset_counters();
     let opts = FetchOptions { attempts: 4, backoff_ms: 20, timeout_secs: 5, margin_m: 0.0, parallel: 1 };
-    let received = fetch::fetch_file(&format!("{}/B04.tif", server.url), &dst, &opts, &Progress::silent("fetch")).unwrap();
+    let received = fetch::fetch_file(&format!("{}/B04.tif", server.url), &dst, &opts, None, &Progress::silent("fetch")).unwrap();
     assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&cog).unwrap(), "byte-identical");
     assert!(!PathBuf::from(format!("{}.partial", dst.display())).exists());
     let served = server.bytes_served.load(Ordering::SeqCst);
@@ -337,4 +337,61 @@ fn a_whole_file_download_resumes_after_a_cut_instead_of_starting_again() {
     // 1 MB was there; after the cut the transfer resumed from where it broke.
     assert!(served < size, "served {served} for a {size}-byte file with 1 MB already there");
     assert_eq!(served, size - 1_000_000, "no byte sent twice");
+}
+
+/// The CDSE token reaches its provider's host only: through reqwest (whole files, and not
+/// across a redirect to another host) and through GDAL (COG windows, path-specific options), and
+/// no error or log line carries it.
+#[test]
+fn the_token_goes_only_to_its_providers_host() {
+    use s2cr::catalog::sign::BearerToken;
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    big_cog(&files);
+    let provider = CogServer::start(files.clone());
+    let other = CogServer::start(files.clone());
+    const TOKEN: &str = "s2cr-test-token-3f9a7c";
+    let bearer = BearerToken::new(TOKEN, &provider.url);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let progress = Progress::new("fetch", tx, Default::default());
+    let opts = options();
+    // reqwest: to the provider, to another host, and to the provider redirecting to the other.
+    provider.redirects.lock().unwrap().push(("/moved.tif".into(), format!("{}/B04.tif", other.url)));
+    for (url, name) in [(format!("{}/B04.tif", provider.url), "a"), (format!("{}/B04.tif", other.url), "b"), (format!("{}/moved.tif", provider.url), "c")] {
+        fetch::fetch_file(&url, &tmp.path().join(format!("{name}.tif")), &opts, Some(&bearer), &progress).unwrap();
+    }
+    let err = fetch::fetch_file(&format!("{}/missing.tif", provider.url), &tmp.path().join("d.tif"), &opts, Some(&bearer), &progress).unwrap_err();
+    assert!(!s2cr::error_chain(&err).contains(TOKEN));
+    // GDAL: the guard of each URL, as the fetch stage takes it around a window read.
+    let gdal = bearer.gdal_guard(&format!("{}/B04.tif", provider.url));
+    match gdal {
+        Ok(guard) => {
+            assert!(guard.is_some());
+            drop(guard);
+            for server in [&provider, &other] {
+                let url = format!("{}/B04.tif", server.url);
+                let guard = bearer.gdal_guard(&url).unwrap();
+                assert_eq!(guard.is_some(), std::ptr::eq(server, &provider));
+                raster::read_window(&url, &[1], Some(raster::PixelWindow { x_off: 0, y_off: 0, width: 16, height: 16 })).unwrap();
+                drop(guard);
+            }
+            let with_token = provider.seen.lock().unwrap().iter().filter(|(t, a)| t == "/B04.tif" && a.is_some()).count();
+            assert!(with_token >= 2, "GDAL's reads of the provider carry the token");
+        }
+        Err(e) => println!("skipped the GDAL half: {}", s2cr::error_chain(&e)),
+    }
+    let expected = format!("Bearer {TOKEN}");
+    for (target, auth) in provider.seen.lock().unwrap().iter() {
+        if target != "/missing.tif" || auth.is_some() {
+            assert_eq!(auth.as_deref(), Some(expected.as_str()), "{target} on the provider's host");
+        }
+    }
+    let seen_by_other = other.seen.lock().unwrap().clone();
+    assert!(seen_by_other.len() >= 3, "{seen_by_other:?}");
+    assert!(seen_by_other.iter().all(|(_, auth)| auth.is_none()), "another host got the token: {seen_by_other:?}");
+    drop(progress);
+    for event in rx.try_iter() {
+        assert!(!format!("{event:?}").contains(TOKEN), "{event:?}");
+    }
 }
