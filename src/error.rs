@@ -148,6 +148,34 @@ impl Error {
     }
 }
 
+/// `text` with the secrets of the URLs in it removed: the query string (a Planetary Computer
+/// signature, a token) becomes `?…` and user information (`user:password@`) goes. Everything
+/// the program prints, logs or shows goes through it (`error_chain`, job events, GDAL's
+/// messages), so a signed URL never reaches a terminal, a log or a report.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = ["http://", "https://"].iter().filter_map(|s| rest.find(s)).min() {
+        out.push_str(&rest[..i]);
+        let url_len = rest[i..].find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | ']' | ',')).unwrap_or(rest.len() - i);
+        let url = &rest[i..i + url_len];
+        let (scheme, after) = url.split_once("://").unwrap_or(("", url));
+        let (authority, path) = match after.find(['/', '?', '#']) {
+            Some(j) => after.split_at(j),
+            None => (after, ""),
+        };
+        let authority = authority.rsplit_once('@').map(|(_, host)| host).unwrap_or(authority);
+        let path = match path.find('?') {
+            Some(q) => format!("{}?…", &path[..q]),
+            None => path.to_string(),
+        };
+        out.push_str(&format!("{scheme}://{authority}{path}"));
+        rest = &rest[i + url_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// "; hint", or nothing for an empty hint.
 fn hint_suffix(hint: &str) -> String {
     if hint.is_empty() { String::new() } else { format!("; {hint}") }
@@ -167,5 +195,16 @@ mod tests {
         let e = Error::Yaml { path: "a.yaml".into(), line: 1, column: 1, message: "bad".into(), source: Some(yaml) };
         assert!(std::error::Error::source(&e).is_some());
         assert!(std::error::Error::source(&Error::http("http://x", "status 500")).is_none());
+    }
+
+    #[test]
+    fn urls_lose_their_secrets_when_shown() {
+        assert_eq!(
+            redact("/vsicurl/https://pc.blob.core.windows.net/a/B04.tif?st=1&se=2&sig=SECRET: HTTP 403"),
+            "/vsicurl/https://pc.blob.core.windows.net/a/B04.tif?… HTTP 403"
+        );
+        assert_eq!(redact("see 'http://user:pw@host:8080/x?token=abc' and https://h/y"), "see 'http://host:8080/x?…' and https://h/y");
+        assert_eq!(redact("no url here"), "no url here");
+        assert_eq!(redact("https://h?sig=1"), "https://h?…");
     }
 }

@@ -96,7 +96,7 @@ impl Progress {
     }
 
     pub fn advanced(&self, done: u64, total: u64, message: impl Into<String>) {
-        self.send(JobEvent::Advanced { stage: self.stage.clone(), done, total, message: message.into() });
+        self.send(JobEvent::Advanced { stage: self.stage.clone(), done, total, message: crate::error::redact(&message.into()) });
     }
 
     pub fn metric(&self, name: impl Into<String>, value: f64, step: u64) {
@@ -104,11 +104,11 @@ impl Progress {
     }
 
     pub fn info(&self, message: impl Into<String>) {
-        self.send(JobEvent::Log { stage: self.stage.clone(), level: LogLevel::Info, message: message.into() });
+        self.send(JobEvent::Log { stage: self.stage.clone(), level: LogLevel::Info, message: crate::error::redact(&message.into()) });
     }
 
     pub fn warn(&self, message: impl Into<String>) {
-        self.send(JobEvent::Log { stage: self.stage.clone(), level: LogLevel::Warn, message: message.into() });
+        self.send(JobEvent::Log { stage: self.stage.clone(), level: LogLevel::Warn, message: crate::error::redact(&message.into()) });
     }
 
     /// Says what a removal of an interrupted run's leftovers did (see

@@ -32,6 +32,7 @@ pub mod gui;
 pub use error::{Error, Result};
 
 /// An error and all its causes on one line, outermost first.
+/// URLs in it lose their query strings and user information (see [`error::redact`]).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -46,5 +47,5 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    text
+    error::redact(&text)
 }

@@ -10,7 +10,7 @@ pub(super) fn init_gdal() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         gdal::config::set_error_handler(|class, code, msg| {
-            tracing::debug!(target: "gdal", "{class:?} {code}: {msg}");
+            tracing::debug!(target: "gdal", "{class:?} {code}: {}", crate::error::redact(msg));
         });
         // Network reads: retry transient errors, do not list remote directories.
         for (key, value) in [

@@ -235,7 +235,9 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         unpaired: vec![],
         t0_scenes: vec![],
         t1_scenes: vec![],
-        provider: Some(config.clone()),
+        // The catalog is served from loopback too (a catalog on the internet may not point at
+        // this machine's addresses).
+        provider: Some(s2cr::catalog::ProviderConfig { stac_url: server.url.clone(), ..config.clone() }),
         notes: vec![],
     };
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
