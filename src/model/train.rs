@@ -362,6 +362,9 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 return Err(Error::Cancelled);
             }
             let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
+            // The random numbers of this step (dropout) follow from the seed and the step alone,
+            // so a run resumed from a checkpoint draws what an uninterrupted one would have.
+            dev.seed(tc.seed.wrapping_add(step as u64));
             // Discriminator: real pairs against detached fakes.
             let fake = g.forward(input.clone());
             let d_real = gan_loss(tc.gan_loss, d.forward(input.clone(), label.clone()), true);
