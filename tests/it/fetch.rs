@@ -258,6 +258,45 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     assert!(info.width > 35 && info.width < 45, "~300 m + 2 x 50 m at 10 m: {}", info.width);
     assert!(dir.join("raw/manifest.json").is_file());
 
+    // Killed with SIGKILL at moments from a fixed seed (the server slowed down so that the kills
+    // land mid-transfer), then run again: byte for byte the files of the uninterrupted fetch,
+    // and no unfinished file left.
+    let raw = dir.join("raw");
+    let files_of = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().unwrap() != "manifest.json" {
+                    out.push((p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let uninterrupted = files_of(&raw);
+    std::fs::remove_dir_all(&raw).unwrap();
+    server.faults.lock().unwrap().extend(std::iter::repeat_n(Fault::Slow(Duration::from_millis(60)), 200));
+    let bin = assert_cmd::cargo::cargo_bin!("s2cr");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..5 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut child = Command::new(bin).args(["--project", dir.to_str().unwrap(), "--quiet", "fetch", "--margin-m", "50"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200 + state % 1200));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    server.faults.lock().unwrap().clear();
+    fetch().assert().success();
+    assert_eq!(files_of(&raw).iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), uninterrupted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());
+    assert!(files_of(&raw) == uninterrupted, "the files differ from the uninterrupted fetch's");
+
     // Preprocess the S2 dates first (the radar at the end).
     let mut s2_only = result.clone();
     s2_only.pairs.clear();
