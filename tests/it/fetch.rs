@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gdal::Metadata;
+use predicates::prelude::PredicateBooleanExt;
 use s2cr::fetch::{self, FetchOptions};
 use s2cr::job::Progress;
 use s2cr::raster;
@@ -346,7 +347,16 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     assert_eq!(report["outputs"].as_array().unwrap().len(), 3);
     // Up to date: a second run does nothing.
     let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
-    pre.args(["--project", dir.to_str().unwrap(), "-v", "preprocess"]).assert().success();
+    pre.args(["--project", dir.to_str().unwrap(), "-v", "preprocess"]).assert().success().stderr(predicates::str::contains("up to date"));
+    // The grid of project.yaml is a setting of the stage: moved by 60 m, the rasters are redone.
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let x_min: f64 = text.lines().find_map(|l| l.trim().strip_prefix("x_min:")).unwrap().trim().parse().unwrap();
+    std::fs::write(&yaml, text.replace(&format!("x_min: {x_min:?}"), &format!("x_min: {:?}", x_min + 60.0))).unwrap();
+    assert_ne!(std::fs::read_to_string(&yaml).unwrap(), text, "the grid moved");
+    let mut pre = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
+    pre.args(["--project", dir.to_str().unwrap(), "-v", "preprocess"]).assert().success().stderr(predicates::str::contains("up to date").not());
+    let moved = raster::info(s2.to_str().unwrap()).unwrap();
+    assert_eq!(moved.geo_transform[0], x_min + 60.0);
 
     // Resume: only the missing file is fetched again.
     std::fs::remove_file(&b08).unwrap();
