@@ -176,6 +176,32 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// Why an HTTP request failed, in words a user can act on: the cause under the client's
+/// "error sending request" (name resolution, refused connection, TLS, timeout) with a hint.
+pub fn network_cause(error: &reqwest::Error) -> String {
+    let mut chain = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    let deepest = chain.last().cloned().unwrap_or_default();
+    if error.is_timeout() || all.contains("timed out") {
+        format!("timed out ({deepest}); the server is slow or unreachable: try again, or raise the timeout")
+    } else if all.contains("dns error") || all.contains("failed to lookup address") || all.contains("name or service not known") {
+        format!("the host name could not be resolved ({deepest}): are you offline, or is the host name wrong?")
+    } else if all.contains("connection refused") {
+        format!("the connection was refused ({deepest}): is the server running, and is the port right?")
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        format!("the secure connection failed ({deepest}): check the system's certificates, the clock, or a proxy that intercepts HTTPS")
+    } else if all.contains("connection reset") || all.contains("connection closed") || all.contains("broken pipe") {
+        format!("the connection was cut ({deepest}): try again")
+    } else {
+        redact(&chain.join(": "))
+    }
+}
+
 /// "; hint", or nothing for an empty hint.
 fn hint_suffix(hint: &str) -> String {
     if hint.is_empty() { String::new() } else { format!("; {hint}") }
@@ -195,6 +221,17 @@ mod tests {
         let e = Error::Yaml { path: "a.yaml".into(), line: 1, column: 1, message: "bad".into(), source: Some(yaml) };
         assert!(std::error::Error::source(&e).is_some());
         assert!(std::error::Error::source(&Error::http("http://x", "status 500")).is_none());
+    }
+
+    #[test]
+    fn network_failures_say_their_cause() {
+        let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+        // A port nobody listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = client.get(format!("http://127.0.0.1:{port}/x")).send().unwrap_err();
+        assert!(network_cause(&refused).contains("the connection was refused"), "{}", network_cause(&refused));
+        let unresolved = client.get("http://no-such-host.invalid/x").send().unwrap_err();
+        assert!(network_cause(&unresolved).contains("could not be resolved"), "{}", network_cause(&unresolved));
     }
 
     #[test]

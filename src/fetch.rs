@@ -194,7 +194,7 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, bearer: Option<&cr
         let mut response = match request.send() {
             Ok(r) => r,
             Err(e) => {
-                last = e.to_string();
+                last = crate::error::network_cause(&e);
                 continue;
             }
         };

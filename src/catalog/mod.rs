@@ -109,6 +109,24 @@ impl ProviderConfig {
     }
 }
 
+/// The body of an HTTP response as text, refused beyond `limit` bytes: a server (or something
+/// posing as one) cannot make us hold an unbounded answer in memory.
+pub fn read_body(response: reqwest::blocking::Response, limit: u64) -> std::result::Result<String, String> {
+    use std::io::Read;
+    if let Some(n) = response.content_length().filter(|n| *n > limit) {
+        return Err(format!("the server announces a {n}-byte answer, more than the {limit} bytes accepted"));
+    }
+    let mut bytes = Vec::new();
+    response.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("reading the answer: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("the answer is longer than the {limit} bytes accepted"));
+    }
+    String::from_utf8(bytes).map_err(|_| "the answer is not UTF-8 text".to_string())
+}
+
+/// Largest STAC API answer accepted (a page of items), bytes.
+pub const MAX_STAC_RESPONSE: u64 = 64 << 20;
+
 /// Asset keys that hold `band` for a provider kind and mission, most likely first.
 pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static [&'static str] {
     use Mission::*;

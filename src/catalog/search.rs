@@ -116,7 +116,10 @@ impl StacClient {
             match request.send() {
                 Ok(response) => {
                     let status = response.status();
-                    let text = response.text().unwrap_or_default();
+                    let text = match super::read_body(response, super::MAX_STAC_RESPONSE) {
+                        Ok(t) => t,
+                        Err(why) => return Err(Error::http(url, format!("{why}; is {} a STAC API?", self.root))),
+                    };
                     if status.is_success() {
                         return serde_json::from_str(&text).map_err(Error::json(url, format!("the response is not JSON; is {} a STAC API?", self.root)));
                     }
@@ -127,7 +130,7 @@ impl StacClient {
                     }
                 }
                 Err(e) => {
-                    last_error = if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() };
+                    last_error = crate::error::network_cause(&e);
                 }
             }
             tracing::debug!("{method} {url} failed (attempt {}): {last_error}", attempt + 1);

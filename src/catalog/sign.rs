@@ -40,20 +40,32 @@ impl PcSigner {
             return Ok(token.clone());
         }
         let url = format!("{}/{collection}", self.token_url);
-        let mut request = self.http.get(&url);
-        // An optional subscription key raises rate limits (the SDK's variable name).
-        if let Ok(key) = std::env::var("PC_SDK_SUBSCRIPTION_KEY") {
-            request = request.header("Ocp-Apim-Subscription-Key", key);
-        }
-        let response = request.send().map_err(|e| Error::Http { url: url.clone(), message: "requesting a SAS token".into(), source: Some(e) })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(Error::http(
-                url,
-                format!("HTTP {status} for a SAS token; collections marked as requiring an account need PC_SDK_SUBSCRIPTION_KEY"),
-            ));
-        }
-        let body: serde_json::Value = response.json().map_err(|e| Error::Http { url: url.clone(), message: "the token response is not JSON".into(), source: Some(e) })?;
+        // Rate limits (429) and server errors are retried with a growing pause.
+        let mut attempt = 0u32;
+        let response = loop {
+            let mut request = self.http.get(&url);
+            // An optional subscription key raises rate limits (the SDK's variable name).
+            if let Ok(key) = std::env::var("PC_SDK_SUBSCRIPTION_KEY") {
+                request = request.header("Ocp-Apim-Subscription-Key", key);
+            }
+            let retry = match request.send() {
+                Ok(r) if r.status().is_success() => break r,
+                Ok(r) if (r.status().is_server_error() || r.status().as_u16() == 429) && attempt < TOKEN_ATTEMPTS => format!("HTTP {}", r.status()),
+                Ok(r) => {
+                    return Err(Error::http(
+                        url,
+                        format!("HTTP {} for a SAS token; collections marked as requiring an account need PC_SDK_SUBSCRIPTION_KEY", r.status()),
+                    ));
+                }
+                Err(e) if attempt < TOKEN_ATTEMPTS => crate::error::network_cause(&e),
+                Err(e) => return Err(Error::Http { url: url.clone(), message: format!("requesting a SAS token: {}", crate::error::network_cause(&e)), source: Some(e) }),
+            };
+            attempt += 1;
+            tracing::debug!("SAS token request failed ({retry}); attempt {} of {TOKEN_ATTEMPTS}", attempt + 1);
+            std::thread::sleep(Duration::from_millis(500 * 2u64.pow(attempt - 1)));
+        };
+        let text = super::read_body(response, 1 << 20).map_err(|why| Error::http(url.clone(), format!("the token response: {why}")))?;
+        let body: serde_json::Value = serde_json::from_str(&text).map_err(Error::json(&url, "the token response is not JSON"))?;
         let token = body["token"].as_str().ok_or_else(|| Error::http(url.clone(), "the response has no `token`"))?.to_string();
         let expiry = body["msft:expiry"]
             .as_str()
@@ -92,6 +104,9 @@ pub fn cdse_token() -> Option<String> {
     let token = token.trim();
     (!token.is_empty()).then(|| token.to_string())
 }
+
+/// Retries of a SAS token request after a rate limit or a server error.
+const TOKEN_ATTEMPTS: u32 = 4;
 
 /// Copernicus Data Space's own hosts end with this: downloads there may carry the token.
 const CDSE_DOMAIN: &str = ".dataspace.copernicus.eu";

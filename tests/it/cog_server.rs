@@ -37,6 +37,8 @@ pub struct CogServer {
     pub seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
     /// Paths answered with a 302 to the given URL.
     pub redirects: Arc<Mutex<Vec<(String, String)>>>,
+    /// Statuses for the next token requests, in order (then the token).
+    pub token_faults: Arc<Mutex<Vec<u16>>>,
 }
 
 impl CogServer {
@@ -51,15 +53,16 @@ impl CogServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let redirects = Arc::new(Mutex::new(Vec::new()));
         let (b, r, f, q, t) = (bytes_served.clone(), requests.clone(), faults.clone(), required_query.clone(), token_requests.clone());
-        let (s, d) = (seen.clone(), redirects.clone());
+        let token_faults = Arc::new(Mutex::new(Vec::new()));
+        let (s, d, tf) = (seen.clone(), redirects.clone(), token_faults.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (root, b, r, f, q, t) = (root.clone(), b.clone(), r.clone(), f.clone(), q.clone(), t.clone());
-                let (s, d) = (s.clone(), d.clone());
-                std::thread::spawn(move || handle(stream, &root, &b, &r, &f, &q, &t, &s, &d));
+                let (s, d, tf) = (s.clone(), d.clone(), tf.clone());
+                std::thread::spawn(move || handle(stream, &root, &b, &r, &f, &q, &t, &s, &d, &tf));
             }
         });
-        CogServer { url, bytes_served, requests, faults, required_query, token_requests, seen, redirects }
+        CogServer { url, bytes_served, requests, faults, required_query, token_requests, seen, redirects, token_faults }
     }
 
     pub fn reset_counters(&self) {
@@ -78,6 +81,7 @@ fn handle(
     token_requests: &AtomicUsize,
     seen: &Mutex<Vec<(String, Option<String>)>>,
     redirects: &Mutex<Vec<(String, String)>>,
+    token_faults: &Mutex<Vec<u16>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     loop {
@@ -112,6 +116,14 @@ fn handle(
         }
         if target.starts_with("/token/") {
             token_requests.fetch_add(1, Ordering::SeqCst);
+            let fault = {
+                let mut f = token_faults.lock().unwrap();
+                if f.is_empty() { None } else { Some(f.remove(0)) }
+            };
+            if let Some(code) = fault {
+                let _ = write!(stream, "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            }
             let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
             let body = format!(r#"{{"msft:expiry":"{expiry}","token":"st=2026-01-01&se=2026-01-02&sp=rl&sig=loopback"}}"#);
             let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());

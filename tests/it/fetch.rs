@@ -446,3 +446,20 @@ fn the_token_goes_only_to_its_providers_host() {
         assert!(!format!("{event:?}").contains(TOKEN), "{event:?}");
     }
 }
+
+/// Planetary Computer's token endpoint answering 429 and 503 first: the signer waits and asks
+/// again; a refusal (403) is not retried and says what to do.
+#[test]
+fn sas_token_requests_are_retried_on_rate_limits_and_server_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = CogServer::start(tmp.path().to_path_buf());
+    server.token_faults.lock().unwrap().extend([429, 503]);
+    let signer = s2cr::catalog::sign::PcSigner::new(&format!("{}/token", server.url), Duration::from_secs(5)).unwrap();
+    let signed = signer.sign("https://example.blob.core.windows.net/c/B04.tif", "sentinel-2-l2a").unwrap();
+    assert!(signed.ends_with("?st=2026-01-01&se=2026-01-02&sp=rl&sig=loopback"), "{signed}");
+    assert_eq!(server.token_requests.load(Ordering::SeqCst), 3);
+    server.token_faults.lock().unwrap().push(403);
+    let err = signer.sign("https://example.blob.core.windows.net/c/B04.tif", "other-collection").unwrap_err();
+    assert!(s2cr::error_chain(&err).contains("PC_SDK_SUBSCRIPTION_KEY"), "{err}");
+    assert_eq!(server.token_requests.load(Ordering::SeqCst), 4);
+}
