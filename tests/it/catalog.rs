@@ -271,3 +271,47 @@ fn the_search_stage_searches_a_static_catalog_for_the_local_provider() {
     let err = ProviderConfig::for_project(&c, project.root()).unwrap_err().to_string();
     assert!(err.contains("catalog"), "{err}");
 }
+
+/// A hostile or broken STAC API: malformed JSON, wrong types, a 10 GB announced body; items with
+/// `../` ids and hrefs to local files or this machine. Each ends in a clear error or a refusal
+/// naming what is wrong, nothing panics, and nothing would be read or written outside the
+/// project.
+#[test]
+fn a_hostile_catalog_ends_in_clear_errors() {
+    let server = StacServer::start(vec![]);
+    for (fault, expected) in [
+        (Fault::Body("{not json"), "not JSON"),
+        (Fault::Body(r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":5,"assets":"x"}]}"#), "not a STAC ItemCollection"),
+        (Fault::Body(r#"[1, 2, 3]"#), "not a STAC ItemCollection"),
+        (Fault::HugeLength, "more than the"),
+    ] {
+        server.faults.lock().unwrap().push(fault);
+        let err = client(&server).search(&pc_query(10), &Progress::silent("search")).unwrap_err();
+        let text = s2cr::error_chain(&err);
+        assert!(text.contains(expected) && text.contains(&server.url), "{fault:?}: {text}");
+    }
+    // Items that try to leave the project or read this machine.
+    let mut item = features("pystac-client/planetary-computer_search_sentinel-2-l2a.json").remove(0);
+    item["id"] = "../../../../etc/cron.d/x".into();
+    let provider = ProviderConfig::default_for(ProviderKind::PlanetaryComputer);
+    let scene = Scene::from_item(&serde_json::from_value(item).unwrap(), ProviderKind::PlanetaryComputer, &provider).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("p");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("project.yaml"),
+        "schema_version: 1\nname: p\naoi: aoi.geojson\nt0: 2019-11-01/2019-12-31\nt1: 2020-01-10/2020-02-28\n\
+         grid:\n  epsg: 32753\n  pixel_size_m: 10.0\n  x_min: 600000.0\n  y_max: 6040020.0\n  width: 100\n  height: 80\n",
+    )
+    .unwrap();
+    let project = s2cr::project::Project::open(&root).unwrap();
+    let folder = project.raw_scene_dir(&scene.datetime, &scene.id);
+    let root = project.root().to_path_buf();
+    assert!(folder.starts_with(root.join("raw")), "{}", folder.display());
+    assert!(!folder.components().any(|c| c == std::path::Component::ParentDir), "one plain folder: {}", folder.display());
+    assert_eq!(folder.parent().and_then(|p| p.parent()), Some(root.join("raw").as_path()));
+    for href in ["file:///etc/passwd", "/vsicurl/http://169.254.169.254/latest", "http://127.0.0.1:22/", "http://169.254.169.254/latest/meta-data"] {
+        let why = s2cr::fetch::check_href(&provider, href).unwrap_err();
+        assert!(why.contains("refusing") || why.contains("not an http(s) URL"), "{href}: {why}");
+    }
+}

@@ -15,6 +15,10 @@ pub enum Fault {
     Status(u16),
     /// Closes the connection without answering.
     Drop,
+    /// Answers 200 with this body, as it is.
+    Body(&'static str),
+    /// Answers 200 announcing a 10 GB body, then sends a few bytes and closes.
+    HugeLength,
 }
 
 pub struct StacServer {
@@ -68,8 +72,17 @@ fn handle(mut stream: TcpStream, items: &[Value], requests: &AtomicUsize, faults
         let mut f = faults.lock().unwrap();
         if f.is_empty() { None } else { Some(f.remove(0)) }
     };
+    if let Some(Fault::Body(text)) = fault {
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/geo+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
+        return;
+    }
+    if let Some(Fault::HugeLength) = fault {
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/geo+json\r\nContent-Length: 10737418240\r\nConnection: close\r\n\r\n{{\"type\":");
+        return;
+    }
     let (status, payload) = match fault {
         Some(Fault::Drop) => return,
+        Some(Fault::Body(_)) | Some(Fault::HugeLength) => return,
         Some(Fault::Status(code)) => (code, json!({"code": "ServerError", "description": "injected failure"})),
         None => {
             let parts: Vec<&str> = request_line.split_whitespace().collect();
