@@ -178,15 +178,19 @@ fn group_key(s: &Scene) -> (String, String) {
 }
 
 /// Sets each scene's cloud and coverage over the AOI, scenes of one acquisition combined.
-fn measure_cover(scenes: &mut [Scene], points: &[(f64, f64)], signer: Option<&PcSigner>, progress: &Progress) {
+fn measure_cover(provider: &super::ProviderConfig, scenes: &mut [Scene], points: &[(f64, f64)], signer: Option<&PcSigner>, progress: &Progress) -> Result<()> {
     let mut keys: Vec<(String, String)> = scenes.iter().map(group_key).collect();
     keys.sort();
     keys.dedup();
     for key in keys {
-        progress.check_cancelled().ok();
+        progress.check_cancelled()?;
         let mut samples = Vec::new();
         for s in scenes.iter().filter(|s| group_key(s) == key) {
             let Some(href) = s.assets.get("SCL") else { continue };
+            if let Err(why) = super::check_href(provider, href) {
+                progress.warn(format!("{}: cloud over the AOI unknown: asset SCL: {why}", s.id));
+                continue;
+            }
             let href = match signer {
                 Some(signer) => match signer.sign(href, &s.collection) {
                     Ok(h) => h,
@@ -211,6 +215,7 @@ fn measure_cover(scenes: &mut [Scene], points: &[(f64, f64)], signer: Option<&Pc
             s.aoi_coverage_percent = Some(c.coverage_percent);
         }
     }
+    Ok(())
 }
 
 /// The clearest acceptable scene of a date range (cloud over the AOI when measured, else the
@@ -311,8 +316,8 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
     if cfg.measure_aoi_cover {
         let points = cover::sample_points(&aoi, COVER_SAMPLES);
         progress.info(format!("measuring cloud over the AOI at {} points from each scene's SCL", points.len()));
-        measure_cover(&mut s2_t0, &points, signer.as_ref(), progress);
-        measure_cover(&mut s2_t1, &points, signer.as_ref(), progress);
+        measure_cover(&cfg.provider, &mut s2_t0, &points, signer.as_ref(), progress)?;
+        measure_cover(&cfg.provider, &mut s2_t1, &points, signer.as_ref(), progress)?;
     }
     let max_cloud = project.config.max_cloud_percent;
     let mut notes = Vec::new();

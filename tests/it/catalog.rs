@@ -311,7 +311,7 @@ fn a_hostile_catalog_ends_in_clear_errors() {
     assert!(!folder.components().any(|c| c == std::path::Component::ParentDir), "one plain folder: {}", folder.display());
     assert_eq!(folder.parent().and_then(|p| p.parent()), Some(root.join("raw").as_path()));
     for href in ["file:///etc/passwd", "/vsicurl/http://169.254.169.254/latest", "http://127.0.0.1:22/", "http://169.254.169.254/latest/meta-data"] {
-        let why = s2cr::fetch::check_href(&provider, href).unwrap_err();
+        let why = s2cr::catalog::check_href(&provider, href).unwrap_err();
         assert!(why.contains("refusing") || why.contains("not an http(s) URL"), "{href}: {why}");
     }
 }
