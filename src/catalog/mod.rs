@@ -128,28 +128,31 @@ pub fn check_href(provider: &crate::catalog::ProviderConfig, href: &str) -> std:
             Err(format!("{href:?} is outside the catalog's folder {}; refusing to read it", root.display()))
         };
     }
-    let host = |url: &str| -> Option<String> {
-        let (scheme, rest) = url.split_once("://")?;
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
-            return None;
-        }
-        let authority = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
-        let host = if let Some(v6) = authority.strip_prefix('[') { v6.split(']').next()? } else { authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority) };
-        Some(host.to_ascii_lowercase())
+    let Some(asset) = http_url(href) else {
+        return Err(format!("{:?} is not an http(s) URL; a remote provider's assets are", crate::error::redact(href)));
     };
-    let Some(asset_host) = host(href) else {
-        return Err(format!("{href:?} is not an http(s) URL; a remote provider's assets are"));
-    };
-    let internal = |h: &str| {
-        h == "localhost" || h.ends_with(".localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
-            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
-        })
-    };
-    if internal(&asset_host) && !host(&provider.stac_url).is_some_and(|h| internal(&h)) {
-        return Err(format!("{} points into this machine or its local network ({asset_host}) while the catalog is on the internet; refusing to read it", crate::error::redact(href)));
+    if is_internal(&asset) && !http_url(&provider.stac_url).is_some_and(|api| is_internal(&api)) {
+        let host = asset.host_str().unwrap_or_default();
+        return Err(format!("{} points into this machine or its local network ({host}) while the catalog is on the internet; refusing to read it", crate::error::redact(href)));
     }
     Ok(())
+}
+
+/// `url` parsed, when it is an http(s) URL with a host (the one URL parser of the program's
+/// security checks: `reqwest`'s, which handles user information, IPv6 and default ports).
+pub fn http_url(url: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Whether a URL's host is this machine or its local network (loopback, private, link-local).
+pub fn is_internal(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+    match ip {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
+        Ok(std::net::IpAddr::V6(v6)) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    }
 }
 
 /// `path` made absolute with `.` and `..` resolved by its text (the file need not exist).

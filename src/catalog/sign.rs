@@ -128,20 +128,9 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
-/// `scheme://authority` of an http(s) URL (no path, no query), lower-cased; `None` for other
-/// schemes.
+/// `scheme://host[:port]` of an http(s) URL (the port left out where it is the scheme's).
 fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    // Userinfo (`user:pass@`) would let `https://cdse.example@evil.org` pass for the first.
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    super::http_url(url).map(|u| u.origin().ascii_serialization())
 }
 
 impl BearerToken {
@@ -162,13 +151,11 @@ impl BearerToken {
     /// Whether the token may go with a request for `url`: its host is the STAC API's or CDSE's,
     /// over HTTPS (plain HTTP only to the STAC API's own origin, for loopback servers).
     pub fn applies_to(&self, url: &str) -> bool {
-        let Some(o) = origin(url) else { return false };
-        if self.api_origin.as_deref() == Some(o.as_str()) {
-            return true;
-        }
-        let Some(host) = o.strip_prefix("https://") else { return false };
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        host.ends_with(CDSE_DOMAIN)
+        let Some(u) = super::http_url(url) else { return false };
+        let https = u.scheme() == "https";
+        let same_api = self.api_origin.as_deref() == Some(u.origin().ascii_serialization().as_str());
+        // Plain HTTP only to a STAC API on this machine (a test server), never over a network.
+        (same_api && (https || super::is_internal(&u))) || (https && u.host_str().is_some_and(|h| h.ends_with(CDSE_DOMAIN)))
     }
 
     /// The token for a request to `url`, when it may go there.
@@ -226,6 +213,8 @@ mod tests {
         }
         let local = BearerToken::new("t", "http://127.0.0.1:4000");
         assert!(local.applies_to("http://127.0.0.1:4000/a.tif") && !local.applies_to("http://127.0.0.1:4001/a.tif"));
+        let plain = BearerToken::new("t", "http://stac.example.org");
+        assert!(!plain.applies_to("http://stac.example.org/a.tif"), "never in clear text over a network");
         assert!(!format!("{b:?}").contains("secret"));
     }
     #[test]

@@ -127,12 +127,6 @@ impl LayerSet {
 }
 
 impl LayerPanel {
-    /// The layers of a project's run, read here (the app reads them with [`LayerSet::scan`] on
-    /// a worker thread).
-    pub fn load(project: &Project, run: &RunName) -> LayerPanel {
-        LayerPanel::new(LayerSet::scan(project, run))
-    }
-
     /// A panel showing a run's layers: real against synthetic t1 when both are there.
     pub fn new(set: LayerSet) -> LayerPanel {
         let custom = ["B12", "B8A", "B04"].map(String::from);
@@ -164,12 +158,11 @@ impl LayerPanel {
         *self = LayerPanel { export, gpu, view_done, view_failed, ..new };
     }
 
-    /// Takes a finished export's outcome; true while one is being written.
-    pub fn poll(&mut self) -> bool {
+    /// Takes a finished export's outcome.
+    pub fn poll(&mut self) {
         if let Some(result) = take_finished(&mut self.export) {
             self.exported(result);
         }
-        self.export.is_some()
     }
 
     /// Waits for an export in flight.
@@ -238,7 +231,10 @@ impl LayerPanel {
             let shown = is_shown(swipe, i, ml);
             ui.horizontal(|ui| {
                 if swipe.is_none() {
-                    ui.checkbox(&mut ml.visible, "").on_hover_text("show on the map");
+                    if ui.checkbox(&mut ml.visible, "").on_hover_text("show on the map").changed() && ml.visible {
+                        // Shown again: try reading it again.
+                        ml.error = None;
+                    }
                 }
                 ui.label(RichText::new(&ml.layer.title).strong()).on_hover_text(ml.layer.path.display().to_string());
             });
@@ -284,7 +280,7 @@ impl LayerPanel {
                     ui.add(egui::Slider::new(&mut ml.gamma, 0.3..=3.0)).labelled_by(l.id);
                 }
                 if before.0 != ml.composite || before.1 != ml.custom {
-                    ml.channels = None;
+                    (ml.channels, ml.error) = (None, None);
                 }
                 if before != (ml.composite, ml.custom.clone(), ml.percentile, ml.gamma) {
                     ml.dirty = true;
@@ -434,6 +430,11 @@ impl MapLayer {
     }
 
     fn ensure_image(&mut self, ctx: &egui::Context, shared: Option<Stretch>, gpu: bool) {
+        // A layer that failed to read is not read again every frame: only after its composite
+        // changes (which clears the error).
+        if self.channels.is_none() && self.error.is_some() {
+            return;
+        }
         if self.channels.is_none() {
             match crate::layers::read_channels(&self.layer, &self.composite(), PREVIEW_SIDE) {
                 Ok(c) => {

@@ -139,6 +139,12 @@ impl S2crApp {
     /// Starts opening a project folder on a worker thread: its AOI goes on the map and its
     /// stages' states in the wizard when it arrives. The project open so far is closed.
     pub fn open_project(&mut self, dir: &Path) {
+        // A running stage reports to the project it belongs to: not to one opened meanwhile.
+        if let Some(stage) = self.wizard.running_stage() {
+            self.notice = Some(Notice::failed(Error::invalid(stage, "is running in the open project; wait for it or cancel it before opening another")));
+            return;
+        }
+        self.wizard.outcomes.clear();
         self.project = None;
         self.search = None;
         self.layers.replace(layers::LayerPanel::default());
@@ -209,6 +215,12 @@ impl S2crApp {
 
     fn start_refresh(&mut self, layers: bool) {
         let Some(Ok(project)) = &self.project else { return };
+        // One refresh at a time: a request made meanwhile waits for it (it would read the same
+        // files; the answer for a run no longer shown is dropped when it arrives).
+        if self.pending.refresh.is_some() {
+            self.wizard.request_refresh(layers);
+            return;
+        }
         if let Err(e) = self.pending.refresh(project, self.wizard.settings.run_name(), layers) {
             self.notice = Some(Notice::failed(e));
         }

@@ -204,6 +204,11 @@ impl Wizard {
         self.job.is_some()
     }
 
+    /// The stage running now, if any.
+    pub fn running_stage(&self) -> Option<&'static str> {
+        self.job.as_ref().map(|j| j.stage.name())
+    }
+
     /// Starts a stage on a worker thread; refused while another runs.
     pub fn start(&mut self, project: &Project, stage: Stage) -> Result<()> {
         if let Some(j) = &self.job {
@@ -456,6 +461,8 @@ impl Wizard {
         // Training settings shown here start from the project's train.yaml (else the defaults).
         let project_train = if stage == Stage::Train && self.settings.train.is_none() { self.settings.train_config(project).ok() } else { None };
         let mut run_changed = false;
+        // The run of a running stage stays the shown one until it ends.
+        let running = self.job.is_some();
         let s = &mut self.settings;
         let run_edit = &mut self.run_edit;
         egui::Grid::new(("settings", stage.name())).num_columns(2).show(ui, |ui| match stage {
@@ -482,7 +489,7 @@ impl Wizard {
                     Some((t, _)) => t.clone(),
                     None => s.run.to_string(),
                 };
-                if ui.add(egui::TextEdit::singleline(&mut text).hint_text(RunName::DEFAULT)).labelled_by(l.id).changed() {
+                if ui.add_enabled(!running, egui::TextEdit::singleline(&mut text).hint_text(RunName::DEFAULT)).labelled_by(l.id).changed() {
                     match text.parse::<RunName>() {
                         Ok(name) => {
                             *run_edit = None;

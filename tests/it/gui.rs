@@ -159,6 +159,14 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     step_until(&mut h, "training progress", Duration::from_secs(120), |a| a.wizard.job.as_ref().is_some_and(|j| j.done >= 3));
     // The progress bar names the steps done of all.
     h.get_by_label_contains("/ 40");
+    // Another project is not opened under a running stage (its results would land there).
+    h.state_mut().open_project(tmp.path());
+    match &h.state().notice {
+        Some(s2cr::gui::Notice::Failed(e)) => assert!(s2cr::error_chain(e.as_ref()).contains("train: is running"), "{}", s2cr::error_chain(e.as_ref())),
+        _ => panic!("opening a project while training is refused"),
+    }
+    assert_eq!(h.state().project().map(|p| p.root().to_path_buf()), Some(project.root().to_path_buf()));
+    h.state_mut().notice = None;
     h.get_by_label("Cancel").click();
     h.step();
     step_until(&mut h, "the cancelled run to stop", Duration::from_secs(60), |a| a.wizard.job.is_none());
