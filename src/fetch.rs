@@ -328,7 +328,7 @@ pub struct FetchReport {
 
 /// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
 pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(&project.raw_dir()));
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.raw_dir(), crate::project::MAX_DEPTH));
     let search_path = project.search_json();
     let search = SearchResult::load(project, "fetch")?;
     if search.chosen_t0.is_none() || search.chosen_t1.is_none() {

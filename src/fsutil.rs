@@ -45,11 +45,12 @@ pub struct Cleanup {
 /// Removes the temporary siblings ([`temp_sibling`]) that writers killed before they finished
 /// left in `dir` and its subfolders: those of processes that no longer run (a rerun after
 /// `kill -9`, a crash or a power cut). Stages call it first, so such leftovers never pile up;
-/// what could not be removed is reported, never an error.
-pub fn remove_stale_partials(dir: &Path) -> Cleanup {
+/// what could not be removed is reported, never an error. `depth` bounds how far below `dir`
+/// it looks (a project's folders are shallow; a folder the user names may not be).
+pub fn remove_stale_partials(dir: &Path, depth: usize) -> Cleanup {
     let mut done = Cleanup { dir: dir.to_path_buf(), ..Cleanup::default() };
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
-    while let Some((folder, depth)) = stack.pop() {
+    while let Some((folder, level)) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&folder) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
@@ -62,8 +63,8 @@ pub fn remove_stale_partials(dir: &Path) -> Cleanup {
                     Ok(()) => (done.files, done.bytes) = (done.files + 1, done.bytes + size),
                     Err(e) => done.failures.push(format!("{}: could not remove this leftover of an interrupted run: {e}", path.display())),
                 }
-            } else if kind.is_dir() && depth < 6 {
-                stack.push((path, depth + 1));
+            } else if kind.is_dir() && level < depth {
+                stack.push((path, level + 1));
             }
         }
     }
@@ -158,7 +159,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, b"x").unwrap();
         }
-        assert_eq!(remove_stale_partials(dir.path()).files, 1);
+        assert_eq!(remove_stale_partials(dir.path(), 0).files, 0, "not below the depth asked for");
+        assert_eq!(remove_stale_partials(dir.path(), 1).files, 1);
         assert!(!dead.exists(), "a dead writer's file is removed");
         assert!(mine.exists() && finished.exists(), "this process's own and finished files stay");
         assert_eq!(partial_owner("S2.tif"), None);

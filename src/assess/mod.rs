@@ -254,7 +254,7 @@ impl Image {
 
 /// Runs the assessment on three files and writes every output into `out_dir`.
 pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, progress: &Progress) -> Result<AssessReport> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(out_dir));
+    progress.cleaned(crate::fsutil::remove_stale_partials(out_dir, 1));
     cfg.thresholds.validate().map_err(|m| Error::invalid("thresholds", m))?;
     let total = 7;
     progress.started(Some(total));

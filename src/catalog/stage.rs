@@ -251,7 +251,7 @@ fn widen(range: DateRange, days: f64) -> DateRange {
 
 /// Runs the search for a project; skipped when `catalog/` is up to date with these parameters.
 pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Result<SearchResult> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(&project.catalog_dir()));
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.catalog_dir(), crate::project::MAX_DEPTH));
     let result_path = project.search_json();
     let manifest_path = project.manifest_path(Stage::Search, None);
     // Every setting the search reads, project.yaml's included: a changed one makes the

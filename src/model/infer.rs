@@ -87,7 +87,7 @@ pub fn load_generator(project: &Project, run: &RunName, dev: &Device) -> Result<
 
 /// Runs the generator over the whole grid.
 pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Result<InferReport> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(&project.output_dir(&opts.run)));
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.output_dir(&opts.run), crate::project::MAX_DEPTH));
     let start = Instant::now();
     // Up to date: the same checkpoint and options made the file that is there.
     let parameters = serde_json::to_value(opts).unwrap_or_default();

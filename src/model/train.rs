@@ -267,7 +267,7 @@ fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalizat
 pub const TRAINING_BLOCK_CACHE: i64 = 64 << 20;
 
 pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(&project.run_dir(&opts.run)));
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.run_dir(&opts.run), crate::project::MAX_DEPTH));
     let start = Instant::now();
     // The loader keeps its VRTs open (decoded blocks are reused between patches); GDAL's block
     // cache would otherwise grow to 5 % of RAM. GDAL_CACHEMAX, when set, wins.

@@ -548,7 +548,7 @@ pub struct PreprocessReport {
 /// Runs the preprocessing of the fetched scenes (skipped when its manifest is up to date;
 /// outputs already made with the same inputs and parameters are kept).
 pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<Vec<Preprocessed>> {
-    progress.cleaned(crate::fsutil::remove_stale_partials(&project.preprocessed_dir()));
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.preprocessed_dir(), crate::project::MAX_DEPTH));
     // Every setting the stage reads, project.yaml's grid and bands included: a changed one
     // makes the outputs stale.
     let parameters = serde_json::json!({

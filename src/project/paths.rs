@@ -27,6 +27,9 @@ pub const PROJECT_FILE: &str = "project.yaml";
 pub const AOI_FILE: &str = "aoi.geojson";
 /// The project's own pipeline settings (`s2cr run` without a file, the app, the demo).
 pub const PIPELINE_FILE: &str = "pipeline.yaml";
+/// How deep the folders a stage writes go below its own (raw/<date>/<scene>/, dataset/dataX/<source>/).
+pub const MAX_DEPTH: usize = 4;
+
 /// The folders a new project starts with.
 pub const FOLDERS: [&str; 6] = ["catalog", "raw", "preprocessed", "dataset", "runs", "outputs"];
 
