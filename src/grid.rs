@@ -6,6 +6,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Longest side of a grid the program accepts, pixels (1000 km at 10 m; a Sentinel-2 tile is
+/// 10,980). Stages work in strips of rows, so memory follows the width.
+pub const MAX_GRID_SIDE: usize = 100_000;
+/// Most pixels of a grid the program accepts (100,000 km2 at 10 m, ten times the largest AOI
+/// `s2cr init` accepts by default): each full-grid Float32 band is 4 GB at this size.
+pub const MAX_GRID_PIXELS: usize = 1_000_000_000;
+
+/// Refuses a grid of absurd size (a corrupt header, a mistyped project.yaml) before anything is
+/// allocated for it: the message says the size and the limits.
+pub fn check_size(width: usize, height: usize) -> std::result::Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("the grid is empty ({width} x {height} pixels)"));
+    }
+    if width > MAX_GRID_SIDE || height > MAX_GRID_SIDE || width.saturating_mul(height) > MAX_GRID_PIXELS {
+        return Err(format!(
+            "a grid of {width} x {height} pixels is larger than this program handles (at most {MAX_GRID_SIDE} pixels a side and {} million pixels); use a smaller area or a coarser pixel size",
+            MAX_GRID_PIXELS / 1_000_000
+        ));
+    }
+    Ok(())
+}
+
 /// The one grid every preprocessed raster of a project lands on: a north-up UTM grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +63,17 @@ impl TargetGrid {
         format!("EPSG:{}", self.epsg)
     }
 
+    /// Checks the grid's size ([`check_size`]) and pixel size.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.pixel_size_m.is_finite() && self.pixel_size_m > 0.0) {
+            return Err(format!("pixel_size_m {} is not a positive size", self.pixel_size_m));
+        }
+        if !(self.x_min.is_finite() && self.y_max.is_finite()) {
+            return Err("x_min and y_max must be finite".into());
+        }
+        check_size(self.width, self.height)
+    }
+
     pub fn area_km2(&self) -> f64 {
         self.width as f64 * self.height as f64 * self.pixel_size_m * self.pixel_size_m / 1.0e6
     }
@@ -70,14 +103,16 @@ impl TargetGrid {
         let y_min = (b[1] / ALIGN_M).floor() * ALIGN_M;
         let x_max = (b[2] / ALIGN_M).ceil() * ALIGN_M;
         let y_max = (b[3] / ALIGN_M).ceil() * ALIGN_M;
-        Ok(TargetGrid {
+        let grid = TargetGrid {
             epsg,
             pixel_size_m,
             x_min,
             y_max,
             width: ((x_max - x_min) / pixel_size_m).round() as usize,
             height: ((y_max - y_min) / pixel_size_m).round() as usize,
-        })
+        };
+        check_size(grid.width, grid.height).map_err(|m| Error::invalid("AOI", format!("its bounding box in UTM: {m}")))?;
+        Ok(grid)
     }
 }
 

@@ -90,49 +90,80 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { f64::NAN } else { a as f64 / b as f64 }
 }
 
-/// Compares burned masks derived from two severity maps, on pixels valid in both.
-pub fn burned_agreement(real: &[Severity], synthetic: &[Severity], thresholds: &SeverityThresholds, pixel_area_m2: f64) -> BurnedAgreement {
-    let (mut tp, mut fp, mut fn_, mut tn) = (0u64, 0u64, 0u64, 0u64);
-    for (r, s) in real.iter().zip(synthetic) {
-        if *r == Severity::NoData || *s == Severity::NoData {
-            continue;
-        }
-        match (thresholds.is_burned(*r), thresholds.is_burned(*s)) {
-            (true, true) => tp += 1,
-            (false, true) => fp += 1,
-            (true, false) => fn_ += 1,
-            (false, false) => tn += 1,
+/// Burned / unburned pair counts, added to strip by strip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BurnedCounts {
+    pub true_positive: u64,
+    pub false_positive: u64,
+    pub false_negative: u64,
+    pub true_negative: u64,
+}
+
+impl BurnedCounts {
+    /// Adds the pixels valid in both maps.
+    pub fn add(&mut self, real: &[Severity], synthetic: &[Severity], thresholds: &SeverityThresholds) {
+        for (r, s) in real.iter().zip(synthetic) {
+            if *r == Severity::NoData || *s == Severity::NoData {
+                continue;
+            }
+            match (thresholds.is_burned(*r), thresholds.is_burned(*s)) {
+                (true, true) => self.true_positive += 1,
+                (false, true) => self.false_positive += 1,
+                (true, false) => self.false_negative += 1,
+                (false, false) => self.true_negative += 1,
+            }
         }
     }
-    let mut m = ConfusionMatrix::new(vec!["unburned".into(), "burned".into()]);
-    m.counts = vec![vec![tn, fp], vec![fn_, tp]];
-    let ha = pixel_area_m2 / 10_000.0;
-    BurnedAgreement {
-        true_positive: tp,
-        false_positive: fp,
-        false_negative: fn_,
-        true_negative: tn,
-        overall_accuracy: m.overall_accuracy(),
-        kappa: m.kappa(),
-        f1: ratio(2 * tp, 2 * tp + fp + fn_),
-        iou: ratio(tp, tp + fp + fn_),
-        commission_error: ratio(fp, tp + fp),
-        omission_error: ratio(fn_, tp + fn_),
-        burned_ha_real: (tp + fn_) as f64 * ha,
-        burned_ha_synthetic: (tp + fp) as f64 * ha,
-        pixels: tp + fp + fn_ + tn,
+
+    pub fn agreement(&self, pixel_area_m2: f64) -> BurnedAgreement {
+        let (tp, fp, fn_, tn) = (self.true_positive, self.false_positive, self.false_negative, self.true_negative);
+        let mut m = ConfusionMatrix::new(vec!["unburned".into(), "burned".into()]);
+        m.counts = vec![vec![tn, fp], vec![fn_, tp]];
+        let ha = pixel_area_m2 / 10_000.0;
+        BurnedAgreement {
+            true_positive: tp,
+            false_positive: fp,
+            false_negative: fn_,
+            true_negative: tn,
+            overall_accuracy: m.overall_accuracy(),
+            kappa: m.kappa(),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+            iou: ratio(tp, tp + fp + fn_),
+            commission_error: ratio(fp, tp + fp),
+            omission_error: ratio(fn_, tp + fn_),
+            burned_ha_real: (tp + fn_) as f64 * ha,
+            burned_ha_synthetic: (tp + fp) as f64 * ha,
+            pixels: tp + fp + fn_ + tn,
+        }
     }
 }
 
-/// Confusion matrix over the seven severity classes (pixels valid in both maps).
-pub fn severity_confusion(real: &[Severity], synthetic: &[Severity]) -> ConfusionMatrix {
-    let mut m = ConfusionMatrix::new(Severity::CLASSES.iter().map(|c| c.label().to_string()).collect());
+/// Compares burned masks derived from two severity maps, on pixels valid in both.
+pub fn burned_agreement(real: &[Severity], synthetic: &[Severity], thresholds: &SeverityThresholds, pixel_area_m2: f64) -> BurnedAgreement {
+    let mut counts = BurnedCounts::default();
+    counts.add(real, synthetic, thresholds);
+    counts.agreement(pixel_area_m2)
+}
+
+/// An empty confusion matrix over the seven severity classes.
+pub fn severity_matrix() -> ConfusionMatrix {
+    ConfusionMatrix::new(Severity::CLASSES.iter().map(|c| c.label().to_string()).collect())
+}
+
+/// Adds (real, synthetic) severity pairs valid in both maps to a [`severity_matrix`].
+pub fn add_severity_pairs(m: &mut ConfusionMatrix, real: &[Severity], synthetic: &[Severity]) {
     for (r, s) in real.iter().zip(synthetic) {
         if *r == Severity::NoData || *s == Severity::NoData {
             continue;
         }
         m.counts[*r as usize - 1][*s as usize - 1] += 1;
     }
+}
+
+/// Confusion matrix over the seven severity classes (pixels valid in both maps).
+pub fn severity_confusion(real: &[Severity], synthetic: &[Severity]) -> ConfusionMatrix {
+    let mut m = severity_matrix();
+    add_severity_pairs(&mut m, real, synthetic);
     m
 }
 

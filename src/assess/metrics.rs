@@ -1,46 +1,84 @@
 //! Image quality of a synthetic image against the real one, on valid pixels only: RMSE, MAE,
 //! PSNR, SSIM and the spectral angle (SAM). Computed in f64.
 
-/// Mean squared, mean absolute error and count over valid pixels.
-fn error_sums(real: &[f32], synthetic: &[f32], valid: &[bool]) -> (f64, f64, u64) {
-    let (mut sq, mut abs, mut n) = (0.0f64, 0.0f64, 0u64);
-    for ((r, s), ok) in real.iter().zip(synthetic).zip(valid) {
-        if *ok && r.is_finite() && s.is_finite() {
-            let d = *r as f64 - *s as f64;
-            sq += d * d;
-            abs += d.abs();
-            n += 1;
+/// Sums of squared and absolute errors over valid pixels, added to strip by strip (in row
+/// order, so the result does not depend on the strip size).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ErrorSums {
+    pub squared: f64,
+    pub absolute: f64,
+    pub count: u64,
+}
+
+impl ErrorSums {
+    pub fn add(&mut self, real: &[f32], synthetic: &[f32], valid: &[bool]) {
+        for ((r, s), ok) in real.iter().zip(synthetic).zip(valid) {
+            if *ok && r.is_finite() && s.is_finite() {
+                let d = *r as f64 - *s as f64;
+                self.squared += d * d;
+                self.absolute += d.abs();
+                self.count += 1;
+            }
         }
     }
-    (sq, abs, n)
+
+    pub fn of(real: &[f32], synthetic: &[f32], valid: &[bool]) -> ErrorSums {
+        let mut sums = ErrorSums::default();
+        sums.add(real, synthetic, valid);
+        sums
+    }
+
+    pub fn rmse(&self) -> f64 {
+        if self.count == 0 { f64::NAN } else { (self.squared / self.count as f64).sqrt() }
+    }
+
+    pub fn mae(&self) -> f64 {
+        if self.count == 0 { f64::NAN } else { self.absolute / self.count as f64 }
+    }
+
+    /// Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE), as scikit-image's
+    /// `peak_signal_noise_ratio`; infinite for identical images.
+    pub fn psnr(&self, data_range: f64) -> f64 {
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        let mse = self.squared / self.count as f64;
+        if mse == 0.0 { f64::INFINITY } else { 10.0 * (data_range * data_range / mse).log10() }
+    }
+}
+
+/// A mean added to value by value (SSIM over windows, SAM over pixels).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MeanSum {
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl MeanSum {
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 { f64::NAN } else { self.sum / self.count as f64 }
+    }
 }
 
 pub fn rmse(real: &[f32], synthetic: &[f32], valid: &[bool]) -> f64 {
-    let (sq, _, n) = error_sums(real, synthetic, valid);
-    if n == 0 { f64::NAN } else { (sq / n as f64).sqrt() }
+    ErrorSums::of(real, synthetic, valid).rmse()
 }
 
 pub fn mae(real: &[f32], synthetic: &[f32], valid: &[bool]) -> f64 {
-    let (_, abs, n) = error_sums(real, synthetic, valid);
-    if n == 0 { f64::NAN } else { abs / n as f64 }
+    ErrorSums::of(real, synthetic, valid).mae()
 }
 
-/// Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE), as scikit-image's
-/// `peak_signal_noise_ratio`; infinite for identical images.
+/// See [`ErrorSums::psnr`].
 pub fn psnr(real: &[f32], synthetic: &[f32], valid: &[bool], data_range: f64) -> f64 {
-    let (sq, _, n) = error_sums(real, synthetic, valid);
-    if n == 0 {
-        return f64::NAN;
-    }
-    let mse = sq / n as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (data_range * data_range / mse).log10() }
+    ErrorSums::of(real, synthetic, valid).psnr(data_range)
 }
 
 /// SSIM window: a Gaussian of sigma 1.5 truncated at 3.5 sigma, i.e. 11 x 11 (Wang et al. 2004;
 /// scikit-image `structural_similarity(gaussian_weights=True, sigma=1.5,
 /// use_sample_covariance=False)`, whose filter is scipy's `gaussian_filter(truncate=3.5)`).
 const SSIM_SIGMA: f64 = 1.5;
-const SSIM_RADIUS: usize = 5;
+/// Pixels of context SSIM needs on each side of a pixel it is computed for.
+pub const SSIM_RADIUS: usize = 5;
 /// Stability constants of Wang et al. (2004).
 const SSIM_K1: f64 = 0.01;
 const SSIM_K2: f64 = 0.03;
@@ -58,12 +96,25 @@ fn gaussian_kernel() -> [f64; 2 * SSIM_RADIUS + 1] {
 
 /// Mean structural similarity over the pixels whose whole 11 x 11 window lies inside the image
 /// and holds only valid pixels. With every pixel valid this equals scikit-image's mean SSIM,
-/// which also leaves out the 5-pixel border. Works in strips of rows, so memory stays
-/// proportional to the image width.
+/// which also leaves out the 5-pixel border.
 pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid: &[bool], data_range: f64) -> f64 {
+    let mut acc = MeanSum::default();
+    if height > 2 * SSIM_RADIUS {
+        ssim_add(&mut acc, real, synthetic, width, valid, data_range, SSIM_RADIUS..height - SSIM_RADIUS);
+    }
+    acc.mean()
+}
+
+/// Adds the SSIM of the windows centred on `rows` (and on columns at least
+/// [`SSIM_RADIUS`] from the edges) of a strip of `width`-pixel rows, which must hold
+/// [`SSIM_RADIUS`] rows above and below `rows`. Works in strips of rows, so memory stays
+/// proportional to the image width; windows are added in row order, so strips of any size give
+/// the same sum.
+pub fn ssim_add(acc: &mut MeanSum, real: &[f32], synthetic: &[f32], width: usize, valid: &[bool], data_range: f64, rows: std::ops::Range<usize>) {
     let r = SSIM_RADIUS;
-    if width <= 2 * r || height <= 2 * r {
-        return f64::NAN;
+    let height = real.len() / width.max(1);
+    if width <= 2 * r || rows.is_empty() || rows.start < r || rows.end + r > height {
+        return;
     }
     let k = gaussian_kernel();
     let c1 = (SSIM_K1 * data_range).powi(2);
@@ -73,8 +124,8 @@ pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid:
     // five weighted moments and a count of invalid pixels), then a vertical pass; a window
     // counts only when its invalid count is zero.
     const STRIP: usize = 128;
-    let (mut sum, mut count) = (0.0f64, 0u64);
-    let out_rows = r..height - r;
+    let (mut sum, mut count) = (acc.sum, acc.count);
+    let out_rows = rows;
     let mut y0 = out_rows.start;
     while y0 < out_rows.end {
         let y1 = (y0 + STRIP).min(out_rows.end);
@@ -135,13 +186,19 @@ pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid:
         }
         y0 = y1;
     }
-    if count == 0 { f64::NAN } else { sum / count as f64 }
+    *acc = MeanSum { sum, count };
 }
 
 /// Mean spectral angle in degrees between real and synthetic spectra (Kruse et al. 1993), over
 /// valid pixels where neither spectrum is all zero. `real[b]` is band b.
 pub fn sam_degrees(real: &[&[f32]], synthetic: &[&[f32]], valid: &[bool]) -> f64 {
-    let (mut sum, mut n) = (0.0f64, 0u64);
+    let mut acc = MeanSum::default();
+    sam_add(&mut acc, real, synthetic, valid);
+    acc.mean()
+}
+
+/// Adds the spectral angles of a strip's pixels, in pixel order (see [`sam_degrees`]).
+pub fn sam_add(acc: &mut MeanSum, real: &[&[f32]], synthetic: &[&[f32]], valid: &[bool]) {
     for (i, ok) in valid.iter().enumerate() {
         if !*ok {
             continue;
@@ -159,10 +216,9 @@ pub fn sam_degrees(real: &[&[f32]], synthetic: &[&[f32]], valid: &[bool]) -> f64
             continue;
         }
         let cos = (dot / (nr.sqrt() * ns.sqrt())).clamp(-1.0, 1.0);
-        sum += cos.acos().to_degrees();
-        n += 1;
+        acc.sum += cos.acos().to_degrees();
+        acc.count += 1;
     }
-    if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
 #[cfg(test)]
@@ -194,6 +250,34 @@ mod tests {
         // Spectra (1, 0) and (1, 1) are 45 degrees apart.
         let (one, zero) = (vec![1.0f32; 4], vec![0.0f32; 4]);
         assert!((sam_degrees(&[&one, &zero], &[&one, &one], &[true; 4]) - 45.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn strips_of_any_size_give_the_same_sums() {
+        let (w, h) = (37, 41);
+        let a = ramp(w, h);
+        let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + ((i * 7919) % 13) as f32 * 0.01).collect();
+        let mut v = vec![true; a.len()];
+        v[20 * w + 3] = false;
+        let whole = ssim(&a, &b, w, h, &v, 1.0);
+        let (errors, sam) = (ErrorSums::of(&a, &b, &v), sam_degrees(&[&a, &b], &[&b, &a], &v));
+        for strip in [1, 4, 7, 40] {
+            let (mut acc, mut e, mut s) = (MeanSum::default(), ErrorSums::default(), MeanSum::default());
+            for y0 in (0..h).step_by(strip) {
+                let y1 = (y0 + strip).min(h);
+                let (h0, h1) = (y0.saturating_sub(SSIM_RADIUS), (y1 + SSIM_RADIUS).min(h));
+                let (rows, local) = (h0 * w..h1 * w, y0 * w..y1 * w);
+                let out = y0.max(SSIM_RADIUS)..y1.min(h - SSIM_RADIUS);
+                if !out.is_empty() {
+                    ssim_add(&mut acc, &a[rows.clone()], &b[rows.clone()], w, &v[rows], 1.0, out.start - h0..out.end - h0);
+                }
+                e.add(&a[local.clone()], &b[local.clone()], &v[local.clone()]);
+                sam_add(&mut s, &[&a[local.clone()], &b[local.clone()]], &[&b[local.clone()], &a[local.clone()]], &v[local]);
+            }
+            assert_eq!(acc.mean().to_bits(), whole.to_bits(), "strip {strip}");
+            assert_eq!(e, errors, "strip {strip}");
+            assert_eq!(s.mean().to_bits(), sam.to_bits(), "strip {strip}");
+        }
     }
 
     #[test]

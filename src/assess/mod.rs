@@ -13,14 +13,16 @@ mod project;
 pub mod report;
 pub mod severity;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::job::Progress;
-use crate::raster::{self, BandStack, ClassRaster, WriteOptions};
-use agreement::{BurnedAgreement, ConfusionMatrix};
+use crate::raster::{self, BandStack, BlockWriter, ByteBlockWriter, PixelWindow};
+use agreement::{BurnedAgreement, BurnedCounts, ConfusionMatrix};
+use metrics::{ErrorSums, MeanSum, SSIM_RADIUS};
 use severity::{Severity, SeverityThresholds};
 
 /// The names of the files an assessment writes into its folder.
@@ -74,14 +76,29 @@ pub struct AssessConfig {
     pub held_out: Option<HeldOut>,
 }
 
-/// A set of pixels (row-major on the grid) with what it is, in words.
+/// A set of square blocks of the grid with what it is, in words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOut {
     pub description: String,
     /// Number of pixels in the set (so the parameters change when the set does).
     pub pixels: usize,
+    /// Side of a block, pixels.
     #[serde(skip)]
-    pub mask: Vec<bool>,
+    pub block: usize,
+    /// `blocks[by][bx]`: whether the block at (bx, by) is in the set.
+    #[serde(skip)]
+    pub blocks: Vec<Vec<bool>>,
+}
+
+impl HeldOut {
+    /// Whether the set covers a `width` x `height` grid (every pixel falls in a block).
+    fn fits(&self, width: usize, height: usize) -> bool {
+        self.block > 0 && self.blocks.len() == height.div_ceil(self.block) && self.blocks.iter().all(|r| r.len() == width.div_ceil(self.block))
+    }
+
+    fn contains(&self, x: usize, y: usize) -> bool {
+        self.blocks[y / self.block][x / self.block]
+    }
 }
 
 /// The burned-area agreement over held-out pixels only.
@@ -232,15 +249,16 @@ impl Image {
     /// Reads the named bands, scaled to reflectance. Where the file has a `mask` band (as a
     /// project's preprocessed Sentinel-2 has: 1 for cloud, shadow or no data), masked pixels are
     /// not valid and read as NaN.
-    fn read(&self, names: &[&str], scale: f32) -> Result<BandStack> {
+    fn read(&self, names: &[&str], scale: f32, rows: Range<usize>) -> Result<BandStack> {
         let idx = names.iter().map(|n| self.band_index(n)).collect::<Result<Vec<_>>>()?;
         let location = self.path.display().to_string();
-        let mut stack = raster::read_window(&location, &idx, None)?;
+        let window = Some(PixelWindow { x_off: 0, y_off: rows.start, width: self.info.width, height: rows.len() });
+        let mut stack = raster::read_window_reusing(&location, &idx, window)?;
         if scale != 1.0 {
             stack.bands.iter_mut().flatten().for_each(|v| *v *= scale);
         }
         if let Some(m) = self.names.iter().position(|n| n.eq_ignore_ascii_case("mask")) {
-            let mask = raster::read_window(&location, &[m + 1], None)?;
+            let mask = raster::read_window_reusing(&location, &[m + 1], window)?;
             for (i, masked) in mask.bands[0].iter().enumerate() {
                 if *masked != 0.0 {
                     stack.valid[i] = false;
@@ -250,14 +268,52 @@ impl Image {
         }
         Ok(stack)
     }
+
+    /// The named bands scaled to fit `max_side` (averaged), masked as [`Image::read`] masks.
+    fn preview(&self, names: &[&str], scale: f32, max_side: usize) -> Result<BandStack> {
+        let idx = names.iter().map(|n| self.band_index(n)).collect::<Result<Vec<_>>>()?;
+        let location = self.path.display().to_string();
+        let mut stack = raster::read_preview(&location, &idx, max_side, true)?;
+        if scale != 1.0 {
+            stack.bands.iter_mut().flatten().for_each(|v| *v *= scale);
+        }
+        if let Some(m) = self.names.iter().position(|n| n.eq_ignore_ascii_case("mask")) {
+            let mask = raster::read_preview(&location, &[m + 1], max_side, false)?;
+            for (i, masked) in mask.bands[0].iter().enumerate() {
+                if *masked != 0.0 {
+                    stack.valid[i] = false;
+                }
+            }
+        }
+        // Pixels without data take no part in the stretch.
+        for (i, ok) in stack.valid.iter().enumerate() {
+            if !ok {
+                stack.bands.iter_mut().for_each(|b| b[i] = f32::NAN);
+            }
+        }
+        Ok(stack)
+    }
+}
+
+/// Pixels of one band read at a time, at most: the assessment works in strips of whole rows, so
+/// its memory follows the grid's width, not its area (about 30 strips of one band are in
+/// memory at once: the index bands of three images, the outputs, the image-quality bands).
+const STRIP_PIXELS: usize = 1 << 20;
+
+/// Rows of one strip on a grid `width` pixels wide.
+fn strip_rows(width: usize) -> usize {
+    (STRIP_PIXELS / width.max(1)).clamp(16, 1024)
 }
 
 /// Runs the assessment on three files and writes every output into `out_dir`.
 pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, progress: &Progress) -> Result<AssessReport> {
+    assess_in_strips(inputs, out_dir, cfg, progress, None)
+}
+
+/// [`assess_files`] with the strip height given (tests: any height gives the same report).
+fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, progress: &Progress, rows_per_strip: Option<usize>) -> Result<AssessReport> {
     progress.cleaned(crate::fsutil::remove_stale_partials(out_dir, 1));
     cfg.thresholds.validate().map_err(|m| Error::invalid("thresholds", m))?;
-    let total = 7;
-    progress.started(Some(total));
     let order = cfg.band_order.as_deref();
     let pre = Image::open(&inputs.pre, order)?;
     let real = Image::open(&inputs.real, order)?;
@@ -281,109 +337,128 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
     }
     let (width, height) = (pre.info.width, pre.info.height);
+    crate::grid::check_size(width, height).map_err(|m| Error::Raster { location: inputs.pre.display().to_string(), message: m })?;
     let gt = pre.info.geo_transform;
     let pixel_area_m2 = (gt[1] * gt[5]).abs();
     let crs_wkt = pre.info.crs_wkt.clone();
-
-    // Indices and severity.
-    progress.advanced(1, total, "burn indices");
+    if let Some(h) = &cfg.held_out
+        && !h.fits(width, height)
+    {
+        return Err(Error::invalid("held-out pixels", format!("blocks of {} px in {} rows do not cover the {width} x {height} grid", h.block, h.blocks.len())));
+    }
+    for name in &cfg.quality_bands {
+        real.band_index(name)?;
+        synth.band_index(name)?;
+    }
     let nir = cfg.nir.name();
     let index_bands = [nir, "B12", "B04"];
-    let pre_s = pre.read(&index_bands, cfg.scale)?;
-    let real_s = real.read(&index_bands, cfg.scale)?;
-    let synth_s = synth.read(&index_bands, cfg.scale)?;
-    let nbr_pre = indices::nbr(&pre_s.bands[0], &pre_s.bands[1], &pre_s.valid);
-    let mut rasters_written = Vec::new();
-    let mut outputs = |name: &str, post: &BandStack| -> Result<(Vec<f32>, Vec<Severity>)> {
-        let nbr_post = indices::nbr(&post.bands[0], &post.bands[1], &post.valid);
-        let dnbr = indices::dnbr(&nbr_pre, &nbr_post);
-        let rdnbr = indices::rdnbr(&nbr_pre, &dnbr);
-        let rbr = indices::rbr(&nbr_pre, &dnbr);
-        let ndvi = indices::ndvi(&post.bands[0], &post.bands[2], &post.valid);
-        let valid: Vec<bool> = dnbr.iter().map(|v| v.is_finite()).collect();
-        let stack = BandStack {
-            width,
-            height,
-            bands: vec![nbr_pre.clone(), nbr_post, dnbr.clone(), rdnbr, rbr, ndvi],
-            valid,
-            geo_transform: gt,
-            crs_wkt: crs_wkt.clone(),
-            descriptions: ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec(),
-        };
-        let file = files::indices(name);
-        raster::write_raster(&out_dir.join(&file), &stack, &WriteOptions::default())?;
-        rasters_written.push(file);
-        let classes = cfg.thresholds.classify_all(&dnbr);
-        Ok((dnbr, classes))
-    };
-    let (dnbr_real, sev_real) = outputs("real", &real_s)?;
-    progress.check_cancelled()?;
-    let (dnbr_synth, sev_synth) = outputs("synthetic", &synth_s)?;
-    progress.check_cancelled()?;
-
-    // Severity rasters, style and perimeters.
-    progress.advanced(2, total, "severity maps and perimeters");
+    // Every output is written strip by strip and appears under its name only when complete.
+    let index_names: Vec<String> = ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec();
     let palette: Vec<(u8, [u8; 3], &str)> = Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect();
-    for (name, sev) in [("real", &sev_real), ("synthetic", &sev_synth)] {
-        let codes: Vec<u8> = sev.iter().map(|s| *s as u8).collect();
-        let file = files::severity(name);
-        raster::write_classes(
-            &out_dir.join(&file),
-            &ClassRaster {
-                width,
-                height,
-                codes: &codes,
-                geo_transform: gt,
-                crs_wkt: &crs_wkt,
-                description: &format!("dNBR severity ({name})"),
-                classes: &palette,
-            },
-        )?;
-        rasters_written.push(file);
-        let burned: Vec<bool> = sev.iter().map(|s| cfg.thresholds.is_burned(*s)).collect();
-        let file = files::perimeter(name);
-        raster::polygonize_mask(&out_dir.join(&file), &burned, width, height, gt, &crs_wkt, &format!("burned_{name}"))?;
-        rasters_written.push(file);
+    let mut outputs = Vec::new();
+    for name in ["real", "synthetic"] {
+        outputs.push(Outputs {
+            indices: BlockWriter::create_on(&out_dir.join(files::indices(name)), width, height, gt, &crs_wkt, &index_names, f32::NAN)?,
+            severity: ByteBlockWriter::create(&out_dir.join(files::severity(name)), width, height, gt, &crs_wkt, &format!("dNBR severity ({name})"), Some(&palette))?,
+            burned: ByteBlockWriter::create(&out_dir.join(files::perimeter(name)), width, height, gt, &crs_wkt, &format!("burned ({name})"), None)?,
+            dnbr: MeanSum::default(),
+        });
+    }
+    let mut burned = BurnedCounts::default();
+    let mut held_counts = BurnedCounts::default();
+    let mut severity_confusion = agreement::severity_matrix();
+    // Per class code: real with synthetic data, synthetic with real data, synthetic anywhere.
+    let mut areas = [[0u64; 3]; 8];
+    let mut quality = QualityAcc::new(cfg.quality_bands.len());
+
+    let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
+    let strips = height.div_ceil(rows_per_strip) as u64;
+    let total = strips + 2;
+    progress.started(Some(total));
+    for (done, y0) in (0..height).step_by(rows_per_strip).enumerate() {
+        progress.check_cancelled()?;
+        let y1 = (y0 + rows_per_strip).min(height);
+        let rows = y1 - y0;
+        let pre_s = pre.read(&index_bands, cfg.scale, y0..y1)?;
+        let nbr_pre = indices::nbr(&pre_s.bands[0], &pre_s.bands[1], &pre_s.valid);
+        drop(pre_s);
+        let mut sev = Vec::with_capacity(2);
+        for (image, out) in [&real, &synth].into_iter().zip(outputs.iter_mut()) {
+            let post = image.read(&index_bands, cfg.scale, y0..y1)?;
+            let nbr_post = indices::nbr(&post.bands[0], &post.bands[1], &post.valid);
+            let dnbr = indices::dnbr(&nbr_pre, &nbr_post);
+            let rdnbr = indices::rdnbr(&nbr_pre, &dnbr);
+            let rbr = indices::rbr(&nbr_pre, &dnbr);
+            let ndvi = indices::ndvi(&post.bands[0], &post.bands[2], &post.valid);
+            drop(post);
+            for (b, values) in [&nbr_pre, &nbr_post, &dnbr, &rdnbr, &rbr, &ndvi].into_iter().enumerate() {
+                // Pixels without a dNBR are nodata in every band, as the maps built on it.
+                let masked: Vec<f32> = values.iter().zip(&dnbr).map(|(v, d)| if d.is_finite() { *v } else { f32::NAN }).collect();
+                out.indices.write_rows(b, y0, rows, &masked)?;
+            }
+            for v in dnbr.iter().filter(|v| v.is_finite()) {
+                out.dnbr.sum += *v as f64;
+                out.dnbr.count += 1;
+            }
+            let classes = cfg.thresholds.classify_all(&dnbr);
+            out.severity.write_rows(y0, rows, &classes.iter().map(|c| *c as u8).collect::<Vec<u8>>())?;
+            out.burned.write_rows(y0, rows, &classes.iter().map(|c| cfg.thresholds.is_burned(*c) as u8).collect::<Vec<u8>>())?;
+            sev.push(classes);
+        }
+        let (sev_real, sev_synth) = (&sev[0], &sev[1]);
+        burned.add(sev_real, sev_synth, &cfg.thresholds);
+        agreement::add_severity_pairs(&mut severity_confusion, sev_real, sev_synth);
+        if let Some(h) = &cfg.held_out {
+            let only = |s: &[Severity]| -> Vec<Severity> { s.iter().enumerate().map(|(i, s)| if h.contains(i % width, y0 + i / width) { *s } else { Severity::NoData }).collect() };
+            held_counts.add(&only(sev_real), &only(sev_synth), &cfg.thresholds);
+        }
+        for (r, s) in sev_real.iter().zip(sev_synth) {
+            if *s != Severity::NoData {
+                areas[*r as usize][0] += 1;
+            }
+            if *r != Severity::NoData {
+                areas[*s as usize][1] += 1;
+            }
+            areas[*s as usize][2] += 1;
+        }
+        drop(sev);
+        quality.add(&real, &synth, cfg, width, height, y0..y1)?;
+        progress.advanced(done as u64 + 1, total, format!("rows {y0}..{y1} of {height}"));
+    }
+
+    progress.check_cancelled()?;
+    progress.advanced(strips, total, "writing the maps and perimeters");
+    let mut rasters_written = Vec::new();
+    let mut maps = Vec::new();
+    let mut mean_dnbr = Vec::new();
+    for (name, out) in ["real", "synthetic"].into_iter().zip(outputs) {
+        out.indices.finish()?;
+        rasters_written.push(files::indices(name));
+        mean_dnbr.push(out.dnbr.mean());
+        maps.push((name, out.severity, out.burned));
+    }
+    for (name, severity, burned) in maps {
+        progress.check_cancelled()?;
+        severity.finish()?;
+        rasters_written.push(files::severity(name));
+        burned.finish_outlines(&format!("burned_{name}"))?;
+        rasters_written.push(files::perimeter(name));
     }
     crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.thresholds).as_bytes())?;
     rasters_written.push("severity.qml".into());
-    progress.check_cancelled()?;
 
-    // Agreement.
-    progress.advanced(3, total, "agreement");
-    let burned = agreement::burned_agreement(&sev_real, &sev_synth, &cfg.thresholds, pixel_area_m2);
-    let severity_confusion = agreement::severity_confusion(&sev_real, &sev_synth);
-    let held_out = match &cfg.held_out {
-        Some(h) if h.mask.len() == width * height => {
-            let only = |sev: &[Severity]| -> Vec<Severity> { sev.iter().zip(&h.mask).map(|(s, keep)| if *keep { *s } else { Severity::NoData }).collect() };
-            let burned = agreement::burned_agreement(&only(&sev_real), &only(&sev_synth), &cfg.thresholds, pixel_area_m2);
-            Some(HeldOutAgreement { description: h.description.clone(), burned })
-        }
-        Some(h) => {
-            return Err(Error::invalid("held-out pixels", format!("{} values for a {width} x {height} grid", h.mask.len())));
-        }
-        None => None,
-    };
     let ha = pixel_area_m2 / 10_000.0;
     let severity_areas = Severity::CLASSES
         .iter()
         .map(|c| ClassArea {
             class: c.label().into(),
             code: *c as u8,
-            hectares_real: sev_real.iter().zip(&sev_synth).filter(|(r, s)| *r == c && **s != Severity::NoData).count() as f64 * ha,
-            hectares_synthetic: sev_synth.iter().zip(&sev_real).filter(|(s, r)| *s == c && **r != Severity::NoData).count() as f64 * ha,
-            hectares_synthetic_all: sev_synth.iter().filter(|s| *s == c).count() as f64 * ha,
+            hectares_real: areas[*c as usize][0] as f64 * ha,
+            hectares_synthetic: areas[*c as usize][1] as f64 * ha,
+            hectares_synthetic_all: areas[*c as usize][2] as f64 * ha,
         })
         .collect();
-
-    // Image quality, band by band (memory: two bands at a time plus the spectra for SAM).
-    progress.advanced(4, total, "image quality");
-    let quality = quality(&real, &synth, cfg, width, height, progress)?;
-
-    let mean = |v: &[f32]| {
-        let (s, n) = v.iter().filter(|x| x.is_finite()).fold((0.0f64, 0u64), |(s, n), x| (s + *x as f64, n + 1));
-        if n == 0 { f64::NAN } else { s / n as f64 }
-    };
+    let held_out = cfg.held_out.as_ref().map(|h| HeldOutAgreement { description: h.description.clone(), burned: held_counts.agreement(pixel_area_m2) });
     let mut report = AssessReport {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         inputs: inputs.clone(),
@@ -393,73 +468,183 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         pixel_area_m2,
         crs_wkt: crs_wkt.clone(),
         nbr_definition: format!("NBR = ({nir} - B12) / ({nir} + B12)"),
-        quality,
-        burned,
+        quality: quality.finish(cfg),
+        burned: burned.agreement(pixel_area_m2),
         severity_confusion,
         held_out,
         severity_areas,
-        mean_dnbr_real: mean(&dnbr_real),
-        mean_dnbr_synthetic: mean(&dnbr_synth),
+        mean_dnbr_real: mean_dnbr[0],
+        mean_dnbr_synthetic: mean_dnbr[1],
         files: rasters_written,
     };
 
-    progress.advanced(5, total, "figures");
-    let figures = report::Figures { pre: &pre, real: &real, synthetic: &synth, cfg, dnbr_real: &dnbr_real, dnbr_synthetic: &dnbr_synth, sev_real: &sev_real, sev_synthetic: &sev_synth };
+    progress.advanced(strips + 1, total, "figures and report");
+    let figures = report::Figures { pre: &pre, real: &real, synthetic: &synth, cfg, out_dir };
     let pngs = report::write_figures(out_dir, &figures, &report)?;
     report.files.extend(pngs.iter().cloned());
     progress.check_cancelled()?;
-
-    progress.advanced(6, total, "report");
     report::write_tables(out_dir, &mut report)?;
     report::write_html(out_dir, &mut report, &pngs)?;
-    progress.advanced(7, total, "done");
+    progress.advanced(total, total, "done");
     Ok(report)
 }
 
-fn quality(real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, progress: &Progress) -> Result<Quality> {
-    let mut bands = Vec::new();
-    let (mut sq, mut abs, mut n) = (0.0f64, 0.0f64, 0u64);
-    let mut real_spectra = Vec::new();
-    let mut synth_spectra = Vec::new();
-    let mut valid_all: Option<Vec<bool>> = None;
-    for name in &cfg.quality_bands {
-        progress.check_cancelled()?;
-        let r = real.read(&[name.as_str()], cfg.scale)?;
-        let s = synth.read(&[name.as_str()], cfg.scale)?;
-        let valid: Vec<bool> = r.valid.iter().zip(&s.valid).map(|(a, b)| *a && *b).collect();
-        let (rb, sb) = (&r.bands[0], &s.bands[0]);
-        let rmse = metrics::rmse(rb, sb, &valid);
-        let mae = metrics::mae(rb, sb, &valid);
-        let count = valid.iter().filter(|v| **v).count() as u64;
-        sq += rmse * rmse * count as f64;
-        abs += mae * count as f64;
-        n += count;
-        bands.push(BandQuality {
-            band: name.clone(),
-            psnr_db: metrics::psnr(rb, sb, &valid, cfg.data_range),
-            ssim: metrics::ssim(rb, sb, width, height, &valid, cfg.data_range),
-            rmse,
-            mae,
-        });
-        valid_all = Some(match valid_all {
-            None => valid,
-            Some(v) => v.iter().zip(&valid).map(|(a, b)| *a && *b).collect(),
-        });
-        real_spectra.push(r.bands.into_iter().next().unwrap_or_default());
-        synth_spectra.push(s.bands.into_iter().next().unwrap_or_default());
-    }
-    let valid = valid_all.unwrap_or_default();
-    let rr: Vec<&[f32]> = real_spectra.iter().map(Vec::as_slice).collect();
-    let ss: Vec<&[f32]> = synth_spectra.iter().map(Vec::as_slice).collect();
-    let mse = if n == 0 { f64::NAN } else { sq / n as f64 };
-    Ok(Quality {
-        psnr_db: if mse == 0.0 { f64::INFINITY } else { 10.0 * (cfg.data_range * cfg.data_range / mse).log10() },
-        ssim: bands.iter().map(|b| b.ssim).sum::<f64>() / bands.len().max(1) as f64,
-        rmse: mse.sqrt(),
-        mae: if n == 0 { f64::NAN } else { abs / n as f64 },
-        sam_degrees: metrics::sam_degrees(&rr, &ss, &valid),
-        valid_pixels: valid.iter().filter(|v| **v).count() as u64,
-        bands,
-    })
+/// The rasters of one post-fire image (real or synthetic), written strip by strip.
+struct Outputs {
+    indices: BlockWriter,
+    severity: ByteBlockWriter,
+    /// The burned mask, kept only as its outlines (the perimeter GeoJSON).
+    burned: ByteBlockWriter,
+    dnbr: MeanSum,
 }
 
+/// Image quality, added to strip by strip.
+struct QualityAcc {
+    errors: Vec<ErrorSums>,
+    ssim: Vec<MeanSum>,
+    sam: MeanSum,
+    valid_pixels: u64,
+}
+
+impl QualityAcc {
+    fn new(bands: usize) -> QualityAcc {
+        QualityAcc { errors: vec![ErrorSums::default(); bands], ssim: vec![MeanSum::default(); bands], sam: MeanSum::default(), valid_pixels: 0 }
+    }
+
+    /// Adds the rows `rows` of the grid: band by band (each with its own valid pixels), read with
+    /// the rows SSIM's window needs above and below.
+    fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<()> {
+        let r = SSIM_RADIUS;
+        let (h0, h1) = (rows.start.saturating_sub(r), (rows.end + r).min(height));
+        let own = (rows.start - h0) * width..(rows.end - h0) * width;
+        // SSIM windows centred on these rows lie wholly inside the grid.
+        let centres = rows.start.max(r)..rows.end.min(height.saturating_sub(r));
+        let mut valid_all: Option<Vec<bool>> = None;
+        let mut real_spectra = Vec::with_capacity(cfg.quality_bands.len());
+        let mut synth_spectra = Vec::with_capacity(cfg.quality_bands.len());
+        for (b, name) in cfg.quality_bands.iter().enumerate() {
+            let rs = real.read(&[name.as_str()], cfg.scale, h0..h1)?;
+            let ss = synth.read(&[name.as_str()], cfg.scale, h0..h1)?;
+            let valid: Vec<bool> = rs.valid.iter().zip(&ss.valid).map(|(a, b)| *a && *b).collect();
+            let (rb, sb) = (&rs.bands[0], &ss.bands[0]);
+            self.errors[b].add(&rb[own.clone()], &sb[own.clone()], &valid[own.clone()]);
+            if !centres.is_empty() {
+                metrics::ssim_add(&mut self.ssim[b], rb, sb, width, &valid, cfg.data_range, centres.start - h0..centres.end - h0);
+            }
+            let own_valid = &valid[own.clone()];
+            valid_all = Some(match valid_all {
+                None => own_valid.to_vec(),
+                Some(v) => v.iter().zip(own_valid).map(|(a, b)| *a && *b).collect(),
+            });
+            real_spectra.push(rb[own.clone()].to_vec());
+            synth_spectra.push(sb[own.clone()].to_vec());
+        }
+        let valid = valid_all.unwrap_or_default();
+        let rr: Vec<&[f32]> = real_spectra.iter().map(Vec::as_slice).collect();
+        let ss: Vec<&[f32]> = synth_spectra.iter().map(Vec::as_slice).collect();
+        metrics::sam_add(&mut self.sam, &rr, &ss, &valid);
+        self.valid_pixels += valid.iter().filter(|v| **v).count() as u64;
+        Ok(())
+    }
+
+    fn finish(self, cfg: &AssessConfig) -> Quality {
+        let (mut sq, mut abs, mut n) = (0.0f64, 0.0f64, 0u64);
+        let mut bands = Vec::new();
+        for ((name, e), s) in cfg.quality_bands.iter().zip(&self.errors).zip(&self.ssim) {
+            let (rmse, mae) = (e.rmse(), e.mae());
+            sq += rmse * rmse * e.count as f64;
+            abs += mae * e.count as f64;
+            n += e.count;
+            bands.push(BandQuality { band: name.clone(), psnr_db: e.psnr(cfg.data_range), ssim: s.mean(), rmse, mae });
+        }
+        let mse = if n == 0 { f64::NAN } else { sq / n as f64 };
+        Quality {
+            psnr_db: if mse == 0.0 { f64::INFINITY } else { 10.0 * (cfg.data_range * cfg.data_range / mse).log10() },
+            ssim: bands.iter().map(|b| b.ssim).sum::<f64>() / bands.len().max(1) as f64,
+            rmse: mse.sqrt(),
+            mae: if n == 0 { f64::NAN } else { abs / n as f64 },
+            sam_degrees: self.sam.mean(),
+            valid_pixels: self.valid_pixels,
+            bands,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 6-band reflectance image (plus a cloud mask band where `mask` is given) on a small UTM grid.
+    fn image(dir: &Path, name: &str, w: usize, h: usize, seed: u32, mask: Option<&dyn Fn(usize) -> bool>) -> PathBuf {
+        let bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
+        let mut values: Vec<Vec<f32>> = (0..bands.len())
+            .map(|b| (0..w * h).map(|i| 0.05 + 0.3 * (((i * 7 + b * 13 + seed as usize * 31) % 97) as f32 / 97.0)).collect())
+            .collect();
+        let mut descriptions: Vec<String> = bands.map(String::from).to_vec();
+        let mut valid = vec![true; w * h];
+        valid[3 * w + 4] = seed == 2; // one nodata pixel in the pre and real images
+        if let Some(m) = mask {
+            values.push((0..w * h).map(|i| m(i) as u8 as f32).collect());
+            descriptions.push("mask".into());
+        }
+        let stack = BandStack {
+            width: w,
+            height: h,
+            bands: values,
+            valid,
+            geo_transform: [300_000.0, 10.0, 0.0, 4_600_000.0, 0.0, -10.0],
+            crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(32633).unwrap().to_wkt().unwrap(),
+            descriptions,
+        };
+        let path = dir.join(format!("{name}.tif"));
+        raster::write_raster(&path, &stack, &raster::WriteOptions::default()).unwrap();
+        path
+    }
+
+    #[test]
+    fn strips_of_any_height_give_the_same_report_and_rasters() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (70, 53);
+        let cloud = |i: usize| (i % w) > 60 && (i / w) < 10;
+        let inputs = AssessInputs {
+            pre: image(dir.path(), "pre", w, h, 0, Some(&cloud)),
+            real: image(dir.path(), "real", w, h, 1, None),
+            synthetic: image(dir.path(), "synthetic", w, h, 2, None),
+        };
+        let held = HeldOut { description: "test blocks".into(), pixels: 0, block: 16, blocks: (0..h.div_ceil(16)).map(|by| (0..w.div_ceil(16)).map(|bx| (bx + by) % 2 == 0).collect()).collect() };
+        let cfg = AssessConfig { held_out: Some(held), ..Default::default() };
+        let run = |rows: Option<usize>, out: &str| {
+            let out = dir.path().join(out);
+            let report = assess_in_strips(&inputs, &out, &cfg, &Progress::silent("assess"), rows).unwrap();
+            let bits = |file: String, band: usize| -> Vec<u32> {
+                raster::read_window(&out.join(file).display().to_string(), &[band], None).unwrap().bands[0].iter().map(|v| v.to_bits()).collect()
+            };
+            let (dnbr, sev) = (bits(files::indices("synthetic"), 3), bits(files::severity("real"), 1));
+            let perimeter = std::fs::read_to_string(out.join(files::perimeter("synthetic"))).unwrap();
+            (report, dnbr, sev, perimeter)
+        };
+        let whole = run(None, "whole");
+        assert!(whole.0.quality.valid_pixels > 0 && whole.0.burned.pixels > 0, "{:?}", whole.0.burned);
+        assert!(whole.0.held_out.as_ref().is_some_and(|h| h.burned.pixels > 0 && h.burned.pixels < whole.0.burned.pixels));
+        assert!(whole.0.quality.ssim.is_finite() && whole.0.quality.sam_degrees.is_finite());
+        for rows in [1, 7, 16] {
+            let strips = run(Some(rows), &format!("rows-{rows}"));
+            assert_eq!(strips.0, whole.0, "{rows} rows a strip");
+            assert!(strips.1 == whole.1 && strips.2 == whole.2 && strips.3 == whole.3, "{rows} rows a strip: the rasters differ");
+        }
+        // No temporary file of the writers is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("whole")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+
+    #[test]
+    fn a_header_of_absurd_size_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        // A VRT claiming 2,000,000 x 2,000,000 pixels: a few bytes on disk.
+        let vrt = dir.path().join("huge.vrt");
+        std::fs::write(&vrt, "<VRTDataset rasterXSize=\"2000000\" rasterYSize=\"2000000\"><VRTRasterBand dataType=\"Float32\" band=\"1\"><Description>B08</Description></VRTRasterBand></VRTDataset>").unwrap();
+        let inputs = AssessInputs { pre: vrt.clone(), real: vrt.clone(), synthetic: vrt };
+        let err = assess_files(&inputs, &dir.path().join("out"), &AssessConfig::default(), &Progress::silent("assess")).unwrap_err().to_string();
+        assert!(err.contains("2000000 x 2000000") && err.contains("larger than this program handles"), "{err}");
+    }
+}

@@ -130,15 +130,22 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
     let (w, h) = (summary.grid_width, summary.grid_height);
     let tiles = &summary.config.tiles;
     let (block, splits) = block_splits(w, h, tiles);
-    let mask: Vec<bool> = (0..w * h).map(|i| splits[(i / w) / block][(i % w) / block] != Split::Train).collect();
-    let pixels = mask.iter().filter(|m| **m).count();
+    let blocks: Vec<Vec<bool>> = splits.iter().map(|row| row.iter().map(|s| *s != Split::Train).collect()).collect();
+    // Pixels of the held-out blocks, edge blocks cut by the grid's border.
+    let side = |i: usize, n: usize| (block * (i + 1)).min(n).saturating_sub(block * i);
+    let pixels: usize = blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(by, row)| row.iter().enumerate().filter(|(_, held)| **held).map(move |(bx, _)| side(bx, w) * side(by, h)))
+        .sum();
     if pixels == 0 {
         return Ok(None);
     }
     Ok(Some(HeldOut {
         description: format!("the dataset's validation and test blocks ({block} px blocks, split seed {}): {pixels} of {} grid pixels", tiles.seed, w * h),
         pixels,
-        mask,
+        block,
+        blocks,
     }))
 }
 

@@ -35,11 +35,13 @@ pub(super) struct Figures<'a> {
     pub real: &'a Image,
     pub synthetic: &'a Image,
     pub cfg: &'a AssessConfig,
-    pub dnbr_real: &'a [f32],
-    pub dnbr_synthetic: &'a [f32],
-    pub sev_real: &'a [Severity],
-    pub sev_synthetic: &'a [Severity],
+    /// The folder holding the index and severity rasters already written.
+    pub out_dir: &'a Path,
 }
+
+/// Longest side of the previews the true-colour stretch is taken from (at most ~1 million
+/// pixels, whatever the grid).
+const STRETCH_PREVIEW_PX: usize = 1024;
 
 /// An RGB picture.
 struct Picture {
@@ -317,23 +319,23 @@ fn confusion_figure(path: &Path, report: &AssessReport) -> Result<()> {
 pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) -> Result<Vec<String>> {
     let dir = out_dir.join("figures");
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "creating the figures folder"))?;
-    let (w, h) = (report.width, report.height);
     let sim = if f.cfg.simulated_burn.is_some() { " (SIMULATED burn)" } else { "" };
 
-    // True colour, one stretch (from the real post-fire image) for all three.
+    // True colour, one stretch (from the real post-fire image) for all three; drawn from
+    // previews, so memory does not grow with the grid.
     let rgb_names = ["B04", "B03", "B02"];
-    let real_rgb = f.real.read(&rgb_names, f.cfg.scale)?;
+    let real_rgb = f.real.preview(&rgb_names, f.cfg.scale, STRETCH_PREVIEW_PX)?;
     let stretches: Vec<(f32, f32)> = real_rgb.bands.iter().map(|b| percentile_stretch(b)).collect();
     let to_picture = |s: &crate::raster::BandStack| {
-        Picture::from_fn(w, h, |i| {
+        Picture::from_fn(s.width, s.height, |i| {
             if !s.valid[i] {
                 return [0, 0, 0];
             }
             [0, 1, 2].map(|b| stretch(s.bands[b][i], stretches[b].0, stretches[b].1))
         })
     };
-    let pre_rgb = f.pre.read(&rgb_names, f.cfg.scale)?;
-    let synth_rgb = f.synthetic.read(&rgb_names, f.cfg.scale)?;
+    let pre_rgb = f.pre.preview(&rgb_names, f.cfg.scale, STRETCH_PREVIEW_PX)?;
+    let synth_rgb = f.synthetic.preview(&rgb_names, f.cfg.scale, STRETCH_PREVIEW_PX)?;
     panels_figure(
         &dir.join("rgb.png"),
         &format!("True colour (B4, B3, B2), 2-98 % stretch of the real t1 image{sim}"),
@@ -346,12 +348,19 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
     )?;
     drop((pre_rgb, synth_rgb, real_rgb));
 
+    // Maps from the rasters just written (nearest pixels of their overviews).
+    let map = |file: String, band: usize, color: &dyn Fn(f32, bool) -> [u8; 3]| -> Result<Picture> {
+        let s = crate::raster::read_preview(&f.out_dir.join(file).display().to_string(), &[band], PANEL_MAX_PX, false)?;
+        Ok(Picture::from_fn(s.width, s.height, |i| color(s.bands[0][i], s.valid[i])))
+    };
+    let dnbr = |v: f32, ok: bool| dnbr_color(if ok { v } else { f32::NAN });
+    let severity = |v: f32, ok: bool| if ok { Severity::from_code(v as u8).color() } else { Severity::NoData.color() };
     panels_figure(
         &dir.join("dnbr.png"),
         &format!("dNBR = NBR(t0) - NBR(t1), {}{sim}", report.nbr_definition),
         &[
-            ("from the real t1 image".into(), Picture::from_fn(w, h, |i| dnbr_color(f.dnbr_real[i]))),
-            ("from the synthetic t1 image".into(), Picture::from_fn(w, h, |i| dnbr_color(f.dnbr_synthetic[i]))),
+            ("from the real t1 image".into(), map(super::files::indices("real"), 3, &dnbr)?),
+            ("from the synthetic t1 image".into(), map(super::files::indices("synthetic"), 3, &dnbr)?),
         ],
         Some(Legend::Colorbar { min: -0.5, max: 1.0, label: "dNBR (grey: no data)".into() }),
     )?;
@@ -361,8 +370,8 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
         &dir.join("severity.png"),
         &format!("Burn severity (USGS dNBR classes){sim}"),
         &[
-            ("from the real t1 image".into(), Picture::from_fn(w, h, |i| f.sev_real[i].color())),
-            ("from the synthetic t1 image".into(), Picture::from_fn(w, h, |i| f.sev_synthetic[i].color())),
+            ("from the real t1 image".into(), map(super::files::severity("real"), 1, &severity)?),
+            ("from the synthetic t1 image".into(), map(super::files::severity("synthetic"), 1, &severity)?),
         ],
         Some(Legend::Classes(classes)),
     )?;

@@ -219,8 +219,8 @@ impl ProjectConfig {
         if let Some(b) = self.bands.s1.iter().find(|b| !S1_BANDS.contains(&b.as_str())) {
             return fail("s1", format!("unknown Sentinel-1 polarisation '{b}'; known: {}", S1_BANDS.join(", ")));
         }
-        if self.grid.width == 0 || self.grid.height == 0 || self.grid.pixel_size_m <= 0.0 {
-            return fail("grid", "the grid is empty; run `s2cr init` again to recompute it from the AOI".into());
+        if let Err(m) = self.grid.check() {
+            return fail("grid", format!("{m}; run `s2cr init` again to recompute it from the AOI"));
         }
         if self.name.trim().is_empty() {
             return fail("name", "the project needs a name".into());

@@ -17,20 +17,26 @@ use crate::fsutil::{ensure_parent, temp_sibling};
 use crate::grid::TargetGrid;
 
 /// Renames a finished temporary file onto its final name, removing it on failure.
-/// GDAL's side-car file (category names, statistics) travels with it.
+/// GDAL's side-car file (category names, statistics) travels with it: the old side-car goes
+/// first, then the raster, then the new side-car, so a crash in between never pairs a new
+/// raster with an old side-car (at worst the new raster lacks its category names).
 pub(super) fn commit(tmp: &Path, path: &Path) -> Result<()> {
     let aux = |p: &Path| PathBuf::from(format!("{}.aux.xml", p.display()));
-    if aux(tmp).exists() {
-        std::fs::rename(aux(tmp), aux(path)).map_err(Error::io(aux(path), "moving the side-car file into place"))?;
-    } else {
-        let _ = std::fs::remove_file(aux(path));
+    match std::fs::remove_file(aux(path)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Io { path: aux(path), action: "removing the old side-car file", source: e }),
     }
     std::fs::rename(tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
+        let _ = std::fs::remove_file(aux(tmp));
         Error::Io { path: path.to_path_buf(), action: "moving the finished file into place", source: e }
-    })
+    })?;
+    if aux(tmp).exists() {
+        std::fs::rename(aux(tmp), aux(path)).map_err(Error::io(aux(path), "moving the side-car file into place"))?;
+    }
+    Ok(())
 }
-
 
 /// Writes a band stack as a GeoTIFF or COG (Float32), with nodata where the stack is invalid
 /// and the band descriptions. The file appears under its name only when complete.
@@ -125,23 +131,25 @@ pub struct BlockWriter {
 impl BlockWriter {
     pub fn create(path: &Path, grid: &TargetGrid, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
         init_gdal();
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(path.display(), "creating the grid CRS"))?;
+        let wkt = srs.to_wkt().map_err(Error::gdal(path.display(), "writing the grid CRS"))?;
+        Self::create_on(path, grid.width, grid.height, grid.geo_transform(), &wkt, band_names, nodata)
+    }
+
+    /// Like [`BlockWriter::create`] on any north-up grid: `width` x `height` pixels with this
+    /// geotransform and CRS (WKT; empty for none).
+    pub fn create_on(path: &Path, width: usize, height: usize, geo_transform: [f64; 6], crs_wkt: &str, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+        init_gdal();
         let loc = path.display().to_string();
         ensure_parent(path)?;
         let tmp = temp_sibling(&path.with_extension("blocks.tif"));
-        let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
-        let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
-        let mut ds = driver
-            .create_with_band_type_with_options::<f32, _>(&tmp, grid.width, grid.height, band_names.len(), &options)
-            .map_err(Error::gdal(&loc, "creating the output raster"))?;
-        ds.set_geo_transform(&grid.geo_transform()).map_err(Error::gdal(&loc, "setting the geotransform"))?;
-        let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(&loc, "creating the grid CRS"))?;
-        ds.set_spatial_ref(&srs).map_err(Error::gdal(&loc, "setting the CRS"))?;
+        let ds = create_tiled::<f32>(&tmp, &loc, width, height, band_names.len(), geo_transform, crs_wkt)?;
         for (i, name) in band_names.iter().enumerate() {
             let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
             band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
             band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
         }
-        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width: grid.width, height: grid.height, cog: true })
+        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height, cog: true })
     }
 
     /// A Float32 raster in the geometry of `like` (same size, its GCPs or geotransform and CRS),
@@ -213,6 +221,129 @@ impl Drop for BlockWriter {
     }
 }
 
+/// A tiled, deflated GeoTIFF of `bands` bands of `T` at `tmp`, with the grid's georeferencing.
+fn create_tiled<T: gdal::raster::GdalType>(tmp: &Path, loc: &str, width: usize, height: usize, bands: usize, geo_transform: [f64; 6], crs_wkt: &str) -> Result<Dataset> {
+    let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
+    let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
+    let mut ds = driver
+        .create_with_band_type_with_options::<T, _>(tmp, width, height, bands, &options)
+        .map_err(|e| {
+            let _ = std::fs::remove_file(tmp);
+            Error::Gdal { location: loc.to_string(), action: "creating the output raster".into(), source: e }
+        })?;
+    ds.set_geo_transform(&geo_transform).map_err(Error::gdal(loc, "setting the geotransform"))?;
+    if !crs_wkt.is_empty() {
+        ds.set_projection(crs_wkt).map_err(Error::gdal(loc, "setting the CRS"))?;
+    }
+    Ok(ds)
+}
+
+/// Writes a single-band Byte raster (class codes or a 0/1 mask) block by block, then either a
+/// COG of it ([`ByteBlockWriter::finish`]) or the outlines of its non-zero pixels
+/// ([`ByteBlockWriter::finish_outlines`]) under the final name.
+pub struct ByteBlockWriter {
+    ds: Option<Dataset>,
+    tmp: PathBuf,
+    path: PathBuf,
+    width: usize,
+    height: usize,
+}
+
+impl ByteBlockWriter {
+    /// With `classes` ((code, RGB, name) each), the raster gets a colour table and category
+    /// names and code 0 is nodata, as [`write_classes`] writes class maps.
+    pub fn create(
+        path: &Path,
+        width: usize,
+        height: usize,
+        geo_transform: [f64; 6],
+        crs_wkt: &str,
+        description: &str,
+        classes: Option<&[(u8, [u8; 3], &str)]>,
+    ) -> Result<ByteBlockWriter> {
+        init_gdal();
+        let loc = path.display().to_string();
+        ensure_parent(path)?;
+        let tmp = temp_sibling(&path.with_extension("blocks.tif"));
+        let ds = create_tiled::<u8>(&tmp, &loc, width, height, 1, geo_transform, crs_wkt)?;
+        let writer = ByteBlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height };
+        if let Some(ds) = &writer.ds {
+            let mut band = ds.rasterband(1).map_err(Error::gdal(&loc, "opening the band"))?;
+            band.set_description(description).map_err(Error::gdal(&loc, "setting the description"))?;
+            if let Some(classes) = classes {
+                band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
+                set_class_table(&mut band, classes);
+            }
+        }
+        Ok(writer)
+    }
+
+    /// Writes `rows` full rows starting at row `y_off`.
+    pub fn write_rows(&mut self, y_off: usize, rows: usize, data: &[u8]) -> Result<()> {
+        let loc = self.path.display().to_string();
+        if data.len() != rows * self.width || y_off + rows > self.height {
+            return Err(Error::Raster { location: loc, message: format!("block of {rows} rows at {y_off} does not fit {} x {}", self.width, self.height) });
+        }
+        let ds = self.ds.as_ref().ok_or_else(|| Error::Raster { location: loc.clone(), message: "already finished".into() })?;
+        let mut b = ds.rasterband(1).map_err(Error::gdal(&loc, "opening the band"))?;
+        let mut buf = Buffer::new((self.width, rows), data.to_vec());
+        b.write((0, y_off as isize), (self.width, rows), &mut buf).map_err(Error::gdal(&loc, "writing a block"))
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if let Some(ds) = self.ds.take() {
+            ds.close().map_err(Error::gdal(self.path.display(), "closing the block file"))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the blocks and writes the COG under the final name.
+    pub fn finish(mut self) -> Result<()> {
+        self.close()?;
+        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
+    }
+
+    /// Closes the blocks and writes the outlines of the non-zero pixels as polygons to a
+    /// GeoJSON file in WGS84 (see [`polygonize_band`]) under the final name; the raster itself
+    /// is not kept. Returns the number of polygons.
+    pub fn finish_outlines(mut self, layer_name: &str) -> Result<usize> {
+        self.close()?;
+        let ds = open(&self.tmp.display().to_string())?;
+        polygonize_band(&self.path, &ds, layer_name)
+    }
+}
+
+impl Drop for ByteBlockWriter {
+    fn drop(&mut self) {
+        drop(self.ds.take());
+        let _ = std::fs::remove_file(&self.tmp);
+        let _ = std::fs::remove_file(format!("{}.aux.xml", self.tmp.display()));
+    }
+}
+
+/// Gives a Byte band a colour table (transparent where no class is) and category names.
+fn set_class_table(band: &mut gdal::raster::RasterBand, classes: &[(u8, [u8; 3], &str)]) {
+    let mut table = gdal::raster::ColorTable::new(gdal::raster::PaletteInterpretation::Rgba);
+    let max_code = classes.iter().map(|c| c.0).max().unwrap_or(0);
+    let mut names = vec![String::new(); max_code as usize + 1];
+    for code in 0..=max_code {
+        let (rgb, alpha) = match classes.iter().find(|c| c.0 == code) {
+            Some(c) => {
+                names[code as usize] = c.2.to_string();
+                (c.1, 255)
+            }
+            None => ([0, 0, 0], 0),
+        };
+        let entry = gdal::raster::RgbaEntry { r: rgb[0] as i16, g: rgb[1] as i16, b: rgb[2] as i16, a: alpha };
+        table.set_color_entry(code as u16, &gdal::raster::ColorEntry::Rgba(entry));
+    }
+    band.set_color_table(&table);
+    let names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap_or_default()).collect();
+    let mut ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
+    // SAFETY: a NUL-terminated list of C strings that outlive the call; GDAL copies them.
+    unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), ptrs.as_mut_ptr()) };
+}
+
 /// Turns any raster GDAL reads into a COG at `path` (e.g. after a warp).
 pub fn to_cog(src: &str, path: &Path, options: &WriteOptions) -> Result<()> {
     let ds = open(src)?;
@@ -256,57 +387,18 @@ pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
         band.write((0, 0), (raster.width, raster.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
         band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
         band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
-        let mut table = gdal::raster::ColorTable::new(gdal::raster::PaletteInterpretation::Rgba);
-        let max_code = raster.classes.iter().map(|c| c.0).max().unwrap_or(0);
-        let mut names = vec![String::new(); max_code as usize + 1];
-        for code in 0..=max_code {
-            let (rgb, alpha) = match raster.classes.iter().find(|c| c.0 == code) {
-                Some(c) => {
-                    names[code as usize] = c.2.to_string();
-                    (c.1, 255)
-                }
-                None => ([0, 0, 0], 0),
-            };
-            let entry = gdal::raster::RgbaEntry { r: rgb[0] as i16, g: rgb[1] as i16, b: rgb[2] as i16, a: alpha };
-            table.set_color_entry(code as u16, &gdal::raster::ColorEntry::Rgba(entry));
-        }
-        band.set_color_table(&table);
-        let names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap_or_default()).collect();
-        let mut ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
-        // SAFETY: a NUL-terminated list of C strings that outlive the call; GDAL copies them.
-        unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), ptrs.as_mut_ptr()) };
+        set_class_table(&mut band, raster.classes);
     }
     translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
 }
 
-/// Writes the outlines of the `true` pixels of a mask as polygons to a GeoJSON file in WGS84
-/// (RFC 7946; GDAL reprojects from the raster's CRS), with GDAL's polygonize. Returns the
-/// number of polygons.
-pub fn polygonize_mask(
-    path: &Path,
-    mask: &[bool],
-    width: usize,
-    height: usize,
-    geo_transform: [f64; 6],
-    crs_wkt: &str,
-    layer_name: &str,
-) -> Result<usize> {
+/// Writes the outlines of the non-zero pixels of band 1 of `ds` (the band being its own mask)
+/// as polygons to a GeoJSON file in WGS84 (RFC 7946; GDAL reprojects from the raster's CRS),
+/// with GDAL's polygonize, atomically. Returns the number of polygons.
+fn polygonize_band(path: &Path, ds: &Dataset, layer_name: &str) -> Result<usize> {
     use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
-    init_gdal();
     let loc = path.display().to_string();
-    if mask.len() != width * height {
-        return Err(Error::Raster { location: loc, message: "mask does not match width x height".into() });
-    }
-    ensure_parent(path)?;
-    let mem = DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("MEM", "loading GDAL's memory driver"))?;
-    let mut ds = mem.create_with_band_type::<u8, _>("", width, height, 1).map_err(Error::gdal(&loc, "creating the mask raster"))?;
-    ds.set_geo_transform(&geo_transform).map_err(Error::gdal(&loc, "setting the geotransform"))?;
-    ds.set_projection(crs_wkt).map_err(Error::gdal(&loc, "setting the CRS"))?;
-    let mut buf = Buffer::new((width, height), mask.iter().map(|m| *m as u8).collect::<Vec<u8>>());
-    ds.rasterband(1)
-        .and_then(|mut b| b.write((0, 0), (width, height), &mut buf))
-        .map_err(Error::gdal(&loc, "writing the mask"))?;
-    let srs = gdal::spatial_ref::SpatialRef::from_wkt(crs_wkt).map_err(Error::gdal(&loc, "reading the CRS"))?;
+    let srs = ds.spatial_ref().map_err(Error::gdal(&loc, "reading the CRS"))?;
     let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(Error::gdal("GeoJSON", "loading the GDAL driver"))?;
     let tmp = temp_sibling(path);
     let _ = std::fs::remove_file(&tmp);
