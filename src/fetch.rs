@@ -431,7 +431,7 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
         elapsed_secs: start.elapsed().as_secs_f64(),
         files,
     };
-    let mut manifest = Manifest::new(Stage::Fetch, serde_json::json!({"margin_m": opts.margin_m, "bands_s2": project.config.bands.s2, "bands_s1": project.config.bands.s1}));
+    let mut manifest = Manifest::new(Stage::Fetch, project.stage_parameters(Stage::Fetch, serde_json::json!({"margin_m": opts.margin_m})));
     manifest.add_input(project.root(), &search_path)?;
     for f in &report.files {
         manifest.add_output(project.root(), &f.path)?;

@@ -300,6 +300,10 @@ impl Image {
 /// memory at once: the index bands of three images, the outputs, the image-quality bands).
 const STRIP_PIXELS: usize = 1 << 20;
 
+/// GDAL's block cache during an assessment: a row of 256-pixel tiles of the three inputs' index
+/// bands at 10980 pixels wide, with room for the outputs' blocks.
+const ASSESS_BLOCK_CACHE: i64 = 256 << 20;
+
 /// Rows of one strip on a grid `width` pixels wide.
 fn strip_rows(width: usize) -> usize {
     (STRIP_PIXELS / width.max(1)).clamp(16, 1024)
@@ -371,6 +375,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let mut areas = [[0u64; 3]; 8];
     let mut quality = QualityAcc::new(cfg.quality_bands.len());
 
+    // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
+    let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
     let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
     let strips = height.div_ceil(rows_per_strip) as u64;
     let total = strips + 2;

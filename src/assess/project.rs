@@ -78,7 +78,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let dir = project.assess_dir(run);
     let simulated = cfg.simulated_burn.is_some();
     let manifest_path = project.manifest_path(Stage::Assess, Some(run));
-    let params = serde_json::to_value(cfg).map_err(|e| Error::invalid("assess parameters", e.to_string()))?;
+    let params = project.stage_parameters(Stage::Assess, serde_json::to_value(cfg).map_err(|e| Error::invalid("assess parameters", e.to_string()))?);
     if let Some(m) = Manifest::load(&manifest_path)?
         && m.state(project.root(), Some(&params)) == StageState::Done
         && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs)

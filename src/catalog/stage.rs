@@ -256,13 +256,7 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
     let manifest_path = project.manifest_path(Stage::Search, None);
     // Every setting the search reads, project.yaml's included: a changed one makes the
     // catalog stale.
-    let params = serde_json::json!({
-        "search": cfg,
-        "t0": project.config.t0.to_string(),
-        "t1": project.config.t1.to_string(),
-        "max_cloud_percent": project.config.max_cloud_percent,
-        "bands": project.config.bands,
-    });
+    let params = project.stage_parameters(Stage::Search, serde_json::to_value(cfg).map_err(|e| Error::invalid("search parameters", e.to_string()))?);
     if let Some(m) = Manifest::load(&manifest_path)?
         && m.state(project.root(), Some(&params)) == StageState::Done
         && let Ok(text) = std::fs::read_to_string(&result_path)

@@ -326,7 +326,8 @@ pub struct BenchArgs {
     /// model: generator inference and GAN training step times on --size patches
     /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py;
     /// profile: unet_256's layers one by one on the CPU; infer: whole-grid inference on
-    /// generated scenes of --size (time, peak memory).
+    /// generated scenes of --size (time, peak memory); display: the app's layer display;
+    /// assess: the assessment of generated images of --size (time, peak memory).
     #[arg(long, value_enum, default_value = "filters")]
     pub what: BenchWhat,
     /// model: skip the GPU (wgpu) rows.
@@ -351,6 +352,9 @@ pub enum BenchWhat {
     /// The app's layer display on a generated --size layer: first load, stretch and gamma
     /// changes, the mesh for pan/zoom.
     Display,
+    /// The assessment on a generated --size pre-fire, real and synthetic image (about 9 GB of
+    /// inputs at 10980, kept in --dir for reuse): time and peak memory.
+    Assess,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

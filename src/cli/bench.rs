@@ -23,6 +23,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         BenchWhat::Profile => bench_profile(size),
         BenchWhat::Infer => bench_infer(size, dir, quiet),
         BenchWhat::Display => bench_display(size, dir, quiet),
+        BenchWhat::Assess => bench_assess(size, dir, quiet),
     }
 }
 
@@ -97,6 +98,30 @@ fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
         Some(m) => println!("  peak RSS during inference                    {m:>8.0} MiB"),
         None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
     }
+    Ok(())
+}
+
+fn bench_assess(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+    // The inputs stay (9 GB take minutes to write): a second build can be measured on them.
+    let work = dir.unwrap_or_else(std::env::temp_dir).join("s2cr-bench-assess");
+    let out = work.clone();
+    let r = run_job("bench", quiet, move |p| bench::assess(size, &out, p))?;
+    let _ = std::fs::remove_dir_all(work.join("assess-out"));
+    let band_mib = (r.size * r.size * 4) as f64 / 1_048_576.0;
+    println!("assessment of a {0} x {0} pre-fire, real and synthetic image, six Float32 bands each ({1:.1} GB of inputs, written in {2:.0} s)", r.size, r.input_bytes as f64 / 1e9, r.generate_secs);
+    println!("  one whole-grid Float32 band would be {band_mib:.0} MiB");
+    println!("  assessment: {:.1} s, burned kappa {:.3}", r.assess_secs, r.kappa);
+    match r.peak_rss_mib {
+        Some(m) => println!("  peak RSS during the assessment               {m:>8.0} MiB"),
+        None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
+    }
+    println!(
+        "  inputs kept in {}; the same inputs with another build: /usr/bin/time -v s2cr assess --pre {} --real {} --synthetic {} --out DIR",
+        work.display(),
+        r.inputs.pre.display(),
+        r.inputs.real.display(),
+        r.inputs.synthetic.display()
+    );
     Ok(())
 }
 

@@ -323,7 +323,7 @@ struct StripValidity {
 /// Runs the dataset stage.
 pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Result<DatasetSummary> {
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.dataset_dir(), crate::project::MAX_DEPTH));
-    let parameters = serde_json::to_value(cfg).map_err(|e| Error::invalid("dataset parameters", e.to_string()))?;
+    let parameters = project.stage_parameters(Stage::Dataset, serde_json::to_value(cfg).map_err(|e| Error::invalid("dataset parameters", e.to_string()))?);
     let summary_path = project.dataset_json();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Dataset, None)?
         && m.parameters == parameters

@@ -90,7 +90,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.output_dir(&opts.run), crate::project::MAX_DEPTH));
     let start = Instant::now();
     // Up to date: the same checkpoint and options made the file that is there.
-    let parameters = serde_json::to_value(opts).unwrap_or_default();
+    let parameters = project.stage_parameters(Stage::Infer, serde_json::to_value(opts).map_err(|e| Error::invalid("inference options", e.to_string()))?);
     if let (crate::project::StageState::Done, Some(m)) = project.stage_state(Stage::Infer, Some(&opts.run))?
         && m.parameters == parameters
     {

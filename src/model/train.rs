@@ -432,7 +432,10 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         checkpoint(step, epoch, 0, &g, &d, &opt_g, &opt_d)?;
     }
     // The run's manifest: the dataset it learnt from, the configuration, the checkpoint.
-    let mut manifest = crate::project::Manifest::new(crate::project::Stage::Train, serde_json::json!({"model": model, "train": tc, "steps": step}));
+    let mut manifest = crate::project::Manifest::new(
+        crate::project::Stage::Train,
+        project.stage_parameters(crate::project::Stage::Train, serde_json::json!({"model": model, "train": tc, "steps": step})),
+    );
     for (src, _) in dataset_copies(project, &opts.run) {
         manifest.add_input(project.root(), &src)?;
     }

@@ -551,11 +551,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.preprocessed_dir(), crate::project::MAX_DEPTH));
     // Every setting the stage reads, project.yaml's grid and bands included: a changed one
     // makes the outputs stale.
-    let parameters = serde_json::json!({
-        "settings": serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?,
-        "grid": project.config.grid,
-        "bands": project.config.bands,
-    });
+    let parameters = project.stage_parameters(Stage::Preprocess, serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?);
     let report_path = project.preprocess_report();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Preprocess, None)?
         && m.parameters == parameters

@@ -281,4 +281,16 @@ mod tests {
         let err = ProjectConfig::parse(&text, Path::new("p.yaml")).unwrap_err().to_string();
         assert!(err.contains("line 13") && err.contains("unknown variant `google`"), "{err}");
     }
+
+    #[test]
+    fn an_absurd_grid_is_refused_before_any_stage_allocates_for_it() {
+        for (w, h) in [("2000000", "80"), ("50000", "50000"), ("0", "80")] {
+            let text = yaml().replace("width: 100", &format!("width: {w}")).replace("height: 80", &format!("height: {h}"));
+            let err = ProjectConfig::parse(&text, Path::new("p.yaml")).unwrap_err().to_string();
+            assert!(err.contains("grid") && (err.contains("larger than this program handles") || err.contains("empty")), "{err}");
+        }
+        let text = yaml().replace("pixel_size_m: 10.0", "pixel_size_m: .nan");
+        let err = ProjectConfig::parse(&text, Path::new("p.yaml")).unwrap_err().to_string();
+        assert!(err.contains("pixel_size_m"), "{err}");
+    }
 }

@@ -143,23 +143,72 @@ impl Project {
         Aoi::load(&self.root.join(&self.config.aoi), &AoiLimits { max_area_km2: f64::INFINITY })
     }
 
-    /// The state of one stage from its manifest and the files on disk.
-    pub fn stage_state(&self, stage: Stage, run: Option<&RunName>) -> Result<(StageState, Option<Manifest>)> {
-        match Manifest::load(&self.manifest_path(stage, run))? {
-            None => Ok((StageState::Missing, None)),
-            Some(m) => Ok((m.state(&self.root, None), Some(m))),
+    /// The project.yaml settings a stage reads, in one place. A stage records them in its
+    /// manifest's parameters (see [`Project::stage_parameters`]), and a change to any of them
+    /// makes the stage stale ([`Project::stage_state`]), as `s2cr info` shows.
+    pub fn stage_settings(&self, stage: Stage) -> serde_json::Value {
+        let c = &self.config;
+        match stage {
+            Stage::Search => serde_json::json!({
+                "aoi": c.aoi,
+                "t0": c.t0,
+                "t1": c.t1,
+                "max_cloud_percent": c.max_cloud_percent,
+                "bands": c.bands,
+                "provider": c.provider,
+                "catalog": c.catalog,
+                "collections": c.collections,
+            }),
+            Stage::Fetch => serde_json::json!({ "bands": c.bands }),
+            Stage::Preprocess | Stage::Dataset => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
+            Stage::Train => serde_json::json!({ "model_config": c.model_config, "train_config": c.train_config }),
+            Stage::Infer | Stage::Assess | Stage::Export => serde_json::json!({ "grid": c.grid }),
         }
     }
 
-    /// Every stage's state; per-run stages once per run found (or once as missing).
+    /// A stage's manifest parameters: its own `settings` and the project.yaml settings it reads.
+    pub fn stage_parameters(&self, stage: Stage, settings: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "settings": settings, "project": self.stage_settings(stage) })
+    }
+
+    /// The state of one stage from its manifest, the files on disk and project.yaml.
+    pub fn stage_state(&self, stage: Stage, run: Option<&RunName>) -> Result<(StageState, Option<Manifest>)> {
+        let Some(m) = Manifest::load(&self.manifest_path(stage, run))? else {
+            return Ok((StageState::Missing, None));
+        };
+        let state = match m.parameters.get("project") {
+            None => StageState::Stale("written by an older version of s2cr".into()),
+            Some(recorded) => {
+                let now = self.stage_settings(stage);
+                let changed: Vec<&str> = match (recorded.as_object(), now.as_object()) {
+                    (Some(a), Some(b)) => b.iter().filter(|(k, v)| a.get(k.as_str()) != Some(*v)).map(|(k, _)| k.as_str()).collect(),
+                    _ => vec!["settings"],
+                };
+                if changed.is_empty() { m.state(&self.root, None) } else { StageState::Stale(format!("{PROJECT_FILE}'s {} changed", changed.join(", "))) }
+            }
+        };
+        Ok((state, Some(m)))
+    }
+
+    /// Every stage's state; per-run stages once per run found (or once as missing). A stage
+    /// done after a stage that is now stale is stale too: its results came from the old ones.
     pub fn status(&self) -> Result<Vec<StageStatus>> {
         let runs = self.runs();
-        let mut out = Vec::new();
+        let mut out: Vec<StageStatus> = Vec::new();
         for stage in Stage::ALL {
             let run_list: Vec<Option<RunName>> =
                 if stage.per_run() && !runs.is_empty() { runs.iter().cloned().map(Some).collect() } else { vec![None] };
             for run in run_list {
-                let (state, manifest) = self.stage_state(stage, run.as_ref())?;
+                let (mut state, manifest) = self.stage_state(stage, run.as_ref())?;
+                // The stages this one's results come from: the shared ones and its run's.
+                let upstream_stale = out
+                    .iter()
+                    .filter(|s| s.run.is_none() || s.run == run)
+                    .find(|s| matches!(s.state, StageState::Stale(_)) && s.stage != Stage::Export)
+                    .map(|s| s.stage);
+                if let (StageState::Done, Some(before)) = (&state, upstream_stale) {
+                    state = StageState::Stale(format!("{before} is stale"));
+                }
                 out.push(StageStatus { stage, run, state, finished: manifest.map(|m| m.finished) });
             }
         }

@@ -591,3 +591,62 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     let gpu = None;
     Ok(DisplayBench { size, preview: (ch.width, ch.height), write_secs, load_ms, stretch_ms, gamma_ms, mesh_ms, gpu })
 }
+
+/// What `s2cr bench --what assess` measured.
+#[derive(Debug, Clone)]
+pub struct AssessBench {
+    pub size: usize,
+    /// The generated inputs (kept in the working folder, reused by a later run of the same size).
+    pub inputs: crate::assess::AssessInputs,
+    pub input_bytes: u64,
+    pub generate_secs: f64,
+    pub assess_secs: f64,
+    /// Peak RSS during the assessment alone (None where it could not be reset first).
+    pub peak_rss_mib: Option<f64>,
+    pub kappa: f64,
+}
+
+/// Generates a `size` x `size` pre-fire, real and synthetic post-fire image (six Float32
+/// reflectance bands each, uncompressed: about 9 GB at 10980) and assesses them, measuring the
+/// time and peak memory of the assessment alone. The real image carries a round burn scar in
+/// the middle; the synthetic one is the real one with a smaller scar and some noise.
+pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBench> {
+    use crate::assess::{AssessConfig, AssessInputs, assess_files};
+    const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+    let start = Instant::now();
+    let inputs = AssessInputs { pre: dir.join("assess-pre.tif"), real: dir.join("assess-real.tif"), synthetic: dir.join("assess-synthetic.tif") };
+    let (c, r2) = (size as f64 / 2.0, (size as f64 / 5.0).powi(2));
+    for (k, path) in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().enumerate() {
+        let fits = crate::raster::info(&path.display().to_string()).is_ok_and(|i| i.width == size && i.height == size && i.bands.len() == BANDS.len());
+        if fits {
+            progress.info(format!("reusing {}", path.display()));
+            continue;
+        }
+        progress.info(format!("writing {} ({size} x {size}, six Float32 bands)", path.display()));
+        let mut noise = Noise(0x9e37_79b9_7f4a_7c15 + k as u64);
+        // Vegetation before the fire; a burn scar after it (NIR down, SWIR up), smaller and
+        // noisier in the synthetic image.
+        let scar = |x: usize, y: usize, shrink: f64| ((x as f64 - c).powi(2) + (y as f64 - c).powi(2)) < r2 * shrink;
+        write_stack::<f32>(path, size, 10.0, 300_000.0, 5_000_040.0, None, &BANDS, |b, x, y| {
+            let field = 0.02 * (((x / 97) * 31 + (y / 89) * 17) % 7) as f64;
+            let burned = k > 0 && scar(x, y, if k == 2 { 0.8 } else { 1.0 });
+            let jitter = if k == 2 { 0.02 * (noise.uniform() - 0.5) } else { 0.0 };
+            let v = match (b, burned) {
+                (3, false) => 0.35 + field,
+                (3, true) => 0.15 + field,
+                (5, false) => 0.08 + field / 2.0,
+                (5, true) => 0.22 + field / 2.0,
+                (4, _) => 0.18 + field,
+                _ => 0.04 + 0.02 * b as f64 + field / 3.0,
+            };
+            v + jitter
+        })?;
+        progress.check_cancelled()?;
+    }
+    let input_bytes = [&inputs.pre, &inputs.real, &inputs.synthetic].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let generate_secs = start.elapsed().as_secs_f64();
+    let reset = reset_peak_rss();
+    let t = Instant::now();
+    let report = assess_files(&inputs, &dir.join("assess-out"), &AssessConfig::default(), progress)?;
+    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs: t.elapsed().as_secs_f64(), peak_rss_mib: reset.then(peak_rss_mib), kappa: report.burned.kappa })
+}

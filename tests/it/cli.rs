@@ -56,7 +56,7 @@ fn info_reports_a_done_stage_and_then_a_stale_one() {
     init_example(&dir);
     let project = s2cr::project::Project::open(&dir).unwrap();
     std::fs::write(dir.join("catalog/items.json"), "[]").unwrap();
-    let mut m = s2cr::project::Manifest::new(s2cr::project::Stage::Search, serde_json::json!({"max_cloud": 20}));
+    let mut m = s2cr::project::Manifest::new(s2cr::project::Stage::Search, project.stage_parameters(s2cr::project::Stage::Search, serde_json::json!({"max_cloud": 20})));
     m.add_input(project.root(), Path::new("aoi.geojson")).unwrap();
     m.add_output(project.root(), Path::new("catalog/items.json")).unwrap();
     m.save(&project.manifest_path(s2cr::project::Stage::Search, None)).unwrap();
@@ -370,6 +370,44 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let run = String::from_utf8_lossy(&run);
     assert!(run.contains("assess      up to date") && run.contains("(SIMULATED burn)"), "{run}");
     s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"assess \[demo\] +done").unwrap());
+    // Every project.yaml setting a stage reads makes that stage and every later one stale.
+    let project_yaml = dir.join("project.yaml");
+    let original = std::fs::read_to_string(&project_yaml).unwrap();
+    use s2cr::project::{Stage, StageState};
+    let states = || s2cr::project::Project::open(&dir).unwrap().status().unwrap().into_iter().filter(|s| s.stage != Stage::Export).map(|s| (s.stage, s.state)).collect::<Vec<_>>();
+    assert!(states().iter().all(|(_, state)| *state == StageState::Done), "{:?}", states());
+    let edits: [(&str, &str, &str, Stage); 11] = [
+        ("t0", "t0: 2018-09-01/2018-09-30", "t0: 2018-09-01/2018-09-29", Stage::Search),
+        ("t1", "t1: 2018-10-20/2018-11-20", "t1: 2018-10-20/2018-11-21", Stage::Search),
+        ("max_cloud_percent", "max_cloud_percent: 60.0", "max_cloud_percent: 70.0", Stage::Search),
+        ("aoi", "aoi: aoi.geojson", "aoi: ./aoi.geojson", Stage::Search),
+        ("provider", "provider: local", "provider: earth-search", Stage::Search),
+        ("catalog", "catalog: demo-stac/catalog.json", "catalog: ./demo-stac/catalog.json", Stage::Search),
+        ("collections", "s1: sentinel-1-sigma0", "s1: sentinel-1-grd", Stage::Search),
+        ("bands", "  - B8A\n", "", Stage::Search),
+        ("grid", "x_min: 702000.0", "x_min: 702060.0", Stage::Preprocess),
+        ("model_config", "model_config: model.yaml", "model_config: ./model.yaml", Stage::Train),
+        ("train_config", "train_config: train.yaml", "train_config: ./train.yaml", Stage::Train),
+    ];
+    for (field, from, to, first) in edits {
+        assert!(original.contains(from), "project.yaml lacks {from:?}");
+        std::fs::write(&project_yaml, original.replacen(from, to, 1)).unwrap();
+        let got = states();
+        let at = got.iter().position(|(stage, _)| *stage == first).unwrap();
+        for (i, (stage, state)) in got.iter().enumerate() {
+            match state {
+                StageState::Done => assert!(i < at, "{field}: {stage} is still done: {got:?}"),
+                StageState::Stale(why) if i == at => assert!(why.contains(&format!("project.yaml's {field} changed")), "{field}: {stage}: {why}"),
+                StageState::Stale(_) => assert!(i > at, "{field}: {stage} went stale before {first}: {got:?}"),
+                StageState::Missing => panic!("{field}: {stage} missing"),
+            }
+        }
+        if field == "max_cloud_percent" {
+            s2cr().args(["info", dir.to_str().unwrap()]).assert().success().stdout(predicate::str::is_match(r"search +stale \(project.yaml's max_cloud_percent changed\)").unwrap());
+        }
+    }
+    std::fs::write(&project_yaml, &original).unwrap();
+    assert!(states().iter().all(|(_, state)| *state == StageState::Done), "{:?}", states());
     // A run name that is not a plain folder name is refused by every command that takes one.
     for cmd in [&["assess"][..], &["infer"], &["train"], &["export", "--list"]] {
         s2cr().args(["--project", dir.to_str().unwrap()]).args(cmd).args(["--run", "../../x"]).assert().failure().stderr(predicate::str::contains("a run name uses letters, digits"));
