@@ -165,18 +165,18 @@ fn band_cogs(dir: &Path, bands: &[(&str, u32)]) {
     }
 }
 
-#[test]
-fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let served = tmp.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    band_cogs(&served, &[("B02", 2), ("B04", 4), ("B08", 8), ("B12", 13)]);
-    let server = CogServer::start(served.clone());
+/// A project over the real chip (four Sentinel-2 bands) whose catalog, as the search stage
+/// would write it, holds two real Earth Search items (a clear date in each range) and a real
+/// Sentinel-1 item, their asset hrefs rewritten by `href_of(band)` to COGs in `served` (made
+/// here); `provider` is the catalog's provider. Returns the project folder and the S1 scene.
+fn fetch_project(tmp: &Path, served: &Path, href_of: impl Fn(&str) -> String, provider: impl FnOnce(s2cr::catalog::ProviderConfig) -> s2cr::catalog::ProviderConfig) -> (PathBuf, s2cr::catalog::Scene) {
+    std::fs::create_dir_all(served).unwrap();
+    band_cogs(served, &[("B02", 2), ("B04", 4), ("B08", 8), ("B12", 13)]);
 
     // A project over the chip, with four bands.
-    let aoi = tmp.path().join("aoi.geojson");
+    let aoi = tmp.join("aoi.geojson");
     std::fs::write(&aoi, format!(r#"{{"type":"Polygon","coordinates":[[[{a},{b}],[{c},{b}],[{c},{d}],[{a},{d}],[{a},{b}]]]}}"#, a = AOI[0], b = AOI[1], c = AOI[2], d = AOI[3])).unwrap();
-    let dir = tmp.path().join("p");
+    let dir = tmp.join("p");
     let mut init = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
     init.args(["init", dir.to_str().unwrap(), "--aoi", aoi.to_str().unwrap(), "--t0", "2024-03-30/2024-04-08", "--t1", "2024-04-10/2024-04-22"]).assert().success();
     let yaml = dir.join("project.yaml");
@@ -202,7 +202,7 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         .collect();
     for s in &mut scenes {
         for (band, href) in s.assets.iter_mut() {
-            *href = format!("{}/{band}.tif", server.url);
+            *href = href_of(band);
         }
     }
     let pick = |id: &str| scenes.iter().find(|s| s.id == id).unwrap().clone();
@@ -223,7 +223,7 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     s1.collection = "sentinel-1-rtc".into();
     s1.assets.retain(|k, _| k == "VV" || k == "VH");
     for (pol, href) in s1.assets.iter_mut() {
-        *href = format!("{}/{pol}.tif", server.url);
+        *href = href_of(pol);
     }
     let pair = s2cr::catalog::pairing::Pair { s2_id: "S2A_T13TDE_20240412T175055_L2A".into(), s1_id: s1.id.clone(), gap_hours: 0.0, relative_orbit: s1.relative_orbit, orbit_state: s1.orbit_state.clone() };
     let result = s2cr::catalog::stage::SearchResult {
@@ -238,10 +238,21 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
         t1_scenes: vec![],
         // The catalog is served from loopback too (a catalog on the internet may not point at
         // this machine's addresses).
-        provider: Some(s2cr::catalog::ProviderConfig { stac_url: server.url.clone(), ..config.clone() }),
+        provider: Some(provider(config.clone())),
         notes: vec![],
     };
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
+    (dir, s1)
+}
+
+#[test]
+fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    let server = CogServer::start(served.clone());
+    let (dir, s1) = fetch_project(tmp.path(), &served, |band| format!("{}/{band}.tif", server.url), |config| s2cr::catalog::ProviderConfig { stac_url: server.url.clone(), ..config });
+    let yaml = dir.join("project.yaml");
+    let result: s2cr::catalog::stage::SearchResult = serde_json::from_str(&std::fs::read_to_string(dir.join("catalog/search.json")).unwrap()).unwrap();
 
     let fetch = || {
         let mut c = assert_cmd::cargo::cargo_bin_cmd!("s2cr");
@@ -445,6 +456,63 @@ fn the_token_goes_only_to_its_providers_host() {
     for event in rx.try_iter() {
         assert!(!format!("{event:?}").contains(TOKEN), "{event:?}");
     }
+}
+
+/// A whole `s2cr fetch` of a CDSE catalog with the token in the environment: every request to
+/// the provider's host carries it and none to another host (assets there, and a redirect from
+/// the provider to it, through GDAL's reads); neither the output, with debug logging, nor any
+/// file of the project holds it.
+#[test]
+fn a_cdse_fetch_sends_the_token_only_to_the_providers_host_and_writes_it_nowhere() {
+    use s2cr::catalog::{ProviderConfig, ProviderKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    let provider = CogServer::start(served.clone());
+    let other = CogServer::start(served.clone());
+    // Sentinel-2 on the provider's host, B12 by a redirect to the other host; Sentinel-1 there.
+    provider.redirects.lock().unwrap().push(("/moved/B12.tif".into(), format!("{}/B12.tif", other.url)));
+    let href = |band: &str| match band {
+        "VV" | "VH" => format!("{}/{band}.tif", other.url),
+        "B12" => format!("{}/moved/B12.tif", provider.url),
+        _ => format!("{}/{band}.tif", provider.url),
+    };
+    let (dir, _) = fetch_project(tmp.path(), &served, href, |config| ProviderConfig { kind: ProviderKind::Cdse, stac_url: provider.url.clone(), ..config });
+    const TOKEN: &str = "s2cr-cdse-token-7d1e5b";
+    let out = assert_cmd::cargo::cargo_bin_cmd!("s2cr")
+        .env("CDSE_ACCESS_TOKEN", TOKEN)
+        .args(["-vv", "--project", dir.to_str().unwrap(), "fetch", "--margin-m", "50"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("10 files (10 downloaded"), "{printed}");
+    assert!(!printed.contains(TOKEN), "the output holds the token");
+    let bearer = format!("Bearer {TOKEN}");
+    let to_provider = provider.seen.lock().unwrap().clone();
+    assert!(to_provider.iter().any(|(t, _)| t == "/moved/B12.tif") && to_provider.len() >= 4, "{to_provider:?}");
+    assert!(to_provider.iter().all(|(_, auth)| auth.as_deref() == Some(bearer.as_str())), "a request to the provider went without the token: {to_provider:?}");
+    let to_other = other.seen.lock().unwrap().clone();
+    for target in ["/B12.tif", "/VV.tif", "/VH.tif"] {
+        assert!(to_other.iter().any(|(t, _)| t == target), "{target} was not read from the other host: {to_other:?}");
+    }
+    assert!(to_other.iter().all(|(_, auth)| auth.is_none()), "another host got the token: {to_other:?}");
+    // Not one file of the project holds it.
+    let mut stack = vec![dir.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "{} holds the token", p.display());
+            }
+        }
+    }
+    assert!(files > 10, "{files} files in the project");
 }
 
 /// Planetary Computer's token endpoint answering 429 and 503 first: the signer waits and asks
