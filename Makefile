@@ -1,13 +1,14 @@
 # make run   installs missing system packages, builds s2cr (release) and runs the main job: the
 #            whole pipeline on the embedded offline demo, then the app on it (when a display is there)
 # make test  installs missing system packages and runs the whole test suite
+# make fuzz  fuzzes the parsers for a set time each (nightly toolchain; not part of CI)
 
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 S2CR := $(TARGET_DIR)/release/s2cr
 DEMO_DIR ?= s2cr-demo
 
-.PHONY: deps build run test
+.PHONY: deps build run test fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,3 +27,8 @@ test: deps
 	else \
 		$(CARGO) test --no-fail-fast; \
 	fi
+
+# Fuzzes the parsers (AOI, project.yaml, pipeline.yaml, STAC items, manifests, Sentinel-1 XML)
+# for FUZZ_SECONDS each (default 600); needs a nightly toolchain. Not part of `make test`.
+fuzz:
+	@bash scripts/fuzz.sh

@@ -43,7 +43,12 @@ impl PipelineSettings {
     /// Reads a pipeline file; an unknown key or a wrong value names its line.
     pub fn load(path: &std::path::Path) -> Result<PipelineSettings> {
         let text = std::fs::read_to_string(path).map_err(Error::io(path, "reading the pipeline file"))?;
-        serde_norway::from_str(&text).map_err(|e| Error::yaml(path, &text, e))
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a pipeline file (`path` names it in errors).
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<PipelineSettings> {
+        serde_norway::from_str(text).map_err(|e| Error::yaml(path, text, e))
     }
 
     /// A project's own pipeline settings: its `pipeline.yaml` when it has one (the demo's

@@ -100,6 +100,11 @@ impl FileRecord {
         let Ok(meta) = std::fs::metadata(&full) else {
             return Some(format!("{} is missing", self.path));
         };
+        // Only regular files are hashed (a manifest naming a device or a folder never makes
+        // s2cr read it).
+        if !meta.is_file() {
+            return Some(format!("{} is not a regular file", self.path));
+        }
         if meta.len() != self.bytes {
             return Some(format!("{} changed size", self.path));
         }
