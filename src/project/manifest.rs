@@ -258,6 +258,18 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_naming_a_device_or_a_folder_is_stale_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // A hostile manifest: /dev/zero has size 0 like the record, and would never end hashing.
+        let text = r#"{"stage":"search","tool_version":"0","finished":"","parameters":null,
+            "inputs":[{"path":"/dev/zero","bytes":0,"sha256":"","modified_unix_ms":0}],"outputs":[]}"#;
+        let m: Manifest = serde_json::from_str(text).unwrap();
+        assert_eq!(m.state(dir.path(), None), StageState::Stale("input /dev/zero is not a regular file".into()));
+        let folder: Manifest = serde_json::from_str(&text.replace("/dev/zero", ".")).unwrap();
+        assert!(matches!(folder.state(dir.path(), None), StageState::Stale(why) if why.contains("not a regular file")));
+    }
+
+    #[test]
     fn a_corrupt_manifest_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
