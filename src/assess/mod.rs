@@ -304,9 +304,10 @@ const STRIP_PIXELS: usize = 1 << 20;
 /// bands at 10980 pixels wide, with room for the outputs' blocks.
 const ASSESS_BLOCK_CACHE: i64 = 256 << 20;
 
-/// Rows of one strip on a grid `width` pixels wide.
+/// Rows of one strip on a grid `width` pixels wide: a multiple of 16, as the outputs' tiles are
+/// that high.
 fn strip_rows(width: usize) -> usize {
-    (STRIP_PIXELS / width.max(1)).clamp(16, 1024)
+    (STRIP_PIXELS / width.max(1)).clamp(16, 1024) / 16 * 16
 }
 
 /// Runs the assessment on three files and writes every output into `out_dir`.
@@ -348,7 +349,10 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     if let Some(h) = &cfg.held_out
         && !h.fits(width, height)
     {
-        return Err(Error::invalid("held-out pixels", format!("blocks of {} px in {} rows do not cover the {width} x {height} grid", h.block, h.blocks.len())));
+        return Err(Error::invalid(
+            "held-out pixels",
+            format!("{}: blocks of {} px in {} rows do not cover the {width} x {height} grid of the images; rebuild the dataset (`s2cr dataset`)", h.description, h.block, h.blocks.len()),
+        ));
     }
     for name in &cfg.quality_bands {
         real.band_index(name)?;
@@ -356,15 +360,17 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     }
     let nir = cfg.nir.name();
     let index_bands = [nir, "B12", "B04"];
-    // Every output is written strip by strip and appears under its name only when complete.
+    let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
+    // Every output is written strip by strip, in tiles as high as a strip, and appears under its
+    // name only when complete.
     let index_names: Vec<String> = ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec();
     let palette: Vec<(u8, [u8; 3], &str)> = Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect();
     let mut outputs = Vec::new();
     for name in ["real", "synthetic"] {
         outputs.push(Outputs {
-            indices: BlockWriter::create_on(&out_dir.join(files::indices(name)), width, height, gt, &crs_wkt, &index_names, f32::NAN)?,
-            severity: ByteBlockWriter::create(&out_dir.join(files::severity(name)), width, height, gt, &crs_wkt, &format!("dNBR severity ({name})"), Some(&palette))?,
-            burned: ByteBlockWriter::create(&out_dir.join(files::perimeter(name)), width, height, gt, &crs_wkt, &format!("burned ({name})"), None)?,
+            indices: BlockWriter::create_on(&out_dir.join(files::indices(name)), width, height, gt, &crs_wkt, &index_names, f32::NAN, rows_per_strip)?,
+            severity: ByteBlockWriter::create(&out_dir.join(files::severity(name)), width, height, gt, &crs_wkt, &format!("dNBR severity ({name})"), Some(&palette), rows_per_strip)?,
+            burned: ByteBlockWriter::create(&out_dir.join(files::perimeter(name)), width, height, gt, &crs_wkt, &format!("burned ({name})"), None, rows_per_strip)?,
             dnbr: MeanSum::default(),
         });
     }
@@ -377,7 +383,6 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
 
     // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
     let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
-    let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
     let strips = height.div_ceil(rows_per_strip) as u64;
     let total = strips + 2;
     progress.started(Some(total));

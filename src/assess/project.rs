@@ -126,9 +126,17 @@ fn simulation_notes(project: &Project) -> Result<Vec<String>> {
 /// is for training.
 fn held_out(project: &Project) -> Result<Option<HeldOut>> {
     use crate::dataset::tiles::{Split, block_splits};
-    let summary: crate::dataset::DatasetSummary = crate::fsutil::load_json(&project.dataset_json(), "run `s2cr dataset` first")?;
+    let path = project.dataset_json();
+    let summary: crate::dataset::DatasetSummary = crate::fsutil::load_json(&path, "run `s2cr dataset` first")?;
     let (w, h) = (summary.grid_width, summary.grid_height);
     let tiles = &summary.config.tiles;
+    // A damaged file must not make the blocks (or their count) absurd.
+    let corrupt = |m: String| Error::Project { path: path.clone(), message: format!("{m}; run `s2cr dataset` again") };
+    crate::grid::check_size(w, h).map_err(corrupt)?;
+    let side = tiles.split_block_patches.max(1).saturating_mul(tiles.size);
+    if tiles.size == 0 || w.div_ceil(side.max(1)).saturating_mul(h.div_ceil(side.max(1))) > 1_000_000 {
+        return Err(corrupt(format!("{} px patches, {} a split block, make {side} px blocks: too many for the grid", tiles.size, tiles.split_block_patches)));
+    }
     let (block, splits) = block_splits(w, h, tiles);
     let blocks: Vec<Vec<bool>> = splits.iter().map(|row| row.iter().map(|s| *s != Split::Train).collect()).collect();
     // Pixels of the held-out blocks, edge blocks cut by the grid's border.

@@ -104,7 +104,7 @@ impl SplitMix {
 
 /// The split of every block of a `width` x `height` grid: `[by][bx]`.
 pub fn block_splits(width: usize, height: usize, cfg: &TileConfig) -> (usize, Vec<Vec<Split>>) {
-    let block = (cfg.split_block_patches.max(1) * cfg.size).max(1);
+    let block = cfg.split_block_patches.max(1).saturating_mul(cfg.size).max(1);
     let (nx, ny) = (width.div_ceil(block).max(1), height.div_ceil(block).max(1));
     let n = nx * ny;
     let count = |f: f64| -> usize {

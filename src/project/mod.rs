@@ -161,14 +161,17 @@ impl Project {
             }),
             Stage::Fetch => serde_json::json!({ "bands": c.bands }),
             Stage::Preprocess | Stage::Dataset => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
-            Stage::Train => serde_json::json!({ "model_config": c.model_config, "train_config": c.train_config }),
+            // A run records the model and training settings it was given (from the files
+            // project.yaml names, or others); the names alone decide nothing for it.
+            Stage::Train => serde_json::json!({}),
             Stage::Infer | Stage::Assess | Stage::Export => serde_json::json!({ "grid": c.grid }),
         }
     }
 
-    /// A stage's manifest parameters: its own `settings` and the project.yaml settings it reads.
+    /// A stage's manifest parameters: its own `settings` and the project.yaml settings it reads,
+    /// as they read back from a manifest (so the two compare equal).
     pub fn stage_parameters(&self, stage: Stage, settings: serde_json::Value) -> serde_json::Value {
-        serde_json::json!({ "settings": settings, "project": self.stage_settings(stage) })
+        as_read_back(serde_json::json!({ "settings": settings, "project": self.stage_settings(stage) }))
     }
 
     /// The state of one stage from its manifest, the files on disk and project.yaml.
@@ -179,7 +182,7 @@ impl Project {
         let state = match m.parameters.get("project") {
             None => StageState::Stale("written by an older version of s2cr".into()),
             Some(recorded) => {
-                let now = self.stage_settings(stage);
+                let now = as_read_back(self.stage_settings(stage));
                 let changed: Vec<&str> = match (recorded.as_object(), now.as_object()) {
                     (Some(a), Some(b)) => b.iter().filter(|(k, v)| a.get(k.as_str()) != Some(*v)).map(|(k, _)| k.as_str()).collect(),
                     _ => vec!["settings"],
@@ -191,7 +194,8 @@ impl Project {
     }
 
     /// Every stage's state; per-run stages once per run found (or once as missing). A stage
-    /// done after a stage that is now stale is stale too: its results came from the old ones.
+    /// done after a stage that is now stale (its settings or inputs changed) is stale too: its
+    /// results came from the old ones.
     pub fn status(&self) -> Result<Vec<StageStatus>> {
         let runs = self.runs();
         let mut out: Vec<StageStatus> = Vec::new();
@@ -201,10 +205,11 @@ impl Project {
             for run in run_list {
                 let (mut state, manifest) = self.stage_state(stage, run.as_ref())?;
                 // The stages this one's results come from: the shared ones and its run's.
+                // (A stage whose outputs were removed, to save disk, leaves later results valid.)
                 let upstream_stale = out
                     .iter()
                     .filter(|s| s.run.is_none() || s.run == run)
-                    .find(|s| matches!(s.state, StageState::Stale(_)) && s.stage != Stage::Export)
+                    .find(|s| matches!(&s.state, StageState::Stale(why) if !why.starts_with("output ")))
                     .map(|s| s.stage);
                 if let (StageState::Done, Some(before)) = (&state, upstream_stale) {
                     state = StageState::Stale(format!("{before} is stale"));
@@ -216,3 +221,9 @@ impl Project {
     }
 }
 
+/// `value` as it reads back from JSON text: serde_json's float parsing may land one unit off a
+/// number it wrote, so fresh parameters go through the same text before they are compared with
+/// a manifest's.
+fn as_read_back(value: serde_json::Value) -> serde_json::Value {
+    serde_json::to_string(&value).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(value)
+}

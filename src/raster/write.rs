@@ -133,23 +133,38 @@ impl BlockWriter {
         init_gdal();
         let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(path.display(), "creating the grid CRS"))?;
         let wkt = srs.to_wkt().map_err(Error::gdal(path.display(), "writing the grid CRS"))?;
-        Self::create_on(path, grid.width, grid.height, grid.geo_transform(), &wkt, band_names, nodata)
+        Self::create_on(path, grid.width, grid.height, grid.geo_transform(), &wkt, band_names, nodata, 256)
     }
 
     /// Like [`BlockWriter::create`] on any north-up grid: `width` x `height` pixels with this
-    /// geotransform and CRS (WKT; empty for none).
-    pub fn create_on(path: &Path, width: usize, height: usize, geo_transform: [f64; 6], crs_wkt: &str, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
+    /// geotransform and CRS (WKT; empty for none), in tiles `block_rows` high (best the height of
+    /// the strips written).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_on(
+        path: &Path,
+        width: usize,
+        height: usize,
+        geo_transform: [f64; 6],
+        crs_wkt: &str,
+        band_names: &[String],
+        nodata: f32,
+        block_rows: usize,
+    ) -> Result<BlockWriter> {
         init_gdal();
         let loc = path.display().to_string();
         ensure_parent(path)?;
         let tmp = temp_sibling(&path.with_extension("blocks.tif"));
-        let ds = create_tiled::<f32>(&tmp, &loc, width, height, band_names.len(), geo_transform, crs_wkt)?;
-        for (i, name) in band_names.iter().enumerate() {
-            let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
-            band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
-            band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+        let ds = create_tiled::<f32>(&tmp, &loc, width, height, band_names.len(), block_rows, geo_transform, crs_wkt)?;
+        // From here on the writer's Drop removes the temporary file, whatever fails.
+        let writer = BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height, cog: true };
+        if let Some(ds) = &writer.ds {
+            for (i, name) in band_names.iter().enumerate() {
+                let mut band = ds.rasterband(i + 1).map_err(Error::gdal(&loc, "opening a band"))?;
+                band.set_no_data_value(Some(nodata as f64)).map_err(Error::gdal(&loc, "setting nodata"))?;
+                band.set_description(name).map_err(Error::gdal(&loc, "setting a band description"))?;
+            }
         }
-        Ok(BlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height, cog: true })
+        Ok(writer)
     }
 
     /// A Float32 raster in the geometry of `like` (same size, its GCPs or geotransform and CRS),
@@ -221,21 +236,37 @@ impl Drop for BlockWriter {
     }
 }
 
-/// A tiled, deflated GeoTIFF of `bands` bands of `T` at `tmp`, with the grid's georeferencing.
-fn create_tiled<T: gdal::raster::GdalType>(tmp: &Path, loc: &str, width: usize, height: usize, bands: usize, geo_transform: [f64; 6], crs_wkt: &str) -> Result<Dataset> {
+/// A tiled, deflated GeoTIFF of `bands` bands of `T` at `tmp`, with the grid's georeferencing,
+/// in tiles `block_rows` high (a multiple of 16): a writer whose strips are as high never leaves
+/// a tile half written in GDAL's cache. Nothing is left at `tmp` on an error.
+#[allow(clippy::too_many_arguments)]
+fn create_tiled<T: gdal::raster::GdalType>(
+    tmp: &Path,
+    loc: &str,
+    width: usize,
+    height: usize,
+    bands: usize,
+    block_rows: usize,
+    geo_transform: [f64; 6],
+    crs_wkt: &str,
+) -> Result<Dataset> {
     let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
-    let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]);
-    let mut ds = driver
-        .create_with_band_type_with_options::<T, _>(tmp, width, height, bands, &options)
-        .map_err(|e| {
-            let _ = std::fs::remove_file(tmp);
-            Error::Gdal { location: loc.to_string(), action: "creating the output raster".into(), source: e }
-        })?;
-    ds.set_geo_transform(&geo_transform).map_err(Error::gdal(loc, "setting the geotransform"))?;
-    if !crs_wkt.is_empty() {
-        ds.set_projection(crs_wkt).map_err(Error::gdal(loc, "setting the CRS"))?;
+    let block_rows = format!("BLOCKYSIZE={}", block_rows.clamp(16, 4096) / 16 * 16);
+    let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "BLOCKXSIZE=256", block_rows.as_str()]);
+    let created = (|| -> Result<Dataset> {
+        let mut ds = driver
+            .create_with_band_type_with_options::<T, _>(tmp, width, height, bands, &options)
+            .map_err(Error::gdal(loc, "creating the output raster"))?;
+        ds.set_geo_transform(&geo_transform).map_err(Error::gdal(loc, "setting the geotransform"))?;
+        if !crs_wkt.is_empty() {
+            ds.set_projection(crs_wkt).map_err(Error::gdal(loc, "setting the CRS"))?;
+        }
+        Ok(ds)
+    })();
+    if created.is_err() {
+        let _ = std::fs::remove_file(tmp);
     }
-    Ok(ds)
+    created
 }
 
 /// Writes a single-band Byte raster (class codes or a 0/1 mask) block by block, then either a
@@ -251,7 +282,9 @@ pub struct ByteBlockWriter {
 
 impl ByteBlockWriter {
     /// With `classes` ((code, RGB, name) each), the raster gets a colour table and category
-    /// names and code 0 is nodata, as [`write_classes`] writes class maps.
+    /// names and code 0 is nodata, as [`write_classes`] writes class maps. Tiles are
+    /// `block_rows` high (best the height of the strips written).
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         path: &Path,
         width: usize,
@@ -260,12 +293,13 @@ impl ByteBlockWriter {
         crs_wkt: &str,
         description: &str,
         classes: Option<&[(u8, [u8; 3], &str)]>,
+        block_rows: usize,
     ) -> Result<ByteBlockWriter> {
         init_gdal();
         let loc = path.display().to_string();
         ensure_parent(path)?;
         let tmp = temp_sibling(&path.with_extension("blocks.tif"));
-        let ds = create_tiled::<u8>(&tmp, &loc, width, height, 1, geo_transform, crs_wkt)?;
+        let ds = create_tiled::<u8>(&tmp, &loc, width, height, 1, block_rows, geo_transform, crs_wkt)?;
         let writer = ByteBlockWriter { ds: Some(ds), tmp, path: path.to_path_buf(), width, height };
         if let Some(ds) = &writer.ds {
             let mut band = ds.rasterband(1).map_err(Error::gdal(&loc, "opening the band"))?;
