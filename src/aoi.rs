@@ -275,9 +275,13 @@ impl Aoi {
     }
 
     /// The AOI as a geo MultiPolygon, rings closed and oriented as RFC 7946 asks (exterior
-    /// counter-clockwise, holes clockwise) whatever the input's orientation.
+    /// counter-clockwise, holes clockwise) whatever the input's orientation. An AOI not yet
+    /// validated may hold coordinates that are not numbers: it is given as it is then (geo's
+    /// orientation would panic on them).
     pub fn geometry(&self) -> MultiPolygon<f64> {
-        self.geometry_as_given().orient(Direction::Default)
+        let as_given = self.geometry_as_given();
+        let finite = self.polygons.iter().flatten().flatten().all(|p| p[0].is_finite() && p[1].is_finite());
+        if finite { as_given.orient(Direction::Default) } else { as_given }
     }
 
     fn geometry_as_given(&self) -> MultiPolygon<f64> {
@@ -428,6 +432,19 @@ mod tests {
             Err(Error::InvalidAoi { problems, .. }) => problems,
             other => panic!("expected InvalidAoi, got {other:?}"),
         }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/aoi.rs): a position with one number read as NaN made
+    /// geo's orientation panic when the unvalidated AOI was written out.
+    #[test]
+    fn a_position_without_latitude_is_reported_and_never_panics() {
+        let text = r#"{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[119.175139,33.490467],[119.198309936],[119.175139,34.490467]]]}}"#;
+        let aoi = Aoi::parse_geojson(text, "t.geojson").unwrap();
+        assert!(aoi.to_geojson().contains("119.198309936"));
+        let _ = aoi.to_wkt_lines();
+        let _ = aoi.summary();
+        let problems = problems_of(text);
+        assert!(problems.iter().any(|p| p.contains("vertex 2 is not a number")), "{problems:?}");
     }
 
     #[test]

@@ -530,25 +530,36 @@ impl QualityAcc {
         let own = (rows.start - h0) * width..(rows.end - h0) * width;
         // SSIM windows centred on these rows lie wholly inside the grid.
         let centres = rows.start.max(r)..rows.end.min(height.saturating_sub(r));
+        // The bands in parallel (each with its own sums, added in row order as before).
+        use rayon::prelude::*;
+        let own_rows: Vec<Result<(Vec<f32>, Vec<f32>, Vec<bool>)>> = cfg
+            .quality_bands
+            .par_iter()
+            .zip(self.errors.par_iter_mut())
+            .zip(self.ssim.par_iter_mut())
+            .map(|((name, errors), ssim)| {
+                let rs = real.read(&[name.as_str()], cfg.scale, h0..h1)?;
+                let ss = synth.read(&[name.as_str()], cfg.scale, h0..h1)?;
+                let valid: Vec<bool> = rs.valid.iter().zip(&ss.valid).map(|(a, b)| *a && *b).collect();
+                let (rb, sb) = (&rs.bands[0], &ss.bands[0]);
+                errors.add(&rb[own.clone()], &sb[own.clone()], &valid[own.clone()]);
+                if !centres.is_empty() {
+                    metrics::ssim_add(ssim, rb, sb, width, &valid, cfg.data_range, centres.start - h0..centres.end - h0);
+                }
+                Ok((rb[own.clone()].to_vec(), sb[own.clone()].to_vec(), valid[own.clone()].to_vec()))
+            })
+            .collect();
         let mut valid_all: Option<Vec<bool>> = None;
         let mut real_spectra = Vec::with_capacity(cfg.quality_bands.len());
         let mut synth_spectra = Vec::with_capacity(cfg.quality_bands.len());
-        for (b, name) in cfg.quality_bands.iter().enumerate() {
-            let rs = real.read(&[name.as_str()], cfg.scale, h0..h1)?;
-            let ss = synth.read(&[name.as_str()], cfg.scale, h0..h1)?;
-            let valid: Vec<bool> = rs.valid.iter().zip(&ss.valid).map(|(a, b)| *a && *b).collect();
-            let (rb, sb) = (&rs.bands[0], &ss.bands[0]);
-            self.errors[b].add(&rb[own.clone()], &sb[own.clone()], &valid[own.clone()]);
-            if !centres.is_empty() {
-                metrics::ssim_add(&mut self.ssim[b], rb, sb, width, &valid, cfg.data_range, centres.start - h0..centres.end - h0);
-            }
-            let own_valid = &valid[own.clone()];
+        for band in own_rows {
+            let (rb, sb, own_valid) = band?;
             valid_all = Some(match valid_all {
-                None => own_valid.to_vec(),
-                Some(v) => v.iter().zip(own_valid).map(|(a, b)| *a && *b).collect(),
+                None => own_valid,
+                Some(v) => v.iter().zip(&own_valid).map(|(a, b)| *a && *b).collect(),
             });
-            real_spectra.push(rb[own.clone()].to_vec());
-            synth_spectra.push(sb[own.clone()].to_vec());
+            real_spectra.push(rb);
+            synth_spectra.push(sb);
         }
         let valid = valid_all.unwrap_or_default();
         let rr: Vec<&[f32]> = real_spectra.iter().map(Vec::as_slice).collect();

@@ -252,7 +252,9 @@ fn create_tiled<T: gdal::raster::GdalType>(
 ) -> Result<Dataset> {
     let driver = DriverManager::get_driver_by_name("GTiff").map_err(Error::gdal("GTiff", "loading the GDAL driver"))?;
     let block_rows = format!("BLOCKYSIZE={}", block_rows.clamp(16, 4096) / 16 * 16);
-    let options = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "BLOCKXSIZE=256", block_rows.as_str()]);
+    let mut options = vec!["TILED=YES", "BIGTIFF=IF_SAFER", "BLOCKXSIZE=256", block_rows.as_str(), "NUM_THREADS=ALL_CPUS"];
+    options.extend(scratch_compression(&driver));
+    let options = RasterCreationOptions::from_iter(options);
     let created = (|| -> Result<Dataset> {
         let mut ds = driver
             .create_with_band_type_with_options::<T, _>(tmp, width, height, bands, &options)
@@ -267,6 +269,14 @@ fn create_tiled<T: gdal::raster::GdalType>(
         let _ = std::fs::remove_file(tmp);
     }
     created
+}
+
+/// Compression of the block files a COG is made from: fast (they are read once, then removed),
+/// ZSTD at its fastest level where GDAL has it, else DEFLATE at its fastest.
+fn scratch_compression(gtiff: &gdal::Driver) -> [&'static str; 2] {
+    static ZSTD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let zstd = *ZSTD.get_or_init(|| gtiff.metadata_item("DMD_CREATIONOPTIONLIST", "").is_some_and(|list| list.contains("ZSTD")));
+    if zstd { ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"] } else { ["COMPRESS=DEFLATE", "ZLEVEL=1"] }
 }
 
 /// Writes a single-band Byte raster (class codes or a 0/1 mask) block by block, then either a

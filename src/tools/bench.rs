@@ -466,8 +466,18 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfil
 }
 
 /// Resets this process's peak resident memory (Linux: `5` to `/proc/self/clear_refs`), so a
-/// later `peak_rss_mib` measures one phase alone. False where that is not possible.
+/// later `peak_rss_mib` measures one phase alone. False where that is not possible. Memory the
+/// set-up freed is first handed back to the system (glibc keeps it otherwise, and it would
+/// count in the next phase's peak).
 pub fn reset_peak_rss() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only returns free heap pages to the system.
+        unsafe { malloc_trim(0) };
+    }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
