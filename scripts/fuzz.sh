@@ -24,8 +24,14 @@ run() {
     cargo +nightly fuzz run --sanitizer none "$1" "fuzz/corpus/$1" -- \
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
         > "fuzz/logs/$1.log" 2>&1 || true
-    echo "== $1: $(grep -h 'stat::number_of_executed_units' "fuzz/logs/$1.log" | awk '{print $2}') runs in $seconds s," \
-        "$(ls "fuzz/artifacts/$1" 2>/dev/null | grep -c '^crash-\|^timeout-\|^oom-' || true) crashes"
+    local done_line crashes
+    done_line=$(grep -h '^Done [0-9]* runs in' "fuzz/logs/$1.log" || true)
+    crashes=$(ls "fuzz/artifacts/$1" 2>/dev/null | grep -c '^crash-\|^timeout-\|^oom-' || true)
+    if [ -n "$done_line" ]; then
+        echo "== $1: ${done_line#Done }, $crashes crashes"
+    else
+        echo "== $1: stopped after $(grep -h 'stat::number_of_executed_units' "fuzz/logs/$1.log" | awk '{print $2}') runs at a crash ($crashes in fuzz/artifacts/$1)"
+    fi
 }
 running=0
 for t in $targets; do

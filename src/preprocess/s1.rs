@@ -28,9 +28,12 @@ pub struct SparseLut {
     pub values: Vec<Vec<f64>>,
 }
 
-/// Linear interpolation of `ys` at `x` on increasing `xs`, clamped at the ends.
+/// Linear interpolation of `ys` at `x` on increasing `xs`, clamped at the ends (over the
+/// pairs there are, should the two lists differ in length).
 fn interp1(xs: &[f64], ys: &[f64], x: f64) -> f64 {
-    match xs.len() {
+    let n = xs.len().min(ys.len());
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    match n {
         0 => f64::NAN,
         1 => ys[0],
         n => {
@@ -177,6 +180,12 @@ impl Noise {
                 path,
                 "noiseAzimuthLut",
             )?;
+            if lines.len() != values.len() {
+                return Err(Error::Project {
+                    path: path.to_path_buf(),
+                    message: format!("a <noiseAzimuthVector> has {} lines but {} noiseAzimuthLut values", lines.len(), values.len()),
+                });
+            }
             azimuth.push(AzimuthBlock {
                 first_line: num("firstAzimuthLine")?,
                 last_line: num("lastAzimuthLine")?,
@@ -481,6 +490,26 @@ pub fn equivalent_number_of_looks(values: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/s1_xml.rs): an azimuth vector with 24 lines but 9
+    /// values made the noise look-up index past its values.
+    #[test]
+    fn an_azimuth_vector_with_fewer_values_than_lines_is_refused_and_never_panics() {
+        let xml = |values: &str| {
+            format!(
+                "<noise><noiseRangeVectorList count=\"1\"><noiseRangeVector><line>0</line><pixel>0 40</pixel><noiseRangeLut>2375.7 2330.8</noiseRangeLut></noiseRangeVector></noiseRangeVectorList>\
+                 <noiseAzimuthVectorList count=\"1\"><noiseAzimuthVector><firstAzimuthLine>0</firstAzimuthLine><firstRangeSample>0</firstRangeSample>\
+                 <lastAzimuthLine>16704</lastAzimuthLine><lastRangeSample>8889</lastRangeSample><line>0 10 20 30</line><noiseAzimuthLut>{values}</noiseAzimuthLut>\
+                 </noiseAzimuthVector></noiseAzimuthVectorList></noise>"
+            )
+        };
+        let err = Noise::parse(&xml("1.09 1.10"), Path::new("noise.xml")).unwrap_err().to_string();
+        assert!(err.contains("noise.xml") && err.contains("4 lines but 2 noiseAzimuthLut values"), "{err}");
+        let ok = Noise::parse(&xml("1.0 1.0 2.0 2.0"), Path::new("noise.xml")).unwrap();
+        assert!((ok.at(25.0, 20.0) - 2353.25 * 2.0).abs() < 1e-6, "{}", ok.at(25.0, 20.0));
+        // Lists of different lengths (as a caller could build them) interpolate over the pairs there are.
+        assert_eq!(interp1(&[0.0, 10.0, 20.0], &[1.0, 2.0], 15.0), 2.0);
+    }
 
     #[test]
     fn each_edge_window_has_28_pixels() {
