@@ -222,6 +222,14 @@ impl Aoi {
                         ring[0]
                     ));
                 }
+                // A ring whose corners lie on one line encloses nothing (and geo's validation of
+                // a multipolygon with one panics).
+                let o = ring[0];
+                let flat = ring.windows(2).all(|w| (w[0][0] - o[0]) * (w[1][1] - o[1]) == (w[1][0] - o[0]) * (w[0][1] - o[1]));
+                if flat {
+                    problems.push(format!("{at}{ring_name}: encloses no area (its corners lie on one line or on each other); draw at least three corners apart"));
+                    continue;
+                }
                 if let Some(w) = ring.windows(2).find(|w| (w[1][0] - w[0][0]).abs() > 180.0) {
                     problems.push(format!(
                         "{at}{ring_name}: crosses the antimeridian (an edge goes from longitude {} to {}); \
@@ -237,14 +245,19 @@ impl Aoi {
             return problems;
         }
         let geometry = self.geometry();
+        // geo's validation panics on some invalid geometries: such a panic is a problem found.
+        let checked = |check: &dyn Fn() -> Vec<String>| -> Vec<String> {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+                .unwrap_or_else(|_| vec!["its geometry is invalid (edges or rings touch or overlap in a way that cannot be checked)".into()])
+        };
         for (pi, polygon) in geometry.0.iter().enumerate() {
             let at = if multi { format!("polygon {}: ", pi + 1) } else { String::new() };
-            for e in polygon.validation_errors() {
+            for e in checked(&|| polygon.validation_errors().iter().map(|e| e.to_string()).collect()) {
                 problems.push(format!("{at}{e}; redraw it so that its edges do not cross or touch"));
             }
         }
         if problems.is_empty() && multi {
-            for e in geometry.validation_errors() {
+            for e in checked(&|| geometry.validation_errors().iter().map(|e| e.to_string()).collect()) {
                 problems.push(format!("{e}; merge overlapping polygons into one"));
             }
         }
@@ -445,6 +458,17 @@ mod tests {
         let _ = aoi.summary();
         let problems = problems_of(text);
         assert!(problems.iter().any(|p| p.contains("vertex 2 is not a number")), "{problems:?}");
+    }
+
+    /// Found by fuzzing: a ring whose corners lie on one line, with a hole, made geo's validation
+    /// of the multipolygon panic ("topology position conflict").
+    #[test]
+    fn a_ring_without_area_is_reported_and_never_panics() {
+        let text = "POLYGON ((136.62 -35.93, 136.75 -35.93, 136.76 -35.84, 136.62 -35.84, 136.62 -35.93))\n\
+                    MULTIPOLYGON (((0 0, 1 1, 5 5, 0 0), (0.2 0.2, 0.4 0.2, 0.4 0.4, 0.2 0.2)))\n";
+        let aoi = Aoi::parse_wkt(text, "t.wkt").unwrap();
+        let err = aoi.validate(&AoiLimits::default()).unwrap_err().to_string();
+        assert!(err.contains("polygon 2: exterior ring: encloses no area"), "{err}");
     }
 
     #[test]
