@@ -47,7 +47,7 @@ impl Discriminator {
         let last = self.convs.len() - 1;
         for (i, conv) in self.convs.iter().enumerate() {
             // All but the last two are stride-2 down-sampling convolutions.
-            h = if i + 1 < last { super::conv::down(conv, h) } else { conv.forward(h) };
+            h = if i + 1 < last { super::conv::down(conv, h) } else { super::conv::same(conv, h) };
             if let Some(n) = &self.norms[i] {
                 h = n.forward(h);
             }

@@ -313,8 +313,8 @@ pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) 
         (format!("pix2pix unet_256 (ngf 64, depth {})", levels.min(8)), ModelConfig { input_channels: 10, output_channels: 6, depth: levels.min(8), ..Default::default() }),
         (format!("small (ngf 16, ndf 16, depth {})", levels.min(6)), ModelConfig { input_channels: 10, output_channels: 6, ngf: 16, ndf: 16, depth: levels.min(6), ..Default::default() }),
     ];
-    // The CPU twice: Burn's own convolutions (the baseline) and with the product forms of
-    // `model::conv` where they are faster (what training and inference use).
+    // The CPU twice: Burn's own convolutions (the baseline) and the hand-written ones of
+    // `model::cpu_conv` (what training and inference use).
     let (cpu, cpu_name) = crate::model::device(crate::model::DeviceChoice::Cpu)?;
     let mut devices = vec![(cpu.clone(), format!("{cpu_name}, Burn's convolutions"), false), (cpu, format!("{cpu_name}, ours"), true)];
     if with_gpu {
@@ -327,9 +327,9 @@ pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) 
         t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
     };
     for (name, cfg) in &models {
-        for (dev, dev_name, matmul_conv) in &devices {
+        for (dev, dev_name, hand_written) in &devices {
             progress.check_cancelled()?;
-            crate::model::conv::set_matmul_conv(*matmul_conv);
+            crate::model::conv::set_hand_written(*hand_written);
             progress.info(format!("{name} on {dev_name}"));
             let g = Generator::new(cfg, Activation::Tanh, dev);
             let params_m = g.num_params() as f64 / 1e6;
@@ -372,7 +372,7 @@ pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) 
             rows.push(ModelBenchRow { model: name.clone(), params_m, device: dev_name.clone(), infer_ms, train_step_s, peak_rss_mib: peak_rss_mib() });
         }
     }
-    crate::model::conv::set_matmul_conv(true);
+    crate::model::conv::set_hand_written(true);
     Ok(rows)
 }
 
@@ -394,39 +394,46 @@ pub fn matmul_gflops(n: usize, repeats: usize) -> Result<f64> {
 }
 
 /// One level of the generator profile: milliseconds of each layer alone, Burn's own kernels
-/// against the matrix-product forms of `model::conv`.
+/// against the hand-written ones of `model::cpu_conv`.
 #[derive(Debug, Clone)]
 pub struct LayerProfile {
     pub level: usize,
     pub input_px: usize,
     pub conv_burn_ms: f64,
-    pub conv_matmul_ms: f64,
+    pub conv_ours_ms: f64,
     pub up_burn_ms: f64,
-    pub up_matmul_ms: f64,
+    pub up_ours_ms: f64,
     /// Forward and backward (gradients of input and weight) of both layers, as in a training
     /// step, Burn's kernels / ours.
     pub train_burn_ms: f64,
-    pub train_matmul_ms: f64,
+    pub train_ours_ms: f64,
 }
 
-/// Where the generator's inference time goes: each level's encoder convolution and decoder
-/// transposed convolution of pix2pix's unet_256 (10 -> 6 channels, `patch` px), timed alone on
-/// the CPU backend, with Burn's kernels and with ours.
+/// Where the generator's time goes: each level's encoder convolution and decoder transposed
+/// convolution of pix2pix's unet_256 (10 -> 6 channels, `patch` px), timed alone on the CPU
+/// backend, forward (inference) and forward + backward (training), Burn's kernels and ours.
 pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfile>> {
-    use crate::model::conv::{conv_transpose4x4_s2, conv4x4_s2};
+    use crate::model::conv::{down, set_hand_written, up};
     use crate::model::generator::{down_conv, level_channels, up_conv};
     use burn::prelude::*;
     let dev = Device::flex();
     let depth = ((patch.max(2) as f64).log2().floor() as usize).min(8);
     let ch = |i: usize| level_channels(64, i);
     let read = |t: Tensor<4>| -> Result<()> { t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}"))) };
-    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
-        f()?;
-        let start = Instant::now();
-        for _ in 0..repeats.max(1) {
+    // Burn's kernel then ours, each warmed up once.
+    let time = |f: &dyn Fn() -> Result<()>| -> Result<(f64, f64)> {
+        let mut ms = [0.0; 2];
+        for (i, hand_written) in [false, true].into_iter().enumerate() {
+            set_hand_written(hand_written);
             f()?;
+            let start = Instant::now();
+            for _ in 0..repeats.max(1) {
+                f()?;
+            }
+            ms[i] = 1000.0 * start.elapsed().as_secs_f64() / repeats.max(1) as f64;
         }
-        Ok(1000.0 * start.elapsed().as_secs_f64() / repeats.max(1) as f64)
+        set_hand_written(true);
+        Ok((ms[0], ms[1]))
     };
     let mut rows = Vec::new();
     for i in 0..depth {
@@ -434,33 +441,25 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfil
         let c_in = if i == 0 { 10 } else { ch(i - 1) };
         let conv = down_conv(c_in, ch(i), false, &dev);
         let x = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let conv_burn_ms = time(&|| read(conv.forward(x.clone())))?;
-        let conv_matmul_ms = time(&|| read(conv4x4_s2(x.clone(), conv.weight.val(), None)))?;
+        let (conv_burn_ms, conv_ours_ms) = time(&|| read(down(&conv, x.clone())))?;
         let innermost = i == depth - 1;
         let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
         let c_up_out = if i == 0 { 6 } else { ch(i - 1) };
-        let up = up_conv(c_up_in, c_up_out, false, &dev);
+        let upc = up_conv(c_up_in, c_up_out, false, &dev);
         let y = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let up_burn_ms = time(&|| read(up.forward(y.clone())))?;
-        let up_matmul_ms = time(&|| read(conv_transpose4x4_s2(y.clone(), up.weight.val(), None)))?;
+        let (up_burn_ms, up_ours_ms) = time(&|| read(up(&upc, y.clone())))?;
         // Training: both layers forward, then the gradients of their inputs and weights.
         let ad = dev.clone().autodiff();
         let (conv_ad, up_ad) = (down_conv(c_in, ch(i), false, &ad), up_conv(c_up_in, c_up_out, false, &ad));
         let xa = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
         let ya = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
-        let train = |ours: bool| -> Result<()> {
-            let (a, b) = if ours {
-                (conv4x4_s2(xa.clone(), conv_ad.weight.val(), None), conv_transpose4x4_s2(ya.clone(), up_ad.weight.val(), None))
-            } else {
-                (conv_ad.forward(xa.clone()), up_ad.forward(ya.clone()))
-            };
-            let grads = (a.sum() + b.sum()).backward();
+        let train = || -> Result<()> {
+            let grads = (down(&conv_ad, xa.clone()).sum() + up(&up_ad, ya.clone()).sum()).backward();
             let g = conv_ad.weight.grad(&grads).ok_or_else(|| Error::invalid("benchmark", "no gradient"))?;
             g.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
         };
-        let train_burn_ms = time(&|| train(false))?;
-        let train_matmul_ms = time(&|| train(true))?;
-        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_matmul_ms, up_burn_ms, up_matmul_ms, train_burn_ms, train_matmul_ms });
+        let (train_burn_ms, train_ours_ms) = time(&train)?;
+        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_ours_ms, up_burn_ms, up_ours_ms, train_burn_ms, train_ours_ms });
     }
     Ok(rows)
 }

@@ -1,0 +1,560 @@
+//! pix2pix's convolutions on the CPU (Burn flex) with hand-written gradients: the 4x4 stride-2
+//! padding-1 convolution of both networks, its transpose (the generator's decoder) and the
+//! discriminator's 4x4 stride-1 convolution.
+//!
+//! Each is one gather (im2col), one large multi-threaded matrix product (the `gemm` crate flex
+//! itself uses, with its AVX-512 kernels where the CPU has them) and, for the transpose and the
+//! input gradient, one scatter (col2im):
+//!
+//! | | convolution (weight `[o, i, 4, 4]`) | transposed (weight `[i, o, 4, 4]`) |
+//! |---|---|---|
+//! | forward | `y = W · im2col(x)` | `y = col2im(Wᵀ · x)` |
+//! | input gradient | `dx = col2im(Wᵀ · dy)` | `dx = W · im2col(dy)` |
+//! | weight gradient | `dW = dy · im2col(x)ᵀ` | `dW = x · im2col(dy)ᵀ` |
+//!
+//! with `im2col` and `col2im` of the same 4x4 geometry (the transposed convolution is the
+//! convolution's input gradient). Gathers and scatters run on every core, one row or channel a
+//! task; the bias is added in the same pass as the product's output is written. Burn's generic
+//! backward (the weight gradient as a convolution with `dy` as the kernel) is what this
+//! replaces: it was most of a training step's time.
+//!
+//! The products never split a sum over threads (gemm divides the output, not the inner
+//! dimension) and a batch is summed in order, so results are the same run to run for a given
+//! thread count.
+//!
+//! Used on Burn's CPU backend only (`Autodiff<Flex>` in training, `Flex` in inference); other
+//! devices and dtypes keep Burn's kernels (see [`conv`], [`conv_transpose`]).
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn_autodiff::Autodiff;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::cell::Cell;
+
+thread_local! {
+    /// Off: Burn's own kernels on this thread (benchmarks compare the two; tests use Burn's as
+    /// the reference). Per thread, so a test comparing them never changes another's kernels.
+    static ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Turns the hand-written kernels on or off for the calling thread.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.with(|e| e.set(enabled));
+}
+
+/// Whether the hand-written kernels are on for the calling thread.
+pub fn enabled() -> bool {
+    ENABLED.with(Cell::get)
+}
+
+/// The layers: a 4x4 kernel with padding 1, as a convolution of stride 1 or 2, or the
+/// transpose of the stride-2 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Conv { stride: usize },
+    Transposed,
+}
+
+const K: usize = 4;
+const TAPS: usize = K * K;
+
+/// Output side of a 4x4 convolution with padding 1.
+fn conv_out(side: usize, stride: usize) -> usize {
+    (side + 2).saturating_sub(K) / stride + 1
+}
+
+/// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
+/// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
+fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
+    let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
+    let p = ho * wo;
+    debug_assert_eq!(cols.len(), c * TAPS * p);
+    cols.par_chunks_mut(p).enumerate().for_each(|(r, row)| {
+        let (ch, ky, kx) = (r / TAPS, (r % TAPS) / K, r % K);
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        for oy in 0..ho {
+            let out = &mut row[oy * wo..(oy + 1) * wo];
+            let iy = (oy * stride + ky) as isize - 1;
+            if iy < 0 || iy >= h as isize {
+                out.fill(0.0);
+                continue;
+            }
+            let line = &plane[iy as usize * w..(iy as usize + 1) * w];
+            for (ox, o) in out.iter_mut().enumerate() {
+                let ix = (ox * stride + kx) as isize - 1;
+                *o = if ix >= 0 && ix < w as isize { line[ix as usize] } else { 0.0 };
+            }
+        }
+    });
+}
+
+/// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
+/// pixel it was read from in `x` (`[c, h, w]`, added to). One channel a task, taps in order.
+fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
+    let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
+    let p = ho * wo;
+    debug_assert_eq!(cols.len(), c * TAPS * p);
+    x[..c * h * w].par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
+        for tap in 0..TAPS {
+            let (ky, kx) = (tap / K, tap % K);
+            let row = &cols[(ch * TAPS + tap) * p..(ch * TAPS + tap + 1) * p];
+            for oy in 0..ho {
+                let iy = (oy * stride + ky) as isize - 1;
+                if iy < 0 || iy >= h as isize {
+                    continue;
+                }
+                let line = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                for (ox, v) in row[oy * wo..(oy + 1) * wo].iter().enumerate() {
+                    let ix = (ox * stride + kx) as isize - 1;
+                    if ix >= 0 && ix < w as isize {
+                        line[ix as usize] += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A matrix as gemm reads it: data and (row, column) strides.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major `[rows, cols]`.
+    fn rows(data: &'a [f32], cols: usize) -> Mat<'a> {
+        Mat { data, rs: cols as isize, cs: 1 }
+    }
+    /// The transpose of a row-major `[rows, cols]`.
+    fn transposed(data: &'a [f32], cols: usize) -> Mat<'a> {
+        Mat { data, rs: 1, cs: cols as isize }
+    }
+}
+
+/// `dst` (row-major `[m, n]`) = `a` (`[m, k]`) · `b` (`[k, n]`), or `dst +=` with `accumulate`.
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    assert!(dst.len() >= m * n, "matmul output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let max_a = (m as isize - 1) * a.rs + (k as isize - 1) * a.cs;
+    let max_b = (k as isize - 1) * b.rs + (n as isize - 1) * b.cs;
+    assert!(max_a < a.data.len() as isize && max_b < b.data.len() as isize, "matmul operands too small");
+    let threads = rayon::current_num_threads();
+    // Below ~2 M multiply-adds a product is over before threads pay.
+    let parallelism = if threads > 1 && m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the bounds of all three matrices are checked above; dst is written only within
+    // [0, m * n) with row stride n and column stride 1.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs,
+            a.rs,
+            b.data.as_ptr(),
+            b.cs,
+            b.rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Adds `bias[o]` to every value of row `o` of `y` (`[channels, pixels]` blocks, batch-major).
+fn add_bias(y: &mut [f32], bias: &[f32], pixels: usize) {
+    let channels = bias.len();
+    y.par_chunks_mut(pixels).enumerate().for_each(|(i, row)| {
+        let b = bias[i % channels];
+        row.iter_mut().for_each(|v| *v += b);
+    });
+}
+
+/// The shapes of one call: batch, input channels and side, output channels and side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shapes {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Layer {
+    /// Shapes for an input `[batch, c_in, h, w]` and a weight of this layer's layout, or None
+    /// when they do not fit (wrong kernel size or channels, too small an input).
+    pub fn shapes(self, x: [usize; 4], weight: [usize; 4]) -> Option<Shapes> {
+        let [batch, c_in, h, w] = x;
+        if weight[2] != K || weight[3] != K || h == 0 || w == 0 {
+            return None;
+        }
+        match self {
+            Layer::Conv { stride } => {
+                if weight[1] != c_in || !(1..=2).contains(&stride) || h + 2 < K || w + 2 < K || (stride == 2 && (h % 2 != 0 || w % 2 != 0)) {
+                    return None;
+                }
+                Some(Shapes { batch, c_in, h, w, c_out: weight[0], ho: conv_out(h, stride), wo: conv_out(w, stride) })
+            }
+            Layer::Transposed => (weight[0] == c_in).then_some(Shapes { batch, c_in, h, w, c_out: weight[1], ho: 2 * h, wo: 2 * w }),
+        }
+    }
+}
+
+/// Forward pass on plain slices: `x` `[batch, c_in, h, w]`, weight in the layer's layout, bias
+/// `[c_out]` -> `[batch, c_out, ho, wo]`.
+pub fn forward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (p_in, p_out) = (s.h * s.w, s.ho * s.wo);
+    let mut y = vec![0.0f32; s.batch * s.c_out * p_out];
+    match layer {
+        Layer::Conv { stride } => {
+            let k = s.c_in * TAPS;
+            let mut cols = vec![0.0f32; k * p_out];
+            for b in 0..s.batch {
+                im2col(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride, &mut cols);
+                matmul(s.c_out, p_out, k, &mut y[b * s.c_out * p_out..], Mat::rows(weight, k), Mat::rows(&cols, p_out), false);
+            }
+        }
+        Layer::Transposed => {
+            let m = s.c_out * TAPS;
+            let mut cols = vec![0.0f32; m * p_in];
+            for b in 0..s.batch {
+                matmul(m, p_in, s.c_in, &mut cols, Mat::transposed(weight, m), Mat::rows(&x[b * s.c_in * p_in..], p_in), false);
+                col2im(&cols, s.c_out, s.ho, s.wo, 2, &mut y[b * s.c_out * p_out..(b + 1) * s.c_out * p_out]);
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        add_bias(&mut y, bias, p_out);
+    }
+    y
+}
+
+/// Gradients of one call, each only when asked for.
+#[derive(Debug, Default)]
+pub struct Grads {
+    pub x: Option<Vec<f32>>,
+    pub weight: Option<Vec<f32>>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Backward pass on plain slices: the gradients of the input, the weight and the bias for the
+/// output gradient `dy` (`[batch, c_out, ho, wo]`).
+pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], want: [bool; 3]) -> Grads {
+    let (p_in, p_out) = (s.h * s.w, s.ho * s.wo);
+    let mut dx = want[0].then(|| vec![0.0f32; s.batch * s.c_in * p_in]);
+    let mut dw = want[1].then(|| vec![0.0f32; weight.len()]);
+    match layer {
+        Layer::Conv { stride } => {
+            let k = s.c_in * TAPS;
+            let mut cols = vec![0.0f32; k * p_out];
+            for b in 0..s.batch {
+                let dy_b = &dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out];
+                if let Some(dw) = dw.as_mut() {
+                    im2col(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride, &mut cols);
+                    matmul(s.c_out, k, p_out, dw, Mat::rows(dy_b, p_out), Mat::transposed(&cols, p_out), b > 0);
+                }
+                if let Some(dx) = dx.as_mut() {
+                    matmul(k, p_out, s.c_out, &mut cols, Mat::transposed(weight, k), Mat::rows(dy_b, p_out), false);
+                    col2im(&cols, s.c_in, s.h, s.w, stride, &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
+                }
+            }
+        }
+        Layer::Transposed => {
+            let m = s.c_out * TAPS;
+            let mut cols = vec![0.0f32; m * p_in];
+            for b in 0..s.batch {
+                im2col(&dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out], s.c_out, s.ho, s.wo, 2, &mut cols);
+                if let Some(dw) = dw.as_mut() {
+                    matmul(s.c_in, m, p_in, dw, Mat::rows(&x[b * s.c_in * p_in..], p_in), Mat::transposed(&cols, p_in), b > 0);
+                }
+                if let Some(dx) = dx.as_mut() {
+                    matmul(s.c_in, p_in, m, &mut dx[b * s.c_in * p_in..], Mat::rows(weight, m), Mat::rows(&cols, p_in), false);
+                }
+            }
+        }
+    }
+    let db = want[2].then(|| {
+        let mut db = vec![0.0f32; s.c_out];
+        for (i, row) in dy.chunks(p_out).enumerate() {
+            db[i % s.c_out] += row.iter().sum::<f32>();
+        }
+        db
+    });
+    Grads { x: dx, weight: dw, bias: db }
+}
+
+/// A flex tensor's values in row-major order (no copy when it is contiguous already).
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()),
+    }
+}
+
+fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn is_f32(t: &FlexTensor) -> bool {
+    t.dtype() == burn::tensor::DType::F32
+}
+
+/// Forward on flex tensors; None when the shapes or dtypes are not ours.
+fn forward_flex(layer: Layer, x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> Option<(FlexTensor, Shapes)> {
+    let dims = |t: &FlexTensor| -> Option<[usize; 4]> { t.layout().shape().as_slice().try_into().ok() };
+    let s = layer.shapes(dims(x)?, dims(weight)?)?;
+    if !is_f32(x) || !is_f32(weight) || bias.is_some_and(|b| !is_f32(b) || b.layout().shape().num_elements() != s.c_out) {
+        return None;
+    }
+    let b = bias.map(values);
+    let y = forward(layer, s, &values(x), &values(weight), b.as_deref());
+    Some((flex(y, vec![s.batch, s.c_out, s.ho, s.wo]), s))
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    layer: Layer,
+    shapes: Shapes,
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+impl State {
+    fn grads(&self, dy: &FlexTensor, want: [bool; 3]) -> Grads {
+        backward(self.layer, self.shapes, &values(&self.x), &values(&self.weight), &values(dy), want)
+    }
+}
+
+#[derive(Debug)]
+struct WithBias;
+#[derive(Debug)]
+struct NoBias;
+
+impl Backward<Flex, 3> for WithBias {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = &ops.state;
+        let g = s.grads(&dy, [nx.is_some(), nw.is_some(), nb.is_some()]);
+        register(grads, nx.map(|n| n.id), g.x, s.x.layout().shape().to_vec());
+        register(grads, nw.map(|n| n.id), g.weight, s.weight.layout().shape().to_vec());
+        register(grads, nb.map(|n| n.id), g.bias, vec![s.shapes.c_out]);
+    }
+}
+
+impl Backward<Flex, 2> for NoBias {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = &ops.state;
+        let g = s.grads(&dy, [nx.is_some(), nw.is_some(), false]);
+        register(grads, nx.map(|n| n.id), g.x, s.x.layout().shape().to_vec());
+        register(grads, nw.map(|n| n.id), g.weight, s.weight.layout().shape().to_vec());
+    }
+}
+
+fn register(grads: &mut Gradients, node: Option<burn_autodiff::NodeId>, values: Option<Vec<f32>>, shape: Vec<usize>) {
+    if let (Some(id), Some(v)) = (node, values) {
+        grads.register::<Flex>(id, flex(v, shape));
+    }
+}
+
+type Ad = Autodiff<Flex, NoCheckpointing>;
+
+/// The layer on tracked CPU tensors, with its backward registered; None when the tensors are
+/// not on Burn's CPU backend with autodiff, or the shapes are not ours.
+fn apply_autodiff(layer: Layer, x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Option<Tensor<4>> {
+    let xa = x.clone().try_into_primitive::<Ad>().ok()?;
+    let wa = weight.clone().try_into_primitive::<Ad>().ok()?;
+    let ba = match bias {
+        Some(b) => Some(b.clone().try_into_primitive::<Ad>().ok()?),
+        None => None,
+    };
+    let (y, shapes) = forward_flex(layer, xa.primitive(), wa.primitive(), ba.as_ref().map(|b| b.primitive()))?;
+    let state = || State { layer, shapes, x: xa.primitive().clone(), weight: wa.primitive().clone() };
+    let out = match &ba {
+        Some(ba) => match WithBias.prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(state(), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match NoBias.prepare::<NoCheckpointing>([xa.node(), wa.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(state(), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    };
+    Some(Tensor::from_primitive::<Ad>(out))
+}
+
+/// The layer on plain CPU tensors (inference); None when not on Burn's CPU backend.
+fn apply_plain(layer: Layer, x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Option<Tensor<4>> {
+    let xp = x.clone().try_into_primitive::<Flex>().ok()?;
+    let wp = weight.clone().try_into_primitive::<Flex>().ok()?;
+    let bp = match bias {
+        Some(b) => Some(b.clone().try_into_primitive::<Flex>().ok()?),
+        None => None,
+    };
+    let (y, _) = forward_flex(layer, &xp, &wp, bp.as_ref())?;
+    Some(Tensor::from_primitive::<Flex>(y))
+}
+
+/// The layer with the hand-written kernels when `x` is on Burn's CPU backend (with or without
+/// autodiff) and they are enabled; None otherwise (the caller runs Burn's kernel).
+pub fn apply(layer: Layer, x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Option<Tensor<4>> {
+    if !enabled() {
+        return None;
+    }
+    let dev = x.device();
+    if dev.is_autodiff() { apply_autodiff(layer, x, weight, bias) } else { apply_plain(layer, x, weight, bias) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use burn::tensor::module::{conv_transpose2d, conv2d};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let (a, b): (Vec<f32>, Vec<f32>) = (a.try_into_vec_as().unwrap(), b.try_into_vec_as().unwrap());
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
+    }
+
+    fn burns(layer: Layer, x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
+        match layer {
+            Layer::Conv { stride } => conv2d(x, w, b, ConvOptions::new([stride, stride], [1, 1], [1, 1], 1)),
+            Layer::Transposed => conv_transpose2d(x, w, b, ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1)),
+        }
+    }
+
+    fn weight_shape(layer: Layer, c_in: usize, c_out: usize) -> [usize; 4] {
+        match layer {
+            Layer::Conv { .. } => [c_out, c_in, 4, 4],
+            Layer::Transposed => [c_in, c_out, 4, 4],
+        }
+    }
+
+    /// (layer, batch, c_in, c_out, h, w, bias): odd channel counts and sides, batch > 1, 1 px.
+    fn cases() -> Vec<(Layer, usize, usize, usize, usize, usize, bool)> {
+        let mut v = Vec::new();
+        for layer in [Layer::Conv { stride: 2 }, Layer::Conv { stride: 1 }, Layer::Transposed] {
+            for (batch, c_in, c_out, h, w, bias) in [(1, 3, 5, 8, 8, true), (2, 4, 3, 6, 10, false), (3, 2, 7, 2, 2, true), (1, 16, 8, 16, 16, false), (2, 5, 1, 4, 6, true)] {
+                v.push((layer, batch, c_in, c_out, h, w, bias));
+            }
+            let (h, w) = if layer == Layer::Transposed { (1, 1) } else { (2, 2) };
+            v.push((layer, 1, 9, 4, h, w, true));
+        }
+        v.push((Layer::Conv { stride: 1 }, 2, 3, 2, 5, 7, true));
+        v.push((Layer::Transposed, 2, 3, 2, 5, 7, false));
+        v
+    }
+
+    #[test]
+    fn forwards_equal_burns() {
+        let dev = Device::flex();
+        for (layer, batch, c_in, c_out, h, w, bias) in cases() {
+            let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &dev);
+            let wt = Tensor::<4>::random(weight_shape(layer, c_in, c_out), Distribution::Normal(0.0, 1.0), &dev);
+            let b = bias.then(|| Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &dev));
+            let ours = apply(layer, &x, &wt, b.as_ref()).expect("a CPU tensor takes the hand-written path");
+            let d = max_diff(ours, burns(layer, x, wt, b));
+            assert!(d < 1e-4, "{layer:?} batch {batch} {c_in}->{c_out} at {h}x{w}: {d}");
+        }
+    }
+
+    #[test]
+    fn gradients_equal_burns() {
+        let dev = Device::flex().autodiff();
+        for (layer, batch, c_in, c_out, h, w, bias) in cases() {
+            let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let wt = Tensor::<4>::random(weight_shape(layer, c_in, c_out), Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let b = bias.then(|| Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &dev).require_grad());
+            let ours = apply(layer, &x, &wt, b.as_ref()).expect("a CPU tensor takes the hand-written path");
+            let reference = burns(layer, x.clone(), wt.clone(), b.clone());
+            assert!(max_diff(ours.clone(), reference.clone()) < 1e-4);
+            // A loss whose output gradient differs per element.
+            let target = Tensor::<4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &dev);
+            let loss = |y: Tensor<4>| (y - target.clone()).powf_scalar(2.0).sum();
+            let (g_ours, g_burn) = (loss(ours).backward(), loss(reference).backward());
+            let what = format!("{layer:?} batch {batch} {c_in}->{c_out} at {h}x{w}");
+            let d = max_diff(x.grad(&g_ours).unwrap(), x.grad(&g_burn).unwrap());
+            assert!(d < 1e-4, "input gradient, {what}: {d}");
+            let d = max_diff(wt.grad(&g_ours).unwrap(), wt.grad(&g_burn).unwrap());
+            assert!(d < 1e-4, "weight gradient, {what}: {d}");
+            if let Some(b) = &b {
+                let d = max_diff(b.grad(&g_ours).unwrap(), b.grad(&g_burn).unwrap());
+                assert!(d < 1e-4, "bias gradient, {what}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_asked_gradients_are_computed_and_untracked_inputs_stay_untracked() {
+        let dev = Device::flex().autodiff();
+        // The generator's first layer: data without a gradient, a weight with one.
+        let x = Tensor::<4>::random([1, 3, 8, 8], Distribution::Normal(0.0, 1.0), &dev);
+        let wt = Tensor::<4>::random([4, 3, 4, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let y = apply(Layer::Conv { stride: 2 }, &x, &wt, None).unwrap();
+        let g = y.sum().backward();
+        assert!(x.grad(&g).is_none());
+        assert_eq!(wt.grad(&g).unwrap().dims(), [4, 3, 4, 4]);
+        // Nothing tracked: no graph, same values as without autodiff.
+        let w2 = Tensor::<4>::random([4, 3, 4, 4], Distribution::Normal(0.0, 1.0), &dev);
+        assert!(!apply(Layer::Conv { stride: 2 }, &x, &w2, None).unwrap().is_require_grad());
+    }
+
+    #[test]
+    fn results_are_the_same_run_to_run() {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<4>::random([2, 64, 32, 32], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let wt = Tensor::<4>::random([128, 64, 4, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let run = || {
+            let y = apply(Layer::Conv { stride: 2 }, &x, &wt, None).unwrap();
+            let z = apply(Layer::Transposed, &y, &wt, None).unwrap();
+            let g = (z.clone() * z).sum().backward();
+            let (a, b): (Vec<f32>, Vec<f32>) = (x.grad(&g).unwrap().try_into_vec_as().unwrap(), wt.grad(&g).unwrap().try_into_vec_as().unwrap());
+            (a, b)
+        };
+        assert!(run() == run(), "gradients differ between two runs");
+    }
+
+    #[test]
+    fn shapes_that_are_not_ours_are_left_to_burn() {
+        assert!(Layer::Conv { stride: 2 }.shapes([1, 3, 7, 8], [4, 3, 4, 4]).is_none(), "odd side at stride 2");
+        assert!(Layer::Conv { stride: 2 }.shapes([1, 3, 8, 8], [4, 3, 3, 3]).is_none(), "3x3 kernel");
+        assert!(Layer::Conv { stride: 2 }.shapes([1, 3, 8, 8], [4, 2, 4, 4]).is_none(), "channels");
+        assert!(Layer::Transposed.shapes([1, 3, 8, 8], [4, 3, 4, 4]).is_none(), "transposed channels");
+        assert_eq!(Layer::Conv { stride: 1 }.shapes([1, 3, 8, 8], [4, 3, 4, 4]).map(|s| (s.ho, s.wo)), Some((7, 7)));
+    }
+}
