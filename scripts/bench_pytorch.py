@@ -2,8 +2,10 @@
 """The same work as `s2cr bench --what model`, in PyTorch: pix2pix's UnetGenerator and
 NLayerDiscriminator (junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py, re-declared
 here layer for layer) with 10 input and 6 output channels, timing the generator's inference at
-batch 1 and a full GAN training step (D on real vs detached fake, then G on adversarial + 100 L1,
-Adam) on the CPU, to print beside the Burn figures of the same machine.
+batch 1 and a full GAN training step as pix2pix's loop runs it (D on real vs detached fake, then
+G on adversarial + 100 L1 with D frozen by set_requires_grad(netD, False), Adam) on the CPU, to
+print beside the Burn figures of the same machine. `s2cr bench --what model --compare-pytorch`
+runs it in the same invocation, interleaved with Burn's runs (--json, one line per model).
 
 PyTorch is optional. Install it with:
     pip install torch --index-url https://download.pytorch.org/whl/cpu
@@ -11,6 +13,7 @@ Run:
     python3 scripts/bench_pytorch.py --size 256
 """
 import argparse
+import json
 import math
 import os
 import resource
@@ -70,6 +73,9 @@ def patch_gan(input_nc, ndf, n_layers=3):
     return nn.Sequential(*seq)
 
 
+JSON = False
+
+
 def bench(name, ngf, ndf, depth, size, repeats):
     g, d = unet(10, 6, depth, ngf), patch_gan(16, ndf)
     params = sum(p.numel() for p in g.parameters()) / 1e6
@@ -85,12 +91,18 @@ def bench(name, ngf, ndf, depth, size, repeats):
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
+    def set_requires_grad(net, flag):
+        for p in net.parameters():
+            p.requires_grad = flag
+
     def step():
         fake = g(x)
+        set_requires_grad(d, True)
         opt_d.zero_grad()
         d_loss = 0.5 * ((d(torch.cat([x, y], 1)) - 1).pow(2).mean() + d(torch.cat([x, fake.detach()], 1)).pow(2).mean())
         d_loss.backward()
         opt_d.step()
+        set_requires_grad(d, False)
         opt_g.zero_grad()
         g_loss = (d(torch.cat([x, fake], 1)) - 1).pow(2).mean() + 100 * (fake - y).abs().mean()
         g_loss.backward()
@@ -103,17 +115,32 @@ def bench(name, ngf, ndf, depth, size, repeats):
         step()
     train_s = (time.perf_counter() - start) / steps
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  {name:<36} {params:>7.1f}M {'CPU (PyTorch ' + torch.__version__ + ')':<48} {infer_ms:>12.1f} {train_s:>14.3f} {rss:>7.0f} MiB")
+    if JSON:
+        print(json.dumps({"model": name, "params_m": params, "torch": torch.__version__, "threads": torch.get_num_threads(), "infer_ms": infer_ms, "train_step_s": train_s, "peak_rss_mib": rss}), flush=True)
+    else:
+        print(f"  {name:<36} {params:>7.1f}M {'CPU (PyTorch ' + torch.__version__ + ')':<48} {infer_ms:>12.1f} {train_s:>14.3f} {rss:>7.0f} MiB")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=256, help="patch side (256 for unet_256)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
+    ap.add_argument("--models", default="unet_256,small", help="comma-separated: unet_256, small")
+    ap.add_argument("--json", action="store_true", help="one JSON line per model, nothing else")
     args = ap.parse_args()
+    global JSON
+    JSON = args.json
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     levels = int(math.log2(args.size))
+    models = args.models.split(",")
+    if JSON:
+        if "unet_256" in models:
+            bench("unet_256", 64, 64, min(levels, 8), args.size, args.repeats)
+        if "small" in models:
+            bench("small", 16, 16, min(levels, 6), args.size, args.repeats)
+        return
     print(f"conditional GAN in PyTorch, 10 input and 6 output channels, {args.size} x {args.size} patches, batch 1, {torch.get_num_threads()} CPU threads")
     print(f"  {'model':<36} {'params':>8} {'device':<48} {'ms/patch':>12} {'s/train step':>14} {'peak RSS':>10}")
     bench(f"pix2pix unet_256 (ngf 64, depth {min(levels, 8)})", 64, 64, min(levels, 8), args.size, args.repeats)

@@ -333,6 +333,14 @@ pub struct BenchArgs {
     /// model: skip the GPU (wgpu) rows.
     #[arg(long)]
     pub no_gpu: bool,
+    /// model: run PyTorch (scripts/bench_pytorch.py, pix2pix's loop on the same shapes) in the
+    /// same invocation, interleaved with ours on the CPU, and print both with their ratio.
+    /// Needs a Python with torch: `python3` or $S2CR_PYTHON.
+    #[arg(long)]
+    pub compare_pytorch: bool,
+    /// model --compare-pytorch: rounds of interleaved runs; each figure is their median.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
     /// Working folder of the preprocess, loader and infer benchmarks (default: the system's temporary folder).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,

@@ -11,6 +11,7 @@ use anyhow::Result;
 use super::args::{BenchArgs, BenchWhat};
 use super::render::run_job;
 use crate::tools::bench::{self, peak_rss_mib};
+use crate::tools::model_bench;
 
 /// `s2cr bench --what ...`.
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
@@ -19,6 +20,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         BenchWhat::Filters => bench_filters(size),
         BenchWhat::Preprocess => bench_preprocess(size, dir, quiet),
         BenchWhat::Loader => bench_loader(size, dir, quiet),
+        BenchWhat::Model if args.compare_pytorch => bench_compare_pytorch(size, args.rounds as usize, quiet),
         BenchWhat::Model => bench_model(size, !args.no_gpu, quiet),
         BenchWhat::Profile => bench_profile(size),
         BenchWhat::Infer => bench_infer(size, dir, quiet),
@@ -38,15 +40,35 @@ fn bench_filters(size: usize) -> Result<()> {
     Ok(())
 }
 
+/// Ours against PyTorch on the CPU, interleaved, medians with their range and the ratio.
+fn bench_compare_pytorch(size: usize, rounds: usize, quiet: bool) -> Result<()> {
+    let run = run_job("bench", quiet, move |p| model_bench::compare_pytorch(size, rounds, 3, p))?;
+    println!(
+        "conditional GAN on the CPU, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} threads; ours (Burn) and PyTorch {} ({}), interleaved, median of {} rounds [min-max]",
+        run.threads,
+        run.torch_version,
+        run.python.display(),
+        run.rounds
+    );
+    println!("  {:<36} {:<18} {:>24} {:>24} {:>8}", "model", "", "ours", "PyTorch", "ratio");
+    let cell = |s: model_bench::Spread, digits: usize| format!("{:.d$} [{:.d$}-{:.d$}]", s.median, s.min, s.max, d = digits);
+    for r in &run.rows {
+        println!("  {:<36} {:<18} {:>24} {:>24} {:>8.2}", r.model, "train step (s)", cell(r.ours_train_s, 3), cell(r.torch_train_s, 3), r.ours_train_s.median / r.torch_train_s.median);
+        println!("  {:<36} {:<18} {:>24} {:>24} {:>8.2}", "", "inference (ms)", cell(r.ours_infer_ms, 1), cell(r.torch_infer_ms, 1), r.ours_infer_ms.median / r.torch_infer_ms.median);
+    }
+    println!("  ratio: ours / PyTorch (below 1: ours is faster)");
+    Ok(())
+}
+
 /// Generator inference and GAN training step times.
 fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
-    let rows = run_job("bench", quiet, move |p| bench::model(size, 3, with_gpu, p))?;
+    let rows = run_job("bench", quiet, move |p| model_bench::model(size, 3, with_gpu, p))?;
     println!("conditional GAN, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} CPU threads", rayon::current_num_threads());
     println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
     for r in &rows {
         println!("  {:<36} {:>7.1}M {:<48} {:>12.1} {:>14.3} {:>7.0} MiB", r.model, r.params_m, r.device, r.infer_ms, r.train_step_s, r.peak_rss_mib);
     }
-    println!("  (PyTorch on the same machine: python3 scripts/bench_pytorch.py --size {size})");
+    println!("  (PyTorch on the same machine, in the same run: s2cr bench --what model --size {size} --compare-pytorch)");
     bench_profile(size)
 }
 
@@ -55,14 +77,14 @@ fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
 fn bench_profile(size: usize) -> Result<()> {
     println!("where unet_256's time goes on the CPU (each layer alone, ms; Burn's kernel / ours):");
     println!("  {:>5} {:>9} {:>22} {:>30} {:>36}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2", "both, forward + backward");
-    let profile = bench::generator_profile(size, 3)?;
+    let profile = model_bench::generator_profile(size, 3)?;
     for r in &profile {
         println!(
             "  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2} {:>24.2} / {:>9.2}",
             r.level, r.input_px, r.conv_burn_ms, r.conv_ours_ms, r.up_burn_ms, r.up_ours_ms, r.train_burn_ms, r.train_ours_ms
         );
     }
-    let sum = |f: fn(&bench::LayerProfile) -> f64| profile.iter().map(f).sum::<f64>();
+    let sum = |f: fn(&model_bench::LayerProfile) -> f64| profile.iter().map(f).sum::<f64>();
     println!(
         "  total: convolutions {:.1} ms (Burn) / {:.1} ms (ours), transposed convolutions {:.1} ms (Burn) / {:.1} ms (ours)",
         sum(|r| r.conv_burn_ms),
@@ -71,7 +93,7 @@ fn bench_profile(size: usize) -> Result<()> {
         sum(|r| r.up_ours_ms)
     );
     println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours)", sum(|r| r.train_burn_ms), sum(|r| r.train_ours_ms));
-    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", bench::matmul_gflops(1024, 5)?);
+    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", model_bench::matmul_gflops(1024, 5)?);
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod cpu_conv;
 pub mod discriminator;
 pub mod generator;
 pub mod infer;
+pub mod optim;
 pub mod preview;
 pub mod train;
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{GanLoss, ModelConfig, TrainConfig};
 use super::discriminator::Discriminator;
 use super::generator::Generator;
+use super::optim::FusedAdam;
 use super::{DeviceChoice, device, output_activation, resolve};
 use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, load_normalization};
 use crate::dataset::tiles::Split;
@@ -111,6 +112,49 @@ pub fn masked_l1(prediction: Tensor<4>, target: Tensor<4>, valid: Tensor<4>) -> 
     let channels = prediction.dims()[1] as f64;
     let count = valid.clone().sum().mul_scalar(channels).clamp_min(1.0);
     (prediction - target).abs().mul(valid).sum().div(count)
+}
+
+/// The networks, their optimizers and the settings of one GAN step.
+pub struct GanStep<'a> {
+    pub g: Generator,
+    pub d: Discriminator,
+    pub opt_g: &'a mut ModuleOptimizer,
+    pub opt_d: &'a mut ModuleOptimizer,
+    pub lr: f64,
+    pub gan_loss: GanLoss,
+    pub l1_weight: f64,
+}
+
+/// What a step computed: the losses (not yet read back from the device) and the generator's
+/// output (detached).
+pub struct StepLosses {
+    pub g_adversarial: Tensor<1>,
+    pub g_l1: Tensor<1>,
+    pub d_real: Tensor<1>,
+    pub d_fake: Tensor<1>,
+    pub fake: Tensor<4>,
+}
+
+/// One step of pix2pix's loop: the discriminator learns real (condition, label) pairs against
+/// (condition, detached fake) pairs; then the generator learns to fool the updated
+/// discriminator, frozen (pix2pix's `set_requires_grad(netD, False)`: no gradients of its
+/// weights are computed), plus `l1_weight` x L1 to the label on valid pixels. The training
+/// stage and `s2cr bench` both run this.
+pub fn gan_step(s: GanStep, input: Tensor<4>, label: Tensor<4>, valid: Tensor<4>) -> (Generator, Discriminator, StepLosses) {
+    let GanStep { g, d, opt_g, opt_d, lr, gan_loss: kind, l1_weight } = s;
+    let fake = g.forward(input.clone());
+    let d_real = gan_loss(kind, d.forward(input.clone(), label.clone()), true);
+    let d_fake = gan_loss(kind, d.forward(input.clone(), fake.clone().detach()), false);
+    let d_loss = (d_real.clone() + d_fake.clone()).mul_scalar(0.5);
+    let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+    let d = opt_d.step(lr, d, grads);
+    let frozen = d.clone().no_grad();
+    let g_adversarial = gan_loss(kind, frozen.forward(input, fake.clone()), true);
+    let g_l1 = masked_l1(fake.clone(), label, valid);
+    let g_loss = g_adversarial.clone() + g_l1.clone().mul_scalar(l1_weight);
+    let grads = GradientsParams::from_grads(g_loss.backward(), &g);
+    let g = opt_g.step(lr, g, grads);
+    (g, d, StepLosses { g_adversarial, g_l1, d_real, d_fake, fake: fake.detach() })
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -285,8 +329,8 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     dev.seed(tc.seed);
     let ad = dev.clone().autodiff();
     let (mut g, mut d, model) = build_networks(&opts.model, project, &ad)?;
-    let mut opt_g = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
-    let mut opt_d = AdamConfig::new().with_beta_1(tc.beta1 as f32).with_beta_2(tc.beta2 as f32).with_epsilon(1e-8).init();
+    let mut opt_g = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
+    let mut opt_d = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
     // A resumed run goes on with the statistics it started with (its copy, which inference
     // reads too), not with those of a dataset rebuilt since.
     let run_normalization = project.run_normalization_json(&opts.run);
@@ -365,31 +409,21 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
             // The random numbers of this step (dropout) follow from the seed and the step alone,
             // so a run resumed from a checkpoint draws what an uninterrupted one would have.
             dev.seed(tc.seed.wrapping_add(step as u64));
-            // Discriminator: real pairs against detached fakes.
-            let fake = g.forward(input.clone());
-            let d_real = gan_loss(tc.gan_loss, d.forward(input.clone(), label.clone()), true);
-            let d_fake = gan_loss(tc.gan_loss, d.forward(input.clone(), fake.clone().detach()), false);
-            let d_loss = (d_real.clone() + d_fake.clone()).mul_scalar(0.5);
-            let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-            d = opt_d.step(lr, d, grads);
-            // Generator: fool the updated discriminator, stay close to the label.
-            let g_adv = gan_loss(tc.gan_loss, d.forward(input, fake.clone()), true);
+            let preview_now = tc.preview_every > 0 && (step + 1) % tc.preview_every == 0;
+            let losses;
+            (g, d, losses) = gan_step(GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr, gan_loss: tc.gan_loss, l1_weight: tc.l1_weight }, input, label.clone(), valid);
             // Every preview_every steps: this batch's first patch, label and output.
-            let preview = (tc.preview_every > 0 && (step + 1) % tc.preview_every == 0).then(|| (label.clone(), fake.clone().detach()));
-            let g_l1 = masked_l1(fake, label, valid);
-            let g_loss = g_adv.clone() + g_l1.clone().mul_scalar(tc.l1_weight);
-            let grads = GradientsParams::from_grads(g_loss.backward(), &g);
-            g = opt_g.step(lr, g, grads);
+            let preview = preview_now.then(|| (label, losses.fake.clone()));
             step += 1;
             batch_in_epoch += 1;
             last = StepMetrics {
                 step,
                 epoch: epoch + 1,
                 learning_rate: lr,
-                g_adversarial: scalar(g_adv),
-                g_l1: scalar(g_l1),
-                d_real: scalar(d_real),
-                d_fake: scalar(d_fake),
+                g_adversarial: scalar(losses.g_adversarial),
+                g_l1: scalar(losses.g_l1),
+                d_real: scalar(losses.d_real),
+                d_fake: scalar(losses.d_fake),
                 val_l1: f64::NAN,
                 val_psnr: f64::NAN,
                 val_ssim: f64::NAN,

@@ -4,3 +4,4 @@
 pub mod bench;
 pub mod demo_assets;
 pub mod filters_bench;
+pub mod model_bench;
