@@ -76,12 +76,12 @@ fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
 /// kernels against the hand-written ones the CPU uses.
 fn bench_profile(size: usize) -> Result<()> {
     println!("where unet_256's time goes on the CPU (each layer alone, ms; Burn's kernel / ours):");
-    println!("  {:>5} {:>9} {:>22} {:>30} {:>36}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2", "both, forward + backward");
+    println!("  {:>5} {:>9} {:>22} {:>30} {:>36} {:>24}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2", "both, forward + backward", "norms, ReLUs, cat (f+b)");
     let profile = model_bench::generator_profile(size, 3)?;
     for r in &profile {
         println!(
-            "  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2} {:>24.2} / {:>9.2}",
-            r.level, r.input_px, r.conv_burn_ms, r.conv_ours_ms, r.up_burn_ms, r.up_ours_ms, r.train_burn_ms, r.train_ours_ms
+            "  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2} {:>24.2} / {:>9.2} {:>24.2}",
+            r.level, r.input_px, r.conv_burn_ms, r.conv_ours_ms, r.up_burn_ms, r.up_ours_ms, r.train_burn_ms, r.train_ours_ms, r.rest_train_ms
         );
     }
     let sum = |f: fn(&model_bench::LayerProfile) -> f64| profile.iter().map(f).sum::<f64>();
@@ -92,7 +92,7 @@ fn bench_profile(size: usize) -> Result<()> {
         sum(|r| r.up_burn_ms),
         sum(|r| r.up_ours_ms)
     );
-    println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours)", sum(|r| r.train_burn_ms), sum(|r| r.train_ours_ms));
+    println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours); norms, ReLUs and concatenations {:.1} ms", sum(|r| r.train_burn_ms), sum(|r| r.train_ours_ms), sum(|r| r.rest_train_ms));
     println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", model_bench::matmul_gflops(1024, 5)?);
     Ok(())
 }

@@ -156,10 +156,48 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumul
     let max_b = (k as isize - 1) * b.rs + (n as isize - 1) * b.cs;
     assert!(max_a < a.data.len() as isize && max_b < b.data.len() as isize, "matmul operands too small");
     let threads = rayon::current_num_threads();
+    // A long inner dimension with a small output (the weight gradients of the outer levels: a
+    // few hundred thousand values summed over tens of thousands of pixels) leaves gemm, which
+    // divides the output among threads, on one core: there each thread sums its own share of
+    // the inner dimension and the shares are added in order (the same result run to run for a
+    // given thread count).
+    if threads > 1 && k >= 1024 && k >= 4 * m.max(n) && m * n * k >= 1 << 22 {
+        let shares = threads.min(k / 256);
+        let step = k.div_ceil(shares);
+        let partial: Vec<Vec<f32>> = (0..shares)
+            .into_par_iter()
+            .map(|i| {
+                let (start, end) = (i * step, ((i + 1) * step).min(k));
+                let mut out = vec![0.0f32; m * n];
+                let a_i = Mat { data: &a.data[(start as isize * a.cs) as usize..], ..a };
+                let b_i = Mat { data: &b.data[(start as isize * b.rs) as usize..], ..b };
+                gemm_into(m, n, end - start, &mut out, a_i, b_i, false, gemm::Parallelism::None);
+                out
+            })
+            .collect();
+        let dst = &mut dst[..m * n];
+        dst.par_chunks_mut(1 << 14).enumerate().for_each(|(c, chunk)| {
+            let base = c << 14;
+            for (j, v) in chunk.iter_mut().enumerate() {
+                let mut sum = if accumulate { *v } else { 0.0 };
+                for p in &partial {
+                    sum += p[base + j];
+                }
+                *v = sum;
+            }
+        });
+        return;
+    }
     // Below ~2 M multiply-adds a product is over before threads pay.
     let parallelism = if threads > 1 && m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the bounds of all three matrices are checked above; dst is written only within
-    // [0, m * n) with row stride n and column stride 1.
+    gemm_into(m, n, k, dst, a, b, accumulate, parallelism);
+}
+
+/// gemm's call for bounds-checked operands (see [`matmul`]).
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallelism: gemm::Parallelism) {
+    // SAFETY: the bounds of all three matrices are checked by the caller; dst is written only
+    // within [0, m * n) with row stride n and column stride 1.
     unsafe {
         gemm::gemm(
             m,
@@ -476,6 +514,9 @@ mod tests {
             v.push((layer, 1, 9, 4, h, w, true));
         }
         v.push((Layer::Conv { stride: 1 }, 2, 3, 2, 5, 7, true));
+        // Weight gradients long enough to be summed in shares across threads.
+        v.push((Layer::Conv { stride: 2 }, 2, 16, 16, 128, 128, true));
+        v.push((Layer::Transposed, 1, 16, 16, 64, 64, true));
         v.push((Layer::Transposed, 2, 3, 2, 5, 7, false));
         v
     }
@@ -547,6 +588,23 @@ mod tests {
             (a, b)
         };
         assert!(run() == run(), "gradients differ between two runs");
+    }
+
+    #[test]
+    fn products_equal_the_textbook_sum_whichever_way_they_are_split() {
+        let (m, n, k) = (8, 16, 40_000);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let mut ours = vec![1.0f32; m * n];
+        // b read transposed from a [n, k] buffer, accumulating onto ones.
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        matmul(m, n, k, &mut ours, Mat::rows(&a, k), Mat::transposed(&bt, k), true);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = 1.0 + (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>();
+                assert!((ours[i * n + j] as f64 - want).abs() < 1e-2, "({i}, {j}): {} vs {want}", ours[i * n + j]);
+            }
+        }
     }
 
     #[test]

@@ -301,6 +301,9 @@ pub struct LayerProfile {
     /// step, Burn's kernels / ours.
     pub train_burn_ms: f64,
     pub train_ours_ms: f64,
+    /// The rest of the level in training: the encoder's batch norm and LeakyReLU and the
+    /// decoder's batch norm, ReLU and skip concatenation, forward + backward.
+    pub rest_train_ms: f64,
 }
 
 /// Where the generator's time goes: each level's encoder convolution and decoder transposed
@@ -308,7 +311,9 @@ pub struct LayerProfile {
 /// backend, forward (inference) and forward + backward (training), Burn's kernels and ours.
 pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfile>> {
     use crate::model::conv::{down, set_hand_written, up};
-    use crate::model::generator::{down_conv, level_channels, up_conv};
+    use crate::model::config::NormKind;
+    use crate::model::generator::{Norm, down_conv, level_channels, up_conv};
+    crate::model::keep_freed_memory();
     let dev = Device::flex();
     let depth = ((patch.max(2) as f64).log2().floor() as usize).min(8);
     let ch = |i: usize| level_channels(64, i);
@@ -352,7 +357,21 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfil
             g.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
         };
         let (train_burn_ms, train_ours_ms) = time(&train)?;
-        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_ours_ms, up_burn_ms, up_ours_ms, train_burn_ms, train_ours_ms });
+        // The element-wise rest of the level, on the encoder's output and the decoder's.
+        let (enc_norm, dec_norm) = (Norm::new(NormKind::Batch, ch(i), &ad), Norm::new(NormKind::Batch, c_up_out, &ad));
+        let half = (size / 2).max(1);
+        let e = Tensor::<4>::random([1, ch(i), half, half], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let u = Tensor::<4>::random([1, c_up_out, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let skip = Tensor::<4>::random([1, c_up_out, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+        let rest = || -> Result<()> {
+            let a = burn::tensor::activation::leaky_relu(enc_norm.forward(e.clone()), 0.2);
+            let b = burn::tensor::activation::relu(Tensor::cat(vec![skip.clone(), dec_norm.forward(u.clone())], 1));
+            let grads = (a.sum() + b.sum()).backward();
+            let g = e.grad(&grads).ok_or_else(|| Error::invalid("benchmark", "no gradient"))?;
+            g.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}")))
+        };
+        let (_, rest_train_ms) = time(&rest)?;
+        rows.push(LayerProfile { level: i, input_px: size, conv_burn_ms, conv_ours_ms, up_burn_ms, up_ours_ms, train_burn_ms, train_ours_ms, rest_train_ms });
     }
     Ok(rows)
 }
