@@ -69,6 +69,15 @@ fn conv_out(side: usize, stride: usize) -> usize {
     (side + 2).saturating_sub(K) / stride + 1
 }
 
+/// The output columns `ox` of a tap `kx` that read inside a row of `w` pixels
+/// (`ox * stride + kx - 1` in `[0, w)`), as a range.
+fn valid_columns(kx: usize, stride: usize, w: usize, wo: usize) -> std::ops::Range<usize> {
+    // ox * stride + kx >= 1 and ox * stride + kx <= w.
+    let lo = if kx >= 1 { 0 } else { 1usize.div_ceil(stride) };
+    let hi = if w >= kx { ((w - kx) / stride + 1).min(wo) } else { 0 };
+    lo.min(hi)..hi
+}
+
 /// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
 /// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
 fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
@@ -78,6 +87,7 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f3
     cols.par_chunks_mut(p).enumerate().for_each(|(r, row)| {
         let (ch, ky, kx) = (r / TAPS, (r % TAPS) / K, r % K);
         let plane = &x[ch * h * w..(ch + 1) * h * w];
+        let valid = valid_columns(kx, stride, w, wo);
         for oy in 0..ho {
             let out = &mut row[oy * wo..(oy + 1) * wo];
             let iy = (oy * stride + ky) as isize - 1;
@@ -86,9 +96,17 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f3
                 continue;
             }
             let line = &plane[iy as usize * w..(iy as usize + 1) * w];
-            for (ox, o) in out.iter_mut().enumerate() {
-                let ix = (ox * stride + kx) as isize - 1;
-                *o = if ix >= 0 && ix < w as isize { line[ix as usize] } else { 0.0 };
+            out[..valid.start].fill(0.0);
+            out[valid.end..].fill(0.0);
+            // Input column of output column ox: ox * stride + kx - 1.
+            let first = valid.start * stride + kx - 1;
+            let dst = &mut out[valid.clone()];
+            if stride == 1 {
+                dst.copy_from_slice(&line[first..first + dst.len()]);
+            } else {
+                for (o, v) in dst.iter_mut().zip(line[first..].iter().step_by(stride)) {
+                    *o = *v;
+                }
             }
         }
     });
@@ -103,6 +121,7 @@ fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f3
     x[..c * h * w].par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
         for tap in 0..TAPS {
             let (ky, kx) = (tap / K, tap % K);
+            let valid = valid_columns(kx, stride, w, wo);
             let row = &cols[(ch * TAPS + tap) * p..(ch * TAPS + tap + 1) * p];
             for oy in 0..ho {
                 let iy = (oy * stride + ky) as isize - 1;
@@ -110,10 +129,15 @@ fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f3
                     continue;
                 }
                 let line = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                for (ox, v) in row[oy * wo..(oy + 1) * wo].iter().enumerate() {
-                    let ix = (ox * stride + kx) as isize - 1;
-                    if ix >= 0 && ix < w as isize {
-                        line[ix as usize] += v;
+                let first = valid.start * stride + kx - 1;
+                let src = &row[oy * wo + valid.start..oy * wo + valid.end];
+                if stride == 1 {
+                    for (o, v) in line[first..first + src.len()].iter_mut().zip(src) {
+                        *o += v;
+                    }
+                } else {
+                    for (o, v) in line[first..].iter_mut().step_by(stride).zip(src) {
+                        *o += v;
                     }
                 }
             }
@@ -348,18 +372,18 @@ pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], 
 }
 
 /// A flex tensor's values in row-major order (no copy when it is contiguous already).
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+pub(super) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(v) => Cow::Borrowed(v),
         None => Cow::Owned(t.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()),
     }
 }
 
-fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-fn is_f32(t: &FlexTensor) -> bool {
+pub(super) fn is_f32(t: &FlexTensor) -> bool {
     t.dtype() == burn::tensor::DType::F32
 }
 
@@ -427,7 +451,7 @@ fn register(grads: &mut Gradients, node: Option<burn_autodiff::NodeId>, values: 
     }
 }
 
-type Ad = Autodiff<Flex, NoCheckpointing>;
+pub(super) type Ad = Autodiff<Flex, NoCheckpointing>;
 
 /// The layer on tracked CPU tensors, with its backward registered; None when the tensors are
 /// not on Burn's CPU backend with autodiff, or the shapes are not ours.
@@ -603,6 +627,20 @@ mod tests {
             for j in 0..n {
                 let want: f64 = 1.0 + (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>();
                 assert!((ours[i * n + j] as f64 - want).abs() < 1e-2, "({i}, {j}): {} vs {want}", ours[i * n + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn valid_columns_are_those_inside_the_row() {
+        for stride in [1, 2] {
+            for w in 1..12 {
+                let wo = conv_out(w, stride);
+                for kx in 0..K {
+                    let want: Vec<usize> = (0..wo).filter(|ox| (1..=w as isize).contains(&((ox * stride + kx) as isize))).collect();
+                    let got: Vec<usize> = valid_columns(kx, stride, w, wo).collect();
+                    assert_eq!(got, want, "stride {stride}, w {w}, kx {kx}");
+                }
             }
         }
     }

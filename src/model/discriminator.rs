@@ -8,7 +8,6 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
-use burn::tensor::activation;
 
 use super::config::{ModelConfig, NormKind};
 use super::generator::{Norm, down_conv, init_weights};
@@ -52,7 +51,7 @@ impl Discriminator {
                 h = n.forward(h);
             }
             if i < last {
-                h = activation::leaky_relu(h, 0.2);
+                h = super::cpu_act::leaky_relu(h, 0.2);
             }
         }
         h

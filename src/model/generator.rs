@@ -121,7 +121,7 @@ impl Generator {
         let mut h = x;
         for i in 0..depth {
             if i > 0 {
-                h = activation::leaky_relu(h, 0.2);
+                h = super::cpu_act::leaky_relu(h, 0.2);
             }
             h = super::conv::down(&self.down[i], h);
             if let Some(n) = &self.down_norm[i] {
@@ -130,7 +130,7 @@ impl Generator {
             skips.push(h.clone());
         }
         for i in (0..depth).rev() {
-            h = activation::relu(h);
+            h = super::cpu_act::relu(h);
             h = super::conv::up(&self.up[i], h);
             if i == 0 {
                 break;

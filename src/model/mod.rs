@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod conv;
+pub mod cpu_act;
 pub mod cpu_conv;
 pub mod discriminator;
 pub mod generator;
