@@ -54,6 +54,19 @@ pub struct Checkpoint {
     pub batch_in_epoch: usize,
     /// Folder with the files, relative to the run.
     pub dir: PathBuf,
+    /// The layout of the checkpoint's files ([`CHECKPOINT_FORMAT`]); absent in checkpoints of
+    /// versions before it was written, which are format 1.
+    #[serde(default = "first_format")]
+    pub format: u32,
+}
+
+/// The checkpoint layout this version writes and reads: burnpack files of both networks and of
+/// both optimizers' state (Burn's Adam state, which the fused CPU Adam keeps too). A later
+/// layout raises it and migrates older ones when it reads them.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
 }
 
 /// One row of metrics.csv.
@@ -243,7 +256,14 @@ pub fn latest_checkpoint(project: &Project, run: &RunName) -> Result<Option<Chec
     if !path.is_file() {
         return Ok(None);
     }
-    load_json(&path, "delete the run's folder to train it again").map(Some)
+    let cp: Checkpoint = load_json(&path, "delete the run's folder to train it again")?;
+    if cp.format > CHECKPOINT_FORMAT {
+        return Err(Error::Project {
+            path,
+            message: format!("checkpoint format {} was written by a newer version of s2cr (this one reads up to {CHECKPOINT_FORMAT}): resume it with that version, or choose another --run", cp.format),
+        });
+    }
+    Ok(Some(cp))
 }
 
 /// The networks of a run, built for its dataset (for inference and tests).
@@ -389,7 +409,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let resumed_from = previous.as_ref().map(|c| c.step);
     let mut last = StepMetrics::default();
     let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
-        save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")) }, g, d, og, od)
+        save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")), format: CHECKPOINT_FORMAT }, g, d, og, od)
     };
     let mut last_saved = step;
     'epochs: while epoch < total_epochs && step < total_steps {

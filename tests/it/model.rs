@@ -86,6 +86,22 @@ fn resume_continues_the_steps_and_the_optimizer_state() {
             assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "step {} column {col}: {x} vs {y}", a[0]);
         }
     }
+    // A checkpoint of a version before checkpoints named their format (format 1) resumes; one
+    // of a newer format is refused, naming it.
+    let cp_path = project.checkpoint_json(&run_name("whole"));
+    let mut cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cp_path).unwrap()).unwrap();
+    assert_eq!(cp["format"], 1);
+    cp.as_object_mut().unwrap().remove("format");
+    std::fs::write(&cp_path, cp.to_string()).unwrap();
+    assert_eq!(run("whole", 8, true).resumed_from, Some(7));
+    let mut cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cp_path).unwrap()).unwrap();
+    cp["format"] = 99.into();
+    std::fs::write(&cp_path, cp.to_string()).unwrap();
+    let opts = TrainOptions { run: run_name("whole"), model: small_model(), train: quick_train(9), device: DeviceChoice::Cpu, resume: true };
+    let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
+    assert!(err.contains("format 99") && err.contains("newer version"), "{err}");
+    cp["format"] = 1.into();
+    std::fs::write(&cp_path, cp.to_string()).unwrap();
     // Save then load gives identical outputs.
     let dev = Device::flex();
     let (g, _, _, step) = infer::load_generator(&project, &run_name("parts"), &dev).unwrap();
@@ -98,6 +114,35 @@ fn resume_continues_the_steps_and_the_optimizer_state() {
     let loaded = fresh.try_load_file(&file).unwrap();
     let b: Vec<f32> = loaded.forward(x).try_into_vec_as::<f32>().unwrap();
     assert_eq!(a, b);
+}
+
+#[test]
+fn the_hand_written_cpu_kernels_train_as_burns_do() {
+    // 20 steps of a small model (batch norm, dropout) with our convolutions and activations,
+    // then with Burn's: the same losses to 1e-3.
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 32, S2Method::TrainMinMax);
+    let model = ModelConfig { dropout: 0.5, ..small_model() };
+    let run = |name: &str, hand_written: bool| {
+        s2cr::model::conv::set_hand_written(hand_written);
+        // pix2pix's learning rate (Adam turns rounding differences of near-zero gradients into
+        // whole steps; the larger rate of quick_train makes them grow faster).
+        let opts = TrainOptions { run: run_name(name), model: model.clone(), train: TrainConfig { learning_rate: 2e-4, ..quick_train(20) }, device: DeviceChoice::Cpu, resume: false };
+        train(&project, &opts, &Progress::silent("train")).unwrap();
+        s2cr::model::conv::set_hand_written(true);
+        metrics(&project, name)
+    };
+    let (ours, burns) = (run("ours", true), run("burns", false));
+    assert_eq!(ours.len(), 20);
+    let worst = ours.iter().zip(&burns).flat_map(|(a, b)| (3..7).map(move |c| (a[c].parse::<f64>().unwrap() - b[c].parse::<f64>().unwrap()).abs())).fold(0.0, f64::max);
+    println!("largest loss difference over 20 steps: {worst:.2e}");
+    for (a, b) in ours.iter().zip(&burns) {
+        for col in 3..7 {
+            let (x, y) = (a[col].parse::<f64>().unwrap(), b[col].parse::<f64>().unwrap());
+            assert!((x - y).abs() <= 1e-3, "step {} column {col}: ours {x}, Burn's {y}", a[0]);
+        }
+    }
 }
 
 #[test]
