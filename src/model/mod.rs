@@ -9,6 +9,7 @@ pub mod config;
 pub mod conv;
 pub mod cpu_act;
 pub mod cpu_conv;
+pub mod cpu_norm;
 pub mod discriminator;
 pub mod generator;
 pub mod infer;
