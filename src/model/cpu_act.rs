@@ -1,7 +1,7 @@
-//! ReLU and LeakyReLU on the CPU (Burn flex) as single passes: Burn writes them as a comparison,
-//! a multiplication and a masked select, forward and again backward, each a pass over the tensor
-//! on one core; here the forward is one parallel pass and the gradient another. Other devices
-//! keep Burn's (see [`leaky_relu`]).
+//! ReLU, LeakyReLU and tanh on the CPU (Burn flex) as single passes: Burn writes the first two as
+//! a comparison, a multiplication and a masked select, forward and again backward, and tanh's
+//! gradient as three operations, each a pass over the tensor on one core; here the forward is
+//! one parallel pass and the gradient another. Other devices keep Burn's (see [`leaky_relu`]).
 
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -37,24 +37,62 @@ fn backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
     dx
 }
 
+fn tanh_forward(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v.tanh();
+        }
+    });
+    y
+}
+
+/// tanh's gradient from its output: dy (1 - y²).
+fn tanh_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0f32; y.len()];
+    dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((dx, y), dy)| {
+        for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
+            *o = g * (1.0 - v * v);
+        }
+    });
+    dx
+}
+
+/// Which activation, and what its gradient needs: the input (ReLUs) or the output (tanh).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Leaky(f32),
+    Tanh,
+}
+
 #[derive(Debug)]
-struct LeakyBackward;
+struct ActBackward;
 
-impl Backward<Flex, 1> for LeakyBackward {
-    type State = (FlexTensor, f32);
+impl Backward<Flex, 1> for ActBackward {
+    type State = (FlexTensor, Kind);
 
-    fn backward(self, ops: Ops<(FlexTensor, f32), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<(FlexTensor, Kind), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         if let Some(node) = node {
-            let (x, slope) = &ops.state;
-            let dx = backward(&values(x), &values(&dy), *slope);
-            grads.register::<Flex>(node.id, flex(dx, x.layout().shape().to_vec()));
+            let (saved, kind) = &ops.state;
+            let dx = match kind {
+                Kind::Leaky(slope) => backward(&values(saved), &values(&dy), *slope),
+                Kind::Tanh => tanh_backward(&values(saved), &values(&dy)),
+            };
+            grads.register::<Flex>(node.id, flex(dx, saved.layout().shape().to_vec()));
         }
     }
 }
 
-fn apply(x: &Tensor<4>, slope: f32) -> Option<Tensor<4>> {
+fn run(x: &[f32], kind: Kind) -> Vec<f32> {
+    match kind {
+        Kind::Leaky(slope) => forward(x, slope),
+        Kind::Tanh => tanh_forward(x),
+    }
+}
+
+fn apply(x: &Tensor<4>, kind: Kind) -> Option<Tensor<4>> {
     if !enabled() {
         return None;
     }
@@ -63,9 +101,13 @@ fn apply(x: &Tensor<4>, slope: f32) -> Option<Tensor<4>> {
         if !is_f32(xa.primitive()) {
             return None;
         }
-        let y = flex(forward(&values(xa.primitive()), slope), xa.primitive().layout().shape().to_vec());
-        let out = match LeakyBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((xa.primitive().clone(), slope), y),
+        let y = flex(run(&values(xa.primitive()), kind), xa.primitive().layout().shape().to_vec());
+        let saved = match kind {
+            Kind::Leaky(_) => xa.primitive().clone(),
+            Kind::Tanh => y.clone(),
+        };
+        let out = match ActBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((saved, kind), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         Some(Tensor::from_primitive::<Ad>(out))
@@ -74,19 +116,24 @@ fn apply(x: &Tensor<4>, slope: f32) -> Option<Tensor<4>> {
         if !is_f32(&xp) {
             return None;
         }
-        let y = flex(forward(&values(&xp), slope), xp.layout().shape().to_vec());
+        let y = flex(run(&values(&xp), kind), xp.layout().shape().to_vec());
         Some(Tensor::from_primitive::<Flex>(y))
     }
 }
 
 /// LeakyReLU with `slope` below zero; one pass each way on the CPU, Burn's elsewhere.
 pub fn leaky_relu(x: Tensor<4>, slope: f64) -> Tensor<4> {
-    apply(&x, slope as f32).unwrap_or_else(|| activation::leaky_relu(x, slope))
+    apply(&x, Kind::Leaky(slope as f32)).unwrap_or_else(|| activation::leaky_relu(x, slope))
 }
 
 /// ReLU; one pass each way on the CPU, Burn's elsewhere.
 pub fn relu(x: Tensor<4>) -> Tensor<4> {
-    apply(&x, 0.0).unwrap_or_else(|| activation::relu(x))
+    apply(&x, Kind::Leaky(0.0)).unwrap_or_else(|| activation::relu(x))
+}
+
+/// tanh; one pass each way on the CPU, Burn's elsewhere.
+pub fn tanh(x: Tensor<4>) -> Tensor<4> {
+    apply(&x, Kind::Tanh).unwrap_or_else(|| activation::tanh(x))
 }
 
 #[cfg(test)]
@@ -109,6 +156,15 @@ mod tests {
             let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             assert!(d < 1e-6, "gradient, slope {slope}: {d}");
         }
+        // tanh, whose gradient reads its output.
+        let x = Tensor::<4>::random([2, 3, 33, 17], Distribution::Normal(0.0, 2.0), &dev).require_grad();
+        let w = Tensor::<4>::random([2, 3, 33, 17], Distribution::Normal(0.0, 1.0), &dev);
+        let (ours, burns) = (tanh(x.clone()), activation::tanh(x.clone()));
+        let (a, b): (Vec<f32>, Vec<f32>) = (ours.clone().try_into_vec_as().unwrap(), burns.clone().try_into_vec_as().unwrap());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-6), "tanh forward");
+        let (ga, gb) = ((ours * w.clone()).sum().backward(), (burns * w).sum().backward());
+        let (a, b): (Vec<f32>, Vec<f32>) = (x.grad(&ga).unwrap().try_into_vec_as().unwrap(), x.grad(&gb).unwrap().try_into_vec_as().unwrap());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5), "tanh gradient");
         // Without autodiff too.
         let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Normal(0.0, 1.0), &Device::flex());
         let (a, b): (Vec<f32>, Vec<f32>) = (leaky_relu(x.clone(), 0.2).try_into_vec_as().unwrap(), activation::leaky_relu(x, 0.2).try_into_vec_as().unwrap());

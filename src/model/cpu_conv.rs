@@ -256,6 +256,49 @@ fn add_bias(y: &mut [f32], bias: &[f32], pixels: usize) {
     });
 }
 
+/// A buffer of the calling thread's for the gathered taps (`cols`), kept between calls: the
+/// same few sizes come back every step, and a fresh buffer would be zeroed first (its values
+/// are all overwritten before they are read).
+struct Scratch(Vec<f32>);
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take(len: usize) -> Scratch {
+        let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        v.resize(len, 0.0);
+        Scratch(v)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        // Keep the larger of the two (a nested call may have put one back meanwhile).
+        SCRATCH.with(|s| {
+            let mut kept = s.borrow_mut();
+            if v.capacity() > kept.capacity() {
+                *kept = v;
+            }
+        });
+    }
+}
+
 /// The shapes of one call: batch, input channels and side, output channels and side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shapes {
@@ -296,7 +339,7 @@ pub fn forward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], bias: Option<
     match layer {
         Layer::Conv { stride } => {
             let k = s.c_in * TAPS;
-            let mut cols = vec![0.0f32; k * p_out];
+            let mut cols = Scratch::take(k * p_out);
             for b in 0..s.batch {
                 im2col(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride, &mut cols);
                 matmul(s.c_out, p_out, k, &mut y[b * s.c_out * p_out..], Mat::rows(weight, k), Mat::rows(&cols, p_out), false);
@@ -304,7 +347,7 @@ pub fn forward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], bias: Option<
         }
         Layer::Transposed => {
             let m = s.c_out * TAPS;
-            let mut cols = vec![0.0f32; m * p_in];
+            let mut cols = Scratch::take(m * p_in);
             for b in 0..s.batch {
                 matmul(m, p_in, s.c_in, &mut cols, Mat::transposed(weight, m), Mat::rows(&x[b * s.c_in * p_in..], p_in), false);
                 col2im(&cols, s.c_out, s.ho, s.wo, 2, &mut y[b * s.c_out * p_out..(b + 1) * s.c_out * p_out]);
@@ -334,7 +377,7 @@ pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], 
     match layer {
         Layer::Conv { stride } => {
             let k = s.c_in * TAPS;
-            let mut cols = vec![0.0f32; k * p_out];
+            let mut cols = Scratch::take(k * p_out);
             for b in 0..s.batch {
                 let dy_b = &dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out];
                 if let Some(dw) = dw.as_mut() {
@@ -349,7 +392,7 @@ pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], 
         }
         Layer::Transposed => {
             let m = s.c_out * TAPS;
-            let mut cols = vec![0.0f32; m * p_in];
+            let mut cols = Scratch::take(m * p_in);
             for b in 0..s.batch {
                 im2col(&dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out], s.c_out, s.ho, s.wo, 2, &mut cols);
                 if let Some(dw) = dw.as_mut() {

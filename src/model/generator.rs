@@ -145,7 +145,7 @@ impl Generator {
             h = Tensor::cat(vec![skips[i - 1].clone(), h], 1);
         }
         match self.activation {
-            Activation::Tanh => activation::tanh(h),
+            Activation::Tanh => super::cpu_act::tanh(h),
             Activation::Sigmoid => activation::sigmoid(h),
             Activation::Identity => h,
         }
