@@ -81,6 +81,124 @@ fn valid_columns(kx: usize, stride: usize, w: usize, wo: usize) -> std::ops::Ran
 /// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
 /// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
 fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
+    if stride == 2 && h % 2 == 0 && w % 2 == 0 {
+        im2col_s2(x, c, h, w, cols)
+    } else {
+        im2col_any(x, c, h, w, stride, cols)
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
+/// pixel it was read from in `x` (`[c, h, w]`, added to).
+fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
+    if stride == 2 && h % 2 == 0 && w % 2 == 0 {
+        col2im_s2(cols, c, h, w, x)
+    } else {
+        col2im_any(cols, c, h, w, stride, x)
+    }
+}
+
+/// Where tap `k` of output index `o` reads at stride 2 (padding 1): input `2 (o + d) + parity`,
+/// as (d, parity). Row 2 o + k - 1.
+fn s2_tap(k: usize) -> (isize, usize) {
+    match k {
+        0 => (-1, 1),
+        1 => (0, 0),
+        2 => (0, 1),
+        _ => (1, 0),
+    }
+}
+
+/// The outputs `o` in `0..n_out` whose input `o + d` lies in `0..n_half`, as a range.
+fn s2_valid(d: isize, n_out: usize, n_half: usize) -> std::ops::Range<usize> {
+    let lo = (-d).max(0) as usize;
+    let hi = ((n_half as isize - d).max(0) as usize).min(n_out);
+    lo.min(hi)..hi
+}
+
+/// [`im2col`] at stride 2: each channel is first split into its four (row, column) parity
+/// planes, so every tap's row is a contiguous copy from one of them.
+fn im2col_s2(x: &[f32], c: usize, h: usize, w: usize, cols: &mut [f32]) {
+    let (hh, wh) = (h / 2, w / 2);
+    let (ho, wo) = (hh, wh);
+    let p = ho * wo;
+    debug_assert_eq!(cols.len(), c * TAPS * p);
+    cols.par_chunks_mut(TAPS * p).enumerate().for_each(|(ch, rows)| {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        // parity[py * 2 + px] is [hh, wh]: input (2 a + py, 2 b + px).
+        let mut parity = vec![0.0f32; 4 * hh * wh];
+        for iy in 0..h {
+            let (a, py) = (iy / 2, iy % 2);
+            let line = &plane[iy * w..(iy + 1) * w];
+            for px in 0..2 {
+                let dst = &mut parity[(py * 2 + px) * hh * wh + a * wh..(py * 2 + px) * hh * wh + (a + 1) * wh];
+                for (o, v) in dst.iter_mut().zip(line[px..].iter().step_by(2)) {
+                    *o = *v;
+                }
+            }
+        }
+        for tap in 0..TAPS {
+            let (ky, kx) = (tap / K, tap % K);
+            let ((dy, py), (dx, px)) = (s2_tap(ky), s2_tap(kx));
+            let src = &parity[(py * 2 + px) * hh * wh..(py * 2 + px + 1) * hh * wh];
+            let row = &mut rows[tap * p..(tap + 1) * p];
+            let (rows_ok, cols_ok) = (s2_valid(dy, ho, hh), s2_valid(dx, wo, wh));
+            for oy in 0..ho {
+                let out = &mut row[oy * wo..(oy + 1) * wo];
+                if !rows_ok.contains(&oy) {
+                    out.fill(0.0);
+                    continue;
+                }
+                let a = (oy as isize + dy) as usize;
+                out[..cols_ok.start].fill(0.0);
+                out[cols_ok.end..].fill(0.0);
+                let b0 = (cols_ok.start as isize + dx) as usize;
+                let n = cols_ok.len();
+                out[cols_ok.clone()].copy_from_slice(&src[a * wh + b0..a * wh + b0 + n]);
+            }
+        }
+    });
+}
+
+/// [`col2im`] at stride 2: taps are added into the four parity planes of the channel (each a
+/// contiguous add), which are then interleaved onto `x`.
+fn col2im_s2(cols: &[f32], c: usize, h: usize, w: usize, x: &mut [f32]) {
+    let (hh, wh) = (h / 2, w / 2);
+    let (ho, wo) = (hh, wh);
+    let p = ho * wo;
+    debug_assert_eq!(cols.len(), c * TAPS * p);
+    x[..c * h * w].par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
+        let mut parity = vec![0.0f32; 4 * hh * wh];
+        for tap in 0..TAPS {
+            let (ky, kx) = (tap / K, tap % K);
+            let ((dy, py), (dx, px)) = (s2_tap(ky), s2_tap(kx));
+            let acc = &mut parity[(py * 2 + px) * hh * wh..(py * 2 + px + 1) * hh * wh];
+            let row = &cols[(ch * TAPS + tap) * p..(ch * TAPS + tap + 1) * p];
+            let cols_ok = s2_valid(dx, wo, wh);
+            let b0 = (cols_ok.start as isize + dx) as usize;
+            for oy in s2_valid(dy, ho, hh) {
+                let a = (oy as isize + dy) as usize;
+                let src = &row[oy * wo + cols_ok.start..oy * wo + cols_ok.end];
+                for (o, v) in acc[a * wh + b0..a * wh + b0 + src.len()].iter_mut().zip(src) {
+                    *o += v;
+                }
+            }
+        }
+        for iy in 0..h {
+            let (a, py) = (iy / 2, iy % 2);
+            let line = &mut plane[iy * w..(iy + 1) * w];
+            for px in 0..2 {
+                let src = &parity[(py * 2 + px) * hh * wh + a * wh..(py * 2 + px) * hh * wh + (a + 1) * wh];
+                for (o, v) in line[px..].iter_mut().step_by(2).zip(src) {
+                    *o += v;
+                }
+            }
+        }
+    });
+}
+
+/// [`im2col`] for any stride, one row of taps a task.
+fn im2col_any(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
     let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
     let p = ho * wo;
     debug_assert_eq!(cols.len(), c * TAPS * p);
@@ -112,9 +230,8 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f3
     });
 }
 
-/// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
-/// pixel it was read from in `x` (`[c, h, w]`, added to). One channel a task, taps in order.
-fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
+/// [`col2im`] for any stride, one channel a task, taps in order.
+fn col2im_any(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
     let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
     let p = ho * wo;
     debug_assert_eq!(cols.len(), c * TAPS * p);
@@ -671,6 +788,24 @@ mod tests {
                 let want: f64 = 1.0 + (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>();
                 assert!((ours[i * n + j] as f64 - want).abs() < 1e-2, "({i}, {j}): {} vs {want}", ours[i * n + j]);
             }
+        }
+    }
+
+    #[test]
+    fn the_stride_2_gathers_equal_the_general_ones() {
+        for (c, h, w) in [(1, 2, 2), (3, 4, 6), (2, 8, 2), (5, 10, 12)] {
+            let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let p = conv_out(h, 2) * conv_out(w, 2);
+            let (mut a, mut b) = (vec![9.0f32; c * TAPS * p], vec![-9.0f32; c * TAPS * p]);
+            im2col_s2(&x, c, h, w, &mut a);
+            im2col_any(&x, c, h, w, 2, &mut b);
+            assert_eq!(a, b, "im2col {c}x{h}x{w}");
+            let cols: Vec<f32> = (0..c * TAPS * p).map(|i| (i as f32 * 0.11).cos()).collect();
+            let (mut a, mut b) = (x.clone(), x.clone());
+            col2im_s2(&cols, c, h, w, &mut a);
+            col2im_any(&cols, c, h, w, 2, &mut b);
+            let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(d < 1e-5, "col2im {c}x{h}x{w}: {d}");
         }
     }
 
