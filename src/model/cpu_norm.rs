@@ -143,12 +143,45 @@ fn train_flex(x: &Tensor<4>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64) -> O
     Some((Tensor::from_primitive::<Ad>(out), detached(mean), detached(var)))
 }
 
+/// Inference (running statistics) on plain CPU tensors: one pass, `x * scale + shift` per
+/// channel, where Burn's runs five operations.
+fn inference_flex(bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
+    let xp = x.clone().try_into_primitive::<Flex>().ok()?;
+    let prim = |t: Tensor<1>| t.try_into_primitive::<Flex>().ok();
+    let (gamma, beta, mean, var) = (prim(bn.gamma.val())?, prim(bn.beta.val())?, prim(bn.running_mean.value())?, prim(bn.running_var.value())?);
+    if ![&xp, &gamma, &beta, &mean, &var].iter().all(|t| is_f32(t)) {
+        return None;
+    }
+    let shape = xp.layout().shape().to_vec();
+    let channels = shape[1];
+    let pixels: usize = shape[2..].iter().product();
+    let (g, b, m, v) = (values(&gamma), values(&beta), values(&mean), values(&var));
+    if g.len() != channels || b.len() != channels || m.len() != channels || v.len() != channels || pixels == 0 {
+        return None;
+    }
+    let eps = bn.epsilon as f32;
+    let xv = values(&xp);
+    let mut y = vec![0.0f32; xv.len()];
+    y.par_chunks_mut(pixels).zip(xv.par_chunks(pixels)).enumerate().for_each(|(i, (y, x))| {
+        let c = i % channels;
+        let std = (v[c] + eps).sqrt();
+        let (mc, gc, bc) = (m[c], g[c], b[c]);
+        for (o, &val) in y.iter_mut().zip(x) {
+            *o = (val - mc) / std * gc + bc;
+        }
+    });
+    Some(Tensor::from_primitive::<Flex>(flex(y, shape)))
+}
+
 /// Burn's `BatchNorm::forward`, with the training path (batch statistics, running statistics
 /// updated with the module's momentum) on the fused CPU kernels where they apply.
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let training = x.device().is_autodiff() && bn.training.is_enabled();
-    if !(training && enabled()) {
+    if !enabled() {
         return bn.forward(x);
+    }
+    if !training {
+        return (!x.device().is_autodiff()).then(|| inference_flex(bn, &x)).flatten().unwrap_or_else(|| bn.forward(x));
     }
     let Some((y, mean, var)) = train_flex(&x, &bn.gamma.val(), &bn.beta.val(), bn.epsilon) else {
         return bn.forward(x);
@@ -205,6 +238,12 @@ mod tests {
             assert!(d < 1e-3, "gamma gradient, {what}: {d}");
             let d = max_diff(&vec(bn.beta.grad(&ga).unwrap()), &vec(reference.beta.grad(&gb).unwrap()));
             assert!(d < 1e-3, "beta gradient, {what}: {d}");
+            // Inference with the running statistics, on the plain CPU backend.
+            let (plain_bn, plain_ref) = (bn.valid(), reference.valid());
+            let xi = x.clone().inner();
+            assert!(inference_flex(&plain_bn, &xi).is_some(), "the fused inference path applies");
+            let d = max_diff(&vec(batch_norm(&plain_bn, xi.clone())), &vec(plain_ref.forward(xi)));
+            assert!(d < 1e-4, "inference, {what}: {d}");
         }
     }
 }
