@@ -101,15 +101,19 @@ impl Optimizer for FusedAdam {
             Some(s) => (s.momentum.time + 1, Some(s.momentum.moment_1), Some(s.momentum.moment_2)),
             None => (1, None, None),
         };
+        // The moments are taken by value, so their buffers stay unshared and are updated in
+        // place; they live on the parameter's device (the optimizer moves them there), so they
+        // convert when the parameter does.
+        let on_flex = |t: &Tensor<D>| t.device() == tensor.device() && t.dtype() == burn::tensor::DType::F32;
+        if !(m.as_ref().is_none_or(on_flex) && v.as_ref().is_none_or(on_flex)) {
+            let state = match (m, v) {
+                (Some(m), Some(v)) => Some(AdamState::new(AdaptiveMomentumState::new(time - 1, m, v))),
+                _ => None,
+            };
+            return self.burn.step(lr, tensor, grad, state);
+        }
         let (tensor_back, grad_back) = (tensor.clone(), grad.clone());
-        // A moment converts to Some(Some(..)), a missing one (first step) to Some(None).
-        let moment = |t: &Option<Tensor<D>>| match t {
-            Some(t) => prim(t.clone()).map(Some),
-            None => Some(None),
-        };
-        let parts = (prim(tensor), prim(grad), moment(&m), moment(&v));
-        let (Some(p), Some(g), Some(m_p), Some(v_p)) = parts else {
-            // Not flex tensors after all: Burn's Adam with the state as it was.
+        let (Some(p), Some(g)) = (prim(tensor), prim(grad)) else {
             let state = match (m, v) {
                 (Some(m), Some(v)) => Some(AdamState::new(AdaptiveMomentumState::new(time - 1, m, v))),
                 _ => None,
@@ -117,6 +121,7 @@ impl Optimizer for FusedAdam {
             return self.burn.step(lr, tensor_back, grad_back, state);
         };
         drop((tensor_back, grad_back));
+        let (m_p, v_p) = (m.and_then(prim), v.and_then(prim));
         let (p, m, v) = self.fused(lr as f32, p, g, m_p, v_p, time);
         FUSED_UPDATES.fetch_add(1, Ordering::Relaxed);
         let wrap = |t: FlexTensor| Tensor::<D>::from_primitive::<Flex>(t);
