@@ -295,7 +295,30 @@ fn the_model_benchmark_prints_inference_and_training_times() {
         .args(["bench", "--what", "model", "--size", "32", "--no-gpu"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex, 2 threads), Burn's convolutions").or(predicate::str::contains("Burn's convolutions"))).and(predicate::str::contains("s/train step")).and(predicate::str::contains("scripts/bench_pytorch.py")).and(predicate::str::contains("transposed convolutions")));
+        .stdout(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)").and(predicate::str::contains("CPU (Burn flex, 2 threads), Burn's convolutions").or(predicate::str::contains("Burn's convolutions"))).and(predicate::str::contains("s/train step")).and(predicate::str::contains("--compare-pytorch")).and(predicate::str::contains("ours")).and(predicate::str::contains("transposed convolutions")));
+}
+
+#[test]
+fn the_model_benchmark_compares_with_pytorch_in_the_same_run_or_says_what_is_missing() {
+    // No Python with torch: a clear error that names the fix, before anything is measured.
+    s2cr()
+        .env("S2CR_PYTHON", "/nonexistent/python3")
+        .args(["bench", "--what", "model", "--size", "32", "--compare-pytorch", "--rounds", "1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot run /nonexistent/python3").and(predicate::str::contains("requirements-bench.txt")));
+    let python = std::env::var("S2CR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let torch = std::process::Command::new(&python).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
+    if !torch {
+        println!("skipped the comparison itself: {python} cannot import torch (CI installs scripts/requirements-bench.txt)");
+        return;
+    }
+    s2cr()
+        .env("S2CR_PYTHON", &python)
+        .args(["bench", "--what", "model", "--size", "32", "--compare-pytorch", "--rounds", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("median of 2 rounds").and(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)")).and(predicate::str::contains("small (ngf 16, ndf 16, depth 5)")).and(predicate::str::contains("train step (s)")).and(predicate::str::contains("ratio")));
 }
 
 /// The embedded demo end to end, with a tiny training run: every stage leaves its manifest, the
