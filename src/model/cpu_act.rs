@@ -13,27 +13,36 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu_conv::{Ad, enabled, flex, is_f32, values};
+use super::simd::with_avx2;
 
 /// Values each rayon task handles.
 const CHUNK: usize = 1 << 14;
 
-fn forward(x: &[f32], slope: f32) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+with_avx2! {
+    fn leaky_chunk(y: &mut [f32], x: &[f32], slope: f32) {
         for (o, &v) in y.iter_mut().zip(x) {
             *o = if v > 0.0 { v } else { v * slope };
         }
-    });
+    }
+}
+
+with_avx2! {
+    fn leaky_grad_chunk(dx: &mut [f32], x: &[f32], dy: &[f32], slope: f32) {
+        for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+            *o = if v > 0.0 { g } else { g * slope };
+        }
+    }
+}
+
+fn forward(x: &[f32], slope: f32) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| leaky_chunk(y, x, slope));
     y
 }
 
 fn backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
     let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((dx, x), dy)| {
-        for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            *o = if v > 0.0 { g } else { g * slope };
-        }
-    });
+    dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((dx, x), dy)| leaky_grad_chunk(dx, x, dy, slope));
     dx
 }
 
@@ -47,14 +56,18 @@ fn tanh_forward(x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// tanh's gradient from its output: dy (1 - y²).
-fn tanh_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0f32; y.len()];
-    dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((dx, y), dy)| {
+with_avx2! {
+    fn tanh_grad_chunk(dx: &mut [f32], y: &[f32], dy: &[f32]) {
         for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
             *o = g * (1.0 - v * v);
         }
-    });
+    }
+}
+
+/// tanh's gradient from its output: dy (1 - y²).
+fn tanh_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0f32; y.len()];
+    dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((dx, y), dy)| tanh_grad_chunk(dx, y, dy));
     dx
 }
 

@@ -81,7 +81,7 @@ fn valid_columns(kx: usize, stride: usize, w: usize, wo: usize) -> std::ops::Ran
 /// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
 /// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
 fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
-    if stride == 2 && h % 2 == 0 && w % 2 == 0 {
+    if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) {
         im2col_s2(x, c, h, w, cols)
     } else {
         im2col_any(x, c, h, w, stride, cols)
@@ -91,7 +91,7 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f3
 /// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
 /// pixel it was read from in `x` (`[c, h, w]`, added to).
 fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
-    if stride == 2 && h % 2 == 0 && w % 2 == 0 {
+    if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) {
         col2im_s2(cols, c, h, w, x)
     } else {
         col2im_any(cols, c, h, w, stride, x)

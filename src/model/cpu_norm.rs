@@ -15,6 +15,7 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu_conv::{Ad, enabled, flex, is_f32, values};
+use super::simd::with_avx2;
 
 /// Lanes of the partial sums below: independent accumulators the compiler keeps in one vector
 /// register (a single running sum would serialize every addition).
@@ -76,12 +77,27 @@ fn normalize(x: &[f32], channels: usize, pixels: usize, stats: (&[f32], &[f32]),
     y.par_chunks_mut(pixels).zip(x.par_chunks(pixels)).enumerate().for_each(|(i, (y, x))| {
         let c = i % channels;
         let scale = gamma[c] / (var[c] + eps).sqrt();
-        let shift = beta[c] - mean[c] * scale;
+        affine(y, x, scale, beta[c] - mean[c] * scale);
+    });
+    y
+}
+
+with_avx2! {
+    /// `y = x * scale + shift`.
+    fn affine(y: &mut [f32], x: &[f32], scale: f32, shift: f32) {
         for (o, &v) in y.iter_mut().zip(x) {
             *o = v * scale + shift;
         }
-    });
-    y
+    }
+}
+
+with_avx2! {
+    /// `dx = scale * dy + a * x + b`.
+    fn affine2(dx: &mut [f32], x: &[f32], dy: &[f32], scale: f32, a: f32, b: f32) {
+        for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+            *o = scale * g + a * v + b;
+        }
+    }
 }
 
 /// Gradients of the input, gamma and beta for the output gradient `dy`.
@@ -112,10 +128,7 @@ fn gradients(x: &[f32], dy: &[f32], batch: usize, channels: usize, pixels: usize
         // dx = scale (dy - mean_dy - (x - mean) inv_std mean_dyn) = scale dy + a x + b.
         let scale = gamma[c] * inv_std;
         let a = -scale * inv_std * mean_dyn;
-        let b = -scale * mean_dy - a * mean[c];
-        for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            *o = scale * g + a * v + b;
-        }
+        affine2(dx, x, dy, scale, a, -scale * mean_dy - a * mean[c]);
     });
     (dx, d_gamma, d_beta)
 }
@@ -205,10 +218,7 @@ fn inference_flex(bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
     y.par_chunks_mut(pixels).zip(xv.par_chunks(pixels)).enumerate().for_each(|(i, (y, x))| {
         let c = i % channels;
         let scale = g[c] / (v[c] + eps).sqrt();
-        let shift = b[c] - m[c] * scale;
-        for (o, &val) in y.iter_mut().zip(x) {
-            *o = val * scale + shift;
-        }
+        affine(y, x, scale, b[c] - m[c] * scale);
     });
     Some(Tensor::from_primitive::<Flex>(flex(y, shape)))
 }

@@ -15,6 +15,7 @@ pub mod generator;
 pub mod infer;
 pub mod optim;
 pub mod preview;
+mod simd;
 pub mod train;
 
 use std::sync::OnceLock;

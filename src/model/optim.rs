@@ -9,6 +9,8 @@ use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRa
 use burn::prelude::*;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
+
+use super::simd::with_avx2;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Adam with pix2pix's settings (`beta_1`, `beta_2`, epsilon 1e-8), fused on the CPU.
@@ -73,17 +75,33 @@ impl FusedAdam {
         let gs = g.as_slice::<f32>().unwrap_or(&[]);
         let (ps, ms, vs) = (p.storage_mut::<f32>(), m.storage_mut::<f32>(), v.storage_mut::<f32>());
         assert!(gs.len() == n && ps.len() == n && ms.len() == n && vs.len() == n, "Adam: parameter, gradient and moments differ in size");
-        ps.par_chunks_mut(CHUNK).zip(ms.par_chunks_mut(CHUNK)).zip(vs.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| {
-            for i in 0..p.len() {
-                let gi = g[i];
-                let mi = m[i] * b1 + gi * a1;
-                let vi = v[i] * b2 + gi * gi * a2;
-                m[i] = mi;
-                v[i] = vi;
-                p[i] -= lr * (mi * factor / (vi.sqrt() + eps_scaled));
-            }
-        });
+        let k = AdamConstants { lr, b1, b2, a1, a2, factor, eps_scaled };
+        ps.par_chunks_mut(CHUNK).zip(ms.par_chunks_mut(CHUNK)).zip(vs.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| adam_chunk(p, m, v, g, k));
         (p, m, v)
+    }
+}
+
+/// The numbers of one Adam update, the same for every value of a step.
+#[derive(Clone, Copy)]
+struct AdamConstants {
+    lr: f32,
+    b1: f32,
+    b2: f32,
+    a1: f32,
+    a2: f32,
+    factor: f32,
+    eps_scaled: f32,
+}
+
+with_avx2! {
+    fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: AdamConstants) {
+        for (((p, m), v), &gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            let mi = *m * k.b1 + gi * k.a1;
+            let vi = *v * k.b2 + gi * gi * k.a2;
+            *m = mi;
+            *v = vi;
+            *p -= k.lr * (mi * k.factor / (vi.sqrt() + k.eps_scaled));
+        }
     }
 }
 
