@@ -34,6 +34,8 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
+
+use super::simd::with_avx2;
 use std::borrow::Cow;
 use std::cell::Cell;
 
@@ -116,6 +118,35 @@ fn s2_valid(d: isize, n_out: usize, n_half: usize) -> std::ops::Range<usize> {
     lo.min(hi)..hi
 }
 
+with_avx2! {
+    /// `even[i] = line[2 i]`, `odd[i] = line[2 i + 1]`.
+    fn deinterleave(even: &mut [f32], odd: &mut [f32], line: &[f32]) {
+        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks_exact(2)) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+    }
+}
+
+with_avx2! {
+    /// `dst += src`.
+    fn add_into(dst: &mut [f32], src: &[f32]) {
+        for (o, v) in dst.iter_mut().zip(src) {
+            *o += v;
+        }
+    }
+}
+
+with_avx2! {
+    /// `line[2 i] += even[i]`, `line[2 i + 1] += odd[i]`.
+    fn interleave_add(line: &mut [f32], even: &[f32], odd: &[f32]) {
+        for ((pair, e), o) in line.chunks_exact_mut(2).zip(even).zip(odd) {
+            pair[0] += e;
+            pair[1] += o;
+        }
+    }
+}
+
 /// [`im2col`] at stride 2: each channel is first split into its four (row, column) parity
 /// planes, so every tap's row is a contiguous copy from one of them.
 fn im2col_s2(x: &[f32], c: usize, h: usize, w: usize, cols: &mut [f32]) {
@@ -127,14 +158,13 @@ fn im2col_s2(x: &[f32], c: usize, h: usize, w: usize, cols: &mut [f32]) {
         let plane = &x[ch * h * w..(ch + 1) * h * w];
         // parity[py * 2 + px] is [hh, wh]: input (2 a + py, 2 b + px).
         let mut parity = vec![0.0f32; 4 * hh * wh];
-        for iy in 0..h {
-            let (a, py) = (iy / 2, iy % 2);
-            let line = &plane[iy * w..(iy + 1) * w];
-            for px in 0..2 {
-                let dst = &mut parity[(py * 2 + px) * hh * wh + a * wh..(py * 2 + px) * hh * wh + (a + 1) * wh];
-                for (o, v) in dst.iter_mut().zip(line[px..].iter().step_by(2)) {
-                    *o = *v;
-                }
+        {
+            let (even_rows, odd_rows) = parity.split_at_mut(2 * hh * wh);
+            for iy in 0..h {
+                let (a, py) = (iy / 2, iy % 2);
+                let rows = if py == 0 { &mut *even_rows } else { &mut *odd_rows };
+                let (even, odd) = rows.split_at_mut(hh * wh);
+                deinterleave(&mut even[a * wh..(a + 1) * wh], &mut odd[a * wh..(a + 1) * wh], &plane[iy * w..(iy + 1) * w]);
             }
         }
         for tap in 0..TAPS {
@@ -179,20 +209,14 @@ fn col2im_s2(cols: &[f32], c: usize, h: usize, w: usize, x: &mut [f32]) {
             for oy in s2_valid(dy, ho, hh) {
                 let a = (oy as isize + dy) as usize;
                 let src = &row[oy * wo + cols_ok.start..oy * wo + cols_ok.end];
-                for (o, v) in acc[a * wh + b0..a * wh + b0 + src.len()].iter_mut().zip(src) {
-                    *o += v;
-                }
+                add_into(&mut acc[a * wh + b0..a * wh + b0 + src.len()], src);
             }
         }
         for iy in 0..h {
             let (a, py) = (iy / 2, iy % 2);
-            let line = &mut plane[iy * w..(iy + 1) * w];
-            for px in 0..2 {
-                let src = &parity[(py * 2 + px) * hh * wh + a * wh..(py * 2 + px) * hh * wh + (a + 1) * wh];
-                for (o, v) in line[px..].iter_mut().step_by(2).zip(src) {
-                    *o += v;
-                }
-            }
+            let even = &parity[(py * 2) * hh * wh + a * wh..(py * 2) * hh * wh + (a + 1) * wh];
+            let odd = &parity[(py * 2 + 1) * hh * wh + a * wh..(py * 2 + 1) * hh * wh + (a + 1) * wh];
+            interleave_add(&mut plane[iy * w..(iy + 1) * w], even, odd);
         }
     });
 }
