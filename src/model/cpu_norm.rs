@@ -179,7 +179,9 @@ fn train_flex(x: &Tensor<4>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64) -> O
     let shape = xa.primitive().layout().shape().to_vec();
     let (batch, channels) = (shape[0], shape[1]);
     let pixels: usize = shape[2..].iter().product();
-    if batch * pixels == 0 {
+    let per_channel = |t: &FlexTensor| t.layout().shape().num_elements() == channels;
+    // Anything else is Burn's to report (its `BatchNorm` names the shapes).
+    if batch * pixels == 0 || !per_channel(ga.primitive()) || !per_channel(ba.primitive()) {
         return None;
     }
     let xv = values(xa.primitive());

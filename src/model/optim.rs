@@ -74,6 +74,7 @@ impl FusedAdam {
         let (a1, a2) = (1.0 - b1, 1.0 - b2);
         let gs = g.as_slice::<f32>().unwrap_or(&[]);
         let (ps, ms, vs) = (p.storage_mut::<f32>(), m.storage_mut::<f32>(), v.storage_mut::<f32>());
+        // The shapes are checked by `step`: this holds for any input.
         assert!(gs.len() == n && ps.len() == n && ms.len() == n && vs.len() == n, "Adam: parameter, gradient and moments differ in size");
         let k = AdamConstants { lr, b1, b2, a1, a2, factor, eps_scaled };
         ps.par_chunks_mut(CHUNK).zip(ms.par_chunks_mut(CHUNK)).zip(vs.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| adam_chunk(p, m, v, g, k));
@@ -115,28 +116,32 @@ impl Optimizer for FusedAdam {
             return self.burn.step(lr, tensor, grad, state);
         }
         let prim = |t: Tensor<D>| t.try_into_primitive::<Flex>().ok();
-        let (time, m, v) = match state {
+        let (mut time, mut m, mut v) = match state {
             Some(s) => (s.momentum.time + 1, Some(s.momentum.moment_1), Some(s.momentum.moment_2)),
             None => (1, None, None),
+        };
+        // Moments of another shape (an optimizer file that does not belong to these weights):
+        // start them again rather than stop the run on a shape mismatch.
+        let dims = tensor.dims();
+        if m.as_ref().is_some_and(|m| m.dims() != dims) || v.as_ref().is_some_and(|v| v.dims() != dims) {
+            tracing::warn!("Adam: the saved moments of a {dims:?} parameter have another shape; starting them again");
+            (time, m, v) = (1, None, None);
+        }
+        // Burn's Adam, with the state as it came, where ours does not apply.
+        let burns = |tensor, grad, m: Option<Tensor<D>>, v: Option<Tensor<D>>| {
+            let state = m.zip(v).map(|(m, v)| AdamState::new(AdaptiveMomentumState::new(time - 1, m, v)));
+            self.burn.step(lr, tensor, grad, state)
         };
         // The moments are taken by value, so their buffers stay unshared and are updated in
         // place; they live on the parameter's device (the optimizer moves them there), so they
         // convert when the parameter does.
         let on_flex = |t: &Tensor<D>| t.device() == tensor.device() && t.dtype() == burn::tensor::DType::F32;
         if !(m.as_ref().is_none_or(on_flex) && v.as_ref().is_none_or(on_flex)) {
-            let state = match (m, v) {
-                (Some(m), Some(v)) => Some(AdamState::new(AdaptiveMomentumState::new(time - 1, m, v))),
-                _ => None,
-            };
-            return self.burn.step(lr, tensor, grad, state);
+            return burns(tensor, grad, m, v);
         }
         let (tensor_back, grad_back) = (tensor.clone(), grad.clone());
         let (Some(p), Some(g)) = (prim(tensor), prim(grad)) else {
-            let state = match (m, v) {
-                (Some(m), Some(v)) => Some(AdamState::new(AdaptiveMomentumState::new(time - 1, m, v))),
-                _ => None,
-            };
-            return self.burn.step(lr, tensor_back, grad_back, state);
+            return burns(tensor_back, grad_back, m, v);
         };
         drop((tensor_back, grad_back));
         let (m_p, v_p) = (m.and_then(prim), v.and_then(prim));
@@ -191,5 +196,19 @@ mod tests {
         }
         let d = weights(&ours.0).iter().zip(weights(&reloaded.0)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(d < 1e-6, "after a reload: {d}");
+    }
+
+    #[test]
+    fn moments_of_another_shape_start_again_instead_of_stopping_the_run() {
+        let dev = Device::flex();
+        let p = Tensor::<2>::ones([3, 4], &dev);
+        let g = Tensor::<2>::ones([3, 4], &dev);
+        let wrong = AdamState::new(AdaptiveMomentumState::new(7, Tensor::<2>::ones([4, 3], &dev), Tensor::<2>::ones([4, 3], &dev)));
+        let (after, state) = FusedAdam::new(0.5, 0.999, 1e-8).step(1e-3, p, g, Some(wrong));
+        let state = state.unwrap();
+        assert_eq!((state.momentum.time, state.momentum.moment_1.dims()), (1, [3, 4]));
+        // A first step moves every weight by the learning rate.
+        let w: Vec<f32> = after.try_into_vec_as().unwrap();
+        assert!(w.iter().all(|x| (x - (1.0 - 1e-3)).abs() < 1e-6), "{w:?}");
     }
 }
