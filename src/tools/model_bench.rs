@@ -46,6 +46,17 @@ pub fn models(patch: usize) -> Vec<(&'static str, String, ModelConfig)> {
     ]
 }
 
+/// Refuses a patch side the models cannot take (each halves it `depth` times; the
+/// discriminator's patches need 32 px or more), naming sides that work.
+pub fn check_patch(patch: usize) -> Result<()> {
+    let fits = patch >= 32 && models(patch).iter().all(|(_, _, cfg)| patch.is_multiple_of(1 << cfg.depth));
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::invalid("--size", format!("{patch} px patches do not fit the models (each halves them up to 8 times): use 256 (pix2pix), or a power of two from 32, or a multiple of 256")))
+    }
+}
+
 fn bench_err(e: impl std::fmt::Debug) -> Error {
     Error::invalid("benchmark", format!("{e:?}"))
 }
@@ -104,6 +115,7 @@ fn measure_inner(cfg: &ModelConfig, dev: &Device, patch: usize, repeats: usize) 
 /// with 10 input and 6 output channels, for pix2pix's unet_256 and a small model, on the CPU
 /// (Burn's convolutions and ours) and, with `with_gpu`, on the wgpu adapter.
 pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
+    check_patch(patch)?;
     // The CPU twice: Burn's own convolutions (the baseline) and the hand-written ones of
     // `model::cpu_conv` (what training and inference use).
     let (cpu, cpu_name) = crate::model::device(crate::model::DeviceChoice::Cpu)?;
@@ -214,6 +226,7 @@ pub fn run_pytorch(python: &Path, script: &Path, patch: usize, repeats: usize, t
 /// Ours and PyTorch's on the CPU, `rounds` times interleaved (ours for every model, then
 /// PyTorch for every model), with the same thread count, shapes and loop.
 pub fn compare_pytorch(patch: usize, rounds: usize, repeats: usize, progress: &Progress) -> Result<ComparisonRun> {
+    check_patch(patch)?;
     let python = python();
     let torch_version = torch_version(&python).map_err(|why| {
         Error::invalid("--compare-pytorch", format!("{why}; install it with: python3 -m pip install -r scripts/requirements-bench.txt (or point S2CR_PYTHON to a Python that has it)"))
@@ -379,6 +392,17 @@ pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfil
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patch_sides_the_models_cannot_take_are_refused() {
+        for ok in [32, 64, 256, 512, 768] {
+            assert!(check_patch(ok).is_ok(), "{ok}");
+        }
+        for bad in [0, 1, 16, 100, 300] {
+            let err = check_patch(bad).unwrap_err().to_string();
+            assert!(err.contains("use 256"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn spreads_are_medians_and_ranges() {
