@@ -3,8 +3,9 @@
 NLayerDiscriminator (junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py, re-declared
 here layer for layer) with 10 input and 6 output channels, timing the generator's inference at
 batch 1 and a full GAN training step as pix2pix's loop runs it (D on real vs detached fake, then
-G on adversarial + 100 L1 with D frozen by set_requires_grad(netD, False), Adam) on the CPU, to
-print beside the Burn figures of the same machine. `s2cr bench --what model --compare-pytorch`
+G on adversarial + 100 L1 with D frozen by set_requires_grad(netD, False), Adam) on the CPU (or
+a CUDA GPU with --device cuda, as scripts/gpu-bench.sh runs it), to print beside the Burn
+figures of the same machine. `s2cr bench --what model --compare-pytorch`
 runs it in the same invocation, interleaved with Burn's runs (--json, one line per model).
 
 PyTorch is optional. Install it with:
@@ -74,18 +75,27 @@ def patch_gan(input_nc, ndf, n_layers=3):
 
 
 JSON = False
+DEVICE = "cpu"
+
+
+def sync():
+    """Waits for the GPU's queued work, so times cover it (as the Burn side reads results back)."""
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def bench(name, ngf, ndf, depth, size, repeats):
-    g, d = unet(10, 6, depth, ngf), patch_gan(16, ndf)
+    g, d = unet(10, 6, depth, ngf).to(DEVICE), patch_gan(16, ndf).to(DEVICE)
     params = sum(p.numel() for p in g.parameters()) / 1e6
-    x, y = torch.randn(1, 10, size, size), torch.randn(1, 6, size, size)
+    x, y = torch.randn(1, 10, size, size, device=DEVICE), torch.randn(1, 6, size, size, device=DEVICE)
     g.eval()
     with torch.no_grad():
         g(x)
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             g(x)
+            sync()
         infer_ms = 1000 * (time.perf_counter() - start) / repeats
     g.train()
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -107,6 +117,7 @@ def bench(name, ngf, ndf, depth, size, repeats):
         g_loss = (d(torch.cat([x, fake], 1)) - 1).pow(2).mean() + 100 * (fake - y).abs().mean()
         g_loss.backward()
         opt_g.step()
+        sync()
 
     step()
     steps = max(1, min(repeats, 3))
@@ -116,9 +127,15 @@ def bench(name, ngf, ndf, depth, size, repeats):
     train_s = (time.perf_counter() - start) / steps
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if JSON:
-        print(json.dumps({"model": name, "params_m": params, "torch": torch.__version__, "threads": torch.get_num_threads(), "infer_ms": infer_ms, "train_step_s": train_s, "peak_rss_mib": rss}), flush=True)
+        print(json.dumps({"model": name, "params_m": params, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": DEVICE, "infer_ms": infer_ms, "train_step_s": train_s, "peak_rss_mib": rss}), flush=True)
     else:
-        print(f"  {name:<36} {params:>7.1f}M {'CPU (PyTorch ' + torch.__version__ + ')':<48} {infer_ms:>12.1f} {train_s:>14.3f} {rss:>7.0f} MiB")
+        print(f"  {name:<36} {params:>7.1f}M {where():<48} {infer_ms:>12.1f} {train_s:>14.3f} {rss:>7.0f} MiB")
+
+
+def where():
+    if DEVICE.startswith("cuda"):
+        return f"GPU (PyTorch {torch.__version__}, {torch.cuda.get_device_name(DEVICE)})"
+    return f"CPU (PyTorch {torch.__version__})"
 
 
 def main():
@@ -128,9 +145,12 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
     ap.add_argument("--models", default="unet_256,small", help="comma-separated: unet_256, small")
     ap.add_argument("--json", action="store_true", help="one JSON line per model, nothing else")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = ap.parse_args()
-    global JSON
-    JSON = args.json
+    global JSON, DEVICE
+    JSON, DEVICE = args.json, args.device
+    if DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {DEVICE}: this PyTorch ({torch.__version__}) sees no CUDA GPU")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     levels = int(math.log2(args.size))
@@ -141,7 +161,7 @@ def main():
         if "small" in models:
             bench("small", 16, 16, min(levels, 6), args.size, args.repeats)
         return
-    print(f"conditional GAN in PyTorch, 10 input and 6 output channels, {args.size} x {args.size} patches, batch 1, {torch.get_num_threads()} CPU threads")
+    print(f"conditional GAN in PyTorch, 10 input and 6 output channels, {args.size} x {args.size} patches, batch 1, {torch.get_num_threads()} CPU threads, on {where()}")
     print(f"  {'model':<36} {'params':>8} {'device':<48} {'ms/patch':>12} {'s/train step':>14} {'peak RSS':>10}")
     bench(f"pix2pix unet_256 (ngf 64, depth {min(levels, 8)})", 64, 64, min(levels, 8), args.size, args.repeats)
     bench(f"small (ngf 16, ndf 16, depth {min(levels, 6)})", 16, 16, min(levels, 6), args.size, args.repeats)

@@ -44,6 +44,7 @@ pub enum Error {
     InvalidAoi { source_name: String, problems: Vec<String> },
 
     /// GDAL failed on a file or URL.
+    #[cfg(feature = "gdal")]
     #[error("{location}: {action}: {source}")]
     Gdal { location: String, action: String, source: gdal::errors::GdalError },
 
@@ -94,6 +95,7 @@ impl Error {
     }
 
     /// Wraps a GDAL error with the file or URL and what was being done.
+    #[cfg(feature = "gdal")]
     pub fn gdal(
         location: impl std::fmt::Display,
         action: impl Into<String>,

@@ -7,24 +7,40 @@
 //! (`cli`) and the desktop app (`gui`) call the same functions and hold no pipeline logic.
 //! ARCHITECTURE.md at the repository root maps the modules.
 
-pub mod aoi;
-pub mod assess;
-pub mod catalog;
-pub mod cli;
-pub mod dataset;
-pub mod demo;
+// Burn only: the networks, their training step and the model benchmark (`s2cr-model-bench`).
 pub mod error;
-pub mod fetch;
 pub mod fsutil;
-pub mod grid;
 pub mod job;
-pub mod layers;
 pub mod model;
-pub mod pipeline;
-pub mod preprocess;
-pub mod project;
-pub mod raster;
 pub mod tools;
+
+// The pipeline: everything that reads or writes rasters through GDAL.
+#[cfg(feature = "gdal")]
+pub mod aoi;
+#[cfg(feature = "gdal")]
+pub mod assess;
+#[cfg(feature = "gdal")]
+pub mod catalog;
+#[cfg(feature = "gdal")]
+pub mod cli;
+#[cfg(feature = "gdal")]
+pub mod dataset;
+#[cfg(feature = "gdal")]
+pub mod demo;
+#[cfg(feature = "gdal")]
+pub mod fetch;
+#[cfg(feature = "gdal")]
+pub mod grid;
+#[cfg(feature = "gdal")]
+pub mod layers;
+#[cfg(feature = "gdal")]
+pub mod pipeline;
+#[cfg(feature = "gdal")]
+pub mod preprocess;
+#[cfg(feature = "gdal")]
+pub mod project;
+#[cfg(feature = "gdal")]
+pub mod raster;
 
 #[cfg(feature = "gui")]
 pub mod gui;

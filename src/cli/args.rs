@@ -298,6 +298,10 @@ pub enum DeviceArg {
     Auto,
     Gpu,
     Cpu,
+    /// NVIDIA through Burn's CUDA backend (builds with the `cuda` feature; `auto` otherwise).
+    Cuda,
+    /// AMD through Burn's ROCm backend (builds with the `rocm` feature; `auto` otherwise).
+    Rocm,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -47,6 +47,8 @@ impl From<DeviceArg> for DeviceChoice {
             DeviceArg::Auto => DeviceChoice::Auto,
             DeviceArg::Gpu => DeviceChoice::Gpu,
             DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+            DeviceArg::Rocm => DeviceChoice::Rocm,
         }
     }
 }

@@ -504,7 +504,7 @@ impl Wizard {
                 egui::ComboBox::from_id_salt("device")
                     .selected_text(format!("{:?}", s.device))
                     .show_ui(ui, |ui| {
-                        for d in [crate::model::DeviceChoice::Auto, crate::model::DeviceChoice::Gpu, crate::model::DeviceChoice::Cpu] {
+                        for d in crate::model::DeviceChoice::available() {
                             ui.selectable_value(&mut s.device, d, format!("{d:?}"));
                         }
                     })

@@ -3,7 +3,9 @@
 //! (the whole AOI by overlapping windows, blended, de-normalized, as a COG).
 //!
 //! Devices: wgpu (Vulkan, Metal, DX12) when an adapter exists, Burn's CPU backend otherwise;
-//! `auto` probes once per process.
+//! `auto` probes once per process. Builds with the `cuda` or `rocm` feature add Burn's CUDA and
+//! ROCm backends (`--device cuda`, `--device rocm`); asking for one a build or a machine lacks
+//! falls back to `auto` and says why.
 
 pub mod config;
 pub mod conv;
@@ -12,18 +14,25 @@ pub mod cpu_conv;
 pub mod cpu_norm;
 pub mod discriminator;
 pub mod generator;
+#[cfg(feature = "gdal")]
 pub mod infer;
 pub mod optim;
 pub mod preview;
 mod simd;
+pub mod step;
+#[cfg(feature = "gdal")]
 pub mod train;
 
 use std::sync::OnceLock;
 
 use burn::prelude::*;
 
-use self::config::{ModelConfig, OutputActivation};
+use self::config::ModelConfig;
+#[cfg(feature = "gdal")]
+use self::config::OutputActivation;
+#[cfg(feature = "gdal")]
 use self::generator::Activation;
+#[cfg(feature = "gdal")]
 use crate::dataset::normalize::{Normalization, S2Method};
 use crate::error::{Error, Result};
 
@@ -36,6 +45,24 @@ pub enum DeviceChoice {
     Auto,
     Gpu,
     Cpu,
+    /// NVIDIA through Burn's CUDA backend (builds with the `cuda` feature).
+    Cuda,
+    /// AMD through Burn's ROCm (HIP) backend (builds with the `rocm` feature).
+    Rocm,
+}
+
+impl DeviceChoice {
+    /// The choices this build can honour, for menus: CUDA and ROCm only where compiled in.
+    pub fn available() -> Vec<DeviceChoice> {
+        let mut v = vec![DeviceChoice::Auto, DeviceChoice::Gpu, DeviceChoice::Cpu];
+        if cfg!(feature = "cuda") {
+            v.push(DeviceChoice::Cuda);
+        }
+        if cfg!(feature = "rocm") {
+            v.push(DeviceChoice::Rocm);
+        }
+        v
+    }
 }
 
 /// A wgpu adapter: the device, its name, and whether it is a software rasterizer (Mesa's
@@ -91,9 +118,56 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "no message".into())
+}
+
+/// Runs a small sum on a device that may not work on this machine (CUDA and ROCm load their
+/// driver libraries at first use, and Burn panics when they are missing), so a missing driver
+/// is found here, with its reason, and not in the middle of training.
+#[cfg_attr(not(any(feature = "cuda", feature = "rocm")), allow(dead_code))]
+fn probe(make: fn() -> Device) -> std::result::Result<Device, String> {
+    let run = || {
+        let device = make();
+        let sum = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device).sum().try_into_vec_as::<f32>();
+        (device, sum)
+    };
+    match std::panic::catch_unwind(run) {
+        Ok((device, Ok(v))) if v.first() == Some(&3.0) => Ok(device),
+        Ok((_, Ok(v))) => Err(format!("a test sum of 1 + 2 gave {v:?}")),
+        Ok((_, Err(e))) => Err(format!("{e:?}")),
+        Err(panic) => Err(panic_text(panic.as_ref())),
+    }
+}
+
+/// The CUDA device, probed once per process.
+fn cuda_device() -> &'static std::result::Result<Device, String> {
+    static CUDA: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+    CUDA.get_or_init(|| {
+        #[cfg(feature = "cuda")]
+        return probe(|| Device::cuda(0usize));
+        #[cfg(not(feature = "cuda"))]
+        Err("this build has no CUDA backend: build with `cargo build --release --features cuda`".into())
+    })
+}
+
+/// The ROCm device, probed once per process.
+fn rocm_device() -> &'static std::result::Result<Device, String> {
+    static ROCM: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+    ROCM.get_or_init(|| {
+        #[cfg(feature = "rocm")]
+        return probe(|| Device::rocm(0usize));
+        #[cfg(not(feature = "rocm"))]
+        Err("this build has no ROCm backend: build with `cargo build --release --features rocm` (needs ROCm's HIP libraries)".into())
+    })
+}
+
 /// The device for a choice, and a description of it for logs and reports. `auto` takes a
 /// hardware GPU; a software adapter (lavapipe) is slower than Burn's CPU backend, so `auto`
-/// leaves it for `gpu`, which takes any adapter.
+/// leaves it for `gpu`, which takes any adapter. `cuda` and `rocm` fall back to `auto` when
+/// the build or the machine lacks them: the description says so and why, and a warning is
+/// logged.
 pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
     let cpu = || {
         // Burn materialises optimizer state on its default device before moving it: make that
@@ -105,6 +179,11 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
         keep_freed_memory();
         (Device::flex(), format!("CPU (Burn flex, {} threads)", rayon::current_num_threads()))
     };
+    let fallback = |name: &str, why: &str| -> Result<(Device, String)> {
+        let (dev, description) = device(DeviceChoice::Auto)?;
+        tracing::warn!("{name} is not available ({why}); using {description}");
+        Ok((dev, format!("{description}; {name} was asked for but is not available: {why}")))
+    };
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => match wgpu_device() {
@@ -114,6 +193,14 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
         DeviceChoice::Auto => match wgpu_device() {
             Ok(a) if !a.software => Ok((a.device.clone(), format!("GPU (wgpu: {})", a.name))),
             _ => Ok(cpu()),
+        },
+        DeviceChoice::Cuda => match cuda_device() {
+            Ok(d) => Ok((d.clone(), "GPU (CUDA device 0)".into())),
+            Err(why) => fallback("CUDA", why),
+        },
+        DeviceChoice::Rocm => match rocm_device() {
+            Ok(d) => Ok((d.clone(), "GPU (ROCm device 0)".into())),
+            Err(why) => fallback("ROCm", why),
         },
     }
 }
@@ -147,6 +234,7 @@ pub fn gpu_available() -> std::result::Result<String, String> {
 }
 
 /// The generator's output activation for a dataset's normalization.
+#[cfg(feature = "gdal")]
 pub fn output_activation(cfg: &ModelConfig, normalization: &Normalization) -> Activation {
     match cfg.output_activation {
         OutputActivation::Tanh => Activation::Tanh,
@@ -218,6 +306,23 @@ mod tests {
         // NLayerDiscriminator(16, 64, n_layers=3): 2,778,945 trainable (2,768,705 for 6 input
         // channels), plus running statistics of 128 + 256 + 512 channels.
         assert_eq!(Discriminator::new(&cfg, &Device::flex()).num_params(), 2_778_945 + 2 * 896);
+    }
+
+    #[test]
+    fn a_device_that_fails_its_probe_is_refused_with_the_reason() {
+        assert!(probe(Device::flex).is_ok(), "the CPU passes the probe");
+        // What Burn does when CUDA's driver library is missing: it panics at first use.
+        let err = probe(|| panic!("Unable to dynamically load the \"cuda\" shared library")).unwrap_err();
+        assert!(err.contains("Unable to dynamically load"), "{err}");
+    }
+
+    #[test]
+    #[cfg(not(feature = "cuda"))]
+    fn cuda_without_the_feature_falls_back_and_says_how_to_build_it() {
+        let (_, description) = device(DeviceChoice::Cuda).unwrap();
+        assert!(description.contains("CUDA was asked for but is not available"), "{description}");
+        assert!(description.contains("--features cuda"), "{description}");
+        assert!(!DeviceChoice::available().contains(&DeviceChoice::Cuda));
     }
 
     #[test]

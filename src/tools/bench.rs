@@ -22,14 +22,7 @@ use crate::preprocess::stage::{self, PreprocessConfig, Preprocessed};
 use crate::project::{Project, ProjectConfig, RunName};
 use crate::grid::TargetGrid;
 
-/// Peak resident memory of this process so far, MiB (Linux; 0 elsewhere).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
-}
+pub use super::peak_rss_mib;
 
 /// What the stage benchmark measured.
 #[derive(Debug, Clone)]

@@ -11,14 +11,14 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::prelude::*;
 
-use super::bench::peak_rss_mib;
+use super::peak_rss_mib;
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::model::config::{GanLoss, ModelConfig};
 use crate::model::discriminator::Discriminator;
 use crate::model::generator::{Activation, Generator};
 use crate::model::optim::FusedAdam;
-use crate::model::train::{GanStep, gan_step};
+use crate::model::step::{GanStep, gan_step};
 
 /// The PyTorch side of the comparison, the same network shapes and loop as ours.
 pub const PYTORCH_SCRIPT: &str = include_str!("../../scripts/bench_pytorch.py");

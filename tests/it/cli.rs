@@ -321,6 +321,31 @@ fn the_model_benchmark_compares_with_pytorch_in_the_same_run_or_says_what_is_mis
         .stdout(predicate::str::contains("median of 2 rounds").and(predicate::str::contains("pix2pix unet_256 (ngf 64, depth 5)")).and(predicate::str::contains("small (ngf 16, ndf 16, depth 5)")).and(predicate::str::contains("train step (s)")).and(predicate::str::contains("ratio")));
 }
 
+/// `s2cr-model-bench`, the GDAL-free benchmark carried to GPU machines: real figures for each
+/// device it can use, and a device this build or machine lacks is skipped with the reason.
+#[test]
+fn the_standalone_model_benchmark_measures_each_device_and_skips_missing_ones() {
+    let out = assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench").args(["--size", "32", "--repeats", "1", "--device", "cpu", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r["model"].as_str().unwrap()).collect::<Vec<_>>(), ["unet_256", "small"]);
+    for r in &rows {
+        assert!(r["device"].as_str().unwrap().starts_with("CPU (Burn flex"), "{r}");
+        assert!(r["infer_ms"].as_f64().unwrap() > 0.0 && r["train_step_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let (rocm_build, why) = (cfg!(feature = "rocm"), "this build has no ROCm backend");
+    if rocm_build {
+        println!("skipped the missing-device check: this build has the rocm feature");
+        return;
+    }
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench")
+        .args(["--size", "32", "--device", "rocm"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(why).and(predicate::str::contains("none of the devices asked for (rocm) is available")));
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench").args(["--size", "30", "--device", "cpu"]).assert().failure().stderr(predicate::str::contains("--size"));
+}
+
 /// The embedded demo end to end, with a tiny training run: every stage leaves its manifest, the
 /// report has every section and says the burn is simulated (and how), a second run finds the
 /// stages up to date, and a folder holding something else is refused.
