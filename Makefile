@@ -27,6 +27,8 @@ test: deps
 	else \
 		$(CARGO) test --no-fail-fast; \
 	fi
+	# The library without GDAL (what s2cr-model-bench is built from) still compiles.
+	$(CARGO) check --no-default-features --bin s2cr-model-bench
 
 # Fuzzes the parsers (AOI, project.yaml, pipeline.yaml, STAC items, manifests, Sentinel-1 XML)
 # for FUZZ_SECONDS each (default 600); needs a nightly toolchain. Not part of `make test`.

@@ -10,21 +10,25 @@
 #                                and sees a GPU) on this machine; needs no Rust and no GDAL
 #   scripts/gpu-bench.sh         both
 #
+# What travels is dist/gpu-bench/ (about 20 MB: the binary xz-compressed, and the PyTorch script).
+#
 # Settings: SIZE (patch side, 256), REPEATS (3), DEVICES (gpu,cuda,cpu), PYTHON (python3),
+# FEATURES (cargo features of the build, "cuda"; empty for a wgpu + CPU build),
 # LIMIT (seconds per device, 240: a first CUDA run compiles and tunes its kernels),
 # CARGO_TARGET_DIR (default: ~/.cache/s2cr/target-gpu, apart from the main build: the cuda
 # feature changes Burn's features, and sharing one folder would rebuild Burn each time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=dist/gpu-bench
-bin="$out/s2cr-model-bench"
+packed="$out/s2cr-model-bench.xz"
+features="${FEATURES-cuda}"
 size="${SIZE:-256}"
 repeats="${REPEATS:-3}"
 limit="${LIMIT:-240}"
 
 build() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s2cr/target-gpu}"
-  if ! cargo build --release --locked --no-default-features --features cuda --bin s2cr-model-bench; then
+  if ! cargo build --release --locked --no-default-features --features "$features" --bin s2cr-model-bench; then
     cat >&2 <<'MSG'
 The CUDA build failed. Burn 0.22's CUDA backend links an LLVM 23.1 bundle that its build
 script (crate tracel-llvm-bundler) downloads from
@@ -35,18 +39,27 @@ MSG
     exit 1
   fi
   mkdir -p "$out"
-  cp "$CARGO_TARGET_DIR/release/s2cr-model-bench" "$bin.tmp"
-  strip "$bin.tmp" 2>/dev/null || true
+  tmp="$(mktemp -d)"
+  cp "$CARGO_TARGET_DIR/release/s2cr-model-bench" "$tmp/s2cr-model-bench"
+  strip "$tmp/s2cr-model-bench" 2>/dev/null || true
+  xz -T0 -6 -c "$tmp/s2cr-model-bench" > "$packed.tmp"
   cp scripts/bench_pytorch.py "$out/bench_pytorch.py"
-  mv "$bin.tmp" "$bin"
-  echo "built $bin ($(du -h "$bin" | cut -f1)); carry dist/gpu-bench to the GPU machine and run: scripts/gpu-bench.sh run"
+  mv "$packed.tmp" "$packed"
+  echo "built $packed (features: ${features:-none}; $(du -h "$tmp/s2cr-model-bench" | cut -f1) stripped, $(du -h "$packed" | cut -f1) packed)"
+  echo "carry dist/gpu-bench to the GPU machine and run there: scripts/gpu-bench.sh run"
+  rm -rf "$tmp"
 }
 
 run() {
-  if [ ! -x "$bin" ]; then
-    echo "no $bin: run scripts/gpu-bench.sh build first (on a machine with Rust)" >&2
+  if [ ! -f "$packed" ]; then
+    echo "no $packed: run scripts/gpu-bench.sh build first (on a machine with Rust)" >&2
     exit 2
   fi
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  bin="$work/s2cr-model-bench"
+  xz -d -c "$packed" > "$bin"
+  chmod +x "$bin"
   echo "== machine"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not found"
   echo "CPU: $(nproc) threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
