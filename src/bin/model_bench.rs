@@ -41,9 +41,8 @@ fn main() -> Result<()> {
     model_bench::check_patch(args.size)?;
     let mut devices = Vec::new();
     for (name, c) in args.device.iter().zip(choices) {
-        match s2cr::model::device(c) {
-            // A fallback (CUDA asked for, the CPU given) is said, not measured twice.
-            Ok((_, description)) if description.contains("not available") => eprintln!("{name}: skipped: {description}"),
+        // No fallback: a device this build or machine lacks is skipped, not replaced.
+        match s2cr::model::exact_device(c) {
             Ok((dev, description)) => devices.push((dev, description)),
             Err(e) => eprintln!("{name}: skipped: {}", s2cr::error_chain(&e)),
         }

@@ -169,6 +169,24 @@ fn rocm_device() -> &'static std::result::Result<Device, String> {
 /// the build or the machine lacks them: the description says so and why, and a warning is
 /// logged.
 pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
+    let missing = match choice {
+        DeviceChoice::Cuda => cuda_device().as_ref().err().map(|why| ("CUDA", why)),
+        DeviceChoice::Rocm => rocm_device().as_ref().err().map(|why| ("ROCm", why)),
+        _ => None,
+    };
+    match missing {
+        Some((name, why)) => {
+            let (dev, description) = exact_device(DeviceChoice::Auto)?;
+            tracing::warn!("{name} is not available ({why}); using {description}");
+            Ok((dev, format!("{description}; {name} was asked for but is not available: {why}")))
+        }
+        None => exact_device(choice),
+    }
+}
+
+/// The device for a choice, or an error saying why this build or machine cannot give it (no
+/// fallback: for benchmarks, which must measure what they name).
+pub fn exact_device(choice: DeviceChoice) -> Result<(Device, String)> {
     let cpu = || {
         // Burn materialises optimizer state on its default device before moving it: make that
         // the CPU too when the CPU is what we use.
@@ -178,11 +196,6 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
         }
         keep_freed_memory();
         (Device::flex(), format!("CPU (Burn flex, {} threads)", rayon::current_num_threads()))
-    };
-    let fallback = |name: &str, why: &str| -> Result<(Device, String)> {
-        let (dev, description) = device(DeviceChoice::Auto)?;
-        tracing::warn!("{name} is not available ({why}); using {description}");
-        Ok((dev, format!("{description}; {name} was asked for but is not available: {why}")))
     };
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
@@ -196,11 +209,11 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
         },
         DeviceChoice::Cuda => match cuda_device() {
             Ok(d) => Ok((d.clone(), "GPU (CUDA device 0)".into())),
-            Err(why) => fallback("CUDA", why),
+            Err(why) => Err(Error::invalid("--device cuda", why.clone())),
         },
         DeviceChoice::Rocm => match rocm_device() {
             Ok(d) => Ok((d.clone(), "GPU (ROCm device 0)".into())),
-            Err(why) => fallback("ROCm", why),
+            Err(why) => Err(Error::invalid("--device rocm", why.clone())),
         },
     }
 }
@@ -323,6 +336,10 @@ mod tests {
         assert!(description.contains("CUDA was asked for but is not available"), "{description}");
         assert!(description.contains("--features cuda"), "{description}");
         assert!(!DeviceChoice::available().contains(&DeviceChoice::Cuda));
+        let err = exact_device(DeviceChoice::Cuda).unwrap_err().to_string();
+        assert!(err.contains("this build has no CUDA backend"), "{err}");
+        // pipeline.yaml and the app's settings name it as the command line does.
+        assert_eq!(serde_norway::from_str::<DeviceChoice>("cuda").unwrap(), DeviceChoice::Cuda);
     }
 
     #[test]
