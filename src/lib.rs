@@ -14,33 +14,18 @@ pub mod job;
 pub mod model;
 pub mod tools;
 
+/// Declares modules that exist only with the `gdal` feature.
+macro_rules! with_gdal {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "gdal")]
+            pub mod $name;
+        )*
+    };
+}
+
 // The pipeline: everything that reads or writes rasters through GDAL.
-#[cfg(feature = "gdal")]
-pub mod aoi;
-#[cfg(feature = "gdal")]
-pub mod assess;
-#[cfg(feature = "gdal")]
-pub mod catalog;
-#[cfg(feature = "gdal")]
-pub mod cli;
-#[cfg(feature = "gdal")]
-pub mod dataset;
-#[cfg(feature = "gdal")]
-pub mod demo;
-#[cfg(feature = "gdal")]
-pub mod fetch;
-#[cfg(feature = "gdal")]
-pub mod grid;
-#[cfg(feature = "gdal")]
-pub mod layers;
-#[cfg(feature = "gdal")]
-pub mod pipeline;
-#[cfg(feature = "gdal")]
-pub mod preprocess;
-#[cfg(feature = "gdal")]
-pub mod project;
-#[cfg(feature = "gdal")]
-pub mod raster;
+with_gdal!(aoi, assess, catalog, cli, dataset, demo, fetch, grid, layers, pipeline, preprocess, project, raster);
 
 #[cfg(feature = "gui")]
 pub mod gui;
