@@ -180,10 +180,12 @@ fn handle(
             Some(Fault::CutMidBody) => &body[..body.len() / 2],
             _ => body,
         };
+        // Counted before they are written: a client that has read them all (and a test that
+        // then reads the count) must find them counted.
+        bytes.fetch_add(send.len() as u64, Ordering::SeqCst);
         if stream.write_all(send).is_err() {
             return;
         }
-        bytes.fetch_add(send.len() as u64, Ordering::SeqCst);
         if matches!(fault, Some(Fault::CutMidBody) | Some(Fault::WrongLength)) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
