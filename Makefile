@@ -14,7 +14,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 build: deps
-	$(CARGO) build --release
+	$(CARGO) build --release --bin s2cr
 
 # The main job: every stage on the embedded offline demo (real Sentinel-1/2 data of one
 # SEN12MS-CR patch, with a simulated burn), resumed if $(DEMO_DIR) holds it already.

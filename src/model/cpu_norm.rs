@@ -214,14 +214,7 @@ fn inference_flex(bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
     if g.len() != channels || b.len() != channels || m.len() != channels || v.len() != channels || pixels == 0 {
         return None;
     }
-    let eps = bn.epsilon as f32;
-    let xv = values(&xp);
-    let mut y = vec![0.0f32; xv.len()];
-    y.par_chunks_mut(pixels).zip(xv.par_chunks(pixels)).enumerate().for_each(|(i, (y, x))| {
-        let c = i % channels;
-        let scale = g[c] / (v[c] + eps).sqrt();
-        affine(y, x, scale, b[c] - m[c] * scale);
-    });
+    let y = normalize(&values(&xp), channels, pixels, (&m, &v), &g, &b, bn.epsilon as f32);
     Some(Tensor::from_primitive::<Flex>(flex(y, shape)))
 }
 
