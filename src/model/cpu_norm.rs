@@ -92,10 +92,12 @@ with_avx2! {
 }
 
 with_avx2! {
-    /// `dx = scale * dy + a * x + b`.
-    fn affine2(dx: &mut [f32], x: &[f32], dy: &[f32], scale: f32, a: f32, b: f32) {
+    /// `dx = scale * dy + a * (x - center) + b`. Centring first keeps the precision of the
+    /// textbook form where the variance is small against the mean (`a * x` and the shift would
+    /// otherwise nearly cancel).
+    fn affine2(dx: &mut [f32], x: &[f32], dy: &[f32], scale: f32, a: f32, center: f32, b: f32) {
         for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            *o = scale * g + a * v + b;
+            *o = scale * g + a * (v - center) + b;
         }
     }
 }
@@ -125,10 +127,9 @@ fn gradients(x: &[f32], dy: &[f32], batch: usize, channels: usize, pixels: usize
         let c = i % channels;
         let inv_std = 1.0 / (var[c] + eps).sqrt();
         let (mean_dy, mean_dyn) = (d_beta[c] / count, d_gamma[c] / count);
-        // dx = scale (dy - mean_dy - (x - mean) inv_std mean_dyn) = scale dy + a x + b.
+        // dx = scale (dy - mean_dy - (x - mean) inv_std mean_dyn).
         let scale = gamma[c] * inv_std;
-        let a = -scale * inv_std * mean_dyn;
-        affine2(dx, x, dy, scale, a, -scale * mean_dy - a * mean[c]);
+        affine2(dx, x, dy, scale, -scale * inv_std * mean_dyn, mean[c], -scale * mean_dy);
     });
     (dx, d_gamma, d_beta)
 }
