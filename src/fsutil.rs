@@ -109,6 +109,19 @@ pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path, hint: &str) -> Res
     serde_json::from_str(&text).map_err(Error::json(path, hint))
 }
 
+/// The memory the system can give without swapping (Linux's MemAvailable), None where it is
+/// not known.
+pub fn available_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&meminfo)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Turns any text (a STAC item id, a band name) into a file or folder name that cannot leave
 /// its parent folder.
 pub fn safe_name(id: &str) -> String {
@@ -138,6 +151,17 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn available_memory_is_read_from_meminfo() {
+        let meminfo = "MemTotal:       131072000 kB\nMemFree:         1000 kB\nMemAvailable:   65536000 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(65_536_000 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 5 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
+        if std::path::Path::new("/proc/meminfo").exists() {
+            assert!(available_memory_bytes().is_some_and(|b| b > 0));
+        }
+    }
 
     #[test]
     fn ids_cannot_escape_the_project() {

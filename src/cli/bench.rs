@@ -175,6 +175,9 @@ fn bench_loader(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     for (workers, rate) in &r.loader_patches_per_sec {
         println!("  Burn loader (augment + normalize), {workers} workers {rate:>8.1} patches/s  ({:.2}x baseline)", rate / r.raw_read_patches_per_sec);
     }
+    if let Some((secs, mib, rate)) = r.resident {
+        println!("  held in memory ({mib:.0} MiB, read in {secs:.1} s), 0 workers {rate:>8.1} patches/s  ({:.2}x baseline)", rate / r.raw_read_patches_per_sec);
+    }
     println!("  peak RSS {:.0} MiB", r.peak_rss_mib);
     Ok(())
 }

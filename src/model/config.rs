@@ -91,13 +91,17 @@ pub struct TrainConfig {
     /// Stop after this many steps in all (0: no limit), e.g. for quick tests.
     pub max_steps: usize,
     pub seed: u64,
-    /// Data loading threads.
+    /// Data loading threads, when patches are read from disk (none when the dataset is held in
+    /// memory, see `in_memory_mib`).
     pub workers: usize,
     /// Random flips and rotations of training patches.
     pub augment: bool,
     /// Write runs/<run>/preview.png (label and synthetic, true colour) every this many steps
     /// (0: never).
     pub preview_every: usize,
+    /// Hold the dataset's stacks in memory (read once) when they take at most this many MiB
+    /// and half the available memory; 0: read every patch from disk.
+    pub in_memory_mib: usize,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +122,7 @@ impl Default for TrainConfig {
             workers: 2,
             augment: true,
             preview_every: 50,
+            in_memory_mib: 2048,
         }
     }
 }

@@ -26,7 +26,7 @@ use super::optim::FusedAdam;
 pub use super::step::{GanStep, StepLosses, gan_step, masked_l1};
 use super::step::scalar;
 use super::{DeviceChoice, device, output_activation, resolve};
-use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, load_normalization};
+use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, ResidentStacks, load_normalization};
 use crate::dataset::tiles::Split;
 use crate::dataset::{DatasetSummary, TileIndex};
 use crate::fsutil::load_json;
@@ -264,6 +264,31 @@ fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalizat
     }
 }
 
+/// The dataset's stacks read into memory when they take at most `max_mib` MiB and half the
+/// memory available (None: patches are read from disk).
+fn resident_stacks(data: &PatchDataset, max_mib: usize, progress: &Progress) -> Result<Option<std::sync::Arc<ResidentStacks>>> {
+    if max_mib == 0 {
+        return Ok(None);
+    }
+    let needed = ResidentStacks::bytes_needed(data)?;
+    let mut budget = (max_mib as u64) << 20;
+    if let Some(available) = crate::fsutil::available_memory_bytes() {
+        budget = budget.min(available / 2);
+    }
+    if needed > budget {
+        progress.info(format!(
+            "reading patches from disk: the dataset takes {} MiB in memory, more than the {} MiB allowed (train.yaml's in_memory_mib, and half the free memory)",
+            needed >> 20,
+            budget >> 20
+        ));
+        return Ok(None);
+    }
+    let start = Instant::now();
+    let stacks = ResidentStacks::load(data)?;
+    progress.info(format!("dataset held in memory: {:.1} MiB, read in {:.1} s", stacks.bytes() as f64 / (1 << 20) as f64, start.elapsed().as_secs_f64()));
+    Ok(Some(stacks))
+}
+
 /// GDAL's block cache while training, bytes (`s2cr bench --what loader` measures this setting).
 pub const TRAINING_BLOCK_CACHE: i64 = 64 << 20;
 
@@ -326,10 +351,17 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     write_atomic(&metrics_path, format!("{CSV_HEADER}\n{}", kept.iter().map(|l| format!("{l}\n")).collect::<String>()).as_bytes())?;
     let mut metrics_file = std::fs::OpenOptions::new().append(true).open(&metrics_path).map_err(Error::io(&metrics_path, "opening the metrics"))?;
 
-    let train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
-    let val_data = PatchDataset::open(project, Split::Val, None)?;
+    let mut train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
+    let mut val_data = PatchDataset::open(project, Split::Val, None)?;
+    if let Some(stacks) = resident_stacks(&train_data, tc.in_memory_mib, progress)? {
+        train_data = train_data.holding(stacks.clone());
+        val_data = val_data.holding(stacks);
+    }
     let batcher = PatchBatcher { normalization };
-    let loader = DataLoaderBuilder::new(batcher.clone()).batch_size(tc.batch_size).num_workers(tc.workers).set_device(ad.clone()).build(train_data.clone());
+    // Cutting patches from memory takes microseconds: loader threads would only compete with
+    // training for the cores, and the order in which threads deliver batches is a race.
+    let workers = if train_data.is_resident() { 0 } else { tc.workers };
+    let loader = DataLoaderBuilder::new(batcher.clone()).batch_size(tc.batch_size).num_workers(workers).set_device(ad.clone()).build(train_data.clone());
     let batches_per_epoch = train_data.patches().len().div_ceil(tc.batch_size);
     let total_epochs = tc.epochs + tc.decay_epochs;
     let total_steps = if tc.max_steps > 0 { tc.max_steps.min(total_epochs * batches_per_epoch) } else { total_epochs * batches_per_epoch };

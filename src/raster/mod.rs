@@ -79,6 +79,43 @@ impl BandStack {
         self.bands[band][row * self.width + col]
     }
 
+    /// The pixels of `win` (in this stack's pixels), as a read of that window would give them;
+    /// None when the window is empty or reaches outside the stack.
+    pub fn crop(&self, win: PixelWindow) -> Option<BandStack> {
+        if win.width == 0 || win.height == 0 || win.x_off + win.width > self.width || win.y_off + win.height > self.height {
+            return None;
+        }
+        let rows = |plane: &[f32]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(win.width * win.height);
+            for r in win.y_off..win.y_off + win.height {
+                let start = r * self.width + win.x_off;
+                out.extend_from_slice(&plane[start..start + win.width]);
+            }
+            out
+        };
+        let mut valid = Vec::with_capacity(win.width * win.height);
+        for r in win.y_off..win.y_off + win.height {
+            let start = r * self.width + win.x_off;
+            valid.extend_from_slice(&self.valid[start..start + win.width]);
+        }
+        let g = self.geo_transform;
+        let (x, y) = (win.x_off as f64, win.y_off as f64);
+        Some(BandStack {
+            width: win.width,
+            height: win.height,
+            bands: self.bands.iter().map(|b| rows(b)).collect(),
+            valid,
+            geo_transform: [g[0] + x * g[1] + y * g[2], g[1], g[2], g[3] + x * g[4] + y * g[5], g[4], g[5]],
+            crs_wkt: self.crs_wkt.clone(),
+            descriptions: self.descriptions.clone(),
+        })
+    }
+
+    /// Bytes of its values and validity.
+    pub fn bytes(&self) -> usize {
+        self.bands.iter().map(|b| b.len() * 4).sum::<usize>() + self.valid.len()
+    }
+
     pub fn valid_fraction(&self) -> f64 {
         if self.valid.is_empty() {
             return 0.0;

@@ -194,6 +194,8 @@ pub struct LoaderBench {
     pub raw_read_patches_per_sec: f64,
     /// The Burn data loader (augmentation, normalization, tensors), per worker count.
     pub loader_patches_per_sec: Vec<(usize, f64)>,
+    /// The dataset held in memory: seconds to read it, MiB, and the loader (no worker thread).
+    pub resident: Option<(f64, f64, f64)>,
     pub peak_rss_mib: f64,
 }
 
@@ -274,7 +276,22 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
         }
         loader_patches_per_sec.push((workers, n as f64 / start.elapsed().as_secs_f64()));
     }
-    Ok(LoaderBench { size, patch, patches, channels, raw_read_patches_per_sec, loader_patches_per_sec, peak_rss_mib: peak_rss_mib() })
+    // As training does when the dataset fits its memory budget.
+    progress.check_cancelled()?;
+    let start = Instant::now();
+    let data = PatchDataset::open(&project, Split::Train, Some(1))?;
+    let stacks = crate::dataset::loader::ResidentStacks::load(&data)?;
+    let load_secs = start.elapsed().as_secs_f64();
+    let mib = stacks.bytes() as f64 / (1 << 20) as f64;
+    let loader = DataLoaderBuilder::new(PatchBatcher { normalization }).batch_size(4).shuffle(1).num_workers(0).set_device(burn::prelude::Device::flex()).build(data.holding(stacks));
+    let start = Instant::now();
+    let mut n = 0;
+    for batch in loader.iter() {
+        let batch = batch.map_err(|e| Error::invalid("data loader", e.to_string()))?;
+        n += batch.patch_ids.len();
+    }
+    let resident = Some((load_secs, mib, n as f64 / start.elapsed().as_secs_f64()));
+    Ok(LoaderBench { size, patch, patches, channels, raw_read_patches_per_sec, loader_patches_per_sec, resident, peak_rss_mib: peak_rss_mib() })
 }
 
 /// Resets this process's peak resident memory (Linux: `5` to `/proc/self/clear_refs`), so a

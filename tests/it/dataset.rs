@@ -281,6 +281,37 @@ fn batches_have_the_right_shapes_and_augmentation_moves_inputs_and_label_togethe
 }
 
 #[test]
+fn patches_cut_from_the_stacks_in_memory_equal_those_read_from_disk() {
+    use s2cr::dataset::loader::ResidentStacks;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    let cfg = config(&project, TileConfig { val_fraction: 0.2, test_fraction: 0.2, ..small_tiles() });
+    dataset::build(&project, &cfg, &Progress::silent("dataset")).unwrap();
+    let from_disk = PatchDataset::open(&project, Split::Train, Some(3)).unwrap();
+    let needed = ResidentStacks::bytes_needed(&from_disk).unwrap();
+    assert!(ResidentStacks::load_within(&from_disk, needed - 1).unwrap().is_none(), "a budget below the stacks' size keeps them on disk");
+    let stacks = ResidentStacks::load_within(&from_disk, needed).unwrap().expect("the stacks fit their own size");
+    assert_eq!(stacks.bytes() as u64, needed, "the estimate is what the stacks take");
+    for split in [Split::Train, Split::Val, Split::Test] {
+        let disk = PatchDataset::open(&project, split, Some(3)).unwrap();
+        let memory = PatchDataset::open(&project, split, Some(3)).unwrap().holding(stacks.clone());
+        assert!(memory.is_resident() && !disk.is_resident());
+        assert!(!disk.patches().is_empty(), "{split:?} has patches");
+        let mut invalid = 0;
+        for i in 0..disk.patches().len() {
+            let (a, b) = (disk.read(i).unwrap(), memory.read(i).unwrap());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.input), bits(&b.input), "{split:?} patch {i} input");
+            assert_eq!(bits(&a.label), bits(&b.label), "{split:?} patch {i} label");
+            assert_eq!(a.valid, b.valid, "{split:?} patch {i} validity");
+            assert_eq!((a.patch_id, a.transform), (b.patch_id, b.transform));
+            invalid += a.valid.iter().filter(|v| !**v).count();
+        }
+        println!("{split:?}: {} patches equal, {invalid} invalid pixels among them", disk.patches().len());
+    }
+}
+
+#[test]
 fn the_dataset_command_prints_counts_and_statistics() {
     let tmp = tempfile::tempdir().unwrap();
     let project = project_with_preprocessed(tmp.path());
