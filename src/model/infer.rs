@@ -162,12 +162,18 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         // Rows above this window row are final.
         flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
         let wh = n.min(h - y);
+        // The whole row of windows in one read: each window read on its own decoded the
+        // files' blocks again (they span several windows; GeoTIFF blocks hold all bands).
+        let strip = raster::read_window_reusing(&inputs_vrt, &[], Some(PixelWindow { x_off: 0, y_off: y, width: w, height: wh }))?;
         for chunk in xs.chunks(opts.batch_size.max(1)) {
             let mut stacks = Vec::with_capacity(chunk.len());
             let mut ranges = Vec::with_capacity(chunk.len());
             for &x in chunk {
                 let ww = n.min(w - x);
-                let stack = raster::read_window(&inputs_vrt, &[], Some(PixelWindow { x_off: x, y_off: y, width: ww, height: wh }))?;
+                let stack = strip.crop(PixelWindow { x_off: x, y_off: 0, width: ww, height: wh }).ok_or_else(|| Error::Raster {
+                    location: inputs_vrt.clone(),
+                    message: format!("window at column {x} is outside the {} pixels read of row {y}", strip.width),
+                })?;
                 // The window's own ranges, as the tile and batch normalizations use them.
                 ranges.push(
                     stack

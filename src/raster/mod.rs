@@ -208,4 +208,30 @@ mod tests {
         assert_eq!("Bilinear".parse::<Resampling>().unwrap(), Resampling::Bilinear);
         assert!("fancy".parse::<Resampling>().unwrap_err().to_string().contains("not one of"));
     }
+
+    #[test]
+    fn a_crop_holds_the_window_with_its_own_georeference() {
+        let (w, h) = (5, 4);
+        let stack = BandStack {
+            width: w,
+            height: h,
+            bands: vec![(0..20).map(|v| v as f32).collect(), (0..20).map(|v| 100.0 + v as f32).collect()],
+            valid: (0..20).map(|v| v % 3 != 0).collect(),
+            geo_transform: [1000.0, 10.0, 0.0, 2000.0, 0.0, -10.0],
+            crs_wkt: "EPSG:32650".into(),
+            descriptions: vec!["a".into(), "b".into()],
+        };
+        let c = stack.crop(PixelWindow { x_off: 1, y_off: 2, width: 3, height: 2 }).unwrap();
+        assert_eq!((c.width, c.height), (3, 2));
+        assert_eq!(c.bands[0], vec![11.0, 12.0, 13.0, 16.0, 17.0, 18.0]);
+        assert_eq!(c.bands[1], vec![111.0, 112.0, 113.0, 116.0, 117.0, 118.0]);
+        assert_eq!(c.valid, vec![true, false, true, true, true, false]);
+        assert_eq!(c.geo_transform, [1010.0, 10.0, 0.0, 1980.0, 0.0, -10.0]);
+        assert_eq!((c.crs_wkt.as_str(), c.descriptions.len()), ("EPSG:32650", 2));
+        assert_eq!(stack.crop(PixelWindow { x_off: 0, y_off: 0, width: w, height: h }).unwrap(), stack);
+        assert!(stack.crop(PixelWindow { x_off: 3, y_off: 0, width: 3, height: 1 }).is_none(), "past the right edge");
+        assert!(stack.crop(PixelWindow { x_off: 0, y_off: 4, width: 1, height: 1 }).is_none(), "past the bottom");
+        assert!(stack.crop(PixelWindow { x_off: 0, y_off: 0, width: 0, height: 1 }).is_none(), "empty");
+        assert_eq!(stack.bytes(), 2 * 20 * 4 + 20);
+    }
 }
