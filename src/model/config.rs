@@ -14,7 +14,36 @@ pub enum NormKind {
     /// Batch normalization (pix2pix's default).
     #[default]
     Batch,
+    /// Instance normalization with a learned scale and shift per channel.
     Instance,
+    /// Instance normalization without learned parameters: pix2pix's `--norm instance`
+    /// (`InstanceNorm2d(affine=False)`).
+    #[serde(rename = "instance-no-affine")]
+    InstanceNoAffine,
+}
+
+impl NormKind {
+    /// Instance normalizations, after which convolutions have a bias (pix2pix's `use_bias`).
+    pub fn is_instance(self) -> bool {
+        matches!(self, NormKind::Instance | NormKind::InstanceNoAffine)
+    }
+}
+
+/// Which decoder blocks of the generator have dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropoutBlocks {
+    /// As pix2pix: the `num_downs - 5` blocks of 8 ngf channels inside the innermost's
+    /// neighbours (3 for unet_256, 2 for unet_128, 1 at depth 6).
+    #[default]
+    Pix2pix,
+    /// The three decoder blocks after the innermost whatever the depth (models of s2cr 0.1;
+    /// the same as pix2pix at depth 8). A model.yaml without the key means this.
+    Three,
+}
+
+fn dropout_blocks_before_the_key() -> DropoutBlocks {
+    DropoutBlocks::Three
 }
 
 /// The generator's last activation.
@@ -47,14 +76,16 @@ pub struct ModelConfig {
     /// Discriminator layers (pix2pix basic 70x70 PatchGAN: 3).
     pub discriminator_layers: usize,
     pub norm: NormKind,
-    /// Dropout in the three decoder blocks after the innermost (pix2pix: 0.5).
+    /// Dropout in the decoder blocks `dropout_blocks` names (pix2pix: 0.5).
     pub dropout: f64,
+    #[serde(default = "dropout_blocks_before_the_key")]
+    pub dropout_blocks: DropoutBlocks,
     pub output_activation: OutputActivation,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, output_activation: OutputActivation::Auto }
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto }
     }
 }
 

@@ -9,7 +9,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 
-use super::config::{ModelConfig, NormKind};
+use super::config::ModelConfig;
 use super::generator::{Norm, down_conv, init_weights};
 
 #[derive(Module, Debug)]
@@ -24,7 +24,7 @@ fn conv_s1(c_in: usize, c_out: usize, bias: bool, device: &Device) -> Conv2d {
 
 impl Discriminator {
     pub fn new(cfg: &ModelConfig, device: &Device) -> Discriminator {
-        let bias = cfg.norm == NormKind::Instance;
+        let bias = cfg.norm.is_instance();
         let ch = |n: usize| cfg.ndf * (1usize << n.min(3));
         let layers = cfg.discriminator_layers;
         let mut convs = vec![down_conv(cfg.input_channels + cfg.output_channels, cfg.ndf, true, device)];

@@ -4,8 +4,9 @@
 //! - encoder level 0: Conv 4x4/2 (no norm, no activation before it);
 //! - encoder level i > 0: LeakyReLU(0.2), Conv 4x4/2, norm (none at the innermost level);
 //!   channels ngf, 2 ngf, 4 ngf, then 8 ngf down to the innermost;
-//! - decoder level i (innermost first): ReLU, ConvTranspose 4x4/2, norm, dropout in the three
-//!   blocks after the innermost, then concatenation with the encoder output of level i - 1;
+//! - decoder level i (innermost first): ReLU, ConvTranspose 4x4/2, norm, dropout (as pix2pix,
+//!   in the 8 ngf blocks between level 4 and the innermost; see `DropoutBlocks`), then
+//!   concatenation with the encoder output of level i - 1;
 //! - decoder level 0: ReLU, ConvTranspose 4x4/2 to the output channels, output activation.
 //!
 //! Convolutions have a bias only with instance norm (batch norm's shift makes it redundant),
@@ -17,7 +18,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, 
 use burn::prelude::*;
 use burn::tensor::activation;
 
-use super::config::{ModelConfig, NormKind};
+use super::config::{DropoutBlocks, ModelConfig, NormKind};
 
 /// Batch or instance normalization.
 #[derive(Module, Debug)]
@@ -31,6 +32,7 @@ impl Norm {
         match kind {
             NormKind::Batch => Norm { batch: Some(BatchNormConfig::new(channels).init(device)), instance: None },
             NormKind::Instance => Norm { batch: None, instance: Some(InstanceNormConfig::new(channels).with_affine(true).init(device)) },
+            NormKind::InstanceNoAffine => Norm { batch: None, instance: Some(InstanceNormConfig::new(channels).with_affine(false).init(device)) },
         }
     }
 
@@ -90,7 +92,7 @@ pub struct Generator {
 impl Generator {
     pub fn new(cfg: &ModelConfig, activation: Activation, device: &Device) -> Generator {
         let depth = cfg.depth;
-        let bias = cfg.norm == NormKind::Instance;
+        let bias = cfg.norm.is_instance();
         let ch = |i: usize| level_channels(cfg.ngf, i);
         let mut down = Vec::new();
         let mut down_norm = Vec::new();
@@ -107,11 +109,20 @@ impl Generator {
             let c_up_out = if i == 0 { cfg.output_channels } else { ch(i - 1) };
             up.push(up_conv(c_up_in, c_up_out, bias || i == 0, device));
             up_norm.push(if i == 0 { None } else { Some(Norm::new(cfg.norm, c_up_out, device)) });
-            // The three decoder blocks after the innermost (pix2pix: the ngf*8 blocks).
-            let with_dropout = cfg.dropout > 0.0 && !innermost && i > 0 && i + 4 >= depth;
+            let blocks = match cfg.dropout_blocks {
+                // pix2pix: the blocks of 8 ngf channels on both sides (levels 4 ..).
+                DropoutBlocks::Pix2pix => i >= 4,
+                DropoutBlocks::Three => i > 0 && i + 4 >= depth,
+            };
+            let with_dropout = cfg.dropout > 0.0 && !innermost && blocks;
             dropout.push(with_dropout.then(|| DropoutConfig::new(cfg.dropout).init()));
         }
         Generator { down, down_norm, up, up_norm, dropout, activation }
+    }
+
+    /// The decoder levels with dropout.
+    pub fn dropout_levels(&self) -> Vec<usize> {
+        self.dropout.iter().enumerate().filter(|(_, d)| d.is_some()).map(|(i, _)| i).collect()
     }
 
     /// `[batch, inputs, h, w]` -> `[batch, outputs, h, w]`; h and w multiples of 2^depth.

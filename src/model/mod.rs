@@ -17,6 +17,7 @@ pub mod generator;
 #[cfg(feature = "gdal")]
 pub mod infer;
 pub mod optim;
+pub mod pix2pix;
 pub mod preview;
 mod simd;
 pub mod step;

@@ -1,0 +1,138 @@
+//! pix2pix's own generators (tests/fixtures/pix2pix, made by scripts/pix2pix_fixtures.py with
+//! PyTorch from networks.py's classes) imported and run: the same output as PyTorch's, and
+//! back: our export loaded strictly into PyTorch's `UnetGenerator`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use s2cr::model::config::{DropoutBlocks, NormKind};
+use s2cr::model::pix2pix;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pix2pix").join(name)
+}
+
+/// The fixed input of scripts/pix2pix_fixtures.py: value i is ((i * 7919) % 2001) / 1000 - 1,
+/// computed in f64 and rounded to f32.
+pub fn fixed_input(channels: usize, size: usize) -> Tensor<4> {
+    let values: Vec<f32> = (0..channels * size * size).map(|i| (((i as u64 * 7919) % 2001) as f64 / 1000.0 - 1.0) as f32).collect();
+    Tensor::from_data(TensorData::new(values, [1, channels, size, size]), &Device::flex())
+}
+
+/// PyTorch's output and the fixture's settings (config JSON, input size).
+pub fn expected(name: &str) -> (Vec<f32>, serde_json::Value, usize) {
+    let bytes = std::fs::read(fixture(&format!("{name}.expect.safetensors"))).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta: BTreeMap<String, String> = meta.metadata().clone().unwrap().into_iter().collect();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let out = st.tensor("output").unwrap();
+    let values = out.data().chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    (values, serde_json::from_str(&meta["config"]).unwrap(), meta["size"].parse().unwrap())
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+const GOOD: [(&str, &str); 3] = [
+    ("unet128_batch_10to6", "unet128_batch_10to6.pth"),
+    ("unet256_instance_3to3", "unet256_instance_3to3.safetensors"),
+    ("unet128_instance_11to6", "unet128_instance_11to6.pth"),
+];
+
+#[test]
+fn pix2pix_generators_import_and_give_pytorchs_output() {
+    for (name, file) in GOOD {
+        let (want, cfg_json, size) = expected(name);
+        let (g, cfg) = pix2pix::import_generator(&fixture(file), 0.5, &Device::flex()).unwrap();
+        let norm = if cfg_json["norm"] == "batch" { NormKind::Batch } else { NormKind::InstanceNoAffine };
+        assert_eq!(
+            (cfg.input_channels, cfg.output_channels, cfg.depth, cfg.ngf, cfg.norm, cfg.dropout_blocks),
+            (cfg_json["input_channels"].as_u64().unwrap() as usize, cfg_json["output_channels"].as_u64().unwrap() as usize, cfg_json["depth"].as_u64().unwrap() as usize, cfg_json["ngf"].as_u64().unwrap() as usize, norm, DropoutBlocks::Pix2pix),
+            "{name}: the configuration read from the keys"
+        );
+        let y: Vec<f32> = g.forward(fixed_input(cfg.input_channels, size)).into_data().try_to_vec().unwrap();
+        let d = max_diff(&y, &want);
+        println!("{name}: {} values, max |ours - PyTorch| = {d:e}", y.len());
+        assert!(d < 1e-4, "{name}: max abs difference {d}");
+    }
+}
+
+#[test]
+fn bad_weight_files_are_refused_with_what_is_wrong() {
+    let dev = Device::flex();
+    let err = |file: &str| pix2pix::import_generator(&fixture(file), 0.5, &dev).err().map(|e| s2cr::error_chain(&e)).unwrap_or_default();
+    // The tiny generator the bad files come from imports.
+    assert!(pix2pix::import_generator(&fixture("bad_tiny_ok.pth"), 0.5, &dev).is_ok());
+    let e = err("bad_truncated.pth");
+    assert!(e.contains("bad_truncated.pth") && e.contains("not a readable PyTorch checkpoint"), "{e}");
+    let e = err("bad_not_a_state_dict.pth");
+    assert!(e.contains("bad_not_a_state_dict.pth") && (e.contains("holds no tensors") || e.contains("not a pix2pix UnetGenerator")), "{e}");
+    let e = err("bad_wrong_shape.pth");
+    assert!(e.contains("model.model.1.model.1.weight has shape [4, 2, 4, 3]") && e.contains("needs [4, 2, 4, 4]"), "{e}");
+    let e = err("bad_discriminator.pth");
+    assert!(e.contains("NLayerDiscriminator") && e.contains("latest_net_G.pth"), "{e}");
+    let e = err("no_such_file.pth");
+    assert!(e.contains("no such file"), "{e}");
+    // A generator file that is not ours to guess: a key too many.
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = tmp.path().join("extra.safetensors");
+    let (g, cfg) = pix2pix::import_generator(&fixture("unet256_instance_3to3.safetensors"), 0.5, &dev).unwrap();
+    let mut bytes = pix2pix::to_safetensors(&g, &cfg, &BTreeMap::new()).unwrap();
+    std::fs::write(&extra, &bytes).unwrap();
+    assert!(pix2pix::import_generator(&extra, 0.5, &dev).is_ok());
+    // Corrupt the header's length: refused, named.
+    bytes[0] ^= 0x40;
+    std::fs::write(&extra, &bytes).unwrap();
+    let e = pix2pix::import_generator(&extra, 0.5, &dev).err().map(|e| s2cr::error_chain(&e)).unwrap();
+    assert!(e.contains("extra.safetensors") && e.contains("not a readable safetensors file"), "{e}");
+}
+
+fn python() -> Option<String> {
+    let python = std::env::var("S2CR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+#[test]
+fn an_export_loads_strictly_into_pytorchs_unet_generator_and_gives_our_output() {
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, file) in GOOD {
+        let (_, cfg_json, size) = expected(name);
+        let (g, cfg) = pix2pix::import_generator(&fixture(file), 0.5, &dev).unwrap();
+        let weights = tmp.path().join(format!("{name}.safetensors"));
+        std::fs::write(&weights, pix2pix::to_safetensors(&g, &cfg, &BTreeMap::from([("source".to_string(), name.to_string())])).unwrap()).unwrap();
+        // Ours back in: the same network.
+        let (again, cfg2) = pix2pix::import_generator(&weights, 0.5, &dev).unwrap();
+        assert_eq!(cfg2, cfg);
+        let x = fixed_input(cfg.input_channels, size);
+        let (a, b): (Vec<f32>, Vec<f32>) = (g.forward(x.clone()).into_data().try_to_vec().unwrap(), again.forward(x).into_data().try_to_vec().unwrap());
+        assert_eq!(a, b, "{name}: exported and imported again, the same output");
+        // Our output, for PyTorch to compare with.
+        let out = tmp.path().join(format!("{name}.ours.safetensors"));
+        let bytes: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![a.len()], &bytes).unwrap();
+        std::fs::write(&out, safetensors::serialize([("output", view)], None).unwrap()).unwrap();
+        let Some(python) = python() else {
+            println!("skipped the PyTorch side: no Python with torch (set S2CR_PYTHON; scripts/requirements-bench.txt)");
+            continue;
+        };
+        let mut config = cfg_json.clone();
+        config["size"] = size.into();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pix2pix_fixtures.py");
+        let o = std::process::Command::new(&python)
+            .arg(&script)
+            .args(["check", "--weights"])
+            .arg(&weights)
+            .args(["--config", &config.to_string(), "--expect"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        println!("{name}: PyTorch {stdout}");
+        assert!(o.status.success(), "{name}: PyTorch refused or differs: {stdout} {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
