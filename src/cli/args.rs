@@ -79,6 +79,10 @@ pub enum Command {
     /// Write a project layer (Sentinel-2, Sentinel-1, synthetic, dNBR, severity, perimeters) as
     /// a COG, a PNG as displayed (with a world file), or GeoJSON; --list shows the layers.
     Export(ExportArgs),
+    /// Import a generator (pix2pix's latest_net_G.pth, safetensors) as a run, or export a run's
+    /// generator as safetensors with pix2pix's keys.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
     /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
     Demo(DemoArgs),
@@ -402,6 +406,52 @@ pub enum ProviderKindArg {
     EarthSearch,
     Pc,
     Cdse,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Make a run from a generator file: pix2pix's `latest_net_G.pth` (unet_128, unet_256, any
+    /// ngf, batch or instance norm), a safetensors file with the same keys, or one `s2cr model
+    /// export` wrote (its sidecar JSON gives the channels and normalization). Every key and shape
+    /// is checked; the run then works with `s2cr infer` and `s2cr assess`.
+    Import(ModelImportArgs),
+    /// Write a run's generator as safetensors with pix2pix's keys (loads into PyTorch's
+    /// UnetGenerator with load_state_dict(strict=True)) and a sidecar JSON beside it.
+    Export {
+        /// The run to export.
+        #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+        run: RunName,
+        /// The weights file to write (.safetensors); the sidecar goes beside it (.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ModelImportArgs {
+    /// The generator file (.pth or .safetensors).
+    pub file: PathBuf,
+    /// Name of the new run (runs/<run>/).
+    #[arg(long, value_parser = parse_run)]
+    pub run: RunName,
+    /// model.yaml for the file (default: read from its keys and shapes, or its sidecar).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Dropout of the decoder blocks, which a state dict does not record (pix2pix: 0.5; 0 for
+    /// a model trained with --no_dropout). Inference does not use it; fine-tuning does.
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f64,
+    /// The model's input channels in order, comma-separated (S1_t0:VV,...), or `dataset` for
+    /// the project's dataset order. Needed when the file has no sidecar.
+    #[arg(long, value_delimiter = ',')]
+    pub inputs: Option<Vec<String>>,
+    /// The model's output bands in order (B02,...), or `dataset`.
+    #[arg(long, value_delimiter = ',')]
+    pub outputs: Option<Vec<String>>,
+    /// normalization.json the model's inputs need (default: the sidecar's, else the project's
+    /// dataset's).
+    #[arg(long)]
+    pub normalization: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -127,6 +127,38 @@ pub fn infer(args: InferArgs, dir: &Path, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// `s2cr model import|export`.
+pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    match cmd {
+        ModelCommand::Import(a) => {
+            let model = a.model.as_deref().map(crate::model::config::ModelConfig::load).transpose()?;
+            let opts = crate::model::portable::ImportOptions { run: a.run, model, dropout: a.dropout, normalization: a.normalization, inputs: a.inputs, outputs: a.outputs };
+            let r = crate::model::portable::import_run(&project, &a.file, &opts)?;
+            let m = &r.model;
+            println!(
+                "imported {} as run {}: depth {}, ngf {}, {:?} norm, {} -> {} channels (configuration from {}, channels from {}, normalization from {})",
+                a.file.display(),
+                r.run,
+                m.depth,
+                m.ngf,
+                m.norm,
+                m.input_channels,
+                m.output_channels,
+                r.imported.config_from,
+                r.imported.channels_from,
+                r.imported.normalization_from
+            );
+            println!("run folder: {}; next: s2cr infer --run {}", r.run_dir.display(), r.run);
+        }
+        ModelCommand::Export { run, out } => {
+            let r = crate::model::portable::export_run(&project, &run, &out)?;
+            println!("exported run {run} (step {}, {:.2} M parameters) to {} and {}", r.step, r.parameters as f64 / 1e6, r.weights.display(), r.sidecar.display());
+        }
+    }
+    Ok(())
+}
+
 /// `s2cr assess`: files into `--out`, or a project's run (its own images, or those given).
 pub fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     let inputs = convert::assess_inputs(&args)?;

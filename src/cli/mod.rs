@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Infer(args)) => commands::infer(args, &here(project), quiet),
         Some(Command::Assess(args)) => commands::assess(args, project, quiet),
         Some(Command::Export(args)) => commands::export(args, &here(project)),
+        Some(Command::Model(cmd)) => commands::model(cmd, &here(project)),
         Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet),
         Some(Command::Demo(args)) => commands::demo(args, quiet),
         Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),

@@ -18,6 +18,8 @@ pub mod generator;
 pub mod infer;
 pub mod optim;
 pub mod pix2pix;
+#[cfg(feature = "gdal")]
+pub mod portable;
 pub mod preview;
 mod simd;
 pub mod step;

@@ -263,6 +263,10 @@ impl Project {
     pub fn run_normalization_json(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("normalization.json")
     }
+    /// How an imported run was made (`s2cr model import`).
+    pub fn run_imported_json(&self, run: &RunName) -> PathBuf {
+        self.run_dir(run).join("imported.json")
+    }
 
     // outputs/<run>/: the infer, assess and export stages.
     pub fn outputs_dir(&self) -> PathBuf {

@@ -136,3 +136,120 @@ fn an_export_loads_strictly_into_pytorchs_unet_generator_and_gives_our_output() 
         assert!(o.status.success(), "{name}: PyTorch refused or differs: {stdout} {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+mod runs {
+    use super::*;
+    use s2cr::dataset::{self, DatasetConfig};
+    use s2cr::dataset::tiles::TileConfig;
+    use s2cr::job::Progress;
+    use s2cr::model::portable::{ImportOptions, export_run, import_run};
+    use s2cr::model::{DeviceChoice, infer};
+    use s2cr::project::{Project, RunName};
+    use s2cr::raster;
+
+    fn run(name: &str) -> RunName {
+        RunName::new(name).unwrap()
+    }
+
+    fn opts(name: &str, channels: Option<&str>) -> ImportOptions {
+        let list = |s: &str| vec![s.to_string()];
+        ImportOptions { run: run(name), model: None, dropout: 0.5, normalization: None, inputs: channels.map(list), outputs: channels.map(list) }
+    }
+
+    /// A project on the real SEN12MS-CR chip with 128 px patches and the research layout (10
+    /// inputs, 6 outputs): what unet128_batch_10to6 takes.
+    fn project(root: &Path) -> Project {
+        std::fs::create_dir_all(root).unwrap();
+        let project = crate::dataset::project_with_preprocessed(root);
+        let tiles = TileConfig { size: 128, stride: 64, min_valid: 0.5, val_fraction: 0.0, test_fraction: 0.3, split_block_patches: 1, gap_px: 0, seed: 3 };
+        dataset::build(&project, &DatasetConfig { tiles, ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
+        project
+    }
+
+    fn synthesize(project: &Project, name: &str) -> Vec<Vec<f32>> {
+        let o = infer::InferOptions { run: run(name), device: DeviceChoice::Cpu, ..Default::default() };
+        infer::infer(project, &o, &Progress::silent("infer")).unwrap();
+        raster::read_window(&project.synthetic_s2(&run(name)).display().to_string(), &[], None).unwrap().bands
+    }
+
+    #[test]
+    fn a_pix2pix_generator_becomes_a_run_that_synthesizes_the_grid_and_travels_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = project(&tmp.path().join("p"));
+        let pth = fixture("unet128_batch_10to6.pth");
+        // A .pth says nothing of its channels: the user must.
+        let e = s2cr::error_chain(&import_run(&project, &pth, &opts("pt", None)).unwrap_err());
+        assert!(e.contains("--inputs") && e.contains("S1_t0:VV") && e.contains("does not say what its channels are"), "{e}");
+        // Channels in another order than the dataset's: refused, naming the first that differ.
+        let mut wrong = opts("pt", None);
+        let mut names: Vec<String> = s2cr::fsutil::load_json::<s2cr::dataset::DatasetSummary>(&project.dataset_json(), "").unwrap().inputs.iter().map(|c| c.name.clone()).collect();
+        names.swap(0, 1);
+        (wrong.inputs, wrong.outputs) = (Some(names), Some(vec!["dataset".into()]));
+        let e = s2cr::error_chain(&import_run(&project, &pth, &wrong).unwrap_err());
+        assert!(e.contains("#1: model S1_t0:VH / dataset S1_t0:VV"), "{e}");
+        // A discriminator: refused, and no run is left behind.
+        let e = s2cr::error_chain(&import_run(&project, &fixture("bad_discriminator.pth"), &opts("d", Some("dataset"))).unwrap_err());
+        assert!(e.contains("NLayerDiscriminator"), "{e}");
+        assert!(!project.run_dir(&run("d")).exists() && !project.run_dir(&run("pt")).exists(), "nothing written");
+        // Imported, the run gives PyTorch's output from its checkpoint.
+        let r = import_run(&project, &pth, &opts("pt", Some("dataset"))).unwrap();
+        assert_eq!((r.model.depth, r.model.ngf, r.imported.config_from.as_str(), r.imported.format.as_str()), (7, 4, "keys", "pth"));
+        let (g, cfg, _, step) = infer::load_generator(&project, &run("pt"), &Device::flex()).unwrap();
+        assert_eq!((step, cfg.depth), (0, 7));
+        let (want, _, size) = expected("unet128_batch_10to6");
+        let y: Vec<f32> = g.forward(fixed_input(10, size)).into_data().try_to_vec().unwrap();
+        assert!(max_diff(&y, &want) < 1e-4, "the run's checkpoint is the file's network");
+        let e = s2cr::error_chain(&import_run(&project, &pth, &opts("pt", Some("dataset"))).unwrap_err());
+        assert!(e.contains("run pt exists"), "{e}");
+        let first = synthesize(&project, "pt");
+        assert_eq!(first.len(), 6);
+        assert!(first[0].iter().filter(|v| v.is_finite()).count() > first[0].len() / 2, "the grid is synthesized");
+        // Exported with its sidecar, imported back without flags: the same image.
+        let out = tmp.path().join("shared/G.safetensors");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let x = export_run(&project, &run("pt"), &out).unwrap();
+        assert!(x.sidecar.is_file() && x.sidecar.extension().unwrap() == "json");
+        let sidecar: s2cr::model::portable::ModelSidecar = s2cr::fsutil::load_json(&x.sidecar, "").unwrap();
+        assert_eq!((sidecar.inputs.len(), sidecar.outputs.len(), sidecar.model.depth), (10, 6, 7));
+        assert!(sidecar.provenance["imported_from"].contains("unet128_batch_10to6.pth"));
+        let back = import_run(&project, &out, &opts("back", None)).unwrap();
+        assert_eq!((back.imported.config_from.as_str(), back.imported.channels_from.as_str(), back.imported.normalization_from.as_str()), ("sidecar", "sidecar", "sidecar"));
+        let again = synthesize(&project, "back");
+        let bits = |b: &Vec<Vec<f32>>| b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&first), bits(&again), "export and import change nothing");
+        // A file that is not the one its sidecar describes: refused, nothing written.
+        let mut bytes = std::fs::read(&out).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&out, &bytes).unwrap();
+        let e = s2cr::error_chain(&import_run(&project, &out, &opts("tampered", None)).unwrap_err());
+        assert!(e.contains("checksum") && e.contains("G.json"), "{e}");
+        assert!(!project.run_dir(&run("tampered")).exists());
+    }
+}
+
+#[test]
+fn the_model_commands_import_and_export_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("p");
+    std::fs::create_dir_all(&root).unwrap();
+    let project = crate::dataset::project_with_preprocessed(&root);
+    let tiles = s2cr::dataset::tiles::TileConfig { size: 128, stride: 128, min_valid: 0.5, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 3 };
+    s2cr::dataset::build(&project, &s2cr::dataset::DatasetConfig { tiles, ..s2cr::dataset::DatasetConfig::research(&project) }, &s2cr::job::Progress::silent("dataset")).unwrap();
+    let dir = project.root().to_path_buf();
+    let s2cr = |args: &[&str]| assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(args).assert();
+    let pth = fixture("unet128_batch_10to6.pth");
+    let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt"]).failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("--inputs") && err.contains("S2_t0:B02"), "{err}");
+    let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt", "--inputs", "dataset", "--outputs", "dataset"]).success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("as run pt: depth 7, ngf 4, Batch norm, 10 -> 6 channels (configuration from keys"), "{text}");
+    let g = tmp.path().join("G.safetensors");
+    let out = s2cr(&["model", "export", "--run", "pt", "--out", g.to_str().unwrap()]).success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("exported run pt (step 0, 0.17 M parameters)") && g.is_file() && tmp.path().join("G.json").is_file(), "{text}");
+    let out = s2cr(&["model", "export", "--run", "nothing", "--out", g.to_str().unwrap()]).failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("run nothing has no checkpoint"), "{err}");
+}

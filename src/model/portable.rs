@@ -1,0 +1,280 @@
+//! Models in and out of a project. `s2cr model import` makes a run from a generator file: a
+//! pix2pix `latest_net_G.pth`, a safetensors file with pix2pix's keys, or what `s2cr model
+//! export` wrote. `s2cr model export` writes a run's generator as safetensors with pix2pix's keys
+//! (PyTorch's `UnetGenerator` loads it with `load_state_dict(strict=True)`), with a sidecar
+//! `<name>.json` ([`ModelSidecar`]) saying what the weights cannot: the channels in order, the
+//! normalization the inputs need, and where the model came from.
+//!
+//! An imported run is an ordinary run with one checkpoint (step 0, the generator only): `s2cr
+//! infer` and `s2cr assess` use it as they use a trained one. It is tied to the project's
+//! dataset: the channels the file's model takes must be the dataset's, in the same order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::ModelConfig;
+use super::generator::Generator;
+use super::pix2pix;
+use super::train::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles};
+use super::{infer::load_generator, output_activation};
+use crate::dataset::normalize::Normalization;
+use crate::dataset::{DatasetSummary, TileIndex};
+use crate::error::{Error, Result};
+use crate::fsutil::{load_json, save_json, sha256_file, temp_sibling, write_atomic};
+use crate::project::{Project, RunName};
+
+/// The format name a sidecar carries.
+pub const SIDECAR_FORMAT: &str = "s2cr-generator/1";
+
+/// What travels beside exported weights (`G.safetensors` -> `G.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSidecar {
+    pub format: String,
+    pub model: ModelConfig,
+    /// Input channels in tensor order (`S1_t0:VV`, ...).
+    pub inputs: Vec<String>,
+    /// Output bands in tensor order.
+    pub outputs: Vec<String>,
+    pub normalization: Normalization,
+    /// SHA-256 of the weights file.
+    pub weights_sha256: String,
+    /// Where the weights came from: project, run, step, or the file imported before.
+    pub provenance: BTreeMap<String, String>,
+}
+
+/// How a run was imported: `runs/<run>/imported.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    pub file: PathBuf,
+    pub sha256: String,
+    /// `pth` or `safetensors`.
+    pub format: String,
+    /// Where the configuration came from: `keys` (read from the file), `model.yaml`, `sidecar`.
+    pub config_from: String,
+    /// Where the channel names came from: `--inputs/--outputs` or `sidecar`.
+    pub channels_from: String,
+    /// Where the normalization came from: a file, the sidecar, or the project's dataset.
+    pub normalization_from: String,
+    pub provenance: BTreeMap<String, String>,
+    pub imported_at: String,
+    pub s2cr_version: String,
+}
+
+/// `s2cr model import`'s settings.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub run: RunName,
+    /// model.yaml given by the user (its keys are still checked against the file).
+    pub model: Option<ModelConfig>,
+    /// Dropout for the decoder blocks (not in a state dict; pix2pix trains with 0.5).
+    pub dropout: f64,
+    /// normalization.json for the inputs (default: the sidecar's, else the project's dataset).
+    pub normalization: Option<PathBuf>,
+    /// The file's input channels in order; `["dataset"]` means the dataset's order.
+    pub inputs: Option<Vec<String>>,
+    pub outputs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    pub run: RunName,
+    pub run_dir: PathBuf,
+    pub model: ModelConfig,
+    pub imported: Imported,
+}
+
+/// The sidecar path of a weights file: `G.safetensors` -> `G.json`.
+pub fn sidecar_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+fn channel_check(what: &str, declared: &[String], dataset: &[String]) -> Result<()> {
+    if declared == dataset {
+        return Ok(());
+    }
+    let differ: Vec<String> = (0..declared.len().max(dataset.len()))
+        .filter(|&i| declared.get(i) != dataset.get(i))
+        .take(4)
+        .map(|i| format!("#{}: model {} / dataset {}", i + 1, declared.get(i).map(String::as_str).unwrap_or("-"), dataset.get(i).map(String::as_str).unwrap_or("-")))
+        .collect();
+    Err(Error::invalid(
+        what,
+        format!("the model's channels ({}) are not the dataset's ({}): {}; rebuild the dataset with the model's channels (`s2cr dataset`), or import into a project that has them", declared.join(","), dataset.join(","), differ.join("; ")),
+    ))
+}
+
+/// Makes run `opts.run` of `project` from a generator file.
+pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
+    let run_dir = project.run_dir(&opts.run);
+    if run_dir.exists() {
+        return Err(Error::Project { path: run_dir, message: format!("run {} exists: choose another --run", opts.run) });
+    }
+    let summary: DatasetSummary = load_json(&project.dataset_json(), "run `s2cr dataset` first: an imported model works on the dataset's channels")?;
+    let index = TileIndex::load(project)?;
+    let sidecar_file = sidecar_path(file);
+    let sidecar: Option<ModelSidecar> = if sidecar_file.is_file() && sidecar_file != file {
+        let s: ModelSidecar = load_json(&sidecar_file, "remove it or fix it")?;
+        if s.format != SIDECAR_FORMAT {
+            return Err(Error::Project { path: sidecar_file, message: format!("format {:?} is not {SIDECAR_FORMAT:?}: written by another version of s2cr?", s.format) });
+        }
+        Some(s)
+    } else {
+        None
+    };
+    let sha256 = sha256_file(file)?;
+    if let Some(s) = &sidecar
+        && s.weights_sha256 != sha256
+    {
+        return Err(Error::Project { path: file.to_path_buf(), message: format!("its checksum {sha256} is not the one its sidecar {} records ({}): the file changed or is not the one exported", sidecar_file.display(), s.weights_sha256) });
+    }
+    let weights = pix2pix::read_weights(file)?;
+    let from_keys = pix2pix::read_config(&weights, opts.dropout)?;
+    let (mut cfg, config_from) = match (&opts.model, &sidecar) {
+        (Some(m), _) => (m.clone(), "model.yaml"),
+        (None, Some(s)) => (s.model.clone(), "sidecar"),
+        (None, None) => (from_keys.clone(), "keys"),
+    };
+    for (given, read) in [(&mut cfg.input_channels, from_keys.input_channels), (&mut cfg.output_channels, from_keys.output_channels)] {
+        if *given == 0 {
+            *given = read;
+        }
+    }
+    cfg.check("model settings")?;
+    // Channels: stated by the user or the sidecar, and the dataset's.
+    let dataset_inputs: Vec<String> = summary.inputs.iter().map(|c| c.name.clone()).collect();
+    let dataset_outputs: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
+    let (inputs, outputs, channels_from) = match (&opts.inputs, &opts.outputs, &sidecar) {
+        (Some(i), Some(o), _) => {
+            let pick = |given: &Vec<String>, dataset: &Vec<String>| if given.len() == 1 && given[0] == "dataset" { dataset.clone() } else { given.clone() };
+            (pick(i, &dataset_inputs), pick(o, &dataset_outputs), "--inputs/--outputs")
+        }
+        (None, None, Some(s)) => (s.inputs.clone(), s.outputs.clone(), "sidecar"),
+        _ => {
+            return Err(Error::invalid(
+                "--inputs/--outputs",
+                format!(
+                    "{} does not say what its channels are: give both, comma-separated in the model's order (this dataset's: --inputs {} --outputs {}), or `dataset` for each to state that the model takes the dataset's order",
+                    file.display(),
+                    dataset_inputs.join(","),
+                    dataset_outputs.join(",")
+                ),
+            ));
+        }
+    };
+    if inputs.len() != cfg.input_channels || outputs.len() != cfg.output_channels {
+        return Err(Error::invalid(
+            "--inputs/--outputs",
+            format!(
+                "{} input and {} output channels are named ({channels_from}), but the weights take {} and give {}: the model was trained on other channels than these",
+                inputs.len(),
+                outputs.len(),
+                cfg.input_channels,
+                cfg.output_channels
+            ),
+        ));
+    }
+    channel_check("--inputs", &inputs, &dataset_inputs)?;
+    channel_check("--outputs", &outputs, &dataset_outputs)?;
+    let cfg = super::resolve(&cfg, inputs.len(), outputs.len(), index.size)?;
+    // Normalization.
+    let (normalization, normalization_from): (Normalization, String) = match (&opts.normalization, &sidecar) {
+        (Some(p), _) => (load_json(p, "give a normalization.json as `s2cr dataset` writes it")?, p.display().to_string()),
+        (None, Some(s)) => (s.normalization.clone(), "sidecar".into()),
+        (None, None) => (crate::dataset::loader::load_normalization(project)?, "the project's dataset".into()),
+    };
+    let norm_inputs: Vec<String> = normalization.inputs.iter().map(|c| c.name.clone()).collect();
+    let norm_outputs: Vec<String> = normalization.outputs.iter().map(|c| c.name.clone()).collect();
+    if norm_inputs != dataset_inputs || norm_outputs.len() != dataset_outputs.len() {
+        return Err(Error::invalid(
+            "normalization",
+            format!("{normalization_from} normalizes {} -> {}, but the dataset's channels are {} -> {}: give the normalization the model was trained with for these channels", norm_inputs.join(","), norm_outputs.join(","), dataset_inputs.join(","), dataset_outputs.join(",")),
+        ));
+    }
+    // The weights, every key and shape checked.
+    let dev = Device::flex();
+    let g = pix2pix::load_into(Generator::new(&cfg, output_activation(&cfg, &normalization), &dev), &cfg, &weights)?;
+    let imported = Imported {
+        file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
+        sha256,
+        format: if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) { "safetensors".into() } else { "pth".into() },
+        config_from: config_from.into(),
+        channels_from: channels_from.into(),
+        normalization_from,
+        provenance: sidecar.map(|s| s.provenance).unwrap_or_default(),
+        imported_at: chrono::Utc::now().to_rfc3339(),
+        s2cr_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    // Everything into a temporary folder, renamed into place last: an interrupted import
+    // leaves no run behind.
+    let tmp = temp_sibling(&run_dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> Result<()> {
+        let inside = |p: PathBuf| tmp.join(p.strip_prefix(&run_dir).unwrap_or(&p));
+        let cp = Checkpoint { step: 0, epoch: 0, batch_in_epoch: 0, dir: PathBuf::from("checkpoints/step-0"), format: CHECKPOINT_FORMAT };
+        let cp_dir = tmp.join(&cp.dir);
+        std::fs::create_dir_all(&cp_dir).map_err(Error::io(&cp_dir, "creating the run folder"))?;
+        let f = CheckpointFiles::in_dir(&cp_dir);
+        g.clone().save_file(&f.generator).map_err(Error::checkpoint(&f.generator, "saving the generator"))?;
+        write_atomic(&inside(project.run_model_yaml(&opts.run)), cfg.to_yaml().as_bytes())?;
+        save_json(&inside(project.run_normalization_json(&opts.run)), &normalization)?;
+        for (src, dst) in [(project.dataset_json(), project.run_dataset_json(&opts.run)), (project.tiles_json(), project.run_tiles_json(&opts.run))] {
+            let dst = inside(dst);
+            std::fs::copy(&src, &dst).map_err(Error::io(&src, "copying into the run"))?;
+        }
+        save_json(&inside(project.run_imported_json(&opts.run)), &imported)?;
+        save_json(&inside(project.checkpoint_json(&opts.run)), &cp)?;
+        std::fs::rename(&tmp, &run_dir).map_err(Error::io(&run_dir, "moving the imported run into place"))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result?;
+    Ok(ImportReport { run: opts.run.clone(), run_dir, model: cfg, imported })
+}
+
+/// What `export_run` wrote.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    pub weights: PathBuf,
+    pub sidecar: PathBuf,
+    pub parameters: usize,
+    pub step: usize,
+}
+
+/// Writes run `run`'s generator to `out` (safetensors, pix2pix's keys) and its sidecar beside.
+pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<ExportReport> {
+    if out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("safetensors")) {
+        return Err(Error::invalid("--out", format!("{} should end in .safetensors", out.display())));
+    }
+    let dev = Device::flex();
+    let (g, cfg, normalization, step) = load_generator(project, run, &dev)?;
+    let summary: DatasetSummary = load_json(&project.run_dataset_json(run), "train the run again")?;
+    let mut provenance = BTreeMap::from([
+        ("project".to_string(), project.config.name.clone()),
+        ("run".to_string(), run.to_string()),
+        ("step".to_string(), step.to_string()),
+        ("s2cr_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ]);
+    if let Ok(imp) = load_json::<Imported>(&project.run_imported_json(run), "") {
+        provenance.insert("imported_from".into(), format!("{} (sha256 {})", imp.file.display(), imp.sha256));
+    }
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string()), ("s2cr".to_string(), SIDECAR_FORMAT.to_string())]);
+    let bytes = pix2pix::to_safetensors(&g, &cfg, &metadata)?;
+    write_atomic(out, &bytes)?;
+    let sidecar = ModelSidecar {
+        format: SIDECAR_FORMAT.into(),
+        model: cfg,
+        inputs: summary.inputs.iter().map(|c| c.name.clone()).collect(),
+        outputs: summary.outputs.iter().map(|c| c.band.clone()).collect(),
+        normalization,
+        weights_sha256: sha256_file(out)?,
+        provenance,
+    };
+    let sidecar_file = sidecar_path(out);
+    save_json(&sidecar_file, &sidecar)?;
+    Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, parameters: g.num_params(), step })
+}
