@@ -279,6 +279,13 @@ pub struct TrainArgs {
     /// Overrides train.yaml's batch_size (at least 1).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: Option<usize>,
+    /// Fine-tune: start from the weights of a run folder (runs/<run> of any project) or a
+    /// generator file (.pth, .safetensors) instead of random ones (train.yaml's init_from).
+    #[arg(long, value_name = "RUN_DIR|FILE")]
+    pub init_from: Option<PathBuf>,
+    /// With --init-from: where the channels differ, start the first or last layer afresh.
+    #[arg(long)]
+    pub adapt_channels: bool,
 }
 
 #[derive(Debug, Args)]

@@ -295,6 +295,13 @@ pub fn train_options(args: &TrainArgs, project: &Project) -> Result<TrainOptions
     if let Some(n) = args.batch_size {
         train.batch_size = n;
     }
+    if let Some(from) = &args.init_from {
+        // Relative to where the command runs (train.yaml's are relative to the project).
+        train.init_from = Some(std::path::absolute(from).map_err(|e| anyhow::anyhow!("--init-from {}: {e}", from.display()))?);
+    }
+    if args.adapt_channels {
+        train.adapt_channels = true;
+    }
     Ok(TrainOptions { run: args.run.clone(), model, train, device: args.device.into(), resume: args.resume })
 }
 

@@ -133,6 +133,14 @@ pub struct TrainConfig {
     /// Hold the dataset's stacks in memory (read once) when they take at most this many MiB
     /// and half the available memory; 0: read every patch from disk.
     pub in_memory_mib: usize,
+    /// Fine-tune: start a new run from the weights of a run folder (of any project) or a
+    /// generator file (.pth, .safetensors); relative paths are from the project folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
+    /// With `init_from`: where the channels differ, start the first (inputs) or last (outputs)
+    /// layer afresh instead of refusing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adapt_channels: bool,
 }
 
 impl Default for TrainConfig {
@@ -154,6 +162,8 @@ impl Default for TrainConfig {
             augment: true,
             preview_every: 50,
             in_memory_mib: 2048,
+            init_from: None,
+            adapt_channels: false,
         }
     }
 }

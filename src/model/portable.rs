@@ -278,3 +278,92 @@ pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<Export
     save_json(&sidecar_file, &sidecar)?;
     Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, parameters: g.num_params(), step })
 }
+
+/// Where a fine-tuned run's weights started: `runs/<run>/init.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Init {
+    /// The run folder or weights file given.
+    pub from: PathBuf,
+    /// `run` or `weights`.
+    pub kind: String,
+    /// SHA-256 of each file the weights came from.
+    pub sha256: BTreeMap<String, String>,
+    /// Layers left at their fresh initialisation because the channels differ
+    /// (`--adapt-channels`).
+    pub reinitialised: Vec<String>,
+    /// Whether the discriminator started from the source's too (a run with one and the same
+    /// discriminator settings); otherwise it starts fresh.
+    pub discriminator_from_source: bool,
+}
+
+/// The generator (and discriminator) of `from` (a run folder, or a weights file that `s2cr
+/// model import` reads) into fresh networks of `cfg`: the architecture must be the same; where
+/// the channels differ, `adapt` leaves the first layer (inputs) or the last one (outputs) fresh,
+/// and without it that is an error.
+pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: &ModelConfig, from: &Path, adapt: bool) -> Result<(Generator, super::discriminator::Discriminator, Init)> {
+    use super::discriminator::Discriminator;
+    use burn::store::ModuleSnapshot;
+    let cpu = Device::flex();
+    let bad = |message: String| Error::Project { path: from.to_path_buf(), message };
+    let mut sha256 = BTreeMap::new();
+    let (src_g, src_cfg, src_d, kind) = if from.is_dir() {
+        let cp: Checkpoint = load_json(&from.join("checkpoint.json"), "give a run folder with a checkpoint (runs/<run>), or a weights file")?;
+        let src_cfg = ModelConfig::load(&from.join("model.yaml"))?;
+        let files = CheckpointFiles::in_dir(&from.join(&cp.dir));
+        sha256.insert(files.generator.display().to_string(), sha256_file(&files.generator)?);
+        let g = Generator::new(&src_cfg, super::generator::Activation::Identity, &cpu).try_load_file(&files.generator).map_err(Error::checkpoint(&files.generator, "loading the generator to start from"))?;
+        let d = if files.discriminator.is_file() {
+            sha256.insert(files.discriminator.display().to_string(), sha256_file(&files.discriminator)?);
+            Some(Discriminator::new(&src_cfg, &cpu).try_load_file(&files.discriminator).map_err(Error::checkpoint(&files.discriminator, "loading the discriminator to start from"))?)
+        } else {
+            None
+        };
+        (g, src_cfg, d, "run")
+    } else {
+        sha256.insert(from.display().to_string(), sha256_file(from)?);
+        let (g, c) = pix2pix::import_generator(from, cfg.dropout, &cpu)?;
+        (g, c, None, "weights")
+    };
+    let differ: Vec<String> = [("ngf", src_cfg.ngf, cfg.ngf), ("depth", src_cfg.depth, cfg.depth)]
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(n, a, b)| format!("{n} {a} there, {b} here"))
+        .chain((src_cfg.norm != cfg.norm).then(|| format!("norm {:?} there, {:?} here", src_cfg.norm, cfg.norm)))
+        .collect();
+    if !differ.is_empty() {
+        return Err(bad(format!("is another architecture ({}): give this run the same model settings (--model with its model.yaml)", differ.join(", "))));
+    }
+    let mut skip_g = Vec::new();
+    let mut skip_d = Vec::new();
+    for (what, there, here, layer) in [("input", src_cfg.input_channels, cfg.input_channels, "down.0."), ("output", src_cfg.output_channels, cfg.output_channels, "up.0.")] {
+        if there != here {
+            if !adapt {
+                return Err(bad(format!("takes {there} {what} channels where this dataset has {here}: use --adapt-channels to start the {} layer afresh and the rest from these weights", if what == "input" { "first" } else { "last" })));
+            }
+            skip_g.push(layer.to_string());
+            skip_d.push("convs.0.".to_string());
+        }
+    }
+    let keep = |t: &burn::store::burn_pack::Tensor, skip: &[String]| !skip.iter().any(|p| t.name.starts_with(p.as_str()));
+    let tensors: Vec<_> = src_g.collect(None, None, false).into_iter().filter(|t| keep(t, &skip_g)).collect();
+    let mut g = g;
+    let r = g.apply(tensors, None, None, false);
+    if !r.errors.is_empty() || r.missing.iter().any(|(m, _)| !skip_g.iter().any(|p| m.starts_with(p.as_str()))) {
+        return Err(bad(format!("its generator does not fit this one: {:?} {:?}", r.errors.iter().take(3).map(|e| e.to_string()).collect::<Vec<_>>(), r.missing.iter().take(3).map(|m| &m.0).collect::<Vec<_>>())));
+    }
+    let same_d = src_cfg.ndf == cfg.ndf && src_cfg.discriminator_layers == cfg.discriminator_layers;
+    let mut d = d;
+    let mut d_loaded = false;
+    if let Some(src_d) = src_d.filter(|_| same_d) {
+        let tensors: Vec<_> = src_d.collect(None, None, false).into_iter().filter(|t| keep(t, &skip_d)).collect();
+        let r = d.apply(tensors, None, None, false);
+        if !r.errors.is_empty() {
+            return Err(bad(format!("its discriminator does not fit this one: {:?}", r.errors.iter().take(3).map(|e| e.to_string()).collect::<Vec<_>>())));
+        }
+        d_loaded = true;
+    }
+    skip_g.sort();
+    skip_g.dedup();
+    let reinitialised = skip_g.iter().map(|p| format!("generator {}", p.trim_end_matches('.'))).chain(d_loaded.then(|| skip_d.first().map(|_| "discriminator convs.0".to_string())).flatten()).collect();
+    Ok((g, d, Init { from: from.to_path_buf(), kind: kind.into(), sha256, reinitialised, discriminator_from_source: d_loaded }))
+}

@@ -332,6 +332,19 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         (step, epoch, skip) = (cp.step, cp.epoch, cp.batch_in_epoch);
         progress.info(format!("resuming {} at step {step} (epoch {}, batch {skip})", opts.run, epoch + 1));
     } else {
+        if let Some(from) = &tc.init_from {
+            let from = if from.is_relative() { project.root().join(from) } else { from.clone() };
+            let (g0, d0, init) = super::portable::init_networks(g, d, &model, &from, tc.adapt_channels)?;
+            (g, d) = (g0, d0);
+            progress.info(format!(
+                "starting from {} ({}){}{}",
+                from.display(),
+                init.kind,
+                if init.reinitialised.is_empty() { String::new() } else { format!("; afresh: {}", init.reinitialised.join(", ")) },
+                if init.discriminator_from_source { "; discriminator too" } else { "; discriminator fresh" }
+            ));
+            crate::fsutil::save_json(&project.run_init_json(&opts.run), &init)?;
+        }
         // The run's record of what it used; inference reads these.
         write_atomic(&project.run_model_yaml(&opts.run), model.to_yaml().as_bytes())?;
         write_atomic(&project.run_train_yaml(&opts.run), tc.to_yaml().as_bytes())?;

@@ -263,6 +263,10 @@ impl Project {
     pub fn run_normalization_json(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("normalization.json")
     }
+    /// Where a fine-tuned run's weights started (`train --init-from`).
+    pub fn run_init_json(&self, run: &RunName) -> PathBuf {
+        self.run_dir(run).join("init.json")
+    }
     /// How an imported run was made (`s2cr model import`).
     pub fn run_imported_json(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("imported.json")

@@ -21,8 +21,17 @@ use s2cr::raster::{self, PixelWindow};
 
 use crate::shared_data;
 
+/// The SEN12MS-CR patch most tests use (eastern China, autumn; EPSG:32650).
+pub const P839: &str = "ROIs1970_fall_139_p839";
+/// The other patch in shared/data, on other ground (western Europe, winter; EPSG:32631).
+pub const P797: &str = "ROIs2017_winter_112_p797";
+
+fn chip_of(patch: &str, kind: &str) -> String {
+    shared_data().join(format!("s1s2-sen12mscr/{kind}/{patch}.tif")).display().to_string()
+}
+
 fn chip(kind: &str) -> String {
-    shared_data().join(format!("s1s2-sen12mscr/{kind}/ROIs1970_fall_139_p839.tif")).display().to_string()
+    chip_of(P839, kind)
 }
 
 /// SEN12MS-CR S2 band order: B1 B2 B3 B4 B5 B6 B7 B8 B8A B9 B10 B11 B12.
@@ -42,9 +51,16 @@ fn scene(id: &str, mission: Mission, date: &str) -> Scene {
 
 /// A project whose preprocessed/ holds the four sources.
 pub fn project_with_preprocessed(root: &Path) -> Project {
+    project_of_patch(root, P839)
+}
+
+/// A project whose preprocessed/ holds the four sources of a SEN12MS-CR patch.
+pub fn project_of_patch(root: &Path, patch: &str) -> Project {
+    let chip = |kind: &str| chip_of(patch, kind);
     let s1 = raster::read_window(&chip("s1"), &[], None).unwrap();
     let gt = s1.geo_transform;
-    let grid = s2cr::grid::TargetGrid { epsg: 32650, pixel_size_m: 10.0, x_min: gt[0], y_max: gt[3], width: s1.width, height: s1.height };
+    let epsg = raster::info(&chip("s1")).unwrap().epsg.unwrap();
+    let grid = s2cr::grid::TargetGrid { epsg, pixel_size_m: 10.0, x_min: gt[0], y_max: gt[3], width: s1.width, height: s1.height };
     let aoi_path = root.join("aoi.geojson");
     std::fs::write(&aoi_path, r#"{"type":"Polygon","coordinates":[[[119.180,33.494],[119.194,33.494],[119.194,33.506],[119.180,33.506],[119.180,33.494]]]}"#).unwrap();
     let aoi = s2cr::aoi::Aoi::load(&aoi_path, &Default::default()).unwrap();

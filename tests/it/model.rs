@@ -18,7 +18,7 @@ use s2cr::model::{DeviceChoice, infer};
 use s2cr::project::Project;
 use s2cr::raster;
 
-use crate::dataset::project_with_preprocessed;
+use crate::dataset::{P797, P839, project_of_patch, project_with_preprocessed};
 
 fn small_model() -> ModelConfig {
     ModelConfig { ngf: 8, ndf: 8, depth: 4, dropout: 0.0, ..Default::default() }
@@ -358,4 +358,113 @@ fn killed_training_and_inference_end_as_an_uninterrupted_run() {
     assert!(first.bands.iter().flatten().zip(again.bands.iter().flatten()).all(|(p, q)| p.to_bits() == q.to_bits()), "the synthetic image differs after kills");
     let left = unfinished_files(project.root());
     assert!(left.is_empty(), "unfinished files left: {left:?}");
+}
+
+/// Trailing means over `window` steps.
+fn smoothed(values: &[f64], window: usize) -> Vec<f64> {
+    (0..values.len()).map(|i| {
+        let from = (i + 1).saturating_sub(window);
+        values[from..=i].iter().sum::<f64>() / (i + 1 - from) as f64
+    }).collect()
+}
+
+/// The curves as a figure (plotters, the report's embedded font).
+fn plot_curves(path: &std::path::Path, title: &str, curves: &[(&str, &[f64], RGBColor)]) {
+    use plotters::prelude::*;
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/fonts/DejaVuSans.ttf"));
+    let n = curves.iter().map(|c| c.1.len()).max().unwrap_or(1);
+    let ymax = curves.iter().flat_map(|c| c.1.iter().copied()).fold(0.0f64, f64::max) * 1.05;
+    let (w, h) = (800usize, 420usize);
+    let mut buf = vec![0u8; w * h * 3];
+    {
+    let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let mut chart = ChartBuilder::on(&root).caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(36).y_label_area_size(56).build_cartesian_2d(1f64..n as f64, 0f64..ymax).unwrap();
+    chart.configure_mesh().x_desc("step").y_desc("G L1, mean of the last 10 steps").label_style(("sans-serif", 13)).draw().unwrap();
+    for (name, values, color) in curves {
+        let color = *color;
+        let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v)).collect();
+        chart.draw_series(std::iter::once(PathElement::new(points, color.stroke_width(2)))).unwrap().label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 13)).draw().unwrap();
+    root.present().unwrap();
+    }
+    s2cr::raster::write_png(path, w, h, &buf, 3).unwrap();
+}
+
+use plotters::style::RGBColor;
+
+#[test]
+fn fine_tuning_on_another_area_reaches_the_from_scratch_loss_sooner() {
+    // Area A: SEN12MS-CR patch p839 (eastern China, autumn); area B: p797 (western Europe,
+    // winter), which the first model never saw.
+    let tmp = tempfile::tempdir().unwrap();
+    let (ra, rb) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&ra).unwrap();
+    std::fs::create_dir_all(&rb).unwrap();
+    let a = project_of_patch(&ra, P839);
+    let b = project_of_patch(&rb, P797);
+    // 32 px patches every 16 px: 225 per area, and quick steps.
+    for p in [&a, &b] {
+        let tiles = TileConfig { size: 32, stride: 16, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+        dataset::build(p, &DatasetConfig { tiles, s2_method: S2Method::TrainMinMax, ..DatasetConfig::research(p) }, &Progress::silent("dataset")).unwrap();
+    }
+    let model = small_model();
+    let cfg = |steps: usize, init: Option<std::path::PathBuf>| TrainConfig { batch_size: 4, augment: true, init_from: init, ..quick_train(steps) };
+    let go = |p: &Project, name: &str, tc: TrainConfig| train(p, &TrainOptions { run: run_name(name), model: model.clone(), train: tc, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+    go(&a, "base", cfg(240, None));
+    let (steps, window) = (120, 10);
+    go(&b, "scratch", cfg(steps, None));
+    go(&b, "tuned", cfg(steps, Some(a.run_dir(&run_name("base")))));
+    let init: s2cr::model::portable::Init = s2cr::fsutil::load_json(&b.run_init_json(&run_name("tuned")), "").unwrap();
+    assert_eq!((init.kind.as_str(), init.discriminator_from_source, init.reinitialised.len()), ("run", true, 0));
+    assert!(init.sha256.keys().any(|k| k.ends_with("generator.bpk")));
+    let l1 = |run: &str| metrics(&b, run).iter().map(|r| r[4].parse::<f64>().unwrap()).collect::<Vec<f64>>();
+    let (scratch, tuned) = (smoothed(&l1("scratch"), window), smoothed(&l1("tuned"), window));
+    let target = scratch[steps - 1];
+    let reached = tuned.iter().position(|v| *v <= target).map(|i| i + 1);
+    println!("area B, G L1 (mean of {window} steps): from scratch {:.4} at step {window} -> {target:.4} at step {steps}; fine-tuned from area A {:.4} at step {window} -> {:.4} at step {steps}; fine-tuned reaches the from-scratch final L1 at step {reached:?}", scratch[window - 1], tuned[window - 1], tuned[steps - 1]);
+    if let Ok(dir) = std::env::var("S2CR_FIGURES") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv: String = std::iter::once("step,scratch_l1,fine_tuned_l1\n".to_string()).chain((0..steps).map(|i| format!("{},{:.5},{:.5}\n", i + 1, scratch[i], tuned[i]))).collect();
+        std::fs::write(dir.join("finetune.csv"), csv).unwrap();
+        plot_curves(&dir.join("finetune.png"), "G L1 on SEN12MS-CR p797: from scratch, and fine-tuned from a model of p839", &[("from scratch", &scratch, RGBColor(200, 60, 40)), ("fine-tuned from p839 (240 steps there)", &tuned, RGBColor(40, 90, 200))]);
+    }
+    let reached = reached.expect("the fine-tuned run reaches the from-scratch run's final L1");
+    assert!(reached * 2 <= steps, "fine-tuning reaches the from-scratch final L1 in at most half the steps: step {reached} of {steps}");
+}
+
+#[test]
+fn fine_tuning_across_channel_counts_needs_adapt_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let go = |name: &str, tc: TrainConfig, model: ModelConfig| train(&project, &TrainOptions { run: run_name(name), model, train: tc, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train"));
+    // A model of other channels: the SAR-only inputs (4) of another dataset, here by its model.yaml.
+    go("base", quick_train(2), small_model()).unwrap();
+    let base = project.run_dir(&run_name("base"));
+    let yaml = std::fs::read_to_string(base.join("model.yaml")).unwrap().replace("input_channels: 10", "input_channels: 4");
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(other.join("checkpoints")).unwrap();
+    std::fs::write(other.join("model.yaml"), &yaml).unwrap();
+    // Its weights: a fresh 4-channel generator saved where a run keeps it.
+    let cfg4 = ModelConfig::parse(&yaml, std::path::Path::new("model.yaml")).unwrap();
+    let g4 = s2cr::model::generator::Generator::new(&cfg4, s2cr::model::generator::Activation::Tanh, &Device::flex());
+    let dir = other.join("checkpoints/step-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    g4.save_file(dir.join("generator.bpk")).unwrap();
+    std::fs::copy(base.join("checkpoint.json"), other.join("checkpoint.json")).unwrap();
+    let init = |adapt: bool| TrainConfig { init_from: Some(other.clone()), adapt_channels: adapt, ..quick_train(2) };
+    let e = s2cr::error_chain(&go("x", init(false), small_model()).unwrap_err());
+    assert!(e.contains("takes 4 input channels where this dataset has 10") && e.contains("--adapt-channels"), "{e}");
+    assert!(!project.run_dir(&run_name("x")).join("checkpoint.json").exists());
+    go("y", init(true), small_model()).unwrap();
+    let i: s2cr::model::portable::Init = s2cr::fsutil::load_json(&project.run_init_json(&run_name("y")), "").unwrap();
+    assert_eq!(i.reinitialised, vec!["generator down.0".to_string()]);
+    assert!(!i.discriminator_from_source, "that folder has no discriminator");
+    // Another architecture is refused, naming what differs.
+    let deeper = ModelConfig { depth: 5, ..small_model() };
+    let e = s2cr::error_chain(&go("z", TrainConfig { init_from: Some(base.clone()), ..quick_train(2) }, deeper).unwrap_err());
+    assert!(e.contains("depth 4 there, 5 here"), "{e}");
 }
