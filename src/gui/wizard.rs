@@ -529,6 +529,40 @@ impl Wizard {
                     let l = ui.label("Batch size");
                     ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=64)).labelled_by(l.id);
                     ui.end_row();
+                    // Fine-tuning: the weights a new run starts from (train.yaml's init_from).
+                    ui.label("Start from");
+                    ui.horizontal(|ui| match train.init_from.clone() {
+                        Some(from) => {
+                            let name = from.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| from.display().to_string());
+                            ui.label(name).on_hover_text(from.display().to_string());
+                            if ui.small_button("use random weights").on_hover_text("Train from random weights instead").clicked() {
+                                train.init_from = None;
+                            }
+                        }
+                        None => {
+                            ui.label(RichText::new("random weights").weak());
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    ui.horizontal(|ui| {
+                        if ui.add_enabled(!running, egui::Button::new("Start from a trained model…")).on_hover_text("pix2pix's latest_net_G.pth or a .safetensors generator").clicked()
+                            && let Some(f) = rfd::FileDialog::new().set_title("Start from a trained model").add_filter("Generator weights", &["pth", "safetensors"]).pick_file()
+                        {
+                            train.init_from = Some(f);
+                        }
+                        if ui.add_enabled(!running, egui::Button::new("…or a run")).on_hover_text("A run folder (runs/<run>) of this or another project").clicked()
+                            && let Some(d) = rfd::FileDialog::new().set_title("Start from a trained run (its folder under runs/)").set_directory(project.runs_dir()).pick_folder()
+                        {
+                            train.init_from = Some(d);
+                        }
+                    });
+                    ui.end_row();
+                    if train.init_from.is_some() {
+                        ui.label("Channels");
+                        ui.checkbox(&mut train.adapt_channels, "where they differ, start the first or last layer afresh");
+                        ui.end_row();
+                    }
                 }
             }
             _ => {

@@ -224,6 +224,30 @@ fn snapshot_of_a_project_on_the_dataset_step() {
 }
 
 #[test]
+fn the_train_step_offers_to_start_from_a_trained_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut app = S2crApp::new(Some(project.root().to_path_buf()));
+    let from = project.runs_dir().join("last-year");
+    app.wizard.settings.train = Some(s2cr::model::config::TrainConfig { init_from: Some(from.clone()), ..Default::default() });
+    let mut h = snapshot_harness(app);
+    h.run();
+    h.get_by_label("Train").click();
+    h.run();
+    h.get_by_label("Start from a trained model…");
+    h.get_by_label("last-year");
+    h.get_by_label("where they differ, start the first or last layer afresh").click();
+    h.run();
+    assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| t.adapt_channels && t.init_from.as_deref() == Some(from.as_path())));
+    h.snapshot("app_train_step_fine_tune");
+    // Back to random weights.
+    h.get_by_label("use random weights").click();
+    h.run();
+    assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| t.init_from.is_none()));
+    assert!(h.query_by_label("where they differ, start the first or last layer afresh").is_none());
+}
+
+#[test]
 fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());
