@@ -98,6 +98,12 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     }
     manifest.save(&manifest_path)?;
     progress.info(format!("assessment written to {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64()));
+    // The run's model card carries the assessment too (a run with a checkpoint only).
+    if crate::model::train::latest_checkpoint(project, run).ok().flatten().is_some()
+        && let Err(e) = crate::model::card::write_card(project, run)
+    {
+        progress.warn(format!("the model card was not updated: {}", crate::error_chain(&e)));
+    }
     Ok(ProjectAssessment { report, dir, up_to_date: false, simulated })
 }
 

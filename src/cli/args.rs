@@ -432,6 +432,12 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a run's model card again: runs/<run>/model.json, model.md and model.stac.json (a
+    /// STAC Item with the ML Model extension). Training, import and assessment write it too.
+    Card {
+        #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
+        run: RunName,
+    },
 }
 
 #[derive(Debug, Args)]

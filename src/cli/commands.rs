@@ -151,6 +151,10 @@ pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
             );
             println!("run folder: {}; next: s2cr infer --run {}", r.run_dir.display(), r.run);
         }
+        ModelCommand::Card { run } => {
+            let f = crate::model::card::write_card(&project, &run)?;
+            println!("model card of run {run}: {}, {} and {}", f.markdown.display(), f.json.display(), f.stac.display());
+        }
         ModelCommand::Export { run, out } => {
             let r = crate::model::portable::export_run(&project, &run, &out)?;
             println!("exported run {run} (step {}, {:.2} M parameters) to {} and {}", r.step, r.parameters as f64 / 1e6, r.weights.display(), r.sidecar.display());

@@ -20,6 +20,8 @@ pub mod optim;
 pub mod pix2pix;
 #[cfg(feature = "gdal")]
 pub mod portable;
+#[cfg(feature = "gdal")]
+pub mod card;
 pub mod preview;
 mod simd;
 pub mod step;

@@ -233,6 +233,7 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result?;
+    super::card::write_card(project, &opts.run)?;
     Ok(ImportReport { run: opts.run.clone(), run_dir, model: cfg, imported })
 }
 

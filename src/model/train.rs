@@ -479,6 +479,9 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         manifest.add_output(project.root(), &CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator)?;
     }
     manifest.save(&project.manifest_path(crate::project::Stage::Train, Some(&opts.run)))?;
+    if let Err(e) = super::card::write_card(project, &opts.run) {
+        progress.warn(format!("the model card was not written: {}", crate::error_chain(&e)));
+    }
     progress.finished(format!("{step} steps, G L1 {:.4}", last.g_l1), start.elapsed().as_secs_f64());
     Ok(TrainReport {
         run_dir: run_dir.clone(),

@@ -468,3 +468,42 @@ fn fine_tuning_across_channel_counts_needs_adapt_channels() {
     let e = s2cr::error_chain(&go("z", TrainConfig { init_from: Some(base.clone()), ..quick_train(2) }, deeper).unwrap_err());
     assert!(e.contains("depth 4 there, 5 here"), "{e}");
 }
+
+#[test]
+fn a_trained_run_has_a_model_card_and_a_stac_mlm_item() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let opts = TrainOptions { run: run_name("carded"), model: small_model(), train: quick_train(3), device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let dir = project.run_dir(&run_name("carded"));
+    let card: s2cr::model::card::ModelCard = s2cr::fsutil::load_json(&dir.join("model.json"), "").unwrap();
+    assert_eq!((card.steps, card.model.depth, card.inputs.len(), card.outputs.len(), card.patch_size), (3, 4, 10, 6, 64));
+    // Channels in order, with the scenes and dates the search chose.
+    assert_eq!(card.inputs[0].name, "S1_t0:VV");
+    assert_eq!((card.inputs[0].date.as_deref(), card.inputs[0].scenes.clone()), (Some("2024-04-01"), vec!["S1_T0".to_string()]));
+    assert_eq!((card.outputs[0].band.as_str(), card.outputs[0].date.as_deref()), ("B02", Some("2024-04-12")));
+    assert!(card.last_metrics.contains_key("g_l1") && card.imported.is_none() && card.fine_tuned_from.is_none());
+    assert_eq!(card.generator_sha256, s2cr::fsutil::sha256_file(&dir.join("checkpoints/step-3/generator.bpk")).unwrap());
+    let md = std::fs::read_to_string(dir.join("model.md")).unwrap();
+    assert!(md.contains("| 1 | S1_t0:VV | VV | S1_t0 | 2024-04-01 | S1_T0 |") && md.contains("Trained from random weights") && md.contains("min-max of the training split"), "{md}");
+    // The STAC Item: the MLM extension's required fields, and the weights as its model asset.
+    let item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.stac.json")).unwrap()).unwrap();
+    assert_eq!(item["type"], "Feature");
+    assert_eq!(item["stac_extensions"][0], "https://stac-extensions.github.io/mlm/v1.4.0/schema.json");
+    let p = &item["properties"];
+    for key in ["mlm:name", "mlm:architecture", "mlm:tasks", "mlm:input", "mlm:output", "start_datetime", "end_datetime"] {
+        assert!(!p[key].is_null(), "{key}");
+    }
+    assert!(p["datetime"].is_null());
+    assert_eq!(p["mlm:input"][0]["input"]["shape"], serde_json::json!([-1, 10, 64, 64]));
+    assert_eq!(p["mlm:input"][0]["value_scaling"].as_array().map(|a| a.len()), Some(10), "fixed maps per channel for train-min-max and standardized SAR");
+    assert_eq!(p["mlm:input"][0]["value_scaling"][0]["type"], "z-score");
+    assert_eq!(p["mlm:output"][0]["result"]["shape"], serde_json::json!([-1, 6, 64, 64]));
+    assert_eq!(p["mlm:pretrained"], false);
+    let weights = &item["assets"]["weights"];
+    assert!(weights["roles"].as_array().unwrap().contains(&serde_json::json!("mlm:model")) && weights["mlm:artifact_type"].is_string());
+    assert!(dir.join(weights["href"].as_str().unwrap()).is_file(), "the weights asset points at the checkpoint");
+    let bbox: Vec<f64> = serde_json::from_value(item["bbox"].clone()).unwrap();
+    assert!(bbox[0] > 119.0 && bbox[2] < 119.3 && bbox[1] > 33.4 && bbox[3] < 33.6, "{bbox:?}");
+}

@@ -201,6 +201,11 @@ mod runs {
         assert!(max_diff(&y, &want) < 1e-4, "the run's checkpoint is the file's network");
         let e = s2cr::error_chain(&import_run(&project, &pth, &opts("pt", Some("dataset"))).unwrap_err());
         assert!(e.contains("run pt exists"), "{e}");
+        // Its card says where it came from.
+        let card: s2cr::model::card::ModelCard = s2cr::fsutil::load_json(&project.run_dir(&run("pt")).join("model.json"), "").unwrap();
+        assert!(card.imported.as_ref().is_some_and(|i| i.sha256 == s2cr::fsutil::sha256_file(&pth).unwrap()) && card.training.is_none());
+        let md = std::fs::read_to_string(project.run_dir(&run("pt")).join("model.md")).unwrap();
+        assert!(md.contains("Imported from") && md.contains("unet128_batch_10to6.pth"), "{md}");
         let first = synthesize(&project, "pt");
         assert_eq!(first.len(), 6);
         assert!(first[0].iter().filter(|v| v.is_finite()).count() > first[0].len() / 2, "the grid is synthesized");
