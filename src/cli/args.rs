@@ -428,9 +428,15 @@ pub enum ModelCommand {
         /// The run to export.
         #[arg(long, default_value = RunName::DEFAULT, value_parser = parse_run)]
         run: RunName,
-        /// The weights file to write (.safetensors); the sidecar goes beside it (.json).
+        /// The weights file to write (.safetensors); the sidecar goes beside it (.json). With
+        /// --bundle, the bundle file (.s2crmodel).
         #[arg(long)]
         out: PathBuf,
+        /// Write the whole run as one file instead (checkpoint with both networks and
+        /// optimizers, settings, dataset records, metrics, card; every file's SHA-256), for
+        /// `s2cr model import` in another project or on another machine.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Write a run's model card again: runs/<run>/model.json, model.md and model.stac.json (a
     /// STAC Item with the ML Model extension). Training, import and assessment write it too.

@@ -131,6 +131,13 @@ pub fn infer(args: InferArgs, dir: &Path, quiet: bool) -> Result<()> {
 pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
     let project = Project::open(dir)?;
     match cmd {
+        ModelCommand::Import(a) if crate::model::portable::is_bundle(&a.file) => {
+            if a.model.is_some() || a.inputs.is_some() || a.outputs.is_some() || a.normalization.is_some() {
+                bail!("{}: a bundle carries its model, channels and normalization; give only --run", a.file.display());
+            }
+            let m = crate::model::portable::import_bundle(&project, &a.file, &a.run)?;
+            println!("imported run {} of project {} (step {}, {} files checked) as run {}; next: s2cr infer --run {}", m.run, m.project, m.step, m.files.len(), a.run, a.run);
+        }
         ModelCommand::Import(a) => {
             let model = a.model.as_deref().map(crate::model::config::ModelConfig::load).transpose()?;
             let opts = crate::model::portable::ImportOptions { run: a.run, model, dropout: a.dropout, normalization: a.normalization, inputs: a.inputs, outputs: a.outputs };
@@ -155,9 +162,13 @@ pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
             let f = crate::model::card::write_card(&project, &run)?;
             println!("model card of run {run}: {}, {} and {}", f.markdown.display(), f.json.display(), f.stac.display());
         }
-        ModelCommand::Export { run, out } => {
+        ModelCommand::Export { run, out, bundle: true } => {
+            let m = crate::model::portable::export_bundle(&project, &run, &out)?;
+            println!("bundled run {run} (step {}, {} files) into {}", m.step, m.files.len(), out.display());
+        }
+        ModelCommand::Export { run, out, bundle: false } => {
             let r = crate::model::portable::export_run(&project, &run, &out)?;
-            println!("exported run {run} (step {}, {:.2} M parameters) to {} and {}", r.step, r.parameters as f64 / 1e6, r.weights.display(), r.sidecar.display());
+            println!("exported run {run} (step {}, {:.2} M parameters) to {}, with {} and {}", r.step, r.parameters as f64 / 1e6, r.weights.display(), r.sidecar.display(), r.card.display());
         }
     }
     Ok(())

@@ -152,6 +152,16 @@ pub fn card(project: &Project, run: &RunName) -> Result<ModelCard> {
         }
         assessment.retain(|_, v| v.is_finite());
     }
+    // A run that came in a bundle keeps the card it came with (where and how it was trained);
+    // only its assessment, made here, is new.
+    if project.run_bundle_json(run).is_file()
+        && let Ok(mut came_with) = load_json::<ModelCard>(&run_dir.join("model.json"), "")
+    {
+        came_with.assessment = assessment;
+        came_with.run = run.to_string();
+        came_with.written_at = chrono::Utc::now().to_rfc3339();
+        return Ok(came_with);
+    }
     let generator = CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator;
     Ok(ModelCard {
         format: CARD_FORMAT.into(),

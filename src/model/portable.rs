@@ -242,6 +242,8 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
 pub struct ExportReport {
     pub weights: PathBuf,
     pub sidecar: PathBuf,
+    /// The run's model card (markdown) beside the weights.
+    pub card: PathBuf,
     pub parameters: usize,
     pub step: usize,
 }
@@ -277,7 +279,11 @@ pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<Export
     };
     let sidecar_file = sidecar_path(out);
     save_json(&sidecar_file, &sidecar)?;
-    Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, parameters: g.num_params(), step })
+    // The model card beside them, for people.
+    let card = super::card::write_card(project, run)?;
+    let card_beside = out.with_extension("md");
+    std::fs::copy(&card.markdown, &card_beside).map_err(Error::io(&card_beside, "writing the model card beside the weights"))?;
+    Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, card: card_beside, parameters: g.num_params(), step })
 }
 
 /// Where a fine-tuned run's weights started: `runs/<run>/init.json`.
@@ -367,4 +373,184 @@ pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: 
     skip_g.dedup();
     let reinitialised = skip_g.iter().map(|p| format!("generator {}", p.trim_end_matches('.'))).chain(d_loaded.then(|| skip_d.first().map(|_| "discriminator convs.0".to_string())).flatten()).collect();
     Ok((g, d, Init { from: from.to_path_buf(), kind: kind.into(), sha256, reinitialised, discriminator_from_source: d_loaded }))
+}
+
+/// The format name of a run bundle's `bundle.json`.
+pub const BUNDLE_FORMAT: &str = "s2cr-run-bundle/1";
+/// The extension `s2cr model export --bundle` suggests.
+pub const BUNDLE_EXTENSION: &str = "s2crmodel";
+
+/// `bundle.json`, the first entry of a bundle: every other entry with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub format: String,
+    pub run: String,
+    pub project: String,
+    pub step: usize,
+    /// Path inside the run folder -> SHA-256.
+    pub files: BTreeMap<String, String>,
+    pub s2cr_version: String,
+    pub created_at: String,
+}
+
+/// The files of a run that travel in a bundle, relative to its folder: the latest checkpoint
+/// (networks and optimizers, so the run can go on elsewhere), the settings and dataset records
+/// it needs, its metrics and its card.
+fn bundle_files(project: &Project, run: &RunName) -> Result<(Vec<PathBuf>, usize)> {
+    let run_dir = project.run_dir(run);
+    let cp = super::train::latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint: train or import it first") })?;
+    let mut files = Vec::new();
+    for p in [project.run_model_yaml(run), project.run_train_yaml(run), project.run_normalization_json(run), project.run_dataset_json(run), project.run_tiles_json(run), project.checkpoint_json(run), project.metrics_csv(run), project.run_imported_json(run), project.run_init_json(run)] {
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    let cp_dir = run_dir.join(&cp.dir);
+    let mut in_cp: Vec<PathBuf> = std::fs::read_dir(&cp_dir).map_err(Error::io(&cp_dir, "listing the checkpoint"))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    in_cp.sort();
+    files.extend(in_cp);
+    for name in ["model.md", "model.json", "model.stac.json"] {
+        let p = run_dir.join(name);
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    let rel = files.into_iter().map(|p| p.strip_prefix(&run_dir).map(Path::to_path_buf).unwrap_or(p)).collect();
+    Ok((rel, cp.step))
+}
+
+/// Writes run `run` as one file (a tar archive: `bundle.json` with every file's SHA-256, then
+/// the files), written whole or not at all.
+pub fn export_bundle(project: &Project, run: &RunName, out: &Path) -> Result<BundleManifest> {
+    // The card first, so the bundle carries a current one.
+    super::card::write_card(project, run)?;
+    let run_dir = project.run_dir(run);
+    let (files, step) = bundle_files(project, run)?;
+    let mut sums = BTreeMap::new();
+    for f in &files {
+        sums.insert(f.to_string_lossy().to_string(), sha256_file(&run_dir.join(f))?);
+    }
+    let manifest = BundleManifest {
+        format: BUNDLE_FORMAT.into(),
+        run: run.to_string(),
+        project: project.config.name.clone(),
+        step,
+        files: sums,
+        s2cr_version: env!("CARGO_PKG_VERSION").into(),
+        created_at: chrono::Utc::now().to_rfc3339(),
+    };
+    let tmp = temp_sibling(out);
+    let result = (|| -> Result<()> {
+        crate::fsutil::ensure_parent(out)?;
+        let file = std::fs::File::create(&tmp).map_err(Error::io(&tmp, "creating the bundle"))?;
+        let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::invalid("bundle.json", e.to_string()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(json.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "bundle.json", json.as_slice()).map_err(Error::io(&tmp, "writing the bundle"))?;
+        for f in &files {
+            tar.append_path_with_name(run_dir.join(f), Path::new("run").join(f)).map_err(Error::io(run_dir.join(f), "adding to the bundle"))?;
+        }
+        let inner = tar.into_inner().map_err(Error::io(&tmp, "finishing the bundle"))?;
+        let file = inner.into_inner().map_err(|e| Error::invalid("bundle", e.to_string()))?;
+        file.sync_all().map_err(Error::io(&tmp, "syncing the bundle"))?;
+        std::fs::rename(&tmp, out).map_err(Error::io(out, "moving the bundle into place"))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    Ok(manifest)
+}
+
+/// True when `path` looks like a bundle (a tar archive).
+pub fn is_bundle(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case(BUNDLE_EXTENSION)) {
+        return true;
+    }
+    let mut magic = [0u8; 263];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic[257..262] == b"ustar"
+}
+
+/// Makes run `run` of `project` from a bundle: every file checked against the bundle's
+/// manifest, the run's channels against the project's dataset; nothing is written unless all
+/// of it holds.
+pub fn import_bundle(project: &Project, file: &Path, run: &RunName) -> Result<BundleManifest> {
+    use std::io::Read;
+    let bad = |message: String| Error::Project { path: file.to_path_buf(), message };
+    let run_dir = project.run_dir(run);
+    if run_dir.exists() {
+        return Err(Error::Project { path: run_dir, message: format!("run {run} exists: choose another --run") });
+    }
+    let f = std::fs::File::open(file).map_err(Error::io(file, "opening the bundle"))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+    let mut manifest: Option<BundleManifest> = None;
+    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let entries = archive.entries().map_err(|e| bad(format!("not a readable bundle: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("not a readable bundle: {e}")))?;
+        if !entry.header().entry_type().is_file() {
+            return Err(bad("holds something that is not a plain file: not a bundle s2cr wrote".into()));
+        }
+        let path = entry.path().map_err(|e| bad(format!("an entry has an unreadable name: {e}")))?.to_path_buf();
+        // Only plain relative names: nothing may land outside the run folder.
+        if path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(bad(format!("entry {} is not a plain relative path: refused", path.display())));
+        }
+        let size = entry.header().size().map_err(|e| bad(format!("entry {}: {e}", path.display())))?;
+        if size > 8 << 30 {
+            return Err(bad(format!("entry {} claims {size} bytes: refused", path.display())));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("reading entry {}: {e} (a truncated file?)", path.display())))?;
+        if path == Path::new("bundle.json") {
+            let m: BundleManifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("bundle.json: {e}")))?;
+            if m.format != BUNDLE_FORMAT {
+                return Err(bad(format!("bundle format {:?} is not {BUNDLE_FORMAT:?}: written by another version of s2cr?", m.format)));
+            }
+            manifest = Some(m);
+        } else if let Ok(rel) = path.strip_prefix("run") {
+            contents.insert(rel.to_string_lossy().to_string(), bytes);
+        } else {
+            return Err(bad(format!("entry {} is outside run/: not a bundle s2cr wrote", path.display())));
+        }
+    }
+    let manifest = manifest.ok_or_else(|| bad("has no bundle.json: not a bundle s2cr wrote".into()))?;
+    use sha2::Digest;
+    for (name, want) in &manifest.files {
+        let bytes = contents.get(name).ok_or_else(|| bad(format!("lacks {name}, which its bundle.json lists (a truncated file?)")))?;
+        let got = format!("{:x}", sha2::Sha256::digest(bytes));
+        if &got != want {
+            return Err(bad(format!("{name} has SHA-256 {got}, but bundle.json records {want}: the bundle is damaged or was changed")));
+        }
+    }
+    if let Some(extra) = contents.keys().find(|k| !manifest.files.contains_key(*k)) {
+        return Err(bad(format!("holds {extra}, which its bundle.json does not list: refused")));
+    }
+    // The run's channels against this project's dataset.
+    let theirs: DatasetSummary = serde_json::from_slice(contents.get("dataset.json").ok_or_else(|| bad("has no dataset.json".into()))?).map_err(|e| bad(format!("dataset.json: {e}")))?;
+    let ours: DatasetSummary = load_json(&project.dataset_json(), "run `s2cr dataset` first: a run works on the dataset's channels")?;
+    let names = |s: &DatasetSummary| (s.inputs.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), s.outputs.iter().map(|c| c.band.clone()).collect::<Vec<_>>());
+    let ((ti, to), (oi, oo)) = (names(&theirs), names(&ours));
+    channel_check("inputs", &ti, &oi)?;
+    channel_check("outputs", &to, &oo)?;
+    let tmp = temp_sibling(&run_dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> Result<()> {
+        for (name, bytes) in &contents {
+            let dst = tmp.join(name);
+            crate::fsutil::ensure_parent(&dst)?;
+            std::fs::write(&dst, bytes).map_err(Error::io(&dst, "writing the bundle's file"))?;
+        }
+        std::fs::rename(&tmp, &run_dir).map_err(Error::io(&run_dir, "moving the run into place"))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result?;
+    // The bundle's card stays: it describes where the run was trained (later cards keep it).
+    save_json(&project.run_bundle_json(run), &manifest)?;
+    Ok(manifest)
 }

@@ -263,6 +263,10 @@ impl Project {
     pub fn run_normalization_json(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("normalization.json")
     }
+    /// The manifest of the bundle a run came in (`s2cr model import BUNDLE`).
+    pub fn run_bundle_json(&self, run: &RunName) -> PathBuf {
+        self.run_dir(run).join("bundle.json")
+    }
     /// Where a fine-tuned run's weights started (`train --init-from`).
     pub fn run_init_json(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("init.json")

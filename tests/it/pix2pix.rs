@@ -254,7 +254,93 @@ fn the_model_commands_import_and_export_from_the_command_line() {
     let out = s2cr(&["model", "export", "--run", "pt", "--out", g.to_str().unwrap()]).success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(text.contains("exported run pt (step 0, 0.17 M parameters)") && g.is_file() && tmp.path().join("G.json").is_file(), "{text}");
+    assert!(std::fs::read_to_string(tmp.path().join("G.md")).unwrap().contains("# Model card: run pt"), "the card beside the weights");
     let out = s2cr(&["model", "export", "--run", "nothing", "--out", g.to_str().unwrap()]).failure();
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("run nothing has no checkpoint"), "{err}");
+}
+
+mod bundles {
+    use super::*;
+    use s2cr::dataset::{self, DatasetConfig};
+    use s2cr::dataset::tiles::TileConfig;
+    use s2cr::job::Progress;
+    use s2cr::model::config::{ModelConfig, TrainConfig};
+    use s2cr::model::portable::{export_bundle, import_bundle};
+    use s2cr::model::{DeviceChoice, infer, train};
+    use s2cr::project::{Project, RunName};
+
+    fn run(name: &str) -> RunName {
+        RunName::new(name).unwrap()
+    }
+
+    fn project(root: &Path, sar_only: bool) -> Project {
+        std::fs::create_dir_all(root).unwrap();
+        let project = crate::dataset::project_with_preprocessed(root);
+        let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+        let mut cfg = DatasetConfig { tiles, ..DatasetConfig::research(&project) };
+        if sar_only {
+            cfg.inputs = dataset::sar_only_inputs(&project.config.bands.s1);
+        }
+        dataset::build(&project, &cfg, &Progress::silent("dataset")).unwrap();
+        project
+    }
+
+    fn synthesize(project: &Project, name: &str) -> Vec<u8> {
+        let o = infer::InferOptions { run: run(name), device: DeviceChoice::Cpu, ..Default::default() };
+        infer::infer(project, &o, &Progress::silent("infer")).unwrap();
+        let stack = s2cr::raster::read_window(&project.synthetic_s2(&run(name)).display().to_string(), &[], None).unwrap();
+        stack.bands.iter().flatten().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn a_bundle_carries_a_run_to_another_project_and_is_checked_on_the_way_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = project(&tmp.path().join("a"), false);
+        let model = ModelConfig { ngf: 8, ndf: 8, depth: 4, ..Default::default() };
+        let tc = TrainConfig { max_steps: 3, checkpoint_every: 0, workers: 0, batch_size: 1, ..Default::default() };
+        train::train(&a, &train::TrainOptions { run: run("t"), model, train: tc, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+        let out = tmp.path().join("t.s2crmodel");
+        let m = export_bundle(&a, &run("t"), &out).unwrap();
+        assert_eq!(m.step, 3);
+        for f in ["model.yaml", "normalization.json", "dataset.json", "checkpoint.json", "checkpoints/step-3/generator.bpk", "checkpoints/step-3/optim_d.bpk", "model.stac.json"] {
+            assert!(m.files.contains_key(f), "{f} travels");
+        }
+        assert!(s2cr::model::portable::is_bundle(&out));
+        // Into another project on the same ground: the same image.
+        let b = project(&tmp.path().join("b"), false);
+        import_bundle(&b, &out, &run("came")).unwrap();
+        assert_eq!(synthesize(&a, "t"), synthesize(&b, "came"), "the bundled run synthesizes the same image");
+        assert!(b.run_bundle_json(&run("came")).is_file());
+        // Damaged on the way: refused, nothing written.
+        let bytes = std::fs::read(&out).unwrap();
+        let bad = tmp.path().join("bad.s2crmodel");
+        let mut flipped = bytes.clone();
+        let mid = bytes.len() / 2;
+        flipped[mid] ^= 0x10;
+        std::fs::write(&bad, &flipped).unwrap();
+        let e = s2cr::error_chain(&import_bundle(&b, &bad, &run("x")).unwrap_err());
+        assert!(e.contains("bad.s2crmodel") && (e.contains("SHA-256") || e.contains("not a readable bundle") || e.contains("bundle.json")), "{e}");
+        std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+        let e = s2cr::error_chain(&import_bundle(&b, &bad, &run("x")).unwrap_err());
+        assert!(e.contains("bad.s2crmodel"), "{e}");
+        assert!(!b.run_dir(&run("x")).exists(), "nothing written");
+        // An entry that would land outside the run: refused.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_old();
+        let name = b"../evil.txt";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder.append(&h, &b"evil"[..]).unwrap();
+        std::fs::write(&bad, builder.into_inner().unwrap()).unwrap();
+        let e = s2cr::error_chain(&import_bundle(&b, &bad, &run("x")).unwrap_err());
+        assert!(e.contains("../evil.txt") && e.contains("not a plain relative path"), "{e}");
+        assert!(!tmp.path().join("evil.txt").exists() && !b.runs_dir().join("evil.txt").exists());
+        // A project of other channels: refused, saying which.
+        let c = project(&tmp.path().join("c"), true);
+        let e = s2cr::error_chain(&import_bundle(&c, &out, &run("x")).unwrap_err());
+        assert!(e.contains("the model's channels") && e.contains("S2_t0:B02"), "{e}");
+    }
 }
