@@ -255,6 +255,9 @@ mod tests {
         assert_eq!((t.learning_rate, t.beta1, t.beta2, t.l1_weight), (2e-4, 0.5, 0.999, 100.0));
         let err = TrainConfig::parse("epochs: 3\nbatch_sise: 4\n", Path::new("train.yaml")).unwrap_err().to_string();
         assert!(err.contains("train.yaml") && err.contains("line 2") && err.contains("batch_sise"), "{err}");
+        let ft = TrainConfig::parse("init_from: runs/last-year\nadapt_channels: true\n", Path::new("train.yaml")).unwrap();
+        assert_eq!((ft.init_from.as_deref(), ft.adapt_channels), (Some(Path::new("runs/last-year")), true));
+        assert!(!t.to_yaml().contains("init_from") && ft.to_yaml().contains("init_from: runs/last-year"), "written only when set");
         let err = ModelConfig::parse("ngf: many\n", Path::new("model.yaml")).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("ngf"), "{err}");
     }

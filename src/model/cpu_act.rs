@@ -144,6 +144,34 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
     apply(&x, Kind::Leaky(0.0)).unwrap_or_else(|| activation::relu(x))
 }
 
+/// ReLU of the concatenation of `a` and `b` on channels: the decoder's skip connection and the
+/// next level's activation. Without autodiff on the CPU, one parallel pass writes the result
+/// (instead of a copy and then a pass over the copy); elsewhere Burn's cat, then [`relu`].
+pub fn relu_cat(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    relu_cat_flex(&a, &b).unwrap_or_else(|| relu(Tensor::cat(vec![a, b], 1)))
+}
+
+fn relu_cat_flex(a: &Tensor<4>, b: &Tensor<4>) -> Option<Tensor<4>> {
+    if !enabled() || a.device().is_autodiff() {
+        return None;
+    }
+    let (ap, bp) = (a.clone().try_into_primitive::<Flex>().ok()?, b.clone().try_into_primitive::<Flex>().ok()?);
+    let (sa, sb) = (ap.layout().shape().to_vec(), bp.layout().shape().to_vec());
+    if !is_f32(&ap) || !is_f32(&bp) || sa.len() != 4 || sb.len() != 4 || sa[0] != sb[0] || sa[2..] != sb[2..] {
+        return None;
+    }
+    let (av, bv) = (values(&ap), values(&bp));
+    let (n, ca, cb, plane) = (sa[0], sa[1], sb[1], sa[2] * sa[3]);
+    let mut y = vec![0.0f32; n * (ca + cb) * plane];
+    // Each channel plane of the result is one task's: ReLU of the plane it comes from.
+    y.par_chunks_mut(plane.max(1)).enumerate().for_each(|(i, out)| {
+        let (k, c) = (i / (ca + cb), i % (ca + cb));
+        let src = if c < ca { &av[(k * ca + c) * plane..][..plane] } else { &bv[(k * cb + c - ca) * plane..][..plane] };
+        leaky_chunk(out, src, 0.0);
+    });
+    Some(Tensor::from_primitive::<Flex>(flex(y, vec![n, ca + cb, sa[2], sa[3]])))
+}
+
 /// tanh; one pass each way on the CPU, Burn's elsewhere.
 pub fn tanh(x: Tensor<4>) -> Tensor<4> {
     apply(&x, Kind::Tanh).unwrap_or_else(|| activation::tanh(x))
@@ -178,6 +206,13 @@ mod tests {
         let (ga, gb) = ((ours * w.clone()).sum().backward(), (burns * w).sum().backward());
         let (a, b): (Vec<f32>, Vec<f32>) = (x.grad(&ga).unwrap().try_into_vec_as().unwrap(), x.grad(&gb).unwrap().try_into_vec_as().unwrap());
         assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5), "tanh gradient");
+        // ReLU of a concatenation, fused without autodiff: the same as Burn's cat and ReLU.
+        for dev in [Device::flex(), Device::flex().autodiff()] {
+            let a = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &dev);
+            let b = Tensor::<4>::random([2, 4, 7, 5], Distribution::Normal(0.0, 1.0), &dev);
+            let (x, y): (Vec<f32>, Vec<f32>) = (relu_cat(a.clone(), b.clone()).try_into_vec_as().unwrap(), activation::relu(Tensor::cat(vec![a, b], 1)).try_into_vec_as().unwrap());
+            assert_eq!(x, y, "relu_cat, autodiff {}", dev.is_autodiff());
+        }
         // Without autodiff too.
         let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Normal(0.0, 1.0), &Device::flex());
         let (a, b): (Vec<f32>, Vec<f32>) = (leaky_relu(x.clone(), 0.2).try_into_vec_as().unwrap(), activation::leaky_relu(x, 0.2).try_into_vec_as().unwrap());

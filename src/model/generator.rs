@@ -120,6 +120,44 @@ impl Generator {
         Generator { down, down_norm, up, up_norm, dropout, activation }
     }
 
+    /// For inference: every batch norm folded into the convolution before it. With its running
+    /// statistics a batch norm is a per-channel scale and shift, which the convolution's weights
+    /// and bias can carry: `y = conv(x) * s + t` with `s = gamma / sqrt(var + eps)` and
+    /// `t = beta - mean * s`. Inference then skips a pass over every normalized tensor. The
+    /// result must not be trained (training normalizes by batch statistics); instance norms
+    /// stay as they are.
+    pub fn fold_batch_norm(mut self) -> Generator {
+        fn scale_shift(bn: &BatchNorm) -> (Tensor<1>, Tensor<1>) {
+            let s = bn.gamma.val().div(bn.running_var.value().add_scalar(bn.epsilon).sqrt());
+            let t = bn.beta.val().sub(bn.running_mean.value().mul(s.clone()));
+            (s, t)
+        }
+        for i in 0..self.down.len() {
+            if let Some(Norm { batch: Some(bn), .. }) = &self.down_norm[i] {
+                let (s, t) = scale_shift(bn);
+                let conv = &mut self.down[i];
+                let c_out = s.dims()[0];
+                let w = conv.weight.val().mul(s.clone().reshape([c_out, 1, 1, 1]));
+                let b = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([c_out], &s.device()));
+                conv.weight = burn::module::Param::from_tensor(w);
+                conv.bias = Some(burn::module::Param::from_tensor(b.mul(s).add(t)));
+                self.down_norm[i] = None;
+            }
+            if let Some(Norm { batch: Some(bn), .. }) = &self.up_norm[i] {
+                let (s, t) = scale_shift(bn);
+                let conv = &mut self.up[i];
+                let c_out = s.dims()[0];
+                // Transposed convolution weights are [c_in, c_out, k, k].
+                let w = conv.weight.val().mul(s.clone().reshape([1, c_out, 1, 1]));
+                let b = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([c_out], &s.device()));
+                conv.weight = burn::module::Param::from_tensor(w);
+                conv.bias = Some(burn::module::Param::from_tensor(b.mul(s).add(t)));
+                self.up_norm[i] = None;
+            }
+        }
+        self
+    }
+
     /// The decoder levels with dropout.
     pub fn dropout_levels(&self) -> Vec<usize> {
         self.dropout.iter().enumerate().filter(|(_, d)| d.is_some()).map(|(i, _)| i).collect()
@@ -141,7 +179,10 @@ impl Generator {
             skips.push(h.clone());
         }
         for i in (0..depth).rev() {
-            h = super::cpu_act::relu(h);
+            // Below the innermost, the ReLU came with the concatenation (`relu_cat`).
+            if i == depth - 1 {
+                h = super::cpu_act::relu(h);
+            }
             h = super::conv::up(&self.up[i], h);
             if i == 0 {
                 break;
@@ -152,8 +193,9 @@ impl Generator {
             if let Some(d) = &self.dropout[i] {
                 h = d.forward(h);
             }
-            // [batch, 2 * channels(i - 1), ...]: the encoder's output of level i - 1, then ours.
-            h = Tensor::cat(vec![skips[i - 1].clone(), h], 1);
+            // [batch, 2 * channels(i - 1), ...]: the encoder's output of level i - 1, then ours;
+            // and the next level's ReLU.
+            h = super::cpu_act::relu_cat(skips[i - 1].clone(), h);
         }
         match self.activation {
             Activation::Tanh => super::cpu_act::tanh(h),

@@ -105,6 +105,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
     // 4096 grid, and no slower with 64 MB).
     let _cache = raster::BlockCacheLimit::set(64 << 20);
     let (g, _cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
+    let g = g.fold_batch_norm();
     let run_dir = project.run_dir(&opts.run);
     let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
     let index: TileIndex = load_json(&project.run_tiles_json(&opts.run), "train the run again")?;

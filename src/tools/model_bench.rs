@@ -66,19 +66,21 @@ fn bench_err(e: impl std::fmt::Debug) -> Error {
 /// one warm-up.
 pub fn measure(cfg: &ModelConfig, dev: &Device, hand_written: bool, patch: usize, repeats: usize) -> Result<(f64, f64, f64)> {
     crate::model::conv::set_hand_written(hand_written);
-    let result = measure_inner(cfg, dev, patch, repeats);
+    let result = measure_inner(cfg, dev, patch, repeats, hand_written);
     crate::model::conv::set_hand_written(true);
     result
 }
 
-fn measure_inner(cfg: &ModelConfig, dev: &Device, patch: usize, repeats: usize) -> Result<(f64, f64, f64)> {
+fn measure_inner(cfg: &ModelConfig, dev: &Device, patch: usize, repeats: usize, ours: bool) -> Result<(f64, f64, f64)> {
     let read = |t: Tensor<4>| -> Result<()> { t.try_into_vec_as::<f32>().map(|_| ()).map_err(bench_err) };
     let ad = dev.clone().autodiff();
     let mut g = Generator::new(cfg, Activation::Tanh, &ad);
     let mut d = Discriminator::new(cfg, &ad);
     let params_m = g.num_params() as f64 / 1e6;
     let x = Tensor::<4>::random([1, 10, patch, patch], burn::tensor::Distribution::Normal(0.0, 1.0), dev);
-    let infer = g.valid();
+    // Our inference folds the batch norms into the convolutions, as `s2cr infer` does; Burn's
+    // row runs the network as it is.
+    let infer = if ours { g.valid().fold_batch_norm() } else { g.valid() };
     read(infer.forward(x.clone()))?;
     let start = Instant::now();
     for _ in 0..repeats.max(1) {
