@@ -302,6 +302,17 @@ pub struct InferArgs {
     /// share their ranges, as the tiles of a training batch did.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
+    /// Split the grid into this many tiles of rows, for several processes or machines: each
+    /// runs one with --tile, then --merge assembles them (docs/scale/ has Dask, Slurm and
+    /// Kubernetes recipes). The merged image equals a single process's.
+    #[arg(long, value_name = "N")]
+    pub tiles: Option<usize>,
+    /// With --tiles: the tile to synthesize, 0 to N-1.
+    #[arg(long, value_name = "I", requires = "tiles", conflicts_with = "merge")]
+    pub tile: Option<usize>,
+    /// With --tiles: assemble the tiles into the run's synthetic image.
+    #[arg(long, requires = "tiles")]
+    pub merge: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -122,8 +122,21 @@ pub fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
 pub fn infer(args: InferArgs, dir: &Path, quiet: bool) -> Result<()> {
     let project = Project::open(dir)?;
     let opts = InferOptions::from(&args);
-    let r = run_job("infer", quiet, move |p| crate::model::infer::infer(&project, &opts, p))?;
-    print::inferred(&r);
+    match (args.tiles, args.tile, args.merge) {
+        (Some(n), Some(i), false) => {
+            let r = run_job("infer", quiet, move |p| crate::model::infer::infer_tile(&project, &opts, n, i, p))?;
+            println!("tile {i} of {n}: grid rows {}..{}, {} windows; merge with `s2cr infer --tiles {n} --merge` once every tile is done", r.rows[0], r.rows[1], r.windows);
+        }
+        (Some(n), None, true) => {
+            let r = run_job("infer", quiet, move |p| crate::model::infer::merge_tiles(&project, &opts, n, p))?;
+            print::inferred(&r);
+        }
+        (Some(_), None, false) => bail!("--tiles: give --tile I to synthesize one tile, or --merge to assemble them"),
+        _ => {
+            let r = run_job("infer", quiet, move |p| crate::model::infer::infer(&project, &opts, p))?;
+            print::inferred(&r);
+        }
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! Output: `outputs/<run>/synthetic_S2_t1.tif`, a COG on the project grid with the output
 //! bands' names, no data where an input has none.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -99,6 +99,171 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         let path = project.synthetic_s2(&opts.run);
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
+    let core = synthesize_rows(project, opts, 0..project.config.grid.height, &project.synthetic_s2(&opts.run), progress)?;
+    let path = project.synthetic_s2(&opts.run);
+    let mut manifest = Manifest::new(Stage::Infer, parameters);
+    core.record_inputs(project, &mut manifest)?;
+    manifest.add_output(project.root(), &path)?;
+    manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
+    let (w, h) = (project.config.grid.width, project.config.grid.height);
+    Ok(InferReport { path, windows: core.windows, device: core.device, checkpoint_step: core.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * core.written_valid as f64 / (w * h) as f64, skipped: false })
+}
+
+/// What one tile of a split inference records beside its GeoTIFF: merging checks that every
+/// tile came from the same checkpoint, dataset and options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileRecord {
+    pub tiles: usize,
+    pub tile: usize,
+    /// Grid rows this tile holds.
+    pub rows: [usize; 2],
+    pub windows: usize,
+    pub checkpoint_step: usize,
+    /// The stage parameters (run, options) as a whole-grid run records them.
+    pub parameters: serde_json::Value,
+    /// SHA-256 of the generator and of dataset.json it used.
+    pub generator_sha256: String,
+    pub dataset_sha256: String,
+}
+
+/// The grid rows tile `tile` of `tiles` holds: equal shares of the grid's rows.
+pub fn tile_rows(height: usize, tiles: usize, tile: usize) -> std::ops::Range<usize> {
+    (tile * height / tiles)..((tile + 1) * height / tiles)
+}
+
+fn check_tiles(tiles: usize, tile: Option<usize>) -> Result<()> {
+    if tiles == 0 || tiles > 10_000 {
+        return Err(Error::invalid("--tiles", format!("{tiles}: give 1 to 10000")));
+    }
+    if let Some(t) = tile
+        && t >= tiles
+    {
+        return Err(Error::invalid("--tile", format!("{t} is not below --tiles {tiles} (tiles are numbered 0 to {})", tiles - 1)));
+    }
+    Ok(())
+}
+
+/// One of `tiles` pieces of the whole-grid inference: rows [`tile_rows`] with the windows of
+/// their neighbours that reach into them, so that [`merge_tiles`] assembles the same image a
+/// single process writes. Any scheduler can run the tiles at once (docs/scale/).
+pub fn infer_tile(project: &Project, opts: &InferOptions, tiles: usize, tile: usize, progress: &Progress) -> Result<TileRecord> {
+    check_tiles(tiles, Some(tile))?;
+    let dir = project.infer_tiles_dir(&opts.run);
+    progress.cleaned(crate::fsutil::remove_stale_partials(&dir, 1));
+    let rows = tile_rows(project.config.grid.height, tiles, tile);
+    let out = project.infer_tile_tif(&opts.run, tiles, tile);
+    let core = synthesize_rows(project, opts, rows.clone(), &out, progress)?;
+    let record = TileRecord {
+        tiles,
+        tile,
+        rows: [rows.start, rows.end],
+        windows: core.windows,
+        checkpoint_step: core.step,
+        parameters: project.stage_parameters(Stage::Infer, serde_json::to_value(opts).map_err(|e| Error::invalid("inference options", e.to_string()))?),
+        generator_sha256: crate::fsutil::sha256_file(&core.checkpoint_generator)?,
+        dataset_sha256: crate::fsutil::sha256_file(&project.dataset_json())?,
+    };
+    crate::fsutil::save_json(&project.infer_tile_json(&opts.run, tiles, tile), &record)?;
+    Ok(record)
+}
+
+/// Assembles the `tiles` pieces into `outputs/<run>/synthetic_S2_t1.tif` (a COG, as a single
+/// process writes it) with the same manifest, after checking that every tile is there and came
+/// from this run's checkpoint, this dataset and these options.
+pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progress: &Progress) -> Result<InferReport> {
+    check_tiles(tiles, None)?;
+    let start = Instant::now();
+    let parameters = project.stage_parameters(Stage::Infer, serde_json::to_value(opts).map_err(|e| Error::invalid("inference options", e.to_string()))?);
+    let run_dir = project.run_dir(&opts.run);
+    let cp = latest_checkpoint(project, &opts.run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {} has no checkpoint", opts.run) })?;
+    let generator = CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator;
+    let (generator_sha256, dataset_sha256) = (crate::fsutil::sha256_file(&generator)?, crate::fsutil::sha256_file(&project.dataset_json())?);
+    let missing: Vec<usize> = (0..tiles).filter(|&t| !project.infer_tile_json(&opts.run, tiles, t).is_file() || !project.infer_tile_tif(&opts.run, tiles, t).is_file()).collect();
+    if !missing.is_empty() {
+        return Err(Error::Project {
+            path: project.infer_tiles_dir(&opts.run),
+            message: format!("tile(s) {} of {tiles} are not done: run `s2cr infer --run {} --tiles {tiles} --tile I` for each", missing.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "), opts.run),
+        });
+    }
+    let grid = project.config.grid.clone();
+    let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
+    let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
+    let path = project.synthetic_s2(&opts.run);
+    let mut writer = raster::BlockWriter::create(&path, &grid, &names, f32::NAN)?;
+    let (mut windows, mut valid) = (0usize, 0usize);
+    progress.started(Some(tiles as u64));
+    for t in 0..tiles {
+        progress.check_cancelled()?;
+        let json = project.infer_tile_json(&opts.run, tiles, t);
+        let r: TileRecord = load_json(&json, "run that tile again")?;
+        let stale = if r.parameters != parameters {
+            Some("other options or another run")
+        } else if r.generator_sha256 != generator_sha256 || r.checkpoint_step != cp.step {
+            Some("another checkpoint")
+        } else if r.dataset_sha256 != dataset_sha256 {
+            Some("another dataset")
+        } else if r.rows != [tile_rows(grid.height, tiles, t).start, tile_rows(grid.height, tiles, t).end] {
+            Some("another grid")
+        } else {
+            None
+        };
+        if let Some(why) = stale {
+            return Err(Error::Project { path: json, message: format!("tile {t} was made with {why}: run it again (`s2cr infer --run {} --tiles {tiles} --tile {t}`)", opts.run) });
+        }
+        let tif = project.infer_tile_tif(&opts.run, tiles, t);
+        let stack = raster::read_window(&tif.display().to_string(), &[], None)?;
+        let rows = r.rows[1] - r.rows[0];
+        if stack.width != grid.width || stack.height != rows || stack.bands.len() != names.len() {
+            return Err(Error::Project { path: tif, message: format!("is {} x {} with {} bands where tile {t} should be {} x {rows} with {}: run it again", stack.width, stack.height, stack.bands.len(), grid.width, names.len()) });
+        }
+        for (c, band) in stack.bands.iter().enumerate() {
+            if rows > 0 {
+                writer.write_rows(c, r.rows[0], rows, band)?;
+            }
+        }
+        valid += band_valid(&stack.bands);
+        windows += r.windows;
+        progress.advanced(t as u64 + 1, tiles as u64, format!("tile {t}"));
+    }
+    writer.finish()?;
+    let mut manifest = Manifest::new(Stage::Infer, parameters);
+    manifest.add_input(project.root(), &generator)?;
+    manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
+    manifest.add_input(project.root(), &project.dataset_json())?;
+    manifest.add_output(project.root(), &path)?;
+    manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
+    Ok(InferReport { path, windows, device: "tiles".into(), checkpoint_step: cp.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * valid as f64 / (grid.width * grid.height) as f64, skipped: false })
+}
+
+/// Pixels with a value in the first band.
+fn band_valid(bands: &[Vec<f32>]) -> usize {
+    bands.first().map(|b| b.iter().filter(|v| v.is_finite()).count()).unwrap_or(0)
+}
+
+/// What one pass of [`synthesize_rows`] did.
+struct Synthesized {
+    windows: usize,
+    device: String,
+    step: usize,
+    written_valid: usize,
+    checkpoint_generator: PathBuf,
+    inputs_vrt: PathBuf,
+}
+
+impl Synthesized {
+    /// The inputs an inference manifest records: a rebuilt dataset or another checkpoint makes
+    /// the output stale.
+    fn record_inputs(&self, project: &Project, manifest: &mut Manifest) -> Result<()> {
+        manifest.add_input(project.root(), &self.checkpoint_generator)?;
+        manifest.add_input(project.root(), &self.inputs_vrt)?;
+        manifest.add_input(project.root(), &project.dataset_json())
+    }
+}
+
+/// Synthesizes grid rows `rows` into `out` (a GeoTIFF of those rows, full width): every window
+/// of the global layout that touches them, in the global order and batches, so the rows get
+/// the same values as in a whole-grid run.
+fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops::Range<usize>, out: &Path, progress: &Progress) -> Result<Synthesized> {
     let (dev, device_name) = device(opts.device)?;
     // Windows are read once or a few times each and the OS caches the files: GDAL's default
     // block cache (5 % of RAM) only adds memory here (measured: 732 against 288 MiB peak on a
@@ -125,31 +290,40 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         });
     }
     let stride = ((n as f64) * (1.0 - opts.overlap.clamp(0.0, 0.9))).round().max(1.0) as usize;
-    let (xs, ys) = (window_starts(w, n, stride), window_starts(h, n, stride));
+    let (r0, r1) = (rows_wanted.start.min(h), rows_wanted.end.min(h));
+    // The window rows that touch the rows wanted.
+    let ys: Vec<usize> = window_starts(h, n, stride).into_iter().filter(|&y| y < r1 && y + n.min(h - y) > r0).collect();
+    let xs = window_starts(w, n, stride);
     let total = xs.len() * ys.len();
     let weights = hann(n);
-    let path = project.synthetic_s2(&opts.run);
     let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
-    let mut writer = raster::BlockWriter::create(&path, grid, &names, f32::NAN)?;
+    let part = crate::grid::TargetGrid { y_max: grid.y_max - r0 as f64 * grid.pixel_size_m, height: r1 - r0, ..grid.clone() };
+    let mut writer = raster::BlockWriter::create(out, &part, &names, f32::NAN)?;
     // Rolling accumulators over rows [buf_y, buf_y + n) (or fewer at the bottom).
     let rows = n.min(h);
     let mut acc = vec![vec![0f32; rows * w]; c_out];
     let mut wsum = vec![0f32; rows * w];
-    let mut buf_y = 0usize;
+    let mut buf_y = ys.first().copied().unwrap_or(r0);
     let mut written_valid = 0usize;
     let mut flush = |upto: usize, buf_y: &mut usize, acc: &mut Vec<Vec<f32>>, wsum: &mut Vec<f32>, writer: &mut raster::BlockWriter| -> Result<()> {
         let count = upto.saturating_sub(*buf_y);
         if count == 0 {
             return Ok(());
         }
+        // Of the final rows [buf_y, upto), those wanted.
+        let (lo, hi) = ((*buf_y).max(r0), upto.min(r1));
         for (c, a) in acc.iter_mut().enumerate() {
-            let out: Vec<f32> = a[..count * w].iter().zip(&wsum[..count * w]).map(|(v, s)| if *s > 0.0 { v / s } else { f32::NAN }).collect();
-            writer.write_rows(c, *buf_y, count, &out)?;
+            if lo < hi {
+                let out: Vec<f32> = a[(lo - *buf_y) * w..(hi - *buf_y) * w].iter().zip(&wsum[(lo - *buf_y) * w..(hi - *buf_y) * w]).map(|(v, s)| if *s > 0.0 { v / s } else { f32::NAN }).collect();
+                writer.write_rows(c, lo - r0, hi - lo, &out)?;
+            }
             a.copy_within(count * w.., 0);
             let len = a.len();
             a[len - count * w..].fill(0.0);
         }
-        written_valid += wsum[..count * w].iter().filter(|s| **s > 0.0).count();
+        if lo < hi {
+            written_valid += wsum[(lo - *buf_y) * w..(hi - *buf_y) * w].iter().filter(|s| **s > 0.0).count();
+        }
         wsum.copy_within(count * w.., 0);
         let len = wsum.len();
         wsum[len - count * w..].fill(0.0);
@@ -236,16 +410,11 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
             progress.advanced(done as u64, total as u64, format!("window row {y}"));
         }
     }
-    flush(h, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
+    let end = ys.last().map(|&y| y + n.min(h - y)).unwrap_or(r1).max(r1);
+    flush(end, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
     writer.finish()?;
-    let mut manifest = Manifest::new(Stage::Infer, parameters);
-    manifest.add_input(project.root(), &CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator)?;
-    // The inputs it read: a rebuilt dataset makes the output stale.
-    manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
-    manifest.add_input(project.root(), &project.dataset_json())?;
-    manifest.add_output(project.root(), &path)?;
-    manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
-    Ok(InferReport { path, windows: total, device: device_name, checkpoint_step: step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * written_valid as f64 / (w * h) as f64, skipped: false })
+    let checkpoint_generator = CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator;
+    Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, inputs_vrt: project.root().join(&summary.files.inputs_vrt) })
 }
 
 #[cfg(test)]

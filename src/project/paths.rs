@@ -283,6 +283,16 @@ impl Project {
     pub fn output_dir(&self, run: &RunName) -> PathBuf {
         self.outputs_dir().join(run.as_str())
     }
+    /// The pieces of an inference split into tiles (`s2cr infer --tiles N --tile I`).
+    pub fn infer_tiles_dir(&self, run: &RunName) -> PathBuf {
+        self.output_dir(run).join("tiles")
+    }
+    pub fn infer_tile_tif(&self, run: &RunName, tiles: usize, tile: usize) -> PathBuf {
+        self.infer_tiles_dir(run).join(format!("tile-{tile}-of-{tiles}.tif"))
+    }
+    pub fn infer_tile_json(&self, run: &RunName, tiles: usize, tile: usize) -> PathBuf {
+        self.infer_tiles_dir(run).join(format!("tile-{tile}-of-{tiles}.json"))
+    }
     /// The synthetic Sentinel-2 at t1 over the whole grid.
     pub fn synthetic_s2(&self, run: &RunName) -> PathBuf {
         self.output_dir(run).join("synthetic_S2_t1.tif")

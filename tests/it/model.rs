@@ -507,3 +507,44 @@ fn a_trained_run_has_a_model_card_and_a_stac_mlm_item() {
     let bbox: Vec<f64> = serde_json::from_value(item["bbox"].clone()).unwrap();
     assert!(bbox[0] > 119.0 && bbox[2] < 119.3 && bbox[1] > 33.4 && bbox[3] < 33.6, "{bbox:?}");
 }
+
+#[test]
+fn inference_split_into_tiles_and_merged_equals_a_single_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    // Batch-shared normalization: tiles must batch windows exactly as one process does.
+    dataset_with(&project, 32, S2Method::BatchMinMax);
+    let opts = TrainOptions { run: run_name("r"), model: small_model(), train: quick_train(2), device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let io = infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, ..Default::default() };
+    let read = |p: &std::path::Path| raster::read_window(&p.display().to_string(), &[], None).unwrap();
+    let whole = infer::infer(&project, &io, &Progress::silent("infer")).unwrap();
+    let single = read(&whole.path);
+    std::fs::remove_file(&whole.path).unwrap();
+    let tiles = 3;
+    let e = s2cr::error_chain(&infer::merge_tiles(&project, &io, tiles, &Progress::silent("infer")).unwrap_err());
+    assert!(e.contains("tile(s) 0, 1, 2 of 3 are not done"), "{e}");
+    let mut windows = 0;
+    for t in 0..tiles {
+        let r = infer::infer_tile(&project, &io, tiles, t, &Progress::silent("infer")).unwrap();
+        assert_eq!(r.rows, [t * 256 / 3, (t + 1) * 256 / 3]);
+        windows += r.windows;
+    }
+    assert!(windows > whole.windows, "the halo: windows on tile borders run in both tiles ({windows} against {})", whole.windows);
+    let merged = infer::merge_tiles(&project, &io, tiles, &Progress::silent("infer")).unwrap();
+    let m = read(&merged.path);
+    assert_eq!((m.width, m.height, m.geo_transform), (single.width, single.height, single.geo_transform));
+    let bits = |s: &raster::BandStack| s.bands.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&m), bits(&single), "tiles merged give a single process's image, bit for bit");
+    assert!((merged.valid_percent - whole.valid_percent).abs() < 1e-9);
+    // Merged, the stage is done as after a single process.
+    let (state, _) = project.stage_state(s2cr::project::Stage::Infer, Some(&run_name("r"))).unwrap();
+    assert_eq!(state, s2cr::project::StageState::Done);
+    // A tile made with other options is refused at the merge.
+    let other = infer::InferOptions { overlap: 0.25, ..io.clone() };
+    infer::infer_tile(&project, &other, tiles, 1, &Progress::silent("infer")).unwrap();
+    let e = s2cr::error_chain(&infer::merge_tiles(&project, &io, tiles, &Progress::silent("infer")).unwrap_err());
+    assert!(e.contains("tile 1 was made with other options"), "{e}");
+    let e = s2cr::error_chain(&infer::infer_tile(&project, &io, tiles, 3, &Progress::silent("infer")).unwrap_err());
+    assert!(e.contains("--tile") && e.contains("0 to 2"), "{e}");
+}
