@@ -547,4 +547,26 @@ fn inference_split_into_tiles_and_merged_equals_a_single_process() {
     assert!(e.contains("tile 1 was made with other options"), "{e}");
     let e = s2cr::error_chain(&infer::infer_tile(&project, &io, tiles, 3, &Progress::silent("infer")).unwrap_err());
     assert!(e.contains("--tile") && e.contains("0 to 2"), "{e}");
+    // The Dask recipe (docs/scale/dask_infer.py) on a local cluster of two worker processes,
+    // in 4 tiles through the s2cr binary: the same image again.
+    let python = std::env::var("S2CR_SCALE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_dask = std::process::Command::new(&python).args(["-c", "import dask.distributed"]).output().is_ok_and(|o| o.status.success());
+    if !has_dask {
+        println!("skipped the Dask recipe: {python} cannot import dask.distributed (scripts/requirements-scale.txt; set S2CR_SCALE_PYTHON)");
+        return;
+    }
+    std::fs::remove_file(project.synthetic_s2(&run_name("r"))).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scale/dask_infer.py");
+    let s2cr_bin = assert_cmd::cargo::cargo_bin!("s2cr");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["--project", project.root().to_str().unwrap(), "--run", "r", "--tiles", "4", "--workers", "2", "--threads", "1", "--device", "cpu", "--s2cr", s2cr_bin.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Dask recipe failed: {stdout} {stderr}");
+    println!("Dask recipe: {stdout}");
+    assert!(stdout.contains("tile 3 of 4"), "{stdout}");
+    let dask = read(&project.synthetic_s2(&run_name("r")));
+    assert_eq!(bits(&dask), bits(&single), "4 tiles on a Dask cluster give a single process's image, bit for bit");
 }
