@@ -399,8 +399,9 @@ fn add_bias(y: &mut [f32], bias: &[f32], pixels: usize) {
 
 /// A buffer of the calling thread's for the gathered taps (`cols`), kept between calls: the
 /// same few sizes come back every step, and a fresh buffer would be zeroed first (its values
-/// are all overwritten before they are read).
-struct Scratch(Vec<f32>);
+/// are all overwritten before they are read). It only grows: shrinking it for a small layer
+/// and growing it back for the next large one zeroed the difference every time.
+struct Scratch(Vec<f32>, usize);
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -409,21 +410,23 @@ thread_local! {
 impl Scratch {
     fn take(len: usize) -> Scratch {
         let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        v.resize(len, 0.0);
-        Scratch(v)
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        Scratch(v, len)
     }
 }
 
 impl std::ops::Deref for Scratch {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.0
+        &self.0[..self.1]
     }
 }
 
 impl std::ops::DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.0
+        &mut self.0[..self.1]
     }
 }
 
