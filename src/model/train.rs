@@ -90,6 +90,28 @@ pub struct StepMetrics {
 const CSV_HEADER: &str = "step,epoch,learning_rate,g_adversarial,g_l1,d_real,d_fake,val_l1,val_psnr,val_ssim,seconds";
 
 impl StepMetrics {
+    /// A row of metrics.csv back (None when it is not one).
+    fn parse(line: &str) -> Option<StepMetrics> {
+        let v: Vec<&str> = line.split(',').collect();
+        if v.len() != 11 {
+            return None;
+        }
+        let f = |i: usize| v[i].parse::<f64>().ok();
+        Some(StepMetrics {
+            step: v[0].parse().ok()?,
+            epoch: v[1].parse().ok()?,
+            learning_rate: f(2)?,
+            g_adversarial: f(3)?,
+            g_l1: f(4)?,
+            d_real: f(5)?,
+            d_fake: f(6)?,
+            val_l1: f(7)?,
+            val_psnr: f(8)?,
+            val_ssim: f(9)?,
+            seconds: f(10)?,
+        })
+    }
+
     fn csv(&self) -> String {
         format!(
             "{},{},{},{},{},{},{},{},{},{},{:.3}",
@@ -389,7 +411,8 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         d.num_params() as f64 / 1e6
     ));
     let resumed_from = previous.as_ref().map(|c| c.step);
-    let mut last = StepMetrics::default();
+    // A resumed run that has no step left reports the last one it made, not zeros.
+    let mut last = kept.last().and_then(|l| StepMetrics::parse(l)).unwrap_or_default();
     let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
         save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")), format: CHECKPOINT_FORMAT }, g, d, og, od)
     };
@@ -493,4 +516,18 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         discriminator_params: d.num_params(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_rows_read_back_as_written() {
+        let m = StepMetrics { step: 12, epoch: 3, learning_rate: 2e-4, g_adversarial: 0.7, g_l1: 0.1234, d_real: 0.5, d_fake: 0.25, val_l1: f64::NAN, val_psnr: f64::NAN, val_ssim: f64::NAN, seconds: 1.5 };
+        let back = StepMetrics::parse(&m.csv()).unwrap();
+        assert_eq!((back.step, back.epoch, back.g_l1, back.d_fake, back.seconds), (12, 3, 0.1234, 0.25, 1.5));
+        assert!(back.val_l1.is_nan());
+        assert!(StepMetrics::parse(CSV_HEADER).is_none() && StepMetrics::parse("1,2,3").is_none());
+    }
 }
