@@ -127,31 +127,29 @@ impl Generator {
     /// result must not be trained (training normalizes by batch statistics); instance norms
     /// stay as they are.
     pub fn fold_batch_norm(mut self) -> Generator {
-        fn scale_shift(bn: &BatchNorm) -> (Tensor<1>, Tensor<1>) {
+        /// `weight` scaled along its output-channel dimension `dim` and the bias shifted.
+        fn fold(bn: &BatchNorm, weight: &mut burn::module::Param<Tensor<4>>, bias: &mut Option<burn::module::Param<Tensor<1>>>, dim: usize) {
             let s = bn.gamma.val().div(bn.running_var.value().add_scalar(bn.epsilon).sqrt());
             let t = bn.beta.val().sub(bn.running_mean.value().mul(s.clone()));
-            (s, t)
+            let c_out = s.dims()[0];
+            let mut shape = [1usize; 4];
+            shape[dim] = c_out;
+            let w = weight.val().mul(s.clone().reshape(shape));
+            let b = bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([c_out], &s.device()));
+            *weight = burn::module::Param::from_tensor(w);
+            *bias = Some(burn::module::Param::from_tensor(b.mul(s).add(t)));
         }
         for i in 0..self.down.len() {
+            // Convolution weights are [c_out, c_in, k, k]; transposed ones [c_in, c_out, k, k].
+            // Only batch norms: instance norms stay where they are.
             if let Some(Norm { batch: Some(bn), .. }) = &self.down_norm[i] {
-                let (s, t) = scale_shift(bn);
                 let conv = &mut self.down[i];
-                let c_out = s.dims()[0];
-                let w = conv.weight.val().mul(s.clone().reshape([c_out, 1, 1, 1]));
-                let b = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([c_out], &s.device()));
-                conv.weight = burn::module::Param::from_tensor(w);
-                conv.bias = Some(burn::module::Param::from_tensor(b.mul(s).add(t)));
+                fold(bn, &mut conv.weight, &mut conv.bias, 0);
                 self.down_norm[i] = None;
             }
             if let Some(Norm { batch: Some(bn), .. }) = &self.up_norm[i] {
-                let (s, t) = scale_shift(bn);
                 let conv = &mut self.up[i];
-                let c_out = s.dims()[0];
-                // Transposed convolution weights are [c_in, c_out, k, k].
-                let w = conv.weight.val().mul(s.clone().reshape([1, c_out, 1, 1]));
-                let b = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([c_out], &s.device()));
-                conv.weight = burn::module::Param::from_tensor(w);
-                conv.bias = Some(burn::module::Param::from_tensor(b.mul(s).add(t)));
+                fold(bn, &mut conv.weight, &mut conv.bias, 1);
                 self.up_norm[i] = None;
             }
         }

@@ -217,32 +217,22 @@ fn norm_of(w: &WeightsFile, at: &str) -> NormKind {
     }
 }
 
-/// Loads the file's tensors into `g` (built with `cfg`): every key of [`keys`] must be there
-/// with its shape, and no other key may be (each error names the key).
-pub fn load_into(g: Generator, cfg: &ModelConfig, w: &WeightsFile) -> Result<Generator> {
+/// Parameters (and running statistics) beyond which a file is refused before anything is
+/// allocated for it: twenty times pix2pix's unet_256.
+const MAX_VALUES: usize = 1_100_000_000;
+
+/// A generator of `cfg` with the file's weights: every key of [`keys`] must be there with its
+/// shape, and no other key may be (each error names the key). Everything is checked against
+/// the file's header before any tensor is read or the network is built, so a file that claims
+/// absurd shapes costs nothing.
+pub fn build(cfg: &ModelConfig, activation: Activation, w: &WeightsFile, dev: &Device) -> Result<Generator> {
     let bad = |message: String| Error::Project { path: w.path.clone(), message };
     let expected = keys(cfg);
-    let mut missing = Vec::new();
-    let mut tensors = Vec::new();
-    for k in &expected {
-        let Some(t) = w.tensors.get(&k.pix2pix) else {
-            missing.push(k.pix2pix.clone());
-            continue;
-        };
-        let shape: Vec<usize> = t.shape.iter().copied().collect();
-        if shape != k.shape && !(k.role == Role::BatchCount && shape.iter().product::<usize>() == 1) {
-            return Err(bad(format!("{} has shape {shape:?}, but a generator of {} input and {} output channels, ngf {}, depth {} needs {:?}", k.pix2pix, cfg.input_channels, cfg.output_channels, cfg.ngf, cfg.depth, k.shape)));
-        }
-        if k.role == Role::BatchCount {
-            continue;
-        }
-        let data = burn::store::bridge::to_data(t).map_err(|e| bad(format!("reading {}: {e}", k.pix2pix)))?;
-        let values: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| bad(format!("reading {} as f32: {e:?}", k.pix2pix)))?;
-        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-            return Err(bad(format!("{} holds {v}: not a usable weight", k.pix2pix)));
-        }
-        tensors.push(burn::store::bridge::from_data(TensorData::new(values, k.shape.clone()), k.ours.clone(), None));
+    let values: usize = expected.iter().map(|k| k.shape.iter().product::<usize>()).sum();
+    if values > MAX_VALUES {
+        return Err(bad(format!("describes a generator of {values} values (ngf {}, depth {}): more than s2cr loads ({MAX_VALUES})", cfg.ngf, cfg.depth)));
     }
+    let missing: Vec<&str> = expected.iter().filter(|k| !w.tensors.contains_key(&k.pix2pix)).map(|k| k.pix2pix.as_str()).collect();
     if !missing.is_empty() {
         return Err(bad(format!(
             "lacks {} key(s) a {} generator (depth {}, ngf {}) has: {}",
@@ -250,7 +240,7 @@ pub fn load_into(g: Generator, cfg: &ModelConfig, w: &WeightsFile) -> Result<Gen
             norm_name(cfg.norm),
             cfg.depth,
             cfg.ngf,
-            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
         )));
     }
     let known: std::collections::HashSet<&str> = expected.iter().map(|k| k.pix2pix.as_str()).collect();
@@ -264,7 +254,23 @@ pub fn load_into(g: Generator, cfg: &ModelConfig, w: &WeightsFile) -> Result<Gen
             extra.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
-    let mut g = g;
+    for k in &expected {
+        let shape: Vec<usize> = w.tensors.get(&k.pix2pix).map(|t| t.shape.iter().copied().collect()).unwrap_or_default();
+        if shape != k.shape && !(k.role == Role::BatchCount && shape.iter().product::<usize>() == 1) {
+            return Err(bad(format!("{} has shape {shape:?}, but a generator of {} input and {} output channels, ngf {}, depth {} needs {:?}", k.pix2pix, cfg.input_channels, cfg.output_channels, cfg.ngf, cfg.depth, k.shape)));
+        }
+    }
+    let mut tensors = Vec::new();
+    for k in expected.iter().filter(|k| k.role == Role::Float) {
+        let Some(t) = w.tensors.get(&k.pix2pix) else { continue };
+        let data = burn::store::bridge::to_data(t).map_err(|e| bad(format!("reading {}: {e}", k.pix2pix)))?;
+        let values: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| bad(format!("reading {} as f32: {e:?}", k.pix2pix)))?;
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(bad(format!("{} holds {v}: not a usable weight", k.pix2pix)));
+        }
+        tensors.push(burn::store::bridge::from_data(TensorData::new(values, k.shape.clone()), k.ours.clone(), None));
+    }
+    let mut g = Generator::new(cfg, activation, dev);
     let result = g.apply(tensors, None, None, false);
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         return Err(bad(format!(
@@ -292,8 +298,7 @@ fn norm_name(n: NormKind) -> &'static str {
 pub fn import_generator(path: &Path, dropout: f64, dev: &Device) -> Result<(Generator, ModelConfig)> {
     let w = read_weights(path)?;
     let cfg = read_config(&w, dropout)?;
-    let g = Generator::new(&cfg, Activation::Tanh, dev);
-    Ok((load_into(g, &cfg, &w)?, cfg))
+    Ok((build(&cfg, Activation::Tanh, &w, dev)?, cfg))
 }
 
 /// The generator's tensors under pix2pix's keys, as safetensors bytes (f32, and int64 zeros

@@ -196,7 +196,7 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
     }
     // The weights, every key and shape checked.
     let dev = Device::flex();
-    let g = pix2pix::load_into(Generator::new(&cfg, output_activation(&cfg, &normalization), &dev), &cfg, &weights)?;
+    let g = pix2pix::build(&cfg, output_activation(&cfg, &normalization), &weights, &dev)?;
     let imported = Imported {
         file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
         sha256,
@@ -503,7 +503,8 @@ pub fn import_bundle(project: &Project, file: &Path, run: &RunName) -> Result<Bu
         if size > 8 << 30 {
             return Err(bad(format!("entry {} claims {size} bytes: refused", path.display())));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
+        // Grown as the bytes arrive, not from the size the header claims.
+        let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(|e| bad(format!("reading entry {}: {e} (a truncated file?)", path.display())))?;
         if path == Path::new("bundle.json") {
             let m: BundleManifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("bundle.json: {e}")))?;
