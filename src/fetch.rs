@@ -157,6 +157,15 @@ pub fn fetch_window(href: &str, dst: &Path, bbox: [f64; 4], opts: &FetchOptions,
 /// resuming an interrupted transfer with a Range request from where it stopped. The partial
 /// file is `<dst>.partial`; `dst` appears only when the size matches what the server announced.
 pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, bearer: Option<&crate::catalog::sign::BearerToken>, progress: &Progress) -> Result<u64> {
+    // The token goes with requests to its own hosts only; reqwest drops it when a redirect
+    // leads to another host.
+    let authorization = bearer.and_then(|b| b.for_url(url)).map(|t| format!("Bearer {t}"));
+    fetch_file_authorized(url, dst, opts, authorization.as_deref(), progress)
+}
+
+/// [`fetch_file`] with the value of an `Authorization` header that the caller has decided may
+/// go to `url` (reqwest drops it when a redirect leads to another host).
+pub fn fetch_file_authorized(url: &str, dst: &Path, opts: &FetchOptions, authorization: Option<&str>, progress: &Progress) -> Result<u64> {
     use std::io::{Read, Write};
     if dst.is_file() {
         return Ok(0);
@@ -171,9 +180,6 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, bearer: Option<&cr
         .timeout(Duration::from_secs(opts.timeout_secs))
         .build()
         .map_err(|e| Error::invalid("http client", e.to_string()))?;
-    // The token goes with requests to its own hosts only; reqwest drops it when a redirect
-    // leads to another host.
-    let bearer = bearer.and_then(|b| b.for_url(url));
     let mut received = 0u64;
     let mut last = String::new();
     for attempt in 0..opts.attempts.max(1) {
@@ -188,8 +194,8 @@ pub fn fetch_file(url: &str, dst: &Path, opts: &FetchOptions, bearer: Option<&cr
         if have > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
         }
         let mut response = match request.send() {
             Ok(r) => r,

@@ -196,7 +196,8 @@ pub struct PreprocessArgs {
     #[arg(long, default_value_t = 512)]
     pub block_rows: usize,
     /// native: this program (RTC or GRD windows from `s2cr fetch`); snap: ESA SNAP's gpt with
-    /// the research graphs on whole SAFE products.
+    /// the research graphs on whole SAFE products; openeo: batch jobs on an openEO back-end
+    /// (project.yaml's `openeo:`, or --openeo-backend), no `s2cr fetch` needed.
     #[arg(long, value_enum, default_value = "native")]
     pub engine: EngineArg,
     /// SNAP engine: the Sentinel-1 graph (v3 terrain-corrects onto the Sentinel-2 grid).
@@ -211,6 +212,16 @@ pub struct PreprocessArgs {
     /// Native engine, GRD input: backscatter coefficient of the calibration.
     #[arg(long, value_enum, default_value = "sigma0")]
     pub grd_coefficient: CoefficientArg,
+    /// openEO engine: the API's root URL (instead of project.yaml's `openeo: {backend: URL}`),
+    /// e.g. https://openeo.dataspace.copernicus.eu/openeo/1.2. Credentials come from
+    /// S2CR_OPENEO_* variables or ~/.config/s2cr/openeo-credentials.
+    #[arg(long, value_name = "URL")]
+    pub openeo_backend: Option<String>,
+    /// openEO engine, with --openeo-backend: sar_backscatter's coefficient (default
+    /// gamma0-terrain: terrain-corrected; project.yaml's `openeo: {s1_coefficient: ...}`
+    /// otherwise).
+    #[arg(long, value_name = "NAME", requires = "openeo_backend")]
+    pub s1_coefficient: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +406,7 @@ pub enum BenchWhat {
 pub enum EngineArg {
     Native,
     Snap,
+    Openeo,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -27,6 +27,7 @@ use crate::model::train::TrainOptions;
 use crate::pipeline::PipelineSettings;
 use crate::preprocess::s1::{Coefficient, SpeckleFilter};
 use crate::preprocess::snap::SnapGraph;
+use crate::preprocess::openeo::OpenEoSettings;
 use crate::preprocess::stage::{Engine, PreprocessConfig};
 use crate::project::{DateRange, NewProject, Project, Provider};
 
@@ -237,7 +238,12 @@ impl From<&PreprocessArgs> for PreprocessConfig {
             engine: match args.engine {
                 EngineArg::Native => Engine::Native,
                 EngineArg::Snap => Engine::Snap { s1_graph: args.snap_graph.into(), gpt: args.gpt.clone(), products: args.products.clone() },
+                EngineArg::Openeo => Engine::Openeo,
             },
+            openeo: args.openeo_backend.as_deref().map(|url| {
+                let settings = OpenEoSettings::new(url);
+                OpenEoSettings { s1_coefficient: args.s1_coefficient.clone().unwrap_or(settings.s1_coefficient.clone()), ..settings }
+            }),
             grd_coefficient: args.grd_coefficient.into(),
             ..PreprocessConfig::default()
         }

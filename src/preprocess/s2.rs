@@ -102,6 +102,9 @@ pub struct MaskCounts {
     /// Pixels with a valid class but a band without data (edges of 20 m bands, mosaics).
     #[serde(default)]
     pub missing_bands: usize,
+    /// Pixels an openEO back-end masked by the same rules (it does not say why).
+    #[serde(default)]
+    pub masked_remotely: usize,
     pub clear: usize,
 }
 
@@ -153,7 +156,7 @@ mod tests {
         // The cloud grows to 3 x 3; no data does not grow; snow is kept.
         assert_eq!(buffered.iter().filter(|m| **m).count(), 5 + 9);
         assert!(!buffered[w + 6]);
-        assert_eq!(mask_counts(&scl, &buffered, &opts), MaskCounts { no_data: 5, cloud_shadow_cirrus: 1, snow: 0, buffer: 8, missing_bands: 0, clear: 21 });
+        assert_eq!(mask_counts(&scl, &buffered, &opts), MaskCounts { no_data: 5, cloud_shadow_cirrus: 1, snow: 0, buffer: 8, missing_bands: 0, masked_remotely: 0, clear: 21 });
         let with_snow = SclMaskOptions { snow: true, buffer_px: 1 };
         let m = scl_mask(&scl, w, h, &with_snow);
         assert!(m[w + 6] && m[5] && m[2 * w + 5], "snow masked and grown");

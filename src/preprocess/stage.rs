@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::s1::{self, Calibration, Coefficient, Noise, SpeckleFilter};
 use super::s2::{self, MaskCounts, SclMaskOptions};
+use super::openeo::{self, OpenEoSettings};
 use super::snap::{self, SnapGraph, SnapParams};
 use crate::catalog::stage::SearchResult;
 use crate::catalog::Scene;
@@ -34,9 +35,11 @@ use crate::project::{Manifest, Project, Stage, StageState};
 use crate::grid::TargetGrid;
 use crate::raster::{self, PixelWindow, Resampling, WarpOptions};
 
-/// Which software does the preprocessing.
+/// Which software does the preprocessing. In YAML a name (`engine: openeo`) or a map with the
+/// engine's settings (`engine: {engine: snap, s1_graph: ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", tag = "engine")]
+#[serde(try_from = "EngineText")]
 pub enum Engine {
     /// This program (GDAL for warping).
     #[default]
@@ -50,6 +53,42 @@ pub enum Engine {
         /// Folder holding the SAFE products (folders or zips); `raw/<date>/<scene>/` when unset.
         products: Option<PathBuf>,
     },
+    /// Process graphs run as batch jobs by an openEO back-end (`openeo:` in project.yaml, or in
+    /// these settings).
+    Openeo,
+}
+
+/// How an engine is written: its name, or the tagged map.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EngineText {
+    Name(String),
+    Map(EngineMap),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "engine")]
+enum EngineMap {
+    Native,
+    Snap { s1_graph: SnapGraph, gpt: Option<PathBuf>, products: Option<PathBuf> },
+    Openeo,
+}
+
+impl TryFrom<EngineText> for Engine {
+    type Error = String;
+    fn try_from(text: EngineText) -> std::result::Result<Engine, String> {
+        Ok(match text {
+            EngineText::Name(name) => match name.as_str() {
+                "native" => Engine::Native,
+                "openeo" => Engine::Openeo,
+                "snap" => Engine::Snap { s1_graph: SnapGraph::Sentinel1V3, gpt: None, products: None },
+                other => return Err(format!("unknown engine {other:?}: native, snap or openeo")),
+            },
+            EngineText::Map(EngineMap::Native) => Engine::Native,
+            EngineText::Map(EngineMap::Openeo) => Engine::Openeo,
+            EngineText::Map(EngineMap::Snap { s1_graph, gpt, products }) => Engine::Snap { s1_graph, gpt, products },
+        })
+    }
 }
 
 /// Parameters of the stage.
@@ -64,6 +103,9 @@ pub struct PreprocessConfig {
     pub grd_coefficient: Coefficient,
     /// Rows processed at a time: memory follows block_rows x grid width.
     pub block_rows: usize,
+    /// openEO engine: the back-end, instead of project.yaml's `openeo:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openeo: Option<OpenEoSettings>,
 }
 
 impl Default for PreprocessConfig {
@@ -75,6 +117,7 @@ impl Default for PreprocessConfig {
             speckle: SpeckleFilter::RefinedLee,
             grd_coefficient: Coefficient::Sigma0,
             block_rows: 512,
+            openeo: None,
         }
     }
 }
@@ -218,8 +261,10 @@ enum S1Values {
     LinearToFilter(SpeckleFilter),
     /// Linear power, already filtered: dB only.
     Linear,
-    /// dB already (SNAP v2/v3).
+    /// dB already (SNAP v2/v3, openEO without a speckle filter).
     Db,
+    /// dB, to be speckle-filtered on linear power and turned back to dB (openEO).
+    DbToFilter(SpeckleFilter),
 }
 
 /// Writes `S1.tif` (dB per polarisation) block by block; returns the valid share.
@@ -228,7 +273,7 @@ fn write_s1(grid: &TargetGrid, bands: &[BandRef], values: S1Values, block_rows: 
     let names: Vec<String> = bands.iter().map(|b| b.name.clone()).collect();
     let mut writer = raster::BlockWriter::create(path, grid, &names, f32::NAN)?;
     // A 7 x 7 filter window needs 3 rows of context on each side of a block.
-    let halo = if matches!(values, S1Values::LinearToFilter(_)) { 3 } else { 0 };
+    let halo = if matches!(values, S1Values::LinearToFilter(_) | S1Values::DbToFilter(_)) { 3 } else { 0 };
     let mut usable = 0usize;
     let block_rows = block_rows.max(1);
     for y0 in (0..h).step_by(block_rows) {
@@ -244,6 +289,11 @@ fn write_s1(grid: &TargetGrid, bands: &[BandRef], values: S1Values, block_rows: 
                 }
                 S1Values::Linear => s1::to_db(&v),
                 S1Values::Db => v,
+                S1Values::DbToFilter(filter) => {
+                    let linear: Vec<f32> = s1::from_db(&v);
+                    let filtered = s1::speckle_filter(&linear, w, linear.len() / w, filter);
+                    s1::to_db(&filtered[above * w..above * w + rows * w])
+                }
             };
             for (ok, x) in valid.iter_mut().zip(&db) {
                 *ok &= x.is_finite();
@@ -498,6 +548,117 @@ fn s1_snap(project: &Project, scene: &Scene, cfg: &PreprocessConfig, graph: Snap
     Ok(Preprocessed { date, sensor: "S1".into(), path, valid_percent, mask_counts: None, processing: format!("SNAP gpt {}, warped onto the grid", graph.file_name()) })
 }
 
+/// The openEO back-end of the stage, connected and logged in.
+fn openeo_backend(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<openeo::Backend> {
+    let settings = openeo_settings(project, cfg)?;
+    progress.info(format!("openEO back-end {}", settings.backend));
+    openeo::Backend::connect(settings, openeo::Credentials::load())
+}
+
+/// The openEO settings in force: the stage's own, else project.yaml's.
+fn openeo_settings<'a>(project: &'a Project, cfg: &'a PreprocessConfig) -> Result<&'a OpenEoSettings> {
+    cfg.openeo.as_ref().or(project.config.openeo.as_ref()).ok_or_else(|| Error::Project {
+        path: project.root().join(crate::project::PROJECT_FILE),
+        message: "the openEO engine needs a back-end: add `openeo: {backend: URL}` to project.yaml (or give `--openeo-backend URL`)".into(),
+    })
+}
+
+/// A downloaded result on the project grid: as it is when it lies on the grid exactly, else
+/// warped onto it (with a warning: a second resampling).
+fn openeo_on_grid(files: &[PathBuf], grid: &TargetGrid, tmp: &Path, name: &str, resampling: Resampling, label: &str, progress: &Progress) -> Result<String> {
+    let [file] = files else {
+        return Err(Error::Project { path: tmp.to_path_buf(), message: format!("{label}: the openEO job gave {} GeoTIFFs where one was expected (its graph reduces time to one mosaic)", files.len()) });
+    };
+    let location = file.display().to_string();
+    let info = raster::info(&location)?;
+    let gt = grid.geo_transform();
+    let exact = info.width == grid.width && info.height == grid.height && info.epsg == Some(grid.epsg) && info.geo_transform.iter().zip(gt).all(|(a, b)| (a - b).abs() < 1e-6 * grid.pixel_size_m);
+    if exact {
+        return Ok(location);
+    }
+    progress.warn(format!(
+        "{label}: the back-end's result ({} x {}, EPSG {:?}, origin {:.3}, {:.3}) is not on the project grid; warping it onto the grid ({} resampling, a second resampling)",
+        info.width, info.height, info.epsg, info.geo_transform[0], info.geo_transform[3], resampling.gdal_name()
+    ));
+    warp_all_bands(file, tmp, name, grid, resampling)
+}
+
+fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, graph: &serde_json::Value, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    let label = format!("S2 {date}");
+    let dir = tmp.join(format!("openeo-S2-{date}"));
+    let files = openeo::run_job(backend, graph, &format!("s2cr {}: {label}", project.config.name), &project.preprocessed_openeo_jobs(), &dir, progress)?;
+    let location = openeo_on_grid(&files, grid, &dir, "S2-grid", cfg.s2_resampling, &label, progress)?;
+    let names: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
+    let count = raster::info(&location)?.bands.len();
+    if count != names.len() {
+        return Err(Error::Raster { location, message: format!("{label}: {count} bands where the graph asked for {} ({})", names.len(), names.join(", ")) });
+    }
+    let bands = names.iter().enumerate().map(|(i, n)| BandRef { name: n.clone(), path: location.clone(), band: i + 1 }).collect();
+    let path = project.preprocessed_s2(date);
+    let (valid_percent, mut counts) = write_s2(grid, &S2Sources { bands, scl: None, dn_offset: None }, cfg, &path, progress)?;
+    // The back-end masked by the project's rules; it does not say why a pixel is masked.
+    counts.masked_remotely = counts.missing_bands;
+    counts.missing_bands = 0;
+    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
+    Ok(Preprocessed {
+        date: date.into(),
+        sensor: "S2".into(),
+        path,
+        valid_percent,
+        mask_counts: Some(counts),
+        processing: format!(
+            "openEO {}: {} {} resampled onto the grid, SCL mask (buffer {} px) applied by the back-end, DN offset {offset}, /10000",
+            backend.root(),
+            openeo_settings(project, cfg)?.collections.s2,
+            cfg.s2_resampling.gdal_name(),
+            cfg.mask.buffer_px
+        ),
+    })
+}
+
+fn s1_openeo(project: &Project, backend: &mut openeo::Backend, date: &str, cfg: &PreprocessConfig, graph: &serde_json::Value, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+    let grid = &project.config.grid;
+    let settings = openeo_settings(project, cfg)?;
+    let label = format!("S1 {date}");
+    let dir = tmp.join(format!("openeo-S1-{date}"));
+    let files = openeo::run_job(backend, graph, &format!("s2cr {}: {label}", project.config.name), &project.preprocessed_openeo_jobs(), &dir, progress)?;
+    let location = openeo_on_grid(&files, grid, &dir, "S1-grid", Resampling::Bilinear, &label, progress)?;
+    let pols = &project.config.bands.s1;
+    let count = raster::info(&location)?.bands.len();
+    if count != pols.len() {
+        return Err(Error::Raster { location, message: format!("{label}: {count} bands where the graph asked for {}", pols.join(", ")) });
+    }
+    let bands: Vec<BandRef> = pols.iter().enumerate().map(|(i, p)| BandRef { name: p.clone(), path: location.clone(), band: i + 1 }).collect();
+    let values = if cfg.speckle == SpeckleFilter::None { S1Values::Db } else { S1Values::DbToFilter(cfg.speckle) };
+    let path = project.preprocessed_s1(date);
+    let valid_percent = write_s1(grid, &bands, values, cfg.block_rows, &path, progress)?;
+    Ok(Preprocessed {
+        date: date.into(),
+        sensor: "S1".into(),
+        path,
+        valid_percent,
+        mask_counts: None,
+        processing: format!("openEO {}: {} sar_backscatter {} with noise removal, bilinear onto the grid, dB; {:?} here", backend.root(), settings.collections.s1, settings.s1_coefficient, cfg.speckle),
+    })
+}
+
+/// The graph of one date's Sentinel-2 job.
+fn s2_openeo_graph(project: &Project, cfg: &PreprocessConfig, scenes: &[&Scene], date: &str) -> Result<serde_json::Value> {
+    let settings = openeo_settings(project, cfg)?;
+    let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
+    let scl = project.config.bands.s2.iter().any(|b| b == "SCL");
+    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
+    let scope = openeo::GraphScope { grid: &project.config.grid, date };
+    openeo::s2_graph(&scope, &settings.collections.s2, &bands, scl, &cfg.mask, cfg.s2_resampling, offset)
+}
+
+fn s1_openeo_graph(project: &Project, cfg: &PreprocessConfig, date: &str) -> Result<serde_json::Value> {
+    let settings = openeo_settings(project, cfg)?;
+    let scope = openeo::GraphScope { grid: &project.config.grid, date };
+    openeo::s1_graph(&scope, &settings.collections.s1, &project.config.bands.s1, &settings.s1_coefficient)
+}
+
 /// The record kept next to an output (`S2.json`): what made it. A rerun with the same record
 /// and the output in place skips the work (resume after an interruption).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -566,8 +727,10 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a working folder"))?;
     let gpt = match &cfg.engine {
         Engine::Snap { gpt, .. } => Some(snap::find_gpt(gpt.as_deref())?),
-        Engine::Native => None,
+        Engine::Native | Engine::Openeo => None,
     };
+    // Connected when the first job needs it (outputs already made need no back-end).
+    let mut backend: Option<openeo::Backend> = None;
     let jobs: Vec<(String, Vec<&Scene>)> = search
         .chosen_s2()
         .into_iter()
@@ -580,15 +743,31 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     let mut manifest = Manifest::new(Stage::Preprocess, parameters.clone());
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
-        let inputs = s2_inputs(project, scenes);
+        let graph = match cfg.engine {
+            Engine::Openeo => Some(s2_openeo_graph(project, cfg, scenes, date)?),
+            _ => None,
+        };
+        // An openEO output is made from its graph, not from fetched files.
+        let inputs = if graph.is_some() { Vec::new() } else { s2_inputs(project, scenes) };
         let out = project.preprocessed_s2(date);
-        let listed = input_list(&inputs);
+        let listed = match &graph {
+            Some(g) => vec![(format!("openeo graph sha256 {}", openeo::graph_digest(g)), 0)],
+            None => input_list(&inputs),
+        };
         let p = match reuse(&out, &parameters, &listed) {
             Some(p) => p,
             None => {
-                let p = match &cfg.engine {
-                    Engine::Native => s2_native(project, scenes, cfg, date, &tmp, progress)?,
-                    Engine::Snap { products, .. } => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress)?,
+                let p = match (&cfg.engine, &graph) {
+                    (Engine::Openeo, Some(g)) => {
+                        let b = match backend.take() {
+                            Some(b) => b,
+                            None => openeo_backend(project, cfg, progress)?,
+                        };
+                        let b = backend.insert(b);
+                        s2_openeo(project, b, scenes, cfg, date, g, &tmp, progress)?
+                    }
+                    (Engine::Snap { products, .. }, _) => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress)?,
+                    _ => s2_native(project, scenes, cfg, date, &tmp, progress)?,
                 };
                 let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
                 crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
@@ -606,15 +785,30 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     for scene in s1 {
         progress.check_cancelled()?;
         let date = crate::project::date_folder(&scene.datetime);
-        let inputs = s1_inputs(project, scene);
+        let graph = match cfg.engine {
+            Engine::Openeo => Some(s1_openeo_graph(project, cfg, &date)?),
+            _ => None,
+        };
+        let inputs = if graph.is_some() { Vec::new() } else { s1_inputs(project, scene) };
         let out = project.preprocessed_s1(&date);
-        let listed = input_list(&inputs);
+        let listed = match &graph {
+            Some(g) => vec![(format!("openeo graph sha256 {}", openeo::graph_digest(g)), 0)],
+            None => input_list(&inputs),
+        };
         let p = match reuse(&out, &parameters, &listed) {
             Some(p) => p,
             None => {
-                let p = match &cfg.engine {
-                    Engine::Native => s1_native(project, scene, cfg, &tmp, progress)?,
-                    Engine::Snap { s1_graph, products, .. } => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress)?,
+                let p = match (&cfg.engine, &graph) {
+                    (Engine::Openeo, Some(g)) => {
+                        let b = match backend.take() {
+                            Some(b) => b,
+                            None => openeo_backend(project, cfg, progress)?,
+                        };
+                        let b = backend.insert(b);
+                        s1_openeo(project, b, &date, cfg, g, &tmp, progress)?
+                    }
+                    (Engine::Snap { s1_graph, products, .. }, _) => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress)?,
+                    _ => s1_native(project, scene, cfg, &tmp, progress)?,
                 };
                 let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
                 crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
@@ -637,4 +831,25 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     }
     manifest.save(&project.manifest_path(Stage::Preprocess, None))?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_is_a_name_or_a_map() {
+        let c: PreprocessConfig = serde_norway::from_str("engine: openeo\nopeneo:\n  backend: https://openeo.example.org/openeo/1.2\n").unwrap();
+        assert_eq!(c.engine, Engine::Openeo);
+        assert_eq!(c.openeo.as_ref().map(|o| o.backend.as_str()), Some("https://openeo.example.org/openeo/1.2"));
+        let c: PreprocessConfig = serde_norway::from_str("engine: {engine: snap, s1_graph: sentinel1-v2}\n").unwrap();
+        assert!(matches!(c.engine, Engine::Snap { s1_graph: SnapGraph::Sentinel1V2, .. }), "{c:?}");
+        assert_eq!(serde_norway::from_str::<PreprocessConfig>("engine: native\n").unwrap().engine, Engine::Native);
+        let e = serde_norway::from_str::<PreprocessConfig>("engine: gee\n").unwrap_err().to_string();
+        assert!(e.contains("unknown engine") && e.contains("openeo"), "{e}");
+        // Written back as the map, read again the same.
+        let c = PreprocessConfig { engine: Engine::Openeo, ..PreprocessConfig::default() };
+        let text = serde_norway::to_string(&c).unwrap();
+        assert_eq!(serde_norway::from_str::<PreprocessConfig>(&text).unwrap(), c);
+    }
 }

@@ -150,6 +150,9 @@ pub struct ProjectConfig {
     /// `sentinel-2-c1-l2a`, or a static catalog's `sentinel-2-l1c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collections: Option<Collections>,
+    /// The openEO back-end of the preprocess stage's openEO engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openeo: Option<crate::preprocess::openeo::OpenEoSettings>,
 }
 
 /// The STAC collections that hold a provider's Sentinel-2 and Sentinel-1 scenes.
@@ -185,6 +188,7 @@ impl ProjectConfig {
             train_config: None,
             catalog: None,
             collections: None,
+            openeo: None,
         })
     }
 
@@ -218,6 +222,9 @@ impl ProjectConfig {
         }
         if let Some(b) = self.bands.s1.iter().find(|b| !S1_BANDS.contains(&b.as_str())) {
             return fail("s1", format!("unknown Sentinel-1 polarisation '{b}'; known: {}", S1_BANDS.join(", ")));
+        }
+        if let Some(Err(m)) = self.openeo.as_ref().map(|o| o.check()) {
+            return fail("openeo", m);
         }
         if let Err(m) = self.grid.check() {
             return fail("grid", format!("{m}; run `s2cr init` again to recompute it from the AOI"));

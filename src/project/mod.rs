@@ -160,7 +160,13 @@ impl Project {
                 "collections": c.collections,
             }),
             Stage::Fetch => serde_json::json!({ "bands": c.bands }),
-            Stage::Preprocess | Stage::Dataset => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
+            // The openEO back-end only where one is set (projects without one keep their
+            // parameters, so their outputs stay up to date).
+            Stage::Preprocess => match &c.openeo {
+                Some(o) => serde_json::json!({ "grid": c.grid, "bands": c.bands, "openeo": o }),
+                None => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
+            },
+            Stage::Dataset => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
             // A run records the model and training settings it was given (from the files
             // project.yaml names, or others); the names alone decide nothing for it.
             Stage::Train => serde_json::json!({}),

@@ -187,6 +187,10 @@ impl Project {
     pub fn preprocessed_s1(&self, date: &str) -> PathBuf {
         self.preprocessed_dir().join(date).join("S1.tif")
     }
+    /// The openEO batch jobs submitted for the project (taken up again after an interruption).
+    pub fn preprocessed_openeo_jobs(&self) -> PathBuf {
+        self.preprocessed_dir().join("openeo-jobs.json")
+    }
     pub fn preprocess_report(&self) -> PathBuf {
         self.preprocessed_dir().join("report.json")
     }

@@ -200,6 +200,7 @@ fn the_search_stage_on_earth_search_shaped_responses() {
         train_config: None,
         catalog: None,
         collections: None,
+        openeo: None,
     };
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let mut provider = ProviderConfig::default_for(ProviderKind::EarthSearch);

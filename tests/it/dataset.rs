@@ -78,6 +78,7 @@ pub fn project_of_patch(root: &Path, patch: &str) -> Project {
         train_config: None,
         catalog: None,
         collections: None,
+        openeo: None,
     };
     config.bands.s2 = S2.iter().map(|(b, _)| b.to_string()).chain(["SCL".to_string()]).collect();
     let project = Project::create(&root.join("p"), config, &aoi).unwrap();

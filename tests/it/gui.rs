@@ -224,6 +224,30 @@ fn snapshot_of_a_project_on_the_dataset_step() {
 }
 
 #[test]
+fn the_preprocess_step_offers_an_openeo_back_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut h = snapshot_harness(S2crApp::new(Some(project.root().to_path_buf())));
+    h.run();
+    h.get_by_label("Preprocess").click();
+    h.run();
+    assert!(h.query_by_label("Back-end URL").is_none(), "no URL field for the native engine");
+    h.get_by_label("openEO back-end").click();
+    h.run();
+    assert_eq!(h.state().wizard.settings.preprocess.engine, s2cr::preprocess::stage::Engine::Openeo);
+    h.get_by_label("Back-end URL").focus();
+    h.run();
+    h.get_by_label("Back-end URL").type_text("https://openeo.dataspace.copernicus.eu/openeo/1.2");
+    h.run();
+    let backend = h.state().wizard.settings.preprocess.openeo.as_ref().map(|o| o.backend.clone());
+    assert_eq!(backend.as_deref(), Some("https://openeo.dataspace.copernicus.eu/openeo/1.2"));
+    h.snapshot("app_preprocess_step_openeo");
+    h.get_by_label("this computer").click();
+    h.run();
+    assert_eq!(h.state().wizard.settings.preprocess.engine, s2cr::preprocess::stage::Engine::Native);
+}
+
+#[test]
 fn the_train_step_offers_to_start_from_a_trained_model() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());

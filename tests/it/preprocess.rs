@@ -203,6 +203,7 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
         train_config: None,
         catalog: None,
         collections: None,
+        openeo: None,
     };
     config.bands.s2 = vec!["B04".into(), "SCL".into()];
     config.bands.s1 = vec!["VV".into()];
@@ -408,6 +409,7 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
         train_config: None,
         catalog: None,
         collections: None,
+        openeo: None,
     };
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
