@@ -174,9 +174,12 @@ pub fn preprocessed(done: &[Preprocessed]) {
     for p in done {
         println!("{} {}  {:>5.1} % usable  {}", p.sensor, p.date, p.valid_percent, p.path.display());
         if let Some(c) = &p.mask_counts {
-            let total = (c.no_data + c.cloud_shadow_cirrus + c.snow + c.buffer + c.missing_bands + c.clear).max(1) as f64;
+            let total = c.total().max(1) as f64;
             let pct = |n: usize| 100.0 * n as f64 / total;
-            println!(
+            if c.masked_remotely > 0 {
+                println!("      masked by the openEO back-end (the project's SCL rules; it does not say why) {:.1} %; clear {:.1} %", pct(c.masked_remotely), pct(c.clear));
+            } else {
+                println!(
                 "      masked: no data {:.1} %, cloud/shadow/cirrus {:.1} %, snow {:.1} %, buffer {:.1} %, band gaps {:.1} %; clear {:.1} %",
                 pct(c.no_data),
                 pct(c.cloud_shadow_cirrus),
@@ -185,6 +188,7 @@ pub fn preprocessed(done: &[Preprocessed]) {
                 pct(c.missing_bands),
                 pct(c.clear)
             );
+            }
         }
         println!("      {}", p.processing);
     }

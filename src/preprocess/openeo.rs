@@ -110,6 +110,12 @@ impl OpenEoSettings {
         }
     }
 
+    /// What decides the results (the back-end, its collections, the coefficient), for the
+    /// stage's parameters: how to log in and how often to poll change nothing in the outputs.
+    pub fn identity(&self) -> Value {
+        json!({"backend": self.backend.trim_end_matches('/'), "collections": self.collections, "s1_coefficient": self.s1_coefficient})
+    }
+
     /// Problems with the settings, for the config readers.
     pub fn check(&self) -> std::result::Result<(), String> {
         let Some(url) = crate::catalog::http_url(&self.backend) else {

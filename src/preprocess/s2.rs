@@ -108,6 +108,13 @@ pub struct MaskCounts {
     pub clear: usize,
 }
 
+impl MaskCounts {
+    /// Every pixel counted, whatever its cause.
+    pub fn total(&self) -> usize {
+        self.no_data + self.cloud_shadow_cirrus + self.snow + self.buffer + self.missing_bands + self.masked_remotely + self.clear
+    }
+}
+
 pub fn mask_counts(scl: &[u8], mask: &[bool], opts: &SclMaskOptions) -> MaskCounts {
     let mut c = MaskCounts::default();
     for (class, m) in scl.iter().zip(mask) {

@@ -712,7 +712,11 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.preprocessed_dir(), crate::project::MAX_DEPTH));
     // Every setting the stage reads, project.yaml's grid and bands included: a changed one
     // makes the outputs stale.
-    let parameters = project.stage_parameters(Stage::Preprocess, serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?);
+    let mut settings = serde_json::to_value(cfg).map_err(|e| Error::invalid("preprocess parameters", e.to_string()))?;
+    if let Some(o) = &cfg.openeo {
+        settings["openeo"] = o.identity();
+    }
+    let parameters = project.stage_parameters(Stage::Preprocess, settings);
     let report_path = project.preprocess_report();
     if let (StageState::Done, Some(m)) = project.stage_state(Stage::Preprocess, None)?
         && m.parameters == parameters

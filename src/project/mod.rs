@@ -163,7 +163,7 @@ impl Project {
             // The openEO back-end only where one is set (projects without one keep their
             // parameters, so their outputs stay up to date).
             Stage::Preprocess => match &c.openeo {
-                Some(o) => serde_json::json!({ "grid": c.grid, "bands": c.bands, "openeo": o }),
+                Some(o) => serde_json::json!({ "grid": c.grid, "bands": c.bands, "openeo": o.identity() }),
                 None => serde_json::json!({ "grid": c.grid, "bands": c.bands }),
             },
             Stage::Dataset => serde_json::json!({ "grid": c.grid, "bands": c.bands }),

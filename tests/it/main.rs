@@ -8,6 +8,7 @@ mod cover;
 mod dataset;
 mod fetch;
 mod model;
+mod openeo;
 mod pix2pix;
 mod preprocess;
 #[cfg(feature = "gui")]

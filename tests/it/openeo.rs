@@ -1,0 +1,340 @@
+//! The openEO engine against a real openEO back-end on loopback (`scripts/openeo_backend.py`:
+//! openeo-driver's API, batch jobs run by openeo-pg-parser-networkx and openeo-processes-dask on
+//! a Dask distributed cluster of two workers, collections from the demo's static STAC catalog
+//! under CDSE's names). The back-end runs the graphs this program builds; its results are
+//! compared with the native engine's on the same demo project, and its faults (a failing job,
+//! server errors while polling, a dropped download, wrong credentials, a cancel) are the
+//! back-end's own behaviour, switched on by its command line.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use s2cr::job::{JobEvent, Progress};
+use s2cr::pipeline::PipelineSettings;
+use s2cr::preprocess::openeo::OpenEoSettings;
+use s2cr::preprocess::s1::SpeckleFilter;
+use s2cr::preprocess::stage::{Engine, PreprocessConfig};
+use s2cr::project::{Project, Stage};
+use s2cr::raster;
+
+const USER: &str = "s2cr-test";
+const PASSWORD: &str = "s2cr-test-password";
+
+/// The back-end's Python, or `None` (with the reason printed) when it cannot run.
+fn backend_python() -> Option<String> {
+    let python = std::env::var("S2CR_OPENEO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import openeo_driver, openeo_pg_parser_networkx, distributed, rasterio, openeo_processes_dask.process_implementations"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipped: {python} cannot import the openEO back-end's packages (scripts/requirements-openeo.txt; .ci/run installs them and sets S2CR_OPENEO_PYTHON)");
+        return None;
+    }
+    Some(python)
+}
+
+/// A running back-end; stopped (the server and its Dask workers, by PID) when dropped.
+struct Backend {
+    child: Child,
+    url: String,
+    pids: Vec<u32>,
+    _dir: tempfile::TempDir,
+}
+
+impl Backend {
+    fn start(python: &str, extra: &[&str]) -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready.json");
+        let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/catalog.json");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/openeo_backend.py");
+        let log = std::fs::File::create(dir.path().join("backend.log")).unwrap();
+        let mut child = Command::new(python)
+            .arg(&script)
+            .args(["--catalog", catalog.to_str().unwrap(), "--workdir", dir.path().join("jobs").to_str().unwrap(), "--ready", ready.to_str().unwrap()])
+            .args(["--port", "0", "--user", USER, "--password", PASSWORD])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !ready.is_file() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the openEO back-end exited ({status}) before it was ready:\n{}", std::fs::read_to_string(dir.path().join("backend.log")).unwrap_or_default());
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "the openEO back-end was not ready within 120 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("openEO back-end ready in {:.1} s", started.elapsed().as_secs_f64());
+        let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+        let mut pids = vec![info["pid"].as_u64().unwrap() as u32];
+        pids.extend(info["worker_pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32));
+        assert_eq!(pids.len(), 3, "a server and two Dask workers: {info}");
+        Backend { child, url: info["url"].as_str().unwrap().trim_end_matches('/').to_string(), pids, _dir: dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("backend.log")).unwrap_or_default()
+    }
+
+    fn settings(&self) -> OpenEoSettings {
+        OpenEoSettings { poll_max_s: 0.5, ..OpenEoSettings::new(&self.url) }
+    }
+
+    /// A job's status, read with our own login (not the client under test's).
+    fn job_status(&self, id: &str) -> String {
+        let http = reqwest::blocking::Client::new();
+        let token: serde_json::Value = http.get(format!("{}/credentials/basic", self.url)).basic_auth(USER, Some(PASSWORD)).send().unwrap().json().unwrap();
+        let bearer = format!("basic//{}", token["access_token"].as_str().unwrap());
+        let job: serde_json::Value = http.get(format!("{}/jobs/{id}", self.url)).bearer_auth(bearer).send().unwrap().json().unwrap();
+        job["status"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Whatever is left (the server, its workers) is stopped by PID.
+        for pid in &self.pids {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).stderr(Stdio::null()).status();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn set_credentials(user: &str, password: &str) {
+    // SAFETY: each test of this binary runs in its own process (nextest), and these variables
+    // are read only by the stage this test runs.
+    unsafe {
+        std::env::set_var("S2CR_OPENEO_USER", user);
+        std::env::set_var("S2CR_OPENEO_PASSWORD", password);
+        std::env::set_var("XDG_CONFIG_HOME", "/nonexistent");
+    }
+}
+
+/// The demo project searched (and fetched, for the native engine).
+fn demo_project(dir: &Path, fetch: bool) -> (Project, PipelineSettings) {
+    let project = s2cr::demo::create_project(dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(1), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let progress = Progress::silent("test");
+    s2cr::pipeline::run_stage(&project, Stage::Search, &settings, &progress).unwrap();
+    if fetch {
+        s2cr::pipeline::run_stage(&project, Stage::Fetch, &settings, &progress).unwrap();
+    }
+    (project, settings)
+}
+
+fn openeo_config(backend: &Backend) -> PreprocessConfig {
+    PreprocessConfig { engine: Engine::Openeo, speckle: SpeckleFilter::None, openeo: Some(backend.settings()), ..PreprocessConfig::default() }
+}
+
+fn recording(stage: &str) -> (Progress, Receiver<JobEvent>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Progress::new(stage, tx, Default::default()), rx)
+}
+
+fn messages(rx: &Receiver<JobEvent>) -> Vec<String> {
+    rx.try_iter()
+        .filter_map(|e| match e {
+            JobEvent::Log { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every band of a raster, and its size.
+fn bands(path: &Path) -> (Vec<Vec<f32>>, usize) {
+    let loc = path.display().to_string();
+    let info = raster::info(&loc).unwrap();
+    let idx: Vec<usize> = (1..=info.bands.len()).collect();
+    let stack = raster::read_window(&loc, &idx, None).unwrap();
+    (stack.bands, info.width * info.height)
+}
+
+#[test]
+fn openeo_engine_matches_the_native_engine_and_survives_the_back_ends_faults() {
+    let Some(python) = backend_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, settings) = demo_project(&dir.path().join("demo"), true);
+    // The native engine as the reference: Sentinel-1 with the Refined Lee filter, then without
+    // any (the state the openEO results are compared with first).
+    let keep = |outputs: &[s2cr::preprocess::stage::Preprocessed], to: &Path| {
+        for p in outputs {
+            let dst = to.join(&p.date).join(p.path.file_name().unwrap());
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(&p.path, &dst).unwrap();
+        }
+    };
+    let filtered_cfg = PreprocessConfig { speckle: SpeckleFilter::RefinedLee, ..settings.preprocess.clone() };
+    let filtered = dir.path().join("native-refined-lee");
+    keep(&s2cr::preprocess::stage::preprocess(&project, &filtered_cfg, &Progress::silent("native")).unwrap(), &filtered);
+    let native_cfg = PreprocessConfig { speckle: SpeckleFilter::None, ..settings.preprocess.clone() };
+    let native = s2cr::preprocess::stage::preprocess(&project, &native_cfg, &Progress::silent("native")).unwrap();
+    let kept = dir.path().join("native");
+    keep(&native, &kept);
+
+    // The first two status polls answer 500, the first download breaks halfway.
+    let backend = Backend::start(&python, &["--fail-polls", "2", "--drop-downloads", "1"]);
+    let cfg = openeo_config(&backend);
+
+    // Wrong credentials: a clear message, and no job.
+    set_credentials(USER, "wrong");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &Progress::silent("openeo")).unwrap_err());
+    assert!(e.contains("refused the user name and password") && e.contains("S2CR_OPENEO_PASSWORD") && !e.contains("wrong"), "{e}");
+    set_credentials(USER, PASSWORD);
+
+    // A job that fails on the back-end (a grid where the catalog has no data): its log is shown.
+    let mut elsewhere = project.clone();
+    elsewhere.config.grid.x_min -= 300_000.0;
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&elsewhere, &cfg, &progress).unwrap_err());
+    let first_log = messages(&rx);
+    assert!(e.contains("ended in error") && e.contains("log") && e.contains("no SENTINEL2_L2A items"), "{e}\nback-end log:\n{}", backend.log());
+
+    // The real run, through the injected faults.
+    let (progress, rx) = recording("openeo");
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\nback-end log:\n{}", s2cr::error_chain(&e), backend.log()));
+    let log = messages(&rx);
+    let joined = log.join("\n");
+    // The first polls (of the failing job) answered 500 and were retried.
+    assert!(first_log.iter().chain(&log).any(|m| m.contains("polling job") && m.contains("500")), "the 500s were retried:\n{first_log:?}\n{joined}");
+    assert!(log.iter().any(|m| m.contains("transfer broken") || m.contains("resuming")), "the broken download was resumed:\n{joined}");
+    assert!(!joined.contains("not on the project grid"), "the results landed on the grid:\n{joined}");
+    // Each job went created -> queued/running -> finished, in that order.
+    let statuses = |job_word: &str| -> Vec<usize> { log.iter().enumerate().filter(|(_, m)| m.contains(job_word)).map(|(i, _)| i).collect() };
+    let (created, finished) = (statuses(" created"), statuses(" finished"));
+    assert_eq!(created.len(), outputs.len(), "one job per output:\n{joined}");
+    assert_eq!(finished.len(), outputs.len(), "{joined}");
+    assert!(created.iter().zip(&finished).all(|(c, f)| c < f), "{joined}");
+    assert!(log.iter().any(|m| m.contains(" running") || m.contains(" queued")), "{joined}");
+    assert_eq!(outputs.len(), native.len());
+
+    let grid = &project.config.grid;
+    for p in &outputs {
+        let info = raster::info(&p.path.display().to_string()).unwrap();
+        assert_eq!((info.width, info.height, info.epsg), (grid.width, grid.height, Some(grid.epsg)));
+        assert!(p.processing.starts_with("openEO "), "{}", p.processing);
+        let reference = kept.join(&p.date).join(p.path.file_name().unwrap());
+        let (ours, n) = bands(&p.path);
+        let (theirs, _) = bands(&reference);
+        assert_eq!(ours.len(), theirs.len());
+        if p.sensor == "S2" {
+            // The last band is the mask (1 = unusable).
+            let (m_ours, m_theirs) = (&ours[ours.len() - 1], &theirs[theirs.len() - 1]);
+            let agree = m_ours.iter().zip(m_theirs).filter(|(a, b)| a == b).count();
+            let both_clear: Vec<usize> = (0..n).filter(|&i| m_ours[i] == 0.0 && m_theirs[i] == 0.0).collect();
+            let mut worst = 0f32;
+            for b in 0..ours.len() - 1 {
+                for &i in &both_clear {
+                    worst = worst.max((ours[b][i] - theirs[b][i]).abs());
+                }
+            }
+            println!(
+                "S2 {}: masks agree on {agree} of {n} pixels ({:.3} %), {} clear in both; largest reflectance difference there {worst:e}",
+                p.date,
+                100.0 * agree as f64 / n as f64,
+                both_clear.len()
+            );
+            assert!(both_clear.len() > n / 4, "most of the demo is clear");
+            assert!(worst <= 1e-6, "S2 {}: {worst}", p.date);
+            assert!(agree as f64 >= 0.99 * n as f64, "S2 {}: masks agree on {agree} of {n}", p.date);
+        } else {
+            let mut worst = 0f32;
+            let mut finite_agree = 0;
+            for b in 0..ours.len() {
+                for i in 0..n {
+                    let (a, c) = (ours[b][i], theirs[b][i]);
+                    if a.is_finite() == c.is_finite() {
+                        finite_agree += 1;
+                    }
+                    if a.is_finite() && c.is_finite() {
+                        worst = worst.max((a - c).abs());
+                    }
+                }
+            }
+            println!("S1 {}: valid pixels agree on {finite_agree} of {}; largest dB difference {worst:e}", p.date, n * ours.len());
+            assert!(worst <= 1e-4, "S1 {}: {worst} dB", p.date);
+            assert_eq!(finite_agree, n * ours.len());
+        }
+    }
+
+    // Again, from the command line: nothing to do, no new job.
+    let out = assert_cmd::cargo::cargo_bin_cmd!("s2cr")
+        .args(["--project", project.root().to_str().unwrap(), "preprocess", "--engine", "openeo", "--speckle", "none", "--openeo-backend", &backend.url])
+        .env_remove("S2CR_LOG")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("up to date") && !text.contains(" created"), "{text}");
+
+    // The speckle filter runs here, after the download: the graphs are the same, so the
+    // finished jobs are taken up (none submitted, none paid twice), and Sentinel-1 equals the
+    // native engine's Refined Lee (filtered on linear power in both).
+    let (progress, rx) = recording("openeo");
+    let cfg = PreprocessConfig { speckle: SpeckleFilter::RefinedLee, ..cfg };
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap();
+    let log = messages(&rx);
+    assert_eq!(log.iter().filter(|m| m.contains("taking up job") && m.contains("finished")).count(), outputs.len(), "{log:?}");
+    assert!(!log.iter().any(|m| m.contains(" created")), "{log:?}");
+    for p in outputs.iter().filter(|p| p.sensor == "S1") {
+        let (ours, n) = bands(&p.path);
+        let (theirs, _) = bands(&filtered.join(&p.date).join("S1.tif"));
+        let mut worst = 0f32;
+        for b in 0..ours.len() {
+            for i in 0..n {
+                assert_eq!(ours[b][i].is_finite(), theirs[b][i].is_finite());
+                if ours[b][i].is_finite() {
+                    worst = worst.max((ours[b][i] - theirs[b][i]).abs());
+                }
+            }
+        }
+        println!("S1 {} with Refined Lee: largest dB difference {worst:e}", p.date);
+        assert!(worst <= 1e-4, "S1 {}: {worst} dB", p.date);
+    }
+}
+
+#[test]
+fn cancelling_the_stage_stops_the_remote_job() {
+    let Some(python) = backend_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    // Jobs wait 30 s in `running` before they compute.
+    let backend = Backend::start(&python, &["--job-delay", "30"]);
+    set_credentials(USER, PASSWORD);
+    let cfg = openeo_config(&backend);
+    let (progress, rx) = recording("openeo");
+    let cancel = progress.cancel_flag();
+    let worker = {
+        let (project, cfg, progress) = (project.clone(), cfg.clone(), progress.clone());
+        std::thread::spawn(move || s2cr::preprocess::stage::preprocess(&project, &cfg, &progress))
+    };
+    // Wait for the first job to run, then cancel.
+    let started = Instant::now();
+    let mut log = Vec::new();
+    let job = loop {
+        log.extend(messages(&rx));
+        if let Some(m) = log.iter().find(|m| m.contains(" running")) {
+            break m.split("job ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no job ran: {log:?}\n{}", backend.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = worker.join().unwrap();
+    assert!(matches!(result, Err(s2cr::Error::Cancelled)), "{result:?}");
+    log.extend(messages(&rx));
+    assert!(log.iter().any(|m| m.contains(&format!("job {job} cancelled on the back-end"))), "{log:?}");
+    assert_eq!(backend.job_status(&job), "canceled");
+    // The cancelled job is in the project's job book (a rerun sees it cancelled and submits
+    // anew), and no output was written.
+    let book: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.preprocessed_openeo_jobs()).unwrap()).unwrap();
+    assert!(book["jobs"].as_array().unwrap().iter().any(|j| j["job_id"] == job.as_str()));
+    assert!(!project.preprocessed_s2("2018-09-20").is_file());
+}
