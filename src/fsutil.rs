@@ -122,6 +122,35 @@ fn parse_mem_available(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Free space for an unprivileged user on the file system holding `path` (statvfs), None where
+/// it cannot be measured.
+pub fn available_space(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs the call fills.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The user's cache folder for s2cr (`$XDG_CACHE_HOME/s2cr`, else `~/.cache/s2cr`).
+pub fn user_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("s2cr"))
+}
+
+/// Where the map keeps the OpenStreetMap tiles it downloaded.
+pub fn tile_cache_dir() -> Option<PathBuf> {
+    user_cache_dir().map(|c| c.join("tiles"))
+}
+
 /// Turns any text (a STAC item id, a band name) into a file or folder name that cannot leave
 /// its parent folder.
 pub fn safe_name(id: &str) -> String {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsutil;
 pub mod job;
 pub mod model;
+pub mod provenance;
 pub mod tools;
 
 /// Declares modules that exist only with the `gdal` feature.
@@ -25,7 +26,7 @@ macro_rules! with_gdal {
 }
 
 // The pipeline: everything that reads or writes rasters through GDAL.
-with_gdal!(aoi, assess, catalog, cli, dataset, demo, fetch, grid, layers, pipeline, preprocess, project, raster);
+with_gdal!(aoi, assess, catalog, cli, dataset, demo, doctor, fetch, grid, layers, pipeline, preprocess, project, raster);
 
 #[cfg(feature = "gui")]
 pub mod gui;

@@ -187,6 +187,9 @@ pub struct ClassArea {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssessReport {
     pub tool_version: String,
+    /// The build that wrote it.
+    #[serde(default)]
+    pub provenance: crate::provenance::Provenance,
     pub inputs: AssessInputs,
     pub config: AssessConfig,
     pub width: usize,
@@ -472,6 +475,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let held_out = cfg.held_out.as_ref().map(|h| HeldOutAgreement { description: h.description.clone(), burned: held_counts.agreement(pixel_area_m2) });
     let mut report = AssessReport {
         tool_version: env!("CARGO_PKG_VERSION").into(),
+        provenance: crate::provenance::current(),
         inputs: inputs.clone(),
         config: cfg.clone(),
         width,

@@ -23,7 +23,7 @@ pub fn parse_run(text: &str) -> Result<RunName, String> {
 /// Synthesize cloud-free Sentinel-2 images from Sentinel-1 radar, and judge them by the burned
 /// areas they map. Without a command, opens the desktop app.
 #[derive(Debug, Parser)]
-#[command(name = "s2cr", version, about, long_about = None)]
+#[command(name = "s2cr", version, long_version = crate::provenance::long_version(), about, long_about = None)]
 pub struct Cli {
     /// Project folder (default: the current folder).
     #[arg(long, global = true, value_name = "DIR")]
@@ -83,6 +83,17 @@ pub enum Command {
     /// generator as safetensors with pix2pix's keys.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Check this machine for s2cr: GDAL and its drivers, compute devices, disk space, the
+    /// providers, credentials (present or absent), the map's tile cache; each problem with its
+    /// fix. Fails only when a required check (GDAL) does.
+    Doctor {
+        /// Do not contact the providers.
+        #[arg(long)]
+        offline: bool,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
     /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
     Demo(DemoArgs),

@@ -294,3 +294,31 @@ pub fn open_gui(project: Option<PathBuf>, offline: bool) -> Result<()> {
 pub fn open_gui(_project: Option<PathBuf>, _offline: bool) -> Result<()> {
     bail!("this s2cr was built without the desktop app (feature `gui`); see `s2cr --help` for the commands")
 }
+
+/// `s2cr doctor`: every check with its fix; an error when a required one failed.
+pub fn doctor(dir: &Path, offline: bool, json: bool) -> Result<()> {
+    let opts = crate::doctor::DoctorOptions { projects: dir, network: !offline, timeout: std::time::Duration::from_secs(5) };
+    let checks = crate::doctor::run(&opts);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+    } else {
+        println!("s2cr {}", crate::provenance::long_version());
+        for c in &checks {
+            let mark = match (c.ok, c.required) {
+                (true, _) => "ok  ",
+                (false, true) => "FAIL",
+                (false, false) => "warn",
+            };
+            println!("[{mark}] {}: {}", c.name, c.detail);
+            if let Some(fix) = c.fix.as_deref().filter(|_| !c.ok) {
+                println!("       fix: {fix}");
+            }
+        }
+    }
+    let failed: Vec<&str> = checks.iter().filter(|c| c.required && !c.ok).map(|c| c.name.as_str()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("required checks failed: {} (see the fixes above)", failed.join(", ")))
+    }
+}

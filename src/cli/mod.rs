@@ -73,6 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Model(cmd)) => commands::model(cmd, &here(project)),
         Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet),
         Some(Command::Demo(args)) => commands::demo(args, quiet),
+        Some(Command::Doctor { offline, json }) => commands::doctor(&here(project), offline, json),
         Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),
         Some(Command::Bench(args)) => bench::run(&args, quiet),
     }

@@ -123,10 +123,7 @@ pub fn fit_bbox(bbox: [f64; 4], size: Vec2) -> (Position, f64) {
 
 /// The tiles the map shows.
 pub fn osm_tiles(ctx: &egui::Context) -> HttpTiles {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .map(|c| c.join("s2cr").join("tiles"));
+    let cache = crate::fsutil::tile_cache_dir();
     HttpTiles::with_options(walkers::sources::OpenStreetMap, HttpOptions { cache, ..Default::default() }, ctx.clone())
 }
 

@@ -325,6 +325,21 @@ impl Credentials {
         }
     }
 
+    /// The names of the credentials found (never their values).
+    pub fn configured(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.user.is_some() && self.password.is_some() {
+            names.push("user and password");
+        }
+        if self.client_id.is_some() && self.client_secret.is_some() {
+            names.push("OIDC client credentials");
+        }
+        if self.refresh_token.is_some() {
+            names.push("OIDC refresh token");
+        }
+        names
+    }
+
     fn method(&self, asked: AuthMethod) -> AuthMethod {
         match asked {
             AuthMethod::Auto if self.client_id.is_some() && self.client_secret.is_some() => AuthMethod::OidcClientCredentials,

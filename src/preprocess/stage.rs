@@ -704,6 +704,9 @@ pub struct PreprocessReport {
     pub outputs: Vec<Preprocessed>,
     /// True when everything was up to date and nothing ran.
     pub skipped: bool,
+    /// The build that wrote it.
+    #[serde(default)]
+    pub provenance: crate::provenance::Provenance,
 }
 
 /// Runs the preprocessing of the fetched scenes (skipped when its manifest is up to date;
@@ -828,7 +831,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
         done.push(p);
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let report = PreprocessReport { outputs: done.clone(), skipped: false };
+    let report = PreprocessReport { outputs: done.clone(), skipped: false, provenance: crate::provenance::current() };
     crate::fsutil::write_atomic(&report_path, &serde_json::to_vec_pretty(&report).unwrap_or_default())?;
     for p in &done {
         manifest.add_output(project.root(), &p.path)?;

@@ -134,6 +134,9 @@ pub struct Manifest {
     pub parameters: serde_json::Value,
     pub inputs: Vec<FileRecord>,
     pub outputs: Vec<FileRecord>,
+    /// The build that wrote it (not compared: a rebuilt program keeps stages up to date).
+    #[serde(default)]
+    pub provenance: crate::provenance::Provenance,
 }
 
 /// Whether a stage's results can be used as they are.
@@ -166,6 +169,7 @@ impl Manifest {
             parameters,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            provenance: crate::provenance::current(),
         }
     }
 

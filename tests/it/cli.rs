@@ -511,3 +511,46 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     std::fs::write(other.join("notes.txt"), "mine").unwrap();
     s2cr().args(["demo", other.to_str().unwrap(), "--no-gui"]).assert().failure().stderr(predicate::str::contains("is not empty"));
 }
+
+#[test]
+fn doctor_reports_each_check_with_its_fix_and_fails_only_on_required_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Offline, no credentials: warnings, success.
+    let out = s2cr()
+        .args(["--project", tmp.path().to_str().unwrap(), "doctor", "--offline", "--json"])
+        .env("XDG_CONFIG_HOME", tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path())
+        .env_remove("CDSE_ACCESS_TOKEN")
+        .env_remove("S2CR_OPENEO_USER")
+        .env_remove("S2CR_OPENEO_PASSWORD")
+        .env_remove("GDAL_SKIP")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |name: &str| checks.as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_else(|| panic!("no check {name}: {checks}"));
+    for driver in ["GTiff", "COG", "VRT", "HTTP"] {
+        assert_eq!(find(&format!("GDAL driver {driver}"))["ok"], true);
+    }
+    let cdse = find("credentials CDSE");
+    assert!(cdse["ok"] == false && cdse["required"] == false && cdse["fix"].as_str().unwrap().contains("CDSE_ACCESS_TOKEN"), "{cdse}");
+    assert!(find("disk space")["detail"].as_str().unwrap().contains("GiB free"));
+    assert!(find("compute devices")["detail"].as_str().unwrap().contains("CPU: "));
+    // A credential is reported present, its value never shown.
+    let out = s2cr()
+        .args(["--project", tmp.path().to_str().unwrap(), "doctor", "--offline"])
+        .env("XDG_CONFIG_HOME", tmp.path())
+        .env("S2CR_OPENEO_USER", "analyst")
+        .env("S2CR_OPENEO_PASSWORD", "pw-never-shown")
+        .env_remove("GDAL_SKIP")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("[ok  ] credentials openEO: present: user and password") && !text.contains("pw-never-shown"), "{text}");
+    // GDAL without a needed driver: a required check fails, with its fix, and the exit says so.
+    let out = s2cr().args(["--project", tmp.path().to_str().unwrap(), "doctor", "--offline"]).env("GDAL_SKIP", "COG").output().unwrap();
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("[FAIL] GDAL driver COG: missing") && text.contains("unset GDAL_SKIP"), "{text}");
+    assert!(err.contains("required checks failed: GDAL driver COG"), "{err}");
+}
