@@ -292,9 +292,50 @@ struct Task {
     dst: PathBuf,
     /// A small file fetched whole (GRD calibration and noise XML), not a raster window.
     whole: bool,
+    /// Upper estimate of the bytes it adds to raw/ ([`window_estimate`]).
+    estimate: u64,
 }
 
-fn scene_tasks(project: &Project, provider: &crate::catalog::ProviderConfig, scene: &Scene, bands: &[String]) -> Result<Vec<Task>> {
+/// Bytes a GRD calibration or noise table takes, about (they are 0.5 to 3 MB).
+const TABLE_ESTIMATE: u64 = 3 << 20;
+
+/// Upper estimate of the bytes of one band's window, uncompressed: the grid's extent plus the
+/// margin each side, at the band's native resolution and sample size (Sentinel-2 60/20/10 m
+/// 16-bit, SCL 8-bit; Sentinel-1 10 m, 32-bit for RTC power, which bounds GRD's 16-bit DNs).
+pub fn window_estimate(grid: &crate::grid::TargetGrid, margin_m: f64, band: &str, sentinel1: bool) -> u64 {
+    let (resolution, bytes) = if sentinel1 {
+        (10.0, 4)
+    } else {
+        match band {
+            "B01" | "B09" | "B10" => (60.0, 2),
+            "SCL" => (20.0, 1),
+            "B05" | "B06" | "B07" | "B8A" | "B11" | "B12" => (20.0, 2),
+            _ => (10.0, 2),
+        }
+    };
+    let side = |n: usize| ((n as f64 * grid.pixel_size_m + 2.0 * margin_m.max(0.0)) / resolution).ceil().max(1.0) as u64;
+    side(grid.width) * side(grid.height) * bytes
+}
+
+/// Why `need` bytes do not fit in `free` (with 512 MiB to spare for the stages after), or None.
+pub fn space_shortfall(need: u64, free: Option<u64>, dir: &Path) -> Option<String> {
+    let free = free?;
+    let want = need.saturating_add(512 << 20);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    (want > free).then(|| {
+        format!(
+            "the fetch needs up to {:.2} GiB (uncompressed estimate, plus 0.5 GiB for the next stages) but the disk holding {} has {:.2} GiB free: {:.2} GiB missing. \
+             Free space (`s2cr clean` removes other projects' intermediates) or move the project to a larger disk",
+            gib(need),
+            dir.display(),
+            gib(free),
+            gib(want - free)
+        )
+    })
+}
+
+fn scene_tasks(project: &Project, provider: &crate::catalog::ProviderConfig, scene: &Scene, bands: &[String], margin_m: f64) -> Result<Vec<Task>> {
+    let sentinel1 = scene.mission == crate::catalog::Mission::Sentinel1;
     let checked = |key: &str, href: &String| -> Result<String> {
         crate::catalog::check_href(provider, href).map_err(|why| Error::Asset { item: scene.id.clone(), message: format!("asset {key}: {why}") })?;
         Ok(href.clone())
@@ -305,7 +346,8 @@ fn scene_tasks(project: &Project, provider: &crate::catalog::ProviderConfig, sce
             item: scene.id.clone(),
             message: format!("the scene has no {band} asset (assets: {})", scene.assets.keys().cloned().collect::<Vec<_>>().join(", ")),
         })?;
-        tasks.push(Task { href: checked(band, href)?, collection: scene.collection.clone(), dst: project.raw_band_file(&scene.datetime, &scene.id, band), whole: false });
+        let estimate = window_estimate(&project.config.grid, margin_m, band, sentinel1);
+        tasks.push(Task { href: checked(band, href)?, collection: scene.collection.clone(), dst: project.raw_band_file(&scene.datetime, &scene.id, band), whole: false, estimate });
         // GRD digital numbers need their calibration and noise tables.
         if scene.is_grd() {
             for kind in ["calibration", "noise"] {
@@ -314,7 +356,7 @@ fn scene_tasks(project: &Project, provider: &crate::catalog::ProviderConfig, sce
                     item: scene.id.clone(),
                     message: format!("the GRD scene has no {key} asset (schema-{kind}-{}); the native engine needs it to calibrate", band.to_lowercase()),
                 })?;
-                tasks.push(Task { href: checked(&key, href)?, collection: scene.collection.clone(), dst: project.raw_grd_table(&scene.datetime, &scene.id, kind, band), whole: true });
+                tasks.push(Task { href: checked(&key, href)?, collection: scene.collection.clone(), dst: project.raw_grd_table(&scene.datetime, &scene.id, kind, band), whole: true, estimate: TABLE_ESTIMATE });
             }
         }
     }
@@ -350,11 +392,25 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
     let mut tasks = Vec::new();
     for scenes in search.chosen_s2() {
         for scene in scenes {
-            tasks.extend(scene_tasks(project, &provider, scene, &project.config.bands.s2)?);
+            tasks.extend(scene_tasks(project, &provider, scene, &project.config.bands.s2, opts.margin_m)?);
         }
     }
     for s1 in search.paired_s1() {
-        tasks.extend(scene_tasks(project, &provider, s1, &project.config.bands.s1)?);
+        tasks.extend(scene_tasks(project, &provider, s1, &project.config.bands.s1, opts.margin_m)?);
+    }
+    // What it will add to raw/, before anything is downloaded: refused when the disk is short.
+    let pending: Vec<&Task> = tasks.iter().filter(|t| !t.dst.is_file()).collect();
+    let need: u64 = pending.iter().map(|t| t.estimate).sum();
+    let free = crate::fsutil::available_space(project.root());
+    progress.info(format!(
+        "{} of {} file(s) to fetch: up to {:.1} MiB to download and store in raw/ (uncompressed estimate){}",
+        pending.len(),
+        tasks.len(),
+        need as f64 / (1u64 << 20) as f64,
+        free.map(|f| format!("; {:.1} GiB free", f as f64 / (1u64 << 30) as f64)).unwrap_or_default()
+    ));
+    if let Some(why) = space_shortfall(need, free, project.root()) {
+        return Err(Error::Project { path: project.raw_dir(), message: why });
     }
     // Protected assets: Planetary Computer URLs are signed here (tokens expire, so never
     // stored); CDSE downloads take a bearer token from the environment, sent to CDSE's hosts
@@ -449,6 +505,22 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fetch_size_is_estimated_and_a_short_disk_refused() {
+        let grid = crate::grid::TargetGrid { epsg: 32633, pixel_size_m: 10.0, x_min: 0.0, y_max: 0.0, width: 1000, height: 500 };
+        // 10 km x 5 km plus 200 m each side.
+        assert_eq!(window_estimate(&grid, 200.0, "B04", false), 1040 * 540 * 2);
+        assert_eq!(window_estimate(&grid, 200.0, "B11", false), 520 * 270 * 2);
+        assert_eq!(window_estimate(&grid, 200.0, "SCL", false), 520 * 270);
+        assert_eq!(window_estimate(&grid, 200.0, "B01", false), 174 * 90 * 2);
+        assert_eq!(window_estimate(&grid, 0.0, "VV", true), 1000 * 500 * 4);
+        let dir = Path::new("/data/fire");
+        assert!(space_shortfall(1 << 30, Some(10 << 30), dir).is_none());
+        let why = space_shortfall(3 << 30, Some(2 << 30), dir).unwrap();
+        assert!(why.contains("3.00 GiB") && why.contains("2.00 GiB free") && why.contains("1.50 GiB missing") && why.contains("/data/fire"), "{why}");
+        assert!(space_shortfall(u64::MAX, None, dir).is_none(), "unknown free space: no refusal");
+    }
 
     #[test]
     fn content_ranges_give_their_first_byte_and_size() {

@@ -26,7 +26,7 @@ macro_rules! with_gdal {
 }
 
 // The pipeline: everything that reads or writes rasters through GDAL.
-with_gdal!(aoi, assess, catalog, cli, dataset, demo, doctor, fetch, grid, layers, pipeline, preprocess, project, raster);
+with_gdal!(aoi, assess, catalog, clean, cli, dataset, demo, doctor, fetch, grid, layers, pipeline, preprocess, project, raster);
 
 #[cfg(feature = "gui")]
 pub mod gui;

@@ -94,6 +94,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a project's intermediates (raw windows, preprocessed rasters, the training set,
+    /// all but each run's last checkpoint) and say what was freed; outputs/ always stays.
+    Clean {
+        /// Keep these too (comma-separated): raw, preprocessed, dataset, checkpoints; outputs
+        /// are always kept.
+        #[arg(long, value_delimiter = ',', value_name = "PART")]
+        keep: Vec<CleanPartArg>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
     /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
     Demo(DemoArgs),
@@ -411,6 +422,16 @@ pub enum BenchWhat {
     /// The assessment on a generated --size pre-fire, real and synthetic image (about 9 GB of
     /// inputs at 10980, kept in --dir for reuse): time and peak memory.
     Assess,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CleanPartArg {
+    Raw,
+    Preprocessed,
+    Dataset,
+    Checkpoints,
+    /// Always kept; accepted so that `--keep outputs` says so.
+    Outputs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

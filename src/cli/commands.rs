@@ -322,3 +322,42 @@ pub fn doctor(dir: &Path, offline: bool, json: bool) -> Result<()> {
         Err(anyhow::anyhow!("required checks failed: {} (see the fixes above)", failed.join(", ")))
     }
 }
+
+/// `s2cr clean`: what was (or would be) removed, part by part, and the total freed.
+pub fn clean(dir: &Path, keep: &[super::args::CleanPartArg], dry_run: bool) -> Result<()> {
+    use super::args::CleanPartArg as A;
+    use crate::clean::Part;
+    let project = Project::open(dir)?;
+    let keep: Vec<Part> = keep
+        .iter()
+        .filter_map(|k| match k {
+            A::Raw => Some(Part::Raw),
+            A::Preprocessed => Some(Part::Preprocessed),
+            A::Dataset => Some(Part::Dataset),
+            A::Checkpoints => Some(Part::Checkpoints),
+            A::Outputs => None,
+        })
+        .collect();
+    let report = crate::clean::clean(&project, &keep, dry_run)?;
+    let asked = keep.clone();
+    let keep = crate::clean::kept(&keep);
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for part in Part::ALL {
+        let of: Vec<&crate::clean::Removed> = report.removed.iter().filter(|r| r.part == part).collect();
+        if keep.contains(&part) && !asked.contains(&part) {
+            println!("{:<13} kept (the training set's stacks read it)", part.name());
+        } else if keep.contains(&part) {
+            println!("{:<13} kept", part.name());
+        } else if of.is_empty() {
+            println!("{:<13} nothing to remove", part.name());
+        } else {
+            let (files, bytes) = of.iter().fold((0, 0), |(f, b), r| (f + r.files, b + r.bytes));
+            let verb = if dry_run { "would free" } else { "freed" };
+            println!("{:<13} {verb} {:.1} MiB ({files} files in {} folder(s))", part.name(), mib(bytes), of.len());
+        }
+    }
+    println!("outputs       kept");
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!("{verb} {:.1} MiB in {}", mib(report.freed_bytes), project.root().display());
+    Ok(())
+}

@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet),
         Some(Command::Demo(args)) => commands::demo(args, quiet),
         Some(Command::Doctor { offline, json }) => commands::doctor(&here(project), offline, json),
+        Some(Command::Clean { keep, dry_run }) => commands::clean(&here(project), &keep, dry_run),
         Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),
         Some(Command::Bench(args)) => bench::run(&args, quiet),
     }

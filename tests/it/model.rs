@@ -570,3 +570,50 @@ fn inference_split_into_tiles_and_merged_equals_a_single_process() {
     let dask = read(&project.synthetic_s2(&run_name("r")));
     assert_eq!(bits(&dask), bits(&single), "4 tiles on a Dask cluster give a single process's image, bit for bit");
 }
+
+#[test]
+fn clean_removes_the_intermediates_and_keeps_outputs_and_each_runs_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let opts = TrainOptions { run: run_name("r"), model: small_model(), train: TrainConfig { checkpoint_every: 2, ..quick_train(5) }, device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let checkpoints = project.checkpoints_dir(&run_name("r"));
+    let steps = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert!(steps(&checkpoints).len() >= 3, "{:?}", steps(&checkpoints));
+    std::fs::create_dir_all(project.outputs_dir()).unwrap();
+    std::fs::write(project.outputs_dir().join("kept.txt"), "x").unwrap();
+    let size = |dir: &std::path::Path| s2cr::doctor::folder_size(dir, 10).1;
+    let old_checkpoints = size(&checkpoints) - size(&checkpoints.join("step-5"));
+    let root = project.root().to_str().unwrap();
+    let clean = |args: &[&str]| -> String {
+        let out = assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(["--project", root, "clean"]).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    // A dry run removes nothing.
+    let text = clean(&["--dry-run", "--keep", "dataset,outputs"]);
+    assert!(text.contains(&format!("would free {}", mib(old_checkpoints))) && text.contains("preprocessed  kept (the training set's stacks read it)"), "{text}");
+    assert!(steps(&checkpoints).len() >= 3);
+    // Keeping the training set: only the old checkpoints go, and the run resumes from its last.
+    let text = clean(&["--keep", "dataset"]);
+    assert!(text.contains(&format!("freed {}", mib(old_checkpoints))), "{text}");
+    assert_eq!(steps(&checkpoints), ["step-5"], "the last checkpoint stays");
+    let resumed = train(&project, &TrainOptions { train: TrainConfig { checkpoint_every: 0, ..quick_train(6) }, resume: true, ..opts }, &Progress::silent("train")).unwrap();
+    assert_eq!(resumed.resumed_from, Some(5));
+    // Everything: the preprocessed rasters and the training set go; outputs and the runs stay.
+    let last = steps(&checkpoints).last().cloned().unwrap();
+    let expected = size(&project.preprocessed_dir()) + size(&project.dataset_dir()) + size(&checkpoints) - size(&checkpoints.join(&last));
+    let text = clean(&[]);
+    assert!(text.contains(&format!("freed {}", mib(expected))), "{text}");
+    assert!(!project.preprocessed_dir().exists() && !project.dataset_dir().exists());
+    assert!(project.checkpoint_json(&run_name("r")).is_file() && project.outputs_dir().join("kept.txt").is_file());
+    assert_eq!(steps(&checkpoints), [last]);
+    assert!(clean(&[]).contains("freed 0.0 MiB"));
+}

@@ -1,0 +1,112 @@
+//! `s2cr clean`: removes a project's intermediates (the fetched windows in `raw/`, the
+//! preprocessed rasters, the training set, every checkpoint but each run's last) and says what
+//! it freed. The project file, the AOI, the search results, the runs' last checkpoints and
+//! settings, and `outputs/` (synthetic images, assessments) always stay. Running the pipeline
+//! again fetches, preprocesses and builds the training set anew; a run whose training set comes
+//! back the same is not trained again.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::project::Project;
+
+/// What `clean` removes, each of which `--keep` can spare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    Raw,
+    Preprocessed,
+    Dataset,
+    /// Checkpoints other than each run's last.
+    Checkpoints,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Raw, Part::Preprocessed, Part::Dataset, Part::Checkpoints];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Raw => "raw",
+            Part::Preprocessed => "preprocessed",
+            Part::Dataset => "dataset",
+            Part::Checkpoints => "checkpoints",
+        }
+    }
+}
+
+/// One removed (or, in a dry run, removable) folder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removed {
+    pub part: Part,
+    pub path: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanReport {
+    pub removed: Vec<Removed>,
+    pub freed_bytes: u64,
+    pub dry_run: bool,
+}
+
+/// What is kept: the parts asked for, and the preprocessed rasters when the training set is
+/// kept (its stacks are VRTs that read them).
+pub fn kept(keep: &[Part]) -> Vec<Part> {
+    let mut k = keep.to_vec();
+    if k.contains(&Part::Dataset) && !k.contains(&Part::Preprocessed) {
+        k.push(Part::Preprocessed);
+    }
+    k
+}
+
+/// The folders `clean` would remove, with their sizes.
+fn candidates(project: &Project, keep: &[Part]) -> Result<Vec<Removed>> {
+    let keep = kept(keep);
+    let keep = keep.as_slice();
+    let mut found = Vec::new();
+    let mut add = |part: Part, path: PathBuf| {
+        if path.exists() {
+            let (files, bytes) = crate::doctor::folder_size(&path, crate::project::MAX_DEPTH + 4);
+            found.push(Removed { part, path, files, bytes });
+        }
+    };
+    for (part, dir) in [(Part::Raw, project.raw_dir()), (Part::Preprocessed, project.preprocessed_dir()), (Part::Dataset, project.dataset_dir())] {
+        if !keep.contains(&part) {
+            add(part, dir);
+        }
+    }
+    if !keep.contains(&Part::Checkpoints) {
+        for run in project.runs() {
+            let dir = project.checkpoints_dir(&run);
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            // The last checkpoint (the one checkpoint.json names) stays: inference and resuming
+            // need it. Without a readable checkpoint.json nothing of the run is touched.
+            let Ok(last) = crate::fsutil::load_json::<crate::model::train::Checkpoint>(&project.checkpoint_json(&run), "") else { continue };
+            let last = project.run_dir(&run).join(&last.dir);
+            let last = std::fs::canonicalize(&last).unwrap_or(last);
+            for e in entries.flatten() {
+                let path = e.path();
+                if std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()) != last && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    add(Part::Checkpoints, path);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Removes the intermediates not in `keep` (nothing when `dry_run`); returns what was (or would
+/// be) freed.
+pub fn clean(project: &Project, keep: &[Part], dry_run: bool) -> Result<CleanReport> {
+    let removed = candidates(project, keep)?;
+    if !dry_run {
+        for r in &removed {
+            std::fs::remove_dir_all(&r.path).map_err(Error::io(&r.path, "removing it"))?;
+        }
+    }
+    let freed_bytes = removed.iter().map(|r| r.bytes).sum();
+    Ok(CleanReport { removed, freed_bytes, dry_run })
+}
