@@ -108,6 +108,13 @@ pub enum Command {
     /// Create a project from the embedded offline demo (real Sentinel-1/2 data with a simulated
     /// burn) and run every stage on it with CPU-friendly settings; then open the app on it.
     Demo(DemoArgs),
+    /// Write the man pages and the shell completions (bash, zsh, fish) into a folder, for
+    /// packages (`make deb`).
+    #[command(hide = true)]
+    DistAssets {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Rebuild the embedded demo's catalog (assets/demo) from SEN12MS-CR's folder.
     #[command(hide = true)]
     BuildDemoAssets {

@@ -361,3 +361,36 @@ pub fn clean(dir: &Path, keep: &[super::args::CleanPartArg], dry_run: bool) -> R
     println!("{verb} {:.1} MiB in {}", mib(report.freed_bytes), project.root().display());
     Ok(())
 }
+
+/// `s2cr dist-assets --out DIR`: `man/s2cr.1` (and one page per command, `s2cr-<command>.1`),
+/// `completions/s2cr.bash`, `_s2cr` (zsh) and `s2cr.fish`, generated from the command line's
+/// own definition so they cannot drift from it.
+pub fn dist_assets(out: &Path) -> Result<()> {
+    use clap::CommandFactory;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).map_err(crate::Error::io(d, "creating the folder"))?;
+    }
+    let cmd = super::args::Cli::command();
+    let write_page = |cmd: clap::Command, name: &str| -> Result<()> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| anyhow::anyhow!("rendering the man page {name}: {e}"))?;
+        crate::fsutil::write_atomic(&man.join(format!("{name}.1")), &page)?;
+        Ok(())
+    };
+    write_page(cmd.clone(), "s2cr")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("s2cr-{}", sub.get_name());
+        // clap names are &'static str without its `string` feature; this command runs once.
+        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+        write_page(sub.clone().name(leaked), &name)?;
+    }
+    for (shell, file) in [(clap_complete::Shell::Bash, "s2cr.bash"), (clap_complete::Shell::Zsh, "_s2cr"), (clap_complete::Shell::Fish, "s2cr.fish")] {
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut cmd.clone(), "s2cr", &mut text);
+        crate::fsutil::write_atomic(&completions.join(file), &text)?;
+    }
+    println!("man pages in {}, completions in {}", man.display(), completions.display());
+    Ok(())
+}

@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Demo(args)) => commands::demo(args, quiet),
         Some(Command::Doctor { offline, json }) => commands::doctor(&here(project), offline, json),
         Some(Command::Clean { keep, dry_run }) => commands::clean(&here(project), &keep, dry_run),
+        Some(Command::DistAssets { out }) => commands::dist_assets(&out),
         Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),
         Some(Command::Bench(args)) => bench::run(&args, quiet),
     }

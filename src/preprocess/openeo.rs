@@ -544,7 +544,8 @@ impl Backend {
         r
     }
 
-    /// Sends a request; an expired token (401) is renewed once. Returns the status and body.
+    /// Sends a request; an expired token (401, or 403 `TokenInvalid`) is renewed once. Returns
+    /// the status and body.
     fn send(&mut self, method: reqwest::Method, path: &str, body: Option<&Value>, what: &str) -> Result<(reqwest::StatusCode, String)> {
         let url = self.url(path);
         for attempt in 0..2 {
@@ -555,7 +556,9 @@ impl Backend {
             let response = r.send().map_err(|e| Error::Http { url: url.clone(), message: format!("{what}: {}", crate::error::network_cause(&e)), source: Some(e) })?;
             let status = response.status();
             let text = crate::catalog::read_body(response, MAX_JSON).map_err(|why| Error::http(url.clone(), format!("{what}: {why}")))?;
-            if status.as_u16() == 401 && attempt == 0 && self.authorization.is_some() {
+            // An expired token: 401, or openeo-driver's 403 TokenInvalid.
+            let expired = status.as_u16() == 401 || (status.as_u16() == 403 && text.contains("TokenInvalid"));
+            if expired && attempt == 0 && self.authorization.is_some() {
                 self.authenticate()?;
                 continue;
             }

@@ -126,7 +126,11 @@ fn demo_project(dir: &Path, fetch: bool) -> (Project, PipelineSettings) {
     let progress = Progress::silent("test");
     s2cr::pipeline::run_stage(&project, Stage::Search, &settings, &progress).unwrap();
     if fetch {
+        let (progress, rx) = recording("fetch");
         s2cr::pipeline::run_stage(&project, Stage::Fetch, &settings, &progress).unwrap();
+        // The fetch says what it will store before it starts.
+        let log = messages(&rx);
+        assert!(log.iter().any(|m| m.contains("file(s) to fetch: up to") && m.contains("MiB") && m.contains("GiB free")), "{log:?}");
     }
     (project, settings)
 }
@@ -337,4 +341,57 @@ fn cancelling_the_stage_stops_the_remote_job() {
     let book: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.preprocessed_openeo_jobs()).unwrap()).unwrap();
     assert!(book["jobs"].as_array().unwrap().iter().any(|j| j["job_id"] == job.as_str()));
     assert!(!project.preprocessed_s2("2018-09-20").is_file());
+}
+
+#[test]
+fn openid_connect_logins_renew_expired_tokens_and_keep_secrets_to_the_token_endpoint() {
+    let Some(python) = backend_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    // Access tokens live 2 s and every job waits 3 s: each job's polls outlive a token.
+    let (secret, refresh) = ("client-secret-7f3a9c21e4b8", "refresh-token-2d8e61b0c5f9");
+    let backend = Backend::start(&python, &["--oidc-client-id", "s2cr-ci", "--oidc-client-secret", secret, "--oidc-refresh-token", refresh, "--oidc-token-ttl", "2", "--job-delay", "3"]);
+    let issuer = |path: &str| -> serde_json::Value {
+        let origin = backend.url.split("/openeo").next().unwrap().to_string();
+        reqwest::blocking::get(format!("{origin}/oidc/{path}")).unwrap().json().unwrap()
+    };
+    // SAFETY: as in set_credentials.
+    let set = |pairs: &[(&str, Option<&str>)]| unsafe {
+        std::env::set_var("XDG_CONFIG_HOME", "/nonexistent");
+        for (k, v) in pairs {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+    };
+    let config = |auth: s2cr::preprocess::openeo::AuthMethod| PreprocessConfig { openeo: Some(OpenEoSettings { auth, ..backend.settings() }), ..openeo_config(&backend) };
+
+    // A wrong client secret: the identity provider's refusal, clearly.
+    set(&[("S2CR_OPENEO_CLIENT_ID", Some("s2cr-ci")), ("S2CR_OPENEO_CLIENT_SECRET", Some("not-the-secret-91c3"))]);
+    let cfg = config(s2cr::preprocess::openeo::AuthMethod::OidcClientCredentials);
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &Progress::silent("openeo")).unwrap_err());
+    assert!(e.contains("identity provider refused") && e.contains("client id and secret") && !e.contains("not-the-secret"), "{e}");
+
+    // Client credentials: every job runs, tokens renewed on the way.
+    set(&[("S2CR_OPENEO_CLIENT_SECRET", Some(secret))]);
+    let before = issuer("_seen")["token_requests"].as_u64().unwrap();
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &Progress::silent("openeo")).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
+    assert_eq!(outputs.len(), 4);
+    let logins = issuer("_seen")["token_requests"].as_u64().unwrap() - before;
+    assert!(logins >= 2, "expired tokens were renewed: {logins} token request(s)");
+
+    // A refresh token, rotated by the provider at each use: the client keeps the new one.
+    std::fs::remove_dir_all(project.preprocessed_dir()).unwrap();
+    set(&[("S2CR_OPENEO_CLIENT_ID", None), ("S2CR_OPENEO_CLIENT_SECRET", None), ("S2CR_OPENEO_REFRESH_TOKEN", Some(refresh))]);
+    let cfg = config(s2cr::preprocess::openeo::AuthMethod::Auto);
+    let (progress, rx) = recording("openeo");
+    s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
+    let log = messages(&rx);
+    // The first login's jobs are in the job book but belong to another user here (the back-end
+    // answers 404 for them): new jobs are submitted.
+    assert_eq!(log.iter().filter(|m| m.contains("taking up job")).count(), 0, "another user's jobs are not this user's: {log:?}");
+    let seen = issuer("_seen");
+    assert_eq!(seen["secret_seen_outside_token_endpoint"], false, "{seen}");
+    assert!(!log.join("\n").contains(refresh) && !log.join("\n").contains(secret));
 }
