@@ -127,7 +127,7 @@ pub enum Command {
     /// Open the desktop app (also what `s2cr` alone does).
     #[cfg(feature = "gui")]
     Gui {
-        /// Project folder to open.
+        /// Project folder to open, or an AOI file (GeoJSON, WKT) to start a project from.
         dir: Option<PathBuf>,
         /// No map tiles from the internet: the built-in Natural Earth basemap only.
         #[arg(long)]

@@ -130,8 +130,12 @@ impl S2crApp {
             layers: layers::LayerPanel::default(),
             gpu_ready: false,
         };
-        if let Some(dir) = project_dir {
-            app.open_project(&dir);
+        // A file (the desktop entry opens GeoJSON files) is an AOI for a new project; a folder a
+        // project.
+        match project_dir {
+            Some(path) if path.is_file() => app.import_aoi(&path),
+            Some(dir) => app.open_project(&dir),
+            None => {}
         }
         app
     }

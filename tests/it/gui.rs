@@ -213,6 +213,16 @@ fn snapshots_of_the_main_screens() {
 }
 
 #[test]
+fn a_geojson_file_given_to_the_app_starts_a_project_from_it() {
+    // What the desktop entry does with a GeoJSON file: `s2cr gui FILE`.
+    let aoi = Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson");
+    let mut h = snapshot_harness(S2crApp::new(Some(aoi)));
+    h.run();
+    assert!(h.state().project().is_none());
+    h.get_by_label_contains("Imported kangaroo-island-west.geojson");
+}
+
+#[test]
 fn snapshot_of_a_project_on_the_dataset_step() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());
