@@ -2,13 +2,16 @@
 #            whole pipeline on the embedded offline demo, then the app on it (when a display is there)
 # make test  installs missing system packages and runs the whole test suite
 # make fuzz  fuzzes the parsers for a set time each (nightly toolchain; not part of CI)
+# make deb   builds the Debian package (target/debian/s2cr_*.deb) of the release binary
+# make deb-check  builds it, installs it into a throwaway Debian root (debootstrap), runs the demo,
+#            the man page and a completion there, and removes it (root, network; not part of CI)
 
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 S2CR := $(TARGET_DIR)/release/s2cr
 DEMO_DIR ?= s2cr-demo
 
-.PHONY: deps build run test fuzz
+.PHONY: deps build run test fuzz deb deb-check
 
 deps:
 	@bash scripts/install-deps.sh
@@ -34,3 +37,13 @@ test: deps
 # for FUZZ_SECONDS each (default 600); needs a nightly toolchain. Not part of `make test`.
 fuzz:
 	@bash scripts/fuzz.sh
+
+# The Debian package: man pages and completions generated from the command line's definition,
+# then cargo-deb (installed from crates.io when missing).
+deb: build
+	$(S2CR) dist-assets --out $(TARGET_DIR)/release/dist
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb --no-build
+
+deb-check: deb
+	@bash scripts/deb-check.sh $(TARGET_DIR)/debian
