@@ -152,7 +152,7 @@ pub struct ProjectConfig {
     pub collections: Option<Collections>,
     /// The openEO back-end of the preprocess stage's openEO engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openeo: Option<crate::preprocess::openeo::OpenEoSettings>,
+    pub openeo: Option<super::openeo::OpenEoSettings>,
 }
 
 /// The STAC collections that hold a provider's Sentinel-2 and Sentinel-1 scenes.

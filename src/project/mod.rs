@@ -3,6 +3,7 @@
 //! is up to date. This module runs no stage.
 
 mod config;
+pub mod openeo;
 mod manifest;
 mod paths;
 
