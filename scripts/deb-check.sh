@@ -54,7 +54,9 @@ step "man s2cr"
 chroot "$root" env MANPAGER=cat man s2cr | head -20
 
 step "bash completion"
-chroot "$root" bash -c 'source /usr/share/bash-completion/completions/s2cr && complete -p s2cr && COMP_WORDS=(s2cr pre) COMP_CWORD=1 _s2cr s2cr pre s2cr && printf "%s\n" "${COMPREPLY[@]}"'
+completed="$(chroot "$root" bash -c 'source /usr/share/bash-completion/completions/s2cr; complete -p s2cr; COMP_WORDS=(s2cr pre); COMP_CWORD=1; _s2cr s2cr pre s2cr; printf "%s\n" "${COMPREPLY[@]}"')"
+echo "$completed"
+grep -qx preprocess <<< "$completed" || { echo "deb-check: 's2cr pre<TAB>' did not complete to preprocess" >&2; exit 1; }
 
 step "desktop entry"
 grep -E '^(Exec|MimeType|Icon)=' "$root/usr/share/applications/s2cr.desktop"
