@@ -70,6 +70,7 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
         v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::severity(which)), None));
         v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(files::perimeter(which)), None));
     }
+    v.push(Layer::new("perimeter-reference", "Official perimeter (the reference file)", LayerKind::Perimeter, assess.join(files::PERIMETER_REFERENCE), None));
     v.retain(|l| l.path.is_file());
     v
 }

@@ -37,6 +37,17 @@ pub struct PipelineSettings {
     pub train: Option<TrainConfig>,
     pub device: DeviceChoice,
     pub overlap: Option<f64>,
+    pub assess: AssessSettings,
+}
+
+/// `assess:` in a pipeline file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssessSettings {
+    /// An official fire perimeter both burned maps are compared with (instead of project.yaml's
+    /// `reference_perimeter`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub perimeter: Option<std::path::PathBuf>,
 }
 
 impl PipelineSettings {
@@ -177,7 +188,10 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             }
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
-        Stage::Assess => Ok(crate::assess::assess_project(project, &run, &crate::assess::AssessConfig::default(), progress)?.summary()),
+        Stage::Assess => {
+            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), ..Default::default() };
+            Ok(crate::assess::assess_project(project, &run, &cfg, progress)?.summary())
+        }
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),
     }
 }

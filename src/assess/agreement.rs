@@ -115,6 +115,22 @@ impl BurnedCounts {
         }
     }
 
+    /// Adds the pixels where `map` has data, judged against a reference (1 = inside the
+    /// official perimeter): the reference takes the place of the real map.
+    pub fn add_reference(&mut self, reference: &[u8], map: &[Severity], thresholds: &SeverityThresholds) {
+        for (r, s) in reference.iter().zip(map) {
+            if *s == Severity::NoData {
+                continue;
+            }
+            match (*r != 0, thresholds.is_burned(*s)) {
+                (true, true) => self.true_positive += 1,
+                (false, true) => self.false_positive += 1,
+                (true, false) => self.false_negative += 1,
+                (false, false) => self.true_negative += 1,
+            }
+        }
+    }
+
     pub fn agreement(&self, pixel_area_m2: f64) -> BurnedAgreement {
         let (tp, fp, fn_, tn) = (self.true_positive, self.false_positive, self.false_negative, self.true_negative);
         let mut m = ConfusionMatrix::new(vec!["unburned".into(), "burned".into()]);

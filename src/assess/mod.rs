@@ -74,6 +74,28 @@ pub struct AssessConfig {
     pub simulated_burn: Option<String>,
     /// Pixels the model never trained on, for a second agreement over them alone.
     pub held_out: Option<HeldOut>,
+    /// An official fire perimeter (any vector file OGR reads) both burned maps are compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perimeter: Option<PathBuf>,
+}
+
+/// Both burned maps judged against an official perimeter. In each agreement the perimeter
+/// takes the place of the real map: `burned_ha_real` is the perimeter's area over the pixels
+/// where that map has data, `burned_ha_synthetic` the map's burned area there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerimeterAgreement {
+    pub file: PathBuf,
+    /// Polygon features read.
+    pub features: usize,
+    /// The polygons' area, and the part of it on the grid (pixels whose centre is inside).
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
+    pub area_ha: f64,
+    #[serde(deserialize_with = "crate::assess::f64_or_nan")]
+    pub area_ha_on_grid: f64,
+    /// The real burned map against the perimeter, over the pixels where it has data.
+    pub real: BurnedAgreement,
+    /// The synthetic burned map against the perimeter, over every pixel it covers.
+    pub synthetic: BurnedAgreement,
 }
 
 /// A set of square blocks of the grid with what it is, in words.
@@ -119,6 +141,7 @@ impl Default for AssessConfig {
             quality_bands: ["B02", "B03", "B04", "B08", "B11", "B12"].map(String::from).to_vec(),
             simulated_burn: None,
             held_out: None,
+            perimeter: None,
         }
     }
 }
@@ -204,6 +227,9 @@ pub struct AssessReport {
     pub severity_confusion: ConfusionMatrix,
     /// Agreement over the pixels the model never trained on, when the caller knows them.
     pub held_out: Option<HeldOutAgreement>,
+    /// Agreement of both burned maps with an official perimeter, when one was given.
+    #[serde(default)]
+    pub perimeter: Option<PerimeterAgreement>,
     pub severity_areas: Vec<ClassArea>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
@@ -361,6 +387,33 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         real.band_index(name)?;
         synth.band_index(name)?;
     }
+    let perimeter = match &cfg.perimeter {
+        Some(path) => {
+            let polygons = raster::load_polygons(path, &crs_wkt)?;
+            if !polygons.overlaps(&gt, width, height) {
+                let b = polygons.bbox;
+                return Err(Error::Raster {
+                    location: path.display().to_string(),
+                    message: format!(
+                        "the perimeter ({} polygon(s), {:.0}..{:.0} E, {:.0}..{:.0} N in the grid's CRS) does not overlap the grid ({:.0}..{:.0} E, {:.0}..{:.0} N); is it the right fire?",
+                        polygons.features,
+                        b[0],
+                        b[2],
+                        b[1],
+                        b[3],
+                        gt[0],
+                        gt[0] + gt[1] * width as f64,
+                        gt[3] + gt[5] * height as f64,
+                        gt[3]
+                    ),
+                });
+            }
+            Some(polygons)
+        }
+        None => None,
+    };
+    let mut perimeter_counts = [BurnedCounts::default(); 2];
+    let mut perimeter_pixels = 0u64;
     let nir = cfg.nir.name();
     let index_bands = [nir, "B12", "B04"];
     let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
@@ -421,6 +474,13 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
         burned.add(sev_real, sev_synth, &cfg.thresholds);
+        if let Some(p) = &perimeter {
+            let inside = p.burn_rows(&gt, &crs_wkt, width, y0, rows)?;
+            perimeter_pixels += inside.iter().filter(|v| **v != 0).count() as u64;
+            for (counts, map) in perimeter_counts.iter_mut().zip([sev_real, sev_synth]) {
+                counts.add_reference(&inside, map, &cfg.thresholds);
+            }
+        }
         agreement::add_severity_pairs(&mut severity_confusion, sev_real, sev_synth);
         if let Some(h) = &cfg.held_out {
             let only = |s: &[Severity]| -> Vec<Severity> { s.iter().enumerate().map(|(i, s)| if h.contains(i % width, y0 + i / width) { *s } else { Severity::NoData }).collect() };
@@ -473,6 +533,21 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         })
         .collect();
     let held_out = cfg.held_out.as_ref().map(|h| HeldOutAgreement { description: h.description.clone(), burned: held_counts.agreement(pixel_area_m2) });
+    let perimeter = match (perimeter, &cfg.perimeter) {
+        (Some(p), Some(file)) => {
+            p.write_geojson(&out_dir.join(files::PERIMETER_REFERENCE), "official_perimeter")?;
+            rasters_written.push(files::PERIMETER_REFERENCE.into());
+            Some(PerimeterAgreement {
+                file: file.clone(),
+                features: p.features,
+                area_ha: p.area_m2 / 10_000.0,
+                area_ha_on_grid: perimeter_pixels as f64 * ha,
+                real: perimeter_counts[0].agreement(pixel_area_m2),
+                synthetic: perimeter_counts[1].agreement(pixel_area_m2),
+            })
+        }
+        _ => None,
+    };
     let mut report = AssessReport {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         provenance: crate::provenance::current(),
@@ -487,6 +562,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         burned: burned.agreement(pixel_area_m2),
         severity_confusion,
         held_out,
+        perimeter,
         severity_areas,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],

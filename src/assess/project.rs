@@ -34,8 +34,12 @@ impl ProjectAssessment {
             Some(h) => format!(", held-out kappa {}", f(h.burned.kappa)),
             None => String::new(),
         };
+        let perimeter = match &self.report.perimeter {
+            Some(p) => format!("; vs the official perimeter IoU {} real, {} synthetic", f(p.real.iou), f(p.synthetic.iou)),
+            None => String::new(),
+        };
         format!(
-            "{}burned {} ha real vs {} ha synthetic, kappa {}{held}{}: {}",
+            "{}burned {} ha real vs {} ha synthetic, kappa {}{held}{perimeter}{}: {}",
             if self.up_to_date { "up to date: " } else { "" },
             f(b.burned_ha_real),
             f(b.burned_ha_synthetic),
@@ -61,6 +65,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     let cfg = AssessConfig {
         simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
         held_out: held_out(project)?,
+        perimeter: options.perimeter.clone().or_else(|| project.config.reference_perimeter.as_ref().map(|p| project.root().join(p))),
         ..options.clone()
     };
     let inputs = AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
@@ -81,7 +86,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let params = project.stage_parameters(Stage::Assess, serde_json::to_value(cfg).map_err(|e| Error::invalid("assess parameters", e.to_string()))?);
     if let Some(m) = Manifest::load(&manifest_path)?
         && m.state(project.root(), Some(&params)) == StageState::Done
-        && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs)
+        && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs, cfg)
         && let Ok(report) = crate::fsutil::load_json::<AssessReport>(&project.report_json(run), "")
     {
         progress.info("up to date; nothing to do");
@@ -90,7 +95,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let start = Instant::now();
     let report = assess_files(inputs, &dir, cfg, progress)?;
     let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in [&inputs.pre, &inputs.real, &inputs.synthetic] {
+    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()) {
         manifest.add_input(project.root(), p)?;
     }
     for f in &report.files {
@@ -164,9 +169,10 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
 }
 
 /// The inputs' paths as the manifest records them (relative to the project where inside it).
-fn input_paths(project: &Project, inputs: &AssessInputs) -> Vec<String> {
+fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> Vec<String> {
     [&inputs.pre, &inputs.real, &inputs.synthetic]
-        .iter()
+        .into_iter()
+        .chain(cfg.perimeter.as_ref())
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

@@ -513,6 +513,33 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
             let _ = write!(h, "<p class=\"small\">The agreement above is over every pixel with data in both maps, including any the model was trained on.</p>\n");
         }
     }
+    if let Some(p) = &report.perimeter {
+        let _ = write!(
+            h,
+            "<h2 id=\"perimeter\">Burned area: agreement with the official perimeter</h2>\n<p class=\"small\">{} ({} polygon(s), {:.2} ha, {:.2} ha of it on the grid; \
+             a pixel is inside when its centre is). Each map is compared with the perimeter over the pixels where it has data: the real map \
+             only where its image is clear, the synthetic one everywhere.</p>\n<table><tr><th>measure</th><th>real map</th><th>synthetic map</th></tr>",
+            esc(&p.file.display().to_string()),
+            p.features,
+            p.area_ha,
+            p.area_ha_on_grid
+        );
+        let rows: [(&str, fn(&super::BurnedAgreement) -> String); 9] = [
+            ("pixels compared", |a| a.pixels.to_string()),
+            ("perimeter area there", |a| format!("{:.2} ha", a.burned_ha_real)),
+            ("burned area of the map there", |a| format!("{:.2} ha", a.burned_ha_synthetic)),
+            ("Cohen's kappa", |a| num(a.kappa)),
+            ("F1 (Dice)", |a| num(a.f1)),
+            ("IoU", |a| num(a.iou)),
+            ("commission error (burned outside the perimeter)", |a| num(a.commission_error)),
+            ("omission error (perimeter not mapped burned)", |a| num(a.omission_error)),
+            ("overall accuracy", |a| num(a.overall_accuracy)),
+        ];
+        for (name, value) in rows {
+            let _ = write!(h, "<tr><td>{name}</td><td>{}</td><td>{}</td></tr>", value(&p.real), value(&p.synthetic));
+        }
+        let _ = write!(h, "</table>\n");
+    }
     let _ = write!(
         h,
         "<h2 id=\"areas\">Severity classes</h2>\n<p class=\"small\">Real and synthetic over the pixels with data in both; the last column over every \

@@ -619,6 +619,12 @@ pub struct AssessArgs {
     /// Say in every output that the post-fire burn scar is simulated, and how.
     #[arg(long, value_name = "DESCRIPTION")]
     pub simulated_burn: Option<String>,
+    /// An official fire perimeter (GeoJSON, Shapefile, GeoPackage, KML, any file GDAL/OGR
+    /// reads; MTBS, EFFIS, NIFC, CAL FIRE ...): both burned maps are compared with it (kappa,
+    /// F1, IoU, commission and omission, hectares). Default: project.yaml's
+    /// `reference_perimeter`.
+    #[arg(long, value_name = "FILE")]
+    pub perimeter: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

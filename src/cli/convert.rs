@@ -338,6 +338,7 @@ impl TryFrom<&AssessArgs> for AssessConfig {
             thresholds,
             data_range: args.data_range,
             simulated_burn: args.simulated_burn.clone(),
+            perimeter: args.perimeter.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             ..AssessConfig::default()
         })
     }

@@ -240,6 +240,17 @@ pub fn assessment(report: &AssessReport, html: &Path) {
     if let Some(h) = &report.held_out {
         println!("Held out      kappa {}, F1 {}, burned real {} ha, synthetic {} ha ({})", f(h.burned.kappa), f(h.burned.f1), f(h.burned.burned_ha_real), f(h.burned.burned_ha_synthetic), h.description);
     }
+    if let Some(p) = &report.perimeter {
+        println!(
+            "Perimeter     vs the official perimeter IoU {} real, {} synthetic; kappa {} real, {} synthetic; {} ha on the grid ({})",
+            f(p.real.iou),
+            f(p.synthetic.iou),
+            f(p.real.kappa),
+            f(p.synthetic.kappa),
+            f(p.area_ha_on_grid),
+            p.file.display()
+        );
+    }
     println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(q.psnr_db), f(q.ssim), f(q.sam_degrees), f(q.rmse));
     if let Some(note) = &report.config.simulated_burn {
         for line in note.lines() {

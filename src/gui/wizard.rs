@@ -413,6 +413,32 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        // Both maps against the official perimeter, when one was given.
+        if let Some(p) = &report.perimeter {
+            ui.add_space(4.0);
+            ui.label(RichText::new(format!("Against the official perimeter ({:.1} ha on the grid)", p.area_ha_on_grid)).strong())
+                .on_hover_text(p.file.display().to_string());
+            egui::Grid::new("perimeter").striped(true).num_columns(3).show(ui, |ui| {
+                for h in ["", "real map", "synthetic map"] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                type Pick = fn(&crate::assess::agreement::BurnedAgreement) -> f64;
+                let rows: [(&str, Pick); 5] = [
+                    ("kappa", |b| b.kappa),
+                    ("F1", |b| b.f1),
+                    ("IoU", |b| b.iou),
+                    ("commission", |b| b.commission_error),
+                    ("omission", |b| b.omission_error),
+                ];
+                for (name, pick) in rows {
+                    ui.label(name);
+                    ui.label(f(Some(pick(&p.real))));
+                    ui.label(f(Some(pick(&p.synthetic))));
+                    ui.end_row();
+                }
+            });
+        }
         // The burned / unburned confusion matrix over all compared pixels.
         let c = &report.burned;
         let n = |v: u64| v.to_string();
@@ -482,6 +508,25 @@ impl Wizard {
                 ui.checkbox(&mut s.preprocess.mask.snow, "mask snow");
                 ui.end_row();
                 preprocess_engine_settings(ui, &mut s.preprocess, running);
+            }
+            Stage::Assess => {
+                let l = ui.label("Official perimeter");
+                ui.horizontal(|ui| {
+                    let shown = s.assess.perimeter.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string());
+                    ui.label(shown.as_deref().unwrap_or("none (project.yaml's reference_perimeter when set)")).labelled_by(l.id);
+                    if ui.add_enabled(!running, egui::Button::new("Choose…")).on_hover_text("A fire perimeter (GeoJSON, Shapefile, GeoPackage, KML) to compare both burned maps with").clicked()
+                        && let Some(p) = rfd::FileDialog::new()
+                            .set_title("Official fire perimeter")
+                            .add_filter("Vector files", &["geojson", "json", "shp", "gpkg", "kml", "kmz", "fgb"])
+                            .pick_file()
+                    {
+                        s.assess.perimeter = Some(p);
+                    }
+                    if s.assess.perimeter.is_some() && ui.add_enabled(!running, egui::Button::new("clear")).clicked() {
+                        s.assess.perimeter = None;
+                    }
+                });
+                ui.end_row();
             }
             Stage::Train | Stage::Infer => {
                 let l = ui.label("Run name");

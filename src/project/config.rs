@@ -150,6 +150,10 @@ pub struct ProjectConfig {
     /// `sentinel-2-c1-l2a`, or a static catalog's `sentinel-2-l1c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collections: Option<Collections>,
+    /// An official fire perimeter (any vector file GDAL/OGR reads), relative to the project or
+    /// absolute: the assessment compares both burned maps with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_perimeter: Option<PathBuf>,
     /// The openEO back-end of the preprocess stage's openEO engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openeo: Option<super::openeo::OpenEoSettings>,
@@ -189,6 +193,7 @@ impl ProjectConfig {
             catalog: None,
             collections: None,
             openeo: None,
+            reference_perimeter: None,
         })
     }
 

@@ -122,6 +122,8 @@ pub mod assess_files {
     pub fn severity(which: &str) -> String {
         format!("severity_{which}.tif")
     }
+    /// The official perimeter the maps were compared with, GeoJSON in WGS84.
+    pub const PERIMETER_REFERENCE: &str = "perimeter_reference.geojson";
     /// Burned-area outlines, GeoJSON in WGS84.
     pub fn perimeter(which: &str) -> String {
         format!("burned_{which}.geojson")

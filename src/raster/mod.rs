@@ -12,6 +12,7 @@ mod env;
 mod ffi;
 mod png;
 mod read;
+mod vector;
 mod warp;
 mod write;
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 pub use env::*;
 pub use png::*;
 pub use read::*;
+pub use vector::*;
 pub use warp::*;
 pub use write::*;
 

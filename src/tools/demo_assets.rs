@@ -46,12 +46,30 @@ const SCAR_RADIUS: f64 = 48.0;
 /// Severity at the scar's edge; it rises to 1.0 at the centre.
 const RIM_SEVERITY: f32 = 0.3;
 
+/// The scar's radius, pixels, in the direction `theta` (radians, from the column axis).
+fn scar_radius(theta: f64) -> f64 {
+    SCAR_RADIUS * (1.0 + 0.22 * (3.0 * theta + 0.6).sin() + 0.12 * (5.0 * theta + 2.1).cos())
+}
+
+/// The simulated scar's outline as `n` points (column, row) of the source patch, in pixel
+/// coordinates (0, 0 = the patch's upper-left corner): the "official perimeter" of the demo's
+/// fire, for the assessment's perimeter check.
+pub fn scar_outline(n: usize) -> Vec<(f64, f64)> {
+    (0..n.max(3))
+        .map(|i| {
+            let theta = -std::f64::consts::PI + 2.0 * std::f64::consts::PI * i as f64 / n.max(3) as f64;
+            let r = scar_radius(theta);
+            (SCAR_CENTRE.0 + r * theta.cos(), SCAR_CENTRE.1 + r * theta.sin())
+        })
+        .collect()
+}
+
 /// Burn severity (0 = unburned, up to 1) of the simulated scar at a pixel of the source patch:
 /// an irregular blob (its radius wavers with the direction) that is most severe at its centre.
 pub fn burn_severity(col: f64, row: f64) -> f32 {
     let (dx, dy) = (col - SCAR_CENTRE.0, row - SCAR_CENTRE.1);
     let theta = dy.atan2(dx);
-    let radius = SCAR_RADIUS * (1.0 + 0.22 * (3.0 * theta + 0.6).sin() + 0.12 * (5.0 * theta + 2.1).cos());
+    let radius = scar_radius(theta);
     let d = (dx * dx + dy * dy).sqrt() / radius;
     if d >= 1.0 { 0.0 } else { RIM_SEVERITY + (1.0 - RIM_SEVERITY) * (1.0 - d * d) as f32 }
 }

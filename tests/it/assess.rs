@@ -240,3 +240,111 @@ fn the_html_report_renders_in_a_headless_browser() {
     let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && l.to_lowercase().contains("error")).collect();
     assert!(console_errors.is_empty(), "{console_errors:?}");
 }
+
+/// Constant images on the real chip's grid: NIR 0.4 and SWIR2 0.1 before, and after the fire
+/// NIR 0.1 and SWIR2 0.3 inside a disc of `radius` px around the pixel corner (128, 128)
+/// (dNBR 1.1: high severity), unchanged outside (dNBR 0).
+fn disc_fire(dir: &Path, radius: f64) -> (AssessInputs, BandStack, u64) {
+    let mut pre = reflectance("s2_cloudfree");
+    for (b, name) in BANDS.iter().enumerate() {
+        let v = match *name {
+            "B08" => 0.4,
+            "B12" => 0.1,
+            _ => 0.05,
+        };
+        pre.bands[b].iter_mut().for_each(|x| *x = v);
+    }
+    pre.valid.iter_mut().for_each(|v| *v = true);
+    let mut post = pre.clone();
+    let mut inside = 0;
+    for i in 0..pre.width * pre.height {
+        let (x, y) = ((i % pre.width) as f64 + 0.5, (i / pre.width) as f64 + 0.5);
+        if ((x - 128.0).powi(2) + (y - 128.0).powi(2)).sqrt() <= radius {
+            post.bands[3][i] = 0.1;
+            post.bands[5][i] = 0.3;
+            inside += 1;
+        }
+    }
+    let (pre_p, post_p) = (write(dir, "pre.tif", &pre), write(dir, "post.tif", &post));
+    (AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p }, pre, inside)
+}
+
+/// A square of `side_m` around the grid point (128, 128) px, as GeoJSON in the grid's UTM CRS.
+fn square_geojson(path: &Path, grid: &BandStack, side_m: f64, shift_m: f64) {
+    let gt = grid.geo_transform;
+    let (cx, cy) = (gt[0] + 128.0 * gt[1] + shift_m, gt[3] + 128.0 * gt[5]);
+    let h = side_m / 2.0;
+    let ring = [[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h], [cx - h, cy - h]];
+    let doc = serde_json::json!({
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}},
+        "features": [{"type": "Feature", "properties": {"name": "official"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]
+    });
+    std::fs::write(path, doc.to_string()).unwrap();
+}
+
+#[test]
+fn agreement_with_an_official_perimeter_matches_a_hand_computation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let radius = 60.0;
+    let (inputs, grid, disc) = disc_fire(tmp.path(), radius);
+    // The square of side 2R around the disc: every burned pixel is inside it. Its 120 x 120 px
+    // have their edges on pixel edges, so rasterized it is exactly 14 400 pixels; the disc is
+    // `disc` pixel centres (pi R^2 = 11 310 analytically).
+    let utm = tmp.path().join("perimeter.geojson");
+    square_geojson(&utm, &grid, 2.0 * radius * 10.0, 0.0);
+    // The same perimeter in another CRS and format (WGS84, GeoPackage), by GDAL's ogr2ogr.
+    let gpkg = tmp.path().join("perimeter.gpkg");
+    let out = std::process::Command::new("ogr2ogr").args(["-f", "GPKG", "-t_srs", "EPSG:4326"]).arg(&gpkg).arg(&utm).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let square = 120u64 * 120;
+    let analytic = std::f64::consts::PI / 4.0;
+    for (name, file) in [("utm", &utm), ("gpkg", &gpkg)] {
+        let cfg = AssessConfig { perimeter: Some(file.clone()), ..Default::default() };
+        let report = assess::assess_files(&inputs, &tmp.path().join(name), &cfg, &Progress::silent("assess")).unwrap();
+        let p = report.perimeter.as_ref().unwrap();
+        for a in [&p.real, &p.synthetic] {
+            assert_eq!((a.true_positive, a.false_positive, a.false_negative), (disc, 0, square - disc), "{name}");
+            assert!((a.iou - disc as f64 / square as f64).abs() < 1e-12);
+            // Rasterizing at 10 m moves the disc's count from pi R^2 by a few pixels along its
+            // rim: within 0.5 % of the analytic value here.
+            assert!((a.iou - analytic).abs() < 0.005 * analytic, "{name}: IoU {} vs pi/4", a.iou);
+            assert_eq!(a.commission_error, 0.0);
+            assert!((a.omission_error - (1.0 - disc as f64 / square as f64)).abs() < 1e-12);
+            assert!((a.burned_ha_real - 144.0).abs() < 1e-9 && (a.burned_ha_synthetic - disc as f64 * 0.01).abs() < 1e-9);
+        }
+        assert!((p.area_ha - 144.0).abs() < 1e-3, "{name}: {} ha", p.area_ha);
+        assert!((p.area_ha_on_grid - 144.0).abs() < 1e-9);
+        let html = std::fs::read_to_string(tmp.path().join(name).join("report.html")).unwrap();
+        assert!(html.contains("id=\"perimeter\"") && html.contains("agreement with the official perimeter"));
+        let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name).join("perimeter_reference.geojson")).unwrap()).unwrap();
+        let mut first = &written["features"][0]["geometry"]["coordinates"];
+        while let Some(inner) = first.get(0).filter(|_| first.is_array()) {
+            first = inner;
+        }
+        let lon = first.as_f64().unwrap();
+        assert!((119.1..119.3).contains(&lon), "the map's copy is in WGS84: {lon}");
+    }
+
+    // Bad inputs, each with a clear message.
+    let bad = |name: &str, text: &str| -> String {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let cfg = AssessConfig { perimeter: Some(path), ..Default::default() };
+        s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &cfg, &Progress::silent("assess")).unwrap_err())
+    };
+    let e = bad("empty.geojson", r#"{"type": "FeatureCollection", "features": []}"#);
+    assert!(e.contains("empty.geojson") && e.contains("has no polygon"), "{e}");
+    let e = bad("points.geojson", r#"{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [119.2, 33.5]}}]}"#);
+    assert!(e.contains("has no polygon") && e.contains("points or lines"), "{e}");
+    let e = bad("corrupt.geojson", "{ this is not GeoJSON");
+    assert!(e.contains("corrupt.geojson") && e.contains("not a vector file"), "{e}");
+    let far = tmp.path().join("elsewhere.geojson");
+    square_geojson(&far, &grid, 1200.0, 100_000.0);
+    let cfg = AssessConfig { perimeter: Some(far), ..Default::default() };
+    let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &cfg, &Progress::silent("assess")).unwrap_err());
+    assert!(e.contains("elsewhere.geojson") && e.contains("does not overlap the grid"), "{e}");
+    let cfg = AssessConfig { perimeter: Some(tmp.path().join("missing.shp")), ..Default::default() };
+    let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &cfg, &Progress::silent("assess")).unwrap_err());
+    assert!(e.contains("missing.shp") && e.contains("no such file"), "{e}");
+}

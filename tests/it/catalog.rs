@@ -201,6 +201,7 @@ fn the_search_stage_on_earth_search_shaped_responses() {
         catalog: None,
         collections: None,
         openeo: None,
+        reference_perimeter: None,
     };
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let mut provider = ProviderConfig::default_for(ProviderKind::EarthSearch);

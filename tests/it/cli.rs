@@ -497,6 +497,31 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(std::fs::read_to_string(perimeter).unwrap().contains("\"Polygon\""));
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().failure().stderr(predicate::str::contains("it has: pre, real"));
 
+    // An official perimeter: the simulated scar's outline, as a fire service would publish it
+    // (GeoJSON in the patch's UTM CRS). The real map, which has the scar, agrees with it closely.
+    let b02 = s2cr::raster::info(&dir.join("demo-stac/sentinel-2-l1c/sen12mscr-p839-s2-cloudfree/B02.tif").display().to_string()).unwrap();
+    let gt = b02.geo_transform;
+    let ring: Vec<[f64; 2]> = s2cr::tools::demo_assets::scar_outline(180).into_iter().chain(s2cr::tools::demo_assets::scar_outline(180).into_iter().take(1)).map(|(c, r)| [gt[0] + c * gt[1], gt[3] + r * gt[5]]).collect();
+    let scar = tmp.path().join("scar-perimeter.geojson");
+    let doc = serde_json::json!({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}},
+        "features": [{"type": "Feature", "properties": {"fire": "demo (SIMULATED)"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]});
+    std::fs::write(&scar, doc.to_string()).unwrap();
+    let out = s2cr().args(["--project", dir.to_str().unwrap(), "assess", "--run", "demo", "--perimeter", scar.to_str().unwrap()]).assert().success().get_output().stdout.clone();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("vs the official perimeter IoU"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(assess.join("report.json")).unwrap()).unwrap();
+    let p = &report["perimeter"];
+    let (real_iou, synthetic_iou) = (p["real"]["iou"].as_f64().unwrap(), p["synthetic"]["iou"].as_f64().unwrap());
+    println!("demo vs the scar's outline: IoU real {real_iou:.3}, synthetic {synthetic_iou:.3}; {:.2} ha on the grid", p["area_ha_on_grid"]);
+    // Almost all that the real map calls burned is inside the outline (commission under 5 %);
+    // the low-severity rim of the scar (severity 0.3) stays below the burned class's dNBR, so
+    // about half the outline is missed (IoU about 0.5). The outline's area on the grid equals
+    // the polygon's to within one rim of pixels.
+    assert!(real_iou > 0.4 && p["real"]["commission_error"].as_f64().unwrap() < 0.05 && synthetic_iou.is_finite(), "{p}");
+    assert!((p["area_ha_on_grid"].as_f64().unwrap() - p["area_ha"].as_f64().unwrap()).abs() < 1.0, "{p}");
+    assert!(assess.join("perimeter_reference.geojson").is_file());
+    s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("perimeter-reference"));
+
     // A changed training set: the finished run is not retrained silently.
     let pipeline = dir.join("pipeline.yaml");
     let text = std::fs::read_to_string(&pipeline).unwrap();

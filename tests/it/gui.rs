@@ -213,6 +213,25 @@ fn snapshots_of_the_main_screens() {
 }
 
 #[test]
+fn the_assess_step_takes_an_official_perimeter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut h = snapshot_harness(S2crApp::new(Some(project.root().to_path_buf())));
+    h.run();
+    h.get_by_label("Assess").click();
+    h.run();
+    h.get_by_label_contains("none (project.yaml's reference_perimeter when set)");
+    assert!(h.query_by_label("clear").is_none());
+    h.state_mut().wizard.settings.assess.perimeter = Some(tmp.path().join("mtbs_perimeter.shp"));
+    h.run();
+    h.get_by_label("mtbs_perimeter.shp");
+    h.snapshot("app_assess_step_perimeter");
+    h.get_by_label("clear").click();
+    h.run();
+    assert!(h.state().wizard.settings.assess.perimeter.is_none());
+}
+
+#[test]
 fn a_geojson_file_given_to_the_app_starts_a_project_from_it() {
     // What the desktop entry does with a GeoJSON file: `s2cr gui FILE`.
     let aoi = Path::new(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson");

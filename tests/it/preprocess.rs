@@ -204,6 +204,7 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
         catalog: None,
         collections: None,
         openeo: None,
+        reference_perimeter: None,
     };
     config.bands.s2 = vec!["B04".into(), "SCL".into()];
     config.bands.s1 = vec!["VV".into()];
@@ -410,6 +411,7 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
         catalog: None,
         collections: None,
         openeo: None,
+        reference_perimeter: None,
     };
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
