@@ -12,6 +12,7 @@ pub mod metrics;
 mod project;
 pub mod report;
 pub mod severity;
+pub mod stac;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

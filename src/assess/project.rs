@@ -103,6 +103,11 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     }
     manifest.save(&manifest_path)?;
     progress.info(format!("assessment written to {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64()));
+    // The outputs as a STAC catalog, now that they are complete.
+    match super::stac::write_catalog(project, run) {
+        Ok(path) => progress.info(format!("STAC catalog of the outputs: {}", path.display())),
+        Err(e) => progress.warn(format!("the outputs' STAC catalog was not written: {}", crate::error_chain(&e))),
+    }
     // The run's model card carries the assessment too (a run with a checkpoint only).
     if crate::model::train::latest_checkpoint(project, run).ok().flatten().is_some()
         && let Err(e) = crate::model::card::write_card(project, run)

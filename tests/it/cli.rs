@@ -1,6 +1,6 @@
 //! The `s2cr` command line, run as a user would (assert_cmd).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -521,6 +521,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!((p["area_ha_on_grid"].as_f64().unwrap() - p["area_ha"].as_f64().unwrap()).abs() < 1.0, "{p}");
     assert!(assess.join("perimeter_reference.geojson").is_file());
     s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("perimeter-reference"));
+    check_outputs_catalog(&project.output_dir(&s2cr::demo::run_name()));
 
     // A changed training set: the finished run is not retrained silently.
     let pipeline = dir.join("pipeline.yaml");
@@ -578,4 +579,64 @@ fn doctor_reports_each_check_with_its_fix_and_fails_only_on_required_ones() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("[FAIL] GDAL driver COG: missing") && text.contains("unset GDAL_SKIP"), "{text}");
     assert!(err.contains("required checks failed: GDAL driver COG"), "{err}");
+}
+
+/// The run's outputs as a STAC catalog: read back by the `stac` crate and by pystac (when a
+/// Python with pystac is at hand), every href resolving to a file.
+fn check_outputs_catalog(out: &Path) {
+    let catalog_path = out.join("catalog.json");
+    let catalog: stac::Catalog = serde_json::from_str(&std::fs::read_to_string(&catalog_path).unwrap()).unwrap();
+    assert!(catalog.description.contains("Contains modified Copernicus Sentinel data 2018"), "{}", catalog.description);
+    let mut ids = Vec::new();
+    let resolve = |base: &Path, href: &str| -> PathBuf {
+        assert!(!href.starts_with('/') && !href.contains("://"), "hrefs are relative: {href}");
+        let p = base.parent().unwrap().join(href);
+        assert!(p.is_file(), "{href} (from {}) does not resolve", base.display());
+        p
+    };
+    for link in &catalog.links {
+        let target = resolve(&catalog_path, &link.href.to_string());
+        if link.rel == "item" {
+            let item: stac::Item = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+            for asset in item.assets.values() {
+                resolve(&target, &asset.href.to_string());
+            }
+            for l in &item.links {
+                resolve(&target, &l.href.to_string());
+            }
+            assert_eq!(item.properties.additional_fields["proj:epsg"], 32650);
+            assert!(item.properties.additional_fields["processing:software"]["sent2-cloud-remover"].as_str().unwrap().starts_with(env!("CARGO_PKG_VERSION")));
+            assert!(item.properties.additional_fields["s2cr:attribution"].as_str().unwrap().contains("Copernicus Sentinel data 2018"));
+            ids.push((item.id.clone(), item));
+        }
+    }
+    let find = |id: &str| &ids.iter().find(|(i, _)| i == id).unwrap_or_else(|| panic!("no item {id}")).1;
+    let bands = find("synthetic-s2").assets["image"].additional_fields["eo:bands"].as_array().unwrap().clone();
+    assert!(bands.iter().any(|b| b["name"] == "B08" && b["common_name"] == "nir"), "{bands:?}");
+    let classes = find("burn-severity").properties.additional_fields["classification:classes"].as_array().unwrap().clone();
+    assert!(classes.iter().any(|c| c["description"] == "high severity"), "{classes:?}");
+    assert!(find("burned-perimeters").assets.contains_key("official"));
+    assert!(find("synthetic-s2").links.iter().any(|l| l.rel == "derived_from" && l.href.to_string().ends_with("model.stac.json")));
+    // pystac, where a Python has it (the openEO back-end's venv does).
+    let python = ["S2CR_OPENEO_PYTHON", "S2CR_PYTHON"].iter().filter_map(|v| std::env::var(v).ok()).chain(["python3".to_string()]).find(|p| {
+        std::process::Command::new(p).args(["-c", "import pystac"]).output().is_ok_and(|o| o.status.success())
+    });
+    let Some(python) = python else {
+        println!("skipped the pystac check: no Python with pystac (scripts/requirements-openeo.txt has it)");
+        return;
+    };
+    let script = r#"
+import os, sys, pystac
+cat = pystac.Catalog.from_file(sys.argv[1])
+items = list(cat.get_items())
+assert len(items) >= 5, [i.id for i in items]
+for item in items:
+    for key, asset in item.assets.items():
+        path = asset.get_absolute_href()
+        assert os.path.isfile(path), (item.id, key, path)
+print("pystac", pystac.__version__, "read", len(items), "items")
+"#;
+    let out = std::process::Command::new(&python).args(["-c", script, catalog_path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{}", String::from_utf8_lossy(&out.stdout));
 }
