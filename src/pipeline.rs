@@ -38,6 +38,20 @@ pub struct PipelineSettings {
     pub device: DeviceChoice,
     pub overlap: Option<f64>,
     pub assess: AssessSettings,
+    pub infer: InferSettings,
+}
+
+/// `infer:` in a pipeline file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferSettings {
+    /// Monte-Carlo dropout passes per window (0: off); see `s2cr infer --samples`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub samples: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// `assess:` in a pipeline file.
@@ -181,7 +195,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
         }
         Stage::Infer => {
             let defaults = InferOptions::default();
-            let opts = InferOptions { run, device: settings.device, overlap: settings.overlap.unwrap_or(defaults.overlap), ..defaults };
+            let opts = InferOptions { run, device: settings.device, overlap: settings.overlap.unwrap_or(defaults.overlap), samples: settings.infer.samples, ..defaults };
             let r = crate::model::infer::infer(project, &opts, progress)?;
             if r.skipped {
                 return Ok(format!("up to date: {}", r.path.display()));

@@ -342,6 +342,12 @@ pub struct InferArgs {
     /// share their ranges, as the tiles of a training batch did.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
+    /// Monte-Carlo dropout: K stochastic passes per window (2 or more; off by default). The
+    /// synthetic image is then their mean, with uncertainty_S2_t1.tif (standard deviation per
+    /// band) and burn_probability.tif (share of passes whose dNBR reaches the burned class)
+    /// beside it. Takes K times as long.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub samples: usize,
     /// Split the grid into this many tiles of rows, for several processes or machines: each
     /// runs one with --tile, then --merge assembles them (docs/scale/ has Dask, Slurm and
     /// Kubernetes recipes). The merged image equals a single process's.

@@ -313,7 +313,7 @@ pub fn train_options(args: &TrainArgs, project: &Project) -> Result<TrainOptions
 
 impl From<&InferArgs> for InferOptions {
     fn from(args: &InferArgs) -> InferOptions {
-        InferOptions { run: args.run.clone(), device: args.device.into(), overlap: args.overlap, batch_size: args.batch_size }
+        InferOptions { run: args.run.clone(), device: args.device.into(), overlap: args.overlap, batch_size: args.batch_size, samples: args.samples }
     }
 }
 

@@ -89,6 +89,17 @@ pub struct Generator {
     activation: Activation,
 }
 
+/// Whether decoder level `i` of a `depth`-level generator has dropout: as pix2pix, the blocks
+/// of 8 ngf channels on both sides (levels 4 ..), or the three levels next to the innermost.
+fn dropout_at(cfg: &ModelConfig, i: usize, depth: usize) -> bool {
+    let innermost = i + 1 == depth;
+    let blocks = match cfg.dropout_blocks {
+        DropoutBlocks::Pix2pix => i >= 4,
+        DropoutBlocks::Three => i > 0 && i + 4 >= depth,
+    };
+    cfg.dropout > 0.0 && !innermost && blocks
+}
+
 impl Generator {
     pub fn new(cfg: &ModelConfig, activation: Activation, device: &Device) -> Generator {
         let depth = cfg.depth;
@@ -109,15 +120,19 @@ impl Generator {
             let c_up_out = if i == 0 { cfg.output_channels } else { ch(i - 1) };
             up.push(up_conv(c_up_in, c_up_out, bias || i == 0, device));
             up_norm.push(if i == 0 { None } else { Some(Norm::new(cfg.norm, c_up_out, device)) });
-            let blocks = match cfg.dropout_blocks {
-                // pix2pix: the blocks of 8 ngf channels on both sides (levels 4 ..).
-                DropoutBlocks::Pix2pix => i >= 4,
-                DropoutBlocks::Three => i > 0 && i + 4 >= depth,
-            };
-            let with_dropout = cfg.dropout > 0.0 && !innermost && blocks;
-            dropout.push(with_dropout.then(|| DropoutConfig::new(cfg.dropout).init()));
+            dropout.push(dropout_at(cfg, i, depth).then(|| DropoutConfig::new(cfg.dropout).init()));
+            let _ = innermost;
         }
         Generator { down, down_norm, up, up_norm, dropout, activation }
+    }
+
+    /// The dropout layers `cfg` asks for. Dropout has no weights, so a generator loaded from a
+    /// file comes back without them (Burn records nothing for it); Monte-Carlo inference puts
+    /// them back with this.
+    pub fn with_dropout(mut self, cfg: &ModelConfig) -> Generator {
+        let depth = self.down.len();
+        self.dropout = (0..depth).map(|i| dropout_at(cfg, i, depth).then(|| DropoutConfig::new(cfg.dropout).init())).collect();
+        self
     }
 
     /// For inference: every batch norm folded into the convolution before it. With its running
@@ -163,6 +178,19 @@ impl Generator {
 
     /// `[batch, inputs, h, w]` -> `[batch, outputs, h, w]`; h and w multiples of 2^depth.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_masked(x, None)
+    }
+
+    /// One stochastic pass for Monte-Carlo dropout at inference: at every decoder level with
+    /// dropout, the activations are multiplied by `mask(level, dims)` (zeros and 1 / (1 - p),
+    /// made by the caller, so that they can be seeded by window position) instead of Burn's
+    /// dropout, which only acts on an autodiff device. Normalization stays as it is (inference
+    /// mode).
+    pub fn forward_sampled(&self, x: Tensor<4>, mask: &mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>) -> Tensor<4> {
+        self.forward_masked(x, Some(mask))
+    }
+
+    fn forward_masked(&self, x: Tensor<4>, mut mask: Option<&mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>>) -> Tensor<4> {
         let depth = self.down.len();
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(depth);
         let mut h = x;
@@ -189,7 +217,14 @@ impl Generator {
                 h = n.forward(h);
             }
             if let Some(d) = &self.dropout[i] {
-                h = d.forward(h);
+                h = match mask.as_mut() {
+                    Some(m) => {
+                        let dims = h.dims();
+                        let keep = m(i, dims);
+                        h * keep
+                    }
+                    None => d.forward(h),
+                };
             }
             // [batch, 2 * channels(i - 1), ...]: the encoder's output of level i - 1, then ours;
             // and the next level's ReLU.

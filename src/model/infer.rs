@@ -7,7 +7,7 @@
 //! Output: `outputs/<run>/synthetic_S2_t1.tif`, a COG on the project grid with the output
 //! bands' names, no data where an input has none.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -33,12 +33,115 @@ pub struct InferOptions {
     /// Share of a window shared with its neighbour, 0 to 0.9.
     pub overlap: f64,
     pub batch_size: usize,
+    /// Monte-Carlo dropout passes per window (0 or 1: off, one deterministic pass). With K of
+    /// 2 or more the synthetic image is the mean of K stochastic passes, and the standard
+    /// deviation per band and the burn probability are written beside it.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub samples: usize,
 }
+
+fn is_off(samples: &usize) -> bool {
+    *samples <= 1
+}
+
+/// Most passes per window `--samples` takes.
+pub const MAX_SAMPLES: usize = 256;
 
 impl Default for InferOptions {
     fn default() -> Self {
-        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4 }
+        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4, samples: 0 }
     }
+}
+
+/// Which input and output channels make NBR before and after (for the burn probability).
+#[derive(Debug, Clone, Copy)]
+struct NbrChannels {
+    pre_nir: usize,
+    pre_swir: usize,
+    post_nir: usize,
+    post_swir: usize,
+}
+
+/// What an inference writes: the synthetic image, and with Monte-Carlo dropout the standard
+/// deviation of the passes per band and (when the inputs have Sentinel-2 t0's B08 and B12 and
+/// the outputs B08 and B12) the burn probability.
+struct Plan {
+    names: Vec<String>,
+    samples: usize,
+    nbr: Option<NbrChannels>,
+}
+
+/// The products of a plan: (name, band names). "synthetic" first.
+impl Plan {
+    fn new(summary: &DatasetSummary, opts: &InferOptions) -> Result<Plan> {
+        if opts.samples > MAX_SAMPLES {
+            return Err(Error::invalid("samples", format!("{}: give at most {MAX_SAMPLES} passes per window", opts.samples)));
+        }
+        let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
+        let input = |name: &str| summary.inputs.iter().position(|c| c.name == name);
+        let output = |name: &str| names.iter().position(|b| b == name);
+        let nbr = match (input("S2_t0:B08"), input("S2_t0:B12"), output("B08"), output("B12")) {
+            (Some(pre_nir), Some(pre_swir), Some(post_nir), Some(post_swir)) => Some(NbrChannels { pre_nir, pre_swir, post_nir, post_swir }),
+            _ => None,
+        };
+        Ok(Plan { names, samples: if opts.samples >= 2 { opts.samples } else { 1 }, nbr })
+    }
+
+    fn sampling(&self) -> bool {
+        self.samples >= 2
+    }
+
+    fn products(&self) -> Vec<(&'static str, Vec<String>)> {
+        let mut v = vec![("synthetic", self.names.clone())];
+        if self.sampling() {
+            v.push(("uncertainty", self.names.iter().map(|n| format!("{n} sd")).collect()));
+            if self.nbr.is_some() {
+                v.push(("burn-probability", vec!["burn probability".to_string()]));
+            }
+        }
+        v
+    }
+
+    /// The whole-grid file of a product, or a tile's.
+    fn path(project: &Project, run: &RunName, product: &str, tile: Option<(usize, usize)>) -> PathBuf {
+        match (product, tile) {
+            ("synthetic", None) => project.synthetic_s2(run),
+            ("uncertainty", None) => project.uncertainty_s2(run),
+            (_, None) => project.burn_probability(run),
+            ("synthetic", Some((tiles, t))) => project.infer_tile_tif(run, tiles, t),
+            (other, Some((tiles, t))) => project.infer_tile_product_tif(run, tiles, t, other),
+        }
+    }
+}
+
+/// 64-bit mix (splitmix64's finalizer).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A dropout mask for one pass: 0 with probability `p`, else 1 / (1 - p), for a batch whose
+/// element b is the window with seed `seeds[b]` (its position in the grid), so a window gets the
+/// same masks whatever batch or tile it is computed in.
+fn keep_mask(p: f64, dims: [usize; 4], seeds: &[u64], level: usize, sample: usize) -> Vec<f32> {
+    let per = dims[1] * dims[2] * dims[3];
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut v = Vec::with_capacity(dims[0] * per);
+    for b in 0..dims[0] {
+        let base = mix(seeds.get(b).copied().unwrap_or(0) ^ mix(((level as u64) << 32) ^ sample as u64));
+        for j in 0..per as u64 {
+            let u = (mix(base ^ j) >> 11) as f64 / (1u64 << 53) as f64;
+            v.push(if u < p { 0.0 } else { scale });
+        }
+    }
+    v
+}
+
+/// The seed of the window at grid position (x, y).
+fn window_seed(x: usize, y: usize) -> u64 {
+    mix(((y as u64) << 32) ^ x as u64)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,11 +202,13 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         let path = project.synthetic_s2(&opts.run);
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
-    let core = synthesize_rows(project, opts, 0..project.config.grid.height, &project.synthetic_s2(&opts.run), progress)?;
+    let core = synthesize_rows(project, opts, 0..project.config.grid.height, None, progress)?;
     let path = project.synthetic_s2(&opts.run);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     core.record_inputs(project, &mut manifest)?;
-    manifest.add_output(project.root(), &path)?;
+    for out in &core.outputs {
+        manifest.add_output(project.root(), out)?;
+    }
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
     let (w, h) = (project.config.grid.width, project.config.grid.height);
     Ok(InferReport { path, windows: core.windows, device: core.device, checkpoint_step: core.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * core.written_valid as f64 / (w * h) as f64, skipped: false })
@@ -151,8 +256,7 @@ pub fn infer_tile(project: &Project, opts: &InferOptions, tiles: usize, tile: us
     let dir = project.infer_tiles_dir(&opts.run);
     progress.cleaned(crate::fsutil::remove_stale_partials(&dir, 1));
     let rows = tile_rows(project.config.grid.height, tiles, tile);
-    let out = project.infer_tile_tif(&opts.run, tiles, tile);
-    let core = synthesize_rows(project, opts, rows.clone(), &out, progress)?;
+    let core = synthesize_rows(project, opts, rows.clone(), Some((tiles, tile)), progress)?;
     let record = TileRecord {
         tiles,
         tile,
@@ -187,9 +291,15 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     }
     let grid = project.config.grid.clone();
     let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
-    let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
+    let products = Plan::new(&summary, opts)?.products();
     let path = project.synthetic_s2(&opts.run);
-    let mut writer = raster::BlockWriter::create(&path, &grid, &names, f32::NAN)?;
+    let mut writers = Vec::new();
+    let mut outputs = Vec::new();
+    for (product, names) in &products {
+        let whole = Plan::path(project, &opts.run, product, None);
+        writers.push(raster::BlockWriter::create(&whole, &grid, names, f32::NAN)?);
+        outputs.push(whole);
+    }
     let (mut windows, mut valid) = (0usize, 0usize);
     progress.started(Some(tiles as u64));
     for t in 0..tiles {
@@ -210,27 +320,38 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
         if let Some(why) = stale {
             return Err(Error::Project { path: json, message: format!("tile {t} was made with {why}: run it again (`s2cr infer --run {} --tiles {tiles} --tile {t}`)", opts.run) });
         }
-        let tif = project.infer_tile_tif(&opts.run, tiles, t);
-        let stack = raster::read_window(&tif.display().to_string(), &[], None)?;
         let rows = r.rows[1] - r.rows[0];
-        if stack.width != grid.width || stack.height != rows || stack.bands.len() != names.len() {
-            return Err(Error::Project { path: tif, message: format!("is {} x {} with {} bands where tile {t} should be {} x {rows} with {}: run it again", stack.width, stack.height, stack.bands.len(), grid.width, names.len()) });
-        }
-        for (c, band) in stack.bands.iter().enumerate() {
-            if rows > 0 {
-                writer.write_rows(c, r.rows[0], rows, band)?;
+        for ((product, names), writer) in products.iter().zip(writers.iter_mut()) {
+            let tif = Plan::path(project, &opts.run, product, Some((tiles, t)));
+            if !tif.is_file() {
+                return Err(Error::Project { path: tif, message: format!("missing: tile {t} was made without this product; run it again (`s2cr infer --run {} --tiles {tiles} --tile {t}`)", opts.run) });
+            }
+            let stack = raster::read_window(&tif.display().to_string(), &[], None)?;
+            if stack.width != grid.width || stack.height != rows || stack.bands.len() != names.len() {
+                return Err(Error::Project { path: tif, message: format!("is {} x {} with {} bands where tile {t} should be {} x {rows} with {}: run it again", stack.width, stack.height, stack.bands.len(), grid.width, names.len()) });
+            }
+            for (c, band) in stack.bands.iter().enumerate() {
+                if rows > 0 {
+                    writer.write_rows(c, r.rows[0], rows, band)?;
+                }
+            }
+            if *product == "synthetic" {
+                valid += band_valid(&stack.bands);
             }
         }
-        valid += band_valid(&stack.bands);
         windows += r.windows;
         progress.advanced(t as u64 + 1, tiles as u64, format!("tile {t}"));
     }
-    writer.finish()?;
+    for writer in writers {
+        writer.finish()?;
+    }
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &generator)?;
     manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
     manifest.add_input(project.root(), &project.dataset_json())?;
-    manifest.add_output(project.root(), &path)?;
+    for out in &outputs {
+        manifest.add_output(project.root(), out)?;
+    }
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
     Ok(InferReport { path, windows, device: "tiles".into(), checkpoint_step: cp.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * valid as f64 / (grid.width * grid.height) as f64, skipped: false })
 }
@@ -248,6 +369,8 @@ struct Synthesized {
     written_valid: usize,
     checkpoint_generator: PathBuf,
     inputs_vrt: PathBuf,
+    /// The files written: the synthetic image first.
+    outputs: Vec<PathBuf>,
 }
 
 impl Synthesized {
@@ -263,14 +386,14 @@ impl Synthesized {
 /// Synthesizes grid rows `rows` into `out` (a GeoTIFF of those rows, full width): every window
 /// of the global layout that touches them, in the global order and batches, so the rows get
 /// the same values as in a whole-grid run.
-fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops::Range<usize>, out: &Path, progress: &Progress) -> Result<Synthesized> {
+fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops::Range<usize>, tile: Option<(usize, usize)>, progress: &Progress) -> Result<Synthesized> {
     let (dev, device_name) = device(opts.device)?;
     // Windows are read once or a few times each and the OS caches the files: GDAL's default
     // block cache (5 % of RAM) only adds memory here (measured: 732 against 288 MiB peak on a
     // 4096 grid, and no slower with 64 MB).
     let _cache = raster::BlockCacheLimit::set(64 << 20);
-    let (g, _cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
-    let g = g.fold_batch_norm();
+    let (g, cfg, normalization, step) = load_generator(project, &opts.run, &dev)?;
+    let g = g.fold_batch_norm().with_dropout(&cfg);
     let run_dir = project.run_dir(&opts.run);
     let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
     let index: TileIndex = load_json(&project.run_tiles_json(&opts.run), "train the run again")?;
@@ -296,16 +419,39 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let xs = window_starts(w, n, stride);
     let total = xs.len() * ys.len();
     let weights = hann(n);
-    let names: Vec<String> = summary.outputs.iter().map(|c| c.band.clone()).collect();
+    let plan = Plan::new(&summary, opts)?;
+    if plan.sampling() && g.dropout_levels().is_empty() {
+        return Err(Error::invalid(
+            "samples",
+            format!(
+                "run {} has no dropout layer (model.yaml: dropout {}, dropout_blocks {:?}, depth {}): Monte-Carlo passes would all be the same and the uncertainty zero; infer without --samples, or train with dropout",
+                opts.run, cfg.dropout, cfg.dropout_blocks, cfg.depth
+            ),
+        ));
+    }
+    if plan.sampling() && plan.nbr.is_none() {
+        progress.warn("no burn probability: the run's inputs lack Sentinel-2 t0's B08 and B12, or its outputs B08 and B12 (NBR needs both)");
+    }
     let part = crate::grid::TargetGrid { y_max: grid.y_max - r0 as f64 * grid.pixel_size_m, height: r1 - r0, ..grid.clone() };
-    let mut writer = raster::BlockWriter::create(out, &part, &names, f32::NAN)?;
+    let products = plan.products();
+    let mut outs = Vec::new();
+    let mut writers = Vec::new();
+    for (product, names) in &products {
+        let path = Plan::path(project, &opts.run, product, tile);
+        writers.push(raster::BlockWriter::create(&path, &part, names, f32::NAN)?);
+        outs.push(path);
+    }
+    // Plane p of the accumulators goes to (writer, band): the image, then the standard
+    // deviations, then the burn probability.
+    let plane_to: Vec<(usize, usize)> = products.iter().enumerate().flat_map(|(wi, (_, names))| (0..names.len()).map(move |b| (wi, b))).collect();
+    let planes = plane_to.len();
     // Rolling accumulators over rows [buf_y, buf_y + n) (or fewer at the bottom).
     let rows = n.min(h);
-    let mut acc = vec![vec![0f32; rows * w]; c_out];
+    let mut acc = vec![vec![0f32; rows * w]; planes];
     let mut wsum = vec![0f32; rows * w];
     let mut buf_y = ys.first().copied().unwrap_or(r0);
     let mut written_valid = 0usize;
-    let mut flush = |upto: usize, buf_y: &mut usize, acc: &mut Vec<Vec<f32>>, wsum: &mut Vec<f32>, writer: &mut raster::BlockWriter| -> Result<()> {
+    let mut flush = |upto: usize, buf_y: &mut usize, acc: &mut Vec<Vec<f32>>, wsum: &mut Vec<f32>, writers: &mut [raster::BlockWriter]| -> Result<()> {
         let count = upto.saturating_sub(*buf_y);
         if count == 0 {
             return Ok(());
@@ -315,7 +461,8 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
         for (c, a) in acc.iter_mut().enumerate() {
             if lo < hi {
                 let out: Vec<f32> = a[(lo - *buf_y) * w..(hi - *buf_y) * w].iter().zip(&wsum[(lo - *buf_y) * w..(hi - *buf_y) * w]).map(|(v, s)| if *s > 0.0 { v / s } else { f32::NAN }).collect();
-                writer.write_rows(c, lo - r0, hi - lo, &out)?;
+                let (wi, band) = plane_to[c];
+                writers[wi].write_rows(band, lo - r0, hi - lo, &out)?;
             }
             a.copy_within(count * w.., 0);
             let len = a.len();
@@ -335,7 +482,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     for &y in &ys {
         progress.check_cancelled()?;
         // Rows above this window row are final.
-        flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
+        flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writers)?;
         let wh = n.min(h - y);
         // The whole row of windows in one read: each window read on its own decoded the
         // files' blocks again (they span several windows; GeoTIFF blocks hold all bands).
@@ -382,26 +529,89 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                     }
                     batch.extend(plane);
                 }
-                windows.push((x, ww, stack.valid, out_maps[k].clone()));
+                // NBR before the fire, from the window's raw Sentinel-2 t0 (burn probability).
+                let nbr_pre: Option<Vec<f32>> = plan.nbr.filter(|_| plan.sampling()).map(|b| {
+                    stack.bands[b.pre_nir].iter().zip(&stack.bands[b.pre_swir]).map(|(nir, swir)| (nir - swir) / (nir + swir)).collect()
+                });
+                windows.push((x, ww, stack.valid, out_maps[k].clone(), nbr_pre));
             }
             let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
-            let pred: Vec<f32> = g.forward(input).try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
-            for (k, (x, ww, valid, maps)) in windows.iter().enumerate() {
-                for c in 0..c_out {
-                    let base = (k * c_out + c) * n * n;
-                    for r in 0..wh {
-                        for col in 0..*ww {
-                            if !valid[r * ww + col] {
-                                continue;
+            // Per window, pixel and band: the sum and sum of squares of the de-normalized passes,
+            // and the passes whose dNBR reaches the burned class.
+            let cells = wh * n;
+            let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
+            let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
+            let mut burned = vec![vec![0u32; cells]; windows.len()];
+            let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
+            let thresholds = crate::assess::severity::SeverityThresholds::default();
+            for sample in 0..plan.samples {
+                let out = if plan.sampling() {
+                    let p = cfg.dropout;
+                    let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
+                    g.forward_sampled(input.clone(), &mut mask)
+                } else {
+                    g.forward(input.clone())
+                };
+                let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
+                    let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
+                    for c in 0..c_out {
+                        let base = (k * c_out + c) * n * n;
+                        for r in 0..wh {
+                            for col in 0..*ww {
+                                if !valid[r * ww + col] {
+                                    continue;
+                                }
+                                let mut v = [pred[base + r * n + col]];
+                                maps[c].denormalize(&mut v);
+                                let cell = r * n + col;
+                                sum[k][c * cells + cell] += v[0] as f64;
+                                sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
+                                if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
+                                    if c == b.post_nir {
+                                        post[cell][0] = v[0];
+                                    } else if c == b.post_swir {
+                                        post[cell][1] = v[0];
+                                    }
+                                }
                             }
-                            let mut v = [pred[base + r * n + col]];
-                            maps[c].denormalize(&mut v);
-                            let weight = weights[r] * weights[col];
-                            let i = (y + r - buf_y) * w + x + col;
-                            acc[c][i] += v[0] * weight;
-                            if c == 0 {
-                                wsum[i] += weight;
+                        }
+                    }
+                    if let Some(pre) = nbr_pre {
+                        for r in 0..wh {
+                            for col in 0..*ww {
+                                let cell = r * n + col;
+                                let [nir, swir] = post[cell];
+                                let dnbr = pre[r * ww + col] - (nir - swir) / (nir + swir);
+                                if valid[r * ww + col] && thresholds.is_burned(thresholds.classify(dnbr)) {
+                                    burned[k][cell] += 1;
+                                }
                             }
+                        }
+                    }
+                }
+            }
+            let passes = plan.samples as f64;
+            for (k, (x, ww, valid, _, nbr_pre)) in windows.iter().enumerate() {
+                for r in 0..wh {
+                    for col in 0..*ww {
+                        if !valid[r * ww + col] {
+                            continue;
+                        }
+                        let cell = r * n + col;
+                        let weight = weights[r] * weights[col];
+                        let i = (y + r - buf_y) * w + x + col;
+                        wsum[i] += weight;
+                        for c in 0..c_out {
+                            let mean = sum[k][c * cells + cell] / passes;
+                            acc[c][i] += mean as f32 * weight;
+                            if plan.sampling() {
+                                let var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
+                                acc[c_out + c][i] += var.sqrt() as f32 * weight;
+                            }
+                        }
+                        if plan.sampling() && nbr_pre.is_some() {
+                            acc[2 * c_out][i] += (burned[k][cell] as f64 / passes) as f32 * weight;
                         }
                     }
                 }
@@ -411,10 +621,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
         }
     }
     let end = ys.last().map(|&y| y + n.min(h - y)).unwrap_or(r1).max(r1);
-    flush(end, &mut buf_y, &mut acc, &mut wsum, &mut writer)?;
-    writer.finish()?;
+    flush(end, &mut buf_y, &mut acc, &mut wsum, &mut writers)?;
+    for writer in writers {
+        writer.finish()?;
+    }
     let checkpoint_generator = CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator;
-    Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, inputs_vrt: project.root().join(&summary.files.inputs_vrt) })
+    Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, inputs_vrt: project.root().join(&summary.files.inputs_vrt), outputs: outs })
 }
 
 #[cfg(test)]

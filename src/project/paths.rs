@@ -296,12 +296,24 @@ impl Project {
     pub fn infer_tile_tif(&self, run: &RunName, tiles: usize, tile: usize) -> PathBuf {
         self.infer_tiles_dir(run).join(format!("tile-{tile}-of-{tiles}.tif"))
     }
+    /// A tile's piece of another raster inference writes (`uncertainty`, `burn-probability`).
+    pub fn infer_tile_product_tif(&self, run: &RunName, tiles: usize, tile: usize, product: &str) -> PathBuf {
+        self.infer_tiles_dir(run).join(format!("tile-{tile}-of-{tiles}-{product}.tif"))
+    }
     pub fn infer_tile_json(&self, run: &RunName, tiles: usize, tile: usize) -> PathBuf {
         self.infer_tiles_dir(run).join(format!("tile-{tile}-of-{tiles}.json"))
     }
     /// The synthetic Sentinel-2 at t1 over the whole grid.
     pub fn synthetic_s2(&self, run: &RunName) -> PathBuf {
         self.output_dir(run).join("synthetic_S2_t1.tif")
+    }
+    /// Monte-Carlo dropout (`s2cr infer --samples K`): the standard deviation of the passes, per
+    /// band, and the share of passes whose dNBR reaches the burned class.
+    pub fn uncertainty_s2(&self, run: &RunName) -> PathBuf {
+        self.output_dir(run).join("uncertainty_S2_t1.tif")
+    }
+    pub fn burn_probability(&self, run: &RunName) -> PathBuf {
+        self.output_dir(run).join("burn_probability.tif")
     }
     pub fn assess_dir(&self, run: &RunName) -> PathBuf {
         self.output_dir(run).join("assess")

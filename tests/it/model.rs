@@ -162,7 +162,7 @@ fn inference_covers_the_grid_without_seams() {
     dataset_with(&project, 64, S2Method::TrainMinMax);
     let opts = TrainOptions { run: run_name("r"), model: small_model(), train: TrainConfig { batch_size: 4, ..quick_train(12) }, device: DeviceChoice::Cpu, resume: false };
     train(&project, &opts, &Progress::silent("train")).unwrap();
-    let report = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap();
+    let report = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap();
     assert_eq!(report.windows, 49, "7 x 7 windows of 64 px every 32 px");
     let info = raster::info(report.path.to_str().unwrap()).unwrap();
     let g = &project.config.grid;
@@ -186,7 +186,7 @@ fn inference_covers_the_grid_without_seams() {
     // A dataset rebuilt with other channels is refused with the reason, not fed to the model.
     let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
     dataset::build(&project, &DatasetConfig { tiles, inputs: dataset::sar_only_inputs(&project.config.bands.s1), ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
-    let err = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4 }, &Progress::silent("infer")).unwrap_err().to_string();
+    let err = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap_err().to_string();
     assert!(err.contains("was trained on") && err.contains("S1_t1:VV S1_t1:VH"), "{err}");
 }
 
@@ -616,4 +616,53 @@ fn clean_removes_the_intermediates_and_keeps_outputs_and_each_runs_last_checkpoi
     assert!(project.checkpoint_json(&run_name("r")).is_file() && project.outputs_dir().join("kept.txt").is_file());
     assert_eq!(steps(&checkpoints), [last]);
     assert!(clean(&[]).contains("freed 0.0 MiB"));
+}
+
+#[test]
+fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_same_in_tiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 32, S2Method::TrainMinMax);
+    let read = |p: &std::path::Path| raster::read_window(&p.display().to_string(), &[], None).unwrap();
+    let bits = |s: &raster::BandStack| s.bands.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+    // Without dropout, sampling is refused with the reason.
+    train(&project, &TrainOptions { run: run_name("plain"), model: small_model(), train: quick_train(2), device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+    let e = s2cr::error_chain(&infer::infer(&project, &infer::InferOptions { run: run_name("plain"), device: DeviceChoice::Cpu, samples: 4, ..Default::default() }, &Progress::silent("infer")).unwrap_err());
+    assert!(e.contains("has no dropout layer"), "{e}");
+
+    let model = ModelConfig { dropout: 0.5, dropout_blocks: s2cr::model::config::DropoutBlocks::Three, ..small_model() };
+    train(&project, &TrainOptions { run: run_name("r"), model, train: quick_train(4), device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+    let off = infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, ..Default::default() };
+    let plain = read(&infer::infer(&project, &off, &Progress::silent("infer")).unwrap().path);
+    assert!(!project.uncertainty_s2(&run_name("r")).exists(), "nothing else without sampling");
+    let on = infer::InferOptions { samples: 6, ..off.clone() };
+    let report = infer::infer(&project, &on, &Progress::silent("infer")).unwrap();
+    let mean = read(&report.path);
+    let sd = read(&project.uncertainty_s2(&run_name("r")));
+    let prob = read(&project.burn_probability(&run_name("r")));
+    assert_eq!(sd.descriptions, ["B02 sd", "B03 sd", "B04 sd", "B08 sd", "B11 sd", "B12 sd"]);
+    assert_eq!(prob.descriptions, ["burn probability"]);
+    assert_ne!(bits(&mean), bits(&plain), "the mean of stochastic passes is not the deterministic pass");
+    let sds: Vec<f32> = sd.bands.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    assert!(sds.iter().all(|v| *v >= 0.0) && sds.iter().any(|v| *v > 1e-4), "dropout spreads the passes");
+    assert!(prob.bands[0].iter().filter(|v| v.is_finite()).all(|v| (0.0..=1.0).contains(v)));
+    // The same passes again: the masks are seeded by window position.
+    std::fs::remove_file(&report.path).unwrap();
+    let again = read(&infer::infer(&project, &on, &Progress::silent("infer")).unwrap().path);
+    assert_eq!(bits(&again), bits(&mean));
+    // In tiles, merged: the same three rasters, bit for bit.
+    let (mean_path, sd_path, prob_path) = (report.path.clone(), project.uncertainty_s2(&run_name("r")), project.burn_probability(&run_name("r")));
+    for p in [&mean_path, &sd_path, &prob_path] {
+        std::fs::remove_file(p).unwrap();
+    }
+    for t in 0..3 {
+        infer::infer_tile(&project, &on, 3, t, &Progress::silent("infer")).unwrap();
+    }
+    infer::merge_tiles(&project, &on, 3, &Progress::silent("infer")).unwrap();
+    assert_eq!(bits(&read(&mean_path)), bits(&mean));
+    assert_eq!(bits(&read(&sd_path)), bits(&sd));
+    assert_eq!(bits(&read(&prob_path)), bits(&prob));
+    // Sampling off again: exactly the deterministic image.
+    let back = read(&infer::infer(&project, &off, &Progress::silent("infer")).unwrap().path);
+    assert_eq!(bits(&back), bits(&plain));
 }
