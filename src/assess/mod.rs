@@ -13,6 +13,7 @@ mod project;
 pub mod report;
 pub mod severity;
 pub mod stac;
+pub mod uncertainty;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -148,7 +149,7 @@ impl Default for AssessConfig {
 }
 
 /// The three images compared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AssessInputs {
     /// Pre-fire Sentinel-2 (t0).
     pub pre: PathBuf,
@@ -156,6 +157,14 @@ pub struct AssessInputs {
     pub real: PathBuf,
     /// Synthetic post-fire Sentinel-2 (t1) from the model.
     pub synthetic: PathBuf,
+    /// With Monte-Carlo dropout: the passes' standard deviation per band (bands `<band> sd`),
+    /// the burn probability, and the number of passes the synthetic image is the mean of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_probability: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
 }
 
 /// Quality of one band.
@@ -231,6 +240,9 @@ pub struct AssessReport {
     /// Agreement of both burned maps with an official perimeter, when one was given.
     #[serde(default)]
     pub perimeter: Option<PerimeterAgreement>,
+    /// How honest the Monte-Carlo uncertainty is, when the inputs have it.
+    #[serde(default)]
+    pub uncertainty: Option<uncertainty::UncertaintyCheck>,
     pub severity_areas: Vec<ClassArea>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
@@ -413,6 +425,20 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         None => None,
     };
+    // Monte-Carlo uncertainty, checked against the real image.
+    let sd_image = inputs.uncertainty.as_ref().map(|p| Image::open(p, None)).transpose()?;
+    let prob_image = inputs.burn_probability.as_ref().map(|p| Image::open(p, None)).transpose()?;
+    for other in sd_image.iter().chain(prob_image.iter()) {
+        if (other.info.width, other.info.height) != (width, height) || other.info.geo_transform != gt {
+            return Err(Error::Raster { location: other.path.display().to_string(), message: "not on the grid of the synthetic image; infer again with --samples".into() });
+        }
+    }
+    if let Some(sd) = &sd_image {
+        for name in &cfg.quality_bands {
+            sd.band_index(&format!("{name} sd"))?;
+        }
+    }
+    let mut uncertainty_acc = sd_image.as_ref().map(|_| uncertainty::UncertaintyAcc::new(cfg.quality_bands.len(), prob_image.is_some()));
     let mut perimeter_counts = [BurnedCounts::default(); 2];
     let mut perimeter_pixels = 0u64;
     let nir = cfg.nir.name();
@@ -475,6 +501,21 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
         burned.add(sev_real, sev_synth, &cfg.thresholds);
+        if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
+            // Held-out pixels only, when the project has them.
+            let keep: Vec<bool> = (0..rows * width).map(|i| cfg.held_out.as_ref().is_none_or(|h| h.contains(i % width, y0 + i / width))).collect();
+            for (b, name) in cfg.quality_bands.iter().enumerate() {
+                let r = real.read(&[name.as_str()], cfg.scale, y0..y1)?;
+                let s = synth.read(&[name.as_str()], cfg.scale, y0..y1)?;
+                let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
+                acc.add_band(b, &r.bands[0], &s.bands[0], &d.bands[0], &keep);
+            }
+            if let Some(prob) = &prob_image {
+                let p = prob.read(&["burn probability"], 1.0, y0..y1)?;
+                let burned: Vec<Option<bool>> = sev_real.iter().map(|c| (*c != Severity::NoData).then(|| cfg.thresholds.is_burned(*c))).collect();
+                acc.add_probability(&p.bands[0], &burned, &keep);
+            }
+        }
         if let Some(p) = &perimeter {
             let inside = p.burn_rows(&gt, &crs_wkt, width, y0, rows)?;
             perimeter_pixels += inside.iter().filter(|v| **v != 0).count() as u64;
@@ -564,6 +605,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         severity_confusion,
         held_out,
         perimeter,
+        uncertainty: uncertainty_acc.map(|acc| acc.finish(&cfg.quality_bands, if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" })),
         severity_areas,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],
@@ -712,7 +754,7 @@ mod tests {
         let inputs = AssessInputs {
             pre: image(dir.path(), "pre", w, h, 0, Some(&cloud)),
             real: image(dir.path(), "real", w, h, 1, None),
-            synthetic: image(dir.path(), "synthetic", w, h, 2, None),
+            synthetic: image(dir.path(), "synthetic", w, h, 2, None), ..Default::default()
         };
         let held = HeldOut { description: "test blocks".into(), pixels: 0, block: 16, blocks: (0..h.div_ceil(16)).map(|by| (0..w.div_ceil(16)).map(|bx| (bx + by) % 2 == 0).collect()).collect() };
         let cfg = AssessConfig { held_out: Some(held), ..Default::default() };
@@ -746,7 +788,7 @@ mod tests {
         // A VRT claiming 2,000,000 x 2,000,000 pixels: a few bytes on disk.
         let vrt = dir.path().join("huge.vrt");
         std::fs::write(&vrt, "<VRTDataset rasterXSize=\"2000000\" rasterYSize=\"2000000\"><VRTRasterBand dataType=\"Float32\" band=\"1\"><Description>B08</Description></VRTRasterBand></VRTDataset>").unwrap();
-        let inputs = AssessInputs { pre: vrt.clone(), real: vrt.clone(), synthetic: vrt };
+        let inputs = AssessInputs { pre: vrt.clone(), real: vrt.clone(), synthetic: vrt, ..Default::default() };
         let err = assess_files(&inputs, &dir.path().join("out"), &AssessConfig::default(), &Progress::silent("assess")).unwrap_err().to_string();
         assert!(err.contains("2000000 x 2000000") && err.contains("larger than this program handles"), "{err}");
     }

@@ -68,7 +68,19 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
         perimeter: options.perimeter.clone().or_else(|| project.config.reference_perimeter.as_ref().map(|p| project.root().join(p))),
         ..options.clone()
     };
-    let inputs = AssessInputs { pre: sources.s2_t0, real: sources.s2_t1, synthetic };
+    // Monte-Carlo dropout's rasters, when the run's inference wrote them with this image.
+    let infer_manifest = Manifest::load(&project.manifest_path(Stage::Infer, Some(run)))?;
+    let written = |path: &Path| infer_manifest.as_ref().is_some_and(|m| m.outputs.iter().any(|o| project.root().join(&o.path) == path)) && path.is_file();
+    let (sd, prob) = (project.uncertainty_s2(run), project.burn_probability(run));
+    let samples = infer_manifest.as_ref().and_then(|m| m.parameters["settings"]["samples"].as_u64()).map(|k| k as usize);
+    let inputs = AssessInputs {
+        pre: sources.s2_t0,
+        real: sources.s2_t1,
+        uncertainty: written(&sd).then_some(sd),
+        burn_probability: written(&prob).then_some(prob),
+        samples: samples.filter(|k| *k >= 2),
+        synthetic,
+    };
     assess_into_project(project, run, &inputs, &cfg, progress)
 }
 
@@ -95,7 +107,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let start = Instant::now();
     let report = assess_files(inputs, &dir, cfg, progress)?;
     let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()) {
+    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()) {
         manifest.add_input(project.root(), p)?;
     }
     for f in &report.files {
@@ -178,6 +190,8 @@ fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> 
     [&inputs.pre, &inputs.real, &inputs.synthetic]
         .into_iter()
         .chain(cfg.perimeter.as_ref())
+        .chain(inputs.uncertainty.as_ref())
+        .chain(inputs.burn_probability.as_ref())
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

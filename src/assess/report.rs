@@ -377,7 +377,50 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
     )?;
     confusion_figure(&dir.join("confusion.png"), report)?;
     bands_figure(&dir.join("bands.png"), report)?;
-    Ok(["rgb", "dnbr", "severity", "confusion", "bands"].iter().map(|n| format!("figures/{n}.png")).collect())
+    let mut names = vec!["rgb", "dnbr", "severity", "confusion", "bands"];
+    if report.uncertainty.as_ref().is_some_and(|u| !u.reliability.is_empty()) {
+        reliability_figure(&dir.join("reliability.png"), report)?;
+        names.push("reliability");
+    }
+    Ok(names.iter().map(|n| format!("figures/{n}.png")).collect())
+}
+
+/// The burn probability's reliability diagram: the burned share the real map shows against the
+/// mean predicted probability of each bin (the diagonal is perfect calibration), with the
+/// pixels of each bin.
+fn reliability_figure(path: &Path, report: &AssessReport) -> Result<()> {
+    register_font();
+    let (width, height) = (560u32, 520u32);
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    let err = plot_err(path);
+    let Some(u) = &report.uncertainty else { return Ok(()) };
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Burn probability: reliability ({})", u.scope), (FONT_NAME, 17))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("predicted probability")
+            .y_desc("burned in the real map")
+            .label_style((FONT_NAME, 13))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.0), (1.0, 1.0)], RGBColor(150, 150, 150)))).map_err(|e| err(e.to_string()))?;
+        let points: Vec<(f64, f64, u64)> = u.reliability.iter().filter(|b| b.pixels > 0 && b.predicted.is_finite() && b.observed.is_finite()).map(|b| (b.predicted, b.observed, b.pixels)).collect();
+        chart.draw_series(std::iter::once(PathElement::new(points.iter().map(|(x, y, _)| (*x, *y)).collect::<Vec<_>>(), RGBColor(200, 60, 30).stroke_width(2)))).map_err(|e| err(e.to_string()))?;
+        chart.draw_series(points.iter().map(|(x, y, _)| Circle::new((*x, *y), 4, RGBColor(200, 60, 30).filled()))).map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(points.iter().map(|(x, y, n)| Text::new(format!("{n}"), (*x + 0.015, (*y - 0.04).max(0.01)), (FONT_NAME, 11).into_font())))
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    save_png(path, width as usize, height as usize, &buf)
 }
 
 fn num(v: f64) -> String {
@@ -539,6 +582,33 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
             let _ = write!(h, "<tr><td>{name}</td><td>{}</td><td>{}</td></tr>", value(&p.real), value(&p.synthetic));
         }
         let _ = write!(h, "</table>\n");
+    }
+    if let Some(u) = &report.uncertainty {
+        let k = report.inputs.samples.map(|k| format!("the mean of {k} Monte-Carlo dropout passes")).unwrap_or_else(|| "a mean of Monte-Carlo dropout passes".into());
+        let _ = write!(
+            h,
+            "<h2 id=\"uncertainty\">Is the uncertainty honest?</h2>\n<p class=\"small\">The synthetic image is {k}; beside it, their standard \
+             deviation per band and the burn probability (the share of passes whose dNBR reaches the burned class). Checked over the {}: \
+             an honest standard deviation grows with the actual error, and about 95 % of real values lie within 2 sd of a Gaussian mean.</p>\n\
+             <table><tr><th>band</th><th>pixels</th><th>correlation of sd with |error|</th><th>real within mean ± 2 sd</th></tr>",
+            esc(&u.scope)
+        );
+        for b in &u.bands {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&b.band), b.pixels, num(b.correlation), num(b.within_2sd));
+        }
+        let _ = write!(h, "</table>\n<table><tr><th>predicted sd</th><th>pixels</th><th>mean |error|</th></tr>");
+        for b in &u.sd_bins {
+            let to = b.sd_to.map(|t| format!("{t}")).unwrap_or_else(|| "and above".into());
+            let _ = write!(h, "<tr><td>{} to {to}</td><td>{}</td><td>{}</td></tr>", b.sd_from, b.pixels, num(b.mean_abs_error));
+        }
+        let _ = write!(h, "</table>\n");
+        if !u.reliability.is_empty() {
+            let _ = write!(h, "<table><tr><th>burn probability</th><th>pixels</th><th>mean predicted</th><th>burned in the real map</th></tr>");
+            for b in &u.reliability {
+                let _ = write!(h, "<tr><td>{:.1} to {:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>", b.p_from, b.p_to, b.pixels, num(b.predicted), num(b.observed));
+            }
+            let _ = write!(h, "</table>\n");
+        }
     }
     let _ = write!(
         h,

@@ -137,6 +137,16 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
             ),
         ));
     }
+    // Monte-Carlo dropout's uncertainty and burn probability, when inference wrote them.
+    let mut mc = serde_json::Map::new();
+    for (key, path, title) in [("sd", project.uncertainty_s2(run), "Standard deviation of the Monte-Carlo dropout passes, per band"), ("burn-probability", project.burn_probability(run), "Share of the passes whose dNBR reaches the burned class")] {
+        if let Some(href) = path.strip_prefix(&out).ok().and_then(|r| asset_href(&out, &r.display().to_string())) {
+            mc.insert(key.into(), json!({"href": href, "type": tif, "title": title, "roles": ["data"]}));
+        }
+    }
+    if !mc.is_empty() {
+        items.push(("uncertainty".into(), ctx.item("uncertainty", "Uncertainty of the synthetic image", "Monte-Carlo dropout (s2cr infer --samples): the passes' standard deviation per band, and the burn probability.", &[], json!({}), Value::Object(mc))));
+    }
     // Burn indices, severity, perimeters: one asset per map (real, synthetic).
     let mut indices = serde_json::Map::new();
     let mut severity = serde_json::Map::new();

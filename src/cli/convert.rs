@@ -356,7 +356,7 @@ pub fn assess_inputs(args: &AssessArgs) -> Result<Option<AssessInputs>> {
         }
         Ok(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
     };
-    Ok(Some(AssessInputs { pre: checked("--pre", pre)?, real: checked("--real", real)?, synthetic: checked("--synthetic", synthetic)? }))
+    Ok(Some(AssessInputs { pre: checked("--pre", pre)?, real: checked("--real", real)?, synthetic: checked("--synthetic", synthetic)?, ..Default::default() }))
 }
 
 // ---- export ----

@@ -252,6 +252,14 @@ pub fn assessment(report: &AssessReport, html: &Path) {
         );
     }
     println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(q.psnr_db), f(q.ssim), f(q.sam_degrees), f(q.rmse));
+    if let Some(u) = &report.uncertainty {
+        let per_band: Vec<String> = u.bands.iter().map(|b| format!("{} {} ({:.0} % within 2 sd)", b.band, f(b.correlation), 100.0 * b.within_2sd)).collect();
+        println!("Uncertainty   correlation of sd with |error| over {}: {}", u.scope, per_band.join(", "));
+        if !u.reliability.is_empty() {
+            let bins: Vec<String> = u.reliability.iter().filter(|b| b.pixels > 0).map(|b| format!("{:.1}-{:.1}: {} of {} px", b.p_from, b.p_to, f(b.observed), b.pixels)).collect();
+            println!("Burn prob.    burned share by predicted probability: {}", bins.join("; "));
+        }
+    }
     if let Some(note) = &report.config.simulated_burn {
         for line in note.lines() {
             println!("SIMULATED     {line}");

@@ -557,6 +557,13 @@ impl Wizard {
                     .response
                     .labelled_by(l.id);
                 ui.end_row();
+                if stage == Stage::Infer {
+                    let l = ui.label("Uncertainty passes");
+                    ui.add_enabled(!running, egui::DragValue::new(&mut s.infer.samples).range(0..=crate::model::infer::MAX_SAMPLES))
+                        .on_hover_text("Monte-Carlo dropout: passes per window (0 = off). The image is then their mean, with the standard deviation and the burn probability beside it; takes that many times as long")
+                        .labelled_by(l.id);
+                    ui.end_row();
+                }
                 if stage == Stage::Train {
                     let mut small = s.model.as_ref().is_some_and(|m| m.ngf <= 16);
                     let label = match &s.model {

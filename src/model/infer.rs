@@ -203,6 +203,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
     let core = synthesize_rows(project, opts, 0..project.config.grid.height, None, progress)?;
+    remove_unsampled_leftovers(project, opts);
     let path = project.synthetic_s2(&opts.run);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     core.record_inputs(project, &mut manifest)?;
@@ -345,6 +346,7 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     for writer in writers {
         writer.finish()?;
     }
+    remove_unsampled_leftovers(project, opts);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &generator)?;
     manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
@@ -354,6 +356,15 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     }
     manifest.save(&project.manifest_path(Stage::Infer, Some(&opts.run)))?;
     Ok(InferReport { path, windows, device: "tiles".into(), checkpoint_step: cp.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * valid as f64 / (grid.width * grid.height) as f64, skipped: false })
+}
+
+/// Without sampling, the uncertainty and burn probability of an earlier sampled inference no
+/// longer go with the image: removed, so nothing shows them beside it.
+fn remove_unsampled_leftovers(project: &Project, opts: &InferOptions) {
+    if opts.samples <= 1 {
+        let _ = std::fs::remove_file(project.uncertainty_s2(&opts.run));
+        let _ = std::fs::remove_file(project.burn_probability(&opts.run));
+    }
 }
 
 /// Pixels with a value in the first band.

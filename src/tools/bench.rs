@@ -455,7 +455,7 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
     use crate::assess::{AssessConfig, AssessInputs, assess_files};
     const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
     let start = Instant::now();
-    let inputs = AssessInputs { pre: dir.join("assess-pre.tif"), real: dir.join("assess-real.tif"), synthetic: dir.join("assess-synthetic.tif") };
+    let inputs = AssessInputs { pre: dir.join("assess-pre.tif"), real: dir.join("assess-real.tif"), synthetic: dir.join("assess-synthetic.tif"), ..Default::default() };
     let (c, r2) = (size as f64 / 2.0, (size as f64 / 5.0).powi(2));
     for (k, path) in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().enumerate() {
         let fits = crate::raster::info(&path.display().to_string()).is_ok_and(|i| i.width == size && i.height == size && i.bands.len() == BANDS.len());

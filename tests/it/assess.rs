@@ -128,7 +128,7 @@ fn simulated_burn_nir_halved_swir2_up_60_percent_gives_expected_hectares_and_kap
     assert!(left + right > 7000, "most of the 8192 scar pixels burn: {}", left + right);
 
     let same = assess::assess_files(
-        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: post_p.clone() },
+        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: post_p.clone(), ..Default::default() },
         &tmp_path.as_path().join("same"),
         &cfg,
         &Progress::silent("assess"),
@@ -143,7 +143,7 @@ fn simulated_burn_nir_halved_swir2_up_60_percent_gives_expected_hectares_and_kap
     assert!(same.quality.psnr_db.is_infinite());
 
     let half = assess::assess_files(
-        &AssessInputs { pre: pre_p, real: post_p, synthetic: partial_p },
+        &AssessInputs { pre: pre_p, real: post_p, synthetic: partial_p, ..Default::default() },
         &tmp_path.as_path().join("half"),
         &cfg,
         &Progress::silent("assess"),
@@ -205,7 +205,7 @@ fn the_html_report_renders_in_a_headless_browser() {
     let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &post));
     let out = tmp.path().join("out");
     assess::assess_files(
-        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: pre_p },
+        &AssessInputs { pre: pre_p.clone(), real: post_p.clone(), synthetic: pre_p, ..Default::default() },
         &out,
         &AssessConfig { simulated_burn: Some("NIR (B08) x 0.5, SWIR2 (B12) x 1.6 in a rectangle".into()), ..Default::default() },
         &Progress::silent("assess"),
@@ -266,7 +266,7 @@ fn disc_fire(dir: &Path, radius: f64) -> (AssessInputs, BandStack, u64) {
         }
     }
     let (pre_p, post_p) = (write(dir, "pre.tif", &pre), write(dir, "post.tif", &post));
-    (AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p }, pre, inside)
+    (AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() }, pre, inside)
 }
 
 /// A square of `side_m` around the grid point (128, 128) px, as GeoJSON in the grid's UTM CRS.

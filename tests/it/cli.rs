@@ -523,6 +523,27 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("perimeter-reference"));
     check_outputs_catalog(&project.output_dir(&s2cr::demo::run_name()));
 
+    // Monte-Carlo dropout: the image becomes the mean of the passes, with its uncertainty and
+    // burn probability, which the assessment then checks against the real image.
+    let out = s2cr().args(["--project", dir.to_str().unwrap(), "infer", "--run", "demo", "--device", "cpu", "--samples", "4"]).assert().success().get_output().stdout.clone();
+    assert!(String::from_utf8_lossy(&out).contains("written"), "{}", String::from_utf8_lossy(&out));
+    let out = s2cr().args(["--project", dir.to_str().unwrap(), "assess", "--run", "demo"]).assert().success().get_output().stdout.clone();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("Uncertainty   correlation of sd with |error| over held-out clear pixels") && out.contains("Burn prob."), "{out}");
+    println!("{out}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(assess.join("report.json")).unwrap()).unwrap();
+    let u = &report["uncertainty"];
+    assert_eq!(report["inputs"]["samples"], 4);
+    let bands = u["bands"].as_array().unwrap();
+    assert_eq!(bands.len(), 6);
+    assert!(bands.iter().all(|b| b["pixels"].as_u64().unwrap() > 1000 && b["correlation"].is_number()), "{u}");
+    let binned: u64 = u["sd_bins"].as_array().unwrap().iter().map(|b| b["pixels"].as_u64().unwrap()).sum();
+    assert_eq!(binned, bands.iter().map(|b| b["pixels"].as_u64().unwrap()).sum::<u64>(), "every pixel in one sd bin");
+    assert_eq!(u["reliability"].as_array().unwrap().len(), 10);
+    assert!(assess.join("figures/reliability.png").is_file());
+    assert!(std::fs::read_to_string(assess.join("report.html")).unwrap().contains("id=\"uncertainty\""));
+    check_outputs_catalog(&project.output_dir(&s2cr::demo::run_name()));
+
     // A changed training set: the finished run is not retrained silently.
     let pipeline = dir.join("pipeline.yaml");
     let text = std::fs::read_to_string(&pipeline).unwrap();
@@ -616,6 +637,9 @@ fn check_outputs_catalog(out: &Path) {
     let classes = find("burn-severity").properties.additional_fields["classification:classes"].as_array().unwrap().clone();
     assert!(classes.iter().any(|c| c["description"] == "high severity"), "{classes:?}");
     assert!(find("burned-perimeters").assets.contains_key("official"));
+    if out.join("uncertainty_S2_t1.tif").is_file() {
+        assert!(find("uncertainty").assets.contains_key("sd") && find("uncertainty").assets.contains_key("burn-probability"));
+    }
     assert!(find("synthetic-s2").links.iter().any(|l| l.rel == "derived_from" && l.href.to_string().ends_with("model.stac.json")));
     // pystac, where a Python has it (the openEO back-end's venv does).
     let python = ["S2CR_OPENEO_PYTHON", "S2CR_PYTHON"].iter().filter_map(|v| std::env::var(v).ok()).chain(["python3".to_string()]).find(|p| {
