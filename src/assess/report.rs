@@ -416,7 +416,7 @@ fn reliability_figure(path: &Path, report: &AssessReport) -> Result<()> {
         chart.draw_series(std::iter::once(PathElement::new(points.iter().map(|(x, y, _)| (*x, *y)).collect::<Vec<_>>(), RGBColor(200, 60, 30).stroke_width(2)))).map_err(|e| err(e.to_string()))?;
         chart.draw_series(points.iter().map(|(x, y, _)| Circle::new((*x, *y), 4, RGBColor(200, 60, 30).filled()))).map_err(|e| err(e.to_string()))?;
         chart
-            .draw_series(points.iter().map(|(x, y, n)| Text::new(format!("{n}"), (*x + 0.015, (*y - 0.04).max(0.01)), (FONT_NAME, 11).into_font())))
+            .draw_series(points.iter().map(|(x, y, n)| Text::new(format!("{n} px"), (if *x > 0.85 { *x - 0.11 } else { *x + 0.015 }, (*y - 0.04).max(0.01)), (FONT_NAME, 11).into_font())))
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }

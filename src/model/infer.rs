@@ -362,8 +362,10 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
 /// longer go with the image: removed, so nothing shows them beside it.
 fn remove_unsampled_leftovers(project: &Project, opts: &InferOptions) {
     if opts.samples <= 1 {
-        let _ = std::fs::remove_file(project.uncertainty_s2(&opts.run));
-        let _ = std::fs::remove_file(project.burn_probability(&opts.run));
+        for path in [project.uncertainty_s2(&opts.run), project.burn_probability(&opts.run)] {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(format!("{}.aux.xml", path.display()));
+        }
     }
 }
 
