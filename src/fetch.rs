@@ -309,6 +309,7 @@ pub fn window_estimate(grid: &crate::grid::TargetGrid, margin_m: f64, band: &str
         match band {
             "B01" | "B09" | "B10" => (60.0, 2),
             "SCL" => (20.0, 1),
+            "AOT" => (10.0, 2),
             "B05" | "B06" | "B07" | "B8A" | "B11" | "B12" => (20.0, 2),
             _ => (10.0, 2),
         }

@@ -208,6 +208,7 @@ pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static 
         (EarthSearch, Sentinel2, "B11") => &["swir16"],
         (EarthSearch, Sentinel2, "B12") => &["swir22"],
         (EarthSearch, Sentinel2, "SCL") => &["scl"],
+        (EarthSearch, Sentinel2, "AOT") => &["aot"],
         // Planetary Computer keeps the band names.
         (PlanetaryComputer | Local, Sentinel2, "B01") => &["B01"],
         (PlanetaryComputer | Local, Sentinel2, "B02") => &["B02"],
@@ -222,6 +223,7 @@ pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static 
         (PlanetaryComputer | Local, Sentinel2, "B11") => &["B11"],
         (PlanetaryComputer | Local, Sentinel2, "B12") => &["B12"],
         (PlanetaryComputer | Local, Sentinel2, "SCL") => &["SCL"],
+        (PlanetaryComputer | Local, Sentinel2, "AOT") => &["AOT"],
         // CDSE suffixes the native resolution.
         (Cdse, Sentinel2, "B01") => &["B01_60m"],
         (Cdse, Sentinel2, "B02") => &["B02_10m"],
@@ -236,6 +238,7 @@ pub fn asset_keys(kind: ProviderKind, mission: Mission, band: &str) -> &'static 
         (Cdse, Sentinel2, "B11") => &["B11_20m"],
         (Cdse, Sentinel2, "B12") => &["B12_20m"],
         (Cdse, Sentinel2, "SCL") => &["SCL_20m"],
+        (Cdse, Sentinel2, "AOT") => &["AOT_10m"],
         // Sentinel-1: lower-case polarisation keys everywhere (Earth Search GRD, PC RTC and GRD,
         // CDSE's GRD COGs).
         (_, Sentinel1, "VV") => &["vv", "VV"],

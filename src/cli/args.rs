@@ -221,6 +221,10 @@ pub struct PreprocessArgs {
     /// Also mask snow and ice.
     #[arg(long)]
     pub mask_snow: bool,
+    /// Mask haze and smoke where L2A's aerosol optical thickness exceeds this (e.g. 0.5);
+    /// needs the band AOT in project.yaml's bands.
+    #[arg(long, value_name = "AOT")]
+    pub mask_haze_aot: Option<f32>,
     /// Rows processed at a time (memory follows rows x grid width).
     #[arg(long, default_value_t = 512)]
     pub block_rows: usize,

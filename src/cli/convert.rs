@@ -232,7 +232,7 @@ impl From<&FetchArgs> for FetchOptions {
 impl From<&PreprocessArgs> for PreprocessConfig {
     fn from(args: &PreprocessArgs) -> PreprocessConfig {
         PreprocessConfig {
-            mask: crate::preprocess::s2::SclMaskOptions { snow: args.mask_snow, buffer_px: args.mask_buffer },
+            mask: crate::preprocess::s2::SclMaskOptions { snow: args.mask_snow, buffer_px: args.mask_buffer, haze_aot: args.mask_haze_aot },
             speckle: args.speckle.into(),
             block_rows: args.block_rows,
             engine: match args.engine {

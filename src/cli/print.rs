@@ -176,6 +176,9 @@ pub fn preprocessed(done: &[Preprocessed]) {
         if let Some(c) = &p.mask_counts {
             let total = c.total().max(1) as f64;
             let pct = |n: usize| 100.0 * n as f64 / total;
+            if c.haze > 0 {
+                println!("      of the pixels SCL calls clear, {:.1} % hazy or smoky by AOT (masked)", pct(c.haze));
+            }
             if c.masked_remotely > 0 {
                 println!("      masked by the openEO back-end (the project's SCL rules; it does not say why) {:.1} %; clear {:.1} %", pct(c.masked_remotely), pct(c.clear));
             } else {

@@ -113,7 +113,7 @@ impl Channel {
 pub fn research_inputs(s1: &[String], s2: &[String]) -> Vec<String> {
     let mut v: Vec<String> = s1.iter().map(|p| format!("S1_t0:{p}")).collect();
     v.extend(s1.iter().map(|p| format!("S1_t1:{p}")));
-    v.extend(s2.iter().filter(|b| *b != "SCL").map(|b| format!("S2_t0:{b}")));
+    v.extend(s2.iter().filter(|b| crate::project::is_reflectance_band(b)).map(|b| format!("S2_t0:{b}")));
     v
 }
 

@@ -507,6 +507,17 @@ impl Wizard {
                 ui.label("Snow");
                 ui.checkbox(&mut s.preprocess.mask.snow, "mask snow");
                 ui.end_row();
+                ui.label("Haze and smoke");
+                ui.horizontal(|ui| {
+                    let mut on = s.preprocess.mask.haze_aot.is_some();
+                    if ui.checkbox(&mut on, "mask where AOT exceeds").on_hover_text("L2A's aerosol optical thickness (band AOT, which project.yaml's bands must list): SCL flags no smoke").changed() {
+                        s.preprocess.mask.haze_aot = on.then_some(0.5);
+                    }
+                    if let Some(t) = s.preprocess.mask.haze_aot.as_mut() {
+                        ui.add(egui::DragValue::new(t).range(0.05..=5.0).speed(0.01));
+                    }
+                });
+                ui.end_row();
                 preprocess_engine_settings(ui, &mut s.preprocess, running);
             }
             Stage::Assess => {

@@ -135,6 +135,18 @@ pub fn s2_graph(scope: &GraphScope, collection: &str, bands: &[String], scl: boo
         g.insert("mask_no_data".into(), json!({"process_id": "mask", "arguments": {"data": {"from_node": "mask_clouds"}, "mask": {"from_node": "no_data"}}}));
         last = "mask_no_data".into();
     }
+    if let Some(threshold) = mask.haze_aot {
+        // Haze and smoke: aerosol optical thickness (DN / 1000) above the threshold.
+        g.insert("load_aot".into(), scope.load(collection, &["AOT".to_string()])?);
+        g.insert("resample_aot".into(), scope.resample("load_aot", "bilinear"));
+        g.insert("haze".into(), json!({"process_id": "reduce_dimension", "arguments": {"data": {"from_node": "resample_aot"}, "dimension": "bands", "reducer": {"process_graph": {
+            "aot": {"process_id": "array_element", "arguments": {"data": {"from_parameter": "data"}, "index": 0}},
+            "scaled": {"process_id": "divide", "arguments": {"x": {"from_node": "aot"}, "y": super::s2::AOT_QUANTIFICATION_VALUE}},
+            "above": {"process_id": "gt", "arguments": {"x": {"from_node": "scaled"}, "y": threshold}},
+            "out": {"process_id": "if", "arguments": {"value": {"from_node": "above"}, "accept": 1, "reject": 0}, "result": true}}}}}));
+        g.insert("mask_haze".into(), json!({"process_id": "mask", "arguments": {"data": {"from_node": last}, "mask": {"from_node": "haze"}}}));
+        last = "mask_haze".into();
+    }
     g.insert("reflectance".into(), json!({"process_id": "apply", "arguments": {"data": {"from_node": last}, "process": {"process_graph": {
         "offset": {"process_id": "add", "arguments": {"x": {"from_parameter": "x"}, "y": dn_offset}},
         "scale": {"process_id": "divide", "arguments": {"x": {"from_node": "offset"}, "y": super::s2::QUANTIFICATION_VALUE}, "result": true}}}}}));
@@ -761,7 +773,7 @@ mod tests {
         let g = grid();
         let scope = GraphScope { grid: &g, date: "2018-09-30" };
         let bands: Vec<String> = ["B04", "B08"].map(String::from).to_vec();
-        let mask = crate::preprocess::s2::SclMaskOptions { snow: true, buffer_px: 2 };
+        let mask = crate::preprocess::s2::SclMaskOptions { snow: true, buffer_px: 2, haze_aot: None };
         let v = s2_graph(&scope, "SENTINEL2_L2A", &bands, true, &mask, crate::raster::Resampling::Bilinear, -1000.0).unwrap();
         let load = &v["load_bands"]["arguments"];
         assert_eq!(load["spatial_extent"], json!({"west": 701880.0, "south": 3708100.0, "east": 704280.0, "north": 3710100.0, "crs": 32650}));
@@ -775,9 +787,16 @@ mod tests {
         assert_eq!(v["reflectance"]["arguments"]["process"]["process_graph"]["offset"]["arguments"]["y"], json!(-1000.0));
         assert_eq!(v.as_object().unwrap().values().filter(|n| n["result"] == json!(true)).count(), 1);
         // No buffer, no snow: no kernel, no class 11.
-        let plain = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { snow: false, buffer_px: 0 }, crate::raster::Resampling::Bilinear, 0.0).unwrap();
+        let plain = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { snow: false, buffer_px: 0, haze_aot: None }, crate::raster::Resampling::Bilinear, 0.0).unwrap();
         assert!(plain.get("buffer").is_none() && plain["mask_clouds"]["arguments"]["mask"]["from_node"] == "clouds");
         assert!(plain["clouds"]["arguments"]["reducer"]["process_graph"].get("eq11").is_none());
+        assert!(plain.get("haze").is_none());
+        // The haze mask from AOT, after the SCL masks.
+        let hazy = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { haze_aot: Some(0.5), ..Default::default() }, crate::raster::Resampling::Bilinear, 0.0).unwrap();
+        assert_eq!(hazy["load_aot"]["arguments"]["bands"], json!(["AOT"]));
+        assert_eq!(hazy["haze"]["arguments"]["reducer"]["process_graph"]["above"]["arguments"]["y"].as_f64().map(|v| v as f32), Some(0.5));
+        assert_eq!(hazy["mask_haze"]["arguments"]["data"]["from_node"], "mask_no_data");
+        assert_eq!(hazy["reflectance"]["arguments"]["data"]["from_node"], "mask_haze");
         assert_ne!(graph_digest(&v), graph_digest(&plain));
         assert!(GraphScope { grid: &g, date: "2018-13-01" }.temporal_extent().is_err());
     }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// L2A digital numbers per unit of reflectance.
 pub const QUANTIFICATION_VALUE: f32 = 10_000.0;
+/// L2A digital numbers per unit of aerosol optical thickness (AOT_QUANTIFICATION_VALUE).
+pub const AOT_QUANTIFICATION_VALUE: f32 = 1_000.0;
 /// BOA_ADD_OFFSET of processing baseline 04.00 and later (ESA, "Sentinel-2 L2A product format
 /// changes", January 2022): reflectance = (DN + offset) / 10000.
 pub const BOA_ADD_OFFSET: f32 = -1000.0;
@@ -39,11 +41,15 @@ pub struct SclMaskOptions {
     pub snow: bool,
     /// Grow cloud and shadow by this many pixels (square), to catch their fuzzy edges.
     pub buffer_px: usize,
+    /// Mask haze and smoke where L2A's aerosol optical thickness (band AOT, at 550 nm) exceeds
+    /// this (e.g. 0.5); off when unset. SCL flags no smoke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub haze_aot: Option<f32>,
 }
 
 impl Default for SclMaskOptions {
     fn default() -> Self {
-        SclMaskOptions { snow: false, buffer_px: 2 }
+        SclMaskOptions { snow: false, buffer_px: 2, haze_aot: None }
     }
 }
 
@@ -105,14 +111,25 @@ pub struct MaskCounts {
     /// Pixels an openEO back-end masked by the same rules (it does not say why).
     #[serde(default)]
     pub masked_remotely: usize,
+    /// Clear by SCL but hazy or smoky by AOT (`haze_aot`).
+    #[serde(default)]
+    pub haze: usize,
     pub clear: usize,
 }
 
 impl MaskCounts {
     /// Every pixel counted, whatever its cause.
     pub fn total(&self) -> usize {
-        self.no_data + self.cloud_shadow_cirrus + self.snow + self.buffer + self.missing_bands + self.masked_remotely + self.clear
+        self.no_data + self.cloud_shadow_cirrus + self.snow + self.buffer + self.missing_bands + self.masked_remotely + self.haze + self.clear
     }
+}
+
+/// Haze or smoke from L2A's aerosol optical thickness (digital numbers, 0 = no data): true
+/// where AOT exceeds `threshold`. Sen2Cor retrieves AOT over dark dense vegetation and water and
+/// spreads it smoothly, so this catches a plume's widespread haze, not its edges; opaque smoke
+/// is usually classed as cloud already.
+pub fn haze_mask(aot_dn: &[f32], threshold: f32) -> Vec<bool> {
+    aot_dn.iter().map(|v| v.is_finite() && *v > 0.0 && *v / AOT_QUANTIFICATION_VALUE > threshold).collect()
 }
 
 pub fn mask_counts(scl: &[u8], mask: &[bool], opts: &SclMaskOptions) -> MaskCounts {
@@ -147,6 +164,12 @@ mod tests {
     }
 
     #[test]
+    fn haze_is_masked_above_the_aot_threshold() {
+        // DN / 1000 = AOT: 0.12 (clear air), 0.6 and 1.4 (smoke), no data.
+        assert_eq!(haze_mask(&[120.0, 600.0, 1400.0, 0.0, f32::NAN], 0.5), [false, true, true, false, false]);
+    }
+
+    #[test]
     fn scl_mask_counts_and_buffer() {
         // 7 x 5 scene: one cloud pixel in the middle, a no-data column on the left, snow.
         let (w, h) = (7, 5);
@@ -156,15 +179,15 @@ mod tests {
         }
         scl[2 * w + 3] = 9;
         scl[w + 6] = 11;
-        let no_buffer = scl_mask(&scl, w, h, &SclMaskOptions { snow: false, buffer_px: 0 });
+        let no_buffer = scl_mask(&scl, w, h, &SclMaskOptions { snow: false, buffer_px: 0, haze_aot: None });
         assert_eq!(no_buffer.iter().filter(|m| **m).count(), 5 + 1);
-        let opts = SclMaskOptions { snow: false, buffer_px: 1 };
+        let opts = SclMaskOptions { snow: false, buffer_px: 1, haze_aot: None };
         let buffered = scl_mask(&scl, w, h, &opts);
         // The cloud grows to 3 x 3; no data does not grow; snow is kept.
         assert_eq!(buffered.iter().filter(|m| **m).count(), 5 + 9);
         assert!(!buffered[w + 6]);
-        assert_eq!(mask_counts(&scl, &buffered, &opts), MaskCounts { no_data: 5, cloud_shadow_cirrus: 1, snow: 0, buffer: 8, missing_bands: 0, masked_remotely: 0, clear: 21 });
-        let with_snow = SclMaskOptions { snow: true, buffer_px: 1 };
+        assert_eq!(mask_counts(&scl, &buffered, &opts), MaskCounts { no_data: 5, cloud_shadow_cirrus: 1, snow: 0, buffer: 8, missing_bands: 0, masked_remotely: 0, haze: 0, clear: 21 });
+        let with_snow = SclMaskOptions { snow: true, buffer_px: 1, haze_aot: None };
         let m = scl_mask(&scl, w, h, &with_snow);
         assert!(m[w + 6] && m[5] && m[2 * w + 5], "snow masked and grown");
     }

@@ -192,10 +192,30 @@ fn read_rows(b: &BandRef, width: usize, height: usize, y0: usize, rows: usize, h
     Ok((values, y0 - top))
 }
 
+/// The AOT band for the haze mask when the mask asks for it: an error without AOT in the
+/// project's bands (the mask cannot be made), none when the mask is off.
+fn haze_source(project: &Project, cfg: &PreprocessConfig, progress: &Progress, make: impl FnOnce() -> Result<BandRef>) -> Result<Option<BandRef>> {
+    let has_aot = project.config.bands.s2.iter().any(|b| b == "AOT");
+    match (cfg.mask.haze_aot, has_aot) {
+        (Some(_), true) => Ok(Some(make()?)),
+        (Some(_), false) => Err(Error::Project {
+            path: project.root().join(crate::project::PROJECT_FILE),
+            message: "the haze mask (haze_aot) needs L2A's aerosol optical thickness: add AOT to bands.s2 in project.yaml, then fetch again".into(),
+        }),
+        (None, true) => {
+            progress.info("AOT is fetched but the haze mask is off (haze_aot unset)");
+            Ok(None)
+        }
+        (None, false) => Ok(None),
+    }
+}
+
 /// Sentinel-2 bands on the grid, ready to be converted.
 struct S2Sources {
     bands: Vec<BandRef>,
     scl: Option<BandRef>,
+    /// Aerosol optical thickness (digital numbers), for the haze mask.
+    aot: Option<BandRef>,
     /// DN offset before scaling by 1/10000; `None` when the values are reflectance already.
     dn_offset: Option<f32>,
 }
@@ -247,6 +267,16 @@ fn write_s2(grid: &TargetGrid, src: &S2Sources, cfg: &PreprocessConfig, path: &P
         } else {
             counts.clear += valid.iter().filter(|v| **v).count();
             counts.missing_bands += valid.iter().filter(|v| !**v).count();
+        }
+        if let (Some(aot), Some(threshold)) = (&src.aot, cfg.mask.haze_aot) {
+            let (values, _) = read_rows(aot, w, h, y0, rows, 0)?;
+            for (m, hazy) in mask.iter_mut().zip(s2::haze_mask(&values, threshold)) {
+                if hazy && *m == 0.0 {
+                    *m = 1.0;
+                    counts.haze += 1;
+                    counts.clear = counts.clear.saturating_sub(1);
+                }
+            }
         }
         writer.write_rows(src.bands.len(), y0, rows, &mask)?;
     }
@@ -312,7 +342,7 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
     // their baseline).
     let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
     let mut bands = Vec::new();
-    for band in project.config.bands.s2.iter().filter(|b| *b != "SCL") {
+    for band in project.config.bands.s2.iter().filter(|b| crate::project::is_reflectance_band(b)) {
         let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, band)).collect();
         bands.push(BandRef { name: band.clone(), path: warp_band(&sources, tmp, band, grid, cfg.s2_resampling, Some(0.0))?, band: 1 });
     }
@@ -322,8 +352,12 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
     } else {
         None
     };
+    let aot = haze_source(project, cfg, progress, || {
+        let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, "AOT")).collect();
+        Ok(BandRef { name: "AOT".into(), path: warp_band(&sources, tmp, "AOT", grid, Resampling::Bilinear, Some(0.0))?, band: 1 })
+    })?;
     let path = project.preprocessed_s2(date);
-    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset: Some(offset) }, cfg, &path, progress)?;
+    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, aot, dn_offset: Some(offset) }, cfg, &path, progress)?;
     Ok(Preprocessed {
         date: date.into(),
         sensor: "S2".into(),
@@ -460,6 +494,7 @@ fn snap_product(project: &Project, scene: &Scene, products: Option<&Path>) -> Re
 fn snap_band_name(band: &str) -> String {
     match band {
         "SCL" => "quality_scene_classification".into(),
+        "AOT" => "quality_aot".into(),
         b => match b.strip_prefix("B0") {
             Some(rest) => format!("B{rest}"),
             None => b.into(),
@@ -520,16 +555,20 @@ fn s2_snap(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, gpt: &P
     let mosaic = warp("snap-s2.tif", cfg.s2_resampling)?;
     let mut bands = Vec::new();
     let mut scl = None;
+    let mut aot = None;
     for (i, name) in project.config.bands.s2.iter().enumerate() {
         if name == "SCL" {
             scl = Some(BandRef { name: name.clone(), path: warp("snap-s2-classes.tif", Resampling::Nearest)?, band: i + 1 });
+        } else if name == "AOT" {
+            aot = Some(BandRef { name: name.clone(), path: mosaic.clone(), band: i + 1 });
         } else {
             bands.push(BandRef { name: name.clone(), path: mosaic.clone(), band: i + 1 });
         }
     }
     let dn_offset = integer.then(|| s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied));
     let path = project.preprocessed_s2(date);
-    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, dn_offset }, cfg, &path, progress)?;
+    let aot = if cfg.mask.haze_aot.is_some() { aot } else { None };
+    let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, aot, dn_offset }, cfg, &path, progress)?;
     Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent, mask_counts: Some(counts), processing: "SNAP gpt calibrate_sent2.xml, warped onto the grid".into() })
 }
 
@@ -589,14 +628,14 @@ fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scenes: &[&Scene]
     let dir = tmp.join(format!("openeo-S2-{date}"));
     let files = openeo::run_job(backend, graph, &format!("s2cr {}: {label}", project.config.name), &project.preprocessed_openeo_jobs(), &dir, progress)?;
     let location = openeo_on_grid(&files, grid, &dir, "S2-grid", cfg.s2_resampling, &label, progress)?;
-    let names: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
+    let names: Vec<String> = project.config.bands.s2.iter().filter(|b| crate::project::is_reflectance_band(b)).cloned().collect();
     let count = raster::info(&location)?.bands.len();
     if count != names.len() {
         return Err(Error::Raster { location, message: format!("{label}: {count} bands where the graph asked for {} ({})", names.len(), names.join(", ")) });
     }
     let bands = names.iter().enumerate().map(|(i, n)| BandRef { name: n.clone(), path: location.clone(), band: i + 1 }).collect();
     let path = project.preprocessed_s2(date);
-    let (valid_percent, mut counts) = write_s2(grid, &S2Sources { bands, scl: None, dn_offset: None }, cfg, &path, progress)?;
+    let (valid_percent, mut counts) = write_s2(grid, &S2Sources { bands, scl: None, aot: None, dn_offset: None }, cfg, &path, progress)?;
     // The back-end masked by the project's rules; it does not say why a pixel is masked.
     counts.masked_remotely = counts.missing_bands;
     counts.missing_bands = 0;
@@ -646,8 +685,11 @@ fn s1_openeo(project: &Project, backend: &mut openeo::Backend, date: &str, cfg: 
 /// The graph of one date's Sentinel-2 job.
 fn s2_openeo_graph(project: &Project, cfg: &PreprocessConfig, scenes: &[&Scene], date: &str) -> Result<serde_json::Value> {
     let settings = openeo_settings(project, cfg)?;
-    let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| *b != "SCL").cloned().collect();
+    let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| crate::project::is_reflectance_band(b)).cloned().collect();
     let scl = project.config.bands.s2.iter().any(|b| b == "SCL");
+    if cfg.mask.haze_aot.is_some() && !project.config.bands.s2.iter().any(|b| b == "AOT") {
+        return Err(Error::Project { path: project.root().join(crate::project::PROJECT_FILE), message: "the haze mask (haze_aot) needs AOT in bands.s2 of project.yaml".into() });
+    }
     let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
     let scope = openeo::GraphScope { grid: &project.config.grid, date };
     openeo::s2_graph(&scope, &settings.collections.s2, &bands, scl, &cfg.mask, cfg.s2_resampling, offset)

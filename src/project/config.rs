@@ -14,7 +14,13 @@ use crate::grid::TargetGrid;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Sentinel-2 L2A band names the pipeline knows.
-pub const S2_BANDS: &[&str] = &["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12", "SCL"];
+pub const S2_BANDS: &[&str] = &["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12", "SCL", "AOT"];
+
+/// Whether a Sentinel-2 band is a reflectance band (not the scene classification or the
+/// aerosol optical thickness, which only make masks).
+pub fn is_reflectance_band(band: &str) -> bool {
+    band != "SCL" && band != "AOT"
+}
 /// Sentinel-1 polarisations.
 pub const S1_BANDS: &[&str] = &["VV", "VH", "HH", "HV"];
 

@@ -57,11 +57,14 @@ fn every_real_fixture_parses_with_its_providers_band_mapping() {
     assert!(s1.iter().all(|s| s.polarisations() == ["HH"] && s.orbit_state.as_deref() == Some("ascending") && s.relative_orbit == Some(56)));
     let es2 = scenes("pystac-client/earth-search-v1_search_s2l2a_landsat.json", ProviderKind::EarthSearch);
     assert!(es2.iter().all(|s| S2_PIPELINE.iter().all(|b| s.assets[*b].ends_with(".tif"))), "COGs, not the -jp2 assets");
+    // The aerosol optical thickness (the haze mask's band) under each provider's key.
+    assert!(es2.iter().all(|s| s.assets.get("AOT").is_some_and(|h| h.ends_with("AOT.tif"))), "Earth Search's `aot`");
 
     // Planetary Computer: band-name keys.
     let pc = scenes("pystac-client/planetary-computer_search_sentinel-2-l2a.json", ProviderKind::PlanetaryComputer);
     assert_eq!(pc.len(), 33);
     assert!(pc.iter().all(|s| S2_PIPELINE.iter().all(|b| s.assets.contains_key(*b)) && s.cloud_cover.is_some()));
+    assert!(pc.iter().all(|s| s.assets.contains_key("AOT")), "Planetary Computer's `AOT`");
     let odc = scenes("odc-stac/S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json", ProviderKind::PlanetaryComputer);
     assert_eq!(odc.len(), 1);
     let page = scenes("rustac/crates_io_mocks_search-page-1.json", ProviderKind::PlanetaryComputer);

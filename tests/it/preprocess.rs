@@ -485,3 +485,52 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
     let again = stage::preprocess(&project, &cfg, &s2cr::job::Progress::silent("preprocess")).unwrap();
     assert_eq!(again, out);
 }
+
+/// The haze mask from L2A's aerosol optical thickness on the demo project. The demo's catalog
+/// has no AOT band (SEN12MS-CR does not carry it), so a GENERATED AOT raster is put beside each
+/// fetched scene: 0.1 on the left half of the patch, 0.9 on the right half.
+#[test]
+fn the_haze_mask_masks_what_aot_calls_hazy_and_counts_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut project = s2cr::demo::create_project(&tmp.path().join("demo")).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(1), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let progress = s2cr::job::Progress::silent("test");
+    for stage in [s2cr::project::Stage::Search, s2cr::project::Stage::Fetch] {
+        s2cr::pipeline::run_stage(&project, stage, &settings, &progress).unwrap();
+    }
+    let search = s2cr::catalog::stage::SearchResult::load(&project, "test").unwrap();
+    for scenes in search.chosen_s2() {
+        for scene in scenes {
+            let b02 = project.raw_band_file(&scene.datetime, &scene.id, "B02");
+            let mut stack = raster::read_window(&b02.display().to_string(), &[1], None).unwrap();
+            let w = stack.width;
+            for (i, v) in stack.bands[0].iter_mut().enumerate() {
+                *v = if i % w < w / 2 { 100.0 } else { 900.0 };
+            }
+            stack.valid.iter_mut().for_each(|v| *v = true);
+            stack.descriptions = vec!["AOT (GENERATED for this test)".into()];
+            raster::write_raster_u16(&project.raw_band_file(&scene.datetime, &scene.id, "AOT"), &stack, &raster::WriteOptions::default(), 0).unwrap();
+        }
+    }
+    let cfg = |haze: Option<f32>| s2cr::preprocess::stage::PreprocessConfig { mask: s2cr::preprocess::s2::SclMaskOptions { haze_aot: haze, ..Default::default() }, ..Default::default() };
+    // Asked for without AOT among the bands: the reason, not a silent skip.
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg(Some(0.5)), &progress).unwrap_err());
+    assert!(e.contains("add AOT to bands.s2"), "{e}");
+    let plain = s2cr::preprocess::stage::preprocess(&project, &cfg(None), &progress).unwrap();
+    project.config.bands.s2.push("AOT".into());
+    let hazy = s2cr::preprocess::stage::preprocess(&project, &cfg(Some(0.5)), &progress).unwrap();
+    for (p, h) in plain.iter().zip(&hazy).filter(|(p, _)| p.sensor == "S2") {
+        let (pc, hc) = (p.mask_counts.unwrap(), h.mask_counts.unwrap());
+        assert_eq!(hc.total(), pc.total());
+        assert!(hc.haze > 0 && hc.clear + hc.haze == pc.clear, "{pc:?} {hc:?}");
+        // The bands written are the reflectance bands only; AOT only makes the mask.
+        let info = raster::info(&h.path.display().to_string()).unwrap();
+        assert!(info.bands.iter().all(|b| b.description != "AOT"), "{:?}", info.bands);
+        let mask = raster::read_window(&h.path.display().to_string(), &[info.bands.len()], None).unwrap();
+        let g = &project.config.grid;
+        // On the grid the right half of the patch (AOT 0.9) is masked, the far left is not.
+        let masked_right = (0..g.height).filter(|y| mask.bands[0][y * g.width + g.width - 10] == 1.0).count();
+        assert!(masked_right == g.height, "{masked_right} of {} rows masked at the right edge", g.height);
+        println!("S2 {}: {} clear pixels by SCL, {} of them hazy by AOT", h.date, pc.clear, hc.haze);
+    }
+}
