@@ -35,11 +35,13 @@ pub struct Layer {
     pub path: PathBuf,
     /// The band that holds the layer (1-based) in a multi-band file (dNBR in indices_*.tif).
     pub band: Option<usize>,
+    /// The data's attribution, which every export carries.
+    pub attribution: String,
 }
 
 impl Layer {
     fn new(id: &str, title: &str, kind: LayerKind, path: PathBuf, band: Option<usize>) -> Layer {
-        Layer { id: id.into(), title: title.into(), kind, path, band }
+        Layer { id: id.into(), title: title.into(), kind, path, band, attribution: String::new() }
     }
 }
 
@@ -72,6 +74,10 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
     }
     v.push(Layer::new("perimeter-reference", "Official perimeter (the reference file)", LayerKind::Perimeter, assess.join(files::PERIMETER_REFERENCE), None));
     v.retain(|l| l.path.is_file());
+    let attribution = crate::assess::stac::project_attribution(project);
+    for l in &mut v {
+        l.attribution = attribution.clone();
+    }
     v
 }
 
@@ -283,6 +289,10 @@ impl Channels {
     }
 }
 
+fn copyright(layer: &Layer) -> Option<String> {
+    (!layer.attribution.is_empty()).then(|| layer.attribution.clone())
+}
+
 /// What `s2cr export` wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exported {
@@ -300,7 +310,12 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
     match (layer.kind, ext.as_str()) {
         (LayerKind::Perimeter, "geojson" | "json") => {
             let bytes = std::fs::read(&layer.path).map_err(Error::io(&layer.path, "reading the perimeter"))?;
-            crate::fsutil::write_atomic(out, &bytes)?;
+            // The attribution as a member of the FeatureCollection (readers ignore it).
+            let mut doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::json(&layer.path, "the perimeter is not GeoJSON; assess again"))?;
+            if let Some(o) = doc.as_object_mut().filter(|_| !layer.attribution.is_empty()) {
+                o.insert("attribution".into(), serde_json::json!(layer.attribution));
+            }
+            crate::fsutil::write_atomic(out, &serde_json::to_vec(&doc).unwrap_or(bytes))?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (GeoJSON, WGS84)", layer.title) })
         }
         (LayerKind::Perimeter, _) => Err(Error::invalid("--out", format!("{}: a perimeter is written as .geojson", out.display()))),
@@ -308,18 +323,18 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             let b = layer.band.unwrap_or(1);
             let mut stack = raster::read_window(&loc, &[b], None)?;
             stack.descriptions = vec!["dNBR".into()];
-            raster::write_raster(out, &stack, &WriteOptions::default())?;
+            raster::write_raster(out, &stack, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (Float32 COG)", layer.title) })
         }
         (_, "tif" | "tiff") => {
-            raster::to_cog(&loc, out, &WriteOptions::default())?;
+            raster::to_cog(&loc, out, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (COG, as stored)", layer.title) })
         }
         (_, "png") => {
             let ch = read_channels(layer, composite, usize::MAX)?;
             let s = ch.stretch(stretch, gamma);
             let rgba = ch.rgba(layer.kind, &s);
-            raster::write_rgba_png(out, ch.width, ch.height, &rgba, ch.geo_transform, &ch.crs_wkt)?;
+            raster::write_rgba_png(out, ch.width, ch.height, &rgba, ch.geo_transform, &ch.crs_wkt, copyright(layer).as_deref())?;
             let how = match layer.kind {
                 LayerKind::Optical => format!("{} ({}), {:?}, gamma {gamma}", composite.name, composite.bands.join(" "), stretch),
                 LayerKind::Radar => format!("VV, VH, VV-VH, {stretch:?}, gamma {gamma}"),

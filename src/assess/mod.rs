@@ -165,6 +165,9 @@ pub struct AssessInputs {
     pub burn_probability: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
+    /// The data's attribution with its year, for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
 }
 
 /// Quality of one band.

@@ -79,6 +79,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
         uncertainty: written(&sd).then_some(sd),
         burn_probability: written(&prob).then_some(prob),
         samples: samples.filter(|k| *k >= 2),
+        attribution: Some(super::stac::project_attribution(project)),
         synthetic,
     };
     assess_into_project(project, run, &inputs, &cfg, progress)

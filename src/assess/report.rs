@@ -658,8 +658,9 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
     }
     let _ = write!(
         h,
-        "</ul>\n<p class=\"small\">sent2-cloud-remover {}. Contains modified Copernicus Sentinel data.</p>\n</body></html>\n",
-        report.tool_version
+        "</ul>\n<p class=\"small\">sent2-cloud-remover {}. {}.</p>\n</body></html>\n",
+        esc(&crate::provenance::long_version()),
+        esc(report.inputs.attribution.as_deref().unwrap_or("Contains modified Copernicus Sentinel data"))
     );
     write_atomic(&out_dir.join(super::files::REPORT_HTML), h.as_bytes())
 }

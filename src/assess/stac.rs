@@ -45,6 +45,16 @@ pub fn attribution(year: i32) -> String {
     format!("Contains modified Copernicus Sentinel data {year}")
 }
 
+/// The attribution of a project's data: the year of its post-fire scene (none named when the
+/// search has not run).
+pub fn project_attribution(project: &Project) -> String {
+    let year = crate::catalog::stage::SearchResult::load(project, "").ok().and_then(|s| s.chosen_s2()[1].first().map(|sc| chrono::Datelike::year(&sc.datetime)));
+    match year {
+        Some(y) => attribution(y),
+        None => "Contains modified Copernicus Sentinel data".into(),
+    }
+}
+
 struct Context {
     bbox: [f64; 4],
     datetime: String,

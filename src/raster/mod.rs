@@ -193,11 +193,13 @@ pub struct WriteOptions {
     pub compression: Compression,
     /// Value written where the stack is not valid; NaN by default.
     pub nodata: f32,
+    /// The data's attribution, written as TIFFTAG_COPYRIGHT.
+    pub copyright: Option<String>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN }
+        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN, copyright: None }
     }
 }
 

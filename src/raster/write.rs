@@ -108,6 +108,18 @@ fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Resul
     }
     let creation = RasterCreationOptions::from_iter(opts.iter().map(String::as_str));
     let tmp = temp_sibling(path);
+    // The attribution rides on an in-memory VRT of the source (the source itself stays as it is).
+    let with_copyright = match &options.copyright {
+        Some(text) => {
+            use gdal::Metadata;
+            let vrt = DriverManager::get_driver_by_name("VRT").map_err(Error::gdal("VRT", "loading the GDAL driver"))?;
+            let mut v = ds.create_copy(&vrt, "", &RasterCreationOptions::new()).map_err(Error::gdal(&loc, "copying for the attribution"))?;
+            v.set_metadata_item("TIFFTAG_COPYRIGHT", text, "").map_err(Error::gdal(&loc, "setting the attribution"))?;
+            Some(v)
+        }
+        None => None,
+    };
+    let ds = with_copyright.as_ref().unwrap_or(ds);
     let written = ds.create_copy(&driver, &tmp, &creation).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::Gdal { location: loc.clone(), action: format!("writing a {driver_name}"), source: e }
@@ -344,7 +356,7 @@ impl ByteBlockWriter {
     /// Closes the blocks and writes the COG under the final name.
     pub fn finish(mut self) -> Result<()> {
         self.close()?;
-        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
+        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
     }
 
     /// Closes the blocks and writes the outlines of the non-zero pixels as polygons to a
@@ -433,7 +445,7 @@ pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
         band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
         set_class_table(&mut band, raster.classes);
     }
-    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0 })
+    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
 }
 
 /// Writes the outlines of the non-zero pixels of band 1 of `ds` (the band being its own mask)

@@ -494,7 +494,16 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     check_grid(&png);
     assert!(png.with_extension("pgw").is_file());
     let perimeter = export("perimeter-real", "burned.geojson", &[]);
-    assert!(std::fs::read_to_string(perimeter).unwrap().contains("\"Polygon\""));
+    let text = std::fs::read_to_string(perimeter).unwrap();
+    assert!(text.contains("\"Polygon\""));
+    // Every export carries the data's attribution, with its year.
+    let attribution = "Contains modified Copernicus Sentinel data 2018";
+    assert!(text.contains(attribution), "{text}");
+    let gdalinfo = |p: &Path| String::from_utf8_lossy(&std::process::Command::new("gdalinfo").arg(p).output().unwrap().stdout).to_string();
+    assert!(gdalinfo(&synthetic).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")), "{}", gdalinfo(&synthetic));
+    assert!(gdalinfo(&dnbr).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")));
+    assert!(gdalinfo(&png).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")), "{}", gdalinfo(&png));
+    assert!(std::fs::read_to_string(assess.join("report.html")).unwrap().contains(attribution));
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().failure().stderr(predicate::str::contains("it has: pre, real"));
 
     // An official perimeter: the simulated scar's outline, as a fire service would publish it
