@@ -724,6 +724,35 @@ fn reuse(output: &Path, parameters: &serde_json::Value, inputs: &[(String, u64)]
     (output.is_file() && &r.parameters == parameters && r.inputs == inputs).then_some(r.result)
 }
 
+/// An output as an earlier run made it from the same inputs and parameters, or made now (and
+/// its record written beside it).
+fn produce(out: &Path, parameters: &serde_json::Value, listed: Vec<(String, u64)>, make: impl FnOnce() -> Result<Preprocessed>) -> Result<Preprocessed> {
+    if let Some(p) = reuse(out, parameters, &listed) {
+        return Ok(p);
+    }
+    let p = make()?;
+    let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
+    crate::fsutil::write_atomic(&record_path(out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+    Ok(p)
+}
+
+/// What an output is made from, for [`reuse`]: the fetched files with their sizes, or the
+/// openEO graph's digest.
+fn listed_inputs(graph: Option<&serde_json::Value>, inputs: &[PathBuf]) -> Vec<(String, u64)> {
+    match graph {
+        Some(g) => vec![(format!("openeo graph sha256 {}", openeo::graph_digest(g)), 0)],
+        None => input_list(inputs),
+    }
+}
+
+/// The stage's openEO back-end, connected at its first use.
+fn connected<'a>(slot: &'a mut Option<openeo::Backend>, project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<&'a mut openeo::Backend> {
+    if slot.is_none() {
+        *slot = Some(openeo_backend(project, cfg, progress)?);
+    }
+    slot.as_mut().ok_or_else(|| Error::invalid("openeo", "no back-end"))
+}
+
 /// Inputs of one output: the fetched files it reads.
 fn s2_inputs(project: &Project, scenes: &[&Scene]) -> Vec<PathBuf> {
     scenes.iter().flat_map(|s| project.config.bands.s2.iter().map(|b| raw_band(project, s, b))).collect()
@@ -799,30 +828,11 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
         // An openEO output is made from its graph, not from fetched files.
         let inputs = if graph.is_some() { Vec::new() } else { s2_inputs(project, scenes) };
         let out = project.preprocessed_s2(date);
-        let listed = match &graph {
-            Some(g) => vec![(format!("openeo graph sha256 {}", openeo::graph_digest(g)), 0)],
-            None => input_list(&inputs),
-        };
-        let p = match reuse(&out, &parameters, &listed) {
-            Some(p) => p,
-            None => {
-                let p = match (&cfg.engine, &graph) {
-                    (Engine::Openeo, Some(g)) => {
-                        let b = match backend.take() {
-                            Some(b) => b,
-                            None => openeo_backend(project, cfg, progress)?,
-                        };
-                        let b = backend.insert(b);
-                        s2_openeo(project, b, scenes, cfg, date, g, &tmp, progress)?
-                    }
-                    (Engine::Snap { products, .. }, _) => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress)?,
-                    _ => s2_native(project, scenes, cfg, date, &tmp, progress)?,
-                };
-                let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
-                crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
-                p
-            }
-        };
+        let p = produce(&out, &parameters, listed_inputs(graph.as_ref(), &inputs), || match (&cfg.engine, &graph) {
+            (Engine::Openeo, Some(g)) => s2_openeo(project, connected(&mut backend, project, cfg, progress)?, scenes, cfg, date, g, &tmp, progress),
+            (Engine::Snap { products, .. }, _) => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress),
+            _ => s2_native(project, scenes, cfg, date, &tmp, progress),
+        })?;
         progress.advanced(done.len() as u64 + 1, total, format!("S2 {date}: {:.1} % usable", p.valid_percent));
         if matches!(cfg.engine, Engine::Native) {
             for i in &inputs {
@@ -840,30 +850,11 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
         };
         let inputs = if graph.is_some() { Vec::new() } else { s1_inputs(project, scene) };
         let out = project.preprocessed_s1(&date);
-        let listed = match &graph {
-            Some(g) => vec![(format!("openeo graph sha256 {}", openeo::graph_digest(g)), 0)],
-            None => input_list(&inputs),
-        };
-        let p = match reuse(&out, &parameters, &listed) {
-            Some(p) => p,
-            None => {
-                let p = match (&cfg.engine, &graph) {
-                    (Engine::Openeo, Some(g)) => {
-                        let b = match backend.take() {
-                            Some(b) => b,
-                            None => openeo_backend(project, cfg, progress)?,
-                        };
-                        let b = backend.insert(b);
-                        s1_openeo(project, b, &date, cfg, g, &tmp, progress)?
-                    }
-                    (Engine::Snap { s1_graph, products, .. }, _) => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress)?,
-                    _ => s1_native(project, scene, cfg, &tmp, progress)?,
-                };
-                let record = OutputRecord { parameters: parameters.clone(), inputs: listed, result: p.clone() };
-                crate::fsutil::write_atomic(&record_path(&out), &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
-                p
-            }
-        };
+        let p = produce(&out, &parameters, listed_inputs(graph.as_ref(), &inputs), || match (&cfg.engine, &graph) {
+            (Engine::Openeo, Some(g)) => s1_openeo(project, connected(&mut backend, project, cfg, progress)?, &date, cfg, g, &tmp, progress),
+            (Engine::Snap { s1_graph, products, .. }, _) => s1_snap(project, scene, cfg, *s1_graph, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), &tmp, progress),
+            _ => s1_native(project, scene, cfg, &tmp, progress),
+        })?;
         progress.advanced(done.len() as u64 + 1, total, format!("S1 {}: {:.1} % valid", p.date, p.valid_percent));
         if matches!(cfg.engine, Engine::Native) {
             for i in &inputs {
