@@ -235,6 +235,11 @@ def _warp_block(block, src_transform, src_crs, dst_transform, dst_crs, shape, re
     return out.reshape(block.shape[:-2] + shape)
 
 
+# --shift-grid: metres added to the aligned grid's origin (a back-end that aligns to a grid of its
+# own), so the client's "not on the project grid" path can be tested.
+GRID_SHIFT = 0.0
+
+
 def resample_spatial(data, resolution=0, projection=None, method="near", align="upper-left"):
     """openEO 1.2: warp onto the load's spatial extent (in `projection`) at `resolution`, aligned to `align`."""
     if method not in GDAL_METHODS:
@@ -260,7 +265,7 @@ def resample_spatial(data, resolution=0, projection=None, method="near", align="
         e, s = src_transform * (w0, h0)
         w, s, e, n = rasterio.warp.transform_bounds(src_crs, dst_crs, w, s, e, n)
     width, height = max(1, round((e - w) / rx)), max(1, round((n - s) / ry))
-    x0 = w if align in ("upper-left", "lower-left") else e - width * rx
+    x0 = (w if align in ("upper-left", "lower-left") else e - width * rx) + GRID_SHIFT
     y0 = n if align in ("upper-left", "upper-right") else s + height * ry
     dst_transform = from_origin(x0, y0, rx, ry)
     others = [d for d in data.dims if d not in ("y", "x")]
@@ -843,12 +848,15 @@ def main():
     p.add_argument("--drop-downloads", type=int, default=0,
                    help="the first N asset downloads from byte 0 send about half the body, then close")
     p.add_argument("--job-delay", type=float, default=0.0, help="seconds a job waits in 'running' before computing")
+    p.add_argument("--shift-grid", type=float, default=0.0, help="metres added to resample_spatial's grid origin (a misaligned back-end)")
     p.add_argument("--oidc-client-id", help="serve an OpenID Connect provider (id testidp, issuer {server}/oidc) "
                    "with this client (default s2cr-test-client when another --oidc-* option is given)")
     p.add_argument("--oidc-client-secret", help="the client's secret (client_credentials grant)")
     p.add_argument("--oidc-refresh-token", help="the first valid refresh token (it rotates on each use)")
     p.add_argument("--oidc-token-ttl", type=int, default=600, help="access token lifetime, seconds")
     args = p.parse_args()
+    global GRID_SHIFT
+    GRID_SHIFT = args.shift_grid
     idp = None
     if args.oidc_client_id or args.oidc_client_secret or args.oidc_refresh_token:
         idp = OidcIdp(None, args.oidc_client_id or "s2cr-test-client", args.oidc_client_secret,

@@ -395,3 +395,23 @@ fn openid_connect_logins_renew_expired_tokens_and_keep_secrets_to_the_token_endp
     assert_eq!(seen["secret_seen_outside_token_endpoint"], false, "{seen}");
     assert!(!log.join("\n").contains(refresh) && !log.join("\n").contains(secret));
 }
+
+#[test]
+fn a_result_off_the_project_grid_is_warped_onto_it_with_a_warning() {
+    let Some(python) = backend_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    // A back-end that aligns its grid 5 m (half a pixel) east of the one asked for.
+    let backend = Backend::start(&python, &["--shift-grid", "5"]);
+    set_credentials(USER, PASSWORD);
+    let (progress, rx) = recording("openeo");
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &openeo_config(&backend), &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
+    let log = messages(&rx);
+    assert_eq!(log.iter().filter(|m| m.contains("is not on the project grid") && m.contains("warping it onto the grid")).count(), outputs.len(), "{log:?}");
+    let g = &project.config.grid;
+    for p in &outputs {
+        let info = raster::info(&p.path.display().to_string()).unwrap();
+        assert_eq!((info.width, info.height, info.geo_transform), (g.width, g.height, g.geo_transform()));
+        assert!(p.valid_percent > 20.0, "{} {}: {} %", p.sensor, p.date, p.valid_percent);
+    }
+}
