@@ -121,6 +121,34 @@ pub fn fit_bbox(bbox: [f64; 4], size: Vec2) -> (Position, f64) {
     (centre, zoom)
 }
 
+impl MapView {
+    /// Turns the OpenStreetMap tiles on or off; on, asks the tile server once in the background
+    /// whether it answers.
+    pub fn set_tiles(&mut self, on: bool, ctx: &egui::Context) {
+        self.tiles = on.then(|| osm_tiles(ctx));
+        let slot = self.tiles_reachable.clone();
+        if let Ok(mut s) = slot.lock() {
+            *s = None;
+        }
+        if on {
+            let repaint = ctx.clone();
+            std::thread::spawn(move || {
+                let answer = reqwest::blocking::Client::builder()
+                    .timeout(std::time::Duration::from_secs(5))
+                    .user_agent(concat!("sent2-cloud-remover/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .and_then(|c| c.get(tile_probe_url()).send())
+                    .map_err(|e| crate::error::network_cause(&e))
+                    .and_then(|r| if r.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", r.status())) });
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(answer);
+                }
+                repaint.request_repaint();
+            });
+        }
+    }
+}
+
 /// The tiles the map shows.
 pub fn osm_tiles(ctx: &egui::Context) -> HttpTiles {
     let cache = crate::fsutil::tile_cache_dir();
@@ -139,6 +167,16 @@ pub struct MapView {
     pub vertex_screen: Vec<Pos2>,
     /// A box to fit once the map's size is known (the next frame).
     pending_fit: Option<[f64; 4]>,
+    /// Whether the tile server answered when tiles were turned on (`None` while asking): walkers
+    /// falls back to nothing visible on failure, the offline basemap shows, and the status bar
+    /// says why.
+    pub tiles_reachable: std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), String>>>>,
+}
+
+/// The URL asked to know whether the tile server answers (`S2CR_TILE_PROBE_URL` overrides it,
+/// for tests).
+fn tile_probe_url() -> String {
+    std::env::var("S2CR_TILE_PROBE_URL").unwrap_or_else(|_| "https://tile.openstreetmap.org/0/0/0.png".into())
 }
 
 impl MapView {
@@ -146,7 +184,7 @@ impl MapView {
         let mut memory = MapMemory::default();
         memory.center_at(centre);
         let _ = memory.set_zoom(zoom);
-        MapView { memory, tiles: None, rect: Rect::NOTHING, drawing: false, vertex_screen: Vec::new(), pending_fit: None }
+        MapView { memory, tiles: None, rect: Rect::NOTHING, drawing: false, vertex_screen: Vec::new(), pending_fit: None, tiles_reachable: Default::default() }
     }
 
     /// Centres and zooms the map on a [min lon, min lat, max lon, max lat] box (at the next
@@ -169,7 +207,9 @@ impl MapView {
     pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool, overlay: &mut dyn FnMut(&egui::Painter, &Projector)) -> Option<(f64, f64)> {
         self.apply_fit(ui.available_size());
         let my_position = lon_lat(0.0, 0.0);
-        let no_tiles = self.tiles.is_none();
+        // No tiles, or a tile server that does not answer: the offline basemap, land filled.
+        let unreachable = self.tiles_reachable.lock().ok().is_some_and(|r| matches!(*r, Some(Err(_))));
+        let no_tiles = self.tiles.is_none() || unreachable;
         let tiles = self.tiles.as_mut().map(|t| t as &mut dyn walkers::Tiles);
         let drawing = editable && self.drawing && !editor.closed;
         let map = walkers::Map::new(tiles, &mut self.memory, my_position).double_click_to_zoom(!drawing);

@@ -342,8 +342,12 @@ impl S2crApp {
             ui.separator();
             let mut tiles = self.map.tiles.is_some();
             if ui.checkbox(&mut tiles, "OpenStreetMap tiles").on_hover_text("off: the offline Natural Earth outlines only").changed() {
-                self.map.tiles = tiles.then(|| map::osm_tiles(ui.ctx()));
+                self.map.set_tiles(tiles, ui.ctx());
                 self.persisted.osm_tiles = tiles;
+            }
+            let unreachable = self.map.tiles.as_ref().and(self.map.tiles_reachable.lock().ok().and_then(|r| r.clone())).and_then(|r| r.err());
+            if let Some(why) = unreachable {
+                ui.colored_label(ui.visuals().warn_fg_color, "unreachable: the offline basemap is shown").on_hover_text(format!("The tile server did not answer ({why}); the map shows the built-in Natural Earth outlines instead."));
             }
             ui.separator();
             match &self.wizard.job {
@@ -539,7 +543,7 @@ pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
             let tiles = persisted.osm_tiles && !offline;
             let mut app = S2crApp::with_state(dir, persisted);
             if tiles {
-                app.map.tiles = Some(map::osm_tiles(&cc.egui_ctx));
+                app.map.set_tiles(true, &cc.egui_ctx);
             }
             app.probe_device();
             Ok(Box::new(app))

@@ -213,6 +213,27 @@ fn snapshots_of_the_main_screens() {
 }
 
 #[test]
+fn unreachable_tiles_are_said_once_in_the_status_bar() {
+    // The tile server's stand-in: a loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // SAFETY: each test of this binary runs in its own process (nextest).
+    unsafe { std::env::set_var("S2CR_TILE_PROBE_URL", format!("http://127.0.0.1:{closed}/0/0/0.png")) };
+    let mut h = snapshot_harness(S2crApp::new(None));
+    h.run();
+    assert!(h.query_by_label_contains("unreachable").is_none());
+    let ctx = h.ctx.clone();
+    h.state_mut().map.set_tiles(true, &ctx);
+    step_until(&mut h, "the tile probe to answer", Duration::from_secs(10), |a| a.map.tiles_reachable.lock().unwrap().is_some());
+    h.run();
+    h.get_by_label("unreachable: the offline basemap is shown");
+    h.snapshot("app_tiles_unreachable");
+    // Tiles off: nothing to say.
+    h.state_mut().map.set_tiles(false, &ctx);
+    h.run();
+    assert!(h.query_by_label_contains("unreachable").is_none());
+}
+
+#[test]
 fn the_assess_step_takes_an_official_perimeter() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());
