@@ -43,11 +43,25 @@ pub struct Persisted {
     pub map_zoom: f64,
     pub osm_tiles: bool,
     pub wizard_width: f32,
+    /// Projects opened lately, the last first (at most [`RECENT_PROJECTS`]).
+    pub recent: Vec<PathBuf>,
 }
+
+/// How many recent projects the app remembers.
+pub const RECENT_PROJECTS: usize = 8;
 
 impl Default for Persisted {
     fn default() -> Self {
-        Persisted { last_project: None, map_centre: [137.0, -35.8], map_zoom: 5.0, osm_tiles: true, wizard_width: 330.0 }
+        Persisted { last_project: None, map_centre: [137.0, -35.8], map_zoom: 5.0, osm_tiles: true, wizard_width: 330.0, recent: Vec::new() }
+    }
+}
+
+impl Persisted {
+    /// `dir` first among the recent projects.
+    fn remember(&mut self, dir: &Path) {
+        self.recent.retain(|p| p != dir);
+        self.recent.insert(0, dir.to_path_buf());
+        self.recent.truncate(RECENT_PROJECTS);
     }
 }
 
@@ -138,6 +152,27 @@ impl S2crApp {
             None => {}
         }
         app
+    }
+
+    /// Closes the open project (refused while one of its stages runs); `new` also clears the
+    /// drawn area and goes to the Area step, ready for a new project, without a restart.
+    pub fn close_project(&mut self, new: bool) {
+        if let Some(stage) = self.wizard.running_stage() {
+            self.notice = Some(Notice::failed(Error::invalid(stage, "is running in the open project; wait for it or cancel it before closing the project")));
+            return;
+        }
+        self.project = None;
+        self.search = None;
+        self.layers = layers::LayerPanel::default();
+        self.wizard = Wizard::default();
+        self.persisted.last_project = None;
+        if new {
+            self.editor = AoiEditor::default();
+            self.form = NewProjectForm::default();
+            self.area_check = None;
+            self.map.drawing = false;
+        }
+        self.notice = None;
     }
 
     /// Starts opening a project folder on a worker thread: its AOI goes on the map and its
@@ -235,6 +270,7 @@ impl S2crApp {
         match result {
             Ok(OpenedProject { project, settings, settings_error, aoi, view }) => {
                 self.persisted.last_project = Some(project.root().to_path_buf());
+                self.persisted.remember(project.root());
                 if let Some(aoi) = aoi {
                     self.editor = AoiEditor::from_aoi(&aoi).0;
                     self.map.zoom_to(aoi.bbox());
@@ -286,6 +322,26 @@ impl S2crApp {
                     if ui.button("Open project…").clicked() {
                         if let Some(dir) = rfd::FileDialog::new().set_title("Open a project folder").pick_folder() {
                             self.open_project(&dir);
+                        }
+                    }
+                    let recent: Vec<PathBuf> = self.persisted.recent.iter().filter(|p| p.join(PROJECT_FILE).is_file()).cloned().collect();
+                    ui.add_enabled_ui(!recent.is_empty(), |ui| {
+                        ui.menu_button("Recent", |ui| {
+                            for dir in recent {
+                                let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| dir.display().to_string());
+                                if ui.button(name).on_hover_text(dir.display().to_string()).clicked() {
+                                    self.open_project(&dir);
+                                    ui.close();
+                                }
+                            }
+                        });
+                    });
+                    if self.project.is_some() {
+                        if ui.button("Close project").clicked() {
+                            self.close_project(false);
+                        }
+                        if ui.button("New project").on_hover_text("close this project and draw a new area").clicked() {
+                            self.close_project(true);
                         }
                     }
                 });

@@ -213,6 +213,34 @@ fn snapshots_of_the_main_screens() {
 }
 
 #[test]
+fn new_project_from_an_open_project_starts_empty_and_recent_projects_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let mut h = snapshot_harness(S2crApp::new(Some(project.root().to_path_buf())));
+    h.run();
+    assert!(h.state().project().is_some() && !h.state().editor.is_empty());
+    assert_eq!(h.state().persisted.recent, [project.root().to_path_buf()]);
+    h.get_by_label("Dataset").click();
+    h.run();
+    h.get_by_label("New project").click();
+    h.run();
+    assert!(h.state().project().is_none(), "closed");
+    assert!(h.state().editor.is_empty(), "an empty area to draw");
+    assert_eq!(h.state().wizard.step, s2cr::gui::wizard::Step::Area);
+    h.get_by_label("Draw");
+    // The project is among the recent ones, and opens again from there.
+    h.get_by_label("Recent").click();
+    h.run();
+    h.get_by_label(project.root().file_name().unwrap().to_str().unwrap()).click();
+    h.run();
+    step_until(&mut h, "the project to open", Duration::from_secs(10), |a| a.project().is_some());
+    assert_eq!(h.state().project().map(|p| p.root().to_path_buf()), Some(project.root().to_path_buf()));
+    h.get_by_label("Close project").click();
+    h.run();
+    assert!(h.state().project().is_none() && !h.state().editor.is_empty(), "closing keeps the drawn area");
+}
+
+#[test]
 fn unreachable_tiles_are_said_once_in_the_status_bar() {
     // The tile server's stand-in: a loopback port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
