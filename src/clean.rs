@@ -1,11 +1,12 @@
 //! `s2cr clean`: removes a project's intermediates (the fetched windows in `raw/`, the
 //! preprocessed rasters, the training set, every checkpoint but each run's last) and says what
-//! it freed. The project file, the AOI, the search results, the runs' last checkpoints and
+//! it freed (raw/ stays when it holds SAFE products put there by hand for the SNAP engine).
+//! The project file, the AOI, the search results, the runs' last checkpoints and
 //! settings, and `outputs/` (synthetic images, assessments) always stay. Running the pipeline
 //! again fetches, preprocesses and builds the training set anew; a run whose training set comes
 //! back the same is not trained again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +75,8 @@ fn candidates(project: &Project, keep: &[Part]) -> Result<Vec<Removed>> {
         }
     };
     for (part, dir) in [(Part::Raw, project.raw_dir()), (Part::Preprocessed, project.preprocessed_dir()), (Part::Dataset, project.dataset_dir())] {
-        if !keep.contains(&part) {
+        // SAFE products put in raw/ by hand for the SNAP engine cannot be fetched again.
+        if !keep.contains(&part) && !(part == Part::Raw && !safe_products(&dir).is_empty()) {
             add(part, dir);
         }
     }
@@ -98,6 +100,25 @@ fn candidates(project: &Project, keep: &[Part]) -> Result<Vec<Removed>> {
     Ok(found)
 }
 
+/// SAFE products (folders or zips, for the SNAP engine) under `raw/`: `s2cr clean` leaves raw/
+/// alone when there are any, as the fetch cannot download them again.
+pub fn safe_products(raw: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(raw.to_path_buf(), 0usize)];
+    while let Some((dir, level)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".SAFE") || name.ends_with(".SAFE.zip") || (name.ends_with(".zip") && name.starts_with("S1")) || (name.ends_with(".zip") && name.starts_with("S2")) {
+                found.push(e.path());
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) && level < 3 {
+                stack.push((e.path(), level + 1));
+            }
+        }
+    }
+    found
+}
+
 /// Removes the intermediates not in `keep` (nothing when `dry_run`); returns what was (or would
 /// be) freed.
 pub fn clean(project: &Project, keep: &[Part], dry_run: bool) -> Result<CleanReport> {
@@ -109,4 +130,20 @@ pub fn clean(project: &Project, keep: &[Part], dry_run: bool) -> Result<CleanRep
     }
     let freed_bytes = removed.iter().map(|r| r.bytes).sum();
     Ok(CleanReport { removed, freed_bytes, dry_run })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn safe_products_put_by_hand_are_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let scene = tmp.path().join("2021-12-23/S1B_IW_GRDH_1SDV_20211223T051122");
+        std::fs::create_dir_all(scene.join("S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE")).unwrap();
+        std::fs::write(scene.join("VV.tif"), b"x").unwrap();
+        assert_eq!(super::safe_products(tmp.path()).len(), 1);
+        let plain = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(plain.path().join("2021-12-23/scene")).unwrap();
+        std::fs::write(plain.path().join("2021-12-23/scene/B04.tif"), b"x").unwrap();
+        assert!(super::safe_products(plain.path()).is_empty());
+    }
 }

@@ -344,7 +344,10 @@ pub fn clean(dir: &Path, keep: &[super::args::CleanPartArg], dry_run: bool) -> R
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     for part in Part::ALL {
         let of: Vec<&crate::clean::Removed> = report.removed.iter().filter(|r| r.part == part).collect();
-        if keep.contains(&part) && !asked.contains(&part) {
+        let products = if part == Part::Raw { crate::clean::safe_products(&project.raw_dir()) } else { Vec::new() };
+        if !products.is_empty() && !keep.contains(&part) {
+            println!("{:<13} kept: it holds {} SAFE product(s) put there by hand (e.g. {}), which the fetch cannot download again", part.name(), products.len(), products[0].display());
+        } else if keep.contains(&part) && !asked.contains(&part) {
             println!("{:<13} kept (the training set's stacks read it)", part.name());
         } else if keep.contains(&part) {
             println!("{:<13} kept", part.name());

@@ -553,8 +553,9 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             // and the passes whose dNBR reaches the burned class.
             let cells = wh * n;
             let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
-            let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
-            let mut burned = vec![vec![0u32; cells]; windows.len()];
+            // Only sampling needs the squares and the burned counts.
+            let mut sumsq = vec![vec![0f64; if plan.sampling() { c_out * cells } else { 0 }]; windows.len()];
+            let mut burned = vec![vec![0u32; if plan.sampling() { cells } else { 0 }]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
             let thresholds = crate::assess::severity::SeverityThresholds::default();
             for sample in 0..plan.samples {
@@ -579,7 +580,9 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                                 maps[c].denormalize(&mut v);
                                 let cell = r * n + col;
                                 sum[k][c * cells + cell] += v[0] as f64;
-                                sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
+                                if plan.sampling() {
+                                    sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
+                                }
                                 if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
                                     if c == b.post_nir {
                                         post[cell][0] = v[0];

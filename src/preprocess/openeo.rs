@@ -427,7 +427,11 @@ impl Backend {
     /// The token endpoint from the issuer's discovery document; HTTPS only (or loopback).
     fn oidc_token_endpoint(&self, issuer: &str) -> Result<String> {
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let secure = |u: &str| crate::catalog::http_url(u).is_some_and(|p| p.scheme() == "https" || crate::catalog::is_internal(&p));
+        let loopback = |p: &reqwest::Url| {
+            let host = p.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        };
+        let secure = |u: &str| crate::catalog::http_url(u).is_some_and(|p| p.scheme() == "https" || loopback(&p));
         if !secure(&url) {
             return Err(Error::http(url, "the identity provider is not reached over HTTPS; refusing to send credentials"));
         }
@@ -500,11 +504,22 @@ impl Backend {
     pub fn create_job(&mut self, graph: &Value, title: &str) -> Result<String> {
         let body = json!({"title": title, "process": {"process_graph": graph}});
         let url = self.url("/jobs");
-        let response = self.request(reqwest::Method::POST, &url).json(&body).send().map_err(|e| Error::Http { url: url.clone(), message: format!("creating a job: {}", crate::error::network_cause(&e)), source: Some(e) })?;
-        let status = response.status();
-        let id = response.headers().get("OpenEO-Identifier").and_then(|v| v.to_str().ok()).map(String::from);
-        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(String::from);
-        let text = crate::catalog::read_body(response, MAX_JSON).map_err(|why| Error::http(url.clone(), why))?;
+        let mut attempt = 0;
+        let (status, id, location, text) = loop {
+            let response = self.request(reqwest::Method::POST, &url).json(&body).send().map_err(|e| Error::Http { url: url.clone(), message: format!("creating a job: {}", crate::error::network_cause(&e)), source: Some(e) })?;
+            let status = response.status();
+            let id = response.headers().get("OpenEO-Identifier").and_then(|v| v.to_str().ok()).map(String::from);
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(String::from);
+            let text = crate::catalog::read_body(response, MAX_JSON).map_err(|why| Error::http(url.clone(), why))?;
+            // An expired token (between two dates' jobs): renewed once.
+            let expired = status.as_u16() == 401 || (status.as_u16() == 403 && text.contains("TokenInvalid"));
+            if expired && attempt == 0 && self.authorization.is_some() {
+                attempt += 1;
+                self.authenticate()?;
+                continue;
+            }
+            break (status, id, location, text);
+        };
         self.ok_json("/jobs", status, &text, "creating a job")?;
         let id = id.or_else(|| location.and_then(|l| l.trim_end_matches('/').rsplit('/').next().map(String::from))).ok_or_else(|| Error::http(url, "the back-end created a job but gave no id (no OpenEO-Identifier or Location header)"))?;
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -583,12 +598,20 @@ impl Backend {
 
     /// Downloads one asset into `dir` (resuming a partial download of an earlier attempt or
     /// run); checks its size and checksum when the back-end gave them.
-    pub fn download(&self, asset: &ResultAsset, dir: &Path, progress: &Progress) -> Result<PathBuf> {
+    pub fn download(&mut self, asset: &ResultAsset, dir: &Path, progress: &Progress) -> Result<PathBuf> {
         let dst = dir.join(crate::fsutil::safe_name(&asset.name));
-        let auth = self.authorization.as_ref().filter(|_| self.same_origin(&asset.href)).map(|a| a.0.as_str());
         let opts = crate::fetch::FetchOptions::default();
         for attempt in 0..2 {
-            crate::fetch::fetch_file_authorized(&asset.href, &dst, &opts, auth, progress)?;
+            let auth = self.authorization.as_ref().filter(|_| self.same_origin(&asset.href)).map(|a| a.0.clone());
+            if let Err(e) = crate::fetch::fetch_file_authorized(&asset.href, &dst, &opts, auth.as_deref(), progress) {
+                // A token that expired while the job ran: renewed once (the partial file stays).
+                let expired = matches!(&e, Error::Http { message, .. } if message.contains("HTTP 401") || message.contains("HTTP 403"));
+                if attempt == 0 && expired && auth.is_some() {
+                    self.authenticate()?;
+                    continue;
+                }
+                return Err(e);
+            }
             let size = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
             let bad = match (asset.size, &asset.sha256) {
                 (Some(s), _) if s != size => Some(format!("{size} bytes where the back-end announced {s}")),
@@ -720,20 +743,64 @@ impl JobBook {
 /// Runs `graph` as a batch job (or takes up the job an earlier run submitted for the same graph)
 /// and downloads its GeoTIFF results into `dir`; returns their paths.
 pub fn run_job(backend: &mut Backend, graph: &Value, title: &str, book: &Path, dir: &Path, progress: &Progress) -> Result<Vec<PathBuf>> {
+    match run_job_once(backend, graph, title, book, dir, true, progress) {
+        Err(TakeUp::Gone(why)) => {
+            // A job of an earlier run whose results are no longer there: submitted anew, once.
+            progress.warn(format!("{title}: the earlier job's results cannot be had ({why}); submitting the job again"));
+            run_job_once(backend, graph, title, book, dir, false, progress).map_err(TakeUp::into_error)
+        }
+        other => other.map_err(TakeUp::into_error),
+    }
+}
+
+/// Why [`run_job_once`] failed: a job taken up from the book whose results are gone, or
+/// anything else.
+enum TakeUp {
+    Gone(Error),
+    Failed(Error),
+}
+
+impl TakeUp {
+    fn into_error(self) -> Error {
+        match self {
+            TakeUp::Gone(e) | TakeUp::Failed(e) => e,
+        }
+    }
+}
+
+impl From<Error> for TakeUp {
+    fn from(e: Error) -> TakeUp {
+        TakeUp::Failed(e)
+    }
+}
+
+/// Whether an error is the back-end saying it does not know a job.
+fn not_found(e: &Error) -> bool {
+    matches!(e, Error::Http { message, .. } if message.contains("HTTP 404") || message.contains("JobNotFound"))
+}
+
+fn run_job_once(backend: &mut Backend, graph: &Value, title: &str, book: &Path, dir: &Path, take_up: bool, progress: &Progress) -> std::result::Result<Vec<PathBuf>, TakeUp> {
     let digest = graph_digest(graph);
-    let earlier = JobBook::load(book).find(backend.root(), &digest).cloned();
+    let earlier = if take_up { JobBook::load(book).find(backend.root(), &digest).cloned() } else { None };
     let mut id = None;
+    let mut taken_up = false;
     if let Some(e) = earlier {
         match backend.job_state(&e.job_id) {
             Ok(s) if matches!(s.status.as_str(), "finished" | "running" | "queued") => {
                 progress.info(format!("{title}: taking up job {} of an earlier run ({})", e.job_id, s.status));
                 id = Some(e.job_id);
+                taken_up = true;
             }
             Ok(s) if s.status == "created" => {
                 backend.start_job(&e.job_id)?;
                 id = Some(e.job_id);
+                taken_up = true;
             }
-            _ => {}
+            // Failed, cancelled, or unknown to the back-end (another user's): a new job.
+            Ok(_) => {}
+            Err(e) if not_found(&e) => {}
+            // Anything else (the network, a server error) must not pay for a second job.
+            Err(e) => return Err(TakeUp::Failed(e)),
         }
     }
     let id = match id {
@@ -747,15 +814,19 @@ pub fn run_job(backend: &mut Backend, graph: &Value, title: &str, book: &Path, d
         }
     };
     backend.wait(&id, title, progress)?;
-    let assets: Vec<ResultAsset> = backend.result_assets(&id)?.into_iter().filter(|a| a.name.ends_with(".tif") || a.name.ends_with(".tiff") || a.href.contains(".tif")).collect();
+    // Results go to a folder of their own job: a partial download of another job's (an earlier
+    // run with other settings) is never resumed into this one.
+    let dir = dir.join(crate::fsutil::safe_name(&id));
+    let gone = |e: Error| if taken_up { TakeUp::Gone(e) } else { TakeUp::Failed(e) };
+    let assets: Vec<ResultAsset> = backend.result_assets(&id).map_err(gone)?.into_iter().filter(|a| a.name.ends_with(".tif") || a.name.ends_with(".tiff") || a.href.contains(".tif")).collect();
     if assets.is_empty() {
-        return Err(Error::http(backend.url(&format!("/jobs/{id}/results")), format!("{title}: the job finished without a GeoTIFF result")));
+        return Err(gone(Error::http(backend.url(&format!("/jobs/{id}/results")), format!("{title}: the job finished without a GeoTIFF result"))));
     }
-    std::fs::create_dir_all(dir).map_err(Error::io(dir, "creating the download folder"))?;
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "creating the download folder"))?;
     let mut files = Vec::new();
     for a in &assets {
         progress.check_cancelled()?;
-        files.push(backend.download(a, dir, progress)?);
+        files.push(backend.download(a, &dir, progress).map_err(|e| if matches!(e, Error::Cancelled) { TakeUp::Failed(e) } else { gone(e) })?);
     }
     Ok(files)
 }

@@ -128,8 +128,10 @@ impl MaskCounts {
 /// where AOT exceeds `threshold`. Sen2Cor retrieves AOT over dark dense vegetation and water and
 /// spreads it smoothly, so this catches a plume's widespread haze, not its edges; opaque smoke
 /// is usually classed as cloud already.
-pub fn haze_mask(aot_dn: &[f32], threshold: f32) -> Vec<bool> {
-    aot_dn.iter().map(|v| v.is_finite() && *v > 0.0 && *v / AOT_QUANTIFICATION_VALUE > threshold).collect()
+/// `per_unit` is the values per unit of AOT: [`AOT_QUANTIFICATION_VALUE`] for digital numbers,
+/// 1 for values already scaled (SNAP's floating-point output).
+pub fn haze_mask(aot: &[f32], threshold: f32, per_unit: f32) -> Vec<bool> {
+    aot.iter().map(|v| v.is_finite() && *v > 0.0 && *v / per_unit > threshold).collect()
 }
 
 pub fn mask_counts(scl: &[u8], mask: &[bool], opts: &SclMaskOptions) -> MaskCounts {
@@ -166,7 +168,8 @@ mod tests {
     #[test]
     fn haze_is_masked_above_the_aot_threshold() {
         // DN / 1000 = AOT: 0.12 (clear air), 0.6 and 1.4 (smoke), no data.
-        assert_eq!(haze_mask(&[120.0, 600.0, 1400.0, 0.0, f32::NAN], 0.5), [false, true, true, false, false]);
+        assert_eq!(haze_mask(&[120.0, 600.0, 1400.0, 0.0, f32::NAN], 0.5, AOT_QUANTIFICATION_VALUE), [false, true, true, false, false]);
+        assert_eq!(haze_mask(&[0.12, 0.6], 0.5, 1.0), [false, true], "already scaled");
     }
 
     #[test]

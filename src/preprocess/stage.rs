@@ -214,8 +214,9 @@ fn haze_source(project: &Project, cfg: &PreprocessConfig, progress: &Progress, m
 struct S2Sources {
     bands: Vec<BandRef>,
     scl: Option<BandRef>,
-    /// Aerosol optical thickness (digital numbers), for the haze mask.
-    aot: Option<BandRef>,
+    /// Aerosol optical thickness and its values per unit (1000 for digital numbers, 1 when
+    /// scaled already), for the haze mask.
+    aot: Option<(BandRef, f32)>,
     /// DN offset before scaling by 1/10000; `None` when the values are reflectance already.
     dn_offset: Option<f32>,
 }
@@ -268,9 +269,9 @@ fn write_s2(grid: &TargetGrid, src: &S2Sources, cfg: &PreprocessConfig, path: &P
             counts.clear += valid.iter().filter(|v| **v).count();
             counts.missing_bands += valid.iter().filter(|v| !**v).count();
         }
-        if let (Some(aot), Some(threshold)) = (&src.aot, cfg.mask.haze_aot) {
+        if let (Some((aot, per_unit)), Some(threshold)) = (&src.aot, cfg.mask.haze_aot) {
             let (values, _) = read_rows(aot, w, h, y0, rows, 0)?;
-            for (m, hazy) in mask.iter_mut().zip(s2::haze_mask(&values, threshold)) {
+            for (m, hazy) in mask.iter_mut().zip(s2::haze_mask(&values, threshold, *per_unit)) {
                 if hazy && *m == 0.0 {
                     *m = 1.0;
                     counts.haze += 1;
@@ -355,7 +356,8 @@ fn s2_native(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, date:
     let aot = haze_source(project, cfg, progress, || {
         let sources: Vec<PathBuf> = scenes.iter().map(|s| raw_band(project, s, "AOT")).collect();
         Ok(BandRef { name: "AOT".into(), path: warp_band(&sources, tmp, "AOT", grid, Resampling::Bilinear, Some(0.0))?, band: 1 })
-    })?;
+    })?
+    .map(|b| (b, s2::AOT_QUANTIFICATION_VALUE));
     let path = project.preprocessed_s2(date);
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, aot, dn_offset: Some(offset) }, cfg, &path, progress)?;
     Ok(Preprocessed {
@@ -567,7 +569,8 @@ fn s2_snap(project: &Project, scenes: &[&Scene], cfg: &PreprocessConfig, gpt: &P
     }
     let dn_offset = integer.then(|| s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied));
     let path = project.preprocessed_s2(date);
-    let aot = if cfg.mask.haze_aot.is_some() { aot } else { None };
+    // SNAP's floating-point output is scaled already (AOT as is); integer output holds DNs.
+    let aot = if cfg.mask.haze_aot.is_some() { aot.map(|b| (b, if integer { s2::AOT_QUANTIFICATION_VALUE } else { 1.0 })) } else { None };
     let (valid_percent, counts) = write_s2(grid, &S2Sources { bands, scl, aot, dn_offset }, cfg, &path, progress)?;
     Ok(Preprocessed { date: date.into(), sensor: "S2".into(), path, valid_percent, mask_counts: Some(counts), processing: "SNAP gpt calibrate_sent2.xml, warped onto the grid".into() })
 }
