@@ -504,21 +504,9 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
         burned.add(sev_real, sev_synth, &cfg.thresholds);
-        if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
-            // Held-out pixels only, when the project has them.
-            let keep: Vec<bool> = (0..rows * width).map(|i| cfg.held_out.as_ref().is_none_or(|h| h.contains(i % width, y0 + i / width))).collect();
-            for (b, name) in cfg.quality_bands.iter().enumerate() {
-                let r = real.read(&[name.as_str()], cfg.scale, y0..y1)?;
-                let s = synth.read(&[name.as_str()], cfg.scale, y0..y1)?;
-                let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
-                acc.add_band(b, &r.bands[0], &s.bands[0], &d.bands[0], &keep);
-            }
-            if let Some(prob) = &prob_image {
-                let p = prob.read(&["burn probability"], 1.0, y0..y1)?;
-                let burned: Vec<Option<bool>> = sev_real.iter().map(|c| (*c != Severity::NoData).then(|| cfg.thresholds.is_burned(*c))).collect();
-                acc.add_probability(&p.bands[0], &burned, &keep);
-            }
-        }
+        // The real map's burned pixels, for the burn probability's reliability (checked below).
+        let burned_real: Option<Vec<Option<bool>>> =
+            prob_image.as_ref().map(|_| sev_real.iter().map(|c| (*c != Severity::NoData).then(|| cfg.thresholds.is_burned(*c))).collect());
         if let Some(p) = &perimeter {
             let inside = p.burn_rows(&gt, &crs_wkt, width, y0, rows)?;
             perimeter_pixels += inside.iter().filter(|v| **v != 0).count() as u64;
@@ -541,7 +529,20 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             areas[*s as usize][2] += 1;
         }
         drop(sev);
-        quality.add(&real, &synth, cfg, width, height, y0..y1)?;
+        let (real_rows, synth_rows) = quality.add(&real, &synth, cfg, width, height, y0..y1)?;
+        if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
+            // Held-out pixels only, when the project has them; the quality bands' rows as the
+            // image quality read them.
+            let keep: Vec<bool> = (0..rows * width).map(|i| cfg.held_out.as_ref().is_none_or(|h| h.contains(i % width, y0 + i / width))).collect();
+            for (b, name) in cfg.quality_bands.iter().enumerate() {
+                let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
+                acc.add_band(b, &real_rows[b], &synth_rows[b], &d.bands[0], &keep);
+            }
+            if let (Some(prob), Some(burned)) = (&prob_image, &burned_real) {
+                let p = prob.read(&["burn probability"], 1.0, y0..y1)?;
+                acc.add_probability(&p.bands[0], burned, &keep);
+            }
+        }
         progress.advanced(done as u64 + 1, total, format!("rows {y0}..{y1} of {height}"));
     }
 
@@ -649,8 +650,9 @@ impl QualityAcc {
     }
 
     /// Adds the rows `rows` of the grid: band by band (each with its own valid pixels), read with
-    /// the rows SSIM's window needs above and below.
-    fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<()> {
+    /// the rows SSIM's window needs above and below. Returns the quality bands' values on those
+    /// rows, real and synthetic (NaN where masked), for the uncertainty check.
+    fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let r = SSIM_RADIUS;
         let (h0, h1) = (rows.start.saturating_sub(r), (rows.end + r).min(height));
         let own = (rows.start - h0) * width..(rows.end - h0) * width;
@@ -692,7 +694,7 @@ impl QualityAcc {
         let ss: Vec<&[f32]> = synth_spectra.iter().map(Vec::as_slice).collect();
         metrics::sam_add(&mut self.sam, &rr, &ss, &valid);
         self.valid_pixels += valid.iter().filter(|v| **v).count() as u64;
-        Ok(())
+        Ok((real_spectra, synth_spectra))
     }
 
     fn finish(self, cfg: &AssessConfig) -> Quality {

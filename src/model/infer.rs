@@ -549,23 +549,45 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                 windows.push((x, ww, stack.valid, out_maps[k].clone(), nbr_pre));
             }
             let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
-            // Per window, pixel and band: the sum and sum of squares of the de-normalized passes,
-            // and the passes whose dNBR reaches the burned class.
+            if !plan.sampling() {
+                // One deterministic pass, blended straight into the accumulators.
+                let pred: Vec<f32> = g.forward(input).try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                for (k, (x, ww, valid, maps, _)) in windows.iter().enumerate() {
+                    for c in 0..c_out {
+                        let base = (k * c_out + c) * n * n;
+                        for r in 0..wh {
+                            for col in 0..*ww {
+                                if !valid[r * ww + col] {
+                                    continue;
+                                }
+                                let mut v = [pred[base + r * n + col]];
+                                maps[c].denormalize(&mut v);
+                                let weight = weights[r] * weights[col];
+                                let i = (y + r - buf_y) * w + x + col;
+                                acc[c][i] += v[0] * weight;
+                                if c == 0 {
+                                    wsum[i] += weight;
+                                }
+                            }
+                        }
+                    }
+                    done += 1;
+                }
+                progress.advanced(done as u64, total as u64, format!("window row {y}"));
+                continue;
+            }
+            // Monte-Carlo dropout. Per window, pixel and band: the sum and sum of squares of the
+            // de-normalized passes, and the passes whose dNBR reaches the burned class.
             let cells = wh * n;
             let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
-            // Only sampling needs the squares and the burned counts.
-            let mut sumsq = vec![vec![0f64; if plan.sampling() { c_out * cells } else { 0 }]; windows.len()];
-            let mut burned = vec![vec![0u32; if plan.sampling() { cells } else { 0 }]; windows.len()];
+            let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
+            let mut burned = vec![vec![0u32; cells]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
             let thresholds = crate::assess::severity::SeverityThresholds::default();
             for sample in 0..plan.samples {
-                let out = if plan.sampling() {
-                    let p = cfg.dropout;
-                    let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
-                    g.forward_sampled(input.clone(), &mut mask)
-                } else {
-                    g.forward(input.clone())
-                };
+                let p = cfg.dropout;
+                let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
+                let out = g.forward_sampled(input.clone(), &mut mask);
                 let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
                 for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
                     let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
@@ -580,9 +602,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                                 maps[c].denormalize(&mut v);
                                 let cell = r * n + col;
                                 sum[k][c * cells + cell] += v[0] as f64;
-                                if plan.sampling() {
-                                    sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
-                                }
+                                sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
                                 if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
                                     if c == b.post_nir {
                                         post[cell][0] = v[0];
@@ -621,12 +641,10 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                         for c in 0..c_out {
                             let mean = sum[k][c * cells + cell] / passes;
                             acc[c][i] += mean as f32 * weight;
-                            if plan.sampling() {
-                                let var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
-                                acc[c_out + c][i] += var.sqrt() as f32 * weight;
-                            }
+                            let var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
+                            acc[c_out + c][i] += var.sqrt() as f32 * weight;
                         }
-                        if plan.sampling() && nbr_pre.is_some() {
+                        if nbr_pre.is_some() {
                             acc[2 * c_out][i] += (burned[k][cell] as f64 / passes) as f32 * weight;
                         }
                     }
