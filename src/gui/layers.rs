@@ -67,12 +67,75 @@ pub struct Swipe {
     pub at: f32,
 }
 
+/// Linked side-by-side panes: each its own stack of layers, all over one centre and zoom (the
+/// map's panes, `map::MapView::ui_panes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panes {
+    /// Each pane's layers, bottom first (indices into [`LayerPanel::layers`]).
+    pub stacks: Vec<Vec<usize>>,
+    /// Optical layers showing the same bands take the first pane's stretch, so that a
+    /// difference in colour between panes is a difference in the data.
+    pub linked_stretch: bool,
+}
+
+/// The comparisons one click sets up in the panes: real against synthetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pair {
+    /// Sentinel-2 t1, real | synthetic.
+    Image,
+    /// dNBR, real | synthetic.
+    Dnbr,
+    /// Burn severity, real | synthetic.
+    Severity,
+}
+
+impl Pair {
+    pub const ALL: [Pair; 3] = [Pair::Image, Pair::Dnbr, Pair::Severity];
+
+    /// The layer ids of the pair, real first.
+    pub fn ids(self) -> [&'static str; 2] {
+        match self {
+            Pair::Image => ["real", "synthetic"],
+            Pair::Dnbr => ["dnbr-real", "dnbr-synthetic"],
+            Pair::Severity => ["severity-real", "severity-synthetic"],
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Pair::Image => "t1 real | synthetic",
+            Pair::Dnbr => "dNBR real | synthetic",
+            Pair::Severity => "severity real | synthetic",
+        }
+    }
+
+    fn next(self) -> Pair {
+        match self {
+            Pair::Image => Pair::Dnbr,
+            Pair::Dnbr => Pair::Severity,
+            Pair::Severity => Pair::Image,
+        }
+    }
+}
+
+/// How the layers are laid out on the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One map, the ticked layers over each other.
+    Single,
+    /// Two layers either side of a divider.
+    Swipe,
+    /// Linked panes side by side.
+    SideBySide,
+}
+
 /// What the cursor is over: lon/lat and each layer's values there.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inspected {
     pub lon: f64,
     pub lat: f64,
-    /// (layer title, kind, band names, values) of the layers with data there.
+    /// (layer title, kind, band names, values) of the layers with data there; side by side,
+    /// those of each pane's layers, pane by pane, the title starting "pane N: ".
     pub values: Vec<(String, LayerKind, Vec<String>, Vec<f32>)>,
 }
 
@@ -82,6 +145,8 @@ pub struct LayerPanel {
     /// Burned-area perimeters (GeoJSON), offered for export.
     pub perimeters: Vec<Layer>,
     pub swipe: Option<Swipe>,
+    /// Side by side (when set, `swipe` is not).
+    pub panes: Option<Panes>,
     pub inspected: Option<Inspected>,
     /// The last export's (or view's) outcome when it succeeded.
     pub notice: Option<String>,
@@ -136,14 +201,81 @@ impl LayerPanel {
             .map(|(layer, bands)| MapLayer { layer, bands, custom: custom.clone(), visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
             .collect();
         let mut panel = LayerPanel { layers, perimeters: set.perimeters, run: set.run, ..Default::default() };
-        // The comparison users come for: real against synthetic t1.
-        let find = |id: &str| panel.layers.iter().position(|l| l.layer.id == id);
-        if let (Some(real), Some(synthetic)) = (find("real"), find("synthetic")) {
-            panel.swipe = Some(Swipe { left: real, right: synthetic, at: 0.5 });
-        } else if let Some(first) = panel.layers.last_mut() {
+        // The comparison users come for: real against synthetic t1, side by side.
+        if !panel.set_pair(Pair::Image, 2)
+            && let Some(first) = panel.layers.last_mut()
+        {
             first.visible = true;
         }
         panel
+    }
+
+    /// The index of the layer with this id.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.layers.iter().position(|l| l.layer.id == id)
+    }
+
+    pub fn mode(&self) -> Mode {
+        match (&self.swipe, &self.panes) {
+            (Some(_), _) => Mode::Swipe,
+            (None, Some(_)) => Mode::SideBySide,
+            (None, None) => Mode::Single,
+        }
+    }
+
+    /// Switches the layout; side by side starts on real | synthetic t1 when the run has them
+    /// (else the first layers), a swipe on the first two layers.
+    pub fn set_mode(&mut self, mode: Mode) {
+        if mode == self.mode() {
+            return;
+        }
+        let linked = self.panes.as_ref().is_none_or(|p| p.linked_stretch);
+        (self.swipe, self.panes) = (None, None);
+        match mode {
+            Mode::Single => {}
+            Mode::Swipe if self.layers.len() >= 2 => {
+                let (left, right) = match (self.find("real"), self.find("synthetic")) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => (0, 1),
+                };
+                self.swipe = Some(Swipe { left, right, at: 0.5 });
+            }
+            Mode::Swipe => {}
+            Mode::SideBySide => {
+                if !self.set_pair(Pair::Image, 2) {
+                    let stacks = (0..2).map(|i| self.layers.len().checked_sub(1).map(|last| vec![i.min(last)]).unwrap_or_default()).collect();
+                    self.panes = Some(Panes { stacks, linked_stretch: linked });
+                }
+                if let Some(p) = &mut self.panes {
+                    p.linked_stretch = linked;
+                }
+            }
+        }
+    }
+
+    /// Side by side with `count` panes (2 or 4) on a pair: the first two panes show it, the
+    /// other two the next pair. False (nothing changed) when the run lacks the pair's layers.
+    pub fn set_pair(&mut self, pair: Pair, count: usize) -> bool {
+        let ids = |p: Pair| -> Option<[usize; 2]> {
+            let [a, b] = p.ids();
+            Some([self.find(a)?, self.find(b)?])
+        };
+        let Some(first) = ids(pair) else { return false };
+        let mut stacks = vec![vec![first[0]], vec![first[1]]];
+        if count >= 4 {
+            // The next pair the run has, else the first one again.
+            let second = [pair.next(), pair.next().next()].into_iter().find_map(ids).unwrap_or(first);
+            stacks.extend([vec![second[0]], vec![second[1]]]);
+        }
+        let linked_stretch = self.panes.as_ref().is_none_or(|p| p.linked_stretch);
+        self.swipe = None;
+        self.panes = Some(Panes { stacks, linked_stretch });
+        true
+    }
+
+    /// How many map panes are drawn.
+    pub fn pane_count(&self) -> usize {
+        self.panes.as_ref().map_or(1, |p| p.stacks.len().max(1))
     }
 
     pub fn run(&self) -> &RunName {
@@ -205,10 +337,13 @@ impl LayerPanel {
         let presets = Composite::presets();
         let titles: Vec<String> = self.layers.iter().map(|l| l.layer.title.clone()).collect();
         ui.heading("Layers");
-        let mut compare = self.swipe.is_some();
-        if ui.checkbox(&mut compare, "Compare two layers (swipe)").changed() {
-            self.swipe = if compare && self.layers.len() >= 2 { Some(Swipe { left: 0, right: 1, at: 0.5 }) } else { None };
-        }
+        let mut mode = self.mode();
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut mode, Mode::Single, "One map").on_hover_text("the ticked layers over each other");
+            ui.selectable_value(&mut mode, Mode::SideBySide, "Side by side").on_hover_text("linked panes: pan or zoom one, all follow");
+            ui.selectable_value(&mut mode, Mode::Swipe, "Swipe").on_hover_text("two layers either side of a divider");
+        });
+        self.set_mode(mode);
         if let Some(s) = &mut self.swipe {
             egui::ComboBox::from_label("left").selected_text(titles[s.left].as_str()).show_ui(ui, |ui| {
                 for (i, t) in titles.iter().enumerate() {
@@ -223,14 +358,17 @@ impl LayerPanel {
             let l = ui.label("divider");
             ui.add(egui::Slider::new(&mut s.at, 0.0..=1.0).show_value(false)).labelled_by(l.id);
         }
+        if self.panes.is_some() {
+            self.panes_ui(ui);
+        }
         ui.separator();
-        let swipe = self.swipe;
+        let (swipe, panes) = (self.swipe, self.panes.clone());
         let can_export = self.export.is_none();
         let mut export = None;
         for (i, ml) in self.layers.iter_mut().enumerate() {
-            let shown = is_shown(swipe, i, ml);
+            let shown = is_shown(swipe, panes.as_ref(), i, ml);
             ui.horizontal(|ui| {
-                if swipe.is_none() {
+                if swipe.is_none() && panes.is_none() {
                     if ui.checkbox(&mut ml.visible, "").on_hover_text("show on the map").changed() && ml.visible {
                         // Shown again: try reading it again.
                         ml.error = None;
@@ -332,10 +470,94 @@ impl LayerPanel {
         inspector_ui(ui, self.inspected.as_ref());
     }
 
-    /// Draws the shown layers on the map (under the AOI and footprints).
-    pub fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector) {
+    /// The side-by-side controls: panes, one-click pairs, linked stretch, and which layers
+    /// each pane shows (a tick per pane).
+    fn panes_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(count) = self.panes.as_ref().map(|p| p.stacks.len()) else { return };
+        ui.horizontal(|ui| {
+            for n in [2, 4] {
+                if ui.selectable_label(count == n, format!("{n} panes")).clicked() && count != n {
+                    let pair = self.current_pair().unwrap_or(Pair::Image);
+                    if !self.set_pair(pair, n)
+                        && let Some(p) = &mut self.panes
+                    {
+                        p.stacks.resize(n, Vec::new());
+                    }
+                }
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            for pair in Pair::ALL {
+                let available = pair.ids().iter().all(|id| self.find(id).is_some());
+                let current = self.current_pair() == Some(pair);
+                if ui.add_enabled(available, egui::Button::selectable(current, pair.label())).on_disabled_hover_text("this run has not got both layers yet").clicked() {
+                    self.set_pair(pair, count);
+                }
+            }
+        });
+        let Some(panes) = &mut self.panes else { return };
+        ui.checkbox(&mut panes.linked_stretch, "Link the stretch across panes").on_hover_text("optical layers with the same bands take the first pane's stretch; off: each layer its own");
+        // Each pane's layers, ticked in a menu of its own (bottom first, in the list's order).
+        let titles: Vec<String> = self.layers.iter().map(|l| l.layer.title.clone()).collect();
+        ui.horizontal_wrapped(|ui| {
+            for (p, stack) in panes.stacks.iter_mut().enumerate() {
+                ui.menu_button(format!("Pane {} layers", p + 1), |ui| {
+                    for (i, title) in titles.iter().enumerate() {
+                        let mut on = stack.contains(&i);
+                        if ui.checkbox(&mut on, title.as_str()).changed() {
+                            if on {
+                                stack.push(i);
+                                stack.sort_unstable();
+                            } else {
+                                stack.retain(|k| *k != i);
+                            }
+                        }
+                    }
+                })
+                .response
+                .on_hover_text(stack.iter().filter_map(|i| titles.get(*i)).cloned().collect::<Vec<_>>().join("\n"));
+            }
+        });
+    }
+
+    /// The pair the first two panes show, if they show one.
+    pub fn current_pair(&self) -> Option<Pair> {
+        let p = self.panes.as_ref()?;
+        Pair::ALL.into_iter().find(|pair| {
+            let [a, b] = pair.ids();
+            p.stacks.len() >= 2 && p.stacks[0] == self.find(a).into_iter().collect::<Vec<_>>() && p.stacks[1] == self.find(b).into_iter().collect::<Vec<_>>()
+        })
+    }
+
+    /// Draws the shown layers on the map (under the AOI and footprints): pane `pane`'s stack
+    /// side by side, else the swipe or the ticked layers.
+    pub fn draw(&mut self, ctx: &egui::Context, pane: usize, painter: &egui::Painter, projector: &Projector) {
         let gpu = self.gpu;
         let rect = painter.clip_rect();
+        if let Some(panes) = &self.panes {
+            let stack = panes.stacks.get(pane).cloned().unwrap_or_default();
+            // The first pane's first optical layer sets the stretch of the others' optical
+            // layers with the same bands.
+            let reference = panes.linked_stretch.then(|| panes.stacks.first().and_then(|s| s.iter().copied().find(|i| self.layers.get(*i).is_some_and(|l| l.layer.kind == LayerKind::Optical)))).flatten();
+            let shared = reference.and_then(|r| {
+                let ml = self.layers.get_mut(r)?;
+                // Read (and stretched) first, whichever pane is drawn first.
+                ml.ensure_image(ctx, None, gpu && matches!(ml.layer.kind, LayerKind::Optical | LayerKind::Radar));
+                Some((ml.composite().bands, ml.used?))
+            });
+            for i in &stack {
+                let Some(ml) = self.layers.get_mut(*i) else { continue };
+                let share = shared.as_ref().filter(|(bands, _)| Some(*i) != reference && ml.layer.kind == LayerKind::Optical && ml.composite().bands == *bands).map(|(_, s)| *s);
+                ml.draw(ctx, pane, painter, projector, share, gpu);
+            }
+            if let Some(kind) = stack.iter().filter_map(|i| self.layers.get(*i)).map(|l| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
+                // Below the pane's title.
+                map_legend(painter, rect.with_min_y(rect.top() + 24.0), kind);
+            }
+            let title = stack.last().and_then(|i| self.layers.get(*i)).map(|l| l.layer.title.clone()).unwrap_or_else(|| "no layer ticked for this pane".into());
+            pane_title(painter, rect, &format!("{}  {title}", pane + 1));
+            return;
+        }
         match self.swipe {
             Some(s) => {
                 let x = rect.left() + rect.width() * s.at;
@@ -344,7 +566,7 @@ impl LayerPanel {
                 // stretch, so that a difference in colour is a difference in the data.
                 let mut shared = None;
                 if let Some(ml) = self.layers.get_mut(s.left) {
-                    ml.draw(ctx, &painter.with_clip_rect(left), projector, None, gpu);
+                    ml.draw(ctx, 0, &painter.with_clip_rect(left), projector, None, gpu);
                     shared = ml.used;
                 }
                 let same_bands = match (self.layers.get(s.left), self.layers.get(s.right)) {
@@ -352,18 +574,18 @@ impl LayerPanel {
                     _ => false,
                 };
                 if let Some(ml) = self.layers.get_mut(s.right) {
-                    ml.draw(ctx, &painter.with_clip_rect(right), projector, shared.filter(|_| same_bands), gpu);
+                    ml.draw(ctx, 0, &painter.with_clip_rect(right), projector, shared.filter(|_| same_bands), gpu);
                 }
                 painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
             }
             None => {
                 for ml in self.layers.iter_mut().filter(|l| l.visible) {
-                    ml.draw(ctx, painter, projector, None, gpu);
+                    ml.draw(ctx, 0, painter, projector, None, gpu);
                 }
             }
         }
         // The legend of a colour-ramp layer on the map, top right.
-        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, *i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
+        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
             map_legend(painter, rect, kind);
         }
     }
@@ -404,10 +626,25 @@ impl LayerPanel {
 
     /// Reads every layer's values under the cursor (full resolution).
     pub fn inspect(&mut self, lon: f64, lat: f64) {
+        let mut read: Vec<Option<(Vec<String>, Vec<f32>)>> = self.layers.iter_mut().map(|ml| ml.value_at(lon, lat)).collect();
         let mut values = Vec::new();
-        for ml in &mut self.layers {
-            if let Some((names, v)) = ml.value_at(lon, lat) {
-                values.push((ml.layer.title.clone(), ml.layer.kind, names, v));
+        match &self.panes {
+            // Side by side: each pane's layers, pane by pane (a layer in two panes read once).
+            Some(panes) => {
+                for (p, stack) in panes.stacks.iter().enumerate() {
+                    for i in stack.iter().rev() {
+                        if let (Some(ml), Some(Some((names, v)))) = (self.layers.get(*i), read.get(*i)) {
+                            values.push((format!("pane {}: {}", p + 1, ml.layer.title), ml.layer.kind, names.clone(), v.clone()));
+                        }
+                    }
+                }
+            }
+            None => {
+                for (ml, r) in self.layers.iter().zip(read.iter_mut()) {
+                    if let Some((names, v)) = r.take() {
+                        values.push((ml.layer.title.clone(), ml.layer.kind, names, v));
+                    }
+                }
             }
         }
         self.inspected = Some(Inspected { lon, lat, values });
@@ -477,12 +714,12 @@ impl MapLayer {
         }
     }
 
-    fn draw(&mut self, ctx: &egui::Context, painter: &egui::Painter, projector: &Projector, shared: Option<Stretch>, gpu: bool) {
+    fn draw(&mut self, ctx: &egui::Context, pane: usize, painter: &egui::Painter, projector: &Projector, shared: Option<Stretch>, gpu: bool) {
         // The GPU stretches optical and radar layers; the colour ramps stay on the CPU.
         let gpu = gpu && matches!(self.layer.kind, LayerKind::Optical | LayerKind::Radar);
         self.ensure_image(ctx, shared, gpu);
         if gpu {
-            self.draw_gpu(painter, projector);
+            self.draw_gpu(pane, painter, projector);
             return;
         }
         let (Some(texture), false) = (&self.texture, self.mesh.is_empty()) else { return };
@@ -504,7 +741,7 @@ impl MapLayer {
         painter.add(egui::Shape::mesh(mesh));
     }
 
-    fn draw_gpu(&self, painter: &egui::Painter, projector: &Projector) {
+    fn draw_gpu(&self, pane: usize, painter: &egui::Painter, projector: &Projector) {
         let (Some(channels), Some(stretch), false) = (&self.channels, self.used, self.mesh.is_empty()) else { return };
         let rect = painter.clip_rect();
         if rect.width() <= 0.0 || rect.height() <= 0.0 {
@@ -521,7 +758,8 @@ impl MapLayer {
             })
             .collect();
         let callback = super::stretch_gpu::LayerCallback {
-            key: format!("{}:{}", self.layer.path.display(), self.composite().bands.join(",")),
+            // Per pane: a layer in two panes has a mesh (and stretch) in each.
+            key: format!("{pane}:{}:{}", self.layer.path.display(), self.composite().bands.join(",")),
             generation: self.generation,
             channels: channels.clone(),
             stretch,
@@ -578,7 +816,19 @@ fn mesh_lon_lat(c: &Channels) -> Option<Vec<[f64; 2]>> {
     Some(xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect())
 }
 
-/// Whether layer `i` is on the map: one of the compared two, or ticked when not comparing.
-fn is_shown(swipe: Option<Swipe>, i: usize, layer: &MapLayer) -> bool {
+/// Whether layer `i` is on the map: one of the compared two, in a pane, or ticked.
+fn is_shown(swipe: Option<Swipe>, panes: Option<&Panes>, i: usize, layer: &MapLayer) -> bool {
+    if let Some(p) = panes {
+        return p.stacks.iter().any(|s| s.contains(&i));
+    }
     swipe.map(|s| s.left == i || s.right == i).unwrap_or(layer.visible)
+}
+
+/// A pane's number and top layer, top left.
+fn pane_title(painter: &egui::Painter, rect: egui::Rect, text: &str) {
+    let font = egui::FontId::proportional(12.0);
+    let galley = painter.layout_no_wrap(text.to_string(), font, Color32::WHITE);
+    let bg = egui::Rect::from_min_size(rect.min + egui::vec2(6.0, 6.0), galley.size() + egui::vec2(10.0, 6.0));
+    painter.rect_filled(bg, 3.0, Color32::from_black_alpha(170));
+    painter.galley(bg.min + egui::vec2(5.0, 3.0), galley, Color32::WHITE);
 }

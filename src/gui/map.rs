@@ -159,8 +159,11 @@ pub fn osm_tiles(ctx: &egui::Context) -> HttpTiles {
 pub struct MapView {
     pub memory: MapMemory,
     pub tiles: Option<HttpTiles>,
-    /// Screen rectangle of the map in the last frame (for zoom-to-fit and tests).
+    /// Screen rectangle of the map in the last frame (all its panes; for the view PNG and tests).
     pub rect: Rect,
+    /// Each pane's rectangle and centre (lon, lat) in the last frame.
+    pub pane_rects: Vec<Rect>,
+    pub pane_centres: Vec<(f64, f64)>,
     /// Clicks add vertices (otherwise the map only pans and zooms).
     pub drawing: bool,
     /// Screen positions of the AOI's vertices in the last frame.
@@ -184,7 +187,7 @@ impl MapView {
         let mut memory = MapMemory::default();
         memory.center_at(centre);
         let _ = memory.set_zoom(zoom);
-        MapView { memory, tiles: None, rect: Rect::NOTHING, drawing: false, vertex_screen: Vec::new(), pending_fit: None, tiles_reachable: Default::default() }
+        MapView { memory, tiles: None, rect: Rect::NOTHING, pane_rects: Vec::new(), pane_centres: Vec::new(), drawing: false, vertex_screen: Vec::new(), pending_fit: None, tiles_reachable: Default::default() }
     }
 
     /// Centres and zooms the map on a [min lon, min lat, max lon, max lat] box (at the next
@@ -204,18 +207,97 @@ impl MapView {
     /// Draws the map with the basemap, other outlines (footprints), and the AOI editor.
     /// `editable`: the AOI's vertices can be moved and deleted (not for an open project's AOI).
     /// `overlay` draws raster layers under the outlines. Returns the lon/lat under the cursor.
-    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool, overlay: &mut dyn FnMut(&egui::Painter, &Projector)) -> Option<(f64, f64)> {
-        self.apply_fit(ui.available_size());
+    pub fn ui(&mut self, ui: &mut egui::Ui, editor: &mut AoiEditor, footprints: &[Vec<[f64; 2]>], editable: bool, overlay: &mut dyn FnMut(usize, &egui::Painter, &Projector)) -> Option<(f64, f64)> {
+        self.ui_panes(ui, 1, None, editor, footprints, editable, overlay)
+    }
+
+    /// The map as `panes` linked panes (1, 2 side by side, or 4 in a 2 x 2 grid) sharing one
+    /// centre and zoom: a pan or zoom in any pane moves them all. `overlay` draws pane `i`'s
+    /// layers; `cursor` (lon/lat) is marked with a crosshair in every pane when there are
+    /// several. Returns the lon/lat under the pointer, whichever pane it is over.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ui_panes(
+        &mut self,
+        ui: &mut egui::Ui,
+        panes: usize,
+        cursor: Option<(f64, f64)>,
+        editor: &mut AoiEditor,
+        footprints: &[Vec<[f64; 2]>],
+        editable: bool,
+        overlay: &mut dyn FnMut(usize, &egui::Painter, &Projector),
+    ) -> Option<(f64, f64)> {
+        let full = ui.available_rect_before_wrap();
+        let rects = pane_rects(full, panes);
+        if let Some(first) = rects.first() {
+            self.apply_fit(first.size());
+        }
+        // Every pane starts from the same memory; the one the user acts on (a drag, or the
+        // pointer over it for a zoom) carries its change to all of them.
+        let start = self.memory.clone();
+        let mut leader: Option<(MapMemory, bool)> = None;
+        let mut hover = None;
+        let mut vertex_screen = Vec::new();
+        self.pane_rects.clear();
+        self.pane_centres.clear();
+        for (i, rect) in rects.iter().enumerate() {
+            let mut memory = start.clone();
+            let builder = egui::UiBuilder::new().max_rect(*rect).id_salt(("map-pane", i));
+            let (pane_hover, acted) = ui
+                .scope_builder(builder, |ui| {
+                    self.pane(ui, &mut memory, i, if panes > 1 { cursor } else { None }, editor, footprints, editable, overlay, &mut vertex_screen)
+                })
+                .inner;
+            hover = hover.or(pane_hover);
+            let centre = memory.detached().map(|p| (p.x(), p.y()));
+            self.pane_centres.push(centre.unwrap_or((0.0, 0.0)));
+            if leader.as_ref().is_none_or(|(_, was_acted)| acted && !*was_acted) {
+                leader = Some((memory, acted));
+            }
+        }
+        if let Some((memory, _)) = leader {
+            // Panes drawn before the one acted on show its change next frame.
+            let view = |m: &MapMemory| (m.detached().map(|p| (p.x(), p.y())), m.zoom());
+            if panes > 1 && view(&memory) != view(&start) {
+                ui.ctx().request_repaint();
+            }
+            self.memory = memory;
+        }
+        self.rect = full;
+        self.vertex_screen = vertex_screen;
+        if let Some(t) = &self.tiles {
+            use walkers::Tiles;
+            let a = t.attribution();
+            ui.put(Rect::from_min_size(full.right_bottom() - Vec2::new(190.0, 18.0), Vec2::new(190.0, 18.0)), egui::Hyperlink::from_label_and_url(egui::RichText::new(a.text).small(), a.url));
+        }
+        hover
+    }
+
+    /// One pane of the map. Returns the lon/lat under the pointer and whether the user acted on
+    /// this pane (dragging it, or the pointer over it).
+    #[allow(clippy::too_many_arguments)]
+    fn pane(
+        &mut self,
+        ui: &mut egui::Ui,
+        memory: &mut MapMemory,
+        index: usize,
+        cursor: Option<(f64, f64)>,
+        editor: &mut AoiEditor,
+        footprints: &[Vec<[f64; 2]>],
+        editable: bool,
+        overlay: &mut dyn FnMut(usize, &egui::Painter, &Projector),
+        vertex_screen: &mut Vec<Pos2>,
+    ) -> (Option<(f64, f64)>, bool) {
         let my_position = lon_lat(0.0, 0.0);
         // No tiles, or a tile server that does not answer: the offline basemap, land filled.
         let unreachable = self.tiles_reachable.lock().ok().is_some_and(|r| matches!(*r, Some(Err(_))));
         let no_tiles = self.tiles.is_none() || unreachable;
         let tiles = self.tiles.as_mut().map(|t| t as &mut dyn walkers::Tiles);
         let drawing = editable && self.drawing && !editor.closed;
-        let map = walkers::Map::new(tiles, &mut self.memory, my_position).double_click_to_zoom(!drawing);
-        let mut vertex_screen = Vec::new();
+        let map = walkers::Map::new(tiles, memory, my_position).double_click_to_zoom(!drawing);
         let mut hover = None;
         let response = map.show(ui, |ui, response, projector, _memory| {
+            // Everything drawn stays inside this pane.
+            ui.set_clip_rect(response.rect.intersect(ui.clip_rect()));
             let painter = ui.painter().clone();
             // Offline: sea and land from the basemap; over tiles, only the borders.
             if no_tiles {
@@ -223,7 +305,7 @@ impl MapView {
             }
             let land = no_tiles.then_some(Color32::from_rgb(0xf0, 0xec, 0xe0));
             Basemap::natural_earth(projector.zoom()).draw(&painter, projector, land, Stroke::new(1.0, Color32::from_gray(110)));
-            overlay(&painter, projector);
+            overlay(index, &painter, projector);
             if let Some(p) = response.hover_pos() {
                 let g = projector.unproject(p.to_vec2());
                 hover = Some((g.x(), g.y()));
@@ -232,17 +314,45 @@ impl MapView {
                 let pts: Vec<Pos2> = f.iter().map(|c| projector.project(lon_lat(c[0], c[1])).to_pos2()).collect();
                 painter.add(egui::Shape::closed_line(pts, Stroke::new(1.0, Color32::from_rgb(0x30, 0x60, 0xc0))));
             }
-            aoi_ui(ui, response, projector, editor, drawing, editable, &mut vertex_screen);
+            aoi_ui(ui, response, projector, editor, drawing, editable, vertex_screen);
+            if let Some((lon, lat)) = cursor {
+                crosshair(&painter, projector.project(lon_lat(lon, lat)).to_pos2(), response.rect);
+            }
             scale_bar(&painter, projector, response.rect);
         });
-        self.rect = response.response.rect;
-        self.vertex_screen = vertex_screen;
-        if let Some(t) = &self.tiles {
-            use walkers::Tiles;
-            let a = t.attribution();
-            ui.put(Rect::from_min_size(self.rect.right_bottom() - Vec2::new(190.0, 18.0), Vec2::new(190.0, 18.0)), egui::Hyperlink::from_label_and_url(egui::RichText::new(a.text).small(), a.url));
+        let r = &response.response;
+        self.pane_rects.push(r.rect);
+        let acted = r.dragged() || r.drag_stopped() || r.contains_pointer();
+        (hover, acted)
+    }
+}
+
+/// The panes' rectangles in the map's rectangle: one, two side by side, or a 2 x 2 grid.
+pub fn pane_rects(full: Rect, panes: usize) -> Vec<Rect> {
+    let gap = 2.0;
+    match panes {
+        0 | 1 => vec![full],
+        2 | 3 => {
+            let w = (full.width() - gap) / 2.0;
+            vec![Rect::from_min_size(full.min, Vec2::new(w, full.height())), Rect::from_min_size(full.min + Vec2::new(w + gap, 0.0), Vec2::new(w, full.height()))]
         }
-        hover
+        _ => {
+            let (w, h) = ((full.width() - gap) / 2.0, (full.height() - gap) / 2.0);
+            [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)].iter().map(|(i, j)| Rect::from_min_size(full.min + Vec2::new(i * (w + gap), j * (h + gap)), Vec2::new(w, h))).collect()
+        }
+    }
+}
+
+/// The linked cursor: a crosshair at the same ground position in every pane.
+fn crosshair(painter: &egui::Painter, p: Pos2, rect: Rect) {
+    if !rect.contains(p) {
+        return;
+    }
+    for (stroke, r) in [(Stroke::new(3.0, Color32::from_black_alpha(160)), 11.0), (Stroke::new(1.0, Color32::WHITE), 10.0)] {
+        painter.line_segment([p - Vec2::new(r, 0.0), p - Vec2::new(3.0, 0.0)], stroke);
+        painter.line_segment([p + Vec2::new(3.0, 0.0), p + Vec2::new(r, 0.0)], stroke);
+        painter.line_segment([p - Vec2::new(0.0, r), p - Vec2::new(0.0, 3.0)], stroke);
+        painter.line_segment([p + Vec2::new(0.0, 3.0), p + Vec2::new(0.0, r)], stroke);
     }
 }
 

@@ -362,8 +362,11 @@ impl S2crApp {
             let footprints = self.footprints();
             let editable = self.project.is_none() && self.pending.open.is_none();
             let ctx = ui.ctx().clone();
+            let panes = if self.project().is_some() { self.layers.pane_count() } else { 1 };
+            // Side by side, the cursor shows in every pane at the same ground position.
+            let cursor = self.layers.inspected.as_ref().map(|i| (i.lon, i.lat));
             let layers = &mut self.layers;
-            let hover = self.map.ui(ui, &mut self.editor, &footprints, editable, &mut |painter, projector| layers.draw(&ctx, painter, projector));
+            let hover = self.map.ui_panes(ui, panes, cursor, &mut self.editor, &footprints, editable, &mut |pane, painter, projector| layers.draw(&ctx, pane, painter, projector));
             if let Some((lon, lat)) = hover
                 && !self.layers.is_empty()
                 && self.layers.inspected.as_ref().is_none_or(|i| (i.lon, i.lat) != (lon, lat))

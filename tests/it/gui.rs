@@ -400,21 +400,96 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.get_by_label("held out");
     h.snapshot("app_demo_assess");
 
-    // The layers: real against synthetic t1 in a swipe comparison on the map, sharing one
-    // stretch; the inspector reads every layer under the cursor.
+    // The layers: real against synthetic t1 side by side in two linked panes (in a window as
+    // wide as the app opens).
+    h.set_size(Vec2::new(1280.0, 720.0));
+    h.run();
     let ids: Vec<String> = h.state().layers.layers.iter().map(|l| l.layer.id.clone()).collect();
     assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic"]);
-    let swipe = h.state().layers.swipe.expect("a comparison to start with");
-    assert_eq!((ids[swipe.left].as_str(), ids[swipe.right].as_str()), ("real", "synthetic"));
-    h.get_by_label("Compare two layers (swipe)");
+    let id = |i: usize| ids[i].as_str();
+    let panes = h.state().layers.panes.clone().expect("side by side to start with");
+    assert_eq!(panes.stacks.iter().map(|s| s.iter().map(|i| id(*i)).collect::<Vec<_>>()).collect::<Vec<_>>(), [["real"], ["synthetic"]]);
+    assert!(h.state().layers.swipe.is_none());
+    h.get_by_label("Side by side");
+    let rects = h.state().map.pane_rects.clone();
+    assert_eq!(rects.len(), 2, "two panes");
+    assert!(rects[0].max.x <= rects[1].min.x && (rects[0].width() - rects[1].width()).abs() < 1.0, "{rects:?}");
+    // A drag in the left pane pans both: their centres move together, by the drag.
+    let before = h.state().map.pane_centres.clone();
+    assert_eq!(before[0], before[1]);
+    let start = rects[0].center();
+    h.event(Event::PointerMoved(start));
+    h.event(Event::PointerButton { pos: start, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    h.run_steps(2);
+    for k in 1..=8 {
+        h.event(Event::PointerMoved(start + Vec2::new(-10.0 * k as f32, 0.0)));
+        h.run_steps(1);
+    }
+    let end = start + Vec2::new(-80.0, 0.0);
+    h.event(Event::PointerButton { pos: end, button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    h.run();
+    let after = h.state().map.pane_centres.clone();
+    assert!(after[0].0 > before[0].0 + 1e-4, "dragging left moves the view east: {before:?} -> {after:?}");
+    assert!((after[0].0 - after[1].0).abs() < 1e-12 && (after[0].1 - after[1].1).abs() < 1e-12, "both panes follow: {after:?}");
+    // The same in the right pane: the left one follows.
+    let start = rects[1].center();
+    h.event(Event::PointerMoved(start));
+    h.event(Event::PointerButton { pos: start, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    h.run_steps(2);
+    for k in 1..=6 {
+        h.event(Event::PointerMoved(start + Vec2::new(0.0, 10.0 * k as f32)));
+        h.run_steps(1);
+    }
+    h.event(Event::PointerButton { pos: start + Vec2::new(0.0, 60.0), button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    h.run();
+    let moved = h.state().map.pane_centres.clone();
+    assert!(moved[0].1 > after[0].1 + 1e-4, "dragging down moves the view north: {after:?} -> {moved:?}");
+    assert!((moved[0].0 - moved[1].0).abs() < 1e-12 && (moved[0].1 - moved[1].1).abs() < 1e-12, "both panes follow: {moved:?}");
+    // Back over the scar, the cursor in the left pane: the inspector lists both panes' values
+    // at that ground position (the same offset from each pane's centre).
+    let bbox = h.state().editor.aoi().expect("the project's area").bbox();
+    h.state_mut().map.memory.center_at(walkers::lon_lat((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0));
+    h.run();
+    let rects = h.state().map.pane_rects.clone();
+    h.event(Event::PointerMoved(rects[0].center() + Vec2::new(5.0, 3.0)));
+    h.run();
+    let inspected = h.state().layers.inspected.clone().expect("the inspector follows the cursor");
+    let titles: Vec<&str> = inspected.values.iter().map(|v| v.0.as_str()).collect();
+    assert!(titles.len() == 2 && titles[0].starts_with("pane 1: Sentinel-2 t1, real") && titles[1].starts_with("pane 2: Sentinel-2 t1, synthetic"), "{titles:?}");
+    let synthetic = &inspected.values[1];
+    assert_eq!(synthetic.2, ["B02", "B03", "B04", "B08", "B11", "B12"]);
+    // The same position from the right pane gives the same values.
+    h.event(Event::PointerMoved(rects[1].center() + Vec2::new(5.0, 3.0)));
+    h.run();
+    let again = h.state().layers.inspected.clone().unwrap();
+    assert!((again.lon - inspected.lon).abs() < 1e-9 && (again.lat - inspected.lat).abs() < 1e-9, "{again:?} vs {inspected:?}");
+    assert_eq!(again.values, inspected.values);
+    h.snapshot("app_demo_side_by_side");
+    // One click: dNBR real | synthetic, then four panes.
+    h.get_by_label("dNBR real | synthetic").click();
+    h.run();
+    let stacks = h.state().layers.panes.clone().unwrap().stacks;
+    assert_eq!(stacks.iter().map(|s| s.iter().map(|i| id(*i)).collect::<Vec<_>>()).collect::<Vec<_>>(), [["dnbr-real"], ["dnbr-synthetic"]]);
+    h.get_by_label("4 panes").click();
+    h.run();
+    assert_eq!(h.state().map.pane_rects.len(), 4);
+    let centres = h.state().map.pane_centres.clone();
+    assert!(centres.iter().all(|c| *c == centres[0]), "{centres:?}");
+    h.snapshot("app_demo_four_panes");
+    // The swipe stays as another mode, real against synthetic t1 sharing one stretch.
+    h.get_by_label("Swipe").click();
+    h.run();
+    h.set_size(Vec2::new(1000.0, 600.0));
+    h.run();
+    let swipe = h.state().layers.swipe.expect("a swipe");
+    assert_eq!((id(swipe.left), id(swipe.right)), ("real", "synthetic"));
+    assert!(h.state().layers.panes.is_none() && h.state().map.pane_rects.len() == 1);
     let centre = h.state().map.rect.center();
     h.event(Event::PointerMoved(centre));
     h.run();
     let inspected = h.state().layers.inspected.clone().expect("the inspector follows the cursor");
     let titles: Vec<&str> = inspected.values.iter().map(|v| v.0.as_str()).collect();
     assert!(titles.iter().any(|t| t.starts_with("Sentinel-2 t1, synthetic")) && titles.iter().any(|t| t.starts_with("dNBR, synthetic")), "{titles:?}");
-    let synthetic = inspected.values.iter().find(|v| v.0.starts_with("Sentinel-2 t1, synthetic")).unwrap();
-    assert_eq!(synthetic.2, ["B02", "B03", "B04", "B08", "B11", "B12"]);
     h.get_by_label("Pixel inspector");
     h.get_by_label("Export burned perimeter, real…");
     h.get_by_label("Save view as PNG…");
@@ -423,7 +498,7 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     // the synthetic t1 below it in the user's own bands.
     {
         let app = h.state_mut();
-        app.layers.swipe = None;
+        app.layers.set_mode(s2cr::gui::layers::Mode::Single);
         for l in &mut app.layers.layers {
             l.visible = l.layer.id == "severity-synthetic" || l.layer.id == "synthetic";
             if l.layer.id == "synthetic" {
