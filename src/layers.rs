@@ -21,6 +21,10 @@ pub enum LayerKind {
     Dnbr,
     /// dNBR severity classes in the USGS colours.
     Severity,
+    /// Synthetic − real t1, one band at a time on a diverging ramp, symmetric about 0.
+    Difference,
+    /// The spectral angle between real and synthetic t1 (degrees) on a sequential ramp.
+    Angle,
     /// Burned-area perimeters (GeoJSON), for export.
     Perimeter,
 }
@@ -67,6 +71,8 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
     v.push(Layer::new("synthetic", &format!("Sentinel-2 t1, synthetic ({run})"), LayerKind::Optical, project.synthetic_s2(run), None));
     let assess = project.assess_dir(run);
     use crate::assess::files;
+    v.push(Layer::new("difference", "Difference, synthetic − real t1", LayerKind::Difference, assess.join(files::DIFFERENCE), None));
+    v.push(Layer::new("sam", "Spectral angle, synthetic vs real t1", LayerKind::Angle, assess.join(files::SAM), None));
     for which in ["real", "synthetic"] {
         v.push(Layer::new(&format!("dnbr-{which}"), &format!("dNBR, {which}"), LayerKind::Dnbr, assess.join(files::indices(which)), Some(3)));
         v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::severity(which)), None));
@@ -207,7 +213,8 @@ fn band_of(stack: &BandStack, name: &str, what: &Path) -> Result<usize> {
 
 /// Reads a layer at display size (at most `max_side` pixels a side; the full size with
 /// `usize::MAX`) as three channels: optical layers by `composite`, radar as VV, VH, VV - VH;
-/// dNBR and severity as their one band in every channel.
+/// a difference as the composite's first band in every channel; dNBR, severity and the
+/// spectral angle as their one band in every channel.
 pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> Result<Channels> {
     let loc = layer.path.display().to_string();
     let average = layer.kind != LayerKind::Severity;
@@ -233,7 +240,12 @@ pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> R
             let ratio = stack.bands[vv].iter().zip(&stack.bands[vh]).map(|(a, b)| a - b).collect();
             [stack.bands[vv].clone(), stack.bands[vh].clone(), ratio]
         }
-        LayerKind::Dnbr | LayerKind::Severity => [stack.bands[0].clone(), stack.bands[0].clone(), stack.bands[0].clone()],
+        LayerKind::Difference => {
+            // "B08" names the band "B08 difference".
+            let b = band_of(&stack, &format!("{} difference", composite.bands[0].trim_end_matches(" difference")), &layer.path)?;
+            [stack.bands[b].clone(), stack.bands[b].clone(), stack.bands[b].clone()]
+        }
+        LayerKind::Dnbr | LayerKind::Severity | LayerKind::Angle => [stack.bands[0].clone(), stack.bands[0].clone(), stack.bands[0].clone()],
         LayerKind::Perimeter => return Err(Error::invalid(&layer.id, "a perimeter is vector data; export it as GeoJSON")),
     };
     for ch in &values {
@@ -273,11 +285,17 @@ impl Channels {
             let k = ((v - stretch.low[c]) * scale[c]).round().clamp(0.0, (LUT_SIZE - 1) as f32) as usize;
             lut[k]
         };
+        // A difference is symmetric about 0 (the larger of the stretch's ends); an angle runs
+        // from 0 to the stretch's high end.
+        let spread = stretch.low[0].abs().max(stretch.high[0].abs()).max(f32::MIN_POSITIVE);
+        let top = stretch.high[0].max(f32::MIN_POSITIVE);
         for i in 0..n {
             if !self.valid[i] {
                 continue;
             }
             let rgb = match kind {
+                LayerKind::Difference => diverging_color(self.values[0][i] / spread),
+                LayerKind::Angle => angle_color(self.values[0][i] / top),
                 LayerKind::Dnbr => crate::assess::report::dnbr_color(self.values[0][i]),
                 LayerKind::Severity => Severity::from_code(self.values[0][i] as u8).color(),
                 _ => [0, 1, 2].map(|c| level(c, self.values[c][i])),
@@ -287,6 +305,24 @@ impl Channels {
         }
         out
     }
+}
+
+/// The diverging ramp of a difference at `t` in -1..1: blue (synthetic lower), white, red
+/// (synthetic higher).
+pub fn diverging_color(t: f32) -> [u8; 3] {
+    let t = if t.is_finite() { t.clamp(-1.0, 1.0) } else { 0.0 };
+    let (blue, red) = ([33.0, 102.0, 172.0], [178.0, 24.0, 43.0]);
+    let (end, k) = if t < 0.0 { (blue, -t) } else { (red, t) };
+    [0, 1, 2].map(|c| (255.0 + (end[c] - 255.0) * k).round() as u8)
+}
+
+/// The sequential ramp of a spectral angle at `t` in 0..1: pale yellow to dark red.
+pub fn angle_color(t: f32) -> [u8; 3] {
+    let stops: [[f32; 3]; 4] = [[255.0, 255.0, 204.0], [253.0, 141.0, 60.0], [227.0, 26.0, 28.0], [128.0, 0.0, 38.0]];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * (stops.len() - 1) as f32;
+    let k = (t.floor() as usize).min(stops.len() - 2);
+    let f = t - k as f32;
+    [0, 1, 2].map(|c| (stops[k][c] + (stops[k + 1][c] - stops[k][c]) * f).round() as u8)
 }
 
 fn copyright(layer: &Layer) -> Option<String> {
@@ -338,6 +374,8 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             let how = match layer.kind {
                 LayerKind::Optical => format!("{} ({}), {:?}, gamma {gamma}", composite.name, composite.bands.join(" "), stretch),
                 LayerKind::Radar => format!("VV, VH, VV-VH, {stretch:?}, gamma {gamma}"),
+                LayerKind::Difference => format!("{}, diverging ramp symmetric about 0 over the {stretch:?} range", composite.bands[0]),
+                LayerKind::Angle => format!("sequential ramp from 0 to the {stretch:?} high end"),
                 _ => "colour ramp of the report".into(),
             };
             Ok(Exported { path: out.to_path_buf(), what: format!("{} as displayed: {how} (PNG with world file)", layer.title) })

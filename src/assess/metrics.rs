@@ -203,22 +203,30 @@ pub fn sam_add(acc: &mut MeanSum, real: &[&[f32]], synthetic: &[&[f32]], valid: 
         if !*ok {
             continue;
         }
-        let (mut dot, mut nr, mut ns) = (0.0f64, 0.0f64, 0.0f64);
-        let mut finite = true;
-        for (rb, sb) in real.iter().zip(synthetic) {
-            let (a, b) = (rb[i] as f64, sb[i] as f64);
-            finite &= a.is_finite() && b.is_finite();
-            dot += a * b;
-            nr += a * a;
-            ns += b * b;
+        if let Some(angle) = spectral_angle_deg(real, synthetic, i) {
+            acc.sum += angle;
+            acc.count += 1;
         }
-        if !finite || nr == 0.0 || ns == 0.0 {
-            continue;
-        }
-        let cos = (dot / (nr.sqrt() * ns.sqrt())).clamp(-1.0, 1.0);
-        acc.sum += cos.acos().to_degrees();
-        acc.count += 1;
     }
+}
+
+/// The angle between pixel `i`'s real and synthetic spectra (one slice per band), degrees;
+/// `None` where a value is missing or a spectrum is all zeros.
+pub fn spectral_angle_deg(real: &[&[f32]], synthetic: &[&[f32]], i: usize) -> Option<f64> {
+    let (mut dot, mut nr, mut ns) = (0.0f64, 0.0f64, 0.0f64);
+    for (rb, sb) in real.iter().zip(synthetic) {
+        let (a, b) = (rb[i] as f64, sb[i] as f64);
+        if !(a.is_finite() && b.is_finite()) {
+            return None;
+        }
+        dot += a * b;
+        nr += a * a;
+        ns += b * b;
+    }
+    if nr == 0.0 || ns == 0.0 {
+        return None;
+    }
+    Some((dot / (nr.sqrt() * ns.sqrt())).clamp(-1.0, 1.0).acos().to_degrees())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod agreement;
 pub mod indices;
 pub mod metrics;
 mod project;
+pub mod qa;
 pub mod report;
 pub mod severity;
 pub mod stac;
@@ -460,6 +461,12 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             dnbr: MeanSum::default(),
         });
     }
+    // The QA plots' numbers and the difference and spectral-angle rasters, from the quality
+    // bands' rows.
+    let mut qa_acc = qa::QaAcc::new(&cfg.quality_bands);
+    let difference_names: Vec<String> = cfg.quality_bands.iter().map(|b| format!("{b} difference")).collect();
+    let mut difference_out = BlockWriter::create_on(&out_dir.join(files::DIFFERENCE), width, height, gt, &crs_wkt, &difference_names, f32::NAN, rows_per_strip)?;
+    let mut sam_out = BlockWriter::create_on(&out_dir.join(files::SAM), width, height, gt, &crs_wkt, &["spectral angle (degrees)".to_string()], f32::NAN, rows_per_strip)?;
     let mut burned = BurnedCounts::default();
     let mut held_counts = BurnedCounts::default();
     let mut severity_confusion = agreement::severity_matrix();
@@ -530,10 +537,18 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         drop(sev);
         let (real_rows, synth_rows) = quality.add(&real, &synth, cfg, width, height, y0..y1)?;
+        // Held-out pixels only, when the project has them; the quality bands' rows as the
+        // image quality read them.
+        let keep: Vec<bool> = match &cfg.held_out {
+            Some(h) => (0..rows * width).map(|i| h.contains(i % width, y0 + i / width)).collect(),
+            None => Vec::new(),
+        };
+        qa_acc.add(&real_rows, &synth_rows, &keep);
+        for (b, (r, y)) in real_rows.iter().zip(&synth_rows).enumerate() {
+            difference_out.write_rows(b, y0, rows, &qa::difference(r, y))?;
+        }
+        sam_out.write_rows(0, y0, rows, &qa::spectral_angles(&real_rows, &synth_rows, rows * width))?;
         if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
-            // Held-out pixels only, when the project has them; the quality bands' rows as the
-            // image quality read them.
-            let keep: Vec<bool> = (0..rows * width).map(|i| cfg.held_out.as_ref().is_none_or(|h| h.contains(i % width, y0 + i / width))).collect();
             for (b, name) in cfg.quality_bands.iter().enumerate() {
                 let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
                 acc.add_band(b, &real_rows[b], &synth_rows[b], &d.bands[0], &keep);
@@ -557,6 +572,12 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         mean_dnbr.push(out.dnbr.mean());
         maps.push((name, out.severity, out.burned));
     }
+    difference_out.finish()?;
+    sam_out.finish()?;
+    rasters_written.extend([files::DIFFERENCE.to_string(), files::SAM.to_string()]);
+    let qa = qa_acc.finish(if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" });
+    crate::fsutil::write_atomic(&out_dir.join(files::QA_JSON), &serde_json::to_vec(&qa).map_err(|e| Error::invalid("QA numbers", e.to_string()))?)?;
+    rasters_written.push(files::QA_JSON.into());
     for (name, severity, burned) in maps {
         progress.check_cancelled()?;
         severity.finish()?;

@@ -100,6 +100,8 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     if let Some(m) = Manifest::load(&manifest_path)?
         && m.state(project.root(), Some(&params)) == StageState::Done
         && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs, cfg)
+        // An assessment from before the QA plots is made again.
+        && dir.join(super::files::QA_JSON).is_file()
         && let Ok(report) = crate::fsutil::load_json::<AssessReport>(&project.report_json(run), "")
     {
         progress.info("up to date; nothing to do");

@@ -175,6 +175,20 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
     if let Some(href) = asset_href(&out, &format!("{assess}{}", files::PERIMETER_REFERENCE)) {
         perimeters.insert("official".into(), json!({"href": href, "type": "application/geo+json", "title": "Official perimeter the maps were compared with", "roles": ["data"]}));
     }
+    // The QA rasters: where and by how much the synthetic image departs from the real one.
+    let mut qa = serde_json::Map::new();
+    for (key, name, title, kind) in [
+        ("difference", files::DIFFERENCE, "Synthetic − real t1 reflectance, per band", tif),
+        ("spectral-angle", files::SAM, "Spectral angle between synthetic and real t1 (degrees)", tif),
+        ("numbers", files::QA_JSON, "Histograms, densities and R² per band", "application/json"),
+    ] {
+        if let Some(href) = asset_href(&out, &format!("{assess}{name}")) {
+            qa.insert(key.into(), json!({"href": href, "type": kind, "title": title, "roles": [if kind == tif { "data" } else { "metadata" }]}));
+        }
+    }
+    if !qa.is_empty() {
+        items.push(("quality".into(), ctx.item("quality", "Synthetic against real t1", "Per-band difference and spectral angle between the synthetic and the real post-fire image, with the QA plots' numbers.", &[], json!({}), Value::Object(qa))));
+    }
     if !indices.is_empty() {
         items.push(("burn-indices".into(), ctx.item("burn-indices", "Burn indices", "NBR before and after, dNBR, RdNBR, RBR and NDVI after, from the real and the synthetic post-fire image.", &[], json!({}), Value::Object(indices))));
     }

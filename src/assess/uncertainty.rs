@@ -96,12 +96,13 @@ impl UncertaintyAcc {
         UncertaintyAcc { bands: vec![Pearson::default(); bands], sd_bins: vec![(0, 0.0); SD_EDGES.len() - 1], prob_bins: vec![(0, 0.0, 0); PROB_BINS], has_probability }
     }
 
-    /// Adds one band's pixels: real, synthetic (mean) and predicted sd, where `keep`.
+    /// Adds one band's pixels: real, synthetic (mean) and predicted sd, where `keep` (all
+    /// of them when `keep` is empty).
     pub fn add_band(&mut self, band: usize, real: &[f32], synthetic: &[f32], sd: &[f32], keep: &[bool]) {
         let p = &mut self.bands[band];
         for i in 0..real.len() {
             let (r, s, d) = (real[i] as f64, synthetic[i] as f64, sd[i] as f64);
-            if !keep[i] || !r.is_finite() || !s.is_finite() || !d.is_finite() {
+            if !keep.get(i).copied().unwrap_or(true) || !r.is_finite() || !s.is_finite() || !d.is_finite() {
                 continue;
             }
             let err = (s - r).abs();
@@ -121,11 +122,11 @@ impl UncertaintyAcc {
     }
 
     /// Adds burn probabilities against the real map (`burned`: Some(true/false) where it has
-    /// data), where `keep`.
+    /// data), where `keep` (all of them when `keep` is empty).
     pub fn add_probability(&mut self, probability: &[f32], burned: &[Option<bool>], keep: &[bool]) {
         for i in 0..probability.len() {
             let (p, Some(b)) = (probability[i] as f64, burned[i]) else { continue };
-            if !keep[i] || !p.is_finite() {
+            if !keep.get(i).copied().unwrap_or(true) || !p.is_finite() {
                 continue;
             }
             let bin = ((p * PROB_BINS as f64) as usize).min(PROB_BINS - 1);

@@ -147,6 +147,10 @@ pub struct LayerPanel {
     pub swipe: Option<Swipe>,
     /// Side by side (when set, `swipe` is not).
     pub panes: Option<Panes>,
+    /// The QA plots of the run (when assessed), and whether they are shown beside the map.
+    pub qa: Option<super::qa::QaView>,
+    pub qa_error: Option<String>,
+    pub show_qa: bool,
     pub inspected: Option<Inspected>,
     /// The last export's (or view's) outcome when it succeeded.
     pub notice: Option<String>,
@@ -174,6 +178,9 @@ pub struct LayerSet {
     pub rasters: Vec<(Layer, Vec<String>)>,
     /// Burned-area perimeters, for export only.
     pub perimeters: Vec<Layer>,
+    /// The QA plots' numbers of the run's assessment: none before an assessment, or why they
+    /// could not be read.
+    pub qa: Option<std::result::Result<crate::assess::qa::Qa, String>>,
 }
 
 impl LayerSet {
@@ -187,7 +194,9 @@ impl LayerSet {
                 (layer, bands)
             })
             .collect();
-        LayerSet { run: run.clone(), rasters, perimeters }
+        let qa_path = project.assess_dir(run).join(crate::assess::files::QA_JSON);
+        let qa = qa_path.is_file().then(|| crate::fsutil::load_json(&qa_path, "assess the run again").map_err(|e| crate::error_chain(&e)));
+        LayerSet { run: run.clone(), rasters, perimeters, qa }
     }
 }
 
@@ -198,9 +207,23 @@ impl LayerPanel {
         let layers: Vec<MapLayer> = set
             .rasters
             .into_iter()
-            .map(|(layer, bands)| MapLayer { layer, bands, custom: custom.clone(), visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None })
+            .map(|(layer, bands)| {
+                let mut ml = MapLayer { layer, bands, custom: custom.clone(), visible: false, opacity: 1.0, composite: 0, percentile: true, gamma: 1.0, channels: None, generation: 0, used: None, texture: None, dirty: true, mesh: Vec::new(), to_pixel: None, error: None };
+                if ml.layer.kind == LayerKind::Difference {
+                    // One band at a time, named as Sentinel-2 names it; NIR first.
+                    ml.bands = ml.bands.iter().map(|b| b.trim_end_matches(" difference").to_string()).collect();
+                    let band = ml.bands.iter().find(|b| *b == "B08").or(ml.bands.first()).cloned().unwrap_or_else(|| "B08".into());
+                    (ml.composite, ml.custom) = (CUSTOM, [band.clone(), band.clone(), band]);
+                }
+                ml
+            })
             .collect();
-        let mut panel = LayerPanel { layers, perimeters: set.perimeters, run: set.run, ..Default::default() };
+        let (qa, qa_error) = match set.qa {
+            Some(Ok(qa)) => (Some(super::qa::QaView::new(qa)), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let mut panel = LayerPanel { layers, perimeters: set.perimeters, run: set.run, qa, qa_error, ..Default::default() };
         // The comparison users come for: real against synthetic t1, side by side.
         if !panel.set_pair(Pair::Image, 2)
             && let Some(first) = panel.layers.last_mut()
@@ -344,6 +367,15 @@ impl LayerPanel {
             ui.selectable_value(&mut mode, Mode::Swipe, "Swipe").on_hover_text("two layers either side of a divider");
         });
         self.set_mode(mode);
+        let qa_button = ui.add_enabled(self.qa.is_some(), egui::Button::selectable(self.show_qa, "QA plots")).on_hover_text("histograms and density of synthetic against real t1, beside the map");
+        if qa_button.clicked() {
+            self.show_qa = !self.show_qa;
+        }
+        if let Some(e) = &self.qa_error {
+            ui.colored_label(ui.visuals().error_fg_color, RichText::new(format!("QA plots: {e}")).small());
+        } else if self.qa.is_none() {
+            qa_button.on_disabled_hover_text("assess the run first (the Assess step)");
+        }
         if let Some(s) = &mut self.swipe {
             egui::ComboBox::from_label("left").selected_text(titles[s.left].as_str()).show_ui(ui, |ui| {
                 for (i, t) in titles.iter().enumerate() {
@@ -408,6 +440,26 @@ impl LayerPanel {
                             }
                         });
                     }
+                }
+                if ml.layer.kind == LayerKind::Difference {
+                    let l = ui.label("band");
+                    egui::ComboBox::from_id_salt(("difference-band", i))
+                        .selected_text(ml.custom[0].as_str())
+                        .show_ui(ui, |ui| {
+                            for b in ml.bands.clone() {
+                                if ui.selectable_label(ml.custom[0] == b, b.as_str()).clicked() {
+                                    ml.custom = [b.clone(), b.clone(), b];
+                                }
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                }
+                if matches!(ml.layer.kind, LayerKind::Difference | LayerKind::Angle) {
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut ml.percentile, true, "2-98 %");
+                        ui.radio_value(&mut ml.percentile, false, "min-max");
+                    });
                 }
                 if matches!(ml.layer.kind, LayerKind::Optical | LayerKind::Radar) {
                     ui.horizontal(|ui| {
@@ -550,9 +602,9 @@ impl LayerPanel {
                 let share = shared.as_ref().filter(|(bands, _)| Some(*i) != reference && ml.layer.kind == LayerKind::Optical && ml.composite().bands == *bands).map(|(_, s)| *s);
                 ml.draw(ctx, pane, painter, projector, share, gpu);
             }
-            if let Some(kind) = stack.iter().filter_map(|i| self.layers.get(*i)).map(|l| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
+            if let Some(ml) = stack.iter().rev().filter_map(|i| self.layers.get(*i)).find(|l| l.has_ramp()) {
                 // Below the pane's title.
-                map_legend(painter, rect.with_min_y(rect.top() + 24.0), kind);
+                map_legend(painter, rect.with_min_y(rect.top() + 24.0), ml.layer.kind, ml.ramp_scale());
             }
             let title = stack.last().and_then(|i| self.layers.get(*i)).map(|l| l.layer.title.clone()).unwrap_or_else(|| "no layer ticked for this pane".into());
             pane_title(painter, rect, &format!("{}  {title}", pane + 1));
@@ -585,8 +637,8 @@ impl LayerPanel {
             }
         }
         // The legend of a colour-ramp layer on the map, top right.
-        if let Some(kind) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l)).map(|(_, l)| l.layer.kind).find(|k| matches!(k, LayerKind::Dnbr | LayerKind::Severity)) {
-            map_legend(painter, rect, kind);
+        if let Some(ml) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp()).map(|(_, l)| l).last() {
+            map_legend(painter, rect, ml.layer.kind, ml.ramp_scale());
         }
     }
 
@@ -652,6 +704,21 @@ impl LayerPanel {
 }
 
 impl MapLayer {
+    /// Drawn on a colour ramp with a legend on the map.
+    fn has_ramp(&self) -> bool {
+        matches!(self.layer.kind, LayerKind::Dnbr | LayerKind::Severity | LayerKind::Difference | LayerKind::Angle)
+    }
+
+    /// The end of a difference's (symmetric) or an angle's ramp, as last drawn.
+    fn ramp_scale(&self) -> Option<f32> {
+        let s = self.used?;
+        match self.layer.kind {
+            LayerKind::Difference => Some(s.low[0].abs().max(s.high[0].abs())),
+            LayerKind::Angle => Some(s.high[0]),
+            _ => None,
+        }
+    }
+
     /// The band composite shown: a preset or the user's bands.
     pub fn composite(&self) -> Composite {
         match Composite::presets().get(self.composite) {

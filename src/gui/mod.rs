@@ -10,6 +10,7 @@ pub mod layers;
 pub mod legend;
 pub mod map;
 pub mod project_form;
+pub mod qa;
 pub mod stretch_gpu;
 pub mod wizard;
 
@@ -356,6 +357,13 @@ impl S2crApp {
         if self.project().is_some() && !self.layers.is_empty() {
             egui::Panel::right("layers").resizable(true).default_size(290.0).show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.layers.ui(ui));
+            });
+        }
+        if self.project().is_some() && self.layers.show_qa
+            && let Some(qa) = &mut self.layers.qa
+        {
+            egui::Panel::right("qa").resizable(true).default_size(330.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| qa.ui(ui));
             });
         }
         egui::CentralPanel::default().show(ui, |ui| {

@@ -128,6 +128,12 @@ pub mod assess_files {
     pub fn perimeter(which: &str) -> String {
         format!("burned_{which}.geojson")
     }
+    /// Synthetic − real t1, per quality band.
+    pub const DIFFERENCE: &str = "difference_S2_t1.tif";
+    /// The spectral angle between real and synthetic t1, degrees.
+    pub const SAM: &str = "sam_S2_t1.tif";
+    /// The QA plots' numbers (`assess::qa::Qa`).
+    pub const QA_JSON: &str = "qa.json";
     pub const REPORT_JSON: &str = "report.json";
     pub const REPORT_HTML: &str = "report.html";
 }

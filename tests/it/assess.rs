@@ -185,6 +185,40 @@ fn simulated_burn_nir_halved_swir2_up_60_percent_gives_expected_hectares_and_kap
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["burned"]["true_positive"].as_u64(), Some(left));
     assert!(std::fs::read_to_string(out.join("severity.qml")).unwrap().contains("paletteEntry value=\"7\""));
+
+    // The QA numbers and rasters, checked against the images themselves: the difference is
+    // synthetic − real per band, the spectral angle 0 where the spectra agree, and R² the
+    // share of the real band's variance reproduced, recomputed here over every pixel.
+    let diff = raster::read_window(out.join("difference_S2_t1.tif").to_str().unwrap(), &[], None).unwrap();
+    assert_eq!(diff.descriptions, BANDS.map(|b| format!("{b} difference")));
+    let sam = raster::read_window(out.join("sam_S2_t1.tif").to_str().unwrap(), &[], None).unwrap();
+    let (w, n) = (post.width, post.width * post.height);
+    for (b, band) in diff.bands.iter().enumerate() {
+        for i in 0..n {
+            let expected = partial.bands[b][i] - post.bands[b][i];
+            assert!((band[i] - expected).abs() < 1e-6, "{} at {i}: {} vs {expected}", BANDS[b], band[i]);
+        }
+    }
+    let scar = |i: usize| (64..128).contains(&(i / w)) && (128..192).contains(&(i % w));
+    assert!((0..n).filter(|i| !scar(*i)).all(|i| sam.bands[0][i].abs() < 0.01), "same spectra outside the missed half");
+    assert!((0..n).filter(|i| scar(*i)).all(|i| sam.bands[0][i] > 1.0), "the missed half's spectra differ");
+    let qa: assess::qa::Qa = serde_json::from_str(&std::fs::read_to_string(out.join("qa.json")).unwrap()).unwrap();
+    assert_eq!(qa.density_pixels, "clear pixels");
+    for (b, q) in qa.bands.iter().enumerate() {
+        let (r, y) = (&post.bands[b], &partial.bands[b]);
+        let mean = r.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
+        let ss_tot: f64 = r.iter().map(|v| (*v as f64 - mean).powi(2)).sum();
+        let ss_res: f64 = r.iter().zip(y).map(|(a, b)| (*b as f64 - *a as f64).powi(2)).sum();
+        let r2 = 1.0 - ss_res / ss_tot;
+        assert!((q.r2 - r2).abs() < 1e-6, "{}: R² {} vs {r2}", q.band, q.r2);
+        assert_eq!(q.pixels, n as u64);
+        assert_eq!(q.hist_real.iter().sum::<u64>(), n as u64);
+        assert_eq!(q.density.iter().sum::<u64>(), n as u64);
+    }
+    let by = |name: &str| qa.bands.iter().find(|q| q.band == name).unwrap();
+    assert_eq!(by("B02").r2, 1.0, "an unchanged band");
+    assert!(by("B08").r2 < 1.0 && by("B08").bias > 0.0, "NIR too high where the burn was missed");
+    assert!(by("B12").r2 < 1.0 && by("B12").bias < 0.0, "SWIR2 too low there");
 }
 
 /// The HTML report renders in headless Chromium: the page loads, every figure decodes, and the

@@ -405,7 +405,7 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.set_size(Vec2::new(1280.0, 720.0));
     h.run();
     let ids: Vec<String> = h.state().layers.layers.iter().map(|l| l.layer.id.clone()).collect();
-    assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic"]);
+    assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "difference", "sam", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic"]);
     let id = |i: usize| ids[i].as_str();
     let panes = h.state().layers.panes.clone().expect("side by side to start with");
     assert_eq!(panes.stacks.iter().map(|s| s.iter().map(|i| id(*i)).collect::<Vec<_>>()).collect::<Vec<_>>(), [["real"], ["synthetic"]]);
@@ -465,6 +465,32 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     assert!((again.lon - inspected.lon).abs() < 1e-9 && (again.lat - inspected.lat).abs() < 1e-9, "{again:?} vs {inspected:?}");
     assert_eq!(again.values, inspected.values);
     h.snapshot("app_demo_side_by_side");
+    // The QA plots beside the map: histograms and the density with R², per band.
+    assert!(!h.state().layers.show_qa);
+    h.get_by_label("QA plots").click();
+    h.run();
+    h.get_by_label("QA: synthetic vs real t1");
+    let qa = h.state().layers.qa.clone().expect("the demo's QA numbers");
+    assert_eq!(qa.qa.bands.iter().map(|b| b.band.as_str()).collect::<Vec<_>>(), ["B02", "B03", "B04", "B08", "B11", "B12"]);
+    assert_eq!(qa.qa.density_pixels, "held-out clear pixels");
+    let nir = &qa.qa.bands[qa.band];
+    assert_eq!(nir.band, "B08");
+    assert!(nir.pixels > 1000 && nir.r2.is_finite() && nir.r2 < 1.0, "{} px, R² {}", nir.pixels, nir.r2);
+    h.get_by_label_contains("B08 density: R²");
+    // (B12 is also a band in the layers' composites: the QA panel's button is under its title.)
+    let panel = h.get_by_label("QA: synthetic vs real t1").rect();
+    h.get_all_by_label("B12").find(|n| n.rect().center().x > panel.left() - 20.0 && n.rect().center().x < panel.left() + 400.0 && n.rect().top() > panel.top()).unwrap().click();
+    h.run();
+    assert_eq!(h.state().layers.qa.as_ref().unwrap().band, 5);
+    // The difference and the spectral angle on the map, side by side.
+    let (diff, sam) = (h.state().layers.find("difference").unwrap(), h.state().layers.find("sam").unwrap());
+    h.state_mut().layers.panes.as_mut().unwrap().stacks = vec![vec![diff], vec![sam]];
+    h.run();
+    assert!(h.state().layers.layers.iter().all(|l| l.error.is_none()), "{:?}", h.state().layers.layers.iter().filter_map(|l| l.error.clone()).collect::<Vec<_>>());
+    h.snapshot("app_demo_qa");
+    h.get_by_label("QA plots").click();
+    h.get_by_label("t1 real | synthetic").click();
+    h.run();
     // One click: dNBR real | synthetic, then four panes.
     h.get_by_label("dNBR real | synthetic").click();
     h.run();
