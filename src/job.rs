@@ -232,6 +232,19 @@ where
     Ok(JobHandle { name, events: rx, cancel, thread: Some(thread) })
 }
 
+
+/// 75 -> "1 min 15 s".
+pub fn human_duration(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,14 @@ pub fn availability(stage: Stage) -> std::result::Result<(), &'static str> {
 
 /// Runs one stage with these settings, resuming where an earlier run of it stopped; returns a
 /// one-line summary for logs and the app.
+/// What the Train stage trains with these settings: the run, its model and training settings,
+/// the device, and whether it continues from a checkpoint (when the run has one).
+pub fn train_options(project: &Project, settings: &PipelineSettings) -> Result<crate::model::train::TrainOptions> {
+    let run = settings.run_name().clone();
+    let resume = project.checkpoint_json(&run).is_file();
+    Ok(crate::model::train::TrainOptions { run, model: settings.model_config(project)?, train: settings.train_config(project)?, device: settings.device, resume })
+}
+
 pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, progress: &Progress) -> Result<String> {
     if let Err(why) = availability(stage) {
         return Err(Error::invalid(stage.name(), why));
@@ -185,7 +193,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             if let Some(why) = &stale {
                 progress.warn(format!("run {run} was trained before a change ({why}); training continues from its checkpoint; delete {} to start over", project.run_dir(&run).display()));
             }
-            let opts = crate::model::train::TrainOptions { run: run.clone(), model: settings.model_config(project)?, train: settings.train_config(project)?, device: settings.device, resume };
+            let opts = train_options(project, settings)?;
             let r = crate::model::train::train(project, &opts, progress)?;
             if r.resumed_from == Some(r.steps) {
                 let note = stale.map(|why| format!(" (trained before a change: {why}; delete the run to train again)")).unwrap_or_default();

@@ -330,6 +330,10 @@ pub struct TrainArgs {
     /// With --init-from: where the channels differ, start the first or last layer afresh.
     #[arg(long)]
     pub adapt_channels: bool,
+    /// Say how long the run would take (a few measured steps, one checkpoint and validation)
+    /// and stop, without training.
+    #[arg(long)]
+    pub estimate: bool,
 }
 
 #[derive(Debug, Args)]

@@ -113,6 +113,15 @@ pub fn dataset(args: DatasetArgs, dir: &Path, quiet: bool) -> Result<()> {
 pub fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
     let project = Project::open(dir)?;
     let opts = convert::train_options(&args, &project)?;
+    if args.estimate {
+        let e = run_job("estimate", quiet, move |p| crate::model::estimate::estimate(&project, &opts, crate::model::estimate::MEASURED_STEPS, p))?;
+        println!("{}", e.summary());
+        println!(
+            "  set-up {:.1} s; {} warm-up steps at {:.3} s, then {:.3} s a step (mean of {}); {} validations at {:.2} s; {} checkpoints at {:.2} s; {} previews at {:.2} s",
+            e.setup_s, crate::model::estimate::WARM_UP_STEPS.min(e.steps), e.warm_up_step_s, e.step_s, e.measured_steps, e.validations, e.validation_s, e.checkpoints, e.checkpoint_s, e.previews, e.preview_s
+        );
+        return Ok(());
+    }
     let r = run_job("train", quiet, move |p| crate::model::train::train(&project, &opts, p))?;
     print::trained(&r);
     Ok(())

@@ -201,7 +201,7 @@ impl S2crApp {
 
     /// True while a stage, an opening, a refresh or an export is out.
     pub fn is_busy(&self) -> bool {
-        self.wizard.is_running() || !self.pending.is_empty() || self.layers.export.is_some()
+        self.wizard.is_running() || !self.pending.is_empty() || self.layers.export.is_some() || self.wizard.estimating.is_some()
     }
 
     /// Waits for the opening, refresh and export in flight (not for a running stage) and shows
@@ -235,6 +235,7 @@ impl S2crApp {
             }
             break;
         }
+        self.wizard.poll_estimate(wait);
         if wait {
             self.layers.wait_for_export();
         } else {

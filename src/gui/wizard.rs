@@ -138,6 +138,25 @@ pub struct Wizard {
     run_edit: Option<(String, Error)>,
     /// The project should be read again (true: its layers too), for the app to start.
     refresh_request: Option<bool>,
+    /// The training-time measurement in flight, and the last one shown with the settings it
+    /// was for.
+    pub estimating: Option<super::background::Task<crate::model::estimate::Estimate>>,
+    pub estimate: Option<(EstimateFor, std::result::Result<crate::model::estimate::Estimate, Arc<Error>>)>,
+}
+
+/// The settings an estimate was made for: it is shown while they stay the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstimateFor {
+    run: RunName,
+    model: Option<crate::model::config::ModelConfig>,
+    train: Option<crate::model::config::TrainConfig>,
+    device: crate::model::DeviceChoice,
+}
+
+impl EstimateFor {
+    fn of(s: &PipelineSettings) -> EstimateFor {
+        EstimateFor { run: s.run_name().clone(), model: s.model.clone(), train: s.train.clone(), device: s.device }
+    }
 }
 
 impl Default for Wizard {
@@ -155,6 +174,8 @@ impl Default for Wizard {
             assessment: None,
             run_edit: None,
             refresh_request: None,
+            estimating: None,
+            estimate: None,
         }
     }
 }
@@ -225,6 +246,62 @@ impl Wizard {
         self.log.push(LogLine { level: LogLevel::Info, stage: stage.name().into(), text: "started".into() });
         self.job = Some(RunningJob { stage, handle, started: Instant::now(), done: 0, total: 0, message: String::new() });
         Ok(())
+    }
+
+    /// Says how long training with the current settings will take: the kept measurement for
+    /// them when there is one (unless `again`), else a few steps measured on a worker thread.
+    pub fn start_estimate(&mut self, project: &Project, again: bool) {
+        let key = EstimateFor::of(&self.settings);
+        let opts = match crate::pipeline::train_options(project, &self.settings) {
+            Ok(o) => o,
+            Err(e) => {
+                self.estimate = Some((key, Err(Arc::new(e))));
+                return;
+            }
+        };
+        if !again && let Some(e) = crate::model::estimate::last_estimate(project, &opts) {
+            self.estimate = Some((key, Ok(e)));
+            return;
+        }
+        let project = project.clone();
+        match super::background::Task::spawn("estimate", "Measuring a few training steps…", move |p| crate::model::estimate::estimate(&project, &opts, crate::model::estimate::MEASURED_STEPS, p)) {
+            Ok(task) => (self.estimating, self.estimate) = (Some(task), None),
+            Err(e) => self.estimate = Some((key, Err(Arc::new(e)))),
+        }
+    }
+
+    /// Takes a finished measurement (with `wait`, waits for it).
+    pub fn poll_estimate(&mut self, wait: bool) {
+        let done = if wait { super::background::wait(&mut self.estimating) } else { super::background::take_finished(&mut self.estimating) };
+        if let Some(result) = done {
+            self.estimate = Some((EstimateFor::of(&self.settings), result.map_err(Arc::new)));
+        }
+    }
+
+    /// The Train step's estimate: a button, the measurement in flight, or the answer.
+    fn estimate_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
+        let current = EstimateFor::of(&self.settings);
+        let shown = self.estimate.as_ref().filter(|(k, _)| *k == current).map(|(_, r)| r.clone());
+        let free = self.job.is_none() && self.estimating.is_none();
+        ui.horizontal(|ui| {
+            let label = if shown.is_some() { "Measure again" } else { "Estimate time" };
+            if ui.add_enabled(free, egui::Button::new(label)).on_hover_text("runs a few steps of this run on the chosen device (the first ones, which warm up, apart), one checkpoint and one validation; the run itself is not touched").clicked() {
+                self.start_estimate(project, shown.is_some());
+            }
+            if let Some(task) = &self.estimating {
+                super::background::busy_ui(ui, task.what());
+            }
+        });
+        match shown {
+            Some(Ok(e)) => {
+                ui.label(RichText::new(format!("Estimated: {}", e.summary())).strong())
+                    .on_hover_text(format!("measured {} ({} steps after {} warm-up steps; set-up {:.1} s; {} checkpoints at {:.2} s, {} validations at {:.2} s)", e.measured_at.format("%Y-%m-%d %H:%M UTC"), e.measured_steps, crate::model::estimate::WARM_UP_STEPS, e.setup_s, e.checkpoints, e.checkpoint_s, e.validations, e.validation_s));
+            }
+            Some(Err(err)) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("No estimate: {}", crate::error_chain(err.as_ref())));
+            }
+            None => {}
+        }
     }
 
     pub fn cancel(&mut self) {
@@ -339,7 +416,8 @@ impl Wizard {
                 Some(Outcome::Cancelled) => "Resume",
                 _ => "Run",
             };
-            if ui.add_enabled(self.job.is_none(), egui::Button::new(label)).clicked() {
+            // (Not while training steps are being measured: both would share the cores.)
+            if ui.add_enabled(self.job.is_none() && self.estimating.is_none(), egui::Button::new(label)).clicked() {
                 if let Err(e) = self.start(project, stage) {
                     self.log.push(LogLine { level: LogLevel::Warn, stage: stage.name().into(), text: crate::error_chain(&e) });
                 }
@@ -349,7 +427,7 @@ impl Wizard {
             }
         });
         if let Some(job) = self.job.as_ref().filter(|j| j.stage == stage) {
-            let eta = job.eta_secs().map(|s| format!(", about {} left", human_secs(s))).unwrap_or_default();
+            let eta = job.eta_secs().map(|s| format!(", about {} left", crate::job::human_duration(s))).unwrap_or_default();
             let text = if job.total > 0 { format!("{} / {}{eta}  {}", job.done, job.total, job.message) } else { format!("working… {}", job.message) };
             ui.add(egui::ProgressBar::new(job.fraction()).text(text).animate(job.total == 0));
         }
@@ -366,6 +444,7 @@ impl Wizard {
             None => {}
         }
         if stage == Stage::Train {
+            self.estimate_ui(ui, project);
             self.curves_ui(ui);
             self.preview_ui(ui, project);
         }
@@ -670,18 +749,6 @@ fn load_png(path: &std::path::Path) -> Result<egui::ColorImage> {
         png::ColorType::Rgba => Ok(egui::ColorImage::from_rgba_unmultiplied([w, h], &buf[..w * h * 4])),
         png::ColorType::Rgb => Ok(egui::ColorImage::from_rgb([w, h], &buf[..w * h * 3])),
         other => Err(bad(format!("unexpected PNG colour type {other:?}"))),
-    }
-}
-
-/// 75 -> "1 min 15 s".
-pub fn human_secs(s: f64) -> String {
-    let s = s.round() as u64;
-    if s >= 3600 {
-        format!("{} h {} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min {} s", s / 60, s % 60)
-    } else {
-        format!("{s} s")
     }
 }
 

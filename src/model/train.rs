@@ -147,7 +147,7 @@ impl CheckpointFiles {
     }
 }
 
-fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
+pub(super) fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
     Error::checkpoint(path, action)
 }
 
@@ -201,7 +201,7 @@ fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Genera
 
 /// The dataset files a run keeps a copy of (what it trained on; inference reads the copies),
 /// as (dataset file, run copy).
-fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, PathBuf); 3] {
+pub(super) fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, PathBuf); 3] {
     [
         (project.dataset_json(), project.run_dataset_json(run)),
         (project.normalization_json(), project.run_normalization_json(run)),
@@ -237,7 +237,7 @@ pub fn build_networks(model: &ModelConfig, project: &Project, dev: &Device) -> R
 
 /// Validation over the val split: L1 on normalized values, PSNR and SSIM on reflectance
 /// (de-normalized, data range 1), means over patches and bands.
-fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<(f64, f64, f64)> {
+pub(super) fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<(f64, f64, f64)> {
     let model = g.valid();
     let (mut l1, mut psnr, mut ssim, mut n, mut nb) = (0.0, 0.0, 0.0, 0usize, 0usize);
     let len = data.patches().len();
@@ -271,7 +271,7 @@ fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_si
 /// Trains (or resumes) a run of the project's dataset.
 /// The training preview of a step (first patch of the batch); a failure to write it is logged,
 /// not fatal. Reported as the metric `preview` (its step) so a watcher can reload the image.
-fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalization: &crate::dataset::normalize::Normalization, step: usize, progress: &Progress) {
+pub(super) fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalization: &crate::dataset::normalize::Normalization, step: usize, progress: &Progress) {
     let [_, channels, h, w] = label.dims();
     let first = |t: Tensor<4>| -> std::result::Result<Vec<f32>, String> { t.slice([0..1, 0..channels, 0..h, 0..w]).try_into_vec_as::<f32>().map_err(|e| format!("{e:?}")) };
     let names: Vec<String> = normalization.outputs.iter().map(|c| c.name.clone()).collect();
@@ -288,7 +288,7 @@ fn write_step_preview(path: &Path, label: Tensor<4>, fake: Tensor<4>, normalizat
 
 /// The dataset's stacks read into memory when they take at most `max_mib` MiB and half the
 /// memory available (None: patches are read from disk).
-fn resident_stacks(data: &PatchDataset, max_mib: usize, progress: &Progress) -> Result<Option<std::sync::Arc<ResidentStacks>>> {
+pub(super) fn resident_stacks(data: &PatchDataset, max_mib: usize, progress: &Progress) -> Result<Option<std::sync::Arc<ResidentStacks>>> {
     if max_mib == 0 {
         return Ok(None);
     }
@@ -313,6 +313,17 @@ fn resident_stacks(data: &PatchDataset, max_mib: usize, progress: &Progress) -> 
 
 /// GDAL's block cache while training, bytes (`s2cr bench --what loader` measures this setting).
 pub const TRAINING_BLOCK_CACHE: i64 = 64 << 20;
+
+/// The steps of a run: its epochs' batches, or `max_steps` when fewer.
+pub(super) fn total_steps(tc: &TrainConfig, batches_per_epoch: usize) -> usize {
+    let all = (tc.epochs + tc.decay_epochs) * batches_per_epoch;
+    if tc.max_steps > 0 { tc.max_steps.min(all) } else { all }
+}
+
+/// Whether training validates after step `step` (1-based; `end_of_epoch` when it ends one).
+pub(super) fn validates_after(tc: &TrainConfig, step: usize, end_of_epoch: bool, total_steps: usize) -> bool {
+    (tc.validate_every > 0 && step % tc.validate_every == 0) || (tc.validate_every == 0 && end_of_epoch) || step == total_steps
+}
 
 pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.run_dir(&opts.run), crate::project::MAX_DEPTH));
@@ -399,7 +410,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let loader = DataLoaderBuilder::new(batcher.clone()).batch_size(tc.batch_size).num_workers(workers).set_device(ad.clone()).build(train_data.clone());
     let batches_per_epoch = train_data.patches().len().div_ceil(tc.batch_size);
     let total_epochs = tc.epochs + tc.decay_epochs;
-    let total_steps = if tc.max_steps > 0 { tc.max_steps.min(total_epochs * batches_per_epoch) } else { total_epochs * batches_per_epoch };
+    let total_steps = total_steps(tc, batches_per_epoch);
     progress.started(Some(total_steps as u64));
     progress.info(format!(
         "training on {device_name}: {} train / {} val patches, batch {}, {} steps; generator {:.1} M, discriminator {:.1} M parameters",
@@ -458,7 +469,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 write_step_preview(&project.preview_png(&opts.run), label, fake, &batcher.normalization, step, progress);
             }
             let end_of_epoch = batch_in_epoch == batches_per_epoch;
-            let validate_now = !val_data.patches().is_empty() && ((tc.validate_every > 0 && step % tc.validate_every == 0) || (tc.validate_every == 0 && end_of_epoch) || step == total_steps);
+            let validate_now = !val_data.patches().is_empty() && validates_after(tc, step, end_of_epoch, total_steps);
             if validate_now {
                 let (l1, psnr, ssim) = validate(&g, &val_data, &batcher, tc.batch_size, &dev)?;
                 (last.val_l1, last.val_psnr, last.val_ssim) = (l1, psnr, ssim);

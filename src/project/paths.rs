@@ -243,6 +243,10 @@ impl Project {
     pub fn runs_dir(&self) -> PathBuf {
         self.root().join("runs")
     }
+    /// The last training-time measurement of each setting (`model::estimate`).
+    pub fn train_estimates_json(&self) -> PathBuf {
+        self.runs_dir().join("estimates.json")
+    }
     pub fn run_dir(&self, run: &RunName) -> PathBuf {
         self.runs_dir().join(run.as_str())
     }

@@ -350,6 +350,53 @@ fn the_train_step_offers_to_start_from_a_trained_model() {
 }
 
 #[test]
+fn the_train_step_says_how_long_training_will_take() {
+    use s2cr::dataset::tiles::TileConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::dataset::project_with_preprocessed(tmp.path());
+    let tiles = TileConfig { size: 64, stride: 128, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    s2cr::dataset::build(&project, &s2cr::dataset::DatasetConfig { tiles, ..s2cr::dataset::DatasetConfig::research(&project) }, &s2cr::job::Progress::silent("dataset")).unwrap();
+    let mut app = S2crApp::new(Some(project.root().to_path_buf()));
+    app.wizard.settings.model = Some(s2cr::model::config::ModelConfig::small());
+    app.wizard.settings.device = s2cr::model::DeviceChoice::Cpu;
+    app.wizard.settings.train = Some(s2cr::model::config::TrainConfig { max_steps: 40, batch_size: 2, workers: 0, checkpoint_every: 20, ..Default::default() });
+    let mut h = snapshot_harness(app);
+    h.run();
+    h.get_by_label("Train").click();
+    h.run();
+    // Below the settings: scrolled into view first.
+    h.get_by_label("Estimate time").scroll_to_me();
+    h.run();
+    h.get_by_label("Estimate time").click();
+    h.run();
+    assert!(h.state().wizard.estimating.is_some() || h.state().wizard.estimate.is_some(), "the click starts a measurement");
+    step_until(&mut h, "the measurement", Duration::from_secs(120), |a| a.wizard.estimating.is_none());
+    h.run();
+    let (_, e) = h.state().wizard.estimate.clone().expect("an estimate");
+    let e = e.expect("measured");
+    assert_eq!((e.steps, e.checkpoints), (40, 2));
+    assert!(e.step_s > 0.0 && e.total_s > 40.0 * e.step_s, "{e:?}");
+    h.get_by_label("Measure again");
+    h.get_by_label_contains("Estimated: about").scroll_to_me();
+    h.run();
+    assert!(!project.run_dir(h.state().wizard.settings.run_name()).exists(), "the run is not touched");
+    h.snapshot("app_train_step_estimate");
+    // Other settings: the estimate no longer shows; the same ones again read the kept one.
+    h.state_mut().wizard.settings.train.as_mut().unwrap().batch_size = 1;
+    h.run();
+    assert!(h.query_by_label_contains("Estimated: about").is_none());
+    h.state_mut().wizard.settings.train.as_mut().unwrap().batch_size = 2;
+    h.state_mut().wizard.estimate = None;
+    h.run();
+    h.get_by_label("Estimate time").scroll_to_me();
+    h.run();
+    h.get_by_label("Estimate time").click();
+    h.run();
+    assert!(h.state().wizard.estimating.is_none(), "read, not measured");
+    assert_eq!(h.state().wizard.estimate.clone().unwrap().1.unwrap().measured_at, e.measured_at);
+}
+
+#[test]
 fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
     let tmp = tempfile::tempdir().unwrap();
     let project = crate::dataset::project_with_preprocessed(tmp.path());

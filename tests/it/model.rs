@@ -666,3 +666,38 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
     let back = read(&infer::infer(&project, &off, &Progress::silent("infer")).unwrap().path);
     assert_eq!(bits(&back), bits(&plain));
 }
+
+/// The Train step's estimate against the run it estimates, on the demo (its model, batch,
+/// validation and checkpoint schedule; fewer steps than `s2cr demo` trains, to keep the test
+/// short): within ±25 % of the training's wall time. Runs alone (.config/nextest.toml), since
+/// other tests on the same cores would change both times.
+#[test]
+fn the_training_estimate_is_within_a_quarter_of_the_real_time_on_the_demo() {
+    use s2cr::project::Stage;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = s2cr::demo::create_project(&tmp.path().join("demo")).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(80), DeviceChoice::Cpu).unwrap();
+    for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset] {
+        s2cr::pipeline::run_stage(&project, stage, &settings, &Progress::silent("setup")).unwrap();
+    }
+    let mut train_cfg = settings.train_config(&project).unwrap();
+    // No loader threads: the estimate and the run then load alike.
+    train_cfg.workers = 0;
+    let opts = TrainOptions { run: run_name("timed"), model: settings.model_config(&project).unwrap(), train: train_cfg, device: DeviceChoice::Cpu, resume: false };
+    assert!(s2cr::model::estimate::last_estimate(&project, &opts).is_none(), "nothing measured yet");
+    let estimate = s2cr::model::estimate::estimate(&project, &opts, s2cr::model::estimate::MEASURED_STEPS, &Progress::silent("estimate")).unwrap();
+    assert_eq!(estimate.steps, 80);
+    assert!(estimate.checkpoints >= 1 && estimate.previews >= 1, "{estimate:?}");
+    assert!(!project.run_dir(&opts.run).exists(), "measuring touches no run");
+    // Kept, and read back for the same settings (not for others).
+    assert_eq!(s2cr::model::estimate::last_estimate(&project, &opts).as_ref().map(|e| e.total_s), Some(estimate.total_s));
+    let other = TrainOptions { train: TrainConfig { batch_size: 1, ..opts.train.clone() }, ..opts.clone() };
+    assert!(s2cr::model::estimate::last_estimate(&project, &other).is_none());
+    let start = std::time::Instant::now();
+    let report = train(&project, &opts, &Progress::silent("train")).unwrap();
+    let actual = start.elapsed().as_secs_f64();
+    assert_eq!(report.steps, 80);
+    let error = (estimate.total_s - actual) / actual;
+    println!("estimate {:.2} s ({}), actual {actual:.2} s: {:+.1} %", estimate.total_s, estimate.summary(), error * 100.0);
+    assert!(error.abs() <= 0.25, "estimate {:.2} s vs actual {actual:.2} s ({:+.1} %): {estimate:?}", estimate.total_s, error * 100.0);
+}
