@@ -132,7 +132,22 @@ pub enum Command {
         /// No map tiles from the internet: the built-in Natural Earth basemap only.
         #[arg(long)]
         offline: bool,
+        /// The renderer: wgpu (falling back to OpenGL when it cannot start), or one of them.
+        #[arg(long, value_enum, default_value = "auto")]
+        renderer: RendererArg,
+        /// Append every frame's timing to this CSV (seconds, interval_ms, frame_ms), e.g. for
+        /// scripts/frame-bench.sh.
+        #[arg(long, value_name = "CSV")]
+        frame_stats: Option<PathBuf>,
     },
+}
+
+#[cfg(feature = "gui")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RendererArg {
+    Auto,
+    Wgpu,
+    Glow,
 }
 
 #[derive(Debug, Args)]

@@ -280,7 +280,7 @@ pub fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
         }
         return Ok(());
     }
-    open_gui(Some(dir), true)
+    open_gui(Some(dir), crate::gui::WindowOptions { offline: true, ..Default::default() })
 }
 
 /// `s2cr build-demo-assets` (hidden).
@@ -294,9 +294,9 @@ pub fn build_demo_assets(from: &Path, out: &Path) -> Result<()> {
 
 /// `s2cr gui` and `s2cr` alone.
 #[cfg(feature = "gui")]
-pub fn open_gui(project: Option<PathBuf>, offline: bool) -> Result<()> {
+pub fn open_gui(project: Option<PathBuf>, options: crate::gui::WindowOptions) -> Result<()> {
     use anyhow::Context as _;
-    crate::gui::run(project, offline).context("opening the desktop app (use a subcommand for the command line; see --help)")
+    crate::gui::run(project, options).context("opening the desktop app (use a subcommand for the command line; see --help)")
 }
 
 #[cfg(not(feature = "gui"))]

@@ -392,6 +392,18 @@ pub fn parse_stretch(text: &str) -> Result<StretchKind> {
     }
 }
 
+#[cfg(feature = "gui")]
+impl From<super::args::RendererArg> for crate::gui::RendererChoice {
+    fn from(r: super::args::RendererArg) -> Self {
+        use super::args::RendererArg;
+        match r {
+            RendererArg::Auto => crate::gui::RendererChoice::Auto,
+            RendererArg::Wgpu => crate::gui::RendererChoice::Wgpu,
+            RendererArg::Glow => crate::gui::RendererChoice::Glow,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,3 +455,4 @@ mod tests {
         assert!(Cli::try_parse_from(["s2cr", "assess", "--out", "x", "--pre", "a.tif"]).is_err());
     }
 }
+

@@ -55,9 +55,11 @@ pub fn run(cli: Cli) -> Result<()> {
     let project: Option<PathBuf> = cli.project;
     let quiet = cli.quiet;
     match cli.command {
-        None => open_gui(project, false),
+        None => open_gui(project, Default::default()),
         #[cfg(feature = "gui")]
-        Some(Command::Gui { dir, offline }) => open_gui(dir.or(project), offline),
+        Some(Command::Gui { dir, offline, renderer, frame_stats }) => {
+            open_gui(dir.or(project), crate::gui::WindowOptions { offline, renderer: renderer.into(), frame_stats })
+        }
         Some(Command::Init(args)) => commands::init(args),
         Some(Command::Aoi(cmd)) => commands::aoi(cmd),
         Some(Command::Info { dir }) => commands::info(&here(dir.or(project))),

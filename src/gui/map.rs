@@ -231,10 +231,11 @@ impl MapView {
         if let Some(first) = rects.first() {
             self.apply_fit(first.size());
         }
-        // Every pane starts from the same memory; the one the user acts on (a drag, or the
-        // pointer over it for a zoom) carries its change to all of them.
+        // Every pane starts from the same memory; the one the user acts on carries its change to
+        // all of them: the pane being dragged (a drag goes on over the other panes), else the one
+        // under the pointer (a zoom), else the first.
         let start = self.memory.clone();
-        let mut leader: Option<(MapMemory, bool)> = None;
+        let mut leader: Option<(MapMemory, u8)> = None;
         let mut hover = None;
         let mut vertex_screen = Vec::new();
         self.pane_rects.clear();
@@ -250,7 +251,7 @@ impl MapView {
             hover = hover.or(pane_hover);
             let centre = memory.detached().map(|p| (p.x(), p.y()));
             self.pane_centres.push(centre.unwrap_or((0.0, 0.0)));
-            if leader.as_ref().is_none_or(|(_, was_acted)| acted && !*was_acted) {
+            if leader.as_ref().is_none_or(|(_, best)| acted > *best) {
                 leader = Some((memory, acted));
             }
         }
@@ -272,8 +273,8 @@ impl MapView {
         hover
     }
 
-    /// One pane of the map. Returns the lon/lat under the pointer and whether the user acted on
-    /// this pane (dragging it, or the pointer over it).
+    /// One pane of the map. Returns the lon/lat under the pointer and how much the user acts on
+    /// this pane: 2 dragging it (or letting it go), 1 the pointer over it, 0 neither.
     #[allow(clippy::too_many_arguments)]
     fn pane(
         &mut self,
@@ -286,7 +287,7 @@ impl MapView {
         editable: bool,
         overlay: &mut dyn FnMut(usize, &egui::Painter, &Projector),
         vertex_screen: &mut Vec<Pos2>,
-    ) -> (Option<(f64, f64)>, bool) {
+    ) -> (Option<(f64, f64)>, u8) {
         let my_position = lon_lat(0.0, 0.0);
         // No tiles, or a tile server that does not answer: the offline basemap, land filled.
         let unreachable = self.tiles_reachable.lock().ok().is_some_and(|r| matches!(*r, Some(Err(_))));
@@ -322,7 +323,11 @@ impl MapView {
         });
         let r = &response.response;
         self.pane_rects.push(r.rect);
-        let acted = r.dragged() || r.drag_stopped() || r.contains_pointer();
+        let acted = if r.dragged() || r.drag_stopped() {
+            2
+        } else {
+            u8::from(r.contains_pointer())
+        };
         (hover, acted)
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod editor;
+pub mod frame_stats;
 pub mod layers;
 pub mod legend;
 pub mod map;
@@ -115,6 +116,28 @@ pub struct S2crApp {
     pub layers: layers::LayerPanel,
     /// The WGSL stretch pipeline is installed in the wgpu renderer.
     gpu_ready: bool,
+    /// `--frame-stats`: every frame's timing, to a CSV.
+    pub frame_stats: Option<frame_stats::FrameStats>,
+}
+
+/// Which renderer draws the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RendererChoice {
+    /// wgpu, else OpenGL when wgpu cannot start.
+    #[default]
+    Auto,
+    Wgpu,
+    Glow,
+}
+
+/// How the window opens.
+#[derive(Debug, Clone, Default)]
+pub struct WindowOptions {
+    /// No map tiles from the internet this session.
+    pub offline: bool,
+    pub renderer: RendererChoice,
+    /// Append each frame's timing to this CSV (see `frame_stats`).
+    pub frame_stats: Option<PathBuf>,
 }
 
 impl S2crApp {
@@ -144,6 +167,7 @@ impl S2crApp {
             area_check: None,
             layers: layers::LayerPanel::default(),
             gpu_ready: false,
+            frame_stats: None,
         };
         // A file (the desktop entry opens GeoJSON files) is an AOI for a new project; a folder a
         // project.
@@ -314,6 +338,12 @@ impl S2crApp {
         for path in dropped {
             self.import_aoi(&path);
         }
+        // Home: back to the area (unless a text field takes the key).
+        if ui.ctx().input(|i| i.key_pressed(egui::Key::Home)) && !ui.ctx().egui_wants_keyboard_input()
+            && let Ok(aoi) = self.editor.aoi()
+        {
+            self.map.zoom_to(aoi.bbox());
+        }
 
         egui::Panel::top("title").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -376,8 +406,11 @@ impl S2crApp {
             let cursor = self.layers.inspected.as_ref().map(|i| (i.lon, i.lat));
             let layers = &mut self.layers;
             let hover = self.map.ui_panes(ui, panes, cursor, &mut self.editor, &footprints, editable, &mut |pane, painter, projector| layers.draw(&ctx, pane, painter, projector));
+            // Not while a button is down (a pan): the inspector reads every layer at full
+            // resolution, which on large files costs more than a frame.
             if let Some((lon, lat)) = hover
                 && !self.layers.is_empty()
+                && !ui.ctx().input(|i| i.pointer.any_down())
                 && self.layers.inspected.as_ref().is_none_or(|i| (i.lon, i.lat) != (lon, lat))
             {
                 self.layers.inspect(lon, lat);
@@ -585,6 +618,9 @@ impl eframe::App for S2crApp {
             self.gpu_ready = true;
         }
         self.layers.gpu = self.gpu_ready;
+        if let Some(stats) = &mut self.frame_stats {
+            stats.frame(frame.info().cpu_usage);
+        }
         self.ui_contents(ui);
     }
 
@@ -593,17 +629,20 @@ impl eframe::App for S2crApp {
     }
 }
 
-/// Opens the main window; tries the wgpu renderer first and falls back to OpenGL (glow).
-/// `offline`: no map tiles from the internet this session.
-pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
+/// Opens the main window; tries the wgpu renderer first and falls back to OpenGL (glow),
+/// unless `options` names one.
+pub fn run(project_dir: Option<PathBuf>, options: WindowOptions) -> Result<()> {
     // SAFETY: the window and the workers have not started; nothing else runs yet.
     unsafe { crate::model::set_default_burn_device() };
-    let options = |renderer| eframe::NativeOptions {
+    let native = |renderer| eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title(APP_NAME).with_inner_size([1280.0, 800.0]),
         renderer,
         ..Default::default()
     };
+    let stats_path = options.frame_stats.clone();
+    let offline = options.offline;
     let creator = |dir: Option<PathBuf>| -> eframe::AppCreator<'static> {
+        let stats_path = stats_path.clone();
         Box::new(move |cc| {
             let persisted: Persisted = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
             // The last project when none is named.
@@ -613,13 +652,22 @@ pub fn run(project_dir: Option<PathBuf>, offline: bool) -> Result<()> {
             if tiles {
                 app.map.set_tiles(true, &cc.egui_ctx);
             }
+            if let Some(path) = &stats_path {
+                app.frame_stats = Some(frame_stats::FrameStats::create(path).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?);
+            }
             app.probe_device();
             Ok(Box::new(app))
         })
     };
-    let first = eframe::run_native(APP_NAME, options(eframe::Renderer::Wgpu), creator(project_dir.clone()));
+    let renderer_error = |name: &str, e: eframe::Error| Error::invalid("display", format!("the {name} renderer could not start ({e}); is a display available?"));
+    match options.renderer {
+        RendererChoice::Wgpu => return eframe::run_native(APP_NAME, native(eframe::Renderer::Wgpu), creator(project_dir)).map_err(|e| renderer_error("wgpu", e)),
+        RendererChoice::Glow => return eframe::run_native(APP_NAME, native(eframe::Renderer::Glow), creator(project_dir)).map_err(|e| renderer_error("OpenGL", e)),
+        RendererChoice::Auto => {}
+    }
+    let first = eframe::run_native(APP_NAME, native(eframe::Renderer::Wgpu), creator(project_dir.clone()));
     let Err(wgpu_error) = first else { return Ok(()) };
     tracing::warn!("the wgpu renderer could not start ({wgpu_error}); trying OpenGL");
-    eframe::run_native(APP_NAME, options(eframe::Renderer::Glow), creator(project_dir))
+    eframe::run_native(APP_NAME, native(eframe::Renderer::Glow), creator(project_dir))
         .map_err(|e| Error::invalid("display", format!("no renderer could start (wgpu: {wgpu_error}; OpenGL: {e}); is a display available?")))
 }

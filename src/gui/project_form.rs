@@ -162,7 +162,7 @@ impl S2crApp {
                     self.export_aoi(&p);
                 }
             }
-            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Zoom to AOI")).clicked() {
+            if ui.add_enabled(check.bbox.is_some(), egui::Button::new("Zoom to AOI")).on_hover_text("also the Home key, on any step").clicked() {
                 if let Some(b) = check.bbox {
                     self.map.zoom_to(b);
                 }

@@ -160,7 +160,8 @@ pub fn read_window_reusing(location: &str, bands: &[usize], window: Option<Pixel
     thread_local! {
         static OPEN: RefCell<HashMap<String, (Stamp, Dataset)>> = RefCell::new(HashMap::new());
     }
-    const MAX_OPEN: usize = 8;
+    // More than a project has layers (the inspector reads every one under the cursor).
+    const MAX_OPEN: usize = 32;
     let stamp: Stamp = std::fs::metadata(location).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
     OPEN.with(|open| {
         let mut open = open.borrow_mut();

@@ -492,11 +492,34 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let moved = h.state().map.pane_centres.clone();
     assert!(moved[0].1 > after[0].1 + 1e-4, "dragging down moves the view north: {after:?} -> {moved:?}");
     assert!((moved[0].0 - moved[1].0).abs() < 1e-12 && (moved[0].1 - moved[1].1).abs() < 1e-12, "both panes follow: {moved:?}");
+    // A drag from the right pane on over the left one pans by all of its length: the same as a
+    // drag of that length inside one pane.
+    let drag = |h: &mut Harness<'_, S2crApp>, from: Pos2, by: f32| {
+        h.event(Event::PointerMoved(from));
+        h.event(Event::PointerButton { pos: from, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+        h.run_steps(2);
+        for k in 1..=10 {
+            h.event(Event::PointerMoved(from + Vec2::new(-by * k as f32 / 10.0, 0.0)));
+            h.run_steps(1);
+        }
+        h.run_steps(3);
+        h.event(Event::PointerButton { pos: from + Vec2::new(-by, 0.0), button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+        h.run();
+        h.state().map.pane_centres[0].0
+    };
+    let x0 = h.state().map.pane_centres[0].0;
+    let across = drag(&mut h, Pos2::new(rects[1].left() + 40.0, rects[1].center().y), 160.0) - x0;
+    let x1 = h.state().map.pane_centres[0].0;
+    let inside = drag(&mut h, Pos2::new(rects[1].right() - 20.0, rects[1].center().y), 160.0) - x1;
+    assert!(across > 0.0 && (across - inside).abs() < 0.05 * inside, "a drag across panes pans {across} against {inside} inside one");
     // Back over the scar, the cursor in the left pane: the inspector lists both panes' values
     // at that ground position (the same offset from each pane's centre).
+    // (the Home key zooms back to the area).
     let bbox = h.state().editor.aoi().expect("the project's area").bbox();
-    h.state_mut().map.memory.center_at(walkers::lon_lat((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0));
+    h.key_press(egui::Key::Home);
     h.run();
+    let c = h.state().map.pane_centres[0];
+    assert!((c.0 - (bbox[0] + bbox[2]) / 2.0).abs() < 1e-6 && (c.1 - (bbox[1] + bbox[3]) / 2.0).abs() < 1e-6, "Home centres the area: {c:?} for {bbox:?}");
     let rects = h.state().map.pane_rects.clone();
     h.event(Event::PointerMoved(rects[0].center() + Vec2::new(5.0, 3.0)));
     h.run();
