@@ -566,8 +566,10 @@ pub struct ModelImportArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The layer, by id (`--list` shows them): pre, real, synthetic, s1-t0, s1-t1, dnbr-real,
-    /// dnbr-synthetic, severity-real, severity-synthetic, perimeter-real, perimeter-synthetic.
+    /// The layer, by id (`--list` shows them): pre, real, synthetic, s1-t0, s1-t1, difference
+    /// (synthetic − real; a PNG shows --composite's first band), sam (spectral angle), dnbr-real,
+    /// dnbr-synthetic, severity-real, severity-synthetic, perimeter-real, perimeter-synthetic,
+    /// perimeter-reference.
     #[arg(long, required_unless_present = "list")]
     pub layer: Option<String>,
     /// The file to write: .tif (Cloud-Optimized GeoTIFF of the values), .png (as displayed,

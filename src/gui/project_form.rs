@@ -28,6 +28,8 @@ pub struct NewProjectForm {
     pub max_area_km2: f64,
     /// The project grid's pixel size, metres.
     pub pixel_size_m: f64,
+    /// With the local provider: the static STAC catalog's catalog.json.
+    pub catalog: String,
 }
 
 impl Default for NewProjectForm {
@@ -41,6 +43,7 @@ impl Default for NewProjectForm {
             max_cloud: 20.0,
             max_area_km2: DEFAULT_MAX_AREA_KM2,
             pixel_size_m: 10.0,
+            catalog: String::new(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl NewProjectForm {
             max_cloud_percent: self.max_cloud,
             pixel_size_m: self.pixel_size_m,
             limits: self.limits(),
+            catalog: (self.provider == Provider::Local && !self.catalog.trim().is_empty()).then(|| PathBuf::from(self.catalog.trim())),
             ..NewProject::new(PathBuf::from(folder), aoi, t0, t1)
         })
     }
@@ -208,13 +212,25 @@ impl S2crApp {
             egui::ComboBox::from_id_salt("provider")
                 .selected_text(form.provider.to_string())
                 .show_ui(ui, |ui| {
-                    for p in [Provider::EarthSearch, Provider::PlanetaryComputer, Provider::Cdse] {
+                    for p in [Provider::EarthSearch, Provider::PlanetaryComputer, Provider::Cdse, Provider::Local] {
                         ui.selectable_value(&mut form.provider, p, p.to_string());
                     }
                 })
                 .response
                 .labelled_by(l.id);
             ui.end_row();
+            if form.provider == Provider::Local {
+                let l = ui.label("Catalog");
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut form.catalog).hint_text("catalog.json of a static STAC catalog").desired_width(150.0)).labelled_by(l.id);
+                    if ui.button("…").on_hover_text("choose the catalog.json").clicked()
+                        && let Some(f) = rfd::FileDialog::new().set_title("A static STAC catalog").add_filter("STAC catalog", &["json"]).pick_file()
+                    {
+                        form.catalog = f.display().to_string();
+                    }
+                });
+                ui.end_row();
+            }
             let l = ui.label("Max cloud over the AOI (%)");
             ui.add(egui::DragValue::new(&mut form.max_cloud).range(0.0..=100.0)).labelled_by(l.id);
             ui.end_row();

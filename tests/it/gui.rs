@@ -709,6 +709,17 @@ fn the_new_project_form_checks_like_init() {
         _ => panic!("dates out of order are refused"),
     }
     app.form.t1 = "2020-01-15/2020-02-28".into();
+    // A local catalog needs its file, as `init --provider local --catalog` does.
+    app.form.provider = s2cr::project::Provider::Local;
+    app.create_project();
+    match &app.notice {
+        Some(s2cr::gui::Notice::Failed(e)) => {
+            let text = s2cr::error_chain(e.as_ref());
+            assert!(text.contains("catalog") && !text.contains("--"), "names the form's field, not a flag: {text}");
+        }
+        _ => panic!("a local provider without a catalog is refused"),
+    }
+    app.form.provider = s2cr::project::Provider::EarthSearch;
     app.create_project();
     app.wait_for_background();
     assert!(tmp.path().join("ki/project.yaml").is_file());
@@ -718,6 +729,9 @@ fn the_new_project_form_checks_like_init() {
     h.run();
     h.get_by_label_contains("Largest area");
     h.get_by_label_contains("Pixel size");
+    h.state_mut().form.provider = s2cr::project::Provider::Local;
+    h.run();
+    h.get_by_label("Catalog");
 }
 
 /// Opening a project is background work: the frame that asks for it returns at once, later
