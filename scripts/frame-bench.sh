@@ -58,11 +58,23 @@ print(f"{label}: {len(rows)} frames; frame time median {statistics.median(frame)
       f"interval median {statistics.median(interval):.1f} ms ({1000 / statistics.median(interval):.0f} fps), p99 {q(interval, 99):.1f} ms")
 PY
 }
+APP=""; XVFB=""; STATE=""
+cleanup() {
+    if [ -n "$APP" ]; then kill "$APP" 2>/dev/null || true; fi
+    if [ -n "$XVFB" ]; then kill "$XVFB" 2>/dev/null || true; fi
+    if [ -n "$STATE" ]; then rm -rf "$STATE"; fi
+    APP=""; XVFB=""; STATE=""
+}
+trap cleanup EXIT
+failed=0
 for renderer in $RENDERERS; do
-    DISPLAY_NUM=$((90 + RANDOM % 9))
+    # A display number no X server uses.
+    DISPLAY_NUM=90
+    while [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] || [ -e "/tmp/.X$DISPLAY_NUM-lock" ]; do DISPLAY_NUM=$((DISPLAY_NUM + 1)); done
     Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
     XVFB=$!
     sleep 1
+    kill -0 "$XVFB" 2>/dev/null || { echo "frame-bench: Xvfb :$DISPLAY_NUM did not start" >&2; exit 1; }
     # The app's remembered state (recent projects, window) stays out of the user's.
     STATE=$(mktemp -d)
     CSV="$WORK/frames-$renderer-$SIDE.csv"
@@ -70,7 +82,7 @@ for renderer in $RENDERERS; do
         "$S2CR" gui "$PROJECT" --offline --renderer "$renderer" --frame-stats "$CSV" >"$WORK/app-$renderer.log" 2>&1 &
     APP=$!
     export DISPLAY=":$DISPLAY_NUM"
-    WIN=$(timeout 30 xdotool search --sync --name sent2-cloud-remover | head -1) || { echo "frame-bench: the window did not open ($renderer); see $WORK/app-$renderer.log" >&2; kill $APP $XVFB 2>/dev/null; exit 1; }
+    WIN=$(timeout 30 xdotool search --sync --name sent2-cloud-remover | head -1) || { echo "frame-bench: the window did not open ($renderer); see $WORK/app-$renderer.log" >&2; exit 1; }
     xdotool windowsize "$WIN" 1280 800 windowmove "$WIN" 0 0
     xdotool windowfocus "$WIN" 2>/dev/null || true
     sleep 8
@@ -112,9 +124,14 @@ for renderer in $RENDERERS; do
     if command -v xwd >/dev/null && command -v xwdtopnm >/dev/null && command -v pnmtopng >/dev/null; then
         xwd -root -silent | xwdtopnm 2>/dev/null | pnmtopng >"$WORK/window-$renderer-$SIDE.png" 2>/dev/null && echo "screenshot: $WORK/window-$renderer-$SIDE.png"
     fi
-    kill $APP 2>/dev/null || true
-    wait $APP 2>/dev/null || true
-    kill $XVFB 2>/dev/null || true
-    rm -rf "$STATE"
-    summarise "$CSV" "$renderer ($SIDE x $SIDE layers, side by side, 1280x800)"
+    if ! kill -0 "$APP" 2>/dev/null; then
+        echo "frame-bench: the app ended during the run ($renderer); see $WORK/app-$renderer.log" >&2
+        failed=1
+    fi
+    # Closing the window lets the app write its last frames.
+    xdotool windowclose "$WIN" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$APP" 2>/dev/null || break; sleep 0.5; done
+    cleanup
+    summarise "$CSV" "$renderer ($SIDE x $SIDE layers, side by side, 1280x800)" || failed=1
 done
+exit $failed

@@ -143,8 +143,6 @@ pub fn availability(stage: Stage) -> std::result::Result<(), &'static str> {
     }
 }
 
-/// Runs one stage with these settings, resuming where an earlier run of it stopped; returns a
-/// one-line summary for logs and the app.
 /// What the Train stage trains with these settings: the run, its model and training settings,
 /// the device, and whether it continues from a checkpoint (when the run has one).
 pub fn train_options(project: &Project, settings: &PipelineSettings) -> Result<crate::model::train::TrainOptions> {
@@ -153,6 +151,8 @@ pub fn train_options(project: &Project, settings: &PipelineSettings) -> Result<c
     Ok(crate::model::train::TrainOptions { run, model: settings.model_config(project)?, train: settings.train_config(project)?, device: settings.device, resume })
 }
 
+/// Runs one stage with these settings, resuming where an earlier run of it stopped; returns a
+/// one-line summary for logs and the app.
 pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, progress: &Progress) -> Result<String> {
     if let Err(why) = availability(stage) {
         return Err(Error::invalid(stage.name(), why));
@@ -183,7 +183,8 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("patches: train {}, val {}, test {}", s.train, s.val, s.test))
         }
         Stage::Train => {
-            let resume = project.checkpoint_json(&run).is_file();
+            let opts = train_options(project, settings)?;
+            let resume = opts.resume;
             // A checkpoint from before a change of the training set: training goes on from it
             // (fine-tuning); say so, and how to start over.
             let stale = match project.stage_state(Stage::Train, Some(&run)) {
@@ -193,7 +194,6 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             if let Some(why) = &stale {
                 progress.warn(format!("run {run} was trained before a change ({why}); training continues from its checkpoint; delete {} to start over", project.run_dir(&run).display()));
             }
-            let opts = train_options(project, settings)?;
             let r = crate::model::train::train(project, &opts, progress)?;
             if r.resumed_from == Some(r.steps) {
                 let note = stale.map(|why| format!(" (trained before a change: {why}; delete the run to train again)")).unwrap_or_default();

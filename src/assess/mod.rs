@@ -672,7 +672,8 @@ impl QualityAcc {
 
     /// Adds the rows `rows` of the grid: band by band (each with its own valid pixels), read with
     /// the rows SSIM's window needs above and below. Returns the quality bands' values on those
-    /// rows, real and synthetic (NaN where masked), for the uncertainty check.
+    /// rows, real and synthetic (NaN where either is not valid), for the uncertainty check and
+    /// the QA numbers.
     fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let r = SSIM_RADIUS;
         let (h0, h1) = (rows.start.saturating_sub(r), (rows.end + r).min(height));
@@ -695,7 +696,10 @@ impl QualityAcc {
                 if !centres.is_empty() {
                     metrics::ssim_add(ssim, rb, sb, width, &valid, cfg.data_range, centres.start - h0..centres.end - h0);
                 }
-                Ok((rb[own.clone()].to_vec(), sb[own.clone()].to_vec(), valid[own.clone()].to_vec()))
+                // NaN where either is not valid (a file's nodata value, not only the mask), as
+                // the QA numbers, their rasters and the uncertainty check expect.
+                let nan_unless = |values: &[f32]| -> Vec<f32> { values[own.clone()].iter().zip(&valid[own.clone()]).map(|(v, ok)| if *ok { *v } else { f32::NAN }).collect() };
+                Ok((nan_unless(rb), nan_unless(sb), valid[own.clone()].to_vec()))
             })
             .collect();
         let mut valid_all: Option<Vec<bool>> = None;

@@ -45,6 +45,22 @@ pub struct Qa {
     pub bands: Vec<BandQa>,
 }
 
+impl Qa {
+    /// Whether the numbers have the shape this version draws (a file from another version, or
+    /// edited, may not).
+    pub fn check(&self) -> Result<(), String> {
+        for b in &self.bands {
+            if b.hist_real.len() != HIST_BINS || b.hist_synthetic.len() != HIST_BINS || b.density.len() != DENSITY_BINS * DENSITY_BINS {
+                return Err(format!("band {}: histograms of {} and {} bins and a density of {} cells, not {HIST_BINS} and {}", b.band, b.hist_real.len(), b.hist_synthetic.len(), b.density.len(), DENSITY_BINS * DENSITY_BINS));
+            }
+        }
+        if !(self.range[1] > self.range[0]) {
+            return Err(format!("range {:?} is empty", self.range));
+        }
+        Ok(())
+    }
+}
+
 fn bin(v: f32, bins: usize) -> usize {
     let t = (v - RANGE[0]) / (RANGE[1] - RANGE[0]);
     ((t * bins as f32).floor().max(0.0) as usize).min(bins - 1)
@@ -165,6 +181,17 @@ mod tests {
         // Out of range values fall in the end bins.
         assert_eq!(bin(-1.0, HIST_BINS), 0);
         assert_eq!(bin(5.0, HIST_BINS), HIST_BINS - 1);
+        // A file of another shape is refused, not drawn.
+        let mut qa = acc_finish_one();
+        assert!(qa.check().is_ok());
+        qa.bands[0].density.pop();
+        assert!(qa.check().unwrap_err().contains("density of 4095 cells"));
+    }
+
+    fn acc_finish_one() -> Qa {
+        let mut acc = QaAcc::new(&["B08".to_string()]);
+        acc.add(&[vec![0.1, 0.2]], &[vec![0.1, 0.3]], &[]);
+        acc.finish("clear pixels")
     }
 
     #[test]

@@ -135,8 +135,8 @@ pub enum Command {
         /// The renderer: wgpu (falling back to OpenGL when it cannot start), or one of them.
         #[arg(long, value_enum, default_value = "auto")]
         renderer: RendererArg,
-        /// Append every frame's timing to this CSV (seconds, interval_ms, frame_ms), e.g. for
-        /// scripts/frame-bench.sh.
+        /// Write every frame's timing to this CSV (seconds, interval_ms, frame_ms; replaced if
+        /// there), e.g. for scripts/frame-bench.sh.
         #[arg(long, value_name = "CSV")]
         frame_stats: Option<PathBuf>,
     },

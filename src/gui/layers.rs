@@ -195,7 +195,11 @@ impl LayerSet {
             })
             .collect();
         let qa_path = project.assess_dir(run).join(crate::assess::files::QA_JSON);
-        let qa = qa_path.is_file().then(|| crate::fsutil::load_json(&qa_path, "assess the run again").map_err(|e| crate::error_chain(&e)));
+        let qa = qa_path.is_file().then(|| {
+            let qa: crate::assess::qa::Qa = crate::fsutil::load_json(&qa_path, "assess the run again").map_err(|e| crate::error_chain(&e))?;
+            qa.check().map_err(|m| format!("{}: {m}; assess the run again", qa_path.display()))?;
+            Ok(qa)
+        });
         LayerSet { run: run.clone(), rasters, perimeters, qa }
     }
 }
@@ -254,6 +258,10 @@ impl LayerPanel {
         }
         let linked = self.panes.as_ref().is_none_or(|p| p.linked_stretch);
         (self.swipe, self.panes) = (None, None);
+        // A stretch shared in the last layout is not kept in the next.
+        for ml in &mut self.layers {
+            ml.dirty = true;
+        }
         match mode {
             Mode::Single => {}
             Mode::Swipe if self.layers.len() >= 2 => {
@@ -548,7 +556,7 @@ impl LayerPanel {
             }
         });
         let Some(panes) = &mut self.panes else { return };
-        ui.checkbox(&mut panes.linked_stretch, "Link the stretch across panes").on_hover_text("optical layers with the same bands take the first pane's stretch; off: each layer its own");
+        let relink = ui.checkbox(&mut panes.linked_stretch, "Link the stretch across panes").on_hover_text("optical layers with the same bands take the first pane's stretch; off: each layer its own").changed();
         // Each pane's layers, ticked in a menu of its own (bottom first, in the list's order).
         let titles: Vec<String> = self.layers.iter().map(|l| l.layer.title.clone()).collect();
         ui.horizontal_wrapped(|ui| {
@@ -570,6 +578,11 @@ impl LayerPanel {
                 .on_hover_text(stack.iter().filter_map(|i| titles.get(*i)).cloned().collect::<Vec<_>>().join("\n"));
             }
         });
+        if relink {
+            for ml in &mut self.layers {
+                ml.dirty = true;
+            }
+        }
     }
 
     /// The pair the first two panes show, if they show one.
@@ -602,7 +615,7 @@ impl LayerPanel {
                 let share = shared.as_ref().filter(|(bands, _)| Some(*i) != reference && ml.layer.kind == LayerKind::Optical && ml.composite().bands == *bands).map(|(_, s)| *s);
                 ml.draw(ctx, pane, painter, projector, share, gpu);
             }
-            if let Some(ml) = stack.iter().rev().filter_map(|i| self.layers.get(*i)).find(|l| l.has_ramp()) {
+            if let Some(ml) = stack.iter().rev().filter_map(|i| self.layers.get(*i)).find(|l| l.has_ramp() && l.error.is_none()) {
                 // Below the pane's title.
                 map_legend(painter, rect.with_min_y(rect.top() + 24.0), ml.layer.kind, ml.ramp_scale());
             }
@@ -637,7 +650,7 @@ impl LayerPanel {
             }
         }
         // The legend of a colour-ramp layer on the map, top right.
-        if let Some(ml) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp()).map(|(_, l)| l).last() {
+        if let Some(ml) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp() && l.error.is_none()).map(|(_, l)| l).last() {
             map_legend(painter, rect, ml.layer.kind, ml.ramp_scale());
         }
     }
@@ -678,7 +691,10 @@ impl LayerPanel {
 
     /// Reads every layer's values under the cursor (full resolution).
     pub fn inspect(&mut self, lon: f64, lat: f64) {
-        let mut read: Vec<Option<(Vec<String>, Vec<f32>)>> = self.layers.iter_mut().map(|ml| ml.value_at(lon, lat)).collect();
+        // Side by side, only the panes' layers are read (each file a read under the cursor).
+        let wanted: Option<Vec<usize>> = self.panes.as_ref().map(|p| p.stacks.iter().flatten().copied().collect());
+        let mut read: Vec<Option<(Vec<String>, Vec<f32>)>> =
+            self.layers.iter_mut().enumerate().map(|(i, ml)| if wanted.as_ref().is_none_or(|w| w.contains(&i)) { ml.value_at(lon, lat) } else { None }).collect();
         let mut values = Vec::new();
         match &self.panes {
             // Side by side: each pane's layers, pane by pane (a layer in two panes read once).

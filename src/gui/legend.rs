@@ -43,7 +43,8 @@ pub fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind, sc
             }
         }
         LayerKind::Difference | LayerKind::Angle => {
-            let s = scale.unwrap_or(f32::NAN);
+            // Its numbers come from the layer's stretch: none before it is drawn.
+            let Some(s) = scale.filter(|s| s.is_finite()) else { return };
             let (title, labels) = match kind {
                 LayerKind::Difference => ("synthetic − real", [format!("{:.3}", -s), "0".to_string(), format!("+{s:.3}")]),
                 _ => ("spectral angle (°)", ["0".to_string(), format!("{:.1}", s / 2.0), format!("{s:.1}")]),

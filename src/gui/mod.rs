@@ -118,6 +118,8 @@ pub struct S2crApp {
     gpu_ready: bool,
     /// `--frame-stats`: every frame's timing, to a CSV.
     pub frame_stats: Option<frame_stats::FrameStats>,
+    /// The lon/lat under the pointer in the last frame (the panes' linked cursor).
+    cursor: Option<(f64, f64)>,
 }
 
 /// Which renderer draws the window.
@@ -168,6 +170,7 @@ impl S2crApp {
             layers: layers::LayerPanel::default(),
             gpu_ready: false,
             frame_stats: None,
+            cursor: None,
         };
         // A file (the desktop entry opens GeoJSON files) is an AOI for a new project; a folder a
         // project.
@@ -403,9 +406,13 @@ impl S2crApp {
             let ctx = ui.ctx().clone();
             let panes = if self.project().is_some() { self.layers.pane_count() } else { 1 };
             // Side by side, the cursor shows in every pane at the same ground position.
-            let cursor = self.layers.inspected.as_ref().map(|i| (i.lon, i.lat));
+            let cursor = self.cursor;
             let layers = &mut self.layers;
             let hover = self.map.ui_panes(ui, panes, cursor, &mut self.editor, &footprints, editable, &mut |pane, painter, projector| layers.draw(&ctx, pane, painter, projector));
+            if hover != self.cursor && panes > 1 {
+                ui.ctx().request_repaint();
+            }
+            self.cursor = hover;
             // Not while a button is down (a pan): the inspector reads every layer at full
             // resolution, which on large files costs more than a frame.
             if let Some((lon, lat)) = hover

@@ -140,7 +140,7 @@ pub struct Wizard {
     refresh_request: Option<bool>,
     /// The training-time measurement in flight, and the last one shown with the settings it
     /// was for.
-    pub estimating: Option<super::background::Task<crate::model::estimate::Estimate>>,
+    pub estimating: Option<(EstimateFor, super::background::Task<crate::model::estimate::Estimate>)>,
     pub estimate: Option<(EstimateFor, std::result::Result<crate::model::estimate::Estimate, Arc<Error>>)>,
 }
 
@@ -265,16 +265,21 @@ impl Wizard {
         }
         let project = project.clone();
         match super::background::Task::spawn("estimate", "Measuring a few training steps…", move |p| crate::model::estimate::estimate(&project, &opts, crate::model::estimate::MEASURED_STEPS, p)) {
-            Ok(task) => (self.estimating, self.estimate) = (Some(task), None),
+            Ok(task) => (self.estimating, self.estimate) = (Some((key, task)), None),
             Err(e) => self.estimate = Some((key, Err(Arc::new(e)))),
         }
     }
 
     /// Takes a finished measurement (with `wait`, waits for it).
     pub fn poll_estimate(&mut self, wait: bool) {
-        let done = if wait { super::background::wait(&mut self.estimating) } else { super::background::take_finished(&mut self.estimating) };
-        if let Some(result) = done {
-            self.estimate = Some((EstimateFor::of(&self.settings), result.map_err(Arc::new)));
+        let Some((key, task)) = self.estimating.take() else { return };
+        let mut slot = Some(task);
+        let done = if wait { super::background::wait(&mut slot) } else { super::background::take_finished(&mut slot) };
+        match (done, slot) {
+            // Shown for the settings it was measured with.
+            (Some(result), _) => self.estimate = Some((key, result.map_err(Arc::new))),
+            (None, Some(task)) => self.estimating = Some((key, task)),
+            (None, None) => {}
         }
     }
 
@@ -288,7 +293,7 @@ impl Wizard {
             if ui.add_enabled(free, egui::Button::new(label)).on_hover_text("runs a few steps of this run on the chosen device (the first ones, which warm up, apart), one checkpoint and one validation; the run itself is not touched").clicked() {
                 self.start_estimate(project, shown.is_some());
             }
-            if let Some(task) = &self.estimating {
+            if let Some((_, task)) = &self.estimating {
                 super::background::busy_ui(ui, task.what());
             }
         });

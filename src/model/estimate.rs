@@ -72,6 +72,7 @@ pub fn setting_key(project: &Project, opts: &TrainOptions) -> String {
         "model": opts.model,
         "device": format!("{:?}", opts.device),
         "batch": tc.batch_size,
+        "loader": [tc.workers, tc.augment as usize],
         "steps": [tc.epochs, tc.decay_epochs, tc.max_steps, tc.validate_every, tc.checkpoint_every, tc.preview_every],
         "in_memory_mib": tc.in_memory_mib,
         "dataset": summary.map(|s| serde_json::json!([s.train, s.val, s.config.tiles.size])),
@@ -141,6 +142,11 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     let tc = &opts.train;
     opts.model.check("model settings")?;
     tc.check("training settings")?;
+    // As training would: a run with checkpoints is continued, not started again.
+    if !opts.resume && super::train::latest_checkpoint(project, &opts.run)?.is_some() {
+        return Err(Error::Project { path: project.run_dir(&opts.run), message: "this run has checkpoints: estimate it with --resume (what is left of it), or choose another --run".into() });
+    }
+    progress.cleaned(crate::fsutil::remove_stale_partials(&project.runs_dir(), 0));
     let (schedule, _) = schedule(project, opts)?;
     let measured = measured.max(1);
     progress.started(Some((WARM_UP_STEPS + measured + 3) as u64));
@@ -165,10 +171,11 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     // Steps: the warm-up ones, then the timed ones (the data loaded as training loads it).
     let (mut warm_s, mut timed_s, mut n) = (0.0, 0.0, 0usize);
     let last_batch;
+    // A step from the end of the last one: waiting for the loader counts, as in training.
+    let mut t = Instant::now();
     'outer: loop {
         for batch in loader.iter() {
             progress.check_cancelled()?;
-            let t = Instant::now();
             let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
             dev.seed(tc.seed.wrapping_add(n as u64));
             let losses;
@@ -180,6 +187,7 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
             } else {
                 timed_s += t.elapsed().as_secs_f64();
             }
+            t = Instant::now();
             n += 1;
             progress.advanced(n as u64, (WARM_UP_STEPS + measured + 3) as u64, format!("step {n} of {}", WARM_UP_STEPS + measured));
             if n >= WARM_UP_STEPS + measured {
@@ -193,7 +201,8 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     }
     let step_s = timed_s / measured as f64;
     // One validation pass, one checkpoint (into a folder removed after) and one preview.
-    let validation_s = if schedule.validations > 0 && !val_data.patches().is_empty() {
+    // Timed whenever there is validation data (a kept measurement may serve a longer run).
+    let validation_s = if !val_data.patches().is_empty() {
         let t = Instant::now();
         validate(&g, &val_data, &batcher, tc.batch_size, &dev)?;
         t.elapsed().as_secs_f64()
