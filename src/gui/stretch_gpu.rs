@@ -184,13 +184,18 @@ impl StretchRenderer {
 
 /// What the paint callbacks share, kept in egui_wgpu's callback resources: the pipeline, the
 /// mesh's triangles, and each layer's texture (by key, re-uploaded when its generation
-/// changes) with this frame's vertices.
+/// changes) with this frame's vertices. A texture not drawn for [`UNUSED_FOR`] is let go (a
+/// layer taken out of a pane, an old composite).
 pub struct GpuStore {
     renderer: StretchRenderer,
     indices: wgpu::Buffer,
     index_count: u32,
     layers: std::collections::HashMap<String, (u64, GpuLayer, Option<wgpu::Buffer>)>,
+    last_drawn: std::collections::HashMap<String, std::time::Instant>,
 }
+
+/// How long a layer's texture is kept without being drawn.
+const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl GpuStore {
     /// The store for a mesh of `cells` x `cells` quads, drawing into `format`.
@@ -204,7 +209,7 @@ impl GpuStore {
             }
         }
         let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("mesh indices"), contents: &idx.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), usage: wgpu::BufferUsages::INDEX });
-        GpuStore { renderer: StretchRenderer::new(device, format), indices, index_count: idx.len() as u32, layers: Default::default() }
+        GpuStore { renderer: StretchRenderer::new(device, format), indices, index_count: idx.len() as u32, layers: Default::default(), last_drawn: Default::default() }
     }
 }
 
@@ -222,6 +227,13 @@ pub struct LayerCallback {
 impl eframe::egui_wgpu::CallbackTrait for LayerCallback {
     fn prepare(&self, device: &wgpu::Device, queue: &wgpu::Queue, _screen: &eframe::egui_wgpu::ScreenDescriptor, _encoder: &mut wgpu::CommandEncoder, resources: &mut eframe::egui_wgpu::CallbackResources) -> Vec<wgpu::CommandBuffer> {
         let Some(store) = resources.get_mut::<GpuStore>() else { return Vec::new() };
+        let now = std::time::Instant::now();
+        store.last_drawn.insert(self.key.clone(), now);
+        let stale: Vec<String> = store.last_drawn.iter().filter(|(_, t)| now.duration_since(**t) > UNUSED_FOR).map(|(k, _)| k.clone()).collect();
+        for k in stale {
+            store.last_drawn.remove(&k);
+            store.layers.remove(&k);
+        }
         let fresh = store.layers.get(&self.key).is_some_and(|(g, _, _)| *g == self.generation);
         if !fresh {
             let layer = store.renderer.upload(device, queue, &self.channels);

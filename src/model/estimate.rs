@@ -11,11 +11,10 @@ use burn::data::dataloader::DataLoaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::optim::FusedAdam;
-use super::train::{CheckpointFiles, TrainOptions, record_err, resident_stacks, total_steps, validate, validates_after, write_step_preview};
+use super::train::{CheckpointFiles, TrainOptions, total_steps, training_data, validate, validates_after, write_step_preview};
 use super::device;
 use super::step::{GanStep, gan_step, scalar};
-use crate::dataset::loader::{PatchBatch, PatchBatcher, PatchDataset, load_normalization};
-use crate::dataset::tiles::Split;
+use crate::dataset::loader::{PatchBatch, PatchBatcher, load_normalization};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::Project;
@@ -158,12 +157,7 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     let mut opt_g = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
     let mut opt_d = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
     let normalization = load_normalization(project)?;
-    let mut train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
-    let mut val_data = PatchDataset::open(project, Split::Val, None)?;
-    if let Some(stacks) = resident_stacks(&train_data, tc.in_memory_mib, progress)? {
-        train_data = train_data.holding(stacks.clone());
-        val_data = val_data.holding(stacks);
-    }
+    let (train_data, val_data) = training_data(project, tc, progress)?;
     let batcher = PatchBatcher { normalization };
     let workers = if train_data.is_resident() { 0 } else { tc.workers };
     let loader = DataLoaderBuilder::new(batcher.clone()).batch_size(tc.batch_size).num_workers(workers).set_device(ad.clone()).build(train_data.clone());
@@ -213,12 +207,7 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     let scratch = project.runs_dir().join(format!(".estimate.partial-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch, "creating a scratch folder"))?;
     let t = Instant::now();
-    let files = CheckpointFiles::in_dir(&scratch);
-    use burn::module::Module;
-    let saved = g.clone().save_file(&files.generator).map_err(record_err(&files.generator, "saving the generator"))
-        .and_then(|()| d.clone().save_file(&files.discriminator).map_err(record_err(&files.discriminator, "saving the discriminator")))
-        .and_then(|()| opt_g.save(&files.optim_g).map_err(record_err(&files.optim_g, "saving the optimizer")))
-        .and_then(|()| opt_d.save(&files.optim_d).map_err(record_err(&files.optim_d, "saving the optimizer")));
+    let saved = CheckpointFiles::in_dir(&scratch).save(&g, &d, &opt_g, &opt_d);
     let checkpoint_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let (label, fake) = last_batch;

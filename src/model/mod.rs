@@ -13,6 +13,7 @@ pub mod cpu_act;
 pub mod cpu_conv;
 pub mod cpu_norm;
 pub mod discriminator;
+#[cfg(feature = "gdal")]
 pub mod estimate;
 pub mod generator;
 #[cfg(feature = "gdal")]

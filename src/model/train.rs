@@ -145,6 +145,26 @@ impl CheckpointFiles {
     pub fn in_dir(dir: &Path) -> CheckpointFiles {
         CheckpointFiles { generator: dir.join("generator.bpk"), discriminator: dir.join("discriminator.bpk"), optim_g: dir.join("optim_g.bpk"), optim_d: dir.join("optim_d.bpk") }
     }
+
+    /// Writes both networks and both optimizers' states to these files.
+    pub(super) fn save(&self, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
+        g.clone().save_file(&self.generator).map_err(record_err(&self.generator, "saving the generator"))?;
+        d.clone().save_file(&self.discriminator).map_err(record_err(&self.discriminator, "saving the discriminator"))?;
+        opt_g.save(&self.optim_g).map_err(record_err(&self.optim_g, "saving the generator's optimizer"))?;
+        opt_d.save(&self.optim_d).map_err(record_err(&self.optim_d, "saving the discriminator's optimizer"))
+    }
+}
+
+/// The training and validation patches as training reads them: shuffled and augmented per the
+/// settings, held in memory when they fit.
+pub(super) fn training_data(project: &Project, tc: &TrainConfig, progress: &Progress) -> Result<(PatchDataset, PatchDataset)> {
+    let mut train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
+    let mut val_data = PatchDataset::open(project, Split::Val, None)?;
+    if let Some(stacks) = resident_stacks(&train_data, tc.in_memory_mib, progress)? {
+        train_data = train_data.holding(stacks.clone());
+        val_data = val_data.holding(stacks);
+    }
+    Ok((train_data, val_data))
 }
 
 pub(super) fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
@@ -170,11 +190,7 @@ fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Genera
     let tmp = project.checkpoints_dir(run).join(format!(".step-{}.partial", cp.step));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a checkpoint folder"))?;
-    let f = CheckpointFiles::in_dir(&tmp);
-    g.clone().save_file(&f.generator).map_err(record_err(&f.generator, "saving the generator"))?;
-    d.clone().save_file(&f.discriminator).map_err(record_err(&f.discriminator, "saving the discriminator"))?;
-    opt_g.save(&f.optim_g).map_err(record_err(&f.optim_g, "saving the generator's optimizer"))?;
-    opt_d.save(&f.optim_d).map_err(record_err(&f.optim_d, "saving the discriminator's optimizer"))?;
+    CheckpointFiles::in_dir(&tmp).save(g, d, opt_g, opt_d)?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(Error::io(&dir, "moving the checkpoint into place"))?;
     crate::fsutil::save_json(&project.checkpoint_json(run), cp)?;
@@ -397,12 +413,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     write_atomic(&metrics_path, format!("{CSV_HEADER}\n{}", kept.iter().map(|l| format!("{l}\n")).collect::<String>()).as_bytes())?;
     let mut metrics_file = std::fs::OpenOptions::new().append(true).open(&metrics_path).map_err(Error::io(&metrics_path, "opening the metrics"))?;
 
-    let mut train_data = PatchDataset::open(project, Split::Train, tc.augment.then_some(tc.seed))?.shuffled(tc.seed);
-    let mut val_data = PatchDataset::open(project, Split::Val, None)?;
-    if let Some(stacks) = resident_stacks(&train_data, tc.in_memory_mib, progress)? {
-        train_data = train_data.holding(stacks.clone());
-        val_data = val_data.holding(stacks);
-    }
+    let (train_data, val_data) = training_data(project, tc, progress)?;
     let batcher = PatchBatcher { normalization };
     // Cutting patches from memory takes microseconds: loader threads would only compete with
     // training for the cores, and the order in which threads deliver batches is a race.
