@@ -434,7 +434,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let prob_image = inputs.burn_probability.as_ref().map(|p| Image::open(p, None)).transpose()?;
     for other in sd_image.iter().chain(prob_image.iter()) {
         if (other.info.width, other.info.height) != (width, height) || other.info.geo_transform != gt {
-            return Err(Error::Raster { location: other.path.display().to_string(), message: "not on the grid of the synthetic image; infer again with --samples".into() });
+            return Err(Error::Raster { location: other.path.display().to_string(), message: "not on the grid of the synthetic image; synthesize again with uncertainty passes".into() });
         }
     }
     if let Some(sd) = &sd_image {

@@ -59,7 +59,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     let sources = crate::dataset::Sources::of_project(project)?;
     let synthetic = project.synthetic_s2(run);
     if !synthetic.is_file() {
-        return Err(Error::Project { path: synthetic, message: format!("missing; run `s2cr infer --run {run}` first") });
+        return Err(Error::Project { path: synthetic, message: format!("missing: synthesize run {run} first (the Synthesize step, `s2cr infer`)") });
     }
     let notes = simulation_notes(project)?;
     let cfg = AssessConfig {

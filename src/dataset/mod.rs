@@ -275,7 +275,7 @@ fn build_vrts(project: &Project, sources: &Sources, inputs: &[Channel], outputs:
     let mut per_channel = |c: &Channel| -> Result<String> {
         let src = sources.path(c.source).ok_or_else(|| Error::Project {
             path: project.search_json(),
-            message: format!("channel {} needs a Sentinel-1 scene paired with {}; search with a larger --max-gap-days", c.name, if c.source == Source::S1T0 { "t0" } else { "t1" }),
+            message: format!("channel {} needs a Sentinel-1 scene paired with {}; search again allowing a longer gap between the two (max_gap_days)", c.name, if c.source == Source::S1T0 { "t0" } else { "t1" }),
         })?;
         let vrt = dir.join(c.source.folder()).join(format!("{}.vrt", crate::fsutil::safe_name(&c.band)));
         raster::band_vrt(&vrt, &src.display().to_string(), band_index(src, &c.band)?)?;
@@ -349,7 +349,7 @@ pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Res
     let (w, h) = (grid.width, grid.height);
     let t = &cfg.tiles;
     if w < t.size || h < t.size {
-        return Err(Error::invalid("patch size", format!("{} px patches do not fit the {w} x {h} grid; choose a smaller --patch", t.size)));
+        return Err(Error::invalid("patch size", format!("{} px patches do not fit the {w} x {h} grid; choose a smaller patch size", t.size)));
     }
     let mut patches = tiles::plan(w, h, t);
     let s2_t0_used = inputs.iter().any(|c| c.source == Source::S2T0 && c.kind == ChannelKind::S2);

@@ -178,7 +178,7 @@ pub fn hann(n: usize) -> Vec<f32> {
 /// The generator of a run's latest checkpoint, on `dev`, with the run's configuration.
 pub fn load_generator(project: &Project, run: &RunName, dev: &Device) -> Result<(Generator, ModelConfig, Normalization, usize)> {
     let run_dir = project.run_dir(run);
-    let cp = latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint; train it first (`s2cr train --run {run}`)") })?;
+    let cp = latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint; train it first (the Train step, `s2cr train`)") })?;
     let cfg = ModelConfig::load(&project.run_model_yaml(run))?;
     let normalization: Normalization = load_json(&project.run_normalization_json(run), "train the run again")?;
     let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));

@@ -208,7 +208,7 @@ pub fn exact_device(choice: DeviceChoice) -> Result<(Device, String)> {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => match wgpu_device() {
             Ok(a) => Ok((a.device.clone(), format!("GPU (wgpu: {}{})", a.name, if a.software { ", software" } else { "" }))),
-            Err(e) => Err(Error::invalid("device", format!("no GPU adapter for wgpu: {e}; use --device cpu"))),
+            Err(e) => Err(Error::invalid("device", format!("no GPU adapter for wgpu: {e}; choose the CPU device"))),
         },
         DeviceChoice::Auto => match wgpu_device() {
             Ok(a) if !a.software => Ok((a.device.clone(), format!("GPU (wgpu: {})", a.name))),

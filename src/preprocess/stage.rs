@@ -601,7 +601,7 @@ fn openeo_backend(project: &Project, cfg: &PreprocessConfig, progress: &Progress
 fn openeo_settings<'a>(project: &'a Project, cfg: &'a PreprocessConfig) -> Result<&'a OpenEoSettings> {
     cfg.openeo.as_ref().or(project.config.openeo.as_ref()).ok_or_else(|| Error::Project {
         path: project.root().join(crate::project::PROJECT_FILE),
-        message: "the openEO engine needs a back-end: add `openeo: {backend: URL}` to project.yaml (or give `--openeo-backend URL`)".into(),
+        message: "the openEO engine needs a back-end: give its URL (the Preprocess step's openEO back-end, or `openeo: {backend: URL}` in project.yaml)".into(),
     })
 }
 
