@@ -54,7 +54,7 @@ impl Qa {
                 return Err(format!("band {}: histograms of {} and {} bins and a density of {} cells, not {HIST_BINS} and {}", b.band, b.hist_real.len(), b.hist_synthetic.len(), b.density.len(), DENSITY_BINS * DENSITY_BINS));
             }
         }
-        if !(self.range[1] > self.range[0]) {
+        if self.range.iter().any(|v| !v.is_finite()) || self.range[1] <= self.range[0] {
             return Err(format!("range {:?} is empty", self.range));
         }
         Ok(())
@@ -157,7 +157,7 @@ mod tests {
         synthetic[3] = f32::NAN;
         let mut keep = vec![true; 100];
         keep[10] = false;
-        acc.add(&[real.clone()], &[synthetic], &keep);
+        acc.add(std::slice::from_ref(&real), &[synthetic], &keep);
         let qa = acc.finish("clear pixels");
         let b = &qa.bands[0];
         assert_eq!(b.hist_real.iter().sum::<u64>(), 99);
@@ -172,7 +172,7 @@ mod tests {
         // A constant offset of 0.05 over values spread as 0..0.495: R² = 1 − 0.0025 / var.
         let mut acc = QaAcc::new(&names);
         let shifted: Vec<f32> = real.iter().map(|v| v + 0.05).collect();
-        acc.add(&[real.clone()], &[shifted], &[]);
+        acc.add(std::slice::from_ref(&real), &[shifted], &[]);
         let b = &acc.finish("clear pixels").bands[0];
         let mean = real.iter().map(|v| *v as f64).sum::<f64>() / 100.0;
         let var = real.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / 100.0;

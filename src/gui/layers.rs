@@ -650,7 +650,7 @@ impl LayerPanel {
             }
         }
         // The legend of a colour-ramp layer on the map, top right.
-        if let Some(ml) = self.layers.iter().enumerate().filter(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp() && l.error.is_none()).map(|(_, l)| l).last() {
+        if let Some(ml) = self.layers.iter().enumerate().rev().find(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp() && l.error.is_none()).map(|(_, l)| l) {
             map_legend(painter, rect, ml.layer.kind, ml.ramp_scale());
         }
     }
