@@ -536,7 +536,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             areas[*s as usize][2] += 1;
         }
         drop(sev);
-        let (real_rows, synth_rows) = quality.add(&real, &synth, cfg, width, height, y0..y1)?;
+        let (real_rows, synth_rows, angles) = quality.add(&real, &synth, cfg, width, height, y0..y1)?;
         // Held-out pixels only, when the project has them; the quality bands' rows as the
         // image quality read them.
         let keep: Vec<bool> = match &cfg.held_out {
@@ -547,7 +547,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         for (b, (r, y)) in real_rows.iter().zip(&synth_rows).enumerate() {
             difference_out.write_rows(b, y0, rows, &qa::difference(r, y))?;
         }
-        sam_out.write_rows(0, y0, rows, &qa::spectral_angles(&real_rows, &synth_rows, rows * width))?;
+        sam_out.write_rows(0, y0, rows, &angles)?;
         if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
             for (b, name) in cfg.quality_bands.iter().enumerate() {
                 let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
@@ -673,8 +673,8 @@ impl QualityAcc {
     /// Adds the rows `rows` of the grid: band by band (each with its own valid pixels), read with
     /// the rows SSIM's window needs above and below. Returns the quality bands' values on those
     /// rows, real and synthetic (NaN where either is not valid), for the uncertainty check and
-    /// the QA numbers.
-    fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    /// the QA numbers, and each pixel's spectral angle (degrees, NaN where not valid).
+    fn add(&mut self, real: &Image, synth: &Image, cfg: &AssessConfig, width: usize, height: usize, rows: Range<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<f32>)> {
         let r = SSIM_RADIUS;
         let (h0, h1) = (rows.start.saturating_sub(r), (rows.end + r).min(height));
         let own = (rows.start - h0) * width..(rows.end - h0) * width;
@@ -717,9 +717,20 @@ impl QualityAcc {
         let valid = valid_all.unwrap_or_default();
         let rr: Vec<&[f32]> = real_spectra.iter().map(Vec::as_slice).collect();
         let ss: Vec<&[f32]> = synth_spectra.iter().map(Vec::as_slice).collect();
-        metrics::sam_add(&mut self.sam, &rr, &ss, &valid);
+        // The spectral angle of every pixel, once: its mean for the report, the raster for the
+        // QA layer (NaN where a value is missing).
+        let angles: Vec<f32> = (0..valid.len())
+            .map(|i| match metrics::spectral_angle_deg(&rr, &ss, i).filter(|_| valid[i]) {
+                Some(a) => {
+                    self.sam.sum += a;
+                    self.sam.count += 1;
+                    a as f32
+                }
+                None => f32::NAN,
+            })
+            .collect();
         self.valid_pixels += valid.iter().filter(|v| **v).count() as u64;
-        Ok((real_spectra, synth_spectra))
+        Ok((real_spectra, synth_spectra, angles))
     }
 
     fn finish(self, cfg: &AssessConfig) -> Quality {

@@ -1,7 +1,8 @@
 //! What the app's QA plots show of an assessment, gathered in the same pass over the images:
 //! per-band histograms of real and synthetic t1 over the clear pixels, a density of synthetic
-//! against real per band over the clear held-out pixels with R², and the rasters of the
-//! difference (synthetic − real, per band) and of the spectral angle between the two spectra.
+//! against real per band over the clear held-out pixels with R², and the difference raster
+//! (synthetic − real, per band; the spectral-angle raster comes from the image-quality pass,
+//! which computes the angles for the report's SAM anyway).
 //! The numbers go to `qa.json` in the assessment's folder (cached with the run's assessment).
 
 use serde::{Deserialize, Serialize};
@@ -135,13 +136,6 @@ pub fn difference(real: &[f32], synthetic: &[f32]) -> Vec<f32> {
     real.iter().zip(synthetic).map(|(a, b)| if a.is_finite() && b.is_finite() { b - a } else { f32::NAN }).collect()
 }
 
-/// The spectral angle between the real and synthetic spectra of every pixel, degrees (NaN
-/// where a band is missing or a spectrum is all zeros).
-pub fn spectral_angles(real: &[Vec<f32>], synthetic: &[Vec<f32>], pixels: usize) -> Vec<f32> {
-    let rr: Vec<&[f32]> = real.iter().map(Vec::as_slice).collect();
-    let ss: Vec<&[f32]> = synthetic.iter().map(Vec::as_slice).collect();
-    (0..pixels).map(|i| super::metrics::spectral_angle_deg(&rr, &ss, i).map_or(f32::NAN, |a| a as f32)).collect()
-}
 
 #[cfg(test)]
 mod tests {
@@ -198,7 +192,8 @@ mod tests {
     fn angles_and_differences() {
         let real = vec![vec![0.1f32, 0.1, f32::NAN], vec![0.0, 0.1, 0.2]];
         let synthetic = vec![vec![0.2f32, 0.1, 0.1], vec![0.0, 0.0, 0.2]];
-        let a = spectral_angles(&real, &synthetic, 3);
+        let (rr, ss): (Vec<&[f32]>, Vec<&[f32]>) = (real.iter().map(Vec::as_slice).collect(), synthetic.iter().map(Vec::as_slice).collect());
+        let a: Vec<f32> = (0..3).map(|i| super::super::metrics::spectral_angle_deg(&rr, &ss, i).map_or(f32::NAN, |a| a as f32)).collect();
         assert!(a[0].abs() < 1e-4, "parallel spectra: {}", a[0]);
         assert!((a[1] - 45.0).abs() < 1e-3, "{}", a[1]);
         assert!(a[2].is_nan());

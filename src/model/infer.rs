@@ -553,24 +553,14 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                 // One deterministic pass, blended straight into the accumulators.
                 let pred: Vec<f32> = g.forward(input).try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
                 for (k, (x, ww, valid, maps, _)) in windows.iter().enumerate() {
-                    for c in 0..c_out {
-                        let base = (k * c_out + c) * n * n;
-                        for r in 0..wh {
-                            for col in 0..*ww {
-                                if !valid[r * ww + col] {
-                                    continue;
-                                }
-                                let mut v = [pred[base + r * n + col]];
-                                maps[c].denormalize(&mut v);
-                                let weight = weights[r] * weights[col];
-                                let i = (y + r - buf_y) * w + x + col;
-                                acc[c][i] += v[0] * weight;
-                                if c == 0 {
-                                    wsum[i] += weight;
-                                }
-                            }
+                    each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
+                        let weight = weights[r] * weights[col];
+                        let i = (y + r - buf_y) * w + x + col;
+                        acc[c][i] += v * weight;
+                        if c == 0 {
+                            wsum[i] += weight;
                         }
-                    }
+                    });
                     done += 1;
                 }
                 progress.advanced(done as u64, total as u64, format!("window row {y}"));
@@ -591,28 +581,18 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                 let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
                 for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
                     let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
-                    for c in 0..c_out {
-                        let base = (k * c_out + c) * n * n;
-                        for r in 0..wh {
-                            for col in 0..*ww {
-                                if !valid[r * ww + col] {
-                                    continue;
-                                }
-                                let mut v = [pred[base + r * n + col]];
-                                maps[c].denormalize(&mut v);
-                                let cell = r * n + col;
-                                sum[k][c * cells + cell] += v[0] as f64;
-                                sumsq[k][c * cells + cell] += (v[0] as f64) * (v[0] as f64);
-                                if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
-                                    if c == b.post_nir {
-                                        post[cell][0] = v[0];
-                                    } else if c == b.post_swir {
-                                        post[cell][1] = v[0];
-                                    }
-                                }
+                    each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
+                        let cell = r * n + col;
+                        sum[k][c * cells + cell] += v as f64;
+                        sumsq[k][c * cells + cell] += (v as f64) * (v as f64);
+                        if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
+                            if c == b.post_nir {
+                                post[cell][0] = v;
+                            } else if c == b.post_swir {
+                                post[cell][1] = v;
                             }
                         }
-                    }
+                    });
                     if let Some(pre) = nbr_pre {
                         for r in 0..wh {
                             for col in 0..*ww {
@@ -661,6 +641,27 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     }
     let checkpoint_generator = CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator;
     Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, inputs_vrt: project.root().join(&summary.files.inputs_vrt), outputs: outs })
+}
+
+
+/// Calls `f(band, row, column, value)` for every valid pixel of window `k` in a pass's output
+/// (`pred`: windows x `c_out` bands x n x n, `wh` x `ww` of each window used), the value de-normalized
+/// with the window's maps: what one deterministic pass and each Monte-Carlo pass read alike.
+#[allow(clippy::too_many_arguments)]
+fn each_valid_value(pred: &[f32], k: usize, c_out: usize, n: usize, wh: usize, ww: usize, valid: &[bool], maps: &[crate::dataset::normalize::Affine], mut f: impl FnMut(usize, usize, usize, f32)) {
+    for (c, map) in maps.iter().enumerate().take(c_out) {
+        let base = (k * c_out + c) * n * n;
+        for r in 0..wh {
+            for col in 0..ww {
+                if !valid[r * ww + col] {
+                    continue;
+                }
+                let mut v = [pred[base + r * n + col]];
+                map.denormalize(&mut v);
+                f(c, r, col, v[0]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
