@@ -19,6 +19,9 @@ struct Args {
     /// Devices, comma-separated: cpu, gpu (wgpu), cuda, rocm, auto.
     #[arg(long, value_delimiter = ',', default_value = "cpu,gpu,cuda")]
     device: Vec<String>,
+    /// Only these models, comma-separated: unet_256, small (default: both).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    model: Vec<String>,
     /// One JSON line per row instead of the table.
     #[arg(long)]
     json: bool,
@@ -39,6 +42,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let choices = args.device.iter().map(|d| choice(d)).collect::<Result<Vec<_>>>()?;
     model_bench::check_patch(args.size)?;
+    let models = model_bench::selected(args.size, &args.model)?;
     let mut devices = Vec::new();
     for (name, c) in args.device.iter().zip(choices) {
         // No fallback: a device this build or machine lacks is skipped, not replaced.
@@ -54,7 +58,7 @@ fn main() -> Result<()> {
         println!("conditional GAN, 10 input and 6 output channels, {0} x {0} patches, batch 1, {1} CPU threads", args.size, rayon::current_num_threads());
         println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
     }
-    for (key, name, cfg) in model_bench::models(args.size) {
+    for (key, name, cfg) in models {
         for (dev, description) in &devices {
             let (params_m, infer_ms, train_step_s) = model_bench::measure(&cfg, dev, true, args.size, args.repeats)?;
             let rss = s2cr::tools::peak_rss_mib();

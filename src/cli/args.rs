@@ -420,9 +420,10 @@ pub struct BenchArgs {
     /// loader: training patches per second from disk (generated scenes of --size);
     /// model: generator inference and GAN training step times on --size patches
     /// (256 for pix2pix's unet_256), CPU and GPU; compare with scripts/bench_pytorch.py;
-    /// profile: unet_256's layers one by one on the CPU; infer: whole-grid inference on
-    /// generated scenes of --size (time, peak memory); display: the app's layer display;
-    /// assess: the assessment of generated images of --size (time, peak memory).
+    /// profile: the generator's layers one by one on the CPU (unet_256, or --model);
+    /// infer: whole-grid inference on generated scenes of --size (time, peak memory);
+    /// display: the app's layer display; assess: the assessment of generated images of
+    /// --size (time, peak memory).
     #[arg(long, value_enum, default_value = "filters")]
     pub what: BenchWhat,
     /// model: skip the GPU (wgpu) rows.
@@ -433,6 +434,10 @@ pub struct BenchArgs {
     /// Needs a Python with torch: `python3` or $S2CR_PYTHON.
     #[arg(long)]
     pub compare_pytorch: bool,
+    /// model, profile: only these models, comma-separated: unet_256, small (default: both;
+    /// profile: unet_256).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub model: Vec<String>,
     /// model --compare-pytorch: rounds of interleaved runs; each figure is their median.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub rounds: u64,

@@ -20,9 +20,9 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         BenchWhat::Filters => bench_filters(size),
         BenchWhat::Preprocess => bench_preprocess(size, dir, quiet),
         BenchWhat::Loader => bench_loader(size, dir, quiet),
-        BenchWhat::Model if args.compare_pytorch => bench_compare_pytorch(size, args.rounds as usize, quiet),
-        BenchWhat::Model => bench_model(size, !args.no_gpu, quiet),
-        BenchWhat::Profile => bench_profile(size),
+        BenchWhat::Model if args.compare_pytorch => bench_compare_pytorch(size, args.model.clone(), args.rounds as usize, quiet),
+        BenchWhat::Model => bench_model(size, args.model.clone(), !args.no_gpu, quiet),
+        BenchWhat::Profile => bench_profile(size, &args.model),
         BenchWhat::Infer => bench_infer(size, dir, quiet),
         BenchWhat::Display => bench_display(size, dir, quiet),
         BenchWhat::Assess => bench_assess(size, dir, quiet),
@@ -41,8 +41,8 @@ fn bench_filters(size: usize) -> Result<()> {
 }
 
 /// Ours against PyTorch on the CPU, interleaved, medians with their range and the ratio.
-fn bench_compare_pytorch(size: usize, rounds: usize, quiet: bool) -> Result<()> {
-    let run = run_job("bench", quiet, move |p| model_bench::compare_pytorch(size, rounds, 3, p))?;
+fn bench_compare_pytorch(size: usize, only: Vec<String>, rounds: usize, quiet: bool) -> Result<()> {
+    let run = run_job("bench", quiet, move |p| model_bench::compare_pytorch(size, &only, rounds, 3, p))?;
     println!(
         "conditional GAN on the CPU, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} threads; ours (Burn) and PyTorch {} ({}), interleaved, median of {} rounds [min-max]",
         run.threads,
@@ -61,23 +61,33 @@ fn bench_compare_pytorch(size: usize, rounds: usize, quiet: bool) -> Result<()> 
 }
 
 /// Generator inference and GAN training step times.
-fn bench_model(size: usize, with_gpu: bool, quiet: bool) -> Result<()> {
-    let rows = run_job("bench", quiet, move |p| model_bench::model(size, 3, with_gpu, p))?;
+fn bench_model(size: usize, only: Vec<String>, with_gpu: bool, quiet: bool) -> Result<()> {
+    let models = only.clone();
+    let rows = run_job("bench", quiet, move |p| model_bench::model(size, &models, 3, with_gpu, p))?;
     println!("conditional GAN, 10 input and 6 output channels, {size} x {size} patches, batch 1, {} CPU threads", rayon::current_num_threads());
     println!("  {:<36} {:>8} {:<48} {:>12} {:>14} {:>10}", "model", "params", "device", "ms/patch", "s/train step", "peak RSS");
     for r in &rows {
         println!("  {:<36} {:>7.1}M {:<48} {:>12.1} {:>14.3} {:>7.0} MiB", r.model, r.params_m, r.device, r.infer_ms, r.train_step_s, r.peak_rss_mib);
     }
     println!("  (PyTorch on the same machine, in the same run: s2cr bench --what model --size {size} --compare-pytorch)");
-    bench_profile(size)
+    bench_profile(size, &only)
 }
 
-/// Each level's convolution and transposed convolution of unet_256, timed alone, Burn's
-/// kernels against the hand-written ones the CPU uses.
-fn bench_profile(size: usize) -> Result<()> {
-    println!("where unet_256's time goes on the CPU (each layer alone, ms; Burn's kernel / ours):");
+/// Each level's convolution and transposed convolution of each generator asked for (unet_256
+/// by default), timed alone, Burn's kernels against the hand-written ones the CPU uses.
+fn bench_profile(size: usize, only: &[String]) -> Result<()> {
+    let only = if only.is_empty() { vec!["unet_256".to_string()] } else { only.to_vec() };
+    for (key, _, cfg) in model_bench::selected(size, &only)? {
+        profile_generator(size, key, &cfg)?;
+    }
+    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", model_bench::matmul_gflops(1024, 5)?);
+    Ok(())
+}
+
+fn profile_generator(size: usize, key: &str, cfg: &crate::model::config::ModelConfig) -> Result<()> {
+    println!("where {key}'s time goes on the CPU (each layer alone, ms; Burn's kernel / ours):");
     println!("  {:>5} {:>9} {:>22} {:>30} {:>36} {:>24}", "level", "input px", "conv 4x4/2", "transposed conv 4x4/2", "both, forward + backward", "norms, ReLUs, cat (f+b)");
-    let profile = model_bench::generator_profile(size, 3)?;
+    let profile = model_bench::generator_profile(size, cfg, 3)?;
     for r in &profile {
         println!(
             "  {:>5} {:>9} {:>10.2} / {:>9.2} {:>18.2} / {:>9.2} {:>24.2} / {:>9.2} {:>24.2}",
@@ -93,7 +103,6 @@ fn bench_profile(size: usize) -> Result<()> {
         sum(|r| r.up_ours_ms)
     );
     println!("  forward + backward of both: {:.1} ms (Burn) / {:.1} ms (ours); norms, ReLUs and concatenations {:.1} ms", sum(|r| r.train_burn_ms), sum(|r| r.train_ours_ms), sum(|r| r.rest_train_ms));
-    println!("  baseline: Burn's CPU matrix product, 1024 x 1024 x 1024: {:.0} GFLOP/s", model_bench::matmul_gflops(1024, 5)?);
     Ok(())
 }
 

@@ -13,14 +13,20 @@
 //! | weight gradient | `dW = dy · im2col(x)ᵀ` | `dW = x · im2col(dy)ᵀ` |
 //!
 //! with `im2col` and `col2im` of the same 4x4 geometry (the transposed convolution is the
-//! convolution's input gradient). Gathers and scatters run on every core, one row or channel a
-//! task; the bias is added in the same pass as the product's output is written. Burn's generic
-//! backward (the weight gradient as a convolution with `dy` as the kernel) is what this
-//! replaces: it was most of a training step's time.
+//! convolution's input gradient). Gathers and scatters run on every core, one channel a task.
+//! Burn's generic backward (the weight gradient as a convolution with `dy` as the kernel) is
+//! what this replaces: it was most of a training step's time.
 //!
-//! The products never split a sum over threads (gemm divides the output, not the inner
-//! dimension) and a batch is summed in order, so results are the same run to run for a given
-//! thread count.
+//! The outer levels' gathered matrices (16 taps x a few channels x tens of thousands of pixels)
+//! are far larger than a core's cache, and their products are short (few output channels), so
+//! writing the whole matrix and reading it back cost more than the multiply-adds. Those
+//! products (`im2col` on the right) are made a block of output rows at a time instead
+//! ([`Taps`]): each thread gathers a block into its L2-sized buffer and multiplies it there.
+//! The discriminator's last layer (one output channel) skips the gather altogether
+//! (`one_channel`).
+//!
+//! Sums split over threads (a long inner dimension, blocks of rows) are added in a fixed order,
+//! and a batch is summed in order, so results are the same run to run for a given thread count.
 //!
 //! Used on Burn's CPU backend only (`Autodiff<Flex>` in training, `Flex` in inference); other
 //! devices and dtypes keep Burn's kernels (see [`conv`], [`conv_transpose`]).
@@ -38,6 +44,7 @@ use rayon::prelude::*;
 use super::simd::with_avx2;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 thread_local! {
     /// Off: Burn's own kernels on this thread (benchmarks compare the two; tests use Burn's as
@@ -82,12 +89,9 @@ fn valid_columns(kx: usize, stride: usize, w: usize, wo: usize) -> std::ops::Ran
 
 /// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
 /// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
+#[cfg(test)]
 fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
-    if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) {
-        im2col_s2(x, c, h, w, cols)
-    } else {
-        im2col_any(x, c, h, w, stride, cols)
-    }
+    Taps::new(x, c, h, w, stride).gather_all(cols)
 }
 
 /// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
@@ -147,47 +151,236 @@ with_avx2! {
     }
 }
 
-/// [`im2col`] at stride 2: each channel is first split into its four (row, column) parity
-/// planes, so every tap's row is a contiguous copy from one of them.
-fn im2col_s2(x: &[f32], c: usize, h: usize, w: usize, cols: &mut [f32]) {
+/// Splits one channel (`[h, w]`, even sides) into its four parity planes (`[4, h / 2, w / 2]`,
+/// plane `py * 2 + px` holding input `(2 a + py, 2 b + px)`).
+fn split_parity(plane: &[f32], h: usize, w: usize, parity: &mut [f32]) {
     let (hh, wh) = (h / 2, w / 2);
-    let (ho, wo) = (hh, wh);
-    let p = ho * wo;
-    debug_assert_eq!(cols.len(), c * TAPS * p);
-    cols.par_chunks_mut(TAPS * p).enumerate().for_each(|(ch, rows)| {
-        let plane = &x[ch * h * w..(ch + 1) * h * w];
-        // parity[py * 2 + px] is [hh, wh]: input (2 a + py, 2 b + px).
-        let mut parity = vec![0.0f32; 4 * hh * wh];
-        {
-            let (even_rows, odd_rows) = parity.split_at_mut(2 * hh * wh);
-            for iy in 0..h {
-                let (a, py) = (iy / 2, iy % 2);
-                let rows = if py == 0 { &mut *even_rows } else { &mut *odd_rows };
-                let (even, odd) = rows.split_at_mut(hh * wh);
-                deinterleave(&mut even[a * wh..(a + 1) * wh], &mut odd[a * wh..(a + 1) * wh], &plane[iy * w..(iy + 1) * w]);
+    let (even_rows, odd_rows) = parity.split_at_mut(2 * hh * wh);
+    for iy in 0..h {
+        let (a, py) = (iy / 2, iy % 2);
+        let rows = if py == 0 { &mut *even_rows } else { &mut *odd_rows };
+        let (even, odd) = rows.split_at_mut(hh * wh);
+        deinterleave(&mut even[a * wh..(a + 1) * wh], &mut odd[a * wh..(a + 1) * wh], &plane[iy * w..(iy + 1) * w]);
+    }
+}
+
+/// Values of the gathered taps a block holds (512 KiB): the block and gemm's packed copy of it
+/// stay in a core's L2 cache while the product reads them.
+const BLOCK_VALUES: usize = 128 * 1024;
+
+/// Gathered matrices from this many values on are built and multiplied a block of output rows
+/// at a time (smaller ones fit in cache whole).
+const BLOCKED_FROM: usize = 512 * 1024;
+
+/// The taps of a 4x4 convolution (padding 1) at `stride` of one source (`[c, h, w]`): the
+/// matrix `[c * 16, ho * wo]` (rows in the weight's order c, ky, kx) that im2col would write,
+/// gathered whole or a block of output rows at a time. At stride 2 (even sides) each channel
+/// is first split into its four parity planes, so that every tap's row is one contiguous copy.
+struct Taps<'a> {
+    src: &'a [f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    stride: usize,
+    ho: usize,
+    wo: usize,
+    /// `[c, 4, h / 2, w / 2]` at stride 2 with even sides.
+    parity: Option<Vec<f32>>,
+    /// The whole matrix, once gathered (unblocked products).
+    whole: OnceLock<Scratch>,
+}
+
+impl<'a> Taps<'a> {
+    fn new(src: &'a [f32], c: usize, h: usize, w: usize, stride: usize) -> Taps<'a> {
+        debug_assert!(src.len() >= c * h * w);
+        let parity = (stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2)).then(|| {
+            let mut parity = vec![0.0f32; c * h * w];
+            parity.par_chunks_mut(h * w).enumerate().for_each(|(ch, planes)| split_parity(&src[ch * h * w..(ch + 1) * h * w], h, w, planes));
+            parity
+        });
+        Taps { src, c, h, w, stride, ho: conv_out(h, stride), wo: conv_out(w, stride), parity, whole: OnceLock::new() }
+    }
+
+    /// Rows of the matrix (`c * 16`).
+    fn rows(&self) -> usize {
+        self.c * TAPS
+    }
+
+    /// Columns of the matrix (output pixels).
+    fn pixels(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// The 16 rows of channel `ch` for output rows `r0..r1` into `out` (`[16, (r1 - r0) * wo]`).
+    fn gather_channel(&self, ch: usize, r0: usize, r1: usize, out: &mut [f32]) {
+        let (ho, wo) = (self.ho, self.wo);
+        let n = (r1 - r0) * wo;
+        debug_assert_eq!(out.len(), TAPS * n);
+        if let Some(parity) = &self.parity {
+            let (hh, wh) = (self.h / 2, self.w / 2);
+            let planes = &parity[ch * 4 * hh * wh..(ch + 1) * 4 * hh * wh];
+            for tap in 0..TAPS {
+                let ((dy, py), (dx, px)) = (s2_tap(tap / K), s2_tap(tap % K));
+                let src = &planes[(py * 2 + px) * hh * wh..(py * 2 + px + 1) * hh * wh];
+                let row = &mut out[tap * n..(tap + 1) * n];
+                let (rows_ok, cols_ok) = (s2_valid(dy, ho, hh), s2_valid(dx, wo, wh));
+                let b0 = (cols_ok.start as isize + dx) as usize;
+                for oy in r0..r1 {
+                    let out = &mut row[(oy - r0) * wo..(oy - r0 + 1) * wo];
+                    if !rows_ok.contains(&oy) {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let a = (oy as isize + dy) as usize;
+                    out[..cols_ok.start].fill(0.0);
+                    out[cols_ok.end..].fill(0.0);
+                    out[cols_ok.clone()].copy_from_slice(&src[a * wh + b0..a * wh + b0 + cols_ok.len()]);
+                }
             }
+            return;
         }
+        let (h, w, stride) = (self.h, self.w, self.stride);
+        let plane = &self.src[ch * h * w..(ch + 1) * h * w];
         for tap in 0..TAPS {
             let (ky, kx) = (tap / K, tap % K);
-            let ((dy, py), (dx, px)) = (s2_tap(ky), s2_tap(kx));
-            let src = &parity[(py * 2 + px) * hh * wh..(py * 2 + px + 1) * hh * wh];
-            let row = &mut rows[tap * p..(tap + 1) * p];
-            let (rows_ok, cols_ok) = (s2_valid(dy, ho, hh), s2_valid(dx, wo, wh));
-            for oy in 0..ho {
-                let out = &mut row[oy * wo..(oy + 1) * wo];
-                if !rows_ok.contains(&oy) {
+            let row = &mut out[tap * n..(tap + 1) * n];
+            let valid = valid_columns(kx, stride, w, wo);
+            for oy in r0..r1 {
+                let out = &mut row[(oy - r0) * wo..(oy - r0 + 1) * wo];
+                let iy = (oy * stride + ky) as isize - 1;
+                if iy < 0 || iy >= h as isize {
                     out.fill(0.0);
                     continue;
                 }
-                let a = (oy as isize + dy) as usize;
-                out[..cols_ok.start].fill(0.0);
-                out[cols_ok.end..].fill(0.0);
-                let b0 = (cols_ok.start as isize + dx) as usize;
-                let n = cols_ok.len();
-                out[cols_ok.clone()].copy_from_slice(&src[a * wh + b0..a * wh + b0 + n]);
+                let line = &plane[iy as usize * w..(iy as usize + 1) * w];
+                out[..valid.start].fill(0.0);
+                out[valid.end..].fill(0.0);
+                // Input column of output column ox: ox * stride + kx - 1.
+                let first = valid.start * stride + kx - 1;
+                let dst = &mut out[valid.clone()];
+                if stride == 1 {
+                    dst.copy_from_slice(&line[first..first + dst.len()]);
+                } else {
+                    for (o, v) in dst.iter_mut().zip(line[first..].iter().step_by(stride)) {
+                        *o = *v;
+                    }
+                }
             }
         }
-    });
+    }
+
+    /// Output rows `r0..r1` of every channel into `cols` (`[c * 16, (r1 - r0) * wo]`).
+    fn gather(&self, r0: usize, r1: usize, cols: &mut [f32]) {
+        let n = (r1 - r0) * self.wo;
+        for (ch, rows) in cols.chunks_exact_mut(TAPS * n).enumerate().take(self.c) {
+            self.gather_channel(ch, r0, r1, rows);
+        }
+    }
+
+    /// The whole matrix into `cols`, one channel a task.
+    fn gather_all(&self, cols: &mut [f32]) {
+        let p = self.pixels();
+        cols[..self.rows() * p].par_chunks_mut(TAPS * p).enumerate().for_each(|(ch, rows)| self.gather_channel(ch, 0, self.ho, rows));
+    }
+
+    /// The whole matrix, gathered on first use.
+    fn whole(&self) -> &[f32] {
+        self.whole.get_or_init(|| {
+            let mut cols = Scratch::take(self.rows() * self.pixels());
+            self.gather_all(&mut cols);
+            cols
+        })
+    }
+
+    /// Output rows per block when the matrix is better built a block at a time: it is too
+    /// large for a core's cache and gives every thread at least two blocks. None otherwise.
+    fn block_rows(&self) -> Option<usize> {
+        let threads = rayon::current_num_threads();
+        if threads < 2 || self.rows() * self.pixels() < BLOCKED_FROM {
+            return None;
+        }
+        let rows = (BLOCK_VALUES / (self.rows() * self.wo)).clamp(1, self.ho);
+        (self.ho.div_ceil(rows) >= 2 * threads).then_some(rows)
+    }
+
+    /// `out` (`[m, pixels]`) = `a` (`[m, c * 16]`) · the matrix.
+    fn product(&self, m: usize, a: Mat, out: &mut [f32]) {
+        // Blocks pay while `a` is small: each block's product packs it again.
+        match self.block_rows().filter(|_| m * self.rows() <= 4 * BLOCK_VALUES) {
+            Some(rows) => self.product_blocked(m, a, out, rows),
+            None => matmul(m, self.pixels(), self.rows(), out, a, Mat::rows(self.whole(), self.pixels()), false),
+        }
+    }
+
+    /// [`Taps::product`] `rows` output rows at a time, the blocks shared among threads.
+    fn product_blocked(&self, m: usize, a: Mat, out: &mut [f32], rows: usize) {
+        let (k, p, wo) = (self.rows(), self.pixels(), self.wo);
+        assert!(out.len() >= m * p && rows > 0, "product output too small");
+        check_operand(a, m, k);
+        let dst = SendPtr(out.as_mut_ptr());
+        (0..self.ho.div_ceil(rows)).into_par_iter().for_each(|block| {
+            let (r0, r1) = (block * rows, ((block + 1) * rows).min(self.ho));
+            let n = (r1 - r0) * wo;
+            let mut cols = Scratch::take(k * n);
+            self.gather(r0, r1, &mut cols);
+            // SAFETY: `a` is checked above and `cols` is [k, n]; the block writes only columns
+            // r0 * wo .. r1 * wo of `out`'s m rows of p (within `out`, checked above), which no
+            // other block writes.
+            unsafe { gemm_raw(m, n, k, dst.at(r0 * wo), [p as isize, 1], a, Mat::rows(&cols, n), false, gemm::Parallelism::None) };
+        });
+    }
+
+    /// `out` (`[m, c * 16]`) = `d` (`[m, pixels]`) · the matrix transposed, or `out +=` with
+    /// `accumulate`. Blocked, each thread sums its own run of blocks and the runs are added in
+    /// order (the same result run to run for a given thread count).
+    fn product_t(&self, m: usize, d: &[f32], out: &mut [f32], accumulate: bool) {
+        // Blocks pay for short products (few output channels, e.g. the outer levels): each
+        // thread's sum `[m, c * 16]` is read and written again by every block.
+        match self.block_rows().filter(|_| m <= 64) {
+            Some(rows) => self.product_t_blocked(m, d, out, accumulate, rows),
+            None => matmul(m, self.rows(), self.pixels(), out, Mat::rows(d, self.pixels()), Mat::transposed(self.whole(), self.pixels()), accumulate),
+        }
+    }
+
+    /// [`Taps::product_t`] `rows` output rows at a time.
+    fn product_t_blocked(&self, m: usize, d: &[f32], out: &mut [f32], accumulate: bool, rows: usize) {
+        let (k, p, wo) = (self.rows(), self.pixels(), self.wo);
+        assert!(rows > 0 && out.len() >= m * k, "product output too small");
+        let blocks = self.ho.div_ceil(rows);
+        let shares = rayon::current_num_threads().min(blocks);
+        let per_share = blocks.div_ceil(shares);
+        // Each share sums into `[k, m]` (gemm's preferred orientation here: the gathered block
+        // is read as it lies, only the short `d` rows are packed), transposed when the shares
+        // are added.
+        let partial: Vec<Vec<f32>> = (0..shares)
+            .into_par_iter()
+            .map(|share| {
+                let mut sum = vec![0.0f32; k * m];
+                for block in share * per_share..((share + 1) * per_share).min(blocks) {
+                    let (r0, r1) = (block * rows, ((block + 1) * rows).min(self.ho));
+                    let n = (r1 - r0) * wo;
+                    let mut cols = Scratch::take(k * n);
+                    self.gather(r0, r1, &mut cols);
+                    let d_block = Mat { data: &d[r0 * wo..], rs: p as isize, cs: 1 };
+                    check_operand(d_block, m, n);
+                    // SAFETY: both operands are checked (cols is [k, n]); `sum` holds k rows of m,
+                    // written as the transpose of the [m, k] product.
+                    unsafe { gemm_raw(m, k, n, sum.as_mut_ptr(), [1, m as isize], d_block, Mat::transposed(&cols, n), block > share * per_share, gemm::Parallelism::None) };
+                }
+                sum
+            })
+            .collect();
+        let out = &mut out[..m * k];
+        out.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
+            for (r, v) in row.iter_mut().enumerate() {
+                let mut sum = if accumulate { *v } else { 0.0 };
+                for part in &partial {
+                    sum += part[r * m + o];
+                }
+                *v = sum;
+            }
+        });
+    }
 }
 
 /// [`col2im`] at stride 2: taps are added into the four parity planes of the channel (each a
@@ -217,39 +410,6 @@ fn col2im_s2(cols: &[f32], c: usize, h: usize, w: usize, x: &mut [f32]) {
             let even = &parity[(py * 2) * hh * wh + a * wh..(py * 2) * hh * wh + (a + 1) * wh];
             let odd = &parity[(py * 2 + 1) * hh * wh + a * wh..(py * 2 + 1) * hh * wh + (a + 1) * wh];
             interleave_add(&mut plane[iy * w..(iy + 1) * w], even, odd);
-        }
-    });
-}
-
-/// [`im2col`] for any stride, one row of taps a task.
-fn im2col_any(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
-    let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
-    let p = ho * wo;
-    debug_assert_eq!(cols.len(), c * TAPS * p);
-    cols.par_chunks_mut(p).enumerate().for_each(|(r, row)| {
-        let (ch, ky, kx) = (r / TAPS, (r % TAPS) / K, r % K);
-        let plane = &x[ch * h * w..(ch + 1) * h * w];
-        let valid = valid_columns(kx, stride, w, wo);
-        for oy in 0..ho {
-            let out = &mut row[oy * wo..(oy + 1) * wo];
-            let iy = (oy * stride + ky) as isize - 1;
-            if iy < 0 || iy >= h as isize {
-                out.fill(0.0);
-                continue;
-            }
-            let line = &plane[iy as usize * w..(iy as usize + 1) * w];
-            out[..valid.start].fill(0.0);
-            out[valid.end..].fill(0.0);
-            // Input column of output column ox: ox * stride + kx - 1.
-            let first = valid.start * stride + kx - 1;
-            let dst = &mut out[valid.clone()];
-            if stride == 1 {
-                dst.copy_from_slice(&line[first..first + dst.len()]);
-            } else {
-                for (o, v) in dst.iter_mut().zip(line[first..].iter().step_by(stride)) {
-                    *o = *v;
-                }
-            }
         }
     });
 }
@@ -286,6 +446,125 @@ fn col2im_any(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut
     });
 }
 
+/// A stride-1 convolution to a single channel (the discriminator's last layer), computed
+/// directly: each tap would be read once from the gathered matrix, so gathering it costs more
+/// than the sums. On planes padded with zeros to rows of `w + 2`, output `(oy, ox)` at
+/// `q = oy (w + 2) + ox` reads tap `(ky, kx)` at `q + ky (w + 2) + kx`, so every tap is one long
+/// multiply-add over the whole plane (the two extra columns of each output row are dropped).
+mod one_channel {
+    use super::*;
+
+    /// `[c, (h + 3) (w + 2)]`: each channel with a border of zeros (one more row below, which
+    /// the last row's dropped columns read).
+    fn padded(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+        let wp = w + 2;
+        let mut out = vec![0.0f32; c * (h + 3) * wp];
+        out.par_chunks_mut((h + 3) * wp).enumerate().for_each(|(ch, plane)| {
+            for (iy, line) in x[ch * h * w..(ch + 1) * h * w].chunks_exact(w).enumerate() {
+                plane[(iy + 1) * wp + 1..(iy + 1) * wp + 1 + w].copy_from_slice(line);
+            }
+        });
+        out
+    }
+
+    /// Where tap `tap` reads, from an output position, on padded rows of `wp`.
+    fn offset(tap: usize, wp: usize) -> usize {
+        (tap / K) * wp + tap % K
+    }
+
+    with_avx2! {
+        /// `band` (padded output positions from `q0`) += every channel's taps.
+        fn band_forward(band: &mut [f32], xp: &[f32], weight: &[f32], c_in: usize, plane: usize, wp: usize, q0: usize) {
+            let n = band.len();
+            for c in 0..c_in {
+                for tap in 0..TAPS {
+                    let start = c * plane + q0 + offset(tap, wp);
+                    let wv = weight[c * TAPS + tap];
+                    for (o, v) in band.iter_mut().zip(&xp[start..start + n]) {
+                        *o += wv * v;
+                    }
+                }
+            }
+        }
+    }
+
+    with_avx2! {
+        /// A channel's padded input gradient (`plane`) += its taps times `dyp`.
+        fn channel_input_grad(plane: &mut [f32], weights: &[f32], dyp: &[f32], wp: usize) {
+            for (tap, wv) in weights.iter().enumerate() {
+                let start = offset(tap, wp);
+                for (o, v) in plane[start..start + dyp.len()].iter_mut().zip(dyp) {
+                    *o += wv * v;
+                }
+            }
+        }
+    }
+
+    with_avx2! {
+        /// A channel's weight gradient (`taps`) += `dyp` · each tap's view of its padded input,
+        /// summed in 8 lanes (a fixed order).
+        fn channel_weight_grad(taps: &mut [f32], plane: &[f32], dyp: &[f32], wp: usize) {
+            for (tap, acc) in taps.iter_mut().enumerate() {
+                let start = offset(tap, wp);
+                let src = &plane[start..start + dyp.len()];
+                let whole = dyp.len() - dyp.len() % 8;
+                let mut lanes = [0.0f32; 8];
+                for (cd, cs) in dyp[..whole].chunks_exact(8).zip(src[..whole].chunks_exact(8)) {
+                    for i in 0..8 {
+                        lanes[i] += cd[i] * cs[i];
+                    }
+                }
+                let rest: f32 = dyp[whole..].iter().zip(&src[whole..]).map(|(p, q)| p * q).sum();
+                *acc += lanes.iter().sum::<f32>() + rest;
+            }
+        }
+    }
+
+    /// `dy` (`[ho, wo]`) on padded rows of `w + 2` (zeros in the extra columns).
+    fn padded_output(dy: &[f32], ho: usize, wo: usize, wp: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; ho * wp];
+        for (row, line) in out.chunks_exact_mut(wp).zip(dy.chunks_exact(wo)) {
+            row[..wo].copy_from_slice(line);
+        }
+        out
+    }
+
+    /// `y` (`[ho, wo]`) = the convolution of `x` (`[c_in, h, w]`) with `weight`
+    /// (`[1, c_in, 4, 4]`), a band of output rows a task.
+    pub(super) fn forward(s: &Shapes, x: &[f32], weight: &[f32], y: &mut [f32]) {
+        let wp = s.w + 2;
+        let xp = padded(x, s.c_in, s.h, s.w);
+        let mut yp = vec![0.0f32; s.ho * wp];
+        let band_rows = s.ho.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        yp.par_chunks_mut(band_rows * wp).enumerate().for_each(|(i, band)| band_forward(band, &xp, weight, s.c_in, (s.h + 3) * wp, wp, i * band_rows * wp));
+        for (out, row) in y[..s.ho * s.wo].chunks_exact_mut(s.wo).zip(yp.chunks_exact(wp)) {
+            out.copy_from_slice(&row[..s.wo]);
+        }
+    }
+
+    /// Adds the input gradient for `dy` (`[ho, wo]`) to `dx` (`[c_in, h, w]`), one channel a task.
+    pub(super) fn input_grad(s: &Shapes, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let (h, w, wp) = (s.h, s.w, s.w + 2);
+        let dyp = padded_output(dy, s.ho, s.wo, wp);
+        dx[..s.c_in * h * w].par_chunks_mut(h * w).enumerate().for_each(|(c, out)| {
+            let mut plane = vec![0.0f32; (h + 3) * wp];
+            channel_input_grad(&mut plane, &weight[c * TAPS..(c + 1) * TAPS], &dyp, wp);
+            for (iy, line) in out.chunks_exact_mut(w).enumerate() {
+                add_into(line, &plane[(iy + 1) * wp + 1..(iy + 1) * wp + 1 + w]);
+            }
+        });
+    }
+
+    /// Adds the weight gradient for `dy` (`[ho, wo]`) and `x` to `dw` (`[1, c_in, 4, 4]`), one
+    /// channel a task.
+    pub(super) fn weight_grad(s: &Shapes, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let wp = s.w + 2;
+        let (xp, dyp) = (padded(x, s.c_in, s.h, s.w), padded_output(dy, s.ho, s.wo, wp));
+        let plane = (s.h + 3) * wp;
+        dw[..s.c_in * TAPS].par_chunks_mut(TAPS).enumerate().for_each(|(c, taps)| channel_weight_grad(taps, &xp[c * plane..(c + 1) * plane], &dyp, wp));
+    }
+}
+
 /// A matrix as gemm reads it: data and (row, column) strides.
 #[derive(Clone, Copy)]
 struct Mat<'a> {
@@ -305,8 +584,63 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Panics unless `a` holds a `[rows, cols]` matrix with its strides (rows and cols >= 1).
+fn check_operand(a: Mat, rows: usize, cols: usize) {
+    let last = (rows as isize - 1) * a.rs + (cols as isize - 1) * a.cs;
+    assert!(a.rs >= 0 && a.cs >= 0 && last < a.data.len() as isize, "matmul operand too small");
+}
+
 /// `dst` (row-major `[m, n]`) = `a` (`[m, k]`) · `b` (`[k, n]`), or `dst +=` with `accumulate`.
 fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    if m == 0 || n == 0 || k == 0 {
+        return gemm_checked(m, n, k, dst, a, b, accumulate, gemm::Parallelism::None);
+    }
+    let threads = rayon::current_num_threads();
+    // A long inner dimension with a small output (the weight gradients of the outer levels: a
+    // few hundred thousand values summed over tens of thousands of pixels) leaves gemm, which
+    // divides the output among threads, on one core: there each thread sums its own share of
+    // the inner dimension and the shares are added in order (the same result run to run for a
+    // given thread count).
+    if threads > 1 && k >= 1024 && k >= 4 * m.max(n) && m * n * k >= 1 << 22 {
+        check_operand(a, m, k);
+        check_operand(b, k, n);
+        let shares = threads.min(k / 256);
+        let step = k.div_ceil(shares);
+        let partial: Vec<Vec<f32>> = (0..shares)
+            .into_par_iter()
+            .map(|i| {
+                let (start, end) = (i * step, ((i + 1) * step).min(k));
+                let mut out = vec![0.0f32; m * n];
+                let a_i = Mat { data: &a.data[(start as isize * a.cs) as usize..], ..a };
+                let b_i = Mat { data: &b.data[(start as isize * b.rs) as usize..], ..b };
+                gemm_checked(m, n, end - start, &mut out, a_i, b_i, false, gemm::Parallelism::None);
+                out
+            })
+            .collect();
+        return add_in_order(&mut dst[..m * n], &partial, accumulate);
+    }
+    // Below ~2 M multiply-adds a product is over before threads pay.
+    let parallelism = if threads > 1 && m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    gemm_checked(m, n, k, dst, a, b, accumulate, parallelism);
+}
+
+/// `dst = Σ parts` (or `dst += Σ parts`), each value summed in the parts' order.
+fn add_in_order(dst: &mut [f32], parts: &[Vec<f32>], accumulate: bool) {
+    dst.par_chunks_mut(1 << 14).enumerate().for_each(|(c, chunk)| {
+        let base = c << 14;
+        for (j, v) in chunk.iter_mut().enumerate() {
+            let mut sum = if accumulate { *v } else { 0.0 };
+            for p in parts {
+                sum += p[base + j];
+            }
+            *v = sum;
+        }
+    });
+}
+
+/// gemm on checked operands: `dst` (row-major `[m, n]`) = `a` · `b`, or `+=` with `accumulate`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_checked(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallelism: gemm::Parallelism) {
     assert!(dst.len() >= m * n, "matmul output too small");
     if m == 0 || n == 0 {
         return;
@@ -317,74 +651,39 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumul
         }
         return;
     }
-    let max_a = (m as isize - 1) * a.rs + (k as isize - 1) * a.cs;
-    let max_b = (k as isize - 1) * b.rs + (n as isize - 1) * b.cs;
-    assert!(max_a < a.data.len() as isize && max_b < b.data.len() as isize, "matmul operands too small");
-    let threads = rayon::current_num_threads();
-    // A long inner dimension with a small output (the weight gradients of the outer levels: a
-    // few hundred thousand values summed over tens of thousands of pixels) leaves gemm, which
-    // divides the output among threads, on one core: there each thread sums its own share of
-    // the inner dimension and the shares are added in order (the same result run to run for a
-    // given thread count).
-    if threads > 1 && k >= 1024 && k >= 4 * m.max(n) && m * n * k >= 1 << 22 {
-        let shares = threads.min(k / 256);
-        let step = k.div_ceil(shares);
-        let partial: Vec<Vec<f32>> = (0..shares)
-            .into_par_iter()
-            .map(|i| {
-                let (start, end) = (i * step, ((i + 1) * step).min(k));
-                let mut out = vec![0.0f32; m * n];
-                let a_i = Mat { data: &a.data[(start as isize * a.cs) as usize..], ..a };
-                let b_i = Mat { data: &b.data[(start as isize * b.rs) as usize..], ..b };
-                gemm_into(m, n, end - start, &mut out, a_i, b_i, false, gemm::Parallelism::None);
-                out
-            })
-            .collect();
-        let dst = &mut dst[..m * n];
-        dst.par_chunks_mut(1 << 14).enumerate().for_each(|(c, chunk)| {
-            let base = c << 14;
-            for (j, v) in chunk.iter_mut().enumerate() {
-                let mut sum = if accumulate { *v } else { 0.0 };
-                for p in &partial {
-                    sum += p[base + j];
-                }
-                *v = sum;
-            }
-        });
-        return;
-    }
-    // Below ~2 M multiply-adds a product is over before threads pay.
-    let parallelism = if threads > 1 && m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    gemm_into(m, n, k, dst, a, b, accumulate, parallelism);
+    check_operand(a, m, k);
+    check_operand(b, k, n);
+    // SAFETY: both operands are checked just above; dst holds m rows of n.
+    unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), [n as isize, 1], a, b, accumulate, parallelism) }
 }
 
-/// gemm's call for bounds-checked operands (see [`matmul`]).
+/// A pointer into an output that blocks on several threads write disjoint parts of.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+
+// SAFETY: used only to hand each block the disjoint part of one output it writes (see
+// `Taps::product`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// gemm's call: `dst` (`[m, n]` with (row, column) strides `dst_strides`) = `a` · `b`, or `+=`.
+///
+/// # Safety
+/// `a` and `b` must hold `[m, k]` and `[k, n]` with their strides (see [`check_operand`]), and
+/// `dst` must be valid for writes at `i * rs + j * cs` for every `i < m`, `j < n`, with no
+/// other thread touching those values meanwhile.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallelism: gemm::Parallelism) {
-    // SAFETY: the bounds of all three matrices are checked by the caller; dst is written only
-    // within [0, m * n) with row stride n and column stride 1.
+unsafe fn gemm_raw(m: usize, n: usize, k: usize, dst: *mut f32, dst_strides: [isize; 2], a: Mat, b: Mat, accumulate: bool, parallelism: gemm::Parallelism) {
+    let [rs, cs] = dst_strides;
+    // SAFETY: as the caller promises.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs,
-            a.rs,
-            b.data.as_ptr(),
-            b.cs,
-            b.rs,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        gemm::gemm(m, n, k, dst, cs, rs, accumulate, a.data.as_ptr(), a.cs, a.rs, b.data.as_ptr(), b.cs, b.rs, 1.0f32, 1.0f32, false, false, false, parallelism);
     }
 }
 
@@ -481,12 +780,15 @@ pub fn forward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], bias: Option<
     let (p_in, p_out) = (s.h * s.w, s.ho * s.wo);
     let mut y = vec![0.0f32; s.batch * s.c_out * p_out];
     match layer {
-        Layer::Conv { stride } => {
-            let k = s.c_in * TAPS;
-            let mut cols = Scratch::take(k * p_out);
+        Layer::Conv { stride: 1 } if s.c_out == 1 => {
             for b in 0..s.batch {
-                im2col(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride, &mut cols);
-                matmul(s.c_out, p_out, k, &mut y[b * s.c_out * p_out..], Mat::rows(weight, k), Mat::rows(&cols, p_out), false);
+                one_channel::forward(&s, &x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], weight, &mut y[b * p_out..(b + 1) * p_out]);
+            }
+        }
+        Layer::Conv { stride } => {
+            for b in 0..s.batch {
+                let taps = Taps::new(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride);
+                taps.product(s.c_out, Mat::rows(weight, taps.rows()), &mut y[b * s.c_out * p_out..(b + 1) * s.c_out * p_out]);
             }
         }
         Layer::Transposed => {
@@ -519,31 +821,41 @@ pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], 
     let mut dx = want[0].then(|| vec![0.0f32; s.batch * s.c_in * p_in]);
     let mut dw = want[1].then(|| vec![0.0f32; weight.len()]);
     match layer {
+        Layer::Conv { stride: 1 } if s.c_out == 1 => {
+            for b in 0..s.batch {
+                let dy_b = &dy[b * p_out..(b + 1) * p_out];
+                if let Some(dw) = dw.as_mut() {
+                    one_channel::weight_grad(&s, &x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], dy_b, dw);
+                }
+                if let Some(dx) = dx.as_mut() {
+                    one_channel::input_grad(&s, weight, dy_b, &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
+                }
+            }
+        }
         Layer::Conv { stride } => {
             let k = s.c_in * TAPS;
-            let mut cols = Scratch::take(k * p_out);
             for b in 0..s.batch {
                 let dy_b = &dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out];
                 if let Some(dw) = dw.as_mut() {
-                    im2col(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride, &mut cols);
-                    matmul(s.c_out, k, p_out, dw, Mat::rows(dy_b, p_out), Mat::transposed(&cols, p_out), b > 0);
+                    let taps = Taps::new(&x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], s.c_in, s.h, s.w, stride);
+                    taps.product_t(s.c_out, dy_b, dw, b > 0);
                 }
                 if let Some(dx) = dx.as_mut() {
+                    let mut cols = Scratch::take(k * p_out);
                     matmul(k, p_out, s.c_out, &mut cols, Mat::transposed(weight, k), Mat::rows(dy_b, p_out), false);
                     col2im(&cols, s.c_in, s.h, s.w, stride, &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
                 }
             }
         }
         Layer::Transposed => {
-            let m = s.c_out * TAPS;
-            let mut cols = Scratch::take(m * p_in);
             for b in 0..s.batch {
-                im2col(&dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out], s.c_out, s.ho, s.wo, 2, &mut cols);
+                let taps = Taps::new(&dy[b * s.c_out * p_out..(b + 1) * s.c_out * p_out], s.c_out, s.ho, s.wo, 2);
+                let x_b = &x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in];
                 if let Some(dw) = dw.as_mut() {
-                    matmul(s.c_in, m, p_in, dw, Mat::rows(&x[b * s.c_in * p_in..], p_in), Mat::transposed(&cols, p_in), b > 0);
+                    taps.product_t(s.c_in, x_b, dw, b > 0);
                 }
                 if let Some(dx) = dx.as_mut() {
-                    matmul(s.c_in, p_in, m, &mut dx[b * s.c_in * p_in..], Mat::rows(weight, m), Mat::rows(&cols, p_in), false);
+                    taps.product(s.c_in, Mat::rows(weight, taps.rows()), &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
                 }
             }
         }
@@ -729,6 +1041,8 @@ mod tests {
         v.push((Layer::Conv { stride: 2 }, 2, 16, 16, 128, 128, true));
         v.push((Layer::Transposed, 1, 16, 16, 64, 64, true));
         v.push((Layer::Transposed, 2, 3, 2, 5, 7, false));
+        // The discriminator's last layer (one output channel, computed directly).
+        v.push((Layer::Conv { stride: 1 }, 2, 64, 1, 31, 29, true));
         v
     }
 
@@ -824,8 +1138,11 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
             let p = conv_out(h, 2) * conv_out(w, 2);
             let (mut a, mut b) = (vec![9.0f32; c * TAPS * p], vec![-9.0f32; c * TAPS * p]);
-            im2col_s2(&x, c, h, w, &mut a);
-            im2col_any(&x, c, h, w, 2, &mut b);
+            let mut taps = Taps::new(&x, c, h, w, 2);
+            assert!(taps.parity.is_some());
+            taps.gather_all(&mut a);
+            taps.parity = None;
+            taps.gather_all(&mut b);
             assert_eq!(a, b, "im2col {c}x{h}x{w}");
             let cols: Vec<f32> = (0..c * TAPS * p).map(|i| (i as f32 * 0.11).cos()).collect();
             let (mut a, mut b) = (x.clone(), x.clone());
@@ -833,6 +1150,33 @@ mod tests {
             col2im_any(&cols, c, h, w, 2, &mut b);
             let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             assert!(d < 1e-5, "col2im {c}x{h}x{w}: {d}");
+        }
+    }
+
+    #[test]
+    fn products_a_block_of_rows_at_a_time_equal_the_whole_ones() {
+        // Odd sides and strides 1 and 2; blocks of 1, 2 and 3 rows (the last one short).
+        for (c, h, w, stride) in [(3, 8, 6, 2), (2, 7, 5, 1), (4, 10, 4, 2), (1, 2, 2, 2)] {
+            let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let taps = Taps::new(&x, c, h, w, stride);
+            let (k, p) = (taps.rows(), taps.pixels());
+            let m = 5;
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.21).cos()).collect();
+            let d: Vec<f32> = (0..m * p).map(|i| (i as f32 * 0.13).sin()).collect();
+            let mut want = vec![0.0f32; m * p];
+            matmul(m, p, k, &mut want, Mat::rows(&a, k), Mat::rows(taps.whole(), p), false);
+            let mut want_t = vec![1.0f32; m * k];
+            matmul(m, k, p, &mut want_t, Mat::rows(&d, p), Mat::transposed(taps.whole(), p), true);
+            for rows in [1, 2, 3] {
+                let mut got = vec![f32::NAN; m * p];
+                taps.product_blocked(m, Mat::rows(&a, k), &mut got, rows);
+                let diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+                assert!(diff < 1e-5, "product, {c}x{h}x{w} stride {stride}, {rows} rows: {diff}");
+                let mut got_t = vec![1.0f32; m * k];
+                taps.product_t_blocked(m, &d, &mut got_t, true, rows);
+                let diff = got_t.iter().zip(&want_t).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+                assert!(diff < 1e-5, "transposed product, {c}x{h}x{w} stride {stride}, {rows} rows: {diff}");
+            }
         }
     }
 

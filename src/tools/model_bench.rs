@@ -46,6 +46,17 @@ pub fn models(patch: usize) -> Vec<(&'static str, String, ModelConfig)> {
     ]
 }
 
+/// The models named in `only` (their keys: unet_256, small), all of them when `only` is empty;
+/// an unknown name is refused, naming the known ones.
+pub fn selected(patch: usize, only: &[String]) -> Result<Vec<(&'static str, String, ModelConfig)>> {
+    let all = models(patch);
+    if let Some(unknown) = only.iter().find(|o| !all.iter().any(|(key, _, _)| key == o)) {
+        let keys: Vec<&str> = all.iter().map(|(key, _, _)| *key).collect();
+        return Err(Error::invalid("--model", format!("unknown model {unknown:?}: use {}", keys.join(" or "))));
+    }
+    Ok(all.into_iter().filter(|(key, _, _)| only.is_empty() || only.iter().any(|o| o == key)).collect())
+}
+
 /// Refuses a patch side the models cannot take (each halves it `depth` times; the
 /// discriminator's patches need 32 px or more), naming sides that work.
 pub fn check_patch(patch: usize) -> Result<()> {
@@ -116,8 +127,9 @@ fn measure_inner(cfg: &ModelConfig, dev: &Device, patch: usize, repeats: usize, 
 /// Times the generator's inference and a full GAN training step on `patch` x `patch` patches
 /// with 10 input and 6 output channels, for pix2pix's unet_256 and a small model, on the CPU
 /// (Burn's convolutions and ours) and, with `with_gpu`, on the wgpu adapter.
-pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
+pub fn model(patch: usize, only: &[String], repeats: usize, with_gpu: bool, progress: &Progress) -> Result<Vec<ModelBenchRow>> {
     check_patch(patch)?;
+    let models = selected(patch, only)?;
     // The CPU twice: Burn's own convolutions (the baseline) and the hand-written ones of
     // `model::cpu_conv` (what training and inference use).
     let (cpu, cpu_name) = crate::model::device(crate::model::DeviceChoice::Cpu)?;
@@ -128,7 +140,7 @@ pub fn model(patch: usize, repeats: usize, with_gpu: bool, progress: &Progress) 
         }
     }
     let mut rows = Vec::new();
-    for (_, name, cfg) in models(patch) {
+    for (_, name, cfg) in models {
         for (dev, dev_name, hand_written) in &devices {
             progress.check_cancelled()?;
             progress.info(format!("{name} on {dev_name}"));
@@ -208,10 +220,10 @@ pub fn torch_version(python: &Path) -> std::result::Result<String, String> {
 }
 
 /// Runs the embedded PyTorch script once: one row per model.
-pub fn run_pytorch(python: &Path, script: &Path, patch: usize, repeats: usize, threads: usize) -> Result<Vec<TorchRow>> {
+pub fn run_pytorch(python: &Path, script: &Path, patch: usize, models: &[&str], repeats: usize, threads: usize) -> Result<Vec<TorchRow>> {
     let out = Command::new(python)
         .arg(script)
-        .args(["--json", "--size", &patch.to_string(), "--repeats", &repeats.to_string(), "--threads", &threads.to_string()])
+        .args(["--json", "--size", &patch.to_string(), "--repeats", &repeats.to_string(), "--threads", &threads.to_string(), "--models", &models.join(",")])
         .output()
         .map_err(|e| Error::invalid("benchmark", format!("running {} {}: {e}", python.display(), script.display())))?;
     if !out.status.success() {
@@ -227,8 +239,10 @@ pub fn run_pytorch(python: &Path, script: &Path, patch: usize, repeats: usize, t
 
 /// Ours and PyTorch's on the CPU, `rounds` times interleaved (ours for every model, then
 /// PyTorch for every model), with the same thread count, shapes and loop.
-pub fn compare_pytorch(patch: usize, rounds: usize, repeats: usize, progress: &Progress) -> Result<ComparisonRun> {
+pub fn compare_pytorch(patch: usize, only: &[String], rounds: usize, repeats: usize, progress: &Progress) -> Result<ComparisonRun> {
     check_patch(patch)?;
+    let models = selected(patch, only)?;
+    let keys: Vec<&str> = models.iter().map(|(key, _, _)| *key).collect();
     let python = python();
     let torch_version = torch_version(&python).map_err(|why| {
         Error::invalid("--compare-pytorch", format!("{why}; install it with: python3 -m pip install -r scripts/requirements-bench.txt (or point S2CR_PYTHON to a Python that has it)"))
@@ -238,7 +252,6 @@ pub fn compare_pytorch(patch: usize, rounds: usize, repeats: usize, progress: &P
     let dir = tempfile_dir()?;
     let script = dir.join("bench_pytorch.py");
     std::fs::write(&script, PYTORCH_SCRIPT).map_err(Error::io(&script, "writing the PyTorch benchmark"))?;
-    let models = models(patch);
     let rounds = rounds.max(1);
     // Per model: ours (params, infer, train) and PyTorch's (infer, train), one entry a round.
     let mut ours: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); models.len()];
@@ -253,7 +266,7 @@ pub fn compare_pytorch(patch: usize, rounds: usize, repeats: usize, progress: &P
             }
             progress.check_cancelled()?;
             progress.info(format!("round {} of {rounds}: PyTorch", round + 1));
-            for row in run_pytorch(&python, &script, patch, repeats, threads)? {
+            for row in run_pytorch(&python, &script, patch, &keys, repeats, threads)? {
                 if let Some(i) = models.iter().position(|(key, _, _)| *key == row.model) {
                     torch[i].push((row.infer_ms, row.train_step_s));
                 }
@@ -322,16 +335,17 @@ pub struct LayerProfile {
 }
 
 /// Where the generator's time goes: each level's encoder convolution and decoder transposed
-/// convolution of pix2pix's unet_256 (10 -> 6 channels, `patch` px), timed alone on the CPU
-/// backend, forward (inference) and forward + backward (training), Burn's kernels and ours.
-pub fn generator_profile(patch: usize, repeats: usize) -> Result<Vec<LayerProfile>> {
+/// convolution of a generator (10 -> 6 channels, `patch` px; pix2pix's unet_256 or the small
+/// model, see [`models`]), timed alone on the CPU backend, forward (inference) and forward +
+/// backward (training), Burn's kernels and ours.
+pub fn generator_profile(patch: usize, cfg: &ModelConfig, repeats: usize) -> Result<Vec<LayerProfile>> {
     use crate::model::conv::{down, set_hand_written, up};
     use crate::model::config::NormKind;
     use crate::model::generator::{Norm, down_conv, level_channels, up_conv};
     crate::model::keep_freed_memory();
     let dev = Device::flex();
-    let depth = ((patch.max(2) as f64).log2().floor() as usize).min(8);
-    let ch = |i: usize| level_channels(64, i);
+    let depth = cfg.depth.min((patch.max(2) as f64).log2().floor() as usize);
+    let ch = |i: usize| level_channels(cfg.ngf, i);
     let read = |t: Tensor<4>| -> Result<()> { t.try_into_vec_as::<f32>().map(|_| ()).map_err(|e| Error::invalid("benchmark", format!("{e:?}"))) };
     // Burn's kernel then ours, each warmed up once.
     let time = |f: &dyn Fn() -> Result<()>| -> Result<(f64, f64)> {
@@ -407,6 +421,15 @@ mod tests {
     }
 
     #[test]
+    fn models_can_be_chosen_by_name() {
+        let names = |only: &[&str]| selected(256, &only.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|m| m.iter().map(|(key, _, _)| *key).collect::<Vec<_>>());
+        assert_eq!(names(&[]).unwrap(), ["unet_256", "small"]);
+        assert_eq!(names(&["small"]).unwrap(), ["small"]);
+        let err = names(&["small", "resnet"]).unwrap_err().to_string();
+        assert!(err.contains("--model") && err.contains("\"resnet\"") && err.contains("unet_256 or small"), "{err}");
+    }
+
+    #[test]
     fn spreads_are_medians_and_ranges() {
         assert_eq!(Spread::of(&[3.0, 1.0, 2.0]), Spread { median: 2.0, min: 1.0, max: 3.0 });
         assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0, f64::NAN]).median, 2.5);
@@ -428,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("bench_pytorch.py");
         std::fs::write(&script, PYTORCH_SCRIPT).unwrap();
-        let rows = run_pytorch(&python, &script, 64, 1, 1).unwrap();
+        let rows = run_pytorch(&python, &script, 64, &["unet_256", "small"], 1, 1).unwrap();
         assert_eq!(rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(), ["unet_256", "small"]);
         assert!(rows.iter().all(|r| r.infer_ms > 0.0 && r.train_step_s > 0.0 && r.threads == 1), "{rows:?}");
     }
