@@ -22,8 +22,11 @@
 //! writing the whole matrix and reading it back cost more than the multiply-adds. Those
 //! products (`im2col` on the right) are made a block of output rows at a time instead
 //! ([`Taps`]): each thread gathers a block into its L2-sized buffer and multiplies it there.
-//! The discriminator's last layer (one output channel) skips the gather altogether
-//! (`one_channel`).
+//! Products scattered into an image of few channels (`col2im`) are blocked the same way
+//! ([`scatter_blocked`]). The inner levels (a handful of pixels, weights of up to 32 MB) write
+//! their product column by column, the order in which gemm streams the weight
+//! ([`scatter_product`]). The discriminator's last layer (one output channel) skips the gather
+//! altogether (`one_channel`).
 //!
 //! Sums split over threads (a long inner dimension, blocks of rows) are added in a fixed order,
 //! and a batch is summed in order, so results are the same run to run for a given thread count.
@@ -87,14 +90,7 @@ fn valid_columns(kx: usize, stride: usize, w: usize, wo: usize) -> std::ops::Ran
     lo.min(hi)..hi
 }
 
-/// Gathers the 16 taps of every output pixel of a 4x4 convolution (padding 1) of `x`
-/// (`[c, h, w]`) into `cols` (`[c * 16, ho * wo]`, rows in the weight's order c, ky, kx).
-#[cfg(test)]
-fn im2col(x: &[f32], c: usize, h: usize, w: usize, stride: usize, cols: &mut [f32]) {
-    Taps::new(x, c, h, w, stride).gather_all(cols)
-}
-
-/// The adjoint of [`im2col`]: adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
+/// The adjoint of the gather ([`Taps`], im2col): adds every tap of `cols` (`[c * 16, ho * wo]`) back onto the
 /// pixel it was read from in `x` (`[c, h, w]`, added to).
 fn col2im(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut [f32]) {
     if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) {
@@ -624,6 +620,129 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumul
     gemm_checked(m, n, k, dst, a, b, accumulate, parallelism);
 }
 
+/// Pixels up to which [`scatter_product`] writes its product column by column.
+const FEW_PIXELS: usize = 4;
+
+/// `cols` (row-major `[m, p]`) = `a` (`[m, k]`, column-major: a weight read transposed) · `b`
+/// (`[k, p]`), the product whose columns col2im then adds up. With few pixels (the inner
+/// levels: a large weight, a handful of positions) gemm streams the weight best as its
+/// left-hand side, which it reads in place when the output is column-major: the product is
+/// written so, then transposed (a few thousand values).
+fn scatter_product(m: usize, p: usize, k: usize, cols: &mut [f32], a: Mat, b: Mat) {
+    if p > FEW_PIXELS || m == 0 || k == 0 {
+        return matmul(m, p, k, cols, a, b, false);
+    }
+    assert!(cols.len() >= m * p, "matmul output too small");
+    check_operand(a, m, k);
+    check_operand(b, k, p);
+    let mut by_column = vec![0.0f32; m * p];
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 && m * p * k >= 1 << 21 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: both operands are checked just above; `by_column` holds p columns of m.
+    unsafe { gemm_raw(m, p, k, by_column.as_mut_ptr(), [1, m as isize], a, b, false, parallelism) };
+    cols[..m * p].par_chunks_mut(p).enumerate().for_each(|(r, row)| {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = by_column[j * m + r];
+        }
+    });
+}
+
+/// `out` (`[c, h, w]`, added to) += col2im of `a` (`[c * 16, k]`) · `b` (`[k, ho * wo]`): the
+/// transposed convolution's forward and the convolution's input gradient. Three ways:
+/// - a handful of pixels (the inner levels): the product column by column
+///   ([`scatter_product`]), then col2im;
+/// - at stride 2, into an image of few channels, with a product too large for a core's cache: a
+///   block of rows at a time, each thread multiplying into its L2-sized buffer and adding the
+///   block's taps onto the output's parity planes ([`scatter_blocked`]);
+/// - otherwise the whole product, then col2im.
+#[allow(clippy::too_many_arguments)]
+fn product_col2im(c: usize, h: usize, w: usize, stride: usize, k: usize, a: Mat, b: &[f32], out: &mut [f32]) {
+    let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
+    let (m, p) = (c * TAPS, ho * wo);
+    if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) && p > FEW_PIXELS {
+        // Blocks pay for images of few channels (the outer levels): with many, each block's
+        // product is too short (few pixels against a long weight) to run at gemm's pace.
+        if let Some(rows) = scatter_block_rows(m, ho, wo).filter(|_| c <= 16) {
+            return scatter_blocked(c, h, w, k, a, b, out, rows);
+        }
+    }
+    let mut cols = Scratch::take(m * p);
+    scatter_product(m, p, k, &mut cols, a, Mat::rows(b, p));
+    col2im(&cols, c, h, w, stride, out);
+}
+
+/// Rows per block of [`scatter_blocked`] for a product of `m` rows over `ho` x `wo` pixels, or
+/// None when it is small enough to make whole or gives a thread fewer than two blocks a phase.
+fn scatter_block_rows(m: usize, ho: usize, wo: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    if threads < 2 || m * ho * wo < BLOCKED_FROM {
+        return None;
+    }
+    // At least 2 rows: a block adds onto the rows from one above to one below its own, so
+    // blocks two apart never touch the same row.
+    let rows = (BLOCK_VALUES / (m * wo)).clamp(2, ho.max(2));
+    (ho.div_ceil(rows) >= 4 * threads).then_some(rows)
+}
+
+/// [`product_col2im`] at stride 2 a block of `rows` output rows at a time. The even blocks run
+/// in parallel, then the odd ones: blocks of one phase add onto disjoint rows of the parity
+/// planes, and every value receives its blocks' sums in the same order whatever the threads.
+#[allow(clippy::too_many_arguments)]
+fn scatter_blocked(c: usize, h: usize, w: usize, k: usize, a: Mat, b: &[f32], out: &mut [f32], rows: usize) {
+    let (hh, wh) = (h / 2, w / 2);
+    let (ho, wo) = (hh, wh);
+    let (m, p) = (c * TAPS, ho * wo);
+    assert!(rows >= 2 && out.len() >= c * h * w, "scatter output too small");
+    check_operand(a, m, k);
+    check_operand(Mat::rows(b, p), k, p);
+    // [c, 4, hh, wh]: output (2 a + py, 2 b + px) of channel ch at plane ch * 4 + py * 2 + px.
+    let mut parity = vec![0.0f32; c * h * w];
+    let planes = SendPtr(parity.as_mut_ptr());
+    let blocks = ho.div_ceil(rows);
+    for phase in 0..2 {
+        (0..blocks).into_par_iter().filter(|block| block % 2 == phase).for_each(|block| {
+            let (r0, r1) = (block * rows, ((block + 1) * rows).min(ho));
+            let n = (r1 - r0) * wo;
+            let mut cols = Scratch::take(m * n);
+            let b_block = Mat { data: &b[r0 * wo..], rs: p as isize, cs: 1 };
+            gemm_checked(m, n, k, &mut cols, a, b_block, false, gemm::Parallelism::None);
+            // The parity rows this block adds onto: one above its first to one below its last.
+            let (lo, hi) = (r0.saturating_sub(1), (r1 + 1).min(hh));
+            for plane in 0..c * 4 {
+                // SAFETY: rows lo..hi of this parity plane lie inside `parity` (plane < c * 4,
+                // hi <= hh), and no other block of this phase touches them (blocks of a phase are
+                // two blocks of >= 2 rows apart, and each touches only its own rows +- 1).
+                let acc = unsafe { std::slice::from_raw_parts_mut(planes.at(plane * hh * wh + lo * wh), (hi - lo) * wh) };
+                let (ch, py, px) = (plane / 4, (plane % 4) / 2, plane % 2);
+                for tap in 0..TAPS {
+                    let ((dy, tpy), (dx, tpx)) = (s2_tap(tap / K), s2_tap(tap % K));
+                    if (tpy, tpx) != (py, px) {
+                        continue;
+                    }
+                    let row = &cols[(ch * TAPS + tap) * n..(ch * TAPS + tap + 1) * n];
+                    let cols_ok = s2_valid(dx, wo, wh);
+                    let b0 = (cols_ok.start as isize + dx) as usize;
+                    let valid = s2_valid(dy, ho, hh);
+                    for oy in r0.max(valid.start)..r1.min(valid.end) {
+                        let a_row = (oy as isize + dy) as usize - lo;
+                        let src = &row[(oy - r0) * wo + cols_ok.start..(oy - r0) * wo + cols_ok.end];
+                        add_into(&mut acc[a_row * wh + b0..a_row * wh + b0 + src.len()], src);
+                    }
+                }
+            }
+        });
+    }
+    out[..c * h * w].par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
+        let par = &parity[ch * h * w..(ch + 1) * h * w];
+        for iy in 0..h {
+            let (a, py) = (iy / 2, iy % 2);
+            let even = &par[(py * 2) * hh * wh + a * wh..(py * 2) * hh * wh + (a + 1) * wh];
+            let odd = &par[(py * 2 + 1) * hh * wh + a * wh..(py * 2 + 1) * hh * wh + (a + 1) * wh];
+            interleave_add(&mut plane[iy * w..(iy + 1) * w], even, odd);
+        }
+    });
+}
+
 /// `dst = Σ parts` (or `dst += Σ parts`), each value summed in the parts' order.
 fn add_in_order(dst: &mut [f32], parts: &[Vec<f32>], accumulate: bool) {
     dst.par_chunks_mut(1 << 14).enumerate().for_each(|(c, chunk)| {
@@ -793,10 +912,8 @@ pub fn forward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], bias: Option<
         }
         Layer::Transposed => {
             let m = s.c_out * TAPS;
-            let mut cols = Scratch::take(m * p_in);
             for b in 0..s.batch {
-                matmul(m, p_in, s.c_in, &mut cols, Mat::transposed(weight, m), Mat::rows(&x[b * s.c_in * p_in..], p_in), false);
-                col2im(&cols, s.c_out, s.ho, s.wo, 2, &mut y[b * s.c_out * p_out..(b + 1) * s.c_out * p_out]);
+                product_col2im(s.c_out, s.ho, s.wo, 2, s.c_in, Mat::transposed(weight, m), &x[b * s.c_in * p_in..(b + 1) * s.c_in * p_in], &mut y[b * s.c_out * p_out..(b + 1) * s.c_out * p_out]);
             }
         }
     }
@@ -841,9 +958,7 @@ pub fn backward(layer: Layer, s: Shapes, x: &[f32], weight: &[f32], dy: &[f32], 
                     taps.product_t(s.c_out, dy_b, dw, b > 0);
                 }
                 if let Some(dx) = dx.as_mut() {
-                    let mut cols = Scratch::take(k * p_out);
-                    matmul(k, p_out, s.c_out, &mut cols, Mat::transposed(weight, k), Mat::rows(dy_b, p_out), false);
-                    col2im(&cols, s.c_in, s.h, s.w, stride, &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
+                    product_col2im(s.c_in, s.h, s.w, stride, s.c_out, Mat::transposed(weight, k), dy_b, &mut dx[b * s.c_in * p_in..(b + 1) * s.c_in * p_in]);
                 }
             }
         }
@@ -1177,6 +1292,32 @@ mod tests {
                 let diff = got_t.iter().zip(&want_t).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
                 assert!(diff < 1e-5, "transposed product, {c}x{h}x{w} stride {stride}, {rows} rows: {diff}");
             }
+        }
+    }
+
+    #[test]
+    fn scattered_products_a_block_of_rows_at_a_time_or_column_by_column_equal_the_whole_ones() {
+        // (channels, side h, side w, inner k): blocks of 2 and 3 rows (the last one short);
+        // 2 x 2 images have few enough pixels for the column-by-column product.
+        for (c, h, w, k) in [(3, 8, 6, 5), (2, 12, 4, 7), (1, 10, 10, 3), (4, 2, 2, 6)] {
+            let (ho, wo) = (h / 2, w / 2);
+            let (m, p) = (c * TAPS, ho * wo);
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.21).cos()).collect();
+            let b: Vec<f32> = (0..k * p).map(|i| (i as f32 * 0.13).sin()).collect();
+            let start: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.07).cos()).collect();
+            let mut cols = vec![0.0f32; m * p];
+            matmul(m, p, k, &mut cols, Mat::transposed(&a, m), Mat::rows(&b, p), false);
+            let mut want = start.clone();
+            col2im(&cols, c, h, w, 2, &mut want);
+            let max_diff = |got: &[f32]| got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+            for rows in [2, 3] {
+                let mut got = start.clone();
+                scatter_blocked(c, h, w, k, Mat::transposed(&a, m), &b, &mut got, rows);
+                assert!(max_diff(&got) < 1e-5, "blocked, {c}x{h}x{w}, k {k}, {rows} rows: {}", max_diff(&got));
+            }
+            let mut got = start.clone();
+            product_col2im(c, h, w, 2, k, Mat::transposed(&a, m), &b, &mut got);
+            assert!(max_diff(&got) < 1e-5, "{c}x{h}x{w}, k {k}: {}", max_diff(&got));
         }
     }
 
