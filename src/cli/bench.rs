@@ -16,6 +16,10 @@ use crate::tools::model_bench;
 /// `s2cr bench --what ...`.
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     let (size, dir) = (args.size, args.dir.clone());
+    if !args.model.is_empty() && !matches!(args.what, BenchWhat::Model | BenchWhat::Profile) {
+        let what = clap::ValueEnum::to_possible_value(&args.what).map(|v| v.get_name().to_string()).unwrap_or_default();
+        anyhow::bail!("--model chooses the models of --what model or --what profile; leave it out for --what {what}");
+    }
     match args.what {
         BenchWhat::Filters => bench_filters(size),
         BenchWhat::Preprocess => bench_preprocess(size, dir, quiet),

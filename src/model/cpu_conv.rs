@@ -13,7 +13,8 @@
 //! | weight gradient | `dW = dy · im2col(x)ᵀ` | `dW = x · im2col(dy)ᵀ` |
 //!
 //! with `im2col` and `col2im` of the same 4x4 geometry (the transposed convolution is the
-//! convolution's input gradient). Gathers and scatters run on every core, one channel a task.
+//! convolution's input gradient). Gathers and scatters run on every core, one channel or one
+//! block of rows a task.
 //! Burn's generic backward (the weight gradient as a convolution with `dy` as the kernel) is
 //! what this replaces: it was most of a training step's time.
 //!
@@ -330,6 +331,9 @@ impl<'a> Taps<'a> {
     /// `accumulate`. Blocked, each thread sums its own run of blocks and the runs are added in
     /// order (the same result run to run for a given thread count).
     fn product_t(&self, m: usize, d: &[f32], out: &mut [f32], accumulate: bool) {
+        if m == 0 {
+            return;
+        }
         // Blocks pay for short products (few output channels, e.g. the outer levels): each
         // thread's sum `[m, c * 16]` is read and written again by every block.
         match self.block_rows().filter(|_| m <= 64) {
@@ -446,7 +450,7 @@ fn col2im_any(cols: &[f32], c: usize, h: usize, w: usize, stride: usize, x: &mut
 /// directly: each tap would be read once from the gathered matrix, so gathering it costs more
 /// than the sums. On planes padded with zeros to rows of `w + 2`, output `(oy, ox)` at
 /// `q = oy (w + 2) + ox` reads tap `(ky, kx)` at `q + ky (w + 2) + kx`, so every tap is one long
-/// multiply-add over the whole plane (the two extra columns of each output row are dropped).
+/// multiply-add over the whole plane (the columns past `wo` of each output row are dropped).
 mod one_channel {
     use super::*;
 
@@ -580,7 +584,7 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// Panics unless `a` holds a `[rows, cols]` matrix with its strides (rows and cols >= 1).
+/// Panics unless `a` holds a `[rows, cols]` matrix with its strides (an empty one passes).
 fn check_operand(a: Mat, rows: usize, cols: usize) {
     let last = (rows as isize - 1) * a.rs + (cols as isize - 1) * a.cs;
     assert!(a.rs >= 0 && a.cs >= 0 && last < a.data.len() as isize, "matmul operand too small");
@@ -659,6 +663,10 @@ fn scatter_product(m: usize, p: usize, k: usize, cols: &mut [f32], a: Mat, b: Ma
 fn product_col2im(c: usize, h: usize, w: usize, stride: usize, k: usize, a: Mat, b: &[f32], out: &mut [f32]) {
     let (ho, wo) = (conv_out(h, stride), conv_out(w, stride));
     let (m, p) = (c * TAPS, ho * wo);
+    if m == 0 || k == 0 {
+        // Nothing to add (no channels on one side).
+        return;
+    }
     if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) && p > FEW_PIXELS {
         // Blocks pay for images of few channels (the outer levels): with many, each block's
         // product is too short (few pixels against a long weight) to run at gemm's pace.
@@ -689,6 +697,7 @@ fn scatter_block_rows(m: usize, ho: usize, wo: usize) -> Option<usize> {
 /// planes, and every value receives its blocks' sums in the same order whatever the threads.
 #[allow(clippy::too_many_arguments)]
 fn scatter_blocked(c: usize, h: usize, w: usize, k: usize, a: Mat, b: &[f32], out: &mut [f32], rows: usize) {
+    debug_assert!(h.is_multiple_of(2) && w.is_multiple_of(2), "the parity planes need even sides");
     let (hh, wh) = (h / 2, w / 2);
     let (ho, wo) = (hh, wh);
     let (m, p) = (c * TAPS, ho * wo);
@@ -781,7 +790,7 @@ fn gemm_checked(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, a
 struct SendPtr(*mut f32);
 
 // SAFETY: used only to hand each block the disjoint part of one output it writes (see
-// `Taps::product`).
+// `Taps::product_blocked`, and `scatter_blocked`, whose blocks of one phase write disjoint rows).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -815,7 +824,7 @@ fn add_bias(y: &mut [f32], bias: &[f32], pixels: usize) {
     });
 }
 
-/// A buffer of the calling thread's for the gathered taps (`cols`), kept between calls: the
+/// A buffer of the calling thread's for gathered taps and blocks of products, kept between calls: the
 /// same few sizes come back every step, and a fresh buffer would be zeroed first (its values
 /// are all overwritten before they are read). It only grows: shrinking it for a small layer
 /// and growing it back for the next large one zeroed the difference every time.
@@ -1218,17 +1227,26 @@ mod tests {
     #[test]
     fn results_are_the_same_run_to_run() {
         let dev = Device::flex().autodiff();
-        let x = Tensor::<4>::random([2, 64, 32, 32], Distribution::Normal(0.0, 1.0), &dev).require_grad();
-        let wt = Tensor::<4>::random([128, 64, 4, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
-        let run = || {
-            let y = apply(Layer::Conv { stride: 2 }, &x, &wt, None).unwrap();
-            let z = apply(Layer::Transposed, &y, &wt, None).unwrap();
-            let g = (z.clone() * z).sum().backward();
-            let (a, b): (Vec<f32>, Vec<f32>) = (x.grad(&g).unwrap().try_into_vec_as().unwrap(), wt.grad(&g).unwrap().try_into_vec_as().unwrap());
-            (a, b)
-        };
-        assert!(run() == run(), "gradients differ between two runs");
+        // Two threads whatever the machine: the 16-channel case at 128 px then takes the blocked
+        // products and the blocked scatter (8 blocks of 8 rows), the 64-channel one the whole
+        // products.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for (batch, c, side, c_out) in [(2, 64, 32, 128), (1, 16, 128, 16)] {
+            let x = Tensor::<4>::random([batch, c, side, side], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let wt = Tensor::<4>::random([c_out, c, 4, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let run = || {
+                pool.install(|| {
+                    let y = apply(Layer::Conv { stride: 2 }, &x, &wt, None).unwrap();
+                    let z = apply(Layer::Transposed, &y, &wt, None).unwrap();
+                    let g = (z.clone() * z).sum().backward();
+                    let (a, b): (Vec<f32>, Vec<f32>) = (x.grad(&g).unwrap().try_into_vec_as().unwrap(), wt.grad(&g).unwrap().try_into_vec_as().unwrap());
+                    (a, b)
+                })
+            };
+            assert!(run() == run(), "gradients differ between two runs ({c} channels at {side} px)");
+        }
     }
+
 
     #[test]
     fn products_equal_the_textbook_sum_whichever_way_they_are_split() {
@@ -1287,10 +1305,13 @@ mod tests {
                 taps.product_blocked(m, Mat::rows(&a, k), &mut got, rows);
                 let diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
                 assert!(diff < 1e-5, "product, {c}x{h}x{w} stride {stride}, {rows} rows: {diff}");
-                let mut got_t = vec![1.0f32; m * k];
-                taps.product_t_blocked(m, &d, &mut got_t, true, rows);
-                let diff = got_t.iter().zip(&want_t).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
-                assert!(diff < 1e-5, "transposed product, {c}x{h}x{w} stride {stride}, {rows} rows: {diff}");
+                for accumulate in [false, true] {
+                    let mut got_t = vec![1.0f32; m * k];
+                    taps.product_t_blocked(m, &d, &mut got_t, accumulate, rows);
+                    let offset = if accumulate { 0.0 } else { 1.0 };
+                    let diff = got_t.iter().zip(&want_t).map(|(g, w)| (g + offset - w).abs()).fold(0.0f32, f32::max);
+                    assert!(diff < 1e-5, "transposed product, {c}x{h}x{w} stride {stride}, {rows} rows, accumulate {accumulate}: {diff}");
+                }
             }
         }
     }

@@ -335,8 +335,8 @@ pub struct LayerProfile {
 }
 
 /// Where the generator's time goes: each level's encoder convolution and decoder transposed
-/// convolution of a generator (10 -> 6 channels, `patch` px; pix2pix's unet_256 or the small
-/// model, see [`models`]), timed alone on the CPU backend, forward (inference) and forward +
+/// convolution of a generator (`patch` px; pix2pix's unet_256 or the small model, see
+/// [`models`]), timed alone on the CPU backend, forward (inference) and forward +
 /// backward (training), Burn's kernels and ours.
 pub fn generator_profile(patch: usize, cfg: &ModelConfig, repeats: usize) -> Result<Vec<LayerProfile>> {
     use crate::model::conv::{down, set_hand_written, up};
@@ -365,13 +365,13 @@ pub fn generator_profile(patch: usize, cfg: &ModelConfig, repeats: usize) -> Res
     let mut rows = Vec::new();
     for i in 0..depth {
         let size = patch >> i;
-        let c_in = if i == 0 { 10 } else { ch(i - 1) };
+        let c_in = if i == 0 { cfg.input_channels } else { ch(i - 1) };
         let conv = down_conv(c_in, ch(i), false, &dev);
         let x = Tensor::<4>::random([1, c_in, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
         let (conv_burn_ms, conv_ours_ms) = time(&|| read(down(&conv, x.clone())))?;
         let innermost = i == depth - 1;
         let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
-        let c_up_out = if i == 0 { 6 } else { ch(i - 1) };
+        let c_up_out = if i == 0 { cfg.output_channels } else { ch(i - 1) };
         let upc = up_conv(c_up_in, c_up_out, false, &dev);
         let y = Tensor::<4>::random([1, c_up_in, (size / 2).max(1), (size / 2).max(1)], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
         let (up_burn_ms, up_ours_ms) = time(&|| read(up(&upc, y.clone())))?;

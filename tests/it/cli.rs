@@ -307,6 +307,9 @@ fn the_model_benchmark_compares_with_pytorch_in_the_same_run_or_says_what_is_mis
         .assert()
         .failure()
         .stderr(predicate::str::contains("cannot run /nonexistent/python3").and(predicate::str::contains("requirements-bench.txt")));
+    // --model names known models, and only where models are measured.
+    s2cr().args(["bench", "--what", "model", "--model", "resnet"]).assert().failure().stderr(predicate::str::contains("unknown model \"resnet\": use unet_256 or small"));
+    s2cr().args(["bench", "--what", "filters", "--model", "small"]).assert().failure().stderr(predicate::str::contains("leave it out for --what filters"));
     let python = std::env::var("S2CR_PYTHON").unwrap_or_else(|_| "python3".into());
     let torch = std::process::Command::new(&python).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
     if !torch {
@@ -333,6 +336,11 @@ fn the_standalone_model_benchmark_measures_each_device_and_skips_missing_ones() 
         assert!(r["device"].as_str().unwrap().starts_with("CPU (Burn flex"), "{r}");
         assert!(r["infer_ms"].as_f64().unwrap() > 0.0 && r["train_step_s"].as_f64().unwrap() > 0.0, "{r}");
     }
+    // One model only.
+    let out = assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench").args(["--size", "32", "--repeats", "1", "--device", "cpu", "--json", "--model", "small"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let models: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["model"].as_str().unwrap().to_string()).collect();
+    assert_eq!(models, ["small"]);
     let (rocm_build, why) = (cfg!(feature = "rocm"), "this build has no ROCm backend");
     if rocm_build {
         println!("skipped the missing-device check: this build has the rocm feature");
