@@ -26,7 +26,7 @@
 //! Products scattered into an image of few channels (`col2im`) are blocked the same way
 //! ([`scatter_blocked`]). The inner levels (a handful of pixels, weights of up to 32 MB) write
 //! their product column by column, the order in which gemm streams the weight
-//! ([`scatter_product`]). The discriminator's last layer (one output channel) skips the gather
+//! ([`product_by_column`]). The discriminator's last layer (one output channel) skips the gather
 //! altogether (`one_channel`).
 //!
 //! Sums split over threads (a long inner dimension, blocks of rows) are added in a fixed order,
@@ -624,7 +624,7 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumul
     gemm_checked(m, n, k, dst, a, b, accumulate, parallelism);
 }
 
-/// Pixels up to which [`scatter_product`] writes its product column by column.
+/// Pixels up to which [`product_col2im`] writes its product column by column.
 const FEW_PIXELS: usize = 4;
 
 /// `cols` (row-major `[m, p]`) = `a` (`[m, k]`, column-major: a weight read transposed) · `b`
@@ -632,10 +632,7 @@ const FEW_PIXELS: usize = 4;
 /// levels: a large weight, a handful of positions) gemm streams the weight best as its
 /// left-hand side, which it reads in place when the output is column-major: the product is
 /// written so, then transposed (a few thousand values).
-fn scatter_product(m: usize, p: usize, k: usize, cols: &mut [f32], a: Mat, b: Mat) {
-    if p > FEW_PIXELS || m == 0 || k == 0 {
-        return matmul(m, p, k, cols, a, b, false);
-    }
+fn product_by_column(m: usize, p: usize, k: usize, cols: &mut [f32], a: Mat, b: Mat) {
     assert!(cols.len() >= m * p, "matmul output too small");
     check_operand(a, m, k);
     check_operand(b, k, p);
@@ -654,7 +651,7 @@ fn scatter_product(m: usize, p: usize, k: usize, cols: &mut [f32], a: Mat, b: Ma
 /// `out` (`[c, h, w]`, added to) += col2im of `a` (`[c * 16, k]`) · `b` (`[k, ho * wo]`): the
 /// transposed convolution's forward and the convolution's input gradient. Three ways:
 /// - a handful of pixels (the inner levels): the product column by column
-///   ([`scatter_product`]), then col2im;
+///   ([`product_by_column`]), then col2im;
 /// - at stride 2, into an image of few channels, with a product too large for a core's cache: a
 ///   block of rows at a time, each thread multiplying into its L2-sized buffer and adding the
 ///   block's taps onto the output's parity planes ([`scatter_blocked`]);
@@ -667,15 +664,18 @@ fn product_col2im(c: usize, h: usize, w: usize, stride: usize, k: usize, a: Mat,
         // Nothing to add (no channels on one side).
         return;
     }
-    if stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) && p > FEW_PIXELS {
-        // Blocks pay for images of few channels (the outer levels): with many, each block's
-        // product is too short (few pixels against a long weight) to run at gemm's pace.
-        if let Some(rows) = scatter_block_rows(m, ho, wo).filter(|_| c <= 16) {
-            return scatter_blocked(c, h, w, k, a, b, out, rows);
-        }
+    // Blocks pay for images of few channels (the outer levels): with many, each block's
+    // product is too short (few pixels against a long weight) to run at gemm's pace.
+    let blocks = (stride == 2 && h.is_multiple_of(2) && w.is_multiple_of(2) && c <= 16).then(|| scatter_block_rows(m, ho, wo)).flatten();
+    if let Some(rows) = blocks {
+        return scatter_blocked(c, h, w, k, a, b, out, rows);
     }
     let mut cols = Scratch::take(m * p);
-    scatter_product(m, p, k, &mut cols, a, Mat::rows(b, p));
+    if p <= FEW_PIXELS {
+        product_by_column(m, p, k, &mut cols, a, Mat::rows(b, p));
+    } else {
+        matmul(m, p, k, &mut cols, a, Mat::rows(b, p), false);
+    }
     col2im(&cols, c, h, w, stride, out);
 }
 
