@@ -25,6 +25,9 @@ run: build
 	$(S2CR) demo $(DEMO_DIR)
 
 test: deps
+	python3 scripts/module-graph.py --quiet
+	python3 scripts/module-graph.py --files --quiet
+	python3 scripts/check-links.py
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \

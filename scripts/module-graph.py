@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
-"""Prints the dependency graph of the crate's top-level modules (from `crate::` paths in src/)
-and any import circle among them; exits 1 when there is one.
+"""Prints the dependency graph of the crate's modules and any import circle among them; exits 1
+when there is one.
 
-Usage: python3 scripts/module-graph.py [--files]   (--files: one node per source file instead)
+Usage: python3 scripts/module-graph.py [--files] [--quiet] [--root DIR]
+  --quiet: only the circles, or that there is none; --root: the source folder (default: src/)
+
+Without --files: one node per top-level module (room), from `crate::` paths in src/.
+With --files: one node per source file, from `crate::`, `super::` and `self::` paths and a
+room's paths to its own files. A room's front (its mod.rs) declares and re-exports its files,
+and its files may use what it holds, so an edge from a file to the front of a room that contains
+it is not counted; every other circle among files is.
+Test modules (`#[cfg(test)] mod tests { ... }` at the end of a file) and comments are ignored.
 """
 import os
 import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+if "--root" in sys.argv:
+    ROOT = sys.argv[sys.argv.index("--root") + 1]
 per_file = "--files" in sys.argv
+quiet = "--quiet" in sys.argv
 
 
-def node_of(path):
-    rel = os.path.relpath(path, ROOT)[:-3]
-    parts = rel.split(os.sep)
+def module_path(path):
+    parts = os.path.relpath(path, ROOT)[:-3].split(os.sep)
     if parts[-1] == "mod":
         parts = parts[:-1]
-    if not per_file:
-        parts = parts[:1]
-    return "::".join(parts)
+    return parts
 
 
 def strip_comments_and_tests(text):
@@ -27,34 +35,65 @@ def strip_comments_and_tests(text):
     return "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
 
 
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(ROOT) for f in fs if f.endswith(".rs"))
+file_nodes = {"::".join(module_path(f)): f for f in files}
+
+
+def node_of(parts):
+    """The node a module path falls in: the longest prefix naming a file (or its room)."""
+    if not per_file:
+        parts = parts[:1]
+    for k in range(len(parts), 0, -1):
+        cand = "::".join(parts[:k])
+        if cand in file_nodes:
+            return cand
+    return None
+
+
+def base_of(keyword, me):
+    return [] if keyword == "crate" else list(me) if keyword == "self" else me[:-1]
+
+
 graph = {}
-files = [os.path.join(d, f) for d, _, fs in os.walk(ROOT) for f in fs if f.endswith(".rs")]
 for path in files:
-    node = node_of(path)
-    if node in ("lib", "main"):
+    me = module_path(path)
+    node = node_of(me)
+    if node in (None, "lib", "main") or me[0] == "bin":
         continue
     text = strip_comments_and_tests(open(path).read())
     deps = graph.setdefault(node, set())
-    for m in re.finditer(r"crate::((?:[a-z_0-9]+::)*[a-z_0-9]+)", text):
-        parts = m.group(1).split("::")
-        target = parts[0] if not per_file else None
-        if per_file:
-            # the longest prefix that names a file node
-            for k in range(len(parts), 0, -1):
-                cand = "::".join(parts[:k])
-                if any(node_of(f) == cand for f in files):
-                    target = cand
-                    break
-        if target and target != node and target not in ("Error", "Result", "error_chain"):
-            deps.add(target)
-# `crate::{a, b}` groups
-    for m in re.finditer(r"crate::\{([^}]*)\}", text):
-        for name in re.findall(r"([a-z_0-9]+)", m.group(1)):
-            if name != node and any(node_of(f).split("::")[0] == name for f in files):
-                deps.add(name)
+    targets = []
+    # crate::a::b, super::super::a, self::a
+    for m in re.finditer(r"\b(crate|super|self)((?:::(?:super|[a-z_0-9]+))+)", text):
+        parts = m.group(2).split("::")[1:]
+        base = base_of(m.group(1), me)
+        while parts and parts[0] == "super":
+            base, parts = base[:-1], parts[1:]
+        targets.append(base + parts)
+    # crate::{a, b}, super::x::{a, b}
+    for m in re.finditer(r"\b(crate|super|self)((?:::(?:super|[a-z_0-9]+))*)::\{([^}]*)\}", text):
+        pre = [p for p in m.group(2).split("::") if p]
+        base = base_of(m.group(1), me)
+        while pre and pre[0] == "super":
+            base, pre = base[:-1], pre[1:]
+        targets += [base + pre + [name] for name in re.findall(r"\b([a-z_0-9]+)\b", m.group(3))]
+    # a room's front naming its own files: `use child::X`, `child::f()`
+    if path.endswith("mod.rs"):
+        targets += [me + [m.group(1)] for m in re.finditer(r"(?<![:\w])([a-z_0-9]+)::", text)]
+    for parts in targets:
+        if parts[:1] in (["Error"], ["Result"], ["error_chain"]):
+            continue
+        target = node_of(parts)
+        if target is None or target == node:
+            continue
+        # a file using the front of a room it belongs to
+        if per_file and me[: len(target.split("::"))] == target.split("::"):
+            continue
+        deps.add(target)
 
-for node in sorted(graph):
-    print(f"{node}: {' '.join(sorted(graph[node]))}")
+if not quiet:
+    for node in sorted(graph):
+        print(f"{node}: {' '.join(sorted(graph[node]))}")
 
 # Tarjan's strongly connected components
 index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
@@ -94,4 +133,4 @@ if sccs:
     for c in sccs:
         print("  " + " <-> ".join(c))
     sys.exit(1)
-print("no import circle")
+print("no import circle" + (" between files" if per_file else " between rooms"))

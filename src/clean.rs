@@ -86,7 +86,7 @@ fn candidates(project: &Project, keep: &[Part]) -> Result<Vec<Removed>> {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             // The last checkpoint (the one checkpoint.json names) stays: inference and resuming
             // need it. Without a readable checkpoint.json nothing of the run is touched.
-            let Ok(last) = crate::fsutil::load_json::<crate::model::train::Checkpoint>(&project.checkpoint_json(&run), "") else { continue };
+            let Ok(last) = crate::fsutil::load_json::<crate::model::checkpoint::Checkpoint>(&project.checkpoint_json(&run), "") else { continue };
             let last = project.run_dir(&run).join(&last.dir);
             let last = std::fs::canonicalize(&last).unwrap_or(last);
             for e in entries.flatten() {

@@ -129,6 +129,7 @@ pub fn available_space(path: &Path) -> Option<u64> {
     {
         use std::os::unix::ffi::OsStrExt;
         let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs is a plain C struct of integers, for which all-zero bytes are a value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs the call fills.
         let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };

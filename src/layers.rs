@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::assess::severity::Severity;
+use crate::indices::severity::Severity;
 use crate::error::{Error, Result};
 use crate::project::{Project, RunName, date_folder};
 use crate::raster::{self, BandStack, WriteOptions};

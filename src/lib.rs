@@ -11,6 +11,7 @@
 pub mod error;
 pub mod fsutil;
 pub mod job;
+pub mod indices;
 pub mod model;
 pub mod provenance;
 pub mod tools;

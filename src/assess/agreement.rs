@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{Severity, SeverityThresholds};
 
 /// Counts of (reference class, mapped class) pairs: `counts[reference][mapped]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

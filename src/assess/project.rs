@@ -124,7 +124,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
         Err(e) => progress.warn(format!("the outputs' STAC catalog was not written: {}", crate::error_chain(&e))),
     }
     // The run's model card carries the assessment too (a run with a checkpoint only).
-    if crate::model::train::latest_checkpoint(project, run).ok().flatten().is_some()
+    if crate::model::checkpoint::latest_checkpoint(project, run).ok().flatten().is_some()
         && let Err(e) = crate::model::card::write_card(project, run)
     {
         progress.warn(format!("the model card was not updated: {}", crate::error_chain(&e)));

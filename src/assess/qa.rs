@@ -193,7 +193,7 @@ mod tests {
         let real = vec![vec![0.1f32, 0.1, f32::NAN], vec![0.0, 0.1, 0.2]];
         let synthetic = vec![vec![0.2f32, 0.1, 0.1], vec![0.0, 0.0, 0.2]];
         let (rr, ss): (Vec<&[f32]>, Vec<&[f32]>) = (real.iter().map(Vec::as_slice).collect(), synthetic.iter().map(Vec::as_slice).collect());
-        let a: Vec<f32> = (0..3).map(|i| super::super::metrics::spectral_angle_deg(&rr, &ss, i).map_or(f32::NAN, |a| a as f32)).collect();
+        let a: Vec<f32> = (0..3).map(|i| crate::indices::metrics::spectral_angle_deg(&rr, &ss, i).map_or(f32::NAN, |a| a as f32)).collect();
         assert!(a[0].abs() < 1e-4, "parallel spectra: {}", a[0]);
         assert!((a[1] - 45.0).abs() < 1e-3, "{}", a[1]);
         assert!(a[2].is_nan());

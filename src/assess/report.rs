@@ -8,7 +8,7 @@ use std::sync::Once;
 use base64::Engine as _;
 use plotters::prelude::*;
 
-use super::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{Severity, SeverityThresholds};
 use super::{AssessConfig, AssessReport, Image};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::severity::Severity;
+use crate::indices::severity::Severity;
 use crate::error::{Error, Result};
 use crate::project::{Project, RunName};
 

@@ -12,7 +12,7 @@ use anyhow::{Result, anyhow, bail};
 
 use super::args::*;
 use crate::aoi::{Aoi, AoiLimits};
-use crate::assess::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{Severity, SeverityThresholds};
 use crate::assess::{AssessConfig, AssessInputs, NirBand};
 use crate::catalog::stage::SearchConfig;
 use crate::catalog::{ProviderConfig, ProviderKind};

@@ -20,7 +20,41 @@ use crate::job::{JobHandle, Progress};
 use crate::pipeline::PipelineSettings;
 use crate::project::{Project, RunName, Stage, StageState};
 
-use super::layers::LayerSet;
+use crate::layers::{Layer, LayerKind, project_layers};
+
+/// A run's layers as found on disk, each raster with its Sentinel-2 band names: read on a
+/// worker thread, shown by [`LayerPanel::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSet {
+    pub run: RunName,
+    pub rasters: Vec<(Layer, Vec<String>)>,
+    /// Burned-area perimeters, for export only.
+    pub perimeters: Vec<Layer>,
+    /// The QA plots' numbers of the run's assessment: none before an assessment, or why they
+    /// could not be read.
+    pub qa: Option<std::result::Result<crate::assess::qa::Qa, String>>,
+}
+
+impl LayerSet {
+    /// The layers of a project's run and their files' bands (the files are opened).
+    pub fn scan(project: &Project, run: &RunName) -> LayerSet {
+        let (perimeters, rasters): (Vec<Layer>, Vec<Layer>) = project_layers(project, run).into_iter().partition(|l| l.kind == LayerKind::Perimeter);
+        let rasters = rasters
+            .into_iter()
+            .map(|layer| {
+                let bands: Vec<String> = crate::raster::info(&layer.path.display().to_string()).map(|i| i.bands.iter().map(|b| b.description.clone()).filter(|d| d.starts_with('B')).collect()).unwrap_or_default();
+                (layer, bands)
+            })
+            .collect();
+        let qa_path = project.assess_dir(run).join(crate::assess::files::QA_JSON);
+        let qa = qa_path.is_file().then(|| {
+            let qa: crate::assess::qa::Qa = crate::fsutil::load_json(&qa_path, "assess the run again").map_err(|e| crate::error_chain(&e))?;
+            qa.check().map_err(|m| format!("{}: {m}; assess the run again", qa_path.display()))?;
+            Ok(qa)
+        });
+        LayerSet { run: run.clone(), rasters, perimeters, qa }
+    }
+}
 
 /// How often a frame looks at its pending work again.
 pub const POLL: Duration = Duration::from_millis(100);

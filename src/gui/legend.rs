@@ -1,10 +1,10 @@
 //! What the layer panel and the map say about layers besides the layers themselves: the legends
-//! of the colour ramps (in the panel and on the map) and the pixel inspector.
+//! of the colour ramps (in the panel and on the map). The pixel inspector's panel is
+//! `layers::inspector`'s.
 
 use eframe::egui::{self, Color32, Pos2, RichText};
 
-use super::layers::Inspected;
-use crate::assess::severity::Severity;
+use crate::indices::severity::Severity;
 use crate::layers::LayerKind;
 
 /// A legend box in the map's top-right corner; `scale` is the end of a difference's or an
@@ -104,59 +104,4 @@ pub fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
         }
         _ => {}
     }
-}
-
-/// The values under the cursor, NBR and dNBR, and the spectral profile of the optical layers.
-pub fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
-    ui.label(RichText::new("Pixel inspector").strong());
-    let Some(ins) = inspected else {
-        ui.label(RichText::new("Hover over the map.").weak());
-        return;
-    };
-    ui.label(format!("lon {:.5}, lat {:.5}", ins.lon, ins.lat));
-    let mut profiles = Vec::new();
-    for (title, kind, names, values) in &ins.values {
-        let text = match kind {
-            LayerKind::Optical => {
-                let get = |b: &str| names.iter().position(|n| n == b).map(|i| values[i]);
-                let nbr = match (get("B08"), get("B12")) {
-                    (Some(n), Some(s)) if n + s != 0.0 => format!(", NBR {:.3}", (n - s) / (n + s)),
-                    _ => String::new(),
-                };
-                let bands: Vec<(f64, f64)> = names.iter().zip(values).filter(|(n, _)| n.starts_with('B')).filter_map(|(n, v)| Some((band_wavelength(n)?, *v as f64))).collect();
-                profiles.push((title.clone(), bands));
-                let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
-                format!("{}{nbr}", list.join(" "))
-            }
-            LayerKind::Severity => Severity::from_code(values[0] as u8).label().to_string(),
-            _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
-        };
-        ui.label(RichText::new(format!("{title}: {text}")).small());
-    }
-    if !profiles.is_empty() {
-        egui_plot::Plot::new("spectrum").height(120.0).x_axis_label("wavelength (nm)").y_axis_label("reflectance").legend(egui_plot::Legend::default()).show(ui, |plot| {
-            for (title, points) in profiles {
-                plot.line(egui_plot::Line::new(title, egui_plot::PlotPoints::from(points.iter().map(|(x, y)| [*x, *y]).collect::<Vec<_>>())));
-            }
-        });
-    }
-}
-
-/// Central wavelength of a Sentinel-2 band, nm (S2A).
-fn band_wavelength(band: &str) -> Option<f64> {
-    Some(match band {
-        "B01" => 443.0,
-        "B02" => 492.0,
-        "B03" => 560.0,
-        "B04" => 665.0,
-        "B05" => 704.0,
-        "B06" => 740.0,
-        "B07" => 783.0,
-        "B08" => 833.0,
-        "B8A" => 865.0,
-        "B09" => 945.0,
-        "B11" => 1614.0,
-        "B12" => 2202.0,
-        _ => return None,
-    })
 }

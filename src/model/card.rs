@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ModelConfig, TrainConfig};
 use super::discriminator::Discriminator;
-use super::portable::{Imported, Init};
-use super::train::{CheckpointFiles, latest_checkpoint};
+use super::checkpoint::{CheckpointFiles, latest_checkpoint};
 use crate::dataset::normalize::{ChannelKind, Normalization, S1Method, S2Method};
 use crate::dataset::{DatasetSummary, Source};
 use crate::error::{Error, Result};
@@ -141,16 +140,16 @@ pub fn card(project: &Project, run: &RunName) -> Result<ModelCard> {
         }
     }
     let mut assessment = BTreeMap::new();
-    if let Ok(r) = load_json::<crate::assess::AssessReport>(&project.report_json(run), "") {
-        assessment.insert("kappa".into(), r.burned.kappa);
-        assessment.insert("f1".into(), r.burned.f1);
-        assessment.insert("iou".into(), r.burned.iou);
-        assessment.insert("psnr_db".into(), r.quality.psnr_db);
-        assessment.insert("ssim".into(), r.quality.ssim);
-        if let Some(h) = &r.held_out {
-            assessment.insert("held_out_kappa".into(), h.burned.kappa);
-        }
-        assessment.retain(|_, v| v.is_finite());
+    if let Ok(r) = load_json::<ReportFigures>(&project.report_json(run), "") {
+        let figures = [
+            ("kappa", r.burned.kappa),
+            ("f1", r.burned.f1),
+            ("iou", r.burned.iou),
+            ("psnr_db", r.quality.psnr_db),
+            ("ssim", r.quality.ssim),
+            ("held_out_kappa", r.held_out.and_then(|h| h.burned.kappa)),
+        ];
+        assessment.extend(figures.into_iter().filter_map(|(k, v)| Some((k.to_string(), v.filter(|v| v.is_finite())?))));
     }
     // A run that came in a bundle keeps the card it came with (where and how it was trained);
     // only its assessment, made here, is new.
@@ -389,4 +388,71 @@ pub fn write_card(project: &Project, run: &RunName) -> Result<CardFiles> {
     let text = serde_json::to_string_pretty(&item).map_err(|e| Error::invalid("model.stac.json", e.to_string()))?;
     write_atomic(&files.stac, text.as_bytes())?;
     Ok(files)
+}
+
+/// How a run was imported: `runs/<run>/imported.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    pub file: PathBuf,
+    pub sha256: String,
+    /// `pth` or `safetensors`.
+    pub format: String,
+    /// Where the configuration came from: `keys` (read from the file), `model.yaml`, `sidecar`.
+    pub config_from: String,
+    /// Where the channel names came from: `--inputs/--outputs` or `sidecar`.
+    pub channels_from: String,
+    /// Where the normalization came from: a file, the sidecar, or the project's dataset.
+    pub normalization_from: String,
+    pub provenance: BTreeMap<String, String>,
+    pub imported_at: String,
+    pub s2cr_version: String,
+}
+
+/// Where a fine-tuned run's weights started: `runs/<run>/init.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Init {
+    /// The run folder or weights file given.
+    pub from: PathBuf,
+    /// `run` or `weights`.
+    pub kind: String,
+    /// SHA-256 of each file the weights came from.
+    pub sha256: BTreeMap<String, String>,
+    /// Layers left at their fresh initialisation because the channels differ
+    /// (`--adapt-channels`).
+    pub reinitialised: Vec<String>,
+    /// Whether the discriminator started from the source's too (a run with one and the same
+    /// discriminator settings); otherwise it starts fresh.
+    pub discriminator_from_source: bool,
+}
+
+/// The figures of an assessment report (`assess::AssessReport`, report.json) that the card
+/// carries, read by name so that the model does not depend on the assessment (which writes the
+/// card). A figure the report holds as `null` (not finite) or lacks is left out.
+#[derive(Debug, Default, Deserialize)]
+struct ReportFigures {
+    #[serde(default)]
+    burned: BurnedFigures,
+    #[serde(default)]
+    quality: QualityFigures,
+    #[serde(default)]
+    held_out: Option<HeldOutFigures>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BurnedFigures {
+    kappa: Option<f64>,
+    f1: Option<f64>,
+    iou: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct QualityFigures {
+    psnr_db: Option<f64>,
+    ssim: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HeldOutFigures {
+    #[serde(default)]
+    burned: BurnedFigures,
 }

@@ -1,17 +1,17 @@
 //! The networks' convolutions on the fastest kernels for their device: on Burn's CPU backend the
-//! hand-written forward and gradients of [`super::cpu_conv`] (training and inference), on a GPU
+//! hand-written forward and gradients of [`super::cpu`] (training and inference), on a GPU
 //! Burn's own kernels. The layers are pix2pix's: 4x4 kernels with padding 1, stride 2 down, its
 //! transpose up, and the discriminator's last two of stride 1.
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
 
-use super::cpu_conv::{self, Layer};
+use super::cpu::{self, Layer};
 
 /// Turns the hand-written CPU kernels on or off for the calling thread (benchmarks and tests
 /// compare them with Burn's).
 pub fn set_hand_written(enabled: bool) {
-    cpu_conv::set_enabled(enabled);
+    cpu::set_enabled(enabled);
 }
 
 fn conv(layer: Layer, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -20,7 +20,7 @@ fn conv(layer: Layer, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     // Only the geometry the kernels are written for: 4x4, padding 1 (checked by `shapes`),
     // no dilation or groups.
     let ours = conv.dilation == [1, 1] && conv.groups == 1 && conv.stride == [layer_stride(layer); 2] && padding_is_one(conv);
-    match ours.then(|| cpu_conv::apply(layer, &x, &weight, bias.as_ref())).flatten() {
+    match ours.then(|| cpu::apply(layer, &x, &weight, bias.as_ref())).flatten() {
         Some(y) => y,
         None => conv.forward(x),
     }
@@ -52,7 +52,7 @@ pub fn up(c: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     let ours = c.stride == [2, 2] && c.padding == [1, 1] && c.padding_out == [0, 0] && c.dilation == [1, 1] && c.groups == 1;
     let weight = c.weight.val();
     let bias = c.bias.as_ref().map(|b| b.val());
-    match ours.then(|| cpu_conv::apply(Layer::Transposed, &x, &weight, bias.as_ref())).flatten() {
+    match ours.then(|| cpu::apply(Layer::Transposed, &x, &weight, bias.as_ref())).flatten() {
         Some(y) => y,
         None => c.forward(x),
     }

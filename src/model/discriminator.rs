@@ -51,7 +51,7 @@ impl Discriminator {
                 h = n.forward(h);
             }
             if i < last {
-                h = super::cpu_act::leaky_relu(h, 0.2);
+                h = super::cpu::act::leaky_relu(h, 0.2);
             }
         }
         h

@@ -10,8 +10,9 @@ use std::time::Instant;
 use burn::data::dataloader::DataLoaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::optim::FusedAdam;
-use super::train::{CheckpointFiles, TrainOptions, total_steps, training_data, validate, validates_after, write_step_preview};
+use super::cpu::adam::FusedAdam;
+use super::checkpoint::{CheckpointFiles, latest_checkpoint};
+use super::train::{TrainOptions, total_steps, training_data, validate, validates_after, write_step_preview};
 use super::device;
 use super::step::{GanStep, gan_step, scalar};
 use crate::dataset::loader::{PatchBatch, PatchBatcher, load_normalization};
@@ -96,7 +97,7 @@ fn schedule(project: &Project, opts: &TrainOptions) -> Result<(Schedule, usize)>
     let summary: crate::dataset::DatasetSummary = crate::fsutil::load_json(&project.dataset_json(), "run `s2cr dataset` first")?;
     let batches_per_epoch = summary.train.div_ceil(tc.batch_size.max(1)).max(1);
     let total = total_steps(tc, batches_per_epoch);
-    let done = if opts.resume { super::train::latest_checkpoint(project, &opts.run)?.map_or(0, |c| c.step) } else { 0 };
+    let done = if opts.resume { latest_checkpoint(project, &opts.run)?.map_or(0, |c| c.step) } else { 0 };
     let has_val = summary.val > 0;
     let mut s = Schedule { steps: total.saturating_sub(done), ..Default::default() };
     for step in done + 1..=total {
@@ -142,7 +143,7 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
     opts.model.check("model settings")?;
     tc.check("training settings")?;
     // As training would: a run with checkpoints is continued, not started again.
-    if !opts.resume && super::train::latest_checkpoint(project, &opts.run)?.is_some() {
+    if !opts.resume && latest_checkpoint(project, &opts.run)?.is_some() {
         return Err(Error::Project { path: project.run_dir(&opts.run), message: "this run has checkpoints: estimate it with --resume (what is left of it), or choose another --run".into() });
     }
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.runs_dir(), 0));

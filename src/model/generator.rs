@@ -38,7 +38,7 @@ impl Norm {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match (&self.batch, &self.instance) {
-            (Some(b), _) => super::cpu_norm::batch_norm(b, x),
+            (Some(b), _) => super::cpu::norm::batch_norm(b, x),
             (_, Some(i)) => i.forward(x),
             _ => x,
         }
@@ -196,7 +196,7 @@ impl Generator {
         let mut h = x;
         for i in 0..depth {
             if i > 0 {
-                h = super::cpu_act::leaky_relu(h, 0.2);
+                h = super::cpu::act::leaky_relu(h, 0.2);
             }
             h = super::conv::down(&self.down[i], h);
             if let Some(n) = &self.down_norm[i] {
@@ -207,7 +207,7 @@ impl Generator {
         for i in (0..depth).rev() {
             // Below the innermost, the ReLU came with the concatenation (`relu_cat`).
             if i == depth - 1 {
-                h = super::cpu_act::relu(h);
+                h = super::cpu::act::relu(h);
             }
             h = super::conv::up(&self.up[i], h);
             if i == 0 {
@@ -228,10 +228,10 @@ impl Generator {
             }
             // [batch, 2 * channels(i - 1), ...]: the encoder's output of level i - 1, then ours;
             // and the next level's ReLU.
-            h = super::cpu_act::relu_cat(skips[i - 1].clone(), h);
+            h = super::cpu::act::relu_cat(skips[i - 1].clone(), h);
         }
         match self.activation {
-            Activation::Tanh => super::cpu_act::tanh(h),
+            Activation::Tanh => super::cpu::act::tanh(h),
             Activation::Sigmoid => activation::sigmoid(h),
             Activation::Identity => h,
         }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ModelConfig;
 use super::generator::Generator;
-use super::train::{CheckpointFiles, latest_checkpoint};
+use super::checkpoint::{CheckpointFiles, latest_checkpoint};
 use super::{DeviceChoice, device, output_activation};
 use crate::dataset::normalize::{Normalization, TileRange};
 use crate::dataset::{DatasetSummary, TileIndex};
@@ -573,7 +573,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
             let mut burned = vec![vec![0u32; cells]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
-            let thresholds = crate::assess::severity::SeverityThresholds::default();
+            let thresholds = crate::indices::severity::SeverityThresholds::default();
             for sample in 0..plan.samples {
                 let p = cfg.dropout;
                 let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);

@@ -9,23 +9,21 @@
 
 pub mod config;
 pub mod conv;
-pub mod cpu_act;
-pub mod cpu_conv;
-pub mod cpu_norm;
+pub mod cpu;
 pub mod discriminator;
 #[cfg(feature = "gdal")]
 pub mod estimate;
 pub mod generator;
 #[cfg(feature = "gdal")]
 pub mod infer;
-pub mod optim;
 pub mod pix2pix;
 #[cfg(feature = "gdal")]
 pub mod portable;
 #[cfg(feature = "gdal")]
 pub mod card;
+#[cfg(feature = "gdal")]
+pub mod checkpoint;
 pub mod preview;
-mod simd;
 pub mod step;
 #[cfg(feature = "gdal")]
 pub mod train;
@@ -110,6 +108,7 @@ pub fn keep_freed_memory() {
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
+            // SAFETY: glibc's `int mallopt(int param, int value)` (Linux with glibc only).
             unsafe extern "C" {
                 fn mallopt(param: i32, value: i32) -> i32;
             }

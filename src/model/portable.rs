@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ModelConfig;
 use super::generator::Generator;
+use super::card::{Imported, Init};
 use super::pix2pix;
-use super::train::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles};
+use super::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles};
 use super::{infer::load_generator, output_activation};
 use crate::dataset::normalize::Normalization;
 use crate::dataset::{DatasetSummary, TileIndex};
@@ -44,24 +45,6 @@ pub struct ModelSidecar {
     pub weights_sha256: String,
     /// Where the weights came from: project, run, step, or the file imported before.
     pub provenance: BTreeMap<String, String>,
-}
-
-/// How a run was imported: `runs/<run>/imported.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Imported {
-    pub file: PathBuf,
-    pub sha256: String,
-    /// `pth` or `safetensors`.
-    pub format: String,
-    /// Where the configuration came from: `keys` (read from the file), `model.yaml`, `sidecar`.
-    pub config_from: String,
-    /// Where the channel names came from: `--inputs/--outputs` or `sidecar`.
-    pub channels_from: String,
-    /// Where the normalization came from: a file, the sidecar, or the project's dataset.
-    pub normalization_from: String,
-    pub provenance: BTreeMap<String, String>,
-    pub imported_at: String,
-    pub s2cr_version: String,
 }
 
 /// `s2cr model import`'s settings.
@@ -286,23 +269,6 @@ pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<Export
     Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, card: card_beside, parameters: g.num_params(), step })
 }
 
-/// Where a fine-tuned run's weights started: `runs/<run>/init.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Init {
-    /// The run folder or weights file given.
-    pub from: PathBuf,
-    /// `run` or `weights`.
-    pub kind: String,
-    /// SHA-256 of each file the weights came from.
-    pub sha256: BTreeMap<String, String>,
-    /// Layers left at their fresh initialisation because the channels differ
-    /// (`--adapt-channels`).
-    pub reinitialised: Vec<String>,
-    /// Whether the discriminator started from the source's too (a run with one and the same
-    /// discriminator settings); otherwise it starts fresh.
-    pub discriminator_from_source: bool,
-}
-
 /// The generator (and discriminator) of `from` (a run folder, or a weights file that `s2cr
 /// model import` reads) into fresh networks of `cfg`: the architecture must be the same; where
 /// the channels differ, `adapt` leaves the first layer (inputs) or the last one (outputs) fresh,
@@ -398,7 +364,7 @@ pub struct BundleManifest {
 /// it needs, its metrics and its card.
 fn bundle_files(project: &Project, run: &RunName) -> Result<(Vec<PathBuf>, usize)> {
     let run_dir = project.run_dir(run);
-    let cp = super::train::latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint: train or import it first") })?;
+    let cp = super::checkpoint::latest_checkpoint(project, run)?.ok_or_else(|| Error::Project { path: run_dir.clone(), message: format!("run {run} has no checkpoint: train or import it first") })?;
     let mut files = Vec::new();
     for p in [project.run_model_yaml(run), project.run_train_yaml(run), project.run_normalization_json(run), project.run_dataset_json(run), project.run_tiles_json(run), project.checkpoint_json(run), project.metrics_csv(run), project.run_imported_json(run), project.run_init_json(run)] {
         if p.is_file() {

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ModelConfig, TrainConfig};
 use super::discriminator::Discriminator;
+use super::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles, latest_checkpoint, record_err, save_checkpoint};
 use super::generator::Generator;
-use super::optim::FusedAdam;
+use super::cpu::adam::FusedAdam;
 pub use super::step::{GanStep, StepLosses, gan_step, masked_l1};
 use super::step::scalar;
 use super::{DeviceChoice, device, output_activation, resolve};
@@ -43,31 +44,6 @@ pub struct TrainOptions {
     pub train: TrainConfig,
     pub device: DeviceChoice,
     pub resume: bool,
-}
-
-/// Where a run stopped: `checkpoint.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Optimizer steps done.
-    pub step: usize,
-    /// The epoch in progress and the batches of it already done.
-    pub epoch: usize,
-    pub batch_in_epoch: usize,
-    /// Folder with the files, relative to the run.
-    pub dir: PathBuf,
-    /// The layout of the checkpoint's files ([`CHECKPOINT_FORMAT`]); absent in checkpoints of
-    /// versions before it was written, which are format 1.
-    #[serde(default = "first_format")]
-    pub format: u32,
-}
-
-/// The checkpoint layout this version writes and reads: burnpack files of both networks and of
-/// both optimizers' state (Burn's Adam state, which the fused CPU Adam keeps too). A later
-/// layout raises it and migrates older ones when it reads them.
-pub const CHECKPOINT_FORMAT: u32 = 1;
-
-fn first_format() -> u32 {
-    1
 }
 
 /// One row of metrics.csv.
@@ -133,28 +109,6 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// The files of a checkpoint.
-pub struct CheckpointFiles {
-    pub generator: PathBuf,
-    pub discriminator: PathBuf,
-    pub optim_g: PathBuf,
-    pub optim_d: PathBuf,
-}
-
-impl CheckpointFiles {
-    pub fn in_dir(dir: &Path) -> CheckpointFiles {
-        CheckpointFiles { generator: dir.join("generator.bpk"), discriminator: dir.join("discriminator.bpk"), optim_g: dir.join("optim_g.bpk"), optim_d: dir.join("optim_d.bpk") }
-    }
-
-    /// Writes both networks and both optimizers' states to these files.
-    pub(super) fn save(&self, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
-        g.clone().save_file(&self.generator).map_err(record_err(&self.generator, "saving the generator"))?;
-        d.clone().save_file(&self.discriminator).map_err(record_err(&self.discriminator, "saving the discriminator"))?;
-        opt_g.save(&self.optim_g).map_err(record_err(&self.optim_g, "saving the generator's optimizer"))?;
-        opt_d.save(&self.optim_d).map_err(record_err(&self.optim_d, "saving the discriminator's optimizer"))
-    }
-}
-
 /// The training and validation patches as training reads them: shuffled and augmented per the
 /// settings, held in memory when they fit.
 pub(super) fn training_data(project: &Project, tc: &TrainConfig, progress: &Progress) -> Result<(PatchDataset, PatchDataset)> {
@@ -167,54 +121,6 @@ pub(super) fn training_data(project: &Project, tc: &TrainConfig, progress: &Prog
     Ok((train_data, val_data))
 }
 
-pub(super) fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::RecordError) -> Error {
-    Error::checkpoint(path, action)
-}
-
-/// Saves a checkpoint: files into a fresh folder, then `checkpoint.json` names it (atomic), so
-/// an interrupted save leaves the previous checkpoint in charge. The folder the live
-/// `checkpoint.json` names is never removed or replaced: a save of the same step goes to
-/// another name.
-fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint, g: &Generator, d: &Discriminator, opt_g: &ModuleOptimizer, opt_d: &ModuleOptimizer) -> Result<()> {
-    let run_dir = project.run_dir(run);
-    let live = latest_checkpoint(project, run).ok().flatten().map(|c| c.dir);
-    let mut cp = cp.clone();
-    let base = cp.dir.clone();
-    let mut n = 1;
-    while live.as_ref() == Some(&cp.dir) {
-        cp.dir = PathBuf::from(format!("{}.{n}", base.display()));
-        n += 1;
-    }
-    let cp = &cp;
-    let dir = run_dir.join(&cp.dir);
-    let tmp = project.checkpoints_dir(run).join(format!(".step-{}.partial", cp.step));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a checkpoint folder"))?;
-    CheckpointFiles::in_dir(&tmp).save(g, d, opt_g, opt_d)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&tmp, &dir).map_err(Error::io(&dir, "moving the checkpoint into place"))?;
-    crate::fsutil::save_json(&project.checkpoint_json(run), cp)?;
-    // Keep the last three.
-    let mut old: Vec<(usize, PathBuf)> = std::fs::read_dir(project.checkpoints_dir(run))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_str()?.strip_prefix("step-")?.to_string();
-                    let step: usize = name.split('.').next()?.parse().ok()?;
-                    Some((step, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    old.sort();
-    while old.len() > 3 {
-        let (_, p) = old.remove(0);
-        let _ = std::fs::remove_dir_all(p);
-    }
-    Ok(())
-}
-
 /// The dataset files a run keeps a copy of (what it trained on; inference reads the copies),
 /// as (dataset file, run copy).
 pub(super) fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, PathBuf); 3] {
@@ -223,22 +129,6 @@ pub(super) fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, Pat
         (project.normalization_json(), project.run_normalization_json(run)),
         (project.tiles_json(), project.run_tiles_json(run)),
     ]
-}
-
-/// The latest checkpoint of a run, if any.
-pub fn latest_checkpoint(project: &Project, run: &RunName) -> Result<Option<Checkpoint>> {
-    let path = project.checkpoint_json(run);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let cp: Checkpoint = load_json(&path, "delete the run's folder to train it again")?;
-    if cp.format > CHECKPOINT_FORMAT {
-        return Err(Error::Project {
-            path,
-            message: format!("checkpoint format {} was written by a newer version of s2cr (this one reads up to {CHECKPOINT_FORMAT}): resume it with that version, or choose another --run", cp.format),
-        });
-    }
-    Ok(Some(cp))
 }
 
 /// The networks of a run, built for its dataset (for inference and tests).
@@ -271,8 +161,8 @@ pub(super) fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatche
                 let mut synthetic = values[start..start + plane].to_vec();
                 map.denormalize(&mut synthetic);
                 let real = &item.label[c * plane..(c + 1) * plane];
-                psnr += crate::assess::metrics::psnr(real, &synthetic, &item.valid, 1.0);
-                ssim += crate::assess::metrics::ssim(real, &synthetic, size, size, &item.valid, 1.0);
+                psnr += crate::indices::metrics::psnr(real, &synthetic, &item.valid, 1.0);
+                ssim += crate::indices::metrics::ssim(real, &synthetic, size, size, &item.valid, 1.0);
                 nb += 1;
             }
         }

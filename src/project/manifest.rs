@@ -2,72 +2,14 @@
 //! knows whether its results are up to date. A manifest is written last, atomically: one exists
 //! only for a stage that completed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
 use super::paths::RunName;
+use super::stage::Stage;
 use crate::error::{Error, Result};
-
-/// The pipeline's stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Search,
-    Fetch,
-    Preprocess,
-    Dataset,
-    Train,
-    Infer,
-    Assess,
-    Export,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 8] =
-        [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess, Stage::Export];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Search => "search",
-            Stage::Fetch => "fetch",
-            Stage::Preprocess => "preprocess",
-            Stage::Dataset => "dataset",
-            Stage::Train => "train",
-            Stage::Infer => "infer",
-            Stage::Assess => "assess",
-            Stage::Export => "export",
-        }
-    }
-
-    /// True for stages that run once per training run (`runs/<id>`, `outputs/<id>`).
-    pub fn per_run(self) -> bool {
-        matches!(self, Stage::Train | Stage::Infer | Stage::Assess | Stage::Export)
-    }
-
-    /// Where the stage's manifest lives, relative to the project folder.
-    pub fn manifest_path(self, run: Option<&RunName>) -> PathBuf {
-        let run = run.map(RunName::as_str).unwrap_or(RunName::DEFAULT);
-        match self {
-            Stage::Search => PathBuf::from("catalog/manifest.json"),
-            Stage::Fetch => PathBuf::from("raw/manifest.json"),
-            Stage::Preprocess => PathBuf::from("preprocessed/manifest.json"),
-            Stage::Dataset => PathBuf::from("dataset/manifest.json"),
-            Stage::Train => PathBuf::from(format!("runs/{run}/manifest.json")),
-            // Three stages write into outputs/<run>/: one manifest each.
-            Stage::Infer | Stage::Assess | Stage::Export => {
-                PathBuf::from(format!("outputs/{run}/manifest-{}.json", self.name()))
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A file a stage read or wrote, as recorded in its manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

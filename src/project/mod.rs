@@ -6,12 +6,14 @@ mod config;
 pub mod openeo;
 mod manifest;
 mod paths;
+mod stage;
 
 use std::path::{Path, PathBuf};
 
 pub use config::*;
 pub use manifest::*;
 pub use paths::*;
+pub use stage::Stage;
 
 use crate::aoi::{Aoi, AoiLimits};
 use crate::error::{Error, Result};

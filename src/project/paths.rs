@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Project;
-use super::manifest::Stage;
+use super::stage::Stage;
 use crate::error::{Error, Result};
 
 /// The project file.
@@ -337,7 +337,16 @@ impl Project {
 
     /// Where a stage's manifest lives.
     pub fn manifest_path(&self, stage: Stage, run: Option<&RunName>) -> PathBuf {
-        self.root().join(stage.manifest_path(run))
+        let run = run.map(RunName::as_str).unwrap_or(RunName::DEFAULT);
+        self.root().join(match stage {
+            Stage::Search => PathBuf::from("catalog/manifest.json"),
+            Stage::Fetch => PathBuf::from("raw/manifest.json"),
+            Stage::Preprocess => PathBuf::from("preprocessed/manifest.json"),
+            Stage::Dataset => PathBuf::from("dataset/manifest.json"),
+            Stage::Train => PathBuf::from(format!("runs/{run}/manifest.json")),
+            // Three stages write into outputs/<run>/: one manifest each.
+            Stage::Infer | Stage::Assess | Stage::Export => PathBuf::from(format!("outputs/{run}/manifest-{}.json", stage.name())),
+        })
     }
 
     /// The training runs present in `runs/` and `outputs/`, sorted; folders whose names are not

@@ -73,6 +73,7 @@ impl BlockCacheLimit {
         }
         // SAFETY: plain getters and setters of GDAL's global cache size.
         let previous = unsafe { gdal_sys::GDALGetCacheMax64() };
+        // SAFETY: as above; takes no pointer.
         unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
         BlockCacheLimit { previous: Some(previous) }
     }

@@ -1,5 +1,6 @@
 //! GDAL's C utility functions (`GDALTranslate`, `GDALWarp`) with command-line style arguments,
-//! for what the `gdal` crate does not wrap. The only `unsafe` code of the raster layer.
+//! for what the `gdal` crate does not wrap. (`env`, `read` and `write` hold a few more direct
+//! calls into GDAL's C API; ARCHITECTURE.md lists every `unsafe` block and why it is sound.)
 
 use std::ffi::{CString, c_char, c_int};
 use std::path::Path;

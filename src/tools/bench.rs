@@ -303,6 +303,7 @@ pub fn loader(size: usize, patch: usize, dir: &Path, progress: &Progress) -> Res
 pub fn reset_peak_rss() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        // SAFETY: glibc's `int malloc_trim(size_t pad)` (Linux with glibc only).
         unsafe extern "C" {
             fn malloc_trim(pad: usize) -> i32;
         }

@@ -17,7 +17,7 @@ use crate::job::Progress;
 use crate::model::config::{GanLoss, ModelConfig};
 use crate::model::discriminator::Discriminator;
 use crate::model::generator::{Activation, Generator};
-use crate::model::optim::FusedAdam;
+use crate::model::cpu::adam::FusedAdam;
 use crate::model::step::{GanStep, gan_step};
 
 /// The PyTorch side of the comparison, the same network shapes and loop as ours.
@@ -131,7 +131,7 @@ pub fn model(patch: usize, only: &[String], repeats: usize, with_gpu: bool, prog
     check_patch(patch)?;
     let models = selected(patch, only)?;
     // The CPU twice: Burn's own convolutions (the baseline) and the hand-written ones of
-    // `model::cpu_conv` (what training and inference use).
+    // `model::cpu` (what training and inference use).
     let (cpu, cpu_name) = crate::model::device(crate::model::DeviceChoice::Cpu)?;
     let mut devices = vec![(cpu.clone(), format!("{cpu_name}, Burn's convolutions"), false), (cpu, format!("{cpu_name}, ours"), true)];
     if with_gpu {
@@ -316,7 +316,7 @@ pub fn matmul_gflops(n: usize, repeats: usize) -> Result<f64> {
 }
 
 /// One level of the generator profile: milliseconds of each layer alone, Burn's own kernels
-/// against the hand-written ones of `model::cpu_conv`.
+/// against the hand-written ones of `model::cpu`.
 #[derive(Debug, Clone)]
 pub struct LayerProfile {
     pub level: usize,

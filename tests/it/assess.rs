@@ -37,7 +37,7 @@ fn close(got: f64, expected: &serde_json::Value, what: &str) {
 
 #[test]
 fn metrics_match_numpy_and_scikit_image_on_a_real_chip() {
-    use s2cr::assess::metrics;
+    use s2cr::indices::metrics;
     let (real, synth) = (reflectance("s2_cloudfree"), reflectance("s2_cloudy"));
     let reference = reference();
     let all_valid = vec![true; real.width * real.height];
@@ -57,12 +57,12 @@ fn metrics_match_numpy_and_scikit_image_on_a_real_chip() {
         let ss: Vec<&[f32]> = synth.bands.iter().map(Vec::as_slice).collect();
         close(metrics::sam_degrees(&rr, &ss, valid), &r["sam_degrees"], &format!("{case} sam"));
     }
-    let nbr = s2cr::assess::indices::nbr(&real.bands[3], &real.bands[5], &all_valid);
-    let nbr_synth = s2cr::assess::indices::nbr(&synth.bands[3], &synth.bands[5], &all_valid);
+    let nbr = s2cr::indices::spectral::nbr(&real.bands[3], &real.bands[5], &all_valid);
+    let nbr_synth = s2cr::indices::spectral::nbr(&synth.bands[3], &synth.bands[5], &all_valid);
     let mean = |v: &[f32]| v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
     // NBR is computed in f32 here and in f64 by numpy: agreement to 1e-5 still holds.
     close(mean(&nbr), &reference["nbr_real_mean"], "mean NBR");
-    let dnbr = s2cr::assess::indices::dnbr(&nbr, &nbr_synth);
+    let dnbr = s2cr::indices::spectral::dnbr(&nbr, &nbr_synth);
     close(mean(&dnbr), &reference["dnbr_mean"], "mean dNBR");
     close(dnbr[100 * 256 + 200] as f64, &reference["dnbr_at_100_200"], "dNBR at (100, 200)");
 }

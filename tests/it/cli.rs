@@ -377,7 +377,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(out.contains("4 steps on CPU"), "{out}");
     let project = s2cr::project::Project::open(&dir).unwrap();
     for stage in s2cr::project::Stage::ALL.into_iter().filter(|s| *s != s2cr::project::Stage::Export) {
-        let manifest = dir.join(stage.manifest_path(Some(&s2cr::demo::run_name())));
+        let manifest = project.manifest_path(stage, Some(&s2cr::demo::run_name()));
         assert!(manifest.is_file(), "{stage}: no manifest at {}", manifest.display());
     }
     let assess = project.assess_dir(&s2cr::demo::run_name());

@@ -628,7 +628,7 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     reader.next_frame(&mut buf).unwrap();
     // Severity colours are in it (the USGS high-severity purple is in the legend at least).
-    let purple = s2cr::assess::severity::Severity::High.color();
+    let purple = s2cr::indices::severity::Severity::High.color();
     assert!(buf.chunks(4).any(|p| (p[0] as i32 - purple[0] as i32).abs() < 6 && (p[1] as i32 - purple[1] as i32).abs() < 6 && (p[2] as i32 - purple[2] as i32).abs() < 6), "no severity colour in the view");
     h.get_by_label("Scenes").click();
     h.run();

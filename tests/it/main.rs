@@ -13,6 +13,7 @@ mod pix2pix;
 mod preprocess;
 #[cfg(feature = "gui")]
 mod gui;
+mod house;
 mod raster;
 mod stac_server;
 

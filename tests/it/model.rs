@@ -416,7 +416,7 @@ fn fine_tuning_on_another_area_reaches_the_from_scratch_loss_sooner() {
     let (steps, window) = (120, 10);
     go(&b, "scratch", cfg(steps, None));
     go(&b, "tuned", cfg(steps, Some(a.run_dir(&run_name("base")))));
-    let init: s2cr::model::portable::Init = s2cr::fsutil::load_json(&b.run_init_json(&run_name("tuned")), "").unwrap();
+    let init: s2cr::model::card::Init = s2cr::fsutil::load_json(&b.run_init_json(&run_name("tuned")), "").unwrap();
     assert_eq!((init.kind.as_str(), init.discriminator_from_source, init.reinitialised.len()), ("run", true, 0));
     assert!(init.sha256.keys().any(|k| k.ends_with("generator.bpk")));
     let l1 = |run: &str| metrics(&b, run).iter().map(|r| r[4].parse::<f64>().unwrap()).collect::<Vec<f64>>();
@@ -460,7 +460,7 @@ fn fine_tuning_across_channel_counts_needs_adapt_channels() {
     assert!(e.contains("takes 4 input channels where this dataset has 10") && e.contains("--adapt-channels"), "{e}");
     assert!(!project.run_dir(&run_name("x")).join("checkpoint.json").exists());
     go("y", init(true), small_model()).unwrap();
-    let i: s2cr::model::portable::Init = s2cr::fsutil::load_json(&project.run_init_json(&run_name("y")), "").unwrap();
+    let i: s2cr::model::card::Init = s2cr::fsutil::load_json(&project.run_init_json(&run_name("y")), "").unwrap();
     assert_eq!(i.reinitialised, vec!["generator down.0".to_string()]);
     assert!(!i.discriminator_from_source, "that folder has no discriminator");
     // Another architecture is refused, naming what differs.

@@ -12,7 +12,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::cpu_conv::{Ad, enabled, flex, is_f32, values};
+use super::{Ad, enabled, flex, is_f32, values};
 use super::simd::with_avx2;
 
 /// Values each rayon task handles.

@@ -1,0 +1,123 @@
+//! The Assess step: its settings (an official perimeter) and the run's assessment (burned
+//! areas, agreement, held-out pixels, what was simulated, the HTML report).
+
+use eframe::egui::{self, RichText};
+
+use super::{LogLine, Wizard, open_in_browser};
+use crate::job::LogLevel;
+use crate::pipeline::PipelineSettings;
+use crate::project::Project;
+
+/// The step's rows of the settings grid.
+pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: bool) {
+    let l = ui.label("Official perimeter");
+    ui.horizontal(|ui| {
+        let shown = s.assess.perimeter.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string());
+        ui.label(shown.as_deref().unwrap_or("none (project.yaml's reference_perimeter when set)")).labelled_by(l.id);
+        if ui.add_enabled(!running, egui::Button::new("Choose…")).on_hover_text("A fire perimeter (GeoJSON, Shapefile, GeoPackage, KML) to compare both burned maps with").clicked()
+            && let Some(p) = rfd::FileDialog::new()
+                .set_title("Official fire perimeter")
+                .add_filter("Vector files", &["geojson", "json", "shp", "gpkg", "kml", "kmz", "fgb"])
+                .pick_file()
+        {
+            s.assess.perimeter = Some(p);
+        }
+        if s.assess.perimeter.is_some() && ui.add_enabled(!running, egui::Button::new("clear")).clicked() {
+            s.assess.perimeter = None;
+        }
+    });
+    ui.end_row();
+}
+
+impl Wizard {
+    /// The run's assessment, when there is one: the burned areas, the agreement (and over the
+    /// held-out pixels), what was simulated, and a button that opens the HTML report.
+    pub(super) fn assessment_ui(&mut self, ui: &mut egui::Ui, project: &Project) {
+        let report = match &self.assessment {
+            None => return,
+            Some(Ok(report)) => report,
+            Some(Err(e)) => {
+                ui.add_space(6.0);
+                ui.colored_label(ui.visuals().error_fg_color, crate::error_chain(e));
+                return;
+            }
+        };
+        ui.add_space(6.0);
+        if let Some(sim) = &report.config.simulated_burn {
+            ui.colored_label(ui.visuals().warn_fg_color, "SIMULATED burn: the real data has no fire.").on_hover_text(sim);
+        }
+        // Not finite (nothing burned, no pixels held out): n/a.
+        let f = |v: Option<f64>| v.filter(|x| x.is_finite()).map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+        egui::Grid::new("assessment").striped(true).num_columns(3).show(ui, |ui| {
+            for h in ["", "all pixels", "held out"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            let held = report.held_out.as_ref().map(|h| &h.burned);
+            type Pick = fn(&crate::assess::agreement::BurnedAgreement) -> f64;
+            let rows: [(&str, Pick); 5] = [
+                ("burned, real (ha)", |b| b.burned_ha_real),
+                ("burned, synthetic (ha)", |b| b.burned_ha_synthetic),
+                ("kappa", |b| b.kappa),
+                ("F1", |b| b.f1),
+                ("IoU", |b| b.iou),
+            ];
+            for (name, pick) in rows {
+                ui.label(name);
+                ui.label(f(Some(pick(&report.burned))));
+                ui.label(f(held.map(pick)));
+                ui.end_row();
+            }
+        });
+        // Both maps against the official perimeter, when one was given.
+        if let Some(p) = &report.perimeter {
+            ui.add_space(4.0);
+            ui.label(RichText::new(format!("Against the official perimeter ({:.1} ha on the grid)", p.area_ha_on_grid)).strong())
+                .on_hover_text(p.file.display().to_string());
+            egui::Grid::new("perimeter").striped(true).num_columns(3).show(ui, |ui| {
+                for h in ["", "real map", "synthetic map"] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                type Pick = fn(&crate::assess::agreement::BurnedAgreement) -> f64;
+                let rows: [(&str, Pick); 5] = [
+                    ("kappa", |b| b.kappa),
+                    ("F1", |b| b.f1),
+                    ("IoU", |b| b.iou),
+                    ("commission", |b| b.commission_error),
+                    ("omission", |b| b.omission_error),
+                ];
+                for (name, pick) in rows {
+                    ui.label(name);
+                    ui.label(f(Some(pick(&p.real))));
+                    ui.label(f(Some(pick(&p.synthetic))));
+                    ui.end_row();
+                }
+            });
+        }
+        // The burned / unburned confusion matrix over all compared pixels.
+        let c = &report.burned;
+        let n = |v: u64| v.to_string();
+        ui.add_space(4.0);
+        egui::Grid::new("confusion").striped(true).num_columns(3).show(ui, |ui| {
+            ui.label(RichText::new("real \\ synthetic").small());
+            ui.label(RichText::new("unburned").strong());
+            ui.label(RichText::new("burned").strong());
+            ui.end_row();
+            ui.label("unburned");
+            ui.label(n(c.true_negative));
+            ui.label(n(c.false_positive));
+            ui.end_row();
+            ui.label("burned");
+            ui.label(n(c.false_negative));
+            ui.label(n(c.true_positive));
+            ui.end_row();
+        });
+        let html = project.report_html(self.settings.run_name());
+        if ui.button("Open report").on_hover_text(html.display().to_string()).clicked() {
+            if let Err(e) = open_in_browser(&html) {
+                self.log.push(LogLine { level: LogLevel::Warn, stage: "assess".into(), text: format!("{}; open it in a browser", crate::error_chain(&e)) });
+            }
+        }
+    }
+}
