@@ -58,6 +58,18 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
                 ),
             });
         }
+        // The same numbers in another CRS (say two UTM zones) are another place.
+        if !raster::same_crs(&a.crs_wkt, &b.crs_wkt) {
+            return Err(Error::Raster {
+                location: other.path.display().to_string(),
+                message: format!(
+                    "in {}, but {} is in {}: same size and geotransform, another place; warp it onto the project grid first",
+                    raster::crs_name(&b.crs_wkt),
+                    pre.path.display(),
+                    raster::crs_name(&a.crs_wkt)
+                ),
+            });
+        }
     }
     let (width, height) = (pre.info.width, pre.info.height);
     crate::grid::check_size(width, height).map_err(|m| Error::Raster { location: inputs.pre.display().to_string(), message: m })?;
@@ -105,7 +117,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let sd_image = inputs.uncertainty.as_ref().map(|p| Image::open(p, None)).transpose()?;
     let prob_image = inputs.burn_probability.as_ref().map(|p| Image::open(p, None)).transpose()?;
     for other in sd_image.iter().chain(prob_image.iter()) {
-        if (other.info.width, other.info.height) != (width, height) || other.info.geo_transform != gt {
+        if (other.info.width, other.info.height) != (width, height) || other.info.geo_transform != gt || !raster::same_crs(&other.info.crs_wkt, &crs_wkt) {
             return Err(Error::Raster { location: other.path.display().to_string(), message: "not on the grid of the synthetic image; synthesize again with uncertainty passes".into() });
         }
     }

@@ -32,6 +32,37 @@ pub fn open(location: &str) -> Result<Dataset> {
 }
 
 /// Size, georeferencing and bands of a raster.
+/// Whether two CRSs (WKT, as [`RasterInfo::crs_wkt`] holds them) are the same, as GDAL judges
+/// (`OSRIsSame`: the same datum and projection, whatever the WKT's wording). Two empty ones are
+/// the same; an empty one and a set one, or one GDAL cannot read, are not.
+pub fn same_crs(a: &str, b: &str) -> bool {
+    use gdal::spatial_ref::SpatialRef;
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, true) => true,
+        (false, false) => matches!((SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)), (Ok(x), Ok(y)) if x == y),
+        _ => false,
+    }
+}
+
+/// A CRS in a few words for messages: its EPSG code where it has one, else its name.
+pub fn crs_name(wkt: &str) -> String {
+    use gdal::spatial_ref::SpatialRef;
+    if wkt.trim().is_empty() {
+        return "no CRS".into();
+    }
+    match SpatialRef::from_wkt(wkt) {
+        Ok(mut s) => {
+            let _ = s.auto_identify_epsg();
+            match (s.auth_name(), s.auth_code().ok(), s.name()) {
+                (Some(a), Some(c), _) => format!("{a}:{c}"),
+                (_, _, Some(n)) => n,
+                _ => "an unnamed CRS".into(),
+            }
+        }
+        Err(_) => "a CRS GDAL cannot read".into(),
+    }
+}
+
 pub fn info(location: &str) -> Result<RasterInfo> {
     let ds = open(location)?;
     info_of(&ds, location)

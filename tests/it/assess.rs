@@ -382,3 +382,103 @@ fn agreement_with_an_official_perimeter_matches_a_hand_computation() {
     let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &cfg, &Progress::silent("assess")).unwrap_err());
     assert!(e.contains("missing.shp") && e.contains("no such file"), "{e}");
 }
+
+/// A stack written as a GeoTIFF of `T` values (`convert` of each value, `hole` at `holes`), with
+/// `nodata` declared or not.
+fn write_typed<T: gdal::raster::GdalType + Copy>(path: &Path, stack: &BandStack, holes: &dyn Fn(usize) -> bool, hole: T, convert: &dyn Fn(f32) -> T, nodata: Option<f64>) -> PathBuf {
+    use gdal::Metadata;
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = driver.create_with_band_type::<T, _>(path, stack.width, stack.height, stack.bands.len()).unwrap();
+    ds.set_geo_transform(&stack.geo_transform).unwrap();
+    ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_wkt(&stack.crs_wkt).unwrap()).unwrap();
+    for (b, values) in stack.bands.iter().enumerate() {
+        let mut band = ds.rasterband(b + 1).unwrap();
+        let data: Vec<T> = values.iter().enumerate().map(|(i, v)| if holes(i) { hole } else { convert(*v) }).collect();
+        let mut buf = gdal::raster::Buffer::new((stack.width, stack.height), data);
+        band.write((0, 0), (stack.width, stack.height), &mut buf).unwrap();
+        band.set_description(&stack.descriptions[b]).unwrap();
+        if let Some(nd) = nodata {
+            band.set_no_data_value(Some(nd)).unwrap();
+        }
+    }
+    path.to_path_buf()
+}
+
+/// What an assessment found, without where its files are: agreement, areas, quality and the QA
+/// plots' numbers.
+fn findings(inputs: &AssessInputs, out: &Path, cfg: &AssessConfig) -> serde_json::Value {
+    let r = assess::assess_files(inputs, out, cfg, &Progress::silent("assess")).unwrap();
+    let qa: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("qa.json")).unwrap()).unwrap();
+    serde_json::json!({
+        "burned": r.burned, "severity_confusion": r.severity_confusion, "severity_areas": r.severity_areas,
+        "quality": r.quality, "mean_dnbr": [r.mean_dnbr_real, r.mean_dnbr_synthetic], "qa": qa,
+    })
+}
+
+/// Each file's own no-data value is no data in every metric: -9999 in float files and 0 in
+/// digital numbers read with a scale give the same findings as NaN there; a file that declares
+/// no nodata has none (its zeros are values). The holes differ from file to file and some lie in
+/// the scar.
+#[test]
+fn each_files_nodata_is_no_data_in_every_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pre = reflectance("s2_cloudfree");
+    let mut post = pre.clone();
+    apply_simulated_burn(&mut post, 64..128, 64..192);
+    let mut partial = pre.clone();
+    apply_simulated_burn(&mut partial, 64..128, 64..160);
+    let w = pre.width;
+    let hole_pre = move |i: usize| (10..20).contains(&(i / w)) && (10..40).contains(&(i % w));
+    let hole_real = move |i: usize| (70..80).contains(&(i / w)) && (100..130).contains(&(i % w));
+    let hole_synth = move |i: usize| (90..100).contains(&(i / w)) && (150..200).contains(&(i % w)) || i % 97 == 0;
+    let holes: [(&str, &BandStack, &dyn Fn(usize) -> bool); 3] = [("pre", &pre, &hole_pre), ("real", &post, &hole_real), ("synth", &partial, &hole_synth)];
+    // Digital numbers as Sentinel-2 L2A stores them (reflectance x 10000, 0 = no data).
+    let dn = |v: f32| (v * 10000.0).round().clamp(1.0, 65535.0) as u16;
+    let dn_reflectance = |v: f32| dn(v) as f32 * 0.0001;
+    let files = |kind: &str, f: &dyn Fn(&str, &BandStack, &dyn Fn(usize) -> bool) -> PathBuf| -> AssessInputs {
+        let [p, r, s] = holes.map(|(name, stack, hole)| f(&format!("{kind}-{name}"), stack, hole));
+        AssessInputs { pre: p, real: r, synthetic: s, ..Default::default() }
+    };
+    let nan = files("nan", &|n, s, h| write_typed::<f32>(&d.join(format!("{n}.tif")), s, h, f32::NAN, &|v| v, None));
+    let minus = files("minus", &|n, s, h| write_typed::<f32>(&d.join(format!("{n}.tif")), s, h, -9999.0, &|v| v, Some(-9999.0)));
+    let dn_nan = files("dnnan", &|n, s, h| write_typed::<f32>(&d.join(format!("{n}.tif")), s, h, f32::NAN, &dn_reflectance, None));
+    let dn_zero = files("dnzero", &|n, s, h| write_typed::<u16>(&d.join(format!("{n}.tif")), s, h, 0, &dn, Some(0.0)));
+    let dn_undeclared = files("dnnone", &|n, s, h| write_typed::<u16>(&d.join(format!("{n}.tif")), s, h, 0, &dn, None));
+    let dn_values = files("dnvalue", &|n, s, h| write_typed::<f32>(&d.join(format!("{n}.tif")), s, h, 0.0, &dn_reflectance, None));
+    let cfg = AssessConfig::default();
+    let dn_cfg = AssessConfig { scale: 0.0001, ..Default::default() };
+    let reference = findings(&nan, &d.join("out-nan"), &cfg);
+    let n = (w * pre.height) as u64;
+    let held = (0..n as usize).filter(|i| hole_pre(*i) || hole_real(*i) || hole_synth(*i)).count() as u64;
+    let b = &reference["burned"];
+    let counted = ["true_positive", "false_positive", "false_negative", "true_negative"].iter().map(|k| b[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(counted, n - held, "the NaN holes are no data");
+    assert_eq!(findings(&minus, &d.join("out-minus"), &cfg), reference, "-9999 declared as nodata");
+    assert_eq!(findings(&dn_zero, &d.join("out-dnzero"), &dn_cfg), findings(&dn_nan, &d.join("out-dnnan"), &cfg), "0 declared as nodata in DN files read with a scale");
+    // Undeclared, 0 is a value: image quality counts the zeros that declared no-data left out
+    // (NBR, 0/0 there, does not), as it does for the same zeros in a float file.
+    let undeclared = findings(&dn_undeclared, &d.join("out-dnnone"), &dn_cfg);
+    let quality_pixels = |f: &serde_json::Value| f["quality"]["valid_pixels"].as_u64().unwrap();
+    assert!(quality_pixels(&undeclared) > quality_pixels(&reference), "{} vs {}", quality_pixels(&undeclared), quality_pixels(&reference));
+    assert_eq!(undeclared, findings(&dn_values, &d.join("out-dnvalue"), &cfg));
+}
+
+/// Two images with the same size and geotransform in two CRSs (two UTM zones) are two places:
+/// the assessment refuses them, naming both CRSs.
+#[test]
+fn images_in_another_crs_are_refused_even_with_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pre = reflectance("s2_cloudfree");
+    let mut other_zone = pre.clone();
+    other_zone.crs_wkt = gdal::spatial_ref::SpatialRef::from_epsg(32651).unwrap().to_wkt().unwrap();
+    let (p, o) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "zone51.tif", &other_zone));
+    let e = assess::assess_files(&AssessInputs { pre: p.clone(), real: p.clone(), synthetic: o.clone(), ..Default::default() }, &tmp.path().join("out"), &AssessConfig::default(), &Progress::silent("assess")).unwrap_err();
+    let text = s2cr::error_chain(&e);
+    assert!(text.contains("zone51.tif") && text.contains("EPSG:32651") && text.contains("EPSG:32650") && text.contains("warp"), "{text}");
+    // The same CRS written another way is the same place.
+    let mut reworded = pre.clone();
+    reworded.crs_wkt = gdal::spatial_ref::SpatialRef::from_proj4("+proj=utm +zone=50 +datum=WGS84 +units=m +no_defs").unwrap().to_wkt().unwrap();
+    let r = write(tmp.path(), "reworded.tif", &reworded);
+    assess::assess_files(&AssessInputs { pre: p.clone(), real: p, synthetic: r, ..Default::default() }, &tmp.path().join("out2"), &AssessConfig::default(), &Progress::silent("assess")).unwrap();
+}
