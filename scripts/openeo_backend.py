@@ -556,12 +556,14 @@ def write_gtiffs(folder, cubes, values):
 # ----------------------------------------------------------------------------- HTTP
 
 class FaultInjector:
-    """WSGI middleware: --fail-polls (HTTP 500 on job status polls), --drop-downloads (half bodies)."""
+    """WSGI middleware: --fail-polls (HTTP 500 on job status polls), --drop-downloads (half bodies),
+    --fail-results (HTTP 503 on a job's result listing)."""
     POLL = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/?$")
+    RESULTS = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/results/?$")
     ASSET = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/results/assets/")
 
-    def __init__(self, app, fail_polls, drop_downloads):
-        self.app, self.fail_polls, self.drop_downloads = app, fail_polls, drop_downloads
+    def __init__(self, app, fail_polls, drop_downloads, fail_results=0):
+        self.app, self.fail_polls, self.drop_downloads, self.fail_results = app, fail_polls, drop_downloads, fail_results
         self.lock = threading.Lock()
 
     def _take(self, name):
@@ -580,6 +582,13 @@ class FaultInjector:
                                "message": "Injected failure (--fail-polls)", "links": []}).encode()
             start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "application/json"),
                                                          ("Content-Length", str(len(body)))])
+            return [body]
+        if method == "GET" and self.RESULTS.match(path) and self._take("fail_results"):
+            log.info("fault injection: HTTP 503 for %s", path)
+            body = json.dumps({"id": uuid.uuid4().hex, "code": "ServiceUnavailable",
+                               "message": "Injected failure (--fail-results)", "links": []}).encode()
+            start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"),
+                                                       ("Content-Length", str(len(body)))])
             return [body]
         if method == "GET" and self.ASSET.match(path) and rng in ("", "bytes=0-") and self._take("drop_downloads"):
             return self._truncated(environ, start_response, path)
@@ -830,7 +839,7 @@ def make_app(args, impl, idp):
             resp.set_data(json.dumps(doc))
         return resp
 
-    app.wsgi_app = FaultInjector(app.wsgi_app, args.fail_polls, args.drop_downloads)
+    app.wsgi_app = FaultInjector(app.wsgi_app, args.fail_polls, args.drop_downloads, args.fail_results)
     if idp is not None:
         idp.app, app.wsgi_app = app.wsgi_app, idp
     return app
@@ -845,6 +854,7 @@ def main():
     p.add_argument("--user", default="s2cr-test")
     p.add_argument("--password", default="s2cr-test-password")
     p.add_argument("--fail-polls", type=int, default=0, help="the first N GET /jobs/{id} answer HTTP 500")
+    p.add_argument("--fail-results", type=int, default=0, help="the first N GET /jobs/{id}/results answer HTTP 503")
     p.add_argument("--drop-downloads", type=int, default=0,
                    help="the first N asset downloads from byte 0 send about half the body, then close")
     p.add_argument("--job-delay", type=float, default=0.0, help="seconds a job waits in 'running' before computing")

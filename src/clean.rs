@@ -63,20 +63,43 @@ pub fn kept(keep: &[Part]) -> Vec<Part> {
     k
 }
 
-/// The folders `clean` would remove, with their sizes.
+/// Files inside a part that `clean` never removes: the openEO job book records the jobs already
+/// paid for (a later run takes them up instead of paying again); it is no intermediate.
+fn kept_records(project: &Project, part: Part) -> Vec<PathBuf> {
+    match part {
+        Part::Preprocessed => vec![project.preprocessed_openeo_jobs()],
+        _ => Vec::new(),
+    }
+}
+
+/// The folders (or files) `clean` would remove, with their sizes.
 fn candidates(project: &Project, keep: &[Part]) -> Result<Vec<Removed>> {
     let keep = kept(keep);
     let keep = keep.as_slice();
     let mut found = Vec::new();
     let mut add = |part: Part, path: PathBuf| {
         if path.exists() {
-            let (files, bytes) = crate::doctor::folder_size(&path, crate::project::MAX_DEPTH + 4);
+            let (files, bytes) = match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => (1, m.len()),
+                _ => crate::doctor::folder_size(&path, crate::project::MAX_DEPTH + 4),
+            };
             found.push(Removed { part, path, files, bytes });
         }
     };
     for (part, dir) in [(Part::Raw, project.raw_dir()), (Part::Preprocessed, project.preprocessed_dir()), (Part::Dataset, project.dataset_dir())] {
         // SAFE products put in raw/ by hand for the SNAP engine cannot be fetched again.
-        if !keep.contains(&part) && !(part == Part::Raw && !safe_products(&dir).is_empty()) {
+        if keep.contains(&part) || (part == Part::Raw && !safe_products(&dir).is_empty()) {
+            continue;
+        }
+        let records = kept_records(project, part);
+        if records.iter().any(|r| r.is_file()) {
+            // What records paid work stays: the folder's other entries go one by one.
+            for e in std::fs::read_dir(&dir).map_err(Error::io(&dir, "listing it"))?.flatten() {
+                if !records.contains(&e.path()) {
+                    add(part, e.path());
+                }
+            }
+        } else {
             add(part, dir);
         }
     }
@@ -125,7 +148,11 @@ pub fn clean(project: &Project, keep: &[Part], dry_run: bool) -> Result<CleanRep
     let removed = candidates(project, keep)?;
     if !dry_run {
         for r in &removed {
-            std::fs::remove_dir_all(&r.path).map_err(Error::io(&r.path, "removing it"))?;
+            if r.path.is_dir() {
+                std::fs::remove_dir_all(&r.path).map_err(Error::io(&r.path, "removing it"))?;
+            } else {
+                std::fs::remove_file(&r.path).map_err(Error::io(&r.path, "removing it"))?;
+            }
         }
     }
     let freed_bytes = removed.iter().map(|r| r.bytes).sum();
@@ -134,6 +161,33 @@ pub fn clean(project: &Project, keep: &[Part], dry_run: bool) -> Result<CleanRep
 
 #[cfg(test)]
 mod tests {
+    /// The openEO job book records paid jobs: `clean` removes the preprocessed rasters around it
+    /// and keeps it (a dry run says the same).
+    #[test]
+    fn the_openeo_job_book_survives_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let aoi = crate::aoi::Aoi::parse_geojson(r#"{"type":"Polygon","coordinates":[[[10.0,45.0],[10.02,45.0],[10.02,45.02],[10.0,45.02],[10.0,45.0]]]}"#, "test").unwrap();
+        let dates = |t: &str| t.parse::<crate::project::DateRange>().unwrap();
+        let new = crate::project::NewProject::new(tmp.path().join("p"), aoi, dates("2020-01-01/2020-01-31"), dates("2020-03-01/2020-03-31"));
+        let project = crate::project::Project::init(&new).unwrap();
+        let book = project.preprocessed_openeo_jobs();
+        let raster = project.preprocessed_dir().join("2020-01-01/S2.tif");
+        std::fs::create_dir_all(raster.parent().unwrap()).unwrap();
+        std::fs::write(&raster, vec![0u8; 1000]).unwrap();
+        std::fs::write(project.preprocessed_dir().join("report.json"), b"{}").unwrap();
+        std::fs::write(&book, br#"{"jobs":[{"backend":"https://b","graph_sha256":"x","job_id":"j-1","title":"t"}]}"#).unwrap();
+        let dry = super::clean(&project, &[], true).unwrap();
+        assert!(dry.removed.iter().all(|r| r.path != book) && dry.removed.iter().any(|r| r.path == raster.parent().unwrap()), "{:?}", dry.removed);
+        super::clean(&project, &[], false).unwrap();
+        assert!(!raster.exists() && !project.preprocessed_dir().join("report.json").exists());
+        assert!(book.is_file(), "the job book is kept");
+        // Without a book the folder goes whole.
+        std::fs::remove_file(&book).unwrap();
+        std::fs::write(project.preprocessed_dir().join("report.json"), b"{}").unwrap();
+        super::clean(&project, &[], false).unwrap();
+        assert!(!project.preprocessed_dir().exists());
+    }
+
     #[test]
     fn safe_products_put_by_hand_are_found() {
         let tmp = tempfile::tempdir().unwrap();

@@ -304,6 +304,68 @@ fn openeo_engine_matches_the_native_engine_and_survives_the_back_ends_faults() {
     }
 }
 
+/// A job taken up from the job book is paid for again only when the back-end says it or its
+/// results are gone: a 503 on its results fails the run (the next run takes the job up again),
+/// a job the back-end does not know is submitted anew, and a damaged book is refused with its
+/// path instead of being read as empty.
+#[test]
+fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
+    let Some(python) = backend_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    // The first two listings of a job's results answer 503.
+    let backend = Backend::start(&python, &["--fail-results", "2"]);
+    set_credentials(USER, PASSWORD);
+    let cfg = openeo_config(&backend);
+    let created = |log: &[String]| log.iter().filter(|m| m.contains(" created")).count();
+    // Run 1: the first job finishes, its results answer 503: the run fails, the job is booked.
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
+    let log = messages(&rx);
+    assert!(e.contains("503"), "{e}\n{log:?}");
+    assert_eq!(created(&log), 1, "{log:?}");
+    // Run 2: the booked job is taken up; its results answer 503 again: not paid for again.
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
+    let log = messages(&rx);
+    assert!(e.contains("503"), "{e}\n{log:?}");
+    assert!(log.iter().any(|m| m.contains("taking up job")), "{log:?}");
+    assert_eq!(created(&log), 0, "a 503 must not pay for the job again: {log:?}");
+    // Run 3: taken up once more, and the rest submitted.
+    let (progress, rx) = recording("openeo");
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
+    let log = messages(&rx);
+    assert_eq!(log.iter().filter(|m| m.contains("taking up job")).count(), 1, "{log:?}");
+    assert_eq!(created(&log), outputs.len() - 1, "{log:?}");
+    // A booked job the back-end does not know (404): submitted anew.
+    let book_path = project.preprocessed_openeo_jobs();
+    let mut book: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&book_path).unwrap()).unwrap();
+    for j in book["jobs"].as_array_mut().unwrap() {
+        j["job_id"] = serde_json::json!("no-such-job");
+    }
+    std::fs::write(&book_path, serde_json::to_vec(&book).unwrap()).unwrap();
+    std::fs::remove_file(project.manifest_path(Stage::Preprocess, None)).unwrap();
+    for p in &outputs {
+        std::fs::remove_file(&p.path).unwrap();
+    }
+    let (progress, rx) = recording("openeo");
+    s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap();
+    assert_eq!(created(&messages(&rx)), outputs.len());
+    // A damaged book is refused, naming it; nothing is submitted.
+    std::fs::write(&book_path, b"{\"jobs\": [").unwrap();
+    for p in &outputs {
+        std::fs::remove_file(&p.path).unwrap();
+    }
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
+    assert!(e.contains("openeo-jobs.json") && e.contains("damaged"), "{e}");
+    assert_eq!(created(&messages(&rx)), 0);
+    // `s2cr clean` keeps the book (it records what was paid for).
+    std::fs::write(&book_path, serde_json::to_vec(&book).unwrap()).unwrap();
+    s2cr::clean::clean(&project, &[], false).unwrap();
+    assert!(book_path.is_file());
+}
+
 #[test]
 fn cancelling_the_stage_stops_the_remote_job() {
     let Some(python) = backend_python() else { return };

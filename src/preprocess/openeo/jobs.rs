@@ -14,7 +14,8 @@ use crate::job::Progress;
 
 /// The jobs submitted for a project (`preprocessed/openeo-jobs.json`), so that a run after an
 /// interruption takes up the job it left (finished or still running) instead of paying for it
-/// again.
+/// again. It records what was paid for: `s2cr clean` keeps it, and a damaged one is refused,
+/// never read as empty.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobBook {
     pub jobs: Vec<JobEntry>,
@@ -29,8 +30,20 @@ pub struct JobEntry {
 }
 
 impl JobBook {
-    pub fn load(path: &Path) -> JobBook {
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    /// The book at `path`: empty when there is none yet; an error naming the file when it cannot
+    /// be read or is damaged (reading it as empty would pay for every job again).
+    pub fn load(path: &Path) -> Result<JobBook> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JobBook::default()),
+            Err(e) => return Err(Error::io(path, "reading the openEO job book")(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| Error::Project {
+            path: path.to_path_buf(),
+            message: format!(
+                "the openEO job book is damaged ({e}): it records the jobs already paid for, so they can be taken up; repair it, or remove it to submit every job again"
+            ),
+        })
     }
 
     pub(super) fn find(&self, backend: &str, digest: &str) -> Option<&JobEntry> {
@@ -38,7 +51,7 @@ impl JobBook {
     }
 
     pub(super) fn record(path: &Path, entry: JobEntry) -> Result<()> {
-        let mut book = JobBook::load(path);
+        let mut book = JobBook::load(path)?;
         book.jobs.retain(|j| !(j.backend == entry.backend && j.graph_sha256 == entry.graph_sha256));
         book.jobs.push(entry);
         crate::fsutil::ensure_parent(path)?;
@@ -80,14 +93,16 @@ impl From<Error> for TakeUp {
     }
 }
 
-/// Whether an error is the back-end saying it does not know a job.
-pub(super) fn not_found(e: &Error) -> bool {
-    matches!(e, Error::Http { message, .. } if message.contains("HTTP 404") || message.contains("JobNotFound"))
+/// Whether an error is the back-end saying that a job or its results are gone (HTTP 404 or 410,
+/// openEO's `JobNotFound`): only then is a job of an earlier run submitted (and paid for) again.
+/// A server error, a dropped connection, a full disk or a damaged download is not that.
+pub(super) fn gone(e: &Error) -> bool {
+    matches!(e, Error::Http { message, .. } if ["HTTP 404", "HTTP 410", "JobNotFound"].iter().any(|m| message.contains(m)))
 }
 
 fn run_job_once(backend: &mut Backend, graph: &Value, title: &str, book: &Path, dir: &Path, take_up: bool, progress: &Progress) -> std::result::Result<Vec<PathBuf>, TakeUp> {
     let digest = graph_digest(graph);
-    let earlier = if take_up { JobBook::load(book).find(backend.root(), &digest).cloned() } else { None };
+    let earlier = if take_up { JobBook::load(book)?.find(backend.root(), &digest).cloned() } else { None };
     let mut id = None;
     let mut taken_up = false;
     if let Some(e) = earlier {
@@ -104,7 +119,7 @@ fn run_job_once(backend: &mut Backend, graph: &Value, title: &str, book: &Path, 
             }
             // Failed, cancelled, or unknown to the back-end (another user's): a new job.
             Ok(_) => {}
-            Err(e) if not_found(&e) => {}
+            Err(e) if gone(&e) => {}
             // Anything else (the network, a server error) must not pay for a second job.
             Err(e) => return Err(TakeUp::Failed(e)),
         }
@@ -123,16 +138,16 @@ fn run_job_once(backend: &mut Backend, graph: &Value, title: &str, book: &Path, 
     // Results go to a folder of their own job: a partial download of another job's (an earlier
     // run with other settings) is never resumed into this one.
     let dir = dir.join(crate::fsutil::safe_name(&id));
-    let gone = |e: Error| if taken_up { TakeUp::Gone(e) } else { TakeUp::Failed(e) };
-    let assets: Vec<ResultAsset> = backend.result_assets(&id).map_err(gone)?.into_iter().filter(|a| a.name.ends_with(".tif") || a.name.ends_with(".tiff") || a.href.contains(".tif")).collect();
+    let lost = |e: Error| if taken_up && gone(&e) { TakeUp::Gone(e) } else { TakeUp::Failed(e) };
+    let assets: Vec<ResultAsset> = backend.result_assets(&id).map_err(lost)?.into_iter().filter(|a| a.name.ends_with(".tif") || a.name.ends_with(".tiff") || a.href.contains(".tif")).collect();
     if assets.is_empty() {
-        return Err(gone(Error::http(backend.url(&format!("/jobs/{id}/results")), format!("{title}: the job finished without a GeoTIFF result"))));
+        return Err(TakeUp::Failed(Error::http(backend.url(&format!("/jobs/{id}/results")), format!("{title}: the job finished without a GeoTIFF result"))));
     }
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "creating the download folder"))?;
     let mut files = Vec::new();
     for a in &assets {
         progress.check_cancelled()?;
-        files.push(backend.download(a, &dir, progress).map_err(|e| if matches!(e, Error::Cancelled) { TakeUp::Failed(e) } else { gone(e) })?);
+        files.push(backend.download(a, &dir, progress).map_err(lost)?);
     }
     Ok(files)
 }
