@@ -34,6 +34,9 @@ pub struct Cli {
     /// Only errors; no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// When another s2cr is writing the project, wait for it instead of stopping at once.
+    #[arg(long, global = true)]
+    pub wait: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -250,6 +250,7 @@ pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: 
         (None, None, _) => PathBuf::from("."),
     };
     let project = Project::open(&dir)?;
+    let _lock = project.lock_for_writing(&super::command_line(), wait)?;
     // Without a file: the project's own pipeline.yaml, else the defaults.
     let settings = match settings {
         Some(s) => s,
@@ -262,14 +263,17 @@ pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: 
 }
 
 /// `s2cr demo`: the embedded demo project, every stage, then the app where there is a display.
-pub fn demo(args: DemoArgs, quiet: bool) -> Result<()> {
+pub fn demo(args: DemoArgs, quiet: bool, wait: bool) -> Result<()> {
     let project = crate::demo::create_project(&args.dir)?;
+    // Held while the pipeline runs; the app takes it per stage afterwards.
+    let lock = project.lock_for_writing(&super::command_line(), wait)?;
     let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
     let report = project.report_html(settings.run_name());
     // The project's root is absolute (Project::open makes it so).
     let dir = project.root().to_path_buf();
     println!("demo project: {} (real Sentinel-1/2 data of SEN12MS-CR; the burn scar at t1 is SIMULATED)", dir.display());
     let done = run_job("demo", quiet, move |p| crate::pipeline::run(&project, &settings, p))?;
+    drop(lock);
     print::stage_summaries(&done);
     println!("report: {}", report.display());
     println!("{}", crate::demo::ATTRIBUTION);

@@ -50,10 +50,48 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
 }
 
+/// Whether a command writes into the project folder (and so takes its lock while it runs).
+/// `run` and `demo` find their project themselves and lock it there. One tile of a tiled
+/// inference (`infer --tiles N --tile I`) writes its own tile file only, and the tiles of a
+/// cluster run at once by design: it takes no lock (the merge does).
+fn writes_project(command: &Command) -> bool {
+    match command {
+        Command::Infer(args) => args.tile.is_none(),
+        Command::Search(_) | Command::Fetch(_) | Command::Preprocess(_) | Command::Dataset(_) | Command::Train(_) => true,
+        Command::Export(_) | Command::Model(_) => true,
+        Command::Assess(args) => args.out.is_none(),
+        Command::Clean { dry_run, .. } => !dry_run,
+        _ => false,
+    }
+}
+
+/// This process's command line, as a lock's holder says it (`s2cr run pipeline.yaml`).
+pub(crate) fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let line = format!("s2cr {}", args.join(" "));
+    line.chars().take(200).collect()
+}
+
+/// The write lock of the project in `dir`, when there is a project there (otherwise the command
+/// itself says what is wrong).
+pub(crate) fn lock_project(dir: &std::path::Path, wait: bool) -> Result<Option<crate::project::ProjectLock>> {
+    if !dir.join(crate::project::PROJECT_FILE).is_file() {
+        return Ok(None);
+    }
+    let project = crate::project::Project::open(dir)?;
+    Ok(Some(project.lock_for_writing(&command_line(), wait)?))
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let project: Option<PathBuf> = cli.project;
     let quiet = cli.quiet;
+    let wait = cli.wait;
+    // One writer per project: a command that writes it holds its lock until it returns.
+    let _lock = match &cli.command {
+        Some(c) if writes_project(c) => lock_project(&here(project.clone()), wait)?,
+        _ => None,
+    };
     match cli.command {
         None => open_gui(project, Default::default()),
         #[cfg(feature = "gui")]
@@ -73,8 +111,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Assess(args)) => commands::assess(args, project, quiet),
         Some(Command::Export(args)) => commands::export(args, &here(project)),
         Some(Command::Model(cmd)) => commands::model(cmd, &here(project)),
-        Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet),
-        Some(Command::Demo(args)) => commands::demo(args, quiet),
+        Some(Command::Run { pipeline }) => commands::run_pipeline(pipeline, project, quiet, wait),
+        Some(Command::Demo(args)) => commands::demo(args, quiet, wait),
         Some(Command::Doctor { offline, json }) => commands::doctor(&here(project), offline, json),
         Some(Command::Clean { keep, dry_run }) => commands::clean(&here(project), &keep, dry_run),
         Some(Command::DistAssets { out }) => commands::dist_assets(&out),

@@ -3,6 +3,7 @@
 //! is up to date. This module runs no stage.
 
 mod config;
+mod lock;
 pub mod openeo;
 mod manifest;
 mod paths;
@@ -11,6 +12,7 @@ mod stage;
 use std::path::{Path, PathBuf};
 
 pub use config::*;
+pub use lock::{LockHolder, ProjectLock};
 pub use manifest::*;
 pub use paths::*;
 pub use stage::Stage;

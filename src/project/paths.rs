@@ -196,6 +196,10 @@ impl Project {
         self.preprocessed_dir().join(date).join("S1.tif")
     }
     /// The openEO batch jobs submitted for the project (taken up again after an interruption).
+    /// The write lock (`project::lock`): at the root, in no manifest, never removed by clean.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root().join(".s2cr.lock")
+    }
     pub fn preprocessed_openeo_jobs(&self) -> PathBuf {
         self.preprocessed_dir().join("openeo-jobs.json")
     }

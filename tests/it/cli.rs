@@ -681,3 +681,66 @@ print("pystac", pystac.__version__, "read", len(items), "items")
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// One writer per project: two `s2cr run` started at once on the demo leave one complete set of
+/// outputs (no second checkpoint folder of a step, every stage done) and the second says who is
+/// writing; `--wait` waits instead; a holder killed with SIGKILL frees the lock for the next run.
+#[test]
+fn two_writers_at_once_one_runs_the_other_is_told_who_writes() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let pipeline = tmp.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, serde_norway::to_string(&settings).unwrap()).unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("s2cr"));
+        cmd.args(["--project", dir.to_str().unwrap()]).args(extra).args(["run", pipeline.to_str().unwrap()]).env_remove("S2CR_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    };
+    let first = run(&[]).spawn().unwrap();
+    let second = run(&[]).spawn().unwrap();
+    let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (won, lost) = match (a.status.success(), b.status.success()) {
+        (true, false) => (&a, &b),
+        (false, true) => (&b, &a),
+        _ => panic!("exactly one run succeeds:\n--- first\n{}\n--- second\n{}", text(&a), text(&b)),
+    };
+    assert_eq!(lost.status.code(), Some(1), "{}", text(lost));
+    let said = text(lost);
+    assert!(said.contains("is writing this project") && said.contains("s2cr --project") && said.contains("--wait"), "{said}");
+    assert!(text(won).contains("pipeline done"), "{}", text(won));
+    let checkpoints: Vec<String> = std::fs::read_dir(project.checkpoints_dir(&s2cr::demo::run_name())).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(checkpoints.iter().all(|c| !c.contains('.')), "one set of checkpoints: {checkpoints:?}");
+    let project = s2cr::project::Project::open(&dir).unwrap();
+    for stage in s2cr::project::Stage::ALL.into_iter().filter(|s| *s != s2cr::project::Stage::Export) {
+        let run = stage.per_run().then(s2cr::demo::run_name);
+        assert_eq!(project.stage_state(stage, run.as_ref()).unwrap().0, s2cr::project::StageState::Done, "{stage}");
+    }
+    // A reader does not wait: `s2cr info` while a writer holds the lock.
+    let lock = project.lock_for_writing("a test", false).unwrap();
+    s2cr().args(["info", dir.to_str().unwrap()]).timeout(std::time::Duration::from_secs(60)).assert().success();
+    s2cr().args(["--project", dir.to_str().unwrap(), "clean"]).assert().code(1).stderr(predicate::str::contains("a test").and(predicate::str::contains("is writing this project")));
+    // --wait: waits for the holder, then runs.
+    let waiting = run(&["--wait"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(lock);
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // SIGKILL of the holder frees the lock: a longer run killed while it holds it.
+    std::fs::write(&pipeline, serde_norway::to_string(&s2cr::demo::settings(&project, Some(400), s2cr::model::DeviceChoice::Cpu).unwrap()).unwrap()).unwrap();
+    let mut holder = run(&[]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while project.lock_holder().is_none_or(|h| h.pid != holder.id()) {
+        assert!(started.elapsed().as_secs() < 60, "the run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(holder.try_wait().unwrap().is_none(), "still running when killed");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(project.lock_holder(), None, "the OS dropped the killed holder's lock");
+    let again = project.lock_for_writing("after the kill", false);
+    assert!(again.is_ok(), "{:?}", again.err());
+}

@@ -250,7 +250,20 @@ impl Wizard {
         if stage == Stage::Train {
             self.curves = Curves::default();
         }
-        let handle = crate::job::spawn(stage.name(), move |p| run_stage(&project, stage, &settings, p))?;
+        // One writer per project: the stage holds the project's lock until it ends; another
+        // writer (an `s2cr run`, say) is named on the step.
+        let lock = match project.lock_for_writing(&format!("the s2cr app's {} step", stage.name()), false) {
+            Ok(l) => l,
+            Err(e) => {
+                let e = Arc::new(e);
+                self.outcomes.insert(stage.name(), Outcome::Failed(e.clone()));
+                return Err(Error::invalid(stage.name(), crate::error_chain(e.as_ref())));
+            }
+        };
+        let handle = crate::job::spawn(stage.name(), move |p| {
+            let _lock = lock;
+            run_stage(&project, stage, &settings, p)
+        })?;
         self.outcomes.remove(stage.name());
         self.log.push(LogLine { level: LogLevel::Info, stage: stage.name().into(), text: "started".into() });
         self.job = Some(RunningJob { stage, handle, started: Instant::now(), done: 0, total: 0, message: String::new() });
