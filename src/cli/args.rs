@@ -449,6 +449,13 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// `model export --keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeysArg {
+    Pix2pix,
+    S2cr,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BenchWhat {
     Filters,
@@ -531,6 +538,10 @@ pub enum ModelCommand {
         /// --bundle, the bundle file (.s2crmodel).
         #[arg(long)]
         out: PathBuf,
+        /// The weights' keys: pix2pix's (PyTorch's UnetGenerator loads them; refused for a run
+        /// that is not pix2pix's network) or s2cr's own (any run; read back by `model import`).
+        #[arg(long, value_enum, default_value_t = KeysArg::Pix2pix)]
+        keys: KeysArg,
         /// Write the whole run as one file instead (checkpoint with both networks and
         /// optimizers, settings, dataset records, metrics, card; every file's SHA-256), for
         /// `s2cr model import` in another project or on another machine.

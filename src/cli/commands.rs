@@ -184,12 +184,16 @@ pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
             let f = crate::model::card::write_card(&project, &run)?;
             println!("model card of run {run}: {}, {} and {}", f.markdown.display(), f.json.display(), f.stac.display());
         }
-        ModelCommand::Export { run, out, bundle: true } => {
+        ModelCommand::Export { run, out, bundle: true, .. } => {
             let m = crate::model::portable::export_bundle(&project, &run, &out)?;
             println!("bundled run {run} (step {}, {} files) into {}", m.step, m.files.len(), out.display());
         }
-        ModelCommand::Export { run, out, bundle: false } => {
-            let r = crate::model::portable::export_run(&project, &run, &out)?;
+        ModelCommand::Export { run, out, bundle: false, keys } => {
+            let keys = match keys {
+                super::args::KeysArg::Pix2pix => crate::model::pix2pix::KeyStyle::Pix2pix,
+                super::args::KeysArg::S2cr => crate::model::pix2pix::KeyStyle::S2cr,
+            };
+            let r = crate::model::portable::export_run_as(&project, &run, &out, keys)?;
             println!("exported run {run} (step {}, {:.2} M parameters) to {}, with {} and {}", r.step, r.parameters as f64 / 1e6, r.weights.display(), r.sidecar.display(), r.card.display());
         }
     }
@@ -240,7 +244,7 @@ pub fn export(args: ExportArgs, dir: &Path) -> Result<()> {
 }
 
 /// `s2cr run [PIPELINE]`.
-pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool) -> Result<()> {
+pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: bool, wait: bool) -> Result<()> {
     let settings = file.as_deref().map(PipelineSettings::load).transpose()?;
     // --project wins; then the file's project (relative to the file); then the current folder.
     let dir = match (project_dir, settings.as_ref().and_then(|s| s.project.as_ref()), &file) {

@@ -108,6 +108,65 @@ pub fn keys(cfg: &ModelConfig) -> Vec<Key> {
     out
 }
 
+/// How a weights file names the generator's tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyStyle {
+    /// pix2pix's state-dict keys (`model.model.1.model.1.weight`): PyTorch's `UnetGenerator`
+    /// loads them.
+    #[default]
+    Pix2pix,
+    /// Our generator's own parameter paths (`down.1.weight`), for any configuration: only s2cr
+    /// reads them back (with the sidecar, which holds the configuration).
+    S2cr,
+}
+
+impl KeyStyle {
+    /// The style of a file's keys: ours when it has our first convolution's.
+    pub fn of(w: &WeightsFile) -> KeyStyle {
+        if w.tensors.contains_key("down.0.weight") { KeyStyle::S2cr } else { KeyStyle::Pix2pix }
+    }
+}
+
+/// Why a generator of `cfg` ending in `activation` must not be written with pix2pix's keys:
+/// PyTorch's `UnetGenerator` would load them into a different network (it ends in tanh, builds
+/// at least 5 levels, and its instance norm has no parameters). None when it is pix2pix's.
+pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<String> {
+    let mut why = Vec::new();
+    if activation != Activation::Tanh {
+        why.push(format!("its last activation is {activation:?}, where pix2pix's ends in tanh"));
+    }
+    if cfg.depth < 5 {
+        why.push(format!("its depth is {}, where pix2pix's UnetGenerator builds at least 5 levels", cfg.depth));
+    }
+    if cfg.norm == NormKind::Instance {
+        why.push("its instance norm has scale and shift parameters, where pix2pix's has none".to_string());
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// The generator configuration of a file with our keys ([`KeyStyle::S2cr`]): channels, ngf,
+/// depth and norm from its keys and shapes; the rest (activation, dropout) is the sidecar's.
+pub fn read_config_s2cr(w: &WeightsFile, dropout: f64) -> Result<ModelConfig> {
+    let bad = |message: String| Error::Project { path: w.path.clone(), message };
+    let first = w.shape("down.0.weight").ok_or_else(|| bad("has no key down.0.weight".into()))?;
+    let last = w.shape("up.0.weight").ok_or_else(|| bad("has no key up.0.weight (the last transposed convolution)".into()))?;
+    if first.len() != 4 || last.len() != 4 {
+        return Err(bad(format!("down.0.weight is {first:?} and up.0.weight {last:?}: 4-d convolution weights expected")));
+    }
+    let depth = (0..=12).take_while(|i| w.tensors.contains_key(&format!("down.{i}.weight"))).count();
+    if !(2..=12).contains(&depth) {
+        return Err(bad(format!("has {depth} levels (down.N.weight): not an s2cr generator")));
+    }
+    let norm = if w.tensors.keys().any(|k| k.contains(".batch.")) {
+        NormKind::Batch
+    } else if w.tensors.keys().any(|k| k.contains(".instance.")) {
+        NormKind::Instance
+    } else {
+        NormKind::InstanceNoAffine
+    };
+    Ok(ModelConfig { input_channels: first[1], output_channels: last[1], ngf: first[0], depth, norm, dropout, ..ModelConfig::default() })
+}
+
 /// The tensors of a weights file: name -> (shape, float values or None for other types).
 pub struct WeightsFile {
     pub tensors: BTreeMap<String, burn::store::burn_pack::Tensor>,
@@ -226,8 +285,16 @@ const MAX_VALUES: usize = 1_100_000_000;
 /// the file's header before any tensor is read or the network is built, so a file that claims
 /// absurd shapes costs nothing.
 pub fn build(cfg: &ModelConfig, activation: Activation, w: &WeightsFile, dev: &Device) -> Result<Generator> {
+    build_as(cfg, activation, w, KeyStyle::Pix2pix, dev)
+}
+
+/// [`build`] from a file with keys of `style` (ours carry no `num_batches_tracked`).
+pub fn build_as(cfg: &ModelConfig, activation: Activation, w: &WeightsFile, style: KeyStyle, dev: &Device) -> Result<Generator> {
     let bad = |message: String| Error::Project { path: w.path.clone(), message };
-    let expected = keys(cfg);
+    let expected: Vec<Key> = match style {
+        KeyStyle::Pix2pix => keys(cfg),
+        KeyStyle::S2cr => keys(cfg).into_iter().filter(|k| k.role == Role::Float).map(|k| Key { pix2pix: k.ours.clone(), ..k }).collect(),
+    };
     let values: usize = expected.iter().map(|k| k.shape.iter().product::<usize>()).sum();
     if values > MAX_VALUES {
         return Err(bad(format!("describes a generator of {values} values (ngf {}, depth {}): more than s2cr loads ({MAX_VALUES})", cfg.ngf, cfg.depth)));
@@ -305,9 +372,21 @@ pub fn import_generator(path: &Path, dropout: f64, dev: &Device) -> Result<(Gene
 /// for `num_batches_tracked`), loadable into pix2pix's `UnetGenerator` with
 /// `load_state_dict(strict=True)`. `metadata` goes into the file's header.
 pub fn to_safetensors(g: &Generator, cfg: &ModelConfig, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    to_safetensors_as(g, cfg, metadata, KeyStyle::Pix2pix)
+}
+
+/// [`to_safetensors`] with keys of `style`: ours are the generator's parameter paths (no
+/// `num_batches_tracked`).
+pub fn to_safetensors_as(g: &Generator, cfg: &ModelConfig, metadata: &BTreeMap<String, String>, style: KeyStyle) -> Result<Vec<u8>> {
     let ours: BTreeMap<String, burn::store::burn_pack::Tensor> = g.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t)).collect();
     let mut buffers: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for k in keys(cfg) {
+    for mut k in keys(cfg) {
+        if style == KeyStyle::S2cr {
+            if k.role == Role::BatchCount {
+                continue;
+            }
+            k.pix2pix = k.ours.clone();
+        }
         if k.role == Role::BatchCount {
             buffers.push((k.pix2pix, safetensors::Dtype::I64, vec![], 0i64.to_le_bytes().to_vec()));
             continue;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::config::ModelConfig;
 use super::generator::Generator;
 use super::card::{Imported, Init};
-use super::pix2pix;
+use super::pix2pix::{self, KeyStyle};
 use super::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles};
 use super::{infer::load_generator, output_activation};
 use crate::dataset::normalize::Normalization;
@@ -115,7 +115,20 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
         return Err(Error::Project { path: file.to_path_buf(), message: format!("its checksum {sha256} is not the one its sidecar {} records ({}): the file changed or is not the one exported", sidecar_file.display(), s.weights_sha256) });
     }
     let weights = pix2pix::read_weights(file)?;
-    let from_keys = pix2pix::read_config(&weights, opts.dropout)?;
+    let style = KeyStyle::of(&weights);
+    let from_keys = match style {
+        KeyStyle::Pix2pix => pix2pix::read_config(&weights, opts.dropout)?,
+        KeyStyle::S2cr if opts.model.is_none() && sidecar.is_none() => {
+            return Err(Error::Project {
+                path: file.to_path_buf(),
+                message: format!(
+                    "has s2cr's own keys, which do not say the model's last activation or dropout: keep its sidecar {} beside it (as `s2cr model export --keys s2cr` writes it), or give --model with its model.yaml",
+                    sidecar_file.display()
+                ),
+            });
+        }
+        KeyStyle::S2cr => pix2pix::read_config_s2cr(&weights, opts.dropout)?,
+    };
     let (mut cfg, config_from) = match (&opts.model, &sidecar) {
         (Some(m), _) => (m.clone(), "model.yaml"),
         (None, Some(s)) => (s.model.clone(), "sidecar"),
@@ -179,7 +192,7 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
     }
     // The weights, every key and shape checked.
     let dev = Device::flex();
-    let g = pix2pix::build(&cfg, output_activation(&cfg, &normalization), &weights, &dev)?;
+    let g = pix2pix::build_as(&cfg, output_activation(&cfg, &normalization), &weights, style, &dev)?;
     let imported = Imported {
         file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
         sha256,
@@ -233,11 +246,26 @@ pub struct ExportReport {
 
 /// Writes run `run`'s generator to `out` (safetensors, pix2pix's keys) and its sidecar beside.
 pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<ExportReport> {
+    export_run_as(project, run, out, KeyStyle::Pix2pix)
+}
+
+/// [`export_run`] with keys of `keys`. pix2pix's keys are refused for a generator that PyTorch's
+/// `UnetGenerator` would load into a different network (another last activation, fewer than 5
+/// levels, an instance norm with parameters), saying why: ours (`--keys s2cr`) fit any run.
+pub fn export_run_as(project: &Project, run: &RunName, out: &Path, keys: KeyStyle) -> Result<ExportReport> {
     if out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("safetensors")) {
         return Err(Error::invalid("--out", format!("{} should end in .safetensors", out.display())));
     }
     let dev = Device::flex();
     let (g, cfg, normalization, step) = load_generator(project, run, &dev)?;
+    if keys == KeyStyle::Pix2pix
+        && let Some(why) = pix2pix::pix2pix_mismatch(&cfg, output_activation(&cfg, &normalization))
+    {
+        return Err(Error::invalid(
+            "--keys",
+            format!("run {run} is not pix2pix's network: {why}. With pix2pix's keys, PyTorch's UnetGenerator would load these weights into a different network; export with --keys s2cr (read back by `s2cr model import`)"),
+        ));
+    }
     let summary: DatasetSummary = load_json(&project.run_dataset_json(run), "train the run again")?;
     let mut provenance = BTreeMap::from([
         ("project".to_string(), project.config.name.clone()),
@@ -249,7 +277,7 @@ pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<Export
         provenance.insert("imported_from".into(), format!("{} (sha256 {})", imp.file.display(), imp.sha256));
     }
     let metadata = BTreeMap::from([("format".to_string(), "pt".to_string()), ("s2cr".to_string(), SIDECAR_FORMAT.to_string())]);
-    let bytes = pix2pix::to_safetensors(&g, &cfg, &metadata)?;
+    let bytes = pix2pix::to_safetensors_as(&g, &cfg, &metadata, keys)?;
     write_atomic(out, &bytes)?;
     let sidecar = ModelSidecar {
         format: SIDECAR_FORMAT.into(),
@@ -272,14 +300,15 @@ pub fn export_run(project: &Project, run: &RunName, out: &Path) -> Result<Export
 /// The generator (and discriminator) of `from` (a run folder, or a weights file that `s2cr
 /// model import` reads) into fresh networks of `cfg`: the architecture must be the same; where
 /// the channels differ, `adapt` leaves the first layer (inputs) or the last one (outputs) fresh,
-/// and without it that is an error.
-pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: &ModelConfig, from: &Path, adapt: bool) -> Result<(Generator, super::discriminator::Discriminator, Init)> {
+/// and without it that is an error. `activation` is the new run's last activation: a source
+/// that ends in another is another network too (where the source says which it ends in).
+pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: &ModelConfig, from: &Path, adapt: bool, activation: super::generator::Activation) -> Result<(Generator, super::discriminator::Discriminator, Init)> {
     use super::discriminator::Discriminator;
     use burn::store::ModuleSnapshot;
     let cpu = Device::flex();
     let bad = |message: String| Error::Project { path: from.to_path_buf(), message };
     let mut sha256 = BTreeMap::new();
-    let (src_g, src_cfg, src_d, kind) = if from.is_dir() {
+    let (src_g, src_cfg, src_d, kind, src_activation) = if from.is_dir() {
         let cp: Checkpoint = load_json(&from.join("checkpoint.json"), "give a run folder with a checkpoint (runs/<run>), or a weights file")?;
         let src_cfg = ModelConfig::load(&from.join("model.yaml"))?;
         let files = CheckpointFiles::in_dir(&from.join(&cp.dir));
@@ -291,17 +320,32 @@ pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: 
         } else {
             None
         };
-        (g, src_cfg, d, "run")
+        let src_activation = load_json::<Normalization>(&from.join("normalization.json"), "").ok().map(|n| output_activation(&src_cfg, &n));
+        (g, src_cfg, d, "run", src_activation)
     } else {
         sha256.insert(from.display().to_string(), sha256_file(from)?);
-        let (g, c) = pix2pix::import_generator(from, cfg.dropout, &cpu)?;
-        (g, c, None, "weights")
+        let w = pix2pix::read_weights(from)?;
+        match KeyStyle::of(&w) {
+            KeyStyle::Pix2pix => {
+                let c = pix2pix::read_config(&w, cfg.dropout)?;
+                let g = pix2pix::build(&c, super::generator::Activation::Tanh, &w, &cpu)?;
+                (g, c, None, "weights", Some(super::generator::Activation::Tanh))
+            }
+            // Our keys: the structure from them, the last activation from the sidecar.
+            KeyStyle::S2cr => {
+                let c = pix2pix::read_config_s2cr(&w, cfg.dropout)?;
+                let act = load_json::<ModelSidecar>(&sidecar_path(from), "").ok().map(|s| output_activation(&s.model, &s.normalization));
+                let g = pix2pix::build_as(&c, act.unwrap_or(super::generator::Activation::Identity), &w, KeyStyle::S2cr, &cpu)?;
+                (g, c, None, "weights", act)
+            }
+        }
     };
     let differ: Vec<String> = [("ngf", src_cfg.ngf, cfg.ngf), ("depth", src_cfg.depth, cfg.depth)]
         .iter()
         .filter(|(_, a, b)| a != b)
         .map(|(n, a, b)| format!("{n} {a} there, {b} here"))
         .chain((src_cfg.norm != cfg.norm).then(|| format!("norm {:?} there, {:?} here", src_cfg.norm, cfg.norm)))
+        .chain(src_activation.filter(|a| *a != activation).map(|a| format!("last activation {a:?} there, {activation:?} here (model.yaml's output_activation)")))
         .collect();
     if !differ.is_empty() {
         return Err(bad(format!("is another architecture ({}): give this run the same model settings (--model with its model.yaml)", differ.join(", "))));

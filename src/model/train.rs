@@ -273,7 +273,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     } else {
         if let Some(from) = &tc.init_from {
             let from = if from.is_relative() { project.root().join(from) } else { from.clone() };
-            let (g0, d0, init) = super::portable::init_networks(g, d, &model, &from, tc.adapt_channels)?;
+            let (g0, d0, init) = super::portable::init_networks(g, d, &model, &from, tc.adapt_channels, output_activation(&model, &normalization))?;
             (g, d) = (g0, d0);
             progress.info(format!(
                 "starting from {} ({}){}{}",

@@ -175,6 +175,43 @@ mod runs {
         raster::read_window(&project.synthetic_s2(&run(name)).display().to_string(), &[], None).unwrap().bands
     }
 
+    /// A run that is not pix2pix's network (trained here: depth 4, sigmoid output) is not
+    /// written with pix2pix's keys, which PyTorch would load into another network; with our
+    /// own keys it travels and comes back the same. A run to start from that ends in another
+    /// activation is another network too.
+    #[test]
+    fn a_run_that_is_not_pix2pixs_network_is_exported_with_our_keys_only() {
+        use s2cr::model::config::{ModelConfig, OutputActivation, TrainConfig};
+        use s2cr::model::pix2pix::KeyStyle;
+        use s2cr::model::portable::export_run_as;
+        use s2cr::model::train::{TrainOptions, train};
+        let tmp = tempfile::tempdir().unwrap();
+        let project = project(&tmp.path().join("p"));
+        let model = ModelConfig { ngf: 4, ndf: 4, depth: 4, dropout: 0.0, output_activation: OutputActivation::Sigmoid, ..Default::default() };
+        let quick = TrainConfig { batch_size: 1, max_steps: 2, checkpoint_every: 0, workers: 0, augment: false, ..Default::default() };
+        let go = |name: &str, model: &ModelConfig, tc: &TrainConfig| train(&project, &TrainOptions { run: run(name), model: model.clone(), train: tc.clone(), device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train"));
+        go("ours", &model, &quick).unwrap();
+        let out = tmp.path().join("shared/G.safetensors");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let e = s2cr::error_chain(&export_run(&project, &run("ours"), &out).unwrap_err());
+        assert!(e.contains("not pix2pix's network") && e.contains("Sigmoid") && e.contains("depth is 4") && e.contains("--keys s2cr"), "{e}");
+        assert!(!out.exists(), "nothing written");
+        export_run_as(&project, &run("ours"), &out, KeyStyle::S2cr).unwrap();
+        let back = import_run(&project, &out, &opts("back", None)).unwrap();
+        assert_eq!((back.model.depth, back.model.ngf), (4, 4));
+        let bits = |b: &Vec<Vec<f32>>| b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&synthesize(&project, "ours")), bits(&synthesize(&project, "back")), "exported with our keys and imported: the same image");
+        // Without its sidecar our keys do not say the activation: refused, naming the sidecar.
+        std::fs::remove_file(out.with_extension("json")).unwrap();
+        let e = s2cr::error_chain(&import_run(&project, &out, &opts("bare", Some("dataset"))).unwrap_err());
+        assert!(e.contains("G.json") && e.contains("--keys s2cr"), "{e}");
+        // Starting a tanh run from the sigmoid one: another network, named.
+        let tanh = ModelConfig { output_activation: OutputActivation::Tanh, ..model.clone() };
+        let from = TrainConfig { init_from: Some(project.run_dir(&run("ours"))), ..quick.clone() };
+        let e = s2cr::error_chain(&go("tanh", &tanh, &from).unwrap_err());
+        assert!(e.contains("last activation Sigmoid there, Tanh here"), "{e}");
+    }
+
     #[test]
     fn a_pix2pix_generator_becomes_a_run_that_synthesizes_the_grid_and_travels_back() {
         let tmp = tempfile::tempdir().unwrap();
