@@ -11,10 +11,13 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 S2CR := $(TARGET_DIR)/release/s2cr
 DEMO_DIR ?= s2cr-demo
 
-.PHONY: deps build run test fuzz deb deb-check
+.PHONY: deps test-deps build run test fuzz deb deb-check
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test
 
 build: deps
 	$(CARGO) build --release --bin s2cr
@@ -24,7 +27,7 @@ build: deps
 run: build
 	$(S2CR) demo $(DEMO_DIR)
 
-test: deps
+test: test-deps
 	python3 scripts/module-graph.py --quiet
 	python3 scripts/module-graph.py --files --quiet
 	python3 scripts/check-links.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages s2cr needs to build, test and run on Debian 12 / Ubuntu 22.04+.
 # Installs only what is missing; uses apt-get as root or through sudo, otherwise prints the command.
+# With --test, also what only the tests use (Chromium, to render the HTML report headless).
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,9 @@ packages=(
   libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1 libegl1 libegl-mesa0 libgl1-mesa-dri
   libvulkan1 mesa-vulkan-drivers xvfb xauth
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -222,14 +222,15 @@ fn simulated_burn_nir_halved_swir2_up_60_percent_gives_expected_hectares_and_kap
 }
 
 /// The HTML report renders in headless Chromium: the page loads, every figure decodes, and the
-/// console shows no error. Skipped (with a message) where Chromium is not installed.
+/// console shows no error. Chromium is a test tool (`scripts/install-deps.sh --test`): missing,
+/// the test fails in CI and skips elsewhere.
 #[test]
 fn the_html_report_renders_in_a_headless_browser() {
     let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
         .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
     else {
-        eprintln!("SKIPPED: no Chromium installed (apt-get install chromium) to render the HTML report");
+        crate::missing_tool("no Chromium to render the HTML report (scripts/install-deps.sh --test installs it)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -313,7 +313,7 @@ fn the_model_benchmark_compares_with_pytorch_in_the_same_run_or_says_what_is_mis
     let python = std::env::var("S2CR_PYTHON").unwrap_or_else(|_| "python3".into());
     let torch = std::process::Command::new(&python).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
     if !torch {
-        println!("skipped the comparison itself: {python} cannot import torch (CI installs scripts/requirements-bench.txt)");
+        crate::missing_tool(&format!("{python} cannot import torch for the comparison itself (.ci/run installs scripts/requirements-bench.txt and sets S2CR_PYTHON)"));
         return;
     }
     s2cr()
@@ -663,7 +663,7 @@ fn check_outputs_catalog(out: &Path) {
         std::process::Command::new(p).args(["-c", "import pystac"]).output().is_ok_and(|o| o.status.success())
     });
     let Some(python) = python else {
-        println!("skipped the pystac check: no Python with pystac (scripts/requirements-openeo.txt has it)");
+        crate::missing_tool("no Python with pystac for the STAC check (scripts/requirements-openeo.txt has it; .ci/run sets S2CR_OPENEO_PYTHON)");
         return;
     };
     let script = r#"

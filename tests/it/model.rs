@@ -552,7 +552,7 @@ fn inference_split_into_tiles_and_merged_equals_a_single_process() {
     let python = std::env::var("S2CR_SCALE_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_dask = std::process::Command::new(&python).args(["-c", "import dask.distributed"]).output().is_ok_and(|o| o.status.success());
     if !has_dask {
-        println!("skipped the Dask recipe: {python} cannot import dask.distributed (scripts/requirements-scale.txt; set S2CR_SCALE_PYTHON)");
+        crate::missing_tool(&format!("{python} cannot import dask.distributed for the Dask recipe (scripts/requirements-scale.txt; set S2CR_SCALE_PYTHON)"));
         return;
     }
     std::fs::remove_file(project.synthetic_s2(&run_name("r"))).unwrap();

@@ -30,7 +30,7 @@ fn backend_python() -> Option<String> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("skipped: {python} cannot import the openEO back-end's packages (scripts/requirements-openeo.txt; .ci/run installs them and sets S2CR_OPENEO_PYTHON)");
+        crate::missing_tool(&format!("{python} cannot import the openEO back-end's packages (scripts/requirements-openeo.txt; .ci/run installs them and sets S2CR_OPENEO_PYTHON)"));
         return None;
     }
     Some(python)

@@ -120,7 +120,7 @@ fn an_export_loads_strictly_into_pytorchs_unet_generator_and_gives_our_output() 
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![a.len()], &bytes).unwrap();
         std::fs::write(&out, safetensors::serialize([("output", view)], None).unwrap()).unwrap();
         let Some(python) = python() else {
-            println!("skipped the PyTorch side: no Python with torch (set S2CR_PYTHON; scripts/requirements-bench.txt)");
+            crate::missing_tool("no Python with torch for the PyTorch side (set S2CR_PYTHON; scripts/requirements-bench.txt)");
             continue;
         };
         let mut config = cfg_json.clone();
