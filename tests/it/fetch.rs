@@ -270,8 +270,8 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     assert!(info.width > 35 && info.width < 45, "~300 m + 2 x 50 m at 10 m: {}", info.width);
     assert!(dir.join("raw/manifest.json").is_file());
 
-    // Killed with SIGKILL at moments from a fixed seed (the server slowed down so that the kills
-    // land mid-transfer), then run again: byte for byte the files of the uninterrupted fetch,
+    // Killed with SIGKILL at fixed moments (the server slowed down so that the kills land
+    // mid-transfer), then run again: byte for byte the files of the uninterrupted fetch,
     // and no unfinished file left.
     let raw = dir.join("raw");
     let files_of = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
@@ -292,18 +292,24 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     };
     let uninterrupted = files_of(&raw);
     std::fs::remove_dir_all(&raw).unwrap();
-    server.faults.lock().unwrap().extend(std::iter::repeat_n(Fault::Slow(Duration::from_millis(60)), 200));
+    // Each ranged read waits 400 ms, so that one fetch takes seconds: the kills land mid-transfer
+    // (at 60 ms a read, the first fetch finished before the first kill and the test tested nothing).
+    server.faults.lock().unwrap().extend(std::iter::repeat_n(Fault::Slow(Duration::from_millis(400)), 1000));
     let bin = assert_cmd::cargo::cargo_bin!("s2cr");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..5 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+    let mut landed = 0;
+    for delay_ms in [300, 700, 1100, 1500, 1900] {
         let mut child = Command::new(bin).args(["--project", dir.to_str().unwrap(), "--quiet", "fetch", "--margin-m", "50"]).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(200 + state % 1200));
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            landed += 1;
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
+    assert!(landed >= 1, "no kill landed while the fetch ran");
+    // The killed fetches finished some files: the last one resumes, it does not start over.
+    let kept = if raw.is_dir() { files_of(&raw).len() } else { 0 };
+    assert!(kept >= 1, "{kept} of {} files done before the last fetch", uninterrupted.len());
     server.faults.lock().unwrap().clear();
     fetch().assert().success();
     assert_eq!(files_of(&raw).iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), uninterrupted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());

@@ -281,16 +281,21 @@ fn unfinished_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Runs `s2cr ARGS` and kills it with SIGKILL after each of `delays_ms` (a new process each
-/// time), then once more to the end.
-fn run_with_kills(args: &[&str], delays_ms: &[u64]) {
+/// time); returns how many kills landed while it was still working (a test whose kills all
+/// came too late tests nothing, so callers assert some did).
+fn kill_during(args: &[&str], delays_ms: &[u64]) -> usize {
     let bin = assert_cmd::cargo::cargo_bin!("s2cr");
+    let mut landed = 0;
     for delay in delays_ms {
         let mut child = std::process::Command::new(bin).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(*delay));
+        if child.try_wait().unwrap().is_none() {
+            landed += 1;
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert_cmd::Command::new(bin).args(args).assert().success();
+    landed
 }
 
 /// `s2cr train` and `s2cr infer` killed with SIGKILL at moments drawn from a fixed seed, then
@@ -330,7 +335,16 @@ fn killed_training_and_inference_end_as_an_uninterrupted_run() {
     let reference = train("ref");
     assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("s2cr")).args(args(&reference)).assert().success();
     let killed = train("k");
-    run_with_kills(&args(&killed), &delays(6, 2500));
+    let landed = kill_during(&args(&killed), &delays(6, 2500));
+    assert!(landed >= 1, "no kill landed while training ran");
+    // The killed runs left a checkpoint (a later one may even have finished): the last run
+    // resumes from it instead of starting over.
+    let at = s2cr::model::checkpoint::latest_checkpoint(&project, &run_name("k")).unwrap().map_or(0, |c| c.step);
+    assert!(at >= 1, "the killed runs left no checkpoint");
+    let loud: Vec<&str> = args(&killed).into_iter().filter(|a| *a != "--quiet").collect();
+    let out = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("s2cr")).args(&loud).assert().success().get_output().clone();
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("resuming k at step {at}")), "the last run resumed at step {at}:\n{said}");
     let (a, b) = (metrics(&project, "ref"), metrics(&project, "k"));
     assert_eq!(a.len(), 12);
     assert_eq!(b.len(), 12, "one row per step, none twice");
@@ -352,7 +366,8 @@ fn killed_training_and_inference_end_as_an_uninterrupted_run() {
     let read = || raster::read_window(&synthetic.display().to_string(), &[], None).unwrap();
     let first = read();
     std::fs::remove_dir_all(project.output_dir(&run_name("ref"))).unwrap();
-    run_with_kills(&infer_args, &delays(4, 1500));
+    assert!(kill_during(&infer_args, &delays(4, 1500)) >= 1, "no kill landed while inference ran");
+    assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("s2cr")).args(infer_args).assert().success();
     let again = read();
     assert_eq!(first.valid, again.valid);
     assert!(first.bands.iter().flatten().zip(again.bands.iter().flatten()).all(|(p, q)| p.to_bits() == q.to_bits()), "the synthetic image differs after kills");
