@@ -70,9 +70,30 @@ pub fn failed(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.required && !c.ok)
 }
 
+/// The oldest GDAL s2cr runs with (Debian 12's is 3.6.2).
+pub const GDAL_MIN: (i64, i64) = (3, 6);
+
+/// The GDAL check for the library found at run time (`VERSION_NUM`, e.g. 3060200 for 3.6.2).
+fn gdal_version_check(version_num: &str, release: &str) -> Check {
+    let built = env!("S2CR_GDAL_BUILD_VERSION");
+    let Ok(num) = version_num.trim().parse::<i64>() else {
+        return Check::problem("GDAL", true, format!("unknown version {version_num:?}"), "install GDAL 3.6 or newer (Debian/Ubuntu: gdal-bin libgdal-dev)");
+    };
+    let (major, minor) = (num / 1_000_000, num / 10_000 % 100);
+    if (major, minor) < GDAL_MIN {
+        return Check::problem(
+            "GDAL",
+            true,
+            format!("{release}, older than {}.{} (built against {built})", GDAL_MIN.0, GDAL_MIN.1),
+            format!("install GDAL {}.{} or newer (Debian/Ubuntu: gdal-bin libgdal-dev), then rebuild s2cr", GDAL_MIN.0, GDAL_MIN.1),
+        );
+    }
+    Check::ok("GDAL", true, format!("{release} (built against {built})"))
+}
+
 fn gdal_checks() -> Vec<Check> {
     let version = gdal::version::version_info("RELEASE_NAME");
-    let mut checks = vec![Check::ok("GDAL", true, format!("{version} (built against {})", env!("S2CR_GDAL_BUILD_VERSION")))];
+    let mut checks = vec![gdal_version_check(&gdal::version::version_info("VERSION_NUM"), &version)];
     for name in REQUIRED_DRIVERS {
         checks.push(match gdal::DriverManager::get_driver_by_name(name) {
             Ok(d) => Check::ok(&format!("GDAL driver {name}"), true, d.long_name()),
@@ -81,7 +102,7 @@ fn gdal_checks() -> Vec<Check> {
                 let fix = match skipped {
                     Some(list) => format!("GDAL_SKIP={list:?} in the environment turns it off; unset GDAL_SKIP"),
                     None if name == "HTTP" => "GDAL was built without curl: install Debian's libgdal32 (or gdal-bin) package, which has it".into(),
-                    None => "install a complete GDAL (Debian/Ubuntu: gdal-bin libgdal-dev, 3.6 or newer)".into(),
+                    None => format!("install a complete GDAL (Debian/Ubuntu: gdal-bin libgdal-dev, {}.{} or newer)", GDAL_MIN.0, GDAL_MIN.1),
                 };
                 Check::problem(&format!("GDAL driver {name}"), true, "missing", fix)
             }
@@ -226,6 +247,20 @@ pub fn folder_size(dir: &Path, depth: usize) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gdal_older_than_the_minimum_fails_the_check_with_the_fix() {
+        let old = gdal_version_check("3050300", "3.5.3");
+        assert!(!old.ok && old.required && old.detail.contains("older than 3.6"), "{old:?}");
+        assert!(old.fix.as_deref().is_some_and(|f| f.contains("3.6 or newer")), "{old:?}");
+        assert!(failed(&[old]));
+        let fine = gdal_version_check("3060200", "3.6.2");
+        assert!(fine.ok && fine.detail.starts_with("3.6.2"), "{fine:?}");
+        assert!(gdal_version_check("3100000", "3.10.0").ok);
+        assert!(!gdal_version_check("garbage", "?").ok);
+        // The library this build runs with passes (CI installs a current one).
+        assert!(gdal_checks()[0].ok, "{:?}", gdal_checks()[0]);
+    }
 
     #[test]
     fn no_gpu_is_reported_with_its_fix_and_is_optional() {
