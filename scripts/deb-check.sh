@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
 # `make deb-check`: installs the package `make deb` built into a throwaway Debian root
-# (debootstrap of bookworm, minbase, from Debian's mirror; kept as a tarball for the next run),
+# (debootstrap of bookworm, minbase, from the Debian mirror this machine's apt uses; kept as a
+# tarball for the next run),
 # runs the embedded demo, the man page and a completion script from /usr/bin there, removes the
 # package and checks that none of its files is left. Needs root (chroot, mounts) and Debian's
 # mirror. Not part of CI: the release build does not fit beside the test build.
 set -euo pipefail
 debs="${1:?usage: deb-check.sh TARGET_DIR/debian}"
 deb="$(ls -t "$debs"/s2cr_*.deb | head -1)"
-mirror="${S2CR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The mirror this machine's apt uses (one-line or deb822 sources), unless S2CR_DEBIAN_MIRROR says.
+apt_mirror() {
+  { grep -hsE '^deb +(\[[^]]*\] +)?https?://' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | sed -E 's/^deb +(\[[^]]*\] +)?//; s/ .*//'
+    grep -hsE '^URIs: *https?://' /etc/apt/sources.list.d/*.sources | sed -E 's/^URIs: *//; s/ .*//'
+  } | grep -v -i security | head -1
+}
+mirror="${S2CR_DEBIAN_MIRROR:-$(apt_mirror)}"
+[ -n "$mirror" ] || { echo "deb-check: no Debian mirror in /etc/apt/sources*; set S2CR_DEBIAN_MIRROR" >&2; exit 1; }
 cache="${S2CR_DEB_CHECK_ROOT:-$HOME/.cache/s2cr/debootstrap-bookworm.tar}"
 root="$(mktemp -d /tmp/s2cr-deb-root.XXXXXX)"
 
 cleanup() {
-  for m in proc dev/pts dev; do
-    mountpoint -q "$root/$m" && umount -l "$root/$m" || true
+  for m in dev/pts dev proc; do
+    if mountpoint -q "$root/$m"; then
+      umount "$root/$m" || umount -l "$root/$m" || true
+    fi
   done
-  rm -rf "$root"
+  # Never recurse into a mount left under the root (the host's /dev, bind-mounted): refuse, and
+  # stay on the root's own file system in any case.
+  if findmnt -rn -o TARGET | grep -q "^$root/"; then
+    echo "deb-check: something is still mounted under $root; not removing it (unmount it, then remove $root)" >&2
+    findmnt -rn -o TARGET | grep "^$root/" >&2
+    return
+  fi
+  rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 
