@@ -24,6 +24,8 @@ use crate::project::{Project, RunName};
 pub const CARD_FORMAT: &str = "s2cr-model-card/1";
 /// The MLM extension version the STAC Item follows.
 pub const MLM_SCHEMA: &str = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json";
+/// The STAC file extension (`file:checksum`, `file:size`).
+pub const FILE_SCHEMA: &str = "https://stac-extensions.github.io/file/v2.1.0/schema.json";
 
 /// One input channel: its name, and the scene and date it comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,9 +296,6 @@ pub fn stac_item(c: &ModelCard) -> serde_json::Value {
     let (start, end) = (dates.iter().min().map(|d| format!("{d}T00:00:00Z")), dates.iter().max().map(|d| format!("{d}T23:59:59Z")));
     let mut properties = serde_json::json!({
         "description": format!("pix2pix generator that synthesizes cloud-free Sentinel-2 ({}) at t1 from Sentinel-1 at t0 and t1 and Sentinel-2 at t0; inputs normalized: {}.", output_bands.join(", "), normalization_text(n_)),
-        "datetime": null,
-        "start_datetime": start,
-        "end_datetime": end,
         "mlm:name": crate::fsutil::safe_name(&format!("s2cr-{}-{}", c.project, c.run)),
         "mlm:architecture": "U-Net (pix2pix UnetGenerator)",
         "mlm:tasks": ["generative"],
@@ -324,6 +323,18 @@ pub fn stac_item(c: &ModelCard) -> serde_json::Value {
         "s2cr:steps": c.steps,
     });
     if let Some(obj) = properties.as_object_mut() {
+        // STAC: a datetime, or null with both ends of a range. Without the training data's
+        // dates (an imported model), the time the card was written.
+        match (start, end) {
+            (Some(start), Some(end)) => {
+                obj.insert("datetime".into(), serde_json::Value::Null);
+                obj.insert("start_datetime".into(), serde_json::json!(start));
+                obj.insert("end_datetime".into(), serde_json::json!(end));
+            }
+            _ => {
+                obj.insert("datetime".into(), serde_json::json!(c.written_at));
+            }
+        }
         if let Some(f) = &c.fine_tuned_from {
             obj.insert("mlm:pretrained_source".into(), serde_json::json!(f.from.display().to_string()));
         } else if let Some(i) = &c.imported {
@@ -336,7 +347,8 @@ pub fn stac_item(c: &ModelCard) -> serde_json::Value {
     serde_json::json!({
         "type": "Feature",
         "stac_version": "1.0.0",
-        "stac_extensions": [MLM_SCHEMA],
+        // `file:checksum` on the weights is the file extension's.
+        "stac_extensions": [MLM_SCHEMA, FILE_SCHEMA],
         "id": crate::fsutil::safe_name(&format!("{}-{}", c.project, c.run)),
         "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
         "bbox": [w, s, e, n],
