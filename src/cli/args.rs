@@ -70,7 +70,8 @@ pub enum Command {
     /// Inspect rasters with GDAL.
     #[command(subcommand)]
     Raster(RasterCommand),
-    /// Measure speckle-filter throughput and peak memory on a generated size x size image.
+    /// Measure speed and peak memory of each stage (speckle filters, preprocessing, loader,
+    /// model, inference, display, assessment), on generated data of --size.
     Bench(BenchArgs),
     /// Run the pipeline's stages in order (search, fetch, preprocess, dataset, train, infer, assess),
     /// skipping those that are up to date; running it again after a stop resumes.

@@ -282,7 +282,10 @@ pub fn resolve(cfg: &ModelConfig, inputs: usize, outputs: usize, patch: usize) -
     if patch % factor != 0 || patch < factor {
         return Err(Error::invalid(
             "model.yaml",
-            format!("depth {} halves {patch} px patches {} times, which needs a multiple of {factor}; lower depth or change --patch", c.depth, c.depth),
+            format!(
+                "depth {} halves {patch} px patches {} times, which needs a multiple of {factor}; lower the model's depth, or build the training set with another patch size (`s2cr dataset --patch`, or dataset.tiles.size in pipeline.yaml)",
+                c.depth, c.depth
+            ),
         ));
     }
     Ok(c)
