@@ -20,10 +20,13 @@ pub fn parse_run(text: &str) -> Result<RunName, String> {
     })
 }
 
+/// The exit status, for `--help` and the man page.
+pub const EXIT_STATUS: &str = "Exit status: 0 done; 1 an error (the message names the file, field or URL and what to do); 2 a usage error (the command line); 130 cancelled (Ctrl-C), after keeping what the stage keeps on a cancel (training saves a checkpoint; a rerun resumes).";
+
 /// Synthesize cloud-free Sentinel-2 images from Sentinel-1 radar, and judge them by the burned
 /// areas they map. Without a command, opens the desktop app.
 #[derive(Debug, Parser)]
-#[command(name = "s2cr", version, long_version = crate::provenance::long_version(), about, long_about = None)]
+#[command(name = "s2cr", version, long_version = crate::provenance::long_version(), about, long_about = None, after_long_help = EXIT_STATUS)]
 pub struct Cli {
     /// Project folder (default: the current folder).
     #[arg(long, global = true, value_name = "DIR")]

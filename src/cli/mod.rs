@@ -33,7 +33,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", crate::error_chain(e.as_ref()));
-            ExitCode::FAILURE
+            // A cancelled job (Ctrl-C) ends as a shell's interrupted command does.
+            if e.chain().any(|c| matches!(c.downcast_ref::<crate::Error>(), Some(crate::Error::Cancelled))) { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
 }

@@ -744,3 +744,41 @@ fn two_writers_at_once_one_runs_the_other_is_told_who_writes() {
     let again = project.lock_for_writing("after the kill", false);
     assert!(again.is_ok(), "{:?}", again.err());
 }
+
+/// Exit status: a usage error is 2, a runtime error 1, and Ctrl-C (SIGINT) 130, after the stage
+/// kept what it keeps on a cancel (training saves a checkpoint; the next run resumes from it).
+#[test]
+fn exit_status_is_2_for_usage_1_for_errors_and_130_for_ctrl_c() {
+    use std::process::Stdio;
+    s2cr().args(["--no-such-flag"]).assert().code(2);
+    s2cr().arg("--help").assert().success().stdout(predicate::str::contains("130 cancelled (Ctrl-C)"));
+    let tmp = tempfile::tempdir().unwrap();
+    s2cr().args(["--project", tmp.path().join("none").to_str().unwrap(), "train"]).assert().code(1);
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(400), s2cr::model::DeviceChoice::Cpu).unwrap();
+    for stage in [s2cr::project::Stage::Search, s2cr::project::Stage::Fetch, s2cr::project::Stage::Preprocess, s2cr::project::Stage::Dataset] {
+        s2cr::pipeline::run_stage(&project, stage, &settings, &s2cr::job::Progress::silent("setup")).unwrap();
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("s2cr"))
+        .args(["--project", dir.to_str().unwrap(), "train", "--run", "c", "--device", "cpu", "--max-steps", "400"])
+        .env_remove("S2CR_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it trains (metrics.csv has rows), Ctrl-C.
+    let metrics = project.metrics_csv(&s2cr::project::RunName::new("c").unwrap());
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(started.elapsed().as_secs() < 120, "training never started");
+        assert!(child.try_wait().unwrap().is_none(), "training ended before it was interrupted");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    let cp = s2cr::model::checkpoint::latest_checkpoint(&project, &s2cr::project::RunName::new("c").unwrap()).unwrap();
+    assert!(cp.is_some_and(|c| c.step >= 2 && c.step < 400), "a checkpoint of the interrupted run: {said}");
+}
