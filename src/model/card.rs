@@ -153,17 +153,21 @@ pub fn card(project: &Project, run: &RunName) -> Result<ModelCard> {
         ];
         assessment.extend(figures.into_iter().filter_map(|(k, v)| Some((k.to_string(), v.filter(|v| v.is_finite())?))));
     }
-    // A run that came in a bundle keeps the card it came with (where and how it was trained);
-    // only its assessment, made here, is new.
+    let generator = CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator;
+    let generator_sha256 = sha256_file(&generator)?;
+    // A run that came in a bundle keeps the card it came with (where and how it was trained)
+    // while its generator is the one it came with; only its assessment, made here, is new.
+    // Trained further here, it gets a card of its own (steps, losses, checksum).
     if project.run_bundle_json(run).is_file()
         && let Ok(mut came_with) = load_json::<ModelCard>(&run_dir.join("model.json"), "")
+        && came_with.generator_sha256 == generator_sha256
+        && came_with.steps == cp.step
     {
         came_with.assessment = assessment;
         came_with.run = run.to_string();
         came_with.written_at = chrono::Utc::now().to_rfc3339();
         return Ok(came_with);
     }
-    let generator = CheckpointFiles::in_dir(&run_dir.join(&cp.dir)).generator;
     Ok(ModelCard {
         format: CARD_FORMAT.into(),
         project: project.config.name.clone(),
@@ -182,7 +186,7 @@ pub fn card(project: &Project, run: &RunName) -> Result<ModelCard> {
         assessment,
         imported: load_json(&project.run_imported_json(run), "").ok(),
         fine_tuned_from: load_json(&project.run_init_json(run), "").ok(),
-        generator_sha256: sha256_file(&generator)?,
+        generator_sha256,
         written_at: chrono::Utc::now().to_rfc3339(),
         s2cr_version: env!("CARGO_PKG_VERSION").into(),
     })

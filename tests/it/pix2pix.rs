@@ -339,7 +339,7 @@ mod bundles {
         let a = project(&tmp.path().join("a"), false);
         let model = ModelConfig { ngf: 8, ndf: 8, depth: 4, ..Default::default() };
         let tc = TrainConfig { max_steps: 3, checkpoint_every: 0, workers: 0, batch_size: 1, ..Default::default() };
-        train::train(&a, &train::TrainOptions { run: run("t"), model, train: tc, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+        train::train(&a, &train::TrainOptions { run: run("t"), model: model.clone(), train: tc.clone(), device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
         let out = tmp.path().join("t.s2crmodel");
         let m = export_bundle(&a, &run("t"), &out).unwrap();
         assert_eq!(m.step, 3);
@@ -352,6 +352,17 @@ mod bundles {
         import_bundle(&b, &out, &run("came")).unwrap();
         assert_eq!(synthesize(&a, "t"), synthesize(&b, "came"), "the bundled run synthesizes the same image");
         assert!(b.run_bundle_json(&run("came")).is_file());
+        let card = |p: &Project, r: &str| -> s2cr::model::card::ModelCard { s2cr::fsutil::load_json(&p.run_dir(&run(r)).join("model.json"), "").unwrap() };
+        assert_eq!(card(&b, "came").steps, 3, "the card it came with");
+        // Trained further here: a card of its own, with the new steps, losses and checksum.
+        let more = TrainConfig { max_steps: 5, ..tc.clone() };
+        train::train(&b, &train::TrainOptions { run: run("came"), model: model.clone(), train: more, device: DeviceChoice::Cpu, resume: true }, &Progress::silent("train")).unwrap();
+        let now = card(&b, "came");
+        let generator = b.run_dir(&run("came")).join("checkpoints/step-5/generator.bpk");
+        assert_eq!(now.steps, 5);
+        assert_eq!(now.generator_sha256, s2cr::fsutil::sha256_file(&generator).unwrap());
+        assert_ne!(now.generator_sha256, card(&a, "t").generator_sha256);
+        assert!(now.last_metrics.contains_key("g_l1"), "{:?}", now.last_metrics);
         // Damaged on the way: refused, nothing written.
         let bytes = std::fs::read(&out).unwrap();
         let bad = tmp.path().join("bad.s2crmodel");
