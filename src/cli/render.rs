@@ -137,8 +137,6 @@ impl Throttle {
     fn lines(&mut self, event: &JobEvent, now: std::time::Instant) -> Vec<String> {
         let stage = event.stage().to_string();
         match event {
-            // The training preview's step is a signal to reload an image, not a figure.
-            JobEvent::Metric { name, .. } if name == "preview" => Vec::new(),
             // Metrics ride along with the next progress line.
             JobEvent::Metric { name, value, step, .. } => {
                 match self.metrics.iter_mut().find(|m| m.0 == *name) {
