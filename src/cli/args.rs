@@ -585,6 +585,18 @@ pub struct ModelImportArgs {
     /// dataset's).
     #[arg(long)]
     pub normalization: Option<PathBuf>,
+    /// The data range the model was trained on: `symmetric` ([-1, 1], pix2pix's
+    /// `Normalize(0.5, 0.5)` with a Tanh output) or `unit` ([0, 1], s2cr's). Default: the
+    /// sidecar's; a file without a sidecar is taken as pix2pix's (symmetric).
+    #[arg(long, value_enum)]
+    pub range: Option<RangeArg>,
+}
+
+/// `model import --range`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RangeArg {
+    Unit,
+    Symmetric,
 }
 
 #[derive(Debug, Args)]

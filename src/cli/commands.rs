@@ -162,11 +162,15 @@ pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
         }
         ModelCommand::Import(a) => {
             let model = a.model.as_deref().map(crate::model::config::ModelConfig::load).transpose()?;
-            let opts = crate::model::portable::ImportOptions { run: a.run, model, dropout: a.dropout, normalization: a.normalization, inputs: a.inputs, outputs: a.outputs };
+            let range = a.range.map(|r| match r {
+                super::args::RangeArg::Unit => crate::dataset::normalize::DataRange::Unit,
+                super::args::RangeArg::Symmetric => crate::dataset::normalize::DataRange::Symmetric,
+            });
+            let opts = crate::model::portable::ImportOptions { run: a.run, model, dropout: a.dropout, normalization: a.normalization, inputs: a.inputs, outputs: a.outputs, range };
             let r = crate::model::portable::import_run(&project, &a.file, &opts)?;
             let m = &r.model;
             println!(
-                "imported {} as run {}: depth {}, ngf {}, {:?} norm, {} -> {} channels (configuration from {}, channels from {}, normalization from {})",
+                "imported {} as run {}: depth {}, ngf {}, {:?} norm, {} -> {} channels (configuration from {}, channels from {}, normalization from {}, data range {} from {})",
                 a.file.display(),
                 r.run,
                 m.depth,
@@ -176,7 +180,9 @@ pub fn model(cmd: ModelCommand, dir: &Path) -> Result<()> {
                 m.output_channels,
                 r.imported.config_from,
                 r.imported.channels_from,
-                r.imported.normalization_from
+                r.imported.normalization_from,
+                r.imported.range,
+                r.imported.range_from
             );
             println!("run folder: {}; next: s2cr infer --run {}", r.run_dir.display(), r.run);
         }

@@ -444,6 +444,7 @@ pub fn build(project: &Project, cfg: &DatasetConfig, progress: &Progress) -> Res
         s1_method: cfg.s1_method,
         inputs: acc_in.into_iter().zip(&inputs).map(|(a, c)| a.finish(&c.name, c.kind)).collect(),
         outputs: acc_out.into_iter().zip(&outputs).map(|(a, c)| a.finish(&c.name, c.kind)).collect(),
+        range: normalize::DataRange::Unit,
     };
     if let Some(range) = &cfg.yearly_range {
         let bands: Vec<String> = inputs.iter().chain(&outputs).filter(|c| c.kind == ChannelKind::S2).map(|c| c.band.clone()).collect();

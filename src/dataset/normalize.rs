@@ -50,6 +50,29 @@ pub enum S1Method {
     Percentile,
 }
 
+/// The range a model sees its Sentinel-2 data in: s2cr's maps send it to [0, 1]; pix2pix
+/// trains on [-1, 1] (torchvision's `Normalize(0.5, 0.5)` after `ToTensor`) with a Tanh output.
+/// Symmetric sends each channel a method maps to [0, 1] on to `2n - 1`; standardized
+/// Sentinel-1 channels and masks are the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DataRange {
+    /// [0, 1] (s2cr's runs).
+    #[default]
+    Unit,
+    /// [-1, 1] (pix2pix's runs).
+    Symmetric,
+}
+
+impl DataRange {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataRange::Unit => "unit",
+            DataRange::Symmetric => "symmetric",
+        }
+    }
+}
+
 /// The affine map of one channel: normalized = (v - offset) / scale.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Affine {
@@ -69,6 +92,11 @@ impl Affine {
     }
 
     pub const IDENTITY: Affine = Affine { offset: 0.0, scale: 1.0 };
+
+    /// This map followed by `n -> 2n - 1`: what sends `offset` to -1 and `offset + scale` to 1.
+    pub fn symmetric(self) -> Affine {
+        Affine { offset: self.offset + self.scale / 2.0, scale: self.scale / 2.0 }
+    }
 
     pub fn normalize(&self, values: &mut [f32]) {
         for v in values {
@@ -204,6 +232,9 @@ pub struct Normalization {
     pub inputs: Vec<ChannelStats>,
     /// Output (label) channels, in tensor order.
     pub outputs: Vec<ChannelStats>,
+    /// The range the model takes and gives (files written before it existed: unit).
+    #[serde(default)]
+    pub range: DataRange,
 }
 
 impl Normalization {
@@ -237,6 +268,31 @@ impl Normalization {
     /// input ranges (`tile_inputs[tile][channel]`). Per-tile methods give one map per tile;
     /// the others the same map for every tile. Returns `[tile][channel]` for inputs and outputs.
     pub fn maps(&self, tile_inputs: &[Vec<TileRange>]) -> (Vec<Vec<Affine>>, Vec<Vec<Affine>>) {
+        let (mut inputs, mut outputs) = self.unit_maps(tile_inputs);
+        if self.range == DataRange::Symmetric {
+            for (list, stats) in inputs.iter_mut().map(|t| (t, &self.inputs)).chain(outputs.iter_mut().map(|t| (t, &self.outputs))) {
+                for (a, s) in list.iter_mut().zip(stats) {
+                    if self.maps_to_unit(s) {
+                        *a = a.symmetric();
+                    }
+                }
+            }
+        }
+        (inputs, outputs)
+    }
+
+    /// Whether a channel's method sends it to [0, 1] (min-max and percentile maps), as the
+    /// symmetric range changes; standardized channels and masks are left as they are.
+    fn maps_to_unit(&self, stats: &ChannelStats) -> bool {
+        match stats.kind {
+            ChannelKind::Mask => false,
+            ChannelKind::S1 => self.s1_method == S1Method::Percentile,
+            ChannelKind::S2 => true,
+        }
+    }
+
+    /// [`Normalization::maps`] in the unit range.
+    fn unit_maps(&self, tile_inputs: &[Vec<TileRange>]) -> (Vec<Vec<Affine>>, Vec<Vec<Affine>>) {
         let n = tile_inputs.len();
         // Batch means of the tiles' ranges per input channel.
         let batch: Vec<Affine> = (0..self.inputs.len())
@@ -345,7 +401,7 @@ mod tests {
         ];
         for s2_method in [S2Method::BatchMinMax, S2Method::TileMinMax, S2Method::Percentile, S2Method::TrainMinMax, S2Method::Yearly] {
             for s1_method in [S1Method::Standardize, S1Method::Percentile] {
-                let n = Normalization { s2_method, s1_method, inputs: inputs.clone(), outputs: outputs.clone() };
+                let n = Normalization { s2_method, s1_method, inputs: inputs.clone(), outputs: outputs.clone(), range: DataRange::Unit };
                 let (maps_in, maps_out) = n.maps(&tiles);
                 for maps in maps_in.iter().chain(&maps_out) {
                     for a in maps {
@@ -363,7 +419,7 @@ mod tests {
                 assert_eq!(maps_out[0][0], maps_in[0][1], "{s2_method:?}");
             }
         }
-        let n = Normalization { s2_method: S2Method::BatchMinMax, s1_method: S1Method::Standardize, inputs: inputs.clone(), outputs: outputs.clone() };
+        let n = Normalization { s2_method: S2Method::BatchMinMax, s1_method: S1Method::Standardize, inputs: inputs.clone(), outputs: outputs.clone(), range: DataRange::Unit };
         let (maps_in, _) = n.maps(&tiles);
         // Batch min/max: the mean of the tiles' minima and maxima.
         assert!((maps_in[0][1].offset - 0.03).abs() < 1e-6 && (maps_in[0][1].scale - 0.37).abs() < 1e-6, "{:?}", maps_in[0][1]);
@@ -374,5 +430,51 @@ mod tests {
         assert_eq!(maps_in[0][2], Affine::IDENTITY, "masks stay 0/1");
         let yearly = Normalization { s2_method: S2Method::Yearly, ..n };
         assert_eq!(yearly.maps(&tiles).0[0][1], Affine::min_max(0.0, 0.6));
+    }
+
+    /// pix2pix's range: every channel a method sends to [0, 1] goes to [-1, 1] (n' = 2n - 1),
+    /// inputs and outputs alike; standardized S1 and masks stay; the maps still invert.
+    #[test]
+    fn the_symmetric_range_is_pix2pixs_2n_minus_1_on_the_unit_channels() {
+        let s2: Vec<f32> = (0..500).map(|i| 0.01 + i as f32 * 0.001).collect();
+        let s1: Vec<f32> = (0..500).map(|i| -25.0 + i as f32 * 0.03).collect();
+        let inputs = vec![stats("S1_t0:VV", ChannelKind::S1, &s1), stats("S2_t0:B04", ChannelKind::S2, &s2), stats("mask_t0", ChannelKind::Mask, &[0.0, 1.0])];
+        let outputs = vec![stats("S2_t1:B04", ChannelKind::S2, &s2)];
+        let tiles = vec![vec![TileRange { min: -20.0, max: -5.0 }, TileRange { min: 0.02, max: 0.3 }, TileRange { min: 0.0, max: 1.0 }]];
+        for s1_method in [S1Method::Standardize, S1Method::Percentile] {
+            for s2_method in [S2Method::BatchMinMax, S2Method::TileMinMax, S2Method::Percentile, S2Method::TrainMinMax] {
+                let unit = Normalization { s2_method, s1_method, inputs: inputs.clone(), outputs: outputs.clone(), range: DataRange::Unit };
+                let sym = Normalization { range: DataRange::Symmetric, ..unit.clone() };
+                let (ui, uo) = unit.maps(&tiles);
+                let (si, so) = sym.maps(&tiles);
+                let probe = [-3.0f32, 0.02, 0.1, 0.3, 1.0, -20.0, -5.0];
+                for (c, (u, s)) in ui[0].iter().zip(&si[0]).chain(uo[0].iter().zip(&so[0])).enumerate() {
+                    let (mut a, mut b) = (probe.to_vec(), probe.to_vec());
+                    u.normalize(&mut a);
+                    s.normalize(&mut b);
+                    let changes = match c {
+                        0 => s1_method == S1Method::Percentile,
+                        2 => false,
+                        _ => true,
+                    };
+                    for (x, y) in a.iter().zip(&b) {
+                        let want = if changes { 2.0 * x - 1.0 } else { *x };
+                        assert!((y - want).abs() <= 1e-5 * want.abs().max(1.0), "{s2_method:?}/{s1_method:?} channel {c}: {y} vs {want}");
+                    }
+                    let back = { let mut v = b.clone(); s.denormalize(&mut v); v };
+                    for (x, y) in back.iter().zip(&probe) {
+                        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "round trip {x} vs {y}");
+                    }
+                }
+                // The output's t0 band range goes to -1..1.
+                assert!((so[0][0].offset - (uo[0][0].offset + uo[0][0].scale / 2.0)).abs() < 1e-6 && (so[0][0].scale - uo[0][0].scale / 2.0).abs() < 1e-6);
+            }
+        }
+        // Files without the field are unit.
+        let json = serde_json::to_value(Normalization { s2_method: S2Method::BatchMinMax, s1_method: S1Method::Standardize, inputs, outputs, range: DataRange::Symmetric }).unwrap();
+        assert_eq!(json["range"], "symmetric");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("range");
+        assert_eq!(serde_json::from_value::<Normalization>(old).unwrap().range, DataRange::Unit);
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{ModelConfig, TrainConfig};
 use super::discriminator::Discriminator;
 use super::checkpoint::{CheckpointFiles, latest_checkpoint};
-use crate::dataset::normalize::{ChannelKind, Normalization, S1Method, S2Method};
+use crate::dataset::normalize::{ChannelKind, DataRange, Normalization, S1Method, S2Method};
 use crate::dataset::{DatasetSummary, Source};
 use crate::error::{Error, Result};
 use crate::fsutil::{load_json, save_json, sha256_file, write_atomic};
@@ -204,7 +204,11 @@ fn normalization_text(n: &Normalization) -> String {
         S1Method::Standardize => "standardized by the training split's mean and standard deviation",
         S1Method::Percentile => "2nd-98th percentiles of the training split",
     };
-    format!("Sentinel-2: {s2}; Sentinel-1: {s1}")
+    let range = match n.range {
+        DataRange::Unit => "",
+        DataRange::Symmetric => "; the min-max and percentile maps then sent to [-1, 1] (pix2pix's range: 2n - 1)",
+    };
+    format!("Sentinel-2: {s2}; Sentinel-1: {s1}{range}")
 }
 
 /// `model.md`.
@@ -255,7 +259,8 @@ pub fn markdown(c: &ModelCard) -> String {
     }
     md += "## Provenance\n\n";
     if let Some(i) = &c.imported {
-        md += &format!("Imported from {} (SHA-256 {}, {}), configuration from {}, channels from {}, normalization from {}.\n", i.file.display(), i.sha256, i.format, i.config_from, i.channels_from, i.normalization_from);
+        md += &format!("Imported from {} (SHA-256 {}, {}), configuration from {}, channels from {}, normalization from {}", i.file.display(), i.sha256, i.format, i.config_from, i.channels_from, i.normalization_from);
+        md += &if i.range.is_empty() { ".\n".to_string() } else { format!(", data range {} (from {}).\n", i.range, i.range_from) };
     }
     if let Some(f) = &c.fine_tuned_from {
         md += &format!("Fine-tuned from {} ({}); afresh: {}; discriminator from the source: {}.\n", f.from.display(), f.kind, if f.reinitialised.is_empty() { "nothing".into() } else { f.reinitialised.join(", ") }, f.discriminator_from_source);
@@ -278,17 +283,22 @@ pub fn stac_item(c: &ModelCard) -> serde_json::Value {
     // Fixed maps per channel where the method has them (the tile and batch ones are computed
     // from each patch, which MLM's value_scaling cannot say: described instead).
     let n_ = &c.normalization;
+    // A map to [0, 1]; in pix2pix's [-1, 1] it is a z-score about the middle of the range.
+    let min_max = |lo: f32, hi: f32| match n_.range {
+        DataRange::Unit => serde_json::json!({"type": "min-max", "minimum": lo, "maximum": hi}),
+        DataRange::Symmetric => serde_json::json!({"type": "z-score", "mean": (lo + hi) / 2.0, "stddev": (hi - lo) / 2.0}),
+    };
     let fixed: Option<Vec<serde_json::Value>> = n_
         .inputs
         .iter()
         .map(|ch| match ch.kind {
             ChannelKind::S1 => Some(match n_.s1_method {
                 S1Method::Standardize => serde_json::json!({"type": "z-score", "mean": ch.mean, "stddev": ch.std}),
-                S1Method::Percentile => serde_json::json!({"type": "min-max", "minimum": ch.p2, "maximum": ch.p98}),
+                S1Method::Percentile => min_max(ch.p2, ch.p98),
             }),
             ChannelKind::S2 => match n_.s2_method {
-                S2Method::TrainMinMax => Some(serde_json::json!({"type": "min-max", "minimum": ch.min, "maximum": ch.max})),
-                S2Method::Percentile => Some(serde_json::json!({"type": "min-max", "minimum": ch.p2, "maximum": ch.p98})),
+                S2Method::TrainMinMax => Some(min_max(ch.min, ch.max)),
+                S2Method::Percentile => Some(min_max(ch.p2, ch.p98)),
                 _ => None,
             },
             ChannelKind::Mask => Some(serde_json::json!({"type": "offset", "value": 0})),
@@ -419,6 +429,12 @@ pub struct Imported {
     pub channels_from: String,
     /// Where the normalization came from: a file, the sidecar, or the project's dataset.
     pub normalization_from: String,
+    /// The data range the model takes and gives (`unit` [0, 1], `symmetric` [-1, 1]) and who
+    /// said so: `--range`, `sidecar`, or `pix2pix's default` for a file without a sidecar.
+    #[serde(default)]
+    pub range: String,
+    #[serde(default)]
+    pub range_from: String,
     pub provenance: BTreeMap<String, String>,
     pub imported_at: String,
     pub s2cr_version: String,

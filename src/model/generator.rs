@@ -86,7 +86,7 @@ pub struct Generator {
     up_norm: Vec<Option<Norm>>,
     dropout: Vec<Option<Dropout>>,
     #[module(skip)]
-    activation: Activation,
+    pub(crate) activation: Activation,
 }
 
 /// Whether decoder level `i` of a `depth`-level generator has dropout: as pix2pix, the blocks

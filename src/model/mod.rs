@@ -38,7 +38,7 @@ use self::config::OutputActivation;
 #[cfg(feature = "gdal")]
 use self::generator::Activation;
 #[cfg(feature = "gdal")]
-use crate::dataset::normalize::{Normalization, S2Method};
+use crate::dataset::normalize::{DataRange, Normalization, S2Method};
 use crate::error::{Error, Result};
 
 /// Where the networks run.
@@ -259,9 +259,11 @@ pub fn output_activation(cfg: &ModelConfig, normalization: &Normalization) -> Ac
         OutputActivation::Tanh => Activation::Tanh,
         OutputActivation::Sigmoid => Activation::Sigmoid,
         OutputActivation::None => Activation::Identity,
-        // Maps that keep every value in [0, 1]; the others can leave it.
-        OutputActivation::Auto => match normalization.s2_method {
-            S2Method::TileMinMax | S2Method::TrainMinMax => Activation::Sigmoid,
+        // Maps that keep every value in [0, 1] ([-1, 1] in the symmetric range); the others
+        // can leave it.
+        OutputActivation::Auto => match (normalization.s2_method, normalization.range) {
+            (S2Method::TileMinMax | S2Method::TrainMinMax, DataRange::Unit) => Activation::Sigmoid,
+            (S2Method::TileMinMax | S2Method::TrainMinMax, DataRange::Symmetric) => Activation::Tanh,
             _ => Activation::Identity,
         },
     }

@@ -22,7 +22,7 @@ use super::card::{Imported, Init};
 use super::pix2pix::{self, KeyStyle};
 use super::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointFiles};
 use super::{infer::load_generator, output_activation};
-use crate::dataset::normalize::Normalization;
+use crate::dataset::normalize::{DataRange, Normalization};
 use crate::dataset::{DatasetSummary, TileIndex};
 use crate::error::{Error, Result};
 use crate::fsutil::{load_json, save_json, sha256_file, temp_sibling, write_atomic};
@@ -41,6 +41,10 @@ pub struct ModelSidecar {
     /// Output bands in tensor order.
     pub outputs: Vec<String>,
     pub normalization: Normalization,
+    /// The data range the model takes and gives: `unit` ([0, 1], s2cr's) or `symmetric`
+    /// ([-1, 1], pix2pix's). Sidecars written before it existed: the normalization's.
+    #[serde(default)]
+    pub range: Option<DataRange>,
     /// SHA-256 of the weights file.
     pub weights_sha256: String,
     /// Where the weights came from: project, run, step, or the file imported before.
@@ -60,6 +64,9 @@ pub struct ImportOptions {
     /// The file's input channels in order; `["dataset"]` means the dataset's order.
     pub inputs: Option<Vec<String>>,
     pub outputs: Option<Vec<String>>,
+    /// The data range the model was trained on (default: the sidecar's; without one,
+    /// symmetric, as pix2pix trains).
+    pub range: Option<DataRange>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +189,15 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
         (None, Some(s)) => (s.normalization.clone(), "sidecar".into()),
         (None, None) => (crate::dataset::loader::load_normalization(project)?, "the project's dataset".into()),
     };
+    // The range: stated, the sidecar's, else pix2pix's [-1, 1] (a file without a sidecar is
+    // pix2pix's own: s2cr keys without one were refused above).
+    let (range, range_from) = match (opts.range, &sidecar) {
+        (Some(r), _) => (r, "--range"),
+        (None, Some(s)) => (s.range.unwrap_or(s.normalization.range), "sidecar"),
+        (None, None) => (DataRange::Symmetric, "pix2pix's default"),
+    };
+    let mut normalization = normalization;
+    normalization.range = range;
     let norm_inputs: Vec<String> = normalization.inputs.iter().map(|c| c.name.clone()).collect();
     let norm_outputs: Vec<String> = normalization.outputs.iter().map(|c| c.name.clone()).collect();
     if norm_inputs != dataset_inputs || norm_outputs.len() != dataset_outputs.len() {
@@ -200,6 +216,8 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
         config_from: config_from.into(),
         channels_from: channels_from.into(),
         normalization_from,
+        range: range.name().into(),
+        range_from: range_from.into(),
         provenance: sidecar.map(|s| s.provenance).unwrap_or_default(),
         imported_at: chrono::Utc::now().to_rfc3339(),
         s2cr_version: env!("CARGO_PKG_VERSION").into(),
@@ -284,6 +302,7 @@ pub fn export_run_as(project: &Project, run: &RunName, out: &Path, keys: KeyStyl
         model: cfg,
         inputs: summary.inputs.iter().map(|c| c.name.clone()).collect(),
         outputs: summary.outputs.iter().map(|c| c.band.clone()).collect(),
+        range: Some(normalization.range),
         normalization,
         weights_sha256: sha256_file(out)?,
         provenance,
@@ -295,6 +314,22 @@ pub fn export_run_as(project: &Project, run: &RunName, out: &Path, keys: KeyStyl
     let card_beside = out.with_extension("md");
     std::fs::copy(&card.markdown, &card_beside).map_err(Error::io(&card_beside, "writing the model card beside the weights"))?;
     Ok(ExportReport { weights: out.to_path_buf(), sidecar: sidecar_file, card: card_beside, parameters: g.num_params(), step })
+}
+
+/// The data range the model at `from` (a run folder or a weights file) was trained on: a run's
+/// normalization.json, a weights file's sidecar, else pix2pix's [-1, 1] for pix2pix's keys and
+/// s2cr's [0, 1] for ours. A run started from it trains in the same range.
+pub fn source_range(from: &Path) -> DataRange {
+    if from.is_dir() {
+        return load_json::<Normalization>(&from.join("normalization.json"), "").map(|n| n.range).unwrap_or_default();
+    }
+    if let Ok(s) = load_json::<ModelSidecar>(&sidecar_path(from), "") {
+        return s.range.unwrap_or(s.normalization.range);
+    }
+    match pix2pix::read_weights(from).map(|w| KeyStyle::of(&w)) {
+        Ok(KeyStyle::Pix2pix) => DataRange::Symmetric,
+        _ => DataRange::Unit,
+    }
 }
 
 /// The generator (and discriminator) of `from` (a run folder, or a weights file that `s2cr

@@ -255,7 +255,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     // A resumed run goes on with the statistics it started with (its copy, which inference
     // reads too), not with those of a dataset rebuilt since.
     let run_normalization = project.run_normalization_json(&opts.run);
-    let normalization = if previous.is_some() && run_normalization.is_file() {
+    let mut normalization: crate::dataset::normalize::Normalization = if previous.is_some() && run_normalization.is_file() {
         load_json(&run_normalization, "delete the run's folder to train it again")?
     } else {
         load_normalization(project)?
@@ -273,6 +273,13 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     } else {
         if let Some(from) = &tc.init_from {
             let from = if from.is_relative() { project.root().join(from) } else { from.clone() };
+            // A model goes on in the data range it was trained in (pix2pix's [-1, 1]).
+            let range = super::portable::source_range(&from);
+            if range != normalization.range {
+                progress.info(format!("training in the {} data range of {} (the dataset's maps are {})", range.name(), from.display(), normalization.range.name()));
+                normalization.range = range;
+                g.activation = output_activation(&model, &normalization);
+            }
             let (g0, d0, init) = super::portable::init_networks(g, d, &model, &from, tc.adapt_channels, output_activation(&model, &normalization))?;
             (g, d) = (g0, d0);
             progress.info(format!(
@@ -289,6 +296,9 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         write_atomic(&project.run_train_yaml(&opts.run), tc.to_yaml().as_bytes())?;
         for (src, dst) in dataset_copies(project, &opts.run) {
             std::fs::copy(&src, &dst).map_err(Error::io(&src, "copying into the run"))?;
+        }
+        if normalization.range != crate::dataset::normalize::DataRange::default() {
+            crate::fsutil::save_json(&run_normalization, &normalization)?;
         }
     }
     // metrics.csv: keep the rows up to the checkpoint (later ones are redone).

@@ -514,6 +514,16 @@ fn a_trained_run_has_a_model_card_and_a_stac_mlm_item() {
     assert_eq!(p["mlm:input"][0]["input"]["shape"], serde_json::json!([-1, 10, 64, 64]));
     assert_eq!(p["mlm:input"][0]["value_scaling"].as_array().map(|a| a.len()), Some(10), "fixed maps per channel for train-min-max and standardized SAR");
     assert_eq!(p["mlm:input"][0]["value_scaling"][0]["type"], "z-score");
+    // A Sentinel-2 channel: min-max in [0, 1]; in pix2pix's [-1, 1], the z-score about the
+    // range's middle that is the same map.
+    let s2 = card.inputs.iter().position(|c| c.name.starts_with("S2_t0")).unwrap();
+    let stats = &card.normalization.inputs[s2];
+    assert_eq!(p["mlm:input"][0]["value_scaling"][s2], serde_json::json!({"type": "min-max", "minimum": stats.min, "maximum": stats.max}));
+    let mut symmetric = card.clone();
+    symmetric.normalization.range = s2cr::dataset::normalize::DataRange::Symmetric;
+    let q = s2cr::model::card::stac_item(&symmetric);
+    assert_eq!(q["properties"]["mlm:input"][0]["value_scaling"][s2], serde_json::json!({"type": "z-score", "mean": (stats.min + stats.max) / 2.0, "stddev": (stats.max - stats.min) / 2.0}));
+    assert_eq!(q["properties"]["mlm:input"][0]["value_scaling"][0], p["mlm:input"][0]["value_scaling"][0], "standardized SAR is the same in both");
     assert_eq!(p["mlm:output"][0]["result"]["shape"], serde_json::json!([-1, 6, 64, 64]));
     assert_eq!(p["mlm:pretrained"], false);
     let weights = &item["assets"]["weights"];

@@ -156,7 +156,7 @@ mod runs {
 
     fn opts(name: &str, channels: Option<&str>) -> ImportOptions {
         let list = |s: &str| vec![s.to_string()];
-        ImportOptions { run: run(name), model: None, dropout: 0.5, normalization: None, inputs: channels.map(list), outputs: channels.map(list) }
+        ImportOptions { run: run(name), model: None, dropout: 0.5, normalization: None, inputs: channels.map(list), outputs: channels.map(list), range: None }
     }
 
     /// A project on the real SEN12MS-CR chip with 128 px patches and the research layout (10
@@ -212,6 +212,78 @@ mod runs {
         assert!(e.contains("last activation Sigmoid there, Tanh here"), "{e}");
     }
 
+    /// pix2pix trains on [-1, 1] with a Tanh output. An imported .pth sees its inputs there
+    /// and its output is de-normalized from there: the synthetic image, where one window alone
+    /// covers it, is what the network (PyTorch's output, checked above) gives on inputs
+    /// normalized by hand as pix2pix does (`2 (v - min) / (max - min) - 1` on Sentinel-2, the
+    /// Sentinel-1 standardization as it is), mapped back with `(y + 1) / 2 (max - min) + min`.
+    #[test]
+    fn an_imported_pix2pix_generator_sees_and_gives_minus_one_to_one() {
+        use s2cr::dataset::normalize::{ChannelKind, DataRange};
+        let tmp = tempfile::tempdir().unwrap();
+        let project = project(&tmp.path().join("p"));
+        let r = import_run(&project, &fixture("unet128_batch_10to6.pth"), &opts("pt", Some("dataset"))).unwrap();
+        assert_eq!((r.imported.range.as_str(), r.imported.range_from.as_str()), ("symmetric", "pix2pix's default"));
+        let dev = Device::flex();
+        let (g, _, normalization, _) = infer::load_generator(&project, &run("pt"), &dev).unwrap();
+        assert_eq!(normalization.range, DataRange::Symmetric);
+        let (want, _, size) = expected("unet128_batch_10to6");
+        let y: Vec<f32> = g.forward(fixed_input(10, size)).into_data().try_to_vec().unwrap();
+        assert!(max_diff(&y, &want) < 1e-4, "the run's network is PyTorch's");
+        // Each window its own batch (its own ranges); with overlap 0.5 the first window alone
+        // covers the grid's first 64 x 64 pixels.
+        let o = infer::InferOptions { run: run("pt"), device: DeviceChoice::Cpu, batch_size: 1, overlap: 0.5, ..Default::default() };
+        infer::infer(&project, &o, &Progress::silent("infer")).unwrap();
+        let synthetic = raster::read_window(&project.synthetic_s2(&run("pt")).display().to_string(), &[], None).unwrap();
+        let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
+        let n = 128;
+        let window = raster::read_window(&project.root().join(&summary.files.inputs_vrt).display().to_string(), &[], Some(raster::PixelWindow { x_off: 0, y_off: 0, width: n, height: n })).unwrap();
+        let range = |c: usize| window.bands[c].iter().zip(&window.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
+        let mut input = Vec::with_capacity(10 * n * n);
+        for (c, stats) in normalization.inputs.iter().enumerate() {
+            let (lo, hi) = range(c);
+            for (v, ok) in window.bands[c].iter().zip(&window.valid) {
+                let x = match stats.kind {
+                    ChannelKind::S2 => 2.0 * (v - lo) / (hi - lo) - 1.0,
+                    ChannelKind::S1 => (v - stats.mean as f32) / stats.std as f32,
+                    ChannelKind::Mask => *v,
+                };
+                input.push(if *ok && x.is_finite() { x } else { 0.0 });
+            }
+        }
+        let out: Vec<f32> = g.fold_batch_norm().forward(Tensor::from_data(TensorData::new(input, [1, 10, n, n]), &dev)).into_data().try_to_vec().unwrap();
+        let (mut worst, mut checked, mut below_min) = (0f32, 0usize, 0usize);
+        for (o, stats) in normalization.outputs.iter().enumerate() {
+            let band = stats.name.rsplit(':').next().unwrap();
+            let c = normalization.inputs.iter().position(|s| s.kind == ChannelKind::S2 && s.name.rsplit(':').next() == Some(band)).unwrap();
+            let (lo, hi) = range(c);
+            for r in 0..64 {
+                for col in 0..64 {
+                    let i = r * n + col;
+                    if !window.valid[i] {
+                        continue;
+                    }
+                    let want = (out[o * n * n + i] + 1.0) / 2.0 * (hi - lo) + lo;
+                    let got = synthetic.bands[o][r * synthetic.width + col];
+                    worst = worst.max((got - want).abs() / (hi - lo));
+                    below_min += (got < lo) as usize;
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 6 * 3000, "{checked} pixels compared");
+        assert!(worst < 1e-4, "the synthetic image is pix2pix's de-normalized output: worst difference {worst} of the band's range");
+        assert_eq!(below_min, 0, "a Tanh output in [-1, 1] stays within the window's t0 range");
+        // Trained further, it goes on in its range.
+        use s2cr::model::config::{ModelConfig, TrainConfig};
+        use s2cr::model::train::{TrainOptions, train};
+        let model = ModelConfig::load(&project.run_model_yaml(&run("pt"))).unwrap();
+        let tc = TrainConfig { batch_size: 1, max_steps: 1, checkpoint_every: 0, workers: 0, augment: false, init_from: Some(project.run_dir(&run("pt"))), ..Default::default() };
+        train(&project, &TrainOptions { run: run("tuned"), model, train: tc, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+        let tuned: s2cr::dataset::normalize::Normalization = s2cr::fsutil::load_json(&project.run_normalization_json(&run("tuned")), "").unwrap();
+        assert_eq!(tuned.range, DataRange::Symmetric, "a fine-tuned pix2pix model keeps pix2pix's range");
+    }
+
     #[test]
     fn a_pix2pix_generator_becomes_a_run_that_synthesizes_the_grid_and_travels_back() {
         let tmp = tempfile::tempdir().unwrap();
@@ -257,8 +329,9 @@ mod runs {
         let sidecar: s2cr::model::portable::ModelSidecar = s2cr::fsutil::load_json(&x.sidecar, "").unwrap();
         assert_eq!((sidecar.inputs.len(), sidecar.outputs.len(), sidecar.model.depth), (10, 6, 7));
         assert!(sidecar.provenance["imported_from"].contains("unet128_batch_10to6.pth"));
+        assert_eq!(sidecar.range, Some(s2cr::dataset::normalize::DataRange::Symmetric), "pix2pix's range travels with it");
         let back = import_run(&project, &out, &opts("back", None)).unwrap();
-        assert_eq!((back.imported.config_from.as_str(), back.imported.channels_from.as_str(), back.imported.normalization_from.as_str()), ("sidecar", "sidecar", "sidecar"));
+        assert_eq!((back.imported.config_from.as_str(), back.imported.channels_from.as_str(), back.imported.normalization_from.as_str(), back.imported.range.as_str(), back.imported.range_from.as_str()), ("sidecar", "sidecar", "sidecar", "symmetric", "sidecar"));
         let again = synthesize(&project, "back");
         let bits = |b: &Vec<Vec<f32>>| b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&first), bits(&again), "export and import change nothing");
@@ -289,7 +362,11 @@ fn the_model_commands_import_and_export_from_the_command_line() {
     assert!(err.contains("--inputs") && err.contains("S2_t0:B02"), "{err}");
     let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt", "--inputs", "dataset", "--outputs", "dataset"]).success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
-    assert!(text.contains("as run pt: depth 7, ngf 4, Batch norm, 10 -> 6 channels (configuration from keys"), "{text}");
+    assert!(text.contains("as run pt: depth 7, ngf 4, Batch norm, 10 -> 6 channels (configuration from keys") && text.contains("data range symmetric from pix2pix's default"), "{text}");
+    let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "unit", "--inputs", "dataset", "--outputs", "dataset", "--range", "unit"]).success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("data range unit from --range"), "{text}");
+    assert!(std::fs::read_to_string(dir.join("runs/unit/model.md")).unwrap().contains("data range unit (from --range)"), "the card says the range");
     let g = tmp.path().join("G.safetensors");
     let out = s2cr(&["model", "export", "--run", "pt", "--out", g.to_str().unwrap()]).success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
