@@ -339,6 +339,10 @@ pub struct TrainArgs {
     /// Continue the run from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: go on from the checkpoint of this step instead of the latest (one of the
+    /// last three kept; for a latest checkpoint that is damaged).
+    #[arg(long, requires = "resume", value_name = "STEP")]
+    pub from_step: Option<usize>,
     /// Stop after this many steps in all (overrides train.yaml).
     #[arg(long)]
     pub max_steps: Option<usize>,

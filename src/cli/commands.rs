@@ -122,6 +122,10 @@ pub fn train(args: TrainArgs, dir: &Path, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
+    if let Some(step) = args.from_step {
+        let cp = crate::model::checkpoint::rewind(&project, &args.run, step)?;
+        eprintln!("run {}: going on from {}", args.run, cp.dir.display());
+    }
     let r = run_job("train", quiet, move |p| crate::model::train::train(&project, &opts, p))?;
     print::trained(&r);
     Ok(())

@@ -2,7 +2,9 @@
 //! discriminator, both optimizers' state as burnpack files). A save writes a fresh folder and
 //! then renames `checkpoint.json` over the old one, so an interrupted save leaves the previous
 //! checkpoint in charge; the folder the live `checkpoint.json` names is never removed or
-//! replaced. Training writes them, inference, import, export and the model card read them.
+//! replaced. Each folder holds its own `step.json` (the same record), so a run can go back to
+//! an earlier checkpoint ([`rewind`]) when the latest is damaged. Training writes them,
+//! inference, import, export and the model card read them.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +69,9 @@ pub(super) fn record_err(path: &Path, action: &str) -> impl FnOnce(burn::store::
     Error::checkpoint(path, action)
 }
 
+/// The record each checkpoint folder keeps of itself.
+pub const STEP_JSON: &str = "step.json";
+
 /// Saves a checkpoint: files into a fresh folder, then `checkpoint.json` names it (atomic), so
 /// an interrupted save leaves the previous checkpoint in charge. The folder the live
 /// `checkpoint.json` names is never removed or replaced: a save of the same step goes to
@@ -87,6 +92,7 @@ pub(super) fn save_checkpoint(project: &Project, run: &RunName, cp: &Checkpoint,
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a checkpoint folder"))?;
     CheckpointFiles::in_dir(&tmp).save(g, d, opt_g, opt_d)?;
+    crate::fsutil::save_json(&tmp.join(STEP_JSON), cp)?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(Error::io(&dir, "moving the checkpoint into place"))?;
     crate::fsutil::save_json(&project.checkpoint_json(run), cp)?;
@@ -125,4 +131,45 @@ pub fn latest_checkpoint(project: &Project, run: &RunName) -> Result<Option<Chec
         });
     }
     Ok(Some(cp))
+}
+
+/// The checkpoint folders of a run with their own record (`step.json`) and all four files,
+/// newest first.
+pub fn checkpoint_folders(project: &Project, run: &RunName) -> Vec<Checkpoint> {
+    let run_dir = project.run_dir(run);
+    let mut found: Vec<Checkpoint> = std::fs::read_dir(project.checkpoints_dir(run))
+        .map(|entries| entries.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("step-"))).filter_map(|e| load_json::<Checkpoint>(&e.path().join(STEP_JSON), "").ok()).collect())
+        .unwrap_or_default();
+    found.retain(|cp| {
+        let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));
+        [&f.generator, &f.discriminator, &f.optim_g, &f.optim_d].iter().all(|p| p.metadata().is_ok_and(|m| m.len() > 0))
+    });
+    found.sort_by(|a, b| b.step.cmp(&a.step).then(b.dir.cmp(&a.dir)));
+    found
+}
+
+/// What to do when the latest checkpoint of `run` cannot be read: go back to the newest
+/// earlier one (the command that does), or start again.
+pub fn resume_hint(project: &Project, run: &RunName, broken_step: Option<usize>) -> String {
+    let earlier = checkpoint_folders(project, run).into_iter().find(|cp| broken_step.is_none_or(|b| cp.step < b));
+    match earlier {
+        Some(cp) => format!("go on from the previous checkpoint (step {}) with `s2cr train --run {run} --resume --from-step {}`", cp.step, cp.step),
+        None => format!("no earlier checkpoint is whole: train the run again (delete {} or choose another --run)", project.run_dir(run).display()),
+    }
+}
+
+/// Makes the checkpoint of step `step` (its newest folder) the run's latest, for a resume
+/// from it: `checkpoint.json` is rewritten to name it; later folders stay until training
+/// replaces them.
+pub fn rewind(project: &Project, run: &RunName, step: usize) -> Result<Checkpoint> {
+    let folders = checkpoint_folders(project, run);
+    let Some(cp) = folders.iter().find(|c| c.step == step).cloned() else {
+        let steps: Vec<String> = folders.iter().map(|c| c.step.to_string()).collect();
+        return Err(Error::invalid(
+            "--from-step",
+            format!("run {run} has no whole checkpoint of step {step} (with its step.json); {}", if steps.is_empty() { "it has none: train it again".to_string() } else { format!("it has steps {}", steps.join(", ")) }),
+        ));
+    };
+    crate::fsutil::save_json(&project.checkpoint_json(run), &cp)?;
+    Ok(cp)
 }

@@ -349,6 +349,7 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     remove_unsampled_leftovers(project, opts);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &generator)?;
+    manifest.add_input(project.root(), &project.checkpoint_json(&opts.run))?;
     manifest.add_input(project.root(), &project.root().join(&summary.files.inputs_vrt))?;
     manifest.add_input(project.root(), &project.dataset_json())?;
     for out in &outputs {
@@ -381,6 +382,9 @@ struct Synthesized {
     step: usize,
     written_valid: usize,
     checkpoint_generator: PathBuf,
+    /// The run's checkpoint.json: names the latest checkpoint (an older one's files stay
+    /// unchanged beside a newer one).
+    checkpoint_json: PathBuf,
     inputs_vrt: PathBuf,
     /// The files written: the synthetic image first.
     outputs: Vec<PathBuf>,
@@ -391,6 +395,7 @@ impl Synthesized {
     /// the output stale.
     fn record_inputs(&self, project: &Project, manifest: &mut Manifest) -> Result<()> {
         manifest.add_input(project.root(), &self.checkpoint_generator)?;
+        manifest.add_input(project.root(), &self.checkpoint_json)?;
         manifest.add_input(project.root(), &self.inputs_vrt)?;
         manifest.add_input(project.root(), &project.dataset_json())
     }
@@ -640,7 +645,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
         writer.finish()?;
     }
     let checkpoint_generator = CheckpointFiles::in_dir(&run_dir.join(latest_checkpoint(project, &opts.run)?.map(|c| c.dir).unwrap_or_default())).generator;
-    Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, inputs_vrt: project.root().join(&summary.files.inputs_vrt), outputs: outs })
+    Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, checkpoint_json: project.checkpoint_json(&opts.run), inputs_vrt: project.root().join(&summary.files.inputs_vrt), outputs: outs })
 }
 
 

@@ -242,9 +242,12 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     opts.model.check("model settings")?;
     tc.check("training settings")?;
     let run_dir = project.run_dir(&opts.run);
-    let previous = latest_checkpoint(project, &opts.run)?;
+    // A damaged latest checkpoint names the way back to the one before (no prompt: the
+    // command may run where nobody answers).
+    let damaged = |e: Error, step: Option<usize>| Error::Project { path: run_dir.clone(), message: format!("its latest checkpoint cannot be read ({}): {}", crate::error_chain(&e), super::checkpoint::resume_hint(project, &opts.run, step)) };
+    let previous = latest_checkpoint(project, &opts.run).map_err(|e| damaged(e, None))?;
     if previous.is_some() && !opts.resume {
-        return Err(Error::Project { path: run_dir, message: "this run has checkpoints: continue it with --resume, or choose another --run".into() });
+        return Err(Error::Project { path: run_dir.clone(), message: "this run has checkpoints: continue it with --resume, or choose another --run".into() });
     }
     let (dev, device_name) = device(opts.device)?;
     dev.seed(tc.seed);
@@ -264,10 +267,11 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let (mut step, mut epoch, mut skip) = (0usize, 0usize, 0usize);
     if let Some(cp) = &previous {
         let f = CheckpointFiles::in_dir(&run_dir.join(&cp.dir));
-        g = g.try_load_file(&f.generator).map_err(record_err(&f.generator, "loading the generator"))?;
-        d = d.try_load_file(&f.discriminator).map_err(record_err(&f.discriminator, "loading the discriminator"))?;
-        opt_g = opt_g.load(&f.optim_g).map_err(record_err(&f.optim_g, "loading the generator's optimizer"))?;
-        opt_d = opt_d.load(&f.optim_d).map_err(record_err(&f.optim_d, "loading the discriminator's optimizer"))?;
+        let broken = |e: Error| damaged(e, Some(cp.step));
+        g = g.try_load_file(&f.generator).map_err(record_err(&f.generator, "loading the generator")).map_err(broken)?;
+        d = d.try_load_file(&f.discriminator).map_err(record_err(&f.discriminator, "loading the discriminator")).map_err(broken)?;
+        opt_g = opt_g.load(&f.optim_g).map_err(record_err(&f.optim_g, "loading the generator's optimizer")).map_err(broken)?;
+        opt_d = opt_d.load(&f.optim_d).map_err(record_err(&f.optim_d, "loading the discriminator's optimizer")).map_err(broken)?;
         (step, epoch, skip) = (cp.step, cp.epoch, cp.batch_in_epoch);
         progress.info(format!("resuming {} at step {step} (epoch {}, batch {skip})", opts.run, epoch + 1));
     } else {
@@ -307,7 +311,8 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         .unwrap_or_default()
         .lines()
         .skip(1)
-        .filter(|l| l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        // Whole rows only: a row torn by a crash or a full disk is redone.
+        .filter(|l| StepMetrics::parse(l).is_some_and(|m| m.step <= step))
         .map(String::from)
         .collect();
     write_atomic(&metrics_path, format!("{CSV_HEADER}\n{}", kept.iter().map(|l| format!("{l}\n")).collect::<String>()).as_bytes())?;

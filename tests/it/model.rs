@@ -730,3 +730,167 @@ fn the_training_estimate_is_within_a_factor_of_two_of_the_real_time_on_the_demo(
     let ratio = estimate.total_s / actual;
     assert!((0.5..=2.0).contains(&ratio), "estimate {:.2} s vs actual {actual:.2} s ({:+.1} %): {estimate:?}", estimate.total_s, error * 100.0);
 }
+
+/// A copy of folder `from` at `to` (files and folders).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The steps of metrics.csv's rows, and whether every row is whole (11 fields).
+fn metric_steps(project: &Project, run: &str) -> (Vec<usize>, bool) {
+    let rows = metrics(project, run);
+    (rows.iter().map(|r| r[0].parse().unwrap_or(0)).collect(), rows.iter().all(|r| r.len() == 11))
+}
+
+/// A damaged latest checkpoint (a truncated network or optimizer file, a garbage
+/// checkpoint.json, a missing step folder) is refused with the command that goes on from the
+/// checkpoint before (no prompt); that command resumes from it; a torn last row of metrics.csv
+/// is redone, not kept.
+#[test]
+fn a_damaged_checkpoint_names_the_way_back_and_a_torn_metrics_row_is_redone() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    let project = project_with_preprocessed(&tmp.path().join("p"));
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
+    std::fs::write(&model, small_model().to_yaml()).unwrap();
+    std::fs::write(&train, TrainConfig { checkpoint_every: 2, ..quick_train(6) }.to_yaml()).unwrap();
+    let dir = project.root().to_path_buf();
+    let s2cr = |args: &[&str]| {
+        assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(["train", "--run", "r", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).args(args).assert()
+    };
+    let stderr = |a: assert_cmd::assert::Assert| String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    s2cr(&[]).success();
+    let run = run_name("r");
+    let run_dir = project.run_dir(&run);
+    let pristine = tmp.path().join("pristine");
+    copy_tree(&run_dir, &pristine);
+    let restore = || {
+        std::fs::remove_dir_all(&run_dir).unwrap();
+        copy_tree(&pristine, &run_dir);
+    };
+    let live = run_dir.join(s2cr::model::checkpoint::latest_checkpoint(&project, &run).unwrap().unwrap().dir);
+    let truncate = |p: std::path::PathBuf| {
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    let damages: Vec<(&str, Box<dyn Fn()>, usize)> = vec![
+        ("a truncated generator", Box::new(|| truncate(live.join("generator.bpk"))), 4),
+        ("a truncated optimizer", Box::new(|| truncate(live.join("optim_g.bpk"))), 4),
+        ("a garbage checkpoint.json", Box::new(|| std::fs::write(run_dir.join("checkpoint.json"), "{\"step\": 6, \"ep").unwrap()), 6),
+        ("a missing step folder", Box::new(|| std::fs::remove_dir_all(&live).unwrap()), 4),
+    ];
+    for (what, damage, back) in &damages {
+        restore();
+        damage();
+        let err = stderr(s2cr(&["--resume", "--max-steps", "8"]).code(1));
+        assert!(err.contains("latest checkpoint cannot be read") && err.contains(&format!("`s2cr train --run r --resume --from-step {back}`")), "{what}: {err}");
+    }
+    // The command it names goes on from step 4: steps 5 to 8 are trained again, once each.
+    restore();
+    truncate(live.join("generator.bpk"));
+    s2cr(&["--resume", "--from-step", "4", "--max-steps", "8"]).success();
+    assert_eq!(s2cr::model::checkpoint::latest_checkpoint(&project, &run).unwrap().map(|c| c.step), Some(8));
+    assert_eq!(metric_steps(&project, "r"), ((1..=8).collect(), true));
+    // A torn last row (a crash or a full disk in the middle of an append): here the first
+    // character of step 10's row, which reads as a step before the checkpoint's.
+    let mut f = std::fs::OpenOptions::new().append(true).open(project.metrics_csv(&run)).unwrap();
+    std::io::Write::write_all(&mut f, b"1").unwrap();
+    drop(f);
+    s2cr(&["--resume", "--max-steps", "10"]).success();
+    assert_eq!(metric_steps(&project, "r"), ((1..=10).collect(), true));
+    // A step that is not kept, and --from-step without --resume.
+    let err = stderr(s2cr(&["--resume", "--from-step", "3"]).code(1));
+    assert!(err.contains("no whole checkpoint of step 3") && err.contains("it has steps 10, 8, 6"), "{err}");
+    s2cr(&["--from-step", "4"]).code(2);
+}
+
+/// `s2cr ARGS` with files limited to `limit` bytes (RLIMIT_FSIZE, SIGXFSZ ignored): a write
+/// past it fails with EFBIG, as on a full disk.
+fn s2cr_with_file_limit(args: &[&str], limit: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("s2cr"));
+    cmd.args(args).env_remove("S2CR_LOG");
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs in the child
+    // before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// A full disk (writes failing with EFBIG) during a checkpoint save, a metrics append and a
+/// raster write: the command fails naming the file, the previous checkpoint stays in charge,
+/// the previous synthetic image stays as it was, and the next run without the limit goes on.
+#[test]
+fn a_full_disk_leaves_the_previous_state_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    let project = project_with_preprocessed(&tmp.path().join("p"));
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
+    std::fs::write(&model, small_model().to_yaml()).unwrap();
+    std::fs::write(&train, TrainConfig { checkpoint_every: 2, ..quick_train(6) }.to_yaml()).unwrap();
+    let dir = project.root().display().to_string();
+    let run = run_name("r");
+    let train_args = |steps: &'static str| -> Vec<String> {
+        ["--project", &dir, "train", "--run", "r", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--resume", "--max-steps", steps].iter().map(|s| s.to_string()).collect()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(args(&train_args("6"))).assert().success();
+    let step = || s2cr::model::checkpoint::latest_checkpoint(&project, &run).unwrap().map(|c| c.step);
+    // The checkpoint save of step 8 does not fit: the run stops, step 6 stays the latest.
+    let out = s2cr_with_file_limit(&args(&train_args("8")), 32 << 10);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(".bpk") && err.contains("File too large"), "names the file and the reason: {err}");
+    assert_eq!(step(), Some(6));
+    // A metrics row that does not fit is torn: the run stops; the next one redoes it.
+    let csv = project.metrics_csv(&run);
+    // (The failed run left rows 7 and 8, which the next one drops: the limit is 20 bytes past
+    // the rows up to step 6.)
+    let kept: usize = std::fs::read_to_string(&csv).unwrap().lines().take(7).map(|l| l.len() + 1).sum();
+    let out = s2cr_with_file_limit(&args(&train_args("8")), kept as u64 + 20);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("metrics.csv") && err.contains("writing the metrics"), "{err}");
+    assert_eq!(step(), Some(6));
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(args(&train_args("8"))).assert().success();
+    assert_eq!(step(), Some(8));
+    assert_eq!(metric_steps(&project, "r"), ((1..=8).collect(), true));
+    // The synthetic image: written whole, then a later one that does not fit leaves it.
+    let infer = ["--project", dir.as_str(), "infer", "--run", "r", "--device", "cpu"];
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(infer).assert().success();
+    let synthetic = project.synthetic_s2(&run);
+    let before = s2cr::fsutil::sha256_file(&synthetic).unwrap();
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(args(&train_args("10"))).assert().success();
+    // Trained further, the image is stale (step 8's files are still there, unchanged).
+    let (state, _) = project.stage_state(s2cr::project::Stage::Infer, Some(&run)).unwrap();
+    assert!(matches!(&state, s2cr::project::StageState::Stale(why) if why.contains("checkpoint.json")), "{state:?}");
+    let out = s2cr_with_file_limit(&infer, 16 << 10);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(s2cr::fsutil::sha256_file(&synthetic).unwrap(), before, "the previous image is as it was: {err}");
+    let (state, _) = project.stage_state(s2cr::project::Stage::Infer, Some(&run)).unwrap();
+    assert_ne!(state, s2cr::project::StageState::Done, "the stage is not taken as done");
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(infer).assert().success();
+    assert_ne!(s2cr::fsutil::sha256_file(&synthetic).unwrap(), before, "the next run writes the new one");
+    assert!(unfinished_files(project.root()).is_empty(), "{:?}", unfinished_files(project.root()));
+}
