@@ -116,8 +116,12 @@ def read_catalog(path):
     return out
 
 
-def collection_metadata(cid, spec, stac_coll, items):
+def collection_metadata(cid, spec, stac_coll, items, s2_scaling=None):
     bands = [b for b, a in spec["bands"].items() if any(a in i["assets"] for i in items)]
+    summaries = {"eo:bands": [{"name": b} for b in bands]}
+    if s2_scaling and cid == "SENTINEL2_L2A":  # what a back-end says of its values: value * scale + offset
+        scale, offset = s2_scaling
+        summaries["raster:bands"] = [{"name": b, "scale": scale, "offset": offset} for b in bands if b not in ("SCL", "AOT")]
     ext = stac_coll.get("extent", {})
     return {
         "stac_version": "1.0.0", "type": "Collection", "id": cid, "title": spec["title"],
@@ -128,7 +132,7 @@ def collection_metadata(cid, spec, stac_coll, items):
             "t": {"type": "temporal", "extent": ext.get("temporal", {}).get("interval", [[None, None]])[0]},
             "bands": {"type": "bands", "values": bands},
         },
-        "summaries": {"eo:bands": [{"name": b} for b in bands]},
+        "summaries": summaries,
     }
 
 
@@ -503,7 +507,8 @@ def make_backend(args, catalog, client):
             shutil.rmtree(self._job(job_id, user_id).dir, ignore_errors=True)
             del self.jobs[job_id]
 
-    collections = [collection_metadata(cid, spec, *catalog[spec["stac"]]) for cid, spec in COLLECTIONS.items()]
+    scaling = tuple(float(v) for v in args.s2_scaling.split(",")) if args.s2_scaling else None
+    collections = [collection_metadata(cid, spec, *catalog[spec["stac"]], s2_scaling=scaling) for cid, spec in COLLECTIONS.items()]
     impl = OpenEoBackendImplementation(catalog=CollectionCatalog(collections), batch_jobs=S2crBatchJobs(),
                                        processing=S2crProcessing())
     impl.file_formats = lambda: {"input": {}, "output": {"GTiff": {
@@ -858,6 +863,7 @@ def main():
     p.add_argument("--drop-downloads", type=int, default=0,
                    help="the first N asset downloads from byte 0 send about half the body, then close")
     p.add_argument("--job-delay", type=float, default=0.0, help="seconds a job waits in 'running' before computing")
+    p.add_argument("--s2-scaling", help="SCALE,OFFSET: SENTINEL2_L2A's metadata states them (summaries' raster:bands)")
     p.add_argument("--shift-grid", type=float, default=0.0, help="metres added to resample_spatial's grid origin (a misaligned back-end)")
     p.add_argument("--oidc-client-id", help="serve an OpenID Connect provider (id testidp, issuer {server}/oidc) "
                    "with this client (default s2cr-test-client when another --oidc-* option is given)")

@@ -59,6 +59,11 @@ pub struct OpenEoSettings {
     /// Give up on a job that has not finished after this many minutes (it is cancelled).
     #[serde(default = "default_job_timeout")]
     pub job_timeout_min: f64,
+    /// Digital numbers added to Sentinel-2 values before dividing by 10 000 (ESA's
+    /// BOA_ADD_OFFSET, -1000 from processing baseline 04.00), used when the back-end's
+    /// collection states no scale or offset of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s2_offset: Option<f64>,
 }
 
 fn default_coefficient() -> String {
@@ -81,13 +86,18 @@ impl OpenEoSettings {
             s1_coefficient: default_coefficient(),
             poll_max_s: default_poll_max(),
             job_timeout_min: default_job_timeout(),
+            s2_offset: None,
         }
     }
 
     /// What decides the results (the back-end, its collections, the coefficient), for the
     /// stage's parameters: how to log in and how often to poll change nothing in the outputs.
     pub fn identity(&self) -> Value {
-        json!({"backend": self.backend.trim_end_matches('/'), "collections": self.collections, "s1_coefficient": self.s1_coefficient})
+        let mut v = json!({"backend": self.backend.trim_end_matches('/'), "collections": self.collections, "s1_coefficient": self.s1_coefficient});
+        if let Some(o) = self.s2_offset {
+            v["s2_offset"] = json!(o);
+        }
+        v
     }
 
     /// Problems with the settings, for the config readers.

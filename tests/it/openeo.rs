@@ -211,6 +211,10 @@ fn openeo_engine_matches_the_native_engine_and_survives_the_back_ends_faults() {
     assert!(first_log.iter().chain(&log).any(|m| m.contains("polling job") && m.contains("500")), "the 500s were retried:\n{first_log:?}\n{joined}");
     assert!(log.iter().any(|m| m.contains("transfer broken") || m.contains("resuming")), "the broken download was resumed:\n{joined}");
     assert!(!joined.contains("not on the project grid"), "the results landed on the grid:\n{joined}");
+    // The back-end's collection states no scale or offset: none is taken, with a warning that
+    // names the setting, and the report says so.
+    assert!(log.iter().any(|m| m.contains("states no scale or offset") && m.contains("s2_offset: -1000")), "{joined}");
+    assert!(outputs.iter().filter(|p| p.sensor == "S2").all(|p| p.processing.contains("x 0.0001 + 0 (no offset")), "{outputs:?}");
     // Each job went created -> queued/running -> finished, in that order.
     let statuses = |job_word: &str| -> Vec<usize> { log.iter().enumerate().filter(|(_, m)| m.contains(job_word)).map(|(i, _)| i).collect() };
     let (created, finished) = (statuses(" created"), statuses(" finished"));
@@ -463,8 +467,9 @@ fn a_result_off_the_project_grid_is_warped_onto_it_with_a_warning() {
     let Some(python) = backend_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (project, _) = demo_project(&dir.path().join("demo"), false);
-    // A back-end that aligns its grid 5 m (half a pixel) east of the one asked for.
-    let backend = Backend::start(&python, &["--shift-grid", "5"]);
+    // A back-end that aligns its grid 5 m (half a pixel) east of the one asked for, and whose
+    // collection states its Sentinel-2 scale and offset (taken over the search's provider).
+    let backend = Backend::start(&python, &["--shift-grid", "5", "--s2-scaling", "0.0001,-0.05"]);
     set_credentials(USER, PASSWORD);
     let (progress, rx) = recording("openeo");
     let outputs = s2cr::preprocess::stage::preprocess(&project, &openeo_config(&backend), &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
@@ -475,5 +480,9 @@ fn a_result_off_the_project_grid_is_warped_onto_it_with_a_warning() {
         let info = raster::info(&p.path.display().to_string()).unwrap();
         assert_eq!((info.width, info.height, info.geo_transform), (g.width, g.height, g.geo_transform()));
         assert!(p.valid_percent > 20.0, "{} {}: {} %", p.sensor, p.date, p.valid_percent);
+        if p.sensor == "S2" {
+            assert!(p.processing.contains("reflectance = value x 0.0001 + -0.05 (the back-end's collection SENTINEL2_L2A (raster:bands))"), "{}", p.processing);
+        }
     }
+    assert!(!log.iter().any(|m| m.contains("states no scale or offset")), "{log:?}");
 }

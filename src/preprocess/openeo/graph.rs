@@ -81,7 +81,7 @@ pub(super) fn mosaic_and_save(g: &mut serde_json::Map<String, Value>, from: &str
 /// Sentinel-2 of one date: reflectance of `bands` on the grid, masked by the SCL rules when
 /// `scl` (the mask of the native engine: classes 3, 8, 9, 10 (and 11 with `mask.snow`) dilated
 /// by `mask.buffer_px` in a square, classes 0 and 1 as they are).
-pub fn s2_graph(scope: &GraphScope, collection: &str, bands: &[String], scl: bool, mask: &crate::preprocess::s2::SclMaskOptions, resampling: crate::raster::Resampling, dn_offset: f32) -> Result<Value> {
+pub fn s2_graph(scope: &GraphScope, collection: &str, bands: &[String], scl: bool, mask: &crate::preprocess::s2::SclMaskOptions, resampling: crate::raster::Resampling, scaling: &super::S2Scaling) -> Result<Value> {
     let mut g = serde_json::Map::new();
     g.insert("load_bands".into(), scope.load(collection, bands)?);
     g.insert("resample_bands".into(), scope.resample("load_bands", resampling.gdal_name()));
@@ -119,8 +119,8 @@ pub fn s2_graph(scope: &GraphScope, collection: &str, bands: &[String], scl: boo
         last = "mask_haze".into();
     }
     g.insert("reflectance".into(), json!({"process_id": "apply", "arguments": {"data": {"from_node": last}, "process": {"process_graph": {
-        "offset": {"process_id": "add", "arguments": {"x": {"from_parameter": "x"}, "y": dn_offset}},
-        "scale": {"process_id": "divide", "arguments": {"x": {"from_node": "offset"}, "y": crate::preprocess::s2::QUANTIFICATION_VALUE}, "result": true}}}}}));
+        "scale": {"process_id": "multiply", "arguments": {"x": {"from_parameter": "x"}, "y": scaling.scale}},
+        "offset": {"process_id": "add", "arguments": {"x": {"from_node": "scale"}, "y": scaling.offset}, "result": true}}}}}));
     mosaic_and_save(&mut g, "reflectance");
     Ok(Value::Object(g))
 }
@@ -161,7 +161,8 @@ mod tests {
         let scope = GraphScope { grid: &g, date: "2018-09-30" };
         let bands: Vec<String> = ["B04", "B08"].map(String::from).to_vec();
         let mask = crate::preprocess::s2::SclMaskOptions { snow: true, buffer_px: 2, haze_aot: None };
-        let v = s2_graph(&scope, "SENTINEL2_L2A", &bands, true, &mask, crate::raster::Resampling::Bilinear, -1000.0).unwrap();
+        let scaling = super::super::S2Scaling { scale: 0.0001, offset: -0.1, source: String::new(), warning: None };
+        let v = s2_graph(&scope, "SENTINEL2_L2A", &bands, true, &mask, crate::raster::Resampling::Bilinear, &scaling).unwrap();
         let load = &v["load_bands"]["arguments"];
         assert_eq!(load["spatial_extent"], json!({"west": 701880.0, "south": 3708100.0, "east": 704280.0, "north": 3710100.0, "crs": 32650}));
         assert_eq!(load["temporal_extent"], json!(["2018-09-30", "2018-10-01"]));
@@ -171,15 +172,16 @@ mod tests {
         assert_eq!(v["buffer"]["arguments"]["kernel"].as_array().unwrap().len(), 5);
         let clouds = v["clouds"]["arguments"]["reducer"]["process_graph"].as_object().unwrap();
         assert!(clouds.contains_key("eq11") && clouds.contains_key("eq3") && !clouds.contains_key("eq4"));
-        assert_eq!(v["reflectance"]["arguments"]["process"]["process_graph"]["offset"]["arguments"]["y"], json!(-1000.0));
+        let reflectance = &v["reflectance"]["arguments"]["process"]["process_graph"];
+        assert_eq!((reflectance["scale"]["arguments"]["y"].clone(), reflectance["offset"]["arguments"]["y"].clone()), (json!(0.0001), json!(-0.1)));
         assert_eq!(v.as_object().unwrap().values().filter(|n| n["result"] == json!(true)).count(), 1);
         // No buffer, no snow: no kernel, no class 11.
-        let plain = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { snow: false, buffer_px: 0, haze_aot: None }, crate::raster::Resampling::Bilinear, 0.0).unwrap();
+        let plain = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { snow: false, buffer_px: 0, haze_aot: None }, crate::raster::Resampling::Bilinear, &scaling).unwrap();
         assert!(plain.get("buffer").is_none() && plain["mask_clouds"]["arguments"]["mask"]["from_node"] == "clouds");
         assert!(plain["clouds"]["arguments"]["reducer"]["process_graph"].get("eq11").is_none());
         assert!(plain.get("haze").is_none());
         // The haze mask from AOT, after the SCL masks.
-        let hazy = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { haze_aot: Some(0.5), ..Default::default() }, crate::raster::Resampling::Bilinear, 0.0).unwrap();
+        let hazy = s2_graph(&scope, "X", &bands, true, &crate::preprocess::s2::SclMaskOptions { haze_aot: Some(0.5), ..Default::default() }, crate::raster::Resampling::Bilinear, &scaling).unwrap();
         assert_eq!(hazy["load_aot"]["arguments"]["bands"], json!(["AOT"]));
         assert_eq!(hazy["haze"]["arguments"]["reducer"]["process_graph"]["above"]["arguments"]["y"].as_f64().map(|v| v as f32), Some(0.5));
         assert_eq!(hazy["mask_haze"]["arguments"]["data"]["from_node"], "mask_no_data");

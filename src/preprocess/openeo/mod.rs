@@ -6,7 +6,8 @@
 //!   scene classification are resampled onto the grid (the grid's CRS, 10 m, aligned to its
 //!   upper-left corner), the cloud/shadow/cirrus classes are dilated by the project's buffer with
 //!   `apply_kernel` (a square of ones: the native engine's square dilation) and masked, no data
-//!   and saturated pixels too, then DNs become reflectance with the scene's baseline offset;
+//!   and saturated pixels too, then the values become reflectance with the scale and offset the
+//!   back-end's collection states (`scaling`);
 //!   Sentinel-1 goes through `sar_backscatter` (by default `gamma0-terrain`: terrain-corrected
 //!   backscatter, which the native engine cannot do), is resampled onto the grid and turned to dB
 //!   with the native engine's floor. Each graph ends in one GeoTIFF (`save_result`).
@@ -22,19 +23,23 @@
 //! native engine, so later stages cannot tell the difference.
 //!
 //! The room's files: `graph` (process graphs), `client` (requests, batch jobs, waiting),
-//! `auth` (credentials and login), `download` (result files) and `jobs` (the job book).
+//! `auth` (credentials and login), `download` (result files), `jobs` (the job book) and
+//! `scaling` (Sentinel-2 numbers to reflectance, from the back-end's collection).
 
 mod auth;
 mod client;
 mod download;
 mod graph;
 mod jobs;
+mod scaling;
 
 pub use crate::project::openeo::{AuthMethod, OpenEoCollections, OpenEoSettings};
 pub use auth::{Credentials, credentials_file};
 pub use client::{Backend, JobState, ResultAsset};
 pub use graph::{GraphScope, graph_digest, s1_graph, s2_graph};
 pub use jobs::{JobBook, JobEntry, run_job};
+pub use scaling::S2Scaling;
+pub use scaling::{choose as choose_s2_scaling, collection_metadata};
 
 #[cfg(test)]
 mod tests {
@@ -52,6 +57,10 @@ mod tests {
         assert!(s.check().unwrap_err().contains("gamma0-terrain"));
         let yaml = "backend: https://x.org/openeo/1.2\nauth: oidc-refresh-token\n";
         let parsed: OpenEoSettings = serde_norway::from_str(yaml).unwrap();
-        assert_eq!((parsed.auth, parsed.s1_coefficient.as_str(), parsed.collections.s2.as_str()), (AuthMethod::OidcRefreshToken, "gamma0-terrain", "SENTINEL2_L2A"));
+        assert_eq!((parsed.auth, parsed.s1_coefficient.as_str(), parsed.collections.s2.as_str(), parsed.s2_offset), (AuthMethod::OidcRefreshToken, "gamma0-terrain", "SENTINEL2_L2A", None));
+        // The offset decides the results: in the stage's parameters when set, absent (as before it existed) when not.
+        assert!(parsed.identity().get("s2_offset").is_none());
+        let offset: OpenEoSettings = serde_norway::from_str(&format!("{yaml}s2_offset: -1000\n")).unwrap();
+        assert_eq!(offset.identity()["s2_offset"], serde_json::json!(-1000.0));
     }
 }

@@ -29,7 +29,7 @@ mod via_snap;
 mod writers;
 
 use native::{s1_native, s2_native};
-use via_openeo::{connected, s1_openeo, s1_openeo_graph, s2_openeo, s2_openeo_graph};
+use via_openeo::{connected, s1_openeo, s1_openeo_graph, s2_openeo, s2_openeo_graph, s2_scaling};
 use via_snap::{s1_snap, s2_snap};
 
 use std::path::{Path, PathBuf};
@@ -266,6 +266,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     };
     // Connected when the first job needs it (outputs already made need no back-end).
     let mut backend: Option<openeo::Backend> = None;
+    let mut scaling: Option<openeo::S2Scaling> = None;
     let jobs: Vec<(String, Vec<&Scene>)> = search
         .chosen_s2()
         .into_iter()
@@ -279,14 +280,22 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     for (date, scenes) in &jobs {
         progress.check_cancelled()?;
         let graph = match cfg.engine {
-            Engine::Openeo => Some(s2_openeo_graph(project, cfg, scenes, date)?),
+            Engine::Openeo => {
+                if scaling.is_none() {
+                    scaling = Some(s2_scaling(project, cfg, progress)?);
+                }
+                scaling.as_ref().map(|s| s2_openeo_graph(project, cfg, s, date)).transpose()?
+            }
             _ => None,
         };
         // An openEO output is made from its graph, not from fetched files.
         let inputs = if graph.is_some() { Vec::new() } else { s2_inputs(project, scenes) };
         let out = project.preprocessed_s2(date);
         let p = produce(&out, &parameters, listed_inputs(graph.as_ref(), &inputs), || match (&cfg.engine, &graph) {
-            (Engine::Openeo, Some(g)) => s2_openeo(project, connected(&mut backend, project, cfg, progress)?, scenes, cfg, date, g, &tmp, progress),
+            (Engine::Openeo, Some(g)) => match &scaling {
+                Some(s) => s2_openeo(project, connected(&mut backend, project, cfg, progress)?, s, cfg, date, g, &tmp, progress),
+                None => Err(Error::invalid("openeo", "no Sentinel-2 scaling")),
+            },
             (Engine::Snap { products, .. }, _) => s2_snap(project, scenes, cfg, gpt.as_deref().unwrap_or(Path::new("gpt")), products.as_deref(), date, &tmp, progress),
             _ => s2_native(project, scenes, cfg, date, &tmp, progress),
         })?;

@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::s1::SpeckleFilter;
-use super::s2;
 use super::openeo::{self, OpenEoSettings};
 use super::{PreprocessConfig, Preprocessed};
-use crate::catalog::Scene;
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::Project;
@@ -51,7 +49,21 @@ pub(super) fn openeo_on_grid(files: &[PathBuf], grid: &TargetGrid, tmp: &Path, n
     warp_all_bands(file, tmp, name, grid, resampling)
 }
 
-pub(super) fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scenes: &[&Scene], cfg: &PreprocessConfig, date: &str, graph: &serde_json::Value, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
+/// How the stage's back-end gives Sentinel-2 (read once a stage run): its collection's scale
+/// and offset, else project.yaml's `openeo.s2_offset`, else none (with a warning).
+pub(super) fn s2_scaling(project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<openeo::S2Scaling> {
+    let settings = openeo_settings(project, cfg)?;
+    let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| crate::project::is_reflectance_band(b)).cloned().collect();
+    let collection = openeo::collection_metadata(&settings.backend, &settings.collections.s2)?;
+    let s = openeo::choose_s2_scaling(&settings.collections.s2, Some(&collection), &bands, settings.s2_offset).map_err(|why| Error::invalid("openeo", why))?;
+    if let Some(w) = &s.warning {
+        progress.warn(w.clone());
+    }
+    progress.info(format!("Sentinel-2 from openEO: {}", s.describe()));
+    Ok(s)
+}
+
+pub(super) fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scaling: &openeo::S2Scaling, cfg: &PreprocessConfig, date: &str, graph: &serde_json::Value, tmp: &Path, progress: &Progress) -> Result<Preprocessed> {
     let grid = &project.config.grid;
     let label = format!("S2 {date}");
     let dir = tmp.join(format!("openeo-S2-{date}"));
@@ -68,7 +80,6 @@ pub(super) fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scenes
     // The back-end masked by the project's rules; it does not say why a pixel is masked.
     counts.masked_remotely = counts.missing_bands;
     counts.missing_bands = 0;
-    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
     Ok(Preprocessed {
         date: date.into(),
         sensor: "S2".into(),
@@ -76,11 +87,12 @@ pub(super) fn s2_openeo(project: &Project, backend: &mut openeo::Backend, scenes
         valid_percent,
         mask_counts: Some(counts),
         processing: format!(
-            "openEO {}: {} {} resampled onto the grid, SCL mask (buffer {} px) applied by the back-end, DN offset {offset}, /10000",
+            "openEO {}: {} {} resampled onto the grid, SCL mask (buffer {} px) applied by the back-end, {}",
             backend.root(),
             openeo_settings(project, cfg)?.collections.s2,
             cfg.s2_resampling.gdal_name(),
-            cfg.mask.buffer_px
+            cfg.mask.buffer_px,
+            scaling.describe()
         ),
     })
 }
@@ -112,16 +124,15 @@ pub(super) fn s1_openeo(project: &Project, backend: &mut openeo::Backend, date: 
 }
 
 /// The graph of one date's Sentinel-2 job.
-pub(super) fn s2_openeo_graph(project: &Project, cfg: &PreprocessConfig, scenes: &[&Scene], date: &str) -> Result<serde_json::Value> {
+pub(super) fn s2_openeo_graph(project: &Project, cfg: &PreprocessConfig, scaling: &openeo::S2Scaling, date: &str) -> Result<serde_json::Value> {
     let settings = openeo_settings(project, cfg)?;
     let bands: Vec<String> = project.config.bands.s2.iter().filter(|b| crate::project::is_reflectance_band(b)).cloned().collect();
     let scl = project.config.bands.s2.iter().any(|b| b == "SCL");
     if cfg.mask.haze_aot.is_some() && !project.config.bands.s2.iter().any(|b| b == "AOT") {
         return Err(Error::Project { path: project.root().join(crate::project::PROJECT_FILE), message: "the haze mask (haze_aot) needs AOT in bands.s2 of project.yaml".into() });
     }
-    let offset = s2::dn_offset(scenes[0].processing_baseline.as_deref(), scenes[0].boa_offset_applied);
     let scope = openeo::GraphScope { grid: &project.config.grid, date };
-    openeo::s2_graph(&scope, &settings.collections.s2, &bands, scl, &cfg.mask, cfg.s2_resampling, offset)
+    openeo::s2_graph(&scope, &settings.collections.s2, &bands, scl, &cfg.mask, cfg.s2_resampling, scaling)
 }
 
 pub(super) fn s1_openeo_graph(project: &Project, cfg: &PreprocessConfig, date: &str) -> Result<serde_json::Value> {
