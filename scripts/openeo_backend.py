@@ -641,7 +641,7 @@ class OidcIdp:
         self.refresh_token = refresh_token
         self.watched = {s for s in (client_secret, refresh_token) if s}
         self.tokens = {}  # access token -> expiry (time.time())
-        self.token_requests, self.seen_at = 0, []
+        self.token_requests, self.seen_at, self.scopes = 0, [], []  # scopes: [grant_type, scope] of each token request
         self.lock = threading.Lock()
         self.issuer = None  # set once the server's port is known
 
@@ -698,7 +698,8 @@ class OidcIdp:
                 "grant_types_supported": ["client_credentials", "refresh_token"],
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
                 "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"], "scopes_supported": ["openid"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "openeo", "offline_access"],
             }, []
         if path == "/oidc/jwks":
             return "200 OK", {"keys": []}, []
@@ -706,7 +707,7 @@ class OidcIdp:
             with self.lock:
                 return "200 OK", {"token_requests": self.token_requests,
                                   "secret_seen_outside_token_endpoint": bool(self.seen_at),
-                                  "seen_at": list(self.seen_at)}, []
+                                  "seen_at": list(self.seen_at), "scopes": list(self.scopes)}, []
         if path == "/oidc/userinfo":
             auth = environ.get("HTTP_AUTHORIZATION", "")
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -746,6 +747,8 @@ class OidcIdp:
         client_ok = any(same(i, self.client_id) for i in ids)
         secret_ok = any(same(s, self.client_secret) for s in secrets_)
         grant = form.get("grant_type")
+        with self.lock:
+            self.scopes.append([grant, form.get("scope")])
         if grant == "client_credentials":
             if not (client_ok and secret_ok):
                 return error("401 UNAUTHORIZED", "invalid_client", "unknown client or wrong client secret")
@@ -804,7 +807,7 @@ def install_config(args, idp):
 
     providers = [] if idp is None else [OidcProvider(
         id=OidcIdp.PROVIDER_ID, issuer=idp.issuer, title="s2cr test OpenID Connect provider (loopback)",
-        scopes=["openid"], default_clients=[{"id": idp.client_id, "grant_types": [
+        scopes=["openid", "openeo", "unsupported-here"], default_clients=[{"id": idp.client_id, "grant_types": [
             "refresh_token", "urn:ietf:params:oauth:grant-type:device_code+pkce"]}])]
 
     openeo_driver.config.load._backend_config_getter._config = OpenEoBackendConfig(

@@ -446,14 +446,38 @@ fn openid_connect_logins_renew_expired_tokens_and_keep_secrets_to_the_token_endp
     assert_eq!(outputs.len(), 4);
     let logins = issuer("_seen")["token_requests"].as_u64().unwrap() - before;
     assert!(logins >= 2, "expired tokens were renewed: {logins} token request(s)");
+    // With the scope the openEO client sends: openid and the back-end's scopes for the
+    // provider, those the provider supports.
+    let scopes = issuer("_seen")["scopes"].clone();
+    assert!(scopes.as_array().unwrap().iter().any(|s| s == &serde_json::json!(["client_credentials", "openeo openid"])), "{scopes}");
 
-    // A refresh token, rotated by the provider at each use: the client keeps the new one.
+    // A refresh token from the credentials file, rotated by the provider at each use: the
+    // client keeps the new one and stores it back in the file.
     std::fs::remove_dir_all(project.preprocessed_dir()).unwrap();
-    set(&[("S2CR_OPENEO_CLIENT_ID", None), ("S2CR_OPENEO_CLIENT_SECRET", None), ("S2CR_OPENEO_REFRESH_TOKEN", Some(refresh))]);
+    set(&[("S2CR_OPENEO_CLIENT_ID", None), ("S2CR_OPENEO_CLIENT_SECRET", None), ("S2CR_OPENEO_REFRESH_TOKEN", None)]);
+    let config_home = dir.path().join("config");
+    let file = config_home.join("s2cr/openeo-credentials");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, format!("# CDSE\nS2CR_OPENEO_REFRESH_TOKEN={refresh}\n")).unwrap();
+    // SAFETY: as in set_credentials.
+    unsafe { std::env::set_var("XDG_CONFIG_HOME", &config_home) };
     let cfg = config(s2cr::preprocess::openeo::AuthMethod::Auto);
     let (progress, rx) = recording("openeo");
     s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
     let log = messages(&rx);
+    let stored = std::fs::read_to_string(&file).unwrap();
+    let current = stored.lines().find_map(|l| l.strip_prefix("S2CR_OPENEO_REFRESH_TOKEN=")).unwrap().to_string();
+    assert!(stored.starts_with("# CDSE\n") && current != refresh && !current.is_empty(), "the rotated token is stored back");
+    assert!(!log.iter().any(|m| m.contains("stale")), "{log:?}");
+    // From a variable, a rotated token cannot be stored back: the variable is said stale (the
+    // file is left as it is), and no token is shown.
+    set(&[("S2CR_OPENEO_REFRESH_TOKEN", Some(current.as_str()))]);
+    unsafe { std::env::set_var("XDG_CONFIG_HOME", &config_home) };
+    let mut b = s2cr::preprocess::openeo::Backend::connect(&OpenEoSettings { auth: s2cr::preprocess::openeo::AuthMethod::OidcRefreshToken, ..backend.settings() }, s2cr::preprocess::openeo::Credentials::load()).unwrap();
+    let notices = b.take_notices().join("\n");
+    assert!(notices.contains("S2CR_OPENEO_REFRESH_TOKEN is now stale") && !notices.contains(&current), "{notices}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), stored, "the file is not the variable's");
+    unsafe { std::env::remove_var("S2CR_OPENEO_REFRESH_TOKEN") };
     // The first login's jobs are in the job book but belong to another user here (the back-end
     // answers 404 for them): new jobs are submitted.
     assert_eq!(log.iter().filter(|m| m.contains("taking up job")).count(), 0, "another user's jobs are not this user's: {log:?}");

@@ -45,6 +45,9 @@ pub struct Backend {
     pub(super) method: AuthMethod,
     /// The value of the Authorization header.
     pub(super) authorization: Option<Secret>,
+    /// Warnings for the user that arose inside the client (a refresh token gone stale), taken
+    /// by [`Backend::take_notices`].
+    pub(super) notices: Vec<String>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -76,7 +79,7 @@ impl Backend {
             .build()
             .map_err(|e| Error::invalid("http client", e.to_string()))?;
         let method = credentials.method(settings.auth);
-        let mut backend = Backend { http, root, origin, settings: settings.clone(), credentials, method, authorization: None };
+        let mut backend = Backend { http, root, origin, settings: settings.clone(), credentials, method, authorization: None, notices: Vec::new() };
         let caps = backend.get_json("/", "capabilities")?;
         let version = caps["api_version"].as_str().unwrap_or_default().to_string();
         if !version.starts_with("1.") {
@@ -88,6 +91,11 @@ impl Backend {
 
     pub fn root(&self) -> &str {
         &self.root
+    }
+
+    /// The warnings the client has for the user since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     pub(super) fn url(&self, path: &str) -> String {
@@ -347,14 +355,14 @@ impl Backend {
                 Some(Secret(format!("Bearer basic//{token}")))
             }
             AuthMethod::OidcClientCredentials | AuthMethod::OidcRefreshToken => {
-                let (provider, client_default) = self.oidc_provider()?;
-                let token_endpoint = self.oidc_token_endpoint(&provider.1)?;
+                let (provider, client_default, scopes) = self.oidc_provider()?;
+                let (token_endpoint, supported) = self.oidc_token_endpoint(&provider.1)?;
                 let mut form: Vec<(&str, String)> = Vec::new();
                 if self.method == AuthMethod::OidcClientCredentials {
                     let (Some(id), Some(secret)) = (&self.credentials.client_id, &self.credentials.client_secret) else {
                         return Err(missing("S2CR_OPENEO_CLIENT_ID and S2CR_OPENEO_CLIENT_SECRET"));
                     };
-                    form.extend([("grant_type", "client_credentials".into()), ("client_id", id.clone()), ("client_secret", secret.0.clone())]);
+                    form.extend([("grant_type", "client_credentials".into()), ("client_id", id.clone()), ("client_secret", secret.0.clone()), ("scope", request_scope(&scopes, supported.as_deref()))]);
                 } else {
                     let Some(refresh) = &self.credentials.refresh_token else { return Err(missing("S2CR_OPENEO_REFRESH_TOKEN")) };
                     let Some(id) = self.credentials.client_id.clone().or(client_default) else {
@@ -370,8 +378,11 @@ impl Backend {
                     let why = v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no reason given");
                     return Err(Error::http(token_endpoint, format!("the identity provider refused the credentials (HTTP {status}: {why}); check the client id and secret or the refresh token")));
                 }
-                if let Some(rotated) = v["refresh_token"].as_str() {
-                    self.credentials.refresh_token = Some(Secret(rotated.to_string()));
+                if let Some(rotated) = v["refresh_token"].as_str()
+                    && self.method == AuthMethod::OidcRefreshToken
+                    && let Some(notice) = self.credentials.rotate_refresh_token(rotated.to_string())
+                {
+                    self.notices.push(notice);
                 }
                 let token = v["access_token"].as_str().ok_or_else(|| Error::http(token_endpoint.clone(), "the token answer has no access_token"))?;
                 Some(Secret(format!("Bearer oidc/{}/{token}", provider.0)))
@@ -380,8 +391,9 @@ impl Backend {
         Ok(())
     }
 
-    /// `(id, issuer)` of the OpenID Connect provider to use, and its default client id.
-    pub(super) fn oidc_provider(&self) -> Result<((String, String), Option<String>)> {
+    /// `(id, issuer)` of the OpenID Connect provider to use, its default client id, and the
+    /// scopes the back-end lists for it.
+    pub(super) fn oidc_provider(&self) -> Result<((String, String), Option<String>, Vec<String>)> {
         let v = self.get_json("/credentials/oidc", "OpenID Connect providers")?;
         let providers = v["providers"].as_array().cloned().unwrap_or_default();
         let chosen = match &self.settings.oidc_provider {
@@ -395,11 +407,13 @@ impl Backend {
         let id = p["id"].as_str().unwrap_or_default().to_string();
         let issuer = p["issuer"].as_str().unwrap_or_default().trim_end_matches('/').to_string();
         let client = p["default_clients"].as_array().and_then(|c| c.first()).and_then(|c| c["id"].as_str()).map(String::from);
-        Ok(((id, issuer), client))
+        let scopes = p["scopes"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
+        Ok(((id, issuer), client, scopes))
     }
 
-    /// The token endpoint from the issuer's discovery document; HTTPS only (or loopback).
-    pub(super) fn oidc_token_endpoint(&self, issuer: &str) -> Result<String> {
+    /// The token endpoint from the issuer's discovery document (HTTPS only, or loopback), and
+    /// the scopes it supports where it says.
+    pub(super) fn oidc_token_endpoint(&self, issuer: &str) -> Result<(String, Option<Vec<String>>)> {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let loopback = |p: &reqwest::Url| {
             let host = p.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
@@ -416,13 +430,36 @@ impl Backend {
         if !secure(endpoint) {
             return Err(Error::http(endpoint, "the token endpoint is not HTTPS; refusing to send credentials"));
         }
-        Ok(endpoint.to_string())
+        let supported = v["scopes_supported"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect());
+        Ok((endpoint.to_string(), supported))
     }
+}
+
+/// The `scope` of a client-credentials request, as the openEO Python client builds it:
+/// `openid` and the scopes the back-end lists for the provider, those the provider supports
+/// (its discovery document's `scopes_supported`; `openid` only where it says none), sorted,
+/// space-separated.
+pub(super) fn request_scope(listed: &[String], supported: Option<&[String]>) -> String {
+    let default = ["openid".to_string()];
+    let supported = supported.unwrap_or(&default);
+    let mut scopes: Vec<&str> = std::iter::once("openid").chain(listed.iter().map(String::as_str)).filter(|s| supported.iter().any(|x| x == s)).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes.join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_credentials_scope_is_the_openeo_clients() {
+        let listed = ["openid".to_string(), "openeo".to_string(), "earth".to_string()];
+        let supported = ["openid".to_string(), "openeo".to_string(), "offline_access".to_string()];
+        assert_eq!(request_scope(&listed, Some(&supported)), "openeo openid");
+        assert_eq!(request_scope(&[], Some(&supported)), "openid");
+        assert_eq!(request_scope(&listed, None), "openid", "a provider that lists no scopes_supported: openid");
+    }
 
     #[test]
     pub(super) fn error_answers_are_read() {
@@ -431,3 +468,4 @@ mod tests {
         assert!(error_message(reqwest::StatusCode::BAD_GATEWAY, "<html>").contains("<html>"));
     }
 }
+

@@ -62,14 +62,19 @@ impl JobBook {
 /// Runs `graph` as a batch job (or takes up the job an earlier run submitted for the same graph)
 /// and downloads its GeoTIFF results into `dir`; returns their paths.
 pub fn run_job(backend: &mut Backend, graph: &Value, title: &str, book: &Path, dir: &Path, progress: &Progress) -> Result<Vec<PathBuf>> {
-    match run_job_once(backend, graph, title, book, dir, true, progress) {
+    let result = match run_job_once(backend, graph, title, book, dir, true, progress) {
         Err(TakeUp::Gone(why)) => {
             // A job of an earlier run whose results are no longer there: submitted anew, once.
             progress.warn(format!("{title}: the earlier job's results cannot be had ({why}); submitting the job again"));
             run_job_once(backend, graph, title, book, dir, false, progress).map_err(TakeUp::into_error)
         }
         other => other.map_err(TakeUp::into_error),
+    };
+    // What the client has to say (a refresh token gone stale on a renewed login).
+    for notice in backend.take_notices() {
+        progress.warn(notice);
     }
+    result
 }
 
 /// Why [`run_job_once`] failed: a job taken up from the book whose results are gone, or

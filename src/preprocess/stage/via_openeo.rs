@@ -145,7 +145,11 @@ pub(super) fn s1_openeo_graph(project: &Project, cfg: &PreprocessConfig, date: &
 /// The stage's openEO back-end, connected at its first use.
 pub(super) fn connected<'a>(slot: &'a mut Option<openeo::Backend>, project: &Project, cfg: &PreprocessConfig, progress: &Progress) -> Result<&'a mut openeo::Backend> {
     if slot.is_none() {
-        *slot = Some(openeo_backend(project, cfg, progress)?);
+        let mut backend = openeo_backend(project, cfg, progress)?;
+        for notice in backend.take_notices() {
+            progress.warn(notice);
+        }
+        *slot = Some(backend);
     }
     slot.as_mut().ok_or_else(|| Error::invalid("openeo", "no back-end"))
 }
