@@ -62,22 +62,24 @@ pub struct Progress {
     stage: String,
     cancel: Arc<AtomicBool>,
     events: Option<Sender<JobEvent>>,
+    /// Units of work left before the cancel flag is set by itself ([`Progress::cancel_after`]).
+    countdown: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Progress {
     /// A progress that reports to `events` and stops when `cancel` is set.
     pub fn new(stage: impl Into<String>, events: Sender<JobEvent>, cancel: Arc<AtomicBool>) -> Self {
-        Progress { stage: stage.into(), cancel, events: Some(events) }
+        Progress { stage: stage.into(), cancel, events: Some(events), countdown: None }
     }
 
     /// A progress that reports nowhere and is never cancelled (tests, library use).
     pub fn silent(stage: impl Into<String>) -> Self {
-        Progress { stage: stage.into(), cancel: Arc::new(AtomicBool::new(false)), events: None }
+        Progress { stage: stage.into(), cancel: Arc::new(AtomicBool::new(false)), events: None, countdown: None }
     }
 
     /// The same channel and cancel flag, reporting under another stage name.
     pub fn for_stage(&self, stage: impl Into<String>) -> Self {
-        Progress { stage: stage.into(), cancel: self.cancel.clone(), events: self.events.clone() }
+        Progress { stage: stage.into(), cancel: self.cancel.clone(), events: self.events.clone(), countdown: self.countdown.clone() }
     }
 
     pub fn stage(&self) -> &str {
@@ -97,6 +99,19 @@ impl Progress {
 
     pub fn advanced(&self, done: u64, total: u64, message: impl Into<String>) {
         self.send(JobEvent::Advanced { stage: self.stage.clone(), done, total, message: crate::error::redact(&message.into()) });
+        if let Some(left) = &self.countdown
+            && left.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            self.cancel();
+        }
+    }
+
+    /// This progress, cancelled by itself once `units` units of work have been reported
+    /// ([`Progress::advanced`]): a stop at a known point, as a Ctrl-C there would be (tests of
+    /// what each stage keeps when it is stopped).
+    pub fn cancel_after(mut self, units: u64) -> Self {
+        self.countdown = Some(Arc::new(std::sync::atomic::AtomicU64::new(units.max(1))));
+        self
     }
 
     pub fn metric(&self, name: impl Into<String>, value: f64, step: u64) {

@@ -782,3 +782,63 @@ fn exit_status_is_2_for_usage_1_for_errors_and_130_for_ctrl_c() {
     let cp = s2cr::model::checkpoint::latest_checkpoint(&project, &s2cr::project::RunName::new("c").unwrap()).unwrap();
     assert!(cp.is_some_and(|c| c.step >= 2 && c.step < 400), "a checkpoint of the interrupted run: {said}");
 }
+
+/// The mtime of every file under `dir` (relative path -> modified), for "kept, not redone".
+fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), m);
+            }
+        }
+    }
+    out
+}
+
+/// Each stage stopped after its first unit of work (as Ctrl-C there would stop it: the same
+/// cancel flag, checked at the same places) ends in `Cancelled` (exit 130 in the CLI), is not
+/// taken as done, keeps what it promises (fetched files, finished outputs, a checkpoint), and the
+/// next run finishes without redoing what was kept.
+#[test]
+fn each_stage_stopped_after_its_first_unit_keeps_what_it_promises() {
+    use s2cr::job::Progress;
+    use s2cr::project::{Stage, StageState};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let run = settings.run_name().clone();
+    for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess] {
+        let before = mtimes(project.root());
+        let stopped = s2cr::pipeline::run_stage(&project, stage, &settings, &Progress::silent("stop").cancel_after(1));
+        let (state, _) = project.stage_state(stage, Some(&run)).unwrap();
+        let after_stop = mtimes(project.root());
+        let kept: Vec<_> = after_stop.iter().filter(|(p, m)| before.get(*p) != Some(*m)).map(|(p, _)| p.clone()).collect();
+        match &stopped {
+            Err(s2cr::Error::Cancelled) => {}
+            other => panic!("{stage}: stopped after one unit: {:?}", other.as_ref().map_err(|e| s2cr::error_chain(e))),
+        }
+        assert_ne!(state, StageState::Done, "{stage}: a stopped stage is not done");
+        eprintln!("{stage}: stopped; written meanwhile: {kept:?}");
+        match stage {
+            Stage::Fetch => assert!(kept.iter().any(|p| p.starts_with("raw")), "{stage}: the files fetched are kept: {kept:?}"),
+            Stage::Preprocess => assert!(kept.iter().any(|p| p.starts_with("preprocessed") && p.extension().is_some_and(|e| e == "tif")), "{stage}: the finished outputs are kept: {kept:?}"),
+            Stage::Train => assert!(s2cr::model::checkpoint::latest_checkpoint(&project, &run).unwrap().is_some_and(|c| c.step >= 1), "{stage}: a checkpoint of the stopped run"),
+            _ => {}
+        }
+        s2cr::pipeline::run_stage(&project, stage, &settings, &Progress::silent("go on")).unwrap_or_else(|e| panic!("{stage}: {}", s2cr::error_chain(&e)));
+        let (state, _) = project.stage_state(stage, Some(&run)).unwrap();
+        assert_eq!(state, StageState::Done, "{stage}");
+        if matches!(stage, Stage::Fetch | Stage::Preprocess) {
+            let now = mtimes(project.root());
+            // (`.work` holds the stage's scratch files, made again as needed.)
+            let redone: Vec<_> = kept.iter().filter(|p| !p.starts_with("preprocessed/.work") && p.extension().is_some_and(|e| e == "tif") && now.get(*p) != after_stop.get(*p)).collect();
+            assert!(redone.is_empty(), "{stage}: kept files were not made again: {redone:?}");
+        }
+    }
+}
