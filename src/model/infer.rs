@@ -124,8 +124,9 @@ fn mix(mut z: u64) -> u64 {
 
 /// A dropout mask for one pass: 0 with probability `p`, else 1 / (1 - p), for a batch whose
 /// element b is the window with seed `seeds[b]` (its position in the grid), so a window gets the
-/// same masks whatever batch or tile it is computed in.
-fn keep_mask(p: f64, dims: [usize; 4], seeds: &[u64], level: usize, sample: usize) -> Vec<f32> {
+/// same masks whatever batch or tile it is computed in. Public so that a test can make the
+/// passes again on its own.
+pub fn keep_mask(p: f64, dims: [usize; 4], seeds: &[u64], level: usize, sample: usize) -> Vec<f32> {
     let per = dims[1] * dims[2] * dims[3];
     let scale = (1.0 / (1.0 - p)) as f32;
     let mut v = Vec::with_capacity(dims[0] * per);
@@ -140,7 +141,7 @@ fn keep_mask(p: f64, dims: [usize; 4], seeds: &[u64], level: usize, sample: usiz
 }
 
 /// The seed of the window at grid position (x, y).
-fn window_seed(x: usize, y: usize) -> u64 {
+pub fn window_seed(x: usize, y: usize) -> u64 {
     mix(((y as u64) << 32) ^ x as u64)
 }
 

@@ -671,6 +671,73 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
     let sds: Vec<f32> = sd.bands.iter().flatten().copied().filter(|v| v.is_finite()).collect();
     assert!(sds.iter().all(|v| *v >= 0.0) && sds.iter().any(|v| *v > 1e-4), "dropout spreads the passes");
     assert!(prob.bands[0].iter().filter(|v| v.is_finite()).all(|v| (0.0..=1.0).contains(v)));
+    // The three are those of the 6 passes, made again here for the first window (which alone
+    // covers the grid's first 32 x 32 pixels): its masks from its position, each pass
+    // de-normalized; the mean, the population sd, and the share of passes whose dNBR (against
+    // the window's own NBR before the fire) reaches the burned class.
+    {
+        use s2cr::dataset::normalize::TileRange;
+        let dev = Device::flex();
+        let (g, cfg, normalization, _) = infer::load_generator(&project, &run_name("r"), &dev).unwrap();
+        let g = g.fold_batch_norm().with_dropout(&cfg);
+        let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
+        let n = 64;
+        let win = raster::read_window(&project.root().join(&summary.files.inputs_vrt).display().to_string(), &[], Some(raster::PixelWindow { x_off: 0, y_off: 0, width: n, height: n })).unwrap();
+        let ranges: Vec<TileRange> = win
+            .bands
+            .iter()
+            .map(|b| {
+                let (lo, hi) = b.iter().zip(&win.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
+                TileRange { min: lo, max: hi }
+            })
+            .collect();
+        let (in_maps, out_maps) = normalization.maps(&[ranges]);
+        let mut input = Vec::new();
+        for (c, band) in win.bands.iter().enumerate() {
+            let mut v = band.clone();
+            in_maps[0][c].normalize(&mut v);
+            input.extend(v.iter().zip(&win.valid).map(|(x, ok)| if *ok && x.is_finite() { *x } else { 0.0 }));
+        }
+        let input = Tensor::<4>::from_data(TensorData::new(input, [1, win.bands.len(), n, n]), &dev);
+        let seeds = [infer::window_seed(0, 0)];
+        let passes: Vec<Vec<f32>> = (0..6)
+            .map(|sample| {
+                let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(infer::keep_mask(cfg.dropout, dims, &seeds, level, sample), dims), &dev);
+                let mut out: Vec<f32> = g.forward_sampled(input.clone(), &mut mask).into_data().try_to_vec().unwrap();
+                for (c, map) in out_maps[0].iter().enumerate() {
+                    map.denormalize(&mut out[c * n * n..(c + 1) * n * n]);
+                }
+                out
+            })
+            .collect();
+        let channel = |name: &str| summary.inputs.iter().position(|c| c.name == name).unwrap();
+        let band = |name: &str| summary.outputs.iter().position(|c| c.band == name).unwrap();
+        let (pre_nir, pre_swir, nir, swir) = (channel("S2_t0:B08"), channel("S2_t0:B12"), band("B08"), band("B12"));
+        let thresholds = s2cr::indices::severity::SeverityThresholds::default();
+        let (mut worst_mean, mut worst_sd, mut worst_prob, mut checked) = (0f64, 0f64, 0f64, 0usize);
+        for r in 0..32 {
+            for col in 0..32 {
+                let i = r * n + col;
+                if !win.valid[i] {
+                    continue;
+                }
+                let at = r * mean.width + col;
+                for c in 0..6 {
+                    let v: Vec<f64> = passes.iter().map(|p| p[c * n * n + i] as f64).collect();
+                    let m = v.iter().sum::<f64>() / 6.0;
+                    let s = (v.iter().map(|x| x * x).sum::<f64>() / 6.0 - m * m).max(0.0).sqrt();
+                    worst_mean = worst_mean.max((mean.bands[c][at] as f64 - m).abs());
+                    worst_sd = worst_sd.max((sd.bands[c][at] as f64 - s).abs());
+                }
+                let nbr_pre = (win.bands[pre_nir][i] - win.bands[pre_swir][i]) / (win.bands[pre_nir][i] + win.bands[pre_swir][i]);
+                let burned = passes.iter().filter(|p| thresholds.is_burned(thresholds.classify(nbr_pre - (p[nir * n * n + i] - p[swir * n * n + i]) / (p[nir * n * n + i] + p[swir * n * n + i])))).count();
+                worst_prob = worst_prob.max((prob.bands[0][at] as f64 - burned as f64 / 6.0).abs());
+                checked += 1;
+            }
+        }
+        assert!(checked > 900, "{checked} pixels");
+        assert!(worst_mean < 1e-5 && worst_sd < 1e-5 && worst_prob < 1e-6, "mean {worst_mean:e}, sd {worst_sd:e}, probability {worst_prob:e} from the passes");
+    }
     // The same passes again: the masks are seeded by window position.
     std::fs::remove_file(&report.path).unwrap();
     let again = read(&infer::infer(&project, &on, &Progress::silent("infer")).unwrap().path);
