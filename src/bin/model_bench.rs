@@ -39,6 +39,8 @@ fn choice(name: &str) -> Result<DeviceChoice> {
 }
 
 fn main() -> Result<()> {
+    // SAFETY: the first thing the process does: no other thread runs yet.
+    unsafe { s2cr::model::set_default_burn_device() };
     let args = Args::parse();
     let choices = args.device.iter().map(|d| choice(d)).collect::<Result<Vec<_>>>()?;
     model_bench::check_patch(args.size)?;

@@ -194,12 +194,9 @@ pub fn device(choice: DeviceChoice) -> Result<(Device, String)> {
 /// fallback: for benchmarks, which must measure what they name).
 pub fn exact_device(choice: DeviceChoice) -> Result<(Device, String)> {
     let cpu = || {
-        // Burn materialises optimizer state on its default device before moving it: make that
-        // the CPU too when the CPU is what we use.
-        if std::env::var_os("BURN_DEVICE").is_none() {
-            // SAFETY: set once, before any worker thread of ours reads the environment.
-            unsafe { std::env::set_var("BURN_DEVICE", "flex") };
-        }
+        // Burn materialises loaded optimizer state on its default device before moving it: the
+        // programs make that the CPU at their start ([`set_default_burn_device`]), while they
+        // have one thread; changing the environment here, from a job thread, would not be sound.
         keep_freed_memory();
         (Device::flex(), format!("CPU (Burn flex, {} threads)", rayon::current_num_threads()))
     };
