@@ -576,6 +576,11 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(std::fs::read_to_string(assess.join("report.html")).unwrap().contains("id=\"uncertainty\""));
     check_outputs_catalog(&project.output_dir(&s2cr::demo::run_name()));
 
+    // Every STAC item and catalog the demo wrote (its STAC catalog, the outputs' catalog and
+    // items, the model card's item) is valid against the core STAC schemas (pystac's own copy:
+    // offline); extension schemas are not shipped by any installed package and are listed.
+    check_stac(&dir);
+
     // A changed training set: the finished run is not retrained silently.
     let pipeline = dir.join("pipeline.yaml");
     let text = std::fs::read_to_string(&pipeline).unwrap();
@@ -636,6 +641,26 @@ fn doctor_reports_each_check_with_its_fix_and_fails_only_on_required_ones() {
 
 /// The run's outputs as a STAC catalog: read back by the `stac` crate and by pystac (when a
 /// Python with pystac is at hand), every href resolving to a file.
+/// Validates every STAC file under `dir` with scripts/validate_stac.py (core schemas, offline).
+fn check_stac(dir: &Path) {
+    let python = std::env::var("S2CR_OPENEO_PYTHON").unwrap_or_else(|_| "python3".into());
+    if !std::process::Command::new(&python).args(["-c", "import pystac.validation.local_validator, jsonschema, referencing"]).output().is_ok_and(|o| o.status.success()) {
+        crate::missing_tool(&format!("{python} cannot import pystac and jsonschema (scripts/requirements-openeo.txt; .ci/run installs them and sets S2CR_OPENEO_PYTHON)"));
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/validate_stac.py");
+    let out = std::process::Command::new(&python).arg(&script).arg(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "STAC files break the core schemas:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let checked = report["checked"].as_array().unwrap();
+    for kind in ["demo-stac/catalog.json", "outputs/demo/catalog.json", "outputs/demo/stac/synthetic-s2.json", "runs/demo/model.stac.json"] {
+        assert!(checked.iter().any(|c| c.as_str().unwrap().ends_with(kind)), "{kind} was not checked: {text}");
+    }
+    let unchecked: Vec<&String> = report["unchecked_extensions"].as_object().unwrap().keys().collect();
+    eprintln!("STAC: {} files valid against the core schemas; extension schemas not checked (no local copy): {unchecked:?}", checked.len());
+}
+
 fn check_outputs_catalog(out: &Path) {
     let catalog_path = out.join("catalog.json");
     let catalog: stac::Catalog = serde_json::from_str(&std::fs::read_to_string(&catalog_path).unwrap()).unwrap();
