@@ -388,15 +388,20 @@ impl S2crApp {
             self.persisted.wizard_width = ui.available_width();
             egui::ScrollArea::vertical().show(ui, |ui| self.wizard_ui(ui));
         });
-        if self.project().is_some() && !self.layers.is_empty() {
+        // The QA plots take the layers panel's place while they are open: beside the wizard and
+        // the layers too, they left the map a sliver at 1280 x 800.
+        let qa_open = self.project().is_some() && self.layers.show_qa && self.layers.qa.is_some();
+        if self.project().is_some() && !self.layers.is_empty() && !qa_open {
             egui::Panel::right("layers").resizable(true).default_size(290.0).show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.layers.ui(ui));
             });
         }
-        if self.project().is_some() && self.layers.show_qa
-            && let Some(qa) = &mut self.layers.qa
-        {
+        if qa_open && let Some(qa) = &mut self.layers.qa {
+            let show_qa = &mut self.layers.show_qa;
             egui::Panel::right("qa").resizable(true).default_size(330.0).show(ui, |ui| {
+                if ui.button("Back to layers").on_hover_text("close the QA plots and show the layers again").clicked() {
+                    *show_qa = false;
+                }
                 egui::ScrollArea::vertical().show(ui, |ui| qa.ui(ui));
             });
         }

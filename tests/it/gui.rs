@@ -558,8 +558,18 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.state_mut().layers.panes.as_mut().unwrap().stacks = vec![vec![diff], vec![sam]];
     h.run();
     assert!(h.state().layers.layers.iter().all(|l| l.error.is_none()), "{:?}", h.state().layers.layers.iter().filter_map(|l| l.error.clone()).collect::<Vec<_>>());
+    // The plots take the layers panel's place: at the app's 1280 x 800, two panes keep a
+    // usable width (they were slivers of 60 px beside the wizard, the layers and the plots).
+    h.set_size(Vec2::new(1280.0, 800.0));
+    h.run();
+    let widths: Vec<f32> = h.state().map.pane_rects.iter().map(|r| r.width()).collect();
+    assert!(widths.len() == 2 && widths.iter().all(|w| *w >= 200.0), "pane widths with the QA plots open: {widths:?}");
     h.snapshot("app_demo_qa");
-    h.get_by_label("QA plots").click();
+    h.get_by_label("Back to layers").click();
+    h.run();
+    assert!(!h.state().layers.show_qa, "closed, the layers are back");
+    h.set_size(Vec2::new(1280.0, 720.0));
+    h.run();
     h.get_by_label("t1 real | synthetic").click();
     h.run();
     // One click: dNBR real | synthetic, then four panes.
