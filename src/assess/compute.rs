@@ -246,6 +246,21 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     }
 
     progress.check_cancelled()?;
+    // A synthetic image with no valid pixel where the image before the fire has one (a model
+    // whose training went non-finite writes NaN everywhere) is nothing to assess: refused, not
+    // reported as 0 ha and kappa n/a.
+    if let [real_out, synth_out] = outputs.as_slice()
+        && synth_out.dnbr.count == 0
+    {
+        return Err(Error::Raster {
+            location: inputs.synthetic.display().to_string(),
+            message: format!(
+                "has no valid pixel where {} has one (every value no data or not finite; the real image has {} such pixels): there is nothing to assess. A model whose training went non-finite (NaN) gives this: see its metrics.csv, and train it again",
+                inputs.pre.display(),
+                real_out.dnbr.count
+            ),
+        });
+    }
     progress.advanced(strips, total, "writing the maps and perimeters");
     let mut rasters_written = Vec::new();
     let mut maps = Vec::new();

@@ -56,6 +56,9 @@ pub struct ModelCard {
     /// train.yaml of the run (absent for an imported run).
     pub training: Option<TrainConfig>,
     pub steps: usize,
+    /// The device the training that saved the latest checkpoint ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_on: Option<String>,
     /// The last row of metrics.csv: losses, and the validation figures when there were any.
     pub last_metrics: BTreeMap<String, f64>,
     /// From the run's assessment, when it has one: burned-area agreement and image quality.
@@ -182,6 +185,7 @@ pub fn card(project: &Project, run: &RunName) -> Result<ModelCard> {
         training_area: area,
         training: if project.run_imported_json(run).is_file() { None } else { training },
         steps: cp.step,
+        trained_on: cp.device.clone(),
         last_metrics,
         assessment,
         imported: load_json(&project.run_imported_json(run), "").ok(),
@@ -271,6 +275,9 @@ pub fn markdown(c: &ModelCard) -> String {
     if c.imported.is_none() && c.fine_tuned_from.is_none() {
         md += "Trained from random weights.\n";
     }
+    if let Some(d) = &c.trained_on {
+        md += &format!("Trained on {d}.\n");
+    }
     md += &format!("\nGenerator weights SHA-256 {}. Written by s2cr {} at {}.\n", c.generator_sha256, c.s2cr_version, c.written_at);
     md
 }
@@ -335,6 +342,7 @@ pub fn stac_item(c: &ModelCard) -> serde_json::Value {
             "post_processing_function": null
         }],
         "s2cr:steps": c.steps,
+        "s2cr:trained_on": c.trained_on,
     });
     if let Some(obj) = properties.as_object_mut() {
         // STAC: a datetime, or null with both ends of a range. Without the training data's

@@ -32,6 +32,10 @@ pub struct Checkpoint {
     /// versions before it was written, which are format 1.
     #[serde(default = "first_format")]
     pub format: u32,
+    /// The device the training that saved it ran on ("CPU (Burn flex, 2 threads)", "GPU (wgpu:
+    /// ...)"); absent for imported runs and checkpoints of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The checkpoint layout this version writes and reads: burnpack files of both networks and of

@@ -186,6 +186,12 @@ pub fn load_generator(project: &Project, run: &RunName, dev: &Device) -> Result<
     let g = Generator::new(&cfg, output_activation(&cfg, &normalization), dev)
         .try_load_file(&f.generator)
         .map_err(Error::checkpoint(&f.generator, "loading the generator"))?;
+    if let Some((parameter, count)) = super::finite::non_finite_parameter(&g) {
+        return Err(Error::Project {
+            path: f.generator.clone(),
+            message: format!("the generator of step {} has {count} non-finite value(s) (NaN or infinity) in {parameter}: its training diverged; train the run again (a lower learning rate, or --device cpu if it trained on a GPU)", cp.step),
+        });
+    }
     Ok((g.valid(), cfg, normalization, cp.step))
 }
 

@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod discriminator;
 #[cfg(feature = "gdal")]
 pub mod estimate;
+pub mod finite;
 pub mod generator;
 #[cfg(feature = "gdal")]
 pub mod infer;

@@ -228,7 +228,7 @@ pub fn import_run(project: &Project, file: &Path, opts: &ImportOptions) -> Resul
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| -> Result<()> {
         let inside = |p: PathBuf| tmp.join(p.strip_prefix(&run_dir).unwrap_or(&p));
-        let cp = Checkpoint { step: 0, epoch: 0, batch_in_epoch: 0, dir: PathBuf::from("checkpoints/step-0"), format: CHECKPOINT_FORMAT };
+        let cp = Checkpoint { step: 0, epoch: 0, batch_in_epoch: 0, dir: PathBuf::from("checkpoints/step-0"), format: CHECKPOINT_FORMAT, device: None };
         let cp_dir = tmp.join(&cp.dir);
         std::fs::create_dir_all(&cp_dir).map_err(Error::io(&cp_dir, "creating the run folder"))?;
         let f = CheckpointFiles::in_dir(&cp_dir);

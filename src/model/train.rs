@@ -46,6 +46,37 @@ pub struct TrainOptions {
     pub resume: bool,
 }
 
+/// `runs/<run>/diverged.json`: where a run's training stopped on a non-finite loss.
+pub const DIVERGED_JSON: &str = "diverged.json";
+
+/// The record of a training that stopped on a non-finite loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    pub step: usize,
+    /// The first loss that was not finite (`g_adversarial`, `g_l1`, `d_real`, `d_fake`).
+    pub loss: String,
+    /// Its value (`NaN`, `inf`).
+    pub value: String,
+    pub learning_rate: f64,
+    pub device: String,
+    /// The step of the checkpoint kept (the run's latest), if one was saved before.
+    pub last_checkpoint: Option<usize>,
+}
+
+impl Diverged {
+    pub fn message(&self, run: &RunName) -> String {
+        let kept = match self.last_checkpoint {
+            Some(s) => format!("the checkpoint of step {s} is kept (the diverged state is not saved)"),
+            None => "no checkpoint had been saved yet".to_string(),
+        };
+        let device = if self.device.starts_with("CPU") { String::new() } else { format!(", or the device computing wrongly ({}: compare with --device cpu)", self.device) };
+        format!(
+            "training of run {run} stopped at step {}: {} is {} (not finite); {kept}. Likely causes: a learning rate too high for this model and data ({:e}: lower learning_rate in train.yaml){device}. Recorded in {DIVERGED_JSON} and metrics.csv",
+            self.step, self.loss, self.value, self.learning_rate
+        )
+    }
+}
+
 /// One row of metrics.csv.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct StepMetrics {
@@ -67,6 +98,11 @@ const CSV_HEADER: &str = "step,epoch,learning_rate,g_adversarial,g_l1,d_real,d_f
 
 impl StepMetrics {
     /// A row of metrics.csv back (None when it is not one).
+    /// The first of the step's losses that is not finite, with its value.
+    pub fn first_non_finite(&self) -> Option<(&'static str, f64)> {
+        [("g_adversarial", self.g_adversarial), ("g_l1", self.g_l1), ("d_real", self.d_real), ("d_fake", self.d_fake)].into_iter().find(|(_, v)| !v.is_finite())
+    }
+
     fn parse(line: &str) -> Option<StepMetrics> {
         let v: Vec<&str> = line.split(',').collect();
         if v.len() != 11 {
@@ -318,6 +354,8 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     write_atomic(&metrics_path, format!("{CSV_HEADER}\n{}", kept.iter().map(|l| format!("{l}\n")).collect::<String>()).as_bytes())?;
     let mut metrics_file = std::fs::OpenOptions::new().append(true).open(&metrics_path).map_err(Error::io(&metrics_path, "opening the metrics"))?;
 
+    // A new attempt: the record of an earlier divergence goes (metrics.csv keeps its row).
+    let _ = std::fs::remove_file(run_dir.join(DIVERGED_JSON));
     let (train_data, val_data) = training_data(project, tc, progress)?;
     let batcher = PatchBatcher { normalization };
     // Cutting patches from memory takes microseconds: loader threads would only compete with
@@ -341,7 +379,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     // A resumed run that has no step left reports the last one it made, not zeros.
     let mut last = kept.last().and_then(|l| StepMetrics::parse(l)).unwrap_or_default();
     let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
-        save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")), format: CHECKPOINT_FORMAT }, g, d, og, od)
+        save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")), format: CHECKPOINT_FORMAT, device: Some(device_name.clone()) }, g, d, og, od)
     };
     let mut last_saved = step;
     'epochs: while epoch < total_epochs && step < total_steps {
@@ -381,6 +419,14 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 val_ssim: f64::NAN,
                 seconds: start.elapsed().as_secs_f64(),
             };
+            // A loss that is not finite: the networks are lost from here on. Stop, keep the
+            // last checkpoint (the state now is not saved), and say which loss, where and why.
+            if let Some((name, value)) = last.first_non_finite() {
+                writeln!(metrics_file, "{}", last.csv()).map_err(Error::io(&metrics_path, "writing the metrics"))?;
+                let stop = Diverged { step, loss: name.into(), value: value.to_string(), learning_rate: lr, device: device_name.clone(), last_checkpoint: (last_saved > 0 || previous.is_some()).then_some(last_saved) };
+                crate::fsutil::save_json(&project.run_dir(&opts.run).join(DIVERGED_JSON), &stop)?;
+                return Err(Error::Project { path: run_dir.clone(), message: stop.message(&opts.run) });
+            }
             if let Some((label, fake)) = preview {
                 write_step_preview(&project.preview_png(&opts.run), label, fake, &batcher.normalization, step, progress);
             }

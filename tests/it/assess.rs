@@ -483,3 +483,19 @@ fn images_in_another_crs_are_refused_even_with_the_same_numbers() {
     let r = write(tmp.path(), "reworded.tif", &reworded);
     assess::assess_files(&AssessInputs { pre: p.clone(), real: p, synthetic: r, ..Default::default() }, &tmp.path().join("out2"), &AssessConfig::default(), &Progress::silent("assess")).unwrap();
 }
+
+/// A synthetic image with no valid pixel (what a model whose training went NaN writes) is
+/// refused with the reason, not assessed as "0 ha, kappa n/a".
+#[test]
+fn a_synthetic_image_with_no_valid_pixel_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inputs, pre, _) = disc_fire(tmp.path(), 40.0);
+    let mut nan = pre.clone();
+    nan.bands.iter_mut().for_each(|b| b.iter_mut().for_each(|v| *v = f32::NAN));
+    let synthetic = write(tmp.path(), "nan.tif", &nan);
+    let e = assess::assess_files(&AssessInputs { synthetic, ..inputs.clone() }, &tmp.path().join("out"), &AssessConfig::default(), &Progress::silent("assess")).unwrap_err();
+    let e = s2cr::error_chain(&e);
+    assert!(e.contains("nan.tif") && e.contains("has no valid pixel") && e.contains("65536 such pixels") && e.contains("non-finite"), "{e}");
+    // The same inputs with the real image as the synthetic one: assessed.
+    assert!(assess::assess_files(&inputs, &tmp.path().join("ok"), &AssessConfig::default(), &Progress::silent("assess")).is_ok());
+}

@@ -502,6 +502,8 @@ fn a_trained_run_has_a_model_card_and_a_stac_mlm_item() {
     assert_eq!(card.generator_sha256, s2cr::fsutil::sha256_file(&dir.join("checkpoints/step-3/generator.bpk")).unwrap());
     let md = std::fs::read_to_string(dir.join("model.md")).unwrap();
     assert!(md.contains("| 1 | S1_t0:VV | VV | S1_t0 | 2024-04-01 | S1_T0 |") && md.contains("Trained from random weights") && md.contains("min-max of the training split"), "{md}");
+    // The device it trained on.
+    assert!(card.trained_on.as_deref().is_some_and(|d| d.starts_with("CPU (Burn flex")) && md.contains("Trained on CPU (Burn flex"), "{:?}", card.trained_on);
     // The STAC Item: the MLM extension's required fields, and the weights as its model asset.
     let item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.stac.json")).unwrap()).unwrap();
     assert_eq!(item["type"], "Feature");
@@ -960,4 +962,59 @@ fn a_full_disk_leaves_the_previous_state_intact() {
     assert_cmd::cargo::cargo_bin_cmd!("s2cr").args(infer).assert().success();
     assert_ne!(s2cr::fsutil::sha256_file(&synthetic).unwrap(), before, "the next run writes the new one");
     assert!(unfinished_files(project.root()).is_empty(), "{:?}", unfinished_files(project.root()));
+}
+
+/// Sets every weight of a network to NaN (a diverged checkpoint).
+struct Poison;
+
+impl burn::module::ModuleMapper for Poison {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| t.add_scalar(f32::NAN))
+    }
+}
+
+/// A run whose losses go non-finite (a learning rate far too high) stops at that step with the
+/// loss, the step and the likely causes, keeps its last good checkpoint and records the stop;
+/// nothing downstream reports success on it: inference refuses non-finite weights, and the
+/// assessment refuses a synthetic image with no valid pixel.
+#[test]
+fn a_run_that_goes_non_finite_stops_with_the_reason_and_nothing_downstream_passes_it() {
+    use burn::module::Module;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    let project = project_with_preprocessed(&tmp.path().join("p"));
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
+    std::fs::write(&model, small_model().to_yaml()).unwrap();
+    let dir = project.root().to_path_buf();
+    let s2cr = |args: &[&str]| assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(args).assert();
+    // Two good steps, then on with a learning rate of 1e30.
+    std::fs::write(&train, TrainConfig { checkpoint_every: 1, ..quick_train(2) }.to_yaml()).unwrap();
+    s2cr(&["train", "--run", "r", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).success();
+    std::fs::write(&train, TrainConfig { checkpoint_every: 1, learning_rate: 1e30, ..quick_train(20) }.to_yaml()).unwrap();
+    let out = s2cr(&["train", "--run", "r", "--resume", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let run = run_name("r");
+    let stop: s2cr::model::train::Diverged = s2cr::fsutil::load_json(&project.run_dir(&run).join("diverged.json"), "").unwrap();
+    eprintln!("{stop:?}");
+    assert!(stop.step >= 3 && stop.step < 20, "{stop:?}");
+    assert!(err.contains(&format!("stopped at step {}", stop.step)) && err.contains(&format!("{} is", stop.loss)) && err.contains("learning rate") && err.contains("(1e30"), "{err}");
+    let kept = s2cr::model::checkpoint::latest_checkpoint(&project, &run).unwrap().unwrap();
+    assert_eq!(Some(kept.step), stop.last_checkpoint);
+    assert_eq!(kept.step, stop.step - 1, "the last good step's checkpoint, not the diverged state");
+    let rows = metrics(&project, "r");
+    assert_eq!(rows.len(), stop.step, "the diverged step's row is recorded");
+    // The kept checkpoint is the good one: inference goes on from it.
+    s2cr(&["infer", "--run", "r", "--device", "cpu"]).success();
+    // A checkpoint whose weights are not finite is refused by inference, by name.
+    let f = s2cr::model::checkpoint::CheckpointFiles::in_dir(&project.run_dir(&run).join(&kept.dir));
+    let (g, _, _, _) = infer::load_generator(&project, &run, &Device::flex()).unwrap_or_else(|_| {
+        let cfg = ModelConfig::load(&project.run_model_yaml(&run)).unwrap();
+        let g = s2cr::model::generator::Generator::new(&cfg, s2cr::model::generator::Activation::Identity, &Device::flex()).try_load_file(&f.generator).unwrap();
+        (g, cfg, s2cr::fsutil::load_json(&project.run_normalization_json(&run), "").unwrap(), kept.step)
+    });
+    g.map(&mut Poison).save_file(&f.generator).unwrap();
+    let out = s2cr(&["infer", "--run", "r", "--device", "cpu"]).code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("non-finite value(s)") && err.contains("generator.bpk") && err.contains("diverged"), "{err}");
 }
