@@ -42,16 +42,30 @@ impl Discriminator {
 
     /// `condition` `[batch, inputs, h, w]` and `image` `[batch, outputs, h, w]` -> logits.
     pub fn forward(&self, condition: Tensor<4>, image: Tensor<4>) -> Tensor<4> {
+        self.forward_traced(condition, image, None)
+    }
+
+    /// [`Discriminator::forward`], keeping every layer's output (`conv.0`, `norm.1`,
+    /// `act.1`, ...): for comparing devices layer by layer.
+    pub fn forward_traced(&self, condition: Tensor<4>, image: Tensor<4>, mut trace: Option<&mut Vec<(String, Tensor<4>)>>) -> Tensor<4> {
+        let mut keep = |name: String, t: &Tensor<4>| {
+            if let Some(v) = trace.as_mut() {
+                v.push((name, t.clone()));
+            }
+        };
         let mut h = Tensor::cat(vec![condition, image], 1);
         let last = self.convs.len() - 1;
         for (i, conv) in self.convs.iter().enumerate() {
             // All but the last two are stride-2 down-sampling convolutions.
             h = if i + 1 < last { super::conv::down(conv, h) } else { super::conv::same(conv, h) };
+            keep(format!("conv.{i}"), &h);
             if let Some(n) = &self.norms[i] {
                 h = n.forward(h);
+                keep(format!("norm.{i}"), &h);
             }
             if i < last {
                 h = super::cpu::act::leaky_relu(h, 0.2);
+                keep(format!("act.{i}"), &h);
             }
         }
         h

@@ -178,7 +178,13 @@ impl Generator {
 
     /// `[batch, inputs, h, w]` -> `[batch, outputs, h, w]`; h and w multiples of 2^depth.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_masked(x, None)
+        self.forward_masked(x, None, None)
+    }
+
+    /// [`Generator::forward`], keeping every layer's output (`down.0`, `down_norm.1`,
+    /// `up.3`, `cat.2`, `out`, ...): for comparing devices layer by layer.
+    pub fn forward_traced(&self, x: Tensor<4>, trace: &mut Vec<(String, Tensor<4>)>) -> Tensor<4> {
+        self.forward_masked(x, None, Some(trace))
     }
 
     /// One stochastic pass for Monte-Carlo dropout at inference: at every decoder level with
@@ -187,10 +193,15 @@ impl Generator {
     /// dropout, which only acts on an autodiff device. Normalization stays as it is (inference
     /// mode).
     pub fn forward_sampled(&self, x: Tensor<4>, mask: &mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>) -> Tensor<4> {
-        self.forward_masked(x, Some(mask))
+        self.forward_masked(x, Some(mask), None)
     }
 
-    fn forward_masked(&self, x: Tensor<4>, mut mask: Option<&mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>>) -> Tensor<4> {
+    fn forward_masked(&self, x: Tensor<4>, mut mask: Option<&mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>>, mut trace: Option<&mut Vec<(String, Tensor<4>)>>) -> Tensor<4> {
+        let mut keep = |name: String, t: &Tensor<4>| {
+            if let Some(v) = trace.as_mut() {
+                v.push((name, t.clone()));
+            }
+        };
         let depth = self.down.len();
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(depth);
         let mut h = x;
@@ -199,8 +210,10 @@ impl Generator {
                 h = super::cpu::act::leaky_relu(h, 0.2);
             }
             h = super::conv::down(&self.down[i], h);
+            keep(format!("down.{i}"), &h);
             if let Some(n) = &self.down_norm[i] {
                 h = n.forward(h);
+                keep(format!("down_norm.{i}"), &h);
             }
             skips.push(h.clone());
         }
@@ -210,11 +223,13 @@ impl Generator {
                 h = super::cpu::act::relu(h);
             }
             h = super::conv::up(&self.up[i], h);
+            keep(format!("up.{i}"), &h);
             if i == 0 {
                 break;
             }
             if let Some(n) = &self.up_norm[i] {
                 h = n.forward(h);
+                keep(format!("up_norm.{i}"), &h);
             }
             if let Some(d) = &self.dropout[i] {
                 h = match mask.as_mut() {
@@ -229,11 +244,14 @@ impl Generator {
             // [batch, 2 * channels(i - 1), ...]: the encoder's output of level i - 1, then ours;
             // and the next level's ReLU.
             h = super::cpu::act::relu_cat(skips[i - 1].clone(), h);
+            keep(format!("cat.{i}"), &h);
         }
-        match self.activation {
+        let out = match self.activation {
             Activation::Tanh => super::cpu::act::tanh(h),
             Activation::Sigmoid => activation::sigmoid(h),
             Activation::Identity => h,
-        }
+        };
+        keep("out".into(), &out);
+        out
     }
 }

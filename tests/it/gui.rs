@@ -658,7 +658,7 @@ fn the_stretch_shader_matches_the_cpu_reference() {
         Ok(a) => a,
         Err(e) => {
             // No GPU on CI's machines, and the software adapter is optional: a skip, also in CI.
-            eprintln!("SKIPPED: no wgpu adapter here ({e})");
+            crate::missing_tool(&format!("a wgpu adapter (Mesa's lavapipe: mesa-vulkan-drivers): {e}"));
             return;
         }
     };

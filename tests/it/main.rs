@@ -16,6 +16,7 @@ mod gui;
 mod house;
 mod raster;
 mod stac_server;
+mod wgpu;
 
 use std::path::PathBuf;
 

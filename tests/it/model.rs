@@ -193,7 +193,7 @@ fn inference_covers_the_grid_without_seams() {
 #[test]
 fn the_wgpu_path_runs_when_an_adapter_exists() {
     if let Err(why) = s2cr::model::gpu_available() {
-        println!("SKIPPED: no wgpu adapter on this machine ({why})");
+        crate::missing_tool(&format!("a wgpu adapter (Mesa's lavapipe: mesa-vulkan-drivers): {why}"));
         return;
     }
     let (gpu, name) = s2cr::model::device(DeviceChoice::Gpu).unwrap();

@@ -127,8 +127,15 @@ impl Optimizer for FusedAdam {
             tracing::warn!("Adam: the saved moments of a {dims:?} parameter have another shape; starting them again");
             (time, m, v) = (1, None, None);
         }
-        // Burn's Adam, with the state as it came, where ours does not apply.
-        let burns = |tensor, grad, m: Option<Tensor<D>>, v: Option<Tensor<D>>| {
+        // Burn's Adam, with the state as it came, where ours does not apply. The gradient goes
+        // in flattened and back: on wgpu (Mesa's lavapipe, Burn 0.22) Burn's Adam reads the
+        // gradient of a convolution with one output channel (the discriminator's last,
+        // `[1, c, 4, 4]`, as conv backward lays it out) wrongly past its first four values, and
+        // training then diverges; a reshape gives it a plain layout (a copy only when it is
+        // not one already). Tested in tests/it/wgpu.rs.
+        let burns = |tensor, grad: Tensor<D>, m: Option<Tensor<D>>, v: Option<Tensor<D>>| {
+            let dims = grad.dims();
+            let grad = grad.reshape([-1]).reshape(dims);
             let state = m.zip(v).map(|(m, v)| AdamState::new(AdaptiveMomentumState::new(time - 1, m, v)));
             self.burn.step(lr, tensor, grad, state)
         };
