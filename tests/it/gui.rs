@@ -657,7 +657,7 @@ fn the_stretch_shader_matches_the_cpu_reference() {
     let adapter = match s2cr::gui::stretch_gpu::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions { force_fallback_adapter: false, ..Default::default() })) {
         Ok(a) => a,
         Err(e) => {
-            // No GPU on CI's machines, and the software adapter is optional: a skip, also in CI.
+            // CI installs Mesa's software adapter (lavapipe): missing there, this fails.
             crate::missing_tool(&format!("a wgpu adapter (Mesa's lavapipe: mesa-vulkan-drivers): {e}"));
             return;
         }
