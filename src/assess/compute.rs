@@ -261,6 +261,15 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             ),
         });
     }
+    // What an analyst has without the model, over the same held-out pixels (project mode).
+    let baselines = match (&cfg.baselines, &cfg.held_out) {
+        (Some(with), Some(held)) => {
+            progress.info("scoring the baselines (persistence, a linear model) over the held-out pixels");
+            Some(super::baselines::compute(inputs, cfg, with, held, pixel_area_m2)?)
+        }
+        _ => None,
+    };
+    progress.check_cancelled()?;
     progress.advanced(strips, total, "writing the maps and perimeters");
     let mut rasters_written = Vec::new();
     let mut maps = Vec::new();
@@ -330,6 +339,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         held_out,
         perimeter,
         uncertainty: uncertainty_acc.map(|acc| acc.finish(&cfg.quality_bands, if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" })),
+        baselines,
         severity_areas,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],

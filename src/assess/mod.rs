@@ -12,6 +12,7 @@
 //! (a project's assessment). Indices, metrics and severity classes are `crate::indices`'s.
 
 pub mod agreement;
+pub mod baselines;
 mod compute;
 mod project;
 pub mod qa;
@@ -82,6 +83,10 @@ pub struct AssessConfig {
     /// An official fire perimeter (any vector file OGR reads) both burned maps are compared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perimeter: Option<PathBuf>,
+    /// The dataset's inputs, for the baselines (persistence, a linear model) scored beside the
+    /// synthetic image over the held-out pixels: project mode only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<baselines::BaselineInputs>,
 }
 
 /// Both burned maps judged against an official perimeter. In each agreement the perimeter
@@ -147,6 +152,7 @@ impl Default for AssessConfig {
             simulated_burn: None,
             held_out: None,
             perimeter: None,
+            baselines: None,
         }
     }
 }
@@ -249,6 +255,10 @@ pub struct AssessReport {
     /// How honest the Monte-Carlo uncertainty is, when the inputs have it.
     #[serde(default)]
     pub uncertainty: Option<uncertainty::UncertaintyCheck>,
+    /// The synthetic image against what an analyst has without it, over the held-out pixels
+    /// (project mode).
+    #[serde(default)]
+    pub baselines: Option<baselines::Baselines>,
     pub severity_areas: Vec<ClassArea>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,

@@ -65,6 +65,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     let cfg = AssessConfig {
         simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
         held_out: held_out(project)?,
+        baselines: Some(super::baselines::BaselineInputs { inputs_vrt: project.root().join(&crate::fsutil::load_json::<crate::dataset::DatasetSummary>(&project.dataset_json(), "run `s2cr dataset` first")?.files.inputs_vrt) }),
         perimeter: options.perimeter.clone().or_else(|| project.config.reference_perimeter.as_ref().map(|p| project.root().join(p))),
         ..options.clone()
     };
@@ -195,6 +196,7 @@ fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> 
         .chain(cfg.perimeter.as_ref())
         .chain(inputs.uncertainty.as_ref())
         .chain(inputs.burn_probability.as_ref())
+        .chain(cfg.baselines.as_ref().map(|b| &b.inputs_vrt))
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

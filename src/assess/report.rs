@@ -501,6 +501,12 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         let lines: Vec<String> = sim.lines().map(esc).collect();
         let _ = write!(h, "<div class=\"sim\" id=\"simulated\"><b>Simulated burn.</b> {}</div>\n", lines.join("<br>\n"));
     }
+    // Said first when a simpler source does better: the reader may stop here.
+    if let Some(bl) = report.baselines.as_ref().filter(|b| !b.beaten_by.is_empty()) {
+        let items: Vec<String> = bl.beaten_by.iter().map(|b| esc(b)).collect();
+        let notes: String = bl.notes.iter().map(|n| format!(" ({})", esc(n))).collect();
+        let _ = write!(h, "<div class=\"sim\" id=\"baselines-verdict\"><b>A simpler source does better here.</b> Over the held-out pixels, {}{notes}. See <a href=\"#baselines\">against the alternatives</a>.</div>\n", items.join("; "));
+    }
     let _ = write!(
         h,
         "<p>The synthetic post-fire image is judged by the burned-area map it yields, against the map from the real post-fire \
@@ -554,6 +560,38 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         }
         None => {
             let _ = write!(h, "<p class=\"small\">The agreement above is over every pixel with data in both maps, including any the model was trained on.</p>\n");
+        }
+    }
+    if let Some(bl) = &report.baselines {
+        let _ = write!(
+            h,
+            "<h2 id=\"baselines\">Against the alternatives</h2>\n<p class=\"small\">What an analyst has without the model, scored over the same pixels: {} ({} pixels). \
+             Persistence takes the pre-fire image as the post-fire one; the linear model is a per-band ridge regression of t1 on the \
+             dataset's inputs and the radar's dB change, fitted on the training blocks' clear pixels{}.</p>\n\
+             <table><tr><th>source</th><th>kappa</th><th>F1</th><th>IoU</th><th>burned ha</th><th>MAE</th><th>PSNR dB</th><th>SAM deg</th><th>NBR MAE</th><th>dNBR MAE</th></tr>",
+            esc(&bl.pixels),
+            bl.count,
+            bl.linear.as_ref().map(|m| format!(" ({} pixels, lambda {})", m.pixels, m.lambda)).unwrap_or_default()
+        );
+        for r in &bl.rows {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.name),
+                num(r.burned.kappa),
+                num(r.burned.f1),
+                num(r.burned.iou),
+                r.burned.burned_ha_synthetic,
+                num(r.image.mae),
+                num(r.image.psnr_db),
+                num(r.image.sam_deg),
+                num(r.image.nbr_mae),
+                num(r.image.dnbr_mae)
+            );
+        }
+        let _ = write!(h, "</table>\n");
+        for n in &bl.notes {
+            let _ = write!(h, "<p class=\"small\">{}</p>\n", esc(n));
         }
     }
     if let Some(p) = &report.perimeter {

@@ -255,6 +255,30 @@ pub fn assessment(report: &AssessReport, html: &Path) {
         );
     }
     println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(q.psnr_db), f(q.ssim), f(q.sam_degrees), f(q.rmse));
+    if let Some(bl) = &report.baselines {
+        println!("Baselines     over {} ({} px):", bl.pixels, bl.count);
+        println!("              {:<44} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}", "source", "kappa", "F1", "IoU", "MAE", "PSNR dB", "SAM deg", "NBR MAE", "dNBR MAE");
+        for r in &bl.rows {
+            println!(
+                "              {:<44} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}",
+                r.name,
+                f(r.burned.kappa),
+                f(r.burned.f1),
+                f(r.burned.iou),
+                f(r.image.mae),
+                f(r.image.psnr_db),
+                f(r.image.sam_deg),
+                f(r.image.nbr_mae),
+                f(r.image.dnbr_mae)
+            );
+        }
+        for b in &bl.beaten_by {
+            println!("Baselines     NOTE: {b}");
+        }
+        for n in &bl.notes {
+            println!("Baselines     ({n})");
+        }
+    }
     if let Some(u) = &report.uncertainty {
         let per_band: Vec<String> = u.bands.iter().map(|b| format!("{} {} ({:.0} % within 2 sd)", b.band, f(b.correlation), 100.0 * b.within_2sd)).collect();
         println!("Uncertainty   correlation of sd with |error| over {}: {}", u.scope, per_band.join(", "));

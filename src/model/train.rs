@@ -288,7 +288,17 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let (dev, device_name) = device(opts.device)?;
     dev.seed(tc.seed);
     let ad = dev.clone().autodiff();
-    let (mut g, mut d, model) = build_networks(&opts.model, project, &ad)?;
+    // The initial weights are drawn on the CPU from the seed and then moved, so that one seed
+    // starts from the same weights on every device (a GPU's random numbers are its own).
+    let cpu = Device::flex();
+    cpu.seed(tc.seed);
+    let (mut g, mut d, model) = build_networks(&opts.model, project, &cpu.clone().autodiff())?;
+    if dev != cpu {
+        // Drawn now, on the CPU (parameters are drawn when first read), then forked: a fork
+        // keeps them trainable on the device.
+        let _ = (super::finite::non_finite_parameter(&g), super::finite::non_finite_parameter(&d));
+        (g, d) = (g.fork(&ad), d.fork(&ad));
+    }
     let mut opt_g = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
     let mut opt_d = FusedAdam::init(tc.beta1 as f32, tc.beta2 as f32, 1e-8);
     // A resumed run goes on with the statistics it started with (its copy, which inference

@@ -499,3 +499,80 @@ fn a_synthetic_image_with_no_valid_pixel_is_refused() {
     // The same inputs with the real image as the synthetic one: assessed.
     assert!(assess::assess_files(&inputs, &tmp.path().join("ok"), &AssessConfig::default(), &Progress::silent("assess")).is_ok());
 }
+
+/// The baselines in project mode (the demo, 2 training steps): persistence and the linear model
+/// scored over the held-out clear pixels, checked against an independent computation here (the
+/// held-out blocks from the dataset's split, every file read whole, the linear prediction made
+/// from the reported coefficients); persistence maps no burn; the linear row is close to an
+/// oracle on the demo (its radar carries the simulated burn), which the report says.
+#[test]
+fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
+    use s2cr::dataset::tiles::{Split, block_splits};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let mut settings = s2cr::demo::settings(&project, Some(2), s2cr::model::DeviceChoice::Cpu).unwrap();
+    if let Some(t) = settings.train.as_mut() {
+        t.workers = 0;
+    }
+    s2cr::pipeline::run(&project, &settings, &Progress::silent("demo")).unwrap();
+    let run = s2cr::demo::run_name();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.assess_dir(&run).join("report.json")).unwrap()).unwrap();
+    let bl: assess::baselines::Baselines = serde_json::from_value(report["baselines"].clone()).unwrap();
+    let ids: Vec<&str> = bl.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["synthetic", "persistence", "linear"]);
+    assert!(bl.notes.iter().any(|n| n.contains("close to an oracle")), "{:?}", bl.notes);
+    let html = std::fs::read_to_string(project.assess_dir(&run).join("report.html")).unwrap();
+    assert!(html.contains("id=\"baselines\"") && html.contains("persistence (the pre-fire image as it is)"));
+
+    // Independently: the held-out blocks, and every source read whole.
+    let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
+    let (w, h) = (summary.grid_width, summary.grid_height);
+    let (block, splits) = block_splits(w, h, &summary.config.tiles);
+    let held = |i: usize| splits[(i / w) / block][(i % w) / block] != Split::Train;
+    let read = |p: &Path| raster::read_window(&p.display().to_string(), &[], None).unwrap();
+    let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
+    let (pre, real, synth) = (read(&abs(&summary.sources.s2_t0)), read(&abs(&summary.sources.s2_t1)), read(&project.synthetic_s2(&run)));
+    let inputs = read(&project.root().join(&summary.files.inputs_vrt));
+    let band = |s: &BandStack, name: &str| s.descriptions.iter().position(|d| d.eq_ignore_ascii_case(name)).unwrap_or_else(|| panic!("{name} in {:?}", s.descriptions));
+    let clear = |s: &BandStack, i: usize| s.valid[i] && s.descriptions.iter().position(|d| d.eq_ignore_ascii_case("mask")).is_none_or(|m| s.bands[m][i] == 0.0);
+    let linear = bl.linear.clone().unwrap();
+    let feature = |i: usize| -> Vec<f64> {
+        linear
+            .features
+            .iter()
+            .map(|f| match f.strip_prefix("dB change ") {
+                Some(pol) => (inputs.bands[band(&inputs, &format!("S1_t1:{pol}"))][i] - inputs.bands[band(&inputs, &format!("S1_t0:{pol}"))][i]) as f64,
+                None => inputs.bands[band(&inputs, f)][i] as f64,
+            })
+            .collect()
+    };
+    let bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
+    let (mut persist, mut lin, mut n) = (0f64, 0f64, 0u64);
+    for i in 0..w * h {
+        if !(held(i) && clear(&pre, i) && clear(&real, i) && synth.valid[i] && inputs.valid[i]) {
+            continue;
+        }
+        let x = feature(i);
+        if x.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        n += 1;
+        for (k, b) in bands.iter().enumerate() {
+            let r = real.bands[band(&real, b)][i] as f64;
+            persist += (pre.bands[band(&pre, b)][i] as f64 - r).abs();
+            let (_, intercept, coef) = &linear.bands[k];
+            let y = intercept + coef.iter().zip(&x).map(|(c, v)| c * v).sum::<f64>();
+            lin += (y as f32 as f64 - r).abs();
+        }
+    }
+    let n6 = (n * 6) as f64;
+    println!("held-out pixels {n} (report {}); MAE persistence {:.5} (report {:.5}), linear {:.5} (report {:.5})", bl.count, persist / n6, bl.rows[1].image.mae, lin / n6, bl.rows[2].image.mae);
+    assert_eq!(n, bl.count, "the same pixels");
+    assert!((persist / n6 - bl.rows[1].image.mae).abs() < 1e-6 && (lin / n6 - bl.rows[2].image.mae).abs() < 1e-5);
+    // Persistence is "no change": no pixel reaches the burned class; the scar burns in the real map.
+    assert_eq!(bl.rows[1].burned.true_positive + bl.rows[1].burned.false_positive, 0);
+    assert!(bl.rows[1].burned.burned_ha_real > 1.0 && bl.rows[1].burned.kappa.abs() < 1e-9);
+    // The linear model reads the simulated burn from the radar: well above persistence.
+    assert!(bl.rows[2].burned.kappa > 0.5, "{:?}", bl.rows[2].burned);
+}

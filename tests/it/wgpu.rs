@@ -279,3 +279,28 @@ fn a_discriminator_step_on_wgpu_is_the_cpus() {
     }
     assert!(parted.is_empty(), "after one step on {name}: {parted:#?}");
 }
+
+/// Networks initialized on wgpu (as training makes them there) have the weights pix2pix asks
+/// for: normal with sd 0.02 (the same distribution as on the CPU, not the same draws).
+#[test]
+fn networks_made_on_wgpu_start_from_pix2pix_initial_weights() {
+    let Some((gpu, name)) = gpu() else { return };
+    let cfg = demo_model();
+    for dev in [Device::flex().autodiff(), gpu.autodiff()] {
+        let d = Discriminator::new(&cfg, &dev);
+        let g = Generator::new(&cfg, Activation::Sigmoid, &dev);
+        for (path, v) in parameters(&d).into_iter().chain(parameters(&g)).filter(|(p, _)| p.ends_with("weight") && v_len_ok(p)) {
+            let n = v.len() as f64;
+            let mean = v.iter().map(|x| *x as f64).sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            println!("{dev:?} {path}: mean {mean:.4}, sd {sd:.4} ({n} values)");
+            if n >= 1000.0 {
+                assert!(mean.abs() < 0.005 && (sd - 0.02).abs() < 0.004, "{name}: {path} starts with mean {mean}, sd {sd}");
+            }
+        }
+    }
+}
+
+fn v_len_ok(_path: &str) -> bool {
+    true
+}

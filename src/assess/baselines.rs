@@ -1,0 +1,402 @@
+//! Baselines: what an analyst has without the model, scored over the same held-out clear pixels
+//! as the synthetic image, so that every assessment answers "which source should I trust here?".
+//!
+//! - *persistence*: the pre-fire image taken as the post-fire one (no change);
+//! - *linear model*: per band, a ridge regression of Sentinel-2 t1 on the dataset's inputs
+//!   (Sentinel-1 t0 and t1, Sentinel-2 t0) and the radar's change in dB (t1 - t0 per
+//!   polarisation), on standardized features with a fixed, reported lambda, fitted on the clear
+//!   pixels of the dataset's training blocks (one pass: the normal equations are sums).
+//!
+//! Both are project-mode only: `--pre/--real/--synthetic` has no radar and no training split.
+//! Each row gets MAE, PSNR, the spectral angle, NBR and dNBR MAE, and the burned-area agreement
+//! with the real map. Memory is bounded by strips, as the rest of the assessment.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::agreement::{BurnedAgreement, BurnedCounts};
+use super::{AssessConfig, AssessInputs, HeldOut, Image};
+use crate::error::{Error, Result};
+use crate::indices::metrics::{ErrorSums, MeanSum, spectral_angle_deg};
+use crate::indices::severity::Severity;
+use crate::raster::{self, PixelWindow};
+
+/// The ridge penalty per pixel on standardized features (the intercept is not penalized).
+pub const RIDGE_LAMBDA: f64 = 1e-3;
+
+/// What the baselines need beyond the three images: the dataset's inputs on the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineInputs {
+    /// The dataset's inputs VRT (one band per input channel, named `S1_t0:VV`, `S2_t0:B04`, ...).
+    pub inputs_vrt: PathBuf,
+}
+
+/// Image scores of a row over the compared pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageScores {
+    #[serde(with = "nan_null")]
+    pub mae: f64,
+    #[serde(with = "nan_null")]
+    pub psnr_db: f64,
+    #[serde(with = "nan_null")]
+    pub sam_deg: f64,
+    #[serde(with = "nan_null")]
+    pub nbr_mae: f64,
+    #[serde(with = "nan_null")]
+    pub dnbr_mae: f64,
+}
+
+/// One source an analyst could use for the post-fire image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRow {
+    /// `synthetic`, `persistence`, `linear`.
+    pub id: String,
+    pub name: String,
+    pub image: ImageScores,
+    pub burned: BurnedAgreement,
+}
+
+/// A fitted per-band ridge model: `t1[band] = intercept + sum(coefficients[i] * feature[i])`
+/// on the raw features (the standardization folded in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    /// Feature names, in order (`S1_t0:VV`, ..., `dB change VV`).
+    pub features: Vec<String>,
+    /// Per band: (band, intercept, coefficients).
+    pub bands: Vec<(String, f64, Vec<f64>)>,
+    pub lambda: f64,
+    /// Training pixels it was fitted on.
+    pub pixels: u64,
+}
+
+/// The baselines section of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// The pixels every row is scored on, in words, and their count.
+    pub pixels: String,
+    pub count: u64,
+    /// The synthetic image first, then the baselines.
+    pub rows: Vec<BaselineRow>,
+    pub linear: Option<LinearModel>,
+    /// Caveats the numbers need (a simulated burn the radar also carries).
+    pub notes: Vec<String>,
+    /// Baselines that beat the synthetic image on burned-area kappa or dNBR MAE, in words.
+    pub beaten_by: Vec<String>,
+}
+
+/// f64 NaN as JSON null and back.
+mod nan_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() { s.serialize_none() } else { s.serialize_f64(*v) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+/// The features of the linear model: the inputs' channels that are not masks, then the dB
+/// change of each polarisation present at t0 and t1. Returns (names, band index per channel
+/// feature, pairs (t0, t1) of indices for the changes).
+fn features(channels: &[String]) -> (Vec<String>, Vec<usize>, Vec<(usize, usize)>) {
+    let used: Vec<usize> = (0..channels.len()).filter(|&i| !channels[i].to_ascii_lowercase().contains("mask")).collect();
+    let mut names: Vec<String> = used.iter().map(|&i| channels[i].clone()).collect();
+    let mut pairs = Vec::new();
+    for (i, c) in channels.iter().enumerate() {
+        if let Some(pol) = c.strip_prefix("S1_t0:")
+            && let Some(j) = channels.iter().position(|d| d == &format!("S1_t1:{pol}"))
+        {
+            pairs.push((i, j));
+            names.push(format!("dB change {pol}"));
+        }
+    }
+    (names, used, pairs)
+}
+
+/// The feature vector of pixel `i` (None where one is not finite).
+fn feature_row(bands: &[Vec<f32>], used: &[usize], pairs: &[(usize, usize)], i: usize, out: &mut Vec<f64>) -> bool {
+    out.clear();
+    for &b in used {
+        out.push(bands[b][i] as f64);
+    }
+    for &(a, b) in pairs {
+        out.push(bands[b][i] as f64 - bands[a][i] as f64);
+    }
+    out.iter().all(|v| v.is_finite())
+}
+
+/// Solves `a x = b` (symmetric positive definite, n x n, row-major) by Cholesky.
+fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = a[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
+            if i == j {
+                if s <= 0.0 {
+                    return None;
+                }
+                l[i * n + i] = s.sqrt();
+            } else {
+                l[i * n + j] = s / l[j * n + j];
+            }
+        }
+    }
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        y[i] = (b[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        x[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * x[k]).sum::<f64>()) / l[i * n + i];
+    }
+    Some(x)
+}
+
+/// The pixels of the blocks a set does not hold (the training blocks, for the held-out set).
+fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
+    !set.contains(x, y)
+}
+
+/// Rows of a strip.
+const STRIP: usize = 256;
+
+/// Scores the synthetic image, persistence and the linear model over the held-out clear pixels.
+pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64) -> Result<Baselines> {
+    let order = cfg.band_order.as_deref();
+    let (pre, real, synth) = (Image::open(&inputs.pre, order)?, Image::open(&inputs.real, order)?, Image::open(&inputs.synthetic, order)?);
+    let vrt = with.inputs_vrt.display().to_string();
+    let info = raster::info(&vrt)?;
+    let (width, height) = (pre.info.width, pre.info.height);
+    if (info.width, info.height) != (width, height) {
+        return Err(Error::Raster { location: vrt, message: format!("{} x {} where the images are {width} x {height}: build the dataset again (`s2cr dataset`)", info.width, info.height) });
+    }
+    let channels: Vec<String> = info.bands.iter().map(|b| b.description.clone()).collect();
+    let (names, used, pairs) = features(&channels);
+    let bands: Vec<&str> = cfg.quality_bands.iter().map(String::as_str).collect();
+    let (nb, nf) = (bands.len(), names.len() + 1);
+    let nir = bands.iter().position(|b| b.eq_ignore_ascii_case(cfg.nir.name()));
+    let swir = bands.iter().position(|b| b.eq_ignore_ascii_case("B12"));
+    let read_strip = |image: &Image, y0: usize, y1: usize| image.read(&bands, cfg.scale, y0..y1);
+    let read_inputs = |y0: usize, y1: usize| raster::read_window_reusing(&vrt, &[], Some(PixelWindow { x_off: 0, y_off: y0, width, height: y1 - y0 }));
+
+    // Pass 1: the normal equations over the training blocks' clear pixels (raw sums, f64).
+    let mut xtx = vec![0.0f64; nf * nf];
+    let mut xty = vec![0.0f64; nf * nb];
+    let mut n_fit = 0u64;
+    let mut row = Vec::with_capacity(nf);
+    for y0 in (0..height).step_by(STRIP) {
+        let y1 = (y0 + STRIP).min(height);
+        let (r, x) = (read_strip(&real, y0, y1)?, read_inputs(y0, y1)?);
+        for i in 0..(y1 - y0) * width {
+            if !(outside(held, i % width, y0 + i / width) && r.valid[i] && x.valid[i]) || !feature_row(&x.bands, &used, &pairs, i, &mut row) {
+                continue;
+            }
+            row.push(1.0);
+            if (0..nb).any(|b| !r.bands[b][i].is_finite()) {
+                continue;
+            }
+            for a in 0..nf {
+                for c in 0..nf {
+                    xtx[a * nf + c] += row[a] * row[c];
+                }
+                for b in 0..nb {
+                    xty[a * nb + b] += row[a] * r.bands[b][i] as f64;
+                }
+            }
+            n_fit += 1;
+        }
+    }
+    let linear = fit(&names, &bands, &xtx, &xty, n_fit);
+
+    // Pass 2: every row over the held-out pixels clear in all of them.
+    let mut errors = vec![vec![ErrorSums::default(); nb]; 3];
+    let mut sam = vec![MeanSum::default(); 3];
+    let mut nbr_err = vec![ErrorSums::default(); 3];
+    let mut dnbr_err = vec![ErrorSums::default(); 3];
+    let mut counts = [BurnedCounts::default(); 3];
+    let mut count = 0u64;
+    let th = &cfg.thresholds;
+    let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
+        match (nir, swir) {
+            (Some(a), Some(b)) => (v[a][i] - v[b][i]) / (v[a][i] + v[b][i]),
+            _ => f32::NAN,
+        }
+    };
+    for y0 in (0..height).step_by(STRIP) {
+        let y1 = (y0 + STRIP).min(height);
+        let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
+        let n = (y1 - y0) * width;
+        // The linear model's prediction, NaN where it cannot be made.
+        let mut lin = vec![vec![f32::NAN; n]; nb];
+        if let Some(m) = &linear {
+            for i in 0..n {
+                if x.valid[i] && feature_row(&x.bands, &used, &pairs, i, &mut row) {
+                    for (b, (_, intercept, coef)) in m.bands.iter().enumerate() {
+                        lin[b][i] = (intercept + coef.iter().zip(&row).map(|(c, v)| c * v).sum::<f64>()) as f32;
+                    }
+                }
+            }
+        }
+        let keep: Vec<bool> = (0..n)
+            .map(|i| held.contains(i % width, y0 + i / width) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
+            .collect();
+        count += keep.iter().filter(|k| **k).count() as u64;
+        let sources: [&[Vec<f32>]; 3] = [&s.bands, &p.bands, &lin];
+        let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
+        for (k, src) in sources.iter().enumerate() {
+            if k == 2 && linear.is_none() {
+                continue;
+            }
+            for b in 0..nb {
+                errors[k][b].add(&r.bands[b], &src[b], &keep);
+            }
+            let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
+            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
+            for i in (0..n).filter(|&i| keep[i]) {
+                if let Some(angle) = spectral_angle_deg(&real_refs, &refs, i) {
+                    sam[k].sum += angle;
+                    sam[k].count += 1;
+                }
+                let (pre_nbr, real_nbr, src_nbr) = (nbr(&p.bands, i), nbr(&r.bands, i), nbr(src, i));
+                nbr_err[k].add(&[real_nbr], &[src_nbr], &[true]);
+                let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
+                dnbr_err[k].add(&[d_real], &[d_src], &[true]);
+                real_sev[i] = th.classify(d_real);
+                src_sev[i] = th.classify(d_src);
+            }
+            counts[k].add(&real_sev, &src_sev, th);
+        }
+    }
+    let scores = |k: usize| ImageScores {
+        mae: errors[k].iter().map(|e| e.mae()).sum::<f64>() / nb.max(1) as f64,
+        psnr_db: {
+            let total = errors[k].iter().fold(ErrorSums::default(), |a, e| ErrorSums { squared: a.squared + e.squared, absolute: a.absolute + e.absolute, count: a.count + e.count });
+            total.psnr(cfg.data_range)
+        },
+        sam_deg: sam[k].mean(),
+        nbr_mae: nbr_err[k].mae(),
+        dnbr_mae: dnbr_err[k].mae(),
+    };
+    let mut rows = vec![
+        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2) },
+        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2) },
+    ];
+    if linear.is_some() {
+        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2) });
+    }
+    let synthetic = rows[0].clone();
+    let beaten_by = rows[1..]
+        .iter()
+        .filter_map(|b| {
+            let kappa = b.burned.kappa > synthetic.burned.kappa;
+            let dnbr = b.image.dnbr_mae < synthetic.image.dnbr_mae;
+            match (kappa, dnbr) {
+                (false, false) => None,
+                _ => Some(format!(
+                    "the {} beats the synthetic image on {} (kappa {:.3} against {:.3}, dNBR MAE {:.3} against {:.3})",
+                    b.name,
+                    match (kappa, dnbr) {
+                        (true, true) => "burned-area kappa and dNBR error",
+                        (true, false) => "burned-area kappa",
+                        _ => "dNBR error",
+                    },
+                    b.burned.kappa,
+                    synthetic.burned.kappa,
+                    b.image.dnbr_mae,
+                    synthetic.image.dnbr_mae
+                )),
+            }
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if cfg.simulated_burn.is_some() {
+        notes.push("the burn is simulated in the radar too: the linear model reads it from the radar's change, so its row is close to an oracle here".into());
+    }
+    if linear.is_none() {
+        notes.push(format!("no linear model: {n_fit} clear training pixels with every input (too few, or the inputs are collinear)"));
+    }
+    Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, notes, beaten_by })
+}
+
+/// The ridge fit from raw sums: standardized features (means and deviations from the sums),
+/// `lambda` per pixel on the diagonal but not the intercept, folded back to raw coefficients.
+fn fit(names: &[String], bands: &[&str], xtx: &[f64], xty: &[f64], n: u64) -> Option<LinearModel> {
+    let nf = names.len() + 1;
+    let nb = bands.len();
+    let p = names.len();
+    if n < (4 * nf) as u64 {
+        return None;
+    }
+    let nn = n as f64;
+    // Column sums sit in the intercept's row (the last).
+    let mean: Vec<f64> = (0..p).map(|a| xtx[(nf - 1) * nf + a] / nn).collect();
+    let sd: Vec<f64> = (0..p).map(|a| (xtx[a * nf + a] / nn - mean[a] * mean[a]).max(0.0).sqrt()).collect();
+    if sd.iter().any(|s| *s <= 1e-12) {
+        return None;
+    }
+    // Z'Z / n and Z'y / n of the centred, scaled features.
+    let mut a = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            a[i * p + j] = (xtx[i * nf + j] / nn - mean[i] * mean[j]) / (sd[i] * sd[j]);
+        }
+        a[i * p + i] += RIDGE_LAMBDA;
+    }
+    let mut out = Vec::with_capacity(nb);
+    for b in 0..nb {
+        let ymean = xty[(nf - 1) * nb + b] / nn;
+        let rhs: Vec<f64> = (0..p).map(|i| (xty[i * nb + b] / nn - mean[i] * ymean) / sd[i]).collect();
+        let beta = solve_spd(&a, &rhs, p)?;
+        let coef: Vec<f64> = (0..p).map(|i| beta[i] / sd[i]).collect();
+        let intercept = ymean - (0..p).map(|i| coef[i] * mean[i]).sum::<f64>();
+        out.push((bands[b].to_string(), intercept, coef));
+    }
+    Some(LinearModel { features: names.to_vec(), bands: out, lambda: RIDGE_LAMBDA, pixels: n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ridge_fit_from_sums_finds_a_known_linear_relation() {
+        // y0 = 0.1 + 2 a - 0.5 b, y1 = -0.2 + 0.3 b, over a grid of (a, b); lambda small.
+        let names = vec!["a".to_string(), "b".to_string()];
+        let (nf, nb) = (3, 2);
+        let (mut xtx, mut xty, mut n) = (vec![0.0; nf * nf], vec![0.0; nf * nb], 0u64);
+        for i in 0..40 {
+            for j in 0..30 {
+                let (a, b) = (i as f64 * 0.1, (j as f64 * 0.37).sin() * 3.0);
+                let x = [a, b, 1.0];
+                let y = [0.1 + 2.0 * a - 0.5 * b, -0.2 + 0.3 * b];
+                for r in 0..nf {
+                    for c in 0..nf {
+                        xtx[r * nf + c] += x[r] * x[c];
+                    }
+                    for k in 0..nb {
+                        xty[r * nb + k] += x[r] * y[k];
+                    }
+                }
+                n += 1;
+            }
+        }
+        let m = fit(&names, &["B1", "B2"], &xtx, &xty, n).unwrap();
+        let (i0, c0) = (m.bands[0].1, &m.bands[0].2);
+        assert!((i0 - 0.1).abs() < 1e-2 && (c0[0] - 2.0).abs() < 1e-2 && (c0[1] + 0.5).abs() < 1e-2, "{:?}", m.bands[0]);
+        assert!((m.bands[1].1 + 0.2).abs() < 1e-2 && c0.len() == 2 && (m.bands[1].2[1] - 0.3).abs() < 1e-2, "{:?}", m.bands[1]);
+        // Too few pixels: no model.
+        assert!(fit(&names, &["B1"], &xtx, &xty[..0], 5).is_none());
+    }
+
+    #[test]
+    fn features_take_the_channels_and_the_radar_change() {
+        let channels: Vec<String> = ["S1_t0:VV", "S1_t0:VH", "S1_t1:VV", "S1_t1:VH", "S2_t0:B04", "S2_t0:mask"].map(String::from).to_vec();
+        let (names, used, pairs) = features(&channels);
+        assert_eq!(names, ["S1_t0:VV", "S1_t0:VH", "S1_t1:VV", "S1_t1:VH", "S2_t0:B04", "dB change VV", "dB change VH"]);
+        assert_eq!(used, [0, 1, 2, 3, 4]);
+        assert_eq!(pairs, [(0, 2), (1, 3)]);
+    }
+}
