@@ -196,7 +196,6 @@ fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> 
         .chain(cfg.perimeter.as_ref())
         .chain(inputs.uncertainty.as_ref())
         .chain(inputs.burn_probability.as_ref())
-        .chain(cfg.baselines.as_ref().map(|b| &b.inputs_vrt))
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

@@ -510,12 +510,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     use s2cr::dataset::tiles::{Split, block_splits};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let project = s2cr::demo::create_project(&dir).unwrap();
-    let mut settings = s2cr::demo::settings(&project, Some(2), s2cr::model::DeviceChoice::Cpu).unwrap();
-    if let Some(t) = settings.train.as_mut() {
-        t.workers = 0;
-    }
-    s2cr::pipeline::run(&project, &settings, &Progress::silent("demo")).unwrap();
+    let project = crate::demo_after_pipeline(&dir, 2);
     let run = s2cr::demo::run_name();
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.assess_dir(&run).join("report.json")).unwrap()).unwrap();
     let bl: assess::baselines::Baselines = serde_json::from_value(report["baselines"].clone()).unwrap();

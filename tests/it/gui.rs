@@ -430,14 +430,7 @@ fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
 fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let project = s2cr::demo::create_project(&dir).unwrap();
-    let mut settings = s2cr::demo::settings(&project, Some(2), s2cr::model::DeviceChoice::Cpu).unwrap();
-    // No loader threads: their timing orders the batches, and the snapshots need the same model
-    // every run.
-    if let Some(t) = settings.train.as_mut() {
-        t.workers = 0;
-    }
-    s2cr::pipeline::run(&project, &settings, &s2cr::job::Progress::silent("demo")).unwrap();
+    crate::demo_after_pipeline(&dir, 2);
 
     let mut h = snapshot_harness(S2crApp::new(Some(dir.clone())));
     h.run();

@@ -18,7 +18,7 @@ mod raster;
 mod stac_server;
 mod wgpu;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A tool a test needs is missing: in CI (`CI=true`) the test fails, since CI installs every
 /// tool its tests need (`.ci/run`, `scripts/install-deps.sh`); elsewhere it skips, saying why
@@ -57,4 +57,16 @@ pub fn bigearthnet_s1(pol: &str) -> String {
 
 pub fn example_aoi() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("confs/kangaroo-island-west.geojson")
+}
+
+/// The embedded demo in `dir`, run through the whole pipeline with `steps` training steps and no
+/// loader threads (their timing orders the batches: the same model every run).
+pub fn demo_after_pipeline(dir: &Path, steps: usize) -> s2cr::project::Project {
+    let project = s2cr::demo::create_project(dir).unwrap();
+    let mut settings = s2cr::demo::settings(&project, Some(steps), s2cr::model::DeviceChoice::Cpu).unwrap();
+    if let Some(t) = settings.train.as_mut() {
+        t.workers = 0;
+    }
+    s2cr::pipeline::run(&project, &settings, &s2cr::job::Progress::silent("demo")).unwrap();
+    project
 }

@@ -819,19 +819,27 @@ fn metric_steps(project: &Project, run: &str) -> (Vec<usize>, bool) {
     (rows.iter().map(|r| r[0].parse().unwrap_or(0)).collect(), rows.iter().all(|r| r.len() == 11))
 }
 
+/// A project with a 64 px training set, the small model's model.yaml and `train` as
+/// train.yaml, for tests that train through the command line: (folder, project, model.yaml,
+/// train.yaml).
+fn cli_training_project(train: TrainConfig) -> (tempfile::TempDir, Project, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    let project = project_with_preprocessed(&tmp.path().join("p"));
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let (model, train_yaml) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
+    std::fs::write(&model, small_model().to_yaml()).unwrap();
+    std::fs::write(&train_yaml, train.to_yaml()).unwrap();
+    (tmp, project, model, train_yaml)
+}
+
 /// A damaged latest checkpoint (a truncated network or optimizer file, a garbage
 /// checkpoint.json, a missing step folder) is refused with the command that goes on from the
 /// checkpoint before (no prompt); that command resumes from it; a torn last row of metrics.csv
 /// is redone, not kept.
 #[test]
 fn a_damaged_checkpoint_names_the_way_back_and_a_torn_metrics_row_is_redone() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
-    let project = project_with_preprocessed(&tmp.path().join("p"));
-    dataset_with(&project, 64, S2Method::TrainMinMax);
-    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
-    std::fs::write(&model, small_model().to_yaml()).unwrap();
-    std::fs::write(&train, TrainConfig { checkpoint_every: 2, ..quick_train(6) }.to_yaml()).unwrap();
+    let (tmp, project, model, train) = cli_training_project(TrainConfig { checkpoint_every: 2, ..quick_train(6) });
     let dir = project.root().to_path_buf();
     let s2cr = |args: &[&str]| {
         assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(["train", "--run", "r", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).args(args).assert()
@@ -908,13 +916,7 @@ fn s2cr_with_file_limit(args: &[&str], limit: u64) -> std::process::Output {
 /// the previous synthetic image stays as it was, and the next run without the limit goes on.
 #[test]
 fn a_full_disk_leaves_the_previous_state_intact() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
-    let project = project_with_preprocessed(&tmp.path().join("p"));
-    dataset_with(&project, 64, S2Method::TrainMinMax);
-    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
-    std::fs::write(&model, small_model().to_yaml()).unwrap();
-    std::fs::write(&train, TrainConfig { checkpoint_every: 2, ..quick_train(6) }.to_yaml()).unwrap();
+    let (_tmp, project, model, train) = cli_training_project(TrainConfig { checkpoint_every: 2, ..quick_train(6) });
     let dir = project.root().display().to_string();
     let run = run_name("r");
     let train_args = |steps: &'static str| -> Vec<String> {
@@ -980,16 +982,10 @@ impl burn::module::ModuleMapper for Poison {
 #[test]
 fn a_run_that_goes_non_finite_stops_with_the_reason_and_nothing_downstream_passes_it() {
     use burn::module::Module;
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
-    let project = project_with_preprocessed(&tmp.path().join("p"));
-    dataset_with(&project, 64, S2Method::TrainMinMax);
-    let (model, train) = (tmp.path().join("model.yaml"), tmp.path().join("train.yaml"));
-    std::fs::write(&model, small_model().to_yaml()).unwrap();
+    let (_tmp, project, model, train) = cli_training_project(TrainConfig { checkpoint_every: 1, ..quick_train(2) });
     let dir = project.root().to_path_buf();
     let s2cr = |args: &[&str]| assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(args).assert();
     // Two good steps, then on with a learning rate of 1e30.
-    std::fs::write(&train, TrainConfig { checkpoint_every: 1, ..quick_train(2) }.to_yaml()).unwrap();
     s2cr(&["train", "--run", "r", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).success();
     std::fs::write(&train, TrainConfig { checkpoint_every: 1, learning_rate: 1e30, ..quick_train(20) }.to_yaml()).unwrap();
     let out = s2cr(&["train", "--run", "r", "--resume", "--device", "cpu", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap()]).code(1);
