@@ -5,7 +5,11 @@
 //! - *linear model*: per band, a ridge regression of Sentinel-2 t1 on the dataset's inputs
 //!   (Sentinel-1 t0 and t1, Sentinel-2 t0) and the radar's change in dB (t1 - t0 per
 //!   polarisation), on standardized features with a fixed, reported lambda, fitted on the clear
-//!   pixels of the dataset's training blocks (one pass: the normal equations are sums).
+//!   pixels of the dataset's training blocks (one pass: the normal equations are sums);
+//! - *radar-only burned area*: burned where the VH backscatter (VV without VH) fell between t0
+//!   and t1 by more than a threshold, the one that maximises F1 against the real burned map on
+//!   the training blocks' clear pixels (C-band backscatter falls with burn severity: Tanase et
+//!   al. 2010, Remote Sensing of Environment 114; a burned-area map, no image).
 //!
 //! Both are project-mode only: `--pre/--real/--synthetic` has no radar and no training split.
 //! Each row gets MAE, PSNR, the spectral angle, NBR and dNBR MAE, and the burned-area agreement
@@ -79,6 +83,10 @@ pub struct Baselines {
     /// The synthetic image first, then the baselines.
     pub rows: Vec<BaselineRow>,
     pub linear: Option<LinearModel>,
+    /// The radar-only map's threshold on the dB change (burned at or below it) and its
+    /// polarisation.
+    #[serde(default)]
+    pub radar_threshold_db: Option<(String, f64)>,
     /// Caveats the numbers need (a simulated burn the radar also carries).
     pub notes: Vec<String>,
     /// Baselines that beat the synthetic image on burned-area kappa or dNBR MAE, in words.
@@ -182,14 +190,38 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let read_strip = |image: &Image, y0: usize, y1: usize| image.read(&bands, cfg.scale, y0..y1);
     let read_inputs = |y0: usize, y1: usize| raster::read_window_reusing(&vrt, &[], Some(PixelWindow { x_off: 0, y_off: y0, width, height: y1 - y0 }));
 
-    // Pass 1: the normal equations over the training blocks' clear pixels (raw sums, f64).
+    // The radar's change for the radar-only map: VH, else the first polarisation.
+    let radar = pairs.iter().zip(names.iter().skip(used.len())).find(|(_, n)| n.ends_with("VH")).or_else(|| pairs.iter().zip(names.iter().skip(used.len())).next()).map(|(p, n)| (*p, n.trim_start_matches("dB change ").to_string()));
+    let th = &cfg.thresholds;
+    let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
+        match (nir, swir) {
+            (Some(a), Some(b)) => (v[a][i] - v[b][i]) / (v[a][i] + v[b][i]),
+            _ => f32::NAN,
+        }
+    };
+    // Pass 1: the normal equations over the training blocks' clear pixels (raw sums, f64), and
+    // the radar change's histogram for burned and unburned pixels there.
     let mut xtx = vec![0.0f64; nf * nf];
     let mut xty = vec![0.0f64; nf * nb];
     let mut n_fit = 0u64;
     let mut row = Vec::with_capacity(nf);
+    let mut hist = vec![[0u64; 2]; RADAR_BINS];
     for y0 in (0..height).step_by(STRIP) {
         let y1 = (y0 + STRIP).min(height);
         let (r, x) = (read_strip(&real, y0, y1)?, read_inputs(y0, y1)?);
+        if let Some(((a, b), _)) = &radar {
+            let p = read_strip(&pre, y0, y1)?;
+            for i in 0..(y1 - y0) * width {
+                let change = x.bands[*b][i] - x.bands[*a][i];
+                if !(outside(held, i % width, y0 + i / width) && r.valid[i] && p.valid[i] && change.is_finite()) {
+                    continue;
+                }
+                let d = nbr(&p.bands, i) - nbr(&r.bands, i);
+                if d.is_finite() {
+                    hist[radar_bin(change)][th.is_burned(th.classify(d)) as usize] += 1;
+                }
+            }
+        }
         for i in 0..(y1 - y0) * width {
             if !(outside(held, i % width, y0 + i / width) && r.valid[i] && x.valid[i]) || !feature_row(&x.bands, &used, &pairs, i, &mut row) {
                 continue;
@@ -210,21 +242,15 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         }
     }
     let linear = fit(&names, &bands, &xtx, &xty, n_fit);
+    let threshold = radar.as_ref().and_then(|_| best_threshold(&hist));
 
     // Pass 2: every row over the held-out pixels clear in all of them.
     let mut errors = vec![vec![ErrorSums::default(); nb]; 3];
     let mut sam = vec![MeanSum::default(); 3];
     let mut nbr_err = vec![ErrorSums::default(); 3];
     let mut dnbr_err = vec![ErrorSums::default(); 3];
-    let mut counts = [BurnedCounts::default(); 3];
+    let mut counts = [BurnedCounts::default(); 4];
     let mut count = 0u64;
-    let th = &cfg.thresholds;
-    let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
-        match (nir, swir) {
-            (Some(a), Some(b)) => (v[a][i] - v[b][i]) / (v[a][i] + v[b][i]),
-            _ => f32::NAN,
-        }
-    };
     for y0 in (0..height).step_by(STRIP) {
         let y1 = (y0 + STRIP).min(height);
         let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
@@ -269,6 +295,19 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             }
             counts[k].add(&real_sev, &src_sev, th);
         }
+        // The radar-only map: burned at or below the threshold.
+        if let (Some(((a, b), _)), Some(t)) = (&radar, threshold) {
+            let (burned, unburned) = (th.classify(1.0), th.classify(0.0));
+            let (mut real_sev, mut map) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
+            for i in (0..n).filter(|&i| keep[i]) {
+                let change = x.bands[*b][i] - x.bands[*a][i];
+                if change.is_finite() {
+                    real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
+                    map[i] = if (change as f64) <= t { burned } else { unburned };
+                }
+            }
+            counts[3].add(&real_sev, &map, th);
+        }
     }
     let scores = |k: usize| ImageScores {
         mae: errors[k].iter().map(|e| e.mae()).sum::<f64>() / nb.max(1) as f64,
@@ -287,6 +326,10 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     if linear.is_some() {
         rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2) });
     }
+    if let (Some((_, pol)), Some(t)) = (&radar, threshold) {
+        let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
+        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[3].agreement(pixel_area_m2) });
+    }
     let synthetic = rows[0].clone();
     let beaten_by = rows[1..]
         .iter()
@@ -296,7 +339,7 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             match (kappa, dnbr) {
                 (false, false) => None,
                 _ => Some(format!(
-                    "the {} beats the synthetic image on {} (kappa {:.3} against {:.3}, dNBR MAE {:.3} against {:.3})",
+                    "the {} beats the synthetic image on {} (kappa {:.3} against {:.3}{})",
                     b.name,
                     match (kappa, dnbr) {
                         (true, true) => "burned-area kappa and dNBR error",
@@ -305,20 +348,53 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                     },
                     b.burned.kappa,
                     synthetic.burned.kappa,
-                    b.image.dnbr_mae,
-                    synthetic.image.dnbr_mae
+                    if b.image.dnbr_mae.is_finite() { format!(", dNBR MAE {:.3} against {:.3}", b.image.dnbr_mae, synthetic.image.dnbr_mae) } else { String::new() }
                 )),
             }
         })
         .collect();
     let mut notes = Vec::new();
     if cfg.simulated_burn.is_some() {
-        notes.push("the burn is simulated in the radar too: the linear model reads it from the radar's change, so its row is close to an oracle here".into());
+        notes.push("the burn is simulated in the radar too: the linear model and the radar-only map read it from the radar's change, so their rows are close to an oracle here".into());
+    }
+    match (&radar, threshold) {
+        (Some((_, pol)), Some(t)) => notes.push(format!("radar-only: burned where the {pol} backscatter fell by {:.2} dB or more between t0 and t1, the threshold that maximises F1 against the real burned map on the training blocks' clear pixels (Tanase et al. 2010)", -t)),
+        (Some(_), None) => notes.push("no radar-only map: no burned pixel in the training blocks to set its threshold".into()),
+        (None, _) => notes.push("no radar-only map: the dataset has no Sentinel-1 at both dates".into()),
     }
     if linear.is_none() {
         notes.push(format!("no linear model: {n_fit} clear training pixels with every input (too few, or the inputs are collinear)"));
     }
-    Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, notes, beaten_by })
+    let radar_threshold_db = radar.zip(threshold).map(|((_, pol), t)| (pol, t));
+    Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, radar_threshold_db, notes, beaten_by })
+}
+
+/// Bins of the radar change's histogram: 0.05 dB from -20 to +20 dB (outside: the end bins).
+const RADAR_BINS: usize = 800;
+const RADAR_LOW: f32 = -20.0;
+const RADAR_STEP: f32 = 0.05;
+
+fn radar_bin(change: f32) -> usize {
+    (((change - RADAR_LOW) / RADAR_STEP).floor().max(0.0) as usize).min(RADAR_BINS - 1)
+}
+
+/// The threshold (a bin's upper edge, dB) maximising F1 when "burned" is a change at or below
+/// it, from `[unburned, burned]` counts per bin; `None` without a burned pixel.
+fn best_threshold(hist: &[[u64; 2]]) -> Option<f64> {
+    let burned: u64 = hist.iter().map(|h| h[1]).sum();
+    if burned == 0 {
+        return None;
+    }
+    let (mut tp, mut fp, mut best) = (0u64, 0u64, (0f64, None));
+    for (k, h) in hist.iter().enumerate() {
+        tp += h[1];
+        fp += h[0];
+        let f1 = 2.0 * tp as f64 / (2 * tp + fp + (burned - tp)) as f64;
+        if f1 > best.0 {
+            best = (f1, Some((RADAR_LOW + RADAR_STEP * (k + 1) as f32) as f64));
+        }
+    }
+    best.1
 }
 
 /// The ridge fit from raw sums: standardized features (means and deviations from the sums),
@@ -389,6 +465,18 @@ mod tests {
         assert!((m.bands[1].1 + 0.2).abs() < 1e-2 && c0.len() == 2 && (m.bands[1].2[1] - 0.3).abs() < 1e-2, "{:?}", m.bands[1]);
         // Too few pixels: no model.
         assert!(fit(&names, &["B1"], &xtx, &xty[..0], 5).is_none());
+    }
+
+    #[test]
+    fn the_radar_threshold_maximises_f1() {
+        // Burned pixels at -3 dB, unburned at 0 dB with a few at -3 too: the edge just above -3.
+        let mut hist = vec![[0u64; 2]; RADAR_BINS];
+        hist[radar_bin(-3.0)] = [2, 100];
+        hist[radar_bin(0.0)] = [1000, 5];
+        let t = best_threshold(&hist).unwrap();
+        assert!(t > -3.0 && t <= -2.9, "{t}");
+        assert_eq!(best_threshold(&vec![[5, 0]; RADAR_BINS]), None);
+        assert_eq!((radar_bin(-100.0), radar_bin(100.0)), (0, RADAR_BINS - 1));
     }
 
     #[test]

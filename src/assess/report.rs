@@ -567,7 +567,8 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
             h,
             "<h2 id=\"baselines\">Against the alternatives</h2>\n<p class=\"small\">What an analyst has without the model, scored over the same pixels: {} ({} pixels). \
              Persistence takes the pre-fire image as the post-fire one; the linear model is a per-band ridge regression of t1 on the \
-             dataset's inputs and the radar's dB change, fitted on the training blocks' clear pixels{}.</p>\n\
+             dataset's inputs and the radar's dB change, fitted on the training blocks' clear pixels{}; the radar-only map is burned \
+             where the backscatter fell past a threshold set on the training blocks (a map, no image: n/a).</p>\n\
              <table><tr><th>source</th><th>kappa</th><th>F1</th><th>IoU</th><th>burned ha</th><th>MAE</th><th>PSNR dB</th><th>SAM deg</th><th>NBR MAE</th><th>dNBR MAE</th></tr>",
             esc(&bl.pixels),
             bl.count,

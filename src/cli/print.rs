@@ -257,10 +257,10 @@ pub fn assessment(report: &AssessReport, html: &Path) {
     println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(q.psnr_db), f(q.ssim), f(q.sam_degrees), f(q.rmse));
     if let Some(bl) = &report.baselines {
         println!("Baselines     over {} ({} px):", bl.pixels, bl.count);
-        println!("              {:<44} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}", "source", "kappa", "F1", "IoU", "MAE", "PSNR dB", "SAM deg", "NBR MAE", "dNBR MAE");
+        println!("              {:<48} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}", "source", "kappa", "F1", "IoU", "MAE", "PSNR dB", "SAM deg", "NBR MAE", "dNBR MAE");
         for r in &bl.rows {
             println!(
-                "              {:<44} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}",
+                "              {:<48} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}",
                 r.name,
                 f(r.burned.kappa),
                 f(r.burned.f1),

@@ -515,7 +515,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.assess_dir(&run).join("report.json")).unwrap()).unwrap();
     let bl: assess::baselines::Baselines = serde_json::from_value(report["baselines"].clone()).unwrap();
     let ids: Vec<&str> = bl.rows.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["synthetic", "persistence", "linear"]);
+    assert_eq!(ids, ["synthetic", "persistence", "linear", "radar"]);
     assert!(bl.notes.iter().any(|n| n.contains("close to an oracle")), "{:?}", bl.notes);
     let html = std::fs::read_to_string(project.assess_dir(&run).join("report.html")).unwrap();
     assert!(html.contains("id=\"baselines\"") && html.contains("persistence (the pre-fire image as it is)"));
@@ -544,6 +544,15 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     };
     let bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
     let (mut persist, mut lin, mut n) = (0f64, 0f64, 0u64);
+    // The radar-only map with the reported threshold, judged against the real map here.
+    let (pol, t) = bl.radar_threshold_db.clone().unwrap();
+    assert_eq!(pol, "VH");
+    let th = s2cr::indices::severity::SeverityThresholds::default();
+    let nbr = |s: &BandStack, i: usize| {
+        let (a, b) = (s.bands[band(s, "B08")][i], s.bands[band(s, "B12")][i]);
+        (a - b) / (a + b)
+    };
+    let mut radar = [0u64; 4];
     for i in 0..w * h {
         if !(held(i) && clear(&pre, i) && clear(&real, i) && synth.valid[i] && inputs.valid[i]) {
             continue;
@@ -553,6 +562,9 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
             continue;
         }
         n += 1;
+        let change = inputs.bands[band(&inputs, "S1_t1:VH")][i] - inputs.bands[band(&inputs, "S1_t0:VH")][i];
+        let real_burned = th.is_burned(th.classify(nbr(&pre, i) - nbr(&real, i)));
+        radar[(real_burned as usize) * 2 + ((change as f64) <= t) as usize] += 1;
         for (k, b) in bands.iter().enumerate() {
             let r = real.bands[band(&real, b)][i] as f64;
             persist += (pre.bands[band(&pre, b)][i] as f64 - r).abs();
@@ -568,6 +580,11 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     // Persistence is "no change": no pixel reaches the burned class; the scar burns in the real map.
     assert_eq!(bl.rows[1].burned.true_positive + bl.rows[1].burned.false_positive, 0);
     assert!(bl.rows[1].burned.burned_ha_real > 1.0 && bl.rows[1].burned.kappa.abs() < 1e-9);
-    // The linear model reads the simulated burn from the radar: well above persistence.
+    // The linear model reads the simulated burn from the radar: well above persistence; so does
+    // the radar-only map (the demo's radar carries the burn: -3 dB in VH at its centre).
     assert!(bl.rows[2].burned.kappa > 0.5, "{:?}", bl.rows[2].burned);
+    let r = &bl.rows[3].burned;
+    assert_eq!([r.true_negative, r.false_positive, r.false_negative, r.true_positive], radar, "the radar-only map's pairs, counted here");
+    assert!(r.kappa > 0.5 && bl.rows[3].image.dnbr_mae.is_nan() && t < -0.3, "{r:?} at {t} dB");
+    assert!(bl.notes.iter().any(|n| n.contains("Tanase")), "{:?}", bl.notes);
 }
