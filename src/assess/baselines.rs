@@ -36,18 +36,19 @@ pub struct BaselineInputs {
     pub inputs_vrt: PathBuf,
 }
 
-/// Image scores of a row over the compared pixels.
+/// Image scores of a row over the compared pixels (NaN, written as null, where a row has no
+/// image).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageScores {
-    #[serde(with = "nan_null")]
+    #[serde(deserialize_with = "super::f64_or_nan")]
     pub mae: f64,
-    #[serde(with = "nan_null")]
+    #[serde(deserialize_with = "super::f64_or_nan")]
     pub psnr_db: f64,
-    #[serde(with = "nan_null")]
+    #[serde(deserialize_with = "super::f64_or_nan")]
     pub sam_deg: f64,
-    #[serde(with = "nan_null")]
+    #[serde(deserialize_with = "super::f64_or_nan")]
     pub nbr_mae: f64,
-    #[serde(with = "nan_null")]
+    #[serde(deserialize_with = "super::f64_or_nan")]
     pub dnbr_mae: f64,
 }
 
@@ -91,19 +92,6 @@ pub struct Baselines {
     pub notes: Vec<String>,
     /// Baselines that beat the synthetic image on burned-area kappa or dNBR MAE, in words.
     pub beaten_by: Vec<String>,
-}
-
-/// f64 NaN as JSON null and back.
-mod nan_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_nan() { s.serialize_none() } else { s.serialize_f64(*v) }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
 }
 
 /// The features of the linear model: the inputs' channels that are not masks, then the dB
