@@ -194,7 +194,25 @@ fn grad_values(grads: &burn::optim::GradientsParams, id: burn::module::ParamId, 
     }
 }
 
-/// The gradients of the discriminator's and the generator's losses, parameter by parameter.
+/// Elements of the traced layers whose sign differs between the devices, in the layers that feed
+/// a ReLU or leaky ReLU (every traced layer but the networks' outputs), and in `fake - y` (the
+/// L1 loss's sign). Their derivatives are steps: a value within rounding of zero may go either
+/// way on the two devices and take a whole element's gradient with it.
+fn sign_flips(cpu: &[(String, Tensor<4>)], gpu: &[(String, Tensor<4>)], last: &[&str]) -> Vec<String> {
+    let mut flips = Vec::new();
+    for ((name, a), (_, b)) in cpu.iter().zip(gpu).filter(|((n, _), _)| !last.contains(&n.as_str())) {
+        let n = values(a).iter().zip(values(b)).filter(|(p, q)| (**p > 0.0) != (*q > 0.0)).count();
+        if n > 0 {
+            flips.push(format!("{name}: {n}"));
+        }
+    }
+    flips
+}
+
+/// The gradients of the discriminator's and the generator's losses, parameter by parameter, on a
+/// draw of inputs where both devices agree on the sign of every activation that meets a ReLU and
+/// of every L1 difference (see [`sign_flips`]; about one draw in eight has one such element
+/// with the demo's model, which moved up to 12 % of a gradient).
 #[test]
 fn gradients_on_wgpu_are_the_cpus() {
     use burn::optim::GradientsParams;
@@ -206,25 +224,42 @@ fn gradients_on_wgpu_are_the_cpus() {
     let generator = Generator::new(&cfg, Activation::Sigmoid, &c);
     let disc = Discriminator::new(&cfg, &c);
     let cpu = Device::flex();
-    let x = Tensor::<4>::random([2, 11, 64, 64], Distribution::Normal(0.0, 1.0), &cpu);
-    let y = Tensor::<4>::random([2, 6, 64, 64], Distribution::Uniform(0.0, 1.0), &cpu);
-    let valid = Tensor::<4>::ones([2, 1, 64, 64], &cpu);
-    let mut parted = Vec::new();
-    let mut grads = Vec::new();
-    for dev in [&c, &g] {
-        let (gn, dn) = (generator.clone().fork(dev), disc.clone().fork(dev));
-        let (x, y, v) = (x.clone().to_device(dev), y.clone().to_device(dev), valid.clone().to_device(dev));
-        let fake = gn.forward(x.clone());
-        let d_real = gan_loss(GanLoss::Vanilla, dn.forward(x.clone(), y.clone()), true);
-        let d_fake = gan_loss(GanLoss::Vanilla, dn.forward(x.clone(), fake.clone().detach()), false);
-        let d_loss = (d_real + d_fake).mul_scalar(0.5);
-        let gd = GradientsParams::from_grads(d_loss.backward(), &dn);
-        let frozen = dn.clone().no_grad();
-        let g_loss = gan_loss(GanLoss::Vanilla, frozen.forward(x, fake.clone()), true) + masked_l1(fake, y, v).mul_scalar(100.0);
-        let gg = GradientsParams::from_grads(g_loss.backward(), &gn);
-        grads.push((gd, gg, parameter_ids(&dn), parameter_ids(&gn)));
-    }
+    let mut draws = Vec::new();
+    let grads = loop {
+        assert!(draws.len() < 5, "every draw of inputs met activations of opposite signs on {name} and the CPU: {draws:#?}");
+        let x = Tensor::<4>::random([2, 11, 64, 64], Distribution::Normal(0.0, 1.0), &cpu);
+        let y = Tensor::<4>::random([2, 6, 64, 64], Distribution::Uniform(0.0, 1.0), &cpu);
+        let valid = Tensor::<4>::ones([2, 1, 64, 64], &cpu);
+        let mut grads = Vec::new();
+        let mut traces = Vec::new();
+        for dev in [&c, &g] {
+            let (gn, dn) = (generator.clone().fork(dev), disc.clone().fork(dev));
+            let (x, y, v) = (x.clone().to_device(dev), y.clone().to_device(dev), valid.clone().to_device(dev));
+            let mut trace = Vec::new();
+            let fake = gn.forward_traced(x.clone(), &mut trace);
+            let mut d_trace = Vec::new();
+            let d_real = gan_loss(GanLoss::Vanilla, dn.forward_traced(x.clone(), y.clone(), Some(&mut d_trace)), true);
+            let d_fake = gan_loss(GanLoss::Vanilla, dn.forward_traced(x.clone(), fake.clone().detach(), Some(&mut d_trace)), false);
+            let d_loss = (d_real + d_fake).mul_scalar(0.5);
+            let gd = GradientsParams::from_grads(d_loss.backward(), &dn);
+            let frozen = dn.clone().no_grad();
+            let g_loss = gan_loss(GanLoss::Vanilla, frozen.forward_traced(x, fake.clone(), Some(&mut d_trace)), true) + masked_l1(fake.clone(), y.clone(), v).mul_scalar(100.0);
+            let gg = GradientsParams::from_grads(g_loss.backward(), &gn);
+            trace.push(("fake - y".to_string(), fake - y));
+            trace.extend(d_trace);
+            grads.push((gd, gg, parameter_ids(&dn), parameter_ids(&gn)));
+            traces.push(trace);
+        }
+        let last_d = format!("conv.{}", cfg.discriminator_layers + 1);
+        let flips = sign_flips(&traces[0], &traces[1], &["up.0", "out", &last_d]);
+        if flips.is_empty() {
+            break grads;
+        }
+        println!("draw {}: elements of opposite signs: {flips:?}; drawing again", draws.len() + 1);
+        draws.push(flips);
+    };
     println!("{} and {} discriminator gradients, {} and {} generator gradients", grads[0].0.len(), grads[1].0.len(), grads[0].1.len(), grads[1].1.len());
+    let mut parted = Vec::new();
     for (what, ids_a, ids_b, a, b) in [("D", &grads[0].2, &grads[1].2, &grads[0].0, &grads[1].0), ("G", &grads[0].3, &grads[1].3, &grads[0].1, &grads[1].1)] {
         for ((path, id_a, dims), (_, id_b, _)) in ids_a.iter().zip(ids_b) {
             let (path, dims) = (path.clone(), *dims);
