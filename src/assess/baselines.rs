@@ -12,8 +12,9 @@
 //!   al. 2010, Remote Sensing of Environment 114; a burned-area map, no image).
 //!
 //! Both are project-mode only: `--pre/--real/--synthetic` has no radar and no training split.
-//! Each row gets MAE, PSNR, the spectral angle, NBR and dNBR MAE, and the burned-area agreement
-//! with the real map. Memory is bounded by strips, as the rest of the assessment.
+//! Each row gets MAE, PSNR, SSIM, the spectral angle, NBR and dNBR MAE, and the burned-area
+//! agreement with the real map and, when given, with the official perimeter. Memory is bounded
+//! by strips, as the rest of the assessment.
 
 use std::path::PathBuf;
 
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::agreement::{BurnedAgreement, BurnedCounts};
 use super::{AssessConfig, AssessInputs, HeldOut, Image};
 use crate::error::{Error, Result};
-use crate::indices::metrics::{ErrorSums, MeanSum, spectral_angle_deg};
+use crate::indices::metrics::{self, ErrorSums, MeanSum, spectral_angle_deg};
 use crate::indices::severity::Severity;
 use crate::raster::{self, PixelWindow};
 
@@ -44,6 +45,9 @@ pub struct ImageScores {
     pub mae: f64,
     #[serde(deserialize_with = "super::f64_or_nan")]
     pub psnr_db: f64,
+    /// Mean SSIM over the bands, over the windows wholly inside the compared pixels.
+    #[serde(default = "nan", deserialize_with = "super::f64_or_nan")]
+    pub ssim: f64,
     #[serde(deserialize_with = "super::f64_or_nan")]
     pub sam_deg: f64,
     #[serde(deserialize_with = "super::f64_or_nan")]
@@ -60,6 +64,13 @@ pub struct BaselineRow {
     pub name: String,
     pub image: ImageScores,
     pub burned: BurnedAgreement,
+    /// Its burned map against the official perimeter over the same pixels, when one is given.
+    #[serde(default)]
+    pub perimeter: Option<BurnedAgreement>,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// A fitted per-band ridge model: `t1[band] = intercept + sum(coefficients[i] * feature[i])`
@@ -160,7 +171,8 @@ fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
 const STRIP: usize = 256;
 
 /// Scores the synthetic image, persistence and the linear model over the held-out clear pixels.
-pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64) -> Result<Baselines> {
+/// `perimeter`: the official perimeter with the grid's geotransform and CRS, when given.
+pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>) -> Result<Baselines> {
     let order = cfg.band_order.as_deref();
     let (pre, real, synth) = (Image::open(&inputs.pre, order)?, Image::open(&inputs.real, order)?, Image::open(&inputs.synthetic, order)?);
     let vrt = with.inputs_vrt.display().to_string();
@@ -232,17 +244,23 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let linear = fit(&names, &bands, &xtx, &xty, n_fit);
     let threshold = radar.as_ref().and_then(|_| best_threshold(&hist));
 
-    // Pass 2: every row over the held-out pixels clear in all of them.
+    // Pass 2: every row over the held-out pixels clear in all of them, read with the rows SSIM's
+    // window needs above and below each strip.
+    let radius = metrics::SSIM_RADIUS;
     let mut errors = vec![vec![ErrorSums::default(); nb]; 3];
+    let mut ssim = vec![vec![MeanSum::default(); nb]; 3];
     let mut sam = vec![MeanSum::default(); 3];
     let mut nbr_err = vec![ErrorSums::default(); 3];
     let mut dnbr_err = vec![ErrorSums::default(); 3];
     let mut counts = [BurnedCounts::default(); 4];
+    let mut against_perimeter = [BurnedCounts::default(); 4];
     let mut count = 0u64;
     for y0 in (0..height).step_by(STRIP) {
         let y1 = (y0 + STRIP).min(height);
-        let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
-        let n = (y1 - y0) * width;
+        let (h0, h1) = (y0.saturating_sub(radius), (y1 + radius).min(height));
+        let (p, r, s, x) = (read_strip(&pre, h0, h1)?, read_strip(&real, h0, h1)?, read_strip(&synth, h0, h1)?, read_inputs(h0, h1)?);
+        let n = (h1 - h0) * width;
+        let own = (y0 - h0) * width..(y1 - h0) * width;
         // The linear model's prediction, NaN where it cannot be made.
         let mut lin = vec![vec![f32::NAN; n]; nb];
         if let Some(m) = &linear {
@@ -255,21 +273,35 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             }
         }
         let keep: Vec<bool> = (0..n)
-            .map(|i| held.contains(i % width, y0 + i / width) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
+            .map(|i| held.contains(i % width, h0 + i / width) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
             .collect();
-        count += keep.iter().filter(|k| **k).count() as u64;
+        count += keep[own.clone()].iter().filter(|k| **k).count() as u64;
+        let inside = match perimeter {
+            Some((polygons, gt, crs)) => Some(polygons.burn_rows(gt, crs, width, y0, y1 - y0)?),
+            None => None,
+        };
+        // SSIM windows centred on this strip's rows, wholly inside the grid and the kept pixels.
+        let centres = y0.max(radius)..y1.min(height.saturating_sub(radius));
         let sources: [&[Vec<f32>]; 3] = [&s.bands, &p.bands, &lin];
         let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
         for (k, src) in sources.iter().enumerate() {
             if k == 2 && linear.is_none() {
                 continue;
             }
+            {
+                use rayon::prelude::*;
+                ssim[k].par_iter_mut().enumerate().for_each(|(b, acc)| {
+                    if !centres.is_empty() {
+                        metrics::ssim_add(acc, &r.bands[b], &src[b], width, &keep, cfg.data_range, centres.start - h0..centres.end - h0);
+                    }
+                });
+            }
             for b in 0..nb {
-                errors[k][b].add(&r.bands[b], &src[b], &keep);
+                errors[k][b].add(&r.bands[b][own.clone()], &src[b][own.clone()], &keep[own.clone()]);
             }
             let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
-            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
-            for i in (0..n).filter(|&i| keep[i]) {
+            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; own.len()], vec![Severity::NoData; own.len()]);
+            for i in own.clone().filter(|&i| keep[i]) {
                 if let Some(angle) = spectral_angle_deg(&real_refs, &refs, i) {
                     sam[k].sum += angle;
                     sam[k].count += 1;
@@ -278,23 +310,29 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                 nbr_err[k].add(&[real_nbr], &[src_nbr], &[true]);
                 let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
                 dnbr_err[k].add(&[d_real], &[d_src], &[true]);
-                real_sev[i] = th.classify(d_real);
-                src_sev[i] = th.classify(d_src);
+                real_sev[i - own.start] = th.classify(d_real);
+                src_sev[i - own.start] = th.classify(d_src);
             }
             counts[k].add(&real_sev, &src_sev, th);
+            if let Some(inside) = &inside {
+                against_perimeter[k].add_reference(inside, &src_sev, th);
+            }
         }
         // The radar-only map: burned at or below the threshold.
         if let (Some(((a, b), _)), Some(t)) = (&radar, threshold) {
             let (burned, unburned) = (th.classify(1.0), th.classify(0.0));
-            let (mut real_sev, mut map) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
-            for i in (0..n).filter(|&i| keep[i]) {
+            let (mut real_sev, mut map) = (vec![Severity::NoData; own.len()], vec![Severity::NoData; own.len()]);
+            for i in own.clone().filter(|&i| keep[i]) {
                 let change = x.bands[*b][i] - x.bands[*a][i];
                 if change.is_finite() {
-                    real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
-                    map[i] = if (change as f64) <= t { burned } else { unburned };
+                    real_sev[i - own.start] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
+                    map[i - own.start] = if (change as f64) <= t { burned } else { unburned };
                 }
             }
             counts[3].add(&real_sev, &map, th);
+            if let Some(inside) = &inside {
+                against_perimeter[3].add_reference(inside, &map, th);
+            }
         }
     }
     let scores = |k: usize| ImageScores {
@@ -303,20 +341,22 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             let total = errors[k].iter().fold(ErrorSums::default(), |a, e| ErrorSums { squared: a.squared + e.squared, absolute: a.absolute + e.absolute, count: a.count + e.count });
             total.psnr(cfg.data_range)
         },
+        ssim: ssim[k].iter().map(MeanSum::mean).sum::<f64>() / nb.max(1) as f64,
         sam_deg: sam[k].mean(),
         nbr_mae: nbr_err[k].mae(),
         dnbr_mae: dnbr_err[k].mae(),
     };
+    let versus = |k: usize| perimeter.map(|_| against_perimeter[k].agreement(pixel_area_m2));
     let mut rows = vec![
-        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2) },
-        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2) },
+        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2), perimeter: versus(0) },
+        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2), perimeter: versus(1) },
     ];
     if linear.is_some() {
-        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2) });
+        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2), perimeter: versus(2) });
     }
     if let (Some((_, pol)), Some(t)) = (&radar, threshold) {
-        let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
-        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[3].agreement(pixel_area_m2) });
+        let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, ssim: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
+        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[3].agreement(pixel_area_m2), perimeter: versus(3) });
     }
     let synthetic = rows[0].clone();
     let beaten_by = rows[1..]

@@ -265,7 +265,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let baselines = match (&cfg.baselines, &cfg.held_out) {
         (Some(with), Some(held)) => {
             progress.info("scoring the baselines (persistence, a linear model) over the held-out pixels");
-            Some(super::baselines::compute(inputs, cfg, with, held, pixel_area_m2)?)
+            Some(super::baselines::compute(inputs, cfg, with, held, pixel_area_m2, perimeter.as_ref().map(|p| (p, &gt, crs_wkt.as_str())))?)
         }
         _ => None,
     };

@@ -587,4 +587,40 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     assert_eq!([r.true_negative, r.false_positive, r.false_negative, r.true_positive], radar, "the radar-only map's pairs, counted here");
     assert!(r.kappa > 0.5 && bl.rows[3].image.dnbr_mae.is_nan() && t < -0.3, "{r:?} at {t} dB");
     assert!(bl.notes.iter().any(|n| n.contains("Tanase")), "{:?}", bl.notes);
+
+    // A second computation in numpy (scripts/baselines_reference.py): its own ridge fit, SSIM
+    // with scipy's Gaussian filter, its own threshold search; the held-out pixels given.
+    let held_path = tmp.path().join("held.u8");
+    std::fs::write(&held_path, (0..w * h).map(|i| held(i) as u8).collect::<Vec<u8>>()).unwrap();
+    let python = ["S2CR_OPENEO_PYTHON", "S2CR_PYTHON"].iter().filter_map(|v| std::env::var(v).ok()).chain(["python3".to_string()]).find(|p| {
+        std::process::Command::new(p).args(["-c", "import numpy, scipy, rasterio"]).output().is_ok_and(|o| o.status.success())
+    });
+    let Some(python) = python else {
+        crate::missing_tool("no Python with numpy, scipy and rasterio for the baselines' second computation (scripts/requirements-openeo.txt has them; .ci/run sets S2CR_OPENEO_PYTHON)");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/baselines_reference.py");
+    let arg = |p: &Path| p.display().to_string();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["--pre", &arg(&abs(&summary.sources.s2_t0)), "--real", &arg(&abs(&summary.sources.s2_t1)), "--synthetic", &arg(&project.synthetic_s2(&run))])
+        .args(["--inputs", &arg(&project.root().join(&summary.files.inputs_vrt)), "--held", &arg(&held_path), "--lambda", &linear.lambda.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let numpy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("numpy: {numpy}");
+    assert_eq!(numpy["count"].as_u64(), Some(bl.count));
+    assert_eq!(numpy["fit_pixels"].as_u64(), Some(linear.pixels));
+    for (k, id) in ["synthetic", "persistence", "linear"].iter().enumerate() {
+        let (row, theirs) = (&bl.rows[k], &numpy["rows"][id]);
+        assert_eq!(row.id, *id);
+        for (what, ours, tol) in [("mae", row.image.mae, 1e-5), ("psnr_db", row.image.psnr_db, 1e-3), ("ssim", row.image.ssim, 1e-5), ("sam_deg", row.image.sam_deg, 1e-3), ("nbr_mae", row.image.nbr_mae, 1e-5), ("dnbr_mae", row.image.dnbr_mae, 1e-5), ("kappa", row.burned.kappa, 1e-3)] {
+            let v = theirs[what].as_f64().unwrap();
+            assert!((ours - v).abs() < tol, "{id} {what}: {ours} here, {v} in numpy");
+        }
+    }
+    let radar_numpy = &numpy["rows"]["radar"];
+    assert!((radar_numpy["threshold_db"].as_f64().unwrap() - t).abs() < 1e-4, "threshold {t} here, {radar_numpy} in numpy");
+    assert!((radar_numpy["kappa"].as_f64().unwrap() - r.kappa).abs() < 1e-9, "{radar_numpy} in numpy, {} here", r.kappa);
 }

@@ -549,6 +549,17 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(real_iou > 0.4 && p["real"]["commission_error"].as_f64().unwrap() < 0.05, "{p}");
     assert!((p["area_ha_on_grid"].as_f64().unwrap() - p["area_ha"].as_f64().unwrap()).abs() < 1.0, "{p}");
     assert!(assess.join("perimeter_reference.geojson").is_file());
+    // Every baseline's map against the perimeter too, over its own pixels: the same map (its
+    // burned count and its total) judged against another reference.
+    assert!(out.contains("perim. kappa"), "{out}");
+    for row in report["baselines"]["rows"].as_array().unwrap() {
+        let (b, p) = (&row["burned"], &row["perimeter"]);
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {row}"));
+        println!("{} vs the outline: kappa {}, IoU {}", row["id"], p["kappa"], p["iou"]);
+        assert_eq!(n(b, "true_positive") + n(b, "false_positive"), n(p, "true_positive") + n(p, "false_positive"), "{row}");
+        assert_eq!(n(b, "true_negative") + n(b, "false_negative"), n(p, "true_negative") + n(p, "false_negative"), "{row}");
+    }
+    assert!(report["baselines"]["rows"][0]["perimeter"]["iou"].as_f64().unwrap() < report["baselines"]["rows"][3]["perimeter"]["iou"].as_f64().unwrap(), "the radar map finds the scar the synthetic image misses");
     s2cr().current_dir(tmp.path()).args(["--project", "demo", "export", "--list", "--run", "demo"]).assert().success().stdout(predicate::str::contains("perimeter-reference"));
     check_outputs_catalog(&project.output_dir(&s2cr::demo::run_name()));
 

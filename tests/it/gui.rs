@@ -440,6 +440,15 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.get_by_label("Open report");
     h.get_by_label("held out");
     h.snapshot("app_demo_assess");
+    // Against the alternatives: the synthetic image's row first, the verdict above the table.
+    h.get_by_label("Against the alternatives (held-out pixels)");
+    h.get_by_label("radar only");
+    h.get_by_label_contains("A simpler source does better: the linear model");
+    h.set_size(Vec2::new(1000.0, 1100.0));
+    h.run();
+    h.snapshot("app_demo_baselines");
+    h.set_size(Vec2::new(1000.0, 600.0));
+    h.run();
 
     // The layers: real against synthetic t1 side by side in two linked panes (in a window as
     // wide as the app opens).

@@ -69,6 +69,7 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        self.baselines_ui(ui, report);
         // Both maps against the official perimeter, when one was given.
         if let Some(p) = &report.perimeter {
             ui.add_space(4.0);
@@ -118,6 +119,42 @@ impl Wizard {
             if let Err(e) = open_in_browser(&html) {
                 self.log.push(LogLine { level: LogLevel::Warn, stage: "assess".into(), text: format!("{}; open it in a browser", crate::error_chain(&e)) });
             }
+        }
+    }
+
+    /// The synthetic image against what an analyst has without it, over the same held-out
+    /// pixels (report.json's `baselines`): the verdict first when a simpler source does better.
+    fn baselines_ui(&self, ui: &mut egui::Ui, report: &crate::assess::AssessReport) {
+        let Some(bl) = &report.baselines else { return };
+        ui.add_space(4.0);
+        ui.label(RichText::new("Against the alternatives (held-out pixels)").strong()).on_hover_text(format!("{} ({} pixels)", bl.pixels, bl.count));
+        for b in &bl.beaten_by {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("A simpler source does better: {b}."));
+        }
+        let f = |v: f64, digits: usize| if v.is_finite() { format!("{v:.digits$}") } else { "n/a".into() };
+        egui::Grid::new("baselines").striped(true).num_columns(5).show(ui, |ui| {
+            for h in ["source", "kappa", "dNBR MAE", "PSNR dB", "SSIM"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for r in &bl.rows {
+                let short = match r.id.as_str() {
+                    "synthetic" => "synthetic",
+                    "persistence" => "persistence",
+                    "linear" => "linear model",
+                    "radar" => "radar only",
+                    other => other,
+                };
+                ui.label(short).on_hover_text(&r.name);
+                ui.label(f(r.burned.kappa, 3));
+                ui.label(f(r.image.dnbr_mae, 3));
+                ui.label(f(r.image.psnr_db, 1));
+                ui.label(f(r.image.ssim, 3));
+                ui.end_row();
+            }
+        });
+        for n in &bl.notes {
+            ui.label(RichText::new(n).small());
         }
     }
 }
