@@ -167,12 +167,11 @@ fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
     !set.contains(x, y)
 }
 
-/// Rows of a strip.
-const STRIP: usize = 256;
 
 /// Scores the synthetic image, persistence and the linear model over the held-out clear pixels.
-/// `perimeter`: the official perimeter with the grid's geotransform and CRS, when given.
-pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>) -> Result<Baselines> {
+/// `perimeter`: the official perimeter with the grid's geotransform and CRS, when given; `strip`:
+/// rows a strip (any height gives the same numbers).
+pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize) -> Result<Baselines> {
     let order = cfg.band_order.as_deref();
     let (pre, real, synth) = (Image::open(&inputs.pre, order)?, Image::open(&inputs.real, order)?, Image::open(&inputs.synthetic, order)?);
     let vrt = with.inputs_vrt.display().to_string();
@@ -187,6 +186,9 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let (nb, nf) = (bands.len(), names.len() + 1);
     let nir = bands.iter().position(|b| b.eq_ignore_ascii_case(cfg.nir.name()));
     let swir = bands.iter().position(|b| b.eq_ignore_ascii_case("B12"));
+    // Strips as the rest of the assessment's (about a million pixels a band): about 40 bands of
+    // them at once in the second pass (three images, the linear prediction, the inputs).
+    let strip = strip.max(1);
     let read_strip = |image: &Image, y0: usize, y1: usize| image.read(&bands, cfg.scale, y0..y1);
     let read_inputs = |y0: usize, y1: usize| raster::read_window_reusing(&vrt, &[], Some(PixelWindow { x_off: 0, y_off: y0, width, height: y1 - y0 }));
 
@@ -204,10 +206,9 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let mut xtx = vec![0.0f64; nf * nf];
     let mut xty = vec![0.0f64; nf * nb];
     let mut n_fit = 0u64;
-    let mut row = Vec::with_capacity(nf);
     let mut hist = vec![[0u64; 2]; RADAR_BINS];
-    for y0 in (0..height).step_by(STRIP) {
-        let y1 = (y0 + STRIP).min(height);
+    for y0 in (0..height).step_by(strip) {
+        let y1 = (y0 + strip).min(height);
         let (r, x) = (read_strip(&real, y0, y1)?, read_inputs(y0, y1)?);
         if let Some(((a, b), _)) = &radar {
             let p = read_strip(&pre, y0, y1)?;
@@ -222,50 +223,74 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                 }
             }
         }
-        for i in 0..(y1 - y0) * width {
-            if !(outside(held, i % width, y0 + i / width) && r.valid[i] && x.valid[i]) || !feature_row(&x.bands, &used, &pairs, i, &mut row) {
-                continue;
-            }
-            row.push(1.0);
-            if (0..nb).any(|b| !r.bands[b][i].is_finite()) {
-                continue;
-            }
-            for a in 0..nf {
-                for c in 0..nf {
-                    xtx[a * nf + c] += row[a] * row[c];
+        // Row by row in parallel, each row's sums (the upper triangle of X'X) added in row order:
+        // the same numbers for any strip height.
+        use rayon::prelude::*;
+        let rows: Vec<(Vec<f64>, Vec<f64>, u64)> = (0..y1 - y0)
+            .into_par_iter()
+            .map(|yy| {
+                let (mut sxx, mut sxy, mut n) = (vec![0.0f64; nf * nf], vec![0.0f64; nf * nb], 0u64);
+                let mut row = Vec::with_capacity(nf);
+                for i in yy * width..(yy + 1) * width {
+                    if !(outside(held, i % width, y0 + yy) && r.valid[i] && x.valid[i]) || (0..nb).any(|b| !r.bands[b][i].is_finite()) || !feature_row(&x.bands, &used, &pairs, i, &mut row) {
+                        continue;
+                    }
+                    row.push(1.0);
+                    for a in 0..nf {
+                        let ra = row[a];
+                        for c in a..nf {
+                            sxx[a * nf + c] += ra * row[c];
+                        }
+                        for b in 0..nb {
+                            sxy[a * nb + b] += ra * r.bands[b][i] as f64;
+                        }
+                    }
+                    n += 1;
                 }
-                for b in 0..nb {
-                    xty[a * nb + b] += row[a] * r.bands[b][i] as f64;
-                }
-            }
-            n_fit += 1;
+                (sxx, sxy, n)
+            })
+            .collect();
+        for (sxx, sxy, n) in rows {
+            xtx.iter_mut().zip(&sxx).for_each(|(t, v)| *t += v);
+            xty.iter_mut().zip(&sxy).for_each(|(t, v)| *t += v);
+            n_fit += n;
+        }
+    }
+    // The lower triangle of X'X from the upper.
+    for a in 0..nf {
+        for c in 0..a {
+            xtx[a * nf + c] = xtx[c * nf + a];
         }
     }
     let linear = fit(&names, &bands, &xtx, &xty, n_fit);
     let threshold = radar.as_ref().and_then(|_| best_threshold(&hist));
 
-    // Pass 2: every row over the held-out pixels clear in all of them, read with the rows SSIM's
-    // window needs above and below each strip.
+    // Pass 2: every row over the held-out pixels clear in all of them. Strips are read once, on
+    // the same rows as pass 1 (the files' tiles decoded once each); SSIM lags by its window's
+    // radius, over this strip and the last 2 x radius rows of the one before (`tail`).
     let radius = metrics::SSIM_RADIUS;
     let mut errors = vec![vec![ErrorSums::default(); nb]; 3];
-    let mut ssim = vec![vec![MeanSum::default(); nb]; 3];
+    // Per band and source (`[b][k]`), each window added in row order.
+    let mut ssim = vec![vec![MeanSum::default(); 3]; nb];
     let mut sam = vec![MeanSum::default(); 3];
     let mut nbr_err = vec![ErrorSums::default(); 3];
     let mut dnbr_err = vec![ErrorSums::default(); 3];
     let mut counts = [BurnedCounts::default(); 4];
     let mut against_perimeter = [BurnedCounts::default(); 4];
     let mut count = 0u64;
-    for y0 in (0..height).step_by(STRIP) {
-        let y1 = (y0 + STRIP).min(height);
-        let (h0, h1) = (y0.saturating_sub(radius), (y1 + radius).min(height));
-        let (p, r, s, x) = (read_strip(&pre, h0, h1)?, read_strip(&real, h0, h1)?, read_strip(&synth, h0, h1)?, read_inputs(h0, h1)?);
-        let n = (h1 - h0) * width;
-        let own = (y0 - h0) * width..(y1 - h0) * width;
-        // The linear model's prediction, NaN where it cannot be made.
+    let mut row = Vec::with_capacity(nf);
+    // The kept mask, then per band the real image and the three sources, of the tail's rows.
+    let mut tail: (Vec<bool>, Vec<Vec<f32>>, [Vec<Vec<f32>>; 3]) = (Vec::new(), vec![Vec::new(); nb], [vec![Vec::new(); nb], vec![Vec::new(); nb], vec![Vec::new(); nb]]);
+    for y0 in (0..height).step_by(strip) {
+        let y1 = (y0 + strip).min(height);
+        let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
+        let n = (y1 - y0) * width;
+        let held_here = |i: usize| held.contains(i % width, y0 + i / width);
+        // The linear model's prediction on the held-out pixels, NaN where it cannot be made.
         let mut lin = vec![vec![f32::NAN; n]; nb];
         if let Some(m) = &linear {
             for i in 0..n {
-                if x.valid[i] && feature_row(&x.bands, &used, &pairs, i, &mut row) {
+                if held_here(i) && x.valid[i] && feature_row(&x.bands, &used, &pairs, i, &mut row) {
                     for (b, (_, intercept, coef)) in m.bands.iter().enumerate() {
                         lin[b][i] = (intercept + coef.iter().zip(&row).map(|(c, v)| c * v).sum::<f64>()) as f32;
                     }
@@ -273,35 +298,52 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             }
         }
         let keep: Vec<bool> = (0..n)
-            .map(|i| held.contains(i % width, h0 + i / width) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
+            .map(|i| held_here(i) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
             .collect();
-        count += keep[own.clone()].iter().filter(|k| **k).count() as u64;
+        count += keep.iter().filter(|k| **k).count() as u64;
         let inside = match perimeter {
             Some((polygons, gt, crs)) => Some(polygons.burn_rows(gt, crs, width, y0, y1 - y0)?),
             None => None,
         };
-        // SSIM windows centred on this strip's rows, wholly inside the grid and the kept pixels.
-        let centres = y0.max(radius)..y1.min(height.saturating_sub(radius));
         let sources: [&[Vec<f32>]; 3] = [&s.bands, &p.bands, &lin];
-        let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
-        for (k, src) in sources.iter().enumerate() {
-            if k == 2 && linear.is_none() {
-                continue;
-            }
-            {
+        let active = if linear.is_some() { 3 } else { 2 };
+        // SSIM: the windows centred on rows y0 - radius .. y1 - radius (to the grid's last
+        // centre), wholly inside the grid and the kept pixels, over the tail and this strip.
+        {
+            let base = y0 - tail.0.len() / width;
+            let joined = |old: &[f32], new: &[f32]| -> Vec<f32> {
+                let mut v = Vec::with_capacity(old.len() + new.len());
+                v.extend_from_slice(old);
+                v.extend_from_slice(new);
+                v
+            };
+            let keep_j: Vec<bool> = [tail.0.as_slice(), keep.as_slice()].concat();
+            let real_j: Vec<Vec<f32>> = (0..nb).map(|b| joined(&tail.1[b], &r.bands[b])).collect();
+            let src_j: Vec<Vec<Vec<f32>>> = (0..active).map(|k| (0..nb).map(|b| joined(&tail.2[k][b], &sources[k][b])).collect()).collect();
+            let centres = y0.saturating_sub(radius).max(radius)..y1.saturating_sub(radius);
+            if !centres.is_empty() {
                 use rayon::prelude::*;
-                ssim[k].par_iter_mut().enumerate().for_each(|(b, acc)| {
-                    if !centres.is_empty() {
-                        metrics::ssim_add(acc, &r.bands[b], &src[b], width, &keep, cfg.data_range, centres.start - h0..centres.end - h0);
-                    }
+                ssim.par_iter_mut().enumerate().for_each(|(b, accs)| {
+                    let srcs: Vec<&[f32]> = src_j.iter().map(|s| s[b].as_slice()).collect();
+                    metrics::ssim_add_sources(&mut accs[..active], &real_j[b], &srcs, width, &keep_j, cfg.data_range, centres.start - base..centres.end - base);
                 });
             }
+            let rows_j = keep_j.len() / width;
+            let from = rows_j.saturating_sub(2 * radius) * width;
+            tail.0 = keep_j[from..].to_vec();
+            tail.1 = real_j.iter().map(|v| v[from..].to_vec()).collect();
+            for (k, src) in src_j.iter().enumerate() {
+                tail.2[k] = src.iter().map(|v| v[from..].to_vec()).collect();
+            }
+        }
+        let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
+        for (k, src) in sources.iter().enumerate().take(active) {
             for b in 0..nb {
-                errors[k][b].add(&r.bands[b][own.clone()], &src[b][own.clone()], &keep[own.clone()]);
+                errors[k][b].add(&r.bands[b], &src[b], &keep);
             }
             let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
-            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; own.len()], vec![Severity::NoData; own.len()]);
-            for i in own.clone().filter(|&i| keep[i]) {
+            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
+            for i in (0..n).filter(|&i| keep[i]) {
                 if let Some(angle) = spectral_angle_deg(&real_refs, &refs, i) {
                     sam[k].sum += angle;
                     sam[k].count += 1;
@@ -310,8 +352,8 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                 nbr_err[k].add(&[real_nbr], &[src_nbr], &[true]);
                 let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
                 dnbr_err[k].add(&[d_real], &[d_src], &[true]);
-                real_sev[i - own.start] = th.classify(d_real);
-                src_sev[i - own.start] = th.classify(d_src);
+                real_sev[i] = th.classify(d_real);
+                src_sev[i] = th.classify(d_src);
             }
             counts[k].add(&real_sev, &src_sev, th);
             if let Some(inside) = &inside {
@@ -321,12 +363,12 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         // The radar-only map: burned at or below the threshold.
         if let (Some(((a, b), _)), Some(t)) = (&radar, threshold) {
             let (burned, unburned) = (th.classify(1.0), th.classify(0.0));
-            let (mut real_sev, mut map) = (vec![Severity::NoData; own.len()], vec![Severity::NoData; own.len()]);
-            for i in own.clone().filter(|&i| keep[i]) {
+            let (mut real_sev, mut map) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
+            for i in (0..n).filter(|&i| keep[i]) {
                 let change = x.bands[*b][i] - x.bands[*a][i];
                 if change.is_finite() {
-                    real_sev[i - own.start] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
-                    map[i - own.start] = if (change as f64) <= t { burned } else { unburned };
+                    real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
+                    map[i] = if (change as f64) <= t { burned } else { unburned };
                 }
             }
             counts[3].add(&real_sev, &map, th);
@@ -341,7 +383,7 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             let total = errors[k].iter().fold(ErrorSums::default(), |a, e| ErrorSums { squared: a.squared + e.squared, absolute: a.absolute + e.absolute, count: a.count + e.count });
             total.psnr(cfg.data_range)
         },
-        ssim: ssim[k].iter().map(MeanSum::mean).sum::<f64>() / nb.max(1) as f64,
+        ssim: ssim.iter().map(|band| band[k].mean()).sum::<f64>() / nb.max(1) as f64,
         sam_deg: sam[k].mean(),
         nbr_mae: nbr_err[k].mae(),
         dnbr_mae: dnbr_err[k].mae(),
@@ -386,7 +428,7 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         notes.push("the burn is simulated in the radar too: the linear model and the radar-only map read it from the radar's change, so their rows are close to an oracle here".into());
     }
     match (&radar, threshold) {
-        (Some((_, pol)), Some(t)) => notes.push(format!("radar-only: burned where the {pol} backscatter fell by {:.2} dB or more between t0 and t1, the threshold that maximises F1 against the real burned map on the training blocks' clear pixels (Tanase et al. 2010)", -t)),
+        (Some((_, pol)), Some(t)) => notes.push(format!("radar-only: burned where the {pol} backscatter changed by {t:+.2} dB or less between t0 and t1, the threshold that maximises F1 against the real burned map on the training blocks' clear pixels (Tanase et al. 2010)")),
         (Some(_), None) => notes.push("no radar-only map: no burned pixel in the training blocks to set its threshold".into()),
         (None, _) => notes.push("no radar-only map: the dataset has no Sentinel-1 at both dates".into()),
     }

@@ -140,11 +140,16 @@ fn bench_assess(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     let r = run_job("bench", quiet, move |p| bench::assess(size, &out, p))?;
     let _ = std::fs::remove_dir_all(work.join("assess-out"));
     let band_mib = (r.size * r.size * 4) as f64 / 1_048_576.0;
-    println!("assessment of a {0} x {0} pre-fire, real and synthetic image, six Float32 bands each ({1:.1} GB of inputs, written in {2:.0} s)", r.size, r.input_bytes as f64 / 1e9, r.generate_secs);
+    println!("assessment of a {0} x {0} pre-fire, real and synthetic image, six Float32 bands each, and the dataset's ten input bands ({1:.1} GB of inputs, written in {2:.0} s)", r.size, r.input_bytes as f64 / 1e9, r.generate_secs);
     println!("  one whole-grid Float32 band would be {band_mib:.0} MiB");
-    println!("  assessment: {:.1} s, burned kappa {:.3}", r.assess_secs, r.kappa);
+    println!("  assessment with a held-out split:    {:>7.1} s, burned kappa {:.3}", r.assess_secs, r.kappa);
+    let kappas: Vec<String> = r.baseline_kappas.iter().map(|(id, k)| format!("{id} {k:.3}")).collect();
+    println!("  the same with the baselines:         {:>7.1} s (+{:.0} %; kappa {})", r.with_baselines_secs, 100.0 * (r.with_baselines_secs / r.assess_secs - 1.0), kappas.join(", "));
+    if let Some(m) = r.plain_rss_mib {
+        println!("  peak RSS during the assessment without the baselines {m:>6.0} MiB");
+    }
     match r.peak_rss_mib {
-        Some(m) => println!("  peak RSS during the assessment               {m:>8.0} MiB"),
+        Some(m) => println!("  peak RSS during the assessment with the baselines    {m:>6.0} MiB"),
         None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
     }
     println!(

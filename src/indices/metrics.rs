@@ -111,6 +111,13 @@ pub fn ssim(real: &[f32], synthetic: &[f32], width: usize, height: usize, valid:
 /// proportional to the image width; windows are added in row order, so strips of any size give
 /// the same sum.
 pub fn ssim_add(acc: &mut MeanSum, real: &[f32], synthetic: &[f32], width: usize, valid: &[bool], data_range: f64, rows: std::ops::Range<usize>) {
+    ssim_add_sources(std::slice::from_mut(acc), real, &[synthetic], width, valid, data_range, rows);
+}
+
+/// [`ssim_add`] for several images against the same real one (`accs[k]` for `sources[k]`),
+/// sharing the real image's moments: windows count where every source has a value, and each
+/// source's sum is then the one [`ssim_add`] gives it.
+pub fn ssim_add_sources(accs: &mut [MeanSum], real: &[f32], sources: &[&[f32]], width: usize, valid: &[bool], data_range: f64, rows: std::ops::Range<usize>) {
     let r = SSIM_RADIUS;
     let height = real.len() / width.max(1);
     if width <= 2 * r || rows.is_empty() || rows.start < r || rows.end + r > height {
@@ -119,12 +126,12 @@ pub fn ssim_add(acc: &mut MeanSum, real: &[f32], synthetic: &[f32], width: usize
     let k = gaussian_kernel();
     let c1 = (SSIM_K1 * data_range).powi(2);
     let c2 = (SSIM_K2 * data_range).powi(2);
-    let ok = |i: usize| valid[i] && real[i].is_finite() && synthetic[i].is_finite();
+    let ok = |i: usize| valid[i] && real[i].is_finite() && sources.iter().all(|s| s[i].is_finite());
     // Separable filtering strip by strip: a horizontal pass over the strip's input rows (the
-    // five weighted moments and a count of invalid pixels), then a vertical pass; a window
-    // counts only when its invalid count is zero.
+    // real image's two weighted moments, each source's three, and a count of invalid pixels),
+    // then a vertical pass; a window counts only when its invalid count is zero.
     const STRIP: usize = 128;
-    let (mut sum, mut count) = (acc.sum, acc.count);
+    let n = sources.len();
     let out_rows = rows;
     let mut y0 = out_rows.start;
     while y0 < out_rows.end {
@@ -132,61 +139,92 @@ pub fn ssim_add(acc: &mut MeanSum, real: &[f32], synthetic: &[f32], width: usize
         let in0 = y0 - r;
         let in1 = y1 + r;
         let rows = in1 - in0;
-        // Horizontal pass on the input rows of this strip: five moments, plus invalid counts.
-        let mut h = vec![[0.0f64; 5]; rows * width];
+        // Horizontal pass (from a running count of invalid pixels along the row: a span with
+        // one is not summed, as no window holding it counts).
+        let mut hr = vec![[0.0f64; 2]; rows * width];
+        let mut hs = vec![[0.0f64; 3]; n * rows * width];
         let mut bad_h = vec![0u32; rows * width];
+        let mut invalid_before = vec![0u32; width + 1];
         for yy in 0..rows {
             let y = in0 + yy;
             let base = y * width;
-            for x in r..width - r {
-                let mut m = [0.0f64; 5];
-                let mut bad = 0u32;
-                for (j, w) in k.iter().enumerate() {
-                    let i = base + x + j - r;
-                    if ok(i) {
-                        let (a, b) = (real[i] as f64, synthetic[i] as f64);
-                        m[0] += w * a;
-                        m[1] += w * b;
-                        m[2] += w * a * a;
-                        m[3] += w * b * b;
-                        m[4] += w * a * b;
-                    } else {
-                        bad += 1;
-                    }
-                }
-                h[yy * width + x] = m;
-                bad_h[yy * width + x] = bad;
+            for x in 0..width {
+                invalid_before[x + 1] = invalid_before[x] + !ok(base + x) as u32;
             }
-        }
-        // Vertical pass and the SSIM formula.
-        for y in y0..y1 {
-            let yy = y - in0;
             for x in r..width - r {
-                let mut m = [0.0f64; 5];
-                let mut bad = 0u32;
-                for (j, w) in k.iter().enumerate() {
-                    let idx = (yy + j - r) * width + x;
-                    bad += bad_h[idx];
-                    let hm = &h[idx];
-                    for q in 0..5 {
-                        m[q] += w * hm[q];
-                    }
-                }
+                let bad = invalid_before[x + r + 1] - invalid_before[x - r];
+                let at = yy * width + x;
+                bad_h[at] = bad;
                 if bad > 0 {
                     continue;
                 }
-                let (ux, uy) = (m[0], m[1]);
-                let vx = m[2] - ux * ux;
-                let vy = m[3] - uy * uy;
-                let vxy = m[4] - ux * uy;
-                let s = ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
-                sum += s;
-                count += 1;
+                let mut m = [0.0f64; 2];
+                for (j, w) in k.iter().enumerate() {
+                    let a = real[base + x + j - r] as f64;
+                    m[0] += w * a;
+                    m[1] += w * a * a;
+                }
+                hr[at] = m;
+                for (q, src) in sources.iter().enumerate() {
+                    let mut m = [0.0f64; 3];
+                    for (j, w) in k.iter().enumerate() {
+                        let i = base + x + j - r;
+                        let (a, b) = (real[i] as f64, src[i] as f64);
+                        m[0] += w * b;
+                        m[1] += w * b * b;
+                        m[2] += w * a * b;
+                    }
+                    hs[q * rows * width + at] = m;
+                }
+            }
+        }
+        // Vertical pass and the SSIM formula, over the windows with no invalid pixel: `spans`
+        // counts, per column, the window's rows whose horizontal span holds an invalid pixel.
+        let dirty = |yy: usize, x: usize| (bad_h[yy * width + x] > 0) as u32;
+        let mut spans = vec![0u32; width];
+        for yy in 0..2 * r {
+            for (x, c) in spans.iter_mut().enumerate() {
+                *c += dirty(yy, x);
+            }
+        }
+        for y in y0..y1 {
+            let yy = y - in0;
+            for (x, c) in spans.iter_mut().enumerate() {
+                *c += dirty(yy + r, x);
+            }
+            for x in r..width - r {
+                if spans[x] > 0 {
+                    continue;
+                }
+                let mut mr = [0.0f64; 2];
+                for (j, w) in k.iter().enumerate() {
+                    let h = &hr[(yy + j - r) * width + x];
+                    mr[0] += w * h[0];
+                    mr[1] += w * h[1];
+                }
+                for (q, acc) in accs.iter_mut().enumerate() {
+                    let mut ms = [0.0f64; 3];
+                    for (j, w) in k.iter().enumerate() {
+                        let h = &hs[q * rows * width + (yy + j - r) * width + x];
+                        for p in 0..3 {
+                            ms[p] += w * h[p];
+                        }
+                    }
+                    let (ux, uy) = (mr[0], ms[0]);
+                    let vx = mr[1] - ux * ux;
+                    let vy = ms[1] - uy * uy;
+                    let vxy = ms[2] - ux * uy;
+                    let s = ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+                    acc.sum += s;
+                    acc.count += 1;
+                }
+            }
+            for (x, c) in spans.iter_mut().enumerate() {
+                *c -= dirty(yy - r, x);
             }
         }
         y0 = y1;
     }
-    *acc = MeanSum { sum, count };
 }
 
 /// Mean spectral angle in degrees between real and synthetic spectra (Kruse et al. 1993), over

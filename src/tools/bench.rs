@@ -442,53 +442,99 @@ pub struct AssessBench {
     pub inputs: crate::assess::AssessInputs,
     pub input_bytes: u64,
     pub generate_secs: f64,
+    /// The assessment of the three images with the held-out split, without the baselines.
     pub assess_secs: f64,
-    /// Peak RSS during the assessment alone (None where it could not be reset first).
+    /// The same with the baselines (persistence, the linear model, radar-only), in the same run.
+    pub with_baselines_secs: f64,
+    /// Peak RSS during the assessment without the baselines (None where it could not be reset).
+    pub plain_rss_mib: Option<f64>,
+    /// Peak RSS during the assessment with the baselines (None where it could not be reset).
     pub peak_rss_mib: Option<f64>,
     pub kappa: f64,
+    /// The baselines' burned-area kappa, by row id.
+    pub baseline_kappas: Vec<(String, f64)>,
 }
 
 /// Generates a `size` x `size` pre-fire, real and synthetic post-fire image (six Float32
-/// reflectance bands each, uncompressed: about 9 GB at 10980) and assesses them, measuring the
-/// time and peak memory of the assessment alone. The real image carries a round burn scar in
-/// the middle; the synthetic one is the real one with a smaller scar and some noise.
+/// reflectance bands each, uncompressed: about 9 GB at 10980) and the dataset's inputs (Sentinel-1
+/// VV and VH at t0 and t1 in dB, Sentinel-2 t0: ten Float32 bands), and assesses them over a
+/// held-out split of 256 px blocks (one in four), first without and then with the baselines,
+/// measuring the time of each and the peak memory of the second. The real image carries a round
+/// burn scar in the middle; the synthetic one is the real one with a smaller scar and some noise;
+/// the radar's VH falls by 3 dB inside the scar.
 pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBench> {
-    use crate::assess::{AssessConfig, AssessInputs, assess_files};
+    use crate::assess::baselines::BaselineInputs;
+    use crate::assess::{AssessConfig, AssessInputs, HeldOut, assess_files};
     const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+    const INPUTS: [&str; 10] = ["S1_t0:VV", "S1_t0:VH", "S1_t1:VV", "S1_t1:VH", "S2_t0:B02", "S2_t0:B03", "S2_t0:B04", "S2_t0:B08", "S2_t0:B11", "S2_t0:B12"];
     let start = Instant::now();
     let inputs = AssessInputs { pre: dir.join("assess-pre.tif"), real: dir.join("assess-real.tif"), synthetic: dir.join("assess-synthetic.tif"), ..Default::default() };
+    let radar = dir.join("assess-inputs.tif");
     let (c, r2) = (size as f64 / 2.0, (size as f64 / 5.0).powi(2));
+    let scar = move |x: usize, y: usize, shrink: f64| ((x as f64 - c).powi(2) + (y as f64 - c).powi(2)) < r2 * shrink;
+    let field = |x: usize, y: usize| 0.02 * (((x / 97) * 31 + (y / 89) * 17) % 7) as f64;
+    // Vegetation before the fire; a burn scar after it (NIR down, SWIR up).
+    let reflectance = move |b: usize, x: usize, y: usize, burned: bool| -> f64 {
+        let field = field(x, y);
+        match (b, burned) {
+            (3, false) => 0.35 + field,
+            (3, true) => 0.15 + field,
+            (5, false) => 0.08 + field / 2.0,
+            (5, true) => 0.22 + field / 2.0,
+            (4, _) => 0.18 + field,
+            _ => 0.04 + 0.02 * b as f64 + field / 3.0,
+        }
+    };
+    let fits = |path: &Path, bands: usize| crate::raster::info(&path.display().to_string()).is_ok_and(|i| i.width == size && i.height == size && i.bands.len() == bands);
     for (k, path) in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().enumerate() {
-        let fits = crate::raster::info(&path.display().to_string()).is_ok_and(|i| i.width == size && i.height == size && i.bands.len() == BANDS.len());
-        if fits {
+        if fits(path, BANDS.len()) {
             progress.info(format!("reusing {}", path.display()));
             continue;
         }
         progress.info(format!("writing {} ({size} x {size}, six Float32 bands)", path.display()));
         let mut noise = Noise(0x9e37_79b9_7f4a_7c15 + k as u64);
-        // Vegetation before the fire; a burn scar after it (NIR down, SWIR up), smaller and
-        // noisier in the synthetic image.
-        let scar = |x: usize, y: usize, shrink: f64| ((x as f64 - c).powi(2) + (y as f64 - c).powi(2)) < r2 * shrink;
+        // Smaller and noisier in the synthetic image.
         write_stack::<f32>(path, size, 10.0, 300_000.0, 5_000_040.0, None, &BANDS, |b, x, y| {
-            let field = 0.02 * (((x / 97) * 31 + (y / 89) * 17) % 7) as f64;
             let burned = k > 0 && scar(x, y, if k == 2 { 0.8 } else { 1.0 });
             let jitter = if k == 2 { 0.02 * (noise.uniform() - 0.5) } else { 0.0 };
-            let v = match (b, burned) {
-                (3, false) => 0.35 + field,
-                (3, true) => 0.15 + field,
-                (5, false) => 0.08 + field / 2.0,
-                (5, true) => 0.22 + field / 2.0,
-                (4, _) => 0.18 + field,
-                _ => 0.04 + 0.02 * b as f64 + field / 3.0,
-            };
-            v + jitter
+            reflectance(b, x, y, burned) + jitter
         })?;
         progress.check_cancelled()?;
     }
-    let input_bytes = [&inputs.pre, &inputs.real, &inputs.synthetic].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    if fits(&radar, INPUTS.len()) {
+        progress.info(format!("reusing {}", radar.display()));
+    } else {
+        progress.info(format!("writing {} ({size} x {size}, ten Float32 bands: Sentinel-1 at t0 and t1, Sentinel-2 t0)", radar.display()));
+        let mut noise = Noise(0x5851_f42d_4c95_7f2d);
+        write_stack::<f32>(&radar, size, 10.0, 300_000.0, 5_000_040.0, None, &INPUTS, |b, x, y| match b {
+            0..=3 => {
+                let base = if b % 2 == 0 { -9.0 } else { -15.0 } + 10.0 * field(x, y);
+                let fell = if b == 3 && scar(x, y, 1.0) { -3.0 } else { 0.0 };
+                base + fell + 0.5 * (noise.uniform() - 0.5)
+            }
+            _ => reflectance(b - 4, x, y, false),
+        })?;
+        progress.check_cancelled()?;
+    }
+    let input_bytes = [&inputs.pre, &inputs.real, &inputs.synthetic, &radar].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let generate_secs = start.elapsed().as_secs_f64();
+    // One block in four held out, in a fixed pattern.
+    let block = 256;
+    let blocks: Vec<Vec<bool>> = (0..size.div_ceil(block)).map(|by| (0..size.div_ceil(block)).map(|bx| (bx + 2 * by) % 4 == 0).collect()).collect();
+    let held_pixels = (0..size).map(|y| (0..size).filter(|x| blocks[y / block][x / block]).count()).sum();
+    let held = HeldOut { description: "one 256 px block in four".into(), pixels: held_pixels, block, blocks };
+    let plain = AssessConfig { held_out: Some(held), ..Default::default() };
+    let reset_plain = reset_peak_rss();
+    let t = Instant::now();
+    let report = assess_files(&inputs, &dir.join("assess-out"), &plain, progress)?;
+    let assess_secs = t.elapsed().as_secs_f64();
+    let plain_rss_mib = reset_plain.then(peak_rss_mib);
+    progress.check_cancelled()?;
     let reset = reset_peak_rss();
     let t = Instant::now();
-    let report = assess_files(&inputs, &dir.join("assess-out"), &AssessConfig::default(), progress)?;
-    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs: t.elapsed().as_secs_f64(), peak_rss_mib: reset.then(peak_rss_mib), kappa: report.burned.kappa })
+    let with = AssessConfig { baselines: Some(BaselineInputs { inputs_vrt: radar }), ..plain };
+    let with_report = assess_files(&inputs, &dir.join("assess-out"), &with, progress)?;
+    let with_baselines_secs = t.elapsed().as_secs_f64();
+    let baseline_kappas = with_report.baselines.iter().flat_map(|b| b.rows.iter().map(|r| (r.id.clone(), r.burned.kappa))).collect();
+    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, plain_rss_mib, peak_rss_mib: reset.then(peak_rss_mib), kappa: report.burned.kappa, baseline_kappas })
 }
