@@ -264,7 +264,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     // What an analyst has without the model, over the same held-out pixels (project mode).
     let baselines = match (&cfg.baselines, &cfg.held_out) {
         (Some(with), Some(held)) => {
-            progress.info("scoring the baselines (persistence, a linear model) over the held-out pixels");
+            progress.info("scoring the baselines (persistence, a linear model, radar-only) over the held-out pixels");
             Some(super::baselines::compute(inputs, cfg, with, held, pixel_area_m2, perimeter.as_ref().map(|p| (p, &gt, crs_wkt.as_str())), rows_per_strip)?)
         }
         _ => None,

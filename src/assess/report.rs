@@ -207,38 +207,61 @@ fn panels_figure(path: &Path, title: &str, panels: &[(String, Picture)], legend:
 
 /// Real and synthetic per-band metrics as bars.
 fn bands_figure(path: &Path, report: &AssessReport) -> Result<()> {
+    let names: Vec<String> = report.quality.bands.iter().map(|b| b.band.clone()).collect();
+    // An infinite PSNR (identical bands) is drawn as 99 dB.
+    bar_panels(
+        path,
+        &names,
+        &[
+            ("PSNR (dB) per band", report.quality.bands.iter().map(|b| if b.psnr_db.is_finite() { b.psnr_db } else { 99.0 }).collect()),
+            ("SSIM per band", report.quality.bands.iter().map(|b| b.ssim).collect()),
+        ],
+    )
+}
+
+/// Every source of the baselines table against the real t1 over the held-out pixels: burned-area
+/// kappa and dNBR MAE (the radar-only map has no image: n/a).
+fn baselines_figure(path: &Path, baselines: &super::baselines::Baselines) -> Result<()> {
+    let names: Vec<String> = baselines.rows.iter().map(|r| r.id.replace("radar", "radar only").replace("linear", "linear model")).collect();
+    bar_panels(
+        path,
+        &names,
+        &[
+            ("burned-area kappa, held-out pixels (higher is better)", baselines.rows.iter().map(|r| r.burned.kappa).collect()),
+            ("dNBR MAE, held-out pixels (lower is better)", baselines.rows.iter().map(|r| r.image.dnbr_mae).collect()),
+        ],
+    )
+}
+
+/// Side-by-side bar panels, one value a label each (a value that is not finite: no bar, n/a).
+fn bar_panels(path: &Path, names: &[String], panels: &[(&str, Vec<f64>)]) -> Result<()> {
     register_font();
-    let (width, height) = (900u32, 380u32);
+    let (width, height) = (450 * panels.len().max(1) as u32, 380u32);
     let mut buf = vec![255u8; (width * height * 3) as usize];
     let err = plot_err(path);
-    let names: Vec<String> = report.quality.bands.iter().map(|b| b.band.clone()).collect();
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let (left, right) = root.split_horizontally(width / 2);
-        // An infinite PSNR (identical bands) is drawn as 99 dB.
-        let metrics: [(&str, Vec<f64>); 2] = [
-            ("PSNR (dB) per band", report.quality.bands.iter().map(|b| if b.psnr_db.is_finite() { b.psnr_db } else { 99.0 }).collect()),
-            ("SSIM per band", report.quality.bands.iter().map(|b| b.ssim).collect()),
-        ];
-        for (area, (caption, values)) in [left, right].iter().zip(metrics.iter()) {
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, (caption, values)) in areas.iter().zip(panels) {
             let top = values.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-6) * 1.15;
+            let bottom = values.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::min).min(0.0) * 1.15;
             let n = values.len().max(1) as f64;
             let mut chart = ChartBuilder::on(area)
-                .caption(*caption, (FONT_NAME, 18))
+                .caption(*caption, (FONT_NAME, 16))
                 .margin(12)
                 .x_label_area_size(30)
                 .y_label_area_size(45)
-                .build_cartesian_2d(-0.5f64..n - 0.5, 0.0f64..top)
+                .build_cartesian_2d(-0.5f64..n - 0.5, bottom..top)
                 .map_err(|e| err(e.to_string()))?;
-            let names = names.clone();
+            let labels = names.to_vec();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
                 .x_labels(values.len().max(1))
                 .x_label_formatter(&move |x| {
                     let i = x.round();
-                    if (x - i).abs() < 0.01 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                    if (x - i).abs() < 0.01 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
                 })
                 .label_style((FONT_NAME, 13))
                 .draw()
@@ -250,7 +273,8 @@ fn bands_figure(path: &Path, report: &AssessReport) -> Result<()> {
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .draw_series(values.iter().enumerate().map(|(i, v)| {
-                    Text::new(format!("{v:.3}"), (i as f64 - 0.3, if v.is_finite() { *v } else { 0.0 } + top * 0.07), (FONT_NAME, 12).into_font())
+                    let label = if v.is_finite() { format!("{v:.3}") } else { "n/a".to_string() };
+                    Text::new(label, (i as f64 - 0.3, if v.is_finite() { v.max(0.0) } else { 0.0 } + top * 0.07), (FONT_NAME, 12).into_font())
                 }))
                 .map_err(|e| err(e.to_string()))?;
         }
@@ -378,6 +402,10 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
     confusion_figure(&dir.join("confusion.png"), report)?;
     bands_figure(&dir.join("bands.png"), report)?;
     let mut names = vec!["rgb", "dnbr", "severity", "confusion", "bands"];
+    if let Some(bl) = &report.baselines {
+        baselines_figure(&dir.join("baselines.png"), bl)?;
+        names.push("baselines");
+    }
     if report.uncertainty.as_ref().is_some_and(|u| !u.reliability.is_empty()) {
         reliability_figure(&dir.join("reliability.png"), report)?;
         names.push("reliability");

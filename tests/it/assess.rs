@@ -519,6 +519,8 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     assert!(bl.notes.iter().any(|n| n.contains("close to an oracle")), "{:?}", bl.notes);
     let html = std::fs::read_to_string(project.assess_dir(&run).join("report.html")).unwrap();
     assert!(html.contains("id=\"baselines\"") && html.contains("persistence (the pre-fire image as it is)"));
+    assert!(report["files"].as_array().unwrap().iter().any(|f| f == "figures/baselines.png"), "{}", report["files"]);
+    assert!(std::fs::read(project.assess_dir(&run).join("figures/baselines.png")).unwrap().starts_with(b"\x89PNG"));
 
     // Independently: the held-out blocks, and every source read whole.
     let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
