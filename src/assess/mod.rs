@@ -14,6 +14,7 @@
 pub mod agreement;
 pub mod baselines;
 mod compute;
+pub mod gapfill;
 mod project;
 pub mod qa;
 pub mod report;

@@ -2,8 +2,10 @@
 //! noise, speckle filters, dB); `s2`: Sentinel-2 reflectance with the baseline offset and SCL
 //! masks; `snap`: the research code's SNAP graphs run by `gpt`; `openeo`: process graphs run as
 //! batch jobs by an openEO back-end, and its client. `stage`: from `raw/` to `preprocessed/` with
-//! the native, SNAP or openEO engine, in blocks of rows.
+//! the native, SNAP or openEO engine, in blocks of rows. `composite`: a date window's clear
+//! observations, per pixel, as one image.
 
+pub mod composite;
 pub mod openeo;
 pub mod s1;
 pub mod s2;

@@ -4,6 +4,7 @@ mod assess;
 mod catalog;
 mod cli;
 mod cog_server;
+mod composite;
 mod cover;
 mod dataset;
 mod fetch;

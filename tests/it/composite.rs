@@ -1,0 +1,159 @@
+//! Composites and the gap-filled post-fire image on a window of several acquisitions derived
+//! from the demo's real t1 (no real second acquisition of one place is reachable offline): each
+//! `-derived-shifted` scene is the real t1 with its cloud mask (the demo's threshold classes)
+//! shifted by a known offset over it, its reflectance scaled by a known factor so that the median
+//! and the latest clear value differ, and a date 5, 10 and 15 days after t1.
+
+use std::path::{Path, PathBuf};
+
+use s2cr::assess::gapfill::{GapFillInputs, write_gapfilled};
+use s2cr::job::Progress;
+use s2cr::preprocess::composite::{Acquisition, COUNT_BAND, CompositeMethod, DATE_BAND, epoch_days, write_composite};
+use s2cr::raster::{self, BandStack, WriteOptions};
+
+const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+
+fn read(p: &Path) -> BandStack {
+    raster::read_window(&p.display().to_string(), &[], None).unwrap()
+}
+
+fn band(s: &BandStack, name: &str) -> usize {
+    s.descriptions.iter().position(|d| d.eq_ignore_ascii_case(name)).unwrap_or_else(|| panic!("{name} in {:?}", s.descriptions))
+}
+
+/// Clear in a preprocessed image: valid, mask 0, every band finite.
+fn clear(s: &BandStack, i: usize) -> bool {
+    s.valid[i] && s.bands[band(s, "mask")][i] == 0.0 && BANDS.iter().all(|b| s.bands[band(s, b)][i].is_finite())
+}
+
+/// The real t1 with its mask shifted by (dx, dy) over it and its bands scaled by `factor`.
+fn derived_shifted(real: &BandStack, dx: isize, dy: isize, factor: f32, path: &Path) -> Vec<bool> {
+    let (w, h) = (real.width, real.height);
+    let m = band(real, "mask");
+    let cloudy_at = |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && real.bands[m][y as usize * w + x as usize] != 0.0;
+    let mut out = BandStack { bands: Vec::new(), descriptions: Vec::new(), ..real.clone() };
+    let mut clear_here = vec![false; w * h];
+    for i in 0..w * h {
+        let (x, y) = ((i % w) as isize, (i / w) as isize);
+        clear_here[i] = clear(real, i) && !cloudy_at(x - dx, y - dy);
+    }
+    for b in BANDS {
+        out.bands.push(real.bands[band(real, b)].iter().map(|v| v * factor).collect());
+        out.descriptions.push(b.to_string());
+    }
+    out.bands.push(clear_here.iter().map(|c| if *c { 0.0 } else { 1.0 }).collect());
+    out.descriptions.push("mask".into());
+    raster::write_raster(path, &out, &WriteOptions::default()).unwrap();
+    clear_here
+}
+
+#[test]
+fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = crate::demo_after_pipeline(&tmp.path().join("demo"), 2);
+    let run = s2cr::demo::run_name();
+    let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
+    let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
+    let real_path = abs(&summary.sources.s2_t1);
+    let real = read(&real_path);
+    let (w, h) = (real.width, real.height);
+    let t1 = chrono::NaiveDate::from_ymd_opt(2018, 11, 4).unwrap();
+    // Three scenes of the window, given out of date order.
+    let specs = [(2, 20isize, 0isize, 1.06f32), (0, 0, 25, 1.02), (1, -30, -15, 1.04)];
+    let mut scenes: Vec<(Acquisition, Vec<bool>, f32)> = Vec::new();
+    for (k, dx, dy, factor) in specs {
+        let date = t1 + chrono::Days::new(5 * (k as u64 + 1));
+        let path = tmp.path().join(format!("S2-{date}-derived-shifted.tif"));
+        let clear_here = derived_shifted(&real, dx, dy, factor, &path);
+        scenes.push((Acquisition { date, path }, clear_here, factor));
+    }
+    let acquisitions: Vec<Acquisition> = scenes.iter().map(|s| s.0.clone()).collect();
+    scenes.sort_by_key(|s| s.0.date);
+    let quiet = Progress::silent("composite");
+    for method in [CompositeMethod::Median, CompositeMethod::LatestClear] {
+        let out = tmp.path().join(format!("composite-{}-derived-shifted.tif", method.name()));
+        // Strips of 7 rows: not a divisor of the grid's height.
+        let made = write_composite(&acquisitions, method, &out, 7, &quiet).unwrap();
+        assert_eq!(made.dates, scenes.iter().map(|s| s.0.date.to_string()).collect::<Vec<_>>());
+        let c = read(&out);
+        let (count, date, mask) = (band(&c, COUNT_BAND), band(&c, DATE_BAND), band(&c, "mask"));
+        let mut covered = 0;
+        for i in 0..w * h {
+            let clear_k: Vec<usize> = (0..3).filter(|&k| scenes[k].1[i]).collect();
+            assert_eq!(c.bands[count][i], clear_k.len() as f32, "pixel {i}");
+            let Some(&latest) = clear_k.last() else {
+                assert!(c.bands[mask][i] == 1.0 && c.bands[band(&c, "B04")][i].is_nan(), "pixel {i}: no clear observation");
+                continue;
+            };
+            covered += 1;
+            assert_eq!((c.bands[mask][i], c.bands[date][i]), (0.0, epoch_days(scenes[latest].0.date) as f32), "pixel {i}");
+            for b in BANDS {
+                let v = real.bands[band(&real, b)][i];
+                let mut values: Vec<f32> = clear_k.iter().map(|&k| v * scenes[k].2).collect();
+                values.sort_by(f32::total_cmp);
+                let expected = match method {
+                    CompositeMethod::LatestClear => v * scenes[latest].2,
+                    _ if values.len() % 2 == 1 => values[values.len() / 2],
+                    _ => (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0,
+                };
+                assert_eq!(c.bands[band(&c, b)][i], expected, "{} {b} at pixel {i}", method.name());
+            }
+        }
+        assert_eq!(made.covered, covered);
+        assert!(covered > 0 && covered < (w * h) as u64, "the shifted clouds leave gaps: {covered} of {}", w * h);
+    }
+
+    // Gap-filled: real where t1 is clear, else the composite, else the synthetic image. The
+    // target date is itself derived (the real t1 with its clouds shifted by (40, 10) over it),
+    // so that the composite of the other dates fills some of its clouds.
+    let target_path = tmp.path().join(format!("S2-{t1}-derived-shifted.tif"));
+    derived_shifted(&real, 40, 10, 1.0, &target_path);
+    let target = read(&target_path);
+    let composite = tmp.path().join("composite-latest-clear-derived-shifted.tif");
+    let synthetic = project.synthetic_s2(&run);
+    let (image, source) = (tmp.path().join("gapfilled_S2_t1-derived-shifted.tif"), tmp.path().join("gapfilled_source-derived-shifted.tif"));
+    let bands: Vec<String> = BANDS.map(String::from).to_vec();
+    let inputs = GapFillInputs { real: &target_path, composite: Some(&composite), synthetic: &synthetic, t1_days: epoch_days(t1) };
+    let filled = write_gapfilled(&inputs, &bands, &image, &source, 16, &quiet).unwrap();
+    let (c, s, g, src) = (read(&composite), read(&synthetic), read(&image), read(&source));
+    let mut counts = [0u64; 4];
+    for i in 0..w * h {
+        let expected: (u8, Option<&BandStack>) = if clear(&target, i) {
+            (1, Some(&target))
+        } else if c.bands[band(&c, "mask")][i] == 0.0 {
+            (2, Some(&c))
+        } else if s.valid[i] && BANDS.iter().all(|b| s.bands[band(&s, b)][i].is_finite()) {
+            (3, Some(&s))
+        } else {
+            (0, None)
+        };
+        counts[expected.0 as usize] += 1;
+        assert_eq!(src.bands[0][i], expected.0 as f32, "source at pixel {i}");
+        if let Some(from) = expected.1 {
+            for b in BANDS {
+                assert_eq!(g.bands[band(&g, b)][i], from.bands[band(from, b)][i], "{b} at pixel {i} from source {}", expected.0);
+            }
+        }
+    }
+    assert_eq!([filled.none, filled.real, filled.composite, filled.synthetic], counts);
+    assert!(filled.composite > 0 && filled.synthetic > 0, "{filled:?}");
+    let info = raster::info(&source.display().to_string()).unwrap();
+    assert_eq!(info.bands[0].description, "source of the gap-filled post-fire image");
+    println!("gap-filled: {filled:?}");
+
+    // A composite of one scene is that scene where it is clear; a window with none is refused,
+    // and so is a file without its cloud mask.
+    let one = tmp.path().join("composite-one-derived-shifted.tif");
+    let made = write_composite(&acquisitions[..1], CompositeMethod::Median, &one, 64, &quiet).unwrap();
+    assert_eq!(made.covered, scenes.iter().find(|s| s.0 == acquisitions[0]).unwrap().1.iter().filter(|c| **c).count() as u64);
+    let err = write_composite(&[], CompositeMethod::Median, &one, 64, &quiet).unwrap_err().to_string();
+    assert!(err.contains("widen its dates"), "{err}");
+    let no_mask: PathBuf = tmp.path().join("no-mask.tif");
+    let mut bare = real.clone();
+    let m = band(&bare, "mask");
+    bare.bands.remove(m);
+    bare.descriptions.remove(m);
+    raster::write_raster(&no_mask, &bare, &WriteOptions::default()).unwrap();
+    let err = write_composite(&[Acquisition { date: t1, path: no_mask }], CompositeMethod::Median, &one, 64, &quiet).unwrap_err().to_string();
+    assert!(err.contains("no mask band"), "{err}");
+}
