@@ -35,6 +35,10 @@ pub const RIDGE_LAMBDA: f64 = 1e-3;
 pub struct BaselineInputs {
     /// The dataset's inputs VRT (one band per input channel, named `S1_t0:VV`, `S2_t0:B04`, ...).
     pub inputs_vrt: PathBuf,
+    /// A post-fire composite of the t1 window without the target date (reflectance bands and
+    /// `mask`, as `preprocess::composite` writes it), when there is one.
+    #[serde(default)]
+    pub composite: Option<PathBuf>,
 }
 
 /// Image scores of a row over the compared pixels (NaN, written as null, where a row has no
@@ -67,6 +71,10 @@ pub struct BaselineRow {
     /// Its burned map against the official perimeter over the same pixels, when one is given.
     #[serde(default)]
     pub perimeter: Option<BurnedAgreement>,
+    /// The pixels of a row scored on fewer than the table's (the composite: where it has a
+    /// clear observation).
+    #[serde(default)]
+    pub pixels: Option<u64>,
 }
 
 fn nan() -> f64 {
@@ -180,6 +188,12 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     if (info.width, info.height) != (width, height) {
         return Err(Error::Raster { location: vrt, message: format!("{} x {} where the images are {width} x {height}: build the dataset again (`s2cr dataset`)", info.width, info.height) });
     }
+    let composite = with.composite.as_ref().map(|p| Image::open(p, order)).transpose()?;
+    if let Some(c) = &composite
+        && ((c.info.width, c.info.height) != (width, height) || c.info.geo_transform != pre.info.geo_transform || !raster::same_crs(&c.info.crs_wkt, &pre.info.crs_wkt))
+    {
+        return Err(Error::Raster { location: c.path.display().to_string(), message: format!("not on the grid of {}; write the composite on the project grid", pre.path.display()) });
+    }
     let channels: Vec<String> = info.bands.iter().map(|b| b.description.clone()).collect();
     let (names, used, pairs) = features(&channels);
     let bands: Vec<&str> = cfg.quality_bands.iter().map(String::as_str).collect();
@@ -269,21 +283,23 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     // the same rows as pass 1 (the files' tiles decoded once each); SSIM lags by its window's
     // radius, over this strip and the last 2 x radius rows of the one before (`tail`).
     let radius = metrics::SSIM_RADIUS;
-    let mut errors = vec![vec![ErrorSums::default(); nb]; 3];
+    // Image sources: 0 synthetic, 1 persistence, 2 linear, 3 composite; 4 is the radar-only map.
+    let mut errors = vec![vec![ErrorSums::default(); nb]; 4];
     // Per band and source (`[b][k]`), each window added in row order.
-    let mut ssim = vec![vec![MeanSum::default(); 3]; nb];
-    let mut sam = vec![MeanSum::default(); 3];
-    let mut nbr_err = vec![ErrorSums::default(); 3];
-    let mut dnbr_err = vec![ErrorSums::default(); 3];
-    let mut counts = [BurnedCounts::default(); 4];
-    let mut against_perimeter = [BurnedCounts::default(); 4];
-    let mut count = 0u64;
+    let mut ssim = vec![vec![MeanSum::default(); 4]; nb];
+    let mut sam = vec![MeanSum::default(); 4];
+    let mut nbr_err = vec![ErrorSums::default(); 4];
+    let mut dnbr_err = vec![ErrorSums::default(); 4];
+    let mut counts = [BurnedCounts::default(); 5];
+    let mut against_perimeter = [BurnedCounts::default(); 5];
+    let (mut count, mut count_composite) = (0u64, 0u64);
     let mut row = Vec::with_capacity(nf);
     // The kept mask, then per band the real image and the three sources, of the tail's rows.
-    let mut tail: (Vec<bool>, Vec<Vec<f32>>, [Vec<Vec<f32>>; 3]) = (Vec::new(), vec![Vec::new(); nb], [vec![Vec::new(); nb], vec![Vec::new(); nb], vec![Vec::new(); nb]]);
+    let mut tail = Tail { keep: Vec::new(), keep_composite: Vec::new(), real: vec![Vec::new(); nb], sources: vec![vec![Vec::new(); nb]; 4] };
     for y0 in (0..height).step_by(strip) {
         let y1 = (y0 + strip).min(height);
         let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
+        let c = composite.as_ref().map(|c| read_strip(c, y0, y1)).transpose()?;
         let n = (y1 - y0) * width;
         let held_here = |i: usize| held.contains(i % width, y0 + i / width);
         // The linear model's prediction on the held-out pixels, NaN where it cannot be made.
@@ -301,45 +317,60 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             .map(|i| held_here(i) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
             .collect();
         count += keep.iter().filter(|k| **k).count() as u64;
+        // The composite where it also has a clear observation.
+        let keep_composite: Vec<bool> = match &c {
+            Some(c) => (0..n).map(|i| keep[i] && c.valid[i] && (0..nb).all(|b| c.bands[b][i].is_finite())).collect(),
+            None => vec![false; n],
+        };
+        count_composite += keep_composite.iter().filter(|k| **k).count() as u64;
+        let no_image = vec![vec![f32::NAN; n]; nb];
         let inside = match perimeter {
             Some((polygons, gt, crs)) => Some(polygons.burn_rows(gt, crs, width, y0, y1 - y0)?),
             None => None,
         };
-        let sources: [&[Vec<f32>]; 3] = [&s.bands, &p.bands, &lin];
+        let sources: [&[Vec<f32>]; 4] = [&s.bands, &p.bands, &lin, c.as_ref().map(|c| &c.bands).unwrap_or(&no_image)];
         let active = if linear.is_some() { 3 } else { 2 };
         // SSIM: the windows centred on rows y0 - radius .. y1 - radius (to the grid's last
         // centre), wholly inside the grid and the kept pixels, over the tail and this strip.
         {
-            let base = y0 - tail.0.len() / width;
+            let base = y0 - tail.keep.len() / width;
             let joined = |old: &[f32], new: &[f32]| -> Vec<f32> {
                 let mut v = Vec::with_capacity(old.len() + new.len());
                 v.extend_from_slice(old);
                 v.extend_from_slice(new);
                 v
             };
-            let keep_j: Vec<bool> = [tail.0.as_slice(), keep.as_slice()].concat();
-            let real_j: Vec<Vec<f32>> = (0..nb).map(|b| joined(&tail.1[b], &r.bands[b])).collect();
-            let src_j: Vec<Vec<Vec<f32>>> = (0..active).map(|k| (0..nb).map(|b| joined(&tail.2[k][b], &sources[k][b])).collect()).collect();
+            let keep_j: Vec<bool> = [tail.keep.as_slice(), keep.as_slice()].concat();
+            let keep_c_j: Vec<bool> = [tail.keep_composite.as_slice(), keep_composite.as_slice()].concat();
+            let real_j: Vec<Vec<f32>> = (0..nb).map(|b| joined(&tail.real[b], &r.bands[b])).collect();
+            let with_composite = composite.is_some();
+            let src_j: Vec<Vec<Vec<f32>>> = (0..4).map(|k| if k < active || (k == 3 && with_composite) { (0..nb).map(|b| joined(&tail.sources[k][b], &sources[k][b])).collect() } else { Vec::new() }).collect();
             let centres = y0.saturating_sub(radius).max(radius)..y1.saturating_sub(radius);
             if !centres.is_empty() {
                 use rayon::prelude::*;
                 ssim.par_iter_mut().enumerate().for_each(|(b, accs)| {
-                    let srcs: Vec<&[f32]> = src_j.iter().map(|s| s[b].as_slice()).collect();
-                    metrics::ssim_add_sources(&mut accs[..active], &real_j[b], &srcs, width, &keep_j, cfg.data_range, centres.start - base..centres.end - base);
+                    let srcs: Vec<&[f32]> = src_j[..active].iter().map(|s| s[b].as_slice()).collect();
+                    let rows = centres.start - base..centres.end - base;
+                    metrics::ssim_add_sources(&mut accs[..active], &real_j[b], &srcs, width, &keep_j, cfg.data_range, rows.clone());
+                    if with_composite {
+                        metrics::ssim_add(&mut accs[3], &real_j[b], &src_j[3][b], width, &keep_c_j, cfg.data_range, rows);
+                    }
                 });
             }
             let rows_j = keep_j.len() / width;
             let from = rows_j.saturating_sub(2 * radius) * width;
-            tail.0 = keep_j[from..].to_vec();
-            tail.1 = real_j.iter().map(|v| v[from..].to_vec()).collect();
+            tail.keep = keep_j[from..].to_vec();
+            tail.keep_composite = keep_c_j[from..].to_vec();
+            tail.real = real_j.iter().map(|v| v[from..].to_vec()).collect();
             for (k, src) in src_j.iter().enumerate() {
-                tail.2[k] = src.iter().map(|v| v[from..].to_vec()).collect();
+                tail.sources[k] = src.iter().map(|v| v[from..].to_vec()).collect();
             }
         }
         let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
-        for (k, src) in sources.iter().enumerate().take(active) {
+        for (k, src) in sources.iter().enumerate().filter(|(k, _)| *k < active || (*k == 3 && composite.is_some())) {
+            let keep = if k == 3 { &keep_composite } else { &keep };
             for b in 0..nb {
-                errors[k][b].add(&r.bands[b], &src[b], &keep);
+                errors[k][b].add(&r.bands[b], &src[b], keep);
             }
             let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
             let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
@@ -371,9 +402,9 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                     map[i] = if (change as f64) <= t { burned } else { unburned };
                 }
             }
-            counts[3].add(&real_sev, &map, th);
+            counts[4].add(&real_sev, &map, th);
             if let Some(inside) = &inside {
-                against_perimeter[3].add_reference(inside, &map, th);
+                against_perimeter[4].add_reference(inside, &map, th);
             }
         }
     }
@@ -390,15 +421,20 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     };
     let versus = |k: usize| perimeter.map(|_| against_perimeter[k].agreement(pixel_area_m2));
     let mut rows = vec![
-        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2), perimeter: versus(0) },
-        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2), perimeter: versus(1) },
+        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2), perimeter: versus(0), pixels: None },
+        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2), perimeter: versus(1), pixels: None },
     ];
     if linear.is_some() {
-        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2), perimeter: versus(2) });
+        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2), perimeter: versus(2), pixels: None });
+    }
+    if let Some(c) = &composite {
+        // The file with its folder (`composite-t1/S2.tif`).
+        let file = c.path.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect::<PathBuf>().display().to_string();
+        rows.push(BaselineRow { id: "composite".into(), name: format!("post-fire composite ({file})"), image: scores(3), burned: counts[3].agreement(pixel_area_m2), perimeter: versus(3), pixels: Some(count_composite) });
     }
     if let (Some((_, pol)), Some(t)) = (&radar, threshold) {
         let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, ssim: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
-        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[3].agreement(pixel_area_m2), perimeter: versus(3) });
+        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[4].agreement(pixel_area_m2), perimeter: versus(4), pixels: None });
     }
     let synthetic = rows[0].clone();
     let beaten_by = rows[1..]
@@ -432,11 +468,24 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         (Some(_), None) => notes.push("no radar-only map: no burned pixel in the training blocks to set its threshold".into()),
         (None, _) => notes.push("no radar-only map: the dataset has no Sentinel-1 at both dates".into()),
     }
+    match &composite {
+        Some(_) => notes.push(format!("the composite row is scored where the composite has a clear observation: {count_composite} of the {count} pixels")),
+        None => notes.push("no post-fire composite: none of the t1 window (it takes several acquisitions of the window, without the target date)".into()),
+    }
     if linear.is_none() {
         notes.push(format!("no linear model: {n_fit} clear training pixels with every input (too few, or the inputs are collinear)"));
     }
     let radar_threshold_db = radar.zip(threshold).map(|((_, pol), t)| (pol, t));
     Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, radar_threshold_db, notes, beaten_by })
+}
+
+/// The last rows of the previous strip that SSIM's windows reach into: the kept pixels (and
+/// those the composite also covers), the real image's bands and each image source's.
+struct Tail {
+    keep: Vec<bool>,
+    keep_composite: Vec<bool>,
+    real: Vec<Vec<f32>>,
+    sources: Vec<Vec<Vec<f32>>>,
 }
 
 /// Bins of the radar change's histogram: 0.05 dB from -20 to +20 dB (outside: the end bins).

@@ -520,7 +520,7 @@ mod tests {
         };
         let inputs_vrt = dir.path().join("inputs.tif");
         raster::write_raster(&inputs_vrt, &radar, &raster::WriteOptions::default()).unwrap();
-        let cfg = AssessConfig { held_out: Some(held), baselines: Some(super::super::baselines::BaselineInputs { inputs_vrt }), ..Default::default() };
+        let cfg = AssessConfig { held_out: Some(held), baselines: Some(super::super::baselines::BaselineInputs { inputs_vrt, composite: None }), ..Default::default() };
         let run = |rows: Option<usize>, out: &str| {
             let out = dir.path().join(out);
             let report = assess_in_strips(&inputs, &out, &cfg, &Progress::silent("assess"), rows).unwrap();

@@ -65,7 +65,10 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     let cfg = AssessConfig {
         simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
         held_out: held_out(project)?,
-        baselines: Some(super::baselines::BaselineInputs { inputs_vrt: project.root().join(&crate::fsutil::load_json::<crate::dataset::DatasetSummary>(&project.dataset_json(), "run `s2cr dataset` first")?.files.inputs_vrt) }),
+        baselines: Some(super::baselines::BaselineInputs {
+            inputs_vrt: project.root().join(&crate::fsutil::load_json::<crate::dataset::DatasetSummary>(&project.dataset_json(), "run `s2cr dataset` first")?.files.inputs_vrt),
+            composite: Some(project.composite_s2("t1")).filter(|p| p.is_file()),
+        }),
         perimeter: options.perimeter.clone().or_else(|| project.config.reference_perimeter.as_ref().map(|p| project.root().join(p))),
         ..options.clone()
     };
@@ -111,7 +114,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let start = Instant::now();
     let report = assess_files(inputs, &dir, cfg, progress)?;
     let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()) {
+    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).chain(composite_of(cfg)) {
         manifest.add_input(project.root(), p)?;
     }
     for f in &report.files {
@@ -190,12 +193,18 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
 }
 
 /// The inputs' paths as the manifest records them (relative to the project where inside it).
+/// The post-fire composite the baselines score, when there is one.
+fn composite_of(cfg: &AssessConfig) -> Option<&std::path::PathBuf> {
+    cfg.baselines.as_ref().and_then(|b| b.composite.as_ref())
+}
+
 fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> Vec<String> {
     [&inputs.pre, &inputs.real, &inputs.synthetic]
         .into_iter()
         .chain(cfg.perimeter.as_ref())
         .chain(inputs.uncertainty.as_ref())
         .chain(inputs.burn_probability.as_ref())
+        .chain(composite_of(cfg))
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

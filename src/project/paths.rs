@@ -191,6 +191,11 @@ impl Project {
     pub fn preprocessed_s2(&self, date: &str) -> PathBuf {
         self.preprocessed_dir().join(date).join("S2.tif")
     }
+    /// The composite of a date window's clear Sentinel-2 acquisitions (`window`: t0 or t1) on
+    /// the project grid (`preprocess::composite`).
+    pub fn composite_s2(&self, window: &str) -> PathBuf {
+        self.preprocessed_dir().join(format!("composite-{window}")).join("S2.tif")
+    }
     /// Sentinel-1 backscatter (dB) of one date on the project grid.
     pub fn preprocessed_s1(&self, date: &str) -> PathBuf {
         self.preprocessed_dir().join(date).join("S1.tif")

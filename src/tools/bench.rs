@@ -532,7 +532,7 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
     progress.check_cancelled()?;
     let reset = reset_peak_rss();
     let t = Instant::now();
-    let with = AssessConfig { baselines: Some(BaselineInputs { inputs_vrt: radar }), ..plain };
+    let with = AssessConfig { baselines: Some(BaselineInputs { inputs_vrt: radar, composite: None }), ..plain };
     let with_report = assess_files(&inputs, &dir.join("assess-out"), &with, progress)?;
     let with_baselines_secs = t.elapsed().as_secs_f64();
     let baseline_kappas = with_report.baselines.iter().flat_map(|b| b.rows.iter().map(|r| (r.id.clone(), r.burned.kappa))).collect();

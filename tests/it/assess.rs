@@ -517,6 +517,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     let ids: Vec<&str> = bl.rows.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["synthetic", "persistence", "linear", "radar"]);
     assert!(bl.notes.iter().any(|n| n.contains("close to an oracle")), "{:?}", bl.notes);
+    assert!(bl.notes.iter().any(|n| n.starts_with("no post-fire composite")), "the demo has one t1 acquisition: {:?}", bl.notes);
     let html = std::fs::read_to_string(project.assess_dir(&run).join("report.html")).unwrap();
     assert!(html.contains("id=\"baselines\"") && html.contains("persistence (the pre-fire image as it is)"));
     assert!(report["files"].as_array().unwrap().iter().any(|f| f == "figures/baselines.png"), "{}", report["files"]);

@@ -103,6 +103,26 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
         assert!(covered > 0 && covered < (w * h) as u64, "the shifted clouds leave gaps: {covered} of {}", w * h);
     }
 
+    // The composite as the assessment's post-fire composite row: the scenes are the real t1
+    // scaled, and NBR does not change with a common scale, so its dNBR is the real one.
+    let latest = tmp.path().join("composite-latest-clear-derived-shifted.tif");
+    std::fs::create_dir_all(project.composite_s2("t1").parent().unwrap()).unwrap();
+    std::fs::copy(&latest, project.composite_s2("t1")).unwrap();
+    let done = s2cr::assess::assess_project(&project, &run, &s2cr::assess::AssessConfig::default(), &quiet).unwrap();
+    assert!(!done.up_to_date, "a new composite is a new input");
+    let bl = done.report.baselines.unwrap();
+    let ids: Vec<&str> = bl.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["synthetic", "persistence", "linear", "composite", "radar"]);
+    let row = &bl.rows[3];
+    println!("composite row: {row:?}");
+    let pixels = row.pixels.unwrap();
+    assert!(pixels > 0 && pixels < bl.count && row.burned.pixels == pixels, "{row:?}");
+    assert!(row.image.dnbr_mae < 1e-6 && row.burned.kappa > 0.999 && row.image.ssim.is_finite(), "{row:?}");
+    assert!(bl.beaten_by.iter().any(|b| b.contains("post-fire composite")), "{:?}", bl.beaten_by);
+    assert!(bl.notes.iter().any(|n| n.contains(&format!("{pixels} of the {} pixels", bl.count))), "{:?}", bl.notes);
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.manifest_path(s2cr::project::Stage::Assess, Some(&run))).unwrap()).unwrap();
+    assert!(manifest["inputs"].as_array().unwrap().iter().any(|i| i["path"].as_str().is_some_and(|p| p.contains("composite-t1"))), "{manifest}");
+
     // Gap-filled: real where t1 is clear, else the composite, else the synthetic image. The
     // target date is itself derived (the real t1 with its clouds shifted by (40, 10) over it),
     // so that the composite of the other dates fills some of its clouds.

@@ -143,6 +143,7 @@ impl Wizard {
                     "persistence" => "persistence",
                     "linear" => "linear model",
                     "radar" => "radar only",
+                    "composite" => "composite",
                     other => other,
                 };
                 ui.label(short).on_hover_text(&r.name);
