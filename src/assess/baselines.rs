@@ -36,8 +36,9 @@ pub struct BaselineInputs {
     /// The dataset's inputs VRT (one band per input channel, named `S1_t0:VV`, `S2_t0:B04`, ...).
     pub inputs_vrt: PathBuf,
     /// A post-fire composite of the t1 window without the target date (reflectance bands and
-    /// `mask`, as `preprocess::composite` writes it), when there is one.
-    #[serde(default)]
+    /// `mask`, as `preprocess::composite` writes it), when there is one. Left out of the
+    /// parameters when there is none, so earlier assessments stay up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composite: Option<PathBuf>,
 }
 
@@ -584,6 +585,14 @@ mod tests {
         assert!((m.bands[1].1 + 0.2).abs() < 1e-2 && c0.len() == 2 && (m.bands[1].2[1] - 0.3).abs() < 1e-2, "{:?}", m.bands[1]);
         // Too few pixels: no model.
         assert!(fit(&names, &["B1"], &xtx, &xty[..0], 5).is_none());
+    }
+
+    #[test]
+    fn without_a_composite_the_parameters_are_as_before() {
+        let with = BaselineInputs { inputs_vrt: "dataset/inputs.vrt".into(), composite: None };
+        assert_eq!(serde_json::to_value(&with).unwrap(), serde_json::json!({"inputs_vrt": "dataset/inputs.vrt"}));
+        let back: BaselineInputs = serde_json::from_value(serde_json::json!({"inputs_vrt": "x.vrt"})).unwrap();
+        assert_eq!(back.composite, None);
     }
 
     #[test]
