@@ -114,6 +114,33 @@ pub struct Baselines {
     pub beaten_by: Vec<String>,
 }
 
+impl Baselines {
+    /// The table the report and the CLI show: the columns (name, decimals), then each row's
+    /// name and values in that order (NaN where a row has none: n/a). The perimeter's columns
+    /// only when a row has them.
+    pub fn table(&self) -> (Vec<(&'static str, usize)>, Vec<(&str, Vec<f64>)>) {
+        let with_perimeter = self.rows.iter().any(|r| r.perimeter.is_some());
+        let mut columns = vec![("kappa", 3), ("F1", 3), ("IoU", 3), ("burned ha", 2)];
+        if with_perimeter {
+            columns.extend([("kappa vs perimeter", 3), ("IoU vs perimeter", 3)]);
+        }
+        columns.extend([("MAE", 4), ("PSNR dB", 2), ("SSIM", 3), ("SAM deg", 2), ("NBR MAE", 3), ("dNBR MAE", 3)]);
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut v = vec![r.burned.kappa, r.burned.f1, r.burned.iou, r.burned.burned_ha_synthetic];
+                if with_perimeter {
+                    v.extend(r.perimeter.as_ref().map_or([f64::NAN; 2], |p| [p.kappa, p.iou]));
+                }
+                v.extend([r.image.mae, r.image.psnr_db, r.image.ssim, r.image.sam_deg, r.image.nbr_mae, r.image.dnbr_mae]);
+                (r.name.as_str(), v)
+            })
+            .collect();
+        (columns, rows)
+    }
+}
+
 /// The features of the linear model: the inputs' channels that are not masks, then the dB
 /// change of each polarisation present at t0 and t1. Returns (names, band index per channel
 /// feature, pairs (t0, t1) of indices for the changes).
@@ -324,12 +351,11 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             None => vec![false; n],
         };
         count_composite += keep_composite.iter().filter(|k| **k).count() as u64;
-        let no_image = vec![vec![f32::NAN; n]; nb];
         let inside = match perimeter {
             Some((polygons, gt, crs)) => Some(polygons.burn_rows(gt, crs, width, y0, y1 - y0)?),
             None => None,
         };
-        let sources: [&[Vec<f32>]; 4] = [&s.bands, &p.bands, &lin, c.as_ref().map(|c| &c.bands).unwrap_or(&no_image)];
+        let sources: [&[Vec<f32>]; 4] = [&s.bands, &p.bands, &lin, c.as_ref().map_or(&[][..], |c| c.bands.as_slice())];
         let active = if linear.is_some() { 3 } else { 2 };
         // SSIM: the windows centred on rows y0 - radius .. y1 - radius (to the grid's last
         // centre), wholly inside the grid and the kept pixels, over the tail and this strip.

@@ -54,6 +54,7 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
     }
     let names: Vec<&str> = bands.iter().map(String::as_str).collect();
     let date_band = crate::preprocess::composite::DATE_BAND;
+    let with_date: Vec<&str> = names.iter().copied().chain([date_band]).collect();
     let mut out_names = bands.to_vec();
     out_names.extend(["mask".to_string(), date_band.to_string()]);
     let rows = rows.max(1);
@@ -69,19 +70,17 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
         let n = (y1 - y0) * width;
         let r = real.read(&names, 1.0, y0..y1)?;
         let s = synth.read(&names, 1.0, y0..y1)?;
-        let c = composite.as_ref().map(|c| c.read(&names, 1.0, y0..y1)).transpose()?;
-        let c_days = match &composite {
-            Some(img) => Some(img.read(&[date_band], 1.0, y0..y1)?),
-            None => None,
-        };
+        // The composite's bands and, last, its date used: one read.
+        let c = composite.as_ref().map(|c| c.read(&with_date, 1.0, y0..y1)).transpose()?;
+        let nb = bands.len();
         let has = |valid: &[bool], v: &[Vec<f32>], i: usize| valid[i] && v.iter().all(|b| b[i].is_finite());
         let mut values = vec![vec![f32::NAN; n]; bands.len()];
         let (mut mask, mut date, mut from) = (vec![1f32; n], vec![f32::NAN; n], vec![0u8; n]);
         for i in 0..n {
             let (code, src, day) = if has(&r.valid, &r.bands, i) {
                 (1, &r.bands, inputs.t1_days as f32)
-            } else if let Some(c) = c.as_ref().filter(|c| has(&c.valid, &c.bands, i)) {
-                (2, &c.bands, c_days.as_ref().map(|d| d.bands[0][i]).unwrap_or(f32::NAN))
+            } else if let Some(c) = c.as_ref().filter(|c| has(&c.valid, &c.bands[..nb], i)) {
+                (2, &c.bands, c.bands[nb][i])
             } else if has(&s.valid, &s.bands, i) {
                 (3, &s.bands, inputs.t1_days as f32)
             } else {

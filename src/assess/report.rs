@@ -591,40 +591,27 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         }
     }
     if let Some(bl) = &report.baselines {
-        let with_perimeter = bl.rows.iter().any(|r| r.perimeter.is_some());
+        let (columns, rows) = bl.table();
         let _ = write!(
             h,
             "<h2 id=\"baselines\">Against the alternatives</h2>\n<p class=\"small\">What an analyst has without the model, scored over the same pixels: {} ({} pixels). \
              Persistence takes the pre-fire image as the post-fire one; the linear model is a per-band ridge regression of t1 on the \
              dataset's inputs and the radar's dB change, fitted on the training blocks' clear pixels{}; the radar-only map is burned \
-             where the backscatter fell past a threshold set on the training blocks (a map, no image: n/a).</p>\n\
-             <table><tr><th>source</th><th>kappa</th><th>F1</th><th>IoU</th><th>burned ha</th>{}<th>MAE</th><th>PSNR dB</th><th>SSIM</th><th>SAM deg</th><th>NBR MAE</th><th>dNBR MAE</th></tr>",
+             where the backscatter fell past a threshold set on the training blocks (a map, no image: n/a).</p>\n<table><tr><th>source</th>",
             esc(&bl.pixels),
             bl.count,
             bl.linear.as_ref().map(|m| format!(" ({} pixels, lambda {})", m.pixels, m.lambda)).unwrap_or_default(),
-            if with_perimeter { "<th>kappa vs perimeter</th><th>IoU vs perimeter</th>" } else { "" }
         );
-        for r in &bl.rows {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.name),
-                num(r.burned.kappa),
-                num(r.burned.f1),
-                num(r.burned.iou),
-                r.burned.burned_ha_synthetic,
-                match &r.perimeter {
-                    Some(p) => format!("<td>{}</td><td>{}</td>", num(p.kappa), num(p.iou)),
-                    None if with_perimeter => "<td></td><td></td>".to_string(),
-                    None => String::new(),
-                },
-                num(r.image.mae),
-                num(r.image.psnr_db),
-                num(r.image.ssim),
-                num(r.image.sam_deg),
-                num(r.image.nbr_mae),
-                num(r.image.dnbr_mae)
-            );
+        for (name, _) in &columns {
+            let _ = write!(h, "<th>{name}</th>");
+        }
+        let _ = write!(h, "</tr>");
+        for (name, values) in rows {
+            let _ = write!(h, "<tr><td>{}</td>", esc(name));
+            for (v, (_, digits)) in values.iter().zip(&columns) {
+                let _ = write!(h, "<td>{}</td>", if v.is_finite() { format!("{v:.digits$}") } else { num(*v) });
+            }
+            let _ = write!(h, "</tr>");
         }
         let _ = write!(h, "</table>\n");
         for n in &bl.notes {

@@ -257,28 +257,13 @@ pub fn assessment(report: &AssessReport, html: &Path) {
     println!("Quality       PSNR {} dB, SSIM {}, SAM {} deg, RMSE {}", f(q.psnr_db), f(q.ssim), f(q.sam_degrees), f(q.rmse));
     if let Some(bl) = &report.baselines {
         println!("Baselines     over {} ({} px):", bl.pixels, bl.count);
-        let with_perimeter = bl.rows.iter().any(|r| r.perimeter.is_some());
-        let perimeter_head = if with_perimeter { format!(" {:>12}", "perim. kappa") } else { String::new() };
-        println!("              {:<48} {:>7} {:>7} {:>8}{perimeter_head} {:>7} {:>8} {:>7} {:>7} {:>7} {:>9}", "source", "kappa", "F1", "IoU", "MAE", "PSNR dB", "SSIM", "SAM deg", "NBR MAE", "dNBR MAE");
-        for r in &bl.rows {
-            let perimeter = match (&r.perimeter, with_perimeter) {
-                (Some(p), _) => format!(" {:>12}", f(p.kappa)),
-                (None, true) => format!(" {:>12}", ""),
-                (None, false) => String::new(),
-            };
-            println!(
-                "              {:<48} {:>7} {:>7} {:>8}{perimeter} {:>7} {:>8} {:>7} {:>7} {:>7} {:>9}",
-                r.name,
-                f(r.burned.kappa),
-                f(r.burned.f1),
-                f(r.burned.iou),
-                f(r.image.mae),
-                f(r.image.psnr_db),
-                f(r.image.ssim),
-                f(r.image.sam_deg),
-                f(r.image.nbr_mae),
-                f(r.image.dnbr_mae)
-            );
+        let (columns, rows) = bl.table();
+        let cell = |text: &str, name: &str| format!(" {text:>w$}", w = name.len().max(7));
+        let head: String = columns.iter().map(|(name, _)| cell(name, name)).collect();
+        println!("              {:<48}{head}", "source");
+        for (name, values) in rows {
+            let cells: String = values.iter().zip(&columns).map(|(v, (c, digits))| cell(&if v.is_finite() { format!("{v:.digits$}") } else { "n/a".into() }, c)).collect();
+            println!("              {name:<48}{cells}");
         }
         for b in &bl.beaten_by {
             println!("Baselines     NOTE: {b}");

@@ -551,7 +551,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(assess.join("perimeter_reference.geojson").is_file());
     // Every baseline's map against the perimeter too, over its own pixels: the same map (its
     // burned count and its total) judged against another reference.
-    assert!(out.contains("perim. kappa"), "{out}");
+    assert!(out.contains("kappa vs perimeter"), "{out}");
     for row in report["baselines"]["rows"].as_array().unwrap() {
         let (b, p) = (&row["burned"], &row["perimeter"]);
         let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {row}"));
