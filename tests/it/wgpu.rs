@@ -37,10 +37,10 @@ fn relative(a: &[f32], b: &[f32]) -> f32 {
 /// about the learning rate whatever its gradient's size, so a gradient that is zero to float
 /// rounding may move it either way. Returns the largest difference in units of the learning rate
 /// (at most 2 for a flipped one) and the share of values that differ by more than 1e-6.
-fn first_step_difference(a: &[f32], b: &[f32], lr: f32) -> (f32, f32) {
+fn first_step_difference(a: &[f32], b: &[f32], lr: f32) -> (f32, usize) {
     let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
     let largest = d.iter().fold(0f32, |m, v| if v.is_nan() { f32::NAN } else { m.max(*v) }) / lr;
-    (largest, d.iter().filter(|v| !(**v <= 1e-6)).count() as f32 / d.len().max(1) as f32)
+    (largest, d.iter().filter(|v| !(**v <= 1e-6)).count())
 }
 
 /// Every float parameter's values, in the module's order, with their paths.
@@ -154,8 +154,14 @@ fn training_steps_on_wgpu_give_the_cpus_losses() {
             // After one step: the weights of both networks, parameter by parameter.
             for (what, a, b) in [("G", parameters(&nets[0].0), parameters(&nets[1].0)), ("D", parameters(&nets[0].1), parameters(&nets[1].1))] {
                 for ((path, p), (_, q)) in a.iter().zip(&b).filter(|((p, _), _)| !p.contains("running")) {
-                    let (largest, share) = first_step_difference(p, q, 2e-4);
-                    assert!(largest <= 2.01 && share < 0.01, "{what} {path} after one step on {name}: {largest} learning rates, {share} of the values differ\n{}", table.join("\n"));
+                    // Adam's first step is lr * sign(gradient): a gradient within rounding of zero
+                    // may take either sign on the two devices and move its value by 2 lr (one of
+                    // the 64 values of a batch norm's beta did so in CI). Allowed: such flips on
+                    // one value or 1 % of a parameter's values, whichever is more; the gradients
+                    // themselves are compared in `gradients_on_wgpu_are_the_cpus`.
+                    let (largest, differ) = first_step_difference(p, q, 2e-4);
+                    let allowed = (p.len() / 100).max(1);
+                    assert!(largest <= 2.01 && differ <= allowed, "{what} {path} after one step on {name}: {largest} learning rates, {differ} of {} values differ ({allowed} allowed)\n{}", p.len(), table.join("\n"));
                 }
             }
         }
@@ -306,10 +312,12 @@ fn a_discriminator_step_on_wgpu_is_the_cpus() {
     // (The batch norms' running statistics are shared by the clones, and updated by each
     // forward: not compared.)
     for ((path, a), (_, b)) in after[0].iter().zip(&after[1]).filter(|((p, _), _)| !p.contains("running")) {
-        let (largest, share) = first_step_difference(a, b, 2e-4);
-        println!("D {path:>22} after one step: at most {largest:.2} learning rates apart, {:.3} % of the values", 100.0 * share);
-        if !(largest <= 2.01 && share < 0.01) {
-            parted.push(format!("{path}: {largest} learning rates, {share} of the values"));
+        // (Sign flips of gradients within rounding of zero: as in the training steps' test.)
+        let (largest, differ) = first_step_difference(a, b, 2e-4);
+        let allowed = (a.len() / 100).max(1);
+        println!("D {path:>22} after one step: at most {largest:.2} learning rates apart, {differ} of {} values", a.len());
+        if !(largest <= 2.01 && differ <= allowed) {
+            parted.push(format!("{path}: {largest} learning rates, {differ} of {} values ({allowed} allowed)", a.len()));
         }
     }
     assert!(parted.is_empty(), "after one step on {name}: {parted:#?}");
