@@ -375,7 +375,8 @@ pub struct FetchReport {
     pub elapsed_secs: f64,
 }
 
-/// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners) into `raw/`.
+/// Fetches the scenes the search chose (S2 t0 and t1, their S1 partners, and the acquisitions
+/// kept for composites) into `raw/`.
 pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Result<FetchReport> {
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.raw_dir(), crate::project::MAX_DEPTH));
     let search_path = project.search_json();
@@ -391,7 +392,9 @@ pub fn fetch(project: &Project, opts: &FetchOptions, progress: &Progress) -> Res
         None => crate::catalog::ProviderConfig::for_project(&project.config, project.root())?,
     };
     let mut tasks = Vec::new();
-    for scenes in search.chosen_s2() {
+    // The chosen scenes, then the other acquisitions the windows' composites keep.
+    let composites = [search.composite_s2(false), search.composite_s2(true)].concat();
+    for scenes in search.chosen_s2().into_iter().chain(composites) {
         for scene in scenes {
             tasks.extend(scene_tasks(project, &provider, scene, &project.config.bands.s2, opts.margin_m)?);
         }

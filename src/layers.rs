@@ -27,6 +27,35 @@ pub enum LayerKind {
     Angle,
     /// Burned-area perimeters (GeoJSON), for export.
     Perimeter,
+    /// Which source filled each pixel of the gap-filled image (real t1, composite, synthetic).
+    Source,
+}
+
+impl LayerKind {
+    /// A categorical layer's classes, (code, colour, name), for its colours and legend.
+    pub fn classes(self) -> Option<Vec<(u8, [u8; 3], &'static str)>> {
+        match self {
+            LayerKind::Severity => Some(Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect()),
+            LayerKind::Source => Some(crate::assess::gapfill::SOURCE_CLASSES.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The colour of a categorical layer's code (black for a code it does not have).
+    pub fn class_color(self, code: u8) -> [u8; 3] {
+        match self {
+            LayerKind::Severity => Severity::from_code(code).color(),
+            _ => self.classes().and_then(|c| c.iter().find(|k| k.0 == code).map(|k| k.1)).unwrap_or([0, 0, 0]),
+        }
+    }
+
+    /// The name of a categorical layer's code.
+    pub fn class_name(self, code: u8) -> String {
+        match self {
+            LayerKind::Severity => Severity::from_code(code).label().to_string(),
+            _ => self.classes().and_then(|c| c.iter().find(|k| k.0 == code).map(|k| k.2.to_string())).unwrap_or_else(|| format!("class {code}")),
+        }
+    }
 }
 
 /// One layer of a project.
@@ -78,6 +107,11 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
         v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::severity(which)), None));
         v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(files::perimeter(which)), None));
     }
+    // The gap-filled post-fire image, where each pixel came from, and its dNBR and severity.
+    v.push(Layer::new("gapfilled", "Sentinel-2 t1, gap-filled (real, composite, synthetic)", LayerKind::Optical, project.gapfilled_s2(run), None));
+    v.push(Layer::new("gapfill-source", "Source of each gap-filled pixel", LayerKind::Source, project.gapfill_source(run), None));
+    v.push(Layer::new("dnbr-gapfilled", "dNBR, gap-filled", LayerKind::Dnbr, assess.join(files::indices("gapfilled")), Some(3)));
+    v.push(Layer::new("severity-gapfilled", "Burn severity, gap-filled", LayerKind::Severity, assess.join(files::severity("gapfilled")), None));
     v.push(Layer::new("perimeter-reference", "Official perimeter (the reference file)", LayerKind::Perimeter, assess.join(files::PERIMETER_REFERENCE), None));
     v.retain(|l| l.path.is_file());
     let attribution = crate::assess::stac::project_attribution(project);
@@ -217,7 +251,7 @@ fn band_of(stack: &BandStack, name: &str, what: &Path) -> Result<usize> {
 /// spectral angle as their one band in every channel.
 pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> Result<Channels> {
     let loc = layer.path.display().to_string();
-    let average = layer.kind != LayerKind::Severity;
+    let average = layer.kind.classes().is_none();
     let stack = match layer.band {
         Some(b) => raster::read_preview(&loc, &[b], max_side, average)?,
         None => raster::read_preview(&loc, &[], max_side, average)?,
@@ -245,7 +279,7 @@ pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> R
             let b = band_of(&stack, &format!("{} difference", composite.bands[0].trim_end_matches(" difference")), &layer.path)?;
             [stack.bands[b].clone(), stack.bands[b].clone(), stack.bands[b].clone()]
         }
-        LayerKind::Dnbr | LayerKind::Severity | LayerKind::Angle => [stack.bands[0].clone(), stack.bands[0].clone(), stack.bands[0].clone()],
+        LayerKind::Dnbr | LayerKind::Severity | LayerKind::Source | LayerKind::Angle => [stack.bands[0].clone(), stack.bands[0].clone(), stack.bands[0].clone()],
         LayerKind::Perimeter => return Err(Error::invalid(&layer.id, "a perimeter is vector data; export it as GeoJSON")),
     };
     for ch in &values {
@@ -253,7 +287,7 @@ pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> R
             *ok &= v.is_finite();
         }
     }
-    if layer.kind == LayerKind::Severity {
+    if layer.kind.classes().is_some() {
         for (ok, v) in valid.iter_mut().zip(&values[0]) {
             *ok &= *v != 0.0;
         }
@@ -297,7 +331,7 @@ impl Channels {
                 LayerKind::Difference => diverging_color(self.values[0][i] / spread),
                 LayerKind::Angle => angle_color(self.values[0][i] / top),
                 LayerKind::Dnbr => crate::assess::report::dnbr_color(self.values[0][i]),
-                LayerKind::Severity => Severity::from_code(self.values[0][i] as u8).color(),
+                LayerKind::Severity | LayerKind::Source => kind.class_color(self.values[0][i] as u8),
                 _ => [0, 1, 2].map(|c| level(c, self.values[c][i])),
             };
             out[i * 4..i * 4 + 3].copy_from_slice(&rgb);
@@ -376,6 +410,7 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
                 LayerKind::Radar => format!("VV, VH, VV-VH, {stretch:?}, gamma {gamma}"),
                 LayerKind::Difference => format!("{}, diverging ramp symmetric about 0 over the {stretch:?} range", composite.bands[0]),
                 LayerKind::Angle => format!("sequential ramp from 0 to the {stretch:?} high end"),
+                LayerKind::Source => "class colours: real t1, composite, synthetic".into(),
                 _ => "colour ramp of the report".into(),
             };
             Ok(Exported { path: out.to_path_buf(), what: format!("{} as displayed: {how} (PNG with world file)", layer.title) })

@@ -161,8 +161,13 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
     match stage {
         Stage::Search => {
             let r = crate::catalog::stage::search(project, &settings.search_config(project)?, progress)?;
+            let composites: String = [false, true]
+                .into_iter()
+                .filter(|t1| if *t1 { r.composite_t1.is_some() } else { r.composite_t0.is_some() })
+                .map(|t1| format!("; {} composite: {} other acquisition(s)", if t1 { "t1" } else { "t0" }, r.composite_s2(t1).len()))
+                .collect();
             Ok(format!(
-                "{} + {} Sentinel-2 and {} Sentinel-1 scenes found; chosen t0 {}, t1 {}",
+                "{} + {} Sentinel-2 and {} Sentinel-1 scenes found; chosen t0 {}, t1 {}{composites}",
                 r.s2_t0.len(),
                 r.s2_t1.len(),
                 r.s1.len(),

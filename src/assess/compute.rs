@@ -269,9 +269,23 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         _ => None,
     };
+    // The gap-filled post-fire image (project mode): real, else composite, else synthetic.
+    let mut rasters_written = Vec::new();
+    let gapfill = match &inputs.gapfill {
+        Some(g) => {
+            progress.info("writing the gap-filled post-fire image (real t1 where clear, else the composite, else the synthetic image)");
+            let bands: Vec<String> = synth.info.bands.iter().map(|b| b.description.clone()).filter(|d| real.band_index(d).is_ok() && !d.eq_ignore_ascii_case("mask")).collect();
+            let (indices_out, severity_out) = (out_dir.join(files::indices("gapfilled")), out_dir.join(files::severity("gapfilled")));
+            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: g.composite_t0.as_deref(), nir, thresholds: &cfg.thresholds, indices_out: &indices_out, severity_out: &severity_out };
+            let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre) };
+            let made = super::gapfill::write_gapfilled(&fill, &bands, &g.image, &g.source, rows_per_strip, &progress.for_stage("gap-fill"))?;
+            rasters_written.extend([files::indices("gapfilled"), files::severity("gapfilled")]);
+            Some(made)
+        }
+        None => None,
+    };
     progress.check_cancelled()?;
     progress.advanced(strips, total, "writing the maps and perimeters");
-    let mut rasters_written = Vec::new();
     let mut maps = Vec::new();
     let mut mean_dnbr = Vec::new();
     for (name, out) in ["real", "synthetic"].into_iter().zip(outputs) {
@@ -340,6 +354,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         perimeter,
         uncertainty: uncertainty_acc.map(|acc| acc.finish(&cfg.quality_bands, if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" })),
         baselines,
+        gapfill,
         severity_areas,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],

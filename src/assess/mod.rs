@@ -178,6 +178,9 @@ pub struct AssessInputs {
     /// The data's attribution with its year, for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
+    /// The gap-filled post-fire image to write beside the assessment (project mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gapfill: Option<gapfill::GapFillRequest>,
 }
 
 /// Quality of one band.
@@ -260,6 +263,9 @@ pub struct AssessReport {
     /// (project mode).
     #[serde(default)]
     pub baselines: Option<baselines::Baselines>,
+    /// The gap-filled post-fire image: how much of the grid each source fills, its burned area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gapfill: Option<gapfill::GapFillSummary>,
     pub severity_areas: Vec<ClassArea>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,

@@ -61,13 +61,16 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     if !synthetic.is_file() {
         return Err(Error::Project { path: synthetic, message: format!("missing: synthesize run {run} first (the Synthesize step, `s2cr infer`)") });
     }
-    let notes = simulation_notes(project)?;
+    let search = SearchResult::load(project, "assess")?;
+    let notes = simulation_notes(&search);
+    let t1_days = search.chosen_s2()[1].first().map(|s| crate::preprocess::composite::epoch_days(s.datetime.date_naive())).unwrap_or_default();
+    let composite = |w: &str| Some(project.composite_s2(w)).filter(|p| p.is_file());
     let cfg = AssessConfig {
         simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
         held_out: held_out(project)?,
         baselines: Some(super::baselines::BaselineInputs {
             inputs_vrt: project.root().join(&crate::fsutil::load_json::<crate::dataset::DatasetSummary>(&project.dataset_json(), "run `s2cr dataset` first")?.files.inputs_vrt),
-            composite: Some(project.composite_s2("t1")).filter(|p| p.is_file()),
+            composite: composite("t1"),
         }),
         perimeter: options.perimeter.clone().or_else(|| project.config.reference_perimeter.as_ref().map(|p| project.root().join(p))),
         ..options.clone()
@@ -85,6 +88,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
         samples: samples.filter(|k| *k >= 2),
         attribution: Some(super::stac::project_attribution(project)),
         synthetic,
+        gapfill: Some(super::gapfill::GapFillRequest { image: project.gapfilled_s2(run), source: project.gapfill_source(run), composite_t1: composite("t1"), composite_t0: composite("t0"), t1_days }),
     };
     assess_into_project(project, run, &inputs, &cfg, progress)
 }
@@ -106,6 +110,8 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
         && m.inputs.iter().map(|r| r.path.clone()).collect::<Vec<_>>() == input_paths(project, inputs, cfg)
         // An assessment from before the QA plots is made again.
         && dir.join(super::files::QA_JSON).is_file()
+        // And one from before the gap-filled image.
+        && inputs.gapfill.as_ref().is_none_or(|g| g.image.is_file() && dir.join(super::files::severity("gapfilled")).is_file())
         && let Ok(report) = crate::fsutil::load_json::<AssessReport>(&project.report_json(run), "")
     {
         progress.info("up to date; nothing to do");
@@ -114,11 +120,15 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
     let start = Instant::now();
     let report = assess_files(inputs, &dir, cfg, progress)?;
     let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).chain(composite_of(cfg)) {
+    for p in input_list(inputs, cfg) {
         manifest.add_input(project.root(), p)?;
     }
     for f in &report.files {
         manifest.add_output(project.root(), &dir.join(f))?;
+    }
+    if let Some(g) = &inputs.gapfill {
+        manifest.add_output(project.root(), &g.image)?;
+        manifest.add_output(project.root(), &g.source)?;
     }
     manifest.save(&manifest_path)?;
     progress.info(format!("assessment written to {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64()));
@@ -138,8 +148,7 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
 
 /// What the catalog says is simulated in the chosen scenes and their Sentinel-1 partners, one
 /// line per scene.
-fn simulation_notes(project: &Project) -> Result<Vec<String>> {
-    let search = SearchResult::load(project, "assess")?;
+fn simulation_notes(search: &SearchResult) -> Vec<String> {
     let [t0, t1] = search.chosen_s2();
     let partners = |group: &[&Scene]| -> Vec<&Scene> {
         search.pairs.iter().filter(|p| group.iter().any(|s| s.id == p.s2_id)).filter_map(|p| search.s1.iter().find(|s| s.id == p.s1_id)).collect()
@@ -153,7 +162,7 @@ fn simulation_notes(project: &Project) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(notes)
+    notes
 }
 
 /// The pixels of the dataset's validation and test blocks: no training patch covers them (the
@@ -192,19 +201,24 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
     }))
 }
 
-/// The inputs' paths as the manifest records them (relative to the project where inside it).
-/// The post-fire composite the baselines score, when there is one.
-fn composite_of(cfg: &AssessConfig) -> Option<&std::path::PathBuf> {
-    cfg.baselines.as_ref().and_then(|b| b.composite.as_ref())
+/// Every input of an assessment: the images, the perimeter, the uncertainty rasters, the
+/// windows' composites.
+fn input_list<'a>(inputs: &'a AssessInputs, cfg: &'a AssessConfig) -> Vec<&'a PathBuf> {
+    let mut v: Vec<&PathBuf> = [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).collect();
+    // The t1 composite (the baselines' and the gap-fill's), then the t0 composite.
+    let composites = cfg.baselines.as_ref().and_then(|b| b.composite.as_ref()).into_iter().chain(inputs.gapfill.iter().flat_map(|g| g.composite_t1.iter().chain(g.composite_t0.iter())));
+    for c in composites {
+        if !v.contains(&c) {
+            v.push(c);
+        }
+    }
+    v
 }
 
+/// The inputs' paths as the manifest records them (relative to the project where inside it).
 fn input_paths(project: &Project, inputs: &AssessInputs, cfg: &AssessConfig) -> Vec<String> {
-    [&inputs.pre, &inputs.real, &inputs.synthetic]
+    input_list(inputs, cfg)
         .into_iter()
-        .chain(cfg.perimeter.as_ref())
-        .chain(inputs.uncertainty.as_ref())
-        .chain(inputs.burn_probability.as_ref())
-        .chain(composite_of(cfg))
         .map(|p| {
             let full = if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
             full.strip_prefix(project.root()).map(Path::to_path_buf).unwrap_or(full).to_string_lossy().to_string()

@@ -618,6 +618,12 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
             let _ = write!(h, "<p class=\"small\">{}</p>\n", esc(n));
         }
     }
+    if let Some(g) = &report.gapfill {
+        let _ = write!(h, "<h2 id=\"gapfilled\">The gap-filled post-fire image</h2>\n<p class=\"small\">Real t1 where it is clear, else the composite of the t1 window's other clear acquisitions, else the synthetic image (<code>gapfilled_S2_t1.tif</code>, the source of each pixel in <code>gapfilled_source.tif</code>). Its clear pixels are the real ones, so it is not scored against the real image.</p>\n");
+        for line in g.lines(report.pixel_area_m2, report.inputs.gapfill.as_ref().is_some_and(|r| r.composite_t1.is_some())) {
+            let _ = write!(h, "<p>{}</p>\n", esc(&line));
+        }
+    }
     if let Some(p) = &report.perimeter {
         let _ = write!(
             h,

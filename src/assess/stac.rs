@@ -147,6 +147,33 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
             ),
         ));
     }
+    // The gap-filled post-fire image and where each pixel came from.
+    let (gapfilled, source) = (project.gapfilled_s2(run), project.gapfill_source(run));
+    if let (Some(image), Some(from)) = (
+        gapfilled.strip_prefix(&out).ok().and_then(|r| asset_href(&out, &r.display().to_string())),
+        source.strip_prefix(&out).ok().and_then(|r| asset_href(&out, &r.display().to_string())),
+    ) {
+        let info = crate::raster::info(&gapfilled.display().to_string())?;
+        let bands: Vec<Value> = info.bands.iter().map(|b| eo_band(b.description.trim())).collect();
+        let classes: Vec<Value> = crate::assess::gapfill::SOURCE_CLASSES
+            .iter()
+            .map(|(code, [r, g, b], name)| json!({"value": code, "name": crate::fsutil::safe_name(name), "description": name, "color_hint": format!("{r:02X}{g:02X}{b:02X}")}))
+            .collect();
+        items.push((
+            "gapfilled-s2".into(),
+            ctx.item(
+                "gapfilled-s2",
+                "Gap-filled Sentinel-2 at t1",
+                "The real post-fire Sentinel-2 where it is clear, else the composite of the t1 window's other clear acquisitions, else the synthetic image; with a mask band, the date each value stands for, and a class map of the source of each pixel. Its clear pixels are the real ones: it is not scored against the real image.",
+                &[EO, CLASSIFICATION],
+                json!({"processing:lineage": format!("s2cr assess, run {run}")}),
+                json!({
+                    "image": {"href": image, "type": tif, "title": "Gap-filled Sentinel-2 t1 (reflectance, mask, date used)", "roles": ["data"], "eo:bands": bands},
+                    "source": {"href": from, "type": tif, "title": "Source of each pixel (real t1, composite, synthetic)", "roles": ["data"], "classification:classes": classes}
+                }),
+            ),
+        ));
+    }
     // Monte-Carlo dropout's uncertainty and burn probability, when inference wrote them.
     let mut mc = serde_json::Map::new();
     for (key, path, title) in [("sd", project.uncertainty_s2(run), "Standard deviation of the Monte-Carlo dropout passes, per band"), ("burn-probability", project.burn_probability(run), "Share of the passes whose dNBR reaches the burned class")] {
@@ -161,9 +188,10 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
     let mut indices = serde_json::Map::new();
     let mut severity = serde_json::Map::new();
     let mut perimeters = serde_json::Map::new();
-    for which in ["real", "synthetic"] {
+    for which in ["real", "synthetic", "gapfilled"] {
         if let Some(href) = asset_href(&out, &format!("{assess}{}", files::indices(which))) {
-            indices.insert(which.into(), json!({"href": href, "type": tif, "title": format!("NBR pre/post, dNBR, RdNBR, RBR, NDVI ({which})"), "roles": ["data"]}));
+            let what = if which == "gapfilled" { "NBR pre/post, dNBR" } else { "NBR pre/post, dNBR, RdNBR, RBR, NDVI" };
+            indices.insert(which.into(), json!({"href": href, "type": tif, "title": format!("{what} ({which})"), "roles": ["data"]}));
         }
         if let Some(href) = asset_href(&out, &format!("{assess}{}", files::severity(which))) {
             severity.insert(which.into(), json!({"href": href, "type": tif, "title": format!("dNBR burn severity ({which})"), "roles": ["data"]}));
@@ -190,7 +218,7 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
         items.push(("quality".into(), ctx.item("quality", "Synthetic against real t1", "Per-band difference and spectral angle between the synthetic and the real post-fire image, with the QA plots' numbers.", &[], json!({}), Value::Object(qa))));
     }
     if !indices.is_empty() {
-        items.push(("burn-indices".into(), ctx.item("burn-indices", "Burn indices", "NBR before and after, dNBR, RdNBR, RBR and NDVI after, from the real and the synthetic post-fire image.", &[], json!({}), Value::Object(indices))));
+        items.push(("burn-indices".into(), ctx.item("burn-indices", "Burn indices", "NBR before and after, dNBR, RdNBR, RBR and NDVI after, from the real, the synthetic and the gap-filled post-fire image.", &[], json!({}), Value::Object(indices))));
     }
     if !severity.is_empty() {
         let classes: Vec<Value> = Severity::CLASSES
@@ -202,7 +230,7 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
             .collect();
         items.push((
             "burn-severity".into(),
-            ctx.item("burn-severity", "Burn severity", "dNBR severity classes after Key & Benson (2006), from the real and the synthetic post-fire image.", &[CLASSIFICATION], json!({"classification:classes": classes}), Value::Object(severity)),
+            ctx.item("burn-severity", "Burn severity", "dNBR severity classes after Key & Benson (2006), from the real, the synthetic and the gap-filled post-fire image.", &[CLASSIFICATION], json!({"classification:classes": classes}), Value::Object(severity)),
         ));
     }
     if !perimeters.is_empty() {

@@ -74,6 +74,12 @@ pub struct SearchResult {
     /// Why a date range has no choice, and other findings for the user.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The other acquisitions of each window kept for its composite (every scene of each, by
+    /// date); absent where project.yaml's `composite:` leaves the window off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite_t0: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite_t1: Option<Vec<String>>,
 }
 
 impl SearchResult {
@@ -102,6 +108,8 @@ impl SearchResult {
             t1_scenes: vec![],
             provider: None,
             notes: vec![],
+            composite_t0: None,
+            composite_t1: None,
         }
     }
 
@@ -127,6 +135,20 @@ impl SearchResult {
             return Err(Error::invalid(if t1 { "t1" } else { "t0" }, format!("{id} is not one of the search's candidates for this date range")));
         };
         let group: Vec<String> = list.iter().filter(|s| group_key(s) == group_key(scene)).map(|s| s.id.clone()).collect();
+        let old = self.chosen_s2()[t1 as usize].iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        // The composite keeps the window's other acquisitions: the old choice joins it, the new
+        // one leaves it.
+        let composite = if t1 { &mut self.composite_t1 } else { &mut self.composite_t0 };
+        if let Some(ids) = composite {
+            ids.retain(|i| !group.contains(i));
+            for i in old {
+                if !ids.contains(&i) {
+                    ids.push(i);
+                }
+            }
+            let order = |i: &String| list.iter().find(|s| &s.id == i).map(|s| (s.datetime, s.id.clone()));
+            ids.sort_by_key(order);
+        }
         if t1 {
             (self.chosen_t1, self.t1_scenes) = (Some(id.to_string()), group);
         } else {
@@ -136,8 +158,15 @@ impl SearchResult {
         if let (Some(a), Some(b)) = (find(&self.s2_t0, &self.chosen_t0), find(&self.s2_t1, &self.chosen_t1)) {
             (self.pairs, self.unpaired) = pair_scenes(&a, &b, &self.s1, max_gap_days * 24.0);
         }
-        self.notes.retain(|n| !n.starts_with(if t1 { "t1:" } else { "t0:" }));
-        self.notes.push(format!("{}: {id} chosen by hand", if t1 { "t1" } else { "t0" }));
+        let window = if t1 { "t1" } else { "t0" };
+        self.notes.retain(|n| !n.starts_with(&format!("{window}:")));
+        self.notes.push(format!("{window}: {id} chosen by hand"));
+        if self.composite_t0.is_some() && !t1 || self.composite_t1.is_some() && t1 {
+            let dates: Vec<String> = self.composite_s2(t1).iter().map(|g| group_key(g[0]).0).collect();
+            let prefix = format!("{window} composite:");
+            self.notes.retain(|n| !n.starts_with(&prefix));
+            self.notes.push(composite_note(window, &dates));
+        }
         Ok(())
     }
 
@@ -164,6 +193,23 @@ impl SearchResult {
             list.iter().filter(|s| wanted.contains(&&s.id)).collect()
         }
         [pick(&self.s2_t0, &self.chosen_t0, &self.t0_scenes), pick(&self.s2_t1, &self.chosen_t1, &self.t1_scenes)]
+    }
+
+    /// The acquisitions kept for a window's composite (`t1` false: t0), oldest first, each with
+    /// all its scenes (an AOI across tiles); empty where the composite is off.
+    pub fn composite_s2(&self, t1: bool) -> Vec<Vec<&Scene>> {
+        let (list, ids) = if t1 { (&self.s2_t1, &self.composite_t1) } else { (&self.s2_t0, &self.composite_t0) };
+        let Some(ids) = ids else { return Vec::new() };
+        let mut groups: Vec<Vec<&Scene>> = Vec::new();
+        let mut scenes: Vec<&Scene> = list.iter().filter(|s| ids.contains(&s.id)).collect();
+        scenes.sort_by(|a, b| a.datetime.cmp(&b.datetime).then(a.id.cmp(&b.id)));
+        for s in scenes {
+            match groups.last_mut() {
+                Some(g) if group_key(g[0]) == group_key(s) => g.push(s),
+                _ => groups.push(vec![s]),
+            }
+        }
+        groups
     }
 
     /// The Sentinel-1 scenes paired with the chosen Sentinel-2 scenes.
@@ -242,6 +288,39 @@ fn choose<'a>(scenes: &'a [Scene], latest: bool, max_aoi_cloud: f64, min_coverag
                 scenes.len()
             )
         })
+}
+
+/// The acquisitions a window's composite keeps besides the chosen one: those covering enough of
+/// the AOI with some clear pixels over it (cloud under 100 %, or unknown), the clearest
+/// `max_scenes`; every scene of each, by date. With a note for the user.
+fn composite_candidates(scenes: &[Scene], chosen: &[String], max_scenes: usize, min_coverage: f64, window: &str) -> (Vec<String>, String) {
+    let cloud = |s: &Scene| s.aoi_cloud_percent.or(s.cloud_cover);
+    // One acquisition a day (preprocessed/<date>/ holds one), none on the chosen one's day.
+    let chosen_days: Vec<String> = scenes.iter().filter(|s| chosen.contains(&s.id)).map(|s| group_key(s).0).collect();
+    let mut keys: Vec<((String, String), f64)> = Vec::new();
+    for s in scenes.iter().filter(|s| !chosen.contains(&s.id)) {
+        let key = group_key(s);
+        if s.aoi_coverage_percent.is_some_and(|c| c < min_coverage) || cloud(s).is_some_and(|c| c >= 100.0) || chosen_days.contains(&key.0) || keys.iter().any(|k| k.0.0 == key.0) {
+            continue;
+        }
+        keys.push((key, cloud(s).unwrap_or(0.0)));
+    }
+    keys.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    keys.truncate(max_scenes);
+    let mut kept: Vec<&Scene> = scenes.iter().filter(|s| !chosen.contains(&s.id) && keys.iter().any(|k| k.0 == group_key(s))).collect();
+    kept.sort_by(|a, b| a.datetime.cmp(&b.datetime).then(a.id.cmp(&b.id)));
+    let mut dates: Vec<String> = keys.iter().map(|k| k.0.0.clone()).collect();
+    dates.sort();
+    (kept.into_iter().map(|s| s.id.clone()).collect(), composite_note(window, &dates))
+}
+
+/// The search's note on a window's composite, from the dates it keeps.
+fn composite_note(window: &str, dates: &[String]) -> String {
+    if dates.is_empty() {
+        format!("{window} composite: no other acquisition in the window covers the AOI with clear pixels; nothing to composite")
+    } else {
+        format!("{window} composite: {} other acquisition(s) kept ({})", dates.len(), dates.join(", "))
+    }
 }
 
 fn widen(range: DateRange, days: f64) -> DateRange {
@@ -324,13 +403,28 @@ pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Res
     let group = |chosen: Option<&Scene>, list: &[Scene]| -> Vec<String> {
         chosen.map(|c| list.iter().filter(|s| group_key(s) == group_key(c)).map(|s| s.id.clone()).collect()).unwrap_or_default()
     };
+    let (t0_scenes, t1_scenes) = (group(chosen_t0, &s2_t0), group(chosen_t1, &s2_t1));
+    let mut composites = [None, None];
+    if let Some(c) = &project.config.composite {
+        for (k, (list, chosen)) in [(&s2_t0, &t0_scenes), (&s2_t1, &t1_scenes)].into_iter().enumerate() {
+            if c.method(k == 1) != crate::project::CompositeMethod::Off {
+                let (ids, note) = composite_candidates(list, chosen, c.max_scenes, cfg.min_coverage_percent, ["t0", "t1"][k]);
+                progress.info(&note);
+                notes.push(note);
+                composites[k] = Some(ids);
+            }
+        }
+    }
+    let [composite_t0, composite_t1] = composites;
     let result = SearchResult {
         chosen_t0: chosen_t0.map(|s| s.id.clone()),
         chosen_t1: chosen_t1.map(|s| s.id.clone()),
-        t0_scenes: group(chosen_t0, &s2_t0),
-        t1_scenes: group(chosen_t1, &s2_t1),
+        t0_scenes,
+        t1_scenes,
         provider: Some(cfg.provider.clone()),
         notes,
+        composite_t0,
+        composite_t1,
         s2_t0: s2_t0.clone(),
         s2_t1: s2_t1.clone(),
         s1,
@@ -381,5 +475,41 @@ mod choice_tests {
         assert_eq!(partner, Some("S1B"));
         assert!(r.notes.iter().any(|n| n == "t0: B chosen by hand"));
         assert!(r.choose(true, "A", 6.0).unwrap_err().to_string().contains("not one of the search's candidates"));
+    }
+
+    #[test]
+    fn a_composite_keeps_the_windows_other_clear_acquisitions() {
+        let at = |id: &str, when: &str, cloud: f64, cover: f64| {
+            let mut s = scene(id, Mission::Sentinel2, when);
+            (s.aoi_cloud_percent, s.aoi_coverage_percent) = (Some(cloud), Some(cover));
+            s
+        };
+        let list = vec![
+            at("chosen", "2024-01-05T10:00:00Z", 0.0, 100.0),
+            at("later-a", "2024-01-15T10:00:00Z", 40.0, 100.0),
+            // The same acquisition on the next tile.
+            at("later-b", "2024-01-15T10:00:01Z", 40.0, 100.0),
+            at("overcast", "2024-01-20T10:00:00Z", 100.0, 100.0),
+            at("edge", "2024-01-25T10:00:00Z", 0.0, 30.0),
+            at("hazy", "2024-01-10T10:00:00Z", 70.0, 100.0),
+        ];
+        let (ids, note) = composite_candidates(&list, &["chosen".into()], 8, 95.0, "t1");
+        assert_eq!(ids, ["hazy", "later-a", "later-b"]);
+        assert_eq!(note, "t1 composite: 2 other acquisition(s) kept (2024-01-10, 2024-01-15)");
+        // The clearest first when there are more than asked for.
+        let (ids, _) = composite_candidates(&list, &["chosen".into()], 1, 95.0, "t1");
+        assert_eq!(ids, ["later-a", "later-b"]);
+        let (ids, note) = composite_candidates(&list[..1], &["chosen".into()], 8, 95.0, "t1");
+        assert!(ids.is_empty() && note.contains("nothing to composite"), "{note}");
+        // A choice by hand swaps the chosen acquisition and a composite one.
+        let mut r = SearchResult::of_choice(Some(list[0].clone()), Some(list[0].clone()), vec![]);
+        r.s2_t1 = list.clone();
+        r.composite_t1 = Some(vec!["hazy".into(), "later-a".into(), "later-b".into()]);
+        r.choose(true, "hazy", 6.0).unwrap();
+        assert_eq!(r.composite_t1.as_deref(), Some(&["chosen".to_string(), "later-a".into(), "later-b".into()][..]));
+        let groups: Vec<Vec<&str>> = r.composite_s2(true).iter().map(|g| g.iter().map(|s| s.id.as_str()).collect()).collect();
+        assert_eq!(groups, [vec!["chosen"], vec!["later-a", "later-b"]]);
+        assert!(r.notes.iter().any(|n| n == "t1 composite: 2 other acquisition(s) kept (2024-01-05, 2024-01-15)"), "{:?}", r.notes);
+        assert!(r.composite_s2(false).is_empty());
     }
 }

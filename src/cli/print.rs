@@ -272,6 +272,11 @@ pub fn assessment(report: &AssessReport, html: &Path) {
             println!("Baselines     ({n})");
         }
     }
+    if let Some(g) = &report.gapfill {
+        for line in g.lines(report.pixel_area_m2, report.inputs.gapfill.as_ref().is_some_and(|r| r.composite_t1.is_some())) {
+            println!("Gap-filled    {line}");
+        }
+    }
     if let Some(u) = &report.uncertainty {
         let per_band: Vec<String> = u.bands.iter().map(|b| format!("{} {} ({:.0} % within 2 sd)", b.band, f(b.correlation), 100.0 * b.within_2sd)).collect();
         println!("Uncertainty   correlation of sd with |error| over {}: {}", u.scope, per_band.join(", "));

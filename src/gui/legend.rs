@@ -4,7 +4,6 @@
 
 use eframe::egui::{self, Color32, Pos2, RichText};
 
-use crate::indices::severity::Severity;
 use crate::layers::LayerKind;
 
 /// A legend box in the map's top-right corner; `scale` is the end of a difference's or an
@@ -13,16 +12,17 @@ pub fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind, sc
     let font = egui::FontId::proportional(11.0);
     let (w, line) = (170.0, 15.0);
     match kind {
-        LayerKind::Severity => {
-            let h = line * (Severity::CLASSES.len() as f32 + 1.0) + 8.0;
+        LayerKind::Severity | LayerKind::Source => {
+            let classes = kind.classes().unwrap_or_default();
+            let h = line * (classes.len() as f32 + 1.0) + 8.0;
             let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, h));
             painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
-            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "dNBR severity", font.clone(), Color32::BLACK);
-            for (k, s) in Severity::CLASSES.iter().enumerate() {
+            let title = if kind == LayerKind::Source { "gap-filled from" } else { "dNBR severity" };
+            painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, title, font.clone(), Color32::BLACK);
+            for (k, (_, [r, g, bl], name)) in classes.iter().enumerate() {
                 let y = b.top() + 4.0 + line * (k as f32 + 1.0);
-                let [r, g, bl] = s.color();
-                painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(r, g, bl));
-                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, s.label(), font.clone(), Color32::BLACK);
+                painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(*r, *g, *bl));
+                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, *name, font.clone(), Color32::BLACK);
             }
         }
         LayerKind::Dnbr => {
@@ -75,13 +75,12 @@ fn ramp(painter: &egui::Painter, bar: egui::Rect, kind: LayerKind) {
 
 pub fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
     match kind {
-        LayerKind::Severity => {
-            for s in Severity::CLASSES {
+        LayerKind::Severity | LayerKind::Source => {
+            for (_, [r, g, b], name) in kind.classes().unwrap_or_default() {
                 ui.horizontal(|ui| {
-                    let [r, g, b] = s.color();
                     let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
                     ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
-                    ui.label(RichText::new(s.label()).small());
+                    ui.label(RichText::new(name).small());
                 });
             }
         }

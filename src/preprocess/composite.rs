@@ -18,28 +18,7 @@ use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::raster::{self, BlockWriter, PixelWindow};
 
-/// How a window's clear observations become one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum CompositeMethod {
-    /// No composite (today's projects).
-    #[default]
-    Off,
-    /// Per band, the median of the clear values.
-    Median,
-    /// The latest clear observation.
-    LatestClear,
-}
-
-impl CompositeMethod {
-    pub fn name(self) -> &'static str {
-        match self {
-            CompositeMethod::Off => "off",
-            CompositeMethod::Median => "median",
-            CompositeMethod::LatestClear => "latest-clear",
-        }
-    }
-}
+pub use crate::project::CompositeMethod;
 
 /// One acquisition on the grid.
 #[derive(Debug, Clone, PartialEq)]

@@ -163,6 +163,61 @@ pub struct ProjectConfig {
     /// The openEO back-end of the preprocess stage's openEO engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openeo: Option<super::openeo::OpenEoSettings>,
+    /// Composites of each date window's other clear acquisitions (absent: none, as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite: Option<CompositeConfig>,
+}
+
+/// How a date window's clear observations become one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompositeMethod {
+    /// No composite.
+    #[default]
+    Off,
+    /// Per band, the median of the clear values.
+    Median,
+    /// The latest clear observation.
+    LatestClear,
+}
+
+impl CompositeMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            CompositeMethod::Off => "off",
+            CompositeMethod::Median => "median",
+            CompositeMethod::LatestClear => "latest-clear",
+        }
+    }
+}
+
+/// `composite:` in project.yaml: besides the chosen t0 and t1 scenes, search, fetch and
+/// preprocess keep up to `max_scenes` other acceptable Sentinel-2 acquisitions of each window
+/// whose method is not `off`, and preprocessing composites them per pixel
+/// (`preprocessed/composite-t0|t1/S2.tif`). The t1 composite is the assessment's post-fire
+/// composite baseline and fills the gap-filled image where t1 is cloudy; the t0 composite fills
+/// the pre-fire image of the dNBR where the chosen t0 is cloudy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeConfig {
+    #[serde(default)]
+    pub t0: CompositeMethod,
+    #[serde(default)]
+    pub t1: CompositeMethod,
+    /// Most acquisitions kept per window besides the chosen one (the clearest over the AOI).
+    #[serde(default = "default_composite_scenes")]
+    pub max_scenes: usize,
+}
+
+fn default_composite_scenes() -> usize {
+    8
+}
+
+impl CompositeConfig {
+    /// The method of a window (`t1` false: t0).
+    pub fn method(&self, t1: bool) -> CompositeMethod {
+        if t1 { self.t1 } else { self.t0 }
+    }
 }
 
 /// The STAC collections that hold a provider's Sentinel-2 and Sentinel-1 scenes.
@@ -200,6 +255,7 @@ impl ProjectConfig {
             collections: None,
             openeo: None,
             reference_perimeter: None,
+            composite: None,
         })
     }
 
@@ -236,6 +292,11 @@ impl ProjectConfig {
         }
         if let Some(Err(m)) = self.openeo.as_ref().map(|o| o.check()) {
             return fail("openeo", m);
+        }
+        if let Some(c) = &self.composite
+            && !(1..=64).contains(&c.max_scenes)
+        {
+            return fail("max_scenes", format!("{} acquisitions per window: give 1 to 64", c.max_scenes));
         }
         if let Err(m) = self.grid.check() {
             return fail("grid", format!("{m}; run `s2cr init` again to recompute it from the AOI"));
@@ -298,6 +359,19 @@ mod tests {
         let text = yaml() + "provider: google\n";
         let err = ProjectConfig::parse(&text, Path::new("p.yaml")).unwrap_err().to_string();
         assert!(err.contains("line 13") && err.contains("unknown variant `google`"), "{err}");
+    }
+
+    #[test]
+    fn composites_are_off_unless_asked_and_checked() {
+        let c = ProjectConfig::parse(&yaml(), Path::new("p.yaml")).unwrap();
+        assert_eq!(c.composite, None);
+        assert!(!serde_norway::to_string(&c).unwrap().contains("composite"));
+        let c = ProjectConfig::parse(&(yaml() + "composite:\n  t1: median\n"), Path::new("p.yaml")).unwrap();
+        assert_eq!(c.composite, Some(CompositeConfig { t0: CompositeMethod::Off, t1: CompositeMethod::Median, max_scenes: 8 }));
+        let err = ProjectConfig::parse(&(yaml() + "composite:\n  t1: mean\n"), Path::new("p.yaml")).unwrap_err().to_string();
+        assert!(err.contains("line 14") && err.contains("latest-clear"), "{err}");
+        let err = ProjectConfig::parse(&(yaml() + "composite:\n  t0: latest-clear\n  max_scenes: 0\n"), Path::new("p.yaml")).unwrap_err().to_string();
+        assert!(err.contains("line 15") && err.contains("1 to 64"), "{err}");
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Project {
     /// makes the stage stale ([`Project::stage_state`]), as `s2cr info` shows.
     pub fn stage_settings(&self, stage: Stage) -> serde_json::Value {
         let c = &self.config;
-        match stage {
+        let mut v = match stage {
             Stage::Search => serde_json::json!({
                 "aoi": c.aoi,
                 "t0": c.t0,
@@ -176,7 +176,14 @@ impl Project {
             // project.yaml names, or others); the names alone decide nothing for it.
             Stage::Train => serde_json::json!({}),
             Stage::Infer | Stage::Assess | Stage::Export => serde_json::json!({ "grid": c.grid }),
+        };
+        // Composites, only where asked (projects without them keep their parameters).
+        if let Some(composite) = &c.composite
+            && matches!(stage, Stage::Search | Stage::Fetch | Stage::Preprocess)
+        {
+            v["composite"] = serde_json::json!(composite);
         }
+        v
     }
 
     /// A stage's manifest parameters: its own `settings` and the project.yaml settings it reads,

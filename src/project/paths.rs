@@ -326,6 +326,14 @@ impl Project {
     pub fn synthetic_s2(&self, run: &RunName) -> PathBuf {
         self.output_dir(run).join("synthetic_S2_t1.tif")
     }
+    /// The gap-filled post-fire image (real t1, else the t1 composite, else synthetic) and the
+    /// class map of which source each pixel came from; the assessment writes them.
+    pub fn gapfilled_s2(&self, run: &RunName) -> PathBuf {
+        self.output_dir(run).join("gapfilled_S2_t1.tif")
+    }
+    pub fn gapfill_source(&self, run: &RunName) -> PathBuf {
+        self.output_dir(run).join("gapfilled_source.tif")
+    }
     /// Monte-Carlo dropout (`s2cr infer --samples K`): the standard deviation of the passes, per
     /// band, and the share of passes whose dNBR reaches the burned class.
     pub fn uncertainty_s2(&self, run: &RunName) -> PathBuf {

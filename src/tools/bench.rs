@@ -131,6 +131,7 @@ fn bench_project(dir: &Path, name: &str, size: usize, s2: &[&str], s1: &[&str]) 
         collections: None,
         openeo: None,
         reference_perimeter: None,
+        composite: None,
     };
     config.bands.s2 = s2.iter().map(|s| s.to_string()).collect();
     config.bands.s1 = s1.iter().map(|s| s.to_string()).collect();

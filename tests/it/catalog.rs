@@ -205,6 +205,7 @@ fn the_search_stage_on_earth_search_shaped_responses() {
         collections: None,
         openeo: None,
         reference_perimeter: None,
+        composite: None,
     };
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
     let mut provider = ProviderConfig::default_for(ProviderKind::EarthSearch);

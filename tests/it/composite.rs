@@ -133,7 +133,7 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
     let synthetic = project.synthetic_s2(&run);
     let (image, source) = (tmp.path().join("gapfilled_S2_t1-derived-shifted.tif"), tmp.path().join("gapfilled_source-derived-shifted.tif"));
     let bands: Vec<String> = BANDS.map(String::from).to_vec();
-    let inputs = GapFillInputs { real: &target_path, composite: Some(&composite), synthetic: &synthetic, t1_days: epoch_days(t1) };
+    let inputs = GapFillInputs { real: &target_path, composite: Some(&composite), synthetic: &synthetic, t1_days: epoch_days(t1), pre: None };
     let filled = write_gapfilled(&inputs, &bands, &image, &source, 16, &quiet).unwrap();
     let (c, s, g, src) = (read(&composite), read(&synthetic), read(&image), read(&source));
     let mut counts = [0u64; 4];
@@ -156,6 +156,7 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
         }
     }
     assert_eq!([filled.none, filled.real, filled.composite, filled.synthetic], counts);
+    assert_eq!(filled.severity, None, "no pre-fire image given");
     assert!(filled.composite > 0 && filled.synthetic > 0, "{filled:?}");
     let info = raster::info(&source.display().to_string()).unwrap();
     assert_eq!(info.bands[0].description, "source of the gap-filled post-fire image");
@@ -176,4 +177,173 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
     raster::write_raster(&no_mask, &bare, &WriteOptions::default()).unwrap();
     let err = write_composite(&[Acquisition { date: t1, path: no_mask }], CompositeMethod::Median, &one, 64, &quiet).unwrap_err().to_string();
     assert!(err.contains("no mask band"), "{err}");
+}
+
+/// The demo's t1 item copied as a `-derived-shifted` acquisition `days` after it: its cloud
+/// classes shifted by (dx, dy) (the classes of the pixel (dx, dy) away; its own at the edges),
+/// its bands scaled by `factor`; `overcast` makes every pixel cloud. Where the shift uncovers the
+/// real t1's clouds, the derived scene calls cloudy values clear: it tests where values come
+/// from, not what they are. Returns the item's id.
+fn derived_item(collection: &Path, days: i64, dx: isize, dy: isize, factor: f32, overcast: bool) -> String {
+    let source = "sen12mscr-p839-s2-cloudy-simulated-burn";
+    let item_text = std::fs::read_to_string(collection.join(source).join(format!("{source}.json"))).unwrap();
+    let mut item: serde_json::Value = serde_json::from_str(&item_text).unwrap();
+    let when = chrono::DateTime::parse_from_rfc3339(item["properties"]["datetime"].as_str().unwrap()).unwrap() + chrono::Duration::days(days);
+    let id = format!("{source}-plus{days}d{}-derived-shifted", if overcast { "-overcast" } else { "" });
+    let dir = collection.join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scl = read(&collection.join(source).join("SCL.tif"));
+    let (w, h) = (scl.width, scl.height);
+    let cloud = |v: f32| (8.0..=10.0).contains(&v);
+    let classes: Vec<f32> = (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as isize - dx, (i / w) as isize - dy);
+            let shifted = (x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h).then(|| scl.bands[0][y as usize * w + x as usize]);
+            if overcast { 9.0 } else { shifted.unwrap_or(scl.bands[0][i]) }
+        })
+        .collect();
+    let cloudy = 100.0 * classes.iter().filter(|c| cloud(**c)).count() as f64 / (w * h) as f64;
+    for band in item["assets"].as_object().unwrap().keys().cloned().collect::<Vec<_>>() {
+        let mut stack = read(&collection.join(source).join(format!("{band}.tif")));
+        if band == "SCL" {
+            stack.bands[0] = classes.clone();
+        } else {
+            stack.bands[0].iter_mut().for_each(|v| *v *= factor);
+        }
+        stack.descriptions = vec![band.clone()];
+        raster::write_raster(&dir.join(format!("{band}.tif")), &stack, &WriteOptions::default()).unwrap();
+    }
+    item["id"] = serde_json::json!(id);
+    item["properties"]["datetime"] = serde_json::json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    item["properties"]["eo:cloud_cover"] = serde_json::json!((cloudy * 10.0).round() / 10.0);
+    let note = item["properties"]["s2cr:simulated"].as_str().unwrap_or_default().to_string();
+    item["properties"]["s2cr:simulated"] = serde_json::json!(format!("DERIVED-SHIFTED from {source} (no real second acquisition is reachable offline): its cloud classes shifted by ({dx}, {dy}) px over it, its bands x {factor}, {days} days later; {note}"));
+    std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec_pretty(&item).unwrap()).unwrap();
+    let collection_file = collection.join("collection.json");
+    let mut c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&collection_file).unwrap()).unwrap();
+    c["links"].as_array_mut().unwrap().push(serde_json::json!({"rel": "item", "href": format!("./{id}/{id}.json"), "type": "application/geo+json"}));
+    std::fs::write(&collection_file, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    id
+}
+
+/// project.yaml's `composite:` through the whole pipeline, on the demo's catalog with two
+/// `-derived-shifted` acquisitions in the t1 window (and one overcast, which is no use) and
+/// none besides the chosen one in the t0 window.
+#[test]
+fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment() {
+    use s2cr::catalog::stage::SearchResult;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let collection = dir.join(s2cr::demo::CATALOG_DIR).join(s2cr::demo::S2_COLLECTION);
+    let a = derived_item(&collection, 5, 20, 0, 1.04, false);
+    let b = derived_item(&collection, 10, -30, -15, 1.08, false);
+    derived_item(&collection, 15, 0, 0, 1.0, true);
+    let text = std::fs::read_to_string(project.project_file()).unwrap() + "composite:\n  t0: median\n  t1: latest-clear\n";
+    std::fs::write(project.project_file(), text).unwrap();
+    let project = s2cr::project::Project::open(&dir).unwrap();
+    let mut settings = s2cr::demo::settings(&project, Some(2), s2cr::model::DeviceChoice::Cpu).unwrap();
+    if let Some(t) = settings.train.as_mut() {
+        t.workers = 0;
+    }
+    let quiet = Progress::silent("composite");
+    // The derived scenes are clearer than the real t1 (their clouds shifted partly off the
+    // grid): the search chooses one, and the real t1 is chosen by hand (it has radar).
+    s2cr::pipeline::run_stage(&project, s2cr::project::Stage::Search, &settings, &quiet).unwrap();
+    let mut search = SearchResult::load(&project, "test").unwrap();
+    assert_eq!(search.composite_t1.as_ref().map(|c| c.len()), Some(2), "{:?}", search.notes);
+    search.choose(true, "sen12mscr-p839-s2-cloudy-simulated-burn", 6.0).unwrap();
+    search.save_choice(&project).unwrap();
+    s2cr::pipeline::run(&project, &settings, &quiet).unwrap();
+
+    // Search: the two usable acquisitions kept for t1, none for t0, each said in a note.
+    let search = SearchResult::load(&project, "test").unwrap();
+    assert_eq!(search.composite_t1.as_deref(), Some(&[a.clone(), b.clone()][..]), "{:?}", search.notes);
+    assert_eq!(search.composite_t0.as_deref(), Some(&[][..]));
+    assert!(search.notes.iter().any(|n| n == "t1 composite: 2 other acquisition(s) kept (2018-11-09, 2018-11-14)"), "{:?}", search.notes);
+    assert!(search.notes.iter().any(|n| n.starts_with("t0 composite: no other acquisition")), "{:?}", search.notes);
+    // Fetch and preprocess: each acquisition on the grid, the real t1 times its factor.
+    let real_t1 = read(&project.preprocessed_s2("2018-11-04"));
+    let mut acquisitions = Vec::new();
+    for (date, factor) in [("2018-11-09", 1.04f32), ("2018-11-14", 1.08)] {
+        let p = read(&project.preprocessed_s2(date));
+        let b04 = (band(&p, "B04"), band(&real_t1, "B04"));
+        let mut compared = 0;
+        for i in 0..p.width * p.height {
+            let (x, y) = (p.bands[b04.0][i], real_t1.bands[b04.1][i]);
+            if x.is_finite() && y.is_finite() && y > 0.0 {
+                assert!((x / (y * factor) - 1.0).abs() < 1e-4, "{date} B04 at pixel {i}: {x} vs {y} x {factor}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+        acquisitions.push(p);
+    }
+    assert!(!project.composite_s2("t0").exists(), "nothing to composite at t0");
+    let c = read(&project.composite_s2("t1"));
+    let (count, mask) = (band(&c, COUNT_BAND), band(&c, "mask"));
+    for i in 0..c.width * c.height {
+        let clear: Vec<usize> = (0..2).filter(|&k| clear(&acquisitions[k], i)).collect();
+        assert_eq!(c.bands[count][i], clear.len() as f32, "pixel {i}");
+        match clear.last() {
+            Some(&k) => assert_eq!(c.bands[band(&c, "B12")][i], acquisitions[k].bands[band(&acquisitions[k], "B12")][i], "pixel {i}"),
+            None => assert_eq!(c.bands[mask][i], 1.0, "pixel {i}"),
+        }
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.preprocess_report()).unwrap()).unwrap();
+    assert!(report["outputs"].as_array().unwrap().iter().any(|o| o["date"] == "composite-t1" && o["processing"].as_str().unwrap().starts_with("latest-clear of the clear observations of 2 acquisition(s)")), "{report}");
+
+    // The assessment: the composite row, the gap-filled image with its source, dNBR and
+    // severity, in the report, the STAC catalog and the layers.
+    let run = s2cr::demo::run_name();
+    let assessed: s2cr::assess::AssessReport = s2cr::fsutil::load_json(&project.report_json(&run), "").unwrap();
+    let bl = assessed.baselines.as_ref().unwrap();
+    assert!(bl.rows.iter().any(|r| r.id == "composite" && r.pixels.is_some_and(|p| p > 0)), "{:?}", bl.rows);
+    let g = assessed.gapfill.as_ref().unwrap();
+    let (t1_real, src, synth) = (read(&project.preprocessed_s2("2018-11-04")), read(&project.gapfill_source(&run)), read(&project.synthetic_s2(&run)));
+    let mut counts = [0u64; 4];
+    for i in 0..src.width * src.height {
+        let expected = if clear(&t1_real, i) {
+            1
+        } else if c.bands[mask][i] == 0.0 {
+            2
+        } else if synth.valid[i] && BANDS.iter().all(|b| synth.bands[band(&synth, b)][i].is_finite()) {
+            3
+        } else {
+            0
+        };
+        counts[expected] += 1;
+        assert_eq!(src.bands[0][i], expected as f32, "source at pixel {i}");
+    }
+    assert_eq!([g.none, g.real, g.composite, g.synthetic], counts);
+    assert!(g.composite > 0 && g.synthetic > 0 && g.real > 0, "{g:?}");
+    let sev = g.severity.as_ref().unwrap();
+    assert_eq!(sev.pre_t0 + sev.pre_composite, sev.pixels, "t0 is clear wherever the dNBR has a value");
+    assert!(sev.burned_ha > 0.0 && sev.burned_composite > 0, "{sev:?}");
+    let html = std::fs::read_to_string(project.report_html(&run)).unwrap();
+    assert!(html.contains("The gap-filled post-fire image") && html.contains(&g.shares()), "the report says it");
+    let item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(project.output_dir(&run).join("stac").join("gapfilled-s2.json")).unwrap()).unwrap();
+    assert_eq!(item["assets"]["source"]["href"], "../gapfilled_source.tif", "{item}");
+    assert_eq!(item["assets"]["source"]["classification:classes"].as_array().map(|c| c.len()), Some(3), "{item}");
+    let ids: Vec<String> = s2cr::layers::project_layers(&project, &run).into_iter().map(|l| l.id).collect();
+    for id in ["gapfilled", "gapfill-source", "dnbr-gapfilled", "severity-gapfilled"] {
+        assert!(ids.iter().any(|i| i == id), "layer {id} in {ids:?}");
+    }
+    let source_layer = s2cr::layers::project_layers(&project, &run).into_iter().find(|l| l.id == "gapfill-source").unwrap();
+    let png = tmp.path().join("source.png");
+    s2cr::layers::export(&source_layer, &png, &s2cr::layers::Composite::presets()[0], s2cr::layers::StretchKind::MinMax, 1.0).unwrap();
+    assert!(png.is_file());
+    println!("gap-filled: {}; {:?}", g.shares(), g.lines(assessed.pixel_area_m2, true));
+
+    // Composites are the native engine's: the openEO engine says so before any job.
+    let mut openeo = settings.preprocess.clone();
+    openeo.engine = s2cr::preprocess::stage::Engine::Openeo;
+    std::fs::remove_file(project.manifest_path(s2cr::project::Stage::Preprocess, None)).unwrap();
+    let err = s2cr::preprocess::stage::preprocess(&project, &openeo, &quiet).unwrap_err().to_string();
+    assert!(err.contains("native engine makes") && err.contains("openEO"), "{err}");
+    // `s2cr clean` removes the extra acquisitions with the rest of raw/.
+    let raw_extra = project.raw_dir().join("2018-11-09");
+    assert!(raw_extra.is_dir());
+    s2cr::clean::clean(&project, &[], false).unwrap();
+    assert!(!raw_extra.exists());
 }

@@ -80,6 +80,7 @@ pub fn project_of_patch(root: &Path, patch: &str) -> Project {
         collections: None,
         openeo: None,
         reference_perimeter: None,
+        composite: None,
     };
     config.bands.s2 = S2.iter().map(|(b, _)| b.to_string()).chain(["SCL".to_string()]).collect();
     let project = Project::create(&root.join("p"), config, &aoi).unwrap();

@@ -240,6 +240,8 @@ fn fetch_project(tmp: &Path, served: &Path, href_of: impl Fn(&str) -> String, pr
         // this machine's addresses).
         provider: Some(provider(config.clone())),
         notes: vec![],
+        composite_t0: None,
+        composite_t1: None,
     };
     std::fs::write(dir.join("catalog/search.json"), serde_json::to_string(&result).unwrap()).unwrap();
     (dir, s1)

@@ -205,6 +205,7 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
         collections: None,
         openeo: None,
         reference_perimeter: None,
+        composite: None,
     };
     config.bands.s2 = vec!["B04".into(), "SCL".into()];
     config.bands.s1 = vec!["VV".into()];
@@ -244,6 +245,8 @@ fn preprocess_in_small_blocks_equals_one_block_for_s2_masks_and_s1() {
         t1_scenes: vec![],
         provider: None,
         notes: vec![],
+        composite_t0: None,
+        composite_t1: None,
     };
     std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&result).unwrap()).unwrap();
 
@@ -412,6 +415,7 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
         collections: None,
         openeo: None,
         reference_perimeter: None,
+        composite: None,
     };
     config.bands.s1 = vec!["VV".into()];
     let project = s2cr::project::Project::create(&tmp.path().join("p"), config, &aoi).unwrap();
@@ -452,6 +456,8 @@ fn a_grd_window_is_found_by_its_gcps_calibrated_and_geocoded() {
         t1_scenes: vec![],
         provider: None,
         notes: vec![],
+        composite_t0: None,
+        composite_t1: None,
     };
     std::fs::write(project.catalog_dir().join("search.json"), serde_json::to_string(&result).unwrap()).unwrap();
 

@@ -109,7 +109,7 @@ impl LayerPanel {
 impl MapLayer {
     /// Drawn on a colour ramp with a legend on the map.
     pub(super) fn has_ramp(&self) -> bool {
-        matches!(self.layer.kind, LayerKind::Dnbr | LayerKind::Severity | LayerKind::Difference | LayerKind::Angle)
+        matches!(self.layer.kind, LayerKind::Dnbr | LayerKind::Severity | LayerKind::Source | LayerKind::Difference | LayerKind::Angle)
     }
 
     /// The end of a difference's (symmetric) or an angle's ramp, as last drawn.

@@ -4,7 +4,6 @@
 use eframe::egui::{self, RichText};
 
 use super::{LayerPanel, MapLayer};
-use crate::indices::severity::Severity;
 use crate::layers::LayerKind;
 
 /// What the cursor is over: lon/lat and each layer's values there.
@@ -99,7 +98,7 @@ pub(super) fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
                 let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
                 format!("{}{nbr}", list.join(" "))
             }
-            LayerKind::Severity => Severity::from_code(values[0] as u8).label().to_string(),
+            LayerKind::Severity | LayerKind::Source => kind.class_name(values[0] as u8),
             _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
         };
         ui.label(RichText::new(format!("{title}: {text}")).small());

@@ -157,5 +157,12 @@ impl Wizard {
         for n in &bl.notes {
             ui.label(RichText::new(n).small());
         }
+        if let Some(g) = &report.gapfill {
+            ui.add_space(4.0);
+            ui.label(RichText::new("Gap-filled post-fire image").strong()).on_hover_text("Layers: gap-filled, source of each gap-filled pixel, its dNBR and severity");
+            for line in g.lines(report.pixel_area_m2, report.inputs.gapfill.as_ref().is_some_and(|r| r.composite_t1.is_some())) {
+                ui.label(RichText::new(line).small());
+            }
+        }
     }
 }

@@ -40,6 +40,7 @@ use super::s1::{self, Coefficient, SpeckleFilter};
 use super::s2::{self, MaskCounts, SclMaskOptions};
 use super::openeo::{self, OpenEoSettings};
 use super::snap::{self, SnapGraph};
+use super::composite::{Acquisition, CompositeMethod, write_composite};
 use crate::catalog::stage::SearchResult;
 use crate::catalog::Scene;
 use crate::error::{Error, Result};
@@ -258,6 +259,17 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
         return Ok(report.outputs);
     }
     let search = SearchResult::load(project, "preprocess")?;
+    let composite = project.config.composite.unwrap_or(crate::project::CompositeConfig { t0: CompositeMethod::Off, t1: CompositeMethod::Off, max_scenes: 0 });
+    if (composite.t0 != CompositeMethod::Off || composite.t1 != CompositeMethod::Off) && cfg.engine != Engine::Native {
+        return Err(Error::invalid(
+            "composite",
+            format!(
+                "project.yaml asks for composites, which the native engine makes and the {} engine does not (it preprocesses the chosen t0 and t1 only); \
+                 preprocess with `engine: native`, or set the composite's windows to off",
+                match cfg.engine { Engine::Snap { .. } => "SNAP", _ => "openEO" }
+            ),
+        ));
+    }
     let tmp = project.preprocessed_dir().join(".work");
     std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp, "creating a working folder"))?;
     let gpt = match &cfg.engine {
@@ -267,13 +279,17 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     // Connected when the first job needs it (outputs already made need no back-end).
     let mut backend: Option<openeo::Backend> = None;
     let mut scaling: Option<openeo::S2Scaling> = None;
+    // The chosen t0 and t1, then the other acquisitions of the windows' composites.
+    let windows = [search.composite_s2(false), search.composite_s2(true)];
     let jobs: Vec<(String, Vec<&Scene>)> = search
         .chosen_s2()
         .into_iter()
+        .chain(windows.iter().flatten().cloned())
         .filter_map(|scenes| scenes.first().map(|first| (first.datetime.format("%Y-%m-%d").to_string(), scenes.clone())))
         .collect();
     let s1 = search.paired_s1();
-    let total = (jobs.len() + s1.len()) as u64;
+    let composites = windows.iter().filter(|w| !w.is_empty()).count();
+    let total = (jobs.len() + s1.len() + composites) as u64;
     progress.started(Some(total));
     let mut done: Vec<Preprocessed> = Vec::new();
     let mut manifest = Manifest::new(Stage::Preprocess, parameters.clone());
@@ -327,6 +343,42 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
                 manifest.add_input(project.root(), i)?;
             }
         }
+        done.push(p);
+    }
+    for (k, window) in windows.iter().enumerate() {
+        let name = ["t0", "t1"][k];
+        let out = project.composite_s2(name);
+        if window.is_empty() {
+            // None asked, or nothing to composite: no composite of earlier settings stays to be
+            // taken as this one.
+            if let Some(dir) = out.parent().filter(|d| d.exists()) {
+                std::fs::remove_dir_all(dir).map_err(Error::io(dir, "removing a composite of earlier settings"))?;
+            }
+            continue;
+        }
+        progress.check_cancelled()?;
+        let method = composite.method(k == 1);
+        let acquisitions: Vec<Acquisition> = window
+            .iter()
+            .filter_map(|g| g.first())
+            .map(|s| Acquisition { date: s.datetime.date_naive(), path: project.preprocessed_s2(&s.datetime.format("%Y-%m-%d").to_string()) })
+            .collect();
+        let inputs: Vec<PathBuf> = acquisitions.iter().map(|a| a.path.clone()).collect();
+        let p = produce(&out, &parameters, input_list(&inputs), || {
+            let made = write_composite(&acquisitions, method, &out, cfg.block_rows, &progress.for_stage("composite"))?;
+            Ok(Preprocessed {
+                date: format!("composite-{name}"),
+                sensor: "S2".into(),
+                path: out.clone(),
+                valid_percent: 100.0 * made.covered as f64 / made.pixels.max(1) as f64,
+                mask_counts: None,
+                processing: format!("{} of the clear observations of {} acquisition(s) of the {name} window besides the chosen one ({})", method.name(), made.dates.len(), made.dates.join(", ")),
+            })
+        })?;
+        if p.valid_percent == 0.0 {
+            progress.warn(format!("{name} composite: no pixel is clear in any of its {} acquisition(s); it fills nothing", acquisitions.len()));
+        }
+        progress.advanced(done.len() as u64 + 1, total, format!("{name} composite: {:.1} % of the grid has a clear observation", p.valid_percent));
         done.push(p);
     }
     let _ = std::fs::remove_dir_all(&tmp);
