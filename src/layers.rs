@@ -108,8 +108,8 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
         v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(files::perimeter(which)), None));
     }
     // The gap-filled post-fire image, where each pixel came from, and its dNBR and severity.
-    v.push(Layer::new("gapfilled", "Sentinel-2 t1, gap-filled (real, composite, synthetic)", LayerKind::Optical, project.gapfilled_s2(run), None));
-    v.push(Layer::new("gapfill-source", "Source of each gap-filled pixel", LayerKind::Source, project.gapfill_source(run), None));
+    v.push(Layer::new("gapfilled", "Sentinel-2 t1, gap-filled", LayerKind::Optical, project.gapfilled_s2(run), None));
+    v.push(Layer::new("gapfill-source", "Gap-fill source", LayerKind::Source, project.gapfill_source(run), None));
     v.push(Layer::new("dnbr-gapfilled", "dNBR, gap-filled", LayerKind::Dnbr, assess.join(files::indices("gapfilled")), Some(3)));
     v.push(Layer::new("severity-gapfilled", "Burn severity, gap-filled", LayerKind::Severity, assess.join(files::severity("gapfilled")), None));
     v.push(Layer::new("perimeter-reference", "Official perimeter (the reference file)", LayerKind::Perimeter, assess.join(files::PERIMETER_REFERENCE), None));

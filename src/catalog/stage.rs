@@ -212,6 +212,34 @@ impl SearchResult {
         groups
     }
 
+    /// The acquisitions (days and platforms; one may span tiles) among a window's candidates.
+    pub fn acquisitions(&self, t1: bool) -> usize {
+        let mut keys: Vec<(String, String)> = if t1 { &self.s2_t1 } else { &self.s2_t0 }.iter().map(group_key).collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
+    }
+
+    /// Whether a scene is kept for its window's composite.
+    pub fn in_composite(&self, id: &str) -> bool {
+        [&self.composite_t0, &self.composite_t1].into_iter().flatten().any(|ids| ids.iter().any(|i| i == id))
+    }
+
+    /// One line per window on its acquisitions: how many, and what the composite keeps.
+    pub fn window_summary(&self) -> Vec<String> {
+        [false, true]
+            .into_iter()
+            .map(|t1| {
+                let (window, composite) = if t1 { ("t1", &self.composite_t1) } else { ("t0", &self.composite_t0) };
+                let kept = match composite {
+                    Some(_) => format!("; {} kept for the composite", self.composite_s2(t1).len()),
+                    None => "; no composite (project.yaml `composite:`)".into(),
+                };
+                format!("{window}: {} acquisition(s) in the window{kept}", self.acquisitions(t1))
+            })
+            .collect()
+    }
+
     /// The Sentinel-1 scenes paired with the chosen Sentinel-2 scenes.
     pub fn paired_s1(&self) -> Vec<&Scene> {
         self.pairs.iter().filter_map(|p| self.s1.iter().find(|s| s.id == p.s1_id)).collect()
@@ -511,5 +539,7 @@ mod choice_tests {
         assert_eq!(groups, [vec!["chosen"], vec!["later-a", "later-b"]]);
         assert!(r.notes.iter().any(|n| n == "t1 composite: 2 other acquisition(s) kept (2024-01-05, 2024-01-15)"), "{:?}", r.notes);
         assert!(r.composite_s2(false).is_empty());
+        assert_eq!(r.window_summary(), ["t0: 1 acquisition(s) in the window; no composite (project.yaml `composite:`)", "t1: 5 acquisition(s) in the window; 2 kept for the composite"]);
+        assert!(r.in_composite("later-b") && !r.in_composite("hazy"));
     }
 }

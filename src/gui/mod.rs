@@ -534,9 +534,14 @@ impl S2crApp {
             return;
         };
         let mut choice: Option<(bool, String)> = None;
-        egui::Grid::new("scenes").striped(true).num_columns(5).show(ui, |ui| {
-            for h in ["use", "date", "AOI cloud", "cover", "Sentinel-1 partner"] {
-                ui.label(RichText::new(h).strong());
+        for line in r.window_summary() {
+            ui.label(line);
+        }
+        let composites = r.composite_t0.is_some() || r.composite_t1.is_some();
+        let heads: &[&str] = if composites { &["use", "date", "AOI cloud", "cover", "Sentinel-1 partner", "composite"] } else { &["use", "date", "AOI cloud", "cover", "Sentinel-1 partner"] };
+        egui::Grid::new("scenes").striped(true).num_columns(heads.len()).show(ui, |ui| {
+            for h in heads {
+                ui.label(RichText::new(*h).strong());
             }
             ui.end_row();
             for (role, scenes, chosen) in [("t0", &r.s2_t0, &r.chosen_t0), ("t1", &r.s2_t1, &r.chosen_t1)] {
@@ -557,6 +562,9 @@ impl S2crApp {
                         Some(p) => ui.label(format!("{:+.1} h", p.gap_hours)).on_hover_text(&p.s1_id),
                         None => ui.label("–"),
                     };
+                    if composites {
+                        ui.label(if r.in_composite(&s.id) { "kept" } else { "" });
+                    }
                     ui.end_row();
                 }
             }

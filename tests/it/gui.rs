@@ -414,6 +414,7 @@ fn the_scenes_step_lists_candidates_and_a_click_changes_the_choice() {
     h.get_by_label("Scenes").click();
     h.run();
     h.get_by_label("3.5 %");
+    h.get_by_label("t0: 2 acquisition(s) in the window; no composite (project.yaml `composite:`)");
     let radios = h.get_all_by_label("t0").collect::<Vec<_>>();
     assert_eq!(radios.len(), 2);
     radios[1].click();
@@ -455,7 +456,7 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     h.set_size(Vec2::new(1280.0, 720.0));
     h.run();
     let ids: Vec<String> = h.state().layers.layers.iter().map(|l| l.layer.id.clone()).collect();
-    assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "difference", "sam", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic"]);
+    assert_eq!(ids, ["pre", "real", "s1-t0", "s1-t1", "synthetic", "difference", "sam", "dnbr-real", "severity-real", "dnbr-synthetic", "severity-synthetic", "gapfilled", "gapfill-source", "dnbr-gapfilled", "severity-gapfilled"]);
     let id = |i: usize| ids[i].as_str();
     let panes = h.state().layers.panes.clone().expect("side by side to start with");
     assert_eq!(panes.stacks.iter().map(|s| s.iter().map(|i| id(*i)).collect::<Vec<_>>()).collect::<Vec<_>>(), [["real"], ["synthetic"]]);
@@ -642,10 +643,22 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     // Severity colours are in it (the USGS high-severity purple is in the legend at least).
     let purple = s2cr::indices::severity::Severity::High.color();
     assert!(buf.chunks(4).any(|p| (p[0] as i32 - purple[0] as i32).abs() < 6 && (p[1] as i32 - purple[1] as i32).abs() < 6 && (p[2] as i32 - purple[2] as i32).abs() < 6), "no severity colour in the view");
+    // The gap-filled image's sources as a class map with its legend (the demo has no
+    // composite: real t1 where clear, synthetic elsewhere).
+    {
+        let app = h.state_mut();
+        for l in &mut app.layers.layers {
+            l.visible = l.layer.id == "gapfill-source";
+        }
+    }
+    h.run();
+    assert!(h.state().layers.layers.iter().all(|l| l.error.is_none()), "{:?}", h.state().layers.layers.iter().filter_map(|l| l.error.clone()).collect::<Vec<_>>());
+    h.snapshot("app_demo_gapfill_source");
     h.get_by_label("Scenes").click();
     h.run();
     h.get_by_label("2018-11-04 SIMULATED");
     h.get_by_label("Simulated data in this search:");
+    h.get_by_label("t1: 1 acquisition(s) in the window; no composite (project.yaml `composite:`)");
 }
 
 /// The WGSL stretch, read back from its texture, against the CPU reference on a real chip
