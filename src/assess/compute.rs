@@ -126,6 +126,14 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             sd.band_index(&format!("{name} sd"))?;
         }
     }
+    // The t0 composite, where t0 is cloudy.
+    let pre_fill = inputs.pre_fill.as_ref().map(|p| Image::open(p, order)).transpose()?;
+    if let Some(f) = &pre_fill
+        && ((f.info.width, f.info.height) != (width, height) || f.info.geo_transform != gt || !raster::same_crs(&f.info.crs_wkt, &crs_wkt))
+    {
+        return Err(Error::Raster { location: f.path.display().to_string(), message: format!("not on the grid of {}; preprocess again", inputs.pre.display()) });
+    }
+    let mut pre_filled_pixels = 0u64;
     let mut uncertainty_acc = sd_image.as_ref().map(|_| uncertainty::UncertaintyAcc::new(cfg.quality_bands.len(), prob_image.is_some()));
     let mut perimeter_counts = [BurnedCounts::default(); 2];
     let mut perimeter_pixels = 0u64;
@@ -168,8 +176,17 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         let y1 = (y0 + rows_per_strip).min(height);
         let rows = y1 - y0;
         let pre_s = pre.read(&index_bands, cfg.scale, y0..y1)?;
-        let nbr_pre = spectral::nbr(&pre_s.bands[0], &pre_s.bands[1], &pre_s.valid);
+        let mut nbr_pre = spectral::nbr(&pre_s.bands[0], &pre_s.bands[1], &pre_s.valid);
         drop(pre_s);
+        if let Some(f) = &pre_fill {
+            let c = f.read(&index_bands, cfg.scale, y0..y1)?;
+            for (v, fill) in nbr_pre.iter_mut().zip(spectral::nbr(&c.bands[0], &c.bands[1], &c.valid)) {
+                if !v.is_finite() && fill.is_finite() {
+                    *v = fill;
+                    pre_filled_pixels += 1;
+                }
+            }
+        }
         let mut sev = Vec::with_capacity(2);
         for (image, out) in [&real, &synth].into_iter().zip(outputs.iter_mut()) {
             let post = image.read(&index_bands, cfg.scale, y0..y1)?;
@@ -276,7 +293,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             progress.info("writing the gap-filled post-fire image (real t1 where clear, else the composite, else the synthetic image)");
             let bands: Vec<String> = synth.info.bands.iter().map(|b| b.description.clone()).filter(|d| real.band_index(d).is_ok() && !d.eq_ignore_ascii_case("mask")).collect();
             let (indices_out, severity_out) = (out_dir.join(files::indices("gapfilled")), out_dir.join(files::severity("gapfilled")));
-            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: g.composite_t0.as_deref(), nir, thresholds: &cfg.thresholds, indices_out: &indices_out, severity_out: &severity_out };
+            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, thresholds: &cfg.thresholds, indices_out: &indices_out, severity_out: &severity_out };
             let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre) };
             let made = super::gapfill::write_gapfilled(&fill, &bands, &g.image, &g.source, rows_per_strip, &progress.for_stage("gap-fill"))?;
             rasters_written.extend([files::indices("gapfilled"), files::severity("gapfilled")]);
@@ -354,6 +371,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         perimeter,
         uncertainty: uncertainty_acc.map(|acc| acc.finish(&cfg.quality_bands, if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" })),
         baselines,
+        pre_filled_pixels,
         gapfill,
         severity_areas,
         mean_dnbr_real: mean_dnbr[0],

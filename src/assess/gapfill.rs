@@ -89,15 +89,14 @@ impl GapFillSummary {
 }
 
 /// What the assessment is asked to gap-fill (project mode): where the image and its source
-/// raster go (`outputs/<run>/`), the windows' composites when there are any, and t1's date.
+/// raster go (`outputs/<run>/`), the t1 composite when there is one, and t1's date (the t0
+/// composite is the assessment's `pre_fill`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GapFillRequest {
     pub image: std::path::PathBuf,
     pub source: std::path::PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composite_t1: Option<std::path::PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub composite_t0: Option<std::path::PathBuf>,
     /// t1's date (days since 1970-01-01).
     pub t1_days: i64,
 }

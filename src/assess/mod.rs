@@ -43,6 +43,10 @@ pub(crate) fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result:
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The near-infrared band used in NBR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum NirBand {
@@ -178,6 +182,10 @@ pub struct AssessInputs {
     /// The data's attribution with its year, for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
+    /// The t0 window's composite: the pre-fire image of every dNBR where t0 is cloudy (project
+    /// mode, project.yaml's `composite: {t0: ...}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_fill: Option<PathBuf>,
     /// The gap-filled post-fire image to write beside the assessment (project mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gapfill: Option<gapfill::GapFillRequest>,
@@ -263,6 +271,9 @@ pub struct AssessReport {
     /// (project mode).
     #[serde(default)]
     pub baselines: Option<baselines::Baselines>,
+    /// Pixels whose pre-fire value came from the t0 composite (`inputs.pre_fill`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pre_filled_pixels: u64,
     /// The gap-filled post-fire image: how much of the grid each source fills, its burned area.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gapfill: Option<gapfill::GapFillSummary>,

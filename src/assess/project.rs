@@ -88,7 +88,8 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
         samples: samples.filter(|k| *k >= 2),
         attribution: Some(super::stac::project_attribution(project)),
         synthetic,
-        gapfill: Some(super::gapfill::GapFillRequest { image: project.gapfilled_s2(run), source: project.gapfill_source(run), composite_t1: composite("t1"), composite_t0: composite("t0"), t1_days }),
+        pre_fill: composite("t0"),
+        gapfill: Some(super::gapfill::GapFillRequest { image: project.gapfilled_s2(run), source: project.gapfill_source(run), composite_t1: composite("t1"), t1_days }),
     };
     assess_into_project(project, run, &inputs, &cfg, progress)
 }
@@ -206,7 +207,7 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
 fn input_list<'a>(inputs: &'a AssessInputs, cfg: &'a AssessConfig) -> Vec<&'a PathBuf> {
     let mut v: Vec<&PathBuf> = [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).collect();
     // The t1 composite (the baselines' and the gap-fill's), then the t0 composite.
-    let composites = cfg.baselines.as_ref().and_then(|b| b.composite.as_ref()).into_iter().chain(inputs.gapfill.iter().flat_map(|g| g.composite_t1.iter().chain(g.composite_t0.iter())));
+    let composites = cfg.baselines.as_ref().and_then(|b| b.composite.as_ref()).into_iter().chain(inputs.gapfill.iter().flat_map(|g| g.composite_t1.iter())).chain(inputs.pre_fill.iter());
     for c in composites {
         if !v.contains(&c) {
             v.push(c);

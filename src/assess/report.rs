@@ -623,6 +623,9 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         for line in g.lines(report.pixel_area_m2, report.inputs.gapfill.as_ref().is_some_and(|r| r.composite_t1.is_some())) {
             let _ = write!(h, "<p>{}</p>\n", esc(&line));
         }
+        if report.inputs.pre_fill.is_some() {
+            let _ = write!(h, "<p class=\"small\">The t0 composite stands in for the chosen t0 where t0 is cloudy, in every dNBR of this report: {} pixels.</p>\n", report.pre_filled_pixels);
+        }
     }
     if let Some(p) = &report.perimeter {
         let _ = write!(

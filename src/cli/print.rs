@@ -272,6 +272,9 @@ pub fn assessment(report: &AssessReport, html: &Path) {
             println!("Baselines     ({n})");
         }
     }
+    if report.inputs.pre_fill.is_some() {
+        println!("Pre-fire      the t0 composite stands in for the chosen t0 on {} pixels where t0 is cloudy (every dNBR)", report.pre_filled_pixels);
+    }
     if let Some(g) = &report.gapfill {
         for line in g.lines(report.pixel_area_m2, report.inputs.gapfill.as_ref().is_some_and(|r| r.composite_t1.is_some())) {
             println!("Gap-filled    {line}");

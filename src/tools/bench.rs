@@ -445,8 +445,15 @@ pub struct AssessBench {
     pub generate_secs: f64,
     /// The assessment of the three images with the held-out split, without the baselines.
     pub assess_secs: f64,
-    /// The same with the baselines (persistence, the linear model, radar-only), in the same run.
+    /// The same with the baselines (persistence, the linear model, radar-only, the post-fire
+    /// composite), in the same run.
     pub with_baselines_secs: f64,
+    /// The composite of two acquisitions with clouds (`preprocess::composite`, median), written
+    /// before the assessments (the preprocess stage's cost, not the assessment's).
+    pub composite_secs: f64,
+    /// The baselines and the gap-filled image with its dNBR and severity: what a project's
+    /// assessment does.
+    pub with_gapfill_secs: f64,
     /// Peak RSS during the assessment without the baselines (None where it could not be reset).
     pub plain_rss_mib: Option<f64>,
     /// Peak RSS during the assessment with the baselines (None where it could not be reset).
@@ -517,8 +524,30 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
         })?;
         progress.check_cancelled()?;
     }
-    let input_bytes = [&inputs.pre, &inputs.real, &inputs.synthetic, &radar].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    let generate_secs = start.elapsed().as_secs_f64();
+    // Two acquisitions of the t1 window with clouds in other places (the real image's bands a
+    // little brighter or darker), for the composite row and the gap-fill.
+    let mut scenes = Vec::new();
+    let with_mask: Vec<&str> = BANDS.iter().copied().chain(["mask"]).collect();
+    for (k, (gain, shift)) in [(1.03, 0usize), (0.97, 700)].into_iter().enumerate() {
+        let path = dir.join(format!("assess-window-{k}.tif"));
+        if fits(&path, with_mask.len()) {
+            progress.info(format!("reusing {}", path.display()));
+        } else {
+            progress.info(format!("writing {} ({size} x {size}, six Float32 bands and a cloud mask)", path.display()));
+            write_stack::<f32>(&path, size, 10.0, 300_000.0, 5_000_040.0, None, &with_mask, |b, x, y| match b {
+                6 => (((x + shift) / 300 + (y + shift / 2) / 200) % 3 == 0) as u8 as f64,
+                _ => gain * reflectance(b, x, y, scar(x, y, 1.0)),
+            })?;
+            progress.check_cancelled()?;
+        }
+        scenes.push(crate::preprocess::composite::Acquisition { date: chrono::NaiveDate::from_ymd_opt(2024, 1, 10 + 5 * k as u32).unwrap_or_default(), path });
+    }
+    let composite = dir.join("assess-composite.tif");
+    let t = Instant::now();
+    crate::preprocess::composite::write_composite(&scenes, crate::project::CompositeMethod::Median, &composite, 512, progress)?;
+    let composite_secs = t.elapsed().as_secs_f64();
+    let input_bytes = [&inputs.pre, &inputs.real, &inputs.synthetic, &radar, &scenes[0].path, &scenes[1].path].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let generate_secs = start.elapsed().as_secs_f64() - composite_secs;
     // One block in four held out, in a fixed pattern.
     let block = 256;
     let blocks: Vec<Vec<bool>> = (0..size.div_ceil(block)).map(|by| (0..size.div_ceil(block)).map(|bx| (bx + 2 * by) % 4 == 0).collect()).collect();
@@ -533,9 +562,15 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
     progress.check_cancelled()?;
     let reset = reset_peak_rss();
     let t = Instant::now();
-    let with = AssessConfig { baselines: Some(BaselineInputs { inputs_vrt: radar, composite: None }), ..plain };
+    let with = AssessConfig { baselines: Some(BaselineInputs { inputs_vrt: radar, composite: Some(composite.clone()) }), ..plain };
     let with_report = assess_files(&inputs, &dir.join("assess-out"), &with, progress)?;
     let with_baselines_secs = t.elapsed().as_secs_f64();
+    let peak_rss_mib = reset.then(peak_rss_mib);
+    progress.check_cancelled()?;
+    let gapfill = crate::assess::gapfill::GapFillRequest { image: dir.join("assess-out").join("gapfilled.tif"), source: dir.join("assess-out").join("gapfilled_source.tif"), composite_t1: Some(composite), t1_days: 19_730 };
+    let t = Instant::now();
+    assess_files(&AssessInputs { gapfill: Some(gapfill), ..inputs.clone() }, &dir.join("assess-out"), &with, progress)?;
+    let with_gapfill_secs = t.elapsed().as_secs_f64();
     let baseline_kappas = with_report.baselines.iter().flat_map(|b| b.rows.iter().map(|r| (r.id.clone(), r.burned.kappa))).collect();
-    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, plain_rss_mib, peak_rss_mib: reset.then(peak_rss_mib), kappa: report.burned.kappa, baseline_kappas })
+    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, composite_secs, with_gapfill_secs, plain_rss_mib, peak_rss_mib, kappa: report.burned.kappa, baseline_kappas })
 }

@@ -627,3 +627,17 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     assert!((radar_numpy["threshold_db"].as_f64().unwrap() - t).abs() < 1e-4, "threshold {t} here, {radar_numpy} in numpy");
     assert!((radar_numpy["kappa"].as_f64().unwrap() - r.kappa).abs() < 1e-9, "{radar_numpy} in numpy, {} here", r.kappa);
 }
+
+/// `s2cr bench --what assess` at a small size: the three assessments run (without the
+/// baselines, with them and the composite row, with the gap-filled image too) and the composite
+/// row is scored.
+#[test]
+fn the_assessment_benchmark_runs_every_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = s2cr::tools::bench::assess(512, tmp.path(), &s2cr::job::Progress::silent("bench")).unwrap();
+    let ids: Vec<&str> = r.baseline_kappas.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["synthetic", "persistence", "linear", "composite", "radar"]);
+    assert!(r.baseline_kappas.iter().all(|(_, k)| k.is_finite()), "{:?}", r.baseline_kappas);
+    assert!(r.assess_secs > 0.0 && r.with_baselines_secs > 0.0 && r.with_gapfill_secs > 0.0 && r.composite_secs > 0.0, "{r:?}");
+    assert!(tmp.path().join("assess-out").join("gapfilled_source.tif").is_file());
+}

@@ -179,20 +179,20 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
     assert!(err.contains("no mask band"), "{err}");
 }
 
-/// The demo's t1 item copied as a `-derived-shifted` acquisition `days` after it: its cloud
-/// classes shifted by (dx, dy) (the classes of the pixel (dx, dy) away; its own at the edges),
+/// A demo item (`source`) copied as a `-derived-shifted` acquisition `days` after it: the demo's
+/// t1 cloud classes shifted by (dx, dy) (the classes of the pixel (dx, dy) away; t1's own at the
+/// edges),
 /// its bands scaled by `factor`; `overcast` makes every pixel cloud. Where the shift uncovers the
 /// real t1's clouds, the derived scene calls cloudy values clear: it tests where values come
 /// from, not what they are. Returns the item's id.
-fn derived_item(collection: &Path, days: i64, dx: isize, dy: isize, factor: f32, overcast: bool) -> String {
-    let source = "sen12mscr-p839-s2-cloudy-simulated-burn";
+fn derived_item(collection: &Path, source: &str, days: i64, dx: isize, dy: isize, factor: f32, overcast: bool) -> String {
     let item_text = std::fs::read_to_string(collection.join(source).join(format!("{source}.json"))).unwrap();
     let mut item: serde_json::Value = serde_json::from_str(&item_text).unwrap();
     let when = chrono::DateTime::parse_from_rfc3339(item["properties"]["datetime"].as_str().unwrap()).unwrap() + chrono::Duration::days(days);
-    let id = format!("{source}-plus{days}d{}-derived-shifted", if overcast { "-overcast" } else { "" });
+    let id = format!("{source}-{}{}d{}-derived-shifted", if days < 0 { "minus" } else { "plus" }, days.abs(), if overcast { "-overcast" } else { "" });
     let dir = collection.join(&id);
     std::fs::create_dir_all(&dir).unwrap();
-    let scl = read(&collection.join(source).join("SCL.tif"));
+    let scl = read(&collection.join(T1_ITEM).join("SCL.tif"));
     let (w, h) = (scl.width, scl.height);
     let cloud = |v: f32| (8.0..=10.0).contains(&v);
     let classes: Vec<f32> = (0..w * h)
@@ -217,7 +217,7 @@ fn derived_item(collection: &Path, days: i64, dx: isize, dy: isize, factor: f32,
     item["properties"]["datetime"] = serde_json::json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     item["properties"]["eo:cloud_cover"] = serde_json::json!((cloudy * 10.0).round() / 10.0);
     let note = item["properties"]["s2cr:simulated"].as_str().unwrap_or_default().to_string();
-    item["properties"]["s2cr:simulated"] = serde_json::json!(format!("DERIVED-SHIFTED from {source} (no real second acquisition is reachable offline): its cloud classes shifted by ({dx}, {dy}) px over it, its bands x {factor}, {days} days later; {note}"));
+    item["properties"]["s2cr:simulated"] = serde_json::json!(format!("DERIVED-SHIFTED from {source} (no real second acquisition is reachable offline): the t1 cloud classes shifted by ({dx}, {dy}) px over it, its bands x {factor}, {days} days later{}{note}", if note.is_empty() { "" } else { "; " }));
     std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec_pretty(&item).unwrap()).unwrap();
     let collection_file = collection.join("collection.json");
     let mut c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&collection_file).unwrap()).unwrap();
@@ -226,9 +226,13 @@ fn derived_item(collection: &Path, days: i64, dx: isize, dy: isize, factor: f32,
     id
 }
 
+const T1_ITEM: &str = "sen12mscr-p839-s2-cloudy-simulated-burn";
+const T0_ITEM: &str = "sen12mscr-p839-s2-cloudfree";
+
 /// project.yaml's `composite:` through the whole pipeline, on the demo's catalog with two
-/// `-derived-shifted` acquisitions in the t1 window (and one overcast, which is no use) and
-/// none besides the chosen one in the t0 window.
+/// `-derived-shifted` acquisitions in the t1 window (and one overcast, which is no use), and in
+/// the t0 window a copy of the cloud-free t0 under t1's clouds, chosen by hand as t0 so that the
+/// real t0 is its window's composite and fills its clouds.
 #[test]
 fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment() {
     use s2cr::catalog::stage::SearchResult;
@@ -236,9 +240,10 @@ fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment()
     let dir = tmp.path().join("demo");
     let project = s2cr::demo::create_project(&dir).unwrap();
     let collection = dir.join(s2cr::demo::CATALOG_DIR).join(s2cr::demo::S2_COLLECTION);
-    let a = derived_item(&collection, 5, 20, 0, 1.04, false);
-    let b = derived_item(&collection, 10, -30, -15, 1.08, false);
-    derived_item(&collection, 15, 0, 0, 1.0, true);
+    let a = derived_item(&collection, T1_ITEM, 5, 20, 0, 1.04, false);
+    let b = derived_item(&collection, T1_ITEM, 10, -30, -15, 1.08, false);
+    derived_item(&collection, T1_ITEM, 15, 0, 0, 1.0, true);
+    let cloudy_t0 = derived_item(&collection, T0_ITEM, -3, 0, 0, 1.0, false);
     let text = std::fs::read_to_string(project.project_file()).unwrap() + "composite:\n  t0: median\n  t1: latest-clear\n";
     std::fs::write(project.project_file(), text).unwrap();
     let project = s2cr::project::Project::open(&dir).unwrap();
@@ -252,16 +257,18 @@ fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment()
     s2cr::pipeline::run_stage(&project, s2cr::project::Stage::Search, &settings, &quiet).unwrap();
     let mut search = SearchResult::load(&project, "test").unwrap();
     assert_eq!(search.composite_t1.as_ref().map(|c| c.len()), Some(2), "{:?}", search.notes);
-    search.choose(true, "sen12mscr-p839-s2-cloudy-simulated-burn", 6.0).unwrap();
+    search.choose(true, T1_ITEM, 6.0).unwrap();
+    assert_eq!(search.chosen_t0.as_deref(), Some(T0_ITEM), "the clearest");
+    search.choose(false, &cloudy_t0, 6.0).unwrap();
     search.save_choice(&project).unwrap();
     s2cr::pipeline::run(&project, &settings, &quiet).unwrap();
 
-    // Search: the two usable acquisitions kept for t1, none for t0, each said in a note.
+    // Search: the two usable acquisitions kept for t1, the real t0 for t0, each said in a note.
     let search = SearchResult::load(&project, "test").unwrap();
     assert_eq!(search.composite_t1.as_deref(), Some(&[a.clone(), b.clone()][..]), "{:?}", search.notes);
-    assert_eq!(search.composite_t0.as_deref(), Some(&[][..]));
+    assert_eq!(search.composite_t0.as_deref(), Some(&[T0_ITEM.to_string()][..]));
     assert!(search.notes.iter().any(|n| n == "t1 composite: 2 other acquisition(s) kept (2018-11-09, 2018-11-14)"), "{:?}", search.notes);
-    assert!(search.notes.iter().any(|n| n.starts_with("t0 composite: no other acquisition")), "{:?}", search.notes);
+    assert!(search.notes.iter().any(|n| n == "t0 composite: 1 other acquisition(s) kept (2018-09-20)"), "{:?}", search.notes);
     // Fetch and preprocess: each acquisition on the grid, the real t1 times its factor.
     let real_t1 = read(&project.preprocessed_s2("2018-11-04"));
     let mut acquisitions = Vec::new();
@@ -279,7 +286,11 @@ fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment()
         assert!(compared > 1000, "{compared}");
         acquisitions.push(p);
     }
-    assert!(!project.composite_s2("t0").exists(), "nothing to composite at t0");
+    // The t0 composite is the real t0 where it is clear (median of one).
+    let (c0, real_t0) = (read(&project.composite_s2("t0")), read(&project.preprocessed_s2("2018-09-20")));
+    for i in 0..c0.width * c0.height {
+        assert_eq!(c0.bands[band(&c0, COUNT_BAND)][i], clear(&real_t0, i) as u8 as f32, "pixel {i}");
+    }
     let c = read(&project.composite_s2("t1"));
     let (count, mask) = (band(&c, COUNT_BAND), band(&c, "mask"));
     for i in 0..c.width * c.height {
@@ -318,7 +329,22 @@ fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment()
     assert_eq!([g.none, g.real, g.composite, g.synthetic], counts);
     assert!(g.composite > 0 && g.synthetic > 0 && g.real > 0, "{g:?}");
     let sev = g.severity.as_ref().unwrap();
-    assert_eq!(sev.pre_t0 + sev.pre_composite, sev.pixels, "t0 is clear wherever the dNBR has a value");
+    assert!(sev.pre_composite > 1000 && assessed.pre_filled_pixels > 1000, "the real t0 fills the chosen t0's clouds: {sev:?}, {}", assessed.pre_filled_pixels);
+    // Every dNBR's pre-fire side: the chosen t0 where clear, else the t0 composite's NBR.
+    let chosen_t0 = read(&project.preprocessed_s2("2018-09-17"));
+    let indices = read(&project.assess_dir(&run).join(s2cr::assess::files::indices("synthetic")));
+    let nbr = |s: &BandStack, i: usize| (s.bands[band(s, "B08")][i] - s.bands[band(s, "B12")][i]) / (s.bands[band(s, "B08")][i] + s.bands[band(s, "B12")][i]);
+    let mut filled = 0;
+    for i in 0..indices.width * indices.height {
+        let v = indices.bands[0][i];
+        if !v.is_finite() {
+            continue;
+        }
+        let expected = if clear(&chosen_t0, i) { nbr(&chosen_t0, i) } else { nbr(&c0, i) };
+        filled += !clear(&chosen_t0, i) as usize;
+        assert!((v - expected).abs() < 1e-6, "NBR pre at pixel {i}: {v} vs {expected}");
+    }
+    assert_eq!(filled as u64, assessed.pre_filled_pixels);
     assert!(sev.burned_ha > 0.0 && sev.burned_composite > 0, "{sev:?}");
     let html = std::fs::read_to_string(project.report_html(&run)).unwrap();
     assert!(html.contains("The gap-filled post-fire image") && html.contains(&g.shares()), "the report says it");
