@@ -92,7 +92,8 @@ fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Resul
     };
     let driver_name = if options.cog { "COG" } else { "GTiff" };
     let driver = DriverManager::get_driver_by_name(driver_name).map_err(Error::gdal(driver_name, "loading the GDAL driver"))?;
-    let mut opts = vec![format!("COMPRESS={compress}"), "BIGTIFF=IF_SAFER".to_string()];
+    // Blocks compressed on every core (GDAL's worker threads; the file is the same).
+    let mut opts = vec![format!("COMPRESS={compress}"), "BIGTIFF=IF_SAFER".to_string(), "NUM_THREADS=ALL_CPUS".to_string()];
     if compress != "NONE" {
         // Predictors shrink smooth rasters: floating-point (3) for reflectance and backscatter,
         // horizontal differencing (2) for integers; none for class maps (Byte).

@@ -169,6 +169,16 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
     assert_eq!(made.covered, scenes.iter().find(|s| s.0 == acquisitions[0]).unwrap().1.iter().filter(|c| **c).count() as u64);
     let err = write_composite(&[], CompositeMethod::Median, &one, 64, &quiet).unwrap_err().to_string();
     assert!(err.contains("widen its dates"), "{err}");
+    // A window whose acquisitions are cloudy everywhere: a composite that fills nothing.
+    let overcast_path = tmp.path().join("overcast-derived-shifted.tif");
+    let mut overcast = real.clone();
+    let m = band(&overcast, "mask");
+    overcast.bands[m].iter_mut().for_each(|v| *v = 1.0);
+    raster::write_raster(&overcast_path, &overcast, &WriteOptions::default()).unwrap();
+    let made = write_composite(&[Acquisition { date: t1, path: overcast_path }], CompositeMethod::LatestClear, &one, 64, &quiet).unwrap();
+    assert_eq!(made.covered, 0);
+    let c = read(&one);
+    assert!(c.bands[band(&c, "mask")].iter().all(|v| *v == 1.0) && c.bands[band(&c, COUNT_BAND)].iter().all(|v| *v == 0.0));
     let no_mask: PathBuf = tmp.path().join("no-mask.tif");
     let mut bare = real.clone();
     let m = band(&bare, "mask");
@@ -367,6 +377,9 @@ fn composites_go_through_search_fetch_preprocess_and_the_gap_filled_assessment()
     std::fs::remove_file(project.manifest_path(s2cr::project::Stage::Preprocess, None)).unwrap();
     let err = s2cr::preprocess::stage::preprocess(&project, &openeo, &quiet).unwrap_err().to_string();
     assert!(err.contains("native engine makes") && err.contains("openEO"), "{err}");
+    let snap = s2cr::preprocess::stage::PreprocessConfig { engine: s2cr::preprocess::stage::Engine::Snap { s1_graph: s2cr::preprocess::snap::SnapGraph::Sentinel1V3, gpt: None, products: None }, ..settings.preprocess.clone() };
+    let err = s2cr::preprocess::stage::preprocess(&project, &snap, &quiet).unwrap_err().to_string();
+    assert!(err.contains("native engine makes") && err.contains("SNAP"), "{err} (before looking for gpt)");
     // `s2cr clean` removes the extra acquisitions with the rest of raw/.
     let raw_extra = project.raw_dir().join("2018-11-09");
     assert!(raw_extra.is_dir());
