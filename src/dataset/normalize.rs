@@ -264,6 +264,34 @@ impl Normalization {
         self.inputs.iter().position(|c| c.kind == ChannelKind::S2 && c.name.rsplit(':').next() == Some(band.as_str()))
     }
 
+    /// For a generator that predicts the change from the pre-fire image: per output channel, the
+    /// input channel of S2 t0 of the same band and the map `y = a x + b` from that channel's
+    /// normalized values to the output's (the identity where the output borrows the input's
+    /// tile or batch ranges; from the two channels' fixed maps otherwise). `Err` names an
+    /// output band without S2 t0 among the inputs.
+    pub fn residual_maps(&self) -> std::result::Result<Vec<(usize, f32, f32)>, String> {
+        let mut maps = Vec::with_capacity(self.outputs.len());
+        for (o, out) in self.outputs.iter().enumerate() {
+            let c = self.reference_input(o).ok_or_else(|| {
+                format!(
+                    "output {} has no Sentinel-2 t0 channel of its band among the inputs ({}): a residual generator adds its change to S2 t0; use output: direct with these inputs",
+                    out.name,
+                    self.inputs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            let (a_in, a_out) = match (self.fixed(&self.inputs[c]), self.fixed(out)) {
+                (Some(i), Some(o)) => {
+                    let sym = |a: Affine, s: &ChannelStats| if self.range == DataRange::Symmetric && self.maps_to_unit(s) { a.symmetric() } else { a };
+                    (sym(i, &self.inputs[c]), sym(o, out))
+                }
+                // The output uses its reference input's tile or batch map: the same values.
+                _ => (Affine::IDENTITY, Affine::IDENTITY),
+            };
+            maps.push((c, a_in.scale / a_out.scale, (a_in.offset - a_out.offset) / a_out.scale));
+        }
+        Ok(maps)
+    }
+
     /// The maps of every input and output channel for a batch of tiles, given each tile's
     /// input ranges (`tile_inputs[tile][channel]`). Per-tile methods give one map per tile;
     /// the others the same map for every tile. Returns `[tile][channel]` for inputs and outputs.
@@ -430,6 +458,38 @@ mod tests {
         assert_eq!(maps_in[0][2], Affine::IDENTITY, "masks stay 0/1");
         let yearly = Normalization { s2_method: S2Method::Yearly, ..n };
         assert_eq!(yearly.maps(&tiles).0[0][1], Affine::min_max(0.0, 0.6));
+    }
+
+    /// A residual generator's base: the S2 t0 input's normalized value mapped into the label's
+    /// normalization gives the label's normalized value of the same reflectance, under every
+    /// method and range; an output band without S2 t0 is refused by name.
+    #[test]
+    fn residual_maps_carry_s2_t0_into_the_labels_normalization() {
+        let t0: Vec<f32> = (0..500).map(|i| 0.01 + i as f32 * 0.001).collect();
+        let t1: Vec<f32> = (0..500).map(|i| 0.05 + i as f32 * 0.0007).collect();
+        let inputs = vec![stats("S1_t0:VV", ChannelKind::S1, &t0), stats("S2_t0:B04", ChannelKind::S2, &t0)];
+        let mut outputs = vec![stats("S2_t1:B04", ChannelKind::S2, &t1)];
+        let tiles = vec![vec![TileRange { min: -20.0, max: -5.0 }, TileRange { min: 0.02, max: 0.3 }]];
+        for s2_method in [S2Method::BatchMinMax, S2Method::TileMinMax, S2Method::Percentile, S2Method::TrainMinMax, S2Method::Yearly] {
+            for range in [DataRange::Unit, DataRange::Symmetric] {
+                let n = Normalization { s2_method, s1_method: S1Method::Standardize, inputs: inputs.clone(), outputs: outputs.clone(), range };
+                let maps = n.residual_maps().unwrap();
+                assert_eq!(maps.len(), 1);
+                let (c, a, b) = maps[0];
+                assert_eq!(c, 1, "S2_t0:B04");
+                let (maps_in, maps_out) = n.maps(&tiles);
+                for v in [0.0f32, 0.07, 0.31] {
+                    let (mut x, mut y) = ([v], [v]);
+                    maps_in[0][1].normalize(&mut x);
+                    maps_out[0][0].normalize(&mut y);
+                    assert!((a * x[0] + b - y[0]).abs() < 1e-5, "{s2_method:?} {range:?} at {v}: {} vs {}", a * x[0] + b, y[0]);
+                }
+            }
+        }
+        outputs.push(stats("S2_t1:B12", ChannelKind::S2, &t1));
+        let n = Normalization { s2_method: S2Method::Percentile, s1_method: S1Method::Standardize, inputs, outputs, range: DataRange::Unit };
+        let e = n.residual_maps().unwrap_err();
+        assert!(e.contains("S2_t1:B12") && e.contains("output: direct"), "{e}");
     }
 
     /// pix2pix's range: every channel a method sends to [0, 1] goes to [-1, 1] (n' = 2n - 1),

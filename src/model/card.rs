@@ -220,13 +220,16 @@ pub fn markdown(c: &ModelCard) -> String {
     let mut md = format!("# Model card: run {} of project {}\n\n", c.run, c.project);
     let m = &c.model;
     md += &format!(
-        "pix2pix conditional GAN: U-Net generator (depth {}, ngf {}, {:?} norm, dropout {} in {:?} blocks, output {:?}), {:.2} M parameters; PatchGAN discriminator ({} layers, ndf {}), {:.2} M. Patches of {} px.\n\n",
+        "pix2pix conditional GAN: U-Net generator (depth {}, ngf {}, {:?} norm, dropout {} in {:?} blocks, {}), {:.2} M parameters; PatchGAN discriminator ({} layers, ndf {}), {:.2} M. Patches of {} px.\n\n",
         m.depth,
         m.ngf,
         m.norm,
         m.dropout,
         m.dropout_blocks,
-        m.output_activation,
+        match m.output {
+            crate::model::config::GeneratorOutput::Residual => "output: the change from Sentinel-2 t0, added to it (residual)".to_string(),
+            crate::model::config::GeneratorOutput::Direct => format!("output {:?}", m.output_activation),
+        },
         c.generator_parameters as f64 / 1e6,
         m.discriminator_layers,
         m.ndf,

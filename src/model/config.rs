@@ -59,6 +59,25 @@ pub enum OutputActivation {
     None,
 }
 
+/// What the generator's output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorOutput {
+    /// The post-fire image itself (pix2pix).
+    #[default]
+    Direct,
+    /// The change from the pre-fire image: the synthetic t1 is the input's S2 t0, mapped into
+    /// the label's normalization, plus the network's output (no output activation). Needs S2 t0
+    /// among the inputs for every output band.
+    Residual,
+}
+
+impl GeneratorOutput {
+    pub fn is_direct(&self) -> bool {
+        *self == GeneratorOutput::Direct
+    }
+}
+
 /// model.yaml: the U-Net generator and the PatchGAN discriminator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,11 +100,14 @@ pub struct ModelConfig {
     #[serde(default = "dropout_blocks_before_the_key")]
     pub dropout_blocks: DropoutBlocks,
     pub output_activation: OutputActivation,
+    /// The image (pix2pix) or its change from S2 t0 (`residual`); absent: the image.
+    #[serde(skip_serializing_if = "GeneratorOutput::is_direct")]
+    pub output: GeneratorOutput,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto }
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct }
     }
 }
 

@@ -87,6 +87,36 @@ pub struct Generator {
     dropout: Vec<Option<Dropout>>,
     #[module(skip)]
     pub(crate) activation: Activation,
+    /// A residual generator: per output channel, the input channel of S2 t0 and the map into
+    /// the label's normalization that the network's change is added to (`None`: pix2pix).
+    #[module(skip)]
+    pub(crate) residual: Option<Residual>,
+}
+
+/// The pre-fire base of a residual generator's output: output channel `o` is
+/// `scale[o] * x[index[o]] + shift[o]` plus the network's change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Residual {
+    pub index: Vec<usize>,
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+impl Residual {
+    /// From [`crate::dataset::normalize::Normalization::residual_maps`]'s (input, a, b).
+    pub fn new(maps: &[(usize, f32, f32)]) -> Residual {
+        Residual { index: maps.iter().map(|m| m.0).collect(), scale: maps.iter().map(|m| m.1).collect(), shift: maps.iter().map(|m| m.2).collect() }
+    }
+
+    /// The base for inputs `x` (`[batch, inputs, h, w]` -> `[batch, outputs, h, w]`).
+    pub fn base(&self, x: Tensor<4>) -> Tensor<4> {
+        let device = x.device();
+        let c = self.index.len();
+        let channels: Vec<Tensor<4>> = self.index.iter().map(|i| x.clone().narrow(1, *i, 1)).collect();
+        let scale = Tensor::<4>::from_data(burn::tensor::TensorData::new(self.scale.clone(), [1, c, 1, 1]), &device);
+        let shift = Tensor::<4>::from_data(burn::tensor::TensorData::new(self.shift.clone(), [1, c, 1, 1]), &device);
+        Tensor::cat(channels, 1).mul(scale).add(shift)
+    }
 }
 
 /// Whether decoder level `i` of a `depth`-level generator has dropout: as pix2pix, the blocks
@@ -123,7 +153,20 @@ impl Generator {
             dropout.push(dropout_at(cfg, i, depth).then(|| DropoutConfig::new(cfg.dropout).init()));
             let _ = innermost;
         }
-        Generator { down, down_norm, up, up_norm, dropout, activation }
+        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None }
+    }
+
+    /// The generator predicting the change from the pre-fire image (`output: residual`): its
+    /// output is `residual`'s base plus the network's last layer, with no activation.
+    pub fn with_residual(mut self, residual: Residual) -> Generator {
+        self.residual = Some(residual);
+        self.activation = Activation::Identity;
+        self
+    }
+
+    /// Whether it predicts the change from the pre-fire image.
+    pub fn is_residual(&self) -> bool {
+        self.residual.is_some()
     }
 
     /// The dropout layers `cfg` asks for. Dropout has no weights, so a generator loaded from a
@@ -204,6 +247,7 @@ impl Generator {
         };
         let depth = self.down.len();
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(depth);
+        let base = self.residual.as_ref().map(|r| r.base(x.clone()));
         let mut h = x;
         for i in 0..depth {
             if i > 0 {
@@ -246,12 +290,41 @@ impl Generator {
             h = super::cpu::act::relu_cat(skips[i - 1].clone(), h);
             keep(format!("cat.{i}"), &h);
         }
-        let out = match self.activation {
-            Activation::Tanh => super::cpu::act::tanh(h),
-            Activation::Sigmoid => activation::sigmoid(h),
-            Activation::Identity => h,
+        let out = match (base, self.activation) {
+            (Some(base), _) => base + h,
+            (None, Activation::Tanh) => super::cpu::act::tanh(h),
+            (None, Activation::Sigmoid) => activation::sigmoid(h),
+            (None, Activation::Identity) => h,
         };
         keep("out".into(), &out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the change head at 0 (the last layer's weights and bias zeroed), a residual
+    /// generator gives its pre-fire base exactly: S2 t0's channel of each output band, mapped.
+    #[test]
+    fn a_residual_generator_with_no_change_gives_the_pre_fire_base() {
+        let cfg = ModelConfig { input_channels: 4, output_channels: 2, ngf: 4, ndf: 4, depth: 3, dropout: 0.0, ..ModelConfig::default() };
+        let dev = Device::flex();
+        let mut g = Generator::new(&cfg, Activation::Sigmoid, &dev).with_residual(Residual::new(&[(3, 2.0, 0.1), (1, 0.5, -0.2)]));
+        assert_eq!(g.activation, Activation::Identity);
+        let up = &mut g.up[0];
+        up.weight = burn::module::Param::from_tensor(up.weight.val().zeros_like());
+        up.bias = up.bias.as_ref().map(|b| burn::module::Param::from_tensor(b.val().zeros_like()));
+        let x = Tensor::<4>::random([2, 4, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let out: Vec<f32> = g.forward(x.clone()).try_into_vec_as::<f32>().unwrap();
+        let xs: Vec<f32> = x.try_into_vec_as::<f32>().unwrap();
+        for b in 0..2 {
+            for p in 0..64 {
+                let at = |c: usize| xs[(b * 4 + c) * 64 + p];
+                assert_eq!(out[(b * 2) * 64 + p], 2.0 * at(3) + 0.1, "batch {b} pixel {p}");
+                assert_eq!(out[(b * 2 + 1) * 64 + p], 0.5 * at(1) - 0.2, "batch {b} pixel {p}");
+            }
+        }
     }
 }

@@ -186,6 +186,7 @@ pub fn load_generator(project: &Project, run: &RunName, dev: &Device) -> Result<
     let g = Generator::new(&cfg, output_activation(&cfg, &normalization), dev)
         .try_load_file(&f.generator)
         .map_err(Error::checkpoint(&f.generator, "loading the generator"))?;
+    let g = super::with_output(g, &cfg, &normalization)?;
     if let Some((parameter, count)) = super::finite::non_finite_parameter(&g) {
         return Err(Error::Project {
             path: f.generator.clone(),

@@ -253,6 +253,10 @@ pub fn gpu_available() -> std::result::Result<String, String> {
 /// The generator's output activation for a dataset's normalization.
 #[cfg(feature = "gdal")]
 pub fn output_activation(cfg: &ModelConfig, normalization: &Normalization) -> Activation {
+    if cfg.output == config::GeneratorOutput::Residual {
+        // The change from the pre-fire image has no bounded range.
+        return Activation::Identity;
+    }
     match cfg.output_activation {
         OutputActivation::Tanh => Activation::Tanh,
         OutputActivation::Sigmoid => Activation::Sigmoid,
@@ -264,6 +268,23 @@ pub fn output_activation(cfg: &ModelConfig, normalization: &Normalization) -> Ac
             (S2Method::TileMinMax | S2Method::TrainMinMax, DataRange::Symmetric) => Activation::Tanh,
             _ => Activation::Identity,
         },
+    }
+}
+
+/// A generator for a dataset's normalization: its output activation, and with
+/// `output: residual` the pre-fire base its change is added to (refused, with the reason, where
+/// an output band has no S2 t0 among the inputs).
+#[cfg(feature = "gdal")]
+pub fn generator_for(cfg: &ModelConfig, normalization: &Normalization, dev: &Device) -> Result<generator::Generator> {
+    with_output(generator::Generator::new(cfg, output_activation(cfg, normalization), dev), cfg, normalization)
+}
+
+/// `g` with the output `cfg` asks for (a generator loaded from a file, or made from another).
+#[cfg(feature = "gdal")]
+pub fn with_output(g: generator::Generator, cfg: &ModelConfig, normalization: &Normalization) -> Result<generator::Generator> {
+    match cfg.output {
+        config::GeneratorOutput::Direct => Ok(g),
+        config::GeneratorOutput::Residual => normalization.residual_maps().map(|m| g.with_residual(generator::Residual::new(&m))).map_err(|m| Error::invalid("output", m)),
     }
 }
 

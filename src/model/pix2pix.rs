@@ -132,6 +132,9 @@ impl KeyStyle {
 /// at least 5 levels, and its instance norm has no parameters). None when it is pix2pix's.
 pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<String> {
     let mut why = Vec::new();
+    if cfg.output == super::config::GeneratorOutput::Residual {
+        why.push("it predicts the change from the pre-fire image (output: residual), where pix2pix's predicts the image".to_string());
+    }
     if activation != Activation::Tanh {
         why.push(format!("its last activation is {activation:?}, where pix2pix's ends in tanh"));
     }

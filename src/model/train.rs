@@ -173,8 +173,7 @@ pub fn build_networks(model: &ModelConfig, project: &Project, dev: &Device) -> R
     let index = TileIndex::load(project)?;
     let normalization = load_normalization(project)?;
     let cfg = resolve(model, summary.inputs.len(), summary.outputs.len(), index.size)?;
-    let act = output_activation(&cfg, &normalization);
-    Ok((Generator::new(&cfg, act, dev), Discriminator::new(&cfg, dev), cfg))
+    Ok((super::generator_for(&cfg, &normalization, dev)?, Discriminator::new(&cfg, dev), cfg))
 }
 
 /// Validation over the val split: L1 on normalized values, PSNR and SSIM on reflectance
@@ -331,7 +330,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 g.activation = output_activation(&model, &normalization);
             }
             let (g0, d0, init) = super::portable::init_networks(g, d, &model, &from, tc.adapt_channels, output_activation(&model, &normalization))?;
-            (g, d) = (g0, d0);
+            (g, d) = (super::with_output(g0, &model, &normalization)?, d0);
             progress.info(format!(
                 "starting from {} ({}){}{}",
                 from.display(),

@@ -59,7 +59,23 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
         };
         ui.label("Model");
         if ui.checkbox(&mut small, label).changed() {
-            s.model = small.then(crate::model::config::ModelConfig::small);
+            let output = s.model.as_ref().map(|m| m.output).unwrap_or_default();
+            s.model = small.then(|| crate::model::config::ModelConfig { output, ..crate::model::config::ModelConfig::small() });
+        }
+        ui.end_row();
+        // model.yaml's `output`: the image (pix2pix) or its change from S2 t0.
+        use crate::model::config::GeneratorOutput;
+        let current = s.model.as_ref().map(|m| m.output).or_else(|| s.model_config(project).ok().map(|m| m.output)).unwrap_or_default();
+        let mut residual = current == GeneratorOutput::Residual;
+        ui.label("Output");
+        if ui
+            .checkbox(&mut residual, "the change from the pre-fire image (residual)")
+            .on_hover_text("The generator predicts t1 - t0 and adds it to S2 t0: pre-fire texture survives and the network spends itself on what the radar says changed. Off: pix2pix's whole image. Needs S2 t0 among the inputs for every output band")
+            .changed()
+        {
+            let base = s.model_config(project).unwrap_or_default();
+            let model = s.model.get_or_insert(base);
+            model.output = if residual { GeneratorOutput::Residual } else { GeneratorOutput::Direct };
         }
         ui.end_row();
         let train = s.train.get_or_insert_with(|| project_train.cloned().unwrap_or_default());

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""The generator's options compared on the demo's held-out blocks.
+
+Makes the embedded demo once (`s2cr demo --no-gui`), then trains one run per model option and
+seed on its training set, synthesizes and assesses each, and prints one table: the synthetic
+image's row of the assessment's baselines table (held-out clear pixels) per option, mean and
+spread over the seeds, with the linear model and persistence from the same table. Standard
+library only; everything else is `s2cr`.
+
+    python3 scripts/ablation.py --s2cr target/release/s2cr --dir /tmp/ablation --seeds 1 2 3
+
+Options (model.yaml keys over the demo's model): `pix2pix` (as the demo trains today) and
+`residual` (`output: residual`). Their numbers are in docs/models.md.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "pix2pix": {},
+    "residual": {"output": "residual"},
+}
+
+COLUMNS = [
+    ("kappa", lambda r: r["burned"]["kappa"], 3),
+    ("dNBR MAE", lambda r: r["image"]["dnbr_mae"], 3),
+    ("NBR MAE", lambda r: r["image"]["nbr_mae"], 3),
+    ("PSNR dB", lambda r: r["image"]["psnr_db"], 1),
+    ("SSIM", lambda r: r["image"]["ssim"], 3),
+    ("SAM deg", lambda r: r["image"]["sam_deg"], 2),
+]
+
+
+def run(cmd):
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done
+
+
+def yaml_lines(d):
+    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in d.items())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--s2cr", default="target/release/s2cr", help="the s2cr program (a release build)")
+    p.add_argument("--dir", required=True, type=Path, help="working folder (the demo project is made in DIR/demo)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--steps", type=int, default=600, help="training steps per run (the demo's default)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--json", type=Path, help="also write every run's numbers here")
+    a = p.parse_args()
+    s2cr = str(Path(a.s2cr).resolve())
+    project = a.dir / "demo"
+    if not (project / "project.yaml").is_file():
+        print(f"making the demo in {project}", file=sys.stderr)
+        run([s2cr, "demo", "--no-gui", "--project", str(project), "--device", "cpu", "-q"])
+    # The demo's own settings, with each option's keys over them.
+    model_base = (project / "model.yaml").read_text()
+    train_base = (project / "train.yaml").read_text()
+    settings = a.dir / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for variant in a.variants:
+        for seed in a.seeds:
+            name = f"ablation-{variant}-s{seed}"
+            model = settings / f"{name}-model.yaml"
+            model.write_text(model_base + yaml_lines(VARIANTS[variant]))
+            train = settings / f"{name}-train.yaml"
+            lines = [l for l in train_base.splitlines() if not l.startswith(("seed:", "max_steps:", "workers:"))]
+            train.write_text("\n".join(lines) + f"\nseed: {seed}\nmax_steps: {a.steps}\nworkers: 0\n")
+            report = project / "outputs" / name / "assess" / "report.json"
+            if not report.is_file():
+                print(f"{name}: training, synthesizing, assessing", file=sys.stderr)
+                t = time.time()
+                run([s2cr, "train", "--project", str(project), "--run", name, "--model", str(model), "--train", str(train), "--device", "cpu", "-q"])
+                train_secs = time.time() - t
+                t = time.time()
+                run([s2cr, "infer", "--project", str(project), "--run", name, "--device", "cpu", "-q"])
+                infer_secs = time.time() - t
+                run([s2cr, "assess", "--project", str(project), "--run", name, "-q"])
+                (project / "outputs" / name / "ablation-times.json").write_text(json.dumps({"train_secs": train_secs, "infer_secs": infer_secs}))
+            rows = {r["id"]: r for r in json.loads(report.read_text())["baselines"]["rows"]}
+            times = json.loads((project / "outputs" / name / "ablation-times.json").read_text())
+            results.setdefault(variant, []).append({"seed": seed, "rows": rows, **times})
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+
+    def cell(values, digits):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "n/a"
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+    first = next(iter(results.values()))[0]["rows"]
+    held = first["synthetic"]
+    print(f"held-out clear pixels of the demo; {len(a.seeds)} seed(s), {a.steps} steps each; mean ± sd over the seeds")
+    print("| source | " + " | ".join(c[0] for c in COLUMNS) + " | train s | infer s |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    for variant, runs in results.items():
+        cells = [cell([f(r["rows"]["synthetic"]) for r in runs], d) for _, f, d in COLUMNS]
+        print(f"| {variant} | " + " | ".join(cells) + f" | {cell([r['train_secs'] for r in runs], 0)} | {cell([r['infer_secs'] for r in runs], 1)} |")
+    for other in ["linear", "persistence"]:
+        if other in first:
+            print(f"| {other} (baseline) | " + " | ".join(cell([f(first[other])], d) for _, f, d in COLUMNS) + " | | |")
+    del held
+
+
+if __name__ == "__main__":
+    main()
