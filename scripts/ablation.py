@@ -60,7 +60,7 @@ def main():
     project = a.dir / "demo"
     if not (project / "project.yaml").is_file():
         print(f"making the demo in {project}", file=sys.stderr)
-        run([s2cr, "demo", "--no-gui", "--project", str(project), "--device", "cpu", "-q"])
+        run([s2cr, "demo", str(project), "--no-gui", "--device", "cpu", "-q"])
     # The demo's own settings, with each option's keys over them.
     model_base = (project / "model.yaml").read_text()
     train_base = (project / "train.yaml").read_text()

@@ -1016,3 +1016,50 @@ fn a_run_that_goes_non_finite_stops_with_the_reason_and_nothing_downstream_passe
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("non-finite value(s)") && err.contains("generator.bpk") && err.contains("diverged"), "{err}");
 }
+
+/// `output: residual`: the generator adds its change to S2 t0 (carried into the label's
+/// normalization), so a few steps in its synthetic image is still close to the pre-fire image,
+/// where pix2pix's whole-image generator is not; pix2pix's keys refuse it, and inputs without S2
+/// t0 are refused by the output band's name.
+#[test]
+fn a_residual_generator_starts_from_the_pre_fire_image() {
+    use s2cr::model::config::GeneratorOutput;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let summary: s2cr::dataset::DatasetSummary = s2cr::fsutil::load_json(&project.dataset_json(), "").unwrap();
+    let abs = |p: &std::path::Path| if p.is_absolute() { p.to_path_buf() } else { project.root().join(p) };
+    let t0 = raster::read_window(abs(&summary.sources.s2_t0).to_str().unwrap(), &[], None).unwrap();
+    let mut distance = Vec::new();
+    for (run, output) in [("direct", GeneratorOutput::Direct), ("residual", GeneratorOutput::Residual)] {
+        let model = ModelConfig { output, ..small_model() };
+        let opts = TrainOptions { run: run_name(run), model, train: TrainConfig { learning_rate: 1e-4, ..quick_train(3) }, device: DeviceChoice::Cpu, resume: false };
+        train(&project, &opts, &Progress::silent("train")).unwrap();
+        let report = infer::infer(&project, &infer::InferOptions { run: run_name(run), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap();
+        let out = raster::read_window(report.path.to_str().unwrap(), &[], None).unwrap();
+        let (mut sum, mut n) = (0f64, 0usize);
+        for (b, name) in out.descriptions.iter().enumerate() {
+            let k = t0.descriptions.iter().position(|d| d == name).unwrap();
+            for (v, w) in out.bands[b].iter().zip(&t0.bands[k]) {
+                if v.is_finite() && w.is_finite() {
+                    sum += (v - w).abs() as f64;
+                    n += 1;
+                }
+            }
+        }
+        distance.push(sum / n as f64);
+    }
+    println!("mean |synthetic - S2 t0| after 3 steps: direct {:.4}, residual {:.4}", distance[0], distance[1]);
+    assert!(distance[1] < 0.02 && distance[1] * 3.0 < distance[0], "{distance:?}");
+    let model_yaml = std::fs::read_to_string(project.run_model_yaml(&run_name("residual"))).unwrap();
+    assert!(model_yaml.contains("output: residual"), "{model_yaml}");
+    assert!(!std::fs::read_to_string(project.run_model_yaml(&run_name("direct"))).unwrap().contains("output:"), "absent when direct");
+    let err = s2cr::model::portable::export_run_as(&project, &run_name("residual"), &tmp.path().join("g.safetensors"), s2cr::model::pix2pix::KeyStyle::Pix2pix).unwrap_err().to_string();
+    assert!(err.contains("output: residual") && err.contains("--keys s2cr"), "{err}");
+    // Radar alone: no S2 t0 to add a change to.
+    let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    dataset::build(&project, &DatasetConfig { tiles, inputs: dataset::sar_only_inputs(&project.config.bands.s1), ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
+    let opts = TrainOptions { run: run_name("sar"), model: ModelConfig { output: GeneratorOutput::Residual, ..small_model() }, train: quick_train(1), device: DeviceChoice::Cpu, resume: false };
+    let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
+    assert!(err.contains("S2_t1:B02") && err.contains("output: direct"), "{err}");
+}
