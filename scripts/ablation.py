@@ -9,8 +9,8 @@ library only; everything else is `s2cr`.
 
     python3 scripts/ablation.py --s2cr target/release/s2cr --dir /tmp/ablation --seeds 1 2 3
 
-Options (model.yaml keys over the demo's model): `pix2pix` (as the demo trains today) and
-`residual` (`output: residual`). Their numbers are in docs/models.md.
+Options (model.yaml keys over the demo's model): `pix2pix` (as the demo trains today),
+`residual` (`output: residual`) and `residual-linear` (and `linear: true`). Their numbers are in docs/models.md.
 """
 
 import argparse
@@ -24,6 +24,7 @@ from pathlib import Path
 VARIANTS = {
     "pix2pix": {},
     "residual": {"output": "residual"},
+    "residual-linear": {"output": "residual", "linear": True},
 }
 
 COLUMNS = [

@@ -229,7 +229,7 @@ pub fn markdown(c: &ModelCard) -> String {
         match m.output {
             crate::model::config::GeneratorOutput::Residual => "output: the change from Sentinel-2 t0, added to it (residual)".to_string(),
             crate::model::config::GeneratorOutput::Direct => format!("output {:?}", m.output_activation),
-        },
+        } + if m.linear { ", with a learned linear map of the inputs beside it" } else { "" },
         c.generator_parameters as f64 / 1e6,
         m.discriminator_layers,
         m.ndf,

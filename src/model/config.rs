@@ -103,11 +103,16 @@ pub struct ModelConfig {
     /// The image (pix2pix) or its change from S2 t0 (`residual`); absent: the image.
     #[serde(skip_serializing_if = "GeneratorOutput::is_direct")]
     pub output: GeneratorOutput,
+    /// A learned per-pixel linear map of all inputs (a 1 x 1 convolution beside the U-Net,
+    /// starting at zero) added to the output: the model starts where a linear regression can
+    /// go at once. Absent: none (pix2pix).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub linear: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct }
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct, linear: false }
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Generator {
     /// the label's normalization that the network's change is added to (`None`: pix2pix).
     #[module(skip)]
     pub(crate) residual: Option<Residual>,
+    /// model.yaml's `linear`: a 1 x 1 convolution of the inputs added to the output.
+    linear: Option<Conv2d>,
 }
 
 /// The pre-fire base of a residual generator's output: output channel `o` is
@@ -153,7 +155,8 @@ impl Generator {
             dropout.push(dropout_at(cfg, i, depth).then(|| DropoutConfig::new(cfg.dropout).init()));
             let _ = innermost;
         }
-        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None }
+        let linear = cfg.linear.then(|| Conv2dConfig::new([cfg.input_channels, cfg.output_channels], [1, 1]).with_bias(true).with_initializer(Initializer::Zeros).init(device));
+        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None, linear }
     }
 
     /// The generator predicting the change from the pre-fire image (`output: residual`): its
@@ -248,6 +251,7 @@ impl Generator {
         let depth = self.down.len();
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(depth);
         let base = self.residual.as_ref().map(|r| r.base(x.clone()));
+        let linear = self.linear.as_ref().map(|l| l.forward(x.clone()));
         let mut h = x;
         for i in 0..depth {
             if i > 0 {
@@ -290,6 +294,9 @@ impl Generator {
             h = super::cpu::act::relu_cat(skips[i - 1].clone(), h);
             keep(format!("cat.{i}"), &h);
         }
+        if let Some(l) = linear {
+            h = h + l;
+        }
         let out = match (base, self.activation) {
             (Some(base), _) => base + h,
             (None, Activation::Tanh) => super::cpu::act::tanh(h),
@@ -309,7 +316,8 @@ mod tests {
     /// generator gives its pre-fire base exactly: S2 t0's channel of each output band, mapped.
     #[test]
     fn a_residual_generator_with_no_change_gives_the_pre_fire_base() {
-        let cfg = ModelConfig { input_channels: 4, output_channels: 2, ngf: 4, ndf: 4, depth: 3, dropout: 0.0, ..ModelConfig::default() };
+        // With the linear map too: it starts at zero.
+        let cfg = ModelConfig { input_channels: 4, output_channels: 2, ngf: 4, ndf: 4, depth: 3, dropout: 0.0, linear: true, ..ModelConfig::default() };
         let dev = Device::flex();
         let mut g = Generator::new(&cfg, Activation::Sigmoid, &dev).with_residual(Residual::new(&[(3, 2.0, 0.1), (1, 0.5, -0.2)]));
         assert_eq!(g.activation, Activation::Identity);

@@ -105,6 +105,10 @@ pub fn keys(cfg: &ModelConfig) -> Vec<Key> {
             norm(&mut out, format!("{p}.model.6"), format!("up_norm.{i}"), c_up_out);
         }
     }
+    if cfg.linear {
+        // Ours only: pix2pix has no such layer (`pix2pix_mismatch` refuses its keys).
+        conv(&mut out, "linear".into(), "linear".into(), [cfg.output_channels, cfg.input_channels, 1, 1], true, cfg.output_channels);
+    }
     out
 }
 
@@ -134,6 +138,9 @@ pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<Str
     let mut why = Vec::new();
     if cfg.output == super::config::GeneratorOutput::Residual {
         why.push("it predicts the change from the pre-fire image (output: residual), where pix2pix's predicts the image".to_string());
+    }
+    if cfg.linear {
+        why.push("it has a linear map of the inputs beside the U-Net (linear: true), which pix2pix's has not".to_string());
     }
     if activation != Activation::Tanh {
         why.push(format!("its last activation is {activation:?}, where pix2pix's ends in tanh"));
