@@ -171,33 +171,6 @@ fn feature_row(bands: &[Vec<f32>], used: &[usize], pairs: &[(usize, usize)], i: 
     out.iter().all(|v| v.is_finite())
 }
 
-/// Solves `a x = b` (symmetric positive definite, n x n, row-major) by Cholesky.
-fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = a[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
-            if i == j {
-                if s <= 0.0 {
-                    return None;
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
-        }
-    }
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        y[i] = (b[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        x[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * x[k]).sum::<f64>()) / l[i * n + i];
-    }
-    Some(x)
-}
-
 /// The pixels of the blocks a set does not hold (the training blocks, for the held-out set).
 fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
     !set.contains(x, y)
@@ -571,7 +544,7 @@ fn fit(names: &[String], bands: &[&str], xtx: &[f64], xty: &[f64], n: u64) -> Op
     for b in 0..nb {
         let ymean = xty[(nf - 1) * nb + b] / nn;
         let rhs: Vec<f64> = (0..p).map(|i| (xty[i * nb + b] / nn - mean[i] * ymean) / sd[i]).collect();
-        let beta = solve_spd(&a, &rhs, p)?;
+        let beta = crate::indices::linalg::solve_spd(&a, &rhs, p)?;
         let coef: Vec<f64> = (0..p).map(|i| beta[i] / sd[i]).collect();
         let intercept = ymean - (0..p).map(|i| coef[i] * mean[i]).sum::<f64>();
         out.push((bands[b].to_string(), intercept, coef));

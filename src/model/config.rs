@@ -103,9 +103,9 @@ pub struct ModelConfig {
     /// The image (pix2pix) or its change from S2 t0 (`residual`); absent: the image.
     #[serde(skip_serializing_if = "GeneratorOutput::is_direct")]
     pub output: GeneratorOutput,
-    /// A learned per-pixel linear map of all inputs (a 1 x 1 convolution beside the U-Net,
-    /// starting at zero) added to the output: the model starts where a linear regression can
-    /// go at once. Absent: none (pix2pix).
+    /// A learned per-pixel linear map of all inputs (a 1 x 1 convolution beside the U-Net)
+    /// added to the output, started on a new run at the training patches' ridge fit: the model
+    /// starts where a linear regression already is. Absent: none (pix2pix).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub linear: bool,
 }

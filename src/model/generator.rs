@@ -167,6 +167,27 @@ impl Generator {
         self
     }
 
+    /// Sets the linear map of the inputs (`linear: true`): `weight` `[outputs x inputs]`
+    /// row-major and `bias` `[outputs]`. Nothing without one.
+    pub fn set_linear(&mut self, weight: Vec<f32>, bias: Vec<f32>) {
+        if let Some(l) = &mut self.linear {
+            let device = l.weight.val().device();
+            let [o, c, _, _] = l.weight.dims();
+            l.weight = burn::module::Param::from_tensor(Tensor::from_data(burn::tensor::TensorData::new(weight, [o, c, 1, 1]), &device));
+            l.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(burn::tensor::TensorData::new(bias, [o]), &device)));
+        }
+    }
+
+    /// Whether it has a linear map of the inputs beside the U-Net.
+    pub fn has_linear(&self) -> bool {
+        self.linear.is_some()
+    }
+
+    /// The base a residual generator adds its change to, per output channel: (input, a, b).
+    pub fn residual_maps(&self) -> Option<Vec<(usize, f32, f32)>> {
+        self.residual.as_ref().map(|r| (0..r.index.len()).map(|o| (r.index[o], r.scale[o], r.shift[o])).collect())
+    }
+
     /// Whether it predicts the change from the pre-fire image.
     pub fn is_residual(&self) -> bool {
         self.residual.is_some()

@@ -157,6 +157,50 @@ pub(super) fn training_data(project: &Project, tc: &TrainConfig, progress: &Prog
     Ok((train_data, val_data))
 }
 
+/// Ridge penalty of the linear map's start, per sample (the features are normalized).
+const LINEAR_START_LAMBDA: f64 = 1e-3;
+/// Every this many valid pixels of each training patch goes into the fit.
+const LINEAR_START_STRIDE: usize = 3;
+
+/// `linear: true` on a new run: the 1 x 1 map of the inputs starts at the ridge regression of the
+/// labels (for a residual generator: of their change from its pre-fire base) on the inputs, over
+/// the training patches' valid pixels, normalized as training sees them. The model then starts
+/// where a linear regression already is, and the U-Net learns what it misses.
+fn linear_start(mut g: Generator, data: &PatchDataset, batcher: &PatchBatcher, progress: &Progress) -> Result<Generator> {
+    use burn::data::dataset::Dataset;
+    let base = g.residual_maps();
+    let mut sums: Option<crate::indices::linalg::RidgeSums> = None;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..data.len() {
+        progress.check_cancelled()?;
+        let item = data.get(i).map_err(|e| Error::invalid("training data", e.to_string()))?;
+        let plane = item.size * item.size;
+        let (c_in, c_out) = (item.input.len() / plane.max(1), item.label.len() / plane.max(1));
+        let (input, label, valid, _) = batcher.normalize(std::slice::from_ref(&item));
+        let sums = sums.get_or_insert_with(|| crate::indices::linalg::RidgeSums::new(c_in, c_out));
+        for p in (0..plane).filter(|p| valid[*p] > 0.0).step_by(LINEAR_START_STRIDE) {
+            x.clear();
+            x.extend((0..c_in).map(|c| input[c * plane + p] as f64));
+            y.clear();
+            y.extend((0..c_out).map(|o| {
+                let from = base.as_ref().map(|b| b[o].1 as f64 * x[b[o].0] + b[o].2 as f64).unwrap_or(0.0);
+                label[o * plane + p] as f64 - from
+            }));
+            sums.add(&x, &y);
+        }
+    }
+    let Some(fit) = sums.as_ref().and_then(|s| s.solve(LINEAR_START_LAMBDA)) else {
+        progress.warn("the linear map starts at zero: no valid training pixel to fit it on (or a singular fit)");
+        return Ok(g);
+    };
+    let c_in = fit.first().map(|f| f.len() - 1).unwrap_or(0);
+    let weight: Vec<f32> = fit.iter().flat_map(|f| f[..c_in].iter().map(|v| *v as f32)).collect();
+    let bias: Vec<f32> = fit.iter().map(|f| f[c_in] as f32).collect();
+    progress.info(format!("the linear map starts at the ridge fit of {} training pixels (lambda {LINEAR_START_LAMBDA})", sums.map(|s| s.count).unwrap_or(0)));
+    g.set_linear(weight, bias);
+    Ok(g)
+}
+
 /// The dataset files a run keeps a copy of (what it trained on; inference reads the copies),
 /// as (dataset file, run copy).
 pub(super) fn dataset_copies(project: &Project, run: &RunName) -> [(PathBuf, PathBuf); 3] {
@@ -367,6 +411,10 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let _ = std::fs::remove_file(run_dir.join(DIVERGED_JSON));
     let (train_data, val_data) = training_data(project, tc, progress)?;
     let batcher = PatchBatcher { normalization };
+    // A new run with a linear map starts it at the training patches' ridge fit.
+    if previous.is_none() && tc.init_from.is_none() && g.has_linear() {
+        g = linear_start(g, &train_data, &batcher, progress)?;
+    }
     // Cutting patches from memory takes microseconds: loader threads would only compete with
     // training for the cores, and the order in which threads deliver batches is a race.
     let workers = if train_data.is_resident() { 0 } else { tc.workers };

@@ -1050,6 +1050,13 @@ fn a_residual_generator_starts_from_the_pre_fire_image() {
         distance.push(sum / n as f64);
     }
     println!("mean |synthetic - S2 t0| after 3 steps: direct {:.4}, residual {:.4}", distance[0], distance[1]);
+    // With the linear map started at the training patches' ridge fit, the first step's L1 is
+    // below the residual generator's alone (whose change starts near zero: persistence).
+    let opts = TrainOptions { run: run_name("linear"), model: ModelConfig { output: GeneratorOutput::Residual, linear: true, ..small_model() }, train: TrainConfig { learning_rate: 1e-4, ..quick_train(3) }, device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let l1 = |run: &str| metrics(&project, run)[0][4].parse::<f64>().unwrap();
+    println!("first step's G L1: residual {:.4}, residual with the ridge-started linear map {:.4}", l1("residual"), l1("linear"));
+    assert!(l1("linear") < l1("residual"), "{} vs {}", l1("linear"), l1("residual"));
     assert!(distance[1] < 0.02 && distance[1] * 3.0 < distance[0], "{distance:?}");
     let model_yaml = std::fs::read_to_string(project.run_model_yaml(&run_name("residual"))).unwrap();
     assert!(model_yaml.contains("output: residual"), "{model_yaml}");

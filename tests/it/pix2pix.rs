@@ -212,6 +212,31 @@ mod runs {
         assert!(e.contains("last activation Sigmoid there, Tanh here"), "{e}");
     }
 
+    /// A residual generator with a linear map (started at the ridge fit) is exported with our
+    /// keys and comes back the same: the same image from both runs; pix2pix's keys refuse it,
+    /// naming both options.
+    #[test]
+    fn a_residual_generator_with_a_linear_map_travels_with_our_keys() {
+        use s2cr::model::config::{GeneratorOutput, ModelConfig, TrainConfig};
+        use s2cr::model::pix2pix::KeyStyle;
+        use s2cr::model::portable::export_run_as;
+        use s2cr::model::train::{TrainOptions, train};
+        let tmp = tempfile::tempdir().unwrap();
+        let project = project(&tmp.path().join("p"));
+        let model = ModelConfig { ngf: 4, ndf: 4, depth: 4, dropout: 0.0, output: GeneratorOutput::Residual, linear: true, ..Default::default() };
+        let quick = TrainConfig { batch_size: 1, max_steps: 2, checkpoint_every: 0, workers: 0, augment: false, ..Default::default() };
+        train(&project, &TrainOptions { run: run("res"), model, train: quick, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
+        let out = tmp.path().join("shared/R.safetensors");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let e = s2cr::error_chain(&export_run(&project, &run("res"), &out).unwrap_err());
+        assert!(e.contains("output: residual") && e.contains("linear: true") && e.contains("--keys s2cr"), "{e}");
+        export_run_as(&project, &run("res"), &out, KeyStyle::S2cr).unwrap();
+        let back = import_run(&project, &out, &opts("back", None)).unwrap();
+        assert_eq!((back.model.output, back.model.linear), (GeneratorOutput::Residual, true));
+        let bits = |b: &Vec<Vec<f32>>| b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&synthesize(&project, "res")), bits(&synthesize(&project, "back")), "exported with our keys and imported: the same image");
+    }
+
     /// pix2pix trains on [-1, 1] with a Tanh output. An imported .pth sees its inputs there
     /// and its output is de-normalized from there: the synthetic image, where one window alone
     /// covers it, is what the network (PyTorch's output, checked above) gives on inputs
