@@ -338,6 +338,9 @@ fn the_train_step_offers_to_start_from_a_trained_model() {
     h.run();
     h.get_by_label("Start from a trained model…");
     h.get_by_label("last-year");
+    // Below the model's options: scrolled into view first.
+    h.get_by_label("where they differ, start the first or last layer afresh").scroll_to_me();
+    h.run();
     h.get_by_label("where they differ, start the first or last layer afresh").click();
     h.run();
     assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| t.adapt_channels && t.init_from.as_deref() == Some(from.as_path())));
