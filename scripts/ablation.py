@@ -53,7 +53,7 @@ def main():
     p.add_argument("--s2cr", default="target/release/s2cr", help="the s2cr program (a release build)")
     p.add_argument("--dir", required=True, type=Path, help="working folder (the demo project is made in DIR/demo)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--steps", type=int, default=600, help="training steps per run (the demo's default)")
+    p.add_argument("--steps", type=int, default=600, help="at most this many training steps per run (the demo's default; its epochs end at 400)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--json", type=Path, help="also write every run's numbers here")
     a = p.parse_args()
@@ -89,7 +89,8 @@ def main():
                 (project / "outputs" / name / "ablation-times.json").write_text(json.dumps({"train_secs": train_secs, "infer_secs": infer_secs}))
             rows = {r["id"]: r for r in json.loads(report.read_text())["baselines"]["rows"]}
             times = json.loads((project / "outputs" / name / "ablation-times.json").read_text())
-            results.setdefault(variant, []).append({"seed": seed, "rows": rows, **times})
+            steps = json.loads((project / "runs" / name / "checkpoint.json").read_text())["step"]
+            results.setdefault(variant, []).append({"seed": seed, "rows": rows, "steps": steps, **times})
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 
@@ -103,7 +104,8 @@ def main():
 
     first = next(iter(results.values()))[0]["rows"]
     held = first["synthetic"]
-    print(f"held-out clear pixels of the demo; {len(a.seeds)} seed(s), {a.steps} steps each; mean ± sd over the seeds")
+    steps = sorted({r["steps"] for runs in results.values() for r in runs})
+    print(f"held-out clear pixels of the demo; {len(a.seeds)} seed(s), {'/'.join(map(str, steps))} steps each; mean ± sd over the seeds")
     print("| source | " + " | ".join(c[0] for c in COLUMNS) + " | train s | infer s |")
     print("|---" * (len(COLUMNS) + 3) + "|")
     for variant, runs in results.items():
