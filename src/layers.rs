@@ -35,7 +35,7 @@ impl LayerKind {
     /// A categorical layer's classes, (code, colour, name), for its colours and legend.
     pub fn classes(self) -> Option<Vec<(u8, [u8; 3], &'static str)>> {
         match self {
-            LayerKind::Severity => Some(Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect()),
+            LayerKind::Severity => Some(Severity::palette()),
             LayerKind::Source => Some(crate::assess::gapfill::SOURCE_CLASSES.to_vec()),
             _ => None,
         }

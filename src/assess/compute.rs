@@ -117,7 +117,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let sd_image = inputs.uncertainty.as_ref().map(|p| Image::open(p, None)).transpose()?;
     let prob_image = inputs.burn_probability.as_ref().map(|p| Image::open(p, None)).transpose()?;
     for other in sd_image.iter().chain(prob_image.iter()) {
-        if (other.info.width, other.info.height) != (width, height) || other.info.geo_transform != gt || !raster::same_crs(&other.info.crs_wkt, &crs_wkt) {
+        if !pre.same_grid(other) {
             return Err(Error::Raster { location: other.path.display().to_string(), message: "not on the grid of the synthetic image; synthesize again with uncertainty passes".into() });
         }
     }
@@ -127,10 +127,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
     }
     // The t0 composite, where t0 is cloudy.
-    let pre_fill = inputs.pre_fill.as_ref().map(|p| Image::open(p, order)).transpose()?;
-    if let Some(f) = &pre_fill
-        && ((f.info.width, f.info.height) != (width, height) || f.info.geo_transform != gt || !raster::same_crs(&f.info.crs_wkt, &crs_wkt))
-    {
+    let pre_fill = inputs.pre_fill.as_ref().map(|p| Image::open(p, None)).transpose()?;
+    if let Some(f) = pre_fill.as_ref().filter(|f| !pre.same_grid(f)) {
         return Err(Error::Raster { location: f.path.display().to_string(), message: format!("not on the grid of {}; preprocess again", inputs.pre.display()) });
     }
     let mut pre_filled_pixels = 0u64;
@@ -143,7 +141,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     // Every output is written strip by strip, in tiles as high as a strip, and appears under its
     // name only when complete.
     let index_names: Vec<String> = ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec();
-    let palette: Vec<(u8, [u8; 3], &str)> = Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect();
+    let palette = Severity::palette();
     let mut outputs = Vec::new();
     for name in ["real", "synthetic"] {
         outputs.push(Outputs {
@@ -175,18 +173,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         progress.check_cancelled()?;
         let y1 = (y0 + rows_per_strip).min(height);
         let rows = y1 - y0;
-        let pre_s = pre.read(&index_bands, cfg.scale, y0..y1)?;
-        let mut nbr_pre = spectral::nbr(&pre_s.bands[0], &pre_s.bands[1], &pre_s.valid);
-        drop(pre_s);
-        if let Some(f) = &pre_fill {
-            let c = f.read(&index_bands, cfg.scale, y0..y1)?;
-            for (v, fill) in nbr_pre.iter_mut().zip(spectral::nbr(&c.bands[0], &c.bands[1], &c.valid)) {
-                if !v.is_finite() && fill.is_finite() {
-                    *v = fill;
-                    pre_filled_pixels += 1;
-                }
-            }
-        }
+        let (nbr_pre, filled) = pre.prefire_nbr(pre_fill.as_ref(), nir, cfg.scale, y0..y1)?;
+        pre_filled_pixels += filled;
         let mut sev = Vec::with_capacity(2);
         for (image, out) in [&real, &synth].into_iter().zip(outputs.iter_mut()) {
             let post = image.read(&index_bands, cfg.scale, y0..y1)?;

@@ -135,8 +135,7 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
     let composite = inputs.composite.map(|p| Image::open(p, None)).transpose()?;
     let (width, height) = (real.info.width, real.info.height);
     for other in [Some(&synth), composite.as_ref()].into_iter().flatten() {
-        let (a, b) = (&real.info, &other.info);
-        if (a.width, a.height) != (b.width, b.height) || a.geo_transform != b.geo_transform || !crate::raster::same_crs(&a.crs_wkt, &b.crs_wkt) {
+        if !real.same_grid(other) {
             return Err(Error::Raster { location: other.path.display().to_string(), message: format!("not on the grid of {}; warp it onto the project grid first", real.path.display()) });
         }
     }
@@ -148,13 +147,12 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             let t0 = Image::open(p.t0, None)?;
             let c0 = p.composite.map(|c| Image::open(c, None)).transpose()?;
             for other in [Some(&t0), c0.as_ref()].into_iter().flatten() {
-                let (a, b) = (&real.info, &other.info);
-                if (a.width, a.height) != (b.width, b.height) || a.geo_transform != b.geo_transform || !crate::raster::same_crs(&a.crs_wkt, &b.crs_wkt) {
+                if !real.same_grid(other) {
                     return Err(Error::Raster { location: other.path.display().to_string(), message: format!("not on the grid of {}; preprocess it onto the project grid", real.path.display()) });
                 }
             }
             let names = ["NBR_pre", "NBR_post", "dNBR"].map(String::from);
-            let palette: Vec<(u8, [u8; 3], &str)> = Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect();
+            let palette = Severity::palette();
             let gt = real.info.geo_transform;
             let indices = BlockWriter::create_on(p.indices_out, width, height, gt, &real.info.crs_wkt, &names, f32::NAN, rows.max(1))?;
             let severity = ByteBlockWriter::create(p.severity_out, width, height, gt, &real.info.crs_wkt, "dNBR severity (gap-filled)", Some(&palette), rows.max(1))?;
@@ -220,20 +218,9 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             let idx = |name: &str| bands.iter().position(|b| b == name).unwrap_or(0);
             let (nir, swir) = (idx(p.nir), idx("B12"));
             let post = crate::indices::spectral::nbr(&values[nir], &values[swir], &vec![true; n]);
-            let a = t0.read(&[p.nir, "B12"], 1.0, y0..y1)?;
-            let b = c0.as_ref().map(|c| c.read(&[p.nir, "B12"], 1.0, y0..y1)).transpose()?;
-            let nbr_t0 = crate::indices::spectral::nbr(&a.bands[0], &a.bands[1], &a.valid);
-            let nbr_c0 = b.as_ref().map(|b| crate::indices::spectral::nbr(&b.bands[0], &b.bands[1], &b.valid));
-            let mut nbr_pre = vec![f32::NAN; n];
-            for i in 0..n {
-                if nbr_t0[i].is_finite() {
-                    nbr_pre[i] = nbr_t0[i];
-                    sev.pre_t0 += 1;
-                } else if let Some(v) = nbr_c0.as_ref().map(|c| c[i]).filter(|v| v.is_finite()) {
-                    nbr_pre[i] = v;
-                    sev.pre_composite += 1;
-                }
-            }
+            let (nbr_pre, filled) = t0.prefire_nbr(c0.as_ref(), p.nir, 1.0, y0..y1)?;
+            sev.pre_t0 += nbr_pre.iter().filter(|v| v.is_finite()).count() as u64 - filled;
+            sev.pre_composite += filled;
             let dnbr = crate::indices::spectral::dnbr(&nbr_pre, &post);
             let mut codes = vec![0u8; n];
             for i in 0..n {

@@ -322,6 +322,31 @@ impl Image {
         })
     }
 
+    /// Whether `other` lies on this image's grid: the same size, geotransform and CRS.
+    fn same_grid(&self, other: &Image) -> bool {
+        let (a, b) = (&self.info, &other.info);
+        (a.width, a.height) == (b.width, b.height) && a.geo_transform == b.geo_transform && raster::same_crs(&a.crs_wkt, &b.crs_wkt)
+    }
+
+    /// The pre-fire NBR of `rows` (this image the chosen t0): its own where it has one, else
+    /// `fill`'s (the t0 window's composite); with the number of pixels `fill` gave. The one
+    /// place every dNBR of an assessment takes its pre-fire side from.
+    fn prefire_nbr(&self, fill: Option<&Image>, nir: &str, scale: f32, rows: Range<usize>) -> Result<(Vec<f32>, u64)> {
+        let t0 = self.read(&[nir, "B12"], scale, rows.clone())?;
+        let mut nbr = crate::indices::spectral::nbr(&t0.bands[0], &t0.bands[1], &t0.valid);
+        let mut filled = 0;
+        if let Some(f) = fill {
+            let c = f.read(&[nir, "B12"], scale, rows)?;
+            for (v, from) in nbr.iter_mut().zip(crate::indices::spectral::nbr(&c.bands[0], &c.bands[1], &c.valid)) {
+                if !v.is_finite() && from.is_finite() {
+                    *v = from;
+                    filled += 1;
+                }
+            }
+        }
+        Ok((nbr, filled))
+    }
+
     /// Reads the named bands, scaled to reflectance. Where the file has a `mask` band (as a
     /// project's preprocessed Sentinel-2 has: 1 for cloud, shadow or no data), masked pixels are
     /// not valid and read as NaN.

@@ -42,6 +42,11 @@ impl Severity {
         }
     }
 
+    /// The classes with data as a class map's table: (code, colour, label).
+    pub fn palette() -> Vec<(u8, [u8; 3], &'static str)> {
+        Severity::CLASSES.iter().map(|c| (*c as u8, c.color(), c.label())).collect()
+    }
+
     /// The usual USGS/UN-SPIDER colours (RGB).
     pub fn color(self) -> [u8; 3] {
         match self {

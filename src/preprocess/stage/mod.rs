@@ -259,8 +259,8 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
         return Ok(report.outputs);
     }
     let search = SearchResult::load(project, "preprocess")?;
-    let composite = project.config.composite.unwrap_or(crate::project::CompositeConfig { t0: CompositeMethod::Off, t1: CompositeMethod::Off, max_scenes: 0 });
-    if (composite.t0 != CompositeMethod::Off || composite.t1 != CompositeMethod::Off) && cfg.engine != Engine::Native {
+    let composite = project.config.composite;
+    if composite.is_some_and(|c| c.t0 != CompositeMethod::Off || c.t1 != CompositeMethod::Off) && cfg.engine != Engine::Native {
         return Err(Error::invalid(
             "composite",
             format!(
@@ -280,7 +280,10 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
     let mut backend: Option<openeo::Backend> = None;
     let mut scaling: Option<openeo::S2Scaling> = None;
     // The chosen t0 and t1, then the other acquisitions of the windows' composites.
-    let windows = [search.composite_s2(false), search.composite_s2(true)];
+    // Only windows project.yaml asks a composite of (a search.json from other settings may list
+    // acquisitions for another).
+    let method = |t1: bool| composite.map(|c| c.method(t1)).unwrap_or_default();
+    let windows = [false, true].map(|t1| if method(t1) == CompositeMethod::Off { Vec::new() } else { search.composite_s2(t1) });
     let jobs: Vec<(String, Vec<&Scene>)> = search
         .chosen_s2()
         .into_iter()
@@ -357,7 +360,7 @@ pub fn preprocess(project: &Project, cfg: &PreprocessConfig, progress: &Progress
             continue;
         }
         progress.check_cancelled()?;
-        let method = composite.method(k == 1);
+        let method = method(k == 1);
         let acquisitions: Vec<Acquisition> = window
             .iter()
             .filter_map(|g| g.first())
