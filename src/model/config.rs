@@ -254,8 +254,8 @@ impl TrainConfig {
 
     /// Checks the values that parse but cannot train; `source` names where they came from.
     pub fn check(&self, source: &str) -> Result<()> {
-        if self.batch_size == 0 || self.learning_rate <= 0.0 || self.epochs + self.decay_epochs == 0 {
-            return Err(Error::invalid(source, "batch_size >= 1, learning_rate > 0 and at least one epoch"));
+        if self.batch_size == 0 || !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) || self.epochs + self.decay_epochs == 0 {
+            return Err(Error::invalid(source, "batch_size >= 1, a finite learning_rate > 0 and at least one epoch"));
         }
         Ok(())
     }

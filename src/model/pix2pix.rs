@@ -428,6 +428,18 @@ mod tests {
     }
 
     #[test]
+    fn pix2pix_keys_are_refused_for_each_network_pix2pix_does_not_build() {
+        assert_eq!(pix2pix_mismatch(&cfg(8, 64, NormKind::Batch), Activation::Tanh), None, "unet_256");
+        assert_eq!(pix2pix_mismatch(&cfg(5, 4, NormKind::InstanceNoAffine), Activation::Tanh), None, "instance norm without parameters, as pix2pix's --norm instance");
+        let why = |c: ModelConfig, a: Activation| pix2pix_mismatch(&c, a).unwrap_or_default();
+        assert!(why(cfg(5, 4, NormKind::Instance), Activation::Tanh).contains("instance norm has scale and shift parameters"));
+        assert!(why(cfg(4, 4, NormKind::Batch), Activation::Tanh).contains("depth is 4"));
+        assert!(why(cfg(8, 4, NormKind::Batch), Activation::Sigmoid).contains("last activation is Sigmoid"));
+        let all = why(ModelConfig { output: super::super::config::GeneratorOutput::Residual, linear: true, ..cfg(3, 4, NormKind::Instance) }, Activation::Sigmoid);
+        assert_eq!(all.matches("; ").count(), 4, "every reason, one after another: {all}");
+    }
+
+    #[test]
     fn the_keys_follow_pix2pix_nesting_and_name_every_parameter_of_ours() {
         let dev = Device::flex();
         for (depth, norm) in [(8, NormKind::Batch), (7, NormKind::InstanceNoAffine), (6, NormKind::Instance), (2, NormKind::Batch)] {

@@ -64,6 +64,14 @@ pub struct Diverged {
 }
 
 impl Diverged {
+    /// The step's weights after its update, when a value is not finite although the step's
+    /// losses were (a gradient of infinity or NaN): the stop, before they are saved over a good
+    /// checkpoint.
+    pub fn in_weights(step: usize, g: &Generator, d: &Discriminator, learning_rate: f64, device: &str, last_checkpoint: Option<usize>) -> Option<Diverged> {
+        let (network, (parameter, count)) = super::finite::non_finite_parameter(g).map(|p| ("generator", p)).or_else(|| super::finite::non_finite_parameter(d).map(|p| ("discriminator", p)))?;
+        Some(Diverged { step, loss: format!("the {network}'s {parameter} after the update ({count} value(s))"), value: "NaN or infinity".into(), learning_rate, device: device.into(), last_checkpoint })
+    }
+
     pub fn message(&self, run: &RunName) -> String {
         let kept = match self.last_checkpoint {
             Some(s) => format!("the checkpoint of step {s} is kept (the diverged state is not saved)"),
@@ -435,7 +443,13 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let resumed_from = previous.as_ref().map(|c| c.step);
     // A resumed run that has no step left reports the last one it made, not zeros.
     let mut last = kept.last().and_then(|l| StepMetrics::parse(l)).unwrap_or_default();
-    let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer| {
+    // Weights that went non-finite although the losses were finite (a gradient of infinity or
+    // NaN) are not saved: the stop is recorded, the last checkpoint kept.
+    let checkpoint = |step: usize, epoch: usize, batch_in_epoch: usize, g: &Generator, d: &Discriminator, og: &ModuleOptimizer, od: &ModuleOptimizer, last_saved: usize, lr: f64| {
+        if let Some(stop) = Diverged::in_weights(step, g, d, lr, &device_name, (last_saved > 0 || previous.is_some()).then_some(last_saved)) {
+            crate::fsutil::save_json(&project.run_dir(&opts.run).join(DIVERGED_JSON), &stop)?;
+            return Err(Error::Project { path: run_dir.clone(), message: stop.message(&opts.run) });
+        }
         save_checkpoint(project, &opts.run, &Checkpoint { step, epoch, batch_in_epoch, dir: PathBuf::from(format!("checkpoints/step-{step}")), format: CHECKPOINT_FORMAT, device: Some(device_name.clone()) }, g, d, og, od)
     };
     let mut last_saved = step;
@@ -449,7 +463,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 continue;
             }
             if progress.is_cancelled() {
-                checkpoint(step, epoch, batch_in_epoch, &g, &d, &opt_g, &opt_d)?;
+                checkpoint(step, epoch, batch_in_epoch, &g, &d, &opt_g, &opt_d, last_saved, lr)?;
                 return Err(Error::Cancelled);
             }
             let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
@@ -503,12 +517,12 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
             progress.advanced(step as u64, total_steps as u64, format!("epoch {} · G L1 {:.4} · G adv {:.3} · D {:.3}/{:.3}", epoch + 1, last.g_l1, last.g_adversarial, last.d_real, last.d_fake));
             let (next_epoch, next_batch) = if end_of_epoch { (epoch + 1, 0) } else { (epoch, batch_in_epoch) };
             if tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 {
-                checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d)?;
+                checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d, last_saved, lr)?;
                 last_saved = step;
             }
             if step >= total_steps {
                 if last_saved != step {
-                    checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d)?;
+                    checkpoint(step, next_epoch, next_batch, &g, &d, &opt_g, &opt_d, last_saved, lr)?;
                     last_saved = step;
                 }
                 break 'epochs;
@@ -518,7 +532,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
         epoch += 1;
     }
     if last_saved != step {
-        checkpoint(step, epoch, 0, &g, &d, &opt_g, &opt_d)?;
+        checkpoint(step, epoch, 0, &g, &d, &opt_g, &opt_d, last_saved, tc.learning_rate_at(epoch.saturating_sub(1)))?;
     }
     // The run's manifest: the dataset it learnt from, the configuration, the checkpoint.
     let mut manifest = crate::project::Manifest::new(
@@ -559,5 +573,26 @@ mod tests {
         assert_eq!((back.step, back.epoch, back.g_l1, back.d_fake, back.seconds), (12, 3, 0.1234, 0.25, 1.5));
         assert!(back.val_l1.is_nan());
         assert!(StepMetrics::parse(CSV_HEADER).is_none() && StepMetrics::parse("1,2,3").is_none());
+    }
+
+    /// Weights that are not finite after an update whose losses were finite (a gradient of
+    /// infinity) are a stop too, naming the network and the parameter.
+    #[test]
+    fn non_finite_weights_after_an_update_are_a_stop_naming_the_parameter() {
+        struct Poison;
+        impl burn::module::ModuleMapper for Poison {
+            fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+                p.map(|t| t.add_scalar(f32::INFINITY))
+            }
+        }
+        let dev = Device::flex();
+        let cfg = ModelConfig { input_channels: 3, output_channels: 2, ngf: 4, ndf: 4, depth: 3, ..ModelConfig::default() };
+        let (g, d) = (Generator::new(&cfg, super::super::generator::Activation::Sigmoid, &dev), Discriminator::new(&cfg, &dev));
+        assert_eq!(Diverged::in_weights(3, &g, &d, 2e-4, "CPU", Some(2)), None, "fresh weights are finite");
+        let stop = Diverged::in_weights(3, &g, &d.clone().map(&mut Poison), 2e-4, "CPU", Some(2)).unwrap();
+        assert!(stop.loss.starts_with("the discriminator's ") && stop.loss.contains("after the update") && stop.value == "NaN or infinity", "{stop:?}");
+        let said = stop.message(&RunName::new("r").unwrap());
+        assert!(said.contains("stopped at step 3") && said.contains("the checkpoint of step 2 is kept"), "{said}");
+        assert!(Diverged::in_weights(3, &g.map(&mut Poison), &d, 2e-4, "CPU", None).unwrap().loss.starts_with("the generator's "));
     }
 }

@@ -45,7 +45,7 @@ fn init_then_info_shows_every_stage_missing() {
         .args(["init", dir.to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
         .args(["--t0", "2019-11-01/2019-12-15", "--t1", "2020-01-15/2020-02-28"])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("a project already exists here"));
 }
 
@@ -81,7 +81,7 @@ fn a_yaml_typo_is_reported_with_its_line() {
     s2cr()
         .args(["info", dir.to_str().unwrap()])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains(format!("project.yaml: line {line}, column 1: unknown field `max_cloud_precent`")));
 }
 
@@ -121,7 +121,7 @@ fn bad_aois_are_explained() {
         (write("empty.wkt", "\n"), "invalid WKT: the file is empty"),
     ];
     for (file, expected) in cases {
-        let out = s2cr().args(["aoi", "validate", &file]).assert().failure().get_output().stderr.clone();
+        let out = s2cr().args(["aoi", "validate", &file]).assert().code(1).get_output().stderr.clone();
         let err = String::from_utf8(out).unwrap();
         assert!(err.starts_with("error: ") && err.contains(&file) && err.contains(expected), "{file}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
@@ -137,13 +137,13 @@ fn bad_dates_are_explained() {
         .args(["init", tmp.path().join("p").to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
         .args(["--t0", "2019-11-01/2019-12-15", "--t1", "2019-12-01/2020-02-28"])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("must start after t0"));
     s2cr()
         .args(["init", tmp.path().join("p").to_str().unwrap(), "--aoi", example_aoi().to_str().unwrap()])
         .args(["--t0", "2019-11-01", "--t1", "2020-01-01/2020-02-28"])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("--t0: '2019-11-01' is not a date range"));
     assert!(!tmp.path().join("p").exists(), "nothing is created when the arguments are wrong");
 }
@@ -161,14 +161,14 @@ fn raster_info_and_an_unreadable_tiff() {
     s2cr()
         .args(["raster", "info", bad.to_str().unwrap()])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("corrupt.tif: opening the raster"));
 }
 
 #[test]
 fn info_outside_a_project_says_how_to_make_one() {
     let tmp = tempfile::tempdir().unwrap();
-    s2cr().current_dir(tmp.path()).arg("info").assert().failure().stderr(predicate::str::contains("create a project with `s2cr init`"));
+    s2cr().current_dir(tmp.path()).arg("info").assert().code(1).stderr(predicate::str::contains("create a project with `s2cr init`"));
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn assess_in_a_project_writes_a_manifest_and_skips_when_up_to_date() {
         .arg("--synthetic")
         .arg(chip("s2_cloudy"))
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("warp it onto the project grid first"));
 }
 
@@ -305,11 +305,11 @@ fn the_model_benchmark_compares_with_pytorch_in_the_same_run_or_says_what_is_mis
         .env("S2CR_PYTHON", "/nonexistent/python3")
         .args(["bench", "--what", "model", "--size", "32", "--compare-pytorch", "--rounds", "1"])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains("cannot run /nonexistent/python3").and(predicate::str::contains("requirements-bench.txt")));
     // --model names known models, and only where models are measured.
-    s2cr().args(["bench", "--what", "model", "--model", "resnet"]).assert().failure().stderr(predicate::str::contains("unknown model \"resnet\": use unet_256 or small"));
-    s2cr().args(["bench", "--what", "filters", "--model", "small"]).assert().failure().stderr(predicate::str::contains("leave it out for --what filters"));
+    s2cr().args(["bench", "--what", "model", "--model", "resnet"]).assert().code(1).stderr(predicate::str::contains("unknown model \"resnet\": use unet_256 or small"));
+    s2cr().args(["bench", "--what", "filters", "--model", "small"]).assert().code(1).stderr(predicate::str::contains("leave it out for --what filters"));
     let python = std::env::var("S2CR_PYTHON").unwrap_or_else(|_| "python3".into());
     let torch = std::process::Command::new(&python).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
     if !torch {
@@ -349,9 +349,9 @@ fn the_standalone_model_benchmark_measures_each_device_and_skips_missing_ones() 
     assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench")
         .args(["--size", "32", "--device", "rocm"])
         .assert()
-        .failure()
+        .code(1)
         .stderr(predicate::str::contains(why).and(predicate::str::contains("none of the devices asked for (rocm) is available")));
-    assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench").args(["--size", "30", "--device", "cpu"]).assert().failure().stderr(predicate::str::contains("--size"));
+    assert_cmd::cargo::cargo_bin_cmd!("s2cr-model-bench").args(["--size", "30", "--device", "cpu"]).assert().code(1).stderr(predicate::str::contains("--size"));
 }
 
 /// The embedded demo end to end, with a tiny training run: every stage leaves its manifest, the
@@ -479,7 +479,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(states().iter().all(|(_, state)| *state == StageState::Done), "{:?}", states());
     // A run name that is not a plain folder name is refused by every command that takes one.
     for cmd in [&["assess"][..], &["infer"], &["train"], &["export", "--list"]] {
-        s2cr().args(["--project", dir.to_str().unwrap()]).args(cmd).args(["--run", "../../x"]).assert().failure().stderr(predicate::str::contains("a run name uses letters, digits"));
+        s2cr().args(["--project", dir.to_str().unwrap()]).args(cmd).args(["--run", "../../x"]).assert().code(2).stderr(predicate::str::contains("a run name uses letters, digits"));
     }
 
     // Export: the layers re-open with the project's CRS, transform and values.
@@ -523,7 +523,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(gdalinfo(&dnbr).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")));
     assert!(gdalinfo(&png).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")), "{}", gdalinfo(&png));
     assert!(std::fs::read_to_string(assess.join("report.html")).unwrap().contains(attribution));
-    s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().failure().stderr(predicate::str::contains("it has: pre, real"));
+    s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().code(1).stderr(predicate::str::contains("it has: pre, real"));
 
     // An official perimeter: the simulated scar's outline, as a fire service would publish it
     // (GeoJSON in the patch's UTM CRS). The real map, which has the scar, agrees with it closely.
@@ -604,7 +604,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "mine").unwrap();
-    s2cr().args(["demo", other.to_str().unwrap(), "--no-gui"]).assert().failure().stderr(predicate::str::contains("is not empty"));
+    s2cr().args(["demo", other.to_str().unwrap(), "--no-gui"]).assert().code(1).stderr(predicate::str::contains("is not empty"));
 }
 
 #[test]
@@ -780,6 +780,10 @@ fn two_writers_at_once_one_runs_the_other_is_told_who_writes() {
     drop(lock);
     let out = waiting.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // `clean` is a writer that runs once nobody holds the lock, and it keeps the lock file (in
+    // no manifest).
+    s2cr().args(["--project", dir.to_str().unwrap(), "clean"]).assert().success();
+    assert!(dir.join(".s2cr.lock").is_file(), "the lock file survives clean");
     // SIGKILL of the holder frees the lock: a longer run killed while it holds it.
     std::fs::write(&pipeline, serde_norway::to_string(&s2cr::demo::settings(&project, Some(400), s2cr::model::DeviceChoice::Cpu).unwrap()).unwrap()).unwrap();
     let mut holder = run(&[]).spawn().unwrap();
@@ -892,4 +896,29 @@ fn each_stage_stopped_after_its_first_unit_keeps_what_it_promises() {
             assert!(redone.is_empty(), "{stage}: kept files were not made again: {redone:?}");
         }
     }
+}
+
+/// `s2cr run` on a training that goes non-finite (a learning rate of 1e30) stops there with the
+/// reason and exit status 1: no inference from the diverged weights, no assessment reported as a
+/// success.
+#[test]
+fn a_pipeline_whose_training_diverges_exits_1_before_inference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let mut settings = s2cr::demo::settings(&project, Some(20), s2cr::model::DeviceChoice::Cpu).unwrap();
+    if let Some(t) = settings.train.as_mut() {
+        t.learning_rate = 1e30;
+    }
+    let pipeline = tmp.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, serde_norway::to_string(&settings).unwrap()).unwrap();
+    let out = s2cr().args(["--project", dir.to_str().unwrap(), "run", pipeline.to_str().unwrap()]).env_remove("S2CR_LOG").assert().code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("stopped at step") && err.contains("learning rate"), "{err}");
+    let run = settings.run_name().clone();
+    assert!(project.run_dir(&run).join("diverged.json").is_file(), "the stop is recorded");
+    for stage in [s2cr::project::Stage::Infer, s2cr::project::Stage::Assess] {
+        assert_ne!(project.stage_state(stage, Some(&run)).unwrap().0, s2cr::project::StageState::Done, "{stage} did not run on diverged weights");
+    }
+    assert!(!project.synthetic_s2(&run).exists(), "no synthetic image");
 }

@@ -348,7 +348,7 @@ fn the_dataset_command_prints_counts_and_statistics() {
     let err = assert_cmd::cargo::cargo_bin_cmd!("s2cr")
         .args(["--project", project.root().to_str().unwrap(), "dataset", "--inputs", "S3_t0:VV"])
         .assert()
-        .failure()
+        .code(1)
         .get_output()
         .stderr
         .clone();

@@ -29,6 +29,14 @@ pub fn missing_tool(what: &str) {
         panic!("missing in CI: {what}");
     }
     eprintln!("SKIPPED (not in CI): {what}");
+    // `make test` lists the skips after the run (nextest shows no output of a passing test).
+    if let Some(log) = std::env::var_os("S2CR_SKIP_LOG") {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("a test").to_string();
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(log) {
+            let _ = writeln!(f, "  {test}: {what}");
+        }
+    }
 }
 
 /// `../shared/data` beside the repository: real captured satellite data (see its README).

@@ -382,7 +382,7 @@ fn the_model_commands_import_and_export_from_the_command_line() {
     let dir = project.root().to_path_buf();
     let s2cr = |args: &[&str]| assert_cmd::cargo::cargo_bin_cmd!("s2cr").arg("--project").arg(&dir).args(args).assert();
     let pth = fixture("unet128_batch_10to6.pth");
-    let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt"]).failure();
+    let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt"]).code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("--inputs") && err.contains("S2_t0:B02"), "{err}");
     let out = s2cr(&["model", "import", pth.to_str().unwrap(), "--run", "pt", "--inputs", "dataset", "--outputs", "dataset"]).success();
@@ -397,7 +397,18 @@ fn the_model_commands_import_and_export_from_the_command_line() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(text.contains("exported run pt (step 0, 0.17 M parameters)") && g.is_file() && tmp.path().join("G.json").is_file(), "{text}");
     assert!(std::fs::read_to_string(tmp.path().join("G.md")).unwrap().contains("# Model card: run pt"), "the card beside the weights");
-    let out = s2cr(&["model", "export", "--run", "nothing", "--out", g.to_str().unwrap()]).failure();
+    // The same run with our keys, from the command line: read back with its sidecar.
+    let ours = tmp.path().join("ours/G.safetensors");
+    std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+    let out = s2cr(&["model", "export", "--run", "pt", "--keys", "s2cr", "--out", ours.to_str().unwrap()]).success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("exported run pt") && ours.with_extension("json").is_file(), "{text}");
+    let header = String::from_utf8_lossy(&std::fs::read(&ours).unwrap()[..4096]).to_string();
+    assert!(header.contains("\"down.0.weight\"") && !header.contains("model.model.0.weight"), "our keys, not pix2pix's: {header:.200}");
+    s2cr(&["model", "import", ours.to_str().unwrap(), "--run", "back"]).success();
+    let out = s2cr(&["model", "export", "--run", "pt", "--keys", "torch", "--out", g.to_str().unwrap()]).code(2);
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("pix2pix"), "a usage error lists the choices");
+    let out = s2cr(&["model", "export", "--run", "nothing", "--out", g.to_str().unwrap()]).code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("run nothing has no checkpoint"), "{err}");
 }

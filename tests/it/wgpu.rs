@@ -343,3 +343,19 @@ fn networks_made_on_wgpu_start_from_pix2pix_initial_weights() {
         }
     }
 }
+
+/// `--device auto` leaves a software adapter (lavapipe: slower than Burn's CPU backend) for
+/// `--device gpu`, and takes a hardware one.
+#[test]
+fn auto_takes_a_hardware_adapter_and_leaves_a_software_one() {
+    use s2cr::model::DeviceChoice;
+    let Some((_, _)) = gpu() else { return };
+    let (_, gpu_said) = s2cr::model::device(DeviceChoice::Gpu).unwrap();
+    let (_, auto_said) = s2cr::model::device(DeviceChoice::Auto).unwrap();
+    if gpu_said.ends_with(", software)") {
+        assert!(auto_said.starts_with("CPU (Burn flex"), "auto on a software adapter: {auto_said}");
+    } else {
+        assert!(auto_said.starts_with("GPU (wgpu:"), "auto on a hardware adapter ({gpu_said}): {auto_said}");
+    }
+    assert_eq!(s2cr::model::auto_device_description(), auto_said);
+}
