@@ -14,6 +14,7 @@ pub mod job;
 pub mod indices;
 pub mod model;
 pub mod provenance;
+pub(crate) mod simd;
 pub mod tools;
 
 /// Declares modules that exist only with the `gdal` feature.

@@ -112,6 +112,10 @@ pub struct Baselines {
     pub notes: Vec<String>,
     /// Baselines that beat the synthetic image on burned-area kappa or dNBR MAE, in words.
     pub beaten_by: Vec<String>,
+    /// How long scoring them took, seconds (for the benchmark; not in report.json, which stays
+    /// the same for the same inputs).
+    #[serde(skip)]
+    pub seconds: f64,
 }
 
 impl Baselines {
@@ -181,6 +185,7 @@ fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
 /// `perimeter`: the official perimeter with the grid's geotransform and CRS, when given; `strip`:
 /// rows a strip (any height gives the same numbers).
 pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize) -> Result<Baselines> {
+    let started = std::time::Instant::now();
     let order = cfg.band_order.as_deref();
     let (pre, real, synth) = (Image::open(&inputs.pre, order)?, Image::open(&inputs.real, order)?, Image::open(&inputs.synthetic, order)?);
     let vrt = with.inputs_vrt.display().to_string();
@@ -224,15 +229,19 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let mut hist = vec![[0u64; 2]; RADAR_BINS];
     for y0 in (0..height).step_by(strip) {
         let y1 = (y0 + strip).min(height);
-        let (r, x) = (read_strip(&real, y0, y1)?, read_inputs(y0, y1)?);
-        if let Some(((a, b), _)) = &radar {
-            let p = read_strip(&pre, y0, y1)?;
+        // The files read side by side (each thread keeps its own GDAL handles).
+        // (Of the pre-fire image, the radar's histogram needs the NBR bands only.)
+        let nbr_bands: Option<[&str; 2]> = nir.zip(swir).map(|(a, b)| [bands[a], bands[b]]);
+        let pre_nbr = || nbr_bands.filter(|_| radar.is_some()).map(|two| pre.read(&two, cfg.scale, y0..y1)).transpose();
+        let (r, (x, p)) = rayon::join(|| read_strip(&real, y0, y1), || rayon::join(|| read_inputs(y0, y1), pre_nbr));
+        let (r, x, p) = (r?, x?, p?);
+        if let (Some(((a, b), _)), Some(p)) = (&radar, &p) {
             for i in 0..(y1 - y0) * width {
                 let change = x.bands[*b][i] - x.bands[*a][i];
                 if !(outside(held, i % width, y0 + i / width) && r.valid[i] && p.valid[i] && change.is_finite()) {
                     continue;
                 }
-                let d = nbr(&p.bands, i) - nbr(&r.bands, i);
+                let d = (p.bands[0][i] - p.bands[1][i]) / (p.bands[0][i] + p.bands[1][i]) - nbr(&r.bands, i);
                 if d.is_finite() {
                     hist[radar_bin(change)][th.is_burned(th.classify(d)) as usize] += 1;
                 }
@@ -285,38 +294,49 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     // radius, over this strip and the last 2 x radius rows of the one before (`tail`).
     let radius = metrics::SSIM_RADIUS;
     // Image sources: 0 synthetic, 1 persistence, 2 linear, 3 composite; 4 is the radar-only map.
-    let mut errors = vec![vec![ErrorSums::default(); nb]; 4];
+    // Each source's sums, scored side by side (each sees its pixels in the same order).
+    let mut sums = vec![SourceSums { errors: vec![ErrorSums::default(); nb], ..Default::default() }; 5];
     // Per band and source (`[b][k]`), each window added in row order.
     let mut ssim = vec![vec![MeanSum::default(); 4]; nb];
-    let mut sam = vec![MeanSum::default(); 4];
-    let mut nbr_err = vec![ErrorSums::default(); 4];
-    let mut dnbr_err = vec![ErrorSums::default(); 4];
-    let mut counts = [BurnedCounts::default(); 5];
-    let mut against_perimeter = [BurnedCounts::default(); 5];
     let (mut count, mut count_composite) = (0u64, 0u64);
-    let mut row = Vec::with_capacity(nf);
     // The kept mask, then per band the real image and the three sources, of the tail's rows.
     let mut tail = Tail { keep: Vec::new(), keep_composite: Vec::new(), real: vec![Vec::new(); nb], sources: vec![vec![Vec::new(); nb]; 4] };
     for y0 in (0..height).step_by(strip) {
         let y1 = (y0 + strip).min(height);
-        let (p, r, s, x) = (read_strip(&pre, y0, y1)?, read_strip(&real, y0, y1)?, read_strip(&synth, y0, y1)?, read_inputs(y0, y1)?);
-        let c = composite.as_ref().map(|c| read_strip(c, y0, y1)).transpose()?;
+        let ((p, r), (s, (x, c))) = rayon::join(
+            || rayon::join(|| read_strip(&pre, y0, y1), || read_strip(&real, y0, y1)),
+            || rayon::join(|| read_strip(&synth, y0, y1), || rayon::join(|| read_inputs(y0, y1), || composite.as_ref().map(|c| read_strip(c, y0, y1)).transpose())),
+        );
+        let (p, r, s, x, c) = (p?, r?, s?, x?, c?);
         let n = (y1 - y0) * width;
         let held_here = |i: usize| held.contains(i % width, y0 + i / width);
         // The linear model's prediction on the held-out pixels, NaN where it cannot be made.
         let mut lin = vec![vec![f32::NAN; n]; nb];
         if let Some(m) = &linear {
-            for i in 0..n {
-                if held_here(i) && x.valid[i] && feature_row(&x.bands, &used, &pairs, i, &mut row) {
-                    for (b, (_, intercept, coef)) in m.bands.iter().enumerate() {
-                        lin[b][i] = (intercept + coef.iter().zip(&row).map(|(c, v)| c * v).sum::<f64>()) as f32;
+            use rayon::prelude::*;
+            // Row by row in parallel, pixel-major, then one band a plane.
+            let mut pixel_major = vec![f32::NAN; n * nb];
+            pixel_major.par_chunks_mut(width * nb).enumerate().for_each(|(yy, out)| {
+                let mut row = Vec::with_capacity(nf);
+                for xx in 0..width {
+                    let i = yy * width + xx;
+                    if held_here(i) && x.valid[i] && feature_row(&x.bands, &used, &pairs, i, &mut row) {
+                        for (b, (_, intercept, coef)) in m.bands.iter().enumerate() {
+                            out[xx * nb + b] = (intercept + coef.iter().zip(&row).map(|(c, v)| c * v).sum::<f64>()) as f32;
+                        }
                     }
                 }
+            });
+            for (b, plane) in lin.iter_mut().enumerate() {
+                plane.iter_mut().zip(pixel_major.iter().skip(b).step_by(nb)).for_each(|(o, v)| *o = *v);
             }
         }
-        let keep: Vec<bool> = (0..n)
+        let keep: Vec<bool> = {
+            use rayon::prelude::*;
+            (0..n).into_par_iter()
             .map(|i| held_here(i) && p.valid[i] && r.valid[i] && s.valid[i] && (linear.is_none() || lin.iter().all(|b| b[i].is_finite())) && (0..nb).all(|b| p.bands[b][i].is_finite() && r.bands[b][i].is_finite() && s.bands[b][i].is_finite()))
-            .collect();
+            .collect()
+        };
         count += keep.iter().filter(|k| **k).count() as u64;
         // The composite where it also has a clear observation.
         let keep_composite: Vec<bool> = match &c {
@@ -367,74 +387,77 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
             }
         }
         let real_refs: Vec<&[f32]> = r.bands.iter().map(Vec::as_slice).collect();
-        for (k, src) in sources.iter().enumerate().filter(|(k, _)| *k < active || (*k == 3 && composite.is_some())) {
-            let keep = if k == 3 { &keep_composite } else { &keep };
-            for b in 0..nb {
-                errors[k][b].add(&r.bands[b], &src[b], keep);
-            }
-            let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
+        let radar_map = radar.as_ref().map(|((a, b), _)| (*a, *b)).zip(threshold);
+        use rayon::prelude::*;
+        sums.par_iter_mut().enumerate().for_each(|(k, acc)| {
             let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
-            for i in (0..n).filter(|&i| keep[i]) {
-                if let Some(angle) = spectral_angle_deg(&real_refs, &refs, i) {
-                    sam[k].sum += angle;
-                    sam[k].count += 1;
+            if k < 4 {
+                if !(k < active || (k == 3 && composite.is_some())) {
+                    return;
                 }
-                let (pre_nbr, real_nbr, src_nbr) = (nbr(&p.bands, i), nbr(&r.bands, i), nbr(src, i));
-                nbr_err[k].add(&[real_nbr], &[src_nbr], &[true]);
-                let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
-                dnbr_err[k].add(&[d_real], &[d_src], &[true]);
-                real_sev[i] = th.classify(d_real);
-                src_sev[i] = th.classify(d_src);
-            }
-            counts[k].add(&real_sev, &src_sev, th);
-            if let Some(inside) = &inside {
-                against_perimeter[k].add_reference(inside, &src_sev, th);
-            }
-        }
-        // The radar-only map: burned at or below the threshold.
-        if let (Some(((a, b), _)), Some(t)) = (&radar, threshold) {
-            let (burned, unburned) = (th.classify(1.0), th.classify(0.0));
-            let (mut real_sev, mut map) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
-            for i in (0..n).filter(|&i| keep[i]) {
-                let change = x.bands[*b][i] - x.bands[*a][i];
-                if change.is_finite() {
-                    real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
-                    map[i] = if (change as f64) <= t { burned } else { unburned };
+                let src = sources[k];
+                let keep = if k == 3 { &keep_composite } else { &keep };
+                for b in 0..nb {
+                    acc.errors[b].add(&r.bands[b], &src[b], keep);
+                }
+                let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
+                for i in (0..n).filter(|&i| keep[i]) {
+                    if let Some(angle) = spectral_angle_deg(&real_refs, &refs, i) {
+                        acc.sam.sum += angle;
+                        acc.sam.count += 1;
+                    }
+                    let (pre_nbr, real_nbr, src_nbr) = (nbr(&p.bands, i), nbr(&r.bands, i), nbr(src, i));
+                    acc.nbr.add(&[real_nbr], &[src_nbr], &[true]);
+                    let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
+                    acc.dnbr.add(&[d_real], &[d_src], &[true]);
+                    real_sev[i] = th.classify(d_real);
+                    src_sev[i] = th.classify(d_src);
+                }
+            } else {
+                // The radar-only map: burned at or below the threshold.
+                let Some(((a, b), t)) = radar_map else { return };
+                let (burned, unburned) = (th.classify(1.0), th.classify(0.0));
+                for i in (0..n).filter(|&i| keep[i]) {
+                    let change = x.bands[b][i] - x.bands[a][i];
+                    if change.is_finite() {
+                        real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
+                        src_sev[i] = if (change as f64) <= t { burned } else { unburned };
+                    }
                 }
             }
-            counts[4].add(&real_sev, &map, th);
+            acc.counts.add(&real_sev, &src_sev, th);
             if let Some(inside) = &inside {
-                against_perimeter[4].add_reference(inside, &map, th);
+                acc.perimeter.add_reference(inside, &src_sev, th);
             }
-        }
+        });
     }
     let scores = |k: usize| ImageScores {
-        mae: errors[k].iter().map(|e| e.mae()).sum::<f64>() / nb.max(1) as f64,
+        mae: sums[k].errors.iter().map(|e| e.mae()).sum::<f64>() / nb.max(1) as f64,
         psnr_db: {
-            let total = errors[k].iter().fold(ErrorSums::default(), |a, e| ErrorSums { squared: a.squared + e.squared, absolute: a.absolute + e.absolute, count: a.count + e.count });
+            let total = sums[k].errors.iter().fold(ErrorSums::default(), |a, e| ErrorSums { squared: a.squared + e.squared, absolute: a.absolute + e.absolute, count: a.count + e.count });
             total.psnr(cfg.data_range)
         },
         ssim: ssim.iter().map(|band| band[k].mean()).sum::<f64>() / nb.max(1) as f64,
-        sam_deg: sam[k].mean(),
-        nbr_mae: nbr_err[k].mae(),
-        dnbr_mae: dnbr_err[k].mae(),
+        sam_deg: sums[k].sam.mean(),
+        nbr_mae: sums[k].nbr.mae(),
+        dnbr_mae: sums[k].dnbr.mae(),
     };
-    let versus = |k: usize| perimeter.map(|_| against_perimeter[k].agreement(pixel_area_m2));
+    let versus = |k: usize| perimeter.map(|_| sums[k].perimeter.agreement(pixel_area_m2));
     let mut rows = vec![
-        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: counts[0].agreement(pixel_area_m2), perimeter: versus(0), pixels: None },
-        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: counts[1].agreement(pixel_area_m2), perimeter: versus(1), pixels: None },
+        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: sums[0].counts.agreement(pixel_area_m2), perimeter: versus(0), pixels: None },
+        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: sums[1].counts.agreement(pixel_area_m2), perimeter: versus(1), pixels: None },
     ];
     if linear.is_some() {
-        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: counts[2].agreement(pixel_area_m2), perimeter: versus(2), pixels: None });
+        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: sums[2].counts.agreement(pixel_area_m2), perimeter: versus(2), pixels: None });
     }
     if let Some(c) = &composite {
         // The file with its folder (`composite-t1/S2.tif`).
         let file = c.path.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect::<PathBuf>().display().to_string();
-        rows.push(BaselineRow { id: "composite".into(), name: format!("post-fire composite ({file})"), image: scores(3), burned: counts[3].agreement(pixel_area_m2), perimeter: versus(3), pixels: Some(count_composite) });
+        rows.push(BaselineRow { id: "composite".into(), name: format!("post-fire composite ({file})"), image: scores(3), burned: sums[3].counts.agreement(pixel_area_m2), perimeter: versus(3), pixels: Some(count_composite) });
     }
     if let (Some((_, pol)), Some(t)) = (&radar, threshold) {
         let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, ssim: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
-        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: counts[4].agreement(pixel_area_m2), perimeter: versus(4), pixels: None });
+        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: sums[4].counts.agreement(pixel_area_m2), perimeter: versus(4), pixels: None });
     }
     let synthetic = rows[0].clone();
     let beaten_by = rows[1..]
@@ -476,7 +499,19 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         notes.push(format!("no linear model: {n_fit} clear training pixels with every input (too few, or the inputs are collinear)"));
     }
     let radar_threshold_db = radar.zip(threshold).map(|((_, pol), t)| (pol, t));
-    Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, radar_threshold_db, notes, beaten_by })
+    Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, radar_threshold_db, notes, beaten_by, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// One source's sums over the compared pixels: per band errors, spectral angle, NBR and dNBR
+/// errors, and its burned map against the real one and the official perimeter.
+#[derive(Clone, Default)]
+struct SourceSums {
+    errors: Vec<ErrorSums>,
+    sam: MeanSum,
+    nbr: ErrorSums,
+    dnbr: ErrorSums,
+    counts: BurnedCounts,
+    perimeter: BurnedCounts,
 }
 
 /// The last rows of the previous strip that SSIM's windows reach into: the kept pixels (and

@@ -448,6 +448,9 @@ pub struct AssessBench {
     /// The same with the baselines (persistence, the linear model, radar-only, the post-fire
     /// composite), in the same run.
     pub with_baselines_secs: f64,
+    /// The baselines' own scoring within it (measured inside the assessment: the difference of
+    /// two whole runs carries their noise).
+    pub baselines_secs: f64,
     /// The composite of two acquisitions with clouds (`preprocess::composite`, median), written
     /// before the assessments (the preprocess stage's cost, not the assessment's).
     pub composite_secs: f64,
@@ -572,5 +575,5 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
     assess_files(&AssessInputs { gapfill: Some(gapfill), ..inputs.clone() }, &dir.join("assess-out"), &with, progress)?;
     let with_gapfill_secs = t.elapsed().as_secs_f64();
     let baseline_kappas = with_report.baselines.iter().flat_map(|b| b.rows.iter().map(|r| (r.id.clone(), r.burned.kappa))).collect();
-    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, composite_secs, with_gapfill_secs, plain_rss_mib, peak_rss_mib, kappa: report.burned.kappa, baseline_kappas })
+    Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, baselines_secs: with_report.baselines.as_ref().map_or(f64::NAN, |b| b.seconds), composite_secs, with_gapfill_secs, plain_rss_mib, peak_rss_mib, kappa: report.burned.kappa, baseline_kappas })
 }

@@ -839,7 +839,7 @@ fn exit_status_is_2_for_usage_1_for_errors_and_130_for_ctrl_c() {
 }
 
 /// The mtime of every file under `dir` (relative path -> modified), for "kept, not redone".
-fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime> {
+pub fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -312,8 +312,15 @@ fn the_fetch_stage_downloads_the_chosen_scenes_and_resumes() {
     // The killed fetches finished some files: the last one resumes, it does not start over.
     let kept = if raw.is_dir() { files_of(&raw).len() } else { 0 };
     assert!(kept >= 1, "{kept} of {} files done before the last fetch", uninterrupted.len());
+    let done_before = crate::cli::mtimes(&raw);
     server.faults.lock().unwrap().clear();
     fetch().assert().success();
+    let after = crate::cli::mtimes(&raw);
+    for (file, when) in &done_before {
+        if file.extension().is_some_and(|e| e == "tif") {
+            assert_eq!(after.get(file), Some(when), "{} was done before the last fetch and fetched again", file.display());
+        }
+    }
     assert_eq!(files_of(&raw).iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), uninterrupted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());
     assert!(files_of(&raw) == uninterrupted, "the files differ from the uninterrupted fetch's");
 

@@ -526,6 +526,15 @@ fn a_trained_run_has_a_model_card_and_a_stac_mlm_item() {
     let q = s2cr::model::card::stac_item(&symmetric);
     assert_eq!(q["properties"]["mlm:input"][0]["value_scaling"][s2], serde_json::json!({"type": "z-score", "mean": (stats.min + stats.max) / 2.0, "stddev": (stats.max - stats.min) / 2.0}));
     assert_eq!(q["properties"]["mlm:input"][0]["value_scaling"][0], p["mlm:input"][0]["value_scaling"][0], "standardized SAR is the same in both");
+    // Without the training data's dates (an imported model): a datetime (the card's time), no
+    // range, and the file extension still declared for the weights' checksum.
+    let mut undated = card.clone();
+    undated.inputs.iter_mut().for_each(|c| c.date = None);
+    undated.outputs.iter_mut().for_each(|c| c.date = None);
+    let u = s2cr::model::card::stac_item(&undated);
+    assert!(u["properties"]["datetime"].is_string() && u["properties"].get("start_datetime").is_none() && u["properties"].get("end_datetime").is_none(), "{}", u["properties"]);
+    assert!(u["stac_extensions"].as_array().unwrap().iter().any(|e| e.as_str().is_some_and(|e| e.contains("stac-extensions.github.io/file/"))), "{}", u["stac_extensions"]);
+    assert!(u["assets"]["weights"]["file:checksum"].is_string());
     assert_eq!(p["mlm:output"][0]["result"]["shape"], serde_json::json!([-1, 6, 64, 64]));
     assert_eq!(p["mlm:pretrained"], false);
     let weights = &item["assets"]["weights"];
