@@ -249,6 +249,25 @@ def check(weights, config, expect):
     return 0 if diff < 1e-4 else 1
 
 
+def run(weights, config, inputs, out):
+    """PyTorch's output (eval mode) of the network in `weights` (.pth state dict or safetensors with
+    pix2pix's keys) on the tensor `input` of the safetensors file `inputs`, written to `out`."""
+    cfg = json.loads(config)
+    net = build(cfg)
+    if weights.endswith(".pth"):
+        sd = torch.load(weights, map_location="cpu", weights_only=True)
+    else:
+        sd, _ = read_safetensors(weights)
+    net.load_state_dict(sd, strict=True)
+    net.eval()
+    x, _ = read_safetensors(inputs)
+    with torch.no_grad():
+        y = net(x["input"])
+    write_safetensors(out, {"output": y.contiguous()})
+    print(json.dumps({"keys": len(sd), "shape": list(y.shape)}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -258,11 +277,18 @@ def main():
     c.add_argument("--weights", required=True)
     c.add_argument("--config", required=True, help="JSON: input_channels, output_channels, depth, ngf, norm (batch|instance), size")
     c.add_argument("--expect", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--weights", required=True)
+    r.add_argument("--config", required=True)
+    r.add_argument("--input", required=True, help="safetensors with a tensor `input` [N, C, H, W]")
+    r.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "make":
         make(a.out)
         return 0
+    if a.cmd == "run":
+        return run(a.weights, a.config, a.input, a.out)
     return check(a.weights, a.config, a.expect)
 
 

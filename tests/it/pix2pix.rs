@@ -276,7 +276,38 @@ mod runs {
                 input.push(if *ok && x.is_finite() { x } else { 0.0 });
             }
         }
-        let out: Vec<f32> = g.fold_batch_norm().forward(Tensor::from_data(TensorData::new(input, [1, 10, n, n]), &dev)).into_data().try_to_vec().unwrap();
+        let ours: Vec<f32> = g.fold_batch_norm().forward(Tensor::from_data(TensorData::new(input.clone(), [1, 10, n, n]), &dev)).into_data().try_to_vec().unwrap();
+        // PyTorch's own output for that input (the .pth in UnetGenerator, eval mode), when a
+        // Python with torch is there: the de-normalized image is checked against it.
+        let out = match python() {
+            Some(python) => {
+                let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 10, n, n], &bytes).unwrap();
+                let (x_file, y_file) = (tmp.path().join("window.in.safetensors"), tmp.path().join("window.out.safetensors"));
+                std::fs::write(&x_file, safetensors::serialize([("input", view)], None).unwrap()).unwrap();
+                let (_, cfg_json, _) = expected("unet128_batch_10to6");
+                let o = std::process::Command::new(&python)
+                    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pix2pix_fixtures.py"))
+                    .args(["run", "--weights"])
+                    .arg(fixture("unet128_batch_10to6.pth"))
+                    .args(["--config", &cfg_json.to_string(), "--input"])
+                    .arg(&x_file)
+                    .arg("--out")
+                    .arg(&y_file)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "PyTorch: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                let file = std::fs::read(&y_file).unwrap();
+                let t = safetensors::SafeTensors::deserialize(&file).unwrap();
+                let torch: Vec<f32> = t.tensor("output").unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                assert!(max_diff(&torch, &ours) < 1e-4, "PyTorch and our network on the window: {}", max_diff(&torch, &ours));
+                torch
+            }
+            None => {
+                crate::missing_tool("no Python with torch for PyTorch's output on the window (set S2CR_PYTHON; scripts/requirements-bench.txt)");
+                ours
+            }
+        };
         let (mut worst, mut checked, mut below_min) = (0f32, 0usize, 0usize);
         for (o, stats) in normalization.outputs.iter().enumerate() {
             let band = stats.name.rsplit(':').next().unwrap();
@@ -297,7 +328,7 @@ mod runs {
             }
         }
         assert!(checked > 6 * 3000, "{checked} pixels compared");
-        assert!(worst < 1e-4, "the synthetic image is pix2pix's de-normalized output: worst difference {worst} of the band's range");
+        assert!(worst < 1e-4, "the synthetic image is PyTorch's output de-normalized from [-1, 1]: worst difference {worst} of the band's range");
         assert_eq!(below_min, 0, "a Tanh output in [-1, 1] stays within the window's t0 range");
         // Trained further, it goes on in its range.
         use s2cr::model::config::{ModelConfig, TrainConfig};

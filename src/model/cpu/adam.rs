@@ -130,9 +130,9 @@ impl Optimizer for FusedAdam {
         // Burn's Adam, with the state as it came, where ours does not apply. The gradient goes
         // in flattened and back: on wgpu (Mesa's lavapipe, Burn 0.22) Burn's Adam reads the
         // gradient of a convolution with one output channel (the discriminator's last,
-        // `[1, c, 4, 4]`, as conv backward lays it out) wrongly past its first four values, and
-        // training then diverges; a reshape gives it a plain layout (a copy only when it is
-        // not one already). Tested in tests/it/wgpu.rs.
+        // `[1, c, 4, 4]`, as conv backward lays it out) wrongly, and training then diverges; a
+        // reshape gives it a plain layout (a copy only when it is not one already). Tested in
+        // tests/it/wgpu.rs, which also reproduces the fault with Burn alone (`burns_adam_…`).
         let burns = |tensor, grad: Tensor<D>, m: Option<Tensor<D>>, v: Option<Tensor<D>>| {
             let dims = grad.dims();
             let grad = grad.reshape([-1]).reshape(dims);
