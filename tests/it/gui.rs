@@ -195,6 +195,20 @@ fn the_wizard_runs_cancels_and_resumes_training_on_a_real_project() {
     if let Ok(dir) = std::env::var("S2CR_KEEP_TEST_OUTPUT") {
         std::fs::copy(project.preview_png(&Default::default()), Path::new(&dir).join("training-preview.png")).unwrap();
     }
+    // Another writer holds the project (an `s2cr run`, say): the step does not start, and says
+    // who is writing.
+    let other = project.lock_for_writing("s2cr run (another process)", false).unwrap();
+    h.get_by_label("Run").click();
+    h.step();
+    h.run();
+    assert!(h.state().wizard.job.is_none(), "nothing started");
+    match h.state().wizard.outcomes.get("train") {
+        Some(Outcome::Failed(e)) => assert!(s2cr::error_chain(e.as_ref()).contains("s2cr run (another process)"), "{}", s2cr::error_chain(e.as_ref())),
+        o => panic!("the step names the other writer: {o:?}"),
+    }
+    // On the step and in the log.
+    assert!(h.get_all_by_label_contains("is writing this project").count() >= 1);
+    drop(other);
 }
 
 #[test]

@@ -317,8 +317,8 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
     let Some(python) = backend_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (project, _) = demo_project(&dir.path().join("demo"), false);
-    // The first two listings of a job's results answer 503.
-    let backend = Backend::start(&python, &["--fail-results", "2"]);
+    // The first two listings of a job's results answer 503; the first download breaks halfway.
+    let backend = Backend::start(&python, &["--fail-results", "2", "--drop-downloads", "1"]);
     set_credentials(USER, PASSWORD);
     let cfg = openeo_config(&backend);
     let created = |log: &[String]| log.iter().filter(|m| m.contains(" created")).count();
@@ -335,11 +335,13 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
     assert!(e.contains("503"), "{e}\n{log:?}");
     assert!(log.iter().any(|m| m.contains("taking up job")), "{log:?}");
     assert_eq!(created(&log), 0, "a 503 must not pay for the job again: {log:?}");
-    // Run 3: taken up once more, and the rest submitted.
+    // Run 3: taken up once more (its download, the first, breaks halfway and is resumed, not
+    // paid for again), and the rest submitted.
     let (progress, rx) = recording("openeo");
     let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
     let log = messages(&rx);
     assert_eq!(log.iter().filter(|m| m.contains("taking up job")).count(), 1, "{log:?}");
+    assert!(log.iter().any(|m| m.contains("transfer broken") || m.contains("resuming")), "the taken-up job's broken download was resumed: {log:?}");
     assert_eq!(created(&log), outputs.len() - 1, "{log:?}");
     // A booked job the back-end does not know (404): submitted anew.
     let book_path = project.preprocessed_openeo_jobs();
