@@ -221,6 +221,26 @@ fn sign_flips(cpu: &[(String, Tensor<4>)], gpu: &[(String, Tensor<4>)], last: &[
 /// with the demo's model, which moved up to 12 % of a gradient).
 #[test]
 fn gradients_on_wgpu_are_the_cpus() {
+    compare_gradients(64, 5, 1e-3);
+}
+
+/// The same at 256 px (the research's patch size), on one draw: with 16 times the elements, a
+/// few of them within rounding of zero take opposite signs at a ReLU on the two devices in most
+/// draws, so the comparison allows what such elements move. Measured on lavapipe: every
+/// gradient within 2.8e-3 of the CPU's (the largest, the generator's `up.1.weight`). Ignored:
+/// about 9 minutes on lavapipe with 2 cores, too long for every CI run; by hand:
+/// `cargo nextest run --test it --run-ignored only -E 'test(at_256_px)' --no-capture`.
+#[test]
+#[ignore = "about 9 minutes on a software adapter; run by hand"]
+fn gradients_on_wgpu_at_256_px_are_the_cpus() {
+    compare_gradients(256, 1, 1e-2);
+}
+
+/// Compares the gradients of both networks on wgpu and the CPU at `size` px, drawing inputs up to
+/// `draws` times until no element meets a ReLU with opposite signs (on the last draw, compared
+/// anyway); each parameter's gradient within `tolerance` of the CPU's, relative to its largest
+/// value.
+fn compare_gradients(size: usize, draws_allowed: usize, tolerance: f32) {
     use burn::optim::GradientsParams;
     use s2cr::model::config::GanLoss;
     use s2cr::model::step::{gan_loss, masked_l1};
@@ -232,10 +252,9 @@ fn gradients_on_wgpu_are_the_cpus() {
     let cpu = Device::flex();
     let mut draws = Vec::new();
     let grads = loop {
-        assert!(draws.len() < 5, "every draw of inputs met activations of opposite signs on {name} and the CPU: {draws:#?}");
-        let x = Tensor::<4>::random([2, 11, 64, 64], Distribution::Normal(0.0, 1.0), &cpu);
-        let y = Tensor::<4>::random([2, 6, 64, 64], Distribution::Uniform(0.0, 1.0), &cpu);
-        let valid = Tensor::<4>::ones([2, 1, 64, 64], &cpu);
+        let x = Tensor::<4>::random([2, 11, size, size], Distribution::Normal(0.0, 1.0), &cpu);
+        let y = Tensor::<4>::random([2, 6, size, size], Distribution::Uniform(0.0, 1.0), &cpu);
+        let valid = Tensor::<4>::ones([2, 1, size, size], &cpu);
         let mut grads = Vec::new();
         let mut traces = Vec::new();
         for dev in [&c, &g] {
@@ -258,7 +277,10 @@ fn gradients_on_wgpu_are_the_cpus() {
         }
         let last_d = format!("conv.{}", cfg.discriminator_layers + 1);
         let flips = sign_flips(&traces[0], &traces[1], &["up.0", "out", &last_d]);
-        if flips.is_empty() {
+        if flips.is_empty() || draws.len() + 1 >= draws_allowed {
+            if !flips.is_empty() {
+                println!("{size} px: elements of opposite signs, compared as they are: {flips:?}");
+            }
             break grads;
         }
         println!("draw {}: elements of opposite signs: {flips:?}; drawing again", draws.len() + 1);
@@ -272,8 +294,8 @@ fn gradients_on_wgpu_are_the_cpus() {
             match (grad_values(a, *id_a, dims), grad_values(b, *id_b, dims)) {
                 (Some(p), Some(q)) => {
                     let r = relative(&p, &q);
-                    println!("{what} grad {path:>24}: {r:.2e}");
-                    if !(r < 1e-3) {
+                    println!("{what} grad {path:>24} at {size} px: {r:.2e}");
+                    if !(r < tolerance) {
                         parted.push(format!("{what} {path}: {r:e}"));
                     }
                 }
