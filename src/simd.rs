@@ -39,8 +39,6 @@ pub(crate) use with_avx2;
 
 #[cfg(test)]
 mod tests {
-    use super::with_avx2;
-
     with_avx2! {
         fn scale(out: &mut [f32], x: &[f32], a: f32) {
             for (o, v) in out.iter_mut().zip(x) {

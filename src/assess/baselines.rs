@@ -215,12 +215,15 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     // The radar's change for the radar-only map: VH, else the first polarisation.
     let radar = pairs.iter().zip(names.iter().skip(used.len())).find(|(_, n)| n.ends_with("VH")).or_else(|| pairs.iter().zip(names.iter().skip(used.len())).next()).map(|(p, n)| (*p, n.trim_start_matches("dB change ").to_string()));
     let th = &cfg.thresholds;
+    let ratio = |n: f32, s: f32| (n - s) / (n + s);
     let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
         match (nir, swir) {
-            (Some(a), Some(b)) => (v[a][i] - v[b][i]) / (v[a][i] + v[b][i]),
+            (Some(a), Some(b)) => ratio(v[a][i], v[b][i]),
             _ => f32::NAN,
         }
     };
+    // Of the pre-fire image, pass 1 (the radar's histogram) needs the NBR bands only.
+    let nbr_bands: Option<[&str; 2]> = nir.zip(swir).map(|(a, b)| [bands[a], bands[b]]);
     // Pass 1: the normal equations over the training blocks' clear pixels (raw sums, f64), and
     // the radar change's histogram for burned and unburned pixels there.
     let mut xtx = vec![0.0f64; nf * nf];
@@ -230,8 +233,6 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     for y0 in (0..height).step_by(strip) {
         let y1 = (y0 + strip).min(height);
         // The files read side by side (each thread keeps its own GDAL handles).
-        // (Of the pre-fire image, the radar's histogram needs the NBR bands only.)
-        let nbr_bands: Option<[&str; 2]> = nir.zip(swir).map(|(a, b)| [bands[a], bands[b]]);
         let pre_nbr = || nbr_bands.filter(|_| radar.is_some()).map(|two| pre.read(&two, cfg.scale, y0..y1)).transpose();
         let (r, (x, p)) = rayon::join(|| read_strip(&real, y0, y1), || rayon::join(|| read_inputs(y0, y1), pre_nbr));
         let (r, x, p) = (r?, x?, p?);
@@ -241,7 +242,7 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
                 if !(outside(held, i % width, y0 + i / width) && r.valid[i] && p.valid[i] && change.is_finite()) {
                     continue;
                 }
-                let d = (p.bands[0][i] - p.bands[1][i]) / (p.bands[0][i] + p.bands[1][i]) - nbr(&r.bands, i);
+                let d = ratio(p.bands[0][i], p.bands[1][i]) - nbr(&r.bands, i);
                 if d.is_finite() {
                     hist[radar_bin(change)][th.is_burned(th.classify(d)) as usize] += 1;
                 }

@@ -393,7 +393,7 @@ fn auto_takes_a_hardware_adapter_and_leaves_a_software_one() {
 #[ignore = "reproduces a Burn 0.22 fault on wgpu (lavapipe); run by hand"]
 fn burns_adam_on_wgpu_steps_a_one_channel_convolution_as_on_the_cpu() {
     use burn::nn::conv::Conv2dConfig;
-    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    use burn::optim::{AdamConfig, GradientsParams};
     let Some((gpu, name)) = gpu() else { return };
     let cpu = Device::flex();
     let conv = Conv2dConfig::new([128, 1], [4, 4]).with_bias(false).init(&cpu.clone().autodiff());
