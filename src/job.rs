@@ -62,9 +62,27 @@ pub struct Progress {
     stage: String,
     cancel: Arc<AtomicBool>,
     events: Option<Sender<JobEvent>>,
-    /// Units of work left before the cancel flag is set by itself ([`Progress::cancel_after`]).
-    countdown: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Units of work left before the cancel flag is set by itself ([`Progress::cancel_after`]),
+    /// or before the work waits for a cancel ([`PAUSE_AFTER_UNITS`]).
+    countdown: Option<(Arc<std::sync::atomic::AtomicU64>, AtZero)>,
 }
+
+/// What a [`Progress`] does when its countdown of units reaches zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtZero {
+    Cancel,
+    WaitForCancel,
+}
+
+/// Test hook of the command line: with this variable set to N, a job's work waits after its
+/// N-th unit until it is cancelled (at most two minutes), having said so on stderr, so that a
+/// test can send a real Ctrl-C (SIGINT) in the middle of a stage that would otherwise end
+/// before the signal arrives. The signal, the handler, the stage's own checks and the exit
+/// status are the real ones; only the wait is added.
+pub const PAUSE_AFTER_UNITS: &str = "S2CR_TEST_PAUSE_AFTER_UNITS";
+
+/// The line written to stderr when the work waits ([`PAUSE_AFTER_UNITS`]).
+pub const PAUSED: &str = "paused for a cancel";
 
 impl Progress {
     /// A progress that reports to `events` and stops when `cancel` is set.
@@ -99,10 +117,19 @@ impl Progress {
 
     pub fn advanced(&self, done: u64, total: u64, message: impl Into<String>) {
         self.send(JobEvent::Advanced { stage: self.stage.clone(), done, total, message: crate::error::redact(&message.into()) });
-        if let Some(left) = &self.countdown
+        if let Some((left, at_zero)) = &self.countdown
             && left.fetch_sub(1, Ordering::SeqCst) == 1
         {
-            self.cancel();
+            match at_zero {
+                AtZero::Cancel => self.cancel(),
+                AtZero::WaitForCancel => {
+                    eprintln!("{}: {PAUSED} ({PAUSE_AFTER_UNITS})", self.stage);
+                    let start = Instant::now();
+                    while !self.is_cancelled() && start.elapsed() < std::time::Duration::from_secs(120) {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+            }
         }
     }
 
@@ -110,7 +137,7 @@ impl Progress {
     /// ([`Progress::advanced`]): a stop at a known point, as a Ctrl-C there would be (tests of
     /// what each stage keeps when it is stopped).
     pub fn cancel_after(mut self, units: u64) -> Self {
-        self.countdown = Some(Arc::new(std::sync::atomic::AtomicU64::new(units.max(1))));
+        self.countdown = Some((Arc::new(std::sync::atomic::AtomicU64::new(units.max(1))), AtZero::Cancel));
         self
     }
 
@@ -230,7 +257,10 @@ where
     let name = name.into();
     let (tx, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
-    let progress = Progress::new(name.clone(), tx, cancel.clone());
+    let mut progress = Progress::new(name.clone(), tx, cancel.clone());
+    if let Some(units) = std::env::var(PAUSE_AFTER_UNITS).ok().and_then(|v| v.parse::<u64>().ok()) {
+        progress.countdown = Some((Arc::new(std::sync::atomic::AtomicU64::new(units.max(1))), AtZero::WaitForCancel));
+    }
     let thread = std::thread::Builder::new()
         .name(format!("job-{name}"))
         .spawn(move || {

@@ -838,6 +838,94 @@ fn exit_status_is_2_for_usage_1_for_errors_and_130_for_ctrl_c() {
     assert!(cp.is_some_and(|c| c.step >= 2 && c.step < 400), "a checkpoint of the interrupted run: {said}");
 }
 
+/// Ctrl-C (a real SIGINT) in the middle of each stage of the command line: the stage stops at
+/// its next check, exits 130, is not taken as done, keeps what it promises (fetched files,
+/// finished outputs) and the next run finishes it. The work waits after its first unit
+/// (`S2CR_TEST_PAUSE_AFTER_UNITS`) so that the signal lands mid-stage: the demo's stages end
+/// faster than a signal can be sent. Training's Ctrl-C is tested above without the wait.
+#[test]
+fn ctrl_c_in_each_stage_exits_130_keeps_what_it_promises_and_the_next_run_finishes() {
+    use s2cr::project::{Stage, StageState};
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let project = s2cr::demo::create_project(&dir).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let run = settings.run_name().clone();
+    for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess] {
+        if stage == Stage::Train {
+            s2cr::pipeline::run_stage(&project, stage, &settings, &s2cr::job::Progress::silent("train")).unwrap();
+            continue;
+        }
+        let before = mtimes(project.root());
+        // `s2cr dataset` takes its settings from flags; the demo's are in its pipeline file, so
+        // the dataset is made by `s2cr run` (the stages before it are up to date).
+        let command = if stage == Stage::Dataset { "run".to_string() } else { stage.to_string() };
+        let mut args = vec!["--project".to_string(), dir.to_str().unwrap().to_string(), command];
+        if matches!(stage, Stage::Infer | Stage::Assess) {
+            args.extend(["--run".to_string(), run.to_string()]);
+        }
+        if stage == Stage::Infer {
+            args.extend(["--device".to_string(), "cpu".to_string()]);
+        }
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("s2cr"))
+            .args(&args)
+            .env(s2cr::job::PAUSE_AFTER_UNITS, "1")
+            .env_remove("S2CR_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let started = std::time::Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+                Ok(line) if line.contains(s2cr::job::PAUSED) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().unwrap();
+                    panic!("{stage}: never paused after its first unit ({:?}, {status}): {}", started.elapsed(), reader.join().unwrap());
+                }
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{stage}: still running when interrupted");
+        assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+        let status = child.wait().unwrap();
+        let said = reader.join().unwrap();
+        assert_eq!(status.code(), Some(130), "{stage}: {said}");
+        assert!(said.contains("Cancelling"), "{stage}: the handler said it cancels: {said}");
+        let (state, _) = project.stage_state(stage, Some(&run)).unwrap();
+        assert_ne!(state, StageState::Done, "{stage}: an interrupted stage is not done");
+        let after_stop = mtimes(project.root());
+        let kept: Vec<_> = after_stop.iter().filter(|(p, m)| before.get(*p) != Some(*m)).map(|(p, _)| p.clone()).collect();
+        match stage {
+            Stage::Fetch => assert!(kept.iter().any(|p| p.starts_with("raw")), "{stage}: the files fetched are kept: {kept:?}"),
+            Stage::Preprocess => assert!(kept.iter().any(|p| p.starts_with("preprocessed") && p.extension().is_some_and(|e| e == "tif")), "{stage}: the finished outputs are kept: {kept:?}"),
+            _ => {}
+        }
+        s2cr::pipeline::run_stage(&project, stage, &settings, &s2cr::job::Progress::silent("again")).unwrap_or_else(|e| panic!("{stage}: {}", s2cr::error_chain(&e)));
+        let (state, _) = project.stage_state(stage, Some(&run)).unwrap();
+        assert_eq!(state, StageState::Done, "{stage}: the next run finishes it");
+        if matches!(stage, Stage::Fetch | Stage::Preprocess) {
+            let now = mtimes(project.root());
+            let redone: Vec<_> = kept.iter().filter(|p| !p.starts_with("preprocessed/.work") && p.extension().is_some_and(|e| e == "tif") && now.get(*p) != after_stop.get(*p)).collect();
+            assert!(redone.is_empty(), "{stage}: kept files were not made again: {redone:?}");
+        }
+    }
+}
+
 /// The mtime of every file under `dir` (relative path -> modified), for "kept, not redone".
 pub fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime> {
     let mut out = std::collections::BTreeMap::new();
