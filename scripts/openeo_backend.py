@@ -562,13 +562,15 @@ def write_gtiffs(folder, cubes, values):
 
 class FaultInjector:
     """WSGI middleware: --fail-polls (HTTP 500 on job status polls), --drop-downloads (half bodies),
-    --fail-results (HTTP 503 on a job's result listing)."""
+    --fail-results (HTTP 503 on a job's result listing), --corrupt-downloads (whole bodies, one byte
+    changed: a checksum mismatch)."""
     POLL = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/?$")
     RESULTS = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/results/?$")
     ASSET = re.compile(r"^/openeo/(?:[0-9.]+/)?jobs/[^/]+/results/assets/")
 
-    def __init__(self, app, fail_polls, drop_downloads, fail_results=0):
+    def __init__(self, app, fail_polls, drop_downloads, fail_results=0, corrupt_downloads=0):
         self.app, self.fail_polls, self.drop_downloads, self.fail_results = app, fail_polls, drop_downloads, fail_results
+        self.corrupt_downloads = corrupt_downloads
         self.lock = threading.Lock()
 
     def _take(self, name):
@@ -597,7 +599,26 @@ class FaultInjector:
             return [body]
         if method == "GET" and self.ASSET.match(path) and rng in ("", "bytes=0-") and self._take("drop_downloads"):
             return self._truncated(environ, start_response, path)
+        if method == "GET" and self.ASSET.match(path) and rng in ("", "bytes=0-") and self._take("corrupt_downloads"):
+            return self._corrupted(environ, start_response, path)
         return self.app(environ, start_response)
+
+    def _corrupted(self, environ, start_response, path):
+        log.info("fault injection: changing the first byte of %s", path)
+        body = self.app(environ, start_response)
+
+        def changed():
+            first = True
+            try:
+                for chunk in body:
+                    if first and chunk:
+                        chunk, first = bytes([chunk[0] ^ 0xFF]) + chunk[1:], False
+                    yield chunk
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+        return changed()
 
     def _truncated(self, environ, start_response, path):
         seen = {}
@@ -847,7 +868,7 @@ def make_app(args, impl, idp):
             resp.set_data(json.dumps(doc))
         return resp
 
-    app.wsgi_app = FaultInjector(app.wsgi_app, args.fail_polls, args.drop_downloads, args.fail_results)
+    app.wsgi_app = FaultInjector(app.wsgi_app, args.fail_polls, args.drop_downloads, args.fail_results, args.corrupt_downloads)
     if idp is not None:
         idp.app, app.wsgi_app = app.wsgi_app, idp
     return app
@@ -865,6 +886,8 @@ def main():
     p.add_argument("--fail-results", type=int, default=0, help="the first N GET /jobs/{id}/results answer HTTP 503")
     p.add_argument("--drop-downloads", type=int, default=0,
                    help="the first N asset downloads from byte 0 send about half the body, then close")
+    p.add_argument("--corrupt-downloads", type=int, default=0,
+                   help="the first N asset downloads from byte 0 send the whole body with its first byte changed")
     p.add_argument("--job-delay", type=float, default=0.0, help="seconds a job waits in 'running' before computing")
     p.add_argument("--s2-scaling", help="SCALE,OFFSET: SENTINEL2_L2A's metadata states them (summaries' raster:bands)")
     p.add_argument("--shift-grid", type=float, default=0.0, help="metres added to resample_spatial's grid origin (a misaligned back-end)")

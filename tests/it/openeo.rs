@@ -372,6 +372,66 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
     assert!(book_path.is_file());
 }
 
+/// A damaged download (a checksum mismatch, twice) and a full disk (writes failing with EFBIG)
+/// on a job taken up from the book fail the run without paying for the job again; the next run
+/// takes the job up once more and finishes.
+#[test]
+fn a_damaged_download_or_a_full_disk_on_a_taken_up_job_does_not_pay_again() {
+    let Some(python) = backend_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    // The first listing of a job's results answers 503; the first two downloads come with their
+    // first byte changed.
+    let backend = Backend::start(&python, &["--fail-results", "1", "--corrupt-downloads", "2"]);
+    set_credentials(USER, PASSWORD);
+    let cfg = openeo_config(&backend);
+    let created = |log: &[String]| log.iter().filter(|m| m.contains(" created")).count();
+    let taken_up = |log: &[String]| log.iter().filter(|m| m.contains("taking up job")).count();
+    // Run 1: the first job is paid for and booked; its results answer 503.
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
+    let log = messages(&rx);
+    assert!(e.contains("503"), "{e}\n{log:?}");
+    assert_eq!(created(&log), 1, "{log:?}");
+    // Run 2: taken up; its download does not match the announced checksum, twice.
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
+    let log = messages(&rx);
+    assert!(e.contains("damaged") && e.contains("SHA-256"), "{e}\n{log:?}");
+    assert!(log.iter().any(|m| m.contains("downloading it again")), "{log:?}");
+    assert_eq!((taken_up(&log), created(&log)), (1, 0), "a checksum mismatch must not pay for the job again: {log:?}");
+    // Run 3: taken up; the disk is full (files over 64 KiB cannot be written; SIGXFSZ ignored so
+    // the write fails with EFBIG instead of killing the test).
+    let limit = |bytes: Option<u64>| {
+        // SAFETY: getrlimit/setrlimit/signal on this test's own process (nextest runs each test in
+        // a process of its own); the soft limit only, restored below.
+        unsafe {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim), 0);
+            lim.rlim_cur = bytes.map_or(lim.rlim_max, |b| b as libc::rlim_t);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+    };
+    limit(Some(64 << 10));
+    let (progress, rx) = recording("openeo");
+    let result = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress);
+    limit(None);
+    let e = s2cr::error_chain(&result.unwrap_err());
+    let log = messages(&rx);
+    eprintln!("full disk: {e}");
+    assert!(e.to_lowercase().contains("file too large"), "{e}\n{log:?}");
+    assert_eq!((taken_up(&log), created(&log)), (1, 0), "a full disk must not pay for the job again: {log:?}");
+    // Run 4: taken up once more, and the rest submitted.
+    let (progress, rx) = recording("openeo");
+    let outputs = s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_or_else(|e| panic!("{}\n{}", s2cr::error_chain(&e), backend.log()));
+    let log = messages(&rx);
+    assert_eq!(taken_up(&log), 1, "{log:?}");
+    assert_eq!(created(&log), outputs.len() - 1, "{log:?}");
+}
+
 #[test]
 fn cancelling_the_stage_stops_the_remote_job() {
     let Some(python) = backend_python() else { return };
