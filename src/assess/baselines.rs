@@ -17,6 +17,8 @@
 //! by strips, as the rest of the assessment.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +27,16 @@ use super::{AssessConfig, AssessInputs, HeldOut, Image};
 use crate::error::{Error, Result};
 use crate::indices::metrics::{self, ErrorSums, MeanSum, spectral_angle_deg};
 use crate::indices::severity::Severity;
+use crate::job::Progress;
 use crate::raster::{self, PixelWindow};
 
 /// The ridge penalty per pixel on standardized features (the intercept is not penalized).
 pub const RIDGE_LAMBDA: f64 = 1e-3;
+
+/// Training pixels past which the linear model and the radar-only threshold are fitted on every
+/// k-th strip only (a fit of some twenty coefficients does not move with more; the demo's and a
+/// usual AOI's are fitted on all of them).
+pub const FIT_PIXELS: usize = 4 << 20;
 
 /// What the baselines need beyond the three images: the dataset's inputs on the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,8 +192,57 @@ fn outside(set: &HeldOut, x: usize, y: usize) -> bool {
 /// Scores the synthetic image, persistence and the linear model over the held-out clear pixels.
 /// `perimeter`: the official perimeter with the grid's geotransform and CRS, when given; `strip`:
 /// rows a strip (any height gives the same numbers).
-pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize) -> Result<Baselines> {
+/// The baselines being scored on a thread of their own, beside the rest of the assessment (which
+/// leaves part of the cores idle while it reads and writes): [`Pending::join`] waits for them;
+/// dropped unjoined (the assessment failed or was cancelled), the thread stops at its next strip.
+pub struct Pending {
+    handle: Option<std::thread::JoinHandle<Result<Baselines>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pending {
+    /// Starts scoring. The official perimeter, when `cfg` has one, is read again on the thread
+    /// (its geometries stay on the thread that reads them).
+    pub fn start(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, grid: ([f64; 6], String), strip: usize, progress: &Progress) -> Result<Pending> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inputs, cfg, with, held, progress, flag) = (inputs.clone(), cfg.clone(), with.clone(), held.clone(), progress.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("assess-baselines".into())
+            .spawn(move || {
+                let (gt, crs) = grid;
+                let polygons = cfg.perimeter.as_ref().map(|p| raster::load_polygons(p, &crs)).transpose()?;
+                let stopped = || flag.load(Ordering::SeqCst) || progress.is_cancelled();
+                compute(&inputs, &cfg, &with, &held, pixel_area_m2, polygons.as_ref().map(|p| (p, &gt, crs.as_str())), strip, &stopped)
+            })
+            .map_err(Error::io("thread assess-baselines", "starting a worker thread"))?;
+        Ok(Pending { handle: Some(handle), stop })
+    }
+
+    /// The baselines, once scored.
+    pub fn join(mut self) -> Result<Baselines> {
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::invalid("baselines", "the thread scoring them stopped unexpectedly (a bug: please report it)")),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Scores the baselines; `stopped` is asked between strips (`Error::Cancelled` when it says so).
+pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, stopped: &dyn Fn() -> bool) -> Result<Baselines> {
+    compute_fitting_on(inputs, cfg, with, held, pixel_area_m2, perimeter, strip, stopped, FIT_PIXELS)
+}
+
+/// [`compute`] with the training pixels past which the fit takes every k-th strip given.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, stopped: &dyn Fn() -> bool, fit_pixels: usize) -> Result<Baselines> {
     let started = std::time::Instant::now();
+    let check = || if stopped() { Err(Error::Cancelled) } else { Ok(()) };
     let order = cfg.band_order.as_deref();
     let (pre, real, synth) = (Image::open(&inputs.pre, order)?, Image::open(&inputs.real, order)?, Image::open(&inputs.synthetic, order)?);
     let vrt = with.inputs_vrt.display().to_string();
@@ -230,7 +287,10 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     let mut xty = vec![0.0f64; nf * nb];
     let mut n_fit = 0u64;
     let mut hist = vec![[0u64; 2]; RADAR_BINS];
-    for y0 in (0..height).step_by(strip) {
+    let every = (width * height).saturating_sub(held.pixels) / fit_pixels.max(1);
+    let every = every.max(1);
+    for y0 in (0..height).step_by(strip * every) {
+        check()?;
         let y1 = (y0 + strip).min(height);
         // The files read side by side (each thread keeps its own GDAL handles).
         let pre_nbr = || nbr_bands.filter(|_| radar.is_some()).map(|two| pre.read(&two, cfg.scale, y0..y1)).transpose();
@@ -303,6 +363,7 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
     // The kept mask, then per band the real image and the three sources, of the tail's rows.
     let mut tail = Tail { keep: Vec::new(), keep_composite: Vec::new(), real: vec![Vec::new(); nb], sources: vec![vec![Vec::new(); nb]; 4] };
     for y0 in (0..height).step_by(strip) {
+        check()?;
         let y1 = (y0 + strip).min(height);
         let ((p, r), (s, (x, c))) = rayon::join(
             || rayon::join(|| read_strip(&pre, y0, y1), || read_strip(&real, y0, y1)),
@@ -496,11 +557,26 @@ pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs,
         Some(_) => notes.push(format!("the composite row is scored where the composite has a clear observation: {count_composite} of the {count} pixels")),
         None => notes.push("no post-fire composite: none of the t1 window (it takes several acquisitions of the window, without the target date)".into()),
     }
+    if every > 1 {
+        notes.push(format!("the linear model and the radar-only threshold are fitted on every {} strip of {strip} rows ({n_fit} training pixels): more do not change a fit of {nf} coefficients a band", ordinal(every)));
+    }
     if linear.is_none() {
         notes.push(format!("no linear model: {n_fit} clear training pixels with every input (too few, or the inputs are collinear)"));
     }
     let radar_threshold_db = radar.zip(threshold).map(|((_, pol), t)| (pol, t));
     Ok(Baselines { pixels: format!("{} where t1 is clear and every source has a value", held.description), count, rows, linear, radar_threshold_db, notes, beaten_by, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// `2nd`, `3rd`, `4th`, ...
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// One source's sums over the compared pixels: per band errors, spectral angle, NBR and dNBR

@@ -166,6 +166,15 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
 
     // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
     let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
+    // What an analyst has without the model, over the same held-out pixels (project mode),
+    // scored on a thread of their own beside the strips below and the writing after them.
+    let pending_baselines = match (&cfg.baselines, &cfg.held_out) {
+        (Some(with), Some(held)) => {
+            progress.info("scoring the baselines (persistence, a linear model, radar-only) over the held-out pixels, beside the assessment");
+            Some(super::baselines::Pending::start(inputs, cfg, with, held, pixel_area_m2, (gt, crs_wkt.clone()), rows_per_strip, progress)?)
+        }
+        _ => None,
+    };
     let strips = height.div_ceil(rows_per_strip) as u64;
     let total = strips + 2;
     progress.started(Some(total));
@@ -266,14 +275,6 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             ),
         });
     }
-    // What an analyst has without the model, over the same held-out pixels (project mode).
-    let baselines = match (&cfg.baselines, &cfg.held_out) {
-        (Some(with), Some(held)) => {
-            progress.info("scoring the baselines (persistence, a linear model, radar-only) over the held-out pixels");
-            Some(super::baselines::compute(inputs, cfg, with, held, pixel_area_m2, perimeter.as_ref().map(|p| (p, &gt, crs_wkt.as_str())), rows_per_strip)?)
-        }
-        _ => None,
-    };
     // The gap-filled post-fire image (project mode): real, else composite, else synthetic.
     let mut rasters_written = Vec::new();
     let gapfill = match &inputs.gapfill {
@@ -342,6 +343,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         _ => None,
     };
+    let baselines = pending_baselines.map(super::baselines::Pending::join).transpose()?;
     let mut report = AssessReport {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         provenance: crate::provenance::current(),
@@ -565,6 +567,23 @@ mod tests {
             assert_eq!(serde_json::to_string(&strips.0).unwrap(), serde_json::to_string(&whole.0).unwrap(), "{rows} rows a strip");
             assert!(strips.1 == whole.1 && strips.2 == whole.2 && strips.3 == whole.3, "{rows} rows a strip: the rasters differ");
         }
+        // Past `fit_pixels` training pixels the linear model and the radar's threshold are fitted
+        // on every k-th strip: said in the notes, on fewer pixels, the same rows scored on the
+        // same pixels, and close to the fit on all of them.
+        let held = cfg.held_out.as_ref().unwrap();
+        let with = cfg.baselines.as_ref().unwrap();
+        // (The held-out blocks' pixel count is not given here: the grid's 3710 pixels are taken
+        // as the training pixels.)
+        let sampled = super::super::baselines::compute_fitting_on(&inputs, &cfg, with, held, 100.0, None, 7, &|| false, w * h / 3).unwrap();
+        assert!(sampled.notes.iter().any(|n| n.contains("every 3rd strip of 7 rows")), "{:?}", sampled.notes);
+        let (all, part) = (bl.linear.as_ref().unwrap(), sampled.linear.as_ref().unwrap());
+        assert!(part.pixels * 2 < all.pixels && part.pixels * 4 > all.pixels, "{} of {}", part.pixels, all.pixels);
+        assert_eq!((sampled.count, sampled.rows.len()), (bl.count, bl.rows.len()));
+        // (As JSON: a NaN rate is null on both sides.)
+        assert_eq!(serde_json::to_string(&sampled.rows[..2]).unwrap(), serde_json::to_string(&bl.rows[..2]).unwrap(), "the synthetic and persistence rows do not depend on the fit");
+        let (a, b) = (&bl.rows[2].image, &sampled.rows[2].image);
+        assert!((a.psnr_db - b.psnr_db).abs() < 1.0 && (a.mae - b.mae).abs() < 0.2 * a.mae, "{a:?} against {b:?}");
+        assert!(bl.notes.iter().all(|n| !n.contains("strip of")), "{:?}", bl.notes);
         // No temporary file of the writers is left behind.
         let names: Vec<String> = std::fs::read_dir(dir.path().join("whole")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");

@@ -448,8 +448,8 @@ pub struct AssessBench {
     /// The same with the baselines (persistence, the linear model, radar-only, the post-fire
     /// composite), in the same run.
     pub with_baselines_secs: f64,
-    /// The baselines' own scoring within it (measured inside the assessment: the difference of
-    /// two whole runs carries their noise).
+    /// How long the baselines' thread ran within it (beside the assessment's own strips and
+    /// writing: what they add is the difference of the two runs).
     pub baselines_secs: f64,
     /// The composite of two acquisitions with clouds (`preprocess::composite`, median), written
     /// before the assessments (the preprocess stage's cost, not the assessment's).
