@@ -9,8 +9,10 @@ library only; everything else is `s2cr`.
 
     python3 scripts/ablation.py --s2cr target/release/s2cr --dir /tmp/ablation --seeds 1 2 3
 
-Options (model.yaml keys over the demo's model): `pix2pix` (as the demo trains today),
-`residual` (`output: residual`) and `residual-linear` (and `linear: true`). Their numbers are in docs/models.md.
+Options (model.yaml and train.yaml keys over the demo's): `pix2pix` (as the demo trains today),
+`residual` (`output: residual`), `residual-linear` (and `linear: true`), `spectral` (pix2pix with
+the NBR, NDVI and spectral-angle losses) and `residual-spectral` (both). Their numbers are in
+docs/models.md.
 """
 
 import argparse
@@ -21,10 +23,16 @@ import sys
 import time
 from pathlib import Path
 
+# The losses on what the analyst reads (train.yaml), weighted as the L1 term is (100).
+SPECTRAL = {"nbr_weight": 100.0, "ndvi_weight": 100.0, "sam_weight": 100.0}
+
+# Per option: (model.yaml keys, train.yaml keys).
 VARIANTS = {
-    "pix2pix": {},
-    "residual": {"output": "residual"},
-    "residual-linear": {"output": "residual", "linear": True},
+    "pix2pix": ({}, {}),
+    "residual": ({"output": "residual"}, {}),
+    "residual-linear": ({"output": "residual", "linear": True}, {}),
+    "spectral": ({}, SPECTRAL),
+    "residual-spectral": ({"output": "residual"}, SPECTRAL),
 }
 
 COLUMNS = [
@@ -72,10 +80,11 @@ def main():
         for seed in a.seeds:
             name = f"ablation-{variant}-s{seed}"
             model = settings / f"{name}-model.yaml"
-            model.write_text(model_base + yaml_lines(VARIANTS[variant]))
+            model_keys, train_keys = VARIANTS[variant]
+            model.write_text(model_base + yaml_lines(model_keys))
             train = settings / f"{name}-train.yaml"
-            lines = [l for l in train_base.splitlines() if not l.startswith(("seed:", "max_steps:", "workers:"))]
-            train.write_text("\n".join(lines) + f"\nseed: {seed}\nmax_steps: {a.steps}\nworkers: 0\n")
+            lines = [l for l in train_base.splitlines() if not l.startswith(("seed:", "max_steps:", "workers:") + tuple(f"{k}:" for k in train_keys))]
+            train.write_text("\n".join(lines) + f"\nseed: {seed}\nmax_steps: {a.steps}\nworkers: 0\n" + yaml_lines(train_keys))
             report = project / "outputs" / name / "assess" / "report.json"
             if not report.is_file():
                 print(f"{name}: training, synthesizing, assessing", file=sys.stderr)

@@ -78,6 +78,26 @@ impl GeneratorOutput {
     }
 }
 
+/// The generator's own estimate of its error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UncertaintyHead {
+    /// None (pix2pix); Monte-Carlo dropout at inference is the only uncertainty.
+    #[default]
+    None,
+    /// A second head beside the last layer predicts, per pixel and band, the log of a Laplace
+    /// scale b; training minimizes the Laplace negative log-likelihood |y - mu| / b + log b on
+    /// the label's clear pixels instead of L1 (UnCRtainTS's way), and plain inference writes
+    /// the standard deviation sqrt(2) b.
+    Aleatoric,
+}
+
+impl UncertaintyHead {
+    pub fn is_none(&self) -> bool {
+        *self == UncertaintyHead::None
+    }
+}
+
 /// model.yaml: the U-Net generator and the PatchGAN discriminator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -108,11 +128,15 @@ pub struct ModelConfig {
     /// starts where a linear regression already is. Absent: none (pix2pix).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub linear: bool,
+    /// `aleatoric`: a head that predicts each pixel's error scale (see [`UncertaintyHead`]);
+    /// absent: none (pix2pix).
+    #[serde(skip_serializing_if = "UncertaintyHead::is_none")]
+    pub uncertainty: UncertaintyHead,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct, linear: false }
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct, linear: false, uncertainty: UncertaintyHead::None }
     }
 }
 
@@ -168,6 +192,21 @@ pub struct TrainConfig {
     /// layer afresh instead of refusing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adapt_channels: bool,
+    /// Weight of the L1 between the synthetic and the real NBR (NIR and B12 of the outputs, in
+    /// reflectance), on the label's clear pixels; 0: off (pix2pix).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nbr_weight: f64,
+    /// Weight of the L1 between the synthetic and the real NDVI (NIR and B04); 0: off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ndvi_weight: f64,
+    /// Weight of the mean spectral angle (radians) between synthetic and real pixels over the
+    /// output bands, in reflectance; 0: off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sam_weight: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for TrainConfig {
@@ -191,6 +230,9 @@ impl Default for TrainConfig {
             in_memory_mib: 2048,
             init_from: None,
             adapt_channels: false,
+            nbr_weight: 0.0,
+            ndvi_weight: 0.0,
+            sam_weight: 0.0,
         }
     }
 }

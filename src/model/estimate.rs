@@ -174,7 +174,7 @@ pub fn estimate(project: &Project, opts: &TrainOptions, measured: usize, progres
             let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
             dev.seed(tc.seed.wrapping_add(n as u64));
             let losses;
-            (g, d, losses) = gan_step(GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr: tc.learning_rate_at(0), gan_loss: tc.gan_loss, l1_weight: tc.l1_weight }, input, label.clone(), valid);
+            (g, d, losses) = gan_step(GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr: tc.learning_rate_at(0), gan_loss: tc.gan_loss, l1_weight: tc.l1_weight, spectral: None }, input, label.clone(), valid);
             // The losses read as training reads them for its log (on a GPU, a wait for the step).
             std::hint::black_box([scalar(losses.g_adversarial), scalar(losses.g_l1), scalar(losses.d_real), scalar(losses.d_fake)]);
             if n < WARM_UP_STEPS {

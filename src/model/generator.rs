@@ -93,7 +93,16 @@ pub struct Generator {
     pub(crate) residual: Option<Residual>,
     /// model.yaml's `linear`: a 1 x 1 convolution of the inputs added to the output.
     linear: Option<Conv2d>,
+    /// model.yaml's `uncertainty: aleatoric`: a transposed convolution beside the last one, from
+    /// the same features, giving per pixel and output band the log of a Laplace scale (in the
+    /// label's normalized units).
+    scale_head: Option<ConvTranspose2d>,
 }
+
+/// The uncertainty head's bias at the start: a scale of e^-3 (0.05 of the normalized range).
+const LOG_SCALE_START: f32 = -3.0;
+/// The log-scale the head can give: e^-12 to e^4 normalized units (the gradient stops outside).
+pub const LOG_SCALE_RANGE: (f32, f32) = (-12.0, 4.0);
 
 /// The pre-fire base of a residual generator's output: output channel `o` is
 /// `scale[o] * x[index[o]] + shift[o]` plus the network's change.
@@ -156,7 +165,13 @@ impl Generator {
             let _ = innermost;
         }
         let linear = cfg.linear.then(|| Conv2dConfig::new([cfg.input_channels, cfg.output_channels], [1, 1]).with_bias(true).with_initializer(Initializer::Zeros).init(device));
-        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None, linear }
+        // From the last layer's input: the level-0 skip and the decoder's output, 2 ngf channels.
+        let scale_head = (!cfg.uncertainty.is_none()).then(|| {
+            let mut head = up_conv(2 * ch(0), cfg.output_channels, true, device);
+            head.bias = Some(burn::module::Param::from_tensor(Tensor::full([cfg.output_channels], LOG_SCALE_START, device)));
+            head
+        });
+        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None, linear, scale_head }
     }
 
     /// The generator predicting the change from the pre-fire image (`output: residual`): its
@@ -176,6 +191,11 @@ impl Generator {
             l.weight = burn::module::Param::from_tensor(Tensor::from_data(burn::tensor::TensorData::new(weight, [o, c, 1, 1]), &device));
             l.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(burn::tensor::TensorData::new(bias, [o]), &device)));
         }
+    }
+
+    /// Whether it predicts its own uncertainty (a log-scale head).
+    pub fn has_scale_head(&self) -> bool {
+        self.scale_head.is_some()
     }
 
     /// Whether it has a linear map of the inputs beside the U-Net.
@@ -245,13 +265,19 @@ impl Generator {
 
     /// `[batch, inputs, h, w]` -> `[batch, outputs, h, w]`; h and w multiples of 2^depth.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_masked(x, None, None).0
+    }
+
+    /// [`Generator::forward`] and, with an uncertainty head, the log of each pixel's Laplace
+    /// scale per band (`[batch, outputs, h, w]`, normalized units, within [`LOG_SCALE_RANGE`]).
+    pub fn forward_with_scale(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
         self.forward_masked(x, None, None)
     }
 
     /// [`Generator::forward`], keeping every layer's output (`down.0`, `down_norm.1`,
     /// `up.3`, `cat.2`, `out`, ...): for comparing devices layer by layer.
     pub fn forward_traced(&self, x: Tensor<4>, trace: &mut Vec<(String, Tensor<4>)>) -> Tensor<4> {
-        self.forward_masked(x, None, Some(trace))
+        self.forward_masked(x, None, Some(trace)).0
     }
 
     /// One stochastic pass for Monte-Carlo dropout at inference: at every decoder level with
@@ -259,11 +285,11 @@ impl Generator {
     /// made by the caller, so that they can be seeded by window position) instead of Burn's
     /// dropout, which only acts on an autodiff device. Normalization stays as it is (inference
     /// mode).
-    pub fn forward_sampled(&self, x: Tensor<4>, mask: &mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>) -> Tensor<4> {
+    pub fn forward_sampled(&self, x: Tensor<4>, mask: &mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
         self.forward_masked(x, Some(mask), None)
     }
 
-    fn forward_masked(&self, x: Tensor<4>, mut mask: Option<&mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>>, mut trace: Option<&mut Vec<(String, Tensor<4>)>>) -> Tensor<4> {
+    fn forward_masked(&self, x: Tensor<4>, mut mask: Option<&mut dyn FnMut(usize, [usize; 4]) -> Tensor<4>>, mut trace: Option<&mut Vec<(String, Tensor<4>)>>) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut keep = |name: String, t: &Tensor<4>| {
             if let Some(v) = trace.as_mut() {
                 v.push((name, t.clone()));
@@ -274,6 +300,7 @@ impl Generator {
         let base = self.residual.as_ref().map(|r| r.base(x.clone()));
         let linear = self.linear.as_ref().map(|l| l.forward(x.clone()));
         let mut h = x;
+        let mut log_scale = None;
         for i in 0..depth {
             if i > 0 {
                 h = super::cpu::act::leaky_relu(h, 0.2);
@@ -290,6 +317,13 @@ impl Generator {
             // Below the innermost, the ReLU came with the concatenation (`relu_cat`).
             if i == depth - 1 {
                 h = super::cpu::act::relu(h);
+            }
+            if i == 0
+                && let Some(head) = &self.scale_head
+            {
+                let s = super::conv::up(head, h.clone()).clamp(LOG_SCALE_RANGE.0, LOG_SCALE_RANGE.1);
+                keep("scale_head".into(), &s);
+                log_scale = Some(s);
             }
             h = super::conv::up(&self.up[i], h);
             keep(format!("up.{i}"), &h);
@@ -325,7 +359,7 @@ impl Generator {
             (None, Activation::Identity) => h,
         };
         keep("out".into(), &out);
-        out
+        (out, log_scale)
     }
 }
 

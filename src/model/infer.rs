@@ -69,11 +69,13 @@ struct Plan {
     names: Vec<String>,
     samples: usize,
     nbr: Option<NbrChannels>,
+    /// The generator predicts its own uncertainty (`uncertainty: aleatoric`).
+    aleatoric: bool,
 }
 
 /// The products of a plan: (name, band names). "synthetic" first.
 impl Plan {
-    fn new(summary: &DatasetSummary, opts: &InferOptions) -> Result<Plan> {
+    fn new(summary: &DatasetSummary, opts: &InferOptions, aleatoric: bool) -> Result<Plan> {
         if opts.samples > MAX_SAMPLES {
             return Err(Error::invalid("samples", format!("{}: give at most {MAX_SAMPLES} passes per window", opts.samples)));
         }
@@ -84,7 +86,7 @@ impl Plan {
             (Some(pre_nir), Some(pre_swir), Some(post_nir), Some(post_swir)) => Some(NbrChannels { pre_nir, pre_swir, post_nir, post_swir }),
             _ => None,
         };
-        Ok(Plan { names, samples: if opts.samples >= 2 { opts.samples } else { 1 }, nbr })
+        Ok(Plan { names, samples: if opts.samples >= 2 { opts.samples } else { 1 }, nbr, aleatoric })
     }
 
     fn sampling(&self) -> bool {
@@ -93,8 +95,10 @@ impl Plan {
 
     fn products(&self) -> Vec<(&'static str, Vec<String>)> {
         let mut v = vec![("synthetic", self.names.clone())];
-        if self.sampling() {
+        if self.sampling() || self.aleatoric {
             v.push(("uncertainty", self.names.iter().map(|n| format!("{n} sd")).collect()));
+        }
+        if self.sampling() {
             if self.nbr.is_some() {
                 v.push(("burn-probability", vec!["burn probability".to_string()]));
             }
@@ -211,7 +215,7 @@ pub fn infer(project: &Project, opts: &InferOptions, progress: &Progress) -> Res
         return Ok(InferReport { path, windows: 0, device: String::new(), checkpoint_step: step, seconds: 0.0, valid_percent: f64::NAN, skipped: true });
     }
     let core = synthesize_rows(project, opts, 0..project.config.grid.height, None, progress)?;
-    remove_unsampled_leftovers(project, opts);
+    remove_unsampled_leftovers(project, opts, &core.outputs);
     let path = project.synthetic_s2(&opts.run);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     core.record_inputs(project, &mut manifest)?;
@@ -300,7 +304,8 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     }
     let grid = project.config.grid.clone();
     let summary: DatasetSummary = load_json(&project.run_dataset_json(&opts.run), "train the run again")?;
-    let products = Plan::new(&summary, opts)?.products();
+    let aleatoric = !ModelConfig::load(&project.run_model_yaml(&opts.run))?.uncertainty.is_none();
+    let products = Plan::new(&summary, opts, aleatoric)?.products();
     let path = project.synthetic_s2(&opts.run);
     let mut writers = Vec::new();
     let mut outputs = Vec::new();
@@ -354,7 +359,7 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     for writer in writers {
         writer.finish()?;
     }
-    remove_unsampled_leftovers(project, opts);
+    remove_unsampled_leftovers(project, opts, &outputs);
     let mut manifest = Manifest::new(Stage::Infer, parameters);
     manifest.add_input(project.root(), &generator)?;
     manifest.add_input(project.root(), &project.checkpoint_json(&opts.run))?;
@@ -367,11 +372,11 @@ pub fn merge_tiles(project: &Project, opts: &InferOptions, tiles: usize, progres
     Ok(InferReport { path, windows, device: "tiles".into(), checkpoint_step: cp.step, seconds: start.elapsed().as_secs_f64(), valid_percent: 100.0 * valid as f64 / (grid.width * grid.height) as f64, skipped: false })
 }
 
-/// Without sampling, the uncertainty and burn probability of an earlier sampled inference no
-/// longer go with the image: removed, so nothing shows them beside it.
-fn remove_unsampled_leftovers(project: &Project, opts: &InferOptions) {
-    if opts.samples <= 1 {
-        for path in [project.uncertainty_s2(&opts.run), project.burn_probability(&opts.run)] {
+/// The uncertainty and burn probability of an earlier inference that this one did not write
+/// (`written`) no longer go with the image: removed, so nothing shows them beside it.
+fn remove_unsampled_leftovers(project: &Project, opts: &InferOptions, written: &[PathBuf]) {
+    for path in [project.uncertainty_s2(&opts.run), project.burn_probability(&opts.run)] {
+        if !written.contains(&path) {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(format!("{}.aux.xml", path.display()));
         }
@@ -445,7 +450,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let xs = window_starts(w, n, stride);
     let total = xs.len() * ys.len();
     let weights = hann(n);
-    let plan = Plan::new(&summary, opts)?;
+    let plan = Plan::new(&summary, opts, g.has_scale_head())?;
+    match (plan.aleatoric, plan.sampling()) {
+        (true, true) => progress.info(format!("uncertainty: the generator's own (aleatoric) and {} Monte-Carlo passes, variances added", plan.samples)),
+        (true, false) => progress.info("uncertainty: the generator's own (aleatoric), sd = sqrt(2) x its Laplace scale"),
+        _ => {}
+    }
     if plan.sampling() && g.dropout_levels().is_empty() {
         return Err(Error::invalid(
             "samples",
@@ -505,6 +515,8 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     };
     progress.started(Some(total as u64));
     let mut done = 0usize;
+    // The uncertainty head's output is read without de-normalization (see `laplace_sd`).
+    let identity = vec![crate::dataset::normalize::Affine::IDENTITY; c_out];
     for &y in &ys {
         progress.check_cancelled()?;
         // Rows above this window row are final.
@@ -564,7 +576,9 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
             if !plan.sampling() {
                 // One deterministic pass, blended straight into the accumulators.
-                let pred: Vec<f32> = g.forward(input).try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                let (mean, log_scale) = g.forward_with_scale(input);
+                let pred: Vec<f32> = mean.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
                 for (k, (x, ww, valid, maps, _)) in windows.iter().enumerate() {
                     each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
                         let weight = weights[r] * weights[col];
@@ -574,6 +588,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                             wsum[i] += weight;
                         }
                     });
+                    if let Some(scale) = &scale {
+                        each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
+                            let i = (y + r - buf_y) * w + x + col;
+                            acc[c_out + c][i] += laplace_sd(s, maps[c].scale) * weights[r] * weights[col];
+                        });
+                    }
                     done += 1;
                 }
                 progress.advanced(done as u64, total as u64, format!("window row {y}"));
@@ -585,14 +605,22 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
             let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
             let mut burned = vec![vec![0u32; cells]; windows.len()];
+            // The generator's own variance, summed over the passes (with an uncertainty head).
+            let mut own = vec![vec![0f64; if plan.aleatoric { c_out * cells } else { 0 }]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
             let thresholds = crate::indices::severity::SeverityThresholds::default();
             for sample in 0..plan.samples {
                 let p = cfg.dropout;
                 let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
-                let out = g.forward_sampled(input.clone(), &mut mask);
+                let (out, log_scale) = g.forward_sampled(input.clone(), &mut mask);
                 let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
                 for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
+                    if let Some(scale) = &scale {
+                        each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
+                            own[k][c * cells + r * n + col] += (laplace_sd(s, maps[c].scale) as f64).powi(2);
+                        });
+                    }
                     let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
                     each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
                         let cell = r * n + col;
@@ -634,7 +662,11 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                         for c in 0..c_out {
                             let mean = sum[k][c * cells + cell] / passes;
                             acc[c][i] += mean as f32 * weight;
-                            let var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
+                            let mut var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
+                            if plan.aleatoric {
+                                // Variances add: the passes' spread and the mean of the generator's own.
+                                var += own[k][c * cells + cell] / passes;
+                            }
                             acc[c_out + c][i] += var.sqrt() as f32 * weight;
                         }
                         if nbr_pre.is_some() {
@@ -656,6 +688,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     Ok(Synthesized { windows: total, device: device_name, step, written_valid, checkpoint_generator, checkpoint_json: project.checkpoint_json(&opts.run), inputs_vrt: project.root().join(&summary.files.inputs_vrt), outputs: outs })
 }
 
+
+/// The standard deviation in reflectance of a Laplace distribution whose scale is e^`log_scale`
+/// in normalized units: sqrt(2) b, times the band's de-normalization scale.
+pub fn laplace_sd(log_scale: f32, map_scale: f32) -> f32 {
+    std::f32::consts::SQRT_2 * log_scale.exp() * map_scale.abs()
+}
 
 /// Calls `f(band, row, column, value)` for every valid pixel of window `k` in a pass's output
 /// (`pred`: windows x `c_out` bands x n x n, `wh` x `ww` of each window used), the value de-normalized

@@ -109,6 +109,10 @@ pub fn keys(cfg: &ModelConfig) -> Vec<Key> {
         // Ours only: pix2pix has no such layer (`pix2pix_mismatch` refuses its keys).
         conv(&mut out, "linear".into(), "linear".into(), [cfg.output_channels, cfg.input_channels, 1, 1], true, cfg.output_channels);
     }
+    if !cfg.uncertainty.is_none() {
+        // Ours only, as the linear map: the log-scale head beside the last layer.
+        conv(&mut out, "scale_head".into(), "scale_head".into(), [2 * ch(0), cfg.output_channels, 4, 4], true, cfg.output_channels);
+    }
     out
 }
 
@@ -141,6 +145,9 @@ pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<Str
     }
     if cfg.linear {
         why.push("it has a linear map of the inputs beside the U-Net (linear: true), which pix2pix's has not".to_string());
+    }
+    if !cfg.uncertainty.is_none() {
+        why.push("it predicts its own uncertainty (uncertainty: aleatoric), a head pix2pix's has not".to_string());
     }
     if activation != Activation::Tanh {
         why.push(format!("its last activation is {activation:?}, where pix2pix's ends in tanh"));
@@ -435,8 +442,9 @@ mod tests {
         assert!(why(cfg(5, 4, NormKind::Instance), Activation::Tanh).contains("instance norm has scale and shift parameters"));
         assert!(why(cfg(4, 4, NormKind::Batch), Activation::Tanh).contains("depth is 4"));
         assert!(why(cfg(8, 4, NormKind::Batch), Activation::Sigmoid).contains("last activation is Sigmoid"));
-        let all = why(ModelConfig { output: super::super::config::GeneratorOutput::Residual, linear: true, ..cfg(3, 4, NormKind::Instance) }, Activation::Sigmoid);
-        assert_eq!(all.matches("; ").count(), 4, "every reason, one after another: {all}");
+        assert!(why(ModelConfig { uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(8, 64, NormKind::Batch) }, Activation::Tanh).contains("uncertainty: aleatoric"));
+        let all = why(ModelConfig { output: super::super::config::GeneratorOutput::Residual, linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(3, 4, NormKind::Instance) }, Activation::Sigmoid);
+        assert_eq!(all.matches("; ").count(), 5, "every reason, one after another: {all}");
     }
 
     #[test]
@@ -449,6 +457,13 @@ mod tests {
             let mapped: std::collections::BTreeMap<String, Vec<usize>> = keys(&c).into_iter().filter(|k| k.role == Role::Float).map(|k| (k.ours, k.shape)).collect();
             assert_eq!(mapped, ours, "depth {depth} {norm:?}: the key table covers our parameters with their shapes");
         }
+        // Our own layers (the linear map, the uncertainty head) too.
+        let c = ModelConfig { linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(5, 4, NormKind::Batch) };
+        let g = Generator::new(&c, Activation::Tanh, &dev);
+        let ours: std::collections::BTreeMap<String, Vec<usize>> = g.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.iter().copied().collect())).collect();
+        let mapped: std::collections::BTreeMap<String, Vec<usize>> = keys(&c).into_iter().filter(|k| k.role == Role::Float).map(|k| (k.ours, k.shape)).collect();
+        assert_eq!(mapped, ours, "linear map and uncertainty head");
+        assert!(ours.contains_key("scale_head.weight"), "{:?}", ours.keys());
         // unet_256 as pix2pix names it.
         let k = keys(&cfg(8, 64, NormKind::Batch));
         let names: Vec<&str> = k.iter().map(|k| k.pix2pix.as_str()).collect();

@@ -228,6 +228,50 @@ pub fn build_networks(model: &ModelConfig, project: &Project, dev: &Device) -> R
     Ok((super::generator_for(&cfg, &normalization, dev)?, Discriminator::new(&cfg, dev), cfg))
 }
 
+/// The output channels (NIR, SWIR, red) of the spectral losses when any of their weights is
+/// set: NIR is B08, else B8A. `Err` names the band the outputs lack.
+pub(super) fn spectral_bands(tc: &TrainConfig, outputs: &[String]) -> Result<Option<(usize, usize, usize)>> {
+    for (key, w) in [("nbr_weight", tc.nbr_weight), ("ndvi_weight", tc.ndvi_weight), ("sam_weight", tc.sam_weight)] {
+        if !w.is_finite() || w < 0.0 {
+            return Err(Error::invalid(key, format!("{w} is not a weight: use 0 (off) or a positive number")));
+        }
+    }
+    if tc.nbr_weight == 0.0 && tc.ndvi_weight == 0.0 && tc.sam_weight == 0.0 {
+        return Ok(None);
+    }
+    let find = |band: &str| outputs.iter().position(|o| o.rsplit(':').next().is_some_and(|b| b.eq_ignore_ascii_case(band)));
+    let nir = find("B08").or_else(|| find("B8A"));
+    let need = |i: Option<usize>, band: &str, key: &str, w: f64| -> Result<usize> {
+        match i {
+            Some(i) => Ok(i),
+            None if w == 0.0 => Ok(0),
+            None => Err(Error::invalid(key, format!("the outputs ({}) have no {band}: add it to the dataset's outputs, or set {key} to 0", outputs.join(", ")))),
+        }
+    };
+    let index_weight = tc.nbr_weight.max(tc.ndvi_weight);
+    let nir = need(nir, "B08 or B8A", if tc.nbr_weight > 0.0 { "nbr_weight" } else { "ndvi_weight" }, index_weight)?;
+    let swir = need(find("B12"), "B12", "nbr_weight", tc.nbr_weight)?;
+    let red = need(find("B04"), "B04", "ndvi_weight", tc.ndvi_weight)?;
+    Ok(Some((nir, swir, red)))
+}
+
+/// The spectral terms of a batch: its de-normalization as tensors on the device.
+pub(super) fn spectral_terms(tc: &TrainConfig, (nir, swir, red): (usize, usize, usize), output_maps: &[Vec<crate::dataset::normalize::Affine>], dev: &Device) -> super::step::Spectral {
+    let (b, c) = (output_maps.len(), output_maps.first().map_or(0, Vec::len));
+    let scale: Vec<f32> = output_maps.iter().flat_map(|m| m.iter().map(|a| a.scale)).collect();
+    let offset: Vec<f32> = output_maps.iter().flat_map(|m| m.iter().map(|a| a.offset)).collect();
+    super::step::Spectral {
+        nbr_weight: tc.nbr_weight,
+        ndvi_weight: tc.ndvi_weight,
+        sam_weight: tc.sam_weight,
+        nir,
+        swir,
+        red,
+        scale: Tensor::from_data(TensorData::new(scale, [b, c, 1, 1]), dev),
+        offset: Tensor::from_data(TensorData::new(offset, [b, c, 1, 1]), dev),
+    }
+}
+
 /// Validation over the val split: L1 on normalized values, PSNR and SSIM on reflectance
 /// (de-normalized, data range 1), means over patches and bands.
 pub(super) fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<(f64, f64, f64)> {
@@ -418,6 +462,7 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     // A new attempt: the record of an earlier divergence goes (metrics.csv keeps its row).
     let _ = std::fs::remove_file(run_dir.join(DIVERGED_JSON));
     let (train_data, val_data) = training_data(project, tc, progress)?;
+    let spectral_bands = spectral_bands(tc, &normalization.outputs.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?;
     let batcher = PatchBatcher { normalization };
     // A new run with a linear map starts it at the training patches' ridge fit.
     if previous.is_none() && tc.init_from.is_none() && g.has_linear() {
@@ -466,13 +511,17 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
                 checkpoint(step, epoch, batch_in_epoch, &g, &d, &opt_g, &opt_d, last_saved, lr)?;
                 return Err(Error::Cancelled);
             }
-            let PatchBatch { input, label, valid, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
+            let PatchBatch { input, label, valid, output_maps, .. } = batch.map_err(|e| Error::invalid("training data", e.to_string()))?;
+            let spectral = spectral_bands.map(|bands| spectral_terms(tc, bands, &output_maps, &dev));
             // The random numbers of this step (dropout) follow from the seed and the step alone,
             // so a run resumed from a checkpoint draws what an uninterrupted one would have.
             dev.seed(tc.seed.wrapping_add(step as u64));
             let preview_now = tc.preview_every > 0 && (step + 1) % tc.preview_every == 0;
             let losses;
-            (g, d, losses) = gan_step(GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr, gan_loss: tc.gan_loss, l1_weight: tc.l1_weight }, input, label.clone(), valid);
+            (g, d, losses) = gan_step(GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr, gan_loss: tc.gan_loss, l1_weight: tc.l1_weight, spectral }, input, label.clone(), valid);
+            if let Some(extra) = losses.g_spectral.clone() {
+                progress.metric("g_spectral", scalar(extra), step as u64 + 1);
+            }
             // Every preview_every steps: this batch's first patch, label and output.
             let preview = preview_now.then(|| (label, losses.fake.clone()));
             step += 1;
@@ -573,6 +622,28 @@ mod tests {
         assert_eq!((back.step, back.epoch, back.g_l1, back.d_fake, back.seconds), (12, 3, 0.1234, 0.25, 1.5));
         assert!(back.val_l1.is_nan());
         assert!(StepMetrics::parse(CSV_HEADER).is_none() && StepMetrics::parse("1,2,3").is_none());
+    }
+
+    /// The spectral losses find NIR, SWIR and red among the outputs, refuse a weight whose band
+    /// is missing (naming the key) or that is negative, and are absent from train.yaml when off
+    /// (earlier runs' settings stay the same).
+    #[test]
+    fn spectral_losses_need_their_bands_and_are_off_by_default() {
+        let outs: Vec<String> = ["S2_t1:B02", "S2_t1:B03", "S2_t1:B04", "S2_t1:B08", "S2_t1:B11", "S2_t1:B12"].map(String::from).to_vec();
+        let tc = |nbr: f64, ndvi: f64, sam: f64| TrainConfig { nbr_weight: nbr, ndvi_weight: ndvi, sam_weight: sam, ..Default::default() };
+        assert_eq!(spectral_bands(&tc(0.0, 0.0, 0.0), &outs).unwrap(), None);
+        assert_eq!(spectral_bands(&tc(1.0, 1.0, 0.0), &outs).unwrap(), Some((3, 5, 2)));
+        let b8a: Vec<String> = outs.iter().map(|o| o.replace("B08", "B8A")).collect();
+        assert_eq!(spectral_bands(&tc(1.0, 0.0, 0.0), &b8a).unwrap(), Some((3, 5, 2)));
+        let no_swir = outs[..5].to_vec();
+        let e = spectral_bands(&tc(1.0, 0.0, 0.0), &no_swir).unwrap_err().to_string();
+        assert!(e.contains("nbr_weight") && e.contains("B12"), "{e}");
+        assert!(spectral_bands(&tc(0.0, 1.0, 1.0), &no_swir).is_ok());
+        let e = spectral_bands(&tc(0.0, -1.0, 0.0), &outs).unwrap_err().to_string();
+        assert!(e.contains("ndvi_weight"), "{e}");
+        let yaml = TrainConfig::default().to_yaml();
+        assert!(!yaml.contains("nbr_weight") && !yaml.contains("sam_weight"), "{yaml}");
+        assert!(tc(100.0, 0.0, 10.0).to_yaml().contains("nbr_weight: 100"));
     }
 
     /// Weights that are not finite after an update whose losses were finite (a gradient of

@@ -106,7 +106,7 @@ fn measure_inner(cfg: &ModelConfig, dev: &Device, patch: usize, repeats: usize, 
     let valid = Tensor::<4>::ones([1, 1, patch, patch], &ad);
     // The training stage's own step (pix2pix's loop, least-squares GAN loss, lambda 100).
     let mut step = |g: Generator, d: Discriminator| -> Result<(Generator, Discriminator)> {
-        let s = GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr: 2e-4, gan_loss: GanLoss::LeastSquares, l1_weight: 100.0 };
+        let s = GanStep { g, d, opt_g: &mut opt_g, opt_d: &mut opt_d, lr: 2e-4, gan_loss: GanLoss::LeastSquares, l1_weight: 100.0, spectral: None };
         let (g, d, losses) = gan_step(s, x.clone(), y.clone(), valid.clone());
         // Wait for the device: read the loss back (the next step's work queues behind this
         // step's updates).

@@ -358,6 +358,13 @@ fn the_train_step_offers_to_start_from_a_trained_model() {
     h.get_by_label("where they differ, start the first or last layer afresh").click();
     h.run();
     assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| t.adapt_channels && t.init_from.as_deref() == Some(from.as_path())));
+    // The losses on NBR, NDVI and the spectral angle: on together.
+    h.get_by_label("also NBR, NDVI and spectral angle (weights 100)").click();
+    h.run();
+    assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| (t.nbr_weight, t.ndvi_weight, t.sam_weight) == (100.0, 100.0, 100.0)));
+    h.get_by_label("the generator predicts its own (aleatoric)").click();
+    h.run();
+    assert!(h.state().wizard.settings.model.as_ref().is_some_and(|m| m.uncertainty == s2cr::model::config::UncertaintyHead::Aleatoric));
     h.snapshot("app_train_step_fine_tune");
     // Back to random weights.
     h.get_by_label("use random weights").click();

@@ -714,7 +714,7 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
         let passes: Vec<Vec<f32>> = (0..6)
             .map(|sample| {
                 let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(infer::keep_mask(cfg.dropout, dims, &seeds, level, sample), dims), &dev);
-                let mut out: Vec<f32> = g.forward_sampled(input.clone(), &mut mask).into_data().try_to_vec().unwrap();
+                let mut out: Vec<f32> = g.forward_sampled(input.clone(), &mut mask).0.into_data().try_to_vec().unwrap();
                 for (c, map) in out_maps[0].iter().enumerate() {
                     map.denormalize(&mut out[c * n * n..(c + 1) * n * n]);
                 }
@@ -1078,4 +1078,82 @@ fn a_residual_generator_starts_from_the_pre_fire_image() {
     let opts = TrainOptions { run: run_name("sar"), model: ModelConfig { output: GeneratorOutput::Residual, ..small_model() }, train: quick_train(1), device: DeviceChoice::Cpu, resume: false };
     let err = train(&project, &opts, &Progress::silent("train")).unwrap_err().to_string();
     assert!(err.contains("S2_t1:B02") && err.contains("output: direct"), "{err}");
+}
+
+/// The losses on NBR, NDVI and the spectral angle (train.yaml weights): a run trains with them,
+/// reports their weighted term each step, writes them into the run's train.yaml, and the same
+/// seed without them gives other weights; outputs without B12 refuse `nbr_weight` by name.
+#[test]
+fn spectral_losses_train_and_report_their_term() {
+    use s2cr::job::JobEvent;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let weights = TrainConfig { nbr_weight: 100.0, ndvi_weight: 100.0, sam_weight: 100.0, ..quick_train(3) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opts = TrainOptions { run: run_name("spectral"), model: small_model(), train: weights, device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::new("train", tx, Default::default())).unwrap();
+    let terms: Vec<(u64, f64)> = rx.try_iter().filter_map(|e| match e {
+        JobEvent::Metric { name, value, step, .. } if name == "g_spectral" => Some((step, value)),
+        _ => None,
+    }).collect();
+    assert_eq!(terms.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 2, 3], "{terms:?}");
+    assert!(terms.iter().all(|t| t.1.is_finite() && t.1 > 0.0), "{terms:?}");
+    let yaml = std::fs::read_to_string(project.run_dir(&run_name("spectral")).join("train.yaml")).unwrap();
+    assert!(yaml.contains("nbr_weight: 100") && yaml.contains("sam_weight: 100"), "{yaml}");
+    let plain = TrainOptions { run: run_name("plain"), train: quick_train(3), ..opts.clone() };
+    train(&project, &plain, &Progress::silent("train")).unwrap();
+    let l1 = |run: &str| metrics(&project, run).iter().map(|r| r[4].parse::<f64>().unwrap()).collect::<Vec<_>>();
+    let (a, b) = (l1("spectral"), l1("plain"));
+    assert_eq!(a[0], b[0], "the first step's L1 comes before any update: the same");
+    assert_ne!(a[2], b[2], "the spectral terms move the weights");
+    // Outputs without B12: the NBR term cannot be made.
+    let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    let outputs = vec!["B02".to_string(), "B03".into(), "B04".into(), "B08".into()];
+    dataset::build(&project, &DatasetConfig { tiles, outputs, ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
+    let e = train(&project, &TrainOptions { run: run_name("no-swir"), ..opts }, &Progress::silent("train")).unwrap_err().to_string();
+    assert!(e.contains("nbr_weight") && e.contains("B12"), "{e}");
+}
+
+/// `uncertainty: aleatoric`: a head beside the last layer predicts each pixel's Laplace scale;
+/// training minimizes its likelihood (the L1 is still reported), plain inference writes
+/// uncertainty_S2_t1.tif (one "<band> sd" per band, positive where the image has a value) that
+/// the assessment checks, a later inference keeps it, and pix2pix's keys refuse the run.
+#[test]
+fn an_aleatoric_generator_writes_its_own_uncertainty() {
+    use s2cr::model::config::UncertaintyHead;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    dataset_with(&project, 64, S2Method::TrainMinMax);
+    let run = run_name("aleatoric");
+    let opts = TrainOptions { run: run.clone(), model: ModelConfig { uncertainty: UncertaintyHead::Aleatoric, ..small_model() }, train: quick_train(3), device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let rows = metrics(&project, "aleatoric");
+    assert!(rows.iter().all(|r| r[4].parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0)), "the L1 is reported: {rows:?}");
+    assert!(std::fs::read_to_string(project.run_model_yaml(&run)).unwrap().contains("uncertainty: aleatoric"));
+    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 };
+    let report = infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
+    let synthetic = raster::read_window(report.path.to_str().unwrap(), &[], None).unwrap();
+    let sd = raster::read_window(project.uncertainty_s2(&run).to_str().unwrap(), &[], None).unwrap();
+    let want: Vec<String> = synthetic.descriptions.iter().map(|d| format!("{d} sd")).collect();
+    assert_eq!(sd.descriptions, want);
+    for (b, band) in sd.bands.iter().enumerate() {
+        let paired: Vec<f32> = band.iter().zip(&synthetic.bands[b]).filter(|(_, v)| v.is_finite()).map(|(s, _)| *s).collect();
+        assert!(!paired.is_empty() && paired.iter().all(|s| s.is_finite() && *s > 0.0), "band {b}: an sd wherever the image has a value");
+    }
+    // The head starts at a scale of e^-3 of the normalized range: sds of that order, not zero.
+    let mean_sd: f64 = sd.bands[0].iter().filter(|v| v.is_finite()).map(|v| *v as f64).sum::<f64>() / sd.bands[0].iter().filter(|v| v.is_finite()).count() as f64;
+    println!("mean sd of {} after 3 steps: {mean_sd:.4}", sd.descriptions[0]);
+    assert!(mean_sd > 1e-4 && mean_sd < 1.0, "{mean_sd}");
+    // The assessment checks it as it checks Monte-Carlo uncertainty.
+    let assessed = s2cr::assess::assess_project(&project, &run, &s2cr::assess::AssessConfig::default(), &Progress::silent("assess")).unwrap();
+    let check = assessed.report.uncertainty.as_ref().expect("the uncertainty check");
+    assert_eq!(check.bands.len(), sd.bands.len());
+    assert!(check.bands.iter().all(|b| b.pixels > 0 && (0.0..=1.0).contains(&b.within_2sd)), "{:?}", check.bands);
+    // Inferring again (other options) keeps the head's uncertainty: it is this inference's.
+    infer::infer(&project, &infer::InferOptions { overlap: 0.25, ..infer_opts }, &Progress::silent("infer")).unwrap();
+    assert!(project.uncertainty_s2(&run).is_file());
+    let err = s2cr::model::portable::export_run_as(&project, &run, &tmp.path().join("g.safetensors"), s2cr::model::pix2pix::KeyStyle::Pix2pix).unwrap_err().to_string();
+    assert!(err.contains("uncertainty: aleatoric") && err.contains("--keys s2cr"), "{err}");
+    s2cr::model::portable::export_run_as(&project, &run, &tmp.path().join("ours.safetensors"), s2cr::model::pix2pix::KeyStyle::S2cr).unwrap();
 }

@@ -143,7 +143,7 @@ fn training_steps_on_wgpu_give_the_cpus_losses() {
         let mut losses = Vec::new();
         for (i, dev) in [&c, &g].into_iter().enumerate() {
             let (gn, dn, og, od) = &mut nets[i];
-            let (g2, d2, l) = gan_step(GanStep { g: gn.clone(), d: dn.clone(), opt_g: og, opt_d: od, lr: 2e-4, gan_loss: GanLoss::Vanilla, l1_weight: 100.0 }, x.clone().to_device(dev), y.clone().to_device(dev), valid.clone().to_device(dev));
+            let (g2, d2, l) = gan_step(GanStep { g: gn.clone(), d: dn.clone(), opt_g: og, opt_d: od, lr: 2e-4, gan_loss: GanLoss::Vanilla, l1_weight: 100.0, spectral: None }, x.clone().to_device(dev), y.clone().to_device(dev), valid.clone().to_device(dev));
             (*gn, *dn) = (g2, d2);
             losses.push([scalar(l.g_adversarial), scalar(l.g_l1), scalar(l.d_real), scalar(l.d_fake)]);
         }

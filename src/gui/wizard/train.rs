@@ -13,6 +13,9 @@ use crate::model::config::TrainConfig;
 use crate::pipeline::PipelineSettings;
 use crate::project::{Project, RunName, Stage};
 
+/// The weight of each spectral loss when the Train step turns them on (that of the L1 term).
+const SPECTRAL_WEIGHT: f64 = 100.0;
+
 /// The steps' rows of the settings grid; true when the run changed.
 pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &mut Option<(String, Error)>, stage: Stage, running: bool, project_train: Option<&TrainConfig>, project: &Project) -> bool {
     let mut run_changed = false;
@@ -59,8 +62,8 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
         };
         ui.label("Model");
         if ui.checkbox(&mut small, label).changed() {
-            let output = s.model.as_ref().map(|m| m.output).unwrap_or_default();
-            s.model = small.then(|| crate::model::config::ModelConfig { output, ..crate::model::config::ModelConfig::small() });
+            let (output, uncertainty) = s.model.as_ref().map(|m| (m.output, m.uncertainty)).unwrap_or_default();
+            s.model = small.then(|| crate::model::config::ModelConfig { output, uncertainty, ..crate::model::config::ModelConfig::small() });
         }
         ui.end_row();
         // model.yaml's `output`: the image (pix2pix) or its change from S2 t0.
@@ -78,12 +81,43 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
             model.output = if residual { GeneratorOutput::Residual } else { GeneratorOutput::Direct };
         }
         ui.end_row();
+        // model.yaml's `uncertainty`: the generator's own estimate of its error.
+        use crate::model::config::UncertaintyHead;
+        let mut own = s.model.as_ref().map(|m| m.uncertainty).or_else(|| s.model_config(project).ok().map(|m| m.uncertainty)).unwrap_or_default() == UncertaintyHead::Aleatoric;
+        ui.label("Uncertainty");
+        if ui
+            .add_enabled(!running, egui::Checkbox::new(&mut own, "the generator predicts its own (aleatoric)"))
+            .on_hover_text("A second head predicts each pixel's error scale (Laplace), trained by the likelihood instead of L1; inference then writes the uncertainty without extra passes, and Monte-Carlo passes add theirs to it")
+            .changed()
+        {
+            let base = s.model_config(project).unwrap_or_default();
+            let model = s.model.get_or_insert(base);
+            model.uncertainty = if own { UncertaintyHead::Aleatoric } else { UncertaintyHead::None };
+        }
+        ui.end_row();
         let train = s.train.get_or_insert_with(|| project_train.cloned().unwrap_or_default());
         let l = ui.label("Steps (0 = by epochs)");
         ui.add(egui::DragValue::new(&mut train.max_steps).range(0..=1_000_000)).labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Batch size");
         ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=64)).labelled_by(l.id);
+        ui.end_row();
+        // train.yaml's nbr_weight, ndvi_weight and sam_weight, on or off together here.
+        let mut spectral = train.nbr_weight > 0.0 || train.ndvi_weight > 0.0 || train.sam_weight > 0.0;
+        ui.label("Losses");
+        let text = if spectral && (train.nbr_weight, train.ndvi_weight, train.sam_weight) != (SPECTRAL_WEIGHT, SPECTRAL_WEIGHT, SPECTRAL_WEIGHT) {
+            format!("NBR {}, NDVI {}, spectral angle {} (from train.yaml)", train.nbr_weight, train.ndvi_weight, train.sam_weight)
+        } else {
+            format!("also NBR, NDVI and spectral angle (weights {SPECTRAL_WEIGHT})")
+        };
+        if ui
+            .add_enabled(!running, egui::Checkbox::new(&mut spectral, text))
+            .on_hover_text("Besides L1 and the adversarial loss, train on what the analyst reads: the L1 of the synthetic NBR and NDVI against the real ones and the spectral angle, in reflectance on the label's clear pixels (train.yaml nbr_weight, ndvi_weight, sam_weight). Needs B08 or B8A, B12 and B04 among the outputs")
+            .changed()
+        {
+            let w = if spectral { SPECTRAL_WEIGHT } else { 0.0 };
+            (train.nbr_weight, train.ndvi_weight, train.sam_weight) = (w, w, w);
+        }
         ui.end_row();
         // Fine-tuning: the weights a new run starts from (train.yaml's init_from).
         ui.label("Start from");
