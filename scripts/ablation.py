@@ -11,8 +11,10 @@ library only; everything else is `s2cr`.
 
 Options (model.yaml and train.yaml keys over the demo's): `pix2pix` (as the demo trains today),
 `residual` (`output: residual`), `residual-linear` (and `linear: true`), `spectral` (pix2pix with
-the NBR, NDVI and spectral-angle losses) and `residual-spectral` (both). Their numbers are in
-docs/models.md.
+the NBR, NDVI and spectral-angle losses), `residual-spectral` (both), `aleatoric` (pix2pix with
+its own uncertainty head) and `residual-aleatoric`; the last column is the share of real values
+within the synthetic image +/- 2 sd (mean over bands) where the run wrote an uncertainty. Their
+numbers are in docs/models.md.
 """
 
 import argparse
@@ -33,6 +35,8 @@ VARIANTS = {
     "residual-linear": ({"output": "residual", "linear": True}, {}),
     "spectral": ({}, SPECTRAL),
     "residual-spectral": ({"output": "residual"}, SPECTRAL),
+    "aleatoric": ({"uncertainty": "aleatoric"}, {}),
+    "residual-aleatoric": ({"output": "residual", "uncertainty": "aleatoric"}, {}),
 }
 
 COLUMNS = [
@@ -96,7 +100,11 @@ def main():
                 infer_secs = time.time() - t
                 run([s2cr, "assess", "--project", str(project), "--run", name, "-q"])
                 (project / "outputs" / name / "ablation-times.json").write_text(json.dumps({"train_secs": train_secs, "infer_secs": infer_secs}))
-            rows = {r["id"]: r for r in json.loads(report.read_text())["baselines"]["rows"]}
+            full = json.loads(report.read_text())
+            rows = {r["id"]: r for r in full["baselines"]["rows"]}
+            check = full.get("uncertainty") or {}
+            bands = check.get("bands") or []
+            rows["synthetic"]["within_2sd"] = statistics.mean(b["within_2sd"] for b in bands) if bands else None
             times = json.loads((project / "outputs" / name / "ablation-times.json").read_text())
             steps = json.loads((project / "runs" / name / "checkpoint.json").read_text())["step"]
             results.setdefault(variant, []).append({"seed": seed, "rows": rows, "steps": steps, **times})
@@ -115,14 +123,15 @@ def main():
     held = first["synthetic"]
     steps = sorted({r["steps"] for runs in results.values() for r in runs})
     print(f"held-out clear pixels of the demo; {len(a.seeds)} seed(s), {'/'.join(map(str, steps))} steps each; mean ± sd over the seeds")
-    print("| source | " + " | ".join(c[0] for c in COLUMNS) + " | train s | infer s |")
-    print("|---" * (len(COLUMNS) + 3) + "|")
+    print("| source | " + " | ".join(c[0] for c in COLUMNS) + " | train s | infer s | within 2 sd |")
+    print("|---" * (len(COLUMNS) + 4) + "|")
     for variant, runs in results.items():
         cells = [cell([f(r["rows"]["synthetic"]) for r in runs], d) for _, f, d in COLUMNS]
-        print(f"| {variant} | " + " | ".join(cells) + f" | {cell([r['train_secs'] for r in runs], 0)} | {cell([r['infer_secs'] for r in runs], 1)} |")
+        within = cell([r["rows"]["synthetic"].get("within_2sd") for r in runs], 3)
+        print(f"| {variant} | " + " | ".join(cells) + f" | {cell([r['train_secs'] for r in runs], 0)} | {cell([r['infer_secs'] for r in runs], 1)} | {within} |")
     for other in ["linear", "persistence"]:
         if other in first:
-            print(f"| {other} (baseline) | " + " | ".join(cell([f(first[other])], d) for _, f, d in COLUMNS) + " | | |")
+            print(f"| {other} (baseline) | " + " | ".join(cell([f(first[other])], d) for _, f, d in COLUMNS) + " | | | |")
     del held
 
 
