@@ -12,7 +12,8 @@ library only; everything else is `s2cr`.
 Options (model.yaml and train.yaml keys over the demo's): `pix2pix` (as the demo trains today),
 `residual` (`output: residual`), `residual-linear` (and `linear: true`), `spectral` (pix2pix with
 the NBR, NDVI and spectral-angle losses), `residual-spectral` (both), `aleatoric` (pix2pix with
-its own uncertainty head) and `residual-aleatoric`; the last column is the share of real values
+its own uncertainty head), `residual-aleatoric`, `resize-conv` (nearest resize and 3x3 in the
+decoder) and `residual-resize-aleatoric`; the last column is the share of real values
 within the synthetic image +/- 2 sd (mean over bands) where the run wrote an uncertainty. Their
 numbers are in docs/models.md.
 """
@@ -37,6 +38,8 @@ VARIANTS = {
     "residual-spectral": ({"output": "residual"}, SPECTRAL),
     "aleatoric": ({"uncertainty": "aleatoric"}, {}),
     "residual-aleatoric": ({"output": "residual", "uncertainty": "aleatoric"}, {}),
+    "resize-conv": ({"upsample": "resize-conv"}, {}),
+    "residual-resize-aleatoric": ({"output": "residual", "upsample": "resize-conv", "uncertainty": "aleatoric"}, {}),
 }
 
 COLUMNS = [
@@ -68,12 +71,27 @@ def main():
     p.add_argument("--steps", type=int, default=600, help="at most this many training steps per run (the demo's default; its epochs end at 400)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--json", type=Path, help="also write every run's numbers here")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="rebuild the demo's dataset with this share of validation blocks (the demo has none; an "
+                        "uncertainty head is calibrated on them); use another --dir, the held-out pixels change")
     a = p.parse_args()
     s2cr = str(Path(a.s2cr).resolve())
     project = a.dir / "demo"
     if not (project / "project.yaml").is_file():
         print(f"making the demo in {project}", file=sys.stderr)
         run([s2cr, "demo", str(project), "--no-gui", "--device", "cpu", "-q"])
+    if a.val_fraction > 0:
+        pipeline = project / "pipeline.yaml"
+        text = pipeline.read_text()
+        wanted = f"val_fraction: {a.val_fraction}"
+        if wanted not in text:
+            if "val_fraction: 0.0" not in text:
+                sys.exit(f"{pipeline}: no val_fraction: 0.0 to change")
+            print(f"rebuilding the demo's dataset with {wanted}", file=sys.stderr)
+            pipeline.write_text(text.replace("val_fraction: 0.0", wanted))
+            only = a.dir / "dataset-only.yaml"
+            only.write_text(pipeline.read_text().replace("stages: []", "stages: [dataset]"))
+            run([s2cr, "run", str(only), "--project", str(project), "-q"])
     # The demo's own settings, with each option's keys over them.
     model_base = (project / "model.yaml").read_text()
     train_base = (project / "train.yaml").read_text()

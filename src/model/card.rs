@@ -230,6 +230,7 @@ pub fn markdown(c: &ModelCard) -> String {
             crate::model::config::GeneratorOutput::Residual => "output: the change from Sentinel-2 t0, added to it (residual)".to_string(),
             crate::model::config::GeneratorOutput::Direct => format!("output {:?}", m.output_activation),
         } + if m.linear { ", with a learned linear map of the inputs beside it" } else { "" }
+            + if m.upsample.is_transposed() { "" } else { ", upsampling by resize and 3x3 convolution" }
             + if m.uncertainty.is_none() { "" } else { ", and a head predicting each pixel's Laplace scale (its own uncertainty, trained by the likelihood)" },
         c.generator_parameters as f64 / 1e6,
         m.discriminator_layers,

@@ -78,6 +78,23 @@ impl GeneratorOutput {
     }
 }
 
+/// How the generator's decoder doubles its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upsample {
+    /// pix2pix's 4x4 transposed convolution of stride 2 (its uneven overlaps draw a checkerboard).
+    #[default]
+    Transposed,
+    /// Nearest-neighbour resizing, then a 3x3 convolution (Odena et al. 2016): no checkerboard.
+    ResizeConv,
+}
+
+impl Upsample {
+    pub fn is_transposed(&self) -> bool {
+        *self == Upsample::Transposed
+    }
+}
+
 /// The generator's own estimate of its error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -132,11 +149,15 @@ pub struct ModelConfig {
     /// absent: none (pix2pix).
     #[serde(skip_serializing_if = "UncertaintyHead::is_none")]
     pub uncertainty: UncertaintyHead,
+    /// The decoder's upsampling: `resize-conv` (nearest resize, then 3x3) or pix2pix's
+    /// transposed convolution; absent: transposed.
+    #[serde(skip_serializing_if = "Upsample::is_transposed")]
+    pub upsample: Upsample,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct, linear: false, uncertainty: UncertaintyHead::None }
+        ModelConfig { input_channels: 0, output_channels: 0, ngf: 64, ndf: 64, depth: 8, discriminator_layers: 3, norm: NormKind::Batch, dropout: 0.5, dropout_blocks: DropoutBlocks::Pix2pix, output_activation: OutputActivation::Auto, output: GeneratorOutput::Direct, linear: false, uncertainty: UncertaintyHead::None, upsample: Upsample::Transposed }
     }
 }
 

@@ -62,6 +62,18 @@ pub fn up_conv(c_in: usize, c_out: usize, bias: bool, device: &Device) -> ConvTr
     ConvTranspose2dConfig::new([c_in, c_out], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_bias(bias).with_initializer(init_weights()).init(device)
 }
 
+/// A resize-conv decoder layer: 3x3, stride 1, padding 1 (after a nearest 2x resize).
+pub fn resize_conv(c_in: usize, c_out: usize, bias: bool, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(bias).with_initializer(init_weights()).init(device)
+}
+
+/// Twice the size by repeating each value (nearest-neighbour).
+fn nearest_2x(x: Tensor<4>) -> Tensor<4> {
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let [_, _, h, w] = x.dims();
+    burn::tensor::module::interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]))
+}
+
 /// Encoder channels of level `i` (pix2pix: ngf, 2 ngf, 4 ngf, 8 ngf, 8 ngf, ...).
 pub fn level_channels(ngf: usize, i: usize) -> usize {
     ngf * (1usize << i.min(3))
@@ -97,6 +109,9 @@ pub struct Generator {
     /// the same features, giving per pixel and output band the log of a Laplace scale (in the
     /// label's normalized units).
     scale_head: Option<ConvTranspose2d>,
+    /// model.yaml's `upsample: resize-conv`: per decoder level, the 3x3 convolution after a
+    /// nearest-neighbour resize, in place of `up` (then empty).
+    up_resize: Vec<Conv2d>,
 }
 
 /// The uncertainty head's bias at the start: a scale of e^-3 (0.05 of the normalized range).
@@ -151,6 +166,8 @@ impl Generator {
         let mut up = Vec::new();
         let mut up_norm = Vec::new();
         let mut dropout = Vec::new();
+        let mut up_resize = Vec::new();
+        let resize = cfg.upsample == super::config::Upsample::ResizeConv;
         for i in 0..depth {
             let c_in = if i == 0 { cfg.input_channels } else { ch(i - 1) };
             let innermost = i == depth - 1;
@@ -159,7 +176,11 @@ impl Generator {
             down_norm.push(if i == 0 || innermost { None } else { Some(Norm::new(cfg.norm, ch(i), device)) });
             let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
             let c_up_out = if i == 0 { cfg.output_channels } else { ch(i - 1) };
-            up.push(up_conv(c_up_in, c_up_out, bias || i == 0, device));
+            if resize {
+                up_resize.push(resize_conv(c_up_in, c_up_out, bias || i == 0, device));
+            } else {
+                up.push(up_conv(c_up_in, c_up_out, bias || i == 0, device));
+            }
             up_norm.push(if i == 0 { None } else { Some(Norm::new(cfg.norm, c_up_out, device)) });
             dropout.push(dropout_at(cfg, i, depth).then(|| DropoutConfig::new(cfg.dropout).init()));
             let _ = innermost;
@@ -171,7 +192,7 @@ impl Generator {
             head.bias = Some(burn::module::Param::from_tensor(Tensor::full([cfg.output_channels], LOG_SCALE_START, device)));
             head
         });
-        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None, linear, scale_head }
+        Generator { down, down_norm, up, up_norm, dropout, activation, residual: None, linear, scale_head, up_resize }
     }
 
     /// The generator predicting the change from the pre-fire image (`output: residual`): its
@@ -250,8 +271,13 @@ impl Generator {
                 self.down_norm[i] = None;
             }
             if let Some(Norm { batch: Some(bn), .. }) = &self.up_norm[i] {
-                let conv = &mut self.up[i];
-                fold(bn, &mut conv.weight, &mut conv.bias, 1);
+                match self.up.get_mut(i) {
+                    Some(conv) => fold(bn, &mut conv.weight, &mut conv.bias, 1),
+                    None => {
+                        let conv = &mut self.up_resize[i];
+                        fold(bn, &mut conv.weight, &mut conv.bias, 0);
+                    }
+                }
                 self.up_norm[i] = None;
             }
         }
@@ -325,7 +351,10 @@ impl Generator {
                 keep("scale_head".into(), &s);
                 log_scale = Some(s);
             }
-            h = super::conv::up(&self.up[i], h);
+            h = match self.up.get(i) {
+                Some(t) => super::conv::up(t, h),
+                None => super::conv::same(&self.up_resize[i], nearest_2x(h)),
+            };
             keep(format!("up.{i}"), &h);
             if i == 0 {
                 break;
@@ -366,6 +395,37 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `upsample: resize-conv` at every depth: the output has the input's size, the decoder has
+    /// 3x3 convolutions and no transposed one, and folding the batch norms into them (as
+    /// inference does) gives the same output.
+    #[test]
+    fn a_resize_conv_generator_keeps_the_size_at_every_depth_and_folds_its_norms() {
+        use crate::model::config::Upsample;
+        let dev = Device::flex();
+        for depth in 2..=6 {
+            let cfg = ModelConfig { input_channels: 3, output_channels: 2, ngf: 4, ndf: 4, depth, dropout: 0.0, upsample: Upsample::ResizeConv, ..ModelConfig::default() };
+            let g = Generator::new(&cfg, Activation::Tanh, &dev);
+            assert!(g.up.is_empty() && g.up_resize.len() == depth && g.up_resize.iter().all(|c| c.weight.dims()[2..] == [3, 3]));
+            let n = 1usize << depth.max(5);
+            let x = Tensor::<4>::random([2, 3, n, n], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+            let y = g.forward(x.clone());
+            assert_eq!(y.dims(), [2, 2, n, n], "depth {depth}");
+            // Running statistics other than 0 and 1, so that folding has something to fold.
+            let mut g = g;
+            for norm in g.up_norm.iter_mut().flatten() {
+                if let Some(bn) = &mut norm.batch {
+                    let c = bn.gamma.dims()[0];
+                    bn.running_mean = burn::module::RunningState::new(Tensor::full([c], 0.3, &dev));
+                    bn.running_var = burn::module::RunningState::new(Tensor::full([c], 2.0, &dev));
+                }
+            }
+            let a: Vec<f32> = g.clone().forward(x.clone()).try_into_vec_as::<f32>().unwrap();
+            let b: Vec<f32> = g.fold_batch_norm().forward(x).try_into_vec_as::<f32>().unwrap();
+            let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-4, "depth {depth}: folded differs by {diff}");
+        }
+    }
 
     /// With the change head at 0 (the last layer's weights and bias zeroed), a residual
     /// generator gives its pre-fire base exactly: S2 t0's channel of each output band, mapped.

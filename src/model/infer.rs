@@ -98,7 +98,7 @@ impl Plan {
         if self.sampling() || self.aleatoric {
             v.push(("uncertainty", self.names.iter().map(|n| format!("{n} sd")).collect()));
         }
-        if self.sampling() {
+        if self.sampling() || self.aleatoric {
             if self.nbr.is_some() {
                 v.push(("burn-probability", vec!["burn probability".to_string()]));
             }
@@ -451,6 +451,21 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let total = xs.len() * ys.len();
     let weights = hann(n);
     let plan = Plan::new(&summary, opts, g.has_scale_head())?;
+    // The head's scales times their calibration on the validation blocks, when training made one.
+    let calibration_path = project.run_uncertainty_calibration(&opts.run);
+    let factors: Vec<f32> = if plan.aleatoric && calibration_path.is_file() {
+        let c: super::train::ScaleCalibration = load_json(&calibration_path, "train the run again")?;
+        if c.factors.len() != c_out || c.factors.iter().any(|f| !f.is_finite() || *f <= 0.0) {
+            return Err(Error::Project { path: calibration_path, message: format!("holds {} factors for {c_out} bands, or one not positive: train the run again", c.factors.len()) });
+        }
+        progress.info(format!("uncertainty calibrated on {} validation pixels", c.pixels));
+        c.factors.iter().map(|f| *f as f32).collect()
+    } else {
+        if plan.aleatoric {
+            progress.warn("the uncertainty is not calibrated (the run has no validation blocks): the head's scales as trained");
+        }
+        vec![1.0; c_out]
+    };
     match (plan.aleatoric, plan.sampling()) {
         (true, true) => progress.info(format!("uncertainty: the generator's own (aleatoric) and {} Monte-Carlo passes, variances added", plan.samples)),
         (true, false) => progress.info("uncertainty: the generator's own (aleatoric), sd = sqrt(2) x its Laplace scale"),
@@ -465,7 +480,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             ),
         ));
     }
-    if plan.sampling() && plan.nbr.is_none() {
+    if (plan.sampling() || plan.aleatoric) && plan.nbr.is_none() {
         progress.warn("no burn probability: the run's inputs lack Sentinel-2 t0's B08 and B12, or its outputs B08 and B12 (NBR needs both)");
     }
     let part = crate::grid::TargetGrid { y_max: grid.y_max - r0 as f64 * grid.pixel_size_m, height: r1 - r0, ..grid.clone() };
@@ -517,6 +532,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let mut done = 0usize;
     // The uncertainty head's output is read without de-normalization (see `laplace_sd`).
     let identity = vec![crate::dataset::normalize::Affine::IDENTITY; c_out];
+    let thresholds = crate::indices::severity::SeverityThresholds::default();
     for &y in &ys {
         progress.check_cancelled()?;
         // Rows above this window row are final.
@@ -568,7 +584,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                     batch.extend(plane);
                 }
                 // NBR before the fire, from the window's raw Sentinel-2 t0 (burn probability).
-                let nbr_pre: Option<Vec<f32>> = plan.nbr.filter(|_| plan.sampling()).map(|b| {
+                let nbr_pre: Option<Vec<f32>> = plan.nbr.filter(|_| plan.sampling() || plan.aleatoric).map(|b| {
                     stack.bands[b.pre_nir].iter().zip(&stack.bands[b.pre_swir]).map(|(nir, swir)| (nir - swir) / (nir + swir)).collect()
                 });
                 windows.push((x, ww, stack.valid, out_maps[k].clone(), nbr_pre));
@@ -591,8 +607,24 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                     if let Some(scale) = &scale {
                         each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
                             let i = (y + r - buf_y) * w + x + col;
-                            acc[c_out + c][i] += laplace_sd(s, maps[c].scale) * weights[r] * weights[col];
+                            acc[c_out + c][i] += laplace_sd(s, maps[c].scale * factors[c]) * weights[r] * weights[col];
                         });
+                        // The burn probability: the share of draws from the predicted
+                        // distributions of NIR and SWIR whose dNBR reaches the burned class.
+                        if let (Some(b), Some(pre)) = (plan.nbr, &windows[k].4) {
+                            let seed = window_seed(*x, y);
+                            for r in 0..wh {
+                                for col in 0..*ww {
+                                    if !valid[r * ww + col] {
+                                        continue;
+                                    }
+                                    let at = |c: usize| (k * c_out + c) * n * n + r * n + col;
+                                    let draw = |c: usize| (maps[c].scale * pred[at(c)] + maps[c].offset, (scale[at(c)]).exp() * (maps[c].scale * factors[c]).abs());
+                                    let p = laplace_burn_probability(draw(b.post_nir), draw(b.post_swir), pre[r * ww + col], &thresholds, seed ^ ((r * n + col) as u64).wrapping_mul(0x9E37_79B9));
+                                    acc[2 * c_out][(y + r - buf_y) * w + x + col] += p * weights[r] * weights[col];
+                                }
+                            }
+                        }
                     }
                     done += 1;
                 }
@@ -608,7 +640,6 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             // The generator's own variance, summed over the passes (with an uncertainty head).
             let mut own = vec![vec![0f64; if plan.aleatoric { c_out * cells } else { 0 }]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
-            let thresholds = crate::indices::severity::SeverityThresholds::default();
             for sample in 0..plan.samples {
                 let p = cfg.dropout;
                 let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
@@ -618,7 +649,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                 for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
                     if let Some(scale) = &scale {
                         each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
-                            own[k][c * cells + r * n + col] += (laplace_sd(s, maps[c].scale) as f64).powi(2);
+                            own[k][c * cells + r * n + col] += (laplace_sd(s, maps[c].scale * factors[c]) as f64).powi(2);
                         });
                     }
                     let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
@@ -689,6 +720,29 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
 }
 
 
+/// Draws of a pixel's NIR and SWIR from the generator's own distributions (Laplace, location and
+/// scale in reflectance) per burn probability.
+pub const ALEATORIC_DRAWS: u64 = 64;
+
+/// The share of [`ALEATORIC_DRAWS`] seeded draws of NIR and SWIR (each `(location, scale)`)
+/// whose dNBR against the pre-fire NBR `pre` reaches the burned class.
+pub fn laplace_burn_probability(nir: (f32, f32), swir: (f32, f32), pre: f32, thresholds: &crate::indices::severity::SeverityThresholds, seed: u64) -> f32 {
+    // Inverse CDF of a Laplace at a uniform u in (-1/2, 1/2): mu - b sgn(u) ln(1 - 2|u|).
+    let draw = |(mu, b): (f32, f32), z: u64| {
+        let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64 - 0.5;
+        mu - b * (u.signum() * (1.0 - 2.0 * u.abs()).ln()) as f32
+    };
+    let mut burned = 0u64;
+    for d in 0..ALEATORIC_DRAWS {
+        let z = mix(seed.wrapping_add(2 * d));
+        let (n, s) = (draw(nir, z), draw(swir, mix(z ^ 0x5851_F42D_4C95_7F2D)));
+        if thresholds.is_burned(thresholds.classify(pre - (n - s) / (n + s))) {
+            burned += 1;
+        }
+    }
+    burned as f32 / ALEATORIC_DRAWS as f32
+}
+
 /// The standard deviation in reflectance of a Laplace distribution whose scale is e^`log_scale`
 /// in normalized units: sqrt(2) b, times the band's de-normalization scale.
 pub fn laplace_sd(log_scale: f32, map_scale: f32) -> f32 {
@@ -718,6 +772,27 @@ fn each_valid_value(pred: &[f32], k: usize, c_out: usize, n: usize, wh: usize, w
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The burn probability from draws of the predicted Laplace distributions: 0 and 1 far from
+    /// the burned class's bound, about one half with SWIR's location on the bound (NIR certain),
+    /// the same for the same seed.
+    #[test]
+    fn the_burn_probability_of_the_generators_own_distributions() {
+        let th = crate::indices::severity::SeverityThresholds::default();
+        // The smallest burned dNBR.
+        let t = (0..1000).map(|i| i as f32 / 1000.0).find(|d| th.is_burned(th.classify(*d))).unwrap();
+        let (pre, nir) = (0.6f32, 0.3f32);
+        // dNBR >= t where SWIR >= nir (1 - q) / (1 + q), q = pre - t.
+        let q = pre - t;
+        let bound = nir * (1.0 - q) / (1.0 + q);
+        let p = |swir: f32, b: f32, seed: u64| laplace_burn_probability((nir, 1e-7), (swir, b), pre, &th, seed);
+        assert_eq!(p(bound + 0.2, 0.01, 1), 1.0);
+        assert_eq!(p(bound - 0.2, 0.01, 1), 0.0);
+        let half: f32 = (0..20).map(|s| p(bound, 0.02, s)).sum::<f32>() / 20.0;
+        assert!((half - 0.5).abs() < 0.05, "{half}");
+        assert_eq!(p(bound, 0.02, 7), p(bound, 0.02, 7));
+        assert!(p(bound + 0.01, 0.02, 3) > p(bound - 0.01, 0.02, 3));
+    }
 
     #[test]
     fn windows_cover_the_grid_and_weights_never_vanish() {

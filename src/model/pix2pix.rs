@@ -91,17 +91,19 @@ pub fn keys(cfg: &ModelConfig) -> Vec<Key> {
         let c_in = if i == 0 { cfg.input_channels } else { ch(i - 1) };
         let c_up_in = if innermost { ch(i) } else { 2 * ch(i) };
         let c_up_out = if i == 0 { cfg.output_channels } else { ch(i - 1) };
+        // The decoder's layer: pix2pix's transposed convolution, or ours after a resize.
+        let (up, up_shape) = if cfg.upsample.is_transposed() { (format!("up.{i}"), [c_up_in, c_up_out, 4, 4]) } else { (format!("up_resize.{i}"), [c_up_out, c_up_in, 3, 3]) };
         if i == 0 {
             conv(&mut out, format!("{p}.model.0"), "down.0".into(), [ch(0), c_in, 4, 4], bias, ch(0));
-            conv(&mut out, format!("{p}.model.3"), "up.0".into(), [c_up_in, c_up_out, 4, 4], true, c_up_out);
+            conv(&mut out, format!("{p}.model.3"), up, up_shape, true, c_up_out);
         } else if innermost {
             conv(&mut out, format!("{p}.model.1"), format!("down.{i}"), [ch(i), c_in, 4, 4], bias, ch(i));
-            conv(&mut out, format!("{p}.model.3"), format!("up.{i}"), [c_up_in, c_up_out, 4, 4], bias, c_up_out);
+            conv(&mut out, format!("{p}.model.3"), up, up_shape, bias, c_up_out);
             norm(&mut out, format!("{p}.model.4"), format!("up_norm.{i}"), c_up_out);
         } else {
             conv(&mut out, format!("{p}.model.1"), format!("down.{i}"), [ch(i), c_in, 4, 4], bias, ch(i));
             norm(&mut out, format!("{p}.model.2"), format!("down_norm.{i}"), ch(i));
-            conv(&mut out, format!("{p}.model.5"), format!("up.{i}"), [c_up_in, c_up_out, 4, 4], bias, c_up_out);
+            conv(&mut out, format!("{p}.model.5"), up, up_shape, bias, c_up_out);
             norm(&mut out, format!("{p}.model.6"), format!("up_norm.{i}"), c_up_out);
         }
     }
@@ -146,6 +148,9 @@ pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<Str
     if cfg.linear {
         why.push("it has a linear map of the inputs beside the U-Net (linear: true), which pix2pix's has not".to_string());
     }
+    if !cfg.upsample.is_transposed() {
+        why.push("its decoder resizes and convolves 3x3 (upsample: resize-conv), where pix2pix's uses 4x4 transposed convolutions".to_string());
+    }
     if !cfg.uncertainty.is_none() {
         why.push("it predicts its own uncertainty (uncertainty: aleatoric), a head pix2pix's has not".to_string());
     }
@@ -166,9 +171,14 @@ pub fn pix2pix_mismatch(cfg: &ModelConfig, activation: Activation) -> Option<Str
 pub fn read_config_s2cr(w: &WeightsFile, dropout: f64) -> Result<ModelConfig> {
     let bad = |message: String| Error::Project { path: w.path.clone(), message };
     let first = w.shape("down.0.weight").ok_or_else(|| bad("has no key down.0.weight".into()))?;
-    let last = w.shape("up.0.weight").ok_or_else(|| bad("has no key up.0.weight (the last transposed convolution)".into()))?;
+    // The last layer: a transposed convolution [c_in, c_out, 4, 4], or resize-conv's [c_out, c_in, 3, 3].
+    let (last, outputs_at, upsample) = match (w.shape("up.0.weight"), w.shape("up_resize.0.weight")) {
+        (Some(s), _) => (s, 1, super::config::Upsample::Transposed),
+        (None, Some(s)) => (s, 0, super::config::Upsample::ResizeConv),
+        _ => return Err(bad("has no key up.0.weight or up_resize.0.weight (the last layer)".into())),
+    };
     if first.len() != 4 || last.len() != 4 {
-        return Err(bad(format!("down.0.weight is {first:?} and up.0.weight {last:?}: 4-d convolution weights expected")));
+        return Err(bad(format!("down.0.weight is {first:?} and the last layer's weight {last:?}: 4-d convolution weights expected")));
     }
     let depth = (0..=12).take_while(|i| w.tensors.contains_key(&format!("down.{i}.weight"))).count();
     if !(2..=12).contains(&depth) {
@@ -181,7 +191,8 @@ pub fn read_config_s2cr(w: &WeightsFile, dropout: f64) -> Result<ModelConfig> {
     } else {
         NormKind::InstanceNoAffine
     };
-    Ok(ModelConfig { input_channels: first[1], output_channels: last[1], ngf: first[0], depth, norm, dropout, ..ModelConfig::default() })
+    let uncertainty = if w.tensors.contains_key("scale_head.weight") { super::config::UncertaintyHead::Aleatoric } else { super::config::UncertaintyHead::None };
+    Ok(ModelConfig { input_channels: first[1], output_channels: last[outputs_at], ngf: first[0], depth, norm, dropout, linear: w.tensors.contains_key("linear.weight"), uncertainty, upsample, ..ModelConfig::default() })
 }
 
 /// The tensors of a weights file: name -> (shape, float values or None for other types).
@@ -443,8 +454,9 @@ mod tests {
         assert!(why(cfg(4, 4, NormKind::Batch), Activation::Tanh).contains("depth is 4"));
         assert!(why(cfg(8, 4, NormKind::Batch), Activation::Sigmoid).contains("last activation is Sigmoid"));
         assert!(why(ModelConfig { uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(8, 64, NormKind::Batch) }, Activation::Tanh).contains("uncertainty: aleatoric"));
-        let all = why(ModelConfig { output: super::super::config::GeneratorOutput::Residual, linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(3, 4, NormKind::Instance) }, Activation::Sigmoid);
-        assert_eq!(all.matches("; ").count(), 5, "every reason, one after another: {all}");
+        assert!(why(ModelConfig { upsample: super::super::config::Upsample::ResizeConv, ..cfg(8, 64, NormKind::Batch) }, Activation::Tanh).contains("upsample: resize-conv"));
+        let all = why(ModelConfig { output: super::super::config::GeneratorOutput::Residual, linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, upsample: super::super::config::Upsample::ResizeConv, ..cfg(3, 4, NormKind::Instance) }, Activation::Sigmoid);
+        assert_eq!(all.matches("; ").count(), 6, "every reason, one after another: {all}");
     }
 
     #[test]
@@ -458,12 +470,12 @@ mod tests {
             assert_eq!(mapped, ours, "depth {depth} {norm:?}: the key table covers our parameters with their shapes");
         }
         // Our own layers (the linear map, the uncertainty head) too.
-        let c = ModelConfig { linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, ..cfg(5, 4, NormKind::Batch) };
+        let c = ModelConfig { linear: true, uncertainty: super::super::config::UncertaintyHead::Aleatoric, upsample: super::super::config::Upsample::ResizeConv, ..cfg(5, 4, NormKind::Batch) };
         let g = Generator::new(&c, Activation::Tanh, &dev);
         let ours: std::collections::BTreeMap<String, Vec<usize>> = g.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.iter().copied().collect())).collect();
         let mapped: std::collections::BTreeMap<String, Vec<usize>> = keys(&c).into_iter().filter(|k| k.role == Role::Float).map(|k| (k.ours, k.shape)).collect();
         assert_eq!(mapped, ours, "linear map and uncertainty head");
-        assert!(ours.contains_key("scale_head.weight"), "{:?}", ours.keys());
+        assert!(ours.contains_key("scale_head.weight") && ours.contains_key("up_resize.0.weight") && !ours.contains_key("up.0.weight"), "{:?}", ours.keys());
         // unet_256 as pix2pix names it.
         let k = keys(&cfg(8, 64, NormKind::Batch));
         let names: Vec<&str> = k.iter().map(|k| k.pix2pix.as_str()).collect();

@@ -380,6 +380,7 @@ pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: 
         .filter(|(_, a, b)| a != b)
         .map(|(n, a, b)| format!("{n} {a} there, {b} here"))
         .chain((src_cfg.norm != cfg.norm).then(|| format!("norm {:?} there, {:?} here", src_cfg.norm, cfg.norm)))
+        .chain((src_cfg.upsample != cfg.upsample).then(|| format!("upsample {:?} there, {:?} here", src_cfg.upsample, cfg.upsample)))
         .chain(src_activation.filter(|a| *a != activation).map(|a| format!("last activation {a:?} there, {activation:?} here (model.yaml's output_activation)")))
         .collect();
     if !differ.is_empty() {
@@ -387,14 +388,29 @@ pub fn init_networks(g: Generator, d: super::discriminator::Discriminator, cfg: 
     }
     let mut skip_g = Vec::new();
     let mut skip_d = Vec::new();
-    for (what, there, here, layer) in [("input", src_cfg.input_channels, cfg.input_channels, "down.0."), ("output", src_cfg.output_channels, cfg.output_channels, "up.0.")] {
+    let last_layer = if cfg.upsample.is_transposed() { "up.0." } else { "up_resize.0." };
+    for (what, there, here, layer) in [("input", src_cfg.input_channels, cfg.input_channels, "down.0."), ("output", src_cfg.output_channels, cfg.output_channels, last_layer)] {
         if there != here {
             if !adapt {
                 return Err(bad(format!("takes {there} {what} channels where this dataset has {here}: use --adapt-channels to start the {} layer afresh and the rest from these weights", if what == "input" { "first" } else { "last" })));
             }
             skip_g.push(layer.to_string());
+            // The layers whose channels follow the inputs' or the outputs' too.
+            if cfg.linear {
+                skip_g.push("linear.".to_string());
+            }
+            if what == "output" && !cfg.uncertainty.is_none() {
+                skip_g.push("scale_head.".to_string());
+            }
             skip_d.push("convs.0.".to_string());
         }
+    }
+    // Layers the source has not start afresh: an uncertainty head, a linear map.
+    if src_cfg.uncertainty.is_none() && !cfg.uncertainty.is_none() {
+        skip_g.push("scale_head.".to_string());
+    }
+    if !src_cfg.linear && cfg.linear {
+        skip_g.push("linear.".to_string());
     }
     let keep = |t: &burn::store::burn_pack::Tensor, skip: &[String]| !skip.iter().any(|p| t.name.starts_with(p.as_str()));
     let tensors: Vec<_> = src_g.collect(None, None, false).into_iter().filter(|t| keep(t, &skip_g)).collect();

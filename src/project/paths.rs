@@ -9,6 +9,7 @@
 //! preprocessed/ <date>/S2.tif <date>/S1.tif report.json manifest.json
 //! dataset/   dataset.json tiles.json tiles.csv normalization.json|csv yearly.json dataX/ label/
 //! runs/<run>/    checkpoint.json checkpoints/ model.yaml train.yaml metrics.csv preview.png
+//!                [uncertainty_calibration.json] (an uncertainty head's scales on the validation blocks)
 //!                dataset.json tiles.json normalization.json (copies of what it trained on)
 //! outputs/<run>/ synthetic_S2_t1.tif assess/ manifest-{infer,assess,export}.json
 //! ```
@@ -271,6 +272,10 @@ impl Project {
     }
     pub fn run_train_yaml(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("train.yaml")
+    }
+    /// An uncertainty head's scale factors, calibrated on the validation blocks.
+    pub fn run_uncertainty_calibration(&self, run: &RunName) -> PathBuf {
+        self.run_dir(run).join("uncertainty_calibration.json")
     }
     pub fn metrics_csv(&self, run: &RunName) -> PathBuf {
         self.run_dir(run).join("metrics.csv")

@@ -364,6 +364,9 @@ fn the_train_step_offers_to_start_from_a_trained_model() {
     assert!(h.state().wizard.settings.train.as_ref().is_some_and(|t| (t.nbr_weight, t.ndvi_weight, t.sam_weight) == (100.0, 100.0, 100.0)));
     h.get_by_label("the generator predicts its own (aleatoric)").click();
     h.run();
+    h.get_by_label("resize, then a 3x3 convolution (no checkerboard)").click();
+    h.run();
+    assert!(h.state().wizard.settings.model.as_ref().is_some_and(|m| m.upsample == s2cr::model::config::Upsample::ResizeConv));
     assert!(h.state().wizard.settings.model.as_ref().is_some_and(|m| m.uncertainty == s2cr::model::config::UncertaintyHead::Aleatoric));
     h.snapshot("app_train_step_fine_tune");
     // Back to random weights.

@@ -1117,8 +1117,9 @@ fn spectral_losses_train_and_report_their_term() {
 
 /// `uncertainty: aleatoric`: a head beside the last layer predicts each pixel's Laplace scale;
 /// training minimizes its likelihood (the L1 is still reported), plain inference writes
-/// uncertainty_S2_t1.tif (one "<band> sd" per band, positive where the image has a value) that
-/// the assessment checks, a later inference keeps it, and pix2pix's keys refuse the run.
+/// uncertainty_S2_t1.tif (one "<band> sd" per band, positive where the image has a value) and
+/// the burn probability from draws of its distributions, that the assessment checks; a later
+/// inference keeps them, and pix2pix's keys refuse the run.
 #[test]
 fn an_aleatoric_generator_writes_its_own_uncertainty() {
     use s2cr::model::config::UncertaintyHead;
@@ -1141,6 +1142,11 @@ fn an_aleatoric_generator_writes_its_own_uncertainty() {
         let paired: Vec<f32> = band.iter().zip(&synthetic.bands[b]).filter(|(_, v)| v.is_finite()).map(|(s, _)| *s).collect();
         assert!(!paired.is_empty() && paired.iter().all(|s| s.is_finite() && *s > 0.0), "band {b}: an sd wherever the image has a value");
     }
+    // The burn probability from draws of the head's distributions, in [0, 1] wherever the image
+    // has a value, since the inputs have S2 t0's B08 and B12 and the outputs B08 and B12.
+    let prob = raster::read_window(project.burn_probability(&run).to_str().unwrap(), &[], None).unwrap();
+    let values: Vec<f32> = prob.bands[0].iter().zip(&synthetic.bands[0]).filter(|(_, v)| v.is_finite()).map(|(p, _)| *p).collect();
+    assert!(!values.is_empty() && values.iter().all(|p| (0.0..=1.0).contains(p)), "burn probability");
     // The head starts at a scale of e^-3 of the normalized range: sds of that order, not zero.
     let mean_sd: f64 = sd.bands[0].iter().filter(|v| v.is_finite()).map(|v| *v as f64).sum::<f64>() / sd.bands[0].iter().filter(|v| v.is_finite()).count() as f64;
     println!("mean sd of {} after 3 steps: {mean_sd:.4}", sd.descriptions[0]);
@@ -1150,10 +1156,43 @@ fn an_aleatoric_generator_writes_its_own_uncertainty() {
     let check = assessed.report.uncertainty.as_ref().expect("the uncertainty check");
     assert_eq!(check.bands.len(), sd.bands.len());
     assert!(check.bands.iter().all(|b| b.pixels > 0 && (0.0..=1.0).contains(&b.within_2sd)), "{:?}", check.bands);
+    assert!(check.reliability.iter().map(|b| b.pixels).sum::<u64>() > 0, "the burn probability's reliability is reported");
     // Inferring again (other options) keeps the head's uncertainty: it is this inference's.
     infer::infer(&project, &infer::InferOptions { overlap: 0.25, ..infer_opts }, &Progress::silent("infer")).unwrap();
     assert!(project.uncertainty_s2(&run).is_file());
     let err = s2cr::model::portable::export_run_as(&project, &run, &tmp.path().join("g.safetensors"), s2cr::model::pix2pix::KeyStyle::Pix2pix).unwrap_err().to_string();
     assert!(err.contains("uncertainty: aleatoric") && err.contains("--keys s2cr"), "{err}");
     s2cr::model::portable::export_run_as(&project, &run, &tmp.path().join("ours.safetensors"), s2cr::model::pix2pix::KeyStyle::S2cr).unwrap();
+}
+
+/// With validation blocks, training calibrates the uncertainty head's scales on them (per band,
+/// the likelihood's best factor: the mean of |error| / scale) and inference applies it: the
+/// written sd is the uncalibrated one times the band's factor.
+#[test]
+fn the_uncertainty_head_is_calibrated_on_the_validation_blocks() {
+    use s2cr::model::config::UncertaintyHead;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with_preprocessed(tmp.path());
+    let tiles = TileConfig { size: 64, stride: 32, min_valid: 0.0, val_fraction: 0.3, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    dataset::build(&project, &DatasetConfig { tiles, ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
+    let run = run_name("calibrated");
+    let opts = TrainOptions { run: run.clone(), model: ModelConfig { uncertainty: UncertaintyHead::Aleatoric, ..small_model() }, train: quick_train(3), device: DeviceChoice::Cpu, resume: false };
+    train(&project, &opts, &Progress::silent("train")).unwrap();
+    let path = project.run_uncertainty_calibration(&run);
+    let c: s2cr::model::train::ScaleCalibration = s2cr::fsutil::load_json(&path, "").unwrap();
+    println!("calibration on {} validation pixels: {:?}", c.pixels, c.factors);
+    assert_eq!((c.split.as_str(), c.bands.len(), c.factors.len()), ("validation", 6, 6));
+    assert!(c.pixels > 0 && c.factors.iter().all(|f| f.is_finite() && *f > 0.0), "{c:?}");
+    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 };
+    infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
+    let sd = |p: &std::path::Path| raster::read_window(p.to_str().unwrap(), &[], None).unwrap().bands;
+    let calibrated = sd(&project.uncertainty_s2(&run));
+    std::fs::remove_file(&path).unwrap();
+    infer::infer(&project, &infer::InferOptions { overlap: 0.25, ..infer_opts.clone() }, &Progress::silent("infer")).unwrap();
+    infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
+    let plain = sd(&project.uncertainty_s2(&run));
+    for (b, f) in c.factors.iter().enumerate() {
+        let ratios: Vec<f64> = calibrated[b].iter().zip(&plain[b]).filter(|(a, p)| a.is_finite() && p.is_finite() && **p > 0.0).map(|(a, p)| (*a / *p) as f64).collect();
+        assert!(!ratios.is_empty() && ratios.iter().all(|r| (r - f).abs() < 1e-3 * f), "band {b}: sd ratio {:?} against the factor {f}", &ratios[..3.min(ratios.len())]);
+    }
 }

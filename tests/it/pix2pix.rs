@@ -223,7 +223,7 @@ mod runs {
         use s2cr::model::train::{TrainOptions, train};
         let tmp = tempfile::tempdir().unwrap();
         let project = project(&tmp.path().join("p"));
-        let model = ModelConfig { ngf: 4, ndf: 4, depth: 4, dropout: 0.0, output: GeneratorOutput::Residual, linear: true, uncertainty: s2cr::model::config::UncertaintyHead::Aleatoric, ..Default::default() };
+        let model = ModelConfig { ngf: 4, ndf: 4, depth: 4, dropout: 0.0, output: GeneratorOutput::Residual, linear: true, uncertainty: s2cr::model::config::UncertaintyHead::Aleatoric, upsample: s2cr::model::config::Upsample::ResizeConv, ..Default::default() };
         let quick = TrainConfig { batch_size: 1, max_steps: 2, checkpoint_every: 0, workers: 0, augment: false, ..Default::default() };
         train(&project, &TrainOptions { run: run("res"), model, train: quick, device: DeviceChoice::Cpu, resume: false }, &Progress::silent("train")).unwrap();
         let out = tmp.path().join("shared/R.safetensors");
@@ -232,7 +232,7 @@ mod runs {
         assert!(e.contains("output: residual") && e.contains("linear: true") && e.contains("--keys s2cr"), "{e}");
         export_run_as(&project, &run("res"), &out, KeyStyle::S2cr).unwrap();
         let back = import_run(&project, &out, &opts("back", None)).unwrap();
-        assert_eq!((back.model.output, back.model.linear, back.model.uncertainty), (GeneratorOutput::Residual, true, s2cr::model::config::UncertaintyHead::Aleatoric));
+        assert_eq!((back.model.output, back.model.linear, back.model.uncertainty, back.model.upsample), (GeneratorOutput::Residual, true, s2cr::model::config::UncertaintyHead::Aleatoric, s2cr::model::config::Upsample::ResizeConv));
         let bits = |b: &Vec<Vec<f32>>| b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&synthesize(&project, "res")), bits(&synthesize(&project, "back")), "exported with our keys and imported: the same image");
         let sd = |name: &str| bits(&raster::read_window(project.uncertainty_s2(&run(name)).to_str().unwrap(), &[], None).unwrap().bands);

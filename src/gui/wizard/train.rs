@@ -62,8 +62,8 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
         };
         ui.label("Model");
         if ui.checkbox(&mut small, label).changed() {
-            let (output, uncertainty) = s.model.as_ref().map(|m| (m.output, m.uncertainty)).unwrap_or_default();
-            s.model = small.then(|| crate::model::config::ModelConfig { output, uncertainty, ..crate::model::config::ModelConfig::small() });
+            let (output, uncertainty, upsample) = s.model.as_ref().map(|m| (m.output, m.uncertainty, m.upsample)).unwrap_or_default();
+            s.model = small.then(|| crate::model::config::ModelConfig { output, uncertainty, upsample, ..crate::model::config::ModelConfig::small() });
         }
         ui.end_row();
         // model.yaml's `output`: the image (pix2pix) or its change from S2 t0.
@@ -79,6 +79,20 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
             let base = s.model_config(project).unwrap_or_default();
             let model = s.model.get_or_insert(base);
             model.output = if residual { GeneratorOutput::Residual } else { GeneratorOutput::Direct };
+        }
+        ui.end_row();
+        // model.yaml's `upsample`: pix2pix's transposed convolutions or resize-conv.
+        use crate::model::config::Upsample;
+        let mut resize = s.model.as_ref().map(|m| m.upsample).or_else(|| s.model_config(project).ok().map(|m| m.upsample)).unwrap_or_default() == Upsample::ResizeConv;
+        ui.label("Upsampling");
+        if ui
+            .add_enabled(!running, egui::Checkbox::new(&mut resize, "resize, then a 3x3 convolution (no checkerboard)"))
+            .on_hover_text("The decoder doubles its size by repeating pixels and convolving 3x3, instead of pix2pix's 4x4 transposed convolutions whose uneven overlaps draw a checkerboard into the image. Slower on the CPU")
+            .changed()
+        {
+            let base = s.model_config(project).unwrap_or_default();
+            let model = s.model.get_or_insert(base);
+            model.upsample = if resize { Upsample::ResizeConv } else { Upsample::Transposed };
         }
         ui.end_row();
         // model.yaml's `uncertainty`: the generator's own estimate of its error.
