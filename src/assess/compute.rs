@@ -247,13 +247,22 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         }
         sam_out.write_rows(0, y0, rows, &angles)?;
         if let (Some(acc), Some(sd)) = (uncertainty_acc.as_mut(), &sd_image) {
+            // The test blocks alone when the validation blocks calibrated the uncertainty.
+            let only: Vec<bool>;
+            let keep = match &cfg.uncertainty_held_out {
+                Some(h) => {
+                    only = (0..rows * width).map(|i| h.contains(i % width, y0 + i / width)).collect();
+                    &only
+                }
+                None => &keep,
+            };
             for (b, name) in cfg.quality_bands.iter().enumerate() {
                 let d = sd.read(&[format!("{name} sd").as_str()], cfg.scale, y0..y1)?;
-                acc.add_band(b, &real_rows[b], &synth_rows[b], &d.bands[0], &keep);
+                acc.add_band(b, &real_rows[b], &synth_rows[b], &d.bands[0], keep);
             }
             if let (Some(prob), Some(burned)) = (&prob_image, &burned_real) {
                 let p = prob.read(&["burn probability"], 1.0, y0..y1)?;
-                acc.add_probability(&p.bands[0], burned, &keep);
+                acc.add_probability(&p.bands[0], burned, keep);
             }
         }
         progress.advanced(done as u64 + 1, total, format!("rows {y0}..{y1} of {height}"));
@@ -359,7 +368,14 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         severity_confusion,
         held_out,
         perimeter,
-        uncertainty: uncertainty_acc.map(|acc| acc.finish(&cfg.quality_bands, if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" })),
+        uncertainty: uncertainty_acc.map(|acc| {
+            let scope = match (&cfg.uncertainty_held_out, &cfg.held_out) {
+                (Some(_), _) => "clear pixels of the test blocks (the validation blocks calibrated it)",
+                (None, Some(_)) => "held-out clear pixels",
+                (None, None) => "clear pixels",
+            };
+            acc.finish(&cfg.quality_bands, scope)
+        }),
         baselines,
         pre_filled_pixels,
         gapfill,

@@ -85,6 +85,10 @@ pub struct AssessConfig {
     pub simulated_burn: Option<String>,
     /// Pixels the model never trained on, for a second agreement over them alone.
     pub held_out: Option<HeldOut>,
+    /// Where the uncertainty is checked when not over `held_out`: the test blocks alone, when
+    /// the validation blocks calibrated the run's uncertainty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty_held_out: Option<HeldOut>,
     /// An official fire perimeter (any vector file OGR reads) both burned maps are compared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perimeter: Option<PathBuf>,
@@ -156,6 +160,7 @@ impl Default for AssessConfig {
             quality_bands: ["B02", "B03", "B04", "B08", "B11", "B12"].map(String::from).to_vec(),
             simulated_burn: None,
             held_out: None,
+            uncertainty_held_out: None,
             perimeter: None,
             baselines: None,
         }

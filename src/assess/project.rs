@@ -67,7 +67,8 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
     let composite = |w: &str| Some(project.composite_s2(w)).filter(|p| p.is_file());
     let cfg = AssessConfig {
         simulated_burn: (!notes.is_empty()).then(|| notes.join("\n")),
-        held_out: held_out(project)?,
+        held_out: held_out(project, false)?,
+        uncertainty_held_out: if project.run_uncertainty_calibration(run).is_file() { held_out(project, true)? } else { None },
         baselines: Some(super::baselines::BaselineInputs {
             inputs_vrt: project.root().join(&crate::fsutil::load_json::<crate::dataset::DatasetSummary>(&project.dataset_json(), "run `s2cr dataset` first")?.files.inputs_vrt),
             composite: composite("t1"),
@@ -166,10 +167,10 @@ fn simulation_notes(search: &SearchResult) -> Vec<String> {
     notes
 }
 
-/// The pixels of the dataset's validation and test blocks: no training patch covers them (the
-/// split drops patches that would reach into another split's block). `None` when every block
-/// is for training.
-fn held_out(project: &Project) -> Result<Option<HeldOut>> {
+/// The pixels of the dataset's validation and test blocks (`test_only`: of its test blocks): no
+/// training patch covers them (the split drops patches that would reach into another split's
+/// block). `None` when there is no such block.
+fn held_out(project: &Project, test_only: bool) -> Result<Option<HeldOut>> {
     use crate::dataset::tiles::{Split, block_splits};
     let path = project.dataset_json();
     let summary: crate::dataset::DatasetSummary = crate::fsutil::load_json(&path, "run `s2cr dataset` first")?;
@@ -183,7 +184,7 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
         return Err(corrupt(format!("{} px patches, {} a split block, make {side} px blocks: too many for the grid", tiles.size, tiles.split_block_patches)));
     }
     let (block, splits) = block_splits(w, h, tiles);
-    let blocks: Vec<Vec<bool>> = splits.iter().map(|row| row.iter().map(|s| *s != Split::Train).collect()).collect();
+    let blocks: Vec<Vec<bool>> = splits.iter().map(|row| row.iter().map(|s| if test_only { *s == Split::Test } else { *s != Split::Train }).collect()).collect();
     // Pixels of the held-out blocks, edge blocks cut by the grid's border.
     let side = |i: usize, n: usize| (block * (i + 1)).min(n).saturating_sub(block * i);
     let pixels: usize = blocks
@@ -195,7 +196,7 @@ fn held_out(project: &Project) -> Result<Option<HeldOut>> {
         return Ok(None);
     }
     Ok(Some(HeldOut {
-        description: format!("the dataset's validation and test blocks ({block} px blocks, split seed {}): {pixels} of {} grid pixels", tiles.seed, w * h),
+        description: format!("the dataset's {} ({block} px blocks, split seed {}): {pixels} of {} grid pixels", if test_only { "test blocks" } else { "validation and test blocks" }, tiles.seed, w * h),
         pixels,
         block,
         blocks,

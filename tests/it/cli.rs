@@ -838,6 +838,14 @@ fn exit_status_is_2_for_usage_1_for_errors_and_130_for_ctrl_c() {
     assert!(cp.is_some_and(|c| c.step >= 2 && c.step < 400), "a checkpoint of the interrupted run: {said}");
 }
 
+/// The demo project, nothing run yet, with settings that train 6 steps on the CPU.
+fn demo_for_stages() -> (tempfile::TempDir, s2cr::project::Project, s2cr::pipeline::PipelineSettings) {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = s2cr::demo::create_project(&tmp.path().join("demo")).unwrap();
+    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
+    (tmp, project, settings)
+}
+
 /// Ctrl-C (a real SIGINT) in the middle of each stage of the command line: the stage stops at
 /// its next check, exits 130, is not taken as done, keeps what it promises (fetched files,
 /// finished outputs) and the next run finishes it. The work waits after its first unit
@@ -848,11 +856,8 @@ fn ctrl_c_in_each_stage_exits_130_keeps_what_it_promises_and_the_next_run_finish
     use s2cr::project::{Stage, StageState};
     use std::io::BufRead;
     use std::process::Stdio;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let project = s2cr::demo::create_project(&dir).unwrap();
-    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
-    let run = settings.run_name().clone();
+    let (tmp, project, settings) = demo_for_stages();
+    let (dir, run) = (tmp.path().join("demo"), settings.run_name().clone());
     for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess] {
         if stage == Stage::Train {
             s2cr::pipeline::run_stage(&project, stage, &settings, &s2cr::job::Progress::silent("train")).unwrap();
@@ -951,10 +956,7 @@ pub fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::Pa
 fn each_stage_stopped_after_its_first_unit_keeps_what_it_promises() {
     use s2cr::job::Progress;
     use s2cr::project::{Stage, StageState};
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let project = s2cr::demo::create_project(&dir).unwrap();
-    let settings = s2cr::demo::settings(&project, Some(6), s2cr::model::DeviceChoice::Cpu).unwrap();
+    let (tmp, project, settings) = demo_for_stages();
     let run = settings.run_name().clone();
     for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess] {
         let before = mtimes(project.root());

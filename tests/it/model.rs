@@ -1166,14 +1166,15 @@ fn an_aleatoric_generator_writes_its_own_uncertainty() {
 }
 
 /// With validation blocks, training calibrates the uncertainty head's scales on them (per band,
-/// the likelihood's best factor: the mean of |error| / scale) and inference applies it: the
-/// written sd is the uncalibrated one times the band's factor.
+/// the likelihood's best factor: the mean of |error| / scale), inference applies it (the
+/// written sd is the uncalibrated one times the band's factor), and the assessment checks it on
+/// the test blocks alone.
 #[test]
 fn the_uncertainty_head_is_calibrated_on_the_validation_blocks() {
     use s2cr::model::config::UncertaintyHead;
     let tmp = tempfile::tempdir().unwrap();
     let project = project_with_preprocessed(tmp.path());
-    let tiles = TileConfig { size: 64, stride: 32, min_valid: 0.0, val_fraction: 0.3, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
+    let tiles = TileConfig { size: 64, stride: 32, min_valid: 0.0, val_fraction: 0.3, test_fraction: 0.3, split_block_patches: 1, gap_px: 0, seed: 1 };
     dataset::build(&project, &DatasetConfig { tiles, ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
     let run = run_name("calibrated");
     let opts = TrainOptions { run: run.clone(), model: ModelConfig { uncertainty: UncertaintyHead::Aleatoric, ..small_model() }, train: quick_train(3), device: DeviceChoice::Cpu, resume: false };
@@ -1187,10 +1188,21 @@ fn the_uncertainty_head_is_calibrated_on_the_validation_blocks() {
     infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
     let sd = |p: &std::path::Path| raster::read_window(p.to_str().unwrap(), &[], None).unwrap().bands;
     let calibrated = sd(&project.uncertainty_s2(&run));
+    // The assessment checks it on the test blocks alone: the validation blocks calibrated it.
+    let assessed = s2cr::assess::assess_project(&project, &run, &s2cr::assess::AssessConfig::default(), &Progress::silent("assess")).unwrap();
+    let check = assessed.report.uncertainty.as_ref().expect("the uncertainty check");
+    assert!(check.scope.contains("test blocks"), "{}", check.scope);
+    let held = assessed.report.held_out.as_ref().unwrap();
+    assert!(held.description.contains("validation and test blocks"), "the rest stays on both: {}", held.description);
+    let test_pixels = check.bands[0].pixels;
     std::fs::remove_file(&path).unwrap();
     infer::infer(&project, &infer::InferOptions { overlap: 0.25, ..infer_opts.clone() }, &Progress::silent("infer")).unwrap();
     infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
     let plain = sd(&project.uncertainty_s2(&run));
+    // Uncalibrated, it is checked on all the held-out blocks: more pixels than the test blocks'.
+    let assessed = s2cr::assess::assess_project(&project, &run, &s2cr::assess::AssessConfig::default(), &Progress::silent("assess")).unwrap();
+    let check = assessed.report.uncertainty.as_ref().unwrap();
+    assert!(check.scope.starts_with("held-out") && check.bands[0].pixels > test_pixels && test_pixels > 0, "{} {} against {test_pixels}", check.scope, check.bands[0].pixels);
     for (b, f) in c.factors.iter().enumerate() {
         let ratios: Vec<f64> = calibrated[b].iter().zip(&plain[b]).filter(|(a, p)| a.is_finite() && p.is_finite() && **p > 0.0).map(|(a, p)| (*a / *p) as f64).collect();
         assert!(!ratios.is_empty() && ratios.iter().all(|r| (r - f).abs() < 1e-3 * f), "band {b}: sd ratio {:?} against the factor {f}", &ratios[..3.min(ratios.len())]);

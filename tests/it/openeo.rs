@@ -308,6 +308,21 @@ fn openeo_engine_matches_the_native_engine_and_survives_the_back_ends_faults() {
     }
 }
 
+/// A preprocess run that must fail: its error chain and its log.
+fn failing_preprocess(project: &Project, cfg: &s2cr::preprocess::stage::PreprocessConfig) -> (String, Vec<String>) {
+    let (progress, rx) = recording("openeo");
+    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(project, cfg, &progress).unwrap_err());
+    (e, messages(&rx))
+}
+
+/// Jobs a run's log says it created (paid for), and took up from the book.
+fn created(log: &[String]) -> usize {
+    log.iter().filter(|m| m.contains(" created")).count()
+}
+fn taken_up(log: &[String]) -> usize {
+    log.iter().filter(|m| m.contains("taking up job")).count()
+}
+
 /// A job taken up from the job book is paid for again only when the back-end says it or its
 /// results are gone: a 503 on its results fails the run (the next run takes the job up again),
 /// a job the back-end does not know is submitted anew, and a damaged book is refused with its
@@ -321,17 +336,12 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
     let backend = Backend::start(&python, &["--fail-results", "2", "--drop-downloads", "1"]);
     set_credentials(USER, PASSWORD);
     let cfg = openeo_config(&backend);
-    let created = |log: &[String]| log.iter().filter(|m| m.contains(" created")).count();
     // Run 1: the first job finishes, its results answer 503: the run fails, the job is booked.
-    let (progress, rx) = recording("openeo");
-    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
-    let log = messages(&rx);
+    let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("503"), "{e}\n{log:?}");
     assert_eq!(created(&log), 1, "{log:?}");
     // Run 2: the booked job is taken up; its results answer 503 again: not paid for again.
-    let (progress, rx) = recording("openeo");
-    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
-    let log = messages(&rx);
+    let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("503"), "{e}\n{log:?}");
     assert!(log.iter().any(|m| m.contains("taking up job")), "{log:?}");
     assert_eq!(created(&log), 0, "a 503 must not pay for the job again: {log:?}");
@@ -377,9 +387,7 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
 /// takes the job up once more and finishes.
 #[test]
 fn a_damaged_download_or_a_full_disk_on_a_taken_up_job_does_not_pay_again() {
-    let Some(python) = backend_python() else {
-        return;
-    };
+    let Some(python) = backend_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (project, _) = demo_project(&dir.path().join("demo"), false);
     // The first listing of a job's results answers 503; the first two downloads come with their
@@ -387,18 +395,12 @@ fn a_damaged_download_or_a_full_disk_on_a_taken_up_job_does_not_pay_again() {
     let backend = Backend::start(&python, &["--fail-results", "1", "--corrupt-downloads", "2"]);
     set_credentials(USER, PASSWORD);
     let cfg = openeo_config(&backend);
-    let created = |log: &[String]| log.iter().filter(|m| m.contains(" created")).count();
-    let taken_up = |log: &[String]| log.iter().filter(|m| m.contains("taking up job")).count();
     // Run 1: the first job is paid for and booked; its results answer 503.
-    let (progress, rx) = recording("openeo");
-    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
-    let log = messages(&rx);
+    let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("503"), "{e}\n{log:?}");
     assert_eq!(created(&log), 1, "{log:?}");
     // Run 2: taken up; its download does not match the announced checksum, twice.
-    let (progress, rx) = recording("openeo");
-    let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(&project, &cfg, &progress).unwrap_err());
-    let log = messages(&rx);
+    let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("damaged") && e.contains("SHA-256"), "{e}\n{log:?}");
     assert!(log.iter().any(|m| m.contains("downloading it again")), "{log:?}");
     assert_eq!((taken_up(&log), created(&log)), (1, 0), "a checksum mismatch must not pay for the job again: {log:?}");

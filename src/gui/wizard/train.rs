@@ -9,7 +9,7 @@ use eframe::egui::{self, RichText};
 use super::{EstimateFor, LogLine, Wizard, load_png};
 use crate::error::Error;
 use crate::job::LogLevel;
-use crate::model::config::TrainConfig;
+use crate::model::config::{ModelConfig, TrainConfig};
 use crate::pipeline::PipelineSettings;
 use crate::project::{Project, RunName, Stage};
 
@@ -66,49 +66,18 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
             s.model = small.then(|| crate::model::config::ModelConfig { output, uncertainty, upsample, ..crate::model::config::ModelConfig::small() });
         }
         ui.end_row();
-        // model.yaml's `output`: the image (pix2pix) or its change from S2 t0.
-        use crate::model::config::GeneratorOutput;
-        let current = s.model.as_ref().map(|m| m.output).or_else(|| s.model_config(project).ok().map(|m| m.output)).unwrap_or_default();
-        let mut residual = current == GeneratorOutput::Residual;
-        ui.label("Output");
-        if ui
-            .checkbox(&mut residual, "the change from the pre-fire image (residual)")
-            .on_hover_text("The generator predicts t1 - t0 and adds it to S2 t0: pre-fire texture survives and the network spends itself on what the radar says changed. Off: pix2pix's whole image. Needs S2 t0 among the inputs for every output band")
-            .changed()
-        {
-            let base = s.model_config(project).unwrap_or_default();
-            let model = s.model.get_or_insert(base);
-            model.output = if residual { GeneratorOutput::Residual } else { GeneratorOutput::Direct };
-        }
-        ui.end_row();
-        // model.yaml's `upsample`: pix2pix's transposed convolutions or resize-conv.
-        use crate::model::config::Upsample;
-        let mut resize = s.model.as_ref().map(|m| m.upsample).or_else(|| s.model_config(project).ok().map(|m| m.upsample)).unwrap_or_default() == Upsample::ResizeConv;
-        ui.label("Upsampling");
-        if ui
-            .add_enabled(!running, egui::Checkbox::new(&mut resize, "resize, then a 3x3 convolution (no checkerboard)"))
-            .on_hover_text("The decoder doubles its size by repeating pixels and convolving 3x3, instead of pix2pix's 4x4 transposed convolutions whose uneven overlaps draw a checkerboard into the image. Slower on the CPU")
-            .changed()
-        {
-            let base = s.model_config(project).unwrap_or_default();
-            let model = s.model.get_or_insert(base);
-            model.upsample = if resize { Upsample::ResizeConv } else { Upsample::Transposed };
-        }
-        ui.end_row();
-        // model.yaml's `uncertainty`: the generator's own estimate of its error.
-        use crate::model::config::UncertaintyHead;
-        let mut own = s.model.as_ref().map(|m| m.uncertainty).or_else(|| s.model_config(project).ok().map(|m| m.uncertainty)).unwrap_or_default() == UncertaintyHead::Aleatoric;
-        ui.label("Uncertainty");
-        if ui
-            .add_enabled(!running, egui::Checkbox::new(&mut own, "the generator predicts its own (aleatoric)"))
-            .on_hover_text("A second head predicts each pixel's error scale (Laplace), trained by the likelihood instead of L1; inference then writes the uncertainty without extra passes, and Monte-Carlo passes add theirs to it")
-            .changed()
-        {
-            let base = s.model_config(project).unwrap_or_default();
-            let model = s.model.get_or_insert(base);
-            model.uncertainty = if own { UncertaintyHead::Aleatoric } else { UncertaintyHead::None };
-        }
-        ui.end_row();
+        // model.yaml's switches: the image (pix2pix) or its change from S2 t0, the upsampling,
+        // the generator's own uncertainty.
+        use crate::model::config::{GeneratorOutput, UncertaintyHead, Upsample};
+        model_switch(ui, s, project, running, "Output", "the change from the pre-fire image (residual)",
+            "The generator predicts t1 - t0 and adds it to S2 t0: pre-fire texture survives and the network spends itself on what the radar says changed. Off: pix2pix's whole image. Needs S2 t0 among the inputs for every output band",
+            |m| m.output == GeneratorOutput::Residual, |m, on| m.output = if on { GeneratorOutput::Residual } else { GeneratorOutput::Direct });
+        model_switch(ui, s, project, running, "Upsampling", "resize, then a 3x3 convolution (no checkerboard)",
+            "The decoder doubles its size by repeating pixels and convolving 3x3, instead of pix2pix's 4x4 transposed convolutions whose uneven overlaps draw a checkerboard into the image. Slower on the CPU",
+            |m| m.upsample == Upsample::ResizeConv, |m, on| m.upsample = if on { Upsample::ResizeConv } else { Upsample::Transposed });
+        model_switch(ui, s, project, running, "Uncertainty", "the generator predicts its own (aleatoric)",
+            "A second head predicts each pixel's error scale (Laplace), trained by the likelihood instead of L1; inference then writes the uncertainty without extra passes, and Monte-Carlo passes add theirs to it",
+            |m| m.uncertainty == UncertaintyHead::Aleatoric, |m, on| m.uncertainty = if on { UncertaintyHead::Aleatoric } else { UncertaintyHead::None });
         let train = s.train.get_or_insert_with(|| project_train.cloned().unwrap_or_default());
         let l = ui.label("Steps (0 = by epochs)");
         ui.add(egui::DragValue::new(&mut train.max_steps).range(0..=1_000_000)).labelled_by(l.id);
@@ -169,6 +138,19 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, run_edit: &m
         }
     }
     run_changed
+}
+
+/// A model.yaml switch as a row of the settings grid: on or off as the edited model (else the
+/// project's) has it; a change edits the model with `set`.
+#[allow(clippy::too_many_arguments)]
+fn model_switch(ui: &mut egui::Ui, s: &mut PipelineSettings, project: &Project, running: bool, row: &str, text: &str, hover: &str, get: fn(&ModelConfig) -> bool, set: fn(&mut ModelConfig, bool)) {
+    let mut on = s.model.as_ref().map(get).or_else(|| s.model_config(project).ok().map(|m| get(&m))).unwrap_or(false);
+    ui.label(row);
+    if ui.add_enabled(!running, egui::Checkbox::new(&mut on, text)).on_hover_text(hover).changed() {
+        let base = s.model_config(project).unwrap_or_default();
+        set(s.model.get_or_insert(base), on);
+    }
+    ui.end_row();
 }
 
 impl Wizard {
