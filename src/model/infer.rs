@@ -454,7 +454,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     // The head's scales times their calibration on the validation blocks, when training made one.
     let calibration_path = project.run_uncertainty_calibration(&opts.run);
     let factors: Vec<f32> = if plan.aleatoric && calibration_path.is_file() {
-        let c: super::train::ScaleCalibration = load_json(&calibration_path, "train the run again")?;
+        let c: super::calibration::ScaleCalibration = load_json(&calibration_path, "train the run again")?;
         if c.factors.len() != c_out || c.factors.iter().any(|f| !f.is_finite() || *f <= 0.0) {
             return Err(Error::Project { path: calibration_path, message: format!("holds {} factors for {c_out} bands, or one not positive: train the run again", c.factors.len()) });
         }

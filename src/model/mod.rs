@@ -27,6 +27,8 @@ pub mod checkpoint;
 pub mod preview;
 pub mod step;
 #[cfg(feature = "gdal")]
+pub mod calibration;
+#[cfg(feature = "gdal")]
 pub mod train;
 
 use std::sync::OnceLock;

@@ -272,49 +272,6 @@ pub(super) fn spectral_terms(tc: &TrainConfig, (nir, swir, red): (usize, usize, 
     }
 }
 
-/// An uncertainty head's scales calibrated on held-out pixels: per output band, the factor that
-/// maximizes the Laplace likelihood of the errors when every scale is multiplied by it, which is
-/// the mean of |error| / scale (in normalized units).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScaleCalibration {
-    /// The blocks it was computed on.
-    pub split: String,
-    pub bands: Vec<String>,
-    pub factors: Vec<f64>,
-    /// Clear pixels (per band).
-    pub pixels: u64,
-}
-
-/// [`ScaleCalibration`] over the val split; `None` without validation pixels or a head.
-pub(super) fn calibrate_scales(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<Option<ScaleCalibration>> {
-    let model = g.valid();
-    let len = data.patches().len();
-    let c_out = batcher.normalization.outputs.len();
-    let (mut sum, mut count) = (vec![0f64; c_out], 0u64);
-    let read = |t: Tensor<4>| t.try_into_vec_as::<f32>().map_err(|e| Error::invalid("calibration", format!("{e:?}")));
-    for start in (0..len).step_by(batch_size.max(1)) {
-        let items: Vec<_> = (start..(start + batch_size).min(len)).map(|i| data.read(i)).collect::<Result<_>>()?;
-        let batch = burn::data::dataloader::batcher::Batcher::batch(batcher, items, dev);
-        let (pred, scale) = model.forward_with_scale(batch.input.clone());
-        let Some(scale) = scale else { return Ok(None) };
-        let (pred, scale, label, valid) = (read(pred)?, read(scale)?, read(batch.label)?, read(batch.valid)?);
-        let plane = valid.len() / batch.output_maps.len().max(1);
-        for (k, v) in valid.chunks(plane.max(1)).enumerate() {
-            for p in (0..plane).filter(|p| v[*p] > 0.0) {
-                for (c, s) in sum.iter_mut().enumerate() {
-                    let i = (k * c_out + c) * plane + p;
-                    *s += ((label[i] - pred[i]).abs() / scale[i].exp()) as f64;
-                }
-                count += 1;
-            }
-        }
-    }
-    if count == 0 {
-        return Ok(None);
-    }
-    Ok(Some(ScaleCalibration { split: "validation".into(), bands: batcher.normalization.outputs.iter().map(|c| c.name.clone()).collect(), factors: sum.iter().map(|s| s / count as f64).collect(), pixels: count }))
-}
-
 /// Validation over the val split: L1 on normalized values, PSNR and SSIM on reflectance
 /// (de-normalized, data range 1), means over patches and bands.
 pub(super) fn validate(g: &Generator, data: &PatchDataset, batcher: &PatchBatcher, batch_size: usize, dev: &Device) -> Result<(f64, f64, f64)> {
@@ -632,9 +589,9 @@ pub fn train(project: &Project, opts: &TrainOptions, progress: &Progress) -> Res
     let calibration_path = project.run_uncertainty_calibration(&opts.run);
     let _ = std::fs::remove_file(&calibration_path);
     if g.has_scale_head() {
-        match calibrate_scales(&g, &val_data, &batcher, tc.batch_size, &dev)? {
+        match super::calibration::calibrate_scales(&g, &val_data, &batcher, tc.batch_size, &dev)? {
             Some(c) => {
-                progress.info(format!("uncertainty calibrated on {} validation pixels: the scales times {}", c.pixels, c.factors.iter().zip(&c.bands).map(|(f, b)| format!("{f:.2} ({b})")).collect::<Vec<_>>().join(", ")));
+                progress.info(format!("uncertainty calibrated on {} validation pixels ({:.0} % within +/- 2 sd): the scales times {}", c.pixels, 100.0 * super::calibration::CALIBRATED_COVERAGE, c.factors.iter().zip(&c.bands).map(|(f, b)| format!("{f:.2} ({b})")).collect::<Vec<_>>().join(", ")));
                 crate::fsutil::save_json(&calibration_path, &c)?;
             }
             None => progress.warn("the uncertainty is not calibrated: the dataset has no validation blocks (its val fraction is 0), so the head's scales are used as trained"),

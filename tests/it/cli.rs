@@ -956,7 +956,7 @@ pub fn mtimes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::Pa
 fn each_stage_stopped_after_its_first_unit_keeps_what_it_promises() {
     use s2cr::job::Progress;
     use s2cr::project::{Stage, StageState};
-    let (tmp, project, settings) = demo_for_stages();
+    let (_tmp, project, settings) = demo_for_stages();
     let run = settings.run_name().clone();
     for stage in [Stage::Search, Stage::Fetch, Stage::Preprocess, Stage::Dataset, Stage::Train, Stage::Infer, Stage::Assess] {
         let before = mtimes(project.root());

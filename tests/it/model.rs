@@ -1180,7 +1180,7 @@ fn the_uncertainty_head_is_calibrated_on_the_validation_blocks() {
     let opts = TrainOptions { run: run.clone(), model: ModelConfig { uncertainty: UncertaintyHead::Aleatoric, ..small_model() }, train: quick_train(3), device: DeviceChoice::Cpu, resume: false };
     train(&project, &opts, &Progress::silent("train")).unwrap();
     let path = project.run_uncertainty_calibration(&run);
-    let c: s2cr::model::train::ScaleCalibration = s2cr::fsutil::load_json(&path, "").unwrap();
+    let c: s2cr::model::calibration::ScaleCalibration = s2cr::fsutil::load_json(&path, "").unwrap();
     println!("calibration on {} validation pixels: {:?}", c.pixels, c.factors);
     assert_eq!((c.split.as_str(), c.bands.len(), c.factors.len()), ("validation", 6, 6));
     assert!(c.pixels > 0 && c.factors.iter().all(|f| f.is_finite() && *f > 0.0), "{c:?}");
