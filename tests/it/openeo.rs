@@ -309,10 +309,24 @@ fn openeo_engine_matches_the_native_engine_and_survives_the_back_ends_faults() {
 }
 
 /// A preprocess run that must fail: its error chain and its log.
-fn failing_preprocess(project: &Project, cfg: &s2cr::preprocess::stage::PreprocessConfig) -> (String, Vec<String>) {
+fn failing_preprocess(project: &Project, cfg: &PreprocessConfig) -> (String, Vec<String>) {
     let (progress, rx) = recording("openeo");
     let e = s2cr::error_chain(&s2cr::preprocess::stage::preprocess(project, cfg, &progress).unwrap_err());
     (e, messages(&rx))
+}
+
+/// The demo project and a back-end started with `faults` (its first result listing answering
+/// 503), after a first run that paid for one job, booked it, and failed on that 503.
+fn one_job_booked(python: &str, faults: &[&str]) -> (tempfile::TempDir, Project, Backend, PreprocessConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _) = demo_project(&dir.path().join("demo"), false);
+    let backend = Backend::start(python, faults);
+    set_credentials(USER, PASSWORD);
+    let cfg = openeo_config(&backend);
+    let (e, log) = failing_preprocess(&project, &cfg);
+    assert!(e.contains("503"), "{e}\n{log:?}");
+    assert_eq!(created(&log), 1, "{log:?}");
+    (dir, project, backend, cfg)
 }
 
 /// Jobs a run's log says it created (paid for), and took up from the book.
@@ -330,16 +344,8 @@ fn taken_up(log: &[String]) -> usize {
 #[test]
 fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
     let Some(python) = backend_python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (project, _) = demo_project(&dir.path().join("demo"), false);
     // The first two listings of a job's results answer 503; the first download breaks halfway.
-    let backend = Backend::start(&python, &["--fail-results", "2", "--drop-downloads", "1"]);
-    set_credentials(USER, PASSWORD);
-    let cfg = openeo_config(&backend);
-    // Run 1: the first job finishes, its results answer 503: the run fails, the job is booked.
-    let (e, log) = failing_preprocess(&project, &cfg);
-    assert!(e.contains("503"), "{e}\n{log:?}");
-    assert_eq!(created(&log), 1, "{log:?}");
+    let (_dir, project, backend, cfg) = one_job_booked(&python, &["--fail-results", "2", "--drop-downloads", "1"]);
     // Run 2: the booked job is taken up; its results answer 503 again: not paid for again.
     let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("503"), "{e}\n{log:?}");
@@ -388,17 +394,9 @@ fn a_taken_up_job_is_paid_again_only_when_the_back_end_says_it_is_gone() {
 #[test]
 fn a_damaged_download_or_a_full_disk_on_a_taken_up_job_does_not_pay_again() {
     let Some(python) = backend_python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (project, _) = demo_project(&dir.path().join("demo"), false);
     // The first listing of a job's results answers 503; the first two downloads come with their
     // first byte changed.
-    let backend = Backend::start(&python, &["--fail-results", "1", "--corrupt-downloads", "2"]);
-    set_credentials(USER, PASSWORD);
-    let cfg = openeo_config(&backend);
-    // Run 1: the first job is paid for and booked; its results answer 503.
-    let (e, log) = failing_preprocess(&project, &cfg);
-    assert!(e.contains("503"), "{e}\n{log:?}");
-    assert_eq!(created(&log), 1, "{log:?}");
+    let (_dir, project, backend, cfg) = one_job_booked(&python, &["--fail-results", "1", "--corrupt-downloads", "2"]);
     // Run 2: taken up; its download does not match the announced checksum, twice.
     let (e, log) = failing_preprocess(&project, &cfg);
     assert!(e.contains("damaged") && e.contains("SHA-256"), "{e}\n{log:?}");
