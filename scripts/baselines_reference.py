@@ -7,7 +7,11 @@ held-out mask, and prints JSON. The Rust test `assess::baselines_match_an_indepe
 computation` compares it with the assessment's report.json.
 
     python3 scripts/baselines_reference.py --pre S2_t0.tif --real S2_t1.tif \
-        --synthetic synthetic_S2_t1.tif --inputs inputs.vrt --held held.u8 [--lambda 1e-3]
+        --synthetic synthetic_S2_t1.tif --inputs inputs.vrt --held held.u8 [--lambda 1e-3] \
+        [--offsets REAL,SYNTHETIC,LINEAR]
+
+`--offsets`: the dNBR offsets the assessment subtracted (report.json's `dnbr_offset` and the
+rows' `dnbr_offset`), subtracted here too before dNBR errors and classes (persistence's is 0).
 
 `held.u8`: one byte per grid pixel, row by row: 1 for a held-out pixel, 0 for a training one.
 """
@@ -68,7 +72,7 @@ def ssim_masked(x, y, keep):
     return float(s[ok].mean()) if ok.any() else float("nan")
 
 
-def scores(real, src, pre, keep):
+def scores(real, src, pre, keep, off_real=0.0, off_src=0.0):
     r = np.stack([real[b][keep] for b in BANDS]).astype(np.float64)
     s = np.stack([src[b][keep] for b in BANDS]).astype(np.float64)
     mse = float(np.mean((r - s) ** 2))
@@ -77,7 +81,7 @@ def scores(real, src, pre, keep):
     ok = norms > 0
     sam = np.degrees(np.arccos(np.clip(dot[ok] / norms[ok], -1, 1)))
     n_pre, n_real, n_src = nbr(pre)[keep], nbr(real)[keep], nbr(src)[keep]
-    d_real, d_src = n_pre - n_real, n_pre - n_src
+    d_real, d_src = n_pre - n_real - np.float32(off_real), n_pre - n_src - np.float32(off_src)
     return {
         "mae": float(np.mean(np.abs(r - s))),
         "psnr_db": 10 * math.log10(1.0 / mse),
@@ -94,7 +98,9 @@ def main():
     for a in ["--pre", "--real", "--synthetic", "--inputs", "--held"]:
         ap.add_argument(a, required=True)
     ap.add_argument("--lambda", dest="lam", type=float, default=1e-3)
+    ap.add_argument("--offsets", default="0,0,0", help="dNBR offsets of the real map, the synthetic map and the linear model")
     a = ap.parse_args()
+    off_real, off_synth, off_linear = (float(v) for v in a.offsets.split(","))
     pre, pre_ok = read(a.pre)
     real, real_ok = read(a.real)
     synth, synth_ok = read(a.synthetic)
@@ -133,14 +139,14 @@ def main():
     keep = held & pre_ok & real_ok & synth_ok & lin_ok & fin(pre) & fin(real) & fin(synth)
 
     out = {"count": int(keep.sum()), "fit_pixels": int(n), "rows": {}}
-    for name, src in [("synthetic", synth), ("persistence", pre), ("linear", linear)]:
-        out["rows"][name] = scores(real, src, pre, keep)
+    for name, src, off in [("synthetic", synth, off_synth), ("persistence", pre, 0.0), ("linear", linear, off_linear)]:
+        out["rows"][name] = scores(real, src, pre, keep, off_real, off)
 
     # Radar-only: VH change; the threshold maximising F1 on the training pixels, over the
     # upper edges of 0.05 dB bins from -20 dB (changes outside +-20 dB fall in the end bins).
     pol = "VH" if "S1_t0:VH" in channels else next(c[6:] for c in channels if c.startswith("S1_t0:"))
     change = x[channels.index("S1_t1:" + pol)] - x[channels.index("S1_t0:" + pol)]
-    d_real = nbr(pre) - nbr(real)
+    d_real = nbr(pre) - nbr(real) - np.float32(off_real)
     fit_set = ~held & real_ok & pre_ok & np.isfinite(change) & np.isfinite(d_real)
     burned_fit = d_real[fit_set] >= LOW_FROM
     c_fit = np.clip(change[fit_set], -20.0, 19.999)

@@ -102,19 +102,60 @@ pub const FILES: &[(&str, &[u8])] = demo_files![
 
 /// Writes the embedded catalog into `dir/demo-stac/`, leaving files that are already whole.
 pub fn write_catalog(dir: &Path) -> Result<()> {
-    for (name, bytes) in FILES {
-        let path = dir.join(CATALOG_DIR).join(name);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == *bytes) {
+    write_files(dir, FILES.iter().map(|(name, bytes)| Ok((name.to_string(), bytes.to_vec()))))
+}
+
+fn write_files(dir: &Path, files: impl Iterator<Item = Result<(String, Vec<u8>)>>) -> Result<()> {
+    for file in files {
+        let (name, bytes) = file?;
+        let path = dir.join(CATALOG_DIR).join(&name);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == bytes) {
             continue;
         }
-        crate::fsutil::write_atomic(&path, bytes)?;
+        crate::fsutil::write_atomic(&path, &bytes)?;
     }
     Ok(())
+}
+
+/// The files of a demo catalog folder made by `s2cr build-demo-assets` (relative names, and
+/// their bytes), which must hold the catalog and its AOI.
+fn catalog_files(from: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    for needed in [CATALOG_FILE, CATALOG_AOI_FILE] {
+        if !from.join(needed).is_file() {
+            return Err(Error::Project { path: from.to_path_buf(), message: format!("has no {needed}: give `s2cr demo --catalog` a folder made by `s2cr build-demo-assets --patch NAME --out DIR`") });
+        }
+    }
+    let (mut files, mut stack) = (Vec::new(), vec![from.to_path_buf()]);
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(Error::io(&dir, "listing a demo catalog"))? {
+            let path = entry.map_err(Error::io(&dir, "listing a demo catalog"))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(name) = path.strip_prefix(from) {
+                let bytes = std::fs::read(&path).map_err(Error::io(&path, "reading a demo catalog"))?;
+                files.push((name.to_string_lossy().replace('\\', "/"), bytes));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Creates the demo project in `dir` (which must be empty or missing), or opens it when `dir`
 /// holds the demo already (so `s2cr demo` again resumes and skips what is done).
 pub fn create_project(dir: &Path) -> Result<Project> {
+    create_project_from(dir, None)
+}
+
+/// [`create_project`] with the catalog of `catalog` (a folder made by `s2cr build-demo-assets
+/// --patch`) instead of the embedded one. A project resumes only with the catalog it was made
+/// from: its AOI must be the same.
+pub fn create_project_from(dir: &Path, catalog_dir: Option<&Path>) -> Result<Project> {
+    let files = match catalog_dir {
+        Some(from) => catalog_files(from)?,
+        None => FILES.iter().map(|(name, bytes)| (name.to_string(), bytes.to_vec())).collect(),
+    };
+    let write = |dir: &Path| write_files(dir, files.iter().map(|f| Ok(f.clone())));
     // Relative to the project, so the folder can move with its catalog.
     let catalog = PathBuf::from(CATALOG_DIR).join(CATALOG_FILE);
     if dir.join(crate::project::PROJECT_FILE).is_file() {
@@ -122,13 +163,18 @@ pub fn create_project(dir: &Path) -> Result<Project> {
         if project.config.catalog.as_deref() != Some(catalog.as_path()) {
             return Err(Error::Project { path: dir.to_path_buf(), message: "holds another project, not the demo; give `s2cr demo` another folder".into() });
         }
-        write_catalog(dir)?;
+        let aoi = files.iter().find(|(n, _)| n == CATALOG_AOI_FILE).map(|(_, b)| b.as_slice());
+        if std::fs::read(dir.join(CATALOG_DIR).join(CATALOG_AOI_FILE)).ok().as_deref() != aoi {
+            let which = catalog_dir.map(|c| format!("than {}", c.display())).unwrap_or_else(|| "than the embedded one (it was made with --catalog)".into());
+            return Err(Error::Project { path: dir.to_path_buf(), message: format!("holds a demo made from another catalog {which}; give `s2cr demo` the same --catalog or another folder") });
+        }
+        write(dir)?;
         return Ok(project);
     }
     if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::Project { path: dir.to_path_buf(), message: "is not empty; give `s2cr demo` a new or empty folder".into() });
     }
-    write_catalog(dir)?;
+    write(dir)?;
     let aoi = Aoi::load(&dir.join(CATALOG_DIR).join(CATALOG_AOI_FILE), &AoiLimits::default())?;
     let range = |field: &str, text: &str| text.parse::<DateRange>().map_err(|e| Error::invalid(field, e.to_string()));
     let mut config = ProjectConfig::for_aoi("demo: SEN12MS-CR patch, simulated burn", &aoi, range("t0", T0_RANGE)?, range("t1", T1_RANGE)?, Provider::Local, 60.0, 10.0)?;

@@ -62,6 +62,13 @@ pub struct AssessSettings {
     /// `reference_perimeter`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub perimeter: Option<std::path::PathBuf>,
+    /// The dNBR offset (on unless `enabled: false`; the ring's distances or a polygon).
+    #[serde(skip_serializing_if = "is_default_offset")]
+    pub dnbr_offset: crate::assess::offset::DnbrOffset,
+}
+
+fn is_default_offset(o: &crate::assess::offset::DnbrOffset) -> bool {
+    *o == crate::assess::offset::DnbrOffset::default()
 }
 
 impl PipelineSettings {
@@ -216,7 +223,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
         Stage::Assess => {
-            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), ..Default::default() };
+            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), ..Default::default() };
             Ok(crate::assess::assess_project(project, &run, &cfg, progress)?.summary())
         }
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),

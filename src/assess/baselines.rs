@@ -84,6 +84,18 @@ pub struct BaselineRow {
     /// clear observation).
     #[serde(default)]
     pub pixels: Option<u64>,
+    /// The dNBR offset subtracted from its dNBR (the mean over the assessment's unburned
+    /// pixels), when the assessment subtracts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnbr_offset: Option<f64>,
+}
+
+/// The assessment's dNBR offsets: its unburned pixels, and the real and synthetic maps' offsets.
+#[derive(Debug, Clone)]
+pub struct Offsets {
+    pub set: Arc<super::offset::UnburnedSet>,
+    pub real: f32,
+    pub synthetic: f32,
 }
 
 fn nan() -> f64 {
@@ -203,7 +215,8 @@ pub struct Pending {
 impl Pending {
     /// Starts scoring. The official perimeter, when `cfg` has one, is read again on the thread
     /// (its geometries stay on the thread that reads them).
-    pub fn start(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, grid: ([f64; 6], String), strip: usize, progress: &Progress) -> Result<Pending> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, grid: ([f64; 6], String), strip: usize, offsets: Option<Offsets>, progress: &Progress) -> Result<Pending> {
         let stop = Arc::new(AtomicBool::new(false));
         let (inputs, cfg, with, held, progress, flag) = (inputs.clone(), cfg.clone(), with.clone(), held.clone(), progress.clone(), stop.clone());
         let handle = std::thread::Builder::new()
@@ -212,7 +225,7 @@ impl Pending {
                 let (gt, crs) = grid;
                 let polygons = cfg.perimeter.as_ref().map(|p| raster::load_polygons(p, &crs)).transpose()?;
                 let stopped = || flag.load(Ordering::SeqCst) || progress.is_cancelled();
-                compute(&inputs, &cfg, &with, &held, pixel_area_m2, polygons.as_ref().map(|p| (p, &gt, crs.as_str())), strip, &stopped)
+                compute(&inputs, &cfg, &with, &held, pixel_area_m2, polygons.as_ref().map(|p| (p, &gt, crs.as_str())), strip, offsets.as_ref(), &stopped)
             })
             .map_err(Error::io("thread assess-baselines", "starting a worker thread"))?;
         Ok(Pending { handle: Some(handle), stop })
@@ -234,13 +247,15 @@ impl Drop for Pending {
 }
 
 /// Scores the baselines; `stopped` is asked between strips (`Error::Cancelled` when it says so).
-pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, stopped: &dyn Fn() -> bool) -> Result<Baselines> {
-    compute_fitting_on(inputs, cfg, with, held, pixel_area_m2, perimeter, strip, stopped, FIT_PIXELS)
+/// With `offsets`, every dNBR less its source's offset over the same unburned pixels.
+#[allow(clippy::too_many_arguments)]
+pub fn compute(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, offsets: Option<&Offsets>, stopped: &dyn Fn() -> bool) -> Result<Baselines> {
+    compute_fitting_on(inputs, cfg, with, held, pixel_area_m2, perimeter, strip, offsets, stopped, FIT_PIXELS)
 }
 
 /// [`compute`] with the training pixels past which the fit takes every k-th strip given.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, stopped: &dyn Fn() -> bool, fit_pixels: usize) -> Result<Baselines> {
+pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with: &BaselineInputs, held: &HeldOut, pixel_area_m2: f64, perimeter: Option<(&raster::Polygons, &[f64; 6], &str)>, strip: usize, offsets: Option<&Offsets>, stopped: &dyn Fn() -> bool, fit_pixels: usize) -> Result<Baselines> {
     let started = std::time::Instant::now();
     let check = || if stopped() { Err(Error::Cancelled) } else { Ok(()) };
     let order = cfg.band_order.as_deref();
@@ -272,6 +287,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
     // The radar's change for the radar-only map: VH, else the first polarisation.
     let radar = pairs.iter().zip(names.iter().skip(used.len())).find(|(_, n)| n.ends_with("VH")).or_else(|| pairs.iter().zip(names.iter().skip(used.len())).next()).map(|(p, n)| (*p, n.trim_start_matches("dB change ").to_string()));
     let th = &cfg.thresholds;
+    let off_real = offsets.map_or(0.0, |o| o.real);
     let ratio = |n: f32, s: f32| (n - s) / (n + s);
     let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
         match (nir, swir) {
@@ -302,7 +318,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
                 if !(outside(held, i % width, y0 + i / width) && r.valid[i] && p.valid[i] && change.is_finite()) {
                     continue;
                 }
-                let d = ratio(p.bands[0][i], p.bands[1][i]) - nbr(&r.bands, i);
+                let d = ratio(p.bands[0][i], p.bands[1][i]) - nbr(&r.bands, i) - off_real;
                 if d.is_finite() {
                     hist[radar_bin(change)][th.is_burned(th.classify(d)) as usize] += 1;
                 }
@@ -349,6 +365,41 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
     }
     let linear = fit(&names, &bands, &xtx, &xty, n_fit);
     let threshold = radar.as_ref().and_then(|_| best_threshold(&hist));
+
+    // Each image source's dNBR offset, in source order (synthetic, persistence, linear,
+    // composite): the synthetic map's from the assessment, persistence's 0 (its dNBR is 0), the
+    // linear model's and the composite's the real map's plus their mean dNBR difference from
+    // the real map over the same unburned pixels (where they have a value: the composite may
+    // cover only part of them, and a source equal to the real image gets the real offset).
+    let mut source_offsets = [offsets.map_or(0.0, |o| o.synthetic), 0.0, 0.0, 0.0];
+    if let (Some(o), Some(a), Some(b)) = (offsets, nir, swir) {
+        let means = o.set.means(height, strip, 2, |rows| {
+            check()?;
+            let (y0, y1) = (rows.start, rows.end);
+            let n = (y1 - y0) * width;
+            let r = read_strip(&real, y0, y1)?;
+            let x = linear.as_ref().map(|_| read_inputs(y0, y1)).transpose()?;
+            let c = composite.as_ref().map(|c| read_strip(c, y0, y1)).transpose()?;
+            let (mut lin, mut comp) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            let mut row = Vec::with_capacity(nf);
+            // dNBR(source) - dNBR(real) = NBR(real) - NBR(source): the pre-fire side cancels.
+            for i in (0..n).filter(|i| o.set.contains(i % width, y0 + i / width)) {
+                let real_nbr = nbr(&r.bands, i);
+                if let (Some(m), Some(x)) = (&linear, &x)
+                    && x.valid[i]
+                    && feature_row(&x.bands, &used, &pairs, i, &mut row)
+                {
+                    let predict = |k: usize| (m.bands[k].1 + m.bands[k].2.iter().zip(&row).map(|(c, v)| c * v).sum::<f64>()) as f32;
+                    lin[i] = real_nbr - ratio(predict(a), predict(b));
+                }
+                if let Some(c) = c.as_ref().filter(|c| c.valid[i]) {
+                    comp[i] = real_nbr - nbr(&c.bands, i);
+                }
+            }
+            Ok(vec![lin, comp])
+        })?;
+        (source_offsets[2], source_offsets[3]) = (o.real + means[0] as f32, o.real + means[1] as f32);
+    }
 
     // Pass 2: every row over the held-out pixels clear in all of them. Strips are read once, on
     // the same rows as pass 1 (the files' tiles decoded once each); SSIM lags by its window's
@@ -470,7 +521,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
                     }
                     let (pre_nbr, real_nbr, src_nbr) = (nbr(&p.bands, i), nbr(&r.bands, i), nbr(src, i));
                     acc.nbr.add(&[real_nbr], &[src_nbr], &[true]);
-                    let (d_real, d_src) = (pre_nbr - real_nbr, pre_nbr - src_nbr);
+                    let (d_real, d_src) = (pre_nbr - real_nbr - off_real, pre_nbr - src_nbr - source_offsets[k]);
                     acc.dnbr.add(&[d_real], &[d_src], &[true]);
                     real_sev[i] = th.classify(d_real);
                     src_sev[i] = th.classify(d_src);
@@ -482,7 +533,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
                 for i in (0..n).filter(|&i| keep[i]) {
                     let change = x.bands[b][i] - x.bands[a][i];
                     if change.is_finite() {
-                        real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i));
+                        real_sev[i] = th.classify(nbr(&p.bands, i) - nbr(&r.bands, i) - off_real);
                         src_sev[i] = if (change as f64) <= t { burned } else { unburned };
                     }
                 }
@@ -505,21 +556,22 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
         dnbr_mae: sums[k].dnbr.mae(),
     };
     let versus = |k: usize| perimeter.map(|_| sums[k].perimeter.agreement(pixel_area_m2));
+    let offset = |k: usize| offsets.map(|_| source_offsets[k] as f64);
     let mut rows = vec![
-        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: sums[0].counts.agreement(pixel_area_m2), perimeter: versus(0), pixels: None },
-        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: sums[1].counts.agreement(pixel_area_m2), perimeter: versus(1), pixels: None },
+        BaselineRow { id: "synthetic".into(), name: "synthetic image (this run)".into(), image: scores(0), burned: sums[0].counts.agreement(pixel_area_m2), perimeter: versus(0), pixels: None, dnbr_offset: offset(0) },
+        BaselineRow { id: "persistence".into(), name: "persistence (the pre-fire image as it is)".into(), image: scores(1), burned: sums[1].counts.agreement(pixel_area_m2), perimeter: versus(1), pixels: None, dnbr_offset: offset(1) },
     ];
     if linear.is_some() {
-        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: sums[2].counts.agreement(pixel_area_m2), perimeter: versus(2), pixels: None });
+        rows.push(BaselineRow { id: "linear".into(), name: format!("linear model (per-band ridge, lambda {RIDGE_LAMBDA})"), image: scores(2), burned: sums[2].counts.agreement(pixel_area_m2), perimeter: versus(2), pixels: None, dnbr_offset: offset(2) });
     }
     if let Some(c) = &composite {
         // The file with its folder (`composite-t1/S2.tif`).
         let file = c.path.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect::<PathBuf>().display().to_string();
-        rows.push(BaselineRow { id: "composite".into(), name: format!("post-fire composite ({file})"), image: scores(3), burned: sums[3].counts.agreement(pixel_area_m2), perimeter: versus(3), pixels: Some(count_composite) });
+        rows.push(BaselineRow { id: "composite".into(), name: format!("post-fire composite ({file})"), image: scores(3), burned: sums[3].counts.agreement(pixel_area_m2), perimeter: versus(3), pixels: Some(count_composite), dnbr_offset: offset(3) });
     }
     if let (Some((_, pol)), Some(t)) = (&radar, threshold) {
         let none = ImageScores { mae: f64::NAN, psnr_db: f64::NAN, ssim: f64::NAN, sam_deg: f64::NAN, nbr_mae: f64::NAN, dnbr_mae: f64::NAN };
-        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: sums[4].counts.agreement(pixel_area_m2), perimeter: versus(4), pixels: None });
+        rows.push(BaselineRow { id: "radar".into(), name: format!("radar-only burned area ({pol} change <= {t:.2} dB)"), image: none, burned: sums[4].counts.agreement(pixel_area_m2), perimeter: versus(4), pixels: None, dnbr_offset: None });
     }
     let synthetic = rows[0].clone();
     let beaten_by = rows[1..]

@@ -168,10 +168,16 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
     // What an analyst has without the model, over the same held-out pixels (project mode),
     // scored on a thread of their own beside the strips below and the writing after them.
+    // The dNBR offsets (MTBS practice), before any class is drawn: every map's and baseline's
+    // over one set of unburned pixels.
+    let maps = super::offset::Maps { pre: &pre, pre_fill: pre_fill.as_ref(), real: &real, synthetic: &synth, perimeter: perimeter.as_ref(), gt, crs_wkt: &crs_wkt };
+    let offsets = super::offset::find(cfg, &maps, rows_per_strip, progress)?;
+    let map_offsets = offsets.as_ref().map_or([0.0, 0.0], |f| [f.real, f.synthetic]);
     let pending_baselines = match (&cfg.baselines, &cfg.held_out) {
         (Some(with), Some(held)) => {
             progress.info("scoring the baselines (persistence, a linear model, radar-only) over the held-out pixels, beside the assessment");
-            Some(super::baselines::Pending::start(inputs, cfg, with, held, pixel_area_m2, (gt, crs_wkt.clone()), rows_per_strip, progress)?)
+            let offsets = offsets.as_ref().map(|f| super::baselines::Offsets { set: f.set.clone(), real: f.real, synthetic: f.synthetic });
+            Some(super::baselines::Pending::start(inputs, cfg, with, held, pixel_area_m2, (gt, crs_wkt.clone()), rows_per_strip, offsets, progress)?)
         }
         _ => None,
     };
@@ -185,10 +191,11 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         let (nbr_pre, filled) = pre.prefire_nbr(pre_fill.as_ref(), nir, cfg.scale, y0..y1)?;
         pre_filled_pixels += filled;
         let mut sev = Vec::with_capacity(2);
-        for (image, out) in [&real, &synth].into_iter().zip(outputs.iter_mut()) {
+        for ((image, out), offset) in [&real, &synth].into_iter().zip(outputs.iter_mut()).zip(map_offsets) {
             let post = image.read(&index_bands, cfg.scale, y0..y1)?;
             let nbr_post = spectral::nbr(&post.bands[0], &post.bands[1], &post.valid);
-            let dnbr = spectral::dnbr(&nbr_pre, &nbr_post);
+            let mut dnbr = spectral::dnbr(&nbr_pre, &nbr_post);
+            super::offset::subtract(&mut dnbr, offset);
             let rdnbr = spectral::rdnbr(&nbr_pre, &dnbr);
             let rbr = spectral::rbr(&nbr_pre, &dnbr);
             let ndvi = spectral::ndvi(&post.bands[0], &post.bands[2], &post.valid);
@@ -291,7 +298,9 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             progress.info("writing the gap-filled post-fire image (real t1 where clear, else the composite, else the synthetic image)");
             let bands: Vec<String> = synth.info.bands.iter().map(|b| b.description.clone()).filter(|d| real.band_index(d).is_ok() && !d.eq_ignore_ascii_case("mask")).collect();
             let (indices_out, severity_out) = (out_dir.join(files::indices("gapfilled")), out_dir.join(files::severity("gapfilled")));
-            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, thresholds: &cfg.thresholds, indices_out: &indices_out, severity_out: &severity_out };
+            // Where the offset's pixels lie the real image is clear, so the gap-filled image is the
+            // real one there: the real map's offset is its own.
+            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, thresholds: &cfg.thresholds, offset: map_offsets[0], indices_out: &indices_out, severity_out: &severity_out };
             let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre) };
             let made = super::gapfill::write_gapfilled(&fill, &bands, &g.image, &g.source, rows_per_strip, &progress.for_stage("gap-fill"))?;
             rasters_written.extend([files::indices("gapfilled"), files::severity("gapfilled")]);
@@ -380,6 +389,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         pre_filled_pixels,
         gapfill,
         severity_areas,
+        dnbr_offset: offsets.as_ref().map(|f| f.report()),
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],
         files: rasters_written,
@@ -590,7 +600,11 @@ mod tests {
         let with = cfg.baselines.as_ref().unwrap();
         // (The held-out blocks' pixel count is not given here: the grid's 3710 pixels are taken
         // as the training pixels.)
-        let sampled = super::super::baselines::compute_fitting_on(&inputs, &cfg, with, held, 100.0, None, 7, &|| false, w * h / 3).unwrap();
+        // (Both without the dNBR offset, which the whole assessment subtracted.)
+        let plain = super::super::baselines::compute_fitting_on(&inputs, &cfg, with, held, 100.0, None, 7, None, &|| false, super::super::baselines::FIT_PIXELS).unwrap();
+        assert_eq!(plain.linear, bl.linear, "the fit does not depend on the offset");
+        let bl = &plain;
+        let sampled = super::super::baselines::compute_fitting_on(&inputs, &cfg, with, held, 100.0, None, 7, None, &|| false, w * h / 3).unwrap();
         assert!(sampled.notes.iter().any(|n| n.contains("every 3rd strip of 7 rows")), "{:?}", sampled.notes);
         let (all, part) = (bl.linear.as_ref().unwrap(), sampled.linear.as_ref().unwrap());
         assert!(part.pixels * 2 < all.pixels && part.pixels * 4 > all.pixels, "{} of {}", part.pixels, all.pixels);

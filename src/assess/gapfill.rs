@@ -110,6 +110,8 @@ pub struct PreFire<'a> {
     /// The NIR band of NBR.
     pub nir: &'a str,
     pub thresholds: &'a SeverityThresholds,
+    /// The dNBR offset subtracted before the classes (0: none).
+    pub offset: f32,
     /// NBR_pre, NBR_post and dNBR; the severity classes (colour table).
     pub indices_out: &'a Path,
     pub severity_out: &'a Path,
@@ -221,7 +223,8 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             let (nbr_pre, filled) = t0.prefire_nbr(c0.as_ref(), p.nir, 1.0, y0..y1)?;
             sev.pre_t0 += nbr_pre.iter().filter(|v| v.is_finite()).count() as u64 - filled;
             sev.pre_composite += filled;
-            let dnbr = crate::indices::spectral::dnbr(&nbr_pre, &post);
+            let mut dnbr = crate::indices::spectral::dnbr(&nbr_pre, &post);
+            super::offset::subtract(&mut dnbr, p.offset);
             let mut codes = vec![0u8; n];
             for i in 0..n {
                 let class = p.thresholds.classify(dnbr[i]);

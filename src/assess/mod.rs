@@ -15,6 +15,7 @@ pub mod agreement;
 pub mod baselines;
 mod compute;
 pub mod gapfill;
+pub mod offset;
 mod project;
 pub mod qa;
 pub mod report;
@@ -96,6 +97,10 @@ pub struct AssessConfig {
     /// synthetic image over the held-out pixels: project mode only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baselines: Option<baselines::BaselineInputs>,
+    /// The mean dNBR of unburned pixels subtracted from every map before RdNBR, RBR and the
+    /// classes ([`offset`]); settings from before it read as off.
+    #[serde(default = "offset::DnbrOffset::off")]
+    pub dnbr_offset: offset::DnbrOffset,
 }
 
 /// Both burned maps judged against an official perimeter. In each agreement the perimeter
@@ -163,6 +168,7 @@ impl Default for AssessConfig {
             uncertainty_held_out: None,
             perimeter: None,
             baselines: None,
+            dnbr_offset: offset::DnbrOffset::default(),
         }
     }
 }
@@ -283,6 +289,9 @@ pub struct AssessReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gapfill: Option<gapfill::GapFillSummary>,
     pub severity_areas: Vec<ClassArea>,
+    /// The dNBR offsets subtracted, and over which pixels (none when off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnbr_offset: Option<offset::OffsetReport>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]

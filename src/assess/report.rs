@@ -697,6 +697,23 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
          unburned &lt; {}, low &lt; {}, moderate-low &lt; {}, moderate-high &lt; {}, high above. Burned = {} or worse.</p>\n",
         t.regrowth_high_below, t.regrowth_low_below, t.low_from, t.moderate_low_from, t.moderate_high_from, t.high_from, t.burned_from.label()
     );
+    let _ = match &report.dnbr_offset {
+        Some(o) if o.pixels > 0 => write!(
+            h,
+            "<p class=\"small\" id=\"dnbr-offset\">dNBR offset (Key 2006; MTBS practice): the mean dNBR of {} unburned pixels ({}) was subtracted from each map \
+             before RdNBR, RBR and the classes: real {:+.4}, synthetic {:+.4}{}.</p>\n",
+            o.pixels,
+            esc(&o.source),
+            o.real,
+            o.synthetic,
+            match report.baselines.as_ref().map(|b| b.rows.iter().filter(|r| r.id != "synthetic").filter_map(|r| r.dnbr_offset.map(|v| format!("{} {v:+.4}", r.id))).collect::<Vec<_>>()) {
+                Some(others) if !others.is_empty() => format!("; of the baselines: {}", others.join(", ")),
+                _ => String::new(),
+            }
+        ),
+        Some(o) => write!(h, "<p class=\"small\" id=\"dnbr-offset\">No dNBR offset: no clear unburned pixel in {}; the classes are drawn on the raw dNBR.</p>\n", esc(&o.source)),
+        None => write!(h, "<p class=\"small\" id=\"dnbr-offset\">No dNBR offset (turned off): the classes are drawn on the raw dNBR.</p>\n"),
+    };
     let _ = write!(
         h,
         "<h2 id=\"quality\">Image quality</h2>\n<table><tr><th>band</th><th>PSNR (dB)</th><th>SSIM</th><th>RMSE</th><th>MAE</th></tr>"

@@ -130,6 +130,10 @@ pub enum Command {
         from: PathBuf,
         #[arg(long, value_name = "DIR", default_value = "assets/demo")]
         out: PathBuf,
+        /// The SEN12MS-CR patch to cut (its file name without .tif); another patch than the
+        /// embedded demo's makes a second demo-like catalog for `s2cr demo --catalog`.
+        #[arg(long, value_name = "NAME", default_value = crate::tools::demo_assets::SOURCE_PATCH)]
+        patch: String,
     },
     /// Open the desktop app (also what `s2cr` alone does).
     #[cfg(feature = "gui")]
@@ -646,6 +650,10 @@ pub struct DemoArgs {
     /// Where the model trains and runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
+    /// A demo catalog made by `s2cr build-demo-assets --patch NAME --out DIR` from another
+    /// SEN12MS-CR patch, used instead of the embedded one (copied into the project).
+    #[arg(long, value_name = "DIR")]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -695,6 +703,18 @@ pub struct AssessArgs {
     /// `reference_perimeter`.
     #[arg(long, value_name = "FILE")]
     pub perimeter: Option<PathBuf>,
+    /// Classes on the raw dNBR: no offset (by default the mean dNBR of unburned pixels around
+    /// the fire is subtracted from every map first, as MTBS does).
+    #[arg(long, conflicts_with_all = ["offset_ring", "offset_polygon"])]
+    pub no_offset: bool,
+    /// The offset's ring of unburned pixels, metres outside the perimeter or the real burned
+    /// map (default 100,1000).
+    #[arg(long, value_name = "INNER,OUTER", value_delimiter = ',')]
+    pub offset_ring: Option<Vec<f64>>,
+    /// The offset's unburned pixels inside this polygon (any vector file GDAL/OGR reads)
+    /// instead of a ring.
+    #[arg(long, value_name = "FILE")]
+    pub offset_polygon: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -278,7 +278,7 @@ pub fn run_pipeline(file: Option<PathBuf>, project_dir: Option<PathBuf>, quiet: 
 
 /// `s2cr demo`: the embedded demo project, every stage, then the app where there is a display.
 pub fn demo(args: DemoArgs, quiet: bool, wait: bool) -> Result<()> {
-    let project = crate::demo::create_project(&args.dir)?;
+    let project = crate::demo::create_project_from(&args.dir, args.catalog.as_deref())?;
     // Held while the pipeline runs; the app takes it per stage afterwards.
     let lock = project.lock_for_writing(&super::command_line(), wait)?;
     let settings = crate::demo::settings(&project, args.max_steps, args.device.into())?;
@@ -302,8 +302,9 @@ pub fn demo(args: DemoArgs, quiet: bool, wait: bool) -> Result<()> {
 }
 
 /// `s2cr build-demo-assets` (hidden).
-pub fn build_demo_assets(from: &Path, out: &Path) -> Result<()> {
-    let s = crate::tools::demo_assets::build_assets(from, out)?;
+pub fn build_demo_assets(from: &Path, patch: &str, out: &Path) -> Result<()> {
+    let patch = crate::tools::demo_assets::Patch::new(patch)?;
+    let s = crate::tools::demo_assets::build_assets(from, &patch, out)?;
     println!("{} files in {}", s.files.len(), out.display());
     println!("cloud classes: t0 {:.1} %, t1 {:.1} %", s.t0_cloud_percent, s.t1_cloud_percent);
     println!("simulated scar: {} px, {} of them clear at t1", s.scar_pixels, s.scar_clear_pixels);

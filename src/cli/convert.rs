@@ -331,7 +331,17 @@ impl TryFrom<&AssessArgs> for AssessConfig {
             (thresholds.moderate_low_from, thresholds.moderate_high_from, thresholds.high_from) = (*d, *e, *f);
             thresholds.validate().map_err(|m| anyhow!("--thresholds: {m}"))?;
         }
+        let mut dnbr_offset = if args.no_offset { crate::assess::offset::DnbrOffset::off() } else { crate::assess::offset::DnbrOffset::default() };
+        if let Some(ring) = &args.offset_ring {
+            let [inner, outer] = ring.as_slice() else {
+                bail!("--offset-ring: give the ring's inner and outer distance in metres, e.g. 100,1000 (got {} numbers)", ring.len());
+            };
+            (dnbr_offset.ring_inner_m, dnbr_offset.ring_outer_m) = (*inner, *outer);
+            dnbr_offset.validate().map_err(|m| anyhow!("--offset-ring: {m}"))?;
+        }
+        dnbr_offset.polygon = args.offset_polygon.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
         Ok(AssessConfig {
+            dnbr_offset,
             band_order: args.band_order.as_ref().map(|v| v.iter().map(|b| b.trim().to_ascii_uppercase()).collect()),
             scale: args.scale,
             nir: args.nir.into(),
@@ -445,6 +455,19 @@ mod tests {
         assert!(AssessConfig::try_from(&a).unwrap_err().to_string().starts_with("--thresholds: "));
         let Some(Command::Assess(a)) = parse(&["assess", "--thresholds", "0.1,0.2"]).command else { panic!("not assess") };
         assert!(AssessConfig::try_from(&a).unwrap_err().to_string().contains("(got 2)"));
+        // The dNBR offset: on by default, off, another ring (checked), a polygon.
+        let offset = |args: &[&str]| {
+            let Some(Command::Assess(a)) = parse(args).command else { panic!("not assess") };
+            AssessConfig::try_from(&a).map(|c| c.dnbr_offset).map_err(|e| e.to_string())
+        };
+        assert_eq!(offset(&["assess"]).unwrap(), crate::assess::offset::DnbrOffset::default());
+        assert!(!offset(&["assess", "--no-offset"]).unwrap().enabled);
+        let ring = offset(&["assess", "--offset-ring", "50,400"]).unwrap();
+        assert_eq!((ring.enabled, ring.ring_inner_m, ring.ring_outer_m), (true, 50.0, 400.0));
+        assert!(offset(&["assess", "--offset-ring", "400,50"]).unwrap_err().starts_with("--offset-ring: "));
+        assert!(offset(&["assess", "--offset-ring", "400"]).unwrap_err().contains("(got 1 numbers)"));
+        assert!(offset(&["assess", "--offset-polygon", "u.gpkg"]).unwrap().polygon.is_some_and(|p| p.is_absolute() && p.ends_with("u.gpkg")));
+        assert!(Cli::try_parse_from(["s2cr", "assess", "--no-offset", "--offset-ring", "1,2"]).is_err());
         assert!(parse_stretch("98-2").unwrap_err().to_string().starts_with("--stretch"));
         assert_eq!(parse_stretch("2-98").unwrap(), StretchKind::Percentile(2.0, 98.0));
         let Some(Command::Export(e)) = parse(&["export", "--list", "--composite", "B01,B02"]).command else { panic!("not export") };

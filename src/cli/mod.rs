@@ -117,7 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Doctor { offline, json }) => commands::doctor(&here(project), offline, json),
         Some(Command::Clean { keep, dry_run }) => commands::clean(&here(project), &keep, dry_run),
         Some(Command::DistAssets { out }) => commands::dist_assets(&out),
-        Some(Command::BuildDemoAssets { from, out }) => commands::build_demo_assets(&from, &out),
+        Some(Command::BuildDemoAssets { from, out, patch }) => commands::build_demo_assets(&from, &patch, &out),
         Some(Command::Bench(args)) => bench::run(&args, quiet),
     }
 }

@@ -17,8 +17,66 @@ use crate::demo::{ATTRIBUTION, CATALOG_AOI_FILE, CATALOG_FILE, S1_COLLECTION, S2
 use crate::error::{Error, Result};
 use crate::raster::{self, BandStack, ClassRaster, WriteOptions};
 
-/// The SEN12MS-CR patch the demo is cut from (Jiangsu, China; WGS84 / UTM 50N).
+/// The SEN12MS-CR patch the embedded demo is cut from (Jiangsu, China; WGS84 / UTM 50N).
 pub const SOURCE_PATCH: &str = "ROIs1970_fall_139_p839";
+
+/// Where the SEN12MS-CR patches of `shared/data/s1s2-sen12mscr` lie (the files do not say).
+const KNOWN_PLACES: [(&str, &str); 2] = [("ROIs1970_fall_139_p839", "Jiangsu, China"), ("ROIs2017_winter_112_p797", "Belgium")];
+
+/// A SEN12MS-CR patch to cut a demo catalog from: its file name without `.tif`
+/// (`ROIs1970_fall_139_p839`), which also gives the season of its scenes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    name: String,
+}
+
+impl Patch {
+    /// Refuses a name that is not a SEN12MS-CR patch's (`ROIs<n>_<season>_<n>_p<n>`).
+    pub fn new(name: &str) -> Result<Patch> {
+        let parts: Vec<&str> = name.split('_').collect();
+        let ok = parts.len() == 4
+            && parts[0].starts_with("ROIs")
+            && ["spring", "summer", "fall", "winter"].contains(&parts[1])
+            && parts[3].strip_prefix('p').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            return Err(Error::invalid("--patch", format!("{name:?} is not a SEN12MS-CR patch name (ROIs<n>_<season>_<n>_p<n>, as the files in s2_cloudfree/ are named without .tif)")));
+        }
+        Ok(Patch { name: name.to_string() })
+    }
+
+    /// The embedded demo's patch.
+    pub fn demo() -> Patch {
+        Patch { name: SOURCE_PATCH.to_string() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `p839`: what the item ids carry.
+    fn short(&self) -> &str {
+        self.name.rsplit('_').next().unwrap_or(&self.name)
+    }
+
+    /// The season of the patch's scenes, as its name gives it (SEN12MS-CR's data are of 2018).
+    fn season(&self) -> &str {
+        match self.name.split('_').nth(1) {
+            Some("fall") => "autumn",
+            Some(s) => s,
+            None => "",
+        }
+    }
+
+    /// Where it lies, for the AOI's name ("SEN12MS-CR" where the list does not know it).
+    fn place(&self) -> &str {
+        KNOWN_PLACES.iter().find(|(n, _)| *n == self.name).map(|(_, p)| *p).unwrap_or("SEN12MS-CR")
+    }
+
+    /// An item's id: `sen12mscr-p839-s2-cloudfree` for `what` = `s2-cloudfree`.
+    pub fn item_id(&self, what: &str) -> String {
+        format!("sen12mscr-{}-{what}", self.short())
+    }
+}
 
 /// SEN12MS-CR's Sentinel-2 band order (13 bands, L1C top-of-atmosphere reflectance x 10000).
 const SEN12MS_S2: [&str; 13] = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"];
@@ -82,13 +140,14 @@ pub enum Sensor {
 }
 
 /// The words every output of a simulated scene carries.
-pub fn simulation_note(sensor: Sensor) -> String {
+pub fn simulation_note(sensor: Sensor, patch: &Patch) -> String {
     let list = |pairs: &mut dyn Iterator<Item = String>| pairs.collect::<Vec<_>>().join(", ");
     let shape = format!(
-        "SIMULATED burn scar (the real data has no fire): an irregular blob of about {:.0} ha centred at pixel ({}, {}) of SEN12MS-CR patch {SOURCE_PATCH}, severity {RIM_SEVERITY} at its edge rising to 1 at its centre",
+        "SIMULATED burn scar (the real data has no fire): an irregular blob of about {:.0} ha centred at pixel ({}, {}) of SEN12MS-CR patch {}, severity {RIM_SEVERITY} at its edge rising to 1 at its centre",
         std::f64::consts::PI * SCAR_RADIUS * SCAR_RADIUS / 100.0,
         SCAR_CENTRE.0,
-        SCAR_CENTRE.1
+        SCAR_CENTRE.1,
+        patch.name()
     );
     match sensor {
         Sensor::Sentinel2 => format!(
@@ -145,11 +204,11 @@ pub const S2_T1_DATETIME: &str = "2018-11-04T02:50:00Z";
 pub const S1_T0_DATETIME: &str = "2018-09-21T10:00:00Z";
 pub const S1_T1_DATETIME: &str = "2018-11-03T10:00:00Z";
 
-/// Item ids.
-pub const S2_T0_ID: &str = "sen12mscr-p839-s2-cloudfree";
-pub const S2_T1_ID: &str = "sen12mscr-p839-s2-cloudy-simulated-burn";
-pub const S1_T0_ID: &str = "sen12mscr-p839-s1";
-pub const S1_T1_ID: &str = "sen12mscr-p839-s1-simulated-burn";
+/// What the item ids say after the patch's (see [`Patch::item_id`]).
+const S2_T0_ID: &str = "s2-cloudfree";
+const S2_T1_ID: &str = "s2-cloudy-simulated-burn";
+const S1_T0_ID: &str = "s1";
+const S1_T1_ID: &str = "s1-simulated-burn";
 
 /// The AOI is the patch less this margin on each side, so that the project's grid (aligned to
 /// 60 m, in its own UTM orientation) stays inside the data.
@@ -179,8 +238,8 @@ fn is_cloud(class: u8) -> bool {
 /// single-band COGs of the shipped bands (UInt16 DN for Sentinel-2, Float32 linear power for
 /// Sentinel-1), the cloud classes as an `SCL` asset, the simulated burn on the t1 scenes,
 /// STAC items, collections and the catalog, and the AOI.
-pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
-    let file = |kind: &str| source.join(kind).join(format!("{SOURCE_PATCH}.tif")).display().to_string();
+pub fn build_assets(source: &Path, patch: &Patch, out: &Path) -> Result<BuildSummary> {
+    let file = |kind: &str| source.join(kind).join(format!("{}.tif", patch.name())).display().to_string();
     let mut written = Vec::new();
     let s2_t0 = raster::read_window(&file("s2_cloudfree"), &[], None)?;
     let s2_t1 = raster::read_window(&file("s2_cloudy"), &[], None)?;
@@ -205,20 +264,21 @@ pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
     let footprint = ring(utm_bounds, &to_wgs84)?;
     let inset = [utm_bounds[0] + AOI_INSET_M, utm_bounds[1] + AOI_INSET_M, utm_bounds[2] - AOI_INSET_M, utm_bounds[3] - AOI_INSET_M];
     let aoi_ring = ring(inset, &to_wgs84)?;
-    let aoi = json!({"type": "Feature", "properties": {"name": "SEN12MS-CR patch ROIs1970_fall_139_p839 (Jiangsu, China)"}, "geometry": {"type": "Polygon", "coordinates": [aoi_ring]}});
+    let aoi = json!({"type": "Feature", "properties": {"name": format!("SEN12MS-CR patch {} ({})", patch.name(), patch.place())}, "geometry": {"type": "Polygon", "coordinates": [aoi_ring]}});
     written.push(write_json(&out.join(CATALOG_AOI_FILE), &aoi)?);
 
-    let s2_note = simulation_note(Sensor::Sentinel2);
-    let s1_note = simulation_note(Sensor::Sentinel1);
+    let s2_note = simulation_note(Sensor::Sentinel2, patch);
+    let s1_note = simulation_note(Sensor::Sentinel1, patch);
     let bbox = bbox_of(&footprint);
     let write_opts = WriteOptions::default();
 
     // Sentinel-2: t0 as it is, t1 with the burn where it is clear.
     let mut s2_items = Vec::new();
     for (id, stack, classes, datetime, simulated, source_folder) in [
-        (S2_T0_ID, &s2_t0, &classes_t0, S2_T0_DATETIME, None, "s2_cloudfree"),
-        (S2_T1_ID, &s2_t1, &classes_t1, S2_T1_DATETIME, Some(&s2_note), "s2_cloudy"),
+        (patch.item_id(S2_T0_ID), &s2_t0, &classes_t0, S2_T0_DATETIME, None, "s2_cloudfree"),
+        (patch.item_id(S2_T1_ID), &s2_t1, &classes_t1, S2_T1_DATETIME, Some(&s2_note), "s2_cloudy"),
     ] {
+        let id = id.as_str();
         let dir = out.join(S2_COLLECTION).join(id);
         let mut assets = serde_json::Map::new();
         for band in S2_BANDS {
@@ -249,7 +309,7 @@ pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
             "eo:cloud_cover": (cloud_percent(classes) * 10.0).round() / 10.0,
             "processing:level": "L1C",
             "s2cr:nominal_datetime": true,
-            "s2cr:source": format!("SEN12MS-CR {source_folder}/{SOURCE_PATCH}.tif (bands {}) of autumn 2018; the date is nominal", S2_BANDS.join(", ")),
+            "s2cr:source": format!("SEN12MS-CR {source_folder}/{}.tif (bands {}) of {} 2018; the date is nominal", patch.name(), S2_BANDS.join(", "), patch.season()),
             "s2cr:attribution": ATTRIBUTION,
         });
         if let Some(note) = simulated {
@@ -260,7 +320,8 @@ pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
 
     // Sentinel-1: one real acquisition; linear power for t0, and with the burn for t1.
     let mut s1_items = Vec::new();
-    for (id, datetime, simulated) in [(S1_T0_ID, S1_T0_DATETIME, None), (S1_T1_ID, S1_T1_DATETIME, Some(&s1_note))] {
+    for (id, datetime, simulated) in [(patch.item_id(S1_T0_ID), S1_T0_DATETIME, None), (patch.item_id(S1_T1_ID), S1_T1_DATETIME, Some(&s1_note))] {
+        let id = id.as_str();
         let dir = out.join(S1_COLLECTION).join(id);
         let mut assets = serde_json::Map::new();
         for (i, pol) in ["VV", "VH"].iter().enumerate() {
@@ -288,7 +349,7 @@ pub fn build_assets(source: &Path, out: &Path) -> Result<BuildSummary> {
             "sat:orbit_state": "ascending",
             "sat:relative_orbit": 1,
             "s2cr:nominal_datetime": true,
-            "s2cr:source": format!("SEN12MS-CR s1/{SOURCE_PATCH}.tif (sigma0 dB, turned into linear power) of autumn 2018; the one Sentinel-1 acquisition of the patch, used for both dates; the date is nominal"),
+            "s2cr:source": format!("SEN12MS-CR s1/{}.tif (sigma0 dB, turned into linear power) of {} 2018; the one Sentinel-1 acquisition of the patch, used for both dates; the date is nominal", patch.name(), patch.season()),
             "s2cr:attribution": ATTRIBUTION,
         });
         if let Some(note) = simulated {
@@ -399,13 +460,30 @@ mod tests {
 
     #[test]
     fn the_notes_say_simulated_and_give_every_change() {
-        let s2 = simulation_note(Sensor::Sentinel2);
+        let s2 = simulation_note(Sensor::Sentinel2, &Patch::demo());
         assert!(s2.starts_with("SIMULATED burn scar"));
         for (band, f) in S2_BURN_FACTORS {
             assert!(s2.contains(&format!("{band} {f}")), "{s2}");
         }
-        let s1 = simulation_note(Sensor::Sentinel1);
+        let s1 = simulation_note(Sensor::Sentinel1, &Patch::demo());
         assert!(s1.contains("VH -3 dB") || s1.contains("VH -3"), "{s1}");
+        assert!(s1.contains(SOURCE_PATCH), "{s1}");
+    }
+
+    /// The embedded demo's ids come from its patch as before; another patch gets its own, its
+    /// season and place; a name that is not a patch's is refused with the form it should have.
+    #[test]
+    fn a_patch_names_its_items_season_and_place() {
+        let demo = Patch::demo();
+        assert_eq!(demo.item_id(S2_T1_ID), "sen12mscr-p839-s2-cloudy-simulated-burn");
+        assert_eq!((demo.season(), demo.place()), ("autumn", "Jiangsu, China"));
+        let belgium = Patch::new("ROIs2017_winter_112_p797").unwrap();
+        assert_eq!(belgium.item_id(S1_T0_ID), "sen12mscr-p797-s1");
+        assert_eq!((belgium.season(), belgium.place()), ("winter", "Belgium"));
+        for bad in ["", "p797", "ROIs2017_winter_112_797", "ROIs2017_monsoon_112_p797", "../ROIs2017_winter_112_p797"] {
+            let e = Patch::new(bad).unwrap_err().to_string();
+            assert!(e.contains("--patch") && e.contains("ROIs<n>_<season>_<n>_p<n>"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -556,6 +556,12 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
         (a - b) / (a + b)
     };
     let mut radar = [0u64; 4];
+    // The demo's assessment subtracts the dNBR offset (MTBS practice): every map's own.
+    let off_real = report["dnbr_offset"]["real"].as_f64().unwrap() as f32;
+    let offsets: Vec<f64> = bl.rows[..3].iter().map(|r| r.dnbr_offset.unwrap()).collect();
+    assert_eq!(offsets[0], report["dnbr_offset"]["synthetic"].as_f64().unwrap());
+    assert_eq!(offsets[1], 0.0, "persistence's dNBR is 0");
+    assert!(off_real < -0.1 && offsets[2] < -0.1, "the demo's fields green up between t0 and t1: {off_real}, {offsets:?}");
     for i in 0..w * h {
         if !(held(i) && clear(&pre, i) && clear(&real, i) && synth.valid[i] && inputs.valid[i]) {
             continue;
@@ -566,7 +572,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
         }
         n += 1;
         let change = inputs.bands[band(&inputs, "S1_t1:VH")][i] - inputs.bands[band(&inputs, "S1_t0:VH")][i];
-        let real_burned = th.is_burned(th.classify(nbr(&pre, i) - nbr(&real, i)));
+        let real_burned = th.is_burned(th.classify(nbr(&pre, i) - nbr(&real, i) - off_real));
         radar[(real_burned as usize) * 2 + ((change as f64) <= t) as usize] += 1;
         for (k, b) in bands.iter().enumerate() {
             let r = real.bands[band(&real, b)][i] as f64;
@@ -608,6 +614,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
         .arg(&script)
         .args(["--pre", &arg(&abs(&summary.sources.s2_t0)), "--real", &arg(&abs(&summary.sources.s2_t1)), "--synthetic", &arg(&project.synthetic_s2(&run))])
         .args(["--inputs", &arg(&project.root().join(&summary.files.inputs_vrt)), "--held", &arg(&held_path), "--lambda", &linear.lambda.to_string()])
+        .arg(format!("--offsets={off_real},{},{}", offsets[0] as f32, offsets[2] as f32))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -640,4 +647,58 @@ fn the_assessment_benchmark_runs_every_part() {
     assert!(r.baseline_kappas.iter().all(|(_, k)| k.is_finite()), "{:?}", r.baseline_kappas);
     assert!(r.assess_secs > 0.0 && r.with_baselines_secs > 0.0 && r.with_gapfill_secs > 0.0 && r.composite_secs > 0.0, "{r:?}");
     assert!(tmp.path().join("assess-out").join("gapfilled_source.tif").is_file());
+}
+
+/// The dNBR offset on a generated pair (say so: generated from a real chip): the post-fire image
+/// is the pre-fire one with a burned disc (NIR halved, SWIR2 up 60 %) and, everywhere, NBR raised
+/// by a known 0.15 (the land greened up). The offset over the ring outside the real burned map
+/// is the shift (-0.15 in dNBR) to 1e-6, and every class comes out as in the same pair without
+/// the shift; without the offset the shift moves classes (the test can fail).
+#[test]
+fn the_dnbr_offset_of_a_generated_greening_is_the_shift_and_the_classes_come_out_as_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pre = reflectance("s2_cloudfree");
+    let (w, h) = (pre.width, pre.height);
+    let mut burned = pre.clone();
+    for i in 0..w * h {
+        let (x, y) = ((i % w) as f64 - 128.0, (i / w) as f64 - 128.0);
+        if (x * x + y * y).sqrt() < 40.0 {
+            burned.bands[3][i] *= 0.5;
+            burned.bands[5][i] *= 1.6;
+        }
+    }
+    // NBR + 0.15 at every pixel, NIR + SWIR2 kept: N = T (1 + NBR') / 2, S = T (1 - NBR') / 2.
+    let shift = 0.15f64;
+    let mut greener = burned.clone();
+    for i in 0..w * h {
+        let (n, s) = (burned.bands[3][i] as f64, burned.bands[5][i] as f64);
+        let t = n + s;
+        let nbr = (n - s) / t + shift;
+        greener.bands[3][i] = (t * (1.0 + nbr) / 2.0) as f32;
+        greener.bands[5][i] = (t * (1.0 - nbr) / 2.0) as f32;
+    }
+    let (pre_p, plain_p, greener_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &burned), write(tmp.path(), "greener.tif", &greener));
+    let run = |post: &Path, name: &str, cfg: &AssessConfig| {
+        let out = tmp.path().join(name);
+        let report = assess::assess_files(&AssessInputs { pre: pre_p.clone(), real: post.to_path_buf(), synthetic: post.to_path_buf(), ..Default::default() }, &out, cfg, &Progress::silent("assess")).unwrap();
+        let classes = raster::read_window(&out.join("severity_real.tif").display().to_string(), &[1], None).unwrap().bands[0].clone();
+        (report, classes)
+    };
+    let cfg = AssessConfig { simulated_burn: Some("generated: a burned disc and NBR + 0.15 everywhere, from a real SEN12MS-CR chip".into()), ..Default::default() };
+    let (plain, plain_classes) = run(&plain_p, "plain", &cfg);
+    let (shifted, shifted_classes) = run(&greener_p, "greener", &cfg);
+    let o = shifted.dnbr_offset.as_ref().unwrap();
+    println!("offset {o:?}; without the shift {:?}", plain.dnbr_offset);
+    assert!(o.source.contains("100-1000 m outside the real burned map") && o.pixels > 20_000, "{o:?}");
+    assert!((o.real + shift).abs() < 1e-6 && (o.synthetic + shift).abs() < 1e-6, "offset {} for a shift of -{shift}", o.real);
+    assert!(plain.dnbr_offset.as_ref().unwrap().real.abs() < 1e-6, "no shift, no offset");
+    assert!(plain.burned.true_positive > 3000, "{:?}", plain.burned);
+    assert_eq!(shifted_classes, plain_classes, "the classes after the offset are those without the shift");
+    assert_eq!(shifted.burned, plain.burned);
+    // Without the offset the greening moves classes: the unburned land becomes regrowth.
+    let off = AssessConfig { dnbr_offset: assess::offset::DnbrOffset::off(), ..cfg };
+    let (raw, raw_classes) = run(&greener_p, "raw", &off);
+    assert!(raw.dnbr_offset.is_none());
+    let moved = raw_classes.iter().zip(&plain_classes).filter(|(a, b)| a != b).count();
+    assert!(moved > w * h / 2, "{moved} pixels change class without the offset");
 }

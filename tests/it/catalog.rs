@@ -321,3 +321,36 @@ fn a_hostile_catalog_ends_in_clear_errors() {
         assert!(why.contains("refusing") || why.contains("not an http(s) URL"), "{href}: {why}");
     }
 }
+
+/// A second demo-like project from the other real SEN12MS-CR patch (Belgium, winter, EPSG:32631)
+/// with the same simulated burn, built by `build-demo-assets --patch` and run through every stage:
+/// its own items are chosen, the report's notes name its patch, its grid is in its UTM zone; a
+/// project made from one catalog does not resume with another, and a folder that is no catalog
+/// is refused with what to do.
+#[test]
+fn a_second_demo_from_another_sen12mscr_patch_runs_end_to_end() {
+    use s2cr::tools::demo_assets::{Patch, build_assets};
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat797");
+    let patch = Patch::new("ROIs2017_winter_112_p797").unwrap();
+    let built = build_assets(&crate::shared_data().join("s1s2-sen12mscr"), &patch, &cat).unwrap();
+    assert_eq!(built.files.len(), 24, "7 bands and SCL at t0 and t1, VV and VH twice, 4 items, 2 collections, the catalog and the AOI");
+    assert_eq!((built.scar_pixels, built.scar_clear_pixels), (7467, 7467));
+    let aoi = std::fs::read_to_string(cat.join("aoi.geojson")).unwrap();
+    assert!(aoi.contains("ROIs2017_winter_112_p797 (Belgium)"), "{aoi}");
+
+    let dir = tmp.path().join("demo");
+    let project = crate::demo_from_after_pipeline(&dir, Some(&cat), 2);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("outputs/demo/assess/report.json")).unwrap()).unwrap();
+    assert!(report["crs_wkt"].as_str().unwrap().contains("\"EPSG\",\"32631\""), "the patch's UTM zone 31N");
+    let html = std::fs::read_to_string(project.report_html(&s2cr::demo::run_name())).unwrap();
+    assert!(html.contains("sen12mscr-p797-s2-cloudy-simulated-burn") && html.contains("SEN12MS-CR patch ROIs2017_winter_112_p797"), "the report names the second patch's items and simulation");
+    assert!(!html.contains("p839"), "nothing of the embedded demo's patch");
+
+    // Resumes with the same catalog; not with the embedded one.
+    s2cr::demo::create_project_from(&dir, Some(&cat)).unwrap();
+    let e = s2cr::demo::create_project(&dir).unwrap_err().to_string();
+    assert!(e.contains("another catalog") && e.contains("--catalog"), "{e}");
+    let e = s2cr::demo::create_project_from(&tmp.path().join("other"), Some(tmp.path())).unwrap_err().to_string();
+    assert!(e.contains("catalog.json") && e.contains("build-demo-assets --patch"), "{e}");
+}

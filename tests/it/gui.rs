@@ -292,6 +292,11 @@ fn the_assess_step_takes_an_official_perimeter() {
     h.get_by_label("clear").click();
     h.run();
     assert!(h.state().wizard.settings.assess.perimeter.is_none());
+    // The dNBR offset: on by default (MTBS practice), off with its checkbox.
+    assert!(h.state().wizard.settings.assess.dnbr_offset.enabled);
+    h.get_by_label("subtract unburned land's mean").click();
+    h.run();
+    assert!(!h.state().wizard.settings.assess.dnbr_offset.enabled);
 }
 
 #[test]

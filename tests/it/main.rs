@@ -71,7 +71,12 @@ pub fn example_aoi() -> PathBuf {
 /// The embedded demo in `dir`, run through the whole pipeline with `steps` training steps and no
 /// loader threads (their timing orders the batches: the same model every run).
 pub fn demo_after_pipeline(dir: &Path, steps: usize) -> s2cr::project::Project {
-    let project = s2cr::demo::create_project(dir).unwrap();
+    demo_from_after_pipeline(dir, None, steps)
+}
+
+/// [`demo_after_pipeline`] from a catalog made by `s2cr build-demo-assets --patch`.
+pub fn demo_from_after_pipeline(dir: &Path, catalog: Option<&Path>, steps: usize) -> s2cr::project::Project {
+    let project = s2cr::demo::create_project_from(dir, catalog).unwrap();
     let mut settings = s2cr::demo::settings(&project, Some(steps), s2cr::model::DeviceChoice::Cpu).unwrap();
     if let Some(t) = settings.train.as_mut() {
         t.workers = 0;

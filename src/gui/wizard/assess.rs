@@ -1,5 +1,6 @@
-//! The Assess step: its settings (an official perimeter) and the run's assessment (burned
-//! areas, agreement, held-out pixels, what was simulated, the HTML report).
+//! The Assess step: its settings (an official perimeter, the dNBR offset) and the run's
+//! assessment (burned areas, agreement, held-out pixels, the offset, what was simulated, the
+//! HTML report).
 
 use eframe::egui::{self, RichText};
 
@@ -24,6 +25,26 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: boo
         }
         if s.assess.perimeter.is_some() && ui.add_enabled(!running, egui::Button::new("clear")).clicked() {
             s.assess.perimeter = None;
+        }
+    });
+    ui.end_row();
+    ui.label("dNBR offset");
+    ui.horizontal(|ui| {
+        let o = &mut s.assess.dnbr_offset;
+        ui.add_enabled(!running, egui::Checkbox::new(&mut o.enabled, "subtract unburned land's mean"))
+            .on_hover_text("As MTBS does (Key 2006): each map's mean dNBR over unburned pixels around the fire is subtracted before RdNBR, RBR and the classes");
+        let enabled = o.enabled && !running && o.polygon.is_none();
+        ui.add_enabled_ui(enabled, |ui| {
+            ui.label("ring");
+            let outer = o.ring_outer_m;
+            ui.add(egui::DragValue::new(&mut o.ring_inner_m).range(0.0..=(outer - 10.0).max(0.0)).speed(10.0).suffix(" m"));
+            ui.label("to");
+            let inner = o.ring_inner_m;
+            ui.add(egui::DragValue::new(&mut o.ring_outer_m).range(inner + 10.0..=100_000.0).speed(10.0).suffix(" m"))
+                .on_hover_text("outside the official perimeter, else outside the real burned map; clear at t0 and t1");
+        });
+        if let Some(p) = o.polygon.as_ref().and_then(|p| p.file_name()) {
+            ui.label(format!("inside {}", p.to_string_lossy()));
         }
     });
     ui.end_row();
@@ -69,6 +90,17 @@ impl Wizard {
                 ui.end_row();
             }
         });
+        match &report.dnbr_offset {
+            Some(o) if o.pixels > 0 => {
+                ui.label(format!("dNBR offset subtracted: real {:+.3}, synthetic {:+.3}", o.real, o.synthetic)).on_hover_text(format!("the mean dNBR over {} unburned pixels: {}", o.pixels, o.source));
+            }
+            Some(o) => {
+                ui.colored_label(ui.visuals().warn_fg_color, "No dNBR offset: no clear unburned pixel").on_hover_text(&o.source);
+            }
+            None => {
+                ui.label("No dNBR offset (turned off)");
+            }
+        }
         self.baselines_ui(ui, report);
         // Both maps against the official perimeter, when one was given.
         if let Some(p) = &report.perimeter {
