@@ -381,7 +381,7 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
     let severity = |v: f32, ok: bool| if ok { Severity::from_code(v as u8).color() } else { Severity::NoData.color() };
     panels_figure(
         &dir.join("dnbr.png"),
-        &format!("dNBR = NBR(t0) - NBR(t1), {}{sim}", report.nbr_definition),
+        &format!("dNBR = NBR(t0) - NBR(t1){}, {}{sim}", if report.dnbr_offset.as_ref().is_some_and(|o| o.pixels > 0) { " - offset" } else { "" }, report.nbr_definition),
         &[
             ("from the real t1 image".into(), map(super::files::indices("real"), 3, &dnbr)?),
             ("from the synthetic t1 image".into(), map(super::files::indices("synthetic"), 3, &dnbr)?),
