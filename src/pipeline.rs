@@ -65,6 +65,10 @@ pub struct AssessSettings {
     /// The dNBR offset (on unless `enabled: false`; the ring's distances or a polygon).
     #[serde(skip_serializing_if = "is_default_offset")]
     pub dnbr_offset: crate::assess::offset::DnbrOffset,
+    /// The burned maps cleaned before their perimeters are drawn (majority, minimum mapping
+    /// unit, holes); absent: as classified.
+    #[serde(skip_serializing_if = "crate::assess::perimeters::PerimeterCleaning::is_off")]
+    pub perimeter_cleaning: crate::assess::perimeters::PerimeterCleaning,
 }
 
 fn is_default_offset(o: &crate::assess::offset::DnbrOffset) -> bool {
@@ -223,7 +227,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
         Stage::Assess => {
-            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), ..Default::default() };
+            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), perimeter_cleaning: settings.assess.perimeter_cleaning.clone(), ..Default::default() };
             Ok(crate::assess::assess_project(project, &run, &cfg, progress)?.summary())
         }
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),

@@ -147,7 +147,6 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         outputs.push(Outputs {
             indices: BlockWriter::create_on(&out_dir.join(files::indices(name)), width, height, gt, &crs_wkt, &index_names, f32::NAN, rows_per_strip)?,
             severity: ByteBlockWriter::create(&out_dir.join(files::severity(name)), width, height, gt, &crs_wkt, &format!("dNBR severity ({name})"), Some(&palette), rows_per_strip)?,
-            burned: ByteBlockWriter::create(&out_dir.join(files::perimeter(name)), width, height, gt, &crs_wkt, &format!("burned ({name})"), None, rows_per_strip)?,
             dnbr: MeanSum::default(),
         });
     }
@@ -211,7 +210,6 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             }
             let classes = cfg.thresholds.classify_all(&dnbr);
             out.severity.write_rows(y0, rows, &classes.iter().map(|c| *c as u8).collect::<Vec<u8>>())?;
-            out.burned.write_rows(y0, rows, &classes.iter().map(|c| cfg.thresholds.is_burned(*c) as u8).collect::<Vec<u8>>())?;
             sev.push(classes);
         }
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
@@ -316,7 +314,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         out.indices.finish()?;
         rasters_written.push(files::indices(name));
         mean_dnbr.push(out.dnbr.mean());
-        maps.push((name, out.severity, out.burned));
+        maps.push((name, out.severity));
     }
     difference_out.finish()?;
     sam_out.finish()?;
@@ -324,11 +322,13 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let qa = qa_acc.finish(if cfg.held_out.is_some() { "held-out clear pixels" } else { "clear pixels" });
     crate::fsutil::write_atomic(&out_dir.join(files::QA_JSON), &serde_json::to_vec(&qa).map_err(|e| Error::invalid("QA numbers", e.to_string()))?)?;
     rasters_written.push(files::QA_JSON.into());
-    for (name, severity, burned) in maps {
+    let mut perimeters = Vec::new();
+    for (name, severity) in maps {
         progress.check_cancelled()?;
         severity.finish()?;
         rasters_written.push(files::severity(name));
-        burned.finish_outlines(&format!("burned_{name}"))?;
+        // The burned pixels' outlines, cleaned as asked, with their areas per class.
+        perimeters.push(super::perimeters::draw(&out_dir.join(files::severity(name)), &out_dir.join(files::perimeter(name)), name, &cfg.thresholds, &cfg.perimeter_cleaning, pixel_area_m2)?);
         rasters_written.push(files::perimeter(name));
     }
     crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.thresholds).as_bytes())?;
@@ -390,6 +390,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         gapfill,
         severity_areas,
         dnbr_offset: offsets.as_ref().map(|f| f.report()),
+        perimeters,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],
         files: rasters_written,
@@ -410,8 +411,6 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
 struct Outputs {
     indices: BlockWriter,
     severity: ByteBlockWriter,
-    /// The burned mask, kept only as its outlines (the perimeter GeoJSON).
-    burned: ByteBlockWriter,
     dnbr: MeanSum,
 }
 

@@ -16,6 +16,7 @@ pub mod baselines;
 mod compute;
 pub mod gapfill;
 pub mod offset;
+pub mod perimeters;
 mod project;
 pub mod qa;
 pub mod report;
@@ -101,6 +102,9 @@ pub struct AssessConfig {
     /// classes ([`offset`]); settings from before it read as off.
     #[serde(default = "offset::DnbrOffset::off")]
     pub dnbr_offset: offset::DnbrOffset,
+    /// How the burned maps are cleaned before their perimeters are drawn; off: as classified.
+    #[serde(default, skip_serializing_if = "perimeters::PerimeterCleaning::is_off")]
+    pub perimeter_cleaning: perimeters::PerimeterCleaning,
 }
 
 /// Both burned maps judged against an official perimeter. In each agreement the perimeter
@@ -169,6 +173,7 @@ impl Default for AssessConfig {
             perimeter: None,
             baselines: None,
             dnbr_offset: offset::DnbrOffset::default(),
+            perimeter_cleaning: perimeters::PerimeterCleaning::default(),
         }
     }
 }
@@ -292,6 +297,9 @@ pub struct AssessReport {
     /// The dNBR offsets subtracted, and over which pixels (none when off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnbr_offset: Option<offset::OffsetReport>,
+    /// The burned maps' perimeter polygons: how many, their area per severity class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perimeters: Vec<perimeters::Perimeters>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]

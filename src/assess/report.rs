@@ -714,6 +714,33 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
         Some(o) => write!(h, "<p class=\"small\" id=\"dnbr-offset\">No dNBR offset: no clear unburned pixel in {}; the classes are drawn on the raw dNBR.</p>\n", esc(&o.source)),
         None => write!(h, "<p class=\"small\" id=\"dnbr-offset\">No dNBR offset (turned off): the classes are drawn on the raw dNBR.</p>\n"),
     };
+    if !report.perimeters.is_empty() {
+        let c = &report.config.perimeter_cleaning;
+        let cleaning = if c.is_off() {
+            "the burned pixels as classified (no cleaning)".to_string()
+        } else {
+            format!(
+                "the burned pixels cleaned: {}minimum mapping unit {} ha, holes under {} ha filled",
+                if c.majority { "3 x 3 majority filter, " } else { "" },
+                c.min_area_ha,
+                c.fill_holes_ha
+            )
+        };
+        let _ = write!(h, "<h3 id=\"perimeters\">Perimeters</h3>\n<p class=\"small\">Polygons of {}; hectares of each class inside them (burned_*.geojson has them per polygon). Kappa, F1 and IoU stay on the pixel maps.</p>\n<table><tr><th>map</th><th>polygons</th><th>area (ha)</th>", esc(&cleaning));
+        let classes = &report.perimeters[0].class_ha;
+        for (name, _) in classes {
+            let _ = write!(h, "<th>{}</th>", esc(name));
+        }
+        let _ = write!(h, "</tr>");
+        for p in &report.perimeters {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{:.2}</td>", esc(&p.map), p.polygons, p.area_ha);
+            for (_, ha) in &p.class_ha {
+                let _ = write!(h, "<td>{ha:.2}</td>");
+            }
+            let _ = write!(h, "</tr>");
+        }
+        let _ = write!(h, "</table>\n");
+    }
     let _ = write!(
         h,
         "<h2 id=\"quality\">Image quality</h2>\n<table><tr><th>band</th><th>PSNR (dB)</th><th>SSIM</th><th>RMSE</th><th>MAE</th></tr>"

@@ -715,6 +715,15 @@ pub struct AssessArgs {
     /// instead of a ring.
     #[arg(long, value_name = "FILE")]
     pub offset_polygon: Option<PathBuf>,
+    /// Clean the burned maps with a 3 x 3 majority filter before their perimeters are drawn.
+    #[arg(long)]
+    pub majority: bool,
+    /// Minimum mapping unit of the perimeters: burned patches under this many hectares dropped.
+    #[arg(long, value_name = "HA", default_value_t = 0.0)]
+    pub min_area_ha: f64,
+    /// Unburned holes under this many hectares inside the perimeters filled.
+    #[arg(long, value_name = "HA", default_value_t = 0.0)]
+    pub fill_holes_ha: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -125,3 +125,77 @@ impl Polygons {
         }
     }
 }
+
+/// Draws a label raster (`labels`, `width` x `height` on the grid `geo_transform`, `crs_wkt`;
+/// 0 = none) as GeoJSON polygons (RFC 7946, WGS84) at `path`, one per 4-connected patch of a
+/// label, written whole or not at all. Each feature carries `burned` (1), `id` (its label),
+/// `area_ha` and the fields named in `fields`, whose values `values(id)` gives (`area_ha`
+/// first, then one per field).
+#[allow(clippy::too_many_arguments)]
+pub fn polygonize_labels(path: &Path, labels: &[u32], width: usize, height: usize, geo_transform: [f64; 6], crs_wkt: &str, layer_name: &str, fields: &[&str], values: &dyn Fn(u32) -> Vec<f64>) -> Result<usize> {
+    use gdal::vector::{Feature, LayerOptions, OGRFieldType};
+    super::env::init_gdal();
+    let loc = path.display().to_string();
+    let tmp = crate::fsutil::temp_sibling(path);
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| -> std::result::Result<usize, String> {
+        let e = |e: gdal::errors::GdalError| e.to_string();
+        let mem = DriverManager::get_driver_by_name("MEM").map_err(e)?;
+        let mut ds = mem.create_with_band_type::<u32, _>("", width, height, 1).map_err(e)?;
+        ds.set_geo_transform(&geo_transform).map_err(e)?;
+        let srs = SpatialRef::from_wkt(crs_wkt).map_err(e)?;
+        ds.set_spatial_ref(&srs).map_err(e)?;
+        let mut band = ds.rasterband(1).map_err(e)?;
+        let mut buffer = gdal::raster::Buffer::new((width, height), labels.to_vec());
+        band.write((0, 0), (width, height), &mut buffer).map_err(e)?;
+        // The patches into a layer in memory (their label in field 0), then into the file with
+        // their fields (the GeoJSON driver writes features as they come).
+        let memory = DriverManager::get_driver_by_name("Memory").map_err(e)?;
+        let mut scratch = memory.create_vector_only("").map_err(e)?;
+        let mut patches = scratch.create_layer(LayerOptions { name: "patches", srs: Some(&srs), ty: OGRwkbGeometryType::wkbPolygon, options: None }).map_err(e)?;
+        patches.create_defn_fields(&[("id", OGRFieldType::OFTInteger)]).map_err(e)?;
+        // SAFETY: the band (also its own mask: label 0 draws nothing) and the layer outlive the
+        // call; options may be null.
+        let err = unsafe {
+            gdal_sys::CPLErrorReset();
+            gdal_sys::GDALPolygonize(band.c_rasterband(), band.c_rasterband(), patches.c_layer(), 0, std::ptr::null_mut(), None, std::ptr::null_mut())
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(super::ffi::last_gdal_message());
+        }
+        let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(e)?;
+        let mut out = driver.create_vector_only(&tmp).map_err(e)?;
+        let layer = out
+            .create_layer(LayerOptions { name: layer_name, srs: Some(&srs), ty: OGRwkbGeometryType::wkbPolygon, options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7"]) })
+            .map_err(e)?;
+        let mut defs: Vec<(&str, OGRFieldType::Type)> = vec![("burned", OGRFieldType::OFTInteger), ("id", OGRFieldType::OFTInteger), ("area_ha", OGRFieldType::OFTReal)];
+        defs.extend(fields.iter().map(|f| (*f, OGRFieldType::OFTReal)));
+        layer.create_defn_fields(&defs).map_err(e)?;
+        let mut count = 0;
+        for patch in patches.features() {
+            let id = patch.field_as_integer(0).map_err(e)?.unwrap_or(0);
+            let Some(geometry) = patch.geometry() else { continue };
+            let mut f = Feature::new(layer.defn()).map_err(e)?;
+            f.set_geometry(geometry.clone()).map_err(e)?;
+            f.set_field_integer(0, 1).map_err(e)?;
+            f.set_field_integer(1, id).map_err(e)?;
+            for (k, v) in values(id as u32).into_iter().enumerate().take(fields.len() + 1) {
+                f.set_field_double(2 + k, (v * 1e4).round() / 1e4).map_err(e)?;
+            }
+            f.create(&layer).map_err(e)?;
+            count += 1;
+        }
+        drop(out);
+        Ok(count)
+    })();
+    match result {
+        Ok(count) => {
+            std::fs::rename(&tmp, path).map_err(Error::io(path, "moving the perimeters into place"))?;
+            Ok(count)
+        }
+        Err(message) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Raster { location: loc, message: format!("drawing the perimeters: {message}") })
+        }
+    }
+}

@@ -9,7 +9,6 @@ use gdal::raster::{Buffer, RasterCreationOptions};
 use gdal::{Dataset, DriverManager, Metadata};
 
 use super::env::init_gdal;
-use super::ffi::last_gdal_message;
 use super::read::open;
 use super::{BandStack, Compression, WriteOptions};
 use crate::error::{Error, Result};
@@ -292,9 +291,8 @@ fn scratch_compression(gtiff: &gdal::Driver) -> [&'static str; 2] {
     if zstd { ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"] } else { ["COMPRESS=DEFLATE", "ZLEVEL=1"] }
 }
 
-/// Writes a single-band Byte raster (class codes or a 0/1 mask) block by block, then either a
-/// COG of it ([`ByteBlockWriter::finish`]) or the outlines of its non-zero pixels
-/// ([`ByteBlockWriter::finish_outlines`]) under the final name.
+/// Writes a single-band Byte raster (class codes or a 0/1 mask) block by block, then a COG of
+/// it ([`ByteBlockWriter::finish`]) under the final name.
 pub struct ByteBlockWriter {
     ds: Option<Dataset>,
     tmp: PathBuf,
@@ -358,15 +356,6 @@ impl ByteBlockWriter {
     pub fn finish(mut self) -> Result<()> {
         self.close()?;
         to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
-    }
-
-    /// Closes the blocks and writes the outlines of the non-zero pixels as polygons to a
-    /// GeoJSON file in WGS84 (see [`polygonize_band`]) under the final name; the raster itself
-    /// is not kept. Returns the number of polygons.
-    pub fn finish_outlines(mut self, layer_name: &str) -> Result<usize> {
-        self.close()?;
-        let ds = open(&self.tmp.display().to_string())?;
-        polygonize_band(&self.path, &ds, layer_name)
     }
 }
 
@@ -447,61 +436,6 @@ pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
         set_class_table(&mut band, raster.classes);
     }
     translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
-}
-
-/// Writes the outlines of the non-zero pixels of band 1 of `ds` (the band being its own mask)
-/// as polygons to a GeoJSON file in WGS84 (RFC 7946; GDAL reprojects from the raster's CRS),
-/// with GDAL's polygonize, atomically. Returns the number of polygons.
-fn polygonize_band(path: &Path, ds: &Dataset, layer_name: &str) -> Result<usize> {
-    use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
-    let loc = path.display().to_string();
-    let srs = ds.spatial_ref().map_err(Error::gdal(&loc, "reading the CRS"))?;
-    let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(Error::gdal("GeoJSON", "loading the GDAL driver"))?;
-    let tmp = temp_sibling(path);
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| -> std::result::Result<usize, String> {
-        let mut out = driver.create_vector_only(&tmp).map_err(|e| e.to_string())?;
-        let layer = out
-            .create_layer(LayerOptions {
-                name: layer_name,
-                srs: Some(&srs),
-                ty: OGRwkbGeometryType::wkbPolygon,
-                options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7"]),
-            })
-            .map_err(|e| e.to_string())?;
-        layer.create_defn_fields(&[("burned", OGRFieldType::OFTInteger)]).map_err(|e| e.to_string())?;
-        let band = ds.rasterband(1).map_err(|e| e.to_string())?;
-        // SAFETY: the band (also used as its own mask, so only 1-pixels become polygons) and the
-        // layer stay alive for the call; options may be null.
-        let err = unsafe {
-            gdal_sys::CPLErrorReset();
-            gdal_sys::GDALPolygonize(
-                band.c_rasterband(),
-                band.c_rasterband(),
-                layer.c_layer(),
-                0,
-                null_mut(),
-                None,
-                null_mut(),
-            )
-        };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(last_gdal_message());
-        }
-        let count = layer.feature_count() as usize;
-        drop(out);
-        Ok(count)
-    })();
-    match result {
-        Ok(count) => {
-            commit(&tmp, path)?;
-            Ok(count)
-        }
-        Err(message) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(Error::Raster { location: loc, message: format!("polygonizing the mask: {message}") })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -702,3 +702,85 @@ fn the_dnbr_offset_of_a_generated_greening_is_the_shift_and_the_classes_come_out
     let moved = raw_classes.iter().zip(&plain_classes).filter(|(a, b)| a != b).count();
     assert!(moved > w * h / 2, "{moved} pixels change class without the offset");
 }
+
+/// Perimeters on a generated pair (say so: generated values on a real chip's grid): uniform
+/// vegetation (NIR 0.3, SWIR2 0.1), burned to NIR 0.1, SWIR2 0.3 in a 40 x 50 px rectangle with a
+/// 2 x 2 unburned hole, a 3 x 3 patch and three lone pixels. As classified: five polygons, each
+/// with its area per class in the GeoJSON; cleaned (minimum mapping unit and holes 0.05 ha, 5
+/// pixels): the lone pixels gone, the hole filled, two polygons; the pixel agreement unchanged.
+#[test]
+fn perimeters_are_cleaned_and_carry_their_areas_per_class() {
+    use gdal::vector::LayerAccess;
+    let tmp = tempfile::tempdir().unwrap();
+    let chip = reflectance("s2_cloudfree");
+    let (w, h) = (100usize, 100usize);
+    let gt = chip.geo_transform;
+    let uniform = |nir: f32, swir: f32| BandStack {
+        width: w,
+        height: h,
+        bands: BANDS.iter().map(|b| vec![if *b == "B08" { nir } else if *b == "B12" { swir } else { 0.05 }; w * h]).collect(),
+        valid: vec![true; w * h],
+        geo_transform: gt,
+        crs_wkt: chip.crs_wkt.clone(),
+        descriptions: BANDS.map(String::from).to_vec(),
+    };
+    let pre = uniform(0.3, 0.1);
+    let mut post = pre.clone();
+    let mut burn = |x: usize, y: usize| {
+        post.bands[3][y * w + x] = 0.1;
+        post.bands[5][y * w + x] = 0.3;
+    };
+    for y in 20..70 {
+        for x in 20..60 {
+            if !((40..42).contains(&x) && (40..42).contains(&y)) {
+                burn(x, y);
+            }
+        }
+    }
+    for y in 80..83 {
+        for x in 80..83 {
+            burn(x, y);
+        }
+    }
+    for (x, y) in [(90, 10), (5, 90), (95, 95)] {
+        burn(x, y);
+    }
+    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &post));
+    let inputs = AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() };
+    let cfg = AssessConfig { simulated_burn: Some("generated: uniform values on a SEN12MS-CR chip's grid, a burned rectangle, a patch and lone pixels".into()), ..Default::default() };
+    let read_geojson = |path: &Path| -> Vec<(i64, f64, f64, f64)> {
+        let ds = gdal::Dataset::open(path).unwrap();
+        let mut layer = ds.layer(0).unwrap();
+        let idx = |f: &gdal::vector::Feature, n: &str| f.field_index(n).unwrap();
+        let mut v: Vec<(i64, f64, f64, f64)> = layer
+            .features()
+            .map(|f| {
+                assert_eq!(f.field_as_integer(idx(&f, "burned")).unwrap(), Some(1));
+                (f.field_as_integer(idx(&f, "id")).unwrap().unwrap() as i64, f.field_as_double(idx(&f, "area_ha")).unwrap().unwrap(), f.field_as_double(idx(&f, "ha_high_severity")).unwrap().unwrap(), f.field_as_double(idx(&f, "ha_unburned")).unwrap().unwrap())
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    };
+    let plain = assess::assess_files(&inputs, &tmp.path().join("plain"), &cfg, &Progress::silent("assess")).unwrap();
+    let p = &plain.perimeters[0];
+    assert_eq!((p.map.as_str(), p.polygons), ("real", 5));
+    assert!((p.area_ha - (1996 + 9 + 3) as f64 * 0.01).abs() < 1e-9 && (p.area_ha - plain.burned.burned_ha_real).abs() < 1e-9, "{p:?}");
+    let features = read_geojson(&tmp.path().join("plain/burned_real.geojson"));
+    assert_eq!(features.len(), 5);
+    assert_eq!((features[0].1, features[0].2, features[0].3), (19.96, 19.96, 0.0), "the rectangle, all high severity");
+    assert_eq!((features[1].1, features[4].1), (0.09, 0.01));
+
+    let cleaned_cfg = AssessConfig { perimeter_cleaning: assess::perimeters::PerimeterCleaning { majority: false, min_area_ha: 0.05, fill_holes_ha: 0.05 }, ..cfg };
+    let cleaned = assess::assess_files(&inputs, &tmp.path().join("cleaned"), &cleaned_cfg, &Progress::silent("assess")).unwrap();
+    let c = &cleaned.perimeters[0];
+    assert_eq!(c.polygons, 2);
+    assert!((c.area_ha - 20.09).abs() < 1e-9, "{c:?}");
+    let by_class: std::collections::HashMap<&str, f64> = c.class_ha.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert!((by_class["high severity"] - 20.05).abs() < 1e-9 && (by_class["unburned"] - 0.04).abs() < 1e-9, "{by_class:?}");
+    let features = read_geojson(&tmp.path().join("cleaned/burned_real.geojson"));
+    assert_eq!(features.iter().map(|f| (f.1, f.2, f.3)).collect::<Vec<_>>(), [(20.0, 19.96, 0.04), (0.09, 0.09, 0.0)], "the hole filled, the lone pixels gone");
+    assert_eq!(cleaned.burned, plain.burned, "the pixel agreement does not move");
+    let html = std::fs::read_to_string(tmp.path().join("cleaned/report.html")).unwrap();
+    assert!(html.contains("id=\"perimeters\"") && html.contains("minimum mapping unit 0.05 ha"), "the report says how they were cleaned");
+}

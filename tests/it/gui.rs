@@ -297,6 +297,11 @@ fn the_assess_step_takes_an_official_perimeter() {
     h.get_by_label("subtract unburned land's mean").click();
     h.run();
     assert!(!h.state().wizard.settings.assess.dnbr_offset.enabled);
+    // Perimeters as classified by default; the majority filter one click away.
+    assert!(h.state().wizard.settings.assess.perimeter_cleaning.is_off());
+    h.get_by_label("3 x 3 majority").click();
+    h.run();
+    assert!(h.state().wizard.settings.assess.perimeter_cleaning.majority);
 }
 
 #[test]

@@ -129,6 +129,9 @@ fn training_steps_on_wgpu_give_the_cpus_losses() {
     use s2cr::model::step::{GanStep, gan_step, scalar};
     let Some((gpu, name)) = gpu() else { return };
     let cfg = demo_model();
+    // The same weights and batches every run (flips of near-zero gradients still depend on
+    // the order the GPU sums in).
+    Device::flex().seed(20261207);
     let (c, g) = (Device::flex().autodiff(), gpu.autodiff());
     let generator = Generator::new(&cfg, Activation::Sigmoid, &c);
     let disc = Discriminator::new(&cfg, &c);
@@ -156,11 +159,12 @@ fn training_steps_on_wgpu_give_the_cpus_losses() {
                 for ((path, p), (_, q)) in a.iter().zip(&b).filter(|((p, _), _)| !p.contains("running")) {
                     // Adam's first step is lr * sign(gradient): a gradient within rounding of zero
                     // may take either sign on the two devices and move its value by 2 lr (one of
-                    // the 64 values of a batch norm's beta did so in CI). Allowed: such flips on
-                    // one value or 1 % of a parameter's values, whichever is more; the gradients
-                    // themselves are compared in `gradients_on_wgpu_are_the_cpus`.
+                    // the 64 values of a batch norm's beta did so in CI, and two of the 128 of a
+                    // gamma once). Allowed: such flips on two values or 1 % of a parameter's
+                    // values, whichever is more; the gradients themselves are compared in
+                    // `gradients_on_wgpu_are_the_cpus`.
                     let (largest, differ) = first_step_difference(p, q, 2e-4);
-                    let allowed = (p.len() / 100).max(1);
+                    let allowed = (p.len() / 100).max(2);
                     assert!(largest <= 2.01 && differ <= allowed, "{what} {path} after one step on {name}: {largest} learning rates, {differ} of {} values differ ({allowed} allowed)\n{}", p.len(), table.join("\n"));
                 }
             }

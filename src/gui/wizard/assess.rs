@@ -48,6 +48,16 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: boo
         }
     });
     ui.end_row();
+    ui.label("Perimeters");
+    ui.horizontal(|ui| {
+        let c = &mut s.assess.perimeter_cleaning;
+        ui.add_enabled(!running, egui::Checkbox::new(&mut c.majority, "3 x 3 majority")).on_hover_text("Smooths the burned map before its polygons are drawn");
+        ui.label("drop under");
+        ui.add_enabled(!running, egui::DragValue::new(&mut c.min_area_ha).range(0.0..=10_000.0).speed(0.1).suffix(" ha")).on_hover_text("Minimum mapping unit: smaller burned patches are left out of the perimeters (0: none)");
+        ui.label("fill holes under");
+        ui.add_enabled(!running, egui::DragValue::new(&mut c.fill_holes_ha).range(0.0..=10_000.0).speed(0.1).suffix(" ha")).on_hover_text("Unburned holes inside the burned area smaller than this are filled (0: none)");
+    });
+    ui.end_row();
 }
 
 impl Wizard {
