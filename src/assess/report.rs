@@ -679,6 +679,13 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
                 let _ = write!(h, "<tr><td>{:.1} to {:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>", b.p_from, b.p_to, b.pixels, num(b.predicted), num(b.observed));
             }
             let _ = write!(h, "</table>\n");
+            if report.dnbr_offset.as_ref().is_some_and(|o| o.pixels > 0) {
+                let _ = write!(
+                    h,
+                    "<p class=\"sim\">The burn probability was drawn at inference on the raw dNBR (inference does not know the offset), while the real map's classes \
+                     here are drawn after the dNBR offset: the two disagree by the offset, and this table says so.</p>\n"
+                );
+            }
         }
     }
     let _ = write!(
