@@ -274,8 +274,7 @@ pub(super) fn find(cfg: &AssessConfig, m: &Maps, strip: usize, progress: &Progre
         Some((p, file)) => Around::Polygon { inside: polygon_pixels(p, file, &m.gt, m.crs_wkt, width, height, strip)?, file },
         None => Around::Burned { burned, what: if m.perimeter.is_some() { "the official perimeter" } else { "the real burned map" } },
     };
-    let pixel_m = (m.gt[1] * m.gt[5]).abs().sqrt();
-    let set = unburned_set(o, around, &clear, width, pixel_m);
+    let set = unburned_set(o, around, &clear, width, pixel_metres(&m.gt, m.crs_wkt, height));
     drop(clear);
     let means = set.means(height, strip, 2, |rows| {
         progress.check_cancelled()?;
@@ -287,6 +286,20 @@ pub(super) fn find(cfg: &AssessConfig, m: &Maps, strip: usize, progress: &Progre
         progress.info(format!("dNBR offset: real {:+.4}, synthetic {:+.4}, the mean dNBR over {} pixels of {}", means[0], means[1], set.pixels, set.source));
     }
     Ok(Some(Found { set: std::sync::Arc::new(set), real: means[0] as f32, synthetic: means[1] as f32 }))
+}
+
+/// A pixel's side in metres: the CRS's linear unit for a projected grid (metres, feet), about
+/// 111 km a degree times the cosine of the grid's middle latitude for a geographic one.
+pub fn pixel_metres(gt: &[f64; 6], crs_wkt: &str, height: usize) -> f64 {
+    let side = (gt[1] * gt[5]).abs().sqrt();
+    match gdal::spatial_ref::SpatialRef::from_wkt(crs_wkt) {
+        Ok(srs) if srs.is_geographic() => {
+            let lat = gt[3] + gt[5] * height as f64 / 2.0;
+            side * 111_320.0 * lat.to_radians().cos().abs().max(1e-6)
+        }
+        Ok(srs) if srs.linear_units() > 0.0 => side * srs.linear_units(),
+        _ => side,
+    }
 }
 
 /// Subtracts `offset` from a strip's dNBR (in place).
@@ -362,6 +375,17 @@ mod tests {
         let (a, b) = (th.classify_all(&corrected), th.classify_all(&truth.iter().zip(&shifted).map(|(t, s)| if s.is_finite() { *t } else { f32::NAN }).collect::<Vec<_>>()));
         let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
         assert_eq!(differ, 0, "classes after the offset as without the shift");
+    }
+
+    /// Metres a pixel: UTM's own; a degree grid's by its latitude.
+    #[test]
+    fn pixels_are_measured_in_metres() {
+        let wkt = |epsg: u32| gdal::spatial_ref::SpatialRef::from_epsg(epsg).unwrap().to_wkt().unwrap();
+        let utm = wkt(32650);
+        assert_eq!(pixel_metres(&[0.0, 10.0, 0.0, 0.0, 0.0, -10.0], &utm, 100), 10.0);
+        let wgs84 = wkt(4326);
+        let at_60 = pixel_metres(&[0.0, 0.0001, 0.0, 60.0, 0.0, -0.0001], &wgs84, 0);
+        assert!((at_60 - 5.566).abs() < 0.01, "{at_60}");
     }
 
     /// No burned pixel: every clear pixel is unburned. A polygon: its clear inside. An empty
