@@ -102,17 +102,16 @@ pub const FILES: &[(&str, &[u8])] = demo_files![
 
 /// Writes the embedded catalog into `dir/demo-stac/`, leaving files that are already whole.
 pub fn write_catalog(dir: &Path) -> Result<()> {
-    write_files(dir, FILES.iter().map(|(name, bytes)| Ok((name.to_string(), bytes.to_vec()))))
+    write_files(dir, FILES.iter().copied())
 }
 
-fn write_files(dir: &Path, files: impl Iterator<Item = Result<(String, Vec<u8>)>>) -> Result<()> {
-    for file in files {
-        let (name, bytes) = file?;
-        let path = dir.join(CATALOG_DIR).join(&name);
+fn write_files<'a>(dir: &Path, files: impl Iterator<Item = (&'a str, &'a [u8])>) -> Result<()> {
+    for (name, bytes) in files {
+        let path = dir.join(CATALOG_DIR).join(name);
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == bytes) {
             continue;
         }
-        crate::fsutil::write_atomic(&path, &bytes)?;
+        crate::fsutil::write_atomic(&path, bytes)?;
     }
     Ok(())
 }
@@ -151,11 +150,16 @@ pub fn create_project(dir: &Path) -> Result<Project> {
 /// --patch`) instead of the embedded one. A project resumes only with the catalog it was made
 /// from: its AOI must be the same.
 pub fn create_project_from(dir: &Path, catalog_dir: Option<&Path>) -> Result<Project> {
-    let files = match catalog_dir {
+    // A catalog folder's files, read once; the embedded ones as they are.
+    let read = match catalog_dir {
         Some(from) => catalog_files(from)?,
-        None => FILES.iter().map(|(name, bytes)| (name.to_string(), bytes.to_vec())).collect(),
+        None => Vec::new(),
     };
-    let write = |dir: &Path| write_files(dir, files.iter().map(|f| Ok(f.clone())));
+    let files: Vec<(&str, &[u8])> = match catalog_dir {
+        Some(_) => read.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())).collect(),
+        None => FILES.to_vec(),
+    };
+    let write = |dir: &Path| write_files(dir, files.iter().copied());
     // Relative to the project, so the folder can move with its catalog.
     let catalog = PathBuf::from(CATALOG_DIR).join(CATALOG_FILE);
     if dir.join(crate::project::PROJECT_FILE).is_file() {
@@ -163,7 +167,7 @@ pub fn create_project_from(dir: &Path, catalog_dir: Option<&Path>) -> Result<Pro
         if project.config.catalog.as_deref() != Some(catalog.as_path()) {
             return Err(Error::Project { path: dir.to_path_buf(), message: "holds another project, not the demo; give `s2cr demo` another folder".into() });
         }
-        let aoi = files.iter().find(|(n, _)| n == CATALOG_AOI_FILE).map(|(_, b)| b.as_slice());
+        let aoi = files.iter().find(|(n, _)| *n == CATALOG_AOI_FILE).map(|(_, b)| *b);
         if std::fs::read(dir.join(CATALOG_DIR).join(CATALOG_AOI_FILE)).ok().as_deref() != aoi {
             let which = catalog_dir.map(|c| format!("than {}", c.display())).unwrap_or_else(|| "than the embedded one (it was made with --catalog)".into());
             return Err(Error::Project { path: dir.to_path_buf(), message: format!("holds a demo made from another catalog {which}; give `s2cr demo` the same --catalog or another folder") });

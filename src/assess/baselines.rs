@@ -372,14 +372,16 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
     // the real map over the same unburned pixels (where they have a value: the composite may
     // cover only part of them, and a source equal to the real image gets the real offset).
     let mut source_offsets = [offsets.map_or(0.0, |o| o.synthetic), 0.0, 0.0, 0.0];
-    if let (Some(o), Some(a), Some(b)) = (offsets, nir, swir) {
+    if let (Some(o), Some(a), Some(b), Some(two)) = (offsets, nir, swir, nbr_bands) {
+        // The NBR bands alone (`[NIR, SWIR2]`), and the inputs for the linear model.
+        let nbr = |v: &[Vec<f32>], i: usize| ratio(v[0][i], v[1][i]);
         let means = o.set.means(height, strip, 2, |rows| {
             check()?;
             let (y0, y1) = (rows.start, rows.end);
             let n = (y1 - y0) * width;
-            let r = read_strip(&real, y0, y1)?;
+            let r = real.read(&two, cfg.scale, y0..y1)?;
             let x = linear.as_ref().map(|_| read_inputs(y0, y1)).transpose()?;
-            let c = composite.as_ref().map(|c| read_strip(c, y0, y1)).transpose()?;
+            let c = composite.as_ref().map(|c| c.read(&two, cfg.scale, y0..y1)).transpose()?;
             let (mut lin, mut comp) = (vec![f32::NAN; n], vec![f32::NAN; n]);
             let mut row = Vec::with_capacity(nf);
             // dNBR(source) - dNBR(real) = NBR(real) - NBR(source): the pre-fire side cancels.
