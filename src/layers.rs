@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::indices::severity::Severity;
+use crate::indices::severity::{NO_DATA, SeverityScheme};
 use crate::error::{Error, Result};
 use crate::project::{Project, RunName, date_folder};
 use crate::raster::{self, BandStack, WriteOptions};
@@ -19,7 +19,8 @@ pub enum LayerKind {
     Radar,
     /// dNBR on the report's colour ramp.
     Dnbr,
-    /// dNBR severity classes in the USGS colours.
+    /// dNBR severity classes in a scheme's colours, classified from the dNBR band when drawn
+    /// (so an edited scheme shows at once).
     Severity,
     /// Synthetic − real t1, one band at a time on a diverging ramp, symmetric about 0.
     Difference,
@@ -32,29 +33,9 @@ pub enum LayerKind {
 }
 
 impl LayerKind {
-    /// A categorical layer's classes, (code, colour, name), for its colours and legend.
-    pub fn classes(self) -> Option<Vec<(u8, [u8; 3], &'static str)>> {
-        match self {
-            LayerKind::Severity => Some(Severity::palette()),
-            LayerKind::Source => Some(crate::assess::gapfill::SOURCE_CLASSES.to_vec()),
-            _ => None,
-        }
-    }
-
-    /// The colour of a categorical layer's code (black for a code it does not have).
-    pub fn class_color(self, code: u8) -> [u8; 3] {
-        match self {
-            LayerKind::Severity => Severity::from_code(code).color(),
-            _ => self.classes().and_then(|c| c.iter().find(|k| k.0 == code).map(|k| k.1)).unwrap_or([0, 0, 0]),
-        }
-    }
-
-    /// The name of a categorical layer's code.
-    pub fn class_name(self, code: u8) -> String {
-        match self {
-            LayerKind::Severity => Severity::from_code(code).label().to_string(),
-            _ => self.classes().and_then(|c| c.iter().find(|k| k.0 == code).map(|k| k.2.to_string())).unwrap_or_else(|| format!("class {code}")),
-        }
+    /// Classes, not a ramp: read with the nearest pixels of overviews, never averaged.
+    pub fn is_categorical(self) -> bool {
+        matches!(self, LayerKind::Severity | LayerKind::Source)
     }
 }
 
@@ -70,11 +51,34 @@ pub struct Layer {
     pub band: Option<usize>,
     /// The data's attribution, which every export carries.
     pub attribution: String,
+    /// A severity layer's classes (the assessment's, or as edited in the app).
+    pub scheme: Option<SeverityScheme>,
 }
 
 impl Layer {
     fn new(id: &str, title: &str, kind: LayerKind, path: PathBuf, band: Option<usize>) -> Layer {
-        Layer { id: id.into(), title: title.into(), kind, path, band, attribution: String::new() }
+        Layer { id: id.into(), title: title.into(), kind, path, band, attribution: String::new(), scheme: None }
+    }
+
+    /// A categorical layer's classes, (code, colour, name), for its colours and legend.
+    pub fn classes(&self) -> Vec<(u8, [u8; 3], String)> {
+        match self.kind {
+            LayerKind::Severity => self.scheme.clone().unwrap_or_default().classes.into_iter().map(|c| (c.code, c.color, c.name)).collect(),
+            LayerKind::Source => crate::assess::gapfill::SOURCE_CLASSES.iter().map(|(c, rgb, n)| (*c, *rgb, n.to_string())).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What a categorical layer's value is, in words: a severity layer's class (and its dNBR,
+    /// the value it holds), a class map's class name.
+    pub fn class_text(&self, value: f32) -> String {
+        match self.kind {
+            LayerKind::Severity => {
+                let s = self.scheme.clone().unwrap_or_default();
+                format!("{} (dNBR {value:.3})", s.label(s.classify(value)))
+            }
+            _ => self.classes().into_iter().find(|k| k.0 as f32 == value).map(|k| k.2).unwrap_or_else(|| format!("class {value}")),
+        }
     }
 }
 
@@ -102,21 +106,26 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
     use crate::assess::files;
     v.push(Layer::new("difference", "Difference, synthetic − real t1", LayerKind::Difference, assess.join(files::DIFFERENCE), None));
     v.push(Layer::new("sam", "Spectral angle, synthetic vs real t1", LayerKind::Angle, assess.join(files::SAM), None));
+    // Severity from the dNBR band (after any offset) with the assessment's classes.
     for which in ["real", "synthetic"] {
         v.push(Layer::new(&format!("dnbr-{which}"), &format!("dNBR, {which}"), LayerKind::Dnbr, assess.join(files::indices(which)), Some(3)));
-        v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::severity(which)), None));
+        v.push(Layer::new(&format!("severity-{which}"), &format!("Burn severity, {which}"), LayerKind::Severity, assess.join(files::indices(which)), Some(3)));
         v.push(Layer::new(&format!("perimeter-{which}"), &format!("Burned perimeter, {which}"), LayerKind::Perimeter, assess.join(files::perimeter(which)), None));
     }
     // The gap-filled post-fire image, where each pixel came from, and its dNBR and severity.
     v.push(Layer::new("gapfilled", "Sentinel-2 t1, gap-filled", LayerKind::Optical, project.gapfilled_s2(run), None));
     v.push(Layer::new("gapfill-source", "Gap-fill source", LayerKind::Source, project.gapfill_source(run), None));
     v.push(Layer::new("dnbr-gapfilled", "dNBR, gap-filled", LayerKind::Dnbr, assess.join(files::indices("gapfilled")), Some(3)));
-    v.push(Layer::new("severity-gapfilled", "Burn severity, gap-filled", LayerKind::Severity, assess.join(files::severity("gapfilled")), None));
+    v.push(Layer::new("severity-gapfilled", "Burn severity, gap-filled", LayerKind::Severity, assess.join(files::indices("gapfilled")), Some(3)));
     v.push(Layer::new("perimeter-reference", "Official perimeter (the reference file)", LayerKind::Perimeter, assess.join(files::PERIMETER_REFERENCE), None));
     v.retain(|l| l.path.is_file());
     let attribution = crate::assess::stac::project_attribution(project);
+    let scheme = crate::assess::assessed_classes(project, run).unwrap_or_default();
     for l in &mut v {
         l.attribution = attribution.clone();
+        if l.kind == LayerKind::Severity {
+            l.scheme = Some(scheme.clone());
+        }
     }
     v
 }
@@ -228,7 +237,8 @@ fn stretch_lut(gamma: f32) -> Vec<u8> {
 }
 
 /// Three channels of a layer, ready to stretch: a composite's bands (optical) or VV, VH and
-/// VV - VH (radar). Pixels are valid where all three are.
+/// VV - VH (radar); a severity layer's dNBR, classified when drawn. Pixels are valid where all
+/// three are.
 pub struct Channels {
     pub width: usize,
     pub height: usize,
@@ -251,7 +261,7 @@ fn band_of(stack: &BandStack, name: &str, what: &Path) -> Result<usize> {
 /// spectral angle as their one band in every channel.
 pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> Result<Channels> {
     let loc = layer.path.display().to_string();
-    let average = layer.kind.classes().is_none();
+    let average = !layer.kind.is_categorical();
     let stack = match layer.band {
         Some(b) => raster::read_preview(&loc, &[b], max_side, average)?,
         None => raster::read_preview(&loc, &[], max_side, average)?,
@@ -287,7 +297,7 @@ pub fn read_channels(layer: &Layer, composite: &Composite, max_side: usize) -> R
             *ok &= v.is_finite();
         }
     }
-    if layer.kind.classes().is_some() {
+    if layer.kind == LayerKind::Source {
         for (ok, v) in valid.iter_mut().zip(&values[0]) {
             *ok &= *v != 0.0;
         }
@@ -303,8 +313,10 @@ impl Channels {
     }
 
     /// RGBA pixels (row-major; transparent where not valid) for a layer kind: stretched
-    /// channels for optical and radar layers, the colour ramps for dNBR and severity.
-    pub fn rgba(&self, kind: LayerKind, stretch: &Stretch) -> Vec<u8> {
+    /// channels for optical and radar layers, the colour ramps for dNBR, the classes of a
+    /// categorical layer (`classes`: (code, colour, name); a severity layer's dNBR classified
+    /// with `scheme`).
+    pub fn rgba(&self, kind: LayerKind, stretch: &Stretch, classes: &[(u8, [u8; 3], String)], scheme: Option<&SeverityScheme>) -> Vec<u8> {
         let n = self.width * self.height;
         let mut out = vec![0u8; n * 4];
         let lut = stretch_lut(stretch.gamma);
@@ -323,15 +335,35 @@ impl Channels {
         // from 0 to the stretch's high end.
         let spread = stretch.low[0].abs().max(stretch.high[0].abs()).max(f32::MIN_POSITIVE);
         let top = stretch.high[0].max(f32::MIN_POSITIVE);
+        let usgs;
+        let scheme = match (kind, scheme) {
+            (LayerKind::Severity, None) => {
+                usgs = SeverityScheme::usgs();
+                Some(&usgs)
+            }
+            (_, s) => s,
+        };
+        let mut table = [[0u8; 3]; 256];
+        for (code, rgb, _) in classes {
+            table[*code as usize] = *rgb;
+        }
         for i in 0..n {
             if !self.valid[i] {
+                continue;
+            }
+            let code = match (kind, scheme) {
+                (LayerKind::Severity, Some(s)) => s.classify(self.values[0][i]),
+                (LayerKind::Source, _) => self.values[0][i] as u8,
+                _ => 1,
+            };
+            if code == NO_DATA {
                 continue;
             }
             let rgb = match kind {
                 LayerKind::Difference => diverging_color(self.values[0][i] / spread),
                 LayerKind::Angle => angle_color(self.values[0][i] / top),
                 LayerKind::Dnbr => crate::assess::report::dnbr_color(self.values[0][i]),
-                LayerKind::Severity | LayerKind::Source => kind.class_color(self.values[0][i] as u8),
+                LayerKind::Severity | LayerKind::Source => table[code as usize],
                 _ => [0, 1, 2].map(|c| level(c, self.values[c][i])),
             };
             out[i * 4..i * 4 + 3].copy_from_slice(&rgb);
@@ -396,6 +428,17 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             raster::write_raster(out, &stack, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (Float32 COG)", layer.title) })
         }
+        (LayerKind::Severity, "tif" | "tiff") => {
+            // The classes of the dNBR band with the layer's scheme, colour table and names.
+            let scheme = layer.scheme.clone().unwrap_or_default();
+            let stack = raster::read_window(&loc, &[layer.band.unwrap_or(1)], None)?;
+            let codes: Vec<u8> = stack.bands[0].iter().zip(&stack.valid).map(|(d, ok)| if *ok { scheme.classify(*d) } else { NO_DATA }).collect();
+            let description = format!("burn severity ({} classes on the {})", scheme.name, scheme.scale.name());
+            let palette = scheme.palette();
+            let classes = raster::ClassRaster { width: stack.width, height: stack.height, codes: &codes, geo_transform: stack.geo_transform, crs_wkt: &stack.crs_wkt, description: &description, classes: &palette };
+            raster::write_classes_with(out, &classes, copyright(layer).as_deref())?;
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} ({} classes, Byte COG with colour table)", layer.title, scheme.name) })
+        }
         (_, "tif" | "tiff") => {
             raster::to_cog(&loc, out, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (COG, as stored)", layer.title) })
@@ -403,7 +446,7 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
         (_, "png") => {
             let ch = read_channels(layer, composite, usize::MAX)?;
             let s = ch.stretch(stretch, gamma);
-            let rgba = ch.rgba(layer.kind, &s);
+            let rgba = ch.rgba(layer.kind, &s, &layer.classes(), layer.scheme.as_ref());
             raster::write_rgba_png(out, ch.width, ch.height, &rgba, ch.geo_transform, &ch.crs_wkt, copyright(layer).as_deref())?;
             let how = match layer.kind {
                 LayerKind::Optical => format!("{} ({}), {:?}, gamma {gamma}", composite.name, composite.bands.join(" "), stretch),
@@ -444,7 +487,7 @@ mod tests {
         let ch = Channels { width: n, height: 1, values: [values.clone(), values.clone(), values.clone()], valid: vec![true; n], geo_transform: [0.0, 1.0, 0.0, 0.0, 0.0, -1.0], crs_wkt: String::new() };
         for gamma in [1.0f32, 0.5, 2.2, 3.0] {
             let s = Stretch { low: [0.0, 0.05, 0.1], high: [0.4, 0.3, 0.2], gamma };
-            let rgba = ch.rgba(LayerKind::Optical, &s);
+            let rgba = ch.rgba(LayerKind::Optical, &s, &[], None);
             let mut worst = 0;
             for (i, v) in values.iter().enumerate() {
                 for c in 0..3 {

@@ -69,6 +69,14 @@ pub struct AssessSettings {
     /// unit, holes); absent: as classified.
     #[serde(skip_serializing_if = "crate::assess::perimeters::PerimeterCleaning::is_off")]
     pub perimeter_cleaning: crate::assess::perimeters::PerimeterCleaning,
+    /// The severity classes: a preset's name (`usgs`, `barc4`), a preset with other `bounds`
+    /// and `burned_from`, or the analyst's own `classes`; absent: USGS.
+    #[serde(skip_serializing_if = "is_usgs")]
+    pub severity_classes: crate::indices::severity::SeverityScheme,
+}
+
+fn is_usgs(s: &crate::indices::severity::SeverityScheme) -> bool {
+    *s == crate::indices::severity::SeverityScheme::usgs()
 }
 
 fn is_default_offset(o: &crate::assess::offset::DnbrOffset) -> bool {
@@ -219,7 +227,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
         }
         Stage::Infer => {
             let defaults = InferOptions::default();
-            let opts = InferOptions { run, device: settings.device, overlap: settings.overlap.unwrap_or(defaults.overlap), samples: settings.infer.samples, ..defaults };
+            let opts = InferOptions { run, device: settings.device, overlap: settings.overlap.unwrap_or(defaults.overlap), samples: settings.infer.samples, burned_dnbr: settings.assess.severity_classes.burned_dnbr(), ..defaults };
             let r = crate::model::infer::infer(project, &opts, progress)?;
             if r.skipped {
                 return Ok(format!("up to date: {}", r.path.display()));
@@ -227,7 +235,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
         Stage::Assess => {
-            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), perimeter_cleaning: settings.assess.perimeter_cleaning.clone(), ..Default::default() };
+            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), perimeter_cleaning: settings.assess.perimeter_cleaning.clone(), severity_classes: settings.assess.severity_classes.clone(), ..Default::default() };
             Ok(crate::assess::assess_project(project, &run, &cfg, progress)?.summary())
         }
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),

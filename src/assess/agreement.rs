@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::indices::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{NO_DATA, SeverityScheme};
 
 /// Counts of (reference class, mapped class) pairs: `counts[reference][mapped]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,9 +101,9 @@ pub struct BurnedCounts {
 
 impl BurnedCounts {
     /// Adds the pixels valid in both maps.
-    pub fn add(&mut self, real: &[Severity], synthetic: &[Severity], thresholds: &SeverityThresholds) {
+    pub fn add(&mut self, real: &[u8], synthetic: &[u8], thresholds: &SeverityScheme) {
         for (r, s) in real.iter().zip(synthetic) {
-            if *r == Severity::NoData || *s == Severity::NoData {
+            if *r == NO_DATA || *s == NO_DATA {
                 continue;
             }
             match (thresholds.is_burned(*r), thresholds.is_burned(*s)) {
@@ -117,9 +117,9 @@ impl BurnedCounts {
 
     /// Adds the pixels where `map` has data, judged against a reference (1 = inside the
     /// official perimeter): the reference takes the place of the real map.
-    pub fn add_reference(&mut self, reference: &[u8], map: &[Severity], thresholds: &SeverityThresholds) {
+    pub fn add_reference(&mut self, reference: &[u8], map: &[u8], thresholds: &SeverityScheme) {
         for (r, s) in reference.iter().zip(map) {
-            if *s == Severity::NoData {
+            if *s == NO_DATA {
                 continue;
             }
             match (*r != 0, thresholds.is_burned(*s)) {
@@ -155,31 +155,35 @@ impl BurnedCounts {
 }
 
 /// Compares burned masks derived from two severity maps, on pixels valid in both.
-pub fn burned_agreement(real: &[Severity], synthetic: &[Severity], thresholds: &SeverityThresholds, pixel_area_m2: f64) -> BurnedAgreement {
+pub fn burned_agreement(real: &[u8], synthetic: &[u8], thresholds: &SeverityScheme, pixel_area_m2: f64) -> BurnedAgreement {
     let mut counts = BurnedCounts::default();
     counts.add(real, synthetic, thresholds);
     counts.agreement(pixel_area_m2)
 }
 
-/// An empty confusion matrix over the seven severity classes.
-pub fn severity_matrix() -> ConfusionMatrix {
-    ConfusionMatrix::new(Severity::CLASSES.iter().map(|c| c.label().to_string()).collect())
+/// An empty confusion matrix over a scheme's classes.
+pub fn severity_matrix(scheme: &SeverityScheme) -> ConfusionMatrix {
+    ConfusionMatrix::new(scheme.classes.iter().map(|c| c.name.clone()).collect())
 }
 
-/// Adds (real, synthetic) severity pairs valid in both maps to a [`severity_matrix`].
-pub fn add_severity_pairs(m: &mut ConfusionMatrix, real: &[Severity], synthetic: &[Severity]) {
+/// Adds (real, synthetic) class pairs valid in both maps to a [`severity_matrix`] of the scheme.
+pub fn add_severity_pairs(m: &mut ConfusionMatrix, scheme: &SeverityScheme, real: &[u8], synthetic: &[u8]) {
+    let mut index = [usize::MAX; 256];
+    for (i, c) in scheme.classes.iter().enumerate() {
+        index[c.code as usize] = i;
+    }
     for (r, s) in real.iter().zip(synthetic) {
-        if *r == Severity::NoData || *s == Severity::NoData {
-            continue;
+        let (i, j) = (index[*r as usize], index[*s as usize]);
+        if i != usize::MAX && j != usize::MAX {
+            m.counts[i][j] += 1;
         }
-        m.counts[*r as usize - 1][*s as usize - 1] += 1;
     }
 }
 
-/// Confusion matrix over the seven severity classes (pixels valid in both maps).
-pub fn severity_confusion(real: &[Severity], synthetic: &[Severity]) -> ConfusionMatrix {
-    let mut m = severity_matrix();
-    add_severity_pairs(&mut m, real, synthetic);
+/// Confusion matrix over a scheme's classes (pixels valid in both maps).
+pub fn severity_confusion(scheme: &SeverityScheme, real: &[u8], synthetic: &[u8]) -> ConfusionMatrix {
+    let mut m = severity_matrix(scheme);
+    add_severity_pairs(&mut m, scheme, real, synthetic);
     m
 }
 
@@ -198,10 +202,10 @@ mod tests {
 
     #[test]
     fn burned_counts_and_errors() {
-        use Severity::*;
-        let t = SeverityThresholds::default();
-        let real = [High, Low, Unburned, Unburned, ModerateLow, NoData];
-        let synth = [High, Unburned, Low, Unburned, High, High];
+        let t = SeverityScheme::usgs();
+        let (high, low, unburned, moderate_low) = (7, 4, 3, 5);
+        let real = [high, low, unburned, unburned, moderate_low, NO_DATA];
+        let synth = [high, unburned, low, unburned, high, high];
         let a = burned_agreement(&real, &synth, &t, 100.0);
         assert_eq!((a.true_positive, a.false_positive, a.false_negative, a.true_negative), (2, 1, 1, 1));
         assert_eq!(a.pixels, 5);
@@ -212,8 +216,8 @@ mod tests {
         assert!((a.burned_ha_real - 0.03).abs() < 1e-12);
         let same = burned_agreement(&real, &real, &t, 100.0);
         assert_eq!(same.kappa, 1.0);
-        let m = severity_confusion(&real, &synth);
+        let m = severity_confusion(&t, &real, &synth);
         assert_eq!(m.total(), 5);
-        assert_eq!(m.counts[High as usize - 1][High as usize - 1], 1);
+        assert_eq!(m.counts[6][6], 1);
     }
 }

@@ -26,7 +26,7 @@ use super::agreement::{BurnedAgreement, BurnedCounts};
 use super::{AssessConfig, AssessInputs, HeldOut, Image};
 use crate::error::{Error, Result};
 use crate::indices::metrics::{self, ErrorSums, MeanSum, spectral_angle_deg};
-use crate::indices::severity::Severity;
+use crate::indices::severity::NO_DATA;
 use crate::job::Progress;
 use crate::raster::{self, PixelWindow};
 
@@ -286,7 +286,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
 
     // The radar's change for the radar-only map: VH, else the first polarisation.
     let radar = pairs.iter().zip(names.iter().skip(used.len())).find(|(_, n)| n.ends_with("VH")).or_else(|| pairs.iter().zip(names.iter().skip(used.len())).next()).map(|(p, n)| (*p, n.trim_start_matches("dB change ").to_string()));
-    let th = &cfg.thresholds;
+    let th = &cfg.severity_classes;
     let off_real = offsets.map_or(0.0, |o| o.real);
     let ratio = |n: f32, s: f32| (n - s) / (n + s);
     let nbr = |v: &[Vec<f32>], i: usize| -> f32 {
@@ -505,7 +505,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
         let radar_map = radar.as_ref().map(|((a, b), _)| (*a, *b)).zip(threshold);
         use rayon::prelude::*;
         sums.par_iter_mut().enumerate().for_each(|(k, acc)| {
-            let (mut real_sev, mut src_sev) = (vec![Severity::NoData; n], vec![Severity::NoData; n]);
+            let (mut real_sev, mut src_sev) = (vec![NO_DATA; n], vec![NO_DATA; n]);
             if k < 4 {
                 if !(k < active || (k == 3 && composite.is_some())) {
                     return;

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::agreement::BurnedCounts;
 use super::*;
 use crate::indices::metrics::{self, ErrorSums, MeanSum, SSIM_RADIUS};
-use crate::indices::severity::Severity;
+use crate::indices::severity::NO_DATA;
 use crate::indices::spectral;
 use crate::raster::{self, BlockWriter, ByteBlockWriter};
 
@@ -36,7 +36,7 @@ pub fn assess_files(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
 /// [`assess_files`] with the strip height given (tests: any height gives the same report).
 fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, progress: &Progress, rows_per_strip: Option<usize>) -> Result<AssessReport> {
     progress.cleaned(crate::fsutil::remove_stale_partials(out_dir, 1));
-    cfg.thresholds.validate().map_err(|m| Error::invalid("thresholds", m))?;
+    cfg.severity_classes.validate().map_err(|m| Error::invalid("severity classes", m))?;
     let order = cfg.band_order.as_deref();
     let pre = Image::open(&inputs.pre, order)?;
     let real = Image::open(&inputs.real, order)?;
@@ -132,6 +132,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         return Err(Error::Raster { location: f.path.display().to_string(), message: format!("not on the grid of {}; preprocess again", inputs.pre.display()) });
     }
     let mut pre_filled_pixels = 0u64;
+    let prob_from_dnbr = prob_image.as_ref().is_some_and(|p| p.band_index("dNBR mean").is_ok() && p.band_index("dNBR sd").is_ok());
     let mut uncertainty_acc = sd_image.as_ref().map(|_| uncertainty::UncertaintyAcc::new(cfg.quality_bands.len(), prob_image.is_some()));
     let mut perimeter_counts = [BurnedCounts::default(); 2];
     let mut perimeter_pixels = 0u64;
@@ -140,8 +141,14 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
     // Every output is written strip by strip, in tiles as high as a strip, and appears under its
     // name only when complete.
-    let index_names: Vec<String> = ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec();
-    let palette = Severity::palette();
+    let classes = &cfg.severity_classes;
+    // With classes on BARC256, the BARC256 values too (as BAER delivers them; NaN: no data).
+    let barc = classes.scale == crate::indices::severity::Scale::Barc256;
+    let mut index_names: Vec<String> = ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post"].map(String::from).to_vec();
+    if barc {
+        index_names.push("BARC256".into());
+    }
+    let palette = classes.palette();
     let mut outputs = Vec::new();
     for name in ["real", "synthetic"] {
         outputs.push(Outputs {
@@ -158,9 +165,9 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let mut sam_out = BlockWriter::create_on(&out_dir.join(files::SAM), width, height, gt, &crs_wkt, &["spectral angle (degrees)".to_string()], f32::NAN, rows_per_strip)?;
     let mut burned = BurnedCounts::default();
     let mut held_counts = BurnedCounts::default();
-    let mut severity_confusion = agreement::severity_matrix();
+    let mut severity_confusion = agreement::severity_matrix(classes);
     // Per class code: real with synthetic data, synthetic with real data, synthetic anywhere.
-    let mut areas = [[0u64; 3]; 8];
+    let mut areas = [[0u64; 3]; 256];
     let mut quality = QualityAcc::new(cfg.quality_bands.len());
 
     // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
@@ -199,7 +206,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             let rbr = spectral::rbr(&nbr_pre, &dnbr);
             let ndvi = spectral::ndvi(&post.bands[0], &post.bands[2], &post.valid);
             drop(post);
-            for (b, values) in [&nbr_pre, &nbr_post, &dnbr, &rdnbr, &rbr, &ndvi].into_iter().enumerate() {
+            let barc256: Vec<f32> = if barc { dnbr.iter().map(|d| crate::indices::severity::barc256(*d).map_or(f32::NAN, f32::from)).collect() } else { Vec::new() };
+            for (b, values) in [&nbr_pre, &nbr_post, &dnbr, &rdnbr, &rbr, &ndvi, &barc256].into_iter().take(index_names.len()).enumerate() {
                 // Pixels without a dNBR are nodata in every band, as the maps built on it.
                 let masked: Vec<f32> = values.iter().zip(&dnbr).map(|(v, d)| if d.is_finite() { *v } else { f32::NAN }).collect();
                 out.indices.write_rows(b, y0, rows, &masked)?;
@@ -208,32 +216,32 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
                 out.dnbr.sum += *v as f64;
                 out.dnbr.count += 1;
             }
-            let classes = cfg.thresholds.classify_all(&dnbr);
-            out.severity.write_rows(y0, rows, &classes.iter().map(|c| *c as u8).collect::<Vec<u8>>())?;
-            sev.push(classes);
+            let codes = classes.classify_all(&dnbr);
+            out.severity.write_rows(y0, rows, &codes)?;
+            sev.push(codes);
         }
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
-        burned.add(sev_real, sev_synth, &cfg.thresholds);
+        burned.add(sev_real, sev_synth, &cfg.severity_classes);
         // The real map's burned pixels, for the burn probability's reliability (checked below).
         let burned_real: Option<Vec<Option<bool>>> =
-            prob_image.as_ref().map(|_| sev_real.iter().map(|c| (*c != Severity::NoData).then(|| cfg.thresholds.is_burned(*c))).collect());
+            prob_image.as_ref().map(|_| sev_real.iter().map(|c| (*c != NO_DATA).then(|| classes.is_burned(*c))).collect());
         if let Some(p) = &perimeter {
             let inside = p.burn_rows(&gt, &crs_wkt, width, y0, rows)?;
             perimeter_pixels += inside.iter().filter(|v| **v != 0).count() as u64;
             for (counts, map) in perimeter_counts.iter_mut().zip([sev_real, sev_synth]) {
-                counts.add_reference(&inside, map, &cfg.thresholds);
+                counts.add_reference(&inside, map, &cfg.severity_classes);
             }
         }
-        agreement::add_severity_pairs(&mut severity_confusion, sev_real, sev_synth);
+        agreement::add_severity_pairs(&mut severity_confusion, classes, sev_real, sev_synth);
         if let Some(h) = &cfg.held_out {
-            let only = |s: &[Severity]| -> Vec<Severity> { s.iter().enumerate().map(|(i, s)| if h.contains(i % width, y0 + i / width) { *s } else { Severity::NoData }).collect() };
-            held_counts.add(&only(sev_real), &only(sev_synth), &cfg.thresholds);
+            let only = |s: &[u8]| -> Vec<u8> { s.iter().enumerate().map(|(i, s)| if h.contains(i % width, y0 + i / width) { *s } else { NO_DATA }).collect() };
+            held_counts.add(&only(sev_real), &only(sev_synth), &cfg.severity_classes);
         }
         for (r, s) in sev_real.iter().zip(sev_synth) {
-            if *s != Severity::NoData {
+            if *s != NO_DATA {
                 areas[*r as usize][0] += 1;
             }
-            if *r != Severity::NoData {
+            if *r != NO_DATA {
                 areas[*s as usize][1] += 1;
             }
             areas[*s as usize][2] += 1;
@@ -266,8 +274,16 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
                 acc.add_band(b, &real_rows[b], &synth_rows[b], &d.bands[0], keep);
             }
             if let (Some(prob), Some(burned)) = (&prob_image, &burned_real) {
-                let p = prob.read(&["burn probability"], 1.0, y0..y1)?;
-                acc.add_probability(&p.bands[0], burned, keep);
+                // The probability of this assessment's burned classes after the offset, from
+                // the passes' dNBR (raw) mean and sd; a file without them: inference's share.
+                let p = if prob_from_dnbr {
+                    let d = prob.read(&["dNBR mean", "dNBR sd"], 1.0, y0..y1)?;
+                    let bound = classes.burned_dnbr() + map_offsets[1];
+                    d.bands[0].iter().zip(&d.bands[1]).map(|(m, s)| uncertainty::exceedance(*m, *s, bound)).collect()
+                } else {
+                    prob.read(&["burn probability"], 1.0, y0..y1)?.bands.swap_remove(0)
+                };
+                acc.add_probability(&p, burned, keep);
             }
         }
         progress.advanced(done as u64 + 1, total, format!("rows {y0}..{y1} of {height}"));
@@ -298,7 +314,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             let (indices_out, severity_out) = (out_dir.join(files::indices("gapfilled")), out_dir.join(files::severity("gapfilled")));
             // Where the offset's pixels lie the real image is clear, so the gap-filled image is the
             // real one there: the real map's offset is its own.
-            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, thresholds: &cfg.thresholds, offset: map_offsets[0], indices_out: &indices_out, severity_out: &severity_out };
+            let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, classes: &cfg.severity_classes, offset: map_offsets[0], indices_out: &indices_out, severity_out: &severity_out };
             let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre) };
             let made = super::gapfill::write_gapfilled(&fill, &bands, &g.image, &g.source, rows_per_strip, &progress.for_stage("gap-fill"))?;
             rasters_written.extend([files::indices("gapfilled"), files::severity("gapfilled")]);
@@ -328,21 +344,22 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         severity.finish()?;
         rasters_written.push(files::severity(name));
         // The burned pixels' outlines, cleaned as asked, with their areas per class.
-        perimeters.push(super::perimeters::draw(&out_dir.join(files::severity(name)), &out_dir.join(files::perimeter(name)), name, &cfg.thresholds, &cfg.perimeter_cleaning, pixel_area_m2)?);
+        perimeters.push(super::perimeters::draw(&out_dir.join(files::severity(name)), &out_dir.join(files::perimeter(name)), name, &cfg.severity_classes, &cfg.perimeter_cleaning, pixel_area_m2)?);
         rasters_written.push(files::perimeter(name));
     }
-    crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.thresholds).as_bytes())?;
+    crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.severity_classes).as_bytes())?;
     rasters_written.push("severity.qml".into());
 
     let ha = pixel_area_m2 / 10_000.0;
-    let severity_areas = Severity::CLASSES
+    let severity_areas = classes
+        .classes
         .iter()
         .map(|c| ClassArea {
-            class: c.label().into(),
-            code: *c as u8,
-            hectares_real: areas[*c as usize][0] as f64 * ha,
-            hectares_synthetic: areas[*c as usize][1] as f64 * ha,
-            hectares_synthetic_all: areas[*c as usize][2] as f64 * ha,
+            class: c.name.clone(),
+            code: c.code,
+            hectares_real: areas[c.code as usize][0] as f64 * ha,
+            hectares_synthetic: areas[c.code as usize][1] as f64 * ha,
+            hectares_synthetic_all: areas[c.code as usize][2] as f64 * ha,
         })
         .collect();
     let held_out = cfg.held_out.as_ref().map(|h| HeldOutAgreement { description: h.description.clone(), burned: held_counts.agreement(pixel_area_m2) });
@@ -383,7 +400,21 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
                 (None, Some(_)) => "held-out clear pixels",
                 (None, None) => "clear pixels",
             };
-            acc.finish(&cfg.quality_bands, scope)
+            let mut check = acc.finish(&cfg.quality_bands, scope);
+            if prob_image.is_some() {
+                check.probability = if prob_from_dnbr {
+                    format!(
+                        "the probability that the dNBR after the synthetic offset ({:+.4}) reaches {} ({} or more on the dNBR), from a normal approximation of the passes' dNBR (their mean and sd in {})",
+                        map_offsets[1],
+                        classes.burned_from,
+                        classes.burned_dnbr(),
+                        inputs.burn_probability.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+                    )
+                } else {
+                    "the share of passes whose raw dNBR (no offset) reached the burned bound inference was given (a file without the passes' dNBR mean and sd)".into()
+                };
+            }
+            check
         }),
         baselines,
         pre_filled_pixels,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Image;
 use crate::error::{Error, Result};
-use crate::indices::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{NO_DATA, SeverityScheme};
 use crate::job::Progress;
 use crate::raster::{BlockWriter, ByteBlockWriter};
 
@@ -44,12 +44,12 @@ pub struct GapFillSeverity {
     pub pre_composite: u64,
     /// Pixels with a dNBR (both sides have a value).
     pub pixels: u64,
-    /// Burned pixels (the thresholds' burned classes) by the source of their post-fire value:
+    /// Burned pixels (the scheme's burned classes) by the source of their post-fire value:
     /// real t1, composite, synthetic.
     pub burned_real: u64,
     pub burned_composite: u64,
     pub burned_synthetic: u64,
-    /// Hectares per severity class, in [`Severity::CLASSES`] order: (class, hectares).
+    /// Hectares per severity class, in the scheme's order: (class, hectares).
     pub class_ha: Vec<(String, f64)>,
     pub burned_ha: f64,
 }
@@ -109,7 +109,7 @@ pub struct PreFire<'a> {
     pub composite: Option<&'a Path>,
     /// The NIR band of NBR.
     pub nir: &'a str,
-    pub thresholds: &'a SeverityThresholds,
+    pub classes: &'a SeverityScheme,
     /// The dNBR offset subtracted before the classes (0: none).
     pub offset: f32,
     /// NBR_pre, NBR_post and dNBR; the severity classes (colour table).
@@ -154,11 +154,11 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
                 }
             }
             let names = ["NBR_pre", "NBR_post", "dNBR"].map(String::from);
-            let palette = Severity::palette();
+            let palette = p.classes.palette();
             let gt = real.info.geo_transform;
             let indices = BlockWriter::create_on(p.indices_out, width, height, gt, &real.info.crs_wkt, &names, f32::NAN, rows.max(1))?;
             let severity = ByteBlockWriter::create(p.severity_out, width, height, gt, &real.info.crs_wkt, "dNBR severity (gap-filled)", Some(&palette), rows.max(1))?;
-            Some((p, t0, c0, indices, severity, GapFillSeverity::default(), [0u64; 8]))
+            Some((p, t0, c0, indices, severity, GapFillSeverity::default(), [0u64; 256]))
         }
         None => None,
     };
@@ -227,13 +227,13 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             super::offset::subtract(&mut dnbr, p.offset);
             let mut codes = vec![0u8; n];
             for i in 0..n {
-                let class = p.thresholds.classify(dnbr[i]);
-                codes[i] = class as u8;
+                let class = p.classes.classify(dnbr[i]);
+                codes[i] = class;
                 classes[class as usize] += 1;
-                if class != Severity::NoData {
+                if class != NO_DATA {
                     sev.pixels += 1;
                 }
-                if p.thresholds.is_burned(class) {
+                if p.classes.is_burned(class) {
                     match from[i] {
                         1 => sev.burned_real += 1,
                         2 => sev.burned_composite += 1,
@@ -250,11 +250,11 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
     }
     image.finish()?;
     source.finish()?;
-    if let Some((_, _, _, indices, severity, mut sev, classes)) = pre {
+    if let Some((p, _, _, indices, severity, mut sev, classes)) = pre {
         indices.finish()?;
         severity.finish()?;
         let ha = (gt[1] * gt[5]).abs() / 10_000.0;
-        sev.class_ha = Severity::CLASSES.iter().map(|c| (c.label().to_string(), classes[*c as usize] as f64 * ha)).collect();
+        sev.class_ha = p.classes.classes.iter().map(|c| (c.name.clone(), classes[c.code as usize] as f64 * ha)).collect();
         sev.burned_ha = (sev.burned_real + sev.burned_composite + sev.burned_synthetic) as f64 * ha;
         summary.severity = Some(sev);
     }

@@ -32,12 +32,12 @@ use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::raster::{self, BandStack, PixelWindow};
 use agreement::{BurnedAgreement, ConfusionMatrix};
-use crate::indices::severity::SeverityThresholds;
+use crate::indices::severity::SeverityScheme;
 
 /// The names of the files an assessment writes into its folder.
 pub use crate::project::assess_files as files;
 pub use compute::assess_files;
-pub use project::{ProjectAssessment, assess_project, assess_project_files};
+pub use project::{ProjectAssessment, assess_project, assess_project_files, assessed_classes};
 
 /// Reads a number that JSON holds as `null` when it was not finite (serde_json writes NaN and
 /// infinities as `null`), so a report reads back as it was written.
@@ -76,7 +76,10 @@ pub struct AssessConfig {
     /// Multiplier from stored values to reflectance (e.g. 0.0001 for DN x 10000).
     pub scale: f32,
     pub nir: NirBand,
-    pub thresholds: SeverityThresholds,
+    /// The severity classes and the least severe one counted as burned (settings from before
+    /// schemes held the six USGS bounds as `thresholds`).
+    #[serde(alias = "thresholds")]
+    pub severity_classes: SeverityScheme,
     /// Data range of reflectances for PSNR and SSIM.
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub data_range: f64,
@@ -164,7 +167,7 @@ impl Default for AssessConfig {
             band_order: None,
             scale: 1.0,
             nir: NirBand::B08,
-            thresholds: SeverityThresholds::default(),
+            severity_classes: SeverityScheme::usgs(),
             data_range: 1.0,
             quality_bands: ["B02", "B03", "B04", "B08", "B11", "B12"].map(String::from).to_vec(),
             simulated_burn: None,

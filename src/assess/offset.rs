@@ -241,7 +241,7 @@ pub(super) fn find(cfg: &AssessConfig, m: &Maps, strip: usize, progress: &Progre
         return Ok(None);
     }
     o.validate().map_err(|e| Error::invalid("dnbr_offset", e))?;
-    let (nir, th) = (cfg.nir.name(), &cfg.thresholds);
+    let (nir, th) = (cfg.nir.name(), &cfg.severity_classes);
     let (width, height) = (m.pre.info.width, m.pre.info.height);
     let strip = strip.max(1);
     // The dNBR of each of `images` over `rows`, against the one pre-fire NBR.
@@ -335,7 +335,7 @@ mod tests {
     /// offset are those of the unshifted dNBR.
     #[test]
     fn the_offset_of_a_generated_shift_is_the_shift_and_the_classes_come_out_as_without_it() {
-        use crate::indices::severity::SeverityThresholds;
+        use crate::indices::severity::SeverityScheme;
         let (w, h, shift) = (120usize, 100usize, 0.0731f32);
         let burned_truth: Vec<bool> = (0..w * h).map(|i| (((i % w) as f64 - 60.0).powi(2) + ((i / w) as f64 - 50.0).powi(2)).sqrt() < 20.0).collect();
         // Unshifted dNBR: 0.5 in the disc, small noise-free texture outside; some cloud.
@@ -348,7 +348,7 @@ mod tests {
         for i in (0..w * h).filter(|i| i % 13 == 0) {
             shifted[i] = f32::NAN;
         }
-        let th = SeverityThresholds::default();
+        let th = SeverityScheme::usgs();
         let burned: Vec<bool> = shifted.iter().map(|d| d.is_finite() && th.is_burned(th.classify(*d))).collect();
         let clear: Vec<bool> = shifted.iter().map(|d| d.is_finite()).collect();
         let cfg = DnbrOffset { ring_inner_m: 30.0, ring_outer_m: 200.0, ..DnbrOffset::default() };

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::indices::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::SeverityScheme;
 use crate::raster;
 
 /// `perimeter_cleaning:` of the assessment's settings. All off (the default) draws the burned
@@ -47,7 +47,7 @@ impl PerimeterCleaning {
 pub struct PolygonAreas {
     pub id: u32,
     pub area_ha: f64,
-    /// Hectares of each severity class inside it, in [`Severity::CLASSES`] order.
+    /// Hectares of each severity class inside it, in the scheme's order.
     pub class_ha: Vec<f64>,
 }
 
@@ -67,9 +67,9 @@ pub struct Perimeters {
 /// The polygons the report lists one by one.
 pub const LARGEST: usize = 20;
 
-/// The GeoJSON's field for a class's hectares (`ha_moderate_low`).
-pub fn class_field(s: Severity) -> String {
-    let slug: String = s.label().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+/// The GeoJSON's field for a class's hectares (`ha_moderate_low_severity`).
+pub fn class_field(name: &str) -> String {
+    let slug: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     format!("ha_{}", slug.split('_').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("_"))
 }
 
@@ -178,14 +178,14 @@ pub fn clean(mask: &mut Vec<bool>, width: usize, cfg: &PerimeterCleaning, pixel_
 /// Draws the perimeters of the severity map `severity` (a class raster the assessment wrote)
 /// into `out` (GeoJSON): its burned pixels, cleaned as `cleaning` says, one polygon per
 /// 4-connected patch with its area per class.
-pub fn draw(severity: &Path, out: &Path, map: &str, thresholds: &SeverityThresholds, cleaning: &PerimeterCleaning, pixel_area_m2: f64) -> Result<Perimeters> {
+pub fn draw(severity: &Path, out: &Path, map: &str, classes: &SeverityScheme, cleaning: &PerimeterCleaning, pixel_area_m2: f64) -> Result<Perimeters> {
     let loc = severity.display().to_string();
     let info = raster::info(&loc)?;
     let stack = raster::read_window(&loc, &[1], None)?;
     let codes: Vec<u8> = stack.bands[0].iter().zip(&stack.valid).map(|(v, ok)| if *ok && v.is_finite() { *v as u8 } else { 0 }).collect();
     drop(stack);
     let width = info.width;
-    let mut mask: Vec<bool> = codes.iter().map(|c| thresholds.is_burned(Severity::from_code(*c))).collect();
+    let mut mask: Vec<bool> = codes.iter().map(|c| classes.is_burned(*c)).collect();
     cleaning.validate().map_err(|m| Error::invalid("perimeter_cleaning", m))?;
     if !cleaning.is_off() {
         clean(&mut mask, width, cleaning, pixel_area_m2);
@@ -193,17 +193,23 @@ pub fn draw(severity: &Path, out: &Path, map: &str, thresholds: &SeverityThresho
     let (labels, sizes) = components(&mask, width, true);
     drop(mask);
     let ha = pixel_area_m2 / 10_000.0;
-    let mut counts = vec![[0u64; 8]; sizes.len()];
+    // Per polygon, pixels per class in the scheme's order (a code it lacks counts in none).
+    let mut index = [usize::MAX; 256];
+    for (i, c) in classes.classes.iter().enumerate() {
+        index[c.code as usize] = i;
+    }
+    let k = classes.classes.len();
+    let mut counts = vec![0u64; k * sizes.len()];
     for (l, c) in labels.iter().zip(&codes) {
-        if *l != 0 {
-            counts[*l as usize][(*c as usize).min(7)] += 1;
+        if *l != 0 && index[*c as usize] != usize::MAX {
+            counts[*l as usize * k + index[*c as usize]] += 1;
         }
     }
     drop(codes);
     let polygons: Vec<PolygonAreas> = (1..sizes.len())
-        .map(|l| PolygonAreas { id: l as u32, area_ha: sizes[l] as f64 * ha, class_ha: Severity::CLASSES.iter().map(|s| counts[l][*s as usize] as f64 * ha).collect() })
+        .map(|l| PolygonAreas { id: l as u32, area_ha: sizes[l] as f64 * ha, class_ha: counts[l * k..(l + 1) * k].iter().map(|n| *n as f64 * ha).collect() })
         .collect();
-    let fields: Vec<String> = Severity::CLASSES.iter().map(|s| class_field(*s)).collect();
+    let fields: Vec<String> = classes.classes.iter().map(|c| class_field(&c.name)).collect();
     let field_refs: Vec<&str> = fields.iter().map(String::as_str).collect();
     raster::polygonize_labels(out, &labels, width, info.height, info.geo_transform, &info.crs_wkt, &format!("burned_{map}"), &field_refs, &|id| {
         polygons.get((id as usize).wrapping_sub(1)).map(|p| std::iter::once(p.area_ha).chain(p.class_ha.iter().copied()).collect()).unwrap_or_default()
@@ -215,7 +221,7 @@ pub fn draw(severity: &Path, out: &Path, map: &str, thresholds: &SeverityThresho
         map: map.to_string(),
         polygons: polygons.len(),
         area_ha: polygons.iter().map(|p| p.area_ha).sum(),
-        class_ha: Severity::CLASSES.iter().enumerate().map(|(k, s)| (s.label().to_string(), polygons.iter().map(|p| p.class_ha[k]).sum())).collect(),
+        class_ha: classes.classes.iter().enumerate().map(|(i, c)| (c.name.clone(), polygons.iter().map(|p| p.class_ha[i]).sum())).collect(),
         largest,
     })
 }
@@ -262,6 +268,6 @@ mod tests {
         let (m, w) = grid(&["#..", ".##", "##."]);
         assert_eq!(show(&majority_3x3(&m, w), w), ["...", "##.", "###"].map(String::from), "corners: 2 of 4 stays out, 3 of 4 comes in; centre: 5 of 9");
         assert!(PerimeterCleaning { min_area_ha: -1.0, ..Default::default() }.validate().unwrap_err().contains("min_area_ha"));
-        assert_eq!(class_field(Severity::ModerateLow), "ha_moderate_low_severity");
+        assert_eq!(class_field("Moderate-low severity"), "ha_moderate_low_severity");
     }
 }

@@ -50,7 +50,17 @@ impl ProjectAssessment {
     }
 }
 
-/// Assesses run `run` of a project with `options` (thresholds, NIR band, ...): its synthetic t1
+/// The severity classes run `run`'s assessment drew (its report.json's settings; those from
+/// before schemes read as USGS with their bounds), or `None` before any assessment.
+pub fn assessed_classes(project: &Project, run: &RunName) -> Option<crate::indices::severity::SeverityScheme> {
+    let bytes = std::fs::read(project.report_json(run)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let config = v.get("config")?;
+    let scheme = config.get("severity_classes").or_else(|| config.get("thresholds"))?;
+    serde_json::from_value(scheme.clone()).ok()
+}
+
+/// Assesses run `run` of a project with `options` (severity classes, NIR band, ...): its synthetic t1
 /// against the project's preprocessed t0 and t1. The held-out pixels and the simulated-burn
 /// notes come from the project, whatever `options` says of them. Writes
 /// `outputs/<run>/assess/` and its manifest; skipped when the manifest matches the inputs and

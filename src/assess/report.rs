@@ -8,7 +8,7 @@ use std::sync::Once;
 use base64::Engine as _;
 use plotters::prelude::*;
 
-use crate::indices::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::{NO_DATA_COLOR, SeverityScheme};
 use super::{AssessConfig, AssessReport, Image};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -378,7 +378,8 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
         Ok(Picture::from_fn(s.width, s.height, |i| color(s.bands[0][i], s.valid[i])))
     };
     let dnbr = |v: f32, ok: bool| dnbr_color(if ok { v } else { f32::NAN });
-    let severity = |v: f32, ok: bool| if ok { Severity::from_code(v as u8).color() } else { Severity::NoData.color() };
+    let scheme = &report.config.severity_classes;
+    let severity = |v: f32, ok: bool| if ok { scheme.color(v as u8) } else { NO_DATA_COLOR };
     panels_figure(
         &dir.join("dnbr.png"),
         &format!("dNBR = NBR(t0) - NBR(t1){}, {}{sim}", if report.dnbr_offset.as_ref().is_some_and(|o| o.pixels > 0) { " - offset" } else { "" }, report.nbr_definition),
@@ -389,10 +390,10 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
         Some(Legend::Colorbar { min: -0.5, max: 1.0, label: "dNBR (grey: no data)".into() }),
     )?;
 
-    let classes = Severity::CLASSES.iter().map(|c| (c.color(), c.label().to_string())).collect();
+    let classes = scheme.classes.iter().map(|c| (c.color, c.name.clone())).collect();
     panels_figure(
         &dir.join("severity.png"),
-        &format!("Burn severity (USGS dNBR classes){sim}"),
+        &format!("Burn severity ({} classes on the {}){sim}", scheme.name, scheme.scale.name()),
         &[
             ("from the real t1 image".into(), map(super::files::severity("real"), 1, &severity)?),
             ("from the synthetic t1 image".into(), map(super::files::severity("synthetic"), 1, &severity)?),
@@ -679,7 +680,10 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
                 let _ = write!(h, "<tr><td>{:.1} to {:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>", b.p_from, b.p_to, b.pixels, num(b.predicted), num(b.observed));
             }
             let _ = write!(h, "</table>\n");
-            if report.dnbr_offset.as_ref().is_some_and(|o| o.pixels > 0) {
+            if !u.probability.is_empty() {
+                let _ = write!(h, "<p class=\"small\" id=\"probability\">The burn probability here is {}.</p>\n", esc(&u.probability));
+            }
+            if report.dnbr_offset.as_ref().is_some_and(|o| o.pixels > 0) && u.probability.starts_with("the share") {
                 let _ = write!(
                     h,
                     "<p class=\"sim\">The burn probability was drawn at inference on the raw dNBR (inference does not know the offset), while the real map's classes \
@@ -697,12 +701,20 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
     for c in &report.severity_areas {
         let _ = write!(h, "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>", esc(&c.class), c.hectares_real, c.hectares_synthetic, c.hectares_synthetic_all);
     }
-    let t = &report.config.thresholds;
+    let t = &report.config.severity_classes;
+    let source = match t.name.as_str() {
+        "USGS" => " after Key &amp; Benson (2006), USGS FIREMON",
+        "BARC4" => ", BAER's BARC4 over BARC256 = (dNBR x 1000 + 275) / 5",
+        _ => "",
+    };
+    let ranges: Vec<String> = t.classes.iter().zip(t.ranges()).map(|(c, r)| format!("{} {}", esc(&c.name), esc(&r))).collect();
     let _ = write!(
         h,
-        "</table>\n<p class=\"small\">Classes after Key &amp; Benson (2006), USGS FIREMON: regrowth high &lt; {}, regrowth low &lt; {}, \
-         unburned &lt; {}, low &lt; {}, moderate-low &lt; {}, moderate-high &lt; {}, high above. Burned = {} or worse.</p>\n",
-        t.regrowth_high_below, t.regrowth_low_below, t.low_from, t.moderate_low_from, t.moderate_high_from, t.high_from, t.burned_from.label()
+        "</table>\n<p class=\"small\" id=\"classes\">{} classes on the {}{source}: {}. Burned = {} or worse.</p>\n",
+        esc(&t.name),
+        t.scale.name(),
+        ranges.join(", "),
+        esc(&t.burned_from)
     );
     let _ = match &report.dnbr_offset {
         Some(o) if o.pixels > 0 => write!(
@@ -787,25 +799,19 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
     write_atomic(&out_dir.join(super::files::REPORT_HTML), h.as_bytes())
 }
 
-/// A QGIS layer style (.qml) showing severity rasters with the USGS colours and class names.
-pub fn qgis_style(t: &SeverityThresholds) -> String {
-    let ranges = [
-        format!("dNBR &lt; {}", t.regrowth_high_below),
-        format!("{} to {}", t.regrowth_high_below, t.regrowth_low_below),
-        format!("{} to {}", t.regrowth_low_below, t.low_from),
-        format!("{} to {}", t.low_from, t.moderate_low_from),
-        format!("{} to {}", t.moderate_low_from, t.moderate_high_from),
-        format!("{} to {}", t.moderate_high_from, t.high_from),
-        format!("dNBR &gt;= {}", t.high_from),
-    ];
+/// A QGIS layer style (.qml) showing severity rasters in a scheme's colours, with each class's
+/// name and range.
+pub fn qgis_style(t: &SeverityScheme) -> String {
     let mut entries = String::new();
-    for (c, range) in Severity::CLASSES.iter().zip(ranges) {
-        let [r, g, b] = c.color();
+    for (c, range) in t.classes.iter().zip(t.ranges()) {
+        let [r, g, b] = c.color;
         let _ = writeln!(
             entries,
-            "        <paletteEntry value=\"{}\" color=\"#{r:02x}{g:02x}{b:02x}\" alpha=\"255\" label=\"{} ({range})\"/>",
-            *c as u8,
-            c.label()
+            "        <paletteEntry value=\"{}\" color=\"#{r:02x}{g:02x}{b:02x}\" alpha=\"255\" label=\"{} ({} {})\"/>",
+            c.code,
+            esc(&c.name),
+            t.scale.name(),
+            esc(&range)
         );
     }
     format!(

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::indices::severity::Severity;
 use crate::error::{Error, Result};
 use crate::project::{Project, RunName};
 
@@ -221,16 +220,18 @@ pub fn write_catalog(project: &Project, run: &RunName) -> Result<PathBuf> {
         items.push(("burn-indices".into(), ctx.item("burn-indices", "Burn indices", "NBR before and after, dNBR, RdNBR, RBR and NDVI after, from the real, the synthetic and the gap-filled post-fire image.", &[], json!({}), Value::Object(indices))));
     }
     if !severity.is_empty() {
-        let classes: Vec<Value> = Severity::CLASSES
+        let scheme = super::assessed_classes(project, run).unwrap_or_default();
+        let classes: Vec<Value> = scheme
+            .classes
             .iter()
             .map(|c| {
-                let [r, g, b] = c.color();
-                json!({"value": *c as u8, "name": crate::fsutil::safe_name(&c.label().to_lowercase()), "description": c.label(), "color_hint": format!("{r:02X}{g:02X}{b:02X}")})
+                let [r, g, b] = c.color;
+                json!({"value": c.code, "name": crate::fsutil::safe_name(&c.name.to_lowercase()), "description": c.name, "color_hint": format!("{r:02X}{g:02X}{b:02X}")})
             })
             .collect();
         items.push((
             "burn-severity".into(),
-            ctx.item("burn-severity", "Burn severity", "dNBR severity classes after Key & Benson (2006), from the real, the synthetic and the gap-filled post-fire image.", &[CLASSIFICATION], json!({"classification:classes": classes}), Value::Object(severity)),
+            ctx.item("burn-severity", "Burn severity", &format!("dNBR severity classes ({} on the {}), from the real, the synthetic and the gap-filled post-fire image.", scheme.name, scheme.scale.name()), &[CLASSIFICATION], json!({"classification:classes": classes}), Value::Object(severity)),
         ));
     }
     if !perimeters.is_empty() {

@@ -58,6 +58,31 @@ pub struct UncertaintyCheck {
     pub sd_bins: Vec<SdBin>,
     /// Empty without a burn probability raster.
     pub reliability: Vec<ReliabilityBin>,
+    /// How the burn probability checked was found (inference's share of passes, or the
+    /// probability of the assessment's classes after the offset from the passes' dNBR).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub probability: String,
+}
+
+/// The probability that a dNBR of mean `mean` and standard deviation `sd` (a normal
+/// approximation of the passes' or draws' dNBR) is `bound` or more: a step where `sd` is 0, NaN
+/// where the mean is not finite. erfc after Numerical Recipes' `erfcc` (fractional error under
+/// 1.2e-7).
+pub fn exceedance(mean: f32, sd: f32, bound: f32) -> f32 {
+    if !mean.is_finite() {
+        return f32::NAN;
+    }
+    if !(sd > 0.0) || !sd.is_finite() {
+        return if mean >= bound { 1.0 } else { 0.0 };
+    }
+    let x = (bound as f64 - mean as f64) / (sd as f64 * std::f64::consts::SQRT_2);
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68 + t * (0.374_091_96 + t * (0.096_784_18 + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    let erfc = if x >= 0.0 { erfc } else { 2.0 - erfc };
+    (0.5 * erfc) as f32
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,6 +193,7 @@ impl UncertaintyAcc {
             } else {
                 Vec::new()
             },
+            probability: String::new(),
         }
     }
 }
@@ -197,5 +223,16 @@ mod tests {
         assert!((top.predicted - 0.96).abs() < 1e-6);
         assert_eq!(c.reliability[0].observed, 0.0);
         assert_eq!(c.reliability.iter().map(|b| b.pixels).sum::<u64>(), 3, "no real data: not counted");
+    }
+
+    #[test]
+    fn the_normal_exceedance_against_tabled_values() {
+        // 1 - Phi(z) for z = 0, 1, 1.96, -1.645 (tables), as (bound - mean) / sd.
+        for (z, p) in [(0.0f32, 0.5f32), (1.0, 0.158_655_25), (1.96, 0.024_997_9), (-1.645, 0.950_015_3)] {
+            let got = exceedance(0.2, 0.05, 0.2 + z * 0.05);
+            assert!((got - p).abs() < 2e-6, "z {z}: {got} vs {p}");
+        }
+        assert_eq!((exceedance(0.3, 0.0, 0.1), exceedance(0.05, 0.0, 0.1)), (1.0, 0.0));
+        assert!(exceedance(f32::NAN, 0.1, 0.1).is_nan());
     }
 }

@@ -386,6 +386,11 @@ pub struct InferArgs {
     /// beside it. Takes K times as long.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub samples: usize,
+    /// The lowest dNBR the burn probability counts as burned (raw, before any offset; the
+    /// assessment finds its own classes' probability after the offset from the passes' dNBR
+    /// mean and sd). Default: the USGS low-severity bound, 0.1; 0.1045 for BARC4's low.
+    #[arg(long, value_name = "DNBR", default_value_t = 0.1, allow_hyphen_values = true)]
+    pub burned_dnbr: f32,
     /// Split the grid into this many tiles of rows, for several processes or machines: each
     /// runs one with --tile, then --merge assembles them (docs/scale/ has Dask, Slurm and
     /// Kubernetes recipes). The merged image equals a single process's.
@@ -684,12 +689,17 @@ pub struct AssessArgs {
     /// Near-infrared band of NBR.
     #[arg(long, value_enum, default_value = "b08")]
     pub nir: NirArg,
-    /// Least severe class counted as burned.
-    #[arg(long, value_enum, default_value = "low")]
-    pub burned_from: BurnedFromArg,
-    /// dNBR class bounds: regrowth-high, regrowth-low, low, moderate-low, moderate-high, high
-    /// (USGS defaults -0.25,-0.1,0.1,0.27,0.44,0.66).
-    #[arg(long, value_name = "T1,...,T6", value_delimiter = ',', allow_hyphen_values = true)]
+    /// Severity classes: `usgs` (dNBR, 7 classes), `barc4` (BAER's four classes over BARC256),
+    /// or a YAML/JSON file with a scheme (`classes:` of code, name, color, from; `burned_from:`).
+    #[arg(long, value_name = "usgs|barc4|FILE", default_value = "usgs")]
+    pub classes: String,
+    /// Least severe class counted as burned, by name (default: the scheme's, low severity).
+    #[arg(long, value_name = "CLASS")]
+    pub burned_from: Option<String>,
+    /// The classes' lower bounds after the first, on the scheme's scale: for USGS regrowth-low,
+    /// unburned, low, moderate-low, moderate-high, high (-0.25,-0.1,0.1,0.27,0.44,0.66); for
+    /// BARC4 low, moderate, high in BARC256 (76,110,188).
+    #[arg(long, value_name = "B1,B2,...", value_delimiter = ',', allow_hyphen_values = true)]
     pub thresholds: Option<Vec<f32>>,
     /// Reflectance data range for PSNR and SSIM.
     #[arg(long, default_value_t = 1.0)]
@@ -730,14 +740,6 @@ pub struct AssessArgs {
 pub enum NirArg {
     B08,
     B8a,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum BurnedFromArg {
-    Low,
-    ModerateLow,
-    ModerateHigh,
-    High,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

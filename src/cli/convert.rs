@@ -12,7 +12,7 @@ use anyhow::{Result, anyhow, bail};
 
 use super::args::*;
 use crate::aoi::{Aoi, AoiLimits};
-use crate::indices::severity::{Severity, SeverityThresholds};
+use crate::indices::severity::SeverityScheme;
 use crate::assess::{AssessConfig, AssessInputs, NirBand};
 use crate::catalog::stage::SearchConfig;
 use crate::catalog::{ProviderConfig, ProviderKind};
@@ -132,17 +132,6 @@ impl From<NirArg> for NirBand {
         match n {
             NirArg::B08 => NirBand::B08,
             NirArg::B8a => NirBand::B8A,
-        }
-    }
-}
-
-impl From<BurnedFromArg> for Severity {
-    fn from(b: BurnedFromArg) -> Severity {
-        match b {
-            BurnedFromArg::Low => Severity::Low,
-            BurnedFromArg::ModerateLow => Severity::ModerateLow,
-            BurnedFromArg::ModerateHigh => Severity::ModerateHigh,
-            BurnedFromArg::High => Severity::High,
         }
     }
 }
@@ -313,7 +302,7 @@ pub fn train_options(args: &TrainArgs, project: &Project) -> Result<TrainOptions
 
 impl From<&InferArgs> for InferOptions {
     fn from(args: &InferArgs) -> InferOptions {
-        InferOptions { run: args.run.clone(), device: args.device.into(), overlap: args.overlap, batch_size: args.batch_size, samples: args.samples }
+        InferOptions { run: args.run.clone(), device: args.device.into(), overlap: args.overlap, batch_size: args.batch_size, samples: args.samples, burned_dnbr: args.burned_dnbr }
     }
 }
 
@@ -322,14 +311,13 @@ impl From<&InferArgs> for InferOptions {
 impl TryFrom<&AssessArgs> for AssessConfig {
     type Error = anyhow::Error;
     fn try_from(args: &AssessArgs) -> Result<AssessConfig> {
-        let mut thresholds = SeverityThresholds { burned_from: args.burned_from.into(), ..SeverityThresholds::default() };
+        let mut severity_classes = severity_scheme(&args.classes)?;
         if let Some(t) = &args.thresholds {
-            let [a, b, c, d, e, f] = t.as_slice() else {
-                bail!("--thresholds: give 6 increasing dNBR bounds, e.g. -0.25,-0.1,0.1,0.27,0.44,0.66 (got {})", t.len());
-            };
-            (thresholds.regrowth_high_below, thresholds.regrowth_low_below, thresholds.low_from) = (*a, *b, *c);
-            (thresholds.moderate_low_from, thresholds.moderate_high_from, thresholds.high_from) = (*d, *e, *f);
-            thresholds.validate().map_err(|m| anyhow!("--thresholds: {m}"))?;
+            severity_classes = severity_classes.with_bounds(t).map_err(|m| anyhow!("--thresholds: {m}"))?;
+        }
+        if let Some(b) = &args.burned_from {
+            severity_classes.burned_from = b.clone();
+            severity_classes.validate().map_err(|m| anyhow!("--burned-from: {m}"))?;
         }
         let mut dnbr_offset = if args.no_offset { crate::assess::offset::DnbrOffset::off() } else { crate::assess::offset::DnbrOffset::default() };
         if let Some(ring) = &args.offset_ring {
@@ -348,13 +336,27 @@ impl TryFrom<&AssessArgs> for AssessConfig {
             band_order: args.band_order.as_ref().map(|v| v.iter().map(|b| b.trim().to_ascii_uppercase()).collect()),
             scale: args.scale,
             nir: args.nir.into(),
-            thresholds,
+            severity_classes,
             data_range: args.data_range,
             simulated_burn: args.simulated_burn.clone(),
             perimeter: args.perimeter.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             ..AssessConfig::default()
         })
     }
+}
+
+/// `--classes`: a preset's name, or a YAML or JSON file holding a scheme.
+fn severity_scheme(text: &str) -> Result<SeverityScheme> {
+    if let Some(s) = SeverityScheme::preset(text) {
+        return Ok(s);
+    }
+    let path = std::path::Path::new(text);
+    if !path.is_file() {
+        bail!("--classes {text}: neither a preset ({}) nor a file", SeverityScheme::PRESETS.join(", "));
+    }
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("--classes {}: {e}", path.display()))?;
+    // YAML reads JSON too.
+    serde_norway::from_slice(&bytes).map_err(|e| anyhow!("--classes {}: {e}", path.display()))
 }
 
 /// The images `--pre`, `--real` and `--synthetic` name (absolute, each checked to exist), or
@@ -457,7 +459,25 @@ mod tests {
         let Some(Command::Assess(a)) = parse(&["assess", "--thresholds", "0.3,0.2,0.1,0.27,0.44,0.66"]).command else { panic!("not assess") };
         assert!(AssessConfig::try_from(&a).unwrap_err().to_string().starts_with("--thresholds: "));
         let Some(Command::Assess(a)) = parse(&["assess", "--thresholds", "0.1,0.2"]).command else { panic!("not assess") };
-        assert!(AssessConfig::try_from(&a).unwrap_err().to_string().contains("(got 2)"));
+        assert!(AssessConfig::try_from(&a).unwrap_err().to_string().contains("give 6 increasing bounds on the dNBR"));
+        // Severity classes: a preset, its bounds, the burned class by name; a bad name or file.
+        let classes = |args: &[&str]| {
+            let Some(Command::Assess(a)) = parse(args).command else { panic!("not assess") };
+            AssessConfig::try_from(&a).map(|c| c.severity_classes).map_err(|e| e.to_string())
+        };
+        assert_eq!(classes(&["assess"]).unwrap(), SeverityScheme::usgs());
+        let barc = classes(&["assess", "--classes", "barc4", "--thresholds", "70,120,190", "--burned-from", "moderate"]).unwrap();
+        assert_eq!((barc.name.as_str(), barc.bounds(), barc.burned_code()), ("BARC4", vec![70.0, 120.0, 190.0], 3));
+        assert!(classes(&["assess", "--burned-from", "scorched"]).unwrap_err().starts_with("--burned-from: burned_from \"scorched\""));
+        assert!(classes(&["assess", "--classes", "mtbs"]).unwrap_err().contains("neither a preset (usgs, barc4) nor a file"));
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("classes.yaml");
+        std::fs::write(&own, "classes:\n  - {code: 1, name: unburned, color: '#00aa00'}\n  - {code: 2, name: burned, color: '#aa0000', from: 0.2}\nburned_from: burned\n").unwrap();
+        let s = classes(&["assess", "--classes", own.to_str().unwrap()]).unwrap();
+        assert_eq!((s.name.as_str(), s.classify(0.25)), ("own", 2));
+        std::fs::write(&own, "classes:\n  - {code: 1, name: unburned, color: '#00aa00'}\nburned_from: burned\n").unwrap();
+        let e = classes(&["assess", "--classes", own.to_str().unwrap()]).unwrap_err();
+        assert!(e.contains("classes.yaml") && e.contains("at least two classes"), "{e}");
         // The dNBR offset: on by default, off, another ring (checked), a polygon.
         let offset = |args: &[&str]| {
             let Some(Command::Assess(a)) = parse(args).command else { panic!("not assess") };

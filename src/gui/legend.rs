@@ -4,25 +4,30 @@
 
 use eframe::egui::{self, Color32, Pos2, RichText};
 
-use crate::layers::LayerKind;
+use crate::layers::{Layer, LayerKind};
 
 /// A legend box in the map's top-right corner; `scale` is the end of a difference's or an
 /// angle's ramp (its stretch).
-pub fn map_legend(painter: &egui::Painter, rect: egui::Rect, kind: LayerKind, scale: Option<f32>) {
+pub fn map_legend(painter: &egui::Painter, rect: egui::Rect, layer: &Layer, scale: Option<f32>) {
     let font = egui::FontId::proportional(11.0);
     let (w, line) = (170.0, 15.0);
+    let kind = layer.kind;
     match kind {
         LayerKind::Severity | LayerKind::Source => {
-            let classes = kind.classes().unwrap_or_default();
+            let classes = layer.classes();
             let h = line * (classes.len() as f32 + 1.0) + 8.0;
             let b = egui::Rect::from_min_size(Pos2::new(rect.right() - w - 10.0, rect.top() + 10.0), egui::vec2(w, h));
             painter.rect_filled(b, 3.0, Color32::from_white_alpha(215));
-            let title = if kind == LayerKind::Source { "gap-filled from" } else { "dNBR severity" };
+            let title = match (&layer.scheme, kind) {
+                (_, LayerKind::Source) => "gap-filled from".to_string(),
+                (Some(s), _) => format!("severity, {}", s.name),
+                (None, _) => "dNBR severity".to_string(),
+            };
             painter.text(b.min + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, title, font.clone(), Color32::BLACK);
             for (k, (_, [r, g, bl], name)) in classes.iter().enumerate() {
                 let y = b.top() + 4.0 + line * (k as f32 + 1.0);
                 painter.rect_filled(egui::Rect::from_min_size(Pos2::new(b.left() + 6.0, y + 2.0), egui::vec2(14.0, 10.0)), 0.0, Color32::from_rgb(*r, *g, *bl));
-                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, *name, font.clone(), Color32::BLACK);
+                painter.text(Pos2::new(b.left() + 26.0, y), egui::Align2::LEFT_TOP, name, font.clone(), Color32::BLACK);
             }
         }
         LayerKind::Dnbr => {
@@ -73,10 +78,11 @@ fn ramp(painter: &egui::Painter, bar: egui::Rect, kind: LayerKind) {
     }
 }
 
-pub fn legend_ui(ui: &mut egui::Ui, kind: LayerKind) {
+pub fn legend_ui(ui: &mut egui::Ui, layer: &Layer) {
+    let kind = layer.kind;
     match kind {
         LayerKind::Severity | LayerKind::Source => {
-            for (_, [r, g, b], name) in kind.classes().unwrap_or_default() {
+            for (_, [r, g, b], name) in layer.classes() {
                 ui.horizontal(|ui| {
                     let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
                     ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));

@@ -38,10 +38,22 @@ pub struct InferOptions {
     /// deviation per band and the burn probability are written beside it.
     #[serde(default, skip_serializing_if = "is_off")]
     pub samples: usize,
+    /// The lowest dNBR (raw: inference knows no offset) the burn probability counts as burned:
+    /// the burned class's bound of the assessment's severity classes (USGS low: 0.1).
+    #[serde(default = "usgs_burned_dnbr", skip_serializing_if = "is_usgs_burned_dnbr")]
+    pub burned_dnbr: f32,
 }
 
 fn is_off(samples: &usize) -> bool {
     *samples <= 1
+}
+
+fn usgs_burned_dnbr() -> f32 {
+    crate::indices::severity::SeverityScheme::usgs().burned_dnbr()
+}
+
+fn is_usgs_burned_dnbr(d: &f32) -> bool {
+    *d == usgs_burned_dnbr()
 }
 
 /// Most passes per window `--samples` takes.
@@ -49,7 +61,7 @@ pub const MAX_SAMPLES: usize = 256;
 
 impl Default for InferOptions {
     fn default() -> Self {
-        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4, samples: 0 }
+        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4, samples: 0, burned_dnbr: usgs_burned_dnbr() }
     }
 }
 
@@ -100,7 +112,7 @@ impl Plan {
         }
         if self.sampling() || self.aleatoric {
             if self.nbr.is_some() {
-                v.push(("burn-probability", vec!["burn probability".to_string()]));
+                v.push(("burn-probability", BURN_PROBABILITY_BANDS.map(String::from).to_vec()));
             }
         }
         v
@@ -117,6 +129,11 @@ impl Plan {
         }
     }
 }
+
+/// The burn probability's bands: the share of passes (or draws) whose dNBR reaches the burned
+/// bound, and the mean and standard deviation of their dNBR (raw), from which the assessment
+/// finds the probability of its own classes after the offset.
+pub const BURN_PROBABILITY_BANDS: [&str; 3] = ["burn probability", "dNBR mean", "dNBR sd"];
 
 /// 64-bit mix (splitmix64's finalizer).
 fn mix(mut z: u64) -> u64 {
@@ -532,7 +549,7 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let mut done = 0usize;
     // The uncertainty head's output is read without de-normalization (see `laplace_sd`).
     let identity = vec![crate::dataset::normalize::Affine::IDENTITY; c_out];
-    let thresholds = crate::indices::severity::SeverityThresholds::default();
+    let burned_dnbr = opts.burned_dnbr;
     for &y in &ys {
         progress.check_cancelled()?;
         // Rows above this window row are final.
@@ -620,8 +637,11 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                                     }
                                     let at = |c: usize| (k * c_out + c) * n * n + r * n + col;
                                     let draw = |c: usize| (maps[c].scale * pred[at(c)] + maps[c].offset, (scale[at(c)]).exp() * (maps[c].scale * factors[c]).abs());
-                                    let p = laplace_burn_probability(draw(b.post_nir), draw(b.post_swir), pre[r * ww + col], &thresholds, seed ^ ((r * n + col) as u64).wrapping_mul(0x9E37_79B9));
-                                    acc[2 * c_out][(y + r - buf_y) * w + x + col] += p * weights[r] * weights[col];
+                                    let d = laplace_burn_probability(draw(b.post_nir), draw(b.post_swir), pre[r * ww + col], burned_dnbr, seed ^ ((r * n + col) as u64).wrapping_mul(0x9E37_79B9));
+                                    let (i, weight) = ((y + r - buf_y) * w + x + col, weights[r] * weights[col]);
+                                    for (k, v) in [d.probability, d.mean, d.sd].into_iter().enumerate() {
+                                        acc[2 * c_out + k][i] += v * weight;
+                                    }
                                 }
                             }
                         }
@@ -637,6 +657,8 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
             let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
             let mut burned = vec![vec![0u32; cells]; windows.len()];
+            // The passes' dNBR: sum and sum of squares.
+            let mut dnbr_sums = vec![vec![[0f64; 2]; cells]; windows.len()];
             // The generator's own variance, summed over the passes (with an uncertainty head).
             let mut own = vec![vec![0f64; if plan.aleatoric { c_out * cells } else { 0 }]; windows.len()];
             let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
@@ -671,8 +693,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                                 let cell = r * n + col;
                                 let [nir, swir] = post[cell];
                                 let dnbr = pre[r * ww + col] - (nir - swir) / (nir + swir);
-                                if valid[r * ww + col] && thresholds.is_burned(thresholds.classify(dnbr)) {
+                                if valid[r * ww + col] && dnbr >= burned_dnbr {
                                     burned[k][cell] += 1;
+                                }
+                                if dnbr.is_finite() {
+                                    dnbr_sums[k][cell][0] += dnbr as f64;
+                                    dnbr_sums[k][cell][1] += (dnbr as f64) * (dnbr as f64);
                                 }
                             }
                         }
@@ -701,7 +727,12 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                             acc[c_out + c][i] += var.sqrt() as f32 * weight;
                         }
                         if nbr_pre.is_some() {
-                            acc[2 * c_out][i] += (burned[k][cell] as f64 / passes) as f32 * weight;
+                            let [s, sq] = dnbr_sums[k][cell];
+                            let m = s / passes;
+                            let sd = (sq / passes - m * m).max(0.0).sqrt();
+                            for (b, v) in [burned[k][cell] as f64 / passes, m, sd].into_iter().enumerate() {
+                                acc[2 * c_out + b][i] += v as f32 * weight;
+                            }
                         }
                     }
                 }
@@ -724,23 +755,40 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
 /// scale in reflectance) per burn probability.
 pub const ALEATORIC_DRAWS: u64 = 64;
 
-/// The share of [`ALEATORIC_DRAWS`] seeded draws of NIR and SWIR (each `(location, scale)`)
-/// whose dNBR against the pre-fire NBR `pre` reaches the burned class.
-pub fn laplace_burn_probability(nir: (f32, f32), swir: (f32, f32), pre: f32, thresholds: &crate::indices::severity::SeverityThresholds, seed: u64) -> f32 {
+/// What [`ALEATORIC_DRAWS`] draws of a pixel's dNBR give: the share at or above the burned
+/// bound, and their mean and standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DnbrDraws {
+    pub probability: f32,
+    pub mean: f32,
+    pub sd: f32,
+}
+
+/// [`ALEATORIC_DRAWS`] seeded draws of NIR and SWIR (each `(location, scale)`) and their dNBR
+/// against the pre-fire NBR `pre`, judged against the lowest burned dNBR `burned_dnbr`.
+pub fn laplace_burn_probability(nir: (f32, f32), swir: (f32, f32), pre: f32, burned_dnbr: f32, seed: u64) -> DnbrDraws {
     // Inverse CDF of a Laplace at a uniform u in (-1/2, 1/2): mu - b sgn(u) ln(1 - 2|u|).
     let draw = |(mu, b): (f32, f32), z: u64| {
         let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64 - 0.5;
         mu - b * (u.signum() * (1.0 - 2.0 * u.abs()).ln()) as f32
     };
-    let mut burned = 0u64;
+    let (mut burned, mut sum, mut sq, mut finite) = (0u64, 0f64, 0f64, 0u64);
     for d in 0..ALEATORIC_DRAWS {
         let z = mix(seed.wrapping_add(2 * d));
         let (n, s) = (draw(nir, z), draw(swir, mix(z ^ 0x5851_F42D_4C95_7F2D)));
-        if thresholds.is_burned(thresholds.classify(pre - (n - s) / (n + s))) {
+        let dnbr = pre - (n - s) / (n + s);
+        if dnbr >= burned_dnbr {
             burned += 1;
         }
+        if dnbr.is_finite() {
+            sum += dnbr as f64;
+            sq += (dnbr as f64) * (dnbr as f64);
+            finite += 1;
+        }
     }
-    burned as f32 / ALEATORIC_DRAWS as f32
+    let m = if finite > 0 { sum / finite as f64 } else { f64::NAN };
+    let sd = if finite > 0 { (sq / finite as f64 - m * m).max(0.0).sqrt() } else { f64::NAN };
+    DnbrDraws { probability: burned as f32 / ALEATORIC_DRAWS as f32, mean: m as f32, sd: sd as f32 }
 }
 
 /// The standard deviation in reflectance of a Laplace distribution whose scale is e^`log_scale`
@@ -778,20 +826,24 @@ mod tests {
     /// the same for the same seed.
     #[test]
     fn the_burn_probability_of_the_generators_own_distributions() {
-        let th = crate::indices::severity::SeverityThresholds::default();
+        let th = crate::indices::severity::SeverityScheme::usgs();
         // The smallest burned dNBR.
         let t = (0..1000).map(|i| i as f32 / 1000.0).find(|d| th.is_burned(th.classify(*d))).unwrap();
+        assert_eq!(t, th.burned_dnbr());
         let (pre, nir) = (0.6f32, 0.3f32);
         // dNBR >= t where SWIR >= nir (1 - q) / (1 + q), q = pre - t.
         let q = pre - t;
         let bound = nir * (1.0 - q) / (1.0 + q);
-        let p = |swir: f32, b: f32, seed: u64| laplace_burn_probability((nir, 1e-7), (swir, b), pre, &th, seed);
+        let p = |swir: f32, b: f32, seed: u64| laplace_burn_probability((nir, 1e-7), (swir, b), pre, t, seed).probability;
         assert_eq!(p(bound + 0.2, 0.01, 1), 1.0);
         assert_eq!(p(bound - 0.2, 0.01, 1), 0.0);
         let half: f32 = (0..20).map(|s| p(bound, 0.02, s)).sum::<f32>() / 20.0;
         assert!((half - 0.5).abs() < 0.05, "{half}");
         assert_eq!(p(bound, 0.02, 7), p(bound, 0.02, 7));
         assert!(p(bound + 0.01, 0.02, 3) > p(bound - 0.01, 0.02, 3));
+        // Near-certain bands: the draws' dNBR is the bands' own, with no spread.
+        let d = laplace_burn_probability((nir, 1e-7), (0.1, 1e-7), pre, t, 5);
+        assert!((d.mean - (pre - (nir - 0.1) / (nir + 0.1))).abs() < 1e-5 && d.sd < 1e-5, "{d:?}");
     }
 
     #[test]

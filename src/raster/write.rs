@@ -413,6 +413,11 @@ pub struct ClassRaster<'a> {
 
 /// Writes a [`ClassRaster`] as a COG with a colour table, atomically.
 pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
+    write_classes_with(path, raster, None)
+}
+
+/// [`write_classes`] with the data's attribution in the file's copyright tag.
+pub fn write_classes_with(path: &Path, raster: &ClassRaster, copyright: Option<&str>) -> Result<()> {
     init_gdal();
     let loc = path.display().to_string();
     if raster.codes.len() != raster.width * raster.height {
@@ -435,7 +440,7 @@ pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
         band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
         set_class_table(&mut band, raster.classes);
     }
-    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
+    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: copyright.map(String::from) })
 }
 
 #[cfg(test)]

@@ -399,7 +399,7 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     }
     w.finish()?;
     let write_secs = start.elapsed().as_secs_f64();
-    let layer = Layer { id: "bench".into(), title: "bench".into(), kind: LayerKind::Optical, path: path.clone(), band: None, attribution: String::new() };
+    let layer = Layer { id: "bench".into(), title: "bench".into(), kind: LayerKind::Optical, path: path.clone(), band: None, attribution: String::new(), scheme: None };
     let composite = Composite::presets()[0].clone();
     let t = Instant::now();
     let ch = crate::layers::read_channels(&layer, &composite, 1024)?;
@@ -408,13 +408,13 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     let t = Instant::now();
     for k in 0..repeat {
         let s = ch.stretch(if k % 2 == 0 { StretchKind::Percentile(2.0, 98.0) } else { StretchKind::Percentile(1.0, 99.0) }, 1.0);
-        std::hint::black_box(ch.rgba(LayerKind::Optical, &s));
+        std::hint::black_box(ch.rgba(LayerKind::Optical, &s, &[], None));
     }
     let stretch_ms = t.elapsed().as_secs_f64() * 1e3 / repeat as f64;
     let s = ch.stretch(StretchKind::Percentile(2.0, 98.0), 1.0);
     let t = Instant::now();
     for k in 0..repeat {
-        std::hint::black_box(ch.rgba(LayerKind::Optical, &crate::layers::Stretch { gamma: 1.0 + 0.2 * k as f32, ..s }));
+        std::hint::black_box(ch.rgba(LayerKind::Optical, &crate::layers::Stretch { gamma: 1.0 + 0.2 * k as f32, ..s }, &[], None));
     }
     let gamma_ms = t.elapsed().as_secs_f64() * 1e3 / repeat as f64;
     // The mesh: 17 x 17 vertices from the layer's CRS to lon/lat.

@@ -550,7 +550,7 @@ fn baselines_score_persistence_and_a_linear_model_over_the_held_out_pixels() {
     // The radar-only map with the reported threshold, judged against the real map here.
     let (pol, t) = bl.radar_threshold_db.clone().unwrap();
     assert_eq!(pol, "VH");
-    let th = s2cr::indices::severity::SeverityThresholds::default();
+    let th = s2cr::indices::severity::SeverityScheme::usgs();
     let nbr = |s: &BandStack, i: usize| {
         let (a, b) = (s.bands[band(s, "B08")][i], s.bands[band(s, "B12")][i]);
         (a - b) / (a + b)

@@ -679,8 +679,38 @@ fn the_demo_project_opens_on_its_assessment_and_says_what_is_simulated() {
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     reader.next_frame(&mut buf).unwrap();
     // Severity colours are in it (the USGS high-severity purple is in the legend at least).
-    let purple = s2cr::indices::severity::Severity::High.color();
+    let purple = s2cr::indices::severity::SeverityScheme::usgs().color(7);
     assert!(buf.chunks(4).any(|p| (p[0] as i32 - purple[0] as i32).abs() < 6 && (p[1] as i32 - purple[1] as i32).abs() < 6 && (p[2] as i32 - purple[2] as i32).abs() < 6), "no severity colour in the view");
+    // The Assess step's classes re-colour the severity layer at once, without running the
+    // assessment: BARC4, then higher bounds (less burned, more unburned green).
+    let report_json = s2cr::project::Project::open(&dir).unwrap().report_json(&s2cr::project::RunName::new(s2cr::demo::RUN).unwrap());
+    let stamp = std::fs::metadata(&report_json).unwrap().modified().unwrap();
+    let view_counts = |h: &mut Harness<'_, S2crApp>, colours: &[[u8; 3]]| -> Vec<usize> {
+        h.state_mut().layers.view_request = Some(view.clone());
+        h.run();
+        h.run();
+        let mut reader = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&view).unwrap())).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap();
+        colours.iter().map(|c| buf.chunks(4).filter(|p| (0..3).all(|k| (p[k] as i32 - c[k] as i32).abs() < 6)).count()).collect()
+    };
+    let barc = s2cr::indices::severity::SeverityScheme::barc4();
+    let (unburned, low) = (barc.classes[0].color, barc.classes[1].color);
+    h.state_mut().wizard.settings.assess.severity_classes = barc.clone();
+    h.run();
+    let layer = h.state().layers.layers.iter().find(|l| l.layer.id == "severity-synthetic").unwrap();
+    assert_eq!(layer.layer.scheme.as_ref().map(|s| s.name.as_str()), Some("BARC4"));
+    let before = view_counts(&mut h, &[unburned, low, purple]);
+    assert!(before[0] > 1000 && before[1] > 200 && before[2] == 0, "BARC4's colours, none of USGS's: {before:?}");
+    h.snapshot("app_demo_severity_barc4");
+    h.state_mut().wizard.settings.assess.severity_classes = barc.with_bounds(&[200.0, 230.0, 250.0]).unwrap();
+    h.run();
+    let after = view_counts(&mut h, &[unburned, low, purple]);
+    assert!(after[0] > before[0] + 200 && after[1] < before[1], "raised bounds: {before:?} -> {after:?}");
+    assert!(h.state().wizard.job.is_none(), "no stage ran");
+    assert_eq!(std::fs::metadata(&report_json).unwrap().modified().unwrap(), stamp, "the assessment was not made again");
+    h.state_mut().wizard.settings.assess.severity_classes = s2cr::indices::severity::SeverityScheme::usgs();
+    h.run();
     // The gap-filled image's sources as a class map with its legend (the demo has no
     // composite: real t1 where clear, synthetic elsewhere).
     {

@@ -162,7 +162,7 @@ fn inference_covers_the_grid_without_seams() {
     dataset_with(&project, 64, S2Method::TrainMinMax);
     let opts = TrainOptions { run: run_name("r"), model: small_model(), train: TrainConfig { batch_size: 4, ..quick_train(12) }, device: DeviceChoice::Cpu, resume: false };
     train(&project, &opts, &Progress::silent("train")).unwrap();
-    let report = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap();
+    let report = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0, ..Default::default() }, &Progress::silent("infer")).unwrap();
     assert_eq!(report.windows, 49, "7 x 7 windows of 64 px every 32 px");
     let info = raster::info(report.path.to_str().unwrap()).unwrap();
     let g = &project.config.grid;
@@ -186,7 +186,7 @@ fn inference_covers_the_grid_without_seams() {
     // A dataset rebuilt with other channels is refused with the reason, not fed to the model.
     let tiles = TileConfig { size: 64, stride: 64, min_valid: 0.0, val_fraction: 0.0, test_fraction: 0.0, split_block_patches: 1, gap_px: 0, seed: 1 };
     dataset::build(&project, &DatasetConfig { tiles, inputs: dataset::sar_only_inputs(&project.config.bands.s1), ..DatasetConfig::research(&project) }, &Progress::silent("dataset")).unwrap();
-    let err = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap_err().to_string();
+    let err = infer::infer(&project, &infer::InferOptions { run: run_name("r"), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0, ..Default::default() }, &Progress::silent("infer")).unwrap_err().to_string();
     assert!(err.contains("was trained on") && err.contains("S1_t1:VV S1_t1:VH"), "{err}");
 }
 
@@ -677,7 +677,7 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
     let sd = read(&project.uncertainty_s2(&run_name("r")));
     let prob = read(&project.burn_probability(&run_name("r")));
     assert_eq!(sd.descriptions, ["B02 sd", "B03 sd", "B04 sd", "B08 sd", "B11 sd", "B12 sd"]);
-    assert_eq!(prob.descriptions, ["burn probability"]);
+    assert_eq!(prob.descriptions, ["burn probability", "dNBR mean", "dNBR sd"]);
     assert_ne!(bits(&mean), bits(&plain), "the mean of stochastic passes is not the deterministic pass");
     let sds: Vec<f32> = sd.bands.iter().flatten().copied().filter(|v| v.is_finite()).collect();
     assert!(sds.iter().all(|v| *v >= 0.0) && sds.iter().any(|v| *v > 1e-4), "dropout spreads the passes");
@@ -724,7 +724,7 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
         let channel = |name: &str| summary.inputs.iter().position(|c| c.name == name).unwrap();
         let band = |name: &str| summary.outputs.iter().position(|c| c.band == name).unwrap();
         let (pre_nir, pre_swir, nir, swir) = (channel("S2_t0:B08"), channel("S2_t0:B12"), band("B08"), band("B12"));
-        let thresholds = s2cr::indices::severity::SeverityThresholds::default();
+        let thresholds = s2cr::indices::severity::SeverityScheme::usgs();
         let (mut worst_mean, mut worst_sd, mut worst_prob, mut checked) = (0f64, 0f64, 0f64, 0usize);
         for r in 0..32 {
             for col in 0..32 {
@@ -741,8 +741,13 @@ fn monte_carlo_dropout_gives_a_mean_an_uncertainty_and_a_burn_probability_the_sa
                     worst_sd = worst_sd.max((sd.bands[c][at] as f64 - s).abs());
                 }
                 let nbr_pre = (win.bands[pre_nir][i] - win.bands[pre_swir][i]) / (win.bands[pre_nir][i] + win.bands[pre_swir][i]);
-                let burned = passes.iter().filter(|p| thresholds.is_burned(thresholds.classify(nbr_pre - (p[nir * n * n + i] - p[swir * n * n + i]) / (p[nir * n * n + i] + p[swir * n * n + i])))).count();
+                let dnbr: Vec<f32> = passes.iter().map(|p| nbr_pre - (p[nir * n * n + i] - p[swir * n * n + i]) / (p[nir * n * n + i] + p[swir * n * n + i])).collect();
+                let burned = dnbr.iter().filter(|d| thresholds.is_burned(thresholds.classify(**d))).count();
                 worst_prob = worst_prob.max((prob.bands[0][at] as f64 - burned as f64 / 6.0).abs());
+                // The passes' dNBR mean and (population) sd, which the assessment reads.
+                let m = dnbr.iter().map(|d| *d as f64).sum::<f64>() / 6.0;
+                let s = (dnbr.iter().map(|d| (*d as f64 - m).powi(2)).sum::<f64>() / 6.0).sqrt();
+                worst_prob = worst_prob.max((prob.bands[1][at] as f64 - m).abs() / 10.0).max((prob.bands[2][at] as f64 - s).abs() / 10.0);
                 checked += 1;
             }
         }
@@ -1044,7 +1049,7 @@ fn a_residual_generator_starts_from_the_pre_fire_image() {
         let model = ModelConfig { output, ..small_model() };
         let opts = TrainOptions { run: run_name(run), model, train: TrainConfig { learning_rate: 1e-4, ..quick_train(3) }, device: DeviceChoice::Cpu, resume: false };
         train(&project, &opts, &Progress::silent("train")).unwrap();
-        let report = infer::infer(&project, &infer::InferOptions { run: run_name(run), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 }, &Progress::silent("infer")).unwrap();
+        let report = infer::infer(&project, &infer::InferOptions { run: run_name(run), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0, ..Default::default() }, &Progress::silent("infer")).unwrap();
         let out = raster::read_window(report.path.to_str().unwrap(), &[], None).unwrap();
         let (mut sum, mut n) = (0f64, 0usize);
         for (b, name) in out.descriptions.iter().enumerate() {
@@ -1132,7 +1137,7 @@ fn an_aleatoric_generator_writes_its_own_uncertainty() {
     let rows = metrics(&project, "aleatoric");
     assert!(rows.iter().all(|r| r[4].parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0)), "the L1 is reported: {rows:?}");
     assert!(std::fs::read_to_string(project.run_model_yaml(&run)).unwrap().contains("uncertainty: aleatoric"));
-    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 };
+    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0, ..Default::default() };
     let report = infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
     let synthetic = raster::read_window(report.path.to_str().unwrap(), &[], None).unwrap();
     let sd = raster::read_window(project.uncertainty_s2(&run).to_str().unwrap(), &[], None).unwrap();
@@ -1184,7 +1189,7 @@ fn the_uncertainty_head_is_calibrated_on_the_validation_blocks() {
     println!("calibration on {} validation pixels: {:?}", c.pixels, c.factors);
     assert_eq!((c.split.as_str(), c.bands.len(), c.factors.len()), ("validation", 6, 6));
     assert!(c.pixels > 0 && c.factors.iter().all(|f| f.is_finite() && *f > 0.0), "{c:?}");
-    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0 };
+    let infer_opts = infer::InferOptions { run: run.clone(), device: DeviceChoice::Cpu, overlap: 0.5, batch_size: 4, samples: 0, ..Default::default() };
     infer::infer(&project, &infer_opts, &Progress::silent("infer")).unwrap();
     let sd = |p: &std::path::Path| raster::read_window(p.to_str().unwrap(), &[], None).unwrap().bands;
     let calibrated = sd(&project.uncertainty_s2(&run));

@@ -33,7 +33,7 @@ impl LayerPanel {
             }
             if let Some(ml) = stack.iter().rev().filter_map(|i| self.layers.get(*i)).find(|l| l.has_ramp() && l.error.is_none()) {
                 // Below the pane's title.
-                map_legend(painter, rect.with_min_y(rect.top() + 24.0), ml.layer.kind, ml.ramp_scale());
+                map_legend(painter, rect.with_min_y(rect.top() + 24.0), &ml.layer, ml.ramp_scale());
             }
             let title = stack.last().and_then(|i| self.layers.get(*i)).map(|l| l.layer.title.clone()).unwrap_or_else(|| "no layer ticked for this pane".into());
             pane_title(painter, rect, &format!("{}  {title}", pane + 1));
@@ -67,7 +67,7 @@ impl LayerPanel {
         }
         // The legend of a colour-ramp layer on the map, top right.
         if let Some(ml) = self.layers.iter().enumerate().rev().find(|(i, l)| is_shown(self.swipe, None, *i, l) && l.has_ramp() && l.error.is_none()).map(|(_, l)| l) {
-            map_legend(painter, rect, ml.layer.kind, ml.ramp_scale());
+            map_legend(painter, rect, &ml.layer, ml.ramp_scale());
         }
     }
 
@@ -172,7 +172,7 @@ impl MapLayer {
         }
         if self.dirty || self.texture.is_none() || wanted != self.used {
             let stretch = wanted.unwrap_or_else(|| self.own_stretch(c));
-            let rgba = c.rgba(self.layer.kind, &stretch);
+            let rgba = c.rgba(self.layer.kind, &stretch, &self.layer.classes(), self.layer.scheme.as_ref());
             self.used = Some(stretch);
             let image = egui::ColorImage::from_rgba_unmultiplied([c.width, c.height], &rgba);
             let options = egui::TextureOptions::NEAREST;

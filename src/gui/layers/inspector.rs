@@ -71,7 +71,12 @@ impl MapLayer {
         if !s.valid[0] {
             return None;
         }
-        let names = if self.layer.kind == LayerKind::Dnbr { vec!["dNBR".to_string()] } else { s.descriptions.clone() };
+        // A class map's value in words (a severity layer's class with its dNBR).
+        let names = match self.layer.kind {
+            LayerKind::Dnbr => vec!["dNBR".to_string()],
+            LayerKind::Severity | LayerKind::Source => vec![self.layer.class_text(s.bands[0][0])],
+            _ => s.descriptions.clone(),
+        };
         Some((names, s.bands.iter().map(|b| b[0]).collect()))
     }
 }
@@ -98,7 +103,7 @@ pub(super) fn inspector_ui(ui: &mut egui::Ui, inspected: Option<&Inspected>) {
                 let list: Vec<String> = names.iter().zip(values).filter(|(n, _)| n.as_str() != "mask").map(|(n, v)| format!("{n} {v:.3}")).collect();
                 format!("{}{nbr}", list.join(" "))
             }
-            LayerKind::Severity | LayerKind::Source => kind.class_name(values[0] as u8),
+            LayerKind::Severity | LayerKind::Source => names.first().cloned().unwrap_or_default(),
             _ => names.iter().zip(values).map(|(n, v)| format!("{n} {v:.3}")).collect::<Vec<_>>().join(" "),
         };
         ui.label(RichText::new(format!("{title}: {text}")).small());

@@ -285,6 +285,17 @@ impl LayerPanel {
         *self = LayerPanel { export, gpu, view_done, view_failed, ..new };
     }
 
+    /// Draws the severity layers with `scheme` (the Assess step's classes, as edited): their
+    /// dNBR is classified again when next drawn, without reading or running anything.
+    pub fn set_scheme(&mut self, scheme: &crate::indices::severity::SeverityScheme) {
+        for ml in self.layers.iter_mut().filter(|l| l.layer.kind == LayerKind::Severity) {
+            if ml.layer.scheme.as_ref() != Some(scheme) {
+                ml.layer.scheme = Some(scheme.clone());
+                ml.dirty = true;
+            }
+        }
+    }
+
     /// Takes a finished export's outcome.
     pub fn poll(&mut self) {
         if let Some(result) = take_finished(&mut self.export) {

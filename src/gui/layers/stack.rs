@@ -132,7 +132,7 @@ impl LayerPanel {
                 if before != (ml.composite, ml.custom.clone(), ml.percentile, ml.gamma) {
                     ml.dirty = true;
                 }
-                legend_ui(ui, ml.layer.kind);
+                legend_ui(ui, &ml.layer);
                 if ui.add_enabled(can_export, egui::Button::new("Export…")).on_hover_text("as a COG (.tif), as displayed (.png with a world file), or the perimeter (.geojson)").clicked() {
                     let name = format!("{}.tif", ml.layer.id);
                     if let Some(out) = rfd::FileDialog::new().set_title("Export the layer").set_file_name(name).add_filter("GeoTIFF (COG)", &["tif"]).add_filter("PNG as displayed", &["png"]).save_file() {

@@ -1,10 +1,12 @@
-//! The Assess step: its settings (an official perimeter, the dNBR offset) and the run's
+//! The Assess step: its settings (an official perimeter, the dNBR offset, the severity classes,
+//! which re-colour the severity layers at once) and the run's
 //! assessment (burned areas, agreement, held-out pixels, the offset, what was simulated, the
 //! HTML report).
 
 use eframe::egui::{self, RichText};
 
 use super::{LogLine, Wizard, open_in_browser};
+use crate::indices::severity::{Scale, SeverityScheme};
 use crate::job::LogLevel;
 use crate::pipeline::PipelineSettings;
 use crate::project::Project;
@@ -58,6 +60,82 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: boo
         ui.add_enabled(!running, egui::DragValue::new(&mut c.fill_holes_ha).range(0.0..=10_000.0).speed(0.1).suffix(" ha")).on_hover_text("Unburned holes inside the burned area smaller than this are filled (0: none)");
     });
     ui.end_row();
+    let l = ui.label("Severity classes");
+    ui.add_enabled_ui(!running, |ui| classes_editor(ui, &mut s.assess.severity_classes, l.id));
+    ui.end_row();
+}
+
+/// The severity classes: a preset, then each class's colour, name and lower bound, and which
+/// is the least severe burned one. The map's severity layers follow every valid edit at once
+/// (the app hands the scheme to them each frame); the next assessment uses it.
+fn classes_editor(ui: &mut egui::Ui, scheme: &mut SeverityScheme, label: egui::Id) {
+    ui.vertical(|ui| {
+        let current = scheme.name.clone();
+        egui::ComboBox::from_id_salt("severity-scheme")
+            .selected_text(&current)
+            .show_ui(ui, |ui| {
+                for (name, preset) in [("USGS", SeverityScheme::usgs()), ("BARC4", SeverityScheme::barc4())] {
+                    if ui.selectable_label(current == name && *scheme == preset, name).clicked() {
+                        *scheme = preset;
+                    }
+                }
+            })
+            .response
+            .labelled_by(label)
+            .on_hover_text("USGS: Key & Benson's seven dNBR classes; BARC4: BAER's four classes over BARC256 = (dNBR x 1000 + 275) / 5. Edit any class below to make the scheme your own.");
+        let before = scheme.clone();
+        let scale = scheme.scale;
+        let step = if scale == Scale::Barc256 { 1.0 } else { 0.01 };
+        let mut burned = scheme.find(&scheme.burned_from).unwrap_or(0);
+        egui::Grid::new("severity-classes").num_columns(5).spacing([6.0, 2.0]).show(ui, |ui| {
+            ui.label(RichText::new("code").small());
+            ui.label(RichText::new("").small());
+            ui.label(RichText::new("class").small());
+            ui.label(RichText::new(format!("from ({})", scale.name())).small());
+            ui.label(RichText::new("burned").small());
+            ui.end_row();
+            let n = scheme.classes.len();
+            for i in 0..n {
+                let c = &mut scheme.classes[i];
+                // The code names the row's widgets for screen readers.
+                let code = ui.label(RichText::new(c.code.to_string()).small()).id;
+                ui.color_edit_button_srgb(&mut c.color).labelled_by(code);
+                ui.add_sized([150.0, 18.0], egui::TextEdit::singleline(&mut c.name)).labelled_by(code);
+                match c.from.as_mut() {
+                    Some(v) => {
+                        ui.add(egui::DragValue::new(v).speed(step).max_decimals(if scale == Scale::Barc256 { 0 } else { 3 })).labelled_by(code).on_hover_text(format!("lower bound of {:?}", c.name));
+                    }
+                    None => {
+                        ui.label(RichText::new("below").weak());
+                    }
+                }
+                ui.radio_value(&mut burned, i, "").labelled_by(code).on_hover_text(format!("count {:?} and above as burned", c.name));
+                ui.end_row();
+            }
+        });
+        if let Some(c) = scheme.classes.get(burned) {
+            scheme.burned_from = c.name.clone();
+        }
+        ui.horizontal(|ui| {
+            if ui.small_button("+ class").on_hover_text("a class above the last").clicked() {
+                let last = scheme.classes.last().cloned();
+                if let Some(last) = last.filter(|l| l.code < 255) {
+                    let from = last.from.map_or(0.0, |b| b + if scale == Scale::Barc256 { 10.0 } else { 0.1 });
+                    scheme.classes.push(crate::indices::severity::SeverityClass { code: last.code + 1, name: format!("class {}", last.code + 1), color: [90, 0, 90], from: Some(from) });
+                }
+            }
+            if scheme.classes.len() > 2 && ui.small_button("− class").on_hover_text("remove the last class").clicked() {
+                scheme.classes.pop();
+            }
+        });
+        // Any edit makes the scheme the analyst's own (a preset's name only while it is one).
+        if *scheme != before && SeverityScheme::preset(&scheme.name).is_some_and(|p| p != *scheme) {
+            scheme.name = "own".into();
+        }
+        if let Err(e) = scheme.validate() {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    });
 }
 
 impl Wizard {
