@@ -784,3 +784,72 @@ fn perimeters_are_cleaned_and_carry_their_areas_per_class() {
     let html = std::fs::read_to_string(tmp.path().join("cleaned/report.html")).unwrap();
     assert!(html.contains("id=\"perimeters\"") && html.contains("minimum mapping unit 0.05 ha"), "the report says how they were cleaned");
 }
+
+/// BARC4 over BARC256 on a real chip with a generated burned disc, most severe at its centre:
+/// the BARC256 band is (dNBR x 1000 + 275) / 5 by hand at every pixel, the severity raster's
+/// codes are BARC4's classes of it with the scheme's colour table and names, and the QGIS
+/// style, the class areas and the perimeters' fields follow the scheme. An own scheme that does
+/// not hold together is refused, naming its problem.
+#[test]
+fn barc4_classes_over_barc256_follow_a_hand_computation_on_a_real_chip() {
+    use s2cr::indices::severity::SeverityScheme;
+    let tmp = tempfile::tempdir().unwrap();
+    let pre = reflectance("s2_cloudfree");
+    let (w, h) = (pre.width, pre.height);
+    let mut burned = pre.clone();
+    for i in 0..w * h {
+        let (x, y) = ((i % w) as f64 - 128.0, (i / w) as f64 - 128.0);
+        let r = (x * x + y * y).sqrt() / 40.0;
+        if r < 1.0 {
+            burned.bands[3][i] *= (0.3 + 0.65 * r) as f32;
+            burned.bands[5][i] *= (1.9 - 0.85 * r) as f32;
+        }
+    }
+    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &burned));
+    let inputs = AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() };
+    let out = tmp.path().join("barc");
+    let cfg = AssessConfig { severity_classes: SeverityScheme::barc4(), dnbr_offset: assess::offset::DnbrOffset::off(), ..Default::default() };
+    let report = assess::assess_files(&inputs, &out, &cfg, &Progress::silent("assess")).unwrap();
+    let indices = raster::read_window(&out.join("indices_real.tif").display().to_string(), &[], None).unwrap();
+    assert_eq!(indices.descriptions, ["NBR_pre", "NBR_post", "dNBR", "RdNBR", "RBR", "NDVI_post", "BARC256"]);
+    let codes = raster::read_window(&out.join("severity_real.tif").display().to_string(), &[1], None).unwrap().bands[0].clone();
+    let mut per_class = [0u64; 5];
+    for i in 0..w * h {
+        let d = indices.bands[2][i];
+        if !d.is_finite() {
+            assert!(indices.bands[6][i].is_nan() && codes[i] == 0.0, "no data at {i}");
+            continue;
+        }
+        // By hand: the dNBR as BAER's integer x 1000, + 275, / 5, truncated, in 0-255.
+        let barc = (((d as f64 * 1000.0).round() as i64 + 275).div_euclid(5)).clamp(0, 255) as f32;
+        assert_eq!(indices.bands[6][i], barc, "BARC256 at {i} (dNBR {d})");
+        let class = 1 + [76.0, 110.0, 188.0].iter().filter(|b| barc >= **b).count();
+        assert_eq!(codes[i] as usize, class, "BARC4 class at {i} (BARC256 {barc})");
+        per_class[class] += 1;
+    }
+    println!("BARC4 pixels per class: {per_class:?}");
+    assert!(per_class[1..].iter().all(|n| *n > 100), "every class present: {per_class:?}");
+    // The colour table and names GDAL reads back, the style and the report's classes.
+    let ds = gdal::Dataset::open(out.join("severity_real.tif")).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let table = band.color_table().expect("a colour table");
+    for c in &SeverityScheme::barc4().classes {
+        let e = table.entry_as_rgb(c.code as usize).unwrap();
+        assert_eq!([e.r, e.g, e.b], c.color.map(i16::from), "{}", c.name);
+    }
+    let qml = std::fs::read_to_string(out.join("severity.qml")).unwrap();
+    assert!(qml.contains("label=\"high (BARC256 ≥ 188)\"") && qml.contains("value=\"4\" color=\"#ff0000\""), "{qml}");
+    assert_eq!(report.severity_areas.iter().map(|c| c.class.as_str()).collect::<Vec<_>>(), ["unburned", "low", "moderate", "high"]);
+    let ha = report.severity_areas.iter().map(|c| c.hectares_real).collect::<Vec<_>>();
+    assert!(ha.iter().zip(&per_class[1..]).all(|(a, n)| (a - *n as f64 * 0.01).abs() < 1e-9), "{ha:?} vs {per_class:?}");
+    let geojson = std::fs::read_to_string(out.join("burned_real.geojson")).unwrap();
+    assert!(geojson.contains("\"ha_moderate\"") && !geojson.contains("ha_moderate_low_severity"));
+    // The report says which classes, with their ranges.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("BARC4 classes on the BARC256") && html.contains("moderate 110 to &lt; 188"), "classes paragraph");
+    // An own scheme whose bounds go down is refused before anything is written.
+    let mut bad = SeverityScheme::usgs();
+    bad.classes[4].from = Some(0.05);
+    let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &AssessConfig { severity_classes: bad, ..cfg }, &Progress::silent("assess")).unwrap_err());
+    assert!(e.contains("severity classes") && e.contains("bounds must increase"), "{e}");
+}
