@@ -70,6 +70,7 @@ pub const FILES: &[(&str, &[u8])] = demo_files![
     "SOURCE.txt",
     "aoi.geojson",
     "catalog.json",
+    "generated_cbi_plots.csv",
     "sentinel-1-sigma0/collection.json",
     "sentinel-1-sigma0/sen12mscr-p839-s1-simulated-burn/sen12mscr-p839-s1-simulated-burn.json",
     "sentinel-1-sigma0/sen12mscr-p839-s1-simulated-burn/vh.tif",
@@ -191,7 +192,12 @@ pub fn create_project_from(dir: &Path, catalog_dir: Option<&Path>) -> Result<Pro
     let project = Project::create(dir, config, &aoi)?;
     write_yaml(&project.root().join(MODEL_FILE), &model_config())?;
     write_yaml(&project.root().join(TRAIN_FILE), &train_config())?;
-    let pipeline = PipelineSettings { run: run_name(), dataset: Some(dataset_config(&project)), ..PipelineSettings::default() };
+    let mut pipeline = PipelineSettings { run: run_name(), dataset: Some(dataset_config(&project)), ..PipelineSettings::default() };
+    // The catalog's generated field plots (CBI from the simulated severity, with noise).
+    let plots = PathBuf::from(CATALOG_DIR).join(crate::tools::demo_assets::PLOTS_FILE);
+    if dir.join(&plots).is_file() {
+        pipeline.assess.plots = Some(crate::assess::plots::FieldPlots { file: plots, field: "CBI".into(), classify: false });
+    }
     write_yaml(&project.pipeline_file(), &pipeline)?;
     Ok(project)
 }

@@ -73,6 +73,40 @@ pub struct AssessSettings {
     /// and `burned_from`, or the analyst's own `classes`; absent: USGS.
     #[serde(skip_serializing_if = "is_usgs")]
     pub severity_classes: crate::indices::severity::SeverityScheme,
+    /// Field plots with a CBI each (`file`, `field`: CBI, `classify`: false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plots: Option<crate::assess::plots::FieldPlots>,
+}
+
+impl AssessSettings {
+    /// The assessment's settings these give (a plots file relative to the project folder).
+    pub fn config(&self, project: &Project) -> crate::assess::AssessConfig {
+        crate::assess::AssessConfig {
+            perimeter: self.perimeter.clone(),
+            dnbr_offset: self.dnbr_offset.clone(),
+            perimeter_cleaning: self.perimeter_cleaning.clone(),
+            severity_classes: self.severity_classes.clone(),
+            plots: self.plots.clone().map(|mut p| {
+                p.file = project.root().join(&p.file);
+                p
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// `cli`'s settings where it departs from the defaults, else these (what `s2cr assess` in a
+    /// project runs: its flags over pipeline.yaml's `assess:`, as `s2cr run` would).
+    pub fn under(&self, project: &Project, cli: crate::assess::AssessConfig) -> crate::assess::AssessConfig {
+        let (base, d) = (self.config(project), crate::assess::AssessConfig::default());
+        crate::assess::AssessConfig {
+            perimeter: cli.perimeter.clone().or(base.perimeter),
+            dnbr_offset: if cli.dnbr_offset != d.dnbr_offset { cli.dnbr_offset.clone() } else { base.dnbr_offset },
+            perimeter_cleaning: if cli.perimeter_cleaning != d.perimeter_cleaning { cli.perimeter_cleaning.clone() } else { base.perimeter_cleaning },
+            severity_classes: if cli.severity_classes != d.severity_classes { cli.severity_classes.clone() } else { base.severity_classes },
+            plots: cli.plots.clone().or(base.plots),
+            ..cli
+        }
+    }
 }
 
 fn is_usgs(s: &crate::indices::severity::SeverityScheme) -> bool {
@@ -235,7 +269,7 @@ pub fn run_stage(project: &Project, stage: Stage, settings: &PipelineSettings, p
             Ok(format!("{} windows; {:.1} % of the grid synthesized: {}", r.windows, r.valid_percent, r.path.display()))
         }
         Stage::Assess => {
-            let cfg = crate::assess::AssessConfig { perimeter: settings.assess.perimeter.clone(), dnbr_offset: settings.assess.dnbr_offset.clone(), perimeter_cleaning: settings.assess.perimeter_cleaning.clone(), severity_classes: settings.assess.severity_classes.clone(), ..Default::default() };
+            let cfg = settings.assess.config(project);
             Ok(crate::assess::assess_project(project, &run, &cfg, progress)?.summary())
         }
         Stage::Export => Err(Error::invalid(stage.name(), "not available")),

@@ -139,6 +139,30 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let nir = cfg.nir.name();
     let index_bands = [nir, "B12", "B04"];
     let rows_per_strip = rows_per_strip.unwrap_or_else(|| strip_rows(width)).max(1);
+    // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
+    let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
+    // The dNBR offsets (MTBS practice), before any class is drawn: every map's and baseline's
+    // over one set of unburned pixels.
+    let maps = super::offset::Maps { pre: &pre, pre_fill: pre_fill.as_ref(), real: &real, synthetic: &synth, perimeter: perimeter.as_ref(), gt, crs_wkt: &crs_wkt };
+    let offsets = super::offset::find(cfg, &maps, rows_per_strip, progress)?;
+    let map_offsets = offsets.as_ref().map_or([0.0, 0.0], |f| [f.real, f.synthetic]);
+    // Field plots: each map's values there, the fits against CBI, and on request the classes
+    // the real map's dNBR fit gives, which every map below is drawn in.
+    let calibration = match &cfg.plots {
+        Some(p) => {
+            progress.info(format!("field plots: the index values at the plots of {}, fitted against {}", p.file.display(), p.field));
+            Some(super::plots::calibrate(p, &maps, cfg, map_offsets)?)
+        }
+        None => None,
+    };
+    let with_cbi;
+    let cfg = match calibration.as_ref().filter(|c| c.classified).and_then(|c| c.scheme.clone()) {
+        Some(scheme) => {
+            with_cbi = AssessConfig { severity_classes: scheme, ..cfg.clone() };
+            &with_cbi
+        }
+        None => cfg,
+    };
     // Every output is written strip by strip, in tiles as high as a strip, and appears under its
     // name only when complete.
     let classes = &cfg.severity_classes;
@@ -170,15 +194,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let mut areas = [[0u64; 3]; 256];
     let mut quality = QualityAcc::new(cfg.quality_bands.len());
 
-    // GDAL's block cache would otherwise grow to 5 % of the machine's memory over the inputs.
-    let _cache = raster::BlockCacheLimit::set(ASSESS_BLOCK_CACHE);
     // What an analyst has without the model, over the same held-out pixels (project mode),
     // scored on a thread of their own beside the strips below and the writing after them.
-    // The dNBR offsets (MTBS practice), before any class is drawn: every map's and baseline's
-    // over one set of unburned pixels.
-    let maps = super::offset::Maps { pre: &pre, pre_fill: pre_fill.as_ref(), real: &real, synthetic: &synth, perimeter: perimeter.as_ref(), gt, crs_wkt: &crs_wkt };
-    let offsets = super::offset::find(cfg, &maps, rows_per_strip, progress)?;
-    let map_offsets = offsets.as_ref().map_or([0.0, 0.0], |f| [f.real, f.synthetic]);
     let pending_baselines = match (&cfg.baselines, &cfg.held_out) {
         (Some(with), Some(held)) => {
             progress.info("scoring the baselines (persistence, a linear model, radar-only) over the held-out pixels, beside the assessment");
@@ -421,6 +438,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         gapfill,
         severity_areas,
         dnbr_offset: offsets.as_ref().map(|f| f.report()),
+        plots: calibration,
         perimeters,
         mean_dnbr_real: mean_dnbr[0],
         mean_dnbr_synthetic: mean_dnbr[1],

@@ -17,6 +17,7 @@ mod compute;
 pub mod gapfill;
 pub mod offset;
 pub mod perimeters;
+pub mod plots;
 mod project;
 pub mod qa;
 pub mod report;
@@ -108,6 +109,9 @@ pub struct AssessConfig {
     /// How the burned maps are cleaned before their perimeters are drawn; off: as classified.
     #[serde(default, skip_serializing_if = "perimeters::PerimeterCleaning::is_off")]
     pub perimeter_cleaning: perimeters::PerimeterCleaning,
+    /// Field plots with a CBI each: fits against CBI, and the CBI classes on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plots: Option<plots::FieldPlots>,
 }
 
 /// Both burned maps judged against an official perimeter. In each agreement the perimeter
@@ -177,6 +181,7 @@ impl Default for AssessConfig {
             baselines: None,
             dnbr_offset: offset::DnbrOffset::default(),
             perimeter_cleaning: perimeters::PerimeterCleaning::default(),
+            plots: None,
         }
     }
 }
@@ -303,6 +308,9 @@ pub struct AssessReport {
     /// The burned maps' perimeter polygons: how many, their area per severity class.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub perimeters: Vec<perimeters::Perimeters>,
+    /// The field plots and the fits against CBI, when plots were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plots: Option<plots::Calibration>,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]
     pub mean_dnbr_real: f64,
     #[serde(deserialize_with = "crate::assess::f64_or_nan")]

@@ -216,7 +216,7 @@ fn held_out(project: &Project, test_only: bool) -> Result<Option<HeldOut>> {
 /// Every input of an assessment: the images, the perimeter, the uncertainty rasters, the
 /// windows' composites.
 fn input_list<'a>(inputs: &'a AssessInputs, cfg: &'a AssessConfig) -> Vec<&'a PathBuf> {
-    let mut v: Vec<&PathBuf> = [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).collect();
+    let mut v: Vec<&PathBuf> = [&inputs.pre, &inputs.real, &inputs.synthetic].into_iter().chain(cfg.perimeter.as_ref()).chain(cfg.plots.as_ref().map(|p| &p.file)).chain(inputs.uncertainty.as_ref()).chain(inputs.burn_probability.as_ref()).collect();
     // The t1 composite (the baselines' and the gap-fill's), then the t0 composite.
     let composites = cfg.baselines.as_ref().and_then(|b| b.composite.as_ref()).into_iter().chain(inputs.gapfill.iter().flat_map(|g| g.composite_t1.iter())).chain(inputs.pre_fill.iter());
     for c in composites {

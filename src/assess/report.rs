@@ -16,11 +16,11 @@ use crate::fsutil::write_atomic;
 /// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVu-LICENSE.txt), so figures render
 /// the same on every machine without system fonts.
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FONT_NAME: &str = "sans-serif";
+pub(super) const FONT_NAME: &str = "sans-serif";
 /// Longest side of one image panel in a figure, pixels.
 const PANEL_MAX_PX: usize = 420;
 
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT).is_err() {
@@ -67,12 +67,12 @@ impl Picture {
     }
 }
 
-fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+pub(super) fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
     move |e| Error::Raster { location: path.display().to_string(), message: format!("drawing the figure: {e}") }
 }
 
 /// Encodes an RGB buffer as PNG, atomically.
-fn save_png(path: &Path, w: usize, h: usize, rgb: &[u8]) -> Result<()> {
+pub(super) fn save_png(path: &Path, w: usize, h: usize, rgb: &[u8]) -> Result<()> {
     crate::raster::write_png(path, w, h, rgb, 3)
 }
 
@@ -411,6 +411,10 @@ pub(super) fn write_figures(out_dir: &Path, f: &Figures, report: &AssessReport) 
         reliability_figure(&dir.join("reliability.png"), report)?;
         names.push("reliability");
     }
+    if let Some(c) = &report.plots {
+        super::plots::figure(&dir.join("cbi.png"), c)?;
+        names.push("cbi");
+    }
     Ok(names.iter().map(|n| format!("figures/{n}.png")).collect())
 }
 
@@ -503,13 +507,17 @@ pub(super) fn write_tables(out_dir: &Path, report: &mut AssessReport) -> Result<
         let _ = writeln!(areas, "{},{},{:.4},{:.4},{:.4}", c.code, c.class, c.hectares_real, c.hectares_synthetic, c.hectares_synthetic_all);
     }
     write_atomic(&out_dir.join("severity_areas.csv"), areas.as_bytes())?;
+    if let Some(c) = &report.plots {
+        write_atomic(&out_dir.join("plots.csv"), super::plots::csv(c).as_bytes())?;
+        report.files.push("plots.csv".into());
+    }
     report.files.extend(["metrics_bands.csv", "agreement.csv", "severity_confusion.csv", "severity_areas.csv", super::files::REPORT_JSON].map(String::from));
     report.files.push(super::files::REPORT_HTML.into());
     // JSON cannot hold NaN/inf: serde_json writes them as null.
     crate::fsutil::save_json(&out_dir.join(super::files::REPORT_JSON), report)
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -759,6 +767,9 @@ pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[S
             let _ = write!(h, "</tr>");
         }
         let _ = write!(h, "</table>\n");
+    }
+    if let Some(c) = &report.plots {
+        h.push_str(&super::plots::html(c));
     }
     let _ = write!(
         h,

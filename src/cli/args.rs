@@ -734,6 +734,18 @@ pub struct AssessArgs {
     /// Unburned holes under this many hectares inside the perimeters filled.
     #[arg(long, value_name = "HA", default_value_t = 0.0)]
     pub fill_holes_ha: f64,
+    /// Field plots with a Composite Burn Index each (any point file GDAL/OGR reads, or a CSV
+    /// with lon, lat and CBI columns): dNBR, RdNBR and RBR at each plot (3 x 3 mean) fitted
+    /// against CBI (Miller & Thode's saturating model and a line), with the class bounds at
+    /// CBI 0.1, 1.25 and 2.25.
+    #[arg(long, value_name = "FILE")]
+    pub plots: Option<PathBuf>,
+    /// The plots' CBI field.
+    #[arg(long, value_name = "NAME", default_value = "CBI", requires = "plots")]
+    pub plots_field: String,
+    /// Classify both maps with the class bounds the real map's dNBR fit gives.
+    #[arg(long, requires = "plots")]
+    pub plots_classes: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -223,6 +223,8 @@ pub fn assess(args: AssessArgs, project_dir: Option<PathBuf>, quiet: bool) -> Re
     }
     let project = Project::open(&here(project_dir))
         .map_err(|e| anyhow!("{}; give --out DIR to assess files outside a project", crate::error_chain(&e)))?;
+    // The flags over pipeline.yaml's `assess:` settings, as `s2cr run` takes them.
+    let cfg = crate::pipeline::PipelineSettings::of_project(&project)?.assess.under(&project, cfg);
     let run = args.run.clone();
     let done = run_job("assess", quiet, move |p| match inputs {
         Some(inputs) => crate::assess::assess_project_files(&project, &run, &inputs, &cfg, p),

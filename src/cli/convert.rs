@@ -330,7 +330,9 @@ impl TryFrom<&AssessArgs> for AssessConfig {
         dnbr_offset.polygon = args.offset_polygon.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
         let perimeter_cleaning = crate::assess::perimeters::PerimeterCleaning { majority: args.majority, min_area_ha: args.min_area_ha, fill_holes_ha: args.fill_holes_ha };
         perimeter_cleaning.validate().map_err(|m| anyhow!("--min-area-ha / --fill-holes-ha: {m}"))?;
+        let plots = args.plots.as_ref().map(|p| crate::assess::plots::FieldPlots { file: std::path::absolute(p).unwrap_or_else(|_| p.clone()), field: args.plots_field.clone(), classify: args.plots_classes });
         Ok(AssessConfig {
+            plots,
             dnbr_offset,
             perimeter_cleaning,
             band_order: args.band_order.as_ref().map(|v| v.iter().map(|b| b.trim().to_ascii_uppercase()).collect()),

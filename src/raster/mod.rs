@@ -11,6 +11,7 @@
 mod env;
 mod ffi;
 mod png;
+mod points;
 mod read;
 mod vector;
 mod warp;
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 
 pub use env::*;
 pub use png::*;
+pub use points::*;
 pub use read::*;
 pub use vector::*;
 pub use warp::*;

@@ -199,6 +199,48 @@ pub fn cloud_class(blue: f32, green: f32, red: f32, nir: f32, cirrus: f32) -> u8
 /// Nominal acquisition times: SEN12MS-CR gives only the season (autumn 2018) and not which of
 /// the two Sentinel-2 acquisitions came first; the demo takes the cloud-free one as t0. The
 /// demo project's date ranges ([`crate::demo::T0_RANGE`], [`crate::demo::T1_RANGE`]) hold them.
+/// Generated field plots over the simulated scar, in the catalog's folder (not field data: the
+/// plots' CBI is made from the simulated severity).
+pub const PLOTS_FILE: &str = "generated_cbi_plots.csv";
+
+/// CBI of a generated plot at simulated severity `s` (0 outside the scar, 0.3-1 inside), before
+/// noise: 0.6 + 2.3 s in the scar, 0.1 outside.
+pub fn generated_cbi(s: f32) -> f64 {
+    if s > 0.0 { 0.6 + 2.3 * s as f64 } else { 0.1 }
+}
+
+/// Standard deviation of the generated plots' noise, in CBI.
+pub const PLOTS_NOISE: f64 = 0.2;
+
+/// Generated field plots as CSV (`id,lon,lat,CBI`): every 17th pixel of the patch within 1.6 scar
+/// radii of its centre, CBI [`generated_cbi`] of the simulated severity plus seeded normal noise
+/// of [`PLOTS_NOISE`], kept within 0-3; ids say "generated".
+fn generated_plots(w: usize, h: usize, gt: [f64; 6], to_wgs84: &dyn Fn(f64, f64) -> Result<[f64; 2]>) -> Result<String> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("id,lon,lat,CBI\n");
+    let mut k = 0;
+    for row in (8..h.saturating_sub(8)).step_by(17) {
+        for col in (8..w.saturating_sub(8)).step_by(17) {
+            let (c, r) = (col as f64 + 0.5, row as f64 + 0.5);
+            if ((c - SCAR_CENTRE.0).powi(2) + (r - SCAR_CENTRE.1).powi(2)).sqrt() > 1.6 * SCAR_RADIUS {
+                continue;
+            }
+            let noise = PLOTS_NOISE * (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
+            let cbi = (generated_cbi(burn_severity(c, r)) + noise).clamp(0.0, 3.0);
+            let [lon, lat] = to_wgs84(gt[0] + c * gt[1], gt[3] + r * gt[5])?;
+            k += 1;
+            csv.push_str(&format!("generated-{k},{lon},{lat},{cbi:.2}\n"));
+        }
+    }
+    Ok(csv)
+}
+
 pub const S2_T0_DATETIME: &str = "2018-09-20T02:50:00Z";
 pub const S2_T1_DATETIME: &str = "2018-11-04T02:50:00Z";
 pub const S1_T0_DATETIME: &str = "2018-09-21T10:00:00Z";
@@ -383,6 +425,9 @@ pub fn build_assets(source: &Path, patch: &Patch, out: &Path) -> Result<BuildSum
         ],
     });
     written.push(write_json(&out.join(CATALOG_FILE), &catalog)?);
+    let plots = out.join(PLOTS_FILE);
+    crate::fsutil::write_atomic(&plots, generated_plots(w, h, gt, &to_wgs84)?.as_bytes())?;
+    written.push(plots);
 
     let scar_pixels = severity.iter().filter(|s| **s > 0.0).count();
     let scar_clear_pixels = severity.iter().zip(&classes_t1).filter(|(s, c)| **s > 0.0 && !is_cloud(**c)).count();

@@ -853,3 +853,105 @@ fn barc4_classes_over_barc256_follow_a_hand_computation_on_a_real_chip() {
     let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("bad"), &AssessConfig { severity_classes: bad, ..cfg }, &Progress::silent("assess")).unwrap_err());
     assert!(e.contains("severity classes") && e.contains("bounds must increase"), "{e}");
 }
+
+/// Field plots on a real chip with a generated burned disc (say so: generated), most severe at
+/// its centre, and CBI made from the disc's own severity plus a little seeded noise: the fits
+/// rise with CBI, the dNBR fit gives increasing class bounds, and asked to, both maps are
+/// classified with them (the report's classes are then "CBI"). Plots outside the grid, at its
+/// edge, with a CBI of 4.2 or none are listed with the reason and left out; files without
+/// plots, without the CBI field or missing are refused with what is wrong.
+#[test]
+fn generated_field_plots_calibrate_the_classes_and_bad_plot_files_are_named() {
+    use s2cr::assess::plots::FieldPlots;
+    let tmp = tempfile::tempdir().unwrap();
+    let pre = reflectance("s2_cloudfree");
+    let (w, h) = (pre.width, pre.height);
+    let mut burned = pre.clone();
+    let severity = |col: f64, row: f64| (1.0 - ((col - 128.0).powi(2) + (row - 128.0).powi(2)).sqrt() / 40.0).max(0.0);
+    for i in 0..w * h {
+        let s = severity((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
+        if s > 0.0 {
+            burned.bands[3][i] *= (1.0 - 0.7 * s) as f32;
+            burned.bands[5][i] *= (1.0 + 0.9 * s) as f32;
+        }
+    }
+    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &burned));
+    let inputs = AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() };
+    // Pixel centres to lon/lat through GDAL, as a GIS would write the plots.
+    let wgs84 = s2cr::grid::wgs84_traditional().unwrap();
+    let crs = gdal::spatial_ref::SpatialRef::from_wkt(&pre.crs_wkt).unwrap();
+    let to_lonlat = gdal::spatial_ref::CoordTransform::new(&crs, &wgs84).unwrap();
+    let gt = pre.geo_transform;
+    let lonlat = |col: f64, row: f64| {
+        let (mut x, mut y, mut z) = ([gt[0] + col * gt[1]], [gt[3] + row * gt[5]], [0.0]);
+        to_lonlat.transform_coords(&mut x, &mut y, &mut z).unwrap();
+        (x[0], y[0])
+    };
+    let mut csv = String::from("plot,lon,lat,CBI\n");
+    let mut k = 0u64;
+    for row in (60..200).step_by(10) {
+        for col in (60..200).step_by(10) {
+            let (c, r) = (col as f64 + 0.5, row as f64 + 0.5);
+            k += 1;
+            let noise = 0.05 * (((k * 7919) % 13) as f64 / 6.0 - 1.0);
+            let cbi = (2.9 * severity(c, r) + 0.1 + noise).clamp(0.0, 3.0);
+            let (lon, lat) = lonlat(c, r);
+            csv.push_str(&format!("g{k},{lon},{lat},{cbi:.3}\n"));
+        }
+    }
+    let (out_lon, out_lat) = lonlat(-30.5, 10.5);
+    let (edge_lon, edge_lat) = lonlat(0.5, 100.5);
+    let (in_lon, in_lat) = lonlat(128.5, 128.5);
+    csv.push_str(&format!("outside,{out_lon},{out_lat},1.0\nedge,{edge_lon},{edge_lat},0.5\ntoo-high,{in_lon},{in_lat},4.2\nempty,{in_lon},{in_lat},\n"));
+    let plots_file = tmp.path().join("generated_plots.csv");
+    std::fs::write(&plots_file, &csv).unwrap();
+    let cfg = AssessConfig { dnbr_offset: assess::offset::DnbrOffset::off(), plots: Some(FieldPlots { file: plots_file.clone(), field: "cbi".into(), classify: true }), ..Default::default() };
+    let out = tmp.path().join("plots");
+    let report = assess::assess_files(&inputs, &out, &cfg, &Progress::silent("assess")).unwrap();
+    let c = report.plots.as_ref().expect("the plots' calibration");
+    assert_eq!(c.plots.len(), 14 * 14 + 4);
+    let reason = |id: &str| c.plots.iter().find(|p| p.id == id).unwrap().left_out.clone().unwrap_or_default();
+    assert_eq!(reason("outside"), "outside the grid");
+    assert!(reason("edge").contains("edge"), "{}", reason("edge"));
+    assert_eq!(reason("too-high"), "cbi 4.2 outside 0-3");
+    assert!(reason("empty").starts_with("no cbi"), "{}", reason("empty"));
+    let fit = |map: &str, index: &str, model: &str| c.fits.iter().find(|f| f.map == map && f.index == index && f.model == model).unwrap_or_else(|| panic!("{map} {index} {model}"));
+    let sat = fit("real", "dNBR", "saturating");
+    println!("dNBR fit {:?} R² {} RMSE {} bounds {:?}", sat.coefficients, sat.r2, sat.rmse, sat.bounds);
+    assert_eq!(sat.n, 196);
+    assert!(sat.r2 > 0.9 && fit("real", "RdNBR", "linear").r2 > 0.5 && fit("synthetic", "RBR", "saturating").n == 196, "{:?}", c.fits);
+    assert!(sat.bounds.windows(2).all(|b| b[0] < b[1]), "{:?}", sat.bounds);
+    // Classified with the fit's bounds: the report's classes are the CBI scheme's.
+    assert_eq!(report.config.severity_classes.name, "CBI");
+    assert!((report.config.severity_classes.classes[1].from.unwrap() as f64 - sat.bounds[0]).abs() < 1e-6);
+    assert_eq!(report.severity_areas.iter().map(|a| a.class.as_str()).collect::<Vec<_>>(), ["unburned", "low", "moderate", "high"]);
+    let table = std::fs::read_to_string(out.join("plots.csv")).unwrap();
+    assert_eq!(table.lines().count(), 1 + 200);
+    assert!(table.contains("too-high,") && table.contains("outside the grid"));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"plots\"") && html.contains("Left out: outside (outside the grid)"), "the plots section");
+    assert!(out.join("figures/cbi.png").is_file());
+
+    // Bad files, each named with what is wrong.
+    let bad = |name: &str, text: &str, field: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let cfg = AssessConfig { plots: Some(FieldPlots { file: p, field: field.into(), classify: false }), ..cfg.clone() };
+        s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join(format!("out-{name}")), &cfg, &Progress::silent("assess")).unwrap_err())
+    };
+    let e = bad("empty.csv", "id,lon,lat,CBI\n", "CBI");
+    assert!(e.contains("empty.csv") && e.contains("has no plots"), "{e}");
+    let e = bad("nocbi.csv", &format!("id,lon,lat,severity\na,{in_lon},{in_lat},2\n"), "CBI");
+    assert!(e.contains("has no field \"CBI\"") && e.contains("severity"), "{e}");
+    let e = bad("notes.txt", "not a table", "CBI");
+    assert!(e.contains("notes.txt"), "{e}");
+    let missing = AssessConfig { plots: Some(FieldPlots { file: tmp.path().join("nowhere.gpkg"), field: "CBI".into(), classify: false }), ..cfg.clone() };
+    let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("out-missing"), &missing, &Progress::silent("assess")).unwrap_err());
+    assert!(e.contains("nowhere.gpkg") && e.contains("no such file"), "{e}");
+    // Too few plots to classify with, when asked to: refused with the count.
+    let few = tmp.path().join("few.csv");
+    std::fs::write(&few, format!("id,lon,lat,CBI\na,{in_lon},{in_lat},2\n")).unwrap();
+    let asked = AssessConfig { plots: Some(FieldPlots { file: few, field: "CBI".into(), classify: true }), ..cfg.clone() };
+    let e = s2cr::error_chain(&assess::assess_files(&inputs, &tmp.path().join("out-few"), &asked, &Progress::silent("assess")).unwrap_err());
+    assert!(e.contains("few.csv") && e.contains("at least 4 plots") && e.contains("1 have them"), "{e}");
+}
