@@ -53,11 +53,13 @@ pub struct Layer {
     pub attribution: String,
     /// A severity layer's classes (the assessment's, or as edited in the app).
     pub scheme: Option<SeverityScheme>,
+    /// What made it (software, run, model checksum), which vector exports carry.
+    pub provenance: String,
 }
 
 impl Layer {
     fn new(id: &str, title: &str, kind: LayerKind, path: PathBuf, band: Option<usize>) -> Layer {
-        Layer { id: id.into(), title: title.into(), kind, path, band, attribution: String::new(), scheme: None }
+        Layer { id: id.into(), title: title.into(), kind, path, band, attribution: String::new(), scheme: None, provenance: String::new() }
     }
 
     /// A categorical layer's classes, (code, colour, name), for its colours and legend.
@@ -121,8 +123,10 @@ pub fn project_layers(project: &Project, run: &RunName) -> Vec<Layer> {
     v.retain(|l| l.path.is_file());
     let attribution = crate::assess::stac::project_attribution(project);
     let scheme = crate::assess::assessed_classes(project, run).unwrap_or_default();
+    let provenance = crate::assess::stac::project_provenance(project, run);
     for l in &mut v {
         l.attribution = attribution.clone();
+        l.provenance = provenance.clone();
         if l.kind == LayerKind::Severity {
             l.scheme = Some(scheme.clone());
         }
@@ -405,22 +409,40 @@ pub struct Exported {
 /// Writes a layer to `out`, by its extension: `.tif` a Cloud-Optimized GeoTIFF of the layer's
 /// values (all bands of an optical or radar layer, the one band of dNBR, the classes with their
 /// colours for severity); `.png` the layer as displayed (composite and stretch; colour ramps)
-/// with a world file (`.pgw`) and the CRS in `.aux.xml`, for GIS; `.geojson` a perimeter.
+/// with a world file (`.pgw`) and the CRS in `.aux.xml`, for GIS; a perimeter, or a severity
+/// layer's classes as polygons, as `.geojson`, `.gpkg`, `.shp.zip` or `.kml`, each feature with
+/// the attribution and provenance.
 pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: StretchKind, gamma: f32) -> Result<Exported> {
     let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let loc = layer.path.display().to_string();
+    let tags = raster::Tags { attribution: layer.attribution.clone(), provenance: layer.provenance.clone() };
+    let vector = raster::vector_format(out).filter(|(driver, _)| *driver != "GeoJSON" || layer.kind != LayerKind::Perimeter);
     match (layer.kind, ext.as_str()) {
+        (LayerKind::Perimeter, _) if vector.is_some() => {
+            let words = raster::export_vector(&layer.path, out, &tags)?;
+            Ok(Exported { path: out.to_path_buf(), what: format!("{} ({words})", layer.title) })
+        }
+        (LayerKind::Severity, _) if vector.is_some() => {
+            // Each patch of a class as a polygon, classified with the layer's scheme.
+            let scheme = layer.scheme.clone().unwrap_or_default();
+            let stack = raster::read_window(&loc, &[layer.band.unwrap_or(1)], None)?;
+            let codes: Vec<u8> = stack.bands[0].iter().zip(&stack.valid).map(|(d, ok)| if *ok { scheme.classify(*d) } else { NO_DATA }).collect();
+            let n = raster::write_class_polygons(out, &codes, stack.width, stack.height, stack.geo_transform, &stack.crs_wkt, &scheme.palette(), &tags)?;
+            let words = vector.map(|v| v.1).unwrap_or_default();
+            Ok(Exported { path: out.to_path_buf(), what: format!("{}: {n} polygons of the {} classes ({words})", layer.title, scheme.name) })
+        }
         (LayerKind::Perimeter, "geojson" | "json") => {
             let bytes = std::fs::read(&layer.path).map_err(Error::io(&layer.path, "reading the perimeter"))?;
             // The attribution as a member of the FeatureCollection (readers ignore it).
             let mut doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::json(&layer.path, "the perimeter is not GeoJSON; assess again"))?;
             if let Some(o) = doc.as_object_mut().filter(|_| !layer.attribution.is_empty()) {
                 o.insert("attribution".into(), serde_json::json!(layer.attribution));
+                o.insert("provenance".into(), serde_json::json!(layer.provenance));
             }
             crate::fsutil::write_atomic(out, &serde_json::to_vec(&doc).unwrap_or(bytes))?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (GeoJSON, WGS84)", layer.title) })
         }
-        (LayerKind::Perimeter, _) => Err(Error::invalid("--out", format!("{}: a perimeter is written as .geojson", out.display()))),
+        (LayerKind::Perimeter, _) => Err(Error::invalid("--out", format!("{}: a perimeter is written as {}", out.display(), raster::VECTOR_EXTENSIONS))),
         (LayerKind::Dnbr, "tif" | "tiff") => {
             let b = layer.band.unwrap_or(1);
             let mut stack = raster::read_window(&loc, &[b], None)?;
@@ -458,7 +480,7 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             };
             Ok(Exported { path: out.to_path_buf(), what: format!("{} as displayed: {how} (PNG with world file)", layer.title) })
         }
-        _ => Err(Error::invalid("--out", format!("{}: write .tif (COG), .png (as displayed) or .geojson (perimeters)", out.display()))),
+        _ => Err(Error::invalid("--out", format!("{}: write .tif (COG), .png (as displayed), or for perimeters and severity classes {}", out.display(), raster::VECTOR_EXTENSIONS))),
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! The room's files: this front (settings, inputs, the report's types, the input images),
 //! `compute` (the assessment itself, strip by strip), `agreement`, `qa`, `uncertainty`,
+//! `offset`, `perimeters`, `plots` (field plots and CBI calibration), `baselines`, `gapfill`,
 //! `report` (JSON, CSV, figures, HTML), `stac` (the outputs as a STAC catalog) and `project`
 //! (a project's assessment). Indices, metrics and severity classes are `crate::indices`'s.
 

@@ -40,6 +40,10 @@ pub const INDICES: [&str; 3] = ["dNBR", "RdNBR", "RBR"];
 /// The CBI at the bounds of low, moderate and high severity (Miller & Thode 2007).
 pub const CBI_BOUNDS: [f64; 3] = [0.1, 1.25, 2.25];
 
+/// The smallest rate c of the saturating fit: at it the curve is all but a line (a fit that
+/// stops there is no better than one; the report says so).
+pub const C_MIN: f64 = 0.01;
+
 /// Fewest plots a fit takes.
 pub const MIN_PLOTS: usize = 4;
 
@@ -147,7 +151,7 @@ pub fn fit_saturating(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
     }
     let (_, [_, _, c0]) = best?;
     // Golden section on [c0 - 0.01, c0 + 0.01].
-    let (mut lo, mut hi) = ((c0 - 0.01).max(1e-4), c0 + 0.01);
+    let (mut lo, mut hi) = ((c0 - 0.01).max(C_MIN), c0 + 0.01);
     let g = (5f64.sqrt() - 1.0) / 2.0;
     for _ in 0..60 {
         let (m1, m2) = (hi - g * (hi - lo), lo + g * (hi - lo));
@@ -314,7 +318,8 @@ pub(super) fn html(c: &Calibration) -> String {
     h.push_str("<table><tr><th>map</th><th>index</th><th>model</th><th>n</th><th>R²</th><th>RMSE</th><th>at CBI 0.1</th><th>1.25</th><th>2.25</th></tr>");
     for f in &c.fits {
         let d = if f.index == "dNBR" { 3 } else { 0 };
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", esc(&f.map), esc(&f.index), esc(&f.model), f.n, num(f.r2, 3), num(f.rmse, d));
+        let edge = if f.model == "saturating" && f.coefficients.get(2).is_some_and(|c| *c <= C_MIN * 1.0001) { " (c at its lower edge: no better than a line)" } else { "" };
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}{edge}</td><td>{}</td><td>{}</td><td>{}</td>", esc(&f.map), esc(&f.index), esc(&f.model), f.n, num(f.r2, 3), num(f.rmse, d));
         for b in &f.bounds {
             let _ = write!(h, "<td>{}</td>", num(*b, d));
         }
@@ -364,7 +369,7 @@ pub(super) fn figure(path: &std::path::Path, c: &Calibration) -> Result<()> {
             .y_label_area_size(50)
             .build_cartesian_2d(0.0f64..3.0, (lo - 0.05)..(hi + 0.05))
             .map_err(|e| err(e.to_string()))?;
-        chart.configure_mesh().x_desc(format!("CBI ({})", c.field)).y_desc("dNBR (3 x 3 mean, after the offset)").label_style((FONT_NAME, 13)).draw().map_err(|e| err(e.to_string()))?;
+        chart.configure_mesh().x_desc(if c.field.eq_ignore_ascii_case("cbi") { "CBI".to_string() } else { format!("CBI ({})", c.field) }).y_desc("dNBR (3 x 3 mean, after the offset)").label_style((FONT_NAME, 13)).draw().map_err(|e| err(e.to_string()))?;
         for (map, pts, colour) in [("real", &pr, RGBColor(200, 60, 30)), ("synthetic", &ps, RGBColor(30, 100, 200))] {
             let n = pts.len();
             chart

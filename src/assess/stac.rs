@@ -54,6 +54,14 @@ pub fn project_attribution(project: &Project) -> String {
     }
 }
 
+/// What made a run's outputs, in one line: this program's version and build, the run, and the
+/// SHA-256 of the generator checkpoint its inference read (from the infer manifest).
+pub fn project_provenance(project: &Project, run: &RunName) -> String {
+    let manifest = crate::project::Manifest::load(&project.manifest_path(crate::project::Stage::Infer, Some(run))).ok().flatten();
+    let model = manifest.and_then(|m| m.inputs.into_iter().find(|f| f.path.contains("generator")).map(|f| format!("; generator {} sha256 {}", f.path, f.sha256)));
+    format!("sent2-cloud-remover {}; run {run}{}", crate::provenance::long_version(), model.unwrap_or_default())
+}
+
 struct Context {
     bbox: [f64; 4],
     datetime: String,

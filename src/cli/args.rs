@@ -620,8 +620,9 @@ pub struct ExportArgs {
     /// perimeter-reference.
     #[arg(long, required_unless_present = "list")]
     pub layer: Option<String>,
-    /// The file to write: .tif (Cloud-Optimized GeoTIFF of the values), .png (as displayed,
-    /// with a world file), .geojson (perimeters).
+    /// The file to write: .tif (Cloud-Optimized GeoTIFF of the values; severity: the classes
+    /// with their colour and attribute tables), .png (as displayed, with a world file), or for
+    /// perimeters and severity classes (as polygons) .geojson, .gpkg, .shp.zip or .kml.
     #[arg(long, short, value_name = "FILE", required_unless_present = "list")]
     pub out: Option<PathBuf>,
     /// List the project's layers and their files.

@@ -85,3 +85,70 @@ pub(super) fn run_gdal_warp(sources: &[Dataset], dst: &Path, args: &[String]) ->
     }
     Ok(())
 }
+
+pub(super) fn run_vector_translate(src: &Dataset, dst: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let mut cargs = CArgs::new(args)?;
+    let dst_c = CString::new(dst.to_string_lossy().as_bytes()).map_err(|_| "output path contains a NUL byte".to_string())?;
+    let mut handles = [src.c_dataset()];
+    // SAFETY: as in run_gdal_warp: NUL-terminated argv outliving the call, options freed, the
+    // source open (owned by `src`) for the whole call, the result closed before returning.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let opts = gdal_sys::GDALVectorTranslateOptionsNew(cargs.ptrs.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(format!("bad vector translate options {args:?}: {}", last_gdal_message()));
+        }
+        let mut usage_error: c_int = 0;
+        let out = gdal_sys::GDALVectorTranslate(dst_c.as_ptr(), null_mut(), 1, handles.as_mut_ptr(), opts, &mut usage_error);
+        gdal_sys::GDALVectorTranslateOptionsFree(opts);
+        if out.is_null() {
+            return Err(last_gdal_message());
+        }
+        gdal_sys::GDALClose(out);
+        if gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
+            return Err(last_gdal_message());
+        }
+    }
+    Ok(())
+}
+
+/// Sets a class raster band's attribute table: one row per class with its value, name and
+/// colour (Value, Class, Red, Green, Blue), the table ArcGIS and QGIS read beside the colour
+/// table.
+pub(super) fn set_class_rat(band: &gdal::raster::RasterBand, classes: &[(u8, [u8; 3], &str)]) -> std::result::Result<(), String> {
+    use gdal_sys::{GDALRATFieldType, GDALRATFieldUsage};
+    let names: Vec<CString> = classes.iter().map(|(_, _, n)| CString::new(*n).map_err(|_| format!("class name {n:?} contains a NUL byte"))).collect::<std::result::Result<_, _>>()?;
+    let columns: [(&std::ffi::CStr, GDALRATFieldType::Type, GDALRATFieldUsage::Type); 5] = [
+        (c"Value", GDALRATFieldType::GFT_Integer, GDALRATFieldUsage::GFU_MinMax),
+        (c"Class", GDALRATFieldType::GFT_String, GDALRATFieldUsage::GFU_Name),
+        (c"Red", GDALRATFieldType::GFT_Integer, GDALRATFieldUsage::GFU_Red),
+        (c"Green", GDALRATFieldType::GFT_Integer, GDALRATFieldUsage::GFU_Green),
+        (c"Blue", GDALRATFieldType::GFT_Integer, GDALRATFieldUsage::GFU_Blue),
+    ];
+    // SAFETY: the table is created, filled and handed to the band (which copies it), then
+    // destroyed; every string passed is NUL-terminated and outlives the calls.
+    unsafe {
+        let rat = gdal_sys::GDALCreateRasterAttributeTable();
+        if rat.is_null() {
+            return Err("GDAL could not create a raster attribute table".into());
+        }
+        for (name, ty, usage) in columns {
+            gdal_sys::GDALRATCreateColumn(rat, name.as_ptr(), ty, usage);
+        }
+        gdal_sys::GDALRATSetRowCount(rat, classes.len() as c_int);
+        for (row, ((code, [r, g, b], _), name)) in classes.iter().zip(&names).enumerate() {
+            let row = row as c_int;
+            gdal_sys::GDALRATSetValueAsInt(rat, row, 0, *code as c_int);
+            gdal_sys::GDALRATSetValueAsString(rat, row, 1, name.as_ptr());
+            for (k, v) in [r, g, b].into_iter().enumerate() {
+                gdal_sys::GDALRATSetValueAsInt(rat, row, 2 + k as c_int, *v as c_int);
+            }
+        }
+        let err = gdal_sys::GDALSetDefaultRAT(band.c_rasterband(), rat);
+        gdal_sys::GDALDestroyRasterAttributeTable(rat);
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(format!("setting the raster attribute table: {}", last_gdal_message()));
+        }
+    }
+    Ok(())
+}

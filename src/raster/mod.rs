@@ -9,6 +9,7 @@
 //! Sentinel bands or project folders.
 
 mod env;
+mod export;
 mod ffi;
 mod png;
 mod points;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use env::*;
+pub use export::*;
 pub use png::*;
 pub use points::*;
 pub use read::*;

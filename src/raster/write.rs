@@ -327,7 +327,7 @@ impl ByteBlockWriter {
             band.set_description(description).map_err(Error::gdal(&loc, "setting the description"))?;
             if let Some(classes) = classes {
                 band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
-                set_class_table(&mut band, classes);
+                set_class_table(&mut band, classes).map_err(|m| Error::Raster { location: loc.clone(), message: m })?;
             }
         }
         Ok(writer)
@@ -367,8 +367,9 @@ impl Drop for ByteBlockWriter {
     }
 }
 
-/// Gives a Byte band a colour table (transparent where no class is) and category names.
-fn set_class_table(band: &mut gdal::raster::RasterBand, classes: &[(u8, [u8; 3], &str)]) {
+/// Gives a Byte band a colour table (transparent where no class is), category names and a
+/// raster attribute table (value, class, red, green, blue).
+fn set_class_table(band: &mut gdal::raster::RasterBand, classes: &[(u8, [u8; 3], &str)]) -> std::result::Result<(), String> {
     let mut table = gdal::raster::ColorTable::new(gdal::raster::PaletteInterpretation::Rgba);
     let max_code = classes.iter().map(|c| c.0).max().unwrap_or(0);
     let mut names = vec![String::new(); max_code as usize + 1];
@@ -388,6 +389,7 @@ fn set_class_table(band: &mut gdal::raster::RasterBand, classes: &[(u8, [u8; 3],
     let mut ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).chain(std::iter::once(null_mut())).collect();
     // SAFETY: a NUL-terminated list of C strings that outlive the call; GDAL copies them.
     unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), ptrs.as_mut_ptr()) };
+    super::ffi::set_class_rat(band, classes)
 }
 
 /// Turns any raster GDAL reads into a COG at `path` (e.g. after a warp).
@@ -438,7 +440,7 @@ pub fn write_classes_with(path: &Path, raster: &ClassRaster, copyright: Option<&
         band.write((0, 0), (raster.width, raster.height), &mut buf).map_err(Error::gdal(&loc, "writing pixels"))?;
         band.set_no_data_value(Some(0.0)).map_err(Error::gdal(&loc, "setting nodata"))?;
         band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
-        set_class_table(&mut band, raster.classes);
+        set_class_table(&mut band, raster.classes).map_err(|m| Error::Raster { location: loc.clone(), message: m })?;
     }
     translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: copyright.map(String::from) })
 }

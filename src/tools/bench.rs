@@ -399,7 +399,7 @@ pub fn display(size: usize, dir: &Path, progress: &Progress) -> Result<DisplayBe
     }
     w.finish()?;
     let write_secs = start.elapsed().as_secs_f64();
-    let layer = Layer { id: "bench".into(), title: "bench".into(), kind: LayerKind::Optical, path: path.clone(), band: None, attribution: String::new(), scheme: None };
+    let layer = Layer { id: "bench".into(), title: "bench".into(), kind: LayerKind::Optical, path: path.clone(), band: None, attribution: String::new(), scheme: None, provenance: String::new() };
     let composite = Composite::presets()[0].clone();
     let t = Instant::now();
     let ch = crate::layers::read_channels(&layer, &composite, 1024)?;

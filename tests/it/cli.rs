@@ -1,5 +1,6 @@
 //! The `s2cr` command line, run as a user would (assert_cmd).
 
+use gdal::Dataset;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -527,6 +528,51 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert!(gdalinfo(&dnbr).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")));
     assert!(gdalinfo(&png).contains(&format!("TIFFTAG_COPYRIGHT={attribution}")), "{}", gdalinfo(&png));
     assert!(std::fs::read_to_string(assess.join("report.html")).unwrap().contains(attribution));
+    // The formats agencies exchange, opened again through GDAL/OGR: the perimeter as
+    // GeoPackage, zipped Shapefile (with its .prj) and KML, each feature with the attribution
+    // and what made it; the severity classes as polygons whose areas add up to the class
+    // raster's pixels; the severity COG's colour and attribute tables.
+    let features = |path: &Path| -> (Option<u32>, Vec<std::collections::BTreeMap<String, String>>, Dataset) {
+        let ds = Dataset::open_ex(path, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_VECTOR, ..Default::default() }).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        use gdal::vector::LayerAccess;
+        let mut layer = ds.layer(0).unwrap();
+        let epsg = layer.spatial_ref().and_then(|s| s.auth_code().ok()).map(|c| c as u32);
+        let rows = layer.features().map(|f| f.fields().map(|(k, v)| (k, v.map(|v| format!("{v:?}")).unwrap_or_default())).collect()).collect();
+        drop(layer);
+        (epsg, rows, ds)
+    };
+    let geojson_count = features(&tmp.path().join("burned.geojson")).1.len();
+    for file in ["burned.gpkg", "burned.shp.zip", "burned.kml"] {
+        let out = export("perimeter-real", file, &[]);
+        let path = if file.ends_with(".zip") { PathBuf::from(format!("/vsizip/{}", out.display())) } else { out.clone() };
+        let (epsg, rows, ds) = features(&path);
+        assert_eq!((epsg, rows.len()), (Some(4326), geojson_count), "{file}");
+        for r in &rows {
+            assert!(r.get("source").is_some_and(|v| v.contains(attribution)), "{file}: {r:?}");
+            assert!(r.get("made_by").is_some_and(|v| v.contains("sent2-cloud-remover") && v.contains("run demo") && v.contains("sha256")), "{file}: {r:?}");
+            assert!(r.contains_key("area_ha"), "{file}: {r:?}");
+        }
+        if file.ends_with(".gpkg") {
+            use gdal::Metadata;
+            assert!(ds.metadata_item("ATTRIBUTION", "").is_some_and(|v| v.contains(attribution)), "GeoPackage metadata");
+        }
+        if file.ends_with(".zip") {
+            let bytes = std::fs::read(&out).unwrap();
+            assert!(bytes.windows(8).any(|w| w == b"burned.p"), "the zip holds the .prj");
+        }
+    }
+    let classes = export("severity-real", "classes.gpkg", &[]);
+    let (epsg, rows, _) = features(&classes);
+    assert_eq!(epsg, Some(grid.epsg), "class polygons stay in the grid's CRS");
+    let codes = s2cr::raster::read_window(&assess.join("severity_real.tif").display().to_string(), &[1], None).unwrap().bands[0].clone();
+    for (code, name) in [(3, "unburned"), (4, "low severity"), (7, "high severity")] {
+        let pixels = codes.iter().filter(|c| **c == code as f32).count() as f64;
+        let ha: f64 = rows.iter().filter(|r| r["code"].contains(&format!("({code})"))).map(|r| r["area_ha"].trim_start_matches("RealValue(").trim_end_matches(')').parse::<f64>().unwrap()).sum();
+        assert!((ha - pixels * 0.01).abs() < 1e-3, "{name}: {ha} ha of polygons, {pixels} px");
+        assert!(rows.iter().any(|r| r["class"].contains(name)), "{name}");
+    }
+    let info = gdalinfo(&assess.join("severity_real.tif"));
+    assert!(info.contains("Color Table") && info.contains("<GDALRasterAttributeTable") && info.contains("moderate-low severity"), "{info}");
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().code(1).stderr(predicate::str::contains("it has: pre, real"));
 
     // An official perimeter: the simulated scar's outline, as a fire service would publish it

@@ -302,6 +302,13 @@ fn the_assess_step_takes_an_official_perimeter() {
     h.get_by_label("3 x 3 majority").click();
     h.run();
     assert!(h.state().wizard.settings.assess.perimeter_cleaning.majority);
+    // Field plots: a file, its CBI field, and classifying with its bounds one click away.
+    h.state_mut().wizard.settings.assess.plots = Some(s2cr::assess::plots::FieldPlots { file: tmp.path().join("plots.gpkg"), field: "CBI".into(), classify: false });
+    h.run();
+    h.get_by_label("plots.gpkg");
+    h.get_by_label("classify with its bounds").click();
+    h.run();
+    assert!(h.state().wizard.settings.assess.plots.as_ref().unwrap().classify);
 }
 
 #[test]

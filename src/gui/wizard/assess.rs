@@ -60,6 +60,25 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: boo
         ui.add_enabled(!running, egui::DragValue::new(&mut c.fill_holes_ha).range(0.0..=10_000.0).speed(0.1).suffix(" ha")).on_hover_text("Unburned holes inside the burned area smaller than this are filled (0: none)");
     });
     ui.end_row();
+    let l = ui.label("Field plots");
+    ui.horizontal(|ui| {
+        let shown = s.assess.plots.as_ref().and_then(|p| p.file.file_name()).map(|n| n.to_string_lossy().to_string());
+        ui.label(shown.as_deref().unwrap_or("none")).labelled_by(l.id);
+        if ui.add_enabled(!running, egui::Button::new("Choose…")).on_hover_text("Field plots with a Composite Burn Index each (GeoPackage, Shapefile, GeoJSON, KML, or a CSV with lon, lat and CBI columns): the indices are fitted against CBI").clicked()
+            && let Some(p) = rfd::FileDialog::new().set_title("Field plots (CBI)").add_filter("Point files", &["csv", "gpkg", "shp", "geojson", "json", "kml"]).pick_file()
+        {
+            s.assess.plots = Some(crate::assess::plots::FieldPlots { file: p, field: "CBI".into(), classify: false });
+        }
+        if let Some(p) = s.assess.plots.as_mut() {
+            ui.label("field");
+            ui.add_enabled(!running, egui::TextEdit::singleline(&mut p.field).desired_width(70.0)).labelled_by(l.id);
+            ui.add_enabled(!running, egui::Checkbox::new(&mut p.classify, "classify with its bounds")).on_hover_text("Both maps in the four classes the real map's dNBR fit gives at CBI 0.1, 1.25 and 2.25");
+        }
+        if s.assess.plots.is_some() && ui.add_enabled(!running, egui::Button::new("clear")).clicked() {
+            s.assess.plots = None;
+        }
+    });
+    ui.end_row();
     let l = ui.label("Severity classes");
     ui.add_enabled_ui(!running, |ui| classes_editor(ui, &mut s.assess.severity_classes, l.id));
     ui.end_row();
@@ -187,6 +206,13 @@ impl Wizard {
             }
             None => {
                 ui.label("No dNBR offset (turned off)");
+            }
+        }
+        if let Some(c) = &report.plots {
+            for f in c.fits.iter().filter(|f| f.index == "dNBR" && f.model == "saturating") {
+                let bounds: Vec<String> = f.bounds.iter().map(|b| format!("{b:.3}")).collect();
+                ui.label(format!("Field plots, {} map: dNBR against CBI R² {:.2}, RMSE {:.3} ({} plots); bounds {}", f.map, f.r2, f.rmse, f.n, bounds.join(", ")))
+                    .on_hover_text(c.notes.join("; "));
             }
         }
         self.baselines_ui(ui, report);
