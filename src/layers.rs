@@ -399,6 +399,10 @@ fn copyright(layer: &Layer) -> Option<String> {
     (!layer.attribution.is_empty()).then(|| layer.attribution.clone())
 }
 
+fn software(layer: &Layer) -> Option<String> {
+    (!layer.provenance.is_empty()).then(|| layer.provenance.clone())
+}
+
 /// What `s2cr export` wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exported {
@@ -447,7 +451,7 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             let b = layer.band.unwrap_or(1);
             let mut stack = raster::read_window(&loc, &[b], None)?;
             stack.descriptions = vec!["dNBR".into()];
-            raster::write_raster(out, &stack, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
+            raster::write_raster(out, &stack, &WriteOptions { copyright: copyright(layer), software: software(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (Float32 COG)", layer.title) })
         }
         (LayerKind::Severity, "tif" | "tiff") => {
@@ -458,11 +462,11 @@ pub fn export(layer: &Layer, out: &Path, composite: &Composite, stretch: Stretch
             let description = format!("burn severity ({} classes on the {})", scheme.name, scheme.scale.name());
             let palette = scheme.palette();
             let classes = raster::ClassRaster { width: stack.width, height: stack.height, codes: &codes, geo_transform: stack.geo_transform, crs_wkt: &stack.crs_wkt, description: &description, classes: &palette };
-            raster::write_classes_with(out, &classes, copyright(layer).as_deref())?;
+            raster::write_classes_with(out, &classes, copyright(layer).as_deref(), software(layer).as_deref())?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} ({} classes, Byte COG with colour table)", layer.title, scheme.name) })
         }
         (_, "tif" | "tiff") => {
-            raster::to_cog(&loc, out, &WriteOptions { copyright: copyright(layer), ..WriteOptions::default() })?;
+            raster::to_cog(&loc, out, &WriteOptions { copyright: copyright(layer), software: software(layer), ..WriteOptions::default() })?;
             Ok(Exported { path: out.to_path_buf(), what: format!("{} (COG, as stored)", layer.title) })
         }
         (_, "png") => {

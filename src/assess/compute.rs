@@ -173,13 +173,20 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         index_names.push("BARC256".into());
     }
     let palette = classes.palette();
+    let tags = raster::Tags {
+        attribution: inputs.attribution.clone().unwrap_or_default(),
+        provenance: inputs.provenance.clone().unwrap_or_else(|| format!("sent2-cloud-remover {}", crate::provenance::long_version())),
+    };
     let mut outputs = Vec::new();
     for name in ["real", "synthetic"] {
-        outputs.push(Outputs {
+        let mut o = Outputs {
             indices: BlockWriter::create_on(&out_dir.join(files::indices(name)), width, height, gt, &crs_wkt, &index_names, f32::NAN, rows_per_strip)?,
             severity: ByteBlockWriter::create(&out_dir.join(files::severity(name)), width, height, gt, &crs_wkt, &format!("dNBR severity ({name})"), Some(&palette), rows_per_strip)?,
             dnbr: MeanSum::default(),
-        });
+        };
+        o.indices.tag(&tags)?;
+        o.severity.tag(&tags)?;
+        outputs.push(o);
     }
     // The QA plots' numbers and the difference and spectral-angle rasters, from the quality
     // bands' rows.
@@ -187,6 +194,8 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
     let difference_names: Vec<String> = cfg.quality_bands.iter().map(|b| format!("{b} difference")).collect();
     let mut difference_out = BlockWriter::create_on(&out_dir.join(files::DIFFERENCE), width, height, gt, &crs_wkt, &difference_names, f32::NAN, rows_per_strip)?;
     let mut sam_out = BlockWriter::create_on(&out_dir.join(files::SAM), width, height, gt, &crs_wkt, &["spectral angle (degrees)".to_string()], f32::NAN, rows_per_strip)?;
+    difference_out.tag(&tags)?;
+    sam_out.tag(&tags)?;
     let mut burned = BurnedCounts::default();
     let mut held_counts = BurnedCounts::default();
     let mut severity_confusion = agreement::severity_matrix(classes);

@@ -207,6 +207,10 @@ pub struct AssessInputs {
     /// The data's attribution with its year, for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
+    /// What makes the outputs (program, run, generator checksum), written into each raster's
+    /// TIFF software tag; the program's version alone when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
     /// The t0 window's composite: the pre-fire image of every dNBR where t0 is cloudy (project
     /// mode, project.yaml's `composite: {t0: ...}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

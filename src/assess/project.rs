@@ -98,6 +98,7 @@ pub fn assess_project(project: &Project, run: &RunName, options: &AssessConfig, 
         burn_probability: written(&prob).then_some(prob),
         samples: samples.filter(|k| *k >= 2),
         attribution: Some(super::stac::project_attribution(project)),
+        provenance: None,
         synthetic,
         pre_fill: composite("t0"),
         gapfill: Some(super::gapfill::GapFillRequest { image: project.gapfilled_s2(run), source: project.gapfill_source(run), composite_t1: composite("t1"), t1_days }),
@@ -130,9 +131,13 @@ fn assess_into_project(project: &Project, run: &RunName, inputs: &AssessInputs, 
         return Ok(ProjectAssessment { report, dir, up_to_date: true, simulated });
     }
     let start = Instant::now();
-    let report = assess_files(inputs, &dir, cfg, progress)?;
+    // Every file written says what made it: the program, the run and its generator.
+    let mut inputs = inputs.clone();
+    inputs.provenance.get_or_insert_with(|| super::stac::project_provenance(project, run));
+    inputs.attribution.get_or_insert_with(|| super::stac::project_attribution(project));
+    let report = assess_files(&inputs, &dir, cfg, progress)?;
     let mut manifest = Manifest::new(Stage::Assess, params);
-    for p in input_list(inputs, cfg) {
+    for p in input_list(&inputs, cfg) {
         manifest.add_input(project.root(), p)?;
     }
     for f in &report.files {

@@ -39,20 +39,8 @@ fn eo_band(name: &str) -> Value {
     json!({"name": name, "common_name": common, "center_wavelength": centre})
 }
 
-/// The data's attribution, as Copernicus asks for it.
-pub fn attribution(year: i32) -> String {
-    format!("Contains modified Copernicus Sentinel data {year}")
-}
-
-/// The attribution of a project's data: the year of its post-fire scene (none named when the
-/// search has not run).
-pub fn project_attribution(project: &Project) -> String {
-    let year = crate::catalog::stage::SearchResult::load(project, "").ok().and_then(|s| s.chosen_s2()[1].first().map(|sc| chrono::Datelike::year(&sc.datetime)));
-    match year {
-        Some(y) => attribution(y),
-        None => "Contains modified Copernicus Sentinel data".into(),
-    }
-}
+/// The data's attribution (the catalog's: every stage's files carry it).
+pub use crate::catalog::stage::{attribution, project_attribution};
 
 /// What made a run's outputs, in one line: this program's version and build, the run, and the
 /// SHA-256 of the generator checkpoint its inference read (from the infer manifest).

@@ -356,6 +356,21 @@ fn widen(range: DateRange, days: f64) -> DateRange {
     DateRange { from: range.from - d, to: range.to + d }
 }
 
+/// The data's attribution, as Copernicus asks for it.
+pub fn attribution(year: i32) -> String {
+    format!("Contains modified Copernicus Sentinel data {year}")
+}
+
+/// The attribution of a project's data: the year of its post-fire scene (none named when the
+/// search has not run).
+pub fn project_attribution(project: &Project) -> String {
+    let year = crate::catalog::stage::SearchResult::load(project, "").ok().and_then(|s| s.chosen_s2()[1].first().map(|sc| chrono::Datelike::year(&sc.datetime)));
+    match year {
+        Some(y) => attribution(y),
+        None => "Contains modified Copernicus Sentinel data".into(),
+    }
+}
+
 /// Runs the search for a project; skipped when `catalog/` is up to date with these parameters.
 pub fn search(project: &Project, cfg: &SearchConfig, progress: &Progress) -> Result<SearchResult> {
     progress.cleaned(crate::fsutil::remove_stale_partials(&project.catalog_dir(), crate::project::MAX_DEPTH));

@@ -504,9 +504,16 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     let products = plan.products();
     let mut outs = Vec::new();
     let mut writers = Vec::new();
+    // Each file says whose data it holds and what made it.
+    let tags = raster::Tags {
+        attribution: crate::catalog::stage::project_attribution(project),
+        provenance: format!("sent2-cloud-remover {}; run {}; generator of step {step}", crate::provenance::long_version(), opts.run),
+    };
     for (product, names) in &products {
         let path = Plan::path(project, &opts.run, product, tile);
-        writers.push(raster::BlockWriter::create(&path, &part, names, f32::NAN)?);
+        let mut w = raster::BlockWriter::create(&path, &part, names, f32::NAN)?;
+        w.tag(&tags)?;
+        writers.push(w);
         outs.push(path);
     }
     // Plane p of the accumulators goes to (writer, band): the image, then the standard

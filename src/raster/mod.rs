@@ -199,11 +199,13 @@ pub struct WriteOptions {
     pub nodata: f32,
     /// The data's attribution, written as TIFFTAG_COPYRIGHT.
     pub copyright: Option<String>,
+    /// What made the file (program, run, model), written as TIFFTAG_SOFTWARE.
+    pub software: Option<String>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN, copyright: None }
+        WriteOptions { cog: true, compression: Compression::Deflate, nodata: f32::NAN, copyright: None, software: None }
     }
 }
 

@@ -109,15 +109,19 @@ fn translate_to_file(ds: &Dataset, path: &Path, options: &WriteOptions) -> Resul
     let creation = RasterCreationOptions::from_iter(opts.iter().map(String::as_str));
     let tmp = temp_sibling(path);
     // The attribution rides on an in-memory VRT of the source (the source itself stays as it is).
-    let with_copyright = match &options.copyright {
-        Some(text) => {
+    let with_copyright = match (&options.copyright, &options.software) {
+        (None, None) => None,
+        (copyright, software) => {
             use gdal::Metadata;
             let vrt = DriverManager::get_driver_by_name("VRT").map_err(Error::gdal("VRT", "loading the GDAL driver"))?;
             let mut v = ds.create_copy(&vrt, "", &RasterCreationOptions::new()).map_err(Error::gdal(&loc, "copying for the attribution"))?;
-            v.set_metadata_item("TIFFTAG_COPYRIGHT", text, "").map_err(Error::gdal(&loc, "setting the attribution"))?;
+            for (key, text) in [("TIFFTAG_COPYRIGHT", copyright), ("TIFFTAG_SOFTWARE", software)] {
+                if let Some(text) = text {
+                    v.set_metadata_item(key, text, "").map_err(Error::gdal(&loc, "setting the attribution and provenance"))?;
+                }
+            }
             Some(v)
         }
-        None => None,
     };
     let ds = with_copyright.as_ref().unwrap_or(ds);
     let written = ds.create_copy(&driver, &tmp, &creation).map_err(|e| {
@@ -140,7 +144,24 @@ pub struct BlockWriter {
     cog: bool,
 }
 
+/// Writes the attribution and provenance into a dataset's TIFF tags (copyright, software).
+fn set_tags(ds: &mut Option<Dataset>, path: &Path, tags: &super::Tags) -> Result<()> {
+    use gdal::Metadata;
+    let Some(ds) = ds.as_mut() else { return Ok(()) };
+    for (key, value) in [("TIFFTAG_COPYRIGHT", &tags.attribution), ("TIFFTAG_SOFTWARE", &tags.provenance)] {
+        if !value.is_empty() {
+            ds.set_metadata_item(key, value, "").map_err(Error::gdal(path.display(), "setting the attribution and provenance"))?;
+        }
+    }
+    Ok(())
+}
+
 impl BlockWriter {
+    /// The file will say whose data it holds and what made it (TIFF copyright and software).
+    pub fn tag(&mut self, tags: &super::Tags) -> Result<()> {
+        set_tags(&mut self.ds, &self.path, tags)
+    }
+
     pub fn create(path: &Path, grid: &TargetGrid, band_names: &[String], nodata: f32) -> Result<BlockWriter> {
         init_gdal();
         let srs = gdal::spatial_ref::SpatialRef::from_epsg(grid.epsg).map_err(Error::gdal(path.display(), "creating the grid CRS"))?;
@@ -302,6 +323,11 @@ pub struct ByteBlockWriter {
 }
 
 impl ByteBlockWriter {
+    /// The file will say whose data it holds and what made it (TIFF copyright and software).
+    pub fn tag(&mut self, tags: &super::Tags) -> Result<()> {
+        set_tags(&mut self.ds, &self.path, tags)
+    }
+
     /// With `classes` ((code, RGB, name) each), the raster gets a colour table and category
     /// names and code 0 is nodata, as [`write_classes`] writes class maps. Tiles are
     /// `block_rows` high (best the height of the strips written).
@@ -355,7 +381,7 @@ impl ByteBlockWriter {
     /// Closes the blocks and writes the COG under the final name.
     pub fn finish(mut self) -> Result<()> {
         self.close()?;
-        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: None })
+        to_cog(&self.tmp.display().to_string(), &self.path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, ..WriteOptions::default() })
     }
 }
 
@@ -415,11 +441,12 @@ pub struct ClassRaster<'a> {
 
 /// Writes a [`ClassRaster`] as a COG with a colour table, atomically.
 pub fn write_classes(path: &Path, raster: &ClassRaster) -> Result<()> {
-    write_classes_with(path, raster, None)
+    write_classes_with(path, raster, None, None)
 }
 
-/// [`write_classes`] with the data's attribution in the file's copyright tag.
-pub fn write_classes_with(path: &Path, raster: &ClassRaster, copyright: Option<&str>) -> Result<()> {
+/// [`write_classes`] with the data's attribution and what made the file in its copyright and
+/// software tags.
+pub fn write_classes_with(path: &Path, raster: &ClassRaster, copyright: Option<&str>, software: Option<&str>) -> Result<()> {
     init_gdal();
     let loc = path.display().to_string();
     if raster.codes.len() != raster.width * raster.height {
@@ -442,7 +469,7 @@ pub fn write_classes_with(path: &Path, raster: &ClassRaster, copyright: Option<&
         band.set_description(raster.description).map_err(Error::gdal(&loc, "setting the description"))?;
         set_class_table(&mut band, raster.classes).map_err(|m| Error::Raster { location: loc.clone(), message: m })?;
     }
-    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: copyright.map(String::from) })
+    translate_to_file(&ds, path, &WriteOptions { cog: true, compression: Compression::Deflate, nodata: 0.0, copyright: copyright.map(String::from), software: software.map(String::from) })
 }
 
 #[cfg(test)]

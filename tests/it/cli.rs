@@ -573,6 +573,12 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     }
     let info = gdalinfo(&assess.join("severity_real.tif"));
     assert!(info.contains("Color Table") && info.contains("<GDALRasterAttributeTable") && info.contains("moderate-low severity"), "{info}");
+    // The stages' own rasters and the exports say whose data they hold and what made them.
+    for file in [assess.join("severity_real.tif"), assess.join("indices_synthetic.tif"), project.synthetic_s2(&s2cr::demo::run_name()), synthetic.clone()] {
+        let info = gdalinfo(&file);
+        assert!(info.contains(&format!("TIFFTAG_COPYRIGHT={attribution}")) && info.contains("TIFFTAG_SOFTWARE=sent2-cloud-remover") && info.contains("run demo"), "{}: {info}", file.display());
+    }
+    assert!(gdalinfo(&assess.join("severity_real.tif")).contains("sha256"), "the generator's checksum");
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().code(1).stderr(predicate::str::contains("it has: pre, real"));
 
     // An official perimeter: the simulated scar's outline, as a fire service would publish it
