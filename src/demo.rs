@@ -45,6 +45,9 @@ pub const S1_COLLECTION: &str = "sentinel-1-sigma0";
 /// The demo catalog's root and AOI files, relative to the catalog's folder.
 pub const CATALOG_FILE: &str = "catalog.json";
 pub const CATALOG_AOI_FILE: &str = "aoi.geojson";
+/// Generated field plots over the simulated scar, in the catalog's folder (not field data: the
+/// plots' CBI is made from the simulated severity by `tools::demo_assets`).
+pub const PLOTS_FILE: &str = "generated_cbi_plots.csv";
 
 /// The name of the demo's training run (runs/demo, outputs/demo); [`run_name`] gives it as a
 /// [`RunName`].
@@ -194,7 +197,7 @@ pub fn create_project_from(dir: &Path, catalog_dir: Option<&Path>) -> Result<Pro
     write_yaml(&project.root().join(TRAIN_FILE), &train_config())?;
     let mut pipeline = PipelineSettings { run: run_name(), dataset: Some(dataset_config(&project)), ..PipelineSettings::default() };
     // The catalog's generated field plots (CBI from the simulated severity, with noise).
-    let plots = PathBuf::from(CATALOG_DIR).join(crate::tools::demo_assets::PLOTS_FILE);
+    let plots = PathBuf::from(CATALOG_DIR).join(PLOTS_FILE);
     if dir.join(&plots).is_file() {
         pipeline.assess.plots = Some(crate::assess::plots::FieldPlots { file: plots, field: "CBI".into(), classify: false });
     }

@@ -15,6 +15,7 @@
 pub mod agreement;
 pub mod baselines;
 mod compute;
+mod draw;
 pub mod gapfill;
 pub mod offset;
 pub mod perimeters;

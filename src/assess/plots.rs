@@ -311,7 +311,7 @@ pub(super) fn csv(c: &Calibration) -> String {
 
 /// The report's section: the fits, the class bounds, the plots left out.
 pub(super) fn html(c: &Calibration) -> String {
-    use super::report::esc;
+    use super::draw::esc;
     use std::fmt::Write as _;
     let num = |v: f64, d: usize| if v.is_finite() { format!("{v:.d$}") } else { "n/a".into() };
     let mut h = format!("<h2 id=\"plots\">Field plots (CBI)</h2>\n<p class=\"small\">{}. Each map's dNBR (after its offset), RdNBR and RBR are the 3 x 3 means around each plot; fitted against the plots' {} with Miller &amp; Thode's (2007) saturating model (index = a + b exp(c CBI)) and a line. The bounds are the fitted index at CBI 0.1, 1.25 and 2.25 (unburned/low, low/moderate, moderate/high).</p>\n", c.notes.iter().map(|n| esc(n)).collect::<Vec<_>>().join(". "), esc(&c.field));
@@ -349,7 +349,7 @@ pub(super) fn html(c: &Calibration) -> String {
 
 /// CBI against dNBR at the plots, real and synthetic, with their saturating fits.
 pub(super) fn figure(path: &std::path::Path, c: &Calibration) -> Result<()> {
-    use super::report::{FONT_NAME, plot_err, register_font, save_png};
+    use super::draw::{FONT_NAME, plot_err, register_font, save_png};
     use plotters::prelude::*;
     register_font();
     let (width, height) = (620u32, 480u32);

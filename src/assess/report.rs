@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Once;
 
 use base64::Engine as _;
 use plotters::prelude::*;
@@ -12,22 +11,11 @@ use crate::indices::severity::{NO_DATA_COLOR, SeverityScheme};
 use super::{AssessConfig, AssessReport, Image};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+pub(super) use super::draw::{FONT_NAME, esc, plot_err, register_font, save_png};
 
-/// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVu-LICENSE.txt), so figures render
-/// the same on every machine without system fonts.
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-pub(super) const FONT_NAME: &str = "sans-serif";
 /// Longest side of one image panel in a figure, pixels.
 const PANEL_MAX_PX: usize = 420;
 
-pub(super) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT).is_err() {
-            tracing::warn!("the embedded font could not be loaded; figure text may be missing");
-        }
-    });
-}
 
 /// What the figures are drawn from.
 pub(super) struct Figures<'a> {
@@ -67,14 +55,6 @@ impl Picture {
     }
 }
 
-pub(super) fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
-    move |e| Error::Raster { location: path.display().to_string(), message: format!("drawing the figure: {e}") }
-}
-
-/// Encodes an RGB buffer as PNG, atomically.
-pub(super) fn save_png(path: &Path, w: usize, h: usize, rgb: &[u8]) -> Result<()> {
-    crate::raster::write_png(path, w, h, rgb, 3)
-}
 
 /// 2 and 98 % percentiles of the finite values (a subsample of at most ~1 million).
 fn percentile_stretch(values: &[f32]) -> (f32, f32) {
@@ -517,9 +497,6 @@ pub(super) fn write_tables(out_dir: &Path, report: &mut AssessReport) -> Result<
     crate::fsutil::save_json(&out_dir.join(super::files::REPORT_JSON), report)
 }
 
-pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// One self-contained HTML page (figures embedded as data URIs).
 pub(super) fn write_html(out_dir: &Path, report: &mut AssessReport, figures: &[String]) -> Result<()> {

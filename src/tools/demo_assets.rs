@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::demo::{ATTRIBUTION, CATALOG_AOI_FILE, CATALOG_FILE, S1_COLLECTION, S2_COLLECTION};
+use crate::demo::{ATTRIBUTION, CATALOG_AOI_FILE, CATALOG_FILE, PLOTS_FILE, S1_COLLECTION, S2_COLLECTION};
 use crate::error::{Error, Result};
 use crate::raster::{self, BandStack, ClassRaster, WriteOptions};
 
@@ -199,10 +199,6 @@ pub fn cloud_class(blue: f32, green: f32, red: f32, nir: f32, cirrus: f32) -> u8
 /// Nominal acquisition times: SEN12MS-CR gives only the season (autumn 2018) and not which of
 /// the two Sentinel-2 acquisitions came first; the demo takes the cloud-free one as t0. The
 /// demo project's date ranges ([`crate::demo::T0_RANGE`], [`crate::demo::T1_RANGE`]) hold them.
-/// Generated field plots over the simulated scar, in the catalog's folder (not field data: the
-/// plots' CBI is made from the simulated severity).
-pub const PLOTS_FILE: &str = "generated_cbi_plots.csv";
-
 /// CBI of a generated plot at simulated severity `s` (0 outside the scar, 0.3-1 inside), before
 /// noise: 0.6 + 2.3 s in the scar, 0.1 outside.
 pub fn generated_cbi(s: f32) -> f64 {

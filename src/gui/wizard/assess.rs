@@ -69,16 +69,20 @@ pub(super) fn settings(ui: &mut egui::Ui, s: &mut PipelineSettings, running: boo
         {
             s.assess.plots = Some(crate::assess::plots::FieldPlots { file: p, field: "CBI".into(), classify: false });
         }
-        if let Some(p) = s.assess.plots.as_mut() {
-            ui.label("field");
-            ui.add_enabled(!running, egui::TextEdit::singleline(&mut p.field).desired_width(70.0)).labelled_by(l.id);
-            ui.add_enabled(!running, egui::Checkbox::new(&mut p.classify, "classify with its bounds")).on_hover_text("Both maps in the four classes the real map's dNBR fit gives at CBI 0.1, 1.25 and 2.25");
-        }
         if s.assess.plots.is_some() && ui.add_enabled(!running, egui::Button::new("clear")).clicked() {
             s.assess.plots = None;
         }
     });
     ui.end_row();
+    if let Some(p) = s.assess.plots.as_mut() {
+        ui.label("");
+        ui.horizontal(|ui| {
+            let f = ui.label("CBI field");
+            ui.add_enabled(!running, egui::TextEdit::singleline(&mut p.field).desired_width(70.0)).labelled_by(f.id);
+            ui.add_enabled(!running, egui::Checkbox::new(&mut p.classify, "classify with its bounds")).on_hover_text("Both maps in the four classes the real map's dNBR fit gives at CBI 0.1, 1.25 and 2.25");
+        });
+        ui.end_row();
+    }
     let l = ui.label("Severity classes");
     ui.add_enabled_ui(!running, |ui| classes_editor(ui, &mut s.assess.severity_classes, l.id));
     ui.end_row();
