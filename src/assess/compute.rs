@@ -341,7 +341,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
             // Where the offset's pixels lie the real image is clear, so the gap-filled image is the
             // real one there: the real map's offset is its own.
             let pre = super::gapfill::PreFire { t0: &inputs.pre, composite: inputs.pre_fill.as_deref(), nir, classes: &cfg.severity_classes, offset: map_offsets[0], indices_out: &indices_out, severity_out: &severity_out };
-            let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre) };
+            let fill = super::gapfill::GapFillInputs { real: &inputs.real, composite: g.composite_t1.as_deref(), synthetic: &inputs.synthetic, t1_days: g.t1_days, pre: Some(pre), tags: Some(&tags) };
             let made = super::gapfill::write_gapfilled(&fill, &bands, &g.image, &g.source, rows_per_strip, &progress.for_stage("gap-fill"))?;
             rasters_written.extend([files::indices("gapfilled"), files::severity("gapfilled")]);
             Some(made)
@@ -370,7 +370,7 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         severity.finish()?;
         rasters_written.push(files::severity(name));
         // The burned pixels' outlines, cleaned as asked, with their areas per class.
-        perimeters.push(super::perimeters::draw(&out_dir.join(files::severity(name)), &out_dir.join(files::perimeter(name)), name, &cfg.severity_classes, &cfg.perimeter_cleaning, pixel_area_m2)?);
+        perimeters.push(super::perimeters::draw(&out_dir.join(files::severity(name)), &out_dir.join(files::perimeter(name)), name, &cfg.severity_classes, &cfg.perimeter_cleaning, pixel_area_m2, &tags)?);
         rasters_written.push(files::perimeter(name));
     }
     crate::fsutil::write_atomic(&out_dir.join("severity.qml"), report::qgis_style(&cfg.severity_classes).as_bytes())?;

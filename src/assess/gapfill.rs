@@ -127,6 +127,8 @@ pub struct GapFillInputs<'a> {
     pub t1_days: i64,
     /// With it, the gap-filled image's dNBR and severity too.
     pub pre: Option<PreFire<'a>>,
+    /// The attribution and provenance every file written carries (none: untagged).
+    pub tags: Option<&'a crate::raster::Tags>,
 }
 
 /// Writes the gap-filled image (`bands`, `mask`, the date) and the source raster, in strips of
@@ -156,8 +158,12 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             let names = ["NBR_pre", "NBR_post", "dNBR"].map(String::from);
             let palette = p.classes.palette();
             let gt = real.info.geo_transform;
-            let indices = BlockWriter::create_on(p.indices_out, width, height, gt, &real.info.crs_wkt, &names, f32::NAN, rows.max(1))?;
-            let severity = ByteBlockWriter::create(p.severity_out, width, height, gt, &real.info.crs_wkt, "dNBR severity (gap-filled)", Some(&palette), rows.max(1))?;
+            let mut indices = BlockWriter::create_on(p.indices_out, width, height, gt, &real.info.crs_wkt, &names, f32::NAN, rows.max(1))?;
+            let mut severity = ByteBlockWriter::create(p.severity_out, width, height, gt, &real.info.crs_wkt, "dNBR severity (gap-filled)", Some(&palette), rows.max(1))?;
+            if let Some(t) = inputs.tags {
+                indices.tag(t)?;
+                severity.tag(t)?;
+            }
             Some((p, t0, c0, indices, severity, GapFillSeverity::default(), [0u64; 256]))
         }
         None => None,
@@ -172,6 +178,10 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
     let gt = real.info.geo_transform;
     let mut image = BlockWriter::create_on(out_image, width, height, gt, &real.info.crs_wkt, &out_names, f32::NAN, rows)?;
     let mut source = ByteBlockWriter::create(out_source, width, height, gt, &real.info.crs_wkt, "source of the gap-filled post-fire image", Some(&SOURCE_CLASSES), rows)?;
+    if let Some(t) = inputs.tags {
+        image.tag(t)?;
+        source.tag(t)?;
+    }
     let mut summary = GapFillSummary { pixels: (width * height) as u64, ..Default::default() };
     let strips = height.div_ceil(rows) as u64;
     progress.started(Some(strips));

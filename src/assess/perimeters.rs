@@ -178,7 +178,8 @@ pub fn clean(mask: &mut Vec<bool>, width: usize, cfg: &PerimeterCleaning, pixel_
 /// Draws the perimeters of the severity map `severity` (a class raster the assessment wrote)
 /// into `out` (GeoJSON): its burned pixels, cleaned as `cleaning` says, one polygon per
 /// 4-connected patch with its area per class.
-pub fn draw(severity: &Path, out: &Path, map: &str, classes: &SeverityScheme, cleaning: &PerimeterCleaning, pixel_area_m2: f64) -> Result<Perimeters> {
+#[allow(clippy::too_many_arguments)]
+pub fn draw(severity: &Path, out: &Path, map: &str, classes: &SeverityScheme, cleaning: &PerimeterCleaning, pixel_area_m2: f64, tags: &raster::Tags) -> Result<Perimeters> {
     let loc = severity.display().to_string();
     let info = raster::info(&loc)?;
     let stack = raster::read_window(&loc, &[1], None)?;
@@ -211,7 +212,7 @@ pub fn draw(severity: &Path, out: &Path, map: &str, classes: &SeverityScheme, cl
         .collect();
     let fields: Vec<String> = classes.classes.iter().map(|c| class_field(&c.name)).collect();
     let field_refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-    raster::polygonize_labels(out, &labels, width, info.height, info.geo_transform, &info.crs_wkt, &format!("burned_{map}"), &field_refs, &|id| {
+    raster::polygonize_labels(out, &labels, width, info.height, info.geo_transform, &info.crs_wkt, &format!("burned_{map}"), &format!("{}. {}", tags.attribution, tags.provenance), &field_refs, &|id| {
         polygons.get((id as usize).wrapping_sub(1)).map(|p| std::iter::once(p.area_ha).chain(p.class_ha.iter().copied()).collect()).unwrap_or_default()
     })?;
     let mut largest = polygons.clone();

@@ -74,14 +74,24 @@ pub(super) fn run_gdal_warp(sources: &[Dataset], dst: &Path, args: &[String]) ->
         let mut usage_error: c_int = 0;
         let out = gdal_sys::GDALWarp(dst_c.as_ptr(), null_mut(), handles.len() as c_int, handles.as_mut_ptr(), opts, &mut usage_error);
         gdal_sys::GDALWarpAppOptionsFree(opts);
-        if out.is_null() {
-            return Err(last_gdal_message());
-        }
-        gdal_sys::GDALClose(out);
-        // Errors raised while flushing on close (disk full) surface here.
-        if gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
-            return Err(last_gdal_message());
-        }
+        close_output(out)
+    }
+}
+
+/// Closes a utility's output dataset: its error when there is none, or when closing (flushing
+/// to a full disk) failed.
+///
+/// # Safety
+/// `out` is null or a dataset handle no one else holds.
+unsafe fn close_output(out: gdal_sys::GDALDatasetH) -> std::result::Result<(), String> {
+    if out.is_null() {
+        return Err(last_gdal_message());
+    }
+    // SAFETY: the caller hands over the only handle.
+    unsafe { gdal_sys::GDALClose(out) };
+    // Errors raised while flushing on close (disk full) surface here.
+    if unsafe { gdal_sys::CPLGetLastErrorType() } == gdal_sys::CPLErr::CE_Failure {
+        return Err(last_gdal_message());
     }
     Ok(())
 }
@@ -101,15 +111,8 @@ pub(super) fn run_vector_translate(src: &Dataset, dst: &Path, args: &[String]) -
         let mut usage_error: c_int = 0;
         let out = gdal_sys::GDALVectorTranslate(dst_c.as_ptr(), null_mut(), 1, handles.as_mut_ptr(), opts, &mut usage_error);
         gdal_sys::GDALVectorTranslateOptionsFree(opts);
-        if out.is_null() {
-            return Err(last_gdal_message());
-        }
-        gdal_sys::GDALClose(out);
-        if gdal_sys::CPLGetLastErrorType() == gdal_sys::CPLErr::CE_Failure {
-            return Err(last_gdal_message());
-        }
+        close_output(out)
     }
-    Ok(())
 }
 
 /// Sets a class raster band's attribute table: one row per class with its value, name and

@@ -130,9 +130,10 @@ impl Polygons {
 /// 0 = none) as GeoJSON polygons (RFC 7946, WGS84) at `path`, one per 4-connected patch of a
 /// label, written whole or not at all. Each feature carries `burned` (1), `id` (its label),
 /// `area_ha` and the fields named in `fields`, whose values `values(id)` gives (`area_ha`
-/// first, then one per field).
+/// first, then one per field); `description` is the collection's `description` member (the
+/// attribution and provenance).
 #[allow(clippy::too_many_arguments)]
-pub fn polygonize_labels(path: &Path, labels: &[u32], width: usize, height: usize, geo_transform: [f64; 6], crs_wkt: &str, layer_name: &str, fields: &[&str], values: &dyn Fn(u32) -> Vec<f64>) -> Result<usize> {
+pub fn polygonize_labels(path: &Path, labels: &[u32], width: usize, height: usize, geo_transform: [f64; 6], crs_wkt: &str, layer_name: &str, description: &str, fields: &[&str], values: &dyn Fn(u32) -> Vec<f64>) -> Result<usize> {
     use gdal::vector::{Feature, LayerOptions, OGRFieldType};
     super::env::init_gdal();
     let loc = path.display().to_string();
@@ -165,8 +166,9 @@ pub fn polygonize_labels(path: &Path, labels: &[u32], width: usize, height: usiz
         }
         let driver = DriverManager::get_driver_by_name("GeoJSON").map_err(e)?;
         let mut out = driver.create_vector_only(&tmp).map_err(e)?;
+        let description = format!("DESCRIPTION={description}");
         let layer = out
-            .create_layer(LayerOptions { name: layer_name, srs: Some(&srs), ty: OGRwkbGeometryType::wkbPolygon, options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7"]) })
+            .create_layer(LayerOptions { name: layer_name, srs: Some(&srs), ty: OGRwkbGeometryType::wkbPolygon, options: Some(&["RFC7946=YES", "COORDINATE_PRECISION=7", &description]) })
             .map_err(e)?;
         let mut defs: Vec<(&str, OGRFieldType::Type)> = vec![("burned", OGRFieldType::OFTInteger), ("id", OGRFieldType::OFTInteger), ("area_ha", OGRFieldType::OFTReal)];
         defs.extend(fields.iter().map(|f| (*f, OGRFieldType::OFTReal)));

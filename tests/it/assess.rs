@@ -785,6 +785,26 @@ fn perimeters_are_cleaned_and_carry_their_areas_per_class() {
     assert!(html.contains("id=\"perimeters\"") && html.contains("minimum mapping unit 0.05 ha"), "the report says how they were cleaned");
 }
 
+/// A real chip before, and after a generated burn: a disc of 40 px radius at (128, 128) whose
+/// NIR and SWIR2 are multiplied by `factors(r)` at distance r (0 at the centre, 1 at the rim);
+/// the inputs with the burned image as both real and synthetic.
+fn graded_disc(dir: &Path, factors: impl Fn(f64) -> (f64, f64)) -> (BandStack, AssessInputs) {
+    let pre = reflectance("s2_cloudfree");
+    let w = pre.width;
+    let mut burned = pre.clone();
+    for i in 0..w * pre.height {
+        let (x, y) = ((i % w) as f64 + 0.5 - 128.0, (i / w) as f64 + 0.5 - 128.0);
+        let r = (x * x + y * y).sqrt() / 40.0;
+        if r < 1.0 {
+            let (nir, swir) = factors(r);
+            burned.bands[3][i] *= nir as f32;
+            burned.bands[5][i] *= swir as f32;
+        }
+    }
+    let (pre_p, post_p) = (write(dir, "pre.tif", &pre), write(dir, "post.tif", &burned));
+    (pre, AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() })
+}
+
 /// BARC4 over BARC256 on a real chip with a generated burned disc, most severe at its centre:
 /// the BARC256 band is (dNBR x 1000 + 275) / 5 by hand at every pixel, the severity raster's
 /// codes are BARC4's classes of it with the scheme's colour table and names, and the QGIS
@@ -794,19 +814,8 @@ fn perimeters_are_cleaned_and_carry_their_areas_per_class() {
 fn barc4_classes_over_barc256_follow_a_hand_computation_on_a_real_chip() {
     use s2cr::indices::severity::SeverityScheme;
     let tmp = tempfile::tempdir().unwrap();
-    let pre = reflectance("s2_cloudfree");
+    let (pre, inputs) = graded_disc(tmp.path(), |r| (0.3 + 0.65 * r, 1.9 - 0.85 * r));
     let (w, h) = (pre.width, pre.height);
-    let mut burned = pre.clone();
-    for i in 0..w * h {
-        let (x, y) = ((i % w) as f64 - 128.0, (i / w) as f64 - 128.0);
-        let r = (x * x + y * y).sqrt() / 40.0;
-        if r < 1.0 {
-            burned.bands[3][i] *= (0.3 + 0.65 * r) as f32;
-            burned.bands[5][i] *= (1.9 - 0.85 * r) as f32;
-        }
-    }
-    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &burned));
-    let inputs = AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() };
     let out = tmp.path().join("barc");
     let cfg = AssessConfig { severity_classes: SeverityScheme::barc4(), dnbr_offset: assess::offset::DnbrOffset::off(), ..Default::default() };
     let report = assess::assess_files(&inputs, &out, &cfg, &Progress::silent("assess")).unwrap();
@@ -864,19 +873,8 @@ fn barc4_classes_over_barc256_follow_a_hand_computation_on_a_real_chip() {
 fn generated_field_plots_calibrate_the_classes_and_bad_plot_files_are_named() {
     use s2cr::assess::plots::FieldPlots;
     let tmp = tempfile::tempdir().unwrap();
-    let pre = reflectance("s2_cloudfree");
-    let (w, h) = (pre.width, pre.height);
-    let mut burned = pre.clone();
+    let (pre, inputs) = graded_disc(tmp.path(), |r| (1.0 - 0.7 * (1.0 - r), 1.0 + 0.9 * (1.0 - r)));
     let severity = |col: f64, row: f64| (1.0 - ((col - 128.0).powi(2) + (row - 128.0).powi(2)).sqrt() / 40.0).max(0.0);
-    for i in 0..w * h {
-        let s = severity((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
-        if s > 0.0 {
-            burned.bands[3][i] *= (1.0 - 0.7 * s) as f32;
-            burned.bands[5][i] *= (1.0 + 0.9 * s) as f32;
-        }
-    }
-    let (pre_p, post_p) = (write(tmp.path(), "pre.tif", &pre), write(tmp.path(), "post.tif", &burned));
-    let inputs = AssessInputs { pre: pre_p, real: post_p.clone(), synthetic: post_p, ..Default::default() };
     // Pixel centres to lon/lat through GDAL, as a GIS would write the plots.
     let wgs84 = s2cr::grid::wgs84_traditional().unwrap();
     let crs = gdal::spatial_ref::SpatialRef::from_wkt(&pre.crs_wkt).unwrap();

@@ -334,7 +334,9 @@ fn a_second_demo_from_another_sen12mscr_patch_runs_end_to_end() {
     let cat = tmp.path().join("cat797");
     let patch = Patch::new("ROIs2017_winter_112_p797").unwrap();
     let built = build_assets(&crate::shared_data().join("s1s2-sen12mscr"), &patch, &cat).unwrap();
-    assert_eq!(built.files.len(), 24, "7 bands and SCL at t0 and t1, VV and VH twice, 4 items, 2 collections, the catalog and the AOI");
+    assert_eq!(built.files.len(), 25, "7 bands and SCL at t0 and t1, VV and VH twice, 4 items, 2 collections, the catalog, the AOI and the generated plots");
+    let plots = std::fs::read_to_string(cat.join(s2cr::demo::PLOTS_FILE)).unwrap();
+    assert!(plots.starts_with("id,lon,lat,CBI\ngenerated-1,") && plots.lines().count() > 30, "{plots}");
     assert_eq!((built.scar_pixels, built.scar_clear_pixels), (7467, 7467));
     let aoi = std::fs::read_to_string(cat.join("aoi.geojson")).unwrap();
     assert!(aoi.contains("ROIs2017_winter_112_p797 (Belgium)"), "{aoi}");
@@ -343,6 +345,7 @@ fn a_second_demo_from_another_sen12mscr_patch_runs_end_to_end() {
     let project = crate::demo_from_after_pipeline(&dir, Some(&cat), 2);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("outputs/demo/assess/report.json")).unwrap()).unwrap();
     assert!(report["crs_wkt"].as_str().unwrap().contains("\"EPSG\",\"32631\""), "the patch's UTM zone 31N");
+    assert!(report["plots"]["fits"].as_array().is_some_and(|f| f.len() == 12), "the catalog's generated plots fitted: {}", report["plots"]);
     let html = std::fs::read_to_string(project.report_html(&s2cr::demo::run_name())).unwrap();
     assert!(html.contains("sen12mscr-p797-s2-cloudy-simulated-burn") && html.contains("SEN12MS-CR patch ROIs2017_winter_112_p797"), "the report names the second patch's items and simulation");
     assert!(!html.contains("p839"), "nothing of the embedded demo's patch");

@@ -579,6 +579,9 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
         assert!(info.contains(&format!("TIFFTAG_COPYRIGHT={attribution}")) && info.contains("TIFFTAG_SOFTWARE=sent2-cloud-remover") && info.contains("run demo"), "{}: {info}", file.display());
     }
     assert!(gdalinfo(&assess.join("severity_real.tif")).contains("sha256"), "the generator's checksum");
+    assert!(gdalinfo(&assess.join("severity_gapfilled.tif")).contains("TIFFTAG_SOFTWARE=sent2-cloud-remover"), "the gap-filled maps too");
+    let own = std::fs::read_to_string(assess.join("burned_real.geojson")).unwrap();
+    assert!(own.contains("\"description\"") && own.contains(attribution) && own.contains("run demo"), "the assessment's own perimeters");
     s2cr().args(["--project", dir.to_str().unwrap(), "export", "--run", "demo", "--layer", "nope", "--out", "x.tif"]).assert().code(1).stderr(predicate::str::contains("it has: pre, real"));
 
     // An official perimeter: the simulated scar's outline, as a fire service would publish it

@@ -133,7 +133,7 @@ fn composites_and_the_gap_filled_image_on_derived_shifted_acquisitions() {
     let synthetic = project.synthetic_s2(&run);
     let (image, source) = (tmp.path().join("gapfilled_S2_t1-derived-shifted.tif"), tmp.path().join("gapfilled_source-derived-shifted.tif"));
     let bands: Vec<String> = BANDS.map(String::from).to_vec();
-    let inputs = GapFillInputs { real: &target_path, composite: Some(&composite), synthetic: &synthetic, t1_days: epoch_days(t1), pre: None };
+    let inputs = GapFillInputs { real: &target_path, composite: Some(&composite), synthetic: &synthetic, t1_days: epoch_days(t1), pre: None, tags: None };
     let filled = write_gapfilled(&inputs, &bands, &image, &source, 16, &quiet).unwrap();
     let (c, s, g, src) = (read(&composite), read(&synthetic), read(&image), read(&source));
     let mut counts = [0u64; 4];
