@@ -410,13 +410,144 @@ const EDGE_WINDOWS: [[bool; 49]; 8] = {
 /// noise variance is the mean of the five smallest sub-window variances. Windows with missing
 /// pixels use plain local statistics over the valid ones. Unlike SNAP we do not skip the edge
 /// step below an absolute variance threshold (SNAP's `edgeThreshold` is scaled for amplitude
-/// DNs and would disable it for calibrated power). Every sum runs in row-major order in f64 on
-/// the stack (no allocation per pixel); rows in parallel.
+/// DNs and would disable it for calibrated power). Every sum runs in row-major order in f64, as
+/// the filter was first written (a test keeps that one and checks every bit): each 3 x 3
+/// sub-window's mean and variance once per strip of rows (every pixel's window shares them
+/// with its neighbours'), the 28 edge pixels per pixel; strips in parallel, pixels within 3 of
+/// the grid's edge the general way.
 pub fn refined_lee(img: &[f32], width: usize, height: usize) -> Vec<f32> {
-    per_pixel(width, height, |x, y| refined_lee_at(img, width, height, x, y))
+    let mut out = vec![f32::NAN; width * height];
+    if width == 0 {
+        return out;
+    }
+    out.par_chunks_mut(LEE_STRIP * width).enumerate().for_each(|(k, chunk)| {
+        let (y0, rows) = (k * LEE_STRIP, chunk.len() / width);
+        // 3 x 3 statistics centred on rows y0 - 2 .. y0 + rows + 2 (within the grid).
+        let (c0, c1) = (y0.saturating_sub(2).max(1), (y0 + rows + 2).min(height.saturating_sub(1)));
+        let stats = sub_window_stats(img, width, c0..c1.max(c0));
+        for (r, row) in chunk.chunks_mut(width).enumerate() {
+            let y = y0 + r;
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = if x >= 3 && y >= 3 && x + 3 < width && y + 3 < height {
+                    refined_lee_inside(img, width, x, y, &stats, c0)
+                } else {
+                    refined_lee_at(img, width, height, x, y)
+                };
+            }
+        }
+    });
+    out
 }
 
-/// [`refined_lee`]'s value at (x, y).
+/// Rows of one strip of [`refined_lee`].
+const LEE_STRIP: usize = 32;
+
+/// A 3 x 3 window's mean and sample variance over its valid pixels (as [`mean_var`] gives
+/// them, summed in row-major order) and whether all nine are valid.
+#[derive(Clone, Copy)]
+struct SubWindow {
+    mean: f64,
+    var: f64,
+    complete: bool,
+}
+
+/// The 3 x 3 statistics centred on every pixel of `rows` (columns 1 .. width - 1; the rows and
+/// columns at the grid's edge are never a centre of an inside pixel's sub-window).
+fn sub_window_stats(img: &[f32], width: usize, rows: std::ops::Range<usize>) -> Vec<SubWindow> {
+    let mut out = vec![SubWindow { mean: f64::NAN, var: f64::NAN, complete: false }; rows.len() * width];
+    for (k, cy) in rows.enumerate() {
+        for cx in 1..width.saturating_sub(1) {
+            let (mut s, mut n) = ([0.0f64; 9], 0);
+            for yy in cy - 1..cy + 2 {
+                for p in &img[yy * width + cx - 1..yy * width + cx + 2] {
+                    if !p.is_nan() {
+                        s[n] = *p as f64;
+                        n += 1;
+                    }
+                }
+            }
+            let (mean, var) = mean_var(&s[..n]);
+            out[k * width + cx] = SubWindow { mean, var, complete: n == 9 };
+        }
+    }
+    out
+}
+
+/// [`refined_lee`] at (x, y) at least 3 pixels inside the grid, from the strip's sub-window
+/// statistics (`stats`, centred rows from `c0`).
+fn refined_lee_inside(img: &[f32], width: usize, x: usize, y: usize, stats: &[SubWindow], c0: usize) -> f32 {
+    let centre = img[y * width + x];
+    if centre.is_nan() {
+        return f32::NAN;
+    }
+    let mut means = [[0.0f64; 3]; 3];
+    let (mut complete_vars, mut complete) = ([0.0f64; 9], 0);
+    for j in 0..3 {
+        for i in 0..3 {
+            let w = stats[(y - 2 + 2 * j - c0) * width + x - 2 + 2 * i];
+            means[j][i] = w.mean;
+            if w.complete {
+                complete_vars[complete] = w.var;
+                complete += 1;
+            }
+        }
+    }
+    let all_valid = complete == 9;
+    let complete_vars = &mut complete_vars[..complete];
+    complete_vars.sort_by(|a, b| a.total_cmp(b));
+    let noise_var = match complete_vars.len() {
+        0 => 0.0,
+        9 => complete_vars[..5].iter().sum::<f64>() / 5.0,
+        _ => complete_vars[0],
+    };
+    let (mut pixels, mut np) = ([0.0f64; 49], 0);
+    let window = |r: usize| &img[(y + r - 3) * width + x - 3..(y + r - 3) * width + x + 4];
+    if !all_valid {
+        for r in 0..7 {
+            for p in window(r).iter().filter(|p| !p.is_nan()) {
+                pixels[np] = *p as f64;
+                np += 1;
+            }
+        }
+    } else {
+        let d = edge_direction(&means);
+        for r in 0..7 {
+            for (p, keep) in window(r).iter().zip(&EDGE_WINDOWS[d][r * 7..r * 7 + 7]) {
+                if *keep {
+                    pixels[np] = *p as f64;
+                    np += 1;
+                }
+            }
+        }
+    }
+    let (mean, var) = mean_var(&pixels[..np]);
+    if !(var + noise_var > 0.0) {
+        return mean as f32;
+    }
+    let k = var / (var + noise_var);
+    (mean + k * (centre as f64 - mean)) as f32
+}
+
+/// Of the four gradients between the sub-windows' means the largest picks the edge; of its two
+/// sides, the one the centre resembles: the direction of [`EDGE_WINDOWS`].
+fn edge_direction(m: &[[f64; 3]; 3]) -> usize {
+    let gradients = [(m[1][0] - m[1][2]).abs(), (m[0][2] - m[2][0]).abs(), (m[0][1] - m[2][1]).abs(), (m[0][0] - m[2][2]).abs()];
+    let mut direction = 0;
+    for (k, g) in gradients.iter().enumerate() {
+        if *g > gradients[direction] {
+            direction = k;
+        }
+    }
+    let c = m[1][1];
+    match direction {
+        0 => if (m[1][0] - c).abs() < (c - m[1][2]).abs() { 4 } else { 0 },
+        1 => if (m[0][2] - c).abs() < (c - m[2][0]).abs() { 1 } else { 5 },
+        2 => if (m[0][1] - c).abs() < (c - m[2][1]).abs() { 2 } else { 6 },
+        _ => if (m[0][0] - c).abs() < (c - m[2][2]).abs() { 3 } else { 7 },
+    }
+}
+
+/// [`refined_lee`]'s value at (x, y), anywhere on the grid.
 fn refined_lee_at(img: &[f32], width: usize, height: usize, x: usize, y: usize) -> f32 {
     let centre = img[y * width + x];
     if centre.is_nan() {
@@ -483,22 +614,7 @@ fn refined_lee_at(img: &[f32], width: usize, height: usize, x: usize, y: usize) 
             np += 1;
         }
     } else {
-        let m = &means;
-        let gradients = [(m[1][0] - m[1][2]).abs(), (m[0][2] - m[2][0]).abs(), (m[0][1] - m[2][1]).abs(), (m[0][0] - m[2][2]).abs()];
-        let mut direction = 0;
-        for (k, g) in gradients.iter().enumerate() {
-            if *g > gradients[direction] {
-                direction = k;
-            }
-        }
-        let c = m[1][1];
-        // Of the two sides of the edge, the one the centre resembles.
-        let d = match direction {
-            0 => if (m[1][0] - c).abs() < (c - m[1][2]).abs() { 4 } else { 0 },
-            1 => if (m[0][2] - c).abs() < (c - m[2][0]).abs() { 1 } else { 5 },
-            2 => if (m[0][1] - c).abs() < (c - m[2][1]).abs() { 2 } else { 6 },
-            _ => if (m[0][0] - c).abs() < (c - m[2][2]).abs() { 3 } else { 7 },
-        };
+        let d = edge_direction(&means);
         for (v, keep) in n.iter().flatten().zip(&EDGE_WINDOWS[d]) {
             if *keep {
                 pixels[np] = *v;
@@ -738,9 +854,15 @@ mod tests {
         let (fast, reference) = (refined_lee(&img, w, h), refined_lee_reference(&img, w, h));
         let differ = fast.iter().zip(&reference).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
         assert_eq!(differ, 0, "{differ} pixels differ");
-        // A constant image stays constant (zero variances everywhere).
+        // A constant image stays constant (zero variances everywhere); grids thinner than a
+        // window or than a strip.
         let flat = vec![0.25f32; 20 * 20];
         assert_eq!(refined_lee(&flat, 20, 20), refined_lee_reference(&flat, 20, 20));
+        for (w, h) in [(5, 5), (40, 6), (6, 40), (1, 1), (9, 33)] {
+            let part = &img[..w * h];
+            let (a, b) = (refined_lee(part, w, h), refined_lee_reference(part, w, h));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{w} x {h}");
+        }
     }
 
     #[test]
