@@ -338,10 +338,7 @@ impl S2crApp {
         // Background work first, so this frame shows its latest state.
         self.poll_background(false);
         // The severity layers in the Assess step's classes, as edited (a valid scheme only).
-        let classes = &self.wizard.settings.assess.severity_classes;
-        if classes.validate().is_ok() {
-            self.layers.set_scheme(classes);
-        }
+        self.layers.set_scheme(&self.wizard.settings.assess.severity_classes);
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         for path in dropped {
             self.import_aoi(&path);

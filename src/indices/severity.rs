@@ -316,7 +316,7 @@ impl SeverityScheme {
     /// The scheme with other lower bounds for its classes after the first (one each), checked.
     pub fn with_bounds(&self, bounds: &[f32]) -> Result<SeverityScheme, String> {
         if bounds.len() + 1 != self.classes.len() {
-            return Err(format!("{} has {} classes: give {} increasing bounds on the {} (now {}), got {}", self.name, self.classes.len(), self.classes.len() - 1, self.scale.name(), self.bounds().iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","), bounds.len()));
+            return Err(format!("{} has {} classes: give {} increasing bounds on the {} (now {}), got {}", self.name, self.classes.len(), self.classes.len().saturating_sub(1), self.scale.name(), self.bounds().iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","), bounds.len()));
         }
         let mut s = self.clone();
         for (c, b) in s.classes.iter_mut().skip(1).zip(bounds) {
@@ -480,6 +480,9 @@ mod tests {
         assert!(e.contains("bounds must increase"), "{e}");
         let e = SeverityScheme::usgs().with_bounds(&[0.1, 0.2]).unwrap_err();
         assert!(e.contains("give 6 increasing bounds"), "{e}");
+        // An own list without classes, given bounds, is refused with words, not a panic.
+        let e = serde_json::from_str::<SeverityScheme>(r#"{"classes": [], "bounds": [0.1], "burned_from": "x"}"#).unwrap_err().to_string();
+        assert!(e.contains("has 0 classes"), "{e}");
         let mut s = SeverityScheme::barc4();
         s.classes[2].code = 1;
         s.burned_from = "scorched".into();

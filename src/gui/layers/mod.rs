@@ -287,7 +287,13 @@ impl LayerPanel {
 
     /// Draws the severity layers with `scheme` (the Assess step's classes, as edited): their
     /// dNBR is classified again when next drawn, without reading or running anything.
+    /// A scheme that does not validate (mid-edit) leaves them as they are; it is checked only
+    /// when it differs from what they show.
     pub fn set_scheme(&mut self, scheme: &crate::indices::severity::SeverityScheme) {
+        let differs = |l: &MapLayer| l.layer.kind == LayerKind::Severity && l.layer.scheme.as_ref() != Some(scheme);
+        if !self.layers.iter().any(differs) || scheme.validate().is_err() {
+            return;
+        }
         for ml in self.layers.iter_mut().filter(|l| l.layer.kind == LayerKind::Severity) {
             if ml.layer.scheme.as_ref() != Some(scheme) {
                 ml.layer.scheme = Some(scheme.clone());
