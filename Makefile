@@ -10,6 +10,10 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 S2CR := $(TARGET_DIR)/release/s2cr
 DEMO_DIR ?= s2cr-demo
+# GDAL without its development package: the gdal crate's prebuilt bindings for the installed
+# library's version, linked through a link in the build folder (nothing where libgdal-dev is
+# installed: pkg-config is used then). Evaluated when a recipe runs, after the packages are in.
+GDAL_ENV = gdal_env=$$(bash scripts/gdal-env.sh $(TARGET_DIR)/gdal-link) && eval "$$gdal_env" &&
 
 .PHONY: deps test-deps build run test fuzz deb deb-check
 
@@ -20,7 +24,7 @@ test-deps:
 	@bash scripts/install-deps.sh --test
 
 build: deps
-	$(CARGO) build --release --bin s2cr
+	@$(GDAL_ENV) echo "$(CARGO) build --release --bin s2cr" && $(CARGO) build --release --bin s2cr
 
 # The main job: every stage on the embedded offline demo (real Sentinel-1/2 data of one
 # SEN12MS-CR patch, with a simulated burn), resumed if $(DEMO_DIR) holds it already.
@@ -31,7 +35,7 @@ test: test-deps
 	python3 scripts/module-graph.py --quiet
 	python3 scripts/module-graph.py --files --quiet
 	python3 scripts/check-links.py
-	@skips=$$(mktemp); status=0; \
+	@$(GDAL_ENV) skips=$$(mktemp); status=0; \
 	if command -v cargo-nextest >/dev/null 2>&1; then \
 		S2CR_SKIP_LOG=$$skips $(CARGO) nextest run --no-fail-fast || status=$$?; \
 	else \

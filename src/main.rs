@@ -2,6 +2,9 @@
 
 fn main() -> std::process::ExitCode {
     // SAFETY: the first thing the process does: no other thread runs yet.
-    unsafe { s2cr::model::set_default_burn_device() };
+    unsafe {
+        s2cr::model::set_default_burn_device();
+        s2cr::model::quiet_gpu_probe();
+    }
     s2cr::cli::main()
 }

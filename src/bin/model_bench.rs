@@ -40,7 +40,10 @@ fn choice(name: &str) -> Result<DeviceChoice> {
 
 fn main() -> Result<()> {
     // SAFETY: the first thing the process does: no other thread runs yet.
-    unsafe { s2cr::model::set_default_burn_device() };
+    unsafe {
+        s2cr::model::set_default_burn_device();
+        s2cr::model::quiet_gpu_probe();
+    }
     let args = Args::parse();
     let choices = args.device.iter().map(|d| choice(d)).collect::<Result<Vec<_>>>()?;
     model_bench::check_patch(args.size)?;

@@ -120,16 +120,23 @@ fn bench_in_dir<T: Send + 'static>(dir: Option<PathBuf>, quiet: bool, f: impl Fn
     result
 }
 
-/// Whole-grid inference: windows per second and the peak memory of the inference alone.
+/// Whole-grid inference: windows per second, the peak memory of the inference alone, and the
+/// seams, at the previous default overlap, smaller ones and today's.
 fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
     let r = bench_in_dir(dir, quiet, move |work, p| bench::infer(size, work, p))?;
-    println!("whole-grid inference, {0} x {0} grid, {1} px windows with half overlap, {2}, {3}", r.size, r.patch, r.model, r.report.device);
+    let device = r.rows.first().map(|row| row.report.device.clone()).unwrap_or_default();
+    println!("whole-grid inference, {0} x {0} grid, {1} px windows, {2}, {3}", r.size, r.patch, r.model, device);
     println!("  set-up (scenes, dataset, one training step)  {:>8.1} s", r.setup_secs);
-    println!("  inference: {} windows in {:.1} s, {:.1} windows/s, {:.2} Mpixel/s of grid", r.report.windows, r.report.seconds, r.report.windows as f64 / r.report.seconds, (r.size * r.size) as f64 / 1e6 / r.report.seconds);
-    match r.infer_peak_rss_mib {
-        Some(m) => println!("  peak RSS during inference                    {m:>8.0} MiB"),
-        None => println!("  peak RSS of the whole process                {:>8.0} MiB (could not reset it after the set-up)", peak_rss_mib()),
+    println!("  {:<22} {:>8} {:>9} {:>10} {:>12} {:>11} {:>11} {:>12}", "windows overlapping by", "windows", "seconds", "windows/s", "Mpixel/s", "peak MiB", "MAE border", "border/inside");
+    for row in &r.rows {
+        let rep = &row.report;
+        let peak = row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_else(|| format!("({:.0})", peak_rss_mib()));
+        println!(
+            "  {:<22} {:>8} {:>9.1} {:>10.1} {:>12.2} {:>11} {:>11.4} {:>12.3}",
+            row.overlap, rep.windows, rep.seconds, rep.windows as f64 / rep.seconds, (r.size * r.size) as f64 / 1e6 / rep.seconds, peak, row.seams.border_mae, row.seams.ratio()
+        );
     }
+    println!("  (border: within {} px of a border between windows; the ratio is the MAE there over the MAE elsewhere, against the generated label)", bench::SEAM_BAND);
     Ok(())
 }
 

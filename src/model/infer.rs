@@ -180,6 +180,12 @@ pub struct InferReport {
     pub skipped: bool,
 }
 
+/// Pixels between the origins of neighbouring windows of `n` pixels that share `overlap` (0 to
+/// 0.9) of their side.
+pub fn window_stride(n: usize, overlap: f64) -> usize {
+    ((n as f64) * (1.0 - overlap.clamp(0.0, 0.9))).round().max(1.0) as usize
+}
+
 /// Window origins along one axis: every `stride`, the last one flush with the end.
 pub fn window_starts(length: usize, window: usize, stride: usize) -> Vec<usize> {
     if length <= window {
@@ -195,6 +201,24 @@ pub fn window_starts(length: usize, window: usize, stride: usize) -> Vec<usize> 
 /// Raised-cosine weights of a window side: sin^2(pi (i + 0.5) / n), never zero.
 pub fn hann(n: usize) -> Vec<f32> {
     (0..n).map(|i| (std::f64::consts::PI * (i as f64 + 0.5) / n as f64).sin().powi(2) as f32).collect()
+}
+
+/// Weights of a window side of `n` pixels that rise as sin^2 over the first `band` pixels, stay
+/// 1 in the middle and fall symmetrically (a Tukey window), never zero. With `band` the overlap
+/// of neighbouring windows, the two weights in a shared band add up to one (sin^2 + cos^2) and
+/// each window's edge, where its prediction is weakest, counts for almost nothing; from `band`
+/// n / 2 on it is [`hann`].
+pub fn taper(n: usize, band: usize) -> Vec<f32> {
+    if 2 * band >= n {
+        return hann(n);
+    }
+    let band = band.max(1);
+    (0..n)
+        .map(|i| {
+            let k = i.min(n - 1 - i);
+            if k >= band { 1.0 } else { (std::f64::consts::FRAC_PI_2 * (k as f64 + 0.5) / band as f64).sin().powi(2) as f32 }
+        })
+        .collect()
 }
 
 /// The generator of a run's latest checkpoint, on `dev`, with the run's configuration.
@@ -460,13 +484,14 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
             message: format!("holds {} but run {} was trained on {}; rebuild the dataset as it was, or train a new run", channels_now.join(" "), opts.run, trained.join(" ")),
         });
     }
-    let stride = ((n as f64) * (1.0 - opts.overlap.clamp(0.0, 0.9))).round().max(1.0) as usize;
+    let stride = window_stride(n, opts.overlap);
     let (r0, r1) = (rows_wanted.start.min(h), rows_wanted.end.min(h));
     // The window rows that touch the rows wanted.
     let ys: Vec<usize> = window_starts(h, n, stride).into_iter().filter(|&y| y < r1 && y + n.min(h - y) > r0).collect();
     let xs = window_starts(w, n, stride);
     let total = xs.len() * ys.len();
-    let weights = hann(n);
+    // Each window's edge band as wide as the overlap (at 0.5, the Hann window).
+    let weights = taper(n, n - stride.min(n));
     let plan = Plan::new(&summary, opts, g.has_scale_head())?;
     // The head's scales times their calibration on the validation blocks, when training made one.
     let calibration_path = project.run_uncertainty_calibration(&opts.run);

@@ -247,6 +247,25 @@ pub unsafe fn set_default_burn_device() {
     }
 }
 
+/// Keeps the GPU probe quiet where no desktop session runs (ssh, cron, containers, cluster
+/// nodes): there Mesa's Vulkan device-selection layer, loaded with every Vulkan instance, asks
+/// for a Wayland compositor, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set
+/// in the environment.` once per instance, though nothing is wrong. Without XDG_RUNTIME_DIR
+/// there is no Wayland session to ask, and the layer only orders GPUs for a display or by
+/// `DRI_PRIME`; so unless the user set `DRI_PRIME` or `NODEVICE_SELECT`, the layer is turned off
+/// for this process (`NODEVICE_SELECT=1`, which Mesa reads). Programs that have a session, and
+/// other drivers, are not touched.
+///
+/// # Safety
+/// Call before any other thread exists.
+pub unsafe fn quiet_gpu_probe() {
+    let session = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if !session && std::env::var_os("DRI_PRIME").is_none() && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 /// Whether a wgpu adapter exists (software ones such as Mesa's lavapipe count).
 pub fn gpu_available() -> std::result::Result<String, String> {
     wgpu_device().as_ref().map(|a| a.name.clone()).map_err(Clone::clone)

@@ -320,15 +320,48 @@ pub struct InferBench {
     pub size: usize,
     pub patch: usize,
     pub model: String,
-    pub report: crate::model::infer::InferReport,
-    /// Peak RSS during inference alone (None where it could not be reset after the set-up).
-    pub infer_peak_rss_mib: Option<f64>,
+    /// One row per window overlap, largest first: the previous default (0.5, Hann weights),
+    /// 0.25, 0.125 and today's default.
+    pub rows: Vec<InferRow>,
     pub setup_secs: f64,
 }
 
+/// One inference of [`InferBench`].
+#[derive(Debug, Clone)]
+pub struct InferRow {
+    pub overlap: f64,
+    pub report: crate::model::infer::InferReport,
+    /// Peak RSS during this inference alone (None where it could not be reset).
+    pub peak_rss_mib: Option<f64>,
+    pub seams: SeamCheck,
+}
+
+/// The synthetic image's error against the generated scene's label near the windows' borders
+/// and away from them: a seam shows as a ratio above one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeamCheck {
+    /// Mean absolute error (over bands and pixels) within [`SEAM_BAND`] pixels of a border
+    /// between windows (not the grid's edge), and elsewhere.
+    pub border_mae: f64,
+    pub inside_mae: f64,
+    pub border_pixels: u64,
+    pub inside_pixels: u64,
+}
+
+impl SeamCheck {
+    pub fn ratio(&self) -> f64 {
+        self.border_mae / self.inside_mae
+    }
+}
+
+/// Pixels on each side of a border between windows that [`SeamCheck`] counts as the border.
+pub const SEAM_BAND: usize = 4;
+
 /// Generates `size` x `size` preprocessed scenes, builds the dataset (256 px patches), trains a
 /// small generator for one step (the weights do not change the cost) and synthesizes the whole
-/// grid with overlapping windows, measuring time and the peak memory of the inference alone.
+/// grid with overlapping windows, at the previous default overlap (0.5), smaller ones and
+/// today's default, measuring time, the peak memory of the inference alone, and the seams
+/// against the label.
 pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench> {
     use crate::dataset::{self, DatasetConfig, tiles::TileConfig};
     use crate::model::config::{ModelConfig, TrainConfig};
@@ -347,10 +380,77 @@ pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench>
     let run = RunName::new("bench")?;
     train(&project, &TrainOptions { run: run.clone(), model, train: train_cfg, device: crate::model::DeviceChoice::Cpu, resume: false }, progress)?;
     let setup_secs = start.elapsed().as_secs_f64();
-    let reset = reset_peak_rss();
-    progress.info("synthesizing the whole grid");
-    let report = crate::model::infer::infer(&project, &InferOptions { run, device: crate::model::DeviceChoice::Cpu, ..Default::default() }, progress)?;
-    Ok(InferBench { size, patch, model: name, report, infer_peak_rss_mib: reset.then(peak_rss_mib), setup_secs })
+    // The previous default (0.5, the Hann window), smaller overlaps, and today's default.
+    let mut overlaps = vec![0.5, 0.25, 0.125, InferOptions::default().overlap];
+    overlaps.sort_by(|a, b| b.total_cmp(a));
+    overlaps.dedup();
+    let mut rows = Vec::new();
+    for overlap in overlaps {
+        let reset = reset_peak_rss();
+        progress.info(format!("synthesizing the whole grid, windows overlapping by {overlap}"));
+        let opts = InferOptions { run: run.clone(), device: crate::model::DeviceChoice::Cpu, overlap, ..Default::default() };
+        let report = crate::model::infer::infer(&project, &opts, progress)?;
+        let peak_rss_mib = reset.then(peak_rss_mib);
+        let stride = crate::model::infer::window_stride(patch, overlap);
+        let seams = seam_check(&report.path, &project.preprocessed_s2("2024-02-05"), patch, stride, progress)?;
+        rows.push(InferRow { overlap, report, peak_rss_mib, seams });
+    }
+    Ok(InferBench { size, patch, model: name, rows, setup_secs })
+}
+
+/// [`SeamCheck`] of a synthetic image against its label (bands matched by name), for windows
+/// of `n` pixels every `stride`, read in strips of rows.
+pub fn seam_check(synthetic: &Path, label: &Path, n: usize, stride: usize, progress: &Progress) -> Result<SeamCheck> {
+    use crate::model::infer::window_starts;
+    use crate::raster::{self, PixelWindow};
+    let (syn, lab) = (synthetic.display().to_string(), label.display().to_string());
+    let (si, li) = (raster::info(&syn)?, raster::info(&lab)?);
+    let (w, h) = (si.width, si.height);
+    if (li.width, li.height) != (w, h) {
+        return Err(Error::Raster { location: lab, message: format!("is {} x {}, the synthetic image {w} x {h}", li.width, li.height) });
+    }
+    // Label band (1-based) of each synthetic band, by name.
+    let mut pairs = Vec::new();
+    for (k, b) in si.bands.iter().enumerate() {
+        match li.bands.iter().position(|l| l.description == b.description) {
+            Some(j) => pairs.push((k + 1, j + 1)),
+            None => return Err(Error::Raster { location: lab, message: format!("has no band {} of {syn}", b.description) }),
+        }
+    }
+    // Columns (rows) within SEAM_BAND of a border between two windows.
+    let near = |length: usize| {
+        let mut near = vec![false; length];
+        for s in window_starts(length, n, stride) {
+            for border in [s, s + n] {
+                if border > 0 && border < length {
+                    near[border.saturating_sub(SEAM_BAND)..(border + SEAM_BAND).min(length)].fill(true);
+                }
+            }
+        }
+        near
+    };
+    let (near_x, near_y) = (near(w), near(h));
+    let (mut sums, mut counts) = ([0.0f64; 2], [0u64; 2]);
+    let strip = 256;
+    for y0 in (0..h).step_by(strip) {
+        progress.check_cancelled()?;
+        let window = Some(PixelWindow { x_off: 0, y_off: y0, width: w, height: strip.min(h - y0) });
+        let s = raster::read_window(&syn, &pairs.iter().map(|p| p.0).collect::<Vec<_>>(), window)?;
+        let l = raster::read_window(&lab, &pairs.iter().map(|p| p.1).collect::<Vec<_>>(), window)?;
+        for i in 0..s.width * s.height {
+            let (x, y) = (i % w, y0 + i / w);
+            let mut e = 0.0f64;
+            for (a, b) in s.bands.iter().zip(&l.bands) {
+                e += (a[i] as f64 - b[i] as f64).abs();
+            }
+            if e.is_finite() {
+                let k = usize::from(near_x[x] || near_y[y]);
+                sums[k] += e / pairs.len() as f64;
+                counts[k] += 1;
+            }
+        }
+    }
+    Ok(SeamCheck { border_mae: sums[1] / counts[1].max(1) as f64, inside_mae: sums[0] / counts[0].max(1) as f64, border_pixels: counts[1], inside_pixels: counts[0] })
 }
 
 /// What `s2cr bench --what display` measured.
