@@ -373,8 +373,8 @@ pub struct InferArgs {
     pub run: RunName,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
-    /// Share of each window shared with its neighbours (blended).
-    #[arg(long, default_value_t = 0.5)]
+    /// Share of each window's side shared with its neighbours (blended across it), 0 to 0.9.
+    #[arg(long, default_value_t = crate::model::infer::DEFAULT_OVERLAP)]
     pub overlap: f64,
     /// Windows per forward pass. With the batch-min-max normalization the windows of one pass
     /// share their ranges, as the tiles of a training batch did.

@@ -1,7 +1,9 @@
 //! Synthesizing Sentinel-2 at t1 over the whole grid: the generator slides over the inputs in
-//! overlapping windows; each window's prediction is de-normalized with its own maps (as in
-//! training) and blended with raised-cosine (Hann) weights, which fall to almost zero at a
-//! window's edges, so no seam shows where windows meet. Rows are finished and written as soon
+//! overlapping windows (by an eighth of their side unless told); each window's prediction is
+//! de-normalized with its own maps (as in training) and blended with weights that rise as a
+//! raised cosine across the overlap from almost zero at the window's edge (a Tukey window; at
+//! half overlap the Hann window), so no seam shows where windows meet. The next row of windows
+//! is read on a thread of its own while the generator runs. Rows are finished and written as soon
 //! as no later window touches them: memory follows the grid's width, not its area.
 //!
 //! Output: `outputs/<run>/synthetic_S2_t1.tif`, a COG on the project grid with the output
@@ -56,12 +58,18 @@ fn is_usgs_burned_dnbr(d: &f32) -> bool {
     *d == usgs_burned_dnbr()
 }
 
+/// Share of a window's side its neighbours overlap, unless told: an eighth (32 px of a 256 px
+/// window), blended with [`taper`] weights. The seams are as invisible as with half (the Hann
+/// window of earlier versions: `s2cr bench --what infer`, border-to-inside error ratios of
+/// 1.000 and 0.999) at less than half the windows.
+pub const DEFAULT_OVERLAP: f64 = 0.125;
+
 /// Most passes per window `--samples` takes.
 pub const MAX_SAMPLES: usize = 256;
 
 impl Default for InferOptions {
     fn default() -> Self {
-        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: 0.5, batch_size: 4, samples: 0, burned_dnbr: usgs_burned_dnbr() }
+        InferOptions { run: RunName::default(), device: DeviceChoice::Auto, overlap: DEFAULT_OVERLAP, batch_size: 4, samples: 0, burned_dnbr: usgs_burned_dnbr() }
     }
 }
 
@@ -582,98 +590,204 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
     // The uncertainty head's output is read without de-normalization (see `laplace_sd`).
     let identity = vec![crate::dataset::normalize::Affine::IDENTITY; c_out];
     let burned_dnbr = opts.burned_dnbr;
-    for &y in &ys {
-        progress.check_cancelled()?;
-        // Rows above this window row are final.
-        flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writers)?;
-        let wh = n.min(h - y);
-        // The whole row of windows in one read: each window read on its own decoded the
-        // files' blocks again (they span several windows; GeoTIFF blocks hold all bands).
-        let strip = raster::read_window_reusing(&inputs_vrt, &[], Some(PixelWindow { x_off: 0, y_off: y, width: w, height: wh }))?;
-        for chunk in xs.chunks(opts.batch_size.max(1)) {
-            let mut stacks = Vec::with_capacity(chunk.len());
-            let mut ranges = Vec::with_capacity(chunk.len());
-            for &x in chunk {
-                let ww = n.min(w - x);
-                let stack = strip.crop(PixelWindow { x_off: x, y_off: 0, width: ww, height: wh }).ok_or_else(|| Error::Raster {
-                    location: inputs_vrt.clone(),
-                    message: format!("window at column {x} is outside the {} pixels read of row {y}", strip.width),
-                })?;
-                // The window's own ranges, as the tile and batch normalizations use them.
-                ranges.push(
-                    stack
-                        .bands
-                        .iter()
-                        .map(|b| {
-                            let (lo, hi) = b.iter().zip(&stack.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
-                            if lo <= hi { TileRange { min: lo, max: hi } } else { TileRange { min: f32::NAN, max: f32::NAN } }
-                        })
-                        .collect::<Vec<TileRange>>(),
-                );
-                stacks.push((x, ww, stack));
-            }
-            // One map set for the whole batch of windows, as training computed it for a batch
-            // of tiles (the batch normalization shares ranges across the batch; the tile one
-            // gives each window its own).
-            let (in_maps, out_maps) = normalization.maps(&ranges);
-            let mut batch = Vec::with_capacity(chunk.len() * c_in * n * n);
-            let mut windows = Vec::new();
-            for (k, (x, ww, stack)) in stacks.into_iter().enumerate() {
-                for (c, band) in stack.bands.iter().enumerate() {
-                    let mut v = band.clone();
-                    in_maps[k][c].normalize(&mut v);
-                    // Pad to a full window (grids smaller than a patch, or the last window).
-                    let mut plane = vec![0f32; n * n];
-                    for r in 0..wh {
-                        for col in 0..ww {
-                            let x = v[r * ww + col];
-                            plane[r * n + col] = if stack.valid[r * ww + col] && x.is_finite() { x } else { 0.0 };
-                        }
+    // The next row of windows is read on a thread of its own while the generator runs on this
+    // one (at most one row waits; none is read after an error or a cancel here).
+    let read_row = |y: usize| raster::read_window_reusing(&inputs_vrt, &[], Some(PixelWindow { x_off: 0, y_off: y, width: w, height: n.min(h - y) }));
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        let rows_to_read = &ys;
+        std::thread::Builder::new()
+            .name("infer-read".into())
+            .spawn_scoped(scope, move || {
+                for &y in rows_to_read {
+                    if tx.send(read_row(y)).is_err() {
+                        break;
                     }
-                    batch.extend(plane);
                 }
-                // NBR before the fire, from the window's raw Sentinel-2 t0 (burn probability).
-                let nbr_pre: Option<Vec<f32>> = plan.nbr.filter(|_| plan.sampling() || plan.aleatoric).map(|b| {
-                    stack.bands[b.pre_nir].iter().zip(&stack.bands[b.pre_swir]).map(|(nir, swir)| (nir - swir) / (nir + swir)).collect()
-                });
-                windows.push((x, ww, stack.valid, out_maps[k].clone(), nbr_pre));
-            }
-            let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
-            if !plan.sampling() {
-                // One deterministic pass, blended straight into the accumulators.
-                let (mean, log_scale) = g.forward_with_scale(input);
-                let pred: Vec<f32> = mean.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
-                let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
-                for (k, (x, ww, valid, maps, _)) in windows.iter().enumerate() {
-                    each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
-                        let weight = weights[r] * weights[col];
-                        let i = (y + r - buf_y) * w + x + col;
-                        acc[c][i] += v * weight;
-                        if c == 0 {
-                            wsum[i] += weight;
+            })
+            .map_err(|e| Error::invalid("inference", format!("cannot start the reading thread: {e}")))?;
+        for &y in &ys {
+            progress.check_cancelled()?;
+            // Rows above this window row are final.
+            flush(y, &mut buf_y, &mut acc, &mut wsum, &mut writers)?;
+            let wh = n.min(h - y);
+            // The whole row of windows in one read: each window read on its own decoded the
+            // files' blocks again (they span several windows; GeoTIFF blocks hold all bands).
+            let strip = rx.recv().map_err(|_| Error::Raster { location: inputs_vrt.clone(), message: format!("the reading thread ended before row {y}") })??;
+            for chunk in xs.chunks(opts.batch_size.max(1)) {
+                let mut stacks = Vec::with_capacity(chunk.len());
+                let mut ranges = Vec::with_capacity(chunk.len());
+                for &x in chunk {
+                    let ww = n.min(w - x);
+                    let stack = strip.crop(PixelWindow { x_off: x, y_off: 0, width: ww, height: wh }).ok_or_else(|| Error::Raster {
+                        location: inputs_vrt.clone(),
+                        message: format!("window at column {x} is outside the {} pixels read of row {y}", strip.width),
+                    })?;
+                    // The window's own ranges, as the tile and batch normalizations use them.
+                    ranges.push(
+                        stack
+                            .bands
+                            .iter()
+                            .map(|b| {
+                                let (lo, hi) = b.iter().zip(&stack.valid).filter(|(_, ok)| **ok).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
+                                if lo <= hi { TileRange { min: lo, max: hi } } else { TileRange { min: f32::NAN, max: f32::NAN } }
+                            })
+                            .collect::<Vec<TileRange>>(),
+                    );
+                    stacks.push((x, ww, stack));
+                }
+                // One map set for the whole batch of windows, as training computed it for a batch
+                // of tiles (the batch normalization shares ranges across the batch; the tile one
+                // gives each window its own).
+                let (in_maps, out_maps) = normalization.maps(&ranges);
+                let mut batch = Vec::with_capacity(chunk.len() * c_in * n * n);
+                let mut windows = Vec::new();
+                for (k, (x, ww, stack)) in stacks.into_iter().enumerate() {
+                    for (c, band) in stack.bands.iter().enumerate() {
+                        let mut v = band.clone();
+                        in_maps[k][c].normalize(&mut v);
+                        // Pad to a full window (grids smaller than a patch, or the last window).
+                        let mut plane = vec![0f32; n * n];
+                        for r in 0..wh {
+                            for col in 0..ww {
+                                let x = v[r * ww + col];
+                                plane[r * n + col] = if stack.valid[r * ww + col] && x.is_finite() { x } else { 0.0 };
+                            }
                         }
+                        batch.extend(plane);
+                    }
+                    // NBR before the fire, from the window's raw Sentinel-2 t0 (burn probability).
+                    let nbr_pre: Option<Vec<f32>> = plan.nbr.filter(|_| plan.sampling() || plan.aleatoric).map(|b| {
+                        stack.bands[b.pre_nir].iter().zip(&stack.bands[b.pre_swir]).map(|(nir, swir)| (nir - swir) / (nir + swir)).collect()
                     });
-                    if let Some(scale) = &scale {
-                        each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
+                    windows.push((x, ww, stack.valid, out_maps[k].clone(), nbr_pre));
+                }
+                let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c_in, n, n]), &dev);
+                if !plan.sampling() {
+                    // One deterministic pass, blended straight into the accumulators.
+                    let (mean, log_scale) = g.forward_with_scale(input);
+                    let pred: Vec<f32> = mean.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                    let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
+                    for (k, (x, ww, valid, maps, _)) in windows.iter().enumerate() {
+                        each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
+                            let weight = weights[r] * weights[col];
                             let i = (y + r - buf_y) * w + x + col;
-                            acc[c_out + c][i] += laplace_sd(s, maps[c].scale * factors[c]) * weights[r] * weights[col];
+                            acc[c][i] += v * weight;
+                            if c == 0 {
+                                wsum[i] += weight;
+                            }
                         });
-                        // The burn probability: the share of draws from the predicted
-                        // distributions of NIR and SWIR whose dNBR reaches the burned class.
-                        if let (Some(b), Some(pre)) = (plan.nbr, &windows[k].4) {
-                            let seed = window_seed(*x, y);
+                        if let Some(scale) = &scale {
+                            each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
+                                let i = (y + r - buf_y) * w + x + col;
+                                acc[c_out + c][i] += laplace_sd(s, maps[c].scale * factors[c]) * weights[r] * weights[col];
+                            });
+                            // The burn probability: the share of draws from the predicted
+                            // distributions of NIR and SWIR whose dNBR reaches the burned class.
+                            if let (Some(b), Some(pre)) = (plan.nbr, &windows[k].4) {
+                                let seed = window_seed(*x, y);
+                                for r in 0..wh {
+                                    for col in 0..*ww {
+                                        if !valid[r * ww + col] {
+                                            continue;
+                                        }
+                                        let at = |c: usize| (k * c_out + c) * n * n + r * n + col;
+                                        let draw = |c: usize| (maps[c].scale * pred[at(c)] + maps[c].offset, (scale[at(c)]).exp() * (maps[c].scale * factors[c]).abs());
+                                        let d = laplace_burn_probability(draw(b.post_nir), draw(b.post_swir), pre[r * ww + col], burned_dnbr, seed ^ ((r * n + col) as u64).wrapping_mul(0x9E37_79B9));
+                                        let (i, weight) = ((y + r - buf_y) * w + x + col, weights[r] * weights[col]);
+                                        for (k, v) in [d.probability, d.mean, d.sd].into_iter().enumerate() {
+                                            acc[2 * c_out + k][i] += v * weight;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        done += 1;
+                    }
+                    progress.advanced(done as u64, total as u64, format!("window row {y}"));
+                    continue;
+                }
+                // Monte-Carlo dropout. Per window, pixel and band: the sum and sum of squares of the
+                // de-normalized passes, and the passes whose dNBR reaches the burned class.
+                let cells = wh * n;
+                let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
+                let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
+                let mut burned = vec![vec![0u32; cells]; windows.len()];
+                // The passes' dNBR: sum and sum of squares.
+                let mut dnbr_sums = vec![vec![[0f64; 2]; cells]; windows.len()];
+                // The generator's own variance, summed over the passes (with an uncertainty head).
+                let mut own = vec![vec![0f64; if plan.aleatoric { c_out * cells } else { 0 }]; windows.len()];
+                let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
+                for sample in 0..plan.samples {
+                    let p = cfg.dropout;
+                    let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
+                    let (out, log_scale) = g.forward_sampled(input.clone(), &mut mask);
+                    let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
+                    let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
+                    for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
+                        if let Some(scale) = &scale {
+                            each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
+                                own[k][c * cells + r * n + col] += (laplace_sd(s, maps[c].scale * factors[c]) as f64).powi(2);
+                            });
+                        }
+                        let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
+                        each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
+                            let cell = r * n + col;
+                            sum[k][c * cells + cell] += v as f64;
+                            sumsq[k][c * cells + cell] += (v as f64) * (v as f64);
+                            if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
+                                if c == b.post_nir {
+                                    post[cell][0] = v;
+                                } else if c == b.post_swir {
+                                    post[cell][1] = v;
+                                }
+                            }
+                        });
+                        if let Some(pre) = nbr_pre {
                             for r in 0..wh {
                                 for col in 0..*ww {
-                                    if !valid[r * ww + col] {
-                                        continue;
+                                    let cell = r * n + col;
+                                    let [nir, swir] = post[cell];
+                                    let dnbr = pre[r * ww + col] - (nir - swir) / (nir + swir);
+                                    if valid[r * ww + col] && dnbr >= burned_dnbr {
+                                        burned[k][cell] += 1;
                                     }
-                                    let at = |c: usize| (k * c_out + c) * n * n + r * n + col;
-                                    let draw = |c: usize| (maps[c].scale * pred[at(c)] + maps[c].offset, (scale[at(c)]).exp() * (maps[c].scale * factors[c]).abs());
-                                    let d = laplace_burn_probability(draw(b.post_nir), draw(b.post_swir), pre[r * ww + col], burned_dnbr, seed ^ ((r * n + col) as u64).wrapping_mul(0x9E37_79B9));
-                                    let (i, weight) = ((y + r - buf_y) * w + x + col, weights[r] * weights[col]);
-                                    for (k, v) in [d.probability, d.mean, d.sd].into_iter().enumerate() {
-                                        acc[2 * c_out + k][i] += v * weight;
+                                    if dnbr.is_finite() {
+                                        dnbr_sums[k][cell][0] += dnbr as f64;
+                                        dnbr_sums[k][cell][1] += (dnbr as f64) * (dnbr as f64);
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+                let passes = plan.samples as f64;
+                for (k, (x, ww, valid, _, nbr_pre)) in windows.iter().enumerate() {
+                    for r in 0..wh {
+                        for col in 0..*ww {
+                            if !valid[r * ww + col] {
+                                continue;
+                            }
+                            let cell = r * n + col;
+                            let weight = weights[r] * weights[col];
+                            let i = (y + r - buf_y) * w + x + col;
+                            wsum[i] += weight;
+                            for c in 0..c_out {
+                                let mean = sum[k][c * cells + cell] / passes;
+                                acc[c][i] += mean as f32 * weight;
+                                let mut var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
+                                if plan.aleatoric {
+                                    // Variances add: the passes' spread and the mean of the generator's own.
+                                    var += own[k][c * cells + cell] / passes;
+                                }
+                                acc[c_out + c][i] += var.sqrt() as f32 * weight;
+                            }
+                            if nbr_pre.is_some() {
+                                let [s, sq] = dnbr_sums[k][cell];
+                                let m = s / passes;
+                                let sd = (sq / passes - m * m).max(0.0).sqrt();
+                                for (b, v) in [burned[k][cell] as f64 / passes, m, sd].into_iter().enumerate() {
+                                    acc[2 * c_out + b][i] += v as f32 * weight;
                                 }
                             }
                         }
@@ -681,98 +795,10 @@ fn synthesize_rows(project: &Project, opts: &InferOptions, rows_wanted: std::ops
                     done += 1;
                 }
                 progress.advanced(done as u64, total as u64, format!("window row {y}"));
-                continue;
             }
-            // Monte-Carlo dropout. Per window, pixel and band: the sum and sum of squares of the
-            // de-normalized passes, and the passes whose dNBR reaches the burned class.
-            let cells = wh * n;
-            let mut sum = vec![vec![0f64; c_out * cells]; windows.len()];
-            let mut sumsq = vec![vec![0f64; c_out * cells]; windows.len()];
-            let mut burned = vec![vec![0u32; cells]; windows.len()];
-            // The passes' dNBR: sum and sum of squares.
-            let mut dnbr_sums = vec![vec![[0f64; 2]; cells]; windows.len()];
-            // The generator's own variance, summed over the passes (with an uncertainty head).
-            let mut own = vec![vec![0f64; if plan.aleatoric { c_out * cells } else { 0 }]; windows.len()];
-            let seeds: Vec<u64> = windows.iter().map(|(x, ..)| window_seed(*x, y)).collect();
-            for sample in 0..plan.samples {
-                let p = cfg.dropout;
-                let mut mask = |level: usize, dims: [usize; 4]| Tensor::<4>::from_data(TensorData::new(keep_mask(p, dims, &seeds, level, sample), dims), &dev);
-                let (out, log_scale) = g.forward_sampled(input.clone(), &mut mask);
-                let pred: Vec<f32> = out.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))?;
-                let scale: Option<Vec<f32>> = log_scale.map(|s| s.try_into_vec_as::<f32>().map_err(|e| Error::invalid("inference", format!("{e:?}")))).transpose()?;
-                for (k, (_, ww, valid, maps, nbr_pre)) in windows.iter().enumerate() {
-                    if let Some(scale) = &scale {
-                        each_valid_value(scale, k, c_out, n, wh, *ww, valid, &identity, |c, r, col, s| {
-                            own[k][c * cells + r * n + col] += (laplace_sd(s, maps[c].scale * factors[c]) as f64).powi(2);
-                        });
-                    }
-                    let mut post = vec![[0f32; 2]; if nbr_pre.is_some() { cells } else { 0 }];
-                    each_valid_value(&pred, k, c_out, n, wh, *ww, valid, maps, |c, r, col, v| {
-                        let cell = r * n + col;
-                        sum[k][c * cells + cell] += v as f64;
-                        sumsq[k][c * cells + cell] += (v as f64) * (v as f64);
-                        if let Some(b) = plan.nbr.filter(|_| nbr_pre.is_some()) {
-                            if c == b.post_nir {
-                                post[cell][0] = v;
-                            } else if c == b.post_swir {
-                                post[cell][1] = v;
-                            }
-                        }
-                    });
-                    if let Some(pre) = nbr_pre {
-                        for r in 0..wh {
-                            for col in 0..*ww {
-                                let cell = r * n + col;
-                                let [nir, swir] = post[cell];
-                                let dnbr = pre[r * ww + col] - (nir - swir) / (nir + swir);
-                                if valid[r * ww + col] && dnbr >= burned_dnbr {
-                                    burned[k][cell] += 1;
-                                }
-                                if dnbr.is_finite() {
-                                    dnbr_sums[k][cell][0] += dnbr as f64;
-                                    dnbr_sums[k][cell][1] += (dnbr as f64) * (dnbr as f64);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            let passes = plan.samples as f64;
-            for (k, (x, ww, valid, _, nbr_pre)) in windows.iter().enumerate() {
-                for r in 0..wh {
-                    for col in 0..*ww {
-                        if !valid[r * ww + col] {
-                            continue;
-                        }
-                        let cell = r * n + col;
-                        let weight = weights[r] * weights[col];
-                        let i = (y + r - buf_y) * w + x + col;
-                        wsum[i] += weight;
-                        for c in 0..c_out {
-                            let mean = sum[k][c * cells + cell] / passes;
-                            acc[c][i] += mean as f32 * weight;
-                            let mut var = (sumsq[k][c * cells + cell] / passes - mean * mean).max(0.0);
-                            if plan.aleatoric {
-                                // Variances add: the passes' spread and the mean of the generator's own.
-                                var += own[k][c * cells + cell] / passes;
-                            }
-                            acc[c_out + c][i] += var.sqrt() as f32 * weight;
-                        }
-                        if nbr_pre.is_some() {
-                            let [s, sq] = dnbr_sums[k][cell];
-                            let m = s / passes;
-                            let sd = (sq / passes - m * m).max(0.0).sqrt();
-                            for (b, v) in [burned[k][cell] as f64 / passes, m, sd].into_iter().enumerate() {
-                                acc[2 * c_out + b][i] += v as f32 * weight;
-                            }
-                        }
-                    }
-                }
-                done += 1;
-            }
-            progress.advanced(done as u64, total as u64, format!("window row {y}"));
         }
-    }
+        Ok(())
+    })?;
     let end = ys.last().map(|&y| y + n.min(h - y)).unwrap_or(r1).max(r1);
     flush(end, &mut buf_y, &mut acc, &mut wsum, &mut writers)?;
     for writer in writers {
