@@ -102,11 +102,12 @@ pub struct BurnedCounts {
 impl BurnedCounts {
     /// Adds the pixels valid in both maps.
     pub fn add(&mut self, real: &[u8], synthetic: &[u8], thresholds: &SeverityScheme) {
+        let burned = thresholds.burned_codes();
         for (r, s) in real.iter().zip(synthetic) {
             if *r == NO_DATA || *s == NO_DATA {
                 continue;
             }
-            match (thresholds.is_burned(*r), thresholds.is_burned(*s)) {
+            match (burned.contains(*r), burned.contains(*s)) {
                 (true, true) => self.true_positive += 1,
                 (false, true) => self.false_positive += 1,
                 (true, false) => self.false_negative += 1,
@@ -118,11 +119,12 @@ impl BurnedCounts {
     /// Adds the pixels where `map` has data, judged against a reference (1 = inside the
     /// official perimeter): the reference takes the place of the real map.
     pub fn add_reference(&mut self, reference: &[u8], map: &[u8], thresholds: &SeverityScheme) {
+        let burned = thresholds.burned_codes();
         for (r, s) in reference.iter().zip(map) {
             if *s == NO_DATA {
                 continue;
             }
-            match (*r != 0, thresholds.is_burned(*s)) {
+            match (*r != 0, burned.contains(*s)) {
                 (true, true) => self.true_positive += 1,
                 (false, true) => self.false_positive += 1,
                 (true, false) => self.false_negative += 1,

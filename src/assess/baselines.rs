@@ -313,6 +313,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
         let (r, (x, p)) = rayon::join(|| read_strip(&real, y0, y1), || rayon::join(|| read_inputs(y0, y1), pre_nbr));
         let (r, x, p) = (r?, x?, p?);
         if let (Some(((a, b), _)), Some(p)) = (&radar, &p) {
+            let burned = th.burned_codes();
             for i in 0..(y1 - y0) * width {
                 let change = x.bands[*b][i] - x.bands[*a][i];
                 if !(outside(held, i % width, y0 + i / width) && r.valid[i] && p.valid[i] && change.is_finite()) {
@@ -320,7 +321,7 @@ pub(crate) fn compute_fitting_on(inputs: &AssessInputs, cfg: &AssessConfig, with
                 }
                 let d = ratio(p.bands[0][i], p.bands[1][i]) - nbr(&r.bands, i) - off_real;
                 if d.is_finite() {
-                    hist[radar_bin(change)][th.is_burned(th.classify(d)) as usize] += 1;
+                    hist[radar_bin(change)][burned.contains(th.classify(d)) as usize] += 1;
                 }
             }
         }

@@ -249,8 +249,9 @@ fn assess_in_strips(inputs: &AssessInputs, out_dir: &Path, cfg: &AssessConfig, p
         let (sev_real, sev_synth) = (&sev[0], &sev[1]);
         burned.add(sev_real, sev_synth, &cfg.severity_classes);
         // The real map's burned pixels, for the burn probability's reliability (checked below).
+        let burned_codes = classes.burned_codes();
         let burned_real: Option<Vec<Option<bool>>> =
-            prob_image.as_ref().map(|_| sev_real.iter().map(|c| (*c != NO_DATA).then(|| classes.is_burned(*c))).collect());
+            prob_image.as_ref().map(|_| sev_real.iter().map(|c| (*c != NO_DATA).then(|| burned_codes.contains(*c))).collect());
         if let Some(p) = &perimeter {
             let inside = p.burn_rows(&gt, &crs_wkt, width, y0, rows)?;
             perimeter_pixels += inside.iter().filter(|v| **v != 0).count() as u64;

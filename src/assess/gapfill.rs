@@ -236,6 +236,7 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
             let mut dnbr = crate::indices::spectral::dnbr(&nbr_pre, &post);
             super::offset::subtract(&mut dnbr, p.offset);
             let mut codes = vec![0u8; n];
+            let burned = p.classes.burned_codes();
             for i in 0..n {
                 let class = p.classes.classify(dnbr[i]);
                 codes[i] = class;
@@ -243,7 +244,7 @@ pub fn write_gapfilled(inputs: &GapFillInputs, bands: &[String], out_image: &Pat
                 if class != NO_DATA {
                     sev.pixels += 1;
                 }
-                if p.classes.is_burned(class) {
+                if burned.contains(class) {
                     match from[i] {
                         1 => sev.burned_real += 1,
                         2 => sev.burned_composite += 1,

@@ -258,6 +258,7 @@ pub(super) fn find(cfg: &AssessConfig, m: &Maps, strip: usize, progress: &Progre
     let polygon = o.polygon.as_ref().map(|p| Ok::<_, Error>((raster::load_polygons(p, m.crs_wkt)?, p.display().to_string()))).transpose()?;
     let mut clear = Vec::with_capacity(width * height);
     let mut burned = Vec::with_capacity(if polygon.is_none() { width * height } else { 0 });
+    let burned_codes = th.burned_codes();
     for y0 in (0..height).step_by(strip) {
         progress.check_cancelled()?;
         let y1 = (y0 + strip).min(height);
@@ -266,7 +267,7 @@ pub(super) fn find(cfg: &AssessConfig, m: &Maps, strip: usize, progress: &Progre
         if polygon.is_none() {
             match m.perimeter {
                 Some(p) => burned.extend(p.burn_rows(&m.gt, m.crs_wkt, width, y0, y1 - y0)?.into_iter().map(|v| v != 0)),
-                None => burned.extend(d.iter().map(|v| v.is_finite() && th.is_burned(th.classify(*v)))),
+                None => burned.extend(d.iter().map(|v| v.is_finite() && burned_codes.contains(th.classify(*v)))),
             }
         }
     }

@@ -186,7 +186,8 @@ pub fn draw(severity: &Path, out: &Path, map: &str, classes: &SeverityScheme, cl
     let codes: Vec<u8> = stack.bands[0].iter().zip(&stack.valid).map(|(v, ok)| if *ok && v.is_finite() { *v as u8 } else { 0 }).collect();
     drop(stack);
     let width = info.width;
-    let mut mask: Vec<bool> = codes.iter().map(|c| classes.is_burned(*c)).collect();
+    let burned = classes.burned_codes();
+    let mut mask: Vec<bool> = codes.iter().map(|c| burned.contains(*c)).collect();
     cleaning.validate().map_err(|m| Error::invalid("perimeter_cleaning", m))?;
     if !cleaning.is_off() {
         clean(&mut mask, width, cleaning, pixel_area_m2);

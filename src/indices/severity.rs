@@ -121,6 +121,18 @@ fn key(name: &str) -> String {
     name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
+/// The codes of a scheme's burned classes: [`SeverityScheme::is_burned`] without looking the
+/// burned class up by name at every pixel (that was a tenth of the assessment's time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurnedCodes(u16);
+
+impl BurnedCodes {
+    /// Whether a class code counts as burned.
+    pub fn contains(self, code: u8) -> bool {
+        code != NO_DATA && code as u16 >= self.0
+    }
+}
+
 impl SeverityScheme {
     /// The presets' names, as settings spell them.
     pub const PRESETS: [&'static str; 2] = ["usgs", "barc4"];
@@ -244,9 +256,15 @@ impl SeverityScheme {
         code
     }
 
-    /// Whether a class code counts as burned.
+    /// Whether a class code counts as burned (finds the burned class by name: in a loop over
+    /// pixels, take [`SeverityScheme::burned_codes`] once instead).
     pub fn is_burned(&self, code: u8) -> bool {
-        code != NO_DATA && code as u16 >= self.burned_code()
+        self.burned_codes().contains(code)
+    }
+
+    /// The burned codes, found once, for loops over pixels.
+    pub fn burned_codes(&self) -> BurnedCodes {
+        BurnedCodes(self.burned_code())
     }
 
     /// The lowest dNBR counted as burned.

@@ -407,10 +407,10 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     assert_eq!(report["dnbr_offset"]["pixels"], 11340);
     near(&report["dnbr_offset"]["real"], -0.39378, 1e-5, "the real map's offset");
     near(&b["burned_ha_real"], 54.4, 1e-9, "burned ha, real");
-    near(&b["burned_ha_synthetic"], 48.46, 0.5, "burned ha, synthetic");
-    near(&b["kappa"], 0.0454, 5e-3, "kappa");
-    near(&b["f1"], 0.3652, 5e-3, "F1");
-    near(&report["held_out"]["burned"]["kappa"], 0.1229, 5e-3, "held-out kappa");
+    near(&b["burned_ha_synthetic"], 62.83, 0.5, "burned ha, synthetic");
+    near(&b["kappa"], 0.0006, 5e-3, "kappa");
+    near(&b["f1"], 0.3815, 5e-3, "F1");
+    near(&report["held_out"]["burned"]["kappa"], -0.0106, 5e-3, "held-out kappa");
 
     let again = s2cr().args(["demo", dir.to_str().unwrap(), "--no-gui", "--max-steps", "4", "--device", "cpu"]).assert().success().get_output().stdout.clone();
     let again = String::from_utf8_lossy(&again);
@@ -600,7 +600,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let p = &report["perimeter"];
     let (real_iou, synthetic_iou) = (p["real"]["iou"].as_f64().unwrap(), p["synthetic"]["iou"].as_f64().unwrap());
     println!("demo vs the scar's outline: IoU real {real_iou:.3}, synthetic {synthetic_iou:.3}; {:.2} ha on the grid", p["area_ha_on_grid"]);
-    assert!((real_iou - 0.5394).abs() < 1e-4 && (synthetic_iou - 0.1080).abs() < 5e-3 && (p["area_ha_on_grid"].as_f64().unwrap() - 74.6).abs() < 1e-9, "pinned IoU 0.5394 real, 0.1080 synthetic; 74.6 ha: {p}");
+    assert!((real_iou - 0.5394).abs() < 1e-4 && (synthetic_iou - 0.1003).abs() < 5e-3 && (p["area_ha_on_grid"].as_f64().unwrap() - 74.6).abs() < 1e-9, "pinned IoU 0.5394 real, 0.1003 synthetic; 74.6 ha: {p}");
     // With the dNBR offset (the ring's mean, taken outside this outline now) the real map finds
     // the whole scar, its low-severity rim included (omission under 2 %; without the offset
     // half the outline was missed), but the greened fields' spread puts part of the unburned
@@ -636,7 +636,7 @@ fn the_demo_runs_every_stage_and_says_its_burn_is_simulated() {
     let u = &report["uncertainty"];
     assert_eq!(report["inputs"]["samples"], 4);
     let bands = u["bands"].as_array().unwrap();
-    let pinned = [-0.0934, -0.1606, 0.0544, -0.0142, 0.0324, -0.0267];
+    let pinned = [-0.1023, -0.1170, 0.0269, -0.0215, 0.1027, 0.1045];
     let got: Vec<f64> = bands.iter().map(|b| b["correlation"].as_f64().unwrap()).collect();
     assert!(got.iter().zip(pinned).all(|(g, p)| (g - p).abs() < 1e-3), "sd/|error| correlations {got:?}, pinned {pinned:?}");
     assert_eq!(bands.len(), 6);
@@ -709,6 +709,28 @@ fn doctor_reports_each_check_with_its_fix_and_fails_only_on_required_ones() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("[FAIL] GDAL driver COG: missing") && text.contains("unset GDAL_SKIP"), "{text}");
     assert!(err.contains("required checks failed: GDAL driver COG"), "{err}");
+}
+
+/// Without a desktop session (no XDG_RUNTIME_DIR: ssh, cron, CI, cluster nodes) the GPU probe
+/// is quiet: Mesa's Vulkan device-selection layer printed `error: XDG_RUNTIME_DIR is invalid or
+/// not set` once per Vulkan instance before the program's own output. The doctor still says
+/// what the GPU is, once, with its fix.
+#[test]
+fn the_gpu_probe_says_nothing_without_a_desktop_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = s2cr()
+        .args(["--project", tmp.path().to_str().unwrap(), "doctor", "--offline"])
+        .env("XDG_CONFIG_HOME", tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("DRI_PRIME")
+        .output()
+        .unwrap();
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!err.contains("error:") && !text.contains("XDG_RUNTIME_DIR"), "stderr: {err}\nstdout: {text}");
+    assert_eq!(text.matches("compute devices").count(), 1, "{text}");
 }
 
 /// The run's outputs as a STAC catalog: read back by the `stac` crate and by pystac (when a

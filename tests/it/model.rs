@@ -359,8 +359,9 @@ fn killed_training_and_inference_end_as_an_uninterrupted_run() {
     println!("max difference of the generators' outputs: {max}");
     assert!(o1 == o2, "the killed run's generator differs by up to {max}");
 
-    // Inference of the same run, uninterrupted and killed.
-    let infer_args = ["--project", &root, "--quiet", "infer", "--run", "ref", "--device", "cpu"];
+    // Inference of the same run, uninterrupted and killed (windows overlapping by 0.9: about 60
+    // times the default's, so the kills land while it runs).
+    let infer_args = ["--project", &root, "--quiet", "infer", "--run", "ref", "--device", "cpu", "--overlap", "0.9"];
     assert_cmd::Command::new(assert_cmd::cargo::cargo_bin!("s2cr")).args(infer_args).assert().success();
     let synthetic = project.synthetic_s2(&run_name("ref"));
     let read = || raster::read_window(&synthetic.display().to_string(), &[], None).unwrap();
