@@ -11,7 +11,7 @@ fn plain(name: &str) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(item) = serde_json::from_slice::<stac::Item>(data) else { return };
+    let Ok(item) = serde_json::from_slice::<s2cr::catalog::item::Item>(data) else { return };
     for kind in [ProviderKind::EarthSearch, ProviderKind::PlanetaryComputer, ProviderKind::Cdse, ProviderKind::Local] {
         let config = ProviderConfig::default_for(kind);
         let Some(scene) = Scene::from_item(&item, kind, &config) else { continue };

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use super::search::SearchQuery;
+use super::item::{Bbox, Item};
 
 /// Every item reachable from a catalog file.
 pub struct StaticCatalog {
     root: PathBuf,
-    items: Vec<stac::Item>,
+    items: Vec<Item>,
 }
 
 /// Links deeper than this are not followed (a guard against link cycles).
@@ -43,7 +44,7 @@ impl StaticCatalog {
 
     /// The items of the query's collections whose bbox meets the query's and whose datetime
     /// falls in its dates (whole days), within its scene cloud limit; at most `max_items`.
-    pub fn search(&self, query: &SearchQuery) -> Vec<stac::Item> {
+    pub fn search(&self, query: &SearchQuery) -> Vec<Item> {
         let from = query.dates.from.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
         let to = query.dates.to.and_hms_opt(23, 59, 59).map(|d| d.and_utc());
         let q = query.bbox;
@@ -51,12 +52,11 @@ impl StaticCatalog {
             .iter()
             .filter(|i| i.collection.as_ref().is_some_and(|c| query.collections.contains(c)))
             .filter(|i| {
-                let Some(t) = i.properties.datetime.or(i.properties.start_datetime) else { return false };
+                let Some(t) = i.properties.time() else { return false };
                 from.is_some_and(|f| t >= f) && to.is_some_and(|e| t <= e)
             })
-            .filter(|i| match i.bbox {
-                Some(stac::Bbox::TwoDimensional(b)) => b[0] <= q[2] && b[2] >= q[0] && b[1] <= q[3] && b[3] >= q[1],
-                Some(stac::Bbox::ThreeDimensional(b)) => b[0] <= q[2] && b[3] >= q[0] && b[1] <= q[3] && b[4] >= q[1],
+            .filter(|i| match i.bbox.as_ref().map(Bbox::corners) {
+                Some(b) => b[0] <= q[2] && b[2] >= q[0] && b[1] <= q[3] && b[3] >= q[1],
                 None => false,
             })
             .filter(|i| match (query.max_cloud_percent, i.properties.additional_fields.get("eo:cloud_cover").and_then(|v| v.as_f64())) {
@@ -75,7 +75,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 }
 
 /// Follows a document's `child` and `item` links; items get absolute asset hrefs.
-fn walk(path: &Path, depth: usize, seen: &mut HashSet<PathBuf>, items: &mut Vec<stac::Item>) -> Result<()> {
+fn walk(path: &Path, depth: usize, seen: &mut HashSet<PathBuf>, items: &mut Vec<Item>) -> Result<()> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     if depth > MAX_DEPTH || !seen.insert(path.clone()) {
         return Ok(());
@@ -83,7 +83,7 @@ fn walk(path: &Path, depth: usize, seen: &mut HashSet<PathBuf>, items: &mut Vec<
     let value = read_json(&path)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     if value.get("type").and_then(|t| t.as_str()) == Some("Feature") {
-        let mut item: stac::Item = serde_json::from_value(value).map_err(Error::json(&path, "this is not a STAC item"))?;
+        let mut item: Item = serde_json::from_value(value).map_err(Error::json(&path, "this is not a STAC item"))?;
         for asset in item.assets.values_mut() {
             if !asset.href.contains("://") && !Path::new(&asset.href).is_absolute() {
                 asset.href = dir.join(&asset.href).display().to_string();

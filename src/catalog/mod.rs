@@ -5,6 +5,7 @@
 //! This module reads catalogs; it downloads no imagery (that is `fetch`).
 
 pub mod cover;
+pub mod item;
 pub mod local;
 pub mod pairing;
 pub mod search;
@@ -286,14 +287,14 @@ pub struct Scene {
     pub simulated: Option<String>,
 }
 
-fn prop<'a>(item: &'a stac::Item, key: &str) -> Option<&'a serde_json::Value> {
+fn prop<'a>(item: &'a item::Item, key: &str) -> Option<&'a serde_json::Value> {
     item.properties.additional_fields.get(key)
 }
 
 impl Scene {
     /// Reads a STAC item; `None` when it is neither Sentinel-1 nor Sentinel-2 L2A (other
     /// collections returned by mixed searches).
-    pub fn from_item(item: &stac::Item, kind: ProviderKind, config: &ProviderConfig) -> Option<Scene> {
+    pub fn from_item(item: &item::Item, kind: ProviderKind, config: &ProviderConfig) -> Option<Scene> {
         let collection = item.collection.clone().unwrap_or_default();
         let mission = if collection == config.s2_collection {
             Mission::Sentinel2
@@ -302,7 +303,7 @@ impl Scene {
         } else {
             return None;
         };
-        let datetime = item.properties.datetime.or(item.properties.start_datetime)?;
+        let datetime = item.properties.time()?;
         let bands: &[&str] = match mission {
             Mission::Sentinel2 => crate::project::S2_BANDS,
             Mission::Sentinel1 => crate::project::S1_BANDS,
@@ -322,10 +323,7 @@ impl Scene {
                 }
             }
         }
-        let bbox = item.bbox.map(|b| match b {
-            stac::Bbox::TwoDimensional(b) => b,
-            stac::Bbox::ThreeDimensional(b) => [b[0], b[1], b[3], b[4]],
-        });
+        let bbox = item.bbox.as_ref().map(|b| b.corners());
         let mgrs_tile = match (prop(item, "mgrs:utm_zone"), prop(item, "mgrs:latitude_band"), prop(item, "mgrs:grid_square")) {
             (Some(z), Some(b), Some(s)) => Some(format!("{:02}{}{}", z.as_u64().unwrap_or(0), b.as_str().unwrap_or(""), s.as_str().unwrap_or(""))),
             // PC: s2:mgrs_tile "33TWM"; CDSE (and newer Earth Search): grid:code "MGRS-33TWM".

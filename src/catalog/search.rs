@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::job::Progress;
 use crate::project::DateRange;
+use super::item::{Item, ItemCollection};
 
 /// One search: collections intersecting an area in a date range.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,16 +64,16 @@ impl StacClient {
     }
 
     /// Runs a search and follows `next` links until the last page or `max_items`.
-    pub fn search(&self, query: &SearchQuery, progress: &Progress) -> Result<Vec<stac::Item>> {
+    pub fn search(&self, query: &SearchQuery, progress: &Progress) -> Result<Vec<Item>> {
         let first_body = query.body();
         let mut url = format!("{}/search", self.root);
         let mut method = "POST".to_string();
         let mut body = Some(first_body.clone());
-        let mut items: Vec<stac::Item> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         for page in 1.. {
             progress.check_cancelled()?;
             let value = self.request(&method, &url, body.as_ref())?;
-            let collection: stac::ItemCollection = serde_json::from_value(value.clone()).map_err(Error::json(&url, "the search response is not a STAC ItemCollection"))?;
+            let collection: ItemCollection = serde_json::from_value(value.clone()).map_err(Error::json(&url, "the search response is not a STAC ItemCollection"))?;
             let n = collection.items.len();
             items.extend(collection.items);
             progress.info(format!("page {page}: {n} items ({} so far)", items.len()));

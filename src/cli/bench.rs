@@ -132,8 +132,15 @@ fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
         let rep = &row.report;
         let peak = row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_else(|| format!("({:.0})", peak_rss_mib()));
         println!(
-            "  {:<22} {:>8} {:>9.1} {:>10.1} {:>12.2} {:>11} {:>11.4} {:>12.3}",
-            row.overlap, rep.windows, rep.seconds, rep.windows as f64 / rep.seconds, (r.size * r.size) as f64 / 1e6 / rep.seconds, peak, row.seams.border_mae, row.seams.ratio()
+            "  {:<22} {:>8} {:>9.1} {:>10.1} {:>12.2} {:>11} {:>11} {:>12}",
+            row.overlap,
+            rep.windows,
+            rep.seconds,
+            rep.windows as f64 / rep.seconds,
+            (r.size * r.size) as f64 / 1e6 / rep.seconds,
+            peak,
+            if row.seams.border_pixels > 0 { format!("{:.4}", row.seams.border_mae) } else { "-".into() },
+            row.seams.ratio().map(|q| format!("{q:.3}")).unwrap_or_else(|| "no border".into())
         );
     }
     println!("  (border: within {} px of a border between windows; the ratio is the MAE there over the MAE elsewhere, against the generated label)", bench::SEAM_BAND);

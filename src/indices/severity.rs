@@ -118,7 +118,11 @@ impl Default for SeverityScheme {
 
 /// Letters and digits of a class name, lower case: how names are matched.
 fn key(name: &str) -> String {
-    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    key_chars(name).collect()
+}
+
+fn key_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase)
 }
 
 /// The codes of a scheme's burned classes: [`SeverityScheme::is_burned`] without looking the
@@ -226,8 +230,8 @@ impl SeverityScheme {
     /// The position of a class by name: letters and digits compared without case, and a name
     /// without the word "severity" ("moderate-low" for "moderate-low severity").
     pub fn find(&self, name: &str) -> Option<usize> {
-        let k = key(name);
-        self.classes.iter().position(|c| key(&c.name) == k || key(&c.name) == format!("{k}severity"))
+        // Compared character by character: no string is made (`is_burned` may be asked per pixel).
+        self.classes.iter().position(|c| key_chars(&c.name).eq(key_chars(name)) || key_chars(&c.name).eq(key_chars(name).chain("severity".chars())))
     }
 
     fn burned_index(&self) -> Option<usize> {

@@ -349,8 +349,10 @@ pub struct SeamCheck {
 }
 
 impl SeamCheck {
-    pub fn ratio(&self) -> f64 {
-        self.border_mae / self.inside_mae
+    /// `None` when there is nothing to compare: one window covers the grid (no border between
+    /// windows), or no pixel is away from a border.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.border_pixels > 0 && self.inside_pixels > 0 && self.inside_mae > 0.0).then(|| self.border_mae / self.inside_mae)
     }
 }
 
@@ -676,4 +678,39 @@ pub fn assess(size: usize, dir: &Path, progress: &Progress) -> Result<AssessBenc
     let with_gapfill_secs = t.elapsed().as_secs_f64();
     let baseline_kappas = with_report.baselines.iter().flat_map(|b| b.rows.iter().map(|r| (r.id.clone(), r.burned.kappa))).collect();
     Ok(AssessBench { size, inputs, input_bytes, generate_secs, assess_secs, with_baselines_secs, baselines_secs: with_report.baselines.as_ref().map_or(f64::NAN, |b| b.seconds), composite_secs, with_gapfill_secs, plain_rss_mib, peak_rss_mib, kappa: report.burned.kappa, baseline_kappas })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raster::{BandStack, WriteOptions, write_raster};
+
+    /// A label of zeros and a "synthetic" image off by 2 near the borders between 32 px windows
+    /// every 24 px and by 1 elsewhere: the ratio is 2; one window over the grid has no border.
+    #[test]
+    fn the_seam_check_finds_a_seam_and_says_when_there_is_no_border() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h, n, stride) = (80, 56, 32, 24);
+        let starts = |len: usize| crate::model::infer::window_starts(len, n, stride);
+        let near = |i: usize, len: usize| starts(len).iter().flat_map(|s| [*s, s + n]).any(|b| b > 0 && b < len && i + SEAM_BAND >= b && i < b + SEAM_BAND);
+        let stack = |f: &dyn Fn(usize, usize) -> f32| BandStack {
+            width: w,
+            height: h,
+            bands: vec![(0..w * h).map(|i| f(i % w, i / w)).collect(); 2],
+            valid: vec![true; w * h],
+            geo_transform: [500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0],
+            crs_wkt: String::new(),
+            descriptions: vec!["B04".into(), "B08".into()],
+        };
+        let (syn, lab) = (dir.path().join("syn.tif"), dir.path().join("lab.tif"));
+        write_raster(&syn, &stack(&|x, y| if near(x, w) || near(y, h) { 2.0 } else { 1.0 }), &WriteOptions::default()).unwrap();
+        write_raster(&lab, &stack(&|_, _| 0.0), &WriteOptions::default()).unwrap();
+        let quiet = Progress::silent("seams");
+        let c = seam_check(&syn, &lab, n, stride, &quiet).unwrap();
+        assert!(c.border_pixels > 0 && c.inside_pixels > 0, "{c:?}");
+        assert_eq!((c.border_mae, c.inside_mae, c.ratio()), (2.0, 1.0, Some(2.0)));
+        // Windows as large as the grid: no border between windows, so no ratio.
+        let c = seam_check(&syn, &lab, 100, 100, &quiet).unwrap();
+        assert_eq!((c.border_pixels, c.inside_pixels, c.ratio()), (0, (w * h) as u64, None));
+    }
 }

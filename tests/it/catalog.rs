@@ -30,7 +30,7 @@ fn scenes(path: &str, kind: ProviderKind) -> Vec<Scene> {
     let config = ProviderConfig::default_for(kind);
     features(path)
         .iter()
-        .map(|f| serde_json::from_value::<stac::Item>(f.clone()).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .map(|f| serde_json::from_value::<s2cr::catalog::item::Item>(f.clone()).unwrap_or_else(|e| panic!("{path}: {e}")))
         .filter_map(|item| Scene::from_item(&item, kind, &config))
         .collect()
 }
@@ -86,7 +86,7 @@ fn every_real_fixture_parses_with_its_providers_band_mapping() {
     let c1 = features("rustac/crates_server_data_sentinel-2_item-collection_earth-search-c1.json");
     assert_eq!(c1.len(), 10);
     for f in c1 {
-        serde_json::from_value::<stac::Item>(f).unwrap();
+        serde_json::from_value::<s2cr::catalog::item::Item>(f).unwrap();
     }
 }
 
@@ -178,8 +178,8 @@ fn the_test_server_answers_in_the_shape_of_the_real_earth_search() {
     }
     assert!(a["body"]["next"].is_string() && b["body"]["next"].is_string());
     // Both parse as the same STAC type.
-    serde_json::from_value::<stac::ItemCollection>(ours).unwrap();
-    serde_json::from_value::<stac::ItemCollection>(real).unwrap();
+    serde_json::from_value::<s2cr::catalog::item::ItemCollection>(ours).unwrap();
+    serde_json::from_value::<s2cr::catalog::item::ItemCollection>(real).unwrap();
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn the_search_stage_on_earth_search_shaped_responses() {
     let items: Value = serde_json::from_str(&std::fs::read_to_string(project.catalog_dir().join("items.json")).unwrap()).unwrap();
     assert!(!items["features"].as_array().unwrap().is_empty());
     // The Earth Search v0 item (odc-stac) parses too, with band-name keys under its own collection.
-    let v0: stac::Item = serde_json::from_value(fixture("odc-stac/S2A_28QCH_20200714_0_L2A.json")).unwrap();
+    let v0: s2cr::catalog::item::Item = serde_json::from_value(fixture("odc-stac/S2A_28QCH_20200714_0_L2A.json")).unwrap();
     assert_eq!(v0.collection.as_deref(), Some("sentinel-s2-l2a-cogs"));
 }
 

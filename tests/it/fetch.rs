@@ -215,7 +215,7 @@ fn fetch_project(tmp: &Path, served: &Path, href_of: impl Fn(&str) -> String, pr
         stack.bands[0] = s2cr::preprocess::s1::from_db(&stack.bands[0]);
         raster::write_raster(&served.join(format!("{pol}.tif")), &stack, &raster::WriteOptions::default()).unwrap();
     }
-    let s1_item: stac::Item = serde_json::from_str(
+    let s1_item: s2cr::catalog::item::Item = serde_json::from_str(
         &std::fs::read_to_string(shared_data().join("stac/stactools-sentinel1/S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13.json")).unwrap(),
     )
     .unwrap();
