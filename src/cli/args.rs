@@ -461,6 +461,10 @@ pub struct BenchArgs {
     /// model --compare-pytorch: rounds of interleaved runs; each figure is their median.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub rounds: u64,
+    /// infer: only these overlaps of the windows, comma-separated (default: 0.5, 0.25, 0.125
+    /// and the default).
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    pub overlap: Vec<f64>,
     /// Working folder of the preprocess, loader and infer benchmarks (default: the system's temporary folder).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -473,7 +477,7 @@ pub enum KeysArg {
     S2cr,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchWhat {
     Filters,
     Preprocess,

@@ -16,9 +16,12 @@ use crate::tools::model_bench;
 /// `s2cr bench --what ...`.
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     let (size, dir) = (args.size, args.dir.clone());
+    let what = clap::ValueEnum::to_possible_value(&args.what).map(|v| v.get_name().to_string()).unwrap_or_default();
     if !args.model.is_empty() && !matches!(args.what, BenchWhat::Model | BenchWhat::Profile) {
-        let what = clap::ValueEnum::to_possible_value(&args.what).map(|v| v.get_name().to_string()).unwrap_or_default();
         anyhow::bail!("--model chooses the models of --what model or --what profile; leave it out for --what {what}");
+    }
+    if !args.overlap.is_empty() && args.what != BenchWhat::Infer {
+        anyhow::bail!("--overlap chooses the overlaps of --what infer; leave it out for --what {what}");
     }
     match args.what {
         BenchWhat::Filters => bench_filters(size),
@@ -27,7 +30,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         BenchWhat::Model if args.compare_pytorch => bench_compare_pytorch(size, args.model.clone(), args.rounds as usize, quiet),
         BenchWhat::Model => bench_model(size, args.model.clone(), !args.no_gpu, quiet),
         BenchWhat::Profile => bench_profile(size, &args.model),
-        BenchWhat::Infer => bench_infer(size, dir, quiet),
+        BenchWhat::Infer => bench_infer(size, dir, &args.overlap, quiet),
         BenchWhat::Display => bench_display(size, dir, quiet),
         BenchWhat::Assess => bench_assess(size, dir, quiet),
     }
@@ -122,8 +125,9 @@ fn bench_in_dir<T: Send + 'static>(dir: Option<PathBuf>, quiet: bool, f: impl Fn
 
 /// Whole-grid inference: windows per second, the peak memory of the inference alone, and the
 /// seams, at the previous default overlap, smaller ones and today's.
-fn bench_infer(size: usize, dir: Option<PathBuf>, quiet: bool) -> Result<()> {
-    let r = bench_in_dir(dir, quiet, move |work, p| bench::infer(size, work, p))?;
+fn bench_infer(size: usize, dir: Option<PathBuf>, overlaps: &[f64], quiet: bool) -> Result<()> {
+    let overlaps = overlaps.to_vec();
+    let r = bench_in_dir(dir, quiet, move |work, p| bench::infer(size, work, &overlaps, p))?;
     let device = r.rows.first().map(|row| row.report.device.clone()).unwrap_or_default();
     println!("whole-grid inference, {0} x {0} grid, {1} px windows, {2}, {3}", r.size, r.patch, r.model, device);
     println!("  set-up (scenes, dataset, one training step)  {:>8.1} s", r.setup_secs);

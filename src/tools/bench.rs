@@ -362,9 +362,9 @@ pub const SEAM_BAND: usize = 4;
 /// Generates `size` x `size` preprocessed scenes, builds the dataset (256 px patches), trains a
 /// small generator for one step (the weights do not change the cost) and synthesizes the whole
 /// grid with overlapping windows, at the previous default overlap (0.5), smaller ones and
-/// today's default, measuring time, the peak memory of the inference alone, and the seams
-/// against the label.
-pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench> {
+/// today's default (or the `overlaps` given), measuring time, the peak memory of the inference
+/// alone, and the seams against the label.
+pub fn infer(size: usize, dir: &Path, overlaps: &[f64], progress: &Progress) -> Result<InferBench> {
     use crate::dataset::{self, DatasetConfig, tiles::TileConfig};
     use crate::model::config::{ModelConfig, TrainConfig};
     use crate::model::infer::InferOptions;
@@ -383,7 +383,10 @@ pub fn infer(size: usize, dir: &Path, progress: &Progress) -> Result<InferBench>
     train(&project, &TrainOptions { run: run.clone(), model, train: train_cfg, device: crate::model::DeviceChoice::Cpu, resume: false }, progress)?;
     let setup_secs = start.elapsed().as_secs_f64();
     // The previous default (0.5, the Hann window), smaller overlaps, and today's default.
-    let mut overlaps = vec![0.5, 0.25, 0.125, InferOptions::default().overlap];
+    let mut overlaps = if overlaps.is_empty() { vec![0.5, 0.25, 0.125, InferOptions::default().overlap] } else { overlaps.to_vec() };
+    if let Some(bad) = overlaps.iter().find(|o| !(0.0..1.0).contains(*o)) {
+        return Err(Error::invalid("--overlap", format!("{bad} is not in [0, 1)")));
+    }
     overlaps.sort_by(|a, b| b.total_cmp(a));
     overlaps.dedup();
     let mut rows = Vec::new();

@@ -177,6 +177,7 @@ mod tests {
     #[test]
     fn fused_adam_follows_burns_adam_and_reads_its_state() {
         let dev = Device::flex().autodiff();
+        dev.seed(7);
         let model = LinearConfig::new(37, 29).init(&dev);
         let x = Tensor::<2>::random([5, 37], Distribution::Normal(0.0, 1.0), &dev);
         let mut ours = (model.clone(), FusedAdam::init(0.5, 0.999, 1e-8));

@@ -258,6 +258,7 @@ mod tests {
     #[test]
     fn batch_norm_in_training_equals_burns_with_its_gradients_and_running_statistics() {
         let dev = Device::flex().autodiff();
+        dev.seed(7);
         for (batch, channels, h, w) in [(1, 3, 8, 8), (3, 5, 7, 9), (2, 4, 1, 1), (1, 16, 33, 31)] {
             // Two identical modules with non-trivial affine parameters.
             let bn = BatchNormConfig::new(channels).init(&dev);

@@ -56,6 +56,7 @@ fn cases() -> Vec<(Layer, usize, usize, usize, usize, usize, bool)> {
 #[test]
 fn forwards_equal_burns() {
     let dev = Device::flex();
+    dev.seed(7);
     for (layer, batch, c_in, c_out, h, w, bias) in cases() {
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &dev);
         let wt = Tensor::<4>::random(weight_shape(layer, c_in, c_out), Distribution::Normal(0.0, 1.0), &dev);
@@ -102,6 +103,7 @@ fn gradients_equal_burns() {
 #[test]
 fn only_the_asked_gradients_are_computed_and_untracked_inputs_stay_untracked() {
     let dev = Device::flex().autodiff();
+    dev.seed(7);
     // The generator's first layer: data without a gradient, a weight with one.
     let x = Tensor::<4>::random([1, 3, 8, 8], Distribution::Normal(0.0, 1.0), &dev);
     let wt = Tensor::<4>::random([4, 3, 4, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
@@ -117,6 +119,7 @@ fn only_the_asked_gradients_are_computed_and_untracked_inputs_stay_untracked() {
 #[test]
 fn results_are_the_same_run_to_run() {
     let dev = Device::flex().autodiff();
+    dev.seed(7);
     // Two threads whatever the machine: the 16-channel case at 128 px then takes the blocked
     // products and the blocked scatter (8 blocks of 8 rows), the 64-channel one the whole
     // products.
