@@ -369,6 +369,10 @@ pub fn infer(size: usize, dir: &Path, overlaps: &[f64], progress: &Progress) -> 
     use crate::model::config::{ModelConfig, TrainConfig};
     use crate::model::infer::InferOptions;
     use crate::model::train::{TrainOptions, train};
+    // Checked before the minutes of set-up a large grid takes.
+    if let Some(bad) = overlaps.iter().find(|o| !(0.0..1.0).contains(*o)) {
+        return Err(Error::invalid("--overlap", format!("{bad} is not in [0, 1)")));
+    }
     let start = Instant::now();
     let patch = 256;
     let project = preprocessed_project(dir, "bench-infer", size, progress)?;
@@ -384,9 +388,6 @@ pub fn infer(size: usize, dir: &Path, overlaps: &[f64], progress: &Progress) -> 
     let setup_secs = start.elapsed().as_secs_f64();
     // The previous default (0.5, the Hann window), smaller overlaps, and today's default.
     let mut overlaps = if overlaps.is_empty() { vec![0.5, 0.25, 0.125, InferOptions::default().overlap] } else { overlaps.to_vec() };
-    if let Some(bad) = overlaps.iter().find(|o| !(0.0..1.0).contains(*o)) {
-        return Err(Error::invalid("--overlap", format!("{bad} is not in [0, 1)")));
-    }
     overlaps.sort_by(|a, b| b.total_cmp(a));
     overlaps.dedup();
     let mut rows = Vec::new();
